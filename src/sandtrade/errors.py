@@ -1,0 +1,35 @@
+"""Errors a person can act on.
+
+Every error raised at a boundary (a file that does not load, a strategy that fails, an order the
+broker refuses) is a :class:`SandtradeError` whose message says what was wrong, where, and what
+would be right. The CLI prints the message alone, without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "OrderRejected", "SandtradeError", "StoreError", "StrategyError"]
+
+
+class SandtradeError(Exception):
+    """Base of every error meant to be shown to a user as it is."""
+
+
+class DataError(SandtradeError):
+    """Market data that cannot be used: names the file, the line and the column."""
+
+
+class StrategyError(SandtradeError):
+    """A strategy file that cannot be loaded or that failed while running: names file:line."""
+
+
+class OrderRejected(SandtradeError):
+    """The broker refused an order; ``reason`` says why in plain words."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class StoreError(SandtradeError):
+    """The store cannot be opened or migrated."""

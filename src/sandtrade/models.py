@@ -1,0 +1,449 @@
+"""Domain types shared by every room: instruments, market data, orders, fills, positions, accounts.
+
+Entities with a life cycle (orders, fills, positions, accounts, trades) are pydantic v2 models:
+they cross process and network boundaries, get persisted, and a bad value must be rejected
+with a message naming the field and the value.
+
+Market data records (:class:`Bar`, :class:`Quote`) are immutable ``NamedTuple`` records instead.
+A back-test creates one per bar, hundreds of thousands per run; pydantic construction would cost
+more than everything else the engine does for that bar. They are validated once, where they enter
+the system (:meth:`Bar.checked`, the CSV loader), and are plain read-only data afterwards, which
+is also what untrusted strategy code may be handed.
+
+Prices and quantities are floats. Back-tests must agree to the cent with backtesting.py, which
+computes in floats, and float arithmetic is an order of magnitude faster than ``Decimal``;
+quantities are snapped to each instrument's lot size (:meth:`Instrument.round_qty`) so that
+fractional crypto quantities stay exact multiples of the lot.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Account",
+    "AssetClass",
+    "Bar",
+    "Fill",
+    "Instrument",
+    "OptionRight",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "Quote",
+    "TimeInForce",
+    "Trade",
+    "parse_occ_symbol",
+]
+
+
+# --------------------------------------------------------------------------- instruments
+
+
+class AssetClass(StrEnum):
+    """What kind of thing an instrument is; decides quantity rules and allowed order types."""
+
+    EQUITY = "equity"
+    CRYPTO = "crypto"
+    OPTION = "option"
+
+
+class OptionRight(StrEnum):
+    """Call or put."""
+
+    CALL = "call"
+    PUT = "put"
+
+
+_OCC_RE = re.compile(r"^(?P<root>[A-Z0-9.]{1,6}) *(?P<date>\d{6})(?P<right>[CP])(?P<strike>\d{8})$")
+
+
+def parse_occ_symbol(symbol: str) -> tuple[str, date, OptionRight, float]:
+    """Split an OCC option symbol such as ``SPY   251219C00450000`` into its parts.
+
+    Returns ``(underlying, expiry, right, strike)``. The root may be padded with spaces to six
+    characters (the OCC's own form) or not padded at all (``SPY251219C00450000``).
+    """
+    m = _OCC_RE.match(symbol.strip().upper())
+    if not m:
+        raise ValueError(
+            f"{symbol!r} is not an OCC option symbol; expected ROOT (1-6 chars, optionally "
+            "space-padded to 6) + YYMMDD + C or P + strike x 1000 in 8 digits, "
+            "e.g. 'SPY   251219C00450000'"
+        )
+    raw = m["date"]
+    try:
+        expiry = date(2000 + int(raw[:2]), int(raw[2:4]), int(raw[4:]))
+    except ValueError:
+        raise ValueError(f"{symbol!r}: expiry {raw!r} is not a valid YYMMDD date") from None
+    right = OptionRight.CALL if m["right"] == "C" else OptionRight.PUT
+    return m["root"], expiry, right, int(m["strike"]) / 1000.0
+
+
+class Instrument(BaseModel):
+    """A tradable thing and its trading rules.
+
+    ``lot_size`` is the quantity step (1 share, 1 contract, 1e-8 BTC); ``min_notional`` the
+    smallest order value the venue accepts; ``multiplier`` scales price to value (100 for a
+    standard equity option).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: Annotated[str, Field(min_length=1, max_length=32)]
+    asset_class: AssetClass = AssetClass.EQUITY
+    lot_size: Annotated[float, Field(gt=0)] = 1.0
+    min_notional: Annotated[float, Field(ge=0)] = 0.0
+    tick_size: Annotated[float, Field(gt=0)] = 0.01
+    multiplier: Annotated[float, Field(gt=0)] = 1.0
+    shortable: bool = True
+    underlying: str | None = None
+    expiry: date | None = None
+    right: OptionRight | None = None
+    strike: float | None = None
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_is_clean(cls, v: str) -> str:
+        if v != v.strip() and not _OCC_RE.match(v.strip()):
+            raise ValueError(f"symbol {v!r} has leading or trailing spaces")
+        return v
+
+    @classmethod
+    def equity(cls, symbol: str, *, fractional: bool = False, **kw: object) -> Instrument:
+        """A stock or ETF; whole shares unless ``fractional`` (then 1e-9 shares, as Alpaca)."""
+        return cls(symbol=symbol, asset_class=AssetClass.EQUITY,
+                   lot_size=1e-9 if fractional else 1.0, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def crypto(cls, symbol: str, *, lot_size: float = 1e-8, min_notional: float = 1.0,
+               **kw: object) -> Instrument:
+        """A crypto pair such as ``BTC-USD``: fractional quantities, traded around the clock."""
+        return cls(symbol=symbol, asset_class=AssetClass.CRYPTO, lot_size=lot_size,
+                   min_notional=min_notional, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def option(cls, occ_symbol: str) -> Instrument:
+        """A standard (100-share) equity option from its OCC symbol."""
+        underlying, expiry, right, strike = parse_occ_symbol(occ_symbol)
+        return cls(symbol=occ_symbol.strip().upper(), asset_class=AssetClass.OPTION,
+                   lot_size=1.0, multiplier=100.0, underlying=underlying, expiry=expiry,
+                   right=right, strike=strike, shortable=True)
+
+    @property
+    def fractional(self) -> bool:
+        """True when quantities below one unit are allowed."""
+        return self.lot_size < 1.0
+
+    @property
+    def _lot_decimals(self) -> int:
+        return max(0, -math.floor(math.log10(self.lot_size) + 1e-12)) if self.lot_size < 1 else 0
+
+    def round_qty(self, qty: float) -> float:
+        """Round a quantity down (towards zero) to a whole number of lots."""
+        lots = math.floor(abs(qty) / self.lot_size + 1e-9)
+        out = round(lots * self.lot_size, self._lot_decimals)
+        return math.copysign(out, qty) if out else 0.0
+
+    def is_whole_lots(self, qty: float) -> bool:
+        """True when ``qty`` is a whole number of lots (within float noise)."""
+        lots = abs(qty) / self.lot_size
+        return abs(lots - round(lots)) <= 1e-9 * max(1.0, lots)
+
+
+# --------------------------------------------------------------------------- market data
+
+
+def _check_finite(field: str, value: float, where: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{where}{field} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{where}{field} must be finite, got {value!r}")
+    return v
+
+
+class Bar(NamedTuple):
+    """One OHLCV bar: the price range of ``symbol`` over the interval that starts at ``time``."""
+
+    symbol: str
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+    @classmethod
+    def checked(cls, symbol: str, time: datetime, open: float, high: float, low: float,
+                close: float, volume: float = 0.0) -> Bar:
+        """Build a bar, raising ``ValueError`` naming the field and value when it is not sane."""
+        where = f"bar {symbol} {time}: "
+        o, h = _check_finite("open", open, where), _check_finite("high", high, where)
+        lo, c = _check_finite("low", low, where), _check_finite("close", close, where)
+        v = _check_finite("volume", volume, where)
+        for name, val in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            if val <= 0:
+                raise ValueError(f"{where}{name} must be positive, got {val!r}")
+        if v < 0:
+            raise ValueError(f"{where}volume must not be negative, got {v!r}")
+        if h < max(o, c, lo) or lo > min(o, c):
+            raise ValueError(
+                f"{where}high/low do not contain open/close (open={o}, high={h}, low={lo}, close={c})"
+            )
+        return cls(symbol, time, o, h, lo, c, v)
+
+
+class Quote(NamedTuple):
+    """Best bid and ask for ``symbol`` at ``time``."""
+
+    symbol: str
+    time: datetime
+    bid: float
+    ask: float
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+
+    @property
+    def mid(self) -> float:
+        """The midpoint between bid and ask."""
+        return (self.bid + self.ask) / 2.0
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class OrderSide(StrEnum):
+    """Buy or sell. A sell with no long position opens (or adds to) a short."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for buy, -1 for sell."""
+        return 1 if self is OrderSide.BUY else -1
+
+
+class OrderType(StrEnum):
+    """How the fill price is determined."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    """How long an order stays working.
+
+    ``day``: until the end of the session in which it can first trade. ``gtc``: until filled
+    or canceled. ``ioc``: whatever can fill on the first bar it meets, the rest canceled.
+    ``fok``: fills completely on the first bar it meets, or is canceled.
+    """
+
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class OrderStatus(StrEnum):
+    """The order life cycle: new → accepted → (partially_filled →) filled, or a terminal exit."""
+
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+_ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED}),
+    OrderStatus.ACCEPTED: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
+                                     OrderStatus.CANCELED, OrderStatus.EXPIRED}),
+    OrderStatus.PARTIALLY_FILLED: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
+                                             OrderStatus.CANCELED, OrderStatus.EXPIRED}),
+}
+
+
+class Order(BaseModel):
+    """An instruction to buy or sell, and its state as the broker works it.
+
+    Exactly one of ``qty`` (units) and ``equity_fraction`` (a share of the account's buying
+    power, resolved into whole lots at fill time, as backtesting.py sizes ``buy()``) is set.
+    ``reduce_only`` orders may only shrink a position; at fill time their quantity is capped to
+    the position then held, so a repeated ``close_position`` can never flip it.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    id: str
+    account: Annotated[str, Field(min_length=1)]
+    symbol: Annotated[str, Field(min_length=1)]
+    side: OrderSide
+    type: OrderType = OrderType.MARKET
+    qty: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    equity_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
+    limit_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    stop_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    client_order_id: Annotated[str, Field(max_length=128)] | None = None
+    tag: Annotated[str, Field(max_length=256)] | None = None
+    status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    avg_fill_price: float | None = None
+    reject_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    replaces: str | None = None
+    replaced_by: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Order:
+        if (self.qty is None) == (self.equity_fraction is None):
+            raise ValueError(
+                "exactly one of qty (units) and equity_fraction (share of buying power, "
+                f"between 0 and 1) must be set; got qty={self.qty!r}, "
+                f"equity_fraction={self.equity_fraction!r}"
+            )
+        needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit and self.limit_price is None:
+            raise ValueError(f"a {self.type.value} order needs limit_price")
+        if needs_stop and self.stop_price is None:
+            raise ValueError(f"a {self.type.value} order needs stop_price")
+        if not needs_limit and self.limit_price is not None:
+            raise ValueError(
+                f"limit_price={self.limit_price!r} given for a {self.type.value} order; "
+                "use type 'limit' or 'stop_limit'"
+            )
+        if not needs_stop and self.stop_price is not None:
+            raise ValueError(
+                f"stop_price={self.stop_price!r} given for a {self.type.value} order; "
+                "use type 'stop' or 'stop_limit'"
+            )
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        """True while the broker may still fill it."""
+        return self.status not in TERMINAL_STATUSES
+
+    @property
+    def remaining_qty(self) -> float:
+        """Units still to fill (``qty`` minus ``filled_qty``); 0 for fraction orders not yet sized."""
+        return (self.qty or 0.0) - self.filled_qty
+
+    def transition(self, status: OrderStatus) -> None:
+        """Move to ``status``, refusing moves the life cycle does not allow."""
+        allowed = _ALLOWED_TRANSITIONS.get(self.status, frozenset())
+        if status not in allowed:
+            raise ValueError(f"order {self.id}: cannot go from {self.status.value} to {status.value}")
+        self.status = status
+
+
+class Fill(BaseModel):
+    """One execution of (part of) an order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    order_id: str
+    account: str
+    symbol: str
+    side: OrderSide
+    qty: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(gt=0)]
+    commission: Annotated[float, Field(ge=0)] = 0.0
+    time: datetime
+    bar_index: int | None = None
+
+
+class Position(BaseModel):
+    """Holdings of one symbol in one account. ``qty`` is negative for a short."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    symbol: str
+    qty: float = 0.0
+    avg_price: float = 0.0
+    realized_pnl: float = 0.0
+    market_price: float | None = None
+    multiplier: float = 1.0
+
+    @property
+    def market_value(self) -> float:
+        """Signed value at the last known price (``avg_price`` when no price is known yet)."""
+        price = self.avg_price if self.market_price is None else self.market_price
+        return self.qty * price * self.multiplier
+
+    @property
+    def unrealized_pnl(self) -> float:
+        """Profit or loss if the position were closed at the last known price."""
+        if self.market_price is None:
+            return 0.0
+        return self.qty * (self.market_price - self.avg_price) * self.multiplier
+
+
+class Account(BaseModel):
+    """A paper account: one pool of cash shared by every symbol it trades.
+
+    ``equity``, ``buying_power`` and the market values are a snapshot computed by the broker
+    at the last known prices; ``cash`` is authoritative.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    cash: float
+    initial_cash: Annotated[float, Field(gt=0)]
+    currency: str = "USD"
+    realized_pnl: float = 0.0
+    commissions: float = 0.0
+    equity: float | None = None
+    buying_power: float | None = None
+    long_market_value: float = 0.0
+    short_market_value: float = 0.0
+    created_at: datetime | None = None
+
+
+class Trade(BaseModel):
+    """A closed (or still open) round trip: entry and exit of one lot, FIFO-matched.
+
+    ``pnl`` is net of the commissions of both legs and ``return_pct`` is the gross price move
+    minus commissions per unit of entry value, as backtesting.py defines ``PnL``/``ReturnPct``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    symbol: str
+    size: float
+    entry_time: datetime
+    entry_price: float
+    entry_bar: int | None = None
+    exit_time: datetime | None = None
+    exit_price: float | None = None
+    exit_bar: int | None = None
+    pnl: float = 0.0
+    return_pct: float = 0.0
+    commission: float = 0.0
+    tag: str | None = None

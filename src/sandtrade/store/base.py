@@ -1,0 +1,114 @@
+"""The one narrow interface every store implements.
+
+The broker and the rest of the host talk to persistence only through :class:`Store`, so that a
+PostgreSQL store can follow the SQLite one without touching them. Every mutating call is one
+transaction: either all of it is durable or none of it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+
+__all__ = ["BrokerChange", "RunRecord", "Store"]
+
+
+@dataclass(slots=True)
+class BrokerChange:
+    """Everything one broker event changed, written as a single transaction.
+
+    A fill, for example, is the fill itself, the order's new filled quantity and status, the
+    position and the account's cash: all four land together or not at all.
+    """
+
+    orders: list[Order] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.positions or self.accounts)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """The stored result of a back-test or paper-trading run."""
+
+    id: str
+    kind: str  # "backtest" | "paper"
+    strategy: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "finished"
+    error: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for accounts, orders, fills, positions and runs."""
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the open database is at."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the database."""
+        ...
+
+    # accounts
+    def create_account(self, account: Account) -> None:
+        """Insert a new account; raises ``StoreError`` if the id exists."""
+        ...
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account, or None."""
+        ...
+
+    def list_accounts(self) -> list[Account]:
+        """All accounts, ordered by id."""
+        ...
+
+    # broker state
+    def commit(self, change: BrokerChange) -> None:
+        """Apply one broker change (upsert orders, append fills, upsert positions and accounts)
+        in a single transaction."""
+        ...
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order, or None."""
+        ...
+
+    def list_orders(self, account: str, *, status: OrderStatus | None = None,
+                    open_only: bool = False, limit: int = 100,
+                    after: str | None = None) -> list[Order]:
+        """Orders of an account in creation order, paginated by ``after`` (an order id)."""
+        ...
+
+    def list_fills(self, account: str, *, order_id: str | None = None, limit: int = 1000,
+                   after: str | None = None) -> list[Fill]:
+        """Fills of an account in execution order, paginated by ``after`` (a fill id)."""
+        ...
+
+    def list_positions(self, account: str) -> list[Position]:
+        """Non-flat positions of an account, ordered by symbol."""
+        ...
+
+    # runs
+    def save_run(self, run: RunRecord) -> None:
+        """Insert or replace a run record."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+        ...
+
+    def list_runs(self, *, limit: int = 100) -> list[RunRecord]:
+        """Most recent runs first."""
+        ...
