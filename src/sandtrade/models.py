@@ -285,8 +285,9 @@ _ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 class Order(BaseModel):
     """An instruction to buy or sell, and its state as the broker works it.
 
-    Exactly one of ``qty`` (units) and ``equity_fraction`` (a share of the account's buying
-    power, resolved into whole lots at fill time, as backtesting.py sizes ``buy()``) is set.
+    An order is sized by ``qty`` (units) or by ``equity_fraction`` (a share of the account's
+    buying power, resolved into whole lots when it fills, as backtesting.py sizes ``buy()``;
+    ``qty`` then records the resolved size).
     ``reduce_only`` orders may only shrink a position; at fill time their quantity is capped to
     the position then held, so a repeated ``close_position`` can never flip it.
     """
@@ -304,6 +305,7 @@ class Order(BaseModel):
     stop_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     tif: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
+    stop_triggered: bool = False
     client_order_id: Annotated[str, Field(max_length=128)] | None = None
     tag: Annotated[str, Field(max_length=256)] | None = None
     status: OrderStatus = OrderStatus.NEW
@@ -317,11 +319,10 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:
-        if (self.qty is None) == (self.equity_fraction is None):
+        if self.qty is None and self.equity_fraction is None:
             raise ValueError(
-                "exactly one of qty (units) and equity_fraction (share of buying power, "
-                f"between 0 and 1) must be set; got qty={self.qty!r}, "
-                f"equity_fraction={self.equity_fraction!r}"
+                "one of qty (units) and equity_fraction (share of buying power, between 0 "
+                "and 1) must be set"
             )
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)

@@ -1,0 +1,22 @@
+"""The paper broker room: order checks, fill profiles, positions, accounts and costs."""
+
+from sandtrade.broker.fills import (
+    BUILTIN_FILL_PROFILES,
+    CloseProfile,
+    FillProfile,
+    NextOpenProfile,
+    QuoteProfile,
+)
+from sandtrade.broker.paper import PaperBroker, sequential_ids
+from sandtrade.broker.settings import BrokerSettings
+
+__all__ = [
+    "BUILTIN_FILL_PROFILES",
+    "BrokerSettings",
+    "CloseProfile",
+    "FillProfile",
+    "NextOpenProfile",
+    "PaperBroker",
+    "QuoteProfile",
+    "sequential_ids",
+]

@@ -1,0 +1,36 @@
+"""The strategy API: what a strategy file sees (``ctx``, ``ctx.ta``) and how it is loaded."""
+
+from sandtrade.strategy.context import (
+    FULL_EQUITY,
+    AccountView,
+    Context,
+    OrderView,
+    PositionView,
+    Trading,
+)
+from sandtrade.strategy.loader import (
+    HOOK_NAMES,
+    LoadedStrategy,
+    StrategySpec,
+    load_strategy,
+    resolve_params,
+)
+from sandtrade.strategy.ta import Bands, Series, crossover, crossunder
+
+__all__ = [
+    "FULL_EQUITY",
+    "HOOK_NAMES",
+    "AccountView",
+    "Bands",
+    "Context",
+    "LoadedStrategy",
+    "OrderView",
+    "PositionView",
+    "Series",
+    "StrategySpec",
+    "Trading",
+    "crossover",
+    "crossunder",
+    "load_strategy",
+    "resolve_params",
+]

@@ -1,0 +1,226 @@
+"""The event-driven back-test engine: bars in, the same paper broker, stats out.
+
+For each timestamp the engine: lets the broker work the orders against the new bar(s) (fills at
+the open, see :mod:`sandtrade.broker.fills`), records the equity at the close, reports fills
+to ``on_fill`` and then calls ``on_bar``. Bars are consumed as a stream; the engine keeps
+the strategy's look-back window, running statistics and decimated curves, so memory does not
+grow with the length of the history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time as _time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sandtrade.backtest.result import BacktestResult, EquityPoint
+from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
+from sandtrade.broker import BrokerSettings, PaperBroker, sequential_ids
+from sandtrade.errors import SandtradeError, StrategyError
+from sandtrade.models import Account, Bar, Instrument, Order, OrderSide, OrderType, Position
+from sandtrade.strategy.context import Context, FillView
+from sandtrade.strategy.loader import LoadedStrategy, strategy_error
+
+__all__ = ["ACCOUNT", "LocalTrading", "run_backtest"]
+
+ACCOUNT = "backtest"
+PROGRESS_EVERY = 4096
+
+
+class LocalTrading:
+    """The :class:`~sandtrade.strategy.context.Trading` port over an in-process broker."""
+
+    __slots__ = ("_account", "_broker")
+
+    def __init__(self, broker: PaperBroker, account: str) -> None:
+        self._broker = broker
+        self._account = account
+
+    def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
+               equity_fraction: float | None, type: OrderType, limit_price: float | None,
+               stop_price: float | None, tif: str, reduce_only: bool,
+               tag: str | None) -> Order:
+        """Submit to the broker for this account."""
+        return self._broker.submit(
+            self._account, symbol, side, qty, equity_fraction=equity_fraction, type=type,
+            limit_price=limit_price, stop_price=stop_price, tif=tif, reduce_only=reduce_only,
+            tag=tag)
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel if still working (and this account's)."""
+        order = self._broker._orders.get(order_id)
+        if order is None or order.account != self._account or not order.is_open:
+            return False
+        self._broker.cancel(order_id, "canceled by the strategy")
+        return True
+
+    def position(self, symbol: str) -> Position:
+        """The account's position in ``symbol``."""
+        return self._broker.position(self._account, symbol)
+
+    def account(self) -> Account:
+        """The account snapshot."""
+        return self._broker.account(self._account)
+
+    def open_orders(self) -> list[Order]:
+        """Working orders."""
+        return self._broker.orders(self._account, open_only=True)
+
+
+def _merge_ohlc(a: Bar, b: Bar) -> Bar:
+    return Bar(a.symbol, a.time, a.open, max(a.high, b.high), min(a.low, b.low), b.close,
+               a.volume + b.volume)
+
+
+def _timestamps(streams: Sequence[Iterable[Bar]]) -> Iterator[Sequence[Bar]]:
+    """Bars grouped by timestamp; one symbol's bars are yielded one at a time."""
+    if len(streams) == 1:
+        for bar in streams[0]:
+            yield (bar,)
+        return
+    group: list[Bar] = []
+    for bar in heapq.merge(*streams, key=lambda b: b.time):
+        if group and bar.time != group[0].time:
+            yield group
+            group = []
+        group.append(bar)
+    if group:
+        yield group
+
+
+def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
+                 *, cash: float = 10_000.0, settings: BrokerSettings | None = None,
+                 params: Mapping[str, Any] | None = None,
+                 instruments: Iterable[Instrument] = (),
+                 progress: Callable[[int], None] | None = None,
+                 close_at_end: bool = False, max_points: int = 2000) -> BacktestResult:
+    """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
+
+    Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
+    closes what is still open at the last close so it counts in the trade stats
+    (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
+    marked to market. The benchmark (Buy & Hold, beta) is the first symbol.
+    """
+    started = _time.perf_counter()
+    streams: dict[str, Iterable[Bar]] | None = None
+    if isinstance(data, Mapping):
+        streams = dict(data)
+    settings = settings or BrokerSettings()
+    broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids())
+    broker.open_account(ACCOUNT, cash)
+    logs: list[str] = []
+    warnings: list[str] = []
+
+    def rejected(order: Order) -> None:
+        warnings.append(f"{order.updated_at or '-'}: order {order.id} ({order.side.value} "
+                        f"{order.symbol}) rejected: {order.reject_reason}")
+
+    run_params = dict(strategy.params if params is None else params)
+    ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=logs.append, on_reject=rejected)
+    path = strategy.path
+    on_bar = strategy.caller("on_bar")
+    on_fill = strategy.caller("on_fill")
+    on_start = strategy.caller("on_start")
+    on_stop = strategy.caller("on_stop")
+    rec = EquityRecorder(max_points)
+    price_curves: dict[str, Decimator[Bar]] = {}
+    symbols: list[str] = []
+
+    def call(fn: Callable[..., Any], what: str, *args: Any) -> None:
+        try:
+            fn(*args)
+        except SandtradeError:
+            raise
+        except Exception as e:
+            raise strategy_error(path, e, what) from None
+
+    if streams is None:
+        stream_list: list[Iterable[Bar]] = [data]  # type: ignore[list-item]
+    else:
+        stream_list = list(streams.values())
+        symbols = list(streams)
+    bench: str | None = symbols[0] if symbols else None
+    started_hooks = False
+    pending_close_fills: list[FillView] = []
+    market_at_close = broker.profile.market_at_close
+    i = -1
+    bench_close = 0.0
+    for group in _timestamps(stream_list):
+        i += 1
+        fills = pending_close_fills
+        pending_close_fills = []
+        for bar in group:
+            sym = bar.symbol
+            if sym not in price_curves:
+                if broker.instrument(sym) is None:
+                    broker.register(Instrument.equity(sym))
+                price_curves[sym] = Decimator(_merge_ohlc, max_points)
+                if sym not in symbols:
+                    symbols.append(sym)
+                if bench is None:
+                    bench = sym
+            price_curves[sym].add(bar)
+            if sym == bench:
+                bench_close = bar.close
+            got = broker.on_bar(bar, i)
+            if got:
+                fills.extend(FillView.of(f) for f in got)
+        equity = broker.equity(ACCOUNT)
+        t = group[0].time
+        rec.record(t, equity, bench_close)
+        if equity <= 0:
+            broker.liquidate(ACCOUNT, "equity reached zero")
+            warnings.append(f"{t}: equity reached {equity:,.2f}; positions liquidated and the "
+                            "back-test stopped, as a broker would")
+            break
+        if not started_hooks:
+            started_hooks = True
+            ctx.symbol = group[0].symbol
+            if on_start is not None:
+                call(on_start, "in on_start", ctx)
+        for bar in group:
+            ctx._advance(bar, i)
+        if fills and on_fill is not None:
+            for fv in fills:
+                ctx.symbol = fv.symbol
+                call(on_fill, f"in on_fill at {t}", ctx, fv)
+        for bar in group:
+            ctx.symbol = bar.symbol
+            if on_bar is not None:
+                call(on_bar, f"in on_bar at {bar.time}", ctx, bar)
+            if market_at_close:
+                pending_close_fills.extend(FillView.of(f) for f in broker.close_auction(bar))
+        if progress is not None and i % PROGRESS_EVERY == 0:
+            progress(i + 1)
+    n_bars = i + 1
+    if n_bars == 0:
+        raise StrategyError(f"{path}: the data holds no bars; nothing to back-test")
+    if on_stop is not None:
+        call(on_stop, "in on_stop", ctx)
+    if close_at_end:
+        broker.liquidate(ACCOUNT, "closed at the end of the back-test")
+    if progress is not None:
+        progress(n_bars)
+
+    trades = list(broker.closed_trades(ACCOUNT))
+    stats = compute_stats(rec, trades, warmup_bars=ctx.warmup_bars())
+    open_trades = broker.open_trades(ACCOUNT)
+    stats["# Open Trades"] = len(open_trades)
+    stats["Open Trades P&L [$]"] = sum(t.pnl for t in open_trades)
+    return BacktestResult(
+        strategy=strategy.name,
+        symbols=symbols,
+        params=run_params,
+        settings={"cash": cash, **settings.model_dump(), "close_at_end": close_at_end},
+        bars=n_bars,
+        stats=to_jsonable(stats),
+        trades=trades,
+        open_trades=open_trades,
+        equity_curve=[EquityPoint(time=p[0], equity=p[1], drawdown_pct=-p[2] * 100)
+                      for p in rec.curve.result()],
+        prices={s: d.result() for s, d in price_curves.items()},
+        logs=logs,
+        warnings=warnings,
+        elapsed_s=_time.perf_counter() - started,
+    )

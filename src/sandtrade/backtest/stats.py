@@ -1,0 +1,383 @@
+"""Back-test statistics with backtesting.py's names and definitions, computed while streaming.
+
+:class:`EquityRecorder` takes one equity value per timestamp and keeps only running figures
+(peak, drawdown periods, one equity value per calendar day, co-moments for beta) and a
+decimated curve for charts, so memory grows with the number of days and trades, not bars.
+:func:`compute_stats` then produces the same figures as backtesting.py 0.6.6's
+``compute_stats`` (``_stats.py``): the same drawdown periods, daily geometric returns,
+annualisation (252 or 365 days, weekly/monthly/yearly data), Sharpe, Sortino, Calmar, SQN,
+Kelly and the rest. Where backtesting.py uses numpy, we do the same arithmetic in pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sandtrade.models import Trade
+
+__all__ = ["STAT_KEYS", "Decimator", "EquityRecorder", "compute_stats", "format_timedelta"]
+
+NAN = math.nan
+T = TypeVar("T")
+
+STAT_KEYS = (
+    "Start", "End", "Duration", "Exposure Time [%]", "Equity Final [$]", "Equity Peak [$]",
+    "Commissions [$]", "Return [%]", "Buy & Hold Return [%]", "Return (Ann.) [%]",
+    "Volatility (Ann.) [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Calmar Ratio",
+    "Alpha [%]", "Beta", "Max. Drawdown [%]", "Avg. Drawdown [%]", "Max. Drawdown Duration",
+    "Avg. Drawdown Duration", "# Trades", "Win Rate [%]", "Best Trade [%]", "Worst Trade [%]",
+    "Avg. Trade [%]", "Max. Trade Duration", "Avg. Trade Duration", "Profit Factor",
+    "Expectancy [%]", "SQN", "Kelly Criterion",
+)
+
+
+class Decimator(Generic[T]):
+    """Keeps at most ``2 * max_points`` points of a long series by merging neighbours.
+
+    Each merge halves the series; ``merge(a, b)`` combines two consecutive points into one
+    (for OHLC: first open, highest high, lowest low, last close).
+    """
+
+    def __init__(self, merge: Callable[[T, T], T], max_points: int = 2000) -> None:
+        self._merge = merge
+        self._max = max_points
+        self.points: list[T] = []
+        self._pending: T | None = None
+        self.stride = 1
+        self._count = 0
+
+    def add(self, point: T) -> None:
+        """Append one raw point."""
+        if self.stride == 1:
+            self.points.append(point)
+        else:
+            self._pending = point if self._pending is None else self._merge(self._pending, point)
+            self._count += 1
+            if self._count == self.stride:
+                self.points.append(self._pending)
+                self._pending = None
+                self._count = 0
+        if len(self.points) >= 2 * self._max:
+            pts = self.points
+            self.points = [self._merge(pts[k], pts[k + 1]) for k in range(0, len(pts) - 1, 2)]
+            self.stride *= 2
+
+    def result(self) -> list[T]:
+        """The decimated series, including a trailing partial bucket."""
+        return self.points + ([self._pending] if self._pending is not None else [])
+
+
+class EquityRecorder:
+    """Running figures of an equity curve, one :meth:`record` per timestamp."""
+
+    def __init__(self, max_points: int = 2000) -> None:
+        self.n = 0
+        self.first_equity = NAN
+        self.last_equity = NAN
+        self.peak = -math.inf
+        self.max_dd = 0.0
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+        self._recent_times: deque[datetime] = deque(maxlen=100)
+        self._weekend_bars = 0
+        # drawdown periods, as backtesting.py's compute_drawdown_duration_peaks
+        self._last_zero = -1
+        self._last_zero_time: datetime | None = None
+        self._cur_period_max = 0.0
+        self._last_dd = 0.0
+        self.dd_periods: list[tuple[timedelta, float]] = []
+        # one equity value per calendar day (the last)
+        self.days: list[tuple[date, float]] = []
+        self._day: date | None = None
+        self._day_equity = NAN
+        # beta: co-moments of equity and market log returns
+        self._prev_eq = NAN
+        self._prev_mkt = NAN
+        self._beta_n = 0
+        self._beta_valid = True
+        self._mx = self._my = self._cxy = self._cyy = 0.0
+        self.first_closes: list[float] = []  # for Buy & Hold from the warm-up bar
+        self.last_close = NAN
+        self.curve: Decimator[tuple[datetime, float, float]] = Decimator(
+            lambda a, b: (a[0], b[1], max(a[2], b[2])), max_points)
+
+    def record(self, time: datetime, equity: float, market: float) -> None:
+        """Take the equity at the end of a timestamp and the benchmark's close there."""
+        i = self.n
+        self.n = i + 1
+        if i == 0:
+            self.first_equity = equity
+            self.start = time
+        self.end = time
+        self.last_equity = equity
+        self._recent_times.append(time)
+        if time.weekday() >= 5:
+            self._weekend_bars += 1
+        if equity > self.peak:
+            self.peak = equity
+        dd = 1 - equity / self.peak if self.peak else NAN
+        if dd > self.max_dd:
+            self.max_dd = dd
+        if dd == 0:
+            if i > self._last_zero + 1 and self._last_zero_time is not None:
+                self.dd_periods.append((time - self._last_zero_time, self._cur_period_max))
+            self._last_zero = i
+            self._last_zero_time = time
+            self._cur_period_max = 0.0
+        elif dd > self._cur_period_max:
+            self._cur_period_max = dd
+        self._last_dd = dd
+        d = time.date()
+        if d != self._day:
+            if self._day is not None:
+                self.days.append((self._day, self._day_equity))
+            self._day = d
+        self._day_equity = equity
+        if i < 10_000:
+            self.first_closes.append(market)
+        self.last_close = market
+        prev_eq, prev_mkt = self._prev_eq, self._prev_mkt
+        if i > 0 and self._beta_valid:
+            if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
+                x = math.log(equity / prev_eq)
+                y = math.log(market / prev_mkt)
+                k = self._beta_n = self._beta_n + 1
+                dx = x - self._mx
+                self._mx += dx / k
+                dy = y - self._my
+                self._my += dy / k
+                self._cxy += dx * (y - self._my)
+                self._cyy += dy * (y - self._my)
+            else:
+                self._beta_valid = False
+        self._prev_eq, self._prev_mkt = equity, market
+        self.curve.add((time, equity, dd))
+
+    def closing_periods(self) -> list[tuple[timedelta, float]]:
+        """Drawdown periods including the one still open at the last bar (as backtesting.py)."""
+        periods = list(self.dd_periods)
+        last = self.n - 1
+        if self._last_dd != 0 and last > self._last_zero + 1 and self._last_zero_time:
+            assert self.end is not None
+            periods.append((self.end - self._last_zero_time, self._cur_period_max))
+        return periods
+
+    def day_equities(self) -> list[tuple[date, float]]:
+        """Last equity of every calendar day with data."""
+        return self.days + ([(self._day, self._day_equity)] if self._day is not None else [])
+
+    def data_period(self) -> timedelta:
+        """Median spacing of the last 100 timestamps (backtesting.py's ``_data_period``)."""
+        t = list(self._recent_times)
+        diffs = [b - a for a, b in zip(t, t[1:], strict=False)]
+        if not diffs:
+            return timedelta(0)
+        diffs.sort()
+        mid = len(diffs) // 2
+        if len(diffs) % 2:
+            return diffs[mid]
+        return (diffs[mid - 1] + diffs[mid]) / 2
+
+    @property
+    def beta(self) -> float:
+        """Covariance of equity and market log returns over the market's variance."""
+        if not self._beta_valid or self._beta_n < 2 or self._cyy == 0:
+            return NAN
+        return self._cxy / self._cyy
+
+    @property
+    def have_weekends(self) -> bool:
+        """True when enough bars fall on weekends to count the year as 365 days."""
+        return self.n > 0 and self._weekend_bars / self.n > 2 / 7 * 0.6
+
+
+def format_timedelta(td: timedelta | float | None) -> str | None:
+    """A duration as pandas prints it: ``'830 days 00:00:00'``; None when missing."""
+    if td is None or not isinstance(td, timedelta):
+        return None
+    sign = "-" if td < timedelta(0) else ""
+    td = abs(td)
+    h, rem = divmod(td.seconds, 3600)
+    m, s = divmod(rem, 60)
+    frac = f".{td.microseconds:06d}" if td.microseconds else ""
+    return f"{sign}{td.days} days {h:02d}:{m:02d}:{s:02d}{frac}"
+
+
+_UNIT_US = {"D": 86_400_000_000, "h": 3_600_000_000, "min": 60_000_000, "s": 1_000_000,
+            "ms": 1_000, "us": 1}
+
+
+def _resolution(period: timedelta) -> str:
+    us = period.seconds * 1_000_000 + period.microseconds
+    if period.microseconds % 1000:
+        return "us"
+    if period.microseconds:
+        return "ms"
+    if us % 60_000_000:
+        return "s"
+    if us % 3_600_000_000:
+        return "min"
+    if us:
+        return "h"
+    return "D"
+
+
+def _ceil(td: timedelta | None, unit: str) -> timedelta | None:
+    if td is None:
+        return None
+    step = _UNIT_US[unit]
+    total = (td.days * 86_400_000_000) + td.seconds * 1_000_000 + td.microseconds
+    return timedelta(microseconds=-(-total // step) * step)
+
+
+def _geometric_mean(returns: Sequence[float]) -> float:
+    if not returns:
+        return NAN
+    if any(1 + r <= 0 for r in returns):
+        return 0.0
+    return math.exp(math.fsum(math.log(1 + r) for r in returns)
+                    / len(returns)) - 1
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return math.fsum(xs) / len(xs) if xs else NAN
+
+
+def _var(xs: Sequence[float]) -> float:
+    return statistics.variance(xs) if len(xs) > 1 else NAN
+
+
+def _div(a: float, b: float) -> float:
+    """a / b with numpy's conventions: x/0 is ±inf (nan for 0/0) instead of an exception."""
+    if b == 0 or b != b:
+        if b != b or a != a or a == 0:
+            return NAN
+        return math.copysign(math.inf, a) * (math.copysign(1, b) if b == 0 else 1)
+    return a / b
+
+
+def _group_days(days: list[tuple[date, float]], freq_days: int) -> list[float]:
+    if freq_days == 7:
+        def key(d: date) -> Any:
+            return d + timedelta(days=6 - d.weekday())  # W-SUN: weeks end on Sunday
+    elif freq_days == 31:
+        def key(d: date) -> Any:
+            return (d.year, d.month)
+    elif freq_days == 365:
+        def key(d: date) -> Any:
+            return d.year
+    else:
+        return [e for _, e in days]
+    out: dict[Any, float] = {}
+    for d, e in days:
+        out[key(d)] = e
+    return list(out.values())
+
+
+def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: int,
+                  ) -> dict[str, Any]:
+    """The stats dict, keys in backtesting.py's order; values are floats, ints, datetimes,
+    timedeltas or NaN (see :func:`to_jsonable` for the JSON form)."""
+    s: dict[str, Any] = {}
+    n = rec.n
+    s["Start"] = rec.start
+    s["End"] = rec.end
+    duration = (rec.end - rec.start) if rec.start and rec.end else timedelta(0)
+    s["Duration"] = duration
+    covered = 0
+    cur_end = -1
+    for a, b in sorted((t.entry_bar or 0, t.exit_bar or 0) for t in trades):
+        if b <= cur_end:
+            continue
+        covered += b - max(a, cur_end + 1) + 1
+        cur_end = b
+    s["Exposure Time [%]"] = covered / n * 100 if n else NAN
+    eq0, eq_final = rec.first_equity, rec.last_equity
+    s["Equity Final [$]"] = eq_final
+    s["Equity Peak [$]"] = rec.peak if n else NAN
+    commissions = math.fsum(t.commission for t in trades)
+    if commissions:
+        s["Commissions [$]"] = commissions
+    s["Return [%]"] = (eq_final - eq0) / eq0 * 100 if n else NAN
+    closes = rec.first_closes
+    c0 = closes[min(warmup_bars, len(closes) - 1)] if closes else NAN
+    bh = (rec.last_close - c0) / c0 * 100 if closes else NAN
+    s["Buy & Hold Return [%]"] = bh
+
+    period = rec.data_period()
+    freq_days = period.days
+    annual_days = (52 if freq_days == 7 else 12 if freq_days == 31 else 1 if freq_days == 365
+                   else (365 if rec.have_weekends else 252))
+    grouped = _group_days(rec.day_equities(), freq_days)
+    day_returns = [b / a - 1 for a, b in zip(grouped, grouped[1:], strict=False)]
+    gmean = _geometric_mean(day_returns) if day_returns else NAN
+    ann_return = (1 + gmean) ** annual_days - 1
+    s["Return (Ann.) [%]"] = ann_return * 100
+    var = _var(day_returns)
+    try:
+        vol = math.sqrt((var + (1 + gmean) ** 2) ** annual_days
+                        - (1 + gmean) ** (2 * annual_days)) * 100
+    except (ValueError, OverflowError):
+        vol = NAN
+    s["Volatility (Ann.) [%]"] = vol
+    years = (duration.days + duration.seconds / 86400) / 365.25
+    s["CAGR [%]"] = ((eq_final / eq0) ** (1 / years) - 1) * 100 if years and eq0 else NAN
+    s["Sharpe Ratio"] = _div(s["Return (Ann.) [%]"], vol or NAN)
+    downside = (math.sqrt(_mean([min(r, 0.0) ** 2 for r in day_returns]))
+                * math.sqrt(annual_days)) if day_returns else NAN
+    s["Sortino Ratio"] = _div(ann_return, downside)
+    s["Calmar Ratio"] = _div(ann_return, rec.max_dd or NAN)
+    beta = rec.beta
+    s["Alpha [%]"] = s["Return [%]"] - beta * bh
+    s["Beta"] = beta
+    s["Max. Drawdown [%]"] = -rec.max_dd * 100
+    periods = rec.closing_periods()
+    res = _resolution(period)
+    s["Avg. Drawdown [%]"] = -_mean([p for _, p in periods]) * 100 if periods else NAN
+    s["Max. Drawdown Duration"] = _ceil(max(d for d, _ in periods), res) if periods else None
+    s["Avg. Drawdown Duration"] = (_ceil(sum((d for d, _ in periods), timedelta(0))
+                                         / len(periods), res) if periods else None)
+
+    k = len(trades)
+    s["# Trades"] = k
+    pnl = [t.pnl for t in trades]
+    rets = [t.return_pct for t in trades]
+    win_rate = (sum(1 for p in pnl if p > 0) / k) if k else NAN
+    s["Win Rate [%]"] = win_rate * 100
+    s["Best Trade [%]"] = max(rets) * 100 if rets else NAN
+    s["Worst Trade [%]"] = min(rets) * 100 if rets else NAN
+    s["Avg. Trade [%]"] = _geometric_mean(rets) * 100 if rets else NAN
+    durations = [t.exit_time - t.entry_time for t in trades if t.exit_time and t.entry_time]
+    s["Max. Trade Duration"] = _ceil(max(durations), res) if durations else None
+    s["Avg. Trade Duration"] = (_ceil(sum(durations, timedelta(0)) / len(durations), res)
+                                if durations else None)
+    gains = math.fsum(r for r in rets if r > 0)
+    losses = abs(math.fsum(r for r in rets if r < 0))
+    s["Profit Factor"] = _div(gains, losses or NAN) if rets else NAN
+    s["Expectancy [%]"] = _mean(rets) * 100
+    sd = statistics.stdev(pnl) if k > 1 else NAN
+    s["SQN"] = _div(math.sqrt(k) * _mean(pnl), sd or NAN) if k else NAN
+    avg_win = _mean([p for p in pnl if p > 0])
+    avg_loss = -_mean([p for p in pnl if p < 0])
+    s["Kelly Criterion"] = win_rate - _div(1 - win_rate, _div(avg_win, avg_loss))
+    return s
+
+
+def to_jsonable(stats: dict[str, Any]) -> dict[str, Any]:
+    """Stats as JSON values: times ISO 8601, durations pandas-style, NaN and ±inf as None."""
+    out: dict[str, Any] = {}
+    for key, v in stats.items():
+        if isinstance(v, datetime):
+            out[key] = v.isoformat()
+        elif isinstance(v, timedelta):
+            out[key] = format_timedelta(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            out[key] = None
+        else:
+            out[key] = v
+    return out

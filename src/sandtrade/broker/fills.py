@@ -1,0 +1,203 @@
+"""Fill profiles: at what price, and when, a working order fills.
+
+A profile only answers "does this order fill on this bar (or quote), and at what price"; the
+broker does everything else (sizing, buying power, positions, cash).
+
+Order of events inside a bar, for every profile
+-----------------------------------------------
+When bar *t+1* of a symbol arrives, the broker, in this order:
+
+1. expires ``day`` orders whose session ended before this bar (a day order is good for the
+   session of the first bar it could trade on);
+2. walks the symbol's working orders in submission order and asks the profile for a price; an
+   order submitted while the strategy handled bar *t* meets bar *t+1* first, never bar *t*;
+3. cancels what is left of ``ioc`` orders and ``fok`` orders that could not fill in full;
+4. marks positions to bar *t+1*'s close.
+
+Then the strategy sees ``on_fill`` for each fill and ``on_bar`` for bar *t+1*. With the
+``close`` profile, market orders it submits while handling a bar fill at that bar's close
+right after ``on_bar`` returns.
+
+``next_open`` (the default, the same as backtesting.py's)
+--------------------------------------------------------
+* market: at the open.
+* limit buy at L: at the open if the open is at or below L (it gapped through: the better
+  price), else at L if the low touches L, else no fill. Limit sell mirrors it with the high.
+* stop buy at S: at the open if the open is at or above S (gap), else at S if the high touches
+  S. Stop sell mirrors it with the low. A triggered stop is a market order: it may slip.
+* stop-limit buy (S, L): triggers as a stop; at the trigger price T (the open on a gap, else S)
+  it fills at T when T <= L. Otherwise it rests as a limit order from the next bar on: nobody
+  knows whether the price came back to L after the trigger within the same bar, so we assume
+  it did not (backtesting.py makes the same pessimistic assumption).
+* slippage (``slippage_pct``) moves market and stop fills against the trader, capped at the
+  bar's high (buys) or low (sells); limit fills never slip.
+
+``close``
+---------
+Market orders fill at the close of the bar during which they were submitted (backtesting.py's
+``trade_on_close=True``); limit and stop orders behave as in ``next_open``.
+
+``quote``
+---------
+Fills against a bid/ask: market buys at the ask, sells at the bid; a limit buy fills when the
+ask is at or below the limit (at the ask), a sell when the bid is at or above it; stops trigger
+on the side they would trade. Given real quotes (``PaperBroker.on_quote``) it uses them; given
+only bars, it assumes a quote of ``spread_pct`` around each price and otherwise follows
+``next_open``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from sandtrade.models import Bar, Order, OrderSide, OrderType, Quote
+
+__all__ = [
+    "BUILTIN_FILL_PROFILES",
+    "CloseProfile",
+    "FillProfile",
+    "NextOpenProfile",
+    "QuoteProfile",
+]
+
+_BUY = OrderSide.BUY
+_MARKET = OrderType.MARKET
+_LIMIT = OrderType.LIMIT
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+
+
+class FillProfile(ABC):
+    """Decides fill prices. Subclasses set ``name`` and implement :meth:`bar_price`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: Market orders submitted while handling a bar fill at that bar's close.
+    market_at_close: ClassVar[bool] = False
+
+    def __init__(self, *, slippage_pct: float = 0.0, spread_pct: float = 0.0) -> None:
+        self.slippage_pct = slippage_pct
+        self.spread_pct = spread_pct
+
+    @abstractmethod
+    def bar_price(self, order: Order, bar: Bar) -> float | None:
+        """The price at which ``order`` fills on ``bar``, or None. May set ``stop_triggered``."""
+
+    def quote_price(self, order: Order, quote: Quote) -> float | None:
+        """The price at which ``order`` fills against ``quote``, or None (default: never)."""
+        return None
+
+    def _slip(self, price: float, is_buy: bool, bar: Bar) -> float:
+        s = self.slippage_pct
+        if not s:
+            return price
+        return min(price * (1 + s), bar.high) if is_buy else max(price * (1 - s), bar.low)
+
+
+class NextOpenProfile(FillProfile):
+    """Market orders at the next bar's open; limits and stops against the next bar's range."""
+
+    name = "next_open"
+    description = "market orders at the next bar's open; limit/stop against its range"
+
+    def bar_price(self, order: Order, bar: Bar) -> float | None:
+        """See the module docstring for the rules."""
+        is_buy = order.side is _BUY
+        typ = order.type
+        if typ is _MARKET:
+            return self._slip(bar.open, is_buy, bar)
+        if typ is _LIMIT:
+            return self._limit(order.limit_price, is_buy, bar)  # type: ignore[arg-type]
+        stop = order.stop_price
+        assert stop is not None
+        if typ is _STOP:
+            trig = self._trigger(stop, is_buy, bar)
+            return None if trig is None else self._slip(trig, is_buy, bar)
+        # stop-limit
+        limit = order.limit_price
+        assert limit is not None
+        if order.stop_triggered:
+            return self._limit(limit, is_buy, bar)
+        trig = self._trigger(stop, is_buy, bar)
+        if trig is None:
+            return None
+        order.stop_triggered = True
+        if (is_buy and trig <= limit) or (not is_buy and trig >= limit):
+            return trig
+        return None
+
+    @staticmethod
+    def _limit(limit: float, is_buy: bool, bar: Bar) -> float | None:
+        if is_buy:
+            if bar.open <= limit:
+                return bar.open
+            return limit if bar.low <= limit else None
+        if bar.open >= limit:
+            return bar.open
+        return limit if bar.high >= limit else None
+
+    @staticmethod
+    def _trigger(stop: float, is_buy: bool, bar: Bar) -> float | None:
+        if is_buy:
+            if bar.open >= stop:
+                return bar.open
+            return stop if bar.high >= stop else None
+        if bar.open <= stop:
+            return bar.open
+        return stop if bar.low <= stop else None
+
+
+class CloseProfile(NextOpenProfile):
+    """Market orders at the close of the bar they were placed on; limits/stops as next_open."""
+
+    name = "close"
+    description = "market orders at the same bar's close (trade_on_close); limit/stop as next_open"
+    market_at_close = True
+
+    def close_price(self, order: Order, bar: Bar) -> float:
+        """Fill price of a market order at ``bar``'s close (with slippage, capped by the bar)."""
+        return self._slip(bar.close, order.side is _BUY, bar)
+
+
+class QuoteProfile(NextOpenProfile):
+    """Fills against bid/ask: real quotes when given, else ``spread_pct`` around bar prices."""
+
+    name = "quote"
+    description = "fills at the bid/ask; from bars, an assumed spread around each price"
+
+    def bar_price(self, order: Order, bar: Bar) -> float | None:
+        """``next_open`` rules seen through a synthetic quote of ``spread_pct`` around prices."""
+        half = self.spread_pct / 2
+        if not half:
+            return super().bar_price(order, bar)
+        is_buy = order.side is _BUY
+        # The trader buys at the ask and sells at the bid: shift the bar by half the spread
+        # against them, then apply the ordinary rules to the shifted bar.
+        k = 1 + half if is_buy else 1 - half
+        shifted = bar._replace(open=bar.open * k, high=bar.high * k, low=bar.low * k,
+                               close=bar.close * k)
+        return super().bar_price(order, shifted)
+
+    def quote_price(self, order: Order, quote: Quote) -> float | None:
+        """Marketable against the quote: buys at the ask, sells at the bid."""
+        is_buy = order.side is _BUY
+        px = quote.ask if is_buy else quote.bid
+        if px <= 0:
+            return None
+        typ = order.type
+        if typ in (_STOP, _STOP_LIMIT) and not order.stop_triggered:
+            stop = order.stop_price
+            assert stop is not None
+            if (is_buy and px < stop) or (not is_buy and px > stop):
+                return None
+            order.stop_triggered = True
+        if typ in (_LIMIT, _STOP_LIMIT):
+            limit = order.limit_price
+            assert limit is not None
+            if (is_buy and px > limit) or (not is_buy and px < limit):
+                return None
+        return px
+
+
+BUILTIN_FILL_PROFILES: tuple[type[FillProfile], ...] = (NextOpenProfile, CloseProfile, QuoteProfile)

@@ -1,0 +1,731 @@
+"""The paper broker: accounts, order checks, fills, positions and cash. Deterministic.
+
+One :class:`PaperBroker` holds many accounts; each account trades many symbols from one pool
+of cash. Prices arrive as bars (:meth:`PaperBroker.on_bar`) or quotes
+(:meth:`PaperBroker.on_quote`); the fill profile (:mod:`sandtrade.broker.fills`) decides fill
+prices, the broker does the rest: sizing, buying power, FIFO lots, realized P&L, commission.
+
+Every state change is handed to the store, when there is one, as one :class:`BrokerChange`
+(one transaction). The broker knows nothing of HTTP, gRPC or strategies.
+
+Margin model: ``equity = cash + Σ qty·price·multiplier`` (shorts count negative);
+``buying power = max(0, equity - Σ |qty|·price·multiplier·margin)`` with ``long_margin`` for
+longs and ``short_margin`` for shorts. At a fill, open positions are marked at the price of
+that moment (the bar's open for the symbol being filled, the last close for the others); orders
+sized by ``equity_fraction`` get ``floor(buying_power / margin · fraction / unit cost)`` lots,
+where the unit cost includes the commission: the rule backtesting.py uses for ``buy()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+
+from pydantic import ValidationError
+
+from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, CloseProfile, FillProfile
+from sandtrade.broker.settings import BrokerSettings
+from sandtrade.errors import OrderRejected
+from sandtrade.models import (
+    Account,
+    AssetClass,
+    Bar,
+    Fill,
+    Instrument,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    TimeInForce,
+    Trade,
+)
+from sandtrade.store.base import BrokerChange, Store
+
+__all__ = ["PaperBroker", "sequential_ids"]
+
+_BUY = OrderSide.BUY
+_EPS = 1e-9
+_ALLOWED_TIF = {
+    AssetClass.EQUITY: frozenset(TimeInForce),
+    AssetClass.CRYPTO: frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+    AssetClass.OPTION: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
+}
+
+
+def sequential_ids() -> Callable[[str], str]:
+    """Deterministic ids: ``o1, o2, …`` for orders, ``f1, …`` for fills. For back-tests."""
+    counters: dict[str, itertools.count[int]] = {}
+
+    def make(kind: str) -> str:
+        return f"{kind}{next(counters.setdefault(kind, itertools.count(1)))}"
+
+    return make
+
+
+class _Lot:
+    """An open lot: the unmatched part of one opening fill (FIFO)."""
+
+    __slots__ = ("bar", "commission", "price", "qty", "tag", "time")
+
+    def __init__(self, qty: float, price: float, time: datetime, bar: int | None,
+                 commission: float, tag: str | None) -> None:
+        self.qty = qty
+        self.price = price
+        self.time = time
+        self.bar = bar
+        self.commission = commission
+        self.tag = tag
+
+
+class _Book:
+    """One account's mutable state."""
+
+    __slots__ = ("account", "client_ids", "closed_trades", "fills", "orders", "positions")
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[str, Order] = {}
+        self.client_ids: dict[str, str] = {}
+        self.closed_trades: list[Trade] = []
+        self.fills: list[Fill] = []
+
+
+class PaperBroker:
+    """A deterministic multi-account paper broker.
+
+    :param settings: costs, fill profile, partial fills and margin.
+    :param instruments: tradable instruments; orders for any other symbol are rejected.
+    :param store: where every state change is persisted (one transaction each); None keeps
+        everything in memory, as a back-test does.
+    :param ids: id factory (``kind -> id``); defaults to :func:`sequential_ids`.
+    :param profiles: extra fill profiles by name (plugins contribute them).
+    """
+
+    def __init__(self, settings: BrokerSettings | None = None, *,
+                 instruments: Iterable[Instrument] = (), store: Store | None = None,
+                 ids: Callable[[str], str] | None = None,
+                 profiles: Iterable[type[FillProfile]] = ()) -> None:
+        self.settings = settings or BrokerSettings()
+        self._store = store
+        self._ids = ids or sequential_ids()
+        known = {p.name: p for p in (*BUILTIN_FILL_PROFILES, *profiles)}
+        try:
+            profile_cls = known[self.settings.fill_profile]
+        except KeyError:
+            raise OrderRejected(
+                f"unknown fill profile {self.settings.fill_profile!r} "
+                f"(known: {', '.join(sorted(known))})", field="fill_profile") from None
+        self.profile = profile_cls(slippage_pct=self.settings.slippage_pct,
+                                   spread_pct=self.settings.spread_pct)
+        self._instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
+        self._books: dict[str, _Book] = {}
+        self._lots: dict[tuple[str, str], deque[_Lot]] = {}
+        self._orders: dict[str, Order] = {}
+        self._working: dict[str, list[Order]] = {}
+        self._mark: dict[str, float] = {}
+        self._day_session: dict[str, date] = {}
+        self._commission_charged: dict[str, float] = {}
+        self._now: datetime | None = None
+        self._bar_index: int | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def register(self, instrument: Instrument) -> None:
+        """Make ``instrument`` tradable (replacing an earlier definition of the symbol)."""
+        self._instruments[instrument.symbol] = instrument
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        """The registered instrument for ``symbol``, or None."""
+        return self._instruments.get(symbol)
+
+    def open_account(self, account_id: str, cash: float, *,
+                     time: datetime | None = None) -> Account:
+        """Create an account funded with ``cash``; its id must be new."""
+        if account_id in self._books:
+            raise OrderRejected(f"account {account_id!r} already exists", field="account")
+        try:
+            account = Account(id=account_id, cash=cash, initial_cash=cash, created_at=time)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise OrderRejected(
+                f"account {account_id!r}: {'.'.join(map(str, err['loc']))}: {err['msg']} "
+                f"(got {err.get('input')!r})", field=str(err["loc"][0])) from None
+        self._books[account_id] = _Book(account)
+        if self._store is not None:
+            self._store.create_account(account)
+        return self.account(account_id)
+
+    def set_time(self, time: datetime, bar_index: int | None = None) -> None:
+        """Set the broker's clock (stamps orders created outside bar processing)."""
+        self._now = time
+        self._bar_index = bar_index
+
+    # ------------------------------------------------------------------ views
+
+    def _book(self, account_id: str) -> _Book:
+        try:
+            return self._books[account_id]
+        except KeyError:
+            raise OrderRejected(f"unknown account {account_id!r}", field="account") from None
+
+    def account(self, account_id: str) -> Account:
+        """A snapshot of the account with equity and buying power at the last known prices."""
+        book = self._book(account_id)
+        acct = book.account
+        long_v = short_v = 0.0
+        for sym, pos in book.positions.items():
+            v = pos.qty * self._mark.get(sym, pos.avg_price) * pos.multiplier
+            if v >= 0:
+                long_v += v
+            else:
+                short_v += v
+        equity = acct.cash + long_v + short_v
+        return acct.model_copy(update={
+            "equity": equity, "buying_power": self._buying_power(book),
+            "long_market_value": long_v, "short_market_value": short_v,
+        })
+
+    def equity(self, account_id: str) -> float:
+        """Cash plus the value of every position at the last known prices."""
+        book = self._books[account_id]
+        eq = book.account.cash
+        mark = self._mark
+        for sym, pos in book.positions.items():
+            eq += pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
+        return eq
+
+    def buying_power(self, account_id: str) -> float:
+        """Equity less the initial margin of open positions, never below zero."""
+        return self._buying_power(self._book(account_id))
+
+    def _buying_power(self, book: _Book) -> float:
+        eq = book.account.cash
+        used = 0.0
+        s = self.settings
+        mark = self._mark
+        for sym, pos in book.positions.items():
+            v = pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
+            eq += v
+            used += v * s.long_margin if v >= 0 else -v * s.short_margin
+        return max(0.0, eq - used)
+
+    def position(self, account_id: str, symbol: str) -> Position:
+        """The position in ``symbol`` (flat when none), marked to the last known price."""
+        pos = self._book(account_id).positions.get(symbol)
+        if pos is None:
+            inst = self._instruments.get(symbol)
+            return Position(account=account_id, symbol=symbol, market_price=self._mark.get(symbol),
+                            multiplier=inst.multiplier if inst else 1.0)
+        return pos.model_copy(update={"market_price": self._mark.get(symbol)})
+
+    def positions(self, account_id: str) -> list[Position]:
+        """Every non-flat position of the account, by symbol."""
+        book = self._book(account_id)
+        return [self.position(account_id, s) for s in sorted(book.positions)]
+
+    def position_qty(self, account_id: str, symbol: str) -> float:
+        """Signed quantity held (fast path for strategies)."""
+        pos = self._books[account_id].positions.get(symbol)
+        return pos.qty if pos is not None else 0.0
+
+    def get_order(self, order_id: str) -> Order:
+        """The order with this id; raises ``OrderRejected`` when there is none."""
+        try:
+            return self._orders[order_id]
+        except KeyError:
+            raise OrderRejected(f"unknown order {order_id!r}", field="order_id") from None
+
+    def orders(self, account_id: str, *, open_only: bool = False) -> list[Order]:
+        """The account's orders in submission order."""
+        orders = self._book(account_id).orders.values()
+        return [o for o in orders if o.is_open] if open_only else list(orders)
+
+    def fills(self, account_id: str) -> list[Fill]:
+        """The account's fills in execution order."""
+        return list(self._book(account_id).fills)
+
+    def closed_trades(self, account_id: str) -> list[Trade]:
+        """Round trips closed so far (FIFO-matched lots), in closing order."""
+        return self._book(account_id).closed_trades
+
+    def open_trades(self, account_id: str) -> list[Trade]:
+        """Open lots as trades marked to the last known price (not yet closed)."""
+        out = []
+        for (acct, sym), lots in self._lots.items():
+            if acct != account_id:
+                continue
+            price = self._mark.get(sym)
+            mult = self._multiplier(sym)
+            for lot in lots:
+                px = lot.price if price is None else price
+                gross = lot.qty * (px - lot.price) * mult
+                out.append(Trade(
+                    account=acct, symbol=sym, size=lot.qty, entry_time=lot.time,
+                    entry_price=lot.price, entry_bar=lot.bar, pnl=gross - lot.commission,
+                    return_pct=math.copysign(1, lot.qty) * (px / lot.price - 1)
+                    - lot.commission / (abs(lot.qty) * lot.price * mult),
+                    commission=lot.commission, tag=lot.tag))
+        return out
+
+    def _multiplier(self, symbol: str) -> float:
+        inst = self._instruments.get(symbol)
+        return inst.multiplier if inst else 1.0
+
+    # ------------------------------------------------------------------ orders
+
+    def submit(self, account: str, symbol: str, side: OrderSide | str,
+               qty: float | None = None, *, equity_fraction: float | None = None,
+               type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
+               stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
+               reduce_only: bool = False, client_order_id: str | None = None,
+               tag: str | None = None) -> Order:
+        """Check an order and accept it, or record it as rejected with the reason.
+
+        Malformed requests (a negative quantity, a limit order without a limit price, an
+        unknown account) raise :class:`OrderRejected` naming the field. Orders that are well
+        formed but that the broker refuses (unknown symbol, not a whole number of lots,
+        insufficient buying power, a price outside the sanity band) come back with status
+        ``rejected`` and ``reject_reason``. A repeated ``client_order_id`` returns the order
+        first submitted with it, unchanged: a retry never trades twice.
+        """
+        book = self._book(account)
+        if client_order_id is not None and client_order_id in book.client_ids:
+            return self._orders[book.client_ids[client_order_id]]
+        if qty is not None and equity_fraction is not None:
+            raise OrderRejected("give qty or equity_fraction, not both", field="qty")
+        try:
+            order = Order(
+                id=self._ids("o"), account=account, symbol=symbol, side=side, type=type,
+                qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
+                stop_price=stop_price, tif=tif, reduce_only=reduce_only,
+                client_order_id=client_order_id, tag=tag, created_at=self._now,
+                updated_at=self._now)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "order"
+            value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
+            raise OrderRejected(f"{field}: {err['msg']}{value}", field=field) from None
+        reason = self._check(book, order)
+        if reason:
+            order.status = OrderStatus.REJECTED
+            order.reject_reason = reason
+        else:
+            order.status = OrderStatus.ACCEPTED
+            self._working.setdefault(symbol, []).append(order)
+        self._orders[order.id] = order
+        book.orders[order.id] = order
+        if client_order_id is not None:
+            book.client_ids[client_order_id] = order.id
+        self._persist(BrokerChange(orders=[order]))
+        return order
+
+    def _check(self, book: _Book, order: Order) -> str | None:
+        """Why the broker refuses ``order``, or None when it accepts it."""
+        sym = order.symbol
+        inst = self._instruments.get(sym)
+        if inst is None:
+            close = difflib.get_close_matches(sym, self._instruments, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            return f"unknown symbol {sym!r}{hint}"
+        if order.tif not in _ALLOWED_TIF[inst.asset_class]:
+            allowed = ", ".join(sorted(t.value for t in _ALLOWED_TIF[inst.asset_class]))
+            return (f"time in force {order.tif.value!r} is not available for "
+                    f"{inst.asset_class.value} {sym} (allowed: {allowed})")
+        if order.qty is not None and not inst.is_whole_lots(order.qty):
+            return (f"quantity {order.qty:g} is not a whole number of {sym}'s lot size "
+                    f"{inst.lot_size:g}")
+        ref = self._mark.get(sym)
+        for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
+            if px is None:
+                continue
+            if ref is not None and abs(px / ref - 1) > self.settings.price_band_pct:
+                return (f"{label} price {px:g} is {abs(px / ref - 1):.0%} away from the last "
+                        f"price {ref:g} of {sym}; orders must be within "
+                        f"±{self.settings.price_band_pct:.0%}")
+        if ref is None:
+            ref = order.limit_price or order.stop_price
+        held = self.position_qty(book.account.id, sym)
+        sign = order.side.sign
+        if order.reduce_only:
+            if held * sign >= 0:
+                return f"reduce-only {order.side.value} order but no {sym} position to reduce"
+            return None
+        if order.qty is None:  # sized from buying power when it fills
+            if sign < 0 and held <= 0 and not (self.settings.allow_short and inst.shortable):
+                return f"short selling {sym} is not allowed"
+            return None
+        if ref is None:
+            return f"no price known for {sym} yet; send a limit order or wait for market data"
+        notional = order.qty * ref * inst.multiplier
+        if notional < inst.min_notional:
+            return (f"order value {notional:,.2f} is below {sym}'s minimum notional "
+                    f"{inst.min_notional:,.2f}")
+        closing = min(order.qty, abs(held)) if held * sign < 0 else 0.0
+        opening = order.qty - closing
+        if opening <= _EPS:
+            return None
+        if sign < 0 and not (self.settings.allow_short and inst.shortable):
+            return (f"short selling {sym} is not allowed: the order sells {order.qty:g} "
+                    f"but the account holds {max(held, 0):g}")
+        margin = self.settings.long_margin if sign > 0 else self.settings.short_margin
+        needed = opening * ref * inst.multiplier * margin + self._commission_estimate(
+            order, opening, ref, inst)
+        available = self._buying_power(book) + self._pending_release(book, order)
+        if needed > available + 1e-9:
+            return (f"insufficient buying power: {order.side.value} {order.qty:g} {sym} at "
+                    f"~{ref:,.2f} needs {needed:,.2f}, {available:,.2f} available")
+        return None
+
+    def _commission_estimate(self, order: Order, qty: float, price: float,
+                             inst: Instrument) -> float:
+        return max(self.settings.commission(qty, price, inst.multiplier),
+                   self.settings.commission_min)
+
+    def _pending_release(self, book: _Book, new: Order) -> float:
+        """Margin that working orders will free by reducing positions (closing before opening)."""
+        release = 0.0
+        for o in book.orders.values():
+            if not o.is_open or o.qty is None or o is new:
+                continue
+            held = self.position_qty(book.account.id, o.symbol)
+            if held * o.side.sign < 0:
+                price = self._mark.get(o.symbol, 0.0)
+                m = self.settings.long_margin if held > 0 else self.settings.short_margin
+                release += min(o.remaining_qty, abs(held)) * price * self._multiplier(o.symbol) * m
+        return release
+
+    def cancel(self, order_id: str, reason: str = "canceled by request") -> Order:
+        """Cancel a working order; canceling a finished order is an error naming its status."""
+        order = self.get_order(order_id)
+        if not order.is_open:
+            raise OrderRejected(
+                f"order {order_id} is {order.status.value}; only working orders can be canceled",
+                field="order_id")
+        self._finish(order, OrderStatus.CANCELED, reason)
+        self._persist(BrokerChange(orders=[order]))
+        return order
+
+    def replace(self, order_id: str, *, qty: float | None = None,
+                limit_price: float | None = None, stop_price: float | None = None,
+                tif: TimeInForce | str | None = None) -> Order:
+        """Cancel a working, unfilled order and submit its amended copy in one step.
+
+        The new order keeps the old one's side, type and flags; its ``replaces`` names the old
+        order, whose ``replaced_by`` names the new one. When the amendment is refused, the old
+        order keeps working unchanged.
+        """
+        old = self.get_order(order_id)
+        if old.status is not OrderStatus.ACCEPTED:
+            raise OrderRejected(
+                f"order {order_id} is {old.status.value}; only accepted orders with no fills "
+                "can be replaced (cancel it and submit a new one)", field="order_id")
+        self._working[old.symbol].remove(old)
+        old.status = OrderStatus.CANCELED  # so the check sees the book without it
+        try:
+            new = self.submit(
+                old.account, old.symbol, old.side,
+                qty if qty is not None else old.qty,
+                equity_fraction=None if (qty is not None or old.qty is not None)
+                else old.equity_fraction,
+                type=old.type,
+                limit_price=limit_price if limit_price is not None else old.limit_price,
+                stop_price=stop_price if stop_price is not None else old.stop_price,
+                tif=tif if tif is not None else old.tif, reduce_only=old.reduce_only,
+                tag=old.tag)
+        except OrderRejected:
+            new = None
+        if new is None or new.status is OrderStatus.REJECTED:
+            old.status = OrderStatus.ACCEPTED
+            self._working[old.symbol].append(old)
+            self._working[old.symbol].sort(key=lambda o: self._seq(o.id))
+            reason = new.reject_reason if new is not None else "invalid amendment"
+            raise OrderRejected(f"replacement of {order_id} refused: {reason}", field="order_id")
+        new.replaces = old.id
+        old.replaced_by = new.id
+        old.reject_reason = f"replaced by {new.id}"
+        old.updated_at = self._now
+        self._day_session.pop(old.id, None)
+        self._persist(BrokerChange(orders=[old, new]))
+        return new
+
+    @staticmethod
+    def _seq(order_id: str) -> tuple[int, str]:
+        digits = "".join(ch for ch in order_id if ch.isdigit())
+        return (int(digits) if digits else 0, order_id)
+
+    def _finish(self, order: Order, status: OrderStatus, reason: str | None) -> None:
+        order.transition(status)
+        if reason:
+            order.reject_reason = reason
+        order.updated_at = self._now
+        working = self._working.get(order.symbol)
+        if working is not None and order in working:
+            working.remove(order)
+        self._day_session.pop(order.id, None)
+
+    # ------------------------------------------------------------------ market events
+
+    def on_bar(self, bar: Bar, bar_index: int | None = None) -> list[Fill]:
+        """Work the symbol's orders against ``bar`` (see the fill profile), then mark to close."""
+        self._now = bar.time
+        self._bar_index = bar_index
+        symbol = bar.symbol
+        working = self._working.get(symbol)
+        fills: list[Fill] = []
+        if working:
+            self._mark[symbol] = bar.open
+            profile = self.profile
+            skip_market = profile.market_at_close
+            session = bar.time.date()
+            volume_left = (None if self.settings.volume_share is None
+                           else bar.volume * self.settings.volume_share)
+            for order in list(working):
+                if order.tif is TimeInForce.DAY:
+                    first = self._day_session.setdefault(order.id, session)
+                    if first != session:
+                        self._finish(order, OrderStatus.EXPIRED, "day order expired at the "
+                                     f"end of the {first.isoformat()} session")
+                        self._persist(BrokerChange(orders=[order]))
+                        continue
+                if skip_market and order.type is OrderType.MARKET:
+                    continue
+                price = profile.bar_price(order, bar)
+                if price is not None:
+                    volume_left = self._fill(order, price, volume_left, fills)
+                if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
+                    self._finish(order, OrderStatus.CANCELED,
+                                 f"{order.tif.value}: unfilled quantity canceled")
+                    self._persist(BrokerChange(orders=[order]))
+        self._mark[symbol] = bar.close
+        return fills
+
+    def close_auction(self, bar: Bar) -> list[Fill]:
+        """With the ``close`` profile: fill working market orders at ``bar``'s close."""
+        profile = self.profile
+        if not isinstance(profile, CloseProfile):
+            return []
+        fills: list[Fill] = []
+        working = self._working.get(bar.symbol)
+        if not working:
+            return fills
+        volume_left = (None if self.settings.volume_share is None
+                       else bar.volume * self.settings.volume_share)
+        for order in list(working):
+            if order.type is OrderType.MARKET:
+                volume_left = self._fill(order, profile.close_price(order, bar), volume_left,
+                                         fills)
+        return fills
+
+    def on_quote(self, quote: Quote) -> list[Fill]:
+        """Work the symbol's orders against a bid/ask (``quote`` profile); marks at the mid."""
+        self._now = quote.time
+        fills: list[Fill] = []
+        for order in list(self._working.get(quote.symbol, ())):
+            price = self.profile.quote_price(order, quote)
+            if price is not None:
+                self._fill(order, price, None, fills)
+        self._mark[quote.symbol] = quote.mid
+        return fills
+
+    def mark(self, symbol: str, price: float) -> None:
+        """Set the last known price of ``symbol`` (valuation and order checks use it)."""
+        self._mark[symbol] = price
+
+    def last_price(self, symbol: str) -> float | None:
+        """The last known price of ``symbol``, or None."""
+        return self._mark.get(symbol)
+
+    def liquidate(self, account_id: str, reason: str) -> list[Fill]:
+        """Cancel every working order and close every position at the last known price."""
+        book = self._book(account_id)
+        for order in [o for o in book.orders.values() if o.is_open]:
+            self._finish(order, OrderStatus.CANCELED, reason)
+            self._persist(BrokerChange(orders=[order]))
+        fills: list[Fill] = []
+        for sym, pos in list(book.positions.items()):
+            side = OrderSide.SELL if pos.qty > 0 else _BUY
+            order = Order(id=self._ids("o"), account=account_id, symbol=sym, side=side,
+                          qty=abs(pos.qty), status=OrderStatus.ACCEPTED, tag="liquidation",
+                          created_at=self._now, updated_at=self._now)
+            self._orders[order.id] = order
+            book.orders[order.id] = order
+            self._execute(book, order, self._mark.get(sym, pos.avg_price), abs(pos.qty), fills)
+        return fills
+
+    # ------------------------------------------------------------------ execution
+
+    def _fill(self, order: Order, price: float, volume_left: float | None,
+              fills: list[Fill]) -> float | None:
+        """Fill as much of ``order`` at ``price`` as rules allow; returns the volume left."""
+        book = self._books[order.account]
+        inst = self._instruments[order.symbol]
+        held = self.position_qty(order.account, order.symbol)
+        sign = order.side.sign
+        if order.qty is None:
+            qty = self._size_fraction(book, order, price, inst)
+            if qty <= 0:
+                self._finish(order, OrderStatus.CANCELED,
+                             "insufficient buying power for even one lot at fill "
+                             f"(buying power {self._buying_power(book):,.2f}, price {price:,.2f})")
+                self._persist(BrokerChange(orders=[order]))
+                return volume_left
+            order.qty = qty
+        qty = order.remaining_qty
+        if order.reduce_only:
+            if held * sign >= 0:
+                self._finish(order, OrderStatus.CANCELED,
+                             f"reduce-only: no {order.symbol} position left to reduce")
+                self._persist(BrokerChange(orders=[order]))
+                return volume_left
+            qty = min(qty, abs(held))
+        if volume_left is not None:
+            cap = inst.round_qty(volume_left)
+            if order.tif is TimeInForce.FOK and cap + _EPS < qty:
+                return volume_left  # canceled by the caller: it cannot fill in full
+            qty = min(qty, cap)
+            if qty <= 0:
+                return volume_left
+        closing = min(qty, abs(held)) if held * sign < 0 else 0.0
+        opening = qty - closing
+        if opening > _EPS:
+            if sign < 0 and not (self.settings.allow_short and inst.shortable):
+                opening = 0.0
+                qty = closing
+                if qty <= 0:
+                    self._finish(order, OrderStatus.CANCELED,
+                                 f"short selling {order.symbol} is not allowed")
+                    self._persist(BrokerChange(orders=[order]))
+                    return volume_left
+            else:
+                margin = self.settings.long_margin if sign > 0 else self.settings.short_margin
+                mult = inst.multiplier
+                unit = price * mult * margin
+                comm = self.settings.commission(qty, price, mult)
+                bp = self._buying_power(book) + closing * unit - comm
+                if opening * unit > bp + 1e-9:
+                    self._finish(order, OrderStatus.CANCELED,
+                                 f"insufficient buying power at fill: {order.side.value} "
+                                 f"{opening:g} {order.symbol} at {price:,.2f} needs "
+                                 f"{opening * unit:,.2f}, {max(bp, 0):,.2f} available")
+                    self._persist(BrokerChange(orders=[order]))
+                    return volume_left
+        self._execute(book, order, price, qty, fills)
+        if volume_left is not None:
+            volume_left -= qty
+        return volume_left
+
+    def _size_fraction(self, book: _Book, order: Order, price: float,
+                       inst: Instrument) -> float:
+        """Lots that ``equity_fraction`` of buying power buys at ``price``, commission included.
+
+        The arithmetic mirrors backtesting.py's operation for operation, so that both size an
+        order identically to the last share.
+        """
+        f = order.equity_fraction
+        assert f is not None
+        s = self.settings
+        margin = s.long_margin if order.side is _BUY else s.short_margin
+        mult = inst.multiplier
+        unit_cost = price * mult + s.commission(f, price, mult) / f
+        lots = (self._buying_power(book) * (1 / margin) * f) // (unit_cost * inst.lot_size)
+        return round(lots * inst.lot_size, 12) if inst.lot_size < 1 else float(lots)
+
+    def _execute(self, book: _Book, order: Order, price: float, qty: float,
+                 fills: list[Fill]) -> None:
+        """Apply one fill: cash, FIFO lots, closed trades, the order, and persist it all."""
+        symbol = order.symbol
+        acct = book.account
+        mult = self._multiplier(symbol)
+        sign = order.side.sign
+        s = self.settings
+        commission = s.commission(qty, price, mult)
+        if s.commission_min:
+            charged = self._commission_charged.get(order.id, 0.0)
+            if charged < s.commission_min:
+                commission = max(commission, s.commission_min - charged)
+            self._commission_charged[order.id] = charged + commission
+        now = self._now or datetime.min
+        bar_index = self._bar_index
+        acct.cash -= sign * qty * price * mult + commission
+        acct.commissions += commission
+
+        pos = book.positions.get(symbol)
+        if pos is None:
+            pos = book.positions[symbol] = Position(account=acct.id, symbol=symbol,
+                                                    multiplier=mult)
+        key = (acct.id, symbol)
+        lots = self._lots.get(key)
+        if lots is None:
+            lots = self._lots[key] = deque()
+        remaining = qty
+        while remaining > _EPS and lots and lots[0].qty * sign < 0:
+            lot = lots[0]
+            lot_abs = abs(lot.qty)
+            take = lot_abs if lot_abs <= remaining + _EPS else remaining
+            lot_sign = 1.0 if lot.qty > 0 else -1.0
+            entry_comm = lot.commission * (take / lot_abs)
+            exit_comm = commission * (take / qty)
+            gross = lot_sign * take * (price - lot.price) * mult
+            total_comm = entry_comm + exit_comm
+            book.closed_trades.append(Trade.model_construct(
+                account=acct.id, symbol=symbol, size=lot_sign * take, entry_time=lot.time,
+                entry_price=lot.price, entry_bar=lot.bar, exit_time=now, exit_price=price,
+                exit_bar=bar_index, pnl=gross - total_comm,
+                return_pct=lot_sign * (price / lot.price - 1)
+                - total_comm / (take * lot.price * mult),
+                commission=total_comm, tag=lot.tag))
+            pos.realized_pnl += gross
+            acct.realized_pnl += gross
+            if take >= lot_abs - _EPS:
+                lots.popleft()
+            else:
+                lot.qty -= lot_sign * take
+                lot.commission -= entry_comm
+            remaining -= take
+        if remaining > _EPS:
+            lots.append(_Lot(sign * remaining, price, now, bar_index,
+                             commission * (remaining / qty), order.tag))
+        if lots:
+            total = 0.0
+            cost = 0.0
+            for lot in lots:
+                total += lot.qty
+                cost += lot.qty * lot.price
+            pos.qty = round(total, 12)
+            pos.avg_price = cost / total if total else 0.0
+        else:
+            pos.qty = 0.0
+            pos.avg_price = 0.0
+            del book.positions[symbol]
+            del self._lots[key]
+
+        prev = order.filled_qty
+        order.filled_qty = filled = round(prev + qty, 12)
+        order.avg_fill_price = (price if not prev else
+                                ((order.avg_fill_price or price) * prev + price * qty) / filled)
+        order.updated_at = now
+        order_qty = order.qty or filled
+        if order.reduce_only or filled >= order_qty - _EPS:
+            self._finish(order, OrderStatus.FILLED, None)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        fill = Fill.model_construct(
+            id=self._ids("f"), order_id=order.id, account=acct.id, symbol=symbol,
+            side=order.side, qty=qty, price=price, commission=commission, time=now,
+            bar_index=bar_index)
+        book.fills.append(fill)
+        fills.append(fill)
+        if self._store is not None:
+            self._persist(BrokerChange(orders=[order], fills=[fill],
+                                       positions=[pos.model_copy()], accounts=[acct.model_copy()]))
+
+    def _persist(self, change: BrokerChange) -> None:
+        if self._store is not None:
+            self._store.commit(change)

@@ -1,0 +1,454 @@
+"""``ctx``: the strategy's only door to the outside.
+
+A strategy sees market data through ``ctx.history``/``ctx.ta``, trades through ``ctx.buy``,
+``ctx.sell``, ``ctx.order``, ``ctx.cancel`` and ``ctx.close_position``, and reads its state
+through ``ctx.position``, ``ctx.account`` and ``ctx.orders``. Everything it gets back is plain
+data: floats, strings, tuples and small read-only records.
+
+The context trades through a :class:`Trading` port. In a back-test that port is the paper
+broker in the same process; in live paper trading it is the gRPC API. The strategy file is the
+same in both.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
+
+from sandtrade.models import Account, Bar, Fill, Order, OrderSide, OrderType, Position
+from sandtrade.strategy import ta as _ta
+
+__all__ = ["AccountView", "Context", "FillView", "OrderView", "PositionView", "Trading"]
+
+#: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
+#: uses 1 - epsilon, and sizing with 0.9999 buys one share less now and then.
+FULL_EQUITY = 1 - sys.float_info.epsilon
+#: Bars kept per symbol for ``ctx.history`` and late indicators; grows on request.
+DEFAULT_HISTORY = 512
+
+
+class Trading(Protocol):
+    """What the context needs from a broker, for one account."""
+
+    def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
+               equity_fraction: float | None, type: OrderType, limit_price: float | None,
+               stop_price: float | None, tif: str, reduce_only: bool,
+               tag: str | None) -> Order:
+        """Submit an order; returns it accepted or rejected."""
+        ...
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel a working order; False when it is no longer working."""
+        ...
+
+    def position(self, symbol: str) -> Position:
+        """The position in ``symbol`` (flat when none)."""
+        ...
+
+    def account(self) -> Account:
+        """The account snapshot."""
+        ...
+
+    def open_orders(self) -> list[Order]:
+        """Working orders, in submission order."""
+        ...
+
+
+class PositionView(NamedTuple):
+    """A position as the strategy sees it. ``qty`` is negative for a short."""
+
+    symbol: str
+    qty: float
+    avg_price: float
+    market_price: float
+    unrealized_pnl: float
+    realized_pnl: float
+
+    @property
+    def is_long(self) -> bool:
+        """True when holding a long position."""
+        return self.qty > 0
+
+    @property
+    def is_short(self) -> bool:
+        """True when holding a short position."""
+        return self.qty < 0
+
+
+class AccountView(NamedTuple):
+    """The account as the strategy sees it."""
+
+    cash: float
+    equity: float
+    buying_power: float
+    realized_pnl: float
+    commissions: float
+
+
+class OrderView(NamedTuple):
+    """A working order as the strategy sees it."""
+
+    id: str
+    symbol: str
+    side: str
+    type: str
+    qty: float
+    filled_qty: float
+    limit_price: float | None
+    stop_price: float | None
+    status: str
+    tag: str | None
+
+
+class FillView(NamedTuple):
+    """A fill of one of the strategy's orders."""
+
+    id: str
+    order_id: str
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    commission: float
+    time: datetime
+
+    @classmethod
+    def of(cls, fill: Fill) -> FillView:
+        """The strategy's view of a broker fill."""
+        return cls(fill.id, fill.order_id, fill.symbol, fill.side.value, fill.qty, fill.price,
+                   fill.commission, fill.time)
+
+
+class _SymbolData:
+    __slots__ = ("bars", "updaters")
+
+    def __init__(self, size: int) -> None:
+        self.bars: deque[Bar] = deque(maxlen=size)
+        self.updaters: list[Callable[[Bar, int], None]] = []
+
+
+def _check_number(name: str, value: object, *, positive: bool = True) -> float:
+    if type(value) not in (int, float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def _check_str(name: str, value: object) -> str:
+    if type(value) is not str:
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+class TA:
+    """``ctx.ta``: indicators on the current symbol (or ``symbol=``), cached per arguments."""
+
+    __slots__ = ("_cache", "_ctx")
+
+    crossover = staticmethod(_ta.crossover)
+    crossunder = staticmethod(_ta.crossunder)
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def _get(self, key: tuple[Any, ...], make: Callable[[], tuple[Any, Any]]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        ctx = self._ctx
+        series, update = make()
+        data = ctx._symbol_data(key[0])
+        start = ctx.bar_index - len(data.bars) + 1
+        for k, bar in enumerate(data.bars):  # warm up from the bars still held
+            update(bar, start + k)
+        data.updaters.append(update)
+        ctx._series.append(series)
+        self._cache[key] = series
+        return series
+
+    def _sym(self, symbol: str | None) -> str:
+        return self._ctx.symbol if symbol is None else _check_str("symbol", symbol)
+
+    @staticmethod
+    def _length(length: object) -> int:
+        if type(length) is not int or not 1 <= length <= 10_000:  # type: ignore[operator]
+            raise ValueError(f"length must be a whole number from 1 to 10000, got {length!r}")
+        return length  # type: ignore[return-value]
+
+    @staticmethod
+    def _source(source: object) -> str:
+        if source not in _ta._FIELDS:
+            raise ValueError(f"source must be one of {', '.join(_ta._FIELDS)}, got {source!r}")
+        return source  # type: ignore[return-value]
+
+    def sma(self, length: int, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Simple moving average (Pine ``ta.sma``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "sma", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_sma(f"sma({src},{n})", src, n))
+
+    def ema(self, length: int, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Exponential moving average (Pine ``ta.ema``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "ema", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_ema(f"ema({src},{n})", src, n))
+
+    def rma(self, length: int, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Wilder's moving average (Pine ``ta.rma``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "rma", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_rma(f"rma({src},{n})", src, n))
+
+    def rsi(self, length: int = 14, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Relative strength index, 0..100 (Pine ``ta.rsi``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "rsi", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_rsi(f"rsi({src},{n})", src, n))
+
+    def atr(self, length: int = 14, *, symbol: str | None = None) -> _ta.Series:
+        """Average true range (Pine ``ta.atr``)."""
+        sym, n = self._sym(symbol), self._length(length)
+        return self._get((sym, "atr", n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_atr(f"atr({n})", n))
+
+    def stdev(self, length: int, source: str = "close", *, symbol: str | None = None
+              ) -> _ta.Series:
+        """Population standard deviation (Pine ``ta.stdev``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "stdev", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_stdev(f"stdev({src},{n})", src, n))
+
+    def highest(self, length: int, source: str = "high", *, symbol: str | None = None
+                ) -> _ta.Series:
+        """Highest value over ``length`` bars, the current one included (Pine ``ta.highest``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "highest", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_extreme(f"highest({src},{n})", src, n, True))
+
+    def lowest(self, length: int, source: str = "low", *, symbol: str | None = None
+               ) -> _ta.Series:
+        """Lowest value over ``length`` bars, the current one included (Pine ``ta.lowest``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, "lowest", src, n),  # type: ignore[no-any-return]
+                         lambda: _ta.make_extreme(f"lowest({src},{n})", src, n, False))
+
+    def bb(self, length: int = 20, mult: float = 2.0, source: str = "close", *,
+           symbol: str | None = None) -> _ta.Bands:
+        """Bollinger bands ``(middle, upper, lower)`` (Pine ``ta.bb``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        m = _check_number("mult", mult)
+
+        def make() -> tuple[Any, Any]:
+            bands, update = _ta.make_bollinger(f"bb({src},{n},{m:g})", src, n, m)
+            return bands, update
+
+        key = (sym, "bb", src, n, m)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._get(key, make)
+            self._ctx._series.remove(hit)
+            self._ctx._series.extend(hit)
+        return hit  # type: ignore[no-any-return]
+
+
+class Context:
+    """What a strategy's hooks receive as ``ctx``."""
+
+    __slots__ = ("_data", "_history_size", "_logs", "_on_reject", "_series", "_trading",
+                 "bar_index", "params", "state", "symbol", "ta", "time")
+
+    def __init__(self, trading: Trading, params: Mapping[str, Any], *,
+                 state: dict[str, Any] | None = None,
+                 log: Callable[[str], None] | None = None,
+                 on_reject: Callable[[Order], None] | None = None) -> None:
+        self._trading = trading
+        self.params: Mapping[str, Any] = MappingProxyType(dict(params))
+        self.state: dict[str, Any] = state if state is not None else {}
+        self.time: datetime | None = None
+        self.symbol: str = ""
+        self.bar_index: int = -1
+        self.ta = TA(self)
+        self._data: dict[str, _SymbolData] = {}
+        self._series: list[Any] = []
+        self._history_size = DEFAULT_HISTORY
+        self._logs = log or (lambda line: None)
+        self._on_reject = on_reject
+
+    # ---------------------------------------------------------------- fed by the runner
+
+    def _symbol_data(self, symbol: str) -> _SymbolData:
+        data = self._data.get(symbol)
+        if data is None:
+            data = self._data[symbol] = _SymbolData(self._history_size)
+        return data
+
+    def _advance(self, bar: Bar, bar_index: int) -> None:
+        """Take in a new bar before the strategy's on_bar sees it."""
+        self.time = bar.time
+        self.symbol = bar.symbol
+        self.bar_index = bar_index
+        data = self._data.get(bar.symbol)
+        if data is None:
+            data = self._symbol_data(bar.symbol)
+        data.bars.append(bar)
+        for update in data.updaters:
+            update(bar, bar_index)
+
+    def warmup_bars(self) -> int:
+        """Bars before every indicator had a value (backtesting.py's warm-up), 0 if none."""
+        firsts = [s.first_valid_bar for s in self._series]
+        return max((f for f in firsts if f is not None), default=0)
+
+    # ---------------------------------------------------------------- market data
+
+    def history(self, n: int, field: str = "close", *, symbol: str | None = None
+                ) -> tuple[float, ...]:
+        """The last ``n`` values of ``field`` (oldest first), the current bar included.
+
+        Fewer than ``n`` come back while the history is still shorter. Asking for more than the
+        context holds (512 bars by default) makes it hold more from now on.
+        """
+        if type(n) is not int or n < 1:
+            raise ValueError(f"n must be a whole number of bars, 1 or more, got {n!r}")
+        src = self.ta._source(field)
+        sym = self.ta._sym(symbol)
+        data = self._data.get(sym)
+        if data is None:
+            return ()
+        if n > (data.bars.maxlen or 0):
+            self._history_size = max(self._history_size, n)
+            data.bars = deque(data.bars, maxlen=n)
+        idx = _ta._FIELDS[src]
+        bars = data.bars
+        start = max(0, len(bars) - n)
+        return tuple(bars[k][idx] for k in range(start, len(bars)))
+
+    def bars(self, n: int, *, symbol: str | None = None) -> tuple[Bar, ...]:
+        """The last ``n`` bars (oldest first), the current one included."""
+        closes = self.history(n, symbol=symbol)
+        data = self._data[self.ta._sym(symbol)]
+        return tuple(data.bars)[len(data.bars) - len(closes):]
+
+    # ---------------------------------------------------------------- trading
+
+    def _submit(self, side: OrderSide, size: object, symbol: str | None, limit: object,
+                stop: object, tif: object, tag: object) -> str:
+        sym = self.ta._sym(symbol)
+        qty: float | None = None
+        fraction: float | None = None
+        if size is None:
+            fraction = FULL_EQUITY
+        else:
+            s = _check_number("size", size)
+            if s < 1:
+                fraction = s
+            else:
+                qty = s
+        return self._send(side, sym, qty, fraction, limit, stop, tif, tag, False)
+
+    def _send(self, side: OrderSide, symbol: str, qty: float | None, fraction: float | None,
+              limit: object, stop: object, tif: object, tag: object, reduce_only: bool) -> str:
+        lim = None if limit is None else _check_number("limit", limit)
+        stp = None if stop is None else _check_number("stop", stop)
+        if lim is not None and stp is not None:
+            typ = OrderType.STOP_LIMIT
+        elif lim is not None:
+            typ = OrderType.LIMIT
+        elif stp is not None:
+            typ = OrderType.STOP
+        else:
+            typ = OrderType.MARKET
+        order = self._trading.submit(
+            symbol, side, qty, equity_fraction=fraction, type=typ, limit_price=lim,
+            stop_price=stp, tif=_check_str("tif", tif),
+            reduce_only=reduce_only, tag=None if tag is None else _check_str("tag", tag))
+        if order.reject_reason and self._on_reject is not None:
+            self._on_reject(order)
+        return order.id
+
+    def buy(self, size: float | None = None, *, symbol: str | None = None,
+            limit: float | None = None, stop: float | None = None, tif: str = "gtc",
+            tag: str | None = None) -> str:
+        """Buy; returns the order id.
+
+        ``size`` None buys as much as the buying power allows in whole units (the price of the
+        fill and the commission counted), a number in (0, 1) that share of the buying power,
+        a number of 1 or more that many units. ``limit`` and/or ``stop`` make it a limit, stop
+        or stop-limit order.
+        """
+        return self._submit(OrderSide.BUY, size, symbol, limit, stop, tif, tag)
+
+    def sell(self, size: float | None = None, *, symbol: str | None = None,
+             limit: float | None = None, stop: float | None = None, tif: str = "gtc",
+             tag: str | None = None) -> str:
+        """Sell (or sell short); sizes as :meth:`buy`. Returns the order id."""
+        return self._submit(OrderSide.SELL, size, symbol, limit, stop, tif, tag)
+
+    def order(self, symbol: str, side: str, qty: float, *, limit: float | None = None,
+              stop: float | None = None, tif: str = "gtc", tag: str | None = None) -> str:
+        """Submit an order for exactly ``qty`` units (fractions allowed where the instrument
+        allows them, e.g. 0.5 BTC). ``side`` is "buy" or "sell". Returns the order id."""
+        sym = _check_str("symbol", symbol)
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        q = _check_number("qty", qty)
+        return self._send(OrderSide(side), sym, q, None, limit, stop, tif, tag, False)
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel a working order; False when it has already finished."""
+        return self._trading.cancel(_check_str("order_id", order_id))
+
+    def close_position(self, symbol: str | None = None) -> str | None:
+        """Close the whole position in ``symbol`` with a reduce-only market order.
+
+        Returns the order id, or None when flat. Calling it again before the order fills
+        cannot flip the position: a reduce-only order never trades past flat.
+        """
+        sym = self.ta._sym(symbol)
+        qty = self._trading.position(sym).qty
+        if not qty:
+            return None
+        side = OrderSide.SELL if qty > 0 else OrderSide.BUY
+        return self._send(side, sym, abs(qty), None, None, None, "gtc", None, True)
+
+    # ---------------------------------------------------------------- state views
+
+    def position(self, symbol: str | None = None) -> PositionView:
+        """The position in ``symbol`` (the current bar's symbol by default)."""
+        sym = self.ta._sym(symbol)
+        p = self._trading.position(sym)
+        mp = p.market_price if p.market_price is not None else p.avg_price
+        return PositionView(sym, p.qty, p.avg_price, mp, p.unrealized_pnl, p.realized_pnl)
+
+    @property
+    def account(self) -> AccountView:
+        """Cash, equity and buying power of the strategy's account."""
+        a = self._trading.account()
+        return AccountView(a.cash, a.equity if a.equity is not None else a.cash,
+                           a.buying_power if a.buying_power is not None else a.cash,
+                           a.realized_pnl, a.commissions)
+
+    def orders(self) -> tuple[OrderView, ...]:
+        """Working orders, oldest first."""
+        return tuple(
+            OrderView(o.id, o.symbol, o.side.value, o.type.value,
+                      o.qty if o.qty is not None else 0.0, o.filled_qty, o.limit_price,
+                      o.stop_price, o.status.value, o.tag)
+            for o in self._trading.open_orders())
+
+    def log(self, *parts: object) -> None:
+        """Write a line to the run's log, stamped with the bar time."""
+        stamp = self.time.isoformat() if self.time else "-"
+        self._logs(f"{stamp} {' '.join(str(p) for p in parts)}")

@@ -1,0 +1,222 @@
+"""Loading a strategy file and checking its hooks against the strategy hookspecs.
+
+A strategy is one ``.py`` file with an optional module-level ``PARAMS`` dict and any of the
+hooks in :class:`StrategySpec`. The file's functions are registered with a pluggy
+``PluginManager`` against those specs, so a misspelled hook (``on_bars``) or a wrong argument
+name (``def on_bar(context, bar)``) is a ``file:line`` error when the file is loaded, not a
+hook that silently never runs.
+
+Here the file runs in the calling process; the sandbox moves this into a resource-limited
+worker. Everything that loads or runs a strategy goes through :func:`load_strategy` and the
+runner seam in :mod:`sandtrade.backtest.runner`, so that move stays small.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import inspect
+import traceback
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from sandtrade.errors import StrategyError
+
+__all__ = [
+    "HOOK_NAMES",
+    "LoadedStrategy",
+    "StrategySpec",
+    "load_strategy",
+    "resolve_params",
+    "strategy_error",
+]
+
+PROJECT = "sandtrade.strategy"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+class StrategySpec:
+    """The hooks a strategy file may define. Every one is optional."""
+
+    @hookspec
+    def on_start(self, ctx: Any) -> None:
+        """Called once before the first bar."""
+
+    @hookspec
+    def on_bar(self, ctx: Any, bar: Any) -> None:
+        """Called for every bar of every symbol, after fills at its open were reported."""
+
+    @hookspec
+    def on_signal(self, ctx: Any, signal: Any) -> None:
+        """Called for each external signal routed to this strategy (e.g. a TradingView alert)."""
+
+    @hookspec
+    def on_fill(self, ctx: Any, fill: Any) -> None:
+        """Called for each fill of one of the strategy's orders, before the bar's on_bar."""
+
+    @hookspec
+    def on_stop(self, ctx: Any) -> None:
+        """Called once after the last bar."""
+
+
+HOOK_NAMES = tuple(n for n in vars(StrategySpec) if n.startswith("on_"))
+
+
+class _StrategyPluginManager(pluggy.PluginManager):
+    """Treats every module-level ``on_*`` function as a hook implementation."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if name.startswith("on_") and inspect.isfunction(getattr(plugin, name, None)):
+            return {"wrapper": False, "hookwrapper": False, "optionalhook": False,
+                    "tryfirst": False, "trylast": False, "specname": None}
+        return None
+
+
+@dataclass
+class LoadedStrategy:
+    """A strategy file that compiled, ran its module body and passed the hook checks."""
+
+    name: str
+    path: str
+    params: dict[str, Any]
+    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    def caller(self, hook: str) -> Callable[..., Any] | None:
+        """A fast positional caller for ``hook`` with the spec's arguments, or None.
+
+        The user's function may declare fewer arguments than the spec (``def on_bar(ctx)``);
+        the caller then passes only those it declared, as pluggy would.
+        """
+        fn = self.hooks.get(hook)
+        if fn is None:
+            return None
+        spec_args = tuple(inspect.signature(getattr(StrategySpec, hook)).parameters)[1:]
+        own = tuple(inspect.signature(fn).parameters)
+        if own == spec_args:
+            return fn
+        picks = [spec_args.index(a) for a in own]
+        return lambda *args: fn(*(args[i] for i in picks))
+
+
+def _where(path: str, fn: Callable[..., Any]) -> str:
+    return f"{path}:{fn.__code__.co_firstlineno}"
+
+
+def strategy_error(path: str, exc: BaseException, during: str) -> StrategyError:
+    """Turn an exception raised by strategy code into a ``file:line: message`` error."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == path:
+            line = frame.lineno
+    where = f"{path}:{line}" if line else path
+    return StrategyError(f"{where}: {during}: {type(exc).__name__}: {exc}")
+
+
+def load_strategy(path: str | Path) -> LoadedStrategy:
+    """Compile and run a strategy file's module body, then check its hooks and PARAMS."""
+    p = Path(path)
+    spath = str(p)
+    try:
+        source = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StrategyError(f"{spath}: no such strategy file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StrategyError(f"{spath}: cannot read the strategy file: {e}") from None
+    try:
+        code = compile(source, spath, "exec")
+    except SyntaxError as e:
+        raise StrategyError(f"{spath}:{e.lineno}: syntax error: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise StrategyError(f"{spath}: cannot compile: {type(e).__name__}: {e}") from None
+    module = types.ModuleType(p.stem)
+    module.__file__ = spath
+    module.__dict__["__builtins__"] = builtins
+    try:
+        exec(code, module.__dict__)
+    except Exception as e:
+        raise strategy_error(spath, e, "while loading the file") from None
+
+    params = module.__dict__.get("PARAMS", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise StrategyError(f"{spath}: PARAMS must be a dict with string keys, "
+                            f"got {type(params).__name__}")
+    for k, v in params.items():
+        if type(v) not in (int, float, bool, str):
+            raise StrategyError(f"{spath}: PARAMS[{k!r}] must be an int, float, bool or str, "
+                                f"got {type(v).__name__}")
+
+    pm = _StrategyPluginManager(PROJECT)
+    pm.add_hookspecs(StrategySpec)
+    hooks = {n: f for n, f in vars(module).items()
+             if n.startswith("on_") and inspect.isfunction(f)}
+    for name, fn in hooks.items():
+        if name not in HOOK_NAMES:
+            close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise StrategyError(f"{_where(spath, fn)}: {name} is not a strategy hook; {hint}"
+                                f"hooks are: {', '.join(HOOK_NAMES)}")
+        spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
+        sig = inspect.signature(fn)
+        bad = [a for a, prm in sig.parameters.items()
+               if a not in spec_args or prm.kind not in (prm.POSITIONAL_OR_KEYWORD,)]
+        if bad:
+            raise StrategyError(
+                f"{_where(spath, fn)}: {name}({', '.join(sig.parameters)}): argument "
+                f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})")
+    try:
+        pm.register(module, name=p.stem)
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:  # the checks above should have caught it
+        raise StrategyError(f"{spath}: {e}") from None
+    return LoadedStrategy(name=p.stem, path=spath, params=dict(params), hooks=hooks)
+
+
+def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
+                   *, where: str = "strategy") -> dict[str, Any]:
+    """Apply ``--param K=V`` overrides, converting each value to its default's type.
+
+    An unknown name or a value of the wrong type is a :class:`StrategyError` naming both.
+    """
+    out = dict(defaults)
+    for key, raw in overrides.items():
+        if key not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            close = difflib.get_close_matches(key, list(defaults), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise StrategyError(f"{where}: unknown parameter {key!r}{hint} (known: {known})")
+        default = defaults[key]
+        out[key] = _convert(key, raw, default, where)
+    return out
+
+
+def _convert(key: str, raw: Any, default: Any, where: str) -> Any:
+    kind = type(default)
+    if not isinstance(raw, str):
+        if kind is float and type(raw) is int:
+            return float(raw)
+        if type(raw) is kind:
+            return raw
+        raise StrategyError(f"{where}: parameter {key!r} must be {kind.__name__}, "
+                            f"got {type(raw).__name__} {raw!r}")
+    text = raw.strip()
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise StrategyError(f"{where}: parameter {key!r} must be {kind.__name__} "
+                            f"(default {default!r}), got {raw!r}") from None
+    return text
