@@ -1,0 +1,474 @@
+"""The SQLite store: one file in WAL mode, every mutating call one durable transaction.
+
+Durability: ``synchronous=FULL`` makes SQLite fsync the write-ahead log at every commit, so a
+transaction that :meth:`SQLiteStore.commit` returned from survives a killed process and a power
+cut; a transaction cut short is rolled back when the database is next opened. Writers take the
+write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy timeout for another process to
+release it.
+
+Each table holds the typed columns that queries filter and sort on plus the whole model as JSON
+in ``data``; reads validate ``data``, so what comes back is exactly what went in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from sandtrade.errors import StoreError
+from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+from sandtrade.store.base import BrokerChange, RunRecord
+from sandtrade.store.migrations import migrate, read_schema_version
+
+__all__ = ["MEMORY", "SQLiteStore"]
+
+MEMORY = ":memory:"
+"""The path that opens a private, in-memory database (gone when the store is closed)."""
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class SQLiteStore:
+    """A :class:`~sandtrade.store.base.Store` kept in one SQLite file, or in memory.
+
+    One connection, guarded by a lock, serves every thread of the process; other processes may
+    open the same file, and SQLite serialises their writes. Opening applies any pending schema
+    migrations. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self._path = os.fspath(path)
+        self._where = "in-memory SQLite store" if self._path == MEMORY else self._path
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(self._path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot open SQLite database {self._where}: {e} "
+                "(does its directory exist, and may this process write there?)"
+            ) from e
+        try:
+            self._configure(conn)
+            migrate(conn, where=self._where)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"cannot open SQLite database {self._where}: {e} "
+                "(is it a SQLite file, and may this process write to it?)"
+            ) from e
+        if self._path != MEMORY and str(mode).lower() != "wal":
+            raise StoreError(
+                f"{self._where}: SQLite would not switch to WAL journal mode (it stayed in "
+                f"{mode!r}); the store needs WAL, which does not work on network file systems"
+            )
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def path(self) -> str:
+        """The file the store is kept in, or ``":memory:"``."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"SQLiteStore({self._path!r}, {state})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connection(self, op: str) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{op}: the store {self._where} is closed")
+        return self._conn
+
+    @contextmanager
+    def _reading(self, op: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with SQLite errors turned into ``StoreError``."""
+        with self._lock:
+            conn = self._connection(op)
+            try:
+                yield conn
+            except sqlite3.Error as e:
+                raise StoreError(f"{op} failed on {self._where}: {e}") from e
+
+    @contextmanager
+    def _writing(self, op: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, else rolled back."""
+        with self._lock:
+            conn = self._connection(op)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # Some errors (disk full, I/O) have already rolled the transaction back.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                hint = ""
+                if "locked" in str(e) or "busy" in str(e):
+                    hint = (f" (another connection held the write lock for more than "
+                            f"{self._busy_timeout:g} s)")
+                raise StoreError(
+                    f"{op} failed on {self._where}: {e}{hint}; nothing was written"
+                ) from e
+            except sqlite3.Error as e:
+                raise StoreError(f"{op} failed on {self._where}: {e}; nothing was written") from e
+
+    def _load(self, model: type[_M], data: str, what: str) -> _M:
+        try:
+            return model.model_validate_json(data)
+        except ValidationError as e:
+            raise StoreError(
+                f"{self._where}: stored {what} no longer validates as {model.__name__}: {e}"
+            ) from e
+
+    def _dump(self, model: BaseModel, what: str, op: str) -> str:
+        # pydantic writes NaN and infinity as JSON null, which would not validate when read back;
+        # refuse them here rather than store a row nobody can load.
+        for name, value in model:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise StoreError(
+                    f"{op}: {what} has {name}={value!r}; only finite numbers can be stored "
+                    f"in {self._where}"
+                )
+        return model.model_dump_json()
+
+    def _page_start(self, conn: sqlite3.Connection, table: Literal["orders", "fills"],
+                    after: str, account: str, op: str) -> int:
+        row = conn.execute(f"SELECT seq, account FROM {table} WHERE id = ?", (after,)).fetchone()
+        if row is None or row[1] != account:
+            noun = "an order" if table == "orders" else "a fill"
+            raise StoreError(
+                f"{op}: after={after!r} is not the id of {noun} of account {account!r} in "
+                f"{self._where}; pass the id of the last {table[:-1]} of the previous page"
+            )
+        return int(row[0])
+
+    @staticmethod
+    def _check_limit(limit: int, op: str) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise StoreError(f"{op}: limit must be a whole number of at least 1, got {limit!r}")
+
+    # ------------------------------------------------------------------ Store
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the open database is at."""
+        with self._reading("schema_version") as conn:
+            return read_schema_version(conn)
+
+    def close(self) -> None:
+        """Flush and release the database; closing twice is harmless."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except sqlite3.Error as e:
+                    raise StoreError(f"closing {self._where} failed: {e}") from e
+                finally:
+                    self._conn = None
+
+    # accounts
+
+    def create_account(self, account: Account) -> None:
+        """Insert a new account; raises ``StoreError`` if the id exists."""
+        op = f"create_account({account.id!r})"
+        with self._writing(op) as conn:
+            exists = conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account.id,)).fetchone()
+            if exists:
+                raise StoreError(f"{op}: account {account.id!r} already exists in {self._where}")
+            self._upsert_account(conn, account, op)
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account, or None."""
+        op = f"get_account({account_id!r})"
+        with self._reading(op) as conn:
+            row = conn.execute("SELECT data FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        return None if row is None else self._load(Account, row[0], f"account {account_id!r}")
+
+    def list_accounts(self) -> list[Account]:
+        """All accounts, ordered by id."""
+        with self._reading("list_accounts") as conn:
+            rows = conn.execute("SELECT id, data FROM accounts ORDER BY id").fetchall()
+        return [self._load(Account, data, f"account {id_!r}") for id_, data in rows]
+
+    # broker state
+
+    def commit(self, change: BrokerChange) -> None:
+        """Apply one broker change (upsert orders, append fills, upsert positions and accounts)
+        in a single transaction.
+
+        Accounts are written first, then orders, fills and positions, so a change may create the
+        account or order that its other parts refer to. A fill id that is already stored is an
+        error, as is any reference to an account or order that does not exist; either way
+        nothing of the change is written.
+        """
+        if not change:
+            return
+        op = (f"commit({len(change.orders)} orders, {len(change.fills)} fills, "
+              f"{len(change.positions)} positions, {len(change.accounts)} accounts)")
+        with self._writing(op) as conn:
+            for account in change.accounts:
+                self._upsert_account(conn, account, op)
+            for order in change.orders:
+                self._upsert_order(conn, order, op)
+            for fill in change.fills:
+                self._insert_fill(conn, fill, op)
+            for position in change.positions:
+                self._upsert_position(conn, position, op)
+
+    def _upsert_account(self, conn: sqlite3.Connection, account: Account, op: str) -> None:
+        data = self._dump(account, f"account {account.id!r}", op)
+        conn.execute(
+            "INSERT INTO accounts (id, currency, cash, created_at, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET currency = excluded.currency, cash = excluded.cash, "
+            "created_at = excluded.created_at, data = excluded.data",
+            (account.id, account.currency, account.cash, _iso(account.created_at), data),
+        )
+
+    def _upsert_order(self, conn: sqlite3.Connection, order: Order, op: str) -> None:
+        what = f"order {order.id!r}"
+        data = self._dump(order, what, op)
+        try:
+            cur = conn.execute(
+                "INSERT INTO orders (id, account, symbol, side, type, status, is_open,"
+                " client_order_id, created_at, updated_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET side = excluded.side, type = excluded.type,"
+                " status = excluded.status, is_open = excluded.is_open,"
+                " client_order_id = excluded.client_order_id, created_at = excluded.created_at,"
+                " updated_at = excluded.updated_at, data = excluded.data"
+                " WHERE orders.account = excluded.account AND orders.symbol = excluded.symbol",
+                (order.id, order.account, order.symbol, order.side.value, order.type.value,
+                 order.status.value, int(order.is_open), order.client_order_id,
+                 _iso(order.created_at), _iso(order.updated_at), data),
+            )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"{op}: {what} belongs to account {order.account!r}, which is not in "
+                f"{self._where}; create the account first. Nothing of this change was written"
+            ) from e
+        if cur.rowcount == 0:
+            account, symbol = conn.execute(
+                "SELECT account, symbol FROM orders WHERE id = ?", (order.id,)
+            ).fetchone()
+            raise StoreError(
+                f"{op}: {what} is stored for account {account!r} and symbol {symbol!r}; an "
+                f"update may not move it to account {order.account!r} and symbol "
+                f"{order.symbol!r}. Nothing of this change was written"
+            )
+
+    def _insert_fill(self, conn: sqlite3.Connection, fill: Fill, op: str) -> None:
+        what = f"fill {fill.id!r} of order {fill.order_id!r}"
+        data = self._dump(fill, what, op)
+        try:
+            conn.execute(
+                "INSERT INTO fills (id, order_id, account, symbol, side, qty, price, commission,"
+                " time, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fill.id, fill.order_id, fill.account, fill.symbol, fill.side.value, fill.qty,
+                 fill.price, fill.commission, fill.time.isoformat(), data),
+            )
+        except sqlite3.IntegrityError as e:
+            if conn.execute("SELECT 1 FROM fills WHERE id = ?", (fill.id,)).fetchone():
+                problem = "is already stored; a fill is recorded once"
+            elif not conn.execute("SELECT 1 FROM orders WHERE id = ?",
+                                  (fill.order_id,)).fetchone():
+                problem = "refers to an order that is not stored; commit the order with it"
+            else:
+                problem = f"belongs to account {fill.account!r}, which is not stored"
+            raise StoreError(
+                f"{op}: {what} {problem} ({self._where}). Nothing of this change was written"
+            ) from e
+
+    def _upsert_position(self, conn: sqlite3.Connection, position: Position, op: str) -> None:
+        # Flat positions are kept: their realized P&L is still worth reading.
+        what = f"position {position.account!r}/{position.symbol!r}"
+        data = self._dump(position, what, op)
+        try:
+            conn.execute(
+                "INSERT INTO positions (account, symbol, qty, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, symbol) DO UPDATE SET qty = excluded.qty,"
+                " data = excluded.data",
+                (position.account, position.symbol, position.qty, data),
+            )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"{op}: {what} belongs to account {position.account!r}, which is not in "
+                f"{self._where}; create the account first. Nothing of this change was written"
+            ) from e
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order, or None."""
+        with self._reading(f"get_order({order_id!r})") as conn:
+            row = conn.execute("SELECT data FROM orders WHERE id = ?", (order_id,)).fetchone()
+        return None if row is None else self._load(Order, row[0], f"order {order_id!r}")
+
+    def list_orders(self, account: str, *, status: OrderStatus | None = None,
+                    open_only: bool = False, limit: int = 100,
+                    after: str | None = None) -> list[Order]:
+        """Orders of an account in creation order, paginated by ``after`` (an order id)."""
+        op = f"list_orders({account!r})"
+        self._check_limit(limit, op)
+        sql = "SELECT id, data FROM orders WHERE account = ?"
+        args: list[Any] = [account]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(OrderStatus(status).value)
+        if open_only:
+            sql += " AND is_open = 1"
+        with self._reading(op) as conn:
+            if after is not None:
+                sql += " AND seq > ?"
+                args.append(self._page_start(conn, "orders", after, account, op))
+            rows = conn.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [self._load(Order, data, f"order {id_!r}") for id_, data in rows]
+
+    def list_fills(self, account: str, *, order_id: str | None = None, limit: int = 1000,
+                   after: str | None = None) -> list[Fill]:
+        """Fills of an account in execution order, paginated by ``after`` (a fill id)."""
+        op = f"list_fills({account!r})"
+        self._check_limit(limit, op)
+        sql = "SELECT id, data FROM fills WHERE account = ?"
+        args: list[Any] = [account]
+        if order_id is not None:
+            sql += " AND order_id = ?"
+            args.append(order_id)
+        with self._reading(op) as conn:
+            if after is not None:
+                sql += " AND seq > ?"
+                args.append(self._page_start(conn, "fills", after, account, op))
+            rows = conn.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [self._load(Fill, data, f"fill {id_!r}") for id_, data in rows]
+
+    def list_positions(self, account: str) -> list[Position]:
+        """Non-flat positions of an account, ordered by symbol."""
+        with self._reading(f"list_positions({account!r})") as conn:
+            rows = conn.execute(
+                "SELECT symbol, data FROM positions WHERE account = ? AND qty != 0"
+                " ORDER BY symbol", (account,)
+            ).fetchall()
+        return [self._load(Position, data, f"position {account!r}/{sym!r}") for sym, data in rows]
+
+    # runs
+
+    def save_run(self, run: RunRecord) -> None:
+        """Insert or replace a run record.
+
+        ``params``, ``stats`` and ``trades`` are stored as JSON and must hold only JSON values
+        (dicts with string keys, lists, strings, numbers, booleans, None), so that they read
+        back equal; anything else raises ``StoreError`` naming where it is.
+        """
+        op = f"save_run({run.id!r})"
+        row = (
+            run.id, run.kind, run.strategy, run.status, run.started_at.isoformat(),
+            _sort_key(run.started_at), _iso(run.finished_at),
+            self._json(run.params, "params", op), self._json(run.stats, "stats", op),
+            self._json(run.trades, "trades", op), run.error,
+        )
+        with self._writing(op) as conn:
+            conn.execute(
+                "INSERT INTO runs (id, kind, strategy, status, started_at, started_ts,"
+                " finished_at, params, stats, trades, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,"
+                " strategy = excluded.strategy, status = excluded.status,"
+                " started_at = excluded.started_at, started_ts = excluded.started_ts,"
+                " finished_at = excluded.finished_at, params = excluded.params,"
+                " stats = excluded.stats, trades = excluded.trades, error = excluded.error",
+                row,
+            )
+
+    def _json(self, value: object, name: str, op: str) -> str:
+        problem = _json_problem(value, name)
+        if problem:
+            raise StoreError(f"{op}: {problem}; store JSON values only (dicts with string keys, "
+                             "lists, strings, numbers, booleans, None)")
+        return json.dumps(value, separators=(",", ":"))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+        with self._reading(f"get_run({run_id!r})") as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
+                               (run_id,)).fetchone()
+        return None if row is None else _run_from_row(row)
+
+    def list_runs(self, *, limit: int = 100) -> list[RunRecord]:
+        """Most recent runs first (by ``started_at``; runs started together, last saved first)."""
+        self._check_limit(limit, "list_runs")
+        with self._reading("list_runs") as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_ts DESC, seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+
+_RUN_COLUMNS = "id, kind, strategy, status, started_at, finished_at, params, stats, trades, error"
+
+
+def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
+    id_, kind, strategy, status, started, finished, params, stats, trades, error = row
+    return RunRecord(
+        id=id_, kind=kind, strategy=strategy, status=status,
+        started_at=datetime.fromisoformat(started),
+        finished_at=None if finished is None else datetime.fromisoformat(finished),
+        params=json.loads(params), stats=json.loads(stats), trades=json.loads(trades),
+        error=error,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _sort_key(value: datetime) -> float:
+    """Seconds since the epoch; a naive time is taken as UTC so naive and aware runs sort."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _json_problem(value: object, where: str) -> str | None:
+    """Why ``value`` would not read back equal from JSON, naming the spot; None when it would."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has the key {key!r}, which is not a string"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    return f"{where} is {value!r}, a {type(value).__name__}"
