@@ -73,6 +73,12 @@ def _merge_ohlc(a: Bar, b: Bar) -> Bar:
                a.volume + b.volume)
 
 
+def _fold_ohlc(chunk: list[Bar]) -> Bar:
+    first = chunk[0]
+    return Bar(first.symbol, first.time, first.open, max(b.high for b in chunk),
+               min(b.low for b in chunk), chunk[-1].close, sum(b.volume for b in chunk))
+
+
 def _timestamps(streams: Sequence[Iterable[Bar]]) -> Iterator[Sequence[Bar]]:
     """Bars grouped by timestamp; one symbol's bars are yielded one at a time."""
     if len(streams) == 1:
@@ -127,77 +133,97 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     price_curves: dict[str, Decimator[Bar]] = {}
     symbols: list[str] = []
 
-    def call(fn: Callable[..., Any], what: str, *args: Any) -> None:
-        try:
-            fn(*args)
-        except SandtradeError:
-            raise
-        except Exception as e:
-            raise strategy_error(path, e, what) from None
-
     if streams is None:
         stream_list: list[Iterable[Bar]] = [data]  # type: ignore[list-item]
     else:
         stream_list = list(streams.values())
         symbols = list(streams)
     bench: str | None = symbols[0] if symbols else None
-    started_hooks = False
     pending_close_fills: list[FillView] = []
     market_at_close = broker.profile.market_at_close
     i = -1
     bench_close = 0.0
-    for group in _timestamps(stream_list):
-        i += 1
-        fills = pending_close_fills
-        pending_close_fills = []
-        for bar in group:
-            sym = bar.symbol
-            if sym not in price_curves:
-                if broker.instrument(sym) is None:
-                    broker.register(Instrument.equity(sym))
-                price_curves[sym] = Decimator(_merge_ohlc, max_points)
-                if sym not in symbols:
-                    symbols.append(sym)
-                if bench is None:
-                    bench = sym
-            price_curves[sym].add(bar)
-            if sym == bench:
-                bench_close = bar.close
-            got = broker.on_bar(bar, i)
-            if got:
-                fills.extend(FillView.of(f) for f in got)
-        equity = broker.equity(ACCOUNT)
-        t = group[0].time
-        rec.record(t, equity, bench_close)
-        if equity <= 0:
-            broker.liquidate(ACCOUNT, "equity reached zero")
-            warnings.append(f"{t}: equity reached {equity:,.2f}; positions liquidated and the "
-                            "back-test stopped, as a broker would")
-            break
-        if not started_hooks:
-            started_hooks = True
-            ctx.symbol = group[0].symbol
-            if on_start is not None:
-                call(on_start, "in on_start", ctx)
-        for bar in group:
-            ctx._advance(bar, i)
-        if fills and on_fill is not None:
-            for fv in fills:
-                ctx.symbol = fv.symbol
-                call(on_fill, f"in on_fill at {t}", ctx, fv)
-        for bar in group:
-            ctx.symbol = bar.symbol
-            if on_bar is not None:
-                call(on_bar, f"in on_bar at {bar.time}", ctx, bar)
-            if market_at_close:
-                pending_close_fills.extend(FillView.of(f) for f in broker.close_auction(bar))
-        if progress is not None and i % PROGRESS_EVERY == 0:
-            progress(i + 1)
-    n_bars = i + 1
-    if n_bars == 0:
-        raise StrategyError(f"{path}: the data holds no bars; nothing to back-test")
-    if on_stop is not None:
-        call(on_stop, "in on_stop", ctx)
+    # The hook being run and the bar time, so a strategy exception names both; set with
+    # plain local assignments because this loop runs once per bar.
+    hook: str | None = None
+    hook_time: Any = None
+    broker_on_bar = broker.on_bar
+    broker_equity = broker.equity
+    record = rec.record
+    advance = ctx._advance
+    try:
+        for group in _timestamps(stream_list):
+            i += 1
+            fills = pending_close_fills
+            pending_close_fills = []
+            for bar in group:
+                sym = bar.symbol
+                curve = price_curves.get(sym)
+                if curve is None:
+                    if broker.instrument(sym) is None:
+                        broker.register(Instrument.equity(sym))
+                    curve = price_curves[sym] = Decimator(_merge_ohlc, max_points, _fold_ohlc)
+                    if sym not in symbols:
+                        symbols.append(sym)
+                    if bench is None:
+                        bench = sym
+                curve.append(bar)
+                if sym == bench:
+                    bench_close = bar.close
+                got = broker_on_bar(bar, i)
+                if got:
+                    fills.extend(FillView.of(f) for f in got)
+            equity = broker_equity(ACCOUNT)
+            t = group[0].time
+            record(t, equity, bench_close)
+            if equity <= 0:
+                broker.liquidate(ACCOUNT, "equity reached zero")
+                warnings.append(f"{t}: equity reached {equity:,.2f}; positions liquidated and "
+                                "the back-test stopped, as a broker would")
+                break
+            if i == 0:
+                ctx.symbol = group[0].symbol
+                if on_start is not None:
+                    hook, hook_time = "on_start", t
+                    on_start(ctx)
+            for bar in group:
+                advance(bar, i)
+            if fills and on_fill is not None:
+                hook, hook_time = "on_fill", t
+                for fv in fills:
+                    ctx.symbol = fv.symbol
+                    on_fill(ctx, fv)
+            for bar in group:
+                ctx.symbol = bar.symbol
+                if on_bar is not None:
+                    hook = "on_bar"
+                    hook_time = bar
+                    on_bar(ctx, bar)
+                if market_at_close:
+                    hook = None
+                    pending_close_fills.extend(
+                        FillView.of(f) for f in broker.close_auction(bar))
+            hook = None
+            if not i & (PROGRESS_EVERY - 1):
+                rec.compact()
+                for dec in price_curves.values():
+                    dec.compact()
+                if progress is not None:
+                    progress(i + 1)
+        n_bars = i + 1
+        if n_bars == 0:
+            raise StrategyError(f"{path}: the data holds no bars; nothing to back-test")
+        if on_stop is not None:
+            hook, hook_time = "on_stop", None
+            on_stop(ctx)
+            hook = None
+    except SandtradeError:
+        raise
+    except Exception as e:
+        if hook is None:
+            raise
+        when = hook_time.time if isinstance(hook_time, Bar) else hook_time
+        raise strategy_error(path, e, f"in {hook}" + (f" at {when}" if when else "")) from None
     if close_at_end:
         broker.liquidate(ACCOUNT, "closed at the end of the back-test")
     if progress is not None:

@@ -37,39 +37,53 @@ STAT_KEYS = (
 
 
 class Decimator(Generic[T]):
-    """Keeps at most ``2 * max_points`` points of a long series by merging neighbours.
+    """Keeps a long series down to between ``max_points`` and ``2 * max_points`` points.
 
-    Each merge halves the series; ``merge(a, b)`` combines two consecutive points into one
-    (for OHLC: first open, highest high, lowest low, last close).
+    Raw points go in through :attr:`append` (a bound ``list.append``: the hot loop pays no
+    Python call); :meth:`compact`, called now and then, folds them into buckets of ``stride``
+    consecutive points and halves the series whenever it reaches ``2 * max_points``.
+    ``merge(a, b)`` combines two consecutive points (for OHLC: first open, highest high,
+    lowest low, last close).
     """
 
-    def __init__(self, merge: Callable[[T, T], T], max_points: int = 2000) -> None:
+    def __init__(self, merge: Callable[[T, T], T], max_points: int = 2000,
+                 fold: Callable[[list[T]], T] | None = None) -> None:
         self._merge = merge
+        self._fold_fn = fold
         self._max = max_points
         self.points: list[T] = []
-        self._pending: T | None = None
+        self._tail: list[T] = []
+        self.append = self._tail.append
         self.stride = 1
-        self._count = 0
 
-    def add(self, point: T) -> None:
-        """Append one raw point."""
-        if self.stride == 1:
-            self.points.append(point)
+    def _fold(self, chunk: list[T]) -> T:
+        if self._fold_fn is not None:
+            return self._fold_fn(chunk)
+        out = chunk[0]
+        for p in chunk[1:]:
+            out = self._merge(out, p)
+        return out
+
+    def compact(self) -> None:
+        """Fold the raw points taken in so far into buckets; bounded memory from here on."""
+        tail, st = self._tail, self.stride
+        full = len(tail) - len(tail) % st
+        if st == 1:
+            self.points.extend(tail)
         else:
-            self._pending = point if self._pending is None else self._merge(self._pending, point)
-            self._count += 1
-            if self._count == self.stride:
-                self.points.append(self._pending)
-                self._pending = None
-                self._count = 0
-        if len(self.points) >= 2 * self._max:
+            self.points.extend(self._fold(tail[k:k + st]) for k in range(0, full, st))
+        del tail[:full]
+        while len(self.points) >= 2 * self._max:
             pts = self.points
-            self.points = [self._merge(pts[k], pts[k + 1]) for k in range(0, len(pts) - 1, 2)]
+            self.points = [self._fold(pts[k:k + 2]) for k in range(0, len(pts) - 1, 2)]
+            if len(pts) % 2:
+                self.points.append(pts[-1])
             self.stride *= 2
 
     def result(self) -> list[T]:
         """The decimated series, including a trailing partial bucket."""
-        return self.points + ([self._pending] if self._pending is not None else [])
+        self.compact()
+        return self.points + ([self._fold(self._tail)] if self._tail else [])
 
 
 class EquityRecorder:
@@ -95,6 +109,7 @@ class EquityRecorder:
         self.days: list[tuple[date, float]] = []
         self._day: date | None = None
         self._day_equity = NAN
+        self._day_bars = 0
         # beta: co-moments of equity and market log returns
         self._prev_eq = NAN
         self._prev_mkt = NAN
@@ -116,8 +131,6 @@ class EquityRecorder:
         self.end = time
         self.last_equity = equity
         self._recent_times.append(time)
-        if time.weekday() >= 5:
-            self._weekend_bars += 1
         if equity > self.peak:
             self.peak = equity
         dd = 1 - equity / self.peak if self.peak else NAN
@@ -135,8 +148,10 @@ class EquityRecorder:
         d = time.date()
         if d != self._day:
             if self._day is not None:
-                self.days.append((self._day, self._day_equity))
+                self._close_day()
             self._day = d
+            self._day_bars = 0
+        self._day_bars += 1
         self._day_equity = equity
         if i < 10_000:
             self.first_closes.append(market)
@@ -156,7 +171,13 @@ class EquityRecorder:
             else:
                 self._beta_valid = False
         self._prev_eq, self._prev_mkt = equity, market
-        self.curve.add((time, equity, dd))
+        self.curve.append((time, equity, dd))
+
+    def _close_day(self) -> None:
+        assert self._day is not None
+        self.days.append((self._day, self._day_equity))
+        if self._day.weekday() >= 5:
+            self._weekend_bars += self._day_bars
 
     def closing_periods(self) -> list[tuple[timedelta, float]]:
         """Drawdown periods including the one still open at the last bar (as backtesting.py)."""
@@ -170,6 +191,10 @@ class EquityRecorder:
     def day_equities(self) -> list[tuple[date, float]]:
         """Last equity of every calendar day with data."""
         return self.days + ([(self._day, self._day_equity)] if self._day is not None else [])
+
+    def compact(self) -> None:
+        """Bound the memory of the decimated curve (call every few thousand records)."""
+        self.curve.compact()
 
     def data_period(self) -> timedelta:
         """Median spacing of the last 100 timestamps (backtesting.py's ``_data_period``)."""
@@ -193,7 +218,10 @@ class EquityRecorder:
     @property
     def have_weekends(self) -> bool:
         """True when enough bars fall on weekends to count the year as 365 days."""
-        return self.n > 0 and self._weekend_bars / self.n > 2 / 7 * 0.6
+        weekend = self._weekend_bars
+        if self._day is not None and self._day.weekday() >= 5:
+            weekend += self._day_bars
+        return self.n > 0 and weekend / self.n > 2 / 7 * 0.6
 
 
 def format_timedelta(td: timedelta | float | None) -> str | None:

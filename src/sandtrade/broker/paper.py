@@ -83,18 +83,49 @@ class _Lot:
         self.tag = tag
 
 
-class _Book:
-    """One account's mutable state."""
+class _Pos:
+    """A position's mutable state (plain slots: it changes on every fill)."""
 
-    __slots__ = ("account", "client_ids", "closed_trades", "fills", "orders", "positions")
+    __slots__ = ("account", "avg_price", "multiplier", "qty", "realized_pnl", "symbol")
+
+    def __init__(self, account: str, symbol: str, multiplier: float) -> None:
+        self.account = account
+        self.symbol = symbol
+        self.multiplier = multiplier
+        self.qty = 0.0
+        self.avg_price = 0.0
+        self.realized_pnl = 0.0
+
+    def view(self, market_price: float | None) -> Position:
+        """The position as a domain model, marked at ``market_price``."""
+        return Position(account=self.account, symbol=self.symbol, qty=self.qty,
+                        avg_price=self.avg_price, realized_pnl=self.realized_pnl,
+                        market_price=market_price, multiplier=self.multiplier)
+
+
+class _Book:
+    """One account's mutable state; :meth:`snapshot` makes the domain model."""
+
+    __slots__ = ("cash", "client_ids", "closed_trades", "commissions", "fills", "id",
+                 "opened", "orders", "positions", "realized_pnl")
 
     def __init__(self, account: Account) -> None:
-        self.account = account
-        self.positions: dict[str, Position] = {}
+        self.opened = account
+        self.id = account.id
+        self.cash = account.cash
+        self.commissions = account.commissions
+        self.realized_pnl = account.realized_pnl
+        self.positions: dict[str, _Pos] = {}
         self.orders: dict[str, Order] = {}
         self.client_ids: dict[str, str] = {}
         self.closed_trades: list[Trade] = []
         self.fills: list[Fill] = []
+
+    def snapshot(self, **extra: object) -> Account:
+        """The account as a domain model (cash and running totals; ``extra`` adds the rest)."""
+        return self.opened.model_copy(update={
+            "cash": self.cash, "commissions": self.commissions,
+            "realized_pnl": self.realized_pnl, **extra})
 
 
 class PaperBroker:
@@ -178,7 +209,6 @@ class PaperBroker:
     def account(self, account_id: str) -> Account:
         """A snapshot of the account with equity and buying power at the last known prices."""
         book = self._book(account_id)
-        acct = book.account
         long_v = short_v = 0.0
         for sym, pos in book.positions.items():
             v = pos.qty * self._mark.get(sym, pos.avg_price) * pos.multiplier
@@ -186,16 +216,14 @@ class PaperBroker:
                 long_v += v
             else:
                 short_v += v
-        equity = acct.cash + long_v + short_v
-        return acct.model_copy(update={
-            "equity": equity, "buying_power": self._buying_power(book),
-            "long_market_value": long_v, "short_market_value": short_v,
-        })
+        return book.snapshot(equity=book.cash + long_v + short_v,
+                             buying_power=self._buying_power(book),
+                             long_market_value=long_v, short_market_value=short_v)
 
     def equity(self, account_id: str) -> float:
         """Cash plus the value of every position at the last known prices."""
         book = self._books[account_id]
-        eq = book.account.cash
+        eq = book.cash
         mark = self._mark
         for sym, pos in book.positions.items():
             eq += pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
@@ -206,7 +234,7 @@ class PaperBroker:
         return self._buying_power(self._book(account_id))
 
     def _buying_power(self, book: _Book) -> float:
-        eq = book.account.cash
+        eq = book.cash
         used = 0.0
         s = self.settings
         mark = self._mark
@@ -223,7 +251,7 @@ class PaperBroker:
             inst = self._instruments.get(symbol)
             return Position(account=account_id, symbol=symbol, market_price=self._mark.get(symbol),
                             multiplier=inst.multiplier if inst else 1.0)
-        return pos.model_copy(update={"market_price": self._mark.get(symbol)})
+        return pos.view(self._mark.get(symbol))
 
     def positions(self, account_id: str) -> list[Position]:
         """Every non-flat position of the account, by symbol."""
@@ -351,7 +379,7 @@ class PaperBroker:
                         f"±{self.settings.price_band_pct:.0%}")
         if ref is None:
             ref = order.limit_price or order.stop_price
-        held = self.position_qty(book.account.id, sym)
+        held = self.position_qty(book.id, sym)
         sign = order.side.sign
         if order.reduce_only:
             if held * sign >= 0:
@@ -394,7 +422,7 @@ class PaperBroker:
         for o in book.orders.values():
             if not o.is_open or o.qty is None or o is new:
                 continue
-            held = self.position_qty(book.account.id, o.symbol)
+            held = self.position_qty(book.id, o.symbol)
             if held * o.side.sign < 0:
                 price = self._mark.get(o.symbol, 0.0)
                 m = self.settings.long_margin if held > 0 else self.settings.short_margin
@@ -641,7 +669,6 @@ class PaperBroker:
                  fills: list[Fill]) -> None:
         """Apply one fill: cash, FIFO lots, closed trades, the order, and persist it all."""
         symbol = order.symbol
-        acct = book.account
         mult = self._multiplier(symbol)
         sign = order.side.sign
         s = self.settings
@@ -653,14 +680,13 @@ class PaperBroker:
             self._commission_charged[order.id] = charged + commission
         now = self._now or datetime.min
         bar_index = self._bar_index
-        acct.cash -= sign * qty * price * mult + commission
-        acct.commissions += commission
+        book.cash -= sign * qty * price * mult + commission
+        book.commissions += commission
 
         pos = book.positions.get(symbol)
         if pos is None:
-            pos = book.positions[symbol] = Position(account=acct.id, symbol=symbol,
-                                                    multiplier=mult)
-        key = (acct.id, symbol)
+            pos = book.positions[symbol] = _Pos(book.id, symbol, mult)
+        key = (book.id, symbol)
         lots = self._lots.get(key)
         if lots is None:
             lots = self._lots[key] = deque()
@@ -675,14 +701,14 @@ class PaperBroker:
             gross = lot_sign * take * (price - lot.price) * mult
             total_comm = entry_comm + exit_comm
             book.closed_trades.append(Trade.model_construct(
-                account=acct.id, symbol=symbol, size=lot_sign * take, entry_time=lot.time,
+                account=book.id, symbol=symbol, size=lot_sign * take, entry_time=lot.time,
                 entry_price=lot.price, entry_bar=lot.bar, exit_time=now, exit_price=price,
                 exit_bar=bar_index, pnl=gross - total_comm,
                 return_pct=lot_sign * (price / lot.price - 1)
                 - total_comm / (take * lot.price * mult),
                 commission=total_comm, tag=lot.tag))
             pos.realized_pnl += gross
-            acct.realized_pnl += gross
+            book.realized_pnl += gross
             if take >= lot_abs - _EPS:
                 lots.popleft()
             else:
@@ -707,24 +733,27 @@ class PaperBroker:
             del self._lots[key]
 
         prev = order.filled_qty
-        order.filled_qty = filled = round(prev + qty, 12)
-        order.avg_fill_price = (price if not prev else
-                                ((order.avg_fill_price or price) * prev + price * qty) / filled)
-        order.updated_at = now
+        filled = round(prev + qty, 12)
+        # Straight into the model's __dict__: pydantic's __setattr__ costs more than the whole
+        # fill otherwise, and these values are computed here, not user input.
+        order.__dict__.update(
+            filled_qty=filled, updated_at=now,
+            avg_fill_price=price if not prev else
+            ((order.avg_fill_price or price) * prev + price * qty) / filled)
         order_qty = order.qty or filled
         if order.reduce_only or filled >= order_qty - _EPS:
             self._finish(order, OrderStatus.FILLED, None)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
         fill = Fill.model_construct(
-            id=self._ids("f"), order_id=order.id, account=acct.id, symbol=symbol,
+            id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
             side=order.side, qty=qty, price=price, commission=commission, time=now,
             bar_index=bar_index)
         book.fills.append(fill)
         fills.append(fill)
         if self._store is not None:
             self._persist(BrokerChange(orders=[order], fills=[fill],
-                                       positions=[pos.model_copy()], accounts=[acct.model_copy()]))
+                                       positions=[pos.view(price)], accounts=[book.snapshot()]))
 
     def _persist(self, change: BrokerChange) -> None:
         if self._store is not None:

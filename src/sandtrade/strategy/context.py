@@ -192,6 +192,10 @@ class TA:
     def sma(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Simple moving average (Pine ``ta.sma``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "sma",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "sma", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_sma(f"sma({src},{n})", src, n))
@@ -199,6 +203,10 @@ class TA:
     def ema(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Exponential moving average (Pine ``ta.ema``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "ema",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "ema", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_ema(f"ema({src},{n})", src, n))
@@ -206,6 +214,10 @@ class TA:
     def rma(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Wilder's moving average (Pine ``ta.rma``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "rma",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "rma", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_rma(f"rma({src},{n})", src, n))
@@ -213,6 +225,10 @@ class TA:
     def rsi(self, length: int = 14, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Relative strength index, 0..100 (Pine ``ta.rsi``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "rsi",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "rsi", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_rsi(f"rsi({src},{n})", src, n))
@@ -226,6 +242,10 @@ class TA:
     def stdev(self, length: int, source: str = "close", *, symbol: str | None = None
               ) -> _ta.Series:
         """Population standard deviation (Pine ``ta.stdev``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "stdev",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "stdev", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_stdev(f"stdev({src},{n})", src, n))
@@ -233,6 +253,10 @@ class TA:
     def highest(self, length: int, source: str = "high", *, symbol: str | None = None
                 ) -> _ta.Series:
         """Highest value over ``length`` bars, the current one included (Pine ``ta.highest``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "highest",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "highest", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_extreme(f"highest({src},{n})", src, n, True))
@@ -240,6 +264,10 @@ class TA:
     def lowest(self, length: int, source: str = "low", *, symbol: str | None = None
                ) -> _ta.Series:
         """Lowest value over ``length`` bars, the current one included (Pine ``ta.lowest``)."""
+        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "lowest",
+                               source, length))
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         sym, n, src = self._sym(symbol), self._length(length), self._source(source)
         return self._get((sym, "lowest", src, n),  # type: ignore[no-any-return]
                          lambda: _ta.make_extreme(f"lowest({src},{n})", src, n, False))

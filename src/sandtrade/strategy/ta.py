@@ -31,16 +31,20 @@ KEEP = 64
 class Series:
     """A read-only series of indicator values: ``s[0]`` now, ``s[k]`` k bars ago."""
 
-    __slots__ = ("_hist", "first_valid_bar", "name")
+    __slots__ = ("_cur", "_hist", "_prev", "first_valid_bar", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._hist: deque[float] = deque(maxlen=KEEP)
+        self._cur = NAN
+        self._prev = NAN
         #: Bar index at which the series first had a value (None while warming up).
         self.first_valid_bar: int | None = None
 
     def _push(self, value: float, bar_index: int) -> None:
         self._hist.append(value)
+        self._prev = self._cur
+        self._cur = value
         if self.first_valid_bar is None and value == value:
             self.first_valid_bar = bar_index
 
@@ -53,8 +57,7 @@ class Series:
     @property
     def value(self) -> float:
         """The current value (``nan`` while warming up)."""
-        h = self._hist
-        return h[-1] if h else NAN
+        return self._cur
 
     @property
     def ready(self) -> bool:
@@ -113,31 +116,26 @@ def _num(x: object) -> float:
     raise TypeError(f"expected a number or a series, got {type(x).__name__}")
 
 
-def _prev(x: Series | float) -> tuple[float, float]:
-    if isinstance(x, Series):
-        h = x._hist
-        n = len(h)
-        return (h[-1] if n else NAN), (h[-2] if n > 1 else NAN)
-    v = _num(x)
-    return v, v
-
-
 def crossover(a: Series | float, b: Series | float) -> bool:
     """True on the bar where ``a`` goes from below ``b`` to above it.
 
     Both comparisons are strict (``a[1] < b[1]`` and ``a[0] > b[0]``), as in backtesting.py's
     ``crossover``; Pine's ``ta.crossover`` allows ``a[1] == b[1]``.
     """
-    a0, a1 = _prev(a)
-    b0, b1 = _prev(b)
+    if type(a) is Series:
+        a0, a1 = a._cur, a._prev
+    else:
+        a0 = a1 = _num(a)
+    if type(b) is Series:
+        b0, b1 = b._cur, b._prev
+    else:
+        b0 = b1 = _num(b)
     return a1 < b1 and a0 > b0
 
 
 def crossunder(a: Series | float, b: Series | float) -> bool:
     """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover)."""
-    a0, a1 = _prev(a)
-    b0, b1 = _prev(b)
-    return a1 > b1 and a0 < b0
+    return crossover(b, a)
 
 
 # ---------------------------------------------------------------- indicator state machines
@@ -152,21 +150,31 @@ def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
     s = Series(name)
     idx = _FIELDS[field]
     win: deque[float] = deque()
+    hist = s._hist
     total = 0.0
     n_since_refresh = 0
 
     def update(bar: Bar, i: int) -> None:
+        # Series._push inlined: this runs once per bar per average.
         nonlocal total, n_since_refresh
         x = bar[idx]
         win.append(x)
         total += x
         if len(win) > length:
             total -= win.popleft()
-        n_since_refresh += 1
-        if n_since_refresh >= 4096:  # bound the drift of the running sum
-            total = math.fsum(win)
-            n_since_refresh = 0
-        s._push(total / length if len(win) == length else NAN, i)
+            n_since_refresh += 1
+            if n_since_refresh >= 4096:  # bound the drift of the running sum
+                total = math.fsum(win)
+                n_since_refresh = 0
+            v = total / length
+        elif len(win) == length:
+            v = total / length
+            s.first_valid_bar = i
+        else:
+            v = NAN
+        hist.append(v)
+        s._prev = s._cur
+        s._cur = v
 
     return s, update
 
