@@ -1,0 +1,203 @@
+"""``sandtrade …``: the command line.
+
+Every error a user can cause (a bad CSV, a strategy that raises, an unknown ``--param``) is
+printed as one line naming the file and the place, with exit status 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sandtrade import __version__
+from sandtrade.errors import SandtradeError
+
+__all__ = ["main"]
+
+#: Runs with at least this many bars show a progress bar (on stderr, when it is a terminal).
+PROGRESS_MIN_BARS = 50_000
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sandtrade",
+        description="Run trading strategies you don't fully trust: back-tests and paper trading.")
+    p.add_argument("--version", action="version", version=f"sandtrade {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bt = sub.add_parser("backtest", help="back-test a strategy file on CSV history",
+                        description="Back-test STRATEGY on CSV history and print its stats.")
+    bt.add_argument("strategy", metavar="STRATEGY", help="the strategy .py file")
+    bt.add_argument("--data", action="append", required=True, metavar="CSV",
+                    help="CSV of bars (Date, Open, High, Low, Close[, Volume]); repeat for a "
+                    "portfolio; SYMBOL=path.csv names the symbol (default: the file name)")
+    bt.add_argument("--config", metavar="FILE", help="TOML settings file")
+    bt.add_argument("--cash", type=float, help="starting cash (default 10000)")
+    bt.add_argument("--commission", type=float, metavar="F",
+                    help="commission as a fraction of traded value, e.g. 0.002")
+    bt.add_argument("--commission-per-unit", type=float, metavar="C",
+                    help="commission per share/unit traded")
+    bt.add_argument("--commission-min", type=float, metavar="C", help="minimum per order")
+    bt.add_argument("--slippage", type=float, metavar="F",
+                    help="adverse slippage on market/stop fills, as a fraction of price")
+    bt.add_argument("--fill-profile", choices=("next_open", "close", "quote"),
+                    help="when/at what price orders fill (default next_open)")
+    bt.add_argument("--volume-share", type=float, metavar="F",
+                    help="cap fills per bar at this share of the bar's volume")
+    bt.add_argument("--close-at-end", action="store_true",
+                    help="close open trades at the last bar so they count in the stats")
+    bt.add_argument("--param", action="append", default=[], metavar="K=V",
+                    help="override a strategy parameter (repeatable)")
+    bt.add_argument("--json", action="store_true",
+                    help="print one JSON object (stats, trades) instead of tables")
+    bt.add_argument("--report", metavar="FILE.html", help="write an HTML report with charts")
+
+    ck = sub.add_parser("check", help="check a strategy file without running it on data",
+                        description="Exit 0 when STRATEGY loads and its hooks are valid; "
+                        "1 with file:line: message lines otherwise.")
+    ck.add_argument("strategy", metavar="STRATEGY")
+
+    demo = sub.add_parser("demo", help="back-test the SMA crossover example on sample data",
+                          description="Back-test strategies_examples/sma_cross.py on the "
+                          "bundled DEMO sample, print the stats and write an HTML report.")
+    demo.add_argument("--report", default="sandtrade-demo-report.html", metavar="FILE.html",
+                      help="where to write the report (default %(default)s)")
+    demo.add_argument("--example", default="sma_cross",
+                      help="example strategy to run (sma_cross, rsi_mean_reversion, breakout)")
+    return p
+
+
+def _params(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SandtradeError(f"--param {item!r}: expected NAME=VALUE, e.g. fast=5")
+        out[key.strip()] = value
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        return f"{v:,.4f}" if abs(v) < 1e6 else f"{v:,.2f}"
+    return str(v)
+
+
+def _stats_table(title: str, stats: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left", box=None)
+    table.add_column("stat", style="bold")
+    table.add_column("value", justify="right")
+    for k, v in stats.items():
+        table.add_row(k, _fmt(v))
+    return table
+
+
+def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandtrade.backtest.runner import BacktestRequest, DataSpec, InProcessRunner, count_rows
+    from sandtrade.config import load_settings
+
+    broker: dict[str, Any] = {}
+    for flag, key in (("commission", "commission_pct"), ("commission_per_unit",
+                      "commission_per_unit"), ("commission_min", "commission_min"),
+                      ("slippage", "slippage_pct"), ("fill_profile", "fill_profile"),
+                      ("volume_share", "volume_share")):
+        value = getattr(args, flag)
+        if value is not None:
+            broker[key] = value
+    overrides: dict[str, Any] = {"broker": broker} if broker else {}
+    if args.cash is not None:
+        overrides["cash"] = args.cash
+    settings = load_settings(args.config, **overrides)
+    specs = [DataSpec.parse(d) for d in args.data]
+    request = BacktestRequest(strategy=args.strategy, data=specs, cash=settings.cash,
+                              broker=settings.broker, params=_params(args.param),
+                              close_at_end=args.close_at_end)
+    total = max(count_rows(s.path) for s in specs)
+    show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
+    runner = InProcessRunner()
+    if show_progress:
+        columns = (TextColumn("back-testing"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("bars"), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("run", total=total)
+            result = runner.run(request, progress=lambda done: bar.update(task, completed=done))
+    else:
+        result = runner.run(request)
+
+    if args.report:
+        from sandtrade.backtest.report import write_report
+        path = write_report(result, args.report)
+        if not args.json:
+            err.print(f"report written to [bold]{path}[/bold]")
+    if args.json:
+        print(json.dumps(result.to_json_summary(), allow_nan=False))
+        return 0
+    title = (f"{result.strategy} on {', '.join(result.symbols)}: {result.bars:,} bars "
+             f"in {result.elapsed_s:.2f} s")
+    out.print(_stats_table(title, result.stats))
+    for w in result.warnings[:10]:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    if len(result.warnings) > 10:
+        err.print(f"[yellow]… and {len(result.warnings) - 10} more warnings[/yellow]")
+    return 0
+
+
+def _check(args: argparse.Namespace, out: Console) -> int:
+    from sandtrade.strategy.loader import load_strategy
+
+    strategy = load_strategy(args.strategy)
+    hooks = ", ".join(sorted(strategy.hooks)) or "none"
+    out.print(f"{strategy.path}: ok (hooks: {hooks}; params: "
+              f"{', '.join(f'{k}={v!r}' for k, v in strategy.params.items()) or 'none'})",
+              highlight=False)
+    return 0
+
+
+def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandtrade.market import sample_csv_path
+    from strategies_examples import example_path
+
+    ns = argparse.Namespace(
+        strategy=str(example_path(args.example)), data=[str(sample_csv_path())], config=None,
+        cash=None, commission=0.002, commission_per_unit=None, commission_min=None,
+        slippage=None, fill_profile=None, volume_share=None, close_at_end=False, param=[],
+        json=False, report=args.report)
+    return _run_backtest(ns, out, err)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sandtrade`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if args.command == "backtest":
+            return _run_backtest(args, out, err)
+        if args.command == "check":
+            return _check(args, out)
+        if args.command == "demo":
+            return _demo(args, out, err)
+    except SandtradeError as e:
+        print(f"{e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
