@@ -86,7 +86,7 @@ class _Lot:
 class _Pos:
     """A position's mutable state (plain slots: it changes on every fill)."""
 
-    __slots__ = ("account", "avg_price", "multiplier", "qty", "realized_pnl", "symbol")
+    __slots__ = ("account", "avg_price", "cost", "multiplier", "qty", "realized_pnl", "symbol")
 
     def __init__(self, account: str, symbol: str, multiplier: float) -> None:
         self.account = account
@@ -95,6 +95,8 @@ class _Pos:
         self.qty = 0.0
         self.avg_price = 0.0
         self.realized_pnl = 0.0
+        #: Σ lot qty × entry price of the open lots, summed in FIFO order (see _Book.basis).
+        self.cost = 0.0
 
     def view(self, market_price: float | None) -> Position:
         """The position as a domain model, marked at ``market_price``."""
@@ -106,13 +108,18 @@ class _Pos:
 class _Book:
     """One account's mutable state; :meth:`snapshot` makes the domain model."""
 
-    __slots__ = ("cash", "client_ids", "closed_trades", "commissions", "fills", "id",
+    __slots__ = ("basis", "cash", "client_ids", "closed_trades", "commissions", "fills", "id",
                  "opened", "orders", "positions", "realized_pnl")
 
     def __init__(self, account: Account) -> None:
         self.opened = account
         self.id = account.id
         self.cash = account.cash
+        # Equity is computed as basis + Σ (price × qty - cost): the same operations, in the
+        # same order, as backtesting.py's ``cash + (last × size - Σ size × entry)``. Summing
+        # ``cash + qty × price`` instead is equal in exact arithmetic but not in floats, and a
+        # 1e-11 difference is enough to split one of its drawdown periods in two.
+        self.basis = account.cash
         self.commissions = account.commissions
         self.realized_pnl = account.realized_pnl
         self.positions: dict[str, _Pos] = {}
@@ -216,17 +223,17 @@ class PaperBroker:
                 long_v += v
             else:
                 short_v += v
-        return book.snapshot(equity=book.cash + long_v + short_v,
+        return book.snapshot(equity=self.equity(account_id),
                              buying_power=self._buying_power(book),
                              long_market_value=long_v, short_market_value=short_v)
 
     def equity(self, account_id: str) -> float:
         """Cash plus the value of every position at the last known prices."""
         book = self._books[account_id]
-        eq = book.cash
+        eq = book.basis
         mark = self._mark
         for sym, pos in book.positions.items():
-            eq += pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
+            eq += (mark.get(sym, pos.avg_price) * pos.qty - pos.cost) * pos.multiplier
         return eq
 
     def buying_power(self, account_id: str) -> float:
@@ -234,13 +241,14 @@ class PaperBroker:
         return self._buying_power(self._book(account_id))
 
     def _buying_power(self, book: _Book) -> float:
-        eq = book.cash
+        eq = book.basis
         used = 0.0
         s = self.settings
         mark = self._mark
         for sym, pos in book.positions.items():
-            v = pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
-            eq += v
+            price = mark.get(sym, pos.avg_price)
+            eq += (price * pos.qty - pos.cost) * pos.multiplier
+            v = pos.qty * price * pos.multiplier
             used += v * s.long_margin if v >= 0 else -v * s.short_margin
         return max(0.0, eq - used)
 
@@ -709,6 +717,7 @@ class PaperBroker:
                 commission=total_comm, tag=lot.tag))
             pos.realized_pnl += gross
             book.realized_pnl += gross
+            book.basis += gross - exit_comm
             if take >= lot_abs - _EPS:
                 lots.popleft()
             else:
@@ -716,8 +725,9 @@ class PaperBroker:
                 lot.commission -= entry_comm
             remaining -= take
         if remaining > _EPS:
-            lots.append(_Lot(sign * remaining, price, now, bar_index,
-                             commission * (remaining / qty), order.tag))
+            open_comm = commission * (remaining / qty)
+            book.basis -= open_comm
+            lots.append(_Lot(sign * remaining, price, now, bar_index, open_comm, order.tag))
         if lots:
             total = 0.0
             cost = 0.0
@@ -725,6 +735,7 @@ class PaperBroker:
                 total += lot.qty
                 cost += lot.qty * lot.price
             pos.qty = round(total, 12)
+            pos.cost = cost
             pos.avg_price = cost / total if total else 0.0
         else:
             pos.qty = 0.0
