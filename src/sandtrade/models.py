@@ -198,7 +198,8 @@ class Bar(NamedTuple):
             raise ValueError(f"{where}volume must not be negative, got {v!r}")
         if h < max(o, c, lo) or lo > min(o, c):
             raise ValueError(
-                f"{where}high/low do not contain open/close (open={o}, high={h}, low={lo}, close={c})"
+                f"{where}high/low do not contain open/close "
+                f"(open={o}, high={h}, low={lo}, close={c})"
             )
         return cls(symbol, time, o, h, lo, c, v)
 
@@ -349,14 +350,15 @@ class Order(BaseModel):
 
     @property
     def remaining_qty(self) -> float:
-        """Units still to fill (``qty`` minus ``filled_qty``); 0 for fraction orders not yet sized."""
+        """Units still to fill (``qty`` - ``filled_qty``); 0 for fraction orders not yet sized."""
         return (self.qty or 0.0) - self.filled_qty
 
     def transition(self, status: OrderStatus) -> None:
         """Move to ``status``, refusing moves the life cycle does not allow."""
         allowed = _ALLOWED_TRANSITIONS.get(self.status, frozenset())
         if status not in allowed:
-            raise ValueError(f"order {self.id}: cannot go from {self.status.value} to {status.value}")
+            raise ValueError(
+                f"order {self.id}: cannot go from {self.status.value} to {status.value}")
         self.status = status
 
 

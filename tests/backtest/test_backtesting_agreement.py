@@ -19,9 +19,9 @@ backtesting = pytest.importorskip("backtesting", reason="backtesting.py is in th
 from backtesting import Backtest, Strategy  # noqa: E402
 from backtesting.lib import crossover  # noqa: E402
 from backtesting.test import SMA  # noqa: E402
+from strategies_examples import example_path  # noqa: E402
 
 from sandtrade.cli import main  # noqa: E402
-from strategies_examples import example_path  # noqa: E402
 
 SAMPLES = Path(backtesting.__file__).parent / "test"
 
@@ -91,7 +91,7 @@ def assert_agree(ref: pd.Series, got: dict) -> None:
     for key, value in ref.items():
         if key.startswith("_"):
             continue
-        mine = stats[key] if key in stats else "missing"
+        mine = stats.get(key, "missing")
         if isinstance(value, pd.Timestamp):
             assert mine == value.isoformat(), key
         elif isinstance(value, pd.Timedelta):

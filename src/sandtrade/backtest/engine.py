@@ -17,7 +17,7 @@ from typing import Any
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.broker import BrokerSettings, PaperBroker, sequential_ids
-from sandtrade.errors import SandtradeError, StrategyError
+from sandtrade.errors import StrategyError
 from sandtrade.models import Account, Bar, Instrument, Order, OrderSide, OrderType, Position
 from sandtrade.strategy.context import Context, FillView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
@@ -217,9 +217,12 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
             hook, hook_time = "on_stop", None
             on_stop(ctx)
             hook = None
-    except SandtradeError:
+    except StrategyError:
         raise
     except Exception as e:
+        # A SandtradeError from outside the hooks (a DataError from the CSV stream) is already
+        # a message a person can act on; one out of a hook (the broker refusing a malformed
+        # order) still needs the strategy's file:line.
         if hook is None:
             raise
         when = hook_time.time if isinstance(hook_time, Bar) else hook_time

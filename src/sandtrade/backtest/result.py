@@ -52,7 +52,7 @@ class BacktestResult(BaseModel):
     elapsed_s: float = 0.0
 
     def to_json_summary(self) -> dict[str, Any]:
-        """The object ``sandtrade backtest --json`` prints: stats, trades and the rest, no curves."""
+        """What ``sandtrade backtest --json`` prints: stats, trades and the rest, no curves."""
         return {
             "strategy": self.strategy,
             "symbols": self.symbols,

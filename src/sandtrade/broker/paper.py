@@ -50,6 +50,10 @@ from sandtrade.store.base import BrokerChange, Store
 __all__ = ["PaperBroker", "sequential_ids"]
 
 _BUY = OrderSide.BUY
+#: Finished orders (and fills) each account keeps in memory; the store keeps all of them.
+#: Without a bound, a long run (or a strategy that keeps sending orders it cannot afford)
+#: would grow without limit.
+KEEP_FINISHED = 1000
 _EPS = 1e-9
 _ALLOWED_TIF = {
     AssetClass.EQUITY: frozenset(TimeInForce),
@@ -108,8 +112,8 @@ class _Pos:
 class _Book:
     """One account's mutable state; :meth:`snapshot` makes the domain model."""
 
-    __slots__ = ("basis", "cash", "client_ids", "closed_trades", "commissions", "fills", "id",
-                 "opened", "orders", "positions", "realized_pnl")
+    __slots__ = ("basis", "cash", "client_ids", "closed_trades", "commissions", "fills",
+                 "finished", "id", "opened", "orders", "positions", "realized_pnl")
 
     def __init__(self, account: Account) -> None:
         self.opened = account
@@ -126,7 +130,8 @@ class _Book:
         self.orders: dict[str, Order] = {}
         self.client_ids: dict[str, str] = {}
         self.closed_trades: list[Trade] = []
-        self.fills: list[Fill] = []
+        self.fills: deque[Fill] = deque(maxlen=KEEP_FINISHED)
+        self.finished: deque[str] = deque()
 
     def snapshot(self, **extra: object) -> Account:
         """The account as a domain model (cash and running totals; ``extra`` adds the rest)."""
@@ -169,7 +174,8 @@ class PaperBroker:
         self._working: dict[str, list[Order]] = {}
         self._mark: dict[str, float] = {}
         self._day_session: dict[str, date] = {}
-        self._commission_charged: dict[str, float] = {}
+        # order id -> (commission the rates alone would charge, commission charged so far)
+        self._commission_charged: dict[str, tuple[float, float]] = {}
         self._now: datetime | None = None
         self._bar_index: int | None = None
 
@@ -349,18 +355,32 @@ class PaperBroker:
             value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
             raise OrderRejected(f"{field}: {err['msg']}{value}", field=field) from None
         reason = self._check(book, order)
-        if reason:
-            order.status = OrderStatus.REJECTED
-            order.reject_reason = reason
-        else:
-            order.status = OrderStatus.ACCEPTED
-            self._working.setdefault(symbol, []).append(order)
         self._orders[order.id] = order
         book.orders[order.id] = order
         if client_order_id is not None:
             book.client_ids[client_order_id] = order.id
+        if reason:
+            order.status = OrderStatus.REJECTED
+            order.reject_reason = reason
+            self._retire(order)
+        else:
+            order.status = OrderStatus.ACCEPTED
+            self._working.setdefault(symbol, []).append(order)
         self._persist(BrokerChange(orders=[order]))
         return order
+
+    def _retire(self, order: Order) -> None:
+        """Note a finished order; forget the oldest once more than KEEP_FINISHED are held."""
+        book = self._books[order.account]
+        book.finished.append(order.id)
+        while len(book.finished) > KEEP_FINISHED:
+            old = book.orders.pop(book.finished.popleft(), None)
+            if old is None:
+                continue
+            self._orders.pop(old.id, None)
+            if old.client_order_id is not None and \
+                    book.client_ids.get(old.client_order_id) == old.id:
+                del book.client_ids[old.client_order_id]
 
     def _check(self, book: _Book, order: Order) -> str | None:
         """Why the broker refuses ``order``, or None when it accepts it."""
@@ -375,8 +395,12 @@ class PaperBroker:
             return (f"time in force {order.tif.value!r} is not available for "
                     f"{inst.asset_class.value} {sym} (allowed: {allowed})")
         if order.qty is not None and not inst.is_whole_lots(order.qty):
-            return (f"quantity {order.qty:g} is not a whole number of {sym}'s lot size "
-                    f"{inst.lot_size:g}")
+            # repr, not :g: six significant digits would print 0.123456789 as 0.123457,
+            # a whole number of 1e-8 lots, and the message would contradict itself.
+            below = inst.round_qty(order.qty)
+            hint = f" (nearest below: {below!r})" if below > 0 else ""
+            return (f"quantity {order.qty!r} is not a whole number of {sym}'s lot size "
+                    f"{inst.lot_size:g}{hint}")
         ref = self._mark.get(sym)
         for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
             if px is None:
@@ -425,16 +449,24 @@ class PaperBroker:
                    self.settings.commission_min)
 
     def _pending_release(self, book: _Book, new: Order) -> float:
-        """Margin that working orders will free by reducing positions (closing before opening)."""
-        release = 0.0
-        for o in book.orders.values():
-            if not o.is_open or o.qty is None or o is new:
+        """Margin that working orders and ``new`` will free by reducing positions (closing
+        before opening); a position frees its margin once, however many orders reduce it."""
+        orders = list(book.orders.values())
+        if new.id not in book.orders:
+            orders.append(new)
+        reducing: dict[str, float] = {}
+        for o in orders:
+            if not o.is_open or o.qty is None:
                 continue
             held = self.position_qty(book.id, o.symbol)
             if held * o.side.sign < 0:
-                price = self._mark.get(o.symbol, 0.0)
-                m = self.settings.long_margin if held > 0 else self.settings.short_margin
-                release += min(o.remaining_qty, abs(held)) * price * self._multiplier(o.symbol) * m
+                reducing[o.symbol] = reducing.get(o.symbol, 0.0) + o.remaining_qty
+        release = 0.0
+        for sym, qty in reducing.items():
+            pos = book.positions[sym]
+            m = self.settings.long_margin if pos.qty > 0 else self.settings.short_margin
+            release += (min(qty, abs(pos.qty)) * self._mark.get(sym, pos.avg_price)
+                        * pos.multiplier * m)
         return release
 
     def cancel(self, order_id: str, reason: str = "canceled by request") -> Order:
@@ -462,7 +494,9 @@ class PaperBroker:
             raise OrderRejected(
                 f"order {order_id} is {old.status.value}; only accepted orders with no fills "
                 "can be replaced (cancel it and submit a new one)", field="order_id")
-        self._working[old.symbol].remove(old)
+        working = self._working[old.symbol]
+        place = working.index(old)  # a refused amendment puts it back here: it keeps its turn
+        del working[place]
         old.status = OrderStatus.CANCELED  # so the check sees the book without it
         try:
             new = self.submit(
@@ -475,14 +509,16 @@ class PaperBroker:
                 stop_price=stop_price if stop_price is not None else old.stop_price,
                 tif=tif if tif is not None else old.tif, reduce_only=old.reduce_only,
                 tag=old.tag)
-        except OrderRejected:
-            new = None
-        if new is None or new.status is OrderStatus.REJECTED:
+        except OrderRejected as e:
             old.status = OrderStatus.ACCEPTED
-            self._working[old.symbol].append(old)
-            self._working[old.symbol].sort(key=lambda o: self._seq(o.id))
-            reason = new.reject_reason if new is not None else "invalid amendment"
-            raise OrderRejected(f"replacement of {order_id} refused: {reason}", field="order_id")
+            working.insert(place, old)
+            raise OrderRejected(f"replacement of {order_id} refused: invalid amendment: {e}",
+                                field=e.field or "order_id") from None
+        if new.status is OrderStatus.REJECTED:
+            old.status = OrderStatus.ACCEPTED
+            working.insert(place, old)
+            raise OrderRejected(f"replacement of {order_id} refused: {new.reject_reason}",
+                                field="order_id")
         new.replaces = old.id
         old.replaced_by = new.id
         old.reject_reason = f"replaced by {new.id}"
@@ -490,11 +526,6 @@ class PaperBroker:
         self._day_session.pop(old.id, None)
         self._persist(BrokerChange(orders=[old, new]))
         return new
-
-    @staticmethod
-    def _seq(order_id: str) -> tuple[int, str]:
-        digits = "".join(ch for ch in order_id if ch.isdigit())
-        return (int(digits) if digits else 0, order_id)
 
     def _finish(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         order.transition(status)
@@ -505,6 +536,8 @@ class PaperBroker:
         if working is not None and order in working:
             working.remove(order)
         self._day_session.pop(order.id, None)
+        self._commission_charged.pop(order.id, None)
+        self._retire(order)
 
     # ------------------------------------------------------------------ market events
 
@@ -532,9 +565,12 @@ class PaperBroker:
                         continue
                 if skip_market and order.type is OrderType.MARKET:
                     continue
+                triggered = order.stop_triggered
                 price = profile.bar_price(order, bar)
                 if price is not None:
                     volume_left = self._fill(order, price, volume_left, fills)
+                if order.stop_triggered is not triggered:
+                    self._persist_trigger(order)
                 if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
                     self._finish(order, OrderStatus.CANCELED,
                                  f"{order.tif.value}: unfilled quantity canceled")
@@ -564,9 +600,12 @@ class PaperBroker:
         self._now = quote.time
         fills: list[Fill] = []
         for order in list(self._working.get(quote.symbol, ())):
+            triggered = order.stop_triggered
             price = self.profile.quote_price(order, quote)
             if price is not None:
                 self._fill(order, price, None, fills)
+            if order.stop_triggered is not triggered:
+                self._persist_trigger(order)
         self._mark[quote.symbol] = quote.mid
         return fills
 
@@ -640,11 +679,14 @@ class PaperBroker:
                     self._persist(BrokerChange(orders=[order]))
                     return volume_left
             else:
-                margin = self.settings.long_margin if sign > 0 else self.settings.short_margin
+                s = self.settings
+                margin = s.long_margin if sign > 0 else s.short_margin
                 mult = inst.multiplier
                 unit = price * mult * margin
-                comm = self.settings.commission(qty, price, mult)
-                bp = self._buying_power(book) + closing * unit - comm
+                comm = s.commission(qty, price, mult)
+                # The closing part frees the margin of the side it closes, not the one it opens.
+                held_margin = s.long_margin if held > 0 else s.short_margin
+                bp = self._buying_power(book) + closing * price * mult * held_margin - comm
                 if opening * unit > bp + 1e-9:
                     self._finish(order, OrderStatus.CANCELED,
                                  f"insufficient buying power at fill: {order.side.value} "
@@ -682,10 +724,13 @@ class PaperBroker:
         s = self.settings
         commission = s.commission(qty, price, mult)
         if s.commission_min:
-            charged = self._commission_charged.get(order.id, 0.0)
-            if charged < s.commission_min:
-                commission = max(commission, s.commission_min - charged)
-            self._commission_charged[order.id] = charged + commission
+            # The minimum is a floor on the order's total, topped up on its first fill: an
+            # order filled in pieces pays what it would have paid filled at once.
+            raw, charged = self._commission_charged.get(order.id, (0.0, 0.0))
+            raw += commission
+            owed = max(raw, s.commission_min)
+            commission = owed - charged
+            self._commission_charged[order.id] = (raw, owed)
         now = self._now or datetime.min
         bar_index = self._bar_index
         book.cash -= sign * qty * price * mult + commission
@@ -752,7 +797,9 @@ class PaperBroker:
             avg_fill_price=price if not prev else
             ((order.avg_fill_price or price) * prev + price * qty) / filled)
         order_qty = order.qty or filled
-        if order.reduce_only or filled >= order_qty - _EPS:
+        # A reduce-only order is done when its position is closed (its quantity was capped to
+        # it), not after any fill: a volume cap may leave part of the position to sell.
+        if filled >= order_qty - _EPS or (order.reduce_only and symbol not in book.positions):
             self._finish(order, OrderStatus.FILLED, None)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
@@ -765,6 +812,12 @@ class PaperBroker:
         if self._store is not None:
             self._persist(BrokerChange(orders=[order], fills=[fill],
                                        positions=[pos.view(price)], accounts=[book.snapshot()]))
+
+    def _persist_trigger(self, order: Order) -> None:
+        """Persist a stop that triggered without filling: it is a limit order from now on."""
+        if order.filled_qty == 0.0 and order.is_open:
+            order.updated_at = self._now
+            self._persist(BrokerChange(orders=[order]))
 
     def _persist(self, change: BrokerChange) -> None:
         if self._store is not None:

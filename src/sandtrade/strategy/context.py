@@ -366,7 +366,9 @@ class Context:
     def bars(self, n: int, *, symbol: str | None = None) -> tuple[Bar, ...]:
         """The last ``n`` bars (oldest first), the current one included."""
         closes = self.history(n, symbol=symbol)
-        data = self._data[self.ta._sym(symbol)]
+        data = self._data.get(self.ta._sym(symbol))
+        if data is None:  # a symbol with no bars yet, as history() answers
+            return ()
         return tuple(data.bars)[len(data.bars) - len(closes):]
 
     # ---------------------------------------------------------------- trading

@@ -142,10 +142,13 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
         raise strategy_error(spath, e, "while loading the file") from None
 
     params = module.__dict__.get("PARAMS", {})
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+    if not isinstance(params, dict):
         raise StrategyError(f"{spath}: PARAMS must be a dict with string keys, "
                             f"got {type(params).__name__}")
     for k, v in params.items():
+        if not isinstance(k, str):
+            raise StrategyError(f"{spath}: PARAMS keys must be strings (names for --param), "
+                                f"got {type(k).__name__} {k!r}")
         if type(v) not in (int, float, bool, str):
             raise StrategyError(f"{spath}: PARAMS[{k!r}] must be an int, float, bool or str, "
                                 f"got {type(v).__name__}")
@@ -160,6 +163,12 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
             hint = f"did you mean {close[0]}? " if close else ""
             raise StrategyError(f"{_where(spath, fn)}: {name} is not a strategy hook; {hint}"
                                 f"hooks are: {', '.join(HOOK_NAMES)}")
+        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) \
+                or inspect.isasyncgenfunction(fn):
+            # Calling one only makes a coroutine or generator: its body would never run.
+            kind = "an async function" if inspect.iscoroutinefunction(fn) else "a generator"
+            raise StrategyError(f"{_where(spath, fn)}: {name} is {kind}; hooks must be plain "
+                                "functions (def, no async, no yield)")
         spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
         sig = inspect.signature(fn)
         bad = [a for a, prm in sig.parameters.items()
