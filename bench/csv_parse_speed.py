@@ -1,6 +1,6 @@
 """Print how fast ``iter_csv`` parses a 200,000-row file. A figure to read, not a test.
 
-Run: ``python tests/market/bench_iter_csv.py [ROWS]``. Two files are timed: one as
+Run: ``python bench/csv_parse_speed.py [ROWS]``. Two files are timed: one as
 ``write_csv`` writes it (prices with all 17 significant digits) and one with prices rounded to
 5 decimals, as in backtesting.py's EURUSD.csv; both hourly with ``YYYY-MM-DD HH:MM:SS`` times.
 The bare ``csv.reader`` pass over the same file is printed for scale. Best of 5 runs.

@@ -1,8 +1,8 @@
 """Example strategies a user can copy; each one is run by a test.
 
 They ship inside the wheel as the package ``strategies_examples``, so ``sandtrade demo``
-finds them after any install. Strategy files are never imported: :func:`example_path` gives their location and
-the strategy loader runs them like any user's file.
+finds them after any install. Strategy files are never imported: :func:`example_path` gives
+their location and the strategy loader runs them like any user's file.
 """
 
 from __future__ import annotations

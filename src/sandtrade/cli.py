@@ -11,7 +11,6 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -167,8 +166,9 @@ def _check(args: argparse.Namespace, out: Console) -> int:
 
 
 def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from sandtrade.market import sample_csv_path
     from strategies_examples import example_path
+
+    from sandtrade.market import sample_csv_path
 
     ns = argparse.Namespace(
         strategy=str(example_path(args.example)), data=[str(sample_csv_path())], config=None,

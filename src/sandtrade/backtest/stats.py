@@ -11,6 +11,7 @@ Kelly and the rest. Where backtesting.py uses numpy, we do the same arithmetic i
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections import deque
@@ -199,7 +200,7 @@ class EquityRecorder:
     def data_period(self) -> timedelta:
         """Median spacing of the last 100 timestamps (backtesting.py's ``_data_period``)."""
         t = list(self._recent_times)
-        diffs = [b - a for a, b in zip(t, t[1:], strict=False)]
+        diffs = [b - a for a, b in itertools.pairwise(t)]
         if not diffs:
             return timedelta(0)
         diffs.sort()
@@ -342,7 +343,7 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
     annual_days = (52 if freq_days == 7 else 12 if freq_days == 31 else 1 if freq_days == 365
                    else (365 if rec.have_weekends else 252))
     grouped = _group_days(rec.day_equities(), freq_days)
-    day_returns = [b / a - 1 for a, b in zip(grouped, grouped[1:], strict=False)]
+    day_returns = [b / a - 1 for a, b in itertools.pairwise(grouped)]
     gmean = _geometric_mean(day_returns) if day_returns else NAN
     ann_return = (1 + gmean) ** annual_days - 1
     s["Return (Ann.) [%]"] = ann_return * 100
