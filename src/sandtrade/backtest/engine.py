@@ -17,7 +17,7 @@ from typing import Any
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.broker import BrokerSettings, PaperBroker, sequential_ids
-from sandtrade.errors import StrategyError
+from sandtrade.errors import DataError, StrategyError
 from sandtrade.models import Account, Bar, Instrument, Order, OrderSide, OrderType, Position
 from sandtrade.strategy.context import Context, FillView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
@@ -151,65 +151,117 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     broker_equity = broker.equity
     record = rec.record
     advance = ctx._advance
+    def first_bar(bar: Bar) -> Decimator[Bar]:
+        nonlocal bench
+        sym = bar.symbol
+        if broker.instrument(sym) is None:
+            broker.register(Instrument.equity(sym))
+        curve = price_curves[sym] = Decimator(_merge_ohlc, max_points, _fold_ohlc)
+        if sym not in symbols:
+            symbols.append(sym)
+        if bench is None:
+            bench = sym
+        return curve
+
+    def bankrupt(t: Any, equity: float) -> None:
+        broker.liquidate(ACCOUNT, "equity reached zero")
+        warnings.append(f"{t}: equity reached {equity:,.2f}; positions liquidated and the "
+                        "back-test stopped, as a broker would")
+
+    def periodic(done: int) -> None:
+        rec.compact()
+        for dec in price_curves.values():
+            dec.compact()
+        if progress is not None:
+            progress(done)
+
     try:
-        for group in _timestamps(stream_list):
-            i += 1
-            fills = pending_close_fills
-            pending_close_fills = []
-            for bar in group:
-                sym = bar.symbol
-                curve = price_curves.get(sym)
-                if curve is None:
-                    if broker.instrument(sym) is None:
-                        broker.register(Instrument.equity(sym))
-                    curve = price_curves[sym] = Decimator(_merge_ohlc, max_points, _fold_ohlc)
-                    if sym not in symbols:
-                        symbols.append(sym)
-                    if bench is None:
-                        bench = sym
-                curve.append(bar)
-                if sym == bench:
-                    bench_close = bar.close
+        if len(stream_list) == 1:
+            # One symbol: the hot path, the same steps as the loop below without grouping.
+            curve_append: Callable[[Bar], None] | None = None
+            only = ""
+            for bar in stream_list[0]:
+                i += 1
+                if curve_append is None:
+                    curve_append = first_bar(bar).append
+                    only = bar.symbol
+                elif bar.symbol != only:
+                    raise DataError(f"one stream of bars holds {only} and {bar.symbol}; pass "
+                                    "a mapping of symbol to bars for a portfolio")
+                curve_append(bar)
                 got = broker_on_bar(bar, i)
-                if got:
-                    fills.extend(FillView.of(f) for f in got)
-            equity = broker_equity(ACCOUNT)
-            t = group[0].time
-            record(t, equity, bench_close)
-            if equity <= 0:
-                broker.liquidate(ACCOUNT, "equity reached zero")
-                warnings.append(f"{t}: equity reached {equity:,.2f}; positions liquidated and "
-                                "the back-test stopped, as a broker would")
-                break
-            if i == 0:
-                ctx.symbol = group[0].symbol
-                if on_start is not None:
-                    hook, hook_time = "on_start", t
-                    on_start(ctx)
-            for bar in group:
+                equity = broker_equity(ACCOUNT)
+                record(bar.time, equity, bar.close)
+                if equity <= 0:
+                    bankrupt(bar.time, equity)
+                    break
+                if not i:
+                    ctx.symbol = only
+                    if on_start is not None:
+                        hook, hook_time = "on_start", bar
+                        on_start(ctx)
                 advance(bar, i)
-            if fills and on_fill is not None:
-                hook, hook_time = "on_fill", t
-                for fv in fills:
-                    ctx.symbol = fv.symbol
-                    on_fill(ctx, fv)
-            for bar in group:
-                ctx.symbol = bar.symbol
+                if on_fill is not None and (got or pending_close_fills):
+                    hook, hook_time = "on_fill", bar
+                    fills, pending_close_fills = pending_close_fills, []
+                    fills.extend(FillView.of(f) for f in got)
+                    for fv in fills:
+                        on_fill(ctx, fv)
                 if on_bar is not None:
                     hook = "on_bar"
                     hook_time = bar
                     on_bar(ctx, bar)
+                hook = None
                 if market_at_close:
-                    hook = None
-                    pending_close_fills.extend(
-                        FillView.of(f) for f in broker.close_auction(bar))
-            hook = None
-            if not i & (PROGRESS_EVERY - 1):
-                rec.compact()
-                for dec in price_curves.values():
-                    dec.compact()
-                if progress is not None:
-                    progress(i + 1)
+                    pending_close_fills.extend(FillView.of(f) for f in broker.close_auction(bar))
+                if not i & (PROGRESS_EVERY - 1):
+                    periodic(i + 1)
+        else:
+            for group in _timestamps(stream_list):
+                i += 1
+                fills, pending_close_fills = pending_close_fills, []
+                for bar in group:
+                    sym = bar.symbol
+                    curve = price_curves.get(sym)
+                    if curve is None:
+                        curve = first_bar(bar)
+                    curve.append(bar)
+                    if sym == bench:
+                        bench_close = bar.close
+                    got = broker_on_bar(bar, i)
+                    if got:
+                        fills.extend(FillView.of(f) for f in got)
+                equity = broker_equity(ACCOUNT)
+                t = group[0].time
+                record(t, equity, bench_close)
+                if equity <= 0:
+                    bankrupt(t, equity)
+                    break
+                if i == 0:
+                    ctx.symbol = group[0].symbol
+                    if on_start is not None:
+                        hook, hook_time = "on_start", t
+                        on_start(ctx)
+                for bar in group:
+                    advance(bar, i)
+                if fills and on_fill is not None:
+                    hook, hook_time = "on_fill", t
+                    for fv in fills:
+                        ctx.symbol = fv.symbol
+                        on_fill(ctx, fv)
+                for bar in group:
+                    ctx.symbol = bar.symbol
+                    if on_bar is not None:
+                        hook = "on_bar"
+                        hook_time = bar
+                        on_bar(ctx, bar)
+                    if market_at_close:
+                        hook = None
+                        pending_close_fills.extend(
+                            FillView.of(f) for f in broker.close_auction(bar))
+                hook = None
+                if not i & (PROGRESS_EVERY - 1):
+                    periodic(i + 1)
         n_bars = i + 1
         if n_bars == 0:
             raise StrategyError(f"{path}: the data holds no bars; nothing to back-test")

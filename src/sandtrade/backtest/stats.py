@@ -124,19 +124,19 @@ class EquityRecorder:
 
     def record(self, time: datetime, equity: float, market: float) -> None:
         """Take the equity at the end of a timestamp and the benchmark's close there."""
+        # Runs once per bar: attribute reads are cached in locals where a value is used twice.
         i = self.n
         self.n = i + 1
-        if i == 0:
+        if not i:
             self.first_equity = equity
             self.start = time
         self.end = time
         self.last_equity = equity
         self._recent_times.append(time)
-        if equity > self.peak:
-            self.peak = equity
-        dd = 1 - equity / self.peak if self.peak else NAN
-        if dd > self.max_dd:
-            self.max_dd = dd
+        peak = self.peak
+        if equity > peak:
+            self.peak = peak = equity
+        dd = 1 - equity / peak if peak else NAN
         if dd == 0:
             if i > self._last_zero + 1 and self._last_zero_time is not None:
                 self.dd_periods.append((time - self._last_zero_time, self._cur_period_max))
@@ -145,33 +145,38 @@ class EquityRecorder:
             self._cur_period_max = 0.0
         elif dd > self._cur_period_max:
             self._cur_period_max = dd
+            if dd > self.max_dd:
+                self.max_dd = dd
         self._last_dd = dd
         d = time.date()
         if d != self._day:
             if self._day is not None:
                 self._close_day()
             self._day = d
-            self._day_bars = 0
-        self._day_bars += 1
+            self._day_bars = 1
+        else:
+            self._day_bars += 1
         self._day_equity = equity
         if i < 10_000:
             self.first_closes.append(market)
         self.last_close = market
-        prev_eq, prev_mkt = self._prev_eq, self._prev_mkt
-        if i > 0 and self._beta_valid:
+        prev_eq = self._prev_eq
+        prev_mkt = self._prev_mkt
+        self._prev_eq = equity
+        self._prev_mkt = market
+        if i and self._beta_valid:
             if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
                 x = math.log(equity / prev_eq)
                 y = math.log(market / prev_mkt)
                 k = self._beta_n = self._beta_n + 1
                 dx = x - self._mx
-                self._mx += dx / k
                 dy = y - self._my
-                self._my += dy / k
-                self._cxy += dx * (y - self._my)
-                self._cyy += dy * (y - self._my)
+                self._mx += dx / k
+                self._my = my = self._my + dy / k
+                self._cxy += dx * (y - my)
+                self._cyy += dy * (y - my)
             else:
                 self._beta_valid = False
-        self._prev_eq, self._prev_mkt = equity, market
         self.curve.append((time, equity, dd))
 
     def _close_day(self) -> None:

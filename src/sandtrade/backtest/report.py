@@ -1,0 +1,757 @@
+"""The HTML back-test report: one self-contained file that opens offline.
+
+The page holds a header (strategy, symbols, period, parameters, settings and the headline
+numbers), any warnings, one plotly figure (price with trade markers per symbol, equity, drawdown
+on a shared time axis), the full stats table and the trade list.
+
+Everything the page needs is inside the file: plotly.js is copied from the installed plotly
+package, the figure is a JSON document in the page, the CSS is inline and uses system fonts.
+A Content-Security-Policy forbids every network request, so a report opened from an archive, an
+e-mail or an air-gapped machine looks the same and cannot phone home.
+
+Strategy names, symbols, parameters, tags, warnings and log lines are written by users; every
+string taken from the result is HTML-escaped before it reaches the page, including those shown
+inside the chart (plotly renders a subset of HTML in hover text and legends).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from sandtrade.backtest.result import BacktestResult, EquityPoint
+from sandtrade.models import Bar, Trade
+
+__all__ = ["render_report", "write_report"]
+
+#: Price rows in the figure; further symbols are listed in a note instead of charted.
+MAX_PRICE_ROWS = 4
+#: Above this many bars a symbol is drawn as a close line: candles that thin are unreadable
+#: and slow the page down.
+MAX_CANDLES = 3000
+#: Trades listed in the trade table; the rest is counted in a note (all stay in the chart).
+MAX_TRADE_ROWS = 500
+#: Log lines shown (the last ones).
+MAX_LOG_LINES = 200
+
+#: The numbers shown under the title, by backtesting.py's names, in this order.
+HEADLINE_STATS = (
+    "Return [%]",
+    "Buy & Hold Return [%]",
+    "Max. Drawdown [%]",
+    "Sharpe Ratio",
+    "# Trades",
+    "Equity Final [$]",
+)
+
+_GREEN = "#1b873f"
+_RED = "#c62828"
+_AMBER = "#e08a00"
+_BLUE = "#1f5fbf"
+_FONT_STACK = (
+    'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
+    '"Noto Sans", "Liberation Sans", sans-serif'
+)
+
+# No fetches of any kind: scripts and styles only inline, images only data:/blob: (plotly's
+# "download as PNG" button). plotly.js needs eval for some of its code paths.
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+_CSS = (
+    f":root {{ color-scheme: light; --green: {_GREEN}; --red: {_RED}; --amber: {_AMBER}; "
+    f"--font: {_FONT_STACK}; }}"
+) + """
+* { box-sizing: border-box; }
+body { margin: 0; background: #f5f6f8; color: #1d2330; font: 14px/1.45 var(--font); }
+main { max-width: 1360px; margin: 0 auto; padding: 20px 24px 40px; }
+h1 { font-size: 24px; margin: 0 0 4px; word-break: break-word; }
+h2 { font-size: 17px; margin: 28px 0 10px; }
+.card { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 14px 18px; }
+.meta { color: #4a5568; margin: 0 0 10px; }
+.meta b { color: #1d2330; font-weight: 600; }
+.kv { display: flex; flex-wrap: wrap; gap: 4px 6px; margin: 4px 0; align-items: baseline; }
+.kv .label { color: #4a5568; min-width: 72px; font-weight: 600; }
+.chip { background: #eef1f5; border-radius: 4px; padding: 1px 7px; font-size: 13px;
+        font-variant-numeric: tabular-nums; word-break: break-all; }
+.headline { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 14px; }
+.headline div { background: #f7f8fa; border: 1px solid #e3e6eb; border-radius: 6px;
+                padding: 6px 12px; min-width: 130px; }
+.headline .name { display: block; color: #4a5568; font-size: 12px; }
+.headline .value { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.pos { color: var(--green); }
+.neg { color: var(--red); }
+.warnings { background: #fff4e5; border: 1px solid #f0b45a; border-left: 6px solid var(--amber);
+            border-radius: 6px; padding: 10px 16px; margin-top: 16px; }
+.warnings h2 { margin: 0 0 6px; font-size: 16px; color: #8a4b00; }
+.warnings ul { margin: 0; padding-left: 20px; }
+.note { color: #4a5568; font-size: 13px; margin: 6px 0; }
+.chart { margin-top: 16px; padding: 6px; }
+.empty { color: #4a5568; padding: 24px; text-align: center; }
+table { border-collapse: collapse; background: #fff; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e6e9ee; text-align: left;
+         vertical-align: top; }
+th { background: #eef1f5; font-weight: 600; position: sticky; top: 0; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+.stats { min-width: 480px; }
+.stats td:first-child { color: #4a5568; }
+.trades { width: 100%; font-size: 13px; }
+.trades td { white-space: nowrap; }
+.trades td.tag { white-space: normal; word-break: break-word; max-width: 260px; }
+.scroll { overflow-x: auto; border: 1px solid #dde1e7; border-radius: 6px; }
+details { margin-top: 24px; }
+pre { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 10px;
+      overflow-x: auto; font-size: 12px; }
+footer { color: #6b7280; font-size: 12px; margin-top: 28px; }
+"""
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def write_report(result: BacktestResult, path: str | Path) -> Path:
+    """Write the HTML report of ``result`` to ``path`` and return the path written.
+
+    The file is self-contained (plotly.js embedded, about 5 MB) and opens offline.
+    """
+    target = Path(path)
+    target.write_text(render_report(result), encoding="utf-8")
+    return target
+
+
+def render_report(result: BacktestResult) -> str:
+    """The HTML report of ``result`` as one string (what :func:`write_report` writes)."""
+    times = _Times.for_result(result)
+    strategy = result.strategy or "(unnamed strategy)"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Back-test report: {_esc(strategy)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        _header_html(result, times),
+        _warnings_html(result.warnings),
+        _chart_html(result, times),
+        _stats_html(result.stats),
+        _trades_html(result, times),
+        _log_html(result.logs),
+        '<footer>Generated by sandtrade. This file is self-contained and makes no network '
+        "requests.</footer>",
+        "</main>",
+        "</body>",
+        "</html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _esc(value: object) -> str:
+    """HTML-escape the text of ``value`` (quotes too, so it is safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, numbers.Real) and math.isnan(float(value)))
+
+
+def _format_float(value: float, decimals: int = 2) -> str:
+    """``1234.5`` as ``1,234.50``; infinities as ``∞``; never ``-0.00``."""
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    text = f"{value:,.{decimals}f}"
+    if text.lstrip("-").strip("0.,") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def _format_value(value: Any) -> str:
+    """Plain text for a stat, parameter or setting of any JSON-ish type (not yet escaped).
+
+    Floats get two decimals and thousands separators, ints thousands separators, missing values
+    (None, NaN) ``n/a``; strings such as pandas durations are shown as they are.
+    """
+    if _is_missing(value):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        return _format_float(float(value))
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return _format_duration(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, Iterable):
+        text = "[" + ", ".join(_format_value(v) for v in value) + "]"
+    else:
+        text = str(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _format_price(value: float | None) -> str:
+    """A price with two decimals, or enough significant digits when it is below one."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value == 0 or abs(value) >= 1:
+        return _format_float(value)
+    decimals = min(10, 3 - math.floor(math.log10(abs(value))))
+    return _format_float(value, decimals)
+
+
+def _format_size(value: float) -> str:
+    """A quantity: whole numbers without decimals, fractions with up to 8 (crypto lots)."""
+    size = abs(value)
+    if size == round(size):
+        return f"{round(size):,}"
+    return f"{size:,.8f}".rstrip("0").rstrip(".")
+
+
+def _format_duration(delta: timedelta) -> str:
+    """``3 days 04:30``, ``5 days`` or ``00:15``."""
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days and not (hours or minutes):
+        return f"{sign}{days} day{'s' if days != 1 else ''}"
+    clock = f"{hours:02d}:{minutes:02d}"
+    return f"{sign}{days} day{'s' if days != 1 else ''} {clock}" if days else f"{sign}{clock}"
+
+
+def _headline_text(key: str, value: Any) -> str:
+    """A headline number with its unit: ``12.34 %``, ``$10,523.10``, ``0.87``."""
+    text = _format_value(value)
+    if text == "n/a":
+        return text
+    if key.endswith("[%]"):
+        return f"{text} %"
+    if key.endswith("[$]"):
+        return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+    return text
+
+
+def _sign_class(value: Any) -> str:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_missing(value):
+        if value > 0:
+            return "pos"
+        if value < 0:
+            return "neg"
+    return ""
+
+
+class _Times:
+    """How times are written on this page: dates alone for daily data, minutes for intraday.
+
+    Times are shown as wall-clock times in whatever zone the data came in; the zone is dropped
+    for the chart because plotly.js does not understand UTC offsets on a date axis.
+    """
+
+    def __init__(self, intraday: bool) -> None:
+        self.intraday = intraday
+
+    @classmethod
+    def for_result(cls, result: BacktestResult) -> _Times:
+        """Intraday when any bar, trade or equity point is not at midnight."""
+        def stamps() -> Iterable[datetime]:
+            for bars in result.prices.values():
+                yield from (b.time for b in bars)
+            for t in (*result.trades, *result.open_trades):
+                yield t.entry_time
+                if t.exit_time is not None:
+                    yield t.exit_time
+            yield from (p.time for p in result.equity_curve)
+
+        midnight = clock_time(0, 0)
+        return cls(any(s.time() != midnight for s in stamps()))
+
+    def text(self, when: datetime | None) -> str:
+        """A time for a table or hover text."""
+        if when is None:
+            return "—"
+        return when.strftime("%Y-%m-%d %H:%M" if self.intraday else "%Y-%m-%d")
+
+    @staticmethod
+    def chart(when: datetime) -> datetime:
+        """A time for the chart axis."""
+        return when.replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _period(result: BacktestResult) -> tuple[datetime, datetime] | None:
+    """First and last bar over all symbols, else first and last equity point."""
+    firsts = [bars[0].time for bars in result.prices.values() if bars]
+    lasts = [bars[-1].time for bars in result.prices.values() if bars]
+    if firsts:
+        return min(firsts, key=_Times.chart), max(lasts, key=_Times.chart)
+    if result.equity_curve:
+        return result.equity_curve[0].time, result.equity_curve[-1].time
+    return None
+
+
+def _chips(label: str, items: Mapping[str, Any]) -> str:
+    if not items:
+        chips = '<span class="chip">none</span>'
+    else:
+        chips = "".join(
+            f'<span class="chip">{_esc(k)} = {_esc(_format_value(v))}</span>'
+            for k, v in items.items()
+        )
+    return f'<div class="kv"><span class="label">{_esc(label)}</span>{chips}</div>'
+
+
+def _header_html(result: BacktestResult, times: _Times) -> str:
+    symbols = ", ".join(result.symbols) or "—"
+    period = _period(result)
+    if period is not None:
+        period_text = f"{times.text(period[0])} … {times.text(period[1])}"
+        span = _format_duration(_Times.chart(period[1]) - _Times.chart(period[0]))
+        if not times.intraday:
+            span = span.split(" ")[0] + " days" if "day" in span else span
+        period_text += f" ({span})"
+    else:
+        period_text = "—"
+    meta = [
+        f"<b>Symbols</b> {_esc(symbols)}",
+        f"<b>Period</b> {_esc(period_text)}",
+        f"<b>Bars</b> {result.bars:,}",
+    ]
+    if result.elapsed_s:
+        meta.append(f"<b>Run time</b> {result.elapsed_s:,.2f} s")
+    cards = []
+    for key in HEADLINE_STATS:
+        value = result.stats.get(key)
+        if key == "# Trades" and key not in result.stats:
+            value = len(result.trades)
+        elif key not in result.stats:
+            continue
+        css = _sign_class(value) if key.endswith("[%]") else ""
+        cards.append(
+            f'<div><span class="name">{_esc(key)}</span>'
+            f'<span class="value {css}">{_esc(_headline_text(key, value))}</span></div>'
+        )
+    return (
+        '<header class="card">'
+        f"<h1>{_esc(result.strategy or '(unnamed strategy)')}</h1>"
+        f'<p class="meta">{" &nbsp;·&nbsp; ".join(meta)}</p>'
+        f"{_chips('Params', result.params)}"
+        f"{_chips('Settings', result.settings)}"
+        f'<div class="headline">{"".join(cards)}</div>'
+        "</header>"
+    )
+
+
+def _warnings_html(warnings: Sequence[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+    title = "Warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
+    return f'<section class="warnings" role="alert"><h2>⚠ {title}</h2><ul>{items}</ul></section>'
+
+
+# --------------------------------------------------------------------------- chart
+
+
+def _charted_symbols(result: BacktestResult) -> tuple[list[str], list[str]]:
+    """Symbols that get a price row (at most :data:`MAX_PRICE_ROWS`) and those left out."""
+    ordered = [s for s in result.symbols if result.prices.get(s)]
+    ordered += [s for s, bars in result.prices.items() if bars and s not in ordered]
+    return ordered[:MAX_PRICE_ROWS], ordered[MAX_PRICE_ROWS:]
+
+
+def _drawdown_percent(points: Sequence[EquityPoint]) -> list[float | None]:
+    """``drawdown_pct`` as negative percent, whatever unit and sign the engine used.
+
+    backtesting.py keeps drawdown as a positive fraction (0.12) and reports it as a negative
+    percentage (-12.0); the unit is taken to be the one that agrees best with the drawdown
+    recomputed from the equity values themselves, so the chart is right either way.
+    """
+    raw = [abs(p.drawdown_pct) if math.isfinite(p.drawdown_pct) else None for p in points]
+    derived: list[float] = []
+    peak = -math.inf
+    for p in points:
+        if math.isfinite(p.equity):
+            peak = max(peak, p.equity)
+        derived.append((1 - p.equity / peak) * 100 if peak > 0 and math.isfinite(p.equity) else 0)
+    pairs = [(r, d) for r, d in zip(raw, derived, strict=True) if r is not None]
+    error_as_percent = sum(abs(r - d) for r, d in pairs)
+    error_as_fraction = sum(abs(r * 100 - d) for r, d in pairs)
+    scale = 100.0 if error_as_fraction < error_as_percent else 1.0
+    return [None if r is None else -r * scale for r in raw]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
+    side = "Long" if trade.size > 0 else "Short"
+    lines = [
+        f"<b>{'Open ' + side.lower() if is_open else side}</b> {_esc(trade.symbol)} "
+        f"× {_format_size(trade.size)}",
+        f"Entry {times.text(trade.entry_time)} @ {_format_price(trade.entry_price)}",
+    ]
+    if is_open:
+        lines.append(f"Marked @ {_format_price(trade.exit_price)}")
+    else:
+        lines.append(f"Exit {times.text(trade.exit_time)} @ {_format_price(trade.exit_price)}")
+    pnl_label = "Unrealised P&amp;L" if is_open else "P&amp;L"
+    lines.append(
+        f"{pnl_label} {_esc(_headline_text('[$]', trade.pnl))} "
+        f"({_format_float(trade.return_pct * 100)} %)"
+    )
+    if trade.tag:
+        lines.append(f"Tag: {_esc(trade.tag)}")
+    return "<br>".join(lines)
+
+
+def _trade_traces(
+    symbol: str, bars: Sequence[Bar], result: BacktestResult, times: _Times, first_row: bool
+) -> list[Any]:
+    """Entry and exit markers, entry-to-exit lines and open trades of one symbol."""
+    closed = [t for t in result.trades if t.symbol == symbol]
+    still_open = [t for t in result.open_trades if t.symbol == symbol]
+    traces: list[Any] = []
+
+    def markers(name: str, trades: Sequence[Trade], at_exit: bool, symbol_name: str,
+                color: str | list[str], size: int = 11, is_open: bool = False) -> None:
+        if not trades:
+            return
+        xs = [times.chart(t.exit_time if at_exit and t.exit_time else t.entry_time)
+              for t in trades]
+        ys = [t.exit_price if at_exit else t.entry_price for t in trades]
+        traces.append(go.Scatter(
+            x=xs, y=ys, mode="markers", name=name, legendgroup=name, showlegend=first_row,
+            marker={"symbol": symbol_name, "size": size, "color": color,
+                    "line": {"width": 1, "color": "#1d2330"}},
+            text=[_trade_hover(t, times, is_open=is_open) for t in trades],
+            hovertemplate="%{text}<extra></extra>",
+        ))
+
+    def joins(name: str, trades: Sequence[Trade], color: str, dash: str = "solid") -> None:
+        xs: list[datetime | None] = []
+        ys: list[float | None] = []
+        for t in trades:
+            if t.exit_time is None or t.exit_price is None:
+                continue
+            xs += [times.chart(t.entry_time), times.chart(t.exit_time), None]
+            ys += [t.entry_price, t.exit_price, None]
+        if xs:
+            traces.append(go.Scatter(
+                x=xs, y=ys, mode="lines", name=name, legendgroup=name, showlegend=first_row,
+                line={"color": color, "width": 1.6, "dash": dash}, hoverinfo="skip",
+                connectgaps=False,
+            ))
+
+    winners = [t for t in closed if t.pnl >= 0]
+    losers = [t for t in closed if t.pnl < 0]
+    joins("Winning trade", winners, _GREEN)
+    joins("Losing trade", losers, _RED)
+    markers("Long entry", [t for t in closed if t.size > 0], False, "triangle-up", _GREEN)
+    markers("Short entry", [t for t in closed if t.size < 0], False, "triangle-down", _RED)
+    exits = [t for t in closed if t.exit_time is not None and t.exit_price is not None]
+    markers("Exit", exits, True, "x", [_GREEN if t.pnl >= 0 else _RED for t in exits], size=9)
+
+    if still_open:
+        last = bars[-1] if bars else None
+        marked = [
+            t.model_copy(update={
+                "exit_time": t.exit_time or (last.time if last else None),
+                "exit_price": t.exit_price if t.exit_price is not None
+                else (last.close if last else None),
+            })
+            for t in still_open
+        ]
+        joins("Open trade", marked, _AMBER, dash="dot")
+        markers("Open trade", still_open, False, "diamond", _AMBER, size=12, is_open=True)
+        # The line and the markers share one legend entry.
+        for trace in traces[-2:]:
+            trace.showlegend = first_row and trace.mode == "markers"
+    return traces
+
+
+def _price_trace(symbol: str, bars: Sequence[Bar]) -> Any:
+    x = [_Times.chart(b.time) for b in bars]
+    if len(bars) > MAX_CANDLES:
+        return go.Scatter(
+            x=x, y=[b.close for b in bars], mode="lines", name=_esc(symbol), showlegend=False,
+            line={"color": "#37474f", "width": 1.2},
+            hovertemplate=f"{_esc(symbol)} close %{{y:,.2f}}<extra></extra>",
+        )
+    return go.Candlestick(
+        x=x, open=[b.open for b in bars], high=[b.high for b in bars],
+        low=[b.low for b in bars], close=[b.close for b in bars],
+        name=_esc(symbol), showlegend=False,
+        increasing={"line": {"color": "#26a69a", "width": 1}, "fillcolor": "#26a69a"},
+        decreasing={"line": {"color": "#ef5350", "width": 1}, "fillcolor": "#ef5350"},
+    )
+
+
+def _range_buttons(first: datetime, last: datetime) -> list[dict[str, Any]]:
+    """Zoom buttons shorter than the period shown (a "1y" button on a week of data is noise)."""
+    span = _Times.chart(last) - _Times.chart(first)
+    candidates = [
+        (1, "day", "1d", 1), (7, "day", "1w", 7), (1, "month", "1m", 31),
+        (3, "month", "3m", 92), (6, "month", "6m", 183), (1, "year", "1y", 366),
+        (5, "year", "5y", 1827),
+    ]
+    buttons = [
+        {"count": count, "step": step, "stepmode": "backward", "label": label}
+        for count, step, label, days in candidates
+        if timedelta(days=days) < span
+    ][-5:]
+    return [*buttons, {"step": "all", "label": "All"}] if buttons else []
+
+
+def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | None:
+    """The report's plotly figure, or None when there is nothing to chart.
+
+    Rows, top to bottom: one price row per charted symbol, equity, drawdown; all share the
+    time axis.
+    """
+    times = times or _Times.for_result(result)
+    symbols, _ = _charted_symbols(result)
+    curve = result.equity_curve
+    rows: list[tuple[str, int]] = [(s, 420 if len(symbols) == 1 else 300) for s in symbols]
+    if curve:
+        rows += [("equity", 230), ("drawdown", 150)]
+    if not rows:
+        return None
+
+    plot_height = sum(h for _, h in rows)
+    gap = 26
+    total = plot_height + gap * (len(rows) - 1) + 110
+    fig = make_subplots(
+        rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=gap / (total - 110),
+        row_heights=[h / plot_height for _, h in rows],
+    )
+    for row, (kind, _) in enumerate(rows, start=1):
+        if kind == "equity":
+            _add_equity(fig, row, curve, times)
+        elif kind == "drawdown":
+            _add_drawdown(fig, row, curve, times)
+        else:
+            bars = result.prices[kind]
+            fig.add_trace(_price_trace(kind, bars), row=row, col=1)
+            for trace in _trade_traces(kind, bars, result, times, first_row=row == 1):
+                fig.add_trace(trace, row=row, col=1)
+            fig.update_yaxes(title_text=_esc(kind), row=row, col=1)
+
+    fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across",
+                     spikethickness=1, spikedash="dot", spikecolor="#888", type="date")
+    period = _period(result)
+    if period is not None:
+        buttons = _range_buttons(*period)
+        if buttons:
+            fig.update_xaxes(row=1, col=1, rangeselector={
+                "buttons": buttons, "x": 0, "y": 1.0, "yanchor": "bottom",
+                "bgcolor": "#eef1f5", "activecolor": "#c9d3e0", "font": {"size": 11},
+            })
+    fig.update_layout(
+        template="plotly_white", height=total, hovermode="closest",
+        margin={"l": 72, "r": 24, "t": 70, "b": 40},
+        font={"family": _FONT_STACK, "size": 12, "color": "#1d2330"},
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                "font": {"size": 11}},
+        hoverlabel={"font": {"family": _FONT_STACK}},
+        dragmode="zoom",
+    )
+    return fig
+
+
+def _add_equity(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Times) -> None:
+    x = [_Times.chart(p.time) for p in curve]
+    y = [_finite_or_none(p.equity) for p in curve]
+    fig.add_trace(go.Scatter(
+        x=x, y=y, mode="lines", name="Equity", showlegend=False,
+        line={"color": _BLUE, "width": 1.6},
+        hovertemplate="Equity $%{y:,.2f}<br>%{x}<extra></extra>",
+    ), row=row, col=1)
+    finite = [(i, v) for i, v in enumerate(y) if v is not None]
+    if finite:
+        i, peak = max(finite, key=lambda iv: iv[1])
+        fig.add_trace(go.Scatter(
+            x=[x[i]], y=[peak], mode="markers+text", name="Peak equity", showlegend=False,
+            marker={"symbol": "star", "size": 13, "color": "#f2b705",
+                    "line": {"width": 1, "color": "#6b5200"}},
+            text=[f"Peak ${_format_float(peak)}"], textposition="top center",
+            textfont={"size": 11},
+            hovertemplate=f"Peak equity ${_format_float(peak)}<br>"
+                          f"{times.text(curve[i].time)}<extra></extra>",
+            cliponaxis=False,
+        ), row=row, col=1)
+    fig.update_yaxes(title_text="Equity [$]", tickformat=",.0f", row=row, col=1)
+
+
+def _add_drawdown(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Times) -> None:
+    x = [_Times.chart(p.time) for p in curve]
+    dd = _drawdown_percent(curve)
+    fig.add_trace(go.Scatter(
+        x=x, y=dd, mode="lines", name="Drawdown", showlegend=False, fill="tozeroy",
+        line={"color": _RED, "width": 1}, fillcolor="rgba(198, 40, 40, 0.25)",
+        hovertemplate="Drawdown %{y:.2f} %<br>%{x}<extra></extra>",
+    ), row=row, col=1)
+    finite = [(i, v) for i, v in enumerate(dd) if v is not None]
+    if finite:
+        i, worst = min(finite, key=lambda iv: iv[1])
+        if worst < 0:
+            fig.add_trace(go.Scatter(
+                x=[x[i]], y=[worst], mode="markers+text", name="Max. drawdown",
+                showlegend=False, marker={"size": 8, "color": _RED},
+                text=[f"{_format_float(worst)} %"], textposition="middle right",
+                textfont={"size": 11, "color": _RED},
+                hovertemplate=f"Max. drawdown {_format_float(worst)} %<br>"
+                              f"{times.text(curve[i].time)}<extra></extra>",
+                cliponaxis=False,
+            ), row=row, col=1)
+    fig.update_yaxes(title_text="Drawdown [%]", ticksuffix=" %", rangemode="tozero",
+                     row=row, col=1)
+
+
+def _chart_html(result: BacktestResult, times: _Times) -> str:
+    fig = _build_figure(result, times)
+    if fig is None:
+        return ('<section class="card chart"><p class="empty">No price or equity data to '
+                "chart.</p></section>")
+    _, left_out = _charted_symbols(result)
+    note = ""
+    if left_out:
+        note = (f'<p class="note">The chart shows the first {MAX_PRICE_ROWS} symbols; not '
+                f"charted: {_esc(', '.join(left_out))}.</p>")
+    if any(len(bars) > MAX_CANDLES for bars in result.prices.values()):
+        note += (f'<p class="note">Symbols with more than {MAX_CANDLES:,} price points are drawn '
+                 "as a close line instead of candles.</p>")
+    config = {
+        "displaylogo": False, "responsive": True, "scrollZoom": False,
+        "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+        "toImageButtonOptions": {"filename": "backtest"},
+    }
+    # to_json escapes "<", ">" and "/", so nothing in the figure can close the script element.
+    figure_json = pio.to_json(fig, validate=False)
+    config_json = pio.json.to_json_plotly(config)
+    return (
+        '<section class="card chart">'
+        f'<div id="report-chart" style="height:{fig.layout.height}px"></div>'
+        f"<script>{get_plotlyjs()}</script>\n"
+        f'<script type="application/json" id="report-figure">{figure_json}</script>\n'
+        "<script>(function () {"
+        'var spec = JSON.parse(document.getElementById("report-figure").textContent);'
+        f'Plotly.newPlot("report-chart", spec.data, spec.layout, {config_json});'
+        "})();</script>"
+        f"{note}</section>"
+    )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _stats_html(stats: Mapping[str, Any]) -> str:
+    if not stats:
+        return '<h2>Statistics</h2><p class="note">No statistics.</p>'
+    rows = "".join(
+        f'<tr><td>{_esc(k)}</td><td class="num {_sign_class(v) if k.endswith("[%]") else ""}">'
+        f"{_esc(_format_value(v))}</td></tr>"
+        for k, v in stats.items()
+    )
+    return (
+        "<h2>Statistics</h2>"
+        f'<table class="stats"><thead><tr><th>Statistic</th><th class="num">Value</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
+_TRADE_HEADERS = (
+    ("#", "num"), ("Symbol", ""), ("Side", ""), ("Size", "num"), ("Entry time", ""),
+    ("Entry price", "num"), ("Exit time", ""), ("Exit price", "num"), ("P&L [$]", "num"),
+    ("Return [%]", "num"), ("Duration", "num"), ("Tag", ""),
+)
+
+
+def _trade_row(number: int, trade: Trade, times: _Times, *, is_open: bool) -> str:
+    side = "Long" if trade.size > 0 else "Short"
+    end = trade.exit_time
+    duration = _format_duration(_Times.chart(end) - _Times.chart(trade.entry_time)) if end else ""
+    pnl_css = _sign_class(trade.pnl)
+    cells = [
+        (str(number), "num"),
+        (_esc(trade.symbol), ""),
+        (side, "pos" if side == "Long" else "neg"),
+        (_format_size(trade.size), "num"),
+        (times.text(trade.entry_time), ""),
+        (_format_price(trade.entry_price), "num"),
+        ("open" if is_open else times.text(trade.exit_time), ""),
+        (_format_price(trade.exit_price), "num"),
+        (_format_float(trade.pnl), f"num {pnl_css}"),
+        (_format_float(trade.return_pct * 100), f"num {pnl_css}"),
+        (duration, "num"),
+        (_esc(trade.tag) if trade.tag else "", "tag"),
+    ]
+    return "<tr>" + "".join(f'<td class="{c}">{v}</td>' for v, c in cells) + "</tr>"
+
+
+def _trade_table(trades: Sequence[Trade], times: _Times, *, is_open: bool) -> str:
+    head = "".join(f'<th class="{c}">{_esc(h)}</th>' for h, c in _TRADE_HEADERS)
+    body = "".join(
+        _trade_row(i, t, times, is_open=is_open) for i, t in enumerate(trades, start=1)
+    )
+    return (f'<div class="scroll"><table class="trades"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def _trades_html(result: BacktestResult, times: _Times) -> str:
+    trades = result.trades
+    parts = [f"<h2>Trades ({len(trades):,})</h2>"]
+    if not trades:
+        parts.append('<p class="note">No closed trades.</p>')
+    else:
+        shown = trades[:MAX_TRADE_ROWS]
+        if len(trades) > len(shown):
+            parts.append(f'<p class="note">Showing the first {len(shown):,} of {len(trades):,} '
+                         "trades; the chart shows all of them.</p>")
+        parts.append(_trade_table(shown, times, is_open=False))
+    if result.open_trades:
+        parts.append(f"<h2>Open at the end ({len(result.open_trades):,})</h2>"
+                     '<p class="note">Still open after the last bar, marked to the last '
+                     "close.</p>")
+        parts.append(_trade_table(result.open_trades[:MAX_TRADE_ROWS], times, is_open=True))
+    return "".join(parts)
+
+
+def _log_html(logs: Sequence[str]) -> str:
+    if not logs:
+        return ""
+    shown = logs[-MAX_LOG_LINES:]
+    note = f" (last {len(shown):,} of {len(logs):,} lines)" if len(shown) < len(logs) else ""
+    text = "\n".join(_esc(line) for line in shown)
+    return f"<details><summary>Strategy log{note}</summary><pre>{text}</pre></details>"
