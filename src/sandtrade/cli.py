@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--commission-min", type=float, metavar="C", help="minimum per order")
     bt.add_argument("--slippage", type=float, metavar="F",
                     help="adverse slippage on market/stop fills, as a fraction of price")
-    bt.add_argument("--fill-profile", choices=("next_open", "close", "quote"),
-                    help="when/at what price orders fill (default next_open)")
+    bt.add_argument("--fill-profile", metavar="NAME",
+                    help="when/at what price orders fill: next_open (default), close, quote, "
+                    "or one a plugin adds")
     bt.add_argument("--volume-share", type=float, metavar="F",
                     help="cap fills per bar at this share of the bar's volume")
     bt.add_argument("--close-at-end", action="store_true",
@@ -126,7 +127,13 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
                               close_at_end=args.close_at_end)
     total = max(count_rows(s.path) for s in specs)
     show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
-    runner = InProcessRunner()
+    from sandtrade.host import PluginHost
+
+    host = PluginHost.create()
+    for failed in host.errors:
+        err.print(f"[yellow]warning:[/yellow] plugin {failed.name!r} ({failed.value}) was "
+                  f"skipped: {failed.error}")
+    runner = InProcessRunner(profiles=host.fill_profiles().values())
     if show_progress:
         columns = (TextColumn("back-testing"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("bars"), TimeRemainingColumn())

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from strategies_examples import example_path
 
 from sandtrade.market import gbm_bars, sample_csv_path, write_csv
-from strategies_examples import example_path
 
 SMA = str(example_path("sma_cross"))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
-from sandtrade.broker import BrokerSettings, PaperBroker, sequential_ids
+from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, StrategyError
 from sandtrade.models import Account, Bar, Instrument, Order, OrderSide, OrderType, Position
 from sandtrade.strategy.context import Context, FillView
@@ -100,20 +100,23 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
                  params: Mapping[str, Any] | None = None,
                  instruments: Iterable[Instrument] = (),
                  progress: Callable[[int], None] | None = None,
-                 close_at_end: bool = False, max_points: int = 2000) -> BacktestResult:
+                 close_at_end: bool = False, max_points: int = 2000,
+                 profiles: Iterable[type[FillProfile]] = ()) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
     Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
     closes what is still open at the last close so it counts in the trade stats
     (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
-    marked to market. The benchmark (Buy & Hold, beta) is the first symbol.
+    marked to market. The benchmark (Buy & Hold, beta) is the first symbol. ``profiles``
+    adds fill profiles contributed by plugins to the built-in ones.
     """
     started = _time.perf_counter()
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
         streams = dict(data)
     settings = settings or BrokerSettings()
-    broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids())
+    broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids(),
+                         profiles=profiles)
     broker.open_account(ACCOUNT, cash)
     logs: list[str] = []
     warnings: list[str] = []

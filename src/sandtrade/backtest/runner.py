@@ -9,7 +9,7 @@ back. Callers (the CLI, later the gRPC service) only ever see the interface.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.backtest.engine import run_backtest
 from sandtrade.backtest.result import BacktestResult
-from sandtrade.broker import BrokerSettings
+from sandtrade.broker import BrokerSettings, FillProfile
 from sandtrade.errors import DataError
 from sandtrade.market import iter_csv
 from sandtrade.models import Bar
@@ -82,7 +82,13 @@ def count_rows(path: str | Path) -> int:
 
 
 class InProcessRunner:
-    """Loads the strategy and the data in this process and runs the engine."""
+    """Loads the strategy and the data in this process and runs the engine.
+
+    :param profiles: fill profiles beyond the built-ins (from plugins, see ``PluginHost``).
+    """
+
+    def __init__(self, profiles: Iterable[type[FillProfile]] = ()) -> None:
+        self.profiles = tuple(profiles)
 
     def run(self, request: BacktestRequest,
             progress: Callable[[int], None] | None = None) -> BacktestResult:
@@ -99,4 +105,4 @@ class InProcessRunner:
             streams[symbol] = stream
         return run_backtest(strategy, streams, cash=request.cash, settings=request.broker,
                             params=params, progress=progress,
-                            close_at_end=request.close_at_end)
+                            close_at_end=request.close_at_end, profiles=self.profiles)

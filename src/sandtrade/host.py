@@ -1,0 +1,81 @@
+"""The host's plugin manager: built-in plugins, entry-point plugins and the hooks they answer.
+
+Built-ins are registered through the same call as third-party plugins (``BUILTIN_PLUGINS``).
+A broken third-party entry point is logged with its name and skipped, so one bad package
+cannot take the host down; a broken built-in is a bug and fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from sandtrade import hookspecs
+from sandtrade.broker.fills import FillProfile
+from sandtrade.builtin_plugins import BrokerDefaults
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginLoadError"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sandtrade"
+BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (("builtin.broker", BrokerDefaults()),)
+
+
+@dataclass(frozen=True)
+class PluginLoadError:
+    """A third-party plugin that could not be loaded, and why (shown to operators)."""
+
+    name: str
+    value: str
+    error: str
+
+
+@dataclass
+class PluginHost:
+    """Owns the pluggy ``PluginManager`` and answers the host's questions to plugins."""
+
+    pm: pluggy.PluginManager = field(default_factory=lambda: pluggy.PluginManager("sandtrade"))
+    errors: list[PluginLoadError] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, *, load_entry_points: bool = True,
+               extra: Iterable[object] = ()) -> PluginHost:
+        """A host with the built-ins, the installed entry-point plugins and ``extra``."""
+        host = cls()
+        host.pm.add_hookspecs(hookspecs)
+        for name, plugin in BUILTIN_PLUGINS:
+            host.pm.register(plugin, name=name)
+        if load_entry_points:
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                host._load(ep)
+        for plugin in extra:
+            host.pm.register(plugin)
+        host.pm.check_pending()
+        return host
+
+    def _load(self, ep: EntryPoint) -> None:
+        if self.pm.has_plugin(ep.name):
+            return
+        try:
+            plugin = ep.load()
+            self.pm.register(plugin, name=ep.name)
+        except Exception as e:  # any failure of third-party code is contained here
+            err = PluginLoadError(ep.name, ep.value, f"{type(e).__name__}: {e}")
+            self.errors.append(err)
+            log.error("plugin %r (%s) failed to load and is skipped: %s", ep.name, ep.value,
+                      err.error)
+
+    def fill_profiles(self) -> dict[str, type[FillProfile]]:
+        """Every fill profile by name; a plugin's profile overrides a built-in's of that name."""
+        out: dict[str, type[FillProfile]] = {}
+        # Results come last-registered first, built-ins (trylast) at the end: reversed, the
+        # later ones overwrite the defaults.
+        for profiles in reversed(self.pm.hook.sandtrade_fill_profiles()):
+            for profile in profiles:
+                out[profile.name] = profile
+        return out

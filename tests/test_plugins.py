@@ -1,0 +1,142 @@
+"""The plugin API: hooks documented and exercised; entry-point plugins found, broken ones named."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from sandtrade import hookspecs
+from sandtrade.host import BUILTIN_PLUGINS, PluginHost
+from sandtrade.market import gbm_bars, write_csv
+from strategies_examples import example_path
+
+HOOKS = [name for name, fn in vars(hookspecs).items()
+         if name.startswith("sandtrade_") and inspect.isfunction(fn)]
+
+
+def make_plugin_dist(root: Path, module: str, source: str) -> None:
+    """Install a plugin the way pip would leave it: a module plus a dist-info with its
+    ``sandtrade`` entry point, on a path the test puts on PYTHONPATH."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[sandtrade]\n{module} = {module}\n")
+
+
+MID_PROFILE = """
+    from sandtrade.broker import NextOpenProfile
+    from sandtrade.hookspecs import hookimpl
+
+    class MidProfile(NextOpenProfile):
+        name = "mid"
+        description = "market orders at the bar's (high+low)/2"
+
+        def bar_price(self, order, bar):
+            if order.type.value == "market":
+                return (bar.high + bar.low) / 2
+            return super().bar_price(order, bar)
+
+    @hookimpl
+    def sandtrade_fill_profiles():
+        return [MidProfile]
+"""
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_documented(name: str) -> None:
+    doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+    assert len(doc) > 80, f"{name} needs a docstring saying when it is called and what it returns"
+    assert ":return:" in doc or ":param" in doc
+
+
+def test_every_hook_is_called_by_a_test_in_this_file() -> None:
+    source = Path(__file__).read_text()
+    missing = [name for name in HOOKS if f"pm.hook.{name}(" not in source]
+    assert not missing, f"hooks no test calls: {missing}"
+
+
+def test_builtin_plugins_answer_sandtrade_fill_profiles() -> None:
+    host = PluginHost.create(load_entry_points=False)
+    results = host.pm.hook.sandtrade_fill_profiles()
+    names = {p.name for profiles in results for p in profiles}
+    assert names == {"next_open", "close", "quote"}
+
+
+def test_a_plugin_profile_with_a_builtin_name_replaces_it() -> None:
+    from sandtrade.broker import NextOpenProfile
+    from sandtrade.hookspecs import hookimpl
+
+    class Mine(NextOpenProfile):
+        name = "close"
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_fill_profiles(self):  # type: ignore[no-untyped-def]
+            return [Mine]
+
+    host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
+    assert host.fill_profiles()["close"] is Mine
+    assert host.fill_profiles()["next_open"].__name__ == "NextOpenProfile"
+
+
+def test_entry_point_plugin_adds_a_fill_profile_used_by_a_backtest(tmp_path: Path) -> None:
+    make_plugin_dist(tmp_path, "sandtrade_midfill", MID_PROFILE)
+    csv = tmp_path / "ACME.csv"
+    write_csv(gbm_bars(300, symbol="ACME", seed=3), csv)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandtrade.cli", "backtest", str(example_path("sma_cross")),
+         "--data", str(csv), "--fill-profile", "mid", "--json"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["settings"]["fill_profile"] == "mid"
+    bars = {b.time.isoformat(): b for b in gbm_bars(300, symbol="ACME", seed=3)}
+    first = out["trades"][0]
+    bar = bars[first["entry_time"]]
+    assert first["entry_price"] == pytest.approx((bar.high + bar.low) / 2)
+
+
+def test_unknown_fill_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    csv = tmp_path / "ACME.csv"
+    write_csv(gbm_bars(50, symbol="ACME"), csv)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandtrade.cli", "backtest", str(example_path("sma_cross")),
+         "--data", str(csv), "--fill-profile", "magic"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "unknown fill profile 'magic'" in proc.stderr and "next_open" in proc.stderr
+
+
+def test_broken_entry_point_plugin_is_named_and_skipped(tmp_path: Path) -> None:
+    make_plugin_dist(tmp_path, "sandtrade_broken", "raise ImportError('needs libfoo')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        host = PluginHost.create()
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert [(e.name, "needs libfoo" in e.error) for e in host.errors] == [
+        ("sandtrade_broken", True)]
+    assert "next_open" in host.fill_profiles()  # the rest of the host still works
+
+
+def test_broken_builtin_plugin_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandtrade.hookspecs import hookimpl
+
+    class Bad:
+        @hookimpl
+        def sandtrade_fill_profile(self):  # type: ignore[no-untyped-def]  # misspelled hook
+            return []
+
+    monkeypatch.setattr("sandtrade.host.BUILTIN_PLUGINS", (*BUILTIN_PLUGINS, ("bad", Bad())))
+    with pytest.raises(pluggy.PluginValidationError, match="sandtrade_fill_profile"):
+        PluginHost.create(load_entry_points=False)
