@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from strategies_examples import example_path
 
 from sandtrade import hookspecs
 from sandtrade.host import BUILTIN_PLUGINS, PluginHost
 from sandtrade.market import gbm_bars, write_csv
-from strategies_examples import example_path
 
 HOOKS = [name for name, fn in vars(hookspecs).items()
          if name.startswith("sandtrade_") and inspect.isfunction(fn)]
