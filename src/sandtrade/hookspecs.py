@@ -41,3 +41,4 @@ def sandtrade_fill_profiles() -> list[type[FillProfile]]:
 
     :return: fill profile classes (all implementations' lists are combined).
     """
+    raise NotImplementedError  # a specification: plugins implement it

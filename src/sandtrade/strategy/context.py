@@ -361,7 +361,7 @@ class Context:
         idx = _ta._FIELDS[src]
         bars = data.bars
         start = max(0, len(bars) - n)
-        return tuple(bars[k][idx] for k in range(start, len(bars)))
+        return tuple(bars[k][idx] for k in range(start, len(bars)))  # type: ignore[misc]
 
     def bars(self, n: int, *, symbol: str | None = None) -> tuple[Bar, ...]:
         """The last ``n`` bars (oldest first), the current one included."""

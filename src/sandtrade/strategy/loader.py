@@ -155,7 +155,7 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
 
     pm = _StrategyPluginManager(PROJECT)
     pm.add_hookspecs(StrategySpec)
-    hooks = {n: f for n, f in vars(module).items()
+    hooks: dict[str, Callable[..., Any]] = {n: f for n, f in vars(module).items()
              if n.startswith("on_") and inspect.isfunction(f)}
     for name, fn in hooks.items():
         if name not in HOOK_NAMES:

@@ -157,7 +157,7 @@ def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
     def update(bar: Bar, i: int) -> None:
         # Series._push inlined: this runs once per bar per average.
         nonlocal total, n_since_refresh
-        x = bar[idx]
+        x: float = bar[idx]  # type: ignore[assignment]  # idx picks a price field
         win.append(x)
         total += x
         if len(win) > length:
@@ -196,7 +196,7 @@ def _make_smoothed(name: str, field: str, length: int, alpha: float) -> tuple[Se
     state = [NAN]
 
     def update(bar: Bar, i: int) -> None:
-        x = bar[idx]
+        x: float = bar[idx]  # type: ignore[assignment]  # idx picks a price field
         prev = state[0]
         if prev != prev:
             seed.append(x)
@@ -221,7 +221,7 @@ def make_rsi(name: str, field: str, length: int) -> tuple[Series, Updater]:
     alpha = 1.0 / length
 
     def update(bar: Bar, i: int) -> None:
-        x = bar[idx]
+        x: float = bar[idx]  # type: ignore[assignment]  # idx picks a price field
         prev = last[0]
         last[0] = x
         if prev != prev:
@@ -278,7 +278,7 @@ def make_stdev(name: str, field: str, length: int) -> tuple[Series, Updater]:
     win: deque[float] = deque(maxlen=length)
 
     def update(bar: Bar, i: int) -> None:
-        win.append(bar[idx])
+        win.append(bar[idx])  # type: ignore[arg-type]  # idx picks a price field
         if len(win) < length:
             s._push(NAN, i)
             return
@@ -296,7 +296,7 @@ def make_extreme(name: str, field: str, length: int, highest: bool) -> tuple[Ser
     pick = max if highest else min
 
     def update(bar: Bar, i: int) -> None:
-        win.append(bar[idx])
+        win.append(bar[idx])  # type: ignore[arg-type]  # idx picks a price field
         s._push(pick(win) if len(win) == length else NAN, i)
 
     return s, update
