@@ -28,9 +28,10 @@ def test_occ_put_with_fractional_strike() -> None:
         "AAPL", OptionRight.PUT, 182.5, 100.0)
 
 
-@pytest.mark.parametrize("bad", ["SPY 251219X00450000", "SPY251319C00450000", "TOOLONGROOT251219C1"])
+@pytest.mark.parametrize(
+    "bad", ["SPY 251219X00450000", "SPY251319C00450000", "TOOLONGROOT251219C1"])
 def test_bad_occ_symbol_says_what_is_expected(bad: str) -> None:
-    with pytest.raises(ValueError, match="OCC|YYMMDD"):
+    with pytest.raises(ValueError, match=r"OCC|YYMMDD"):
         parse_occ_symbol(bad)
 
 
@@ -44,7 +45,7 @@ def test_crypto_quantities_round_down_to_the_lot() -> None:
 
 def test_bar_checked_names_the_field_and_value() -> None:
     t = datetime(2024, 1, 2)
-    with pytest.raises(ValueError, match="close must be positive, got -1.0"):
+    with pytest.raises(ValueError, match=r"close must be positive, got -1\.0"):
         Bar.checked("X", t, 1, 2, 0.5, -1)
     with pytest.raises(ValueError, match="high/low do not contain"):
         Bar.checked("X", t, 1, 0.9, 0.5, 0.8)
@@ -65,7 +66,7 @@ def test_limit_order_needs_a_limit_price() -> None:
 
 
 def test_order_needs_a_size() -> None:
-    with pytest.raises(ValidationError, match="qty .* equity_fraction"):
+    with pytest.raises(ValidationError, match=r"qty .* equity_fraction"):
         Order(id="1", account="a", symbol="X", side="buy")
 
 
