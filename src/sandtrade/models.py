@@ -22,7 +22,7 @@ import math
 import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -43,7 +43,25 @@ __all__ = [
     "TimeInForce",
     "Trade",
     "parse_occ_symbol",
+    "trusted",
 ]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(cls: type[M], **values: Any) -> M:
+    """Build ``cls`` from values computed by our own code, skipping validation.
+
+    For the broker's hot path only (a fill, a closed trade): pydantic's ``model_construct``
+    costs more than validating; this sets the same instance state directly. Every field must
+    be given, with a value of its declared type.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 # --------------------------------------------------------------------------- instruments
@@ -359,7 +377,7 @@ class Order(BaseModel):
         if status not in allowed:
             raise ValueError(
                 f"order {self.id}: cannot go from {self.status.value} to {status.value}")
-        self.status = status
+        self.__dict__["status"] = status  # checked above; pydantic's __setattr__ is slow
 
 
 class Fill(BaseModel):

@@ -18,8 +18,8 @@ from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, StrategyError
-from sandtrade.models import Account, Bar, Instrument, Order, OrderSide, OrderType, Position
-from sandtrade.strategy.context import Context, FillView
+from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType
+from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
 __all__ = ["ACCOUNT", "LocalTrading", "run_backtest"]
@@ -55,13 +55,16 @@ class LocalTrading:
         self._broker.cancel(order_id, "canceled by the strategy")
         return True
 
-    def position(self, symbol: str) -> Position:
+    def position(self, symbol: str) -> PositionView:
         """The account's position in ``symbol``."""
-        return self._broker.position(self._account, symbol)
+        qty, avg, realized, mark, mult = self._broker.position_state(self._account, symbol)
+        price = avg if mark is None else mark
+        return PositionView(symbol, qty, avg, price, (price - avg) * qty * mult if qty else 0.0,
+                            realized)
 
-    def account(self) -> Account:
-        """The account snapshot."""
-        return self._broker.account(self._account)
+    def account(self) -> AccountView:
+        """Cash, equity and buying power now."""
+        return AccountView(*self._broker.account_state(self._account))
 
     def open_orders(self) -> list[Order]:
         """Working orders."""

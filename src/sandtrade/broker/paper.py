@@ -44,6 +44,7 @@ from sandtrade.models import (
     Quote,
     TimeInForce,
     Trade,
+    trusted,
 )
 from sandtrade.store.base import BrokerChange, Store
 
@@ -271,6 +272,22 @@ class PaperBroker:
         """Every non-flat position of the account, by symbol."""
         book = self._book(account_id)
         return [self.position(account_id, s) for s in sorted(book.positions)]
+
+    def position_state(self, account_id: str, symbol: str
+                       ) -> tuple[float, float, float, float | None, float]:
+        """``(qty, avg_price, realized_pnl, last price, multiplier)`` without building a model
+        (a fast path for strategies that look at their position on every bar). Flat: zeros."""
+        pos = self._book(account_id).positions.get(symbol)
+        mark = self._mark.get(symbol)
+        if pos is None:
+            return 0.0, 0.0, 0.0, mark, 1.0
+        return pos.qty, pos.avg_price, pos.realized_pnl, mark, pos.multiplier
+
+    def account_state(self, account_id: str) -> tuple[float, float, float, float, float]:
+        """``(cash, equity, buying_power, realized_pnl, commissions)`` without a model."""
+        book = self._book(account_id)
+        return (book.cash, self.equity(account_id), self._buying_power(book),
+                book.realized_pnl, book.commissions)
 
     def position_qty(self, account_id: str, symbol: str) -> float:
         """Signed quantity held (fast path for strategies)."""
@@ -530,8 +547,8 @@ class PaperBroker:
     def _finish(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         order.transition(status)
         if reason:
-            order.reject_reason = reason
-        order.updated_at = self._now
+            order.__dict__["reject_reason"] = reason
+        order.__dict__["updated_at"] = self._now
         working = self._working.get(order.symbol)
         if working is not None and order in working:
             working.remove(order)
@@ -753,7 +770,8 @@ class PaperBroker:
             exit_comm = commission * (take / qty)
             gross = lot_sign * take * (price - lot.price) * mult
             total_comm = entry_comm + exit_comm
-            book.closed_trades.append(Trade.model_construct(
+            book.closed_trades.append(trusted(
+                Trade,
                 account=book.id, symbol=symbol, size=lot_sign * take, entry_time=lot.time,
                 entry_price=lot.price, entry_bar=lot.bar, exit_time=now, exit_price=price,
                 exit_bar=bar_index, pnl=gross - total_comm,
@@ -803,7 +821,8 @@ class PaperBroker:
             self._finish(order, OrderStatus.FILLED, None)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
-        fill = Fill.model_construct(
+        fill = trusted(
+            Fill,
             id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
             side=order.side, qty=qty, price=price, commission=commission, time=now,
             bar_index=bar_index)

@@ -20,7 +20,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
-from sandtrade.models import Account, Bar, Fill, Order, OrderSide, OrderType, Position
+from sandtrade.models import Bar, Fill, Order, OrderSide, OrderType
 from sandtrade.strategy import ta as _ta
 
 __all__ = ["AccountView", "Context", "FillView", "OrderView", "PositionView", "Trading"]
@@ -46,12 +46,12 @@ class Trading(Protocol):
         """Cancel a working order; False when it is no longer working."""
         ...
 
-    def position(self, symbol: str) -> Position:
+    def position(self, symbol: str) -> PositionView:
         """The position in ``symbol`` (flat when none)."""
         ...
 
-    def account(self) -> Account:
-        """The account snapshot."""
+    def account(self) -> AccountView:
+        """Cash, equity and buying power now."""
         ...
 
     def open_orders(self) -> list[Order]:
@@ -457,18 +457,12 @@ class Context:
 
     def position(self, symbol: str | None = None) -> PositionView:
         """The position in ``symbol`` (the current bar's symbol by default)."""
-        sym = self.ta._sym(symbol)
-        p = self._trading.position(sym)
-        mp = p.market_price if p.market_price is not None else p.avg_price
-        return PositionView(sym, p.qty, p.avg_price, mp, p.unrealized_pnl, p.realized_pnl)
+        return self._trading.position(self.ta._sym(symbol))
 
     @property
     def account(self) -> AccountView:
         """Cash, equity and buying power of the strategy's account."""
-        a = self._trading.account()
-        return AccountView(a.cash, a.equity if a.equity is not None else a.cash,
-                           a.buying_power if a.buying_power is not None else a.cash,
-                           a.realized_pnl, a.commissions)
+        return self._trading.account()
 
     def orders(self) -> tuple[OrderView, ...]:
         """Working orders, oldest first."""
