@@ -9,6 +9,7 @@ grow with the length of the history.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -113,6 +114,24 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     marked to market. The benchmark (Buy & Hold, beta) is the first symbol. ``profiles``
     adds fill profiles contributed by plugins to the built-in ones.
     """
+    # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
+    # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
+    # run. Collect less often while it runs; reference counting still frees everything else.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        return _run(strategy, data, cash=cash, settings=settings, params=params,
+                    instruments=instruments, progress=progress, close_at_end=close_at_end,
+                    max_points=max_points, profiles=profiles)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar], *,
+         cash: float, settings: BrokerSettings | None, params: Mapping[str, Any] | None,
+         instruments: Iterable[Instrument], progress: Callable[[int], None] | None,
+         close_at_end: bool, max_points: int, profiles: Iterable[type[FillProfile]]
+         ) -> BacktestResult:
     started = _time.perf_counter()
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
