@@ -262,9 +262,10 @@ def _headline_text(key: str, value: Any) -> str:
 
 def _sign_class(value: Any) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_missing(value):
-        if value > 0:
+        number = float(value)
+        if number > 0:
             return "pos"
-        if value < 0:
+        if number < 0:
             return "neg"
     return ""
 
