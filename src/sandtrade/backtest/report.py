@@ -55,6 +55,14 @@ HEADLINE_STATS = (
     "Equity Final [$]",
 )
 
+#: Stats whose sign is good or bad news, coloured green or red (an exposure or a volatility
+#: is neither).
+_SIGNED_STATS = frozenset({
+    "Return [%]", "Buy & Hold Return [%]", "Return (Ann.) [%]", "CAGR [%]", "Alpha [%]",
+    "Max. Drawdown [%]", "Avg. Drawdown [%]", "Best Trade [%]", "Worst Trade [%]",
+    "Avg. Trade [%]", "Expectancy [%]",
+})
+
 _GREEN = "#1b873f"
 _RED = "#c62828"
 _AMBER = "#e08a00"
@@ -101,13 +109,15 @@ h2 { font-size: 17px; margin: 28px 0 10px; }
 .warnings ul { margin: 0; padding-left: 20px; }
 .note { color: #4a5568; font-size: 13px; margin: 6px 0; }
 .chart { margin-top: 16px; padding: 6px; }
+.chart .note { margin: 6px 12px; }
 .empty { color: #4a5568; padding: 24px; text-align: center; }
 table { border-collapse: collapse; background: #fff; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e6e9ee; text-align: left;
          vertical-align: top; }
 th { background: #eef1f5; font-weight: 600; position: sticky; top: 0; }
 td.num, th.num { text-align: right; white-space: nowrap; }
-.stats { min-width: 480px; }
+.stats-grid { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.stats { min-width: 420px; flex: 1 1 420px; border: 1px solid #dde1e7; }
 .stats td:first-child { color: #4a5568; }
 .trades { width: 100%; font-size: 13px; }
 .trades td { white-space: nowrap; }
@@ -172,6 +182,16 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _esc_chart(value: object) -> str:
+    """Escape text that plotly renders (hover text, axis titles, legends).
+
+    plotly understands a few tags there, so ``<`` and ``&`` must be escaped; it decodes
+    ``&lt;``, ``&gt;`` and ``&amp;`` but would show ``&quot;`` literally, and a quote cannot
+    start anything once ``<`` is escaped.
+    """
+    return html.escape(str(value), quote=False)
+
+
 def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, numbers.Real) and math.isnan(float(value)))
 
@@ -215,6 +235,16 @@ def _format_value(value: Any) -> str:
     else:
         text = str(value)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _format_setting(value: Any) -> str:
+    """A parameter or setting: like :func:`_format_value`, but floats keep their precision.
+
+    A commission of 0.001 must not read as 0.00.
+    """
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:,.10g}"
+    return _format_value(value)
 
 
 def _format_price(value: float | None) -> str:
@@ -326,7 +356,7 @@ def _chips(label: str, items: Mapping[str, Any]) -> str:
         chips = '<span class="chip">none</span>'
     else:
         chips = "".join(
-            f'<span class="chip">{_esc(k)} = {_esc(_format_value(v))}</span>'
+            f'<span class="chip">{_esc(k)} = {_esc(_format_setting(v))}</span>'
             for k, v in items.items()
         )
     return f'<div class="kv"><span class="label">{_esc(label)}</span>{chips}</div>'
@@ -336,11 +366,9 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
     symbols = ", ".join(result.symbols) or "—"
     period = _period(result)
     if period is not None:
-        period_text = f"{times.text(period[0])} … {times.text(period[1])}"
-        span = _format_duration(_Times.chart(period[1]) - _Times.chart(period[0]))
-        if not times.intraday:
-            span = span.split(" ")[0] + " days" if "day" in span else span
-        period_text += f" ({span})"
+        span = _Times.chart(period[1]) - _Times.chart(period[0])
+        span_text = _format_duration(span) if times.intraday else f"{span.days:,} days"
+        period_text = f"{times.text(period[0])} … {times.text(period[1])} ({span_text})"
     else:
         period_text = "—"
     meta = [
@@ -357,7 +385,7 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
             value = len(result.trades)
         elif key not in result.stats:
             continue
-        css = _sign_class(value) if key.endswith("[%]") else ""
+        css = _sign_class(value) if key in _SIGNED_STATS else ""
         cards.append(
             f'<div><span class="name">{_esc(key)}</span>'
             f'<span class="value {css}">{_esc(_headline_text(key, value))}</span></div>'
@@ -419,7 +447,7 @@ def _finite_or_none(value: float) -> float | None:
 def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
     side = "Long" if trade.size > 0 else "Short"
     lines = [
-        f"<b>{'Open ' + side.lower() if is_open else side}</b> {_esc(trade.symbol)} "
+        f"<b>{'Open ' + side.lower() if is_open else side}</b> {_esc_chart(trade.symbol)} "
         f"× {_format_size(trade.size)}",
         f"Entry {times.text(trade.entry_time)} @ {_format_price(trade.entry_price)}",
     ]
@@ -429,21 +457,30 @@ def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
         lines.append(f"Exit {times.text(trade.exit_time)} @ {_format_price(trade.exit_price)}")
     pnl_label = "Unrealised P&amp;L" if is_open else "P&amp;L"
     lines.append(
-        f"{pnl_label} {_esc(_headline_text('[$]', trade.pnl))} "
+        f"{pnl_label} {_esc_chart(_headline_text('[$]', trade.pnl))} "
         f"({_format_float(trade.return_pct * 100)} %)"
     )
     if trade.tag:
-        lines.append(f"Tag: {_esc(trade.tag)}")
+        lines.append(f"Tag: {_esc_chart(trade.tag)}")
     return "<br>".join(lines)
 
 
 def _trade_traces(
-    symbol: str, bars: Sequence[Bar], result: BacktestResult, times: _Times, first_row: bool
+    symbol: str, bars: Sequence[Bar], result: BacktestResult, times: _Times, in_legend: set[str]
 ) -> list[Any]:
-    """Entry and exit markers, entry-to-exit lines and open trades of one symbol."""
+    """Entry and exit markers, entry-to-exit lines and open trades of one symbol.
+
+    ``in_legend`` holds the legend entries already made by other rows; each kind of marker
+    gets one entry, which toggles it on every row.
+    """
     closed = [t for t in result.trades if t.symbol == symbol]
     still_open = [t for t in result.open_trades if t.symbol == symbol]
     traces: list[Any] = []
+
+    def legend_entry(name: str) -> bool:
+        first = name not in in_legend
+        in_legend.add(name)
+        return first
 
     def markers(name: str, trades: Sequence[Trade], at_exit: bool, symbol_name: str,
                 color: str | list[str], size: int = 11, is_open: bool = False) -> None:
@@ -453,14 +490,16 @@ def _trade_traces(
               for t in trades]
         ys = [t.exit_price if at_exit else t.entry_price for t in trades]
         traces.append(go.Scatter(
-            x=xs, y=ys, mode="markers", name=name, legendgroup=name, showlegend=first_row,
+            x=xs, y=ys, mode="markers", name=name, legendgroup=name,
+            showlegend=legend_entry(name),
             marker={"symbol": symbol_name, "size": size, "color": color,
                     "line": {"width": 1, "color": "#1d2330"}},
             text=[_trade_hover(t, times, is_open=is_open) for t in trades],
             hovertemplate="%{text}<extra></extra>",
         ))
 
-    def joins(name: str, trades: Sequence[Trade], color: str, dash: str = "solid") -> None:
+    def joins(name: str, trades: Sequence[Trade], color: str, dash: str = "solid",
+              legend: bool = True) -> None:
         xs: list[datetime | None] = []
         ys: list[float | None] = []
         for t in trades:
@@ -470,7 +509,8 @@ def _trade_traces(
             ys += [t.entry_price, t.exit_price, None]
         if xs:
             traces.append(go.Scatter(
-                x=xs, y=ys, mode="lines", name=name, legendgroup=name, showlegend=first_row,
+                x=xs, y=ys, mode="lines", name=name, legendgroup=name,
+                showlegend=legend and legend_entry(name),
                 line={"color": color, "width": 1.6, "dash": dash}, hoverinfo="skip",
                 connectgaps=False,
             ))
@@ -494,11 +534,9 @@ def _trade_traces(
             })
             for t in still_open
         ]
-        joins("Open trade", marked, _AMBER, dash="dot")
-        markers("Open trade", still_open, False, "diamond", _AMBER, size=12, is_open=True)
-        # The line and the markers share one legend entry.
-        for trace in traces[-2:]:
-            trace.showlegend = first_row and trace.mode == "markers"
+        # The dotted line to the mark and the marker share the marker's legend entry.
+        joins("Open trade", marked, _AMBER, dash="dot", legend=False)
+        markers("Open trade", marked, False, "diamond", _AMBER, size=12, is_open=True)
     return traces
 
 
@@ -506,14 +544,14 @@ def _price_trace(symbol: str, bars: Sequence[Bar]) -> Any:
     x = [_Times.chart(b.time) for b in bars]
     if len(bars) > MAX_CANDLES:
         return go.Scatter(
-            x=x, y=[b.close for b in bars], mode="lines", name=_esc(symbol), showlegend=False,
+            x=x, y=[b.close for b in bars], mode="lines", name=_esc_chart(symbol), showlegend=False,
             line={"color": "#37474f", "width": 1.2},
-            hovertemplate=f"{_esc(symbol)} close %{{y:,.2f}}<extra></extra>",
+            hovertemplate=f"{_esc_chart(symbol)} close %{{y:,.2f}}<extra></extra>",
         )
     return go.Candlestick(
         x=x, open=[b.open for b in bars], high=[b.high for b in bars],
         low=[b.low for b in bars], close=[b.close for b in bars],
-        name=_esc(symbol), showlegend=False,
+        name=_esc_chart(symbol), showlegend=False,
         increasing={"line": {"color": "#26a69a", "width": 1}, "fillcolor": "#26a69a"},
         decreasing={"line": {"color": "#ef5350", "width": 1}, "fillcolor": "#ef5350"},
     )
@@ -557,6 +595,7 @@ def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | 
         rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=gap / (total - 110),
         row_heights=[h / plot_height for _, h in rows],
     )
+    in_legend: set[str] = set()
     for row, (kind, _) in enumerate(rows, start=1):
         if kind == "equity":
             _add_equity(fig, row, curve, times)
@@ -565,9 +604,9 @@ def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | 
         else:
             bars = result.prices[kind]
             fig.add_trace(_price_trace(kind, bars), row=row, col=1)
-            for trace in _trade_traces(kind, bars, result, times, first_row=row == 1):
+            for trace in _trade_traces(kind, bars, result, times, in_legend):
                 fig.add_trace(trace, row=row, col=1)
-            fig.update_yaxes(title_text=_esc(kind), row=row, col=1)
+            fig.update_yaxes(title_text=_esc_chart(kind), row=row, col=1)
 
     fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across",
                      spikethickness=1, spikedash="dot", spikecolor="#888", type="date")
@@ -636,6 +675,8 @@ def _add_drawdown(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Time
                               f"{times.text(curve[i].time)}<extra></extra>",
                 cliponaxis=False,
             ), row=row, col=1)
+            # Room below the deepest point for its label.
+            fig.update_yaxes(range=[worst * 1.2, -worst * 0.05], row=row, col=1)
     fig.update_yaxes(title_text="Drawdown [%]", ticksuffix=" %", rangemode="tozero",
                      row=row, col=1)
 
@@ -662,34 +703,41 @@ def _chart_html(result: BacktestResult, times: _Times) -> str:
     figure_json = pio.to_json(fig, validate=False)
     config_json = pio.json.to_json_plotly(config)
     return (
-        '<section class="card chart">'
+        f'<section class="card chart">{note}'
         f'<div id="report-chart" style="height:{fig.layout.height}px"></div>'
         f"<script>{get_plotlyjs()}</script>\n"
         f'<script type="application/json" id="report-figure">{figure_json}</script>\n'
         "<script>(function () {"
         'var spec = JSON.parse(document.getElementById("report-figure").textContent);'
         f'Plotly.newPlot("report-chart", spec.data, spec.layout, {config_json});'
-        "})();</script>"
-        f"{note}</section>"
+        "})();</script></section>"
     )
 
 
 # --------------------------------------------------------------------------- tables
 
 
+def _stats_table(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(
+        f'<tr><td>{_esc(k)}</td>'
+        f'<td class="num {_sign_class(v) if k in _SIGNED_STATS else ""}">'
+        f"{_esc(_format_value(v))}</td></tr>"
+        for k, v in items
+    )
+    return (f'<table class="stats"><thead><tr><th>Statistic</th><th class="num">Value</th>'
+            f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _stats_html(stats: Mapping[str, Any]) -> str:
     if not stats:
         return '<h2>Statistics</h2><p class="note">No statistics.</p>'
-    rows = "".join(
-        f'<tr><td>{_esc(k)}</td><td class="num {_sign_class(v) if k.endswith("[%]") else ""}">'
-        f"{_esc(_format_value(v))}</td></tr>"
-        for k, v in stats.items()
-    )
-    return (
-        "<h2>Statistics</h2>"
-        f'<table class="stats"><thead><tr><th>Statistic</th><th class="num">Value</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table>"
-    )
+    items = list(stats.items())
+    # A long list reads better in two columns, still top to bottom, left to right.
+    half = (len(items) + 1) // 2 if len(items) > 12 else len(items)
+    tables = [_stats_table(items[:half])]
+    if items[half:]:
+        tables.append(_stats_table(items[half:]))
+    return f'<h2>Statistics</h2><div class="stats-grid">{"".join(tables)}</div>'
 
 
 _TRADE_HEADERS = (
