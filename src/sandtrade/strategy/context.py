@@ -12,6 +12,7 @@ same in both.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections import deque
@@ -189,88 +190,59 @@ class TA:
             raise ValueError(f"source must be one of {', '.join(_ta._FIELDS)}, got {source!r}")
         return source  # type: ignore[return-value]
 
+    def _series(self, kind: str, length: object, source: object, symbol: str | None,
+                make: Callable[[str, str, int], tuple[_ta.Series, Any]]) -> _ta.Series:
+        """The cached series ``kind(source, length)`` of a symbol, created on first use."""
+        if type(length) is int:  # the per-bar fast path: a cache hit needs no validation
+            hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, kind,
+                                   source, length))
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        return self._get((sym, kind, src, n),  # type: ignore[no-any-return]
+                         lambda: make(f"{kind}({src},{n})", src, n))
+
     def sma(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Simple moving average (Pine ``ta.sma``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "sma",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "sma", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_sma(f"sma({src},{n})", src, n))
+        return self._series("sma", length, source, symbol, _ta.make_sma)
 
     def ema(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Exponential moving average (Pine ``ta.ema``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "ema",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "ema", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_ema(f"ema({src},{n})", src, n))
+        return self._series("ema", length, source, symbol, _ta.make_ema)
 
     def rma(self, length: int, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Wilder's moving average (Pine ``ta.rma``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "rma",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "rma", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_rma(f"rma({src},{n})", src, n))
+        return self._series("rma", length, source, symbol, _ta.make_rma)
 
     def rsi(self, length: int = 14, source: str = "close", *, symbol: str | None = None
             ) -> _ta.Series:
         """Relative strength index, 0..100 (Pine ``ta.rsi``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "rsi",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "rsi", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_rsi(f"rsi({src},{n})", src, n))
+        return self._series("rsi", length, source, symbol, _ta.make_rsi)
 
     def atr(self, length: int = 14, *, symbol: str | None = None) -> _ta.Series:
         """Average true range (Pine ``ta.atr``)."""
-        sym, n = self._sym(symbol), self._length(length)
-        return self._get((sym, "atr", n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_atr(f"atr({n})", n))
+        return self._series("atr", length, "close", symbol,
+                            lambda name, _src, n: _ta.make_atr(f"atr({n})", n))
 
     def stdev(self, length: int, source: str = "close", *, symbol: str | None = None
               ) -> _ta.Series:
         """Population standard deviation (Pine ``ta.stdev``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "stdev",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "stdev", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_stdev(f"stdev({src},{n})", src, n))
+        return self._series("stdev", length, source, symbol, _ta.make_stdev)
 
     def highest(self, length: int, source: str = "high", *, symbol: str | None = None
                 ) -> _ta.Series:
         """Highest value over ``length`` bars, the current one included (Pine ``ta.highest``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "highest",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "highest", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_extreme(f"highest({src},{n})", src, n, True))
+        return self._series("highest", length, source, symbol,
+                            functools.partial(_ta.make_extreme, highest=True))
 
     def lowest(self, length: int, source: str = "low", *, symbol: str | None = None
                ) -> _ta.Series:
         """Lowest value over ``length`` bars, the current one included (Pine ``ta.lowest``)."""
-        hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, "lowest",
-                               source, length))
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
-        return self._get((sym, "lowest", src, n),  # type: ignore[no-any-return]
-                         lambda: _ta.make_extreme(f"lowest({src},{n})", src, n, False))
+        return self._series("lowest", length, source, symbol,
+                            functools.partial(_ta.make_extreme, highest=False))
 
     def bb(self, length: int = 20, mult: float = 2.0, source: str = "close", *,
            symbol: str | None = None) -> _ta.Bands:
