@@ -60,11 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true",
                     help="print one JSON object (stats, trades) instead of tables")
     bt.add_argument("--report", metavar="FILE.html", help="write an HTML report with charts")
+    bt.add_argument("--unsafe-in-process", action="store_true",
+                    help="DEBUGGING ONLY: run the strategy in this process, without the sandbox")
 
     ck = sub.add_parser("check", help="check a strategy file without running it on data",
                         description="Exit 0 when STRATEGY loads and its hooks are valid; "
                         "1 with file:line: message lines otherwise.")
     ck.add_argument("strategy", metavar="STRATEGY")
+
+    sub.add_parser("doctor", help="show which sandbox layers this machine provides",
+                   description="Start a sandbox worker and report each OS layer it applied.")
 
     demo = sub.add_parser("demo", help="back-test the SMA crossover example on sample data",
                           description="Back-test strategies_examples/sma_cross.py on the "
@@ -106,7 +111,13 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
 
 
 def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from sandtrade.backtest.runner import BacktestRequest, DataSpec, InProcessRunner, count_rows
+    from sandtrade.backtest.runner import (
+        BacktestRequest,
+        BacktestRunner,
+        DataSpec,
+        InProcessRunner,
+        count_rows,
+    )
     from sandtrade.config import load_settings
 
     broker: dict[str, Any] = {}
@@ -133,7 +144,16 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     for failed in host.errors:
         err.print(f"[yellow]warning:[/yellow] plugin {failed.name!r} ({failed.value}) was "
                   f"skipped: {failed.error}")
-    runner = InProcessRunner(profiles=host.fill_profiles().values())
+    runner: BacktestRunner
+    if args.unsafe_in_process:
+        err.print("[bold red]WARNING: --unsafe-in-process runs the strategy inside this process "
+                  "with no sandbox: it can read and change anything you can. Use it only to "
+                  "debug your own code.[/bold red]")
+        runner = InProcessRunner(profiles=host.fill_profiles().values())
+    else:
+        from sandtrade.sandbox.runner import SandboxRunner
+
+        runner = SandboxRunner()
     if show_progress:
         columns = (TextColumn("back-testing"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("bars"), TimeRemainingColumn())
@@ -162,13 +182,31 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console) -> int:
-    from sandtrade.strategy.loader import load_strategy
+    from sandtrade.sandbox.runner import check_in_sandbox
 
-    strategy = load_strategy(args.strategy)
-    hooks = ", ".join(sorted(strategy.hooks)) or "none"
-    out.print(f"{strategy.path}: ok (hooks: {hooks}; params: "
-              f"{', '.join(f'{k}={v!r}' for k, v in strategy.params.items()) or 'none'})",
+    hook_list, params = check_in_sandbox(args.strategy)
+    hooks = ", ".join(hook_list) or "none"
+    out.print(f"{args.strategy}: ok (hooks: {hooks}; params: "
+              f"{', '.join(f'{k}={v!r}' for k, v in params.items()) or 'none'})",
               highlight=False)
+    return 0
+
+
+def _doctor(out: Console) -> int:
+    from sandtrade.sandbox.supervisor import Supervisor
+
+    worker = Supervisor().start({"task": "check", "path": "doctor.py", "source": ""},
+                                name="doctor")
+    try:
+        table = Table(title="sandbox layers on this machine", title_justify="left", box=None)
+        table.add_column("layer", style="bold")
+        table.add_column("status")
+        for layer, status in worker.layers.items():
+            style = "green" if status.startswith("on") else "yellow"
+            table.add_row(layer, f"[{style}]{status}[/{style}]")
+        out.print(table)
+    finally:
+        worker.close()
     return 0
 
 
@@ -181,7 +219,7 @@ def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
         strategy=str(example_path(args.example)), data=[str(sample_csv_path())], config=None,
         cash=None, commission=0.002, commission_per_unit=None, commission_min=None,
         slippage=None, fill_profile=None, volume_share=None, close_at_end=False, param=[],
-        json=False, report=args.report)
+        json=False, report=args.report, unsafe_in_process=False)
     return _run_backtest(ns, out, err)
 
 
@@ -197,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args, out)
         if args.command == "demo":
             return _demo(args, out, err)
+        if args.command == "doctor":
+            return _doctor(out)
     except SandtradeError as e:
         print(f"{e}", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ __all__ = [
     "LoadedStrategy",
     "StrategySpec",
     "load_strategy",
+    "load_strategy_source",
     "resolve_params",
     "strategy_error",
 ]
@@ -118,7 +119,11 @@ def strategy_error(path: str, exc: BaseException, during: str) -> StrategyError:
 
 
 def load_strategy(path: str | Path) -> LoadedStrategy:
-    """Compile and run a strategy file's module body, then check its hooks and PARAMS."""
+    """Read a strategy file, run its module body here, and check its hooks and PARAMS.
+
+    This runs the file in the calling process, unrestricted: for the sandbox's worker (which
+    uses :func:`load_strategy_source` with ``restricted=True``) and for debugging.
+    """
     p = Path(path)
     spath = str(p)
     try:
@@ -127,18 +132,41 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
         raise StrategyError(f"{spath}: no such strategy file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StrategyError(f"{spath}: cannot read the strategy file: {e}") from None
-    try:
-        code = compile(source, spath, "exec")
-    except SyntaxError as e:
-        raise StrategyError(f"{spath}:{e.lineno}: syntax error: {e.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as e:
-        raise StrategyError(f"{spath}: cannot compile: {type(e).__name__}: {e}") from None
-    module = types.ModuleType(p.stem)
-    module.__file__ = spath
-    module.__dict__["__builtins__"] = builtins
+    return load_strategy_source(source, spath)
+
+
+def load_strategy_source(source: str, path: str, *, restricted: bool = False,
+                         print_log: Any = None) -> LoadedStrategy:
+    """Compile ``source`` (named ``path`` in messages), run its module body, check its hooks.
+
+    With ``restricted`` the source is compiled and run under the sandbox policy
+    (:mod:`sandtrade.sandbox.policy`), ``print`` going to ``print_log``; every policy
+    violation is reported, one ``file:line: message`` per line.
+    """
+    spath = path
+    stem = Path(path).stem
+    module = types.ModuleType(stem)
+    if restricted:
+        from sandtrade.sandbox.policy import StrategyLog, compile_strategy, restricted_globals
+
+        code, diagnostics = compile_strategy(source, spath)
+        if code is None:
+            raise StrategyError("\n".join(str(d) for d in diagnostics))
+        module.__dict__.update(restricted_globals(print_log or StrategyLog()))
+    else:
+        try:
+            code = compile(source, spath, "exec")
+        except SyntaxError as e:
+            raise StrategyError(f"{spath}:{e.lineno}: syntax error: {e.msg}") from None
+        except (ValueError, RecursionError, MemoryError) as e:
+            raise StrategyError(f"{spath}: cannot compile: {type(e).__name__}: {e}") from None
+        module.__file__ = spath
+        module.__dict__["__builtins__"] = builtins
     try:
         exec(code, module.__dict__)
-    except Exception as e:
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            raise
         raise strategy_error(spath, e, "while loading the file") from None
 
     params = module.__dict__.get("PARAMS", {})
@@ -178,11 +206,11 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
                 f"{_where(spath, fn)}: {name}({', '.join(sig.parameters)}): argument "
                 f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})")
     try:
-        pm.register(module, name=p.stem)
+        pm.register(module, name=stem)
         pm.check_pending()
     except pluggy.PluginValidationError as e:  # the checks above should have caught it
         raise StrategyError(f"{spath}: {e}") from None
-    return LoadedStrategy(name=p.stem, path=spath, params=dict(params), hooks=hooks)
+    return LoadedStrategy(name=stem, path=spath, params=dict(params), hooks=hooks)
 
 
 def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],

@@ -1,0 +1,43 @@
+"""Limits are data: every limit a worker runs under, with its default and unit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["OPERATOR_MAXIMA", "WorkerLimits"]
+
+
+class WorkerLimits(BaseModel):
+    """What one strategy worker may use. The kernel enforces the first five; the supervisor
+    (psutil, from outside) enforces them too and the rest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_seconds: Annotated[int, Field(gt=0, description="CPU time, seconds (RLIMIT_CPU)")] = 120
+    memory_mb: Annotated[int, Field(ge=256, description="address space, MiB (RLIMIT_AS); "
+                                    "the supervisor also kills at this RSS")] = 1024
+    open_files: Annotated[int, Field(ge=16, description="file descriptors (RLIMIT_NOFILE)")] = 64
+    wall_seconds: Annotated[float, Field(gt=0, description="wall time of a whole run, s")] = 900
+    event_seconds: Annotated[float, Field(gt=0, description="wall time one hook (or one "
+                                          "progress step of a back-test) may take, s")] = 10.0
+    log_bytes: Annotated[int, Field(ge=0, description="strategy log (print, ctx.log), bytes")
+                         ] = 1 << 20
+    stderr_bytes: Annotated[int, Field(ge=0, description="worker stderr kept, bytes")] = 64 << 10
+    result_bytes: Annotated[int, Field(gt=0, description="largest result message, bytes")
+                            ] = 256 << 20
+
+    def within(self, maxima: WorkerLimits) -> WorkerLimits:
+        """These limits, refused if any exceeds the operator's ``maxima`` (names the limit)."""
+        for name in type(self).model_fields:
+            mine, most = getattr(self, name), getattr(maxima, name)
+            if mine > most:
+                raise ValueError(f"limit {name}={mine} exceeds the operator's maximum {most}")
+        return self
+
+
+#: What an operator allows at most unless configured otherwise.
+OPERATOR_MAXIMA = WorkerLimits(cpu_seconds=3600, memory_mb=4096, open_files=256,
+                               wall_seconds=7200, event_seconds=60, log_bytes=16 << 20,
+                               stderr_bytes=1 << 20, result_bytes=1 << 30)

@@ -1,0 +1,140 @@
+"""Back-tests and checks in the sandbox: the host side of ``sandtrade backtest`` and ``check``.
+
+:class:`SandboxRunner` implements the same :class:`~sandtrade.backtest.runner.BacktestRunner`
+interface as the in-process runner. The host reads the strategy file and the CSV history (a
+bad row is the host's error, with file and line); the worker gets the source text and the
+bars in large binary chunks and runs the strategy and the broker simulation itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sandtrade.backtest.result import BacktestResult
+from sandtrade.backtest.runner import BacktestRequest
+from sandtrade.errors import SandtradeError, StrategyError
+from sandtrade.market import iter_csv
+from sandtrade.models import Bar
+from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
+from sandtrade.sandbox.wire import encode_bars
+
+__all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox"]
+
+#: Bars per message to the worker: large enough that the pipe costs little per bar.
+CHUNK_BARS = 20_000
+
+
+def _read_source(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StrategyError(f"{path}: no such strategy file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StrategyError(f"{path}: cannot read the strategy file: {e}") from None
+
+
+def _finish(worker: Worker, header: dict[str, Any]) -> SandtradeError:
+    """The error a worker's ``error`` frame stands for (its message is untrusted text)."""
+    message = str(header.get("message", "failed"))[:4000]
+    if header.get("reason") == "memory":
+        return SandboxKilled(message, "memory")
+    return StrategyError(message)
+
+
+def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
+    """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
+    source = _read_source(path)
+    worker = Supervisor(limits).start({"task": "check", "path": path, "source": source},
+                                      name=path)
+    try:
+        header, _ = worker.recv(timeout=worker.limits.event_seconds * 3)
+        if header.get("type") == "checked":
+            return [str(h) for h in header.get("hooks", [])], dict(header.get("params", {}))
+        if header.get("type") == "error":
+            raise _finish(worker, header)
+        raise SandboxKilled(f"{path}: unexpected answer from the worker", "protocol")
+    finally:
+        worker.close()
+
+
+class SandboxRunner:
+    """Runs each back-test in its own sandboxed worker process."""
+
+    def __init__(self, limits: WorkerLimits | None = None) -> None:
+        self.supervisor = Supervisor(limits)
+        self.last_worker: Worker | None = None
+
+    def run(self, request: BacktestRequest,
+            progress: Callable[[int], None] | None = None) -> BacktestResult:
+        """Run ``request`` in a worker; raises ``StrategyError``, ``DataError`` or
+        ``SandboxKilled`` (with the reason) when it does not finish."""
+        source = _read_source(request.strategy)
+        streams: list[Iterator[Bar]] = []
+        symbols: list[str] = []
+        for spec in request.data:
+            symbol = spec.symbol or Path(spec.path).stem.upper()
+            if symbol in symbols:
+                raise StrategyError(f"{spec.path}: symbol {symbol} is given twice; name one of "
+                                    "the files SYMBOL=path.csv")
+            symbols.append(symbol)
+            streams.append(iter_csv(spec.path, symbol=spec.symbol))
+        task = {"task": "backtest", "path": request.strategy, "source": source,
+                "request": request.model_dump(mode="json"), "symbols": symbols}
+        worker = self.supervisor.start(task, name=request.strategy)
+        self.last_worker = worker
+        feed_error: list[BaseException] = []
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams,
+                                                                    key=lambda b: b.time)
+        index = {s: k for k, s in enumerate(symbols)}
+
+        def feed() -> None:
+            try:
+                while chunk := list(islice(merged, CHUNK_BARS)):
+                    count, payload = encode_bars(chunk, index)
+                    worker.send({"type": "bars", "count": count}, payload)
+                worker.send({"type": "end"})
+            except BaseException as e:  # a DataError in the CSV: stop the worker, report it
+                feed_error.append(e)
+                worker.kill("exit", "the host stopped the run (bad input data)")
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        worker.expect_progress = True
+        feeder.start()
+        try:
+            while True:
+                try:
+                    header, payload = worker.recv()
+                except SandboxKilled:
+                    feeder.join(timeout=5)
+                    if feed_error:
+                        raise feed_error[0] from None
+                    raise
+                kind = header.get("type")
+                if kind == "progress":
+                    done = header.get("done")
+                    if progress is not None and type(done) is int:
+                        progress(done)
+                elif kind == "result":
+                    try:
+                        return BacktestResult.model_validate_json(payload)
+                    except ValidationError as e:
+                        raise SandboxKilled(f"{request.strategy}: the worker's result is "
+                                            f"malformed: {e.errors()[0]['msg']}",
+                                            "protocol") from None
+                elif kind == "error":
+                    feeder.join(timeout=5)
+                    if feed_error:
+                        raise feed_error[0] from None
+                    raise _finish(worker, header)
+                else:
+                    worker.kill("protocol", f"unexpected frame {kind!r}")
+        finally:
+            worker.close()

@@ -1,0 +1,242 @@
+"""The supervisor: the host side of the sandbox. Starts, watches, kills and records workers.
+
+A killed child cannot report its own death, so the supervisor owns the record of a worker's
+life: it watches from outside with psutil (resident memory, CPU time, wall time of the run and
+of each step, child processes, stderr volume), kills the whole process group when a limit is
+passed, and says why. Every frame the worker sends is untrusted input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import psutil
+
+from sandtrade.errors import SandtradeError
+from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
+
+__all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit"]
+
+NOBODY = 65534
+POLL_SECONDS = 0.05
+
+
+class SandboxKilled(SandtradeError):
+    """A worker ended abnormally: killed for a limit, crashed, or broke the protocol."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class WorkerExit:
+    """How and why a worker ended. ``reason``: exit, error, memory, cpu, timeout, output,
+    child, crash, protocol, killed."""
+
+    reason: str
+    detail: str
+    returncode: int | None
+
+
+@dataclass
+class Worker:
+    """One running worker process and what the supervisor knows about it."""
+
+    proc: subprocess.Popen[bytes]
+    workdir: str
+    limits: WorkerLimits
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    frames: queue.Queue[tuple[dict[str, Any], bytes] | BaseException] = field(
+        default_factory=queue.Queue)
+    stderr: bytearray = field(default_factory=bytearray)
+    kill_reason: tuple[str, str] | None = None
+    last_frame: float = field(default_factory=time.monotonic)
+    expect_progress: bool = False
+    peak_rss: int = 0
+    layers: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pid(self) -> int:
+        """The worker's pid (also its process group id)."""
+        return self.proc.pid
+
+    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        """Write one frame to the worker; a dead worker surfaces as ``SandboxKilled`` later."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+            write_frame(self.proc.stdin, header, payload)
+
+    def close_input(self) -> None:
+        """Close the worker's stdin (no more frames)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def recv(self, timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
+        """The next frame; raises ``SandboxKilled`` when the worker is gone or was killed."""
+        try:
+            item = self.frames.get(timeout=timeout)
+        except queue.Empty:
+            self.kill("timeout", f"no answer within {timeout:.0f} s")
+            item = self.frames.get()
+        if isinstance(item, BaseException):
+            raise self._death(item)
+        return item
+
+    def kill(self, reason: str, detail: str) -> None:
+        """Kill the whole process group, remembering the first reason given."""
+        with self._lock:
+            if self.kill_reason is None:
+                self.kill_reason = (reason, detail)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _death(self, cause: BaseException) -> SandboxKilled:
+        exit_ = self.wait_exit()
+        msg = f"{self.name}: the sandbox worker {exit_.reason}: {exit_.detail}"
+        if isinstance(cause, ProtocolError):
+            msg = f"{self.name}: the sandbox worker broke the protocol: {cause}"
+            exit_.reason = "protocol"
+        return SandboxKilled(msg, exit_.reason)
+
+    def wait_exit(self, timeout: float = 5.0) -> WorkerExit:
+        """Wait for the process to end and classify how it ended."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill("timeout", "did not exit")
+            code = self.proc.wait()
+        if self.kill_reason is not None:
+            return WorkerExit(*self.kill_reason, code)
+        if code == 0:
+            return WorkerExit("exit", "finished", code)
+        if code < 0:
+            sig = -code
+            if sig == signal.SIGXCPU:
+                return WorkerExit("cpu", f"used its {self.limits.cpu_seconds} s of CPU time "
+                                  "(killed by the kernel)", code)
+            if sig == signal.SIGKILL:
+                return WorkerExit("killed", "killed by SIGKILL from outside the supervisor",
+                                  code)
+            return WorkerExit("crash", f"crashed with signal {signal.Signals(sig).name}", code)
+        tail = bytes(self.stderr[-400:]).decode(errors="replace").strip()
+        return WorkerExit("crash", f"exited with status {code}" + (f": {tail}" if tail else ""),
+                          code)
+
+    def close(self) -> None:
+        """Make sure the process group is gone and the private directory removed."""
+        if self.proc.poll() is None:
+            self.kill("exit", "closed by the host")
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Supervisor:
+    """Starts workers and watches them. One supervisor serves many workers."""
+
+    def __init__(self, limits: WorkerLimits | None = None) -> None:
+        self.limits = limits or WorkerLimits()
+
+    def start(self, task: dict[str, Any], *, name: str) -> Worker:
+        """Start a worker for ``task`` (sent as its first frame) and wait for it to confine
+        itself; returns the worker, whose ``layers`` say which OS layers are on."""
+        workdir = tempfile.mkdtemp(prefix="sandtrade-worker-")
+        if os.getuid() == 0:
+            os.chown(workdir, NOBODY, NOBODY)
+        os.chmod(workdir, 0o700)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "sandtrade.sandbox.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={}, cwd=workdir, close_fds=True, start_new_session=True)
+        worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name)
+        threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
+        threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
+        worker.send({**task, "type": "task", "limits": self.limits.model_dump(),
+                     "supervisor_pid": os.getpid(), "sys_path": sys.path})
+        try:
+            header, _ = worker.recv(timeout=max(30.0, self.limits.event_seconds))
+        except BaseException:
+            worker.close()
+            raise
+        if header.get("type") != "ready" or not isinstance(header.get("layers"), dict):
+            worker.kill("protocol", "first frame was not 'ready'")
+            worker.close()
+            raise SandboxKilled(f"{name}: the sandbox worker broke the protocol", "protocol")
+        worker.layers = {str(k): str(v) for k, v in header["layers"].items()}
+        return worker
+
+    def _read_frames(self, worker: Worker) -> None:
+        assert worker.proc.stdout is not None
+        stream: IO[bytes] = worker.proc.stdout
+        max_payload = worker.limits.result_bytes
+        while True:
+            try:
+                frame = read_frame(stream, max_header=1 << 20, max_payload=max_payload)
+            except BaseException as e:  # EOFError at exit, ProtocolError, OSError
+                if isinstance(e, ProtocolError):
+                    worker.kill("protocol", str(e))
+                worker.frames.put(e)
+                return
+            worker.last_frame = time.monotonic()
+            worker.frames.put(frame)
+
+    def _read_stderr(self, worker: Worker) -> None:
+        assert worker.proc.stderr is not None
+        cap = worker.limits.stderr_bytes
+        while chunk := worker.proc.stderr.read1(65536):  # type: ignore[attr-defined]
+            if len(worker.stderr) + len(chunk) > cap:
+                worker.kill("output", f"wrote more than {cap:,} bytes to stderr")
+                return
+            worker.stderr.extend(chunk)
+
+    def _watch(self, worker: Worker) -> None:
+        lim = worker.limits
+        try:
+            ps = psutil.Process(worker.pid)
+        except psutil.Error:
+            return
+        rss_cap = lim.memory_mb * 1024 * 1024
+        while worker.proc.poll() is None:
+            now = time.monotonic()
+            try:
+                with ps.oneshot():
+                    rss = ps.memory_info().rss
+                    cpu = ps.cpu_times()
+                    children = ps.children(recursive=True)
+            except psutil.Error:
+                return
+            worker.peak_rss = max(worker.peak_rss, rss)
+            if rss > rss_cap:
+                worker.kill("memory", f"resident memory {rss / 2**20:,.0f} MiB passed the "
+                            f"limit of {lim.memory_mb} MiB")
+            elif cpu.user + cpu.system > lim.cpu_seconds + 1:
+                worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
+            elif now - worker.started > lim.wall_seconds:
+                worker.kill("timeout", f"ran longer than its {lim.wall_seconds:.0f} s")
+            elif worker.expect_progress and now - worker.last_frame > lim.event_seconds:
+                worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget "
+                            "(no progress)")
+            elif children:
+                worker.kill("child", f"started a child process (pid {children[0].pid})")
+            time.sleep(POLL_SECONDS)

@@ -1,0 +1,267 @@
+"""The worker: the child side of the sandbox. Limits itself, then runs strategy code.
+
+Started by the supervisor as ``python -I -m sandtrade.sandbox.worker`` with an empty
+environment, only stdin/stdout/stderr open, its own session, in an empty private directory.
+Its first frame (on stdin) carries the task and the limits, never argv or the environment.
+Before any strategy code it:
+
+1. imports everything it will need (after the uid drop the interpreter's files may be
+   unreadable, and a strategy must not be able to trigger imports anyway);
+2. sets rlimits, hard = soft: CPU seconds, address space, open files, file size 0, core 0,
+   processes (after the drop, so that a fork bomb fails);
+3. asks for SIGKILL when the supervisor dies (``PR_SET_PDEATHSIG``), turns off core dumps and
+   ptrace access (``PR_SET_DUMPABLE`` 0);
+4. moves into a new network namespace (loopback only, down) when the kernel allows it;
+5. as root, drops to uid/gid 65534 with no supplementary groups;
+6. sets ``PR_SET_NO_NEW_PRIVS``.
+
+Each step is detected and reported in the ``ready`` frame; none is required, so the worker
+runs on machines that refuse some of them, and ``sandtrade doctor`` shows what this machine
+gives. The worker is single-threaded. Then it compiles the strategy under the policy
+(:mod:`sandtrade.sandbox.policy`) and runs the task: ``check`` or ``backtest`` (the broker
+simulation runs here, bars arrive in large binary chunks, no round trip per bar).
+"""
+
+from __future__ import annotations
+
+# Everything the worker and strategies may use is imported before the process limits itself.
+import _strptime  # noqa: F401  - datetime.strptime imports it lazily
+import ctypes
+import encodings.idna  # noqa: F401
+import json  # noqa: F401
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.runner import BacktestRequest
+from sandtrade.errors import SandtradeError, StrategyError
+from sandtrade.models import Bar
+from sandtrade.sandbox import policy
+from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
+from sandtrade.strategy import context as _context
+from sandtrade.strategy import ta as _ta
+from sandtrade.strategy.loader import load_strategy_source, resolve_params
+
+__all__ = ["confine", "main"]
+
+NOBODY = 65534
+_PROFILES: list[Any] = []
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNET = 0x40000000
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[str, str]:
+    """Apply every OS layer available; returns each layer's status ("on", or why not)."""
+    report: dict[str, str] = {}
+    libc = _libc()
+
+    def prctl(option: int, value: int) -> bool:
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+
+    report["pdeathsig"] = "on" if prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) else "refused"
+    if supervisor_pid is not None and os.getppid() != supervisor_pid:
+        os._exit(70)  # the supervisor died before PDEATHSIG was armed
+    report["no_core_dumps"] = "on" if prctl(_PR_SET_DUMPABLE, 0) else "refused"
+    mem = limits.memory_mb * 1024 * 1024
+    for name, res, value in (("rlimit_cpu", resource.RLIMIT_CPU, limits.cpu_seconds),
+                             ("rlimit_as", resource.RLIMIT_AS, mem),
+                             ("rlimit_nofile", resource.RLIMIT_NOFILE, limits.open_files),
+                             ("rlimit_fsize", resource.RLIMIT_FSIZE, 0),
+                             ("rlimit_core", resource.RLIMIT_CORE, 0)):
+        try:
+            resource.setrlimit(res, (value, value))
+            report[name] = "on"
+        except (ValueError, OSError) as e:
+            report[name] = f"refused: {e}"
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past 0 bytes: EFBIG, not death
+    if libc.unshare(_CLONE_NEWNET) == 0:
+        report["network_namespace"] = "on (no network)"
+    else:
+        report["network_namespace"] = f"unavailable: {os.strerror(ctypes.get_errno())}"
+    if os.getuid() == 0:
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            report["uid_drop"] = f"on (uid {NOBODY})"
+        except OSError as e:
+            report["uid_drop"] = f"failed: {e}"
+    else:
+        report["uid_drop"] = f"not root (uid {os.getuid()})"
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+        report["rlimit_nproc"] = "on (no new processes)" if os.getuid() != 0 else \
+            "ineffective as root"
+    except (ValueError, OSError) as e:
+        report["rlimit_nproc"] = f"refused: {e}"
+    report["no_new_privs"] = "on" if prctl(_PR_SET_NO_NEW_PRIVS, 1) else "refused"
+    report["seccomp"] = "not installed"
+    report["landlock"] = "not installed"
+    return report
+
+
+class _BarReader:
+    """Demultiplexes the host's bar chunks (merged in time order) into one stream a symbol."""
+
+    def __init__(self, stream: IO[bytes], symbols: list[str]) -> None:
+        self._stream = stream
+        self._symbols = symbols
+        self._queues: dict[str, deque[Bar]] = {s: deque() for s in symbols}
+        self._done = False
+
+    def _pull(self) -> bool:
+        if self._done:
+            return False
+        header, payload = read_frame(self._stream)
+        if header["type"] == "end":
+            self._done = True
+            return False
+        if header["type"] != "bars":
+            raise SandtradeError(f"unexpected frame {header['type']!r} while reading bars")
+        queues = self._queues
+        for bar in decode_bars(int(header["count"]), payload, self._symbols):
+            queues[bar.symbol].append(bar)
+        return True
+
+    def stream(self, symbol: str) -> Iterator[Bar]:
+        """The bars of ``symbol`` in time order, read from the channel as needed."""
+        queue = self._queues[symbol]
+        while True:
+            while queue:
+                yield queue.popleft()
+            if not self._pull():
+                while queue:
+                    yield queue.popleft()
+                return
+
+
+_WARMUP_STRATEGY = """
+def on_bar(ctx, bar):
+    fast = ctx.ta.sma(3)
+    if ctx.ta.crossover(fast, ctx.ta.sma(5)) or ctx.ta.crossunder(fast, ctx.ta.ema(5)):
+        ctx.close_position()
+        ctx.buy(limit=bar.close * 1.01, tif="day") if ctx.position().qty >= 0 else ctx.sell()
+    ctx.ta.rsi(3), ctx.ta.atr(3), ctx.ta.bb(3), ctx.ta.highest(3), ctx.ta.lowest(3)
+    ctx.history(3), ctx.account, ctx.orders(), ctx.log("warm")
+"""
+
+
+def _warm_up() -> None:
+    """Run a tiny trusted back-test end to end, so that every lazy import and code path the
+    real run needs is loaded while the interpreter's files are still readable."""
+    from datetime import datetime, timedelta
+
+    from sandtrade.backtest.result import BacktestResult
+
+    strategy = load_strategy_source(_WARMUP_STRATEGY, "warmup.py", restricted=True)
+    t0 = datetime(2000, 1, 3)
+    bars = [Bar("W", t0 + timedelta(days=k), 10 + k % 7, 12 + k % 7, 9 + k % 7, 11 + k % 5, 1e3)
+            for k in range(60)]
+    result = run_backtest(strategy, bars, close_at_end=True)
+    BacktestResult.model_validate_json(result.model_dump_json())
+    BacktestRequest.model_validate({"strategy": "x", "data": [{"path": "x"}]})
+    datetime.strptime("2000-01-01", "%Y-%m-%d")
+
+
+def _fast_types() -> None:
+    """The strategy API's own types: every public attribute is safe, skip the slow checks."""
+    policy.FAST_ATTRIBUTE_TYPES.update({
+        _context.Context, _context.TA, _context.PositionView, _context.AccountView,
+        _context.OrderView, _context.FillView, _ta.Series, _ta.Bands, Bar})
+
+
+def _user_error(e: BaseException, path: str) -> str:
+    """One line for errors a person can act on; a traceback of the user's frames otherwise."""
+    if isinstance(e, SandtradeError):
+        return str(e)
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == path]
+    where = f"{path}:{frames[-1].lineno}" if frames else path
+    return f"{where}: {type(e).__name__}: {e}"
+
+
+def _run(task: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    kind = task["task"]
+    path = str(task["path"])
+    log = policy.StrategyLog(int(task["limits"]["log_bytes"]))
+    strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log)
+    if kind == "check":
+        write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
+                             "params": strategy.params})
+        return
+    request = BacktestRequest.model_validate(task["request"])
+    params = resolve_params(strategy.params, request.params, where=path)
+    symbols = [str(s) for s in task["symbols"]]
+    reader = _BarReader(stdin, symbols)
+    last = [time.monotonic()]
+
+    def progress(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2:
+            last[0] = now
+            write_frame(stdout, {"type": "progress", "done": done})
+
+    result = run_backtest(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
+                          settings=request.broker, params=params, progress=progress,
+                          close_at_end=request.close_at_end, log=log.write_line,
+                          profiles=_PROFILES)
+    result.logs = list(log.lines)
+    if log.dropped:
+        result.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
+                               f"{log.dropped:,} lines were dropped")
+    write_frame(stdout, {"type": "result"}, result.model_dump_json().encode())
+
+
+def main() -> int:
+    """Entry point of the worker process."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Nothing else may write to the channel: stray output goes to stderr.
+    sys.stdout = sys.stderr
+    try:
+        header, _ = read_frame(stdin)
+    except EOFError:
+        return 0
+    limits = WorkerLimits.model_validate(header["limits"])
+    # Trusted host plugins (fill profiles) load here, before confinement, from the host's
+    # own import path (the worker was started with -I, which ignores PYTHONPATH).
+    sys.path[:] = [p for p in header.get("sys_path", sys.path) if os.path.isabs(p)]
+    from sandtrade.host import PluginHost
+
+    _PROFILES.extend(PluginHost.create().fill_profiles().values())
+    _warm_up()
+    report = confine(limits, supervisor_pid=header.get("supervisor_pid"))
+    _fast_types()
+    write_frame(stdout, {"type": "ready", "layers": report})
+    try:
+        _run(header, stdin, stdout)
+    except StrategyError as e:
+        write_frame(stdout, {"type": "error", "message": str(e)})
+        return 1
+    except BaseException as e:
+        if isinstance(e, MemoryError):
+            write_frame(stdout, {"type": "error", "reason": "memory",
+                                 "message": f"{header['path']}: out of memory "
+                                 f"(limit {limits.memory_mb} MiB)"})
+        else:
+            write_frame(stdout, {"type": "error", "message": _user_error(e, header["path"])})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)
