@@ -177,7 +177,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     hook_time: Any = None
     broker_on_bar = broker.on_bar
     broker_equity = broker.equity
-    record = rec.record
+    record = rec.pending.append  # (time, equity, close); folded in by rec.compact()
     advance = ctx._advance
     def first_bar(bar: Bar) -> Decimator[Bar]:
         nonlocal bench
@@ -219,7 +219,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                 curve_append(bar)
                 got = broker_on_bar(bar, i)
                 equity = broker_equity(ACCOUNT)
-                record(bar.time, equity, bar.close)
+                record((bar.time, equity, bar.close))
                 if equity <= 0:
                     bankrupt(bar.time, equity)
                     break
@@ -261,7 +261,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         fills.extend(FillView.of(f) for f in got)
                 equity = broker_equity(ACCOUNT)
                 t = group[0].time
-                record(t, equity, bench_close)
+                record((t, equity, bench_close))
                 if equity <= 0:
                     bankrupt(t, equity)
                     break

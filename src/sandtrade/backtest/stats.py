@@ -121,69 +121,96 @@ class EquityRecorder:
         self.last_close = NAN
         self.curve: Decimator[tuple[datetime, float, float]] = Decimator(
             lambda a, b: (a[0], b[1], max(a[2], b[2])), max_points)
+        #: Records not yet folded in (see :meth:`flush`).
+        self.pending: list[tuple[datetime, float, float]] = []
 
     def record(self, time: datetime, equity: float, market: float) -> None:
         """Take the equity at the end of a timestamp and the benchmark's close there."""
-        # Runs once per bar: attribute reads are cached in locals where a value is used twice.
-        i = self.n
-        self.n = i + 1
-        if not i:
-            self.first_equity = equity
-            self.start = time
-        self.end = time
-        self.last_equity = equity
-        self._recent_times.append(time)
-        peak = self.peak
-        if equity > peak:
-            self.peak = peak = equity
-        dd = 1 - equity / peak if peak else NAN
-        if dd == 0:
-            if i > self._last_zero + 1 and self._last_zero_time is not None:
-                self.dd_periods.append((time - self._last_zero_time, self._cur_period_max))
-            self._last_zero = i
-            self._last_zero_time = time
-            self._cur_period_max = 0.0
-        elif dd > self._cur_period_max:
-            self._cur_period_max = dd
-            if dd > self.max_dd:
-                self.max_dd = dd
-        self._last_dd = dd
-        d = time.date()
-        if d != self._day:
-            if self._day is not None:
-                self._close_day()
-            self._day = d
-            self._day_bars = 1
-        else:
-            self._day_bars += 1
-        self._day_equity = equity
-        if i < 10_000:
-            self.first_closes.append(market)
-        self.last_close = market
-        prev_eq = self._prev_eq
-        prev_mkt = self._prev_mkt
-        self._prev_eq = equity
-        self._prev_mkt = market
-        if i and self._beta_valid:
-            if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
-                x = math.log(equity / prev_eq)
-                y = math.log(market / prev_mkt)
-                k = self._beta_n = self._beta_n + 1
-                dx = x - self._mx
-                dy = y - self._my
-                self._mx += dx / k
-                self._my = my = self._my + dy / k
-                self._cxy += dx * (y - my)
-                self._cyy += dy * (y - my)
-            else:
-                self._beta_valid = False
-        self.curve.append((time, equity, dd))
+        self.pending.append((time, equity, market))
+        if len(self.pending) >= 4096:
+            self.flush()
 
-    def _close_day(self) -> None:
-        assert self._day is not None
-        self.days.append((self._day, self._day_equity))
-        if self._day.weekday() >= 5:
-            self._weekend_bars += self._day_bars
+    def flush(self) -> None:
+        """Fold the pending records into the running figures.
+
+        The engine appends ``(time, equity, close)`` to :attr:`pending` once per bar (a list
+        append, no Python call) and flushes every few thousand bars; the loop below keeps its
+        state in locals, which is what makes it cheap per bar.
+        """
+        items = self.pending
+        if not items:
+            return
+        i = self.n
+        if not i:
+            self.first_equity = items[0][1]
+            self.start = items[0][0]
+        peak, max_dd = self.peak, self.max_dd
+        last_zero, last_zero_time = self._last_zero, self._last_zero_time
+        cur_max, periods = self._cur_period_max, self.dd_periods
+        day, day_bars, day_equity = self._day, self._day_bars, self._day_equity
+        prev_eq, prev_mkt, beta_valid = self._prev_eq, self._prev_mkt, self._beta_valid
+        k, mx, my, cxy, cyy = self._beta_n, self._mx, self._my, self._cxy, self._cyy
+        first_closes = self.first_closes
+        curve_append = self.curve.append
+        log = math.log
+        dd = self._last_dd
+        for time, equity, market in items:
+            if equity > peak:
+                peak = equity
+            dd = 1 - equity / peak if peak else NAN
+            if dd == 0:
+                if i > last_zero + 1 and last_zero_time is not None:
+                    periods.append((time - last_zero_time, cur_max))
+                last_zero = i
+                last_zero_time = time
+                cur_max = 0.0
+            elif dd > cur_max:
+                cur_max = dd
+                if dd > max_dd:
+                    max_dd = dd
+            d = time.date()
+            if d != day:
+                if day is not None:
+                    self.days.append((day, day_equity))
+                    if day.weekday() >= 5:
+                        self._weekend_bars += day_bars
+                day = d
+                day_bars = 1
+            else:
+                day_bars += 1
+            day_equity = equity
+            if i < 10_000:
+                first_closes.append(market)
+            if i and beta_valid:
+                if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
+                    x = log(equity / prev_eq)
+                    y = log(market / prev_mkt)
+                    k += 1
+                    dx = x - mx
+                    dy = y - my
+                    mx += dx / k
+                    my += dy / k
+                    cxy += dx * (y - my)
+                    cyy += dy * (y - my)
+                else:
+                    beta_valid = False
+            prev_eq = equity
+            prev_mkt = market
+            curve_append((time, equity, dd))
+            i += 1
+        last_time, last_eq, last_mkt = items[-1]
+        self.n = i
+        self.end = last_time
+        self.last_equity = last_eq
+        self.last_close = last_mkt
+        self._recent_times.extend(t for t, _, _ in items[-100:])
+        self.peak, self.max_dd = peak, max_dd
+        self._last_zero, self._last_zero_time = last_zero, last_zero_time
+        self._cur_period_max, self._last_dd = cur_max, dd
+        self._day, self._day_bars, self._day_equity = day, day_bars, day_equity
+        self._prev_eq, self._prev_mkt, self._beta_valid = prev_eq, prev_mkt, beta_valid
+        self._beta_n, self._mx, self._my, self._cxy, self._cyy = k, mx, my, cxy, cyy
+        items.clear()
 
     def closing_periods(self) -> list[tuple[timedelta, float]]:
         """Drawdown periods including the one still open at the last bar (as backtesting.py)."""
@@ -199,7 +226,8 @@ class EquityRecorder:
         return self.days + ([(self._day, self._day_equity)] if self._day is not None else [])
 
     def compact(self) -> None:
-        """Bound the memory of the decimated curve (call every few thousand records)."""
+        """Fold pending records in and bound the memory of the decimated curve."""
+        self.flush()
         self.curve.compact()
 
     def data_period(self) -> timedelta:
@@ -317,6 +345,7 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
                   ) -> dict[str, Any]:
     """The stats dict, keys in backtesting.py's order; values are floats, ints, datetimes,
     timedeltas or NaN (see :func:`to_jsonable` for the JSON form)."""
+    rec.flush()
     s: dict[str, Any] = {}
     n = rec.n
     s["Start"] = rec.start

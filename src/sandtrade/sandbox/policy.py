@@ -167,7 +167,7 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
     """``getattr`` for strategies (also their ``_getattr_``); see the module docstring."""
     if type(name) is not str:
         raise TypeError("attribute names must be plain strings")
-    if name[:1] == "_":
+    if name.startswith("_"):
         raise AttributeError(f"{name!r}: names starting with '_' are not allowed in strategies")
     if type(obj) in FAST_ATTRIBUTE_TYPES:
         try:
