@@ -26,6 +26,7 @@ from __future__ import annotations
 
 # Everything the worker and strategies may use is imported before the process limits itself.
 import _strptime  # noqa: F401  - datetime.strptime imports it lazily
+import contextlib
 import ctypes
 import encodings.idna  # noqa: F401
 import json  # noqa: F401
@@ -49,6 +50,14 @@ from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 from sandtrade.strategy import context as _context
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.loader import load_strategy_source, resolve_params
+
+try:  # optional layer: needs libseccomp.so.2; find_library shells out, so import it now
+    import pyseccomp as _pyseccomp
+
+    _PYSECCOMP_ERROR = ""
+except Exception as _e:
+    _pyseccomp = None
+    _PYSECCOMP_ERROR = f"{type(_e).__name__}: {_e}"
 
 __all__ = ["confine", "main"]
 
@@ -109,9 +118,46 @@ def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[
     except (ValueError, OSError) as e:
         report["rlimit_nproc"] = f"refused: {e}"
     report["no_new_privs"] = "on" if prctl(_PR_SET_NO_NEW_PRIVS, 1) else "refused"
-    report["seccomp"] = "not installed"
-    report["landlock"] = "not installed"
+    report["seccomp"] = _seccomp()
+    report["landlock"] = "not installed (next step: PyPI landlock, read-only interpreter)"
     return report
+
+
+# Syscalls a strategy worker never needs. Denied with EPERM (not a kill) so the language
+# layer's error, if anything reaches them, stays readable.
+_DENIED_SYSCALLS = (
+    "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open",
+    "kexec_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key",
+    "request_key", "userfaultfd", "setuid", "setgid", "setreuid", "setregid", "setresuid",
+    "setresgid", "setgroups", "mknod", "mknodat", "acct", "swapon", "swapoff", "reboot",
+    "settimeofday", "clock_settime", "io_uring_setup",
+)
+
+
+def _seccomp() -> str:
+    """A seccomp filter: no new processes or programs, sockets only AF_UNIX, none of the
+    system-administration calls. Must run before any thread exists (the worker has none)."""
+    if _pyseccomp is None:
+        return f"unavailable: {_PYSECCOMP_ERROR}"
+    import errno
+    import socket
+
+    sc = _pyseccomp
+    try:
+        f = sc.SyscallFilter(sc.ALLOW)
+        eperm = sc.ERRNO(errno.EPERM)
+        for name in _DENIED_SYSCALLS:
+            with contextlib.suppress(Exception):  # a name this kernel/arch does not have
+                f.add_rule(eperm, name)
+        clone_thread = 0x00010000
+        f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))
+        f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone
+        f.add_rule(eperm, "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+        f.load()
+    except Exception as e:
+        return f"failed: {type(e).__name__}: {e}"
+    return "on (no fork/exec, AF_UNIX sockets only)"
 
 
 class _BarReader:

@@ -1,0 +1,131 @@
+"""What the sandbox costs: back-test speed in-process vs in a worker, cold start, idle memory.
+
+    python bench/sandbox_overhead.py [--bars 200000] [--repeats 3] [--starts 20]
+
+Prints, from one run on one machine:
+
+* bars/s of strategies_examples/sma_cross.py on the same 200,000 hourly GBM bars (commission 0,
+  ~11k trades): in-process (unrestricted, data already in memory), in-process restricted
+  (RestrictedPython-compiled, guards on, no worker), in the sandbox worker (end to end: the host
+  parses the CSV and streams it to a fresh worker which runs the strategy and broker), and
+  backtesting.py's SmaCross (unsandboxed, DataFrame in memory); with the ratios.
+* worker cold start: spawn to the first hook running (a strategy whose on_start is its first
+  hook, timed to the worker's answer), median of --starts starts.
+* idle worker RSS: a worker that has confined itself and waits for its task, and the peak RSS
+  of the 200k-bar run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backtest_speed import gbm_frame, time_backtesting_py  # noqa: E402
+
+from sandtrade.backtest.engine import run_backtest  # noqa: E402
+from sandtrade.backtest.runner import BacktestRequest, DataSpec  # noqa: E402
+from sandtrade.broker import BrokerSettings  # noqa: E402
+from sandtrade.market import iter_csv, write_csv  # noqa: E402
+from sandtrade.sandbox import worker as worker_module  # noqa: E402
+from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox  # noqa: E402
+from sandtrade.sandbox.supervisor import Supervisor  # noqa: E402
+from sandtrade.strategy.loader import load_strategy_source  # noqa: E402
+from strategies_examples import example_path  # noqa: E402
+
+
+def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bars", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--starts", type=int, default=20)
+    args = ap.parse_args()
+    n = args.bars
+    tmp = Path(tempfile.mkdtemp(prefix="sandtrade-bench-"))
+    csv = tmp / "SYN.csv"
+    print(f"preparing {n:,} hourly GBM bars in {csv} …", flush=True)
+    df = gbm_frame(n)
+    df.to_csv(csv, index_label="Datetime", float_format="%.17g")
+    bars = list(iter_csv(csv))
+    write_csv(bars[:10], tmp / "small.csv")
+    source = example_path("sma_cross").read_text()
+    settings = BrokerSettings(commission_pct=0.0)
+
+    plain = load_strategy_source(source, "sma_cross.py")
+    worker_module._fast_types()
+    restricted = load_strategy_source(source, "sma_cross.py", restricted=True)
+    runner = SandboxRunner()
+    request = BacktestRequest(strategy=str(example_path("sma_cross")),
+                              data=[DataSpec(path=str(csv))], broker=settings)
+    peak = []
+
+    def sandboxed() -> None:
+        result = runner.run(request)
+        assert result.stats["# Trades"] > 0
+        assert runner.last_worker is not None
+        peak.append(runner.last_worker.peak_rss)
+
+    rows = [
+        ("in-process", median_time(lambda: run_backtest(plain, bars, settings=settings),
+                                   args.repeats)),
+        ("in-process, restricted", median_time(
+            lambda: run_backtest(restricted, bars, settings=settings), args.repeats)),
+        ("sandbox worker, end to end", median_time(sandboxed, args.repeats)),
+        ("backtesting.py (unsandboxed)", time_backtesting_py(df, 0.0, args.repeats)[0]),
+    ]
+    base = dict(rows)
+    print(f"\n{'engine':>30} {'seconds':>8} {'bars/s':>9}")
+    for name, t in rows:
+        print(f"{name:>30} {t:>8.3f} {n / t:>9,.0f}")
+    sb = base["sandbox worker, end to end"]
+    print(f"\nsandbox vs in-process: {base['in-process'] / sb:.2f} of the in-process speed "
+          f"(target >= 0.33)")
+    print(f"sandbox vs backtesting.py: {base['backtesting.py (unsandboxed)'] / sb:.2f}x "
+          "(target > 1)")
+
+    # Cold start: spawn -> the worker answers after loading the strategy and running
+    # on_start... measured as the time to the 'checked' answer of a check task, which runs the
+    # module body (the first user code) after confinement.
+    starter = tmp / "starter.py"
+    starter.write_text("def on_start(ctx):\n    pass\n")
+    starts = []
+    for _ in range(args.starts):
+        t0 = time.perf_counter()
+        check_in_sandbox(str(starter))
+        starts.append(time.perf_counter() - t0)
+    print(f"\nworker cold start (spawn to first user code done), median of {args.starts}: "
+          f"{statistics.median(starts) * 1000:.0f} ms (min {min(starts) * 1000:.0f}, "
+          f"max {max(starts) * 1000:.0f}; target < 300 ms)")
+
+    # Idle: a back-test worker that has confined itself, loaded its strategy and now waits for
+    # its first bars (none are sent).
+    worker = Supervisor().start({"task": "backtest", "path": "idle.py", "source": source,
+                                 "request": request.model_dump(mode="json"),
+                                 "symbols": ["SYN"]}, name="idle")
+    try:
+        time.sleep(0.5)
+        rss = psutil.Process(worker.pid).memory_info().rss
+    finally:
+        worker.close()
+    print(f"idle worker RSS (confined, waiting): {rss / 2**20:.1f} MiB (target < 60 MiB); "
+          f"peak RSS of the {n:,}-bar run: {max(peak) / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
