@@ -6,7 +6,11 @@ the guards built by :func:`restricted_globals`:
 * ``_getattr_`` (:func:`guarded_getattr`): no names starting with ``_``, none of
   RestrictedPython's frame/code attributes, no ``format``/``format_map``/``mro`` on any object
   (``str`` and look-alikes such as ``collections.UserString``), and never a module object as a
-  value. Attribute names must be exactly ``str``.
+  value. Attribute names must be exactly ``str``. Plain Python functions of library classes are
+  refused when read from the class, a ``property`` or a ``super`` object (unbound, they run
+  with any ``self``: ``collections.Counter.copy(int)`` returned the builtin ``type``, and with
+  it 3-argument ``type`` and ``str``/``float`` subclasses that ``__build_class__`` refuses);
+  bound methods (``counter.copy()``) are unaffected.
 * ``__import__`` (:func:`guarded_import`): only the modules in :data:`ALLOWED_MODULES`, each
   handed over as a :class:`ModuleProxy` that exposes only reviewed names; ``from X import Y``
   resolves through the proxy too (it bypasses ``_getattr_``, the proxy does not).
@@ -189,6 +193,13 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
         raise AttributeError(f"{type(obj).__name__} object has no attribute {name!r}") from None
     if isinstance(value, types.ModuleType):
         raise AttributeError(f"{name!r} is a module; modules are reachable only by import")
+    if type(value) is types.FunctionType and value.__module__ != "strategy" and (
+            isinstance(obj, (property, super))
+            or (isinstance(obj, type) and obj.__module__ != "strategy")):
+        # An unbound library method runs with any ``self``: ``Counter.copy(int)`` is
+        # ``int.__class__(int)``, i.e. the builtin ``type``.
+        raise AttributeError(f"{name!r}: unbound methods of library classes are not available "
+                             "in strategies; call the method on an instance")
     return value
 
 

@@ -66,6 +66,9 @@ class Worker:
     kill_reason: tuple[str, str] | None = None
     last_frame: float = field(default_factory=time.monotonic)
     expect_progress: bool = False
+    #: Set once the worker reported ``ready``: before that, its trusted start-up may run
+    #: helpers (``ctypes.util.find_library`` shells out), after it no process may have children.
+    confined: bool = False
     peak_rss: int = 0
     layers: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -184,6 +187,7 @@ class Supervisor:
             worker.close()
             raise SandboxKilled(f"{name}: the sandbox worker broke the protocol", "protocol")
         worker.layers = {str(k): str(v) for k, v in header["layers"].items()}
+        worker.confined = True
         return worker
 
     def _read_frames(self, worker: Worker) -> None:
@@ -219,6 +223,7 @@ class Supervisor:
         rss_cap = lim.memory_mb * 1024 * 1024
         while worker.proc.poll() is None:
             now = time.monotonic()
+            confined = worker.confined  # read before sampling: children seen are post-ready
             try:
                 with ps.oneshot():
                     rss = ps.memory_info().rss
@@ -237,6 +242,6 @@ class Supervisor:
             elif worker.expect_progress and now - worker.last_frame > lim.event_seconds:
                 worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget "
                             "(no progress)")
-            elif children:
+            elif children and confined:
                 worker.kill("child", f"started a child process (pid {children[0].pid})")
             time.sleep(POLL_SECONDS)
