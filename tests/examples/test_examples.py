@@ -101,3 +101,18 @@ def test_the_example_says_what_it_does_and_how_to_run_it(name: str) -> None:
     assert text.startswith('"""'), "a module docstring first"
     assert f"sandtrade backtest strategies_examples/{name}.py --data" in text
     assert "PARAMS = {" in text
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_gives_the_same_result_in_the_sandbox(name: str) -> None:
+    """The sandbox changes where the strategy runs, not what it does."""
+    from sandtrade.sandbox.runner import SandboxRunner
+
+    run = BacktestRequest(strategy=str(example_path(name)),
+                          data=[DataSpec(path=str(sample_csv_path()))],
+                          broker=BrokerSettings(commission_pct=0.002))
+    here = InProcessRunner().run(run)
+    sandboxed = SandboxRunner().run(run)
+    assert sandboxed.stats == here.stats
+    assert sandboxed.trades == here.trades
+    assert sandboxed.logs == here.logs
