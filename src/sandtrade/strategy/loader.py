@@ -109,13 +109,19 @@ def _where(path: str, fn: Callable[..., Any]) -> str:
 
 
 def strategy_error(path: str, exc: BaseException, during: str) -> StrategyError:
-    """Turn an exception raised by strategy code into a ``file:line: message`` error."""
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == path:
-            line = frame.lineno
-    where = f"{path}:{line}" if line else path
-    return StrategyError(f"{where}: {during}: {type(exc).__name__}: {exc}")
+    """Turn an exception raised by strategy code into a ``file:line: message`` error.
+
+    The first line names the innermost line of the strategy file; when the error passed
+    through several of the strategy's own functions, the lines after it trace them, outermost
+    first. Frames of sandtrade itself are never shown: they are not the author's to fix.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    where = f"{path}:{frames[-1].lineno}" if frames else path
+    text = f"{exc}"[:2000]
+    message = f"{where}: {during}: {type(exc).__name__}: {text}"
+    if len(frames) > 1:
+        message += "\n" + "\n".join(f"  {path}:{f.lineno} in {f.name}" for f in frames)
+    return StrategyError(message)
 
 
 def load_strategy(path: str | Path) -> LoadedStrategy:
