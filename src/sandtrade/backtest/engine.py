@@ -83,6 +83,19 @@ def _fold_ohlc(chunk: list[Bar]) -> Bar:
                min(b.low for b in chunk), chunk[-1].close, sum(b.volume for b in chunk))
 
 
+def _beating(fn: Callable[..., Any] | None, beat: Callable[[], None] | None
+             ) -> Callable[..., Any] | None:
+    """``fn`` calling ``beat`` first (or ``fn`` itself when there is no heartbeat)."""
+    if fn is None or beat is None:
+        return fn
+
+    def call(*args: Any) -> Any:
+        beat()
+        return fn(*args)
+
+    return call
+
+
 def _timestamps(streams: Sequence[Iterable[Bar]]) -> Iterator[Sequence[Bar]]:
     """Bars grouped by timestamp; one symbol's bars are yielded one at a time."""
     if len(streams) == 1:
@@ -106,7 +119,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
                  progress: Callable[[int], None] | None = None,
                  close_at_end: bool = False, max_points: int = 2000,
                  profiles: Iterable[type[FillProfile]] = (),
-                 log: Callable[[str], None] | None = None) -> BacktestResult:
+                 log: Callable[[str], None] | None = None,
+                 heartbeat: Callable[[], None] | None = None) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
     Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
@@ -114,7 +128,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
     marked to market. The benchmark (Buy & Hold, beta) is the first symbol. ``profiles``
     adds fill profiles contributed by plugins to the built-in ones. ``log`` receives the
-    strategy's log lines (default: they are collected into ``result.logs``).
+    strategy's log lines (default: they are collected into ``result.logs``). ``heartbeat``
+    is called before every hook call (the sandbox's supervisor times each hook by it).
     """
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
@@ -124,7 +139,7 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     try:
         return _run(strategy, data, cash=cash, settings=settings, params=params,
                     instruments=instruments, progress=progress, close_at_end=close_at_end,
-                    max_points=max_points, profiles=profiles, log=log)
+                    max_points=max_points, profiles=profiles, log=log, heartbeat=heartbeat)
     finally:
         gc.set_threshold(*thresholds)
 
@@ -133,7 +148,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
          cash: float, settings: BrokerSettings | None, params: Mapping[str, Any] | None,
          instruments: Iterable[Instrument], progress: Callable[[int], None] | None,
          close_at_end: bool, max_points: int, profiles: Iterable[type[FillProfile]],
-         log: Callable[[str], None] | None) -> BacktestResult:
+         log: Callable[[str], None] | None,
+         heartbeat: Callable[[], None] | None) -> BacktestResult:
     started = _time.perf_counter()
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
@@ -153,10 +169,10 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=log or logs.append,
                   on_reject=rejected)
     path = strategy.path
-    on_bar = strategy.caller("on_bar")
-    on_fill = strategy.caller("on_fill")
-    on_start = strategy.caller("on_start")
-    on_stop = strategy.caller("on_stop")
+    on_bar = _beating(strategy.caller("on_bar"), heartbeat)
+    on_fill = _beating(strategy.caller("on_fill"), heartbeat)
+    on_start = _beating(strategy.caller("on_start"), heartbeat)
+    on_stop = _beating(strategy.caller("on_stop"), heartbeat)
     rec = EquityRecorder(max_points)
     price_curves: dict[str, Decimator[Bar]] = {}
     symbols: list[str] = []

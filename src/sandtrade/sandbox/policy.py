@@ -18,7 +18,8 @@ the guards built by :func:`restricted_globals`:
   containers; anything else (modules, host objects) is refused.
 * ``_getitem_``, ``_getiter_``, ``_iter_unpack_sequence_``, ``_unpack_sequence_``,
   ``_inplacevar_``, ``_apply_``, ``_print_``: complete set; ``print`` goes to the strategy log,
-  bounded in size.
+  bounded in size. ``_apply_`` takes its callee positional-only, so that ``g(*a, f=1)`` and
+  ``dict(**{"f": 1})`` pass ``f`` on instead of failing.
 * builtins: RestrictedPython's ``safe_builtins`` plus the plain iteration helpers (``list``,
   ``dict``, ``sorted``, ``zip``, ``min``, ``max``, ``sum``, ...), which are safe because
   ``_getiter_`` is plain ``iter`` here. No ``exec``, ``eval``, ``compile``, ``open``,
@@ -305,7 +306,7 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence, "_write_": write_guard,
         "_print_": printer, "_inplacevar_": _inplacevar,
-        "_apply_": lambda f, *a, **k: f(*a, **k),
+        "_apply_": lambda f, /, *a, **k: f(*a, **k),
     }
     if extra:
         g.update(extra)

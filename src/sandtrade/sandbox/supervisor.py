@@ -9,10 +9,12 @@ passed, and says why. Every frame the worker sends is untrusted input.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import queue
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -71,7 +73,14 @@ class Worker:
     confined: bool = False
     peak_rss: int = 0
     layers: dict[str, str] = field(default_factory=dict)
+    heartbeat: mmap.mmap | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def beats(self) -> int:
+        """How many hook calls the worker has started (read from shared memory)."""
+        if self.heartbeat is None or self.heartbeat.closed:
+            return 0
+        return int(struct.unpack_from("=Q", self.heartbeat)[0])
 
     @property
     def pid(self) -> int:
@@ -111,7 +120,7 @@ class Worker:
 
     def _death(self, cause: BaseException) -> SandboxKilled:
         exit_ = self.wait_exit()
-        msg = f"{self.name}: the sandbox worker {exit_.reason}: {exit_.detail}"
+        msg = f"{self.name}: stopped by the sandbox ({exit_.reason}): {exit_.detail}"
         if isinstance(cause, ProtocolError):
             msg = f"{self.name}: the sandbox worker broke the protocol: {cause}"
             exit_.reason = "protocol"
@@ -152,6 +161,9 @@ class Worker:
                 with contextlib.suppress(OSError):
                     stream.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.heartbeat is not None:
+            with contextlib.suppress(BufferError, ValueError):
+                self.heartbeat.close()
 
 
 class Supervisor:
@@ -163,6 +175,11 @@ class Supervisor:
     def start(self, task: dict[str, Any], *, name: str) -> Worker:
         """Start a worker for ``task`` (sent as its first frame) and wait for it to confine
         itself; returns the worker, whose ``layers`` say which OS layers are on."""
+        # The heartbeat: 8 shared bytes the worker increments before every hook call; the
+        # watcher kills a worker whose counter stands still past the per-event budget.
+        beat_fd = os.memfd_create("sandtrade-heartbeat")
+        os.ftruncate(beat_fd, 8)
+        heartbeat = mmap.mmap(beat_fd, 8)
         workdir = tempfile.mkdtemp(prefix="sandtrade-worker-")
         if os.getuid() == 0:
             os.chown(workdir, NOBODY, NOBODY)
@@ -170,13 +187,16 @@ class Supervisor:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "sandtrade.sandbox.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={}, cwd=workdir, close_fds=True, start_new_session=True)
-        worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name)
+            env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
+        os.close(beat_fd)
+        worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
+                        heartbeat=heartbeat)
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
         worker.send({**task, "type": "task", "limits": self.limits.model_dump(),
-                     "supervisor_pid": os.getpid(), "sys_path": sys.path})
+                     "supervisor_pid": os.getpid(), "sys_path": sys.path,
+                     "heartbeat_fd": beat_fd})
         try:
             header, _ = worker.recv(timeout=max(30.0, self.limits.event_seconds))
         except BaseException:
@@ -221,6 +241,7 @@ class Supervisor:
         except psutil.Error:
             return
         rss_cap = lim.memory_mb * 1024 * 1024
+        last_beats, last_change = -1, time.monotonic()
         while worker.proc.poll() is None:
             now = time.monotonic()
             confined = worker.confined  # read before sampling: children seen are post-ready
@@ -232,6 +253,9 @@ class Supervisor:
             except psutil.Error:
                 return
             worker.peak_rss = max(worker.peak_rss, rss)
+            beats = worker.beats()
+            if beats != last_beats or worker.last_frame > last_change:
+                last_beats, last_change = beats, now
             if rss > rss_cap:
                 worker.kill("memory", f"resident memory {rss / 2**20:,.0f} MiB passed the "
                             f"limit of {lim.memory_mb} MiB")
@@ -239,9 +263,8 @@ class Supervisor:
                 worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
             elif now - worker.started > lim.wall_seconds:
                 worker.kill("timeout", f"ran longer than its {lim.wall_seconds:.0f} s")
-            elif worker.expect_progress and now - worker.last_frame > lim.event_seconds:
-                worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget "
-                            "(no progress)")
+            elif worker.expect_progress and now - last_change > lim.event_seconds:
+                worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget")
             elif children and confined:
                 worker.kill("child", f"started a child process (pid {children[0].pid})")
             time.sleep(POLL_SECONDS)

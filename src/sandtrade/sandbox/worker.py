@@ -8,7 +8,9 @@ Before any strategy code it:
 1. imports everything it will need (after the uid drop the interpreter's files may be
    unreadable, and a strategy must not be able to trigger imports anyway);
 2. sets rlimits, hard = soft: CPU seconds, address space, open files, file size 0, core 0,
-   processes (after the drop, so that a fork bomb fails);
+   processes (after the drop, so that a fork bomb fails). CPU is the exception: its hard limit
+   is one second above the soft one, because at hard = soft the kernel sends SIGKILL at once
+   and never SIGXCPU, and the supervisor reported every CPU kill as "killed from outside";
 3. asks for SIGKILL when the supervisor dies (``PR_SET_PDEATHSIG``), turns off core dumps and
    ptrace access (``PR_SET_DUMPABLE`` 0);
 4. moves into a new network namespace (loopback only, down) when the kernel allows it;
@@ -63,6 +65,7 @@ __all__ = ["confine", "main"]
 
 NOBODY = 65534
 _PROFILES: list[Any] = []
+_HEARTBEAT: list[Any] = [None]
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
@@ -91,8 +94,9 @@ def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[
                              ("rlimit_nofile", resource.RLIMIT_NOFILE, limits.open_files),
                              ("rlimit_fsize", resource.RLIMIT_FSIZE, 0),
                              ("rlimit_core", resource.RLIMIT_CORE, 0)):
+        hard = value + 1 if res == resource.RLIMIT_CPU else value  # SIGXCPU first, see above
         try:
-            resource.setrlimit(res, (value, value))
+            resource.setrlimit(res, (value, hard))
             report[name] = "on"
         except (ValueError, OSError) as e:
             report[name] = f"refused: {e}"
@@ -223,6 +227,26 @@ def _warm_up() -> None:
     datetime.strptime("2000-01-01", "%Y-%m-%d")
 
 
+def _heartbeat(fd: object) -> Any:
+    """The counter the supervisor watches, in the shared page it passed as ``fd``."""
+    if type(fd) is not int:
+        return None
+    import mmap
+
+    page = mmap.mmap(fd, 8)
+    os.close(fd)
+    counter = ctypes.c_uint64.from_buffer(page)
+    _KEEP.append(page)
+
+    def beat() -> None:
+        counter.value += 1
+
+    return beat
+
+
+_KEEP: list[Any] = []
+
+
 def _fast_types() -> None:
     """The strategy API's own types: every public attribute is safe, skip the slow checks."""
     policy.FAST_ATTRIBUTE_TYPES.update({
@@ -263,12 +287,17 @@ def _run(task: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes]) -> None:
     result = run_backtest(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
                           settings=request.broker, params=params, progress=progress,
                           close_at_end=request.close_at_end, log=log.write_line,
-                          profiles=_PROFILES)
+                          profiles=_PROFILES, heartbeat=_HEARTBEAT[0])
     result.logs = list(log.lines)
     if log.dropped:
         result.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
                                f"{log.dropped:,} lines were dropped")
     write_frame(stdout, {"type": "result"}, result.model_dump_json().encode())
+
+
+#: Longest error message sent: the text is the strategy's (``raise ValueError("x" * 10**7)``)
+#: and a frame past the host's header cap read as a protocol violation, not the user's error.
+_MAX_MESSAGE = 16_000
 
 
 def main() -> int:
@@ -287,6 +316,7 @@ def main() -> int:
     from sandtrade.host import PluginHost
 
     _PROFILES.extend(PluginHost.create().fill_profiles().values())
+    _HEARTBEAT[0] = _heartbeat(header.get("heartbeat_fd"))
     _warm_up()
     report = confine(limits, supervisor_pid=header.get("supervisor_pid"))
     _fast_types()
@@ -294,7 +324,7 @@ def main() -> int:
     try:
         _run(header, stdin, stdout)
     except StrategyError as e:
-        write_frame(stdout, {"type": "error", "message": str(e)})
+        write_frame(stdout, {"type": "error", "message": str(e)[:_MAX_MESSAGE]})
         return 1
     except BaseException as e:
         if isinstance(e, MemoryError):
@@ -302,7 +332,8 @@ def main() -> int:
                                  "message": f"{header['path']}: out of memory "
                                  f"(limit {limits.memory_mb} MiB)"})
         else:
-            write_frame(stdout, {"type": "error", "message": _user_error(e, header["path"])})
+            write_frame(stdout, {"type": "error",
+                                 "message": _user_error(e, header["path"])[:_MAX_MESSAGE]})
         return 1
     return 0
 
