@@ -358,6 +358,34 @@ class StrategyTransformer(RestrictingNodeTransformer):
 _LINE_RE = re.compile(r"^Line (\d+): (.*)$", re.S)
 
 
+def _import_diagnostics(source: str, path: str) -> list[Diagnostic]:
+    """Imports the policy will refuse at run time, found before anything runs."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # the compiler reports these
+    allowed = ", ".join(sorted(ALLOWED_MODULES))
+    out: list[Diagnostic] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in ALLOWED_MODULES:
+                    out.append(Diagnostic(path, node.lineno, f"import of {alias.name!r} is not "
+                                          f"allowed (allowed: {allowed})"))
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level or mod not in ALLOWED_MODULES:
+                out.append(Diagnostic(path, node.lineno, f"import from {mod!r} is not allowed "
+                                      f"(allowed: {allowed})"))
+                continue
+            names = ALLOWED_MODULES[mod][1]
+            for alias in node.names:
+                if alias.name != "*" and alias.name not in names:
+                    out.append(Diagnostic(path, node.lineno, f"{mod}.{alias.name} is not "
+                                          f"available in strategies"))
+    return out
+
+
 def compile_strategy(source: str, path: str) -> tuple[types.CodeType | None, list[Diagnostic]]:
     """Compile ``source`` under the policy: the code object, or every violation found.
 
@@ -370,7 +398,7 @@ def compile_strategy(source: str, path: str) -> tuple[types.CodeType | None, lis
         if isinstance(e, KeyboardInterrupt):
             raise
         return None, [Diagnostic(path, None, f"cannot compile: {type(e).__name__}: {e}"[:500])]
-    diags = []
+    diags = _import_diagnostics(source, path)
     for err in result.errors:
         m = _LINE_RE.match(err)
         if m:

@@ -104,6 +104,33 @@ class LoadedStrategy:
         return lambda *args: fn(*(args[i] for i in picks))
 
 
+def _line(fn: Callable[..., Any]) -> int:
+    return int(fn.__code__.co_firstlineno)
+
+
+def _hook_problem(path: str, name: str, fn: Callable[..., Any]) -> str | None:
+    """What is wrong with the hook ``name`` (as ``file:line: message``), or None."""
+    if name not in HOOK_NAMES:
+        close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return (f"{_where(path, fn)}: {name} is not a strategy hook; {hint}"
+                f"hooks are: {', '.join(HOOK_NAMES)}")
+    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) \
+            or inspect.isasyncgenfunction(fn):
+        # Calling one only makes a coroutine or generator: its body would never run.
+        kind = "an async function" if inspect.iscoroutinefunction(fn) else "a generator"
+        return (f"{_where(path, fn)}: {name} is {kind}; hooks must be plain functions "
+                "(def, no async, no yield)")
+    spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
+    sig = inspect.signature(fn)
+    bad = [a for a, prm in sig.parameters.items()
+           if a not in spec_args or prm.kind is not prm.POSITIONAL_OR_KEYWORD]
+    if bad:
+        return (f"{_where(path, fn)}: {name}({', '.join(sig.parameters)}): argument "
+                f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})")
+    return None
+
+
 def _where(path: str, fn: Callable[..., Any]) -> str:
     return f"{path}:{fn.__code__.co_firstlineno}"
 
@@ -191,26 +218,10 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     pm.add_hookspecs(StrategySpec)
     hooks: dict[str, Callable[..., Any]] = {n: f for n, f in vars(module).items()
              if n.startswith("on_") and inspect.isfunction(f)}
-    for name, fn in hooks.items():
-        if name not in HOOK_NAMES:
-            close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise StrategyError(f"{_where(spath, fn)}: {name} is not a strategy hook; {hint}"
-                                f"hooks are: {', '.join(HOOK_NAMES)}")
-        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) \
-                or inspect.isasyncgenfunction(fn):
-            # Calling one only makes a coroutine or generator: its body would never run.
-            kind = "an async function" if inspect.iscoroutinefunction(fn) else "a generator"
-            raise StrategyError(f"{_where(spath, fn)}: {name} is {kind}; hooks must be plain "
-                                "functions (def, no async, no yield)")
-        spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
-        sig = inspect.signature(fn)
-        bad = [a for a, prm in sig.parameters.items()
-               if a not in spec_args or prm.kind not in (prm.POSITIONAL_OR_KEYWORD,)]
-        if bad:
-            raise StrategyError(
-                f"{_where(spath, fn)}: {name}({', '.join(sig.parameters)}): argument "
-                f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})")
+    problems = [p for name, fn in sorted(hooks.items(), key=lambda kv: _line(kv[1]))
+                if (p := _hook_problem(spath, name, fn))]
+    if problems:  # every mistake at once, in file order, so one `check` finds them all
+        raise StrategyError("\n".join(problems))
     try:
         pm.register(module, name=stem)
         pm.check_pending()
