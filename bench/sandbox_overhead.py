@@ -28,17 +28,17 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backtest_speed import gbm_frame, time_backtesting_py  # noqa: E402
+from backtest_speed import gbm_frame, time_backtesting_py
+from strategies_examples import example_path
 
-from sandtrade.backtest.engine import run_backtest  # noqa: E402
-from sandtrade.backtest.runner import BacktestRequest, DataSpec  # noqa: E402
-from sandtrade.broker import BrokerSettings  # noqa: E402
-from sandtrade.market import iter_csv, write_csv  # noqa: E402
-from sandtrade.sandbox import worker as worker_module  # noqa: E402
-from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox  # noqa: E402
-from sandtrade.sandbox.supervisor import Supervisor  # noqa: E402
-from sandtrade.strategy.loader import load_strategy_source  # noqa: E402
-from strategies_examples import example_path  # noqa: E402
+from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.broker import BrokerSettings
+from sandtrade.market import iter_csv, write_csv
+from sandtrade.sandbox import worker as worker_module
+from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox
+from sandtrade.sandbox.supervisor import Supervisor
+from sandtrade.strategy.loader import load_strategy_source
 
 
 def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]

@@ -10,7 +10,10 @@ the guards built by :func:`restricted_globals`:
   refused when read from the class, a ``property`` or a ``super`` object (unbound, they run
   with any ``self``: ``collections.Counter.copy(int)`` returned the builtin ``type``, and with
   it 3-argument ``type`` and ``str``/``float`` subclasses that ``__build_class__`` refuses);
-  bound methods (``counter.copy()``) are unaffected.
+  bound methods (``counter.copy()``) are unaffected. A read-only ``mappingproxy`` value
+  (``pattern.groupindex``, ``dict.keys().mapping``) comes back as a copy: in CPython 3.11
+  ``proxy == x`` passes the dict behind the proxy to ``x.__eq__``, and a strategy's ``__eq__``
+  could then rewrite ``re``'s process-wide cached patterns (shared with the worker's own code).
 * ``__import__`` (:func:`guarded_import`): only the modules in :data:`ALLOWED_MODULES`, each
   handed over as a :class:`ModuleProxy` that exposes only reviewed names; ``from X import Y``
   resolves through the proxy too (it bypasses ``_getattr_``, the proxy does not).
@@ -201,6 +204,8 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
         # ``int.__class__(int)``, i.e. the builtin ``type``.
         raise AttributeError(f"{name!r}: unbound methods of library classes are not available "
                              "in strategies; call the method on an instance")
+    if type(value) is types.MappingProxyType:
+        return dict(value)  # a copy: ``proxy == x`` hands the dict behind it to ``x.__eq__``
     return value
 
 

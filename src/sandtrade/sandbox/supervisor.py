@@ -3,12 +3,15 @@
 A killed child cannot report its own death, so the supervisor owns the record of a worker's
 life: it watches from outside with psutil (resident memory, CPU time, wall time of the run and
 of each step, child processes, stderr volume), kills the whole process group when a limit is
-passed, and says why. Every frame the worker sends is untrusted input.
+passed, and says why. Every frame the worker sends is untrusted input, and so is the shared
+heartbeat page: it is sealed at its 8 bytes (``F_SEAL_SHRINK``/``GROW``), because a worker that
+truncated it made the supervisor's next read die of SIGBUS (found by tests/security).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
 import queue
@@ -177,8 +180,12 @@ class Supervisor:
         itself; returns the worker, whose ``layers`` say which OS layers are on."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
         # watcher kills a worker whose counter stands still past the per-event budget.
-        beat_fd = os.memfd_create("sandtrade-heartbeat")
+        # Sealed at its size: a worker (a payload past the language layer) that shrank the
+        # page would crash this process with SIGBUS at the watcher's next read.
+        beat_fd = os.memfd_create("sandtrade-heartbeat", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(beat_fd, 8)
+        fcntl.fcntl(beat_fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
         heartbeat = mmap.mmap(beat_fd, 8)
         workdir = tempfile.mkdtemp(prefix="sandtrade-worker-")
         if os.getuid() == 0:

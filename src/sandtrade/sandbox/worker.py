@@ -12,7 +12,8 @@ Before any strategy code it:
    is one second above the soft one, because at hard = soft the kernel sends SIGKILL at once
    and never SIGXCPU, and the supervisor reported every CPU kill as "killed from outside";
 3. asks for SIGKILL when the supervisor dies (``PR_SET_PDEATHSIG``), turns off core dumps and
-   ptrace access (``PR_SET_DUMPABLE`` 0);
+   ptrace access (``PR_SET_DUMPABLE`` 0), and again after step 5, because changing the uid
+   clears the first and resets the second;
 4. moves into a new network namespace (loopback only, down) when the kernel allows it;
 5. as root, drops to uid/gid 65534 with no supplementary groups;
 6. sets ``PR_SET_NO_NEW_PRIVS``.
@@ -115,6 +116,13 @@ def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[
             report["uid_drop"] = f"failed: {e}"
     else:
         report["uid_drop"] = f"not root (uid {os.getuid()})"
+    # A uid/gid change clears PR_SET_PDEATHSIG and resets PR_SET_DUMPABLE (prctl(2)): without
+    # this, a worker outlived a killed supervisor (found by tests/security). Arm both again,
+    # then check once more that the supervisor is still the parent.
+    if not (prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) and prctl(_PR_SET_DUMPABLE, 0)):
+        report["pdeathsig"] = report["no_core_dumps"] = "lost at the uid drop"
+    if supervisor_pid is not None and os.getppid() != supervisor_pid:
+        os._exit(70)
     try:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
         report["rlimit_nproc"] = "on (no new processes)" if os.getuid() != 0 else \
