@@ -55,6 +55,9 @@ _BUY = OrderSide.BUY
 #: Without a bound, a long run (or a strategy that keeps sending orders it cannot afford)
 #: would grow without limit.
 KEEP_FINISHED = 1000
+#: No order may be worth more than this: beyond it float arithmetic loses cents, and at 1e308
+#: it overflows to inf and NaN (found by tests/security).
+MAX_NOTIONAL = 1e15
 _EPS = 1e-9
 _ALLOWED_TIF = {
     AssetClass.EQUITY: frozenset(TimeInForce),
@@ -441,6 +444,9 @@ class PaperBroker:
         if ref is None:
             return f"no price known for {sym} yet; send a limit order or wait for market data"
         notional = order.qty * ref * inst.multiplier
+        if not notional < MAX_NOTIONAL:  # also catches inf/nan from absurd quantities
+            return (f"order value of {order.qty:g} {sym} at ~{ref:,.2f} is beyond any account "
+                    f"(limit {MAX_NOTIONAL:,.0f})")
         if notional < inst.min_notional:
             return (f"order value {notional:,.2f} is below {sym}'s minimum notional "
                     f"{inst.min_notional:,.2f}")
