@@ -3,7 +3,7 @@
 Strategy source is compiled with RestrictedPython's ``compile_restricted_exec`` and runs with
 the guards built by :func:`restricted_globals`:
 
-* ``_getattr_`` (:func:`guarded_getattr`): no names starting with ``_``, none of
+* ``_getattr_`` (:func:`compiled_getattr`, else :func:`guarded_getattr`): no ``_`` names, none of
   RestrictedPython's frame/code attributes, no ``format``/``format_map``/``mro`` on any object
   (``str`` and look-alikes such as ``collections.UserString``), and never a module object as a
   value. Attribute names must be exactly ``str``. Plain Python functions of library classes are
@@ -209,6 +209,22 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
     return value
 
 
+def compiled_getattr(obj: object, name: str) -> Any:
+    """``_getattr_``: what ``obj.name`` in strategy source compiles to.
+
+    RestrictedPython emits it only with the literal name written in the source, which its
+    compiler has already checked (no ``_`` prefix, no frame attributes), so the strategy API's
+    own objects skip straight to the lookup: this runs several times per bar. Everything else,
+    and every computed name (the ``getattr`` builtin), takes :func:`guarded_getattr`.
+    """
+    if type(obj) in FAST_ATTRIBUTE_TYPES:
+        try:
+            return getattr(obj, name)
+        except AttributeError:
+            raise AttributeError(f"{type(obj).__name__} has no attribute {name!r}") from None
+    return guarded_getattr(obj, name)
+
+
 def guarded_hasattr(obj: object, name: object) -> bool:
     """``hasattr`` under the same rules as :func:`guarded_getattr` (refused names: False)."""
     try:
@@ -307,7 +323,7 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
     printer = _Printer(log)
     g: dict[str, Any] = {
         "__builtins__": b, "__name__": "strategy", "__metaclass__": type,
-        "_getattr_": guarded_getattr, "_getitem_": default_guarded_getitem, "_getiter_": iter,
+        "_getattr_": compiled_getattr, "_getitem_": default_guarded_getitem, "_getiter_": iter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence, "_write_": write_guard,
         "_print_": printer, "_inplacevar_": _inplacevar,
