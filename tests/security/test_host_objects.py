@@ -4,8 +4,6 @@ the context, mutation of what should be read-only). Each test is one attack."""
 
 from __future__ import annotations
 
-import pytest
-
 from sandtrade.errors import StrategyError
 from sandtrade.sandbox.supervisor import SandboxKilled
 
