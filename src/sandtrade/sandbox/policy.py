@@ -17,6 +17,8 @@ the guards built by :func:`restricted_globals`:
 * ``__import__`` (:func:`guarded_import`): only the modules in :data:`ALLOWED_MODULES`, each
   handed over as a :class:`ModuleProxy` that exposes only reviewed names; ``from X import Y``
   resolves through the proxy too (it bypasses ``_getattr_``, the proxy does not).
+* ``_getitem_`` is ``operator.getitem``: RestrictedPython's default puts no restriction on
+  subscripts either (``ob[index]``); the C function saves a Python call per ``x[i]``.
 * ``_write_``: a strategy may change its own objects (instances of classes it defined) and plain
   containers; anything else (modules, host objects) is refused.
 * ``_getitem_``, ``_getiter_``, ``_iter_unpack_sequence_``, ``_unpack_sequence_``,
@@ -66,7 +68,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec, safe_builtins
-from RestrictedPython.Eval import default_guarded_getitem
 from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
@@ -323,7 +324,7 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
     printer = _Printer(log)
     g: dict[str, Any] = {
         "__builtins__": b, "__name__": "strategy", "__metaclass__": type,
-        "_getattr_": compiled_getattr, "_getitem_": default_guarded_getitem, "_getiter_": iter,
+        "_getattr_": compiled_getattr, "_getitem_": operator.getitem, "_getiter_": iter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence, "_write_": write_guard,
         "_print_": printer, "_inplacevar_": _inplacevar,

@@ -28,8 +28,11 @@ from sandtrade.sandbox.wire import encode_bars
 
 __all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox"]
 
-#: Bars per message to the worker: large enough that the pipe costs little per bar.
-CHUNK_BARS = 20_000
+#: Bars per message to the worker: large enough that the pipe costs little per bar, small
+#: enough (50 bytes a bar) that the next chunk fits in the 1 MiB pipe while the worker works.
+CHUNK_BARS = 16_000
+#: The first chunk is small, so the worker starts on bars while the host parses the rest.
+FIRST_CHUNK_BARS = 1_000
 
 
 def _read_source(path: str) -> str:
@@ -97,7 +100,9 @@ class SandboxRunner:
 
         def feed() -> None:
             try:
-                while chunk := list(islice(merged, CHUNK_BARS)):
+                size = FIRST_CHUNK_BARS
+                while chunk := list(islice(merged, size)):
+                    size = CHUNK_BARS
                     count, payload = encode_bars(chunk, index)
                     worker.send({"type": "bars", "count": count}, payload)
                 worker.send({"type": "end"})

@@ -36,6 +36,8 @@ __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit"]
 
 NOBODY = 65534
 POLL_SECONDS = 0.05
+#: Size asked for the pipe that carries bars to the worker (Linux caps it at pipe-max-size).
+PIPE_BYTES = 1 << 20
 
 
 class SandboxKilled(SandtradeError):
@@ -196,6 +198,9 @@ class Supervisor:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
         os.close(beat_fd)
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):  # a bigger pipe: the next chunk of bars waits in it
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
                         heartbeat=heartbeat)
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
