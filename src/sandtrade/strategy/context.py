@@ -148,6 +148,30 @@ def _check_str(name: str, value: object) -> str:
     return value
 
 
+def _indicator(kind: str, make: Callable[[str, str, int], tuple[_ta.Series, Any]],
+               default_length: int | None, default_source: str, doc: str) -> Any:
+    """A ``ctx.ta`` method: the cached series on every call after the first.
+
+    The cache lookup is inlined in each method (not a call to ``TA._series``) because a
+    strategy calls its indicators on every bar.
+    """
+
+    def method(self: TA, length: Any = default_length, source: Any = default_source, *,
+               symbol: str | None = None) -> _ta.Series:
+        if type(length) is int:
+            hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, kind,
+                                   source, length))
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        if length is None:
+            raise TypeError(f"ta.{kind}() needs a length, e.g. ta.{kind}(20)")
+        return self._series(kind, length, source, symbol, make)
+
+    method.__name__ = method.__qualname__ = kind
+    method.__doc__ = doc
+    return method
+
+
 class TA:
     """``ctx.ta``: indicators on the current symbol (or ``symbol=``), cached per arguments."""
 
@@ -193,7 +217,7 @@ class TA:
     def _series(self, kind: str, length: object, source: object, symbol: str | None,
                 make: Callable[[str, str, int], tuple[_ta.Series, Any]]) -> _ta.Series:
         """The cached series ``kind(source, length)`` of a symbol, created on first use."""
-        if type(length) is int:  # the per-bar fast path: a cache hit needs no validation
+        if type(length) is int:
             hit = self._cache.get((self._ctx.symbol if symbol is None else symbol, kind,
                                    source, length))
             if hit is not None:
@@ -202,47 +226,28 @@ class TA:
         return self._get((sym, kind, src, n),  # type: ignore[no-any-return]
                          lambda: make(f"{kind}({src},{n})", src, n))
 
-    def sma(self, length: int, source: str = "close", *, symbol: str | None = None
-            ) -> _ta.Series:
-        """Simple moving average (Pine ``ta.sma``)."""
-        return self._series("sma", length, source, symbol, _ta.make_sma)
-
-    def ema(self, length: int, source: str = "close", *, symbol: str | None = None
-            ) -> _ta.Series:
-        """Exponential moving average (Pine ``ta.ema``)."""
-        return self._series("ema", length, source, symbol, _ta.make_ema)
-
-    def rma(self, length: int, source: str = "close", *, symbol: str | None = None
-            ) -> _ta.Series:
-        """Wilder's moving average (Pine ``ta.rma``)."""
-        return self._series("rma", length, source, symbol, _ta.make_rma)
-
-    def rsi(self, length: int = 14, source: str = "close", *, symbol: str | None = None
-            ) -> _ta.Series:
-        """Relative strength index, 0..100 (Pine ``ta.rsi``)."""
-        return self._series("rsi", length, source, symbol, _ta.make_rsi)
+    sma = _indicator("sma", _ta.make_sma, None, "close",
+                     "Simple moving average (Pine ``ta.sma``).")
+    ema = _indicator("ema", _ta.make_ema, None, "close",
+                     "Exponential moving average (Pine ``ta.ema``).")
+    rma = _indicator("rma", _ta.make_rma, None, "close",
+                     "Wilder's moving average (Pine ``ta.rma``).")
+    rsi = _indicator("rsi", _ta.make_rsi, 14, "close",
+                     "Relative strength index, 0..100 (Pine ``ta.rsi``).")
 
     def atr(self, length: int = 14, *, symbol: str | None = None) -> _ta.Series:
         """Average true range (Pine ``ta.atr``)."""
         return self._series("atr", length, "close", symbol,
                             lambda name, _src, n: _ta.make_atr(f"atr({n})", n))
 
-    def stdev(self, length: int, source: str = "close", *, symbol: str | None = None
-              ) -> _ta.Series:
-        """Population standard deviation (Pine ``ta.stdev``)."""
-        return self._series("stdev", length, source, symbol, _ta.make_stdev)
-
-    def highest(self, length: int, source: str = "high", *, symbol: str | None = None
-                ) -> _ta.Series:
-        """Highest value over ``length`` bars, the current one included (Pine ``ta.highest``)."""
-        return self._series("highest", length, source, symbol,
-                            functools.partial(_ta.make_extreme, highest=True))
-
-    def lowest(self, length: int, source: str = "low", *, symbol: str | None = None
-               ) -> _ta.Series:
-        """Lowest value over ``length`` bars, the current one included (Pine ``ta.lowest``)."""
-        return self._series("lowest", length, source, symbol,
-                            functools.partial(_ta.make_extreme, highest=False))
+    stdev = _indicator("stdev", _ta.make_stdev, None, "close",
+                       "Population standard deviation (Pine ``ta.stdev``).")
+    highest = _indicator("highest", functools.partial(_ta.make_extreme, highest=True), None,
+                         "high", "Highest value over ``length`` bars, the current one "
+                         "included (Pine ``ta.highest``).")
+    lowest = _indicator("lowest", functools.partial(_ta.make_extreme, highest=False), None,
+                        "low", "Lowest value over ``length`` bars, the current one included "
+                        "(Pine ``ta.lowest``).")
 
     def bb(self, length: int = 20, mult: float = 2.0, source: str = "close", *,
            symbol: str | None = None) -> _ta.Bands:
