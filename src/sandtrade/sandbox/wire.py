@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import struct
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -75,8 +75,8 @@ def encode_bars(bars: Iterable[Bar], symbol_index: dict[str, int]) -> tuple[int,
     return len(times), times.tobytes() + values.tobytes() + syms.tobytes()
 
 
-def decode_bars(count: int, payload: bytes, symbols: list[str]) -> Iterator[Bar]:
-    """Unpack what :func:`encode_bars` packed."""
+def decode_bars(count: int, payload: bytes, symbols: list[str]) -> list[Bar]:
+    """Unpack what :func:`encode_bars` packed (a list: the caller iterates it in C)."""
     times = array("q")
     values = array("d")
     syms = array("H")
@@ -95,6 +95,8 @@ def decode_bars(count: int, payload: bytes, symbols: list[str]) -> Iterator[Bar]
     step_t = None
     step = timedelta(0)
     it = iter(values)
+    out: list[Bar] = []
+    append = out.append
     for k in range(count):
         t = times[k]
         if prev_t is not None and t - prev_t == step_t:
@@ -105,4 +107,5 @@ def decode_bars(count: int, payload: bytes, symbols: list[str]) -> Iterator[Bar]
                 step_t = t - prev_t
                 step = step_t * us
         prev_t, prev_dt = t, dt
-        yield Bar(symbols[syms[k]], dt, next(it), next(it), next(it), next(it), next(it))
+        append(Bar(symbols[syms[k]], dt, next(it), next(it), next(it), next(it), next(it)))
+    return out

@@ -229,21 +229,20 @@ class _BarReader:
         self._done = False
 
     def _pull(self) -> bool:
-        if self._done:
+        chunk = self._next_chunk()
+        if chunk is None:
             return False
-        header, payload = read_frame(self._stream)
-        if header["type"] == "end":
-            self._done = True
-            return False
-        if header["type"] != "bars":
-            raise SandtradeError(f"unexpected frame {header['type']!r} while reading bars")
         queues = self._queues
-        for bar in decode_bars(int(header["count"]), payload, self._symbols):
+        for bar in chunk:
             queues[bar.symbol].append(bar)
         return True
 
     def stream(self, symbol: str) -> Iterator[Bar]:
         """The bars of ``symbol`` in time order, read from the channel as needed."""
+        if len(self._symbols) == 1:  # one symbol: hand over whole decoded chunks
+            while (chunk := self._next_chunk()) is not None:
+                yield from chunk
+            return
         queue = self._queues[symbol]
         while True:
             while queue:
@@ -252,6 +251,17 @@ class _BarReader:
                 while queue:
                     yield queue.popleft()
                 return
+
+    def _next_chunk(self) -> list[Bar] | None:
+        if self._done:
+            return None
+        header, payload = read_frame(self._stream)
+        if header["type"] == "end":
+            self._done = True
+            return None
+        if header["type"] != "bars":
+            raise SandtradeError(f"unexpected frame {header['type']!r} while reading bars")
+        return decode_bars(int(header["count"]), payload, self._symbols)
 
 
 _WARMUP_STRATEGY = """
