@@ -134,13 +134,21 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
     # run. Collect less often while it runs; reference counting still frees everything else.
+    # Objects that exist before the run (the caller's data, a whole history in a list) are
+    # frozen out of the collector's sight, so a long history in memory does not make every
+    # collection during the run slower (measured: up to 25 % of a run).
     thresholds = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
     gc.set_threshold(100_000, 50, 100)
+    if freeze:
+        gc.freeze()
     try:
         return _run(strategy, data, cash=cash, settings=settings, params=params,
                     instruments=instruments, progress=progress, close_at_end=close_at_end,
                     max_points=max_points, profiles=profiles, log=log, heartbeat=heartbeat)
     finally:
+        if freeze:
+            gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
