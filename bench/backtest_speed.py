@@ -25,7 +25,6 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -35,26 +34,9 @@ from strategies_examples import example_path
 from sandtrade.backtest.engine import run_backtest
 from sandtrade.broker import BrokerSettings
 from sandtrade.market import iter_gbm_bars
+from sandtrade.market.synthetic import reference_gbm_frame
 from sandtrade.models import Bar
 from sandtrade.strategy import load_strategy
-
-
-def gbm_frame(n: int, seed: int = 42) -> pd.DataFrame:
-    """Hourly GBM OHLCV, the generator of the research notes (§6.5)."""
-    rng = np.random.default_rng(seed)
-    dt = 1.0 / (24 * 365)
-    rets = (0.05 - 0.5 * 0.3**2) * dt + 0.3 * np.sqrt(dt) * rng.standard_normal(n)
-    close = 100.0 * np.exp(np.cumsum(rets))
-    open_ = np.empty(n)
-    open_[0] = 100.0
-    open_[1:] = close[:-1]
-    wick = np.abs(rng.standard_normal((2, n))) * 0.3 * np.sqrt(dt) * 0.5
-    high = np.maximum(open_, close) * (1 + wick[0])
-    low = np.minimum(open_, close) * (1 - wick[1])
-    vol = rng.integers(1_000, 10_000, n).astype(float)
-    idx = pd.date_range("2000-01-01", periods=n, freq="h")
-    return pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close,
-                         "Volume": vol}, index=idx)
 
 
 def time_sandtrade(bars: list[Bar], commission: float, repeats: int) -> tuple[float, dict]:
@@ -123,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.bars
     print(f"preparing {n:,} hourly GBM bars …", flush=True)
-    df = gbm_frame(n)
+    df = reference_gbm_frame(n)
     bars = [Bar("SYN", t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(
         df.index.to_pydatetime(), df["Open"].tolist(), df["High"].tolist(),
         df["Low"].tolist(), df["Close"].tolist(), df["Volume"].tolist(), strict=True)]

@@ -28,13 +28,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backtest_speed import gbm_frame, time_backtesting_py
+from backtest_speed import time_backtesting_py
 from strategies_examples import example_path
 
 from sandtrade.backtest.engine import run_backtest
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.broker import BrokerSettings
 from sandtrade.market import iter_csv, write_csv
+from sandtrade.market.synthetic import reference_gbm_frame
 from sandtrade.sandbox import worker as worker_module
 from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox
 from sandtrade.sandbox.supervisor import Supervisor
@@ -60,7 +61,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sandtrade-bench-"))
     csv = tmp / "SYN.csv"
     print(f"preparing {n:,} hourly GBM bars in {csv} …", flush=True)
-    df = gbm_frame(n)
+    df = reference_gbm_frame(n)
     df.to_csv(csv, index_label="Datetime", float_format="%.17g")
     bars = list(iter_csv(csv))
     write_csv(bars[:10], tmp / "small.csv")

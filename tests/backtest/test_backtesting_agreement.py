@@ -22,6 +22,7 @@ from backtesting.test import SMA  # noqa: E402
 from strategies_examples import example_path  # noqa: E402
 
 from sandtrade.cli import main  # noqa: E402
+from sandtrade.market.synthetic import reference_gbm_frame  # noqa: E402
 
 SAMPLES = Path(backtesting.__file__).parent / "test"
 
@@ -58,24 +59,6 @@ def ours(csv: Path, commission: float, capsys: pytest.CaptureFixture[str]) -> di
     out = capsys.readouterr().out
     assert code == 0, out
     return json.loads(out)
-
-
-def gbm_frame(n: int, seed: int = 42) -> pd.DataFrame:
-    """The research notes' hourly GBM series (numpy), as backtesting.py's benchmark used."""
-    rng = np.random.default_rng(seed)
-    dt = 1.0 / (24 * 365)
-    rets = (0.05 - 0.5 * 0.3**2) * dt + 0.3 * np.sqrt(dt) * rng.standard_normal(n)
-    close = 100.0 * np.exp(np.cumsum(rets))
-    open_ = np.empty(n)
-    open_[0] = 100.0
-    open_[1:] = close[:-1]
-    wick = np.abs(rng.standard_normal((2, n))) * 0.3 * np.sqrt(dt) * 0.5
-    high = np.maximum(open_, close) * (1 + wick[0])
-    low = np.minimum(open_, close) * (1 - wick[1])
-    vol = rng.integers(1_000, 10_000, n).astype(float)
-    idx = pd.date_range("2000-01-01", periods=n, freq="h")
-    return pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close,
-                         "Volume": vol}, index=idx)
 
 
 def assert_agree(ref: pd.Series, got: dict) -> None:
@@ -123,7 +106,7 @@ def test_eurusd_hourly_sma_cross_matches_backtesting_py(
 @pytest.mark.parametrize("commission", [0.0, 0.002])
 def test_gbm_hourly_sma_cross_matches_backtesting_py(
         commission: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    df = gbm_frame(30_000)
+    df = reference_gbm_frame(30_000)
     csv = tmp_path / "SYN.csv"
     df.to_csv(csv, index_label="Datetime", float_format="%.17g")
     ref = reference(df, commission)

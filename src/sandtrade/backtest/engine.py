@@ -18,7 +18,7 @@ from typing import Any
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
-from sandtrade.errors import DataError, StrategyError
+from sandtrade.errors import DataError, OrderRejected, StrategyError
 from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
@@ -50,8 +50,11 @@ class LocalTrading:
 
     def cancel(self, order_id: str) -> bool:
         """Cancel if still working (and this account's)."""
-        order = self._broker._orders.get(order_id)
-        if order is None or order.account != self._account or not order.is_open:
+        try:
+            order = self._broker.get_order(order_id)
+        except OrderRejected:  # unknown (or long finished and forgotten)
+            return False
+        if order.account != self._account or not order.is_open:
             return False
         self._broker.cancel(order_id, "canceled by the strategy")
         return True
