@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.hookspecs import hookimpl
+from sandtrade.market.hub import MarketSource
+from sandtrade.market.sources import ReplaySource, SyntheticSource
 
-__all__ = ["BrokerDefaults"]
+__all__ = ["BrokerDefaults", "MarketDefaults"]
 
 
 class BrokerDefaults:
@@ -15,3 +17,12 @@ class BrokerDefaults:
     def sandtrade_fill_profiles(self) -> list[type[FillProfile]]:
         """The three built-in fill profiles."""
         return list(BUILTIN_FILL_PROFILES)
+
+
+class MarketDefaults:
+    """Contributes the built-in market sources: replay (CSV history) and synthetic (GBM)."""
+
+    @hookimpl(trylast=True)
+    def sandtrade_market_sources(self) -> list[type[MarketSource]]:
+        """The two built-in sources."""
+        return [ReplaySource, SyntheticSource]

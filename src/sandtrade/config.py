@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sandtrade.broker import BrokerSettings
 from sandtrade.errors import SandtradeError
+from sandtrade.market.sources import MarketSettings
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
     http: str = Field("127.0.0.1:8000", description="HOST:PORT of the HTTP server.")
     grpc: str = Field("127.0.0.1:50051", description="HOST:PORT of the gRPC server.")
     cash: float = Field(10_000.0, gt=0, description="Starting cash of new accounts/back-tests.")
+    account: str = Field("paper", description="The default paper account (created at start).")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from sandtrade.broker.fills import FillProfile
+    from sandtrade.market.hub import MarketSource
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -40,5 +41,25 @@ def sandtrade_fill_profiles() -> list[type[FillProfile]]:
     plugin that returns a profile with a built-in's name replaces it.
 
     :return: fill profile classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+# ---------------------------------------------------------------- market data
+
+
+@hookspec
+def sandtrade_market_sources() -> list[type[MarketSource]]:
+    """Contribute market-data sources a live host can be fed from.
+
+    Called once when ``sandtrade serve`` starts. Return a list of classes, each with a unique
+    class attribute ``name`` (``[market] source`` in the configuration selects one by it),
+    built with the host's :class:`~sandtrade.market.sources.MarketSettings` and implementing
+    :class:`~sandtrade.market.hub.MarketSource`: ``instruments()`` and ``bars()``, the bars of
+    every instrument merged in time order. The built-ins (``replay`` of CSV files and
+    ``synthetic``) are registered ``trylast``; a plugin source with a built-in's name replaces
+    it. A source for a real feed yields bars as they arrive.
+
+    :return: source classes (all implementations' lists are combined).
     """
     raise NotImplementedError  # a specification: plugins implement it

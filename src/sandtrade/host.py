@@ -16,14 +16,18 @@ import pluggy
 
 from sandtrade import hookspecs
 from sandtrade.broker.fills import FillProfile
-from sandtrade.builtin_plugins import BrokerDefaults
+from sandtrade.builtin_plugins import BrokerDefaults, MarketDefaults
+from sandtrade.market.hub import MarketSource
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginLoadError"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sandtrade"
-BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (("builtin.broker", BrokerDefaults()),)
+BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
+    ("builtin.broker", BrokerDefaults()),
+    ("builtin.market", MarketDefaults()),
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class PluginHost:
             self.errors.append(err)
             log.error("plugin %r (%s) failed to load and is skipped: %s", ep.name, ep.value,
                       err.error)
+
+    def market_sources(self) -> dict[str, type[MarketSource]]:
+        """Every market source by name; a plugin's source overrides a built-in's of that name."""
+        out: dict[str, type[MarketSource]] = {}
+        for sources in reversed(self.pm.hook.sandtrade_market_sources()):
+            for source in sources:
+                out[source.name] = source
+        return out
 
     def fill_profiles(self) -> dict[str, type[FillProfile]]:
         """Every fill profile by name; a plugin's profile overrides a built-in's of that name."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, CloseProfile, FillProfile
 from sandtrade.broker.settings import BrokerSettings
-from sandtrade.errors import OrderRejected
+from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import (
     Account,
     AssetClass,
@@ -48,7 +50,7 @@ from sandtrade.models import (
 )
 from sandtrade.store.base import BrokerChange, Store
 
-__all__ = ["PaperBroker", "sequential_ids"]
+__all__ = ["PaperBroker", "sequential_ids", "unique_ids"]
 
 _BUY = OrderSide.BUY
 #: Finished orders (and fills) each account keeps in memory; the store keeps all of them.
@@ -64,6 +66,21 @@ _ALLOWED_TIF = {
     AssetClass.CRYPTO: frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
     AssetClass.OPTION: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
 }
+
+
+def unique_ids() -> Callable[[str], str]:
+    """Ids unique across restarts and hosts that sort by creation time: ``o_`` + 12 hex digits
+    of microseconds since the epoch + 8 random hex digits. For live brokers, whose store keys
+    orders and fills by id alone."""
+    last = 0
+
+    def make(kind: str) -> str:
+        nonlocal last
+        now = max(time.time_ns() // 1000, last + 1)
+        last = now
+        return f"{kind}_{now:012x}{secrets.token_hex(4)}"
+
+    return make
 
 
 def sequential_ids() -> Callable[[str], str]:
@@ -182,6 +199,7 @@ class PaperBroker:
         self._commission_charged: dict[str, tuple[float, float]] = {}
         self._now: datetime | None = None
         self._bar_index: int | None = None
+        self._batch: list[BrokerChange] | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -209,6 +227,23 @@ class PaperBroker:
         if self._store is not None:
             self._store.create_account(account)
         return self.account(account_id)
+
+    def has_account(self, account_id: str) -> bool:
+        return account_id in self._books
+
+    def adopt_account(self, account: Account) -> None:
+        """Take over an account that is already stored but has never traded (created by
+        another process, e.g. ``sandtrade tokens create``); nothing is written."""
+        if account.id in self._books:
+            raise OrderRejected(f"account {account.id!r} already exists", field="account")
+        if self._store is not None and self._store.list_fills(account.id, limit=1):
+            raise StoreError(f"account {account.id!r} has fills this broker never saw; "
+                             "restart the host to load it")
+        self._books[account.id] = _Book(account)
+
+    def symbols(self) -> list[str]:
+        """The tradable symbols, sorted."""
+        return sorted(self._instruments)
 
     def set_time(self, time: datetime, bar_index: int | None = None) -> None:
         """Set the broker's clock (stamps orders created outside bar processing)."""
@@ -358,8 +393,10 @@ class PaperBroker:
         first submitted with it, unchanged: a retry never trades twice.
         """
         book = self._book(account)
-        if client_order_id is not None and client_order_id in book.client_ids:
-            return self._orders[book.client_ids[client_order_id]]
+        if client_order_id is not None:
+            first = self.find_client_order(account, client_order_id)
+            if first is not None:
+                return first
         if qty is not None and equity_fraction is not None:
             raise OrderRejected("give qty or equity_fraction, not both", field="qty")
         try:
@@ -756,6 +793,40 @@ class PaperBroker:
             self._commission_charged[order.id] = (raw, owed)
         now = self._now or datetime.min
         bar_index = self._bar_index
+        pos = self._book_fill(book, symbol, mult, sign, qty, price, commission, now,
+                              bar_index, order.tag)
+
+        prev = order.filled_qty
+        filled = round(prev + qty, 12)
+        # Straight into the model's __dict__: pydantic's __setattr__ costs more than the whole
+        # fill otherwise, and these values are computed here, not user input.
+        order.__dict__.update(
+            filled_qty=filled, updated_at=now,
+            avg_fill_price=price if not prev else
+            ((order.avg_fill_price or price) * prev + price * qty) / filled)
+        order_qty = order.qty or filled
+        # A reduce-only order is done when its position is closed (its quantity was capped to
+        # it), not after any fill: a volume cap may leave part of the position to sell.
+        if filled >= order_qty - _EPS or (order.reduce_only and symbol not in book.positions):
+            self._finish(order, OrderStatus.FILLED, None)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        fill = trusted(
+            Fill,
+            id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
+            side=order.side, qty=qty, price=price, commission=commission, time=now,
+            bar_index=bar_index)
+        book.fills.append(fill)
+        fills.append(fill)
+        if self._store is not None:
+            self._persist(BrokerChange(orders=[order], fills=[fill],
+                                       positions=[pos.view(price)], accounts=[book.snapshot()]))
+
+    def _book_fill(self, book: _Book, symbol: str, mult: float, sign: float, qty: float,
+                   price: float, commission: float, now: datetime, bar_index: int | None,
+                   tag: str | None) -> _Pos:
+        """Book one fill into cash, FIFO lots, closed trades and the position (which it returns,
+        flat positions included); shared by live fills and :meth:`restore`."""
         book.cash -= sign * qty * price * mult + commission
         book.commissions += commission
 
@@ -796,7 +867,7 @@ class PaperBroker:
         if remaining > _EPS:
             open_comm = commission * (remaining / qty)
             book.basis -= open_comm
-            lots.append(_Lot(sign * remaining, price, now, bar_index, open_comm, order.tag))
+            lots.append(_Lot(sign * remaining, price, now, bar_index, open_comm, tag))
         if lots:
             total = 0.0
             cost = 0.0
@@ -811,32 +882,7 @@ class PaperBroker:
             pos.avg_price = 0.0
             del book.positions[symbol]
             del self._lots[key]
-
-        prev = order.filled_qty
-        filled = round(prev + qty, 12)
-        # Straight into the model's __dict__: pydantic's __setattr__ costs more than the whole
-        # fill otherwise, and these values are computed here, not user input.
-        order.__dict__.update(
-            filled_qty=filled, updated_at=now,
-            avg_fill_price=price if not prev else
-            ((order.avg_fill_price or price) * prev + price * qty) / filled)
-        order_qty = order.qty or filled
-        # A reduce-only order is done when its position is closed (its quantity was capped to
-        # it), not after any fill: a volume cap may leave part of the position to sell.
-        if filled >= order_qty - _EPS or (order.reduce_only and symbol not in book.positions):
-            self._finish(order, OrderStatus.FILLED, None)
-        else:
-            order.status = OrderStatus.PARTIALLY_FILLED
-        fill = trusted(
-            Fill,
-            id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
-            side=order.side, qty=qty, price=price, commission=commission, time=now,
-            bar_index=bar_index)
-        book.fills.append(fill)
-        fills.append(fill)
-        if self._store is not None:
-            self._persist(BrokerChange(orders=[order], fills=[fill],
-                                       positions=[pos.view(price)], accounts=[book.snapshot()]))
+        return pos
 
     def _persist_trigger(self, order: Order) -> None:
         """Persist a stop that triggered without filling: it is a limit order from now on."""
@@ -845,5 +891,89 @@ class PaperBroker:
             self._persist(BrokerChange(orders=[order]))
 
     def _persist(self, change: BrokerChange) -> None:
-        if self._store is not None:
+        if self._batch is not None:
+            self._batch.append(change)
+        elif self._store is not None:
             self._store.commit(change)
+
+    # ------------------------------------------------------------------ live use
+
+    def begin_batch(self) -> None:
+        """Hold every change from now on instead of committing each (see :meth:`end_batch`).
+
+        A live host applies many requests and commits their changes in one transaction (group
+        commit): one fsync for a batch instead of one per order.
+        """
+        if self._batch is not None:
+            raise RuntimeError("PaperBroker.begin_batch: a batch is already open")
+        self._batch = []
+
+    def end_batch(self) -> list[BrokerChange]:
+        """The changes held since :meth:`begin_batch`, in order; the caller commits them."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            raise RuntimeError("PaperBroker.end_batch: no batch is open")
+        return batch
+
+    def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
+        """The order that ``client_order_id`` named in the account, from memory or the store."""
+        book = self._book(account_id)
+        order_id = book.client_ids.get(client_order_id)
+        if order_id is not None:
+            return self._orders[order_id]
+        if self._store is None:
+            return None
+        return self._store.find_client_order(account_id, client_order_id)
+
+    def restore(self) -> int:
+        """Rebuild every account from the store: cash, lots, positions, closed trades and working
+        orders, by replaying the stored fills in order. Returns the number of fills replayed.
+
+        Called once on an empty broker when a host starts, so that a host killed at any moment
+        resumes exactly where its last committed transaction left it.
+        """
+        store = self._store
+        if store is None:
+            raise RuntimeError("PaperBroker.restore needs a store")
+        if self._books:
+            raise RuntimeError("PaperBroker.restore must run on a broker with no accounts")
+        replayed = 0
+        for stored in store.list_accounts():
+            opened = stored.model_copy(update={"cash": stored.initial_cash, "commissions": 0.0,
+                                               "realized_pnl": 0.0})
+            book = self._books[stored.id] = _Book(opened)
+            tags: dict[str, str | None] = {}
+            after: str | None = None
+            while True:
+                page = store.list_fills(stored.id, limit=5000, after=after)
+                if not page:
+                    break
+                for fill in page:
+                    if fill.order_id not in tags:
+                        order = store.get_order(fill.order_id)
+                        tags[fill.order_id] = order.tag if order else None
+                    self._book_fill(book, fill.symbol, self._multiplier(fill.symbol),
+                                    fill.side.sign, fill.qty, fill.price, fill.commission,
+                                    fill.time, fill.bar_index, tags[fill.order_id])
+                    book.fills.append(fill)
+                    replayed += 1
+                after = page[-1].id
+            after = None
+            while True:
+                orders = store.list_orders(stored.id, open_only=True, limit=1000, after=after)
+                if not orders:
+                    break
+                for order in orders:
+                    self._orders[order.id] = order
+                    book.orders[order.id] = order
+                    if order.client_order_id is not None:
+                        book.client_ids[order.client_order_id] = order.id
+                    self._working.setdefault(order.symbol, []).append(order)
+                after = orders[-1].id
+            if abs(book.cash - stored.cash) > 1e-6 * max(1.0, abs(stored.cash)):
+                raise StoreError(
+                    f"account {stored.id!r}: replaying its {replayed} stored fills gives cash "
+                    f"{book.cash:,.2f} but the store says {stored.cash:,.2f}; the store is "
+                    "inconsistent")
+            book.cash = stored.cash  # bit-identical to what was last committed
+        return replayed

@@ -7,13 +7,14 @@ transaction: either all of it is durable or none of it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
 
-__all__ = ["BrokerChange", "RunRecord", "Store"]
+__all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store"]
 
 
 @dataclass(slots=True)
@@ -49,6 +50,19 @@ class RunRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token as stored: never the secret itself, only its SHA-256."""
+
+    id: str
+    account: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    label: str | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistence for accounts, orders, fills, positions and runs."""
@@ -79,6 +93,35 @@ class Store(Protocol):
     def commit(self, change: BrokerChange) -> None:
         """Apply one broker change (upsert orders, append fills, upsert positions and accounts)
         in a single transaction."""
+        ...
+
+    def commit_many(self, changes: Sequence[BrokerChange],
+                    state: dict[str, Any] | None = None) -> None:
+        """Apply several changes, in order, and set host ``state`` keys, as one transaction."""
+        ...
+
+    def get_state(self, key: str) -> Any:
+        """A host state value set by :meth:`commit_many`, or None."""
+        ...
+
+    def find_client_order(self, account: str, client_order_id: str) -> Order | None:
+        """The account's order submitted with ``client_order_id``, or None."""
+        ...
+
+    def save_token(self, token: ApiToken) -> None:
+        """Store a new API token."""
+        ...
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        """The token with this id, or None."""
+        ...
+
+    def list_tokens(self) -> list[ApiToken]:
+        """Every token, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: str, when: datetime) -> bool:
+        """Revoke a token; False when unknown or already revoked."""
         ...
 
     def get_order(self, order_id: str) -> Order | None:

@@ -120,10 +120,35 @@ def _v2_add_orders_is_open(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX orders_open_by_account ON orders (account, is_open, seq)")
 
 
+_V3_TOKENS_AND_CLIENT_IDS = (
+    """
+    CREATE TABLE tokens (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        account     TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT,
+        label       TEXT
+    )
+    """,
+    "CREATE INDEX orders_by_client_id ON orders (account, client_order_id)",
+    """
+    CREATE TABLE host_state (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    )
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
               _v2_add_orders_is_open),
+    Migration(3, "API tokens (hashed); orders by client order id; host state (feed cursors)",
+              _V3_TOKENS_AND_CLIENT_IDS),
 )
 
 

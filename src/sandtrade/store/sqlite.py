@@ -17,7 +17,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
-from sandtrade.store.base import BrokerChange, RunRecord
+from sandtrade.store.base import ApiToken, BrokerChange, RunRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]
@@ -244,6 +244,37 @@ class SQLiteStore:
             for position in change.positions:
                 self._upsert_position(conn, position, op)
 
+    def commit_many(self, changes: Sequence[BrokerChange],
+                    state: dict[str, Any] | None = None) -> None:
+        """Apply several broker changes, in order, and set host ``state`` keys (JSON values),
+        all in one transaction (a group commit)."""
+        changes = [c for c in changes if c]
+        if not changes and not state:
+            return
+        op = f"commit_many({len(changes)} changes)"
+        with self._writing(op) as conn:
+            for key, value in (state or {}).items():
+                conn.execute("INSERT INTO host_state (key, value) VALUES (?, ?) ON CONFLICT "
+                             "(key) DO UPDATE SET value = excluded.value",
+                             (key, self._json(value, key, op)))
+            for change in changes:
+                for account in change.accounts:
+                    self._upsert_account(conn, account, op)
+                for order in change.orders:
+                    self._upsert_order(conn, order, op)
+                for fill in change.fills:
+                    self._insert_fill(conn, fill, op)
+                for position in change.positions:
+                    self._upsert_position(conn, position, op)
+
+    def find_client_order(self, account: str, client_order_id: str) -> Order | None:
+        """The account's order submitted with ``client_order_id``, or None."""
+        with self._reading(f"find_client_order({account!r}, {client_order_id!r})") as conn:
+            row = conn.execute(
+                "SELECT id, data FROM orders WHERE account = ? AND client_order_id = ? "
+                "ORDER BY seq LIMIT 1", (account, client_order_id)).fetchone()
+        return None if row is None else self._load(Order, row[1], f"order {row[0]!r}")
+
     def _upsert_account(self, conn: sqlite3.Connection, account: Account, op: str) -> None:
         data = self._dump(account, f"account {account.id!r}", op)
         conn.execute(
@@ -376,6 +407,49 @@ class SQLiteStore:
             ).fetchall()
         return [self._load(Position, data, f"position {account!r}/{sym!r}") for sym, data in rows]
 
+    def get_state(self, key: str) -> Any:
+        """A host state value (as committed by :meth:`commit_many`), or None."""
+        with self._reading(f"get_state({key!r})") as conn:
+            row = conn.execute("SELECT value FROM host_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # API tokens
+
+    def save_token(self, token: ApiToken) -> None:
+        """Store a new token (its secret's hash only); raises ``StoreError`` if the id exists."""
+        op = f"save_token({token.id!r})"
+        with self._writing(op) as conn:
+            if conn.execute("SELECT 1 FROM tokens WHERE id = ?", (token.id,)).fetchone():
+                raise StoreError(f"{op}: token {token.id!r} already exists in {self._where}")
+            conn.execute(
+                "INSERT INTO tokens (id, account, scopes, secret_hash, created_at, revoked_at,"
+                " label) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token.id, token.account, ",".join(token.scopes), token.secret_hash,
+                 _iso(token.created_at), _iso(token.revoked_at), token.label))
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        """The token with this id (revoked or not), or None."""
+        with self._reading(f"get_token({token_id!r})") as conn:
+            row = conn.execute(
+                "SELECT id, account, scopes, secret_hash, created_at, revoked_at, label "
+                "FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        return None if row is None else _token_from_row(row)
+
+    def list_tokens(self) -> list[ApiToken]:
+        """Every token, oldest first."""
+        with self._reading("list_tokens") as conn:
+            rows = conn.execute(
+                "SELECT id, account, scopes, secret_hash, created_at, revoked_at, label "
+                "FROM tokens ORDER BY seq").fetchall()
+        return [_token_from_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str, when: datetime) -> bool:
+        """Mark a token revoked; False when there is no such token or it was revoked already."""
+        with self._writing(f"revoke_token({token_id!r})") as conn:
+            cur = conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND "
+                               "revoked_at IS NULL", (_iso(when), token_id))
+            return cur.rowcount == 1
+
     # runs
 
     def save_run(self, run: RunRecord) -> None:
@@ -431,6 +505,13 @@ class SQLiteStore:
 
 
 _RUN_COLUMNS = "id, kind, strategy, status, started_at, finished_at, params, stats, trades, error"
+
+
+def _token_from_row(row: tuple[Any, ...]) -> ApiToken:
+    return ApiToken(id=row[0], account=row[1], scopes=tuple(row[2].split(",")),
+                    secret_hash=row[3], created_at=datetime.fromisoformat(row[4]),
+                    revoked_at=None if row[5] is None else datetime.fromisoformat(row[5]),
+                    label=row[6])
 
 
 def _run_from_row(row: tuple[Any, ...]) -> RunRecord:

@@ -1,0 +1,209 @@
+"""The market hub: where a live host's bars arrive, are kept, and are handed on.
+
+A feed (:class:`MarketFeed`) pulls bars from a source plugin and publishes them to the hub at a
+chosen pace. The hub keeps a bounded history per symbol (what ``GetBars`` serves: only bars
+already published, so a replay never shows the future), the latest quote, and hands every bar
+to its listeners (the broker first, then strategies and streams) in publication order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from sandtrade.models import Bar, Instrument, Quote
+
+__all__ = ["BarSubscription", "MarketFeed", "MarketHub", "MarketSource"]
+
+log = logging.getLogger(__name__)
+
+#: Live bars a stream subscriber may fall behind by before it is cut off.
+STREAM_BACKLOG = 10_000
+
+
+class MarketSource(Protocol):
+    """What a market-data source plugin provides."""
+
+    name: str
+
+    def instruments(self) -> list[Instrument]:
+        """The tradable instruments whose bars :meth:`bars` yields."""
+        ...
+
+    def bars(self) -> Iterator[Bar]:
+        """Bars of every instrument, merged in time order (it may never end)."""
+        ...
+
+
+class BarSubscription:
+    """Live bars of some symbols, in publication order."""
+
+    def __init__(self, hub: MarketHub, symbols: frozenset[str]) -> None:
+        self._hub = hub
+        self.symbols = symbols
+        self._queue: queue.Queue[Bar | None] = queue.Queue(STREAM_BACKLOG)
+        self.overflowed = False
+        self.closed = False
+
+    def _offer(self, bar: Bar) -> None:
+        if self.closed or (self.symbols and bar.symbol not in self.symbols):
+            return
+        try:
+            self._queue.put_nowait(bar)
+        except queue.Full:
+            self.overflowed = True
+            self.close()
+
+    def get(self, timeout: float | None = None) -> Bar | None:
+        """The next bar; None when ``timeout`` passed or the subscription ended."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._hub._unsubscribe(self)
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+
+class MarketHub:
+    """Bars by symbol, bounded; listeners called for every published bar."""
+
+    def __init__(self, *, history_limit: int = 200_000) -> None:
+        self._history_limit = history_limit
+        self._bars: dict[str, deque[Bar]] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Bar], None]] = []
+        self._subs: list[BarSubscription] = []
+        self.published = 0
+
+    def add_listener(self, fn: Callable[[Bar], None]) -> None:
+        """Call ``fn(bar)`` for every bar published from now on, in registration order."""
+        self._listeners.append(fn)
+
+    def publish(self, bar: Bar) -> None:
+        """Record ``bar`` and hand it to every listener and subscriber."""
+        with self._lock:
+            series = self._bars.get(bar.symbol)
+            if series is None:
+                series = self._bars[bar.symbol] = deque(maxlen=self._history_limit)
+            if series and bar.time <= series[-1].time:
+                log.warning("dropped a %s bar at %s: not after the last one (%s)", bar.symbol,
+                            bar.time, series[-1].time)
+                return
+            series.append(bar)
+            self.published += 1
+            subs = list(self._subs)
+        for fn in self._listeners:
+            fn(bar)
+        for sub in subs:
+            sub._offer(bar)
+
+    def preload(self, bars: Iterable[Bar]) -> None:
+        """Record history without calling listeners (bars from before the host started)."""
+        for bar in bars:
+            with self._lock:
+                series = self._bars.setdefault(bar.symbol, deque(maxlen=self._history_limit))
+                if not series or bar.time > series[-1].time:
+                    series.append(bar)
+
+    def symbols(self) -> list[str]:
+        with self._lock:
+            return sorted(self._bars)
+
+    def bars(self, symbol: str, start: datetime | None = None, end: datetime | None = None,
+             limit: int = 0) -> list[Bar]:
+        """Bars of ``symbol`` with ``start <= time < end``, oldest first; with ``limit`` only
+        the first ``limit`` of them, or the last ``limit`` when ``start`` is None."""
+        with self._lock:
+            series = list(self._bars.get(symbol, ()))
+        times = [b.time for b in series]
+        lo = 0 if start is None else bisect.bisect_left(times, start)
+        hi = len(series) if end is None else bisect.bisect_left(times, end)
+        out = series[lo:hi]
+        if limit:
+            out = out[-limit:] if start is None else out[:limit]
+        return out
+
+    def latest_quote(self, symbol: str) -> Quote | None:
+        """The last close as a zero-spread quote (the built-in sources publish bars only)."""
+        with self._lock:
+            series = self._bars.get(symbol)
+            bar = series[-1] if series else None
+        if bar is None:
+            return None
+        return Quote(bar.symbol, bar.time, bar.close, bar.close)
+
+    def subscribe(self, symbols: Iterable[str] = ()) -> BarSubscription:
+        sub = BarSubscription(self, frozenset(symbols))
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: BarSubscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+
+class MarketFeed:
+    """Publishes a source's bars to a hub from its own thread, ``bars_per_second`` at a time
+    (0: as fast as the listeners take them)."""
+
+    def __init__(self, source: MarketSource, hub: MarketHub, *, bars_per_second: float = 0.0,
+                 skip: int = 0) -> None:
+        self.source = source
+        self.hub = hub
+        self.bars_per_second = bars_per_second
+        self.skip = skip
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandtrade-feed", daemon=True)
+        self.error: BaseException | None = None
+        #: Source bars consumed so far (set before a bar is published, so listeners can
+        #: record it as the place to resume from).
+        self.position = 0
+
+    def start(self) -> MarketFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            interval = 1.0 / self.bars_per_second if self.bars_per_second > 0 else 0.0
+            next_at = time.monotonic()
+            for i, bar in enumerate(self.source.bars()):
+                if self._stop.is_set():
+                    return
+                self.position = i + 1
+                if i < self.skip:
+                    self.hub.preload((bar,))
+                    continue
+                if interval:
+                    delay = next_at - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    next_at = max(next_at + interval, time.monotonic() - 1.0)
+                self.hub.publish(bar)
+        except BaseException as e:  # reported by the host, which owns the feed
+            self.error = e
+            log.error("market feed %s stopped: %s", self.source.name, e)
+        finally:
+            self.done.set()

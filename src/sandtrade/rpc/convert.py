@@ -1,0 +1,203 @@
+"""The one place where protobuf messages and domain models meet.
+
+Nothing else in sandtrade imports ``_pb2`` modules for their message types' fields; servicers
+and the client call these functions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sandtrade.models import (
+    Account,
+    Bar,
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    TimeInForce,
+)
+from sandtrade.v1 import common_pb2 as pb
+
+__all__ = [
+    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "fill_from_pb",
+    "fill_to_pb", "order_from_pb", "order_to_pb", "position_from_pb", "position_to_pb",
+    "quote_from_pb", "quote_to_pb", "side_from_pb", "side_to_pb", "status_from_pb",
+    "status_to_pb", "tif_from_pb", "tif_to_pb", "time_from_pb", "time_to_pb", "type_from_pb",
+    "type_to_pb",
+]
+
+_SIDES = {OrderSide.BUY: pb.ORDER_SIDE_BUY, OrderSide.SELL: pb.ORDER_SIDE_SELL}
+_TYPES = {OrderType.MARKET: pb.ORDER_TYPE_MARKET, OrderType.LIMIT: pb.ORDER_TYPE_LIMIT,
+          OrderType.STOP: pb.ORDER_TYPE_STOP, OrderType.STOP_LIMIT: pb.ORDER_TYPE_STOP_LIMIT}
+_TIFS = {TimeInForce.DAY: pb.TIME_IN_FORCE_DAY, TimeInForce.GTC: pb.TIME_IN_FORCE_GTC,
+         TimeInForce.IOC: pb.TIME_IN_FORCE_IOC, TimeInForce.FOK: pb.TIME_IN_FORCE_FOK}
+_STATUSES = {s: getattr(pb, f"ORDER_STATUS_{s.name}") for s in OrderStatus}
+_SIDES_BACK = {v: k for k, v in _SIDES.items()}
+_TYPES_BACK = {v: k for k, v in _TYPES.items()}
+_TIFS_BACK = {v: k for k, v in _TIFS.items()}
+_STATUSES_BACK = {v: k for k, v in _STATUSES.items()}
+
+
+def time_to_pb(t: datetime | None, out: Timestamp | None = None) -> Timestamp:
+    """A naive UTC (or aware) datetime as a Timestamp; None leaves it unset."""
+    ts = Timestamp() if out is None else out
+    if t is not None:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)
+        ts.FromDatetime(t)
+    return ts
+
+
+def time_from_pb(ts: Timestamp) -> datetime:
+    """A Timestamp as a naive UTC datetime (the domain's convention)."""
+    return ts.ToDatetime()
+
+
+def side_to_pb(side: OrderSide) -> int:
+    return _SIDES[side]
+
+
+def side_from_pb(value: int) -> OrderSide | None:
+    """None for UNSPECIFIED or an unknown number."""
+    return _SIDES_BACK.get(value)  # type: ignore[call-overload]
+
+
+def type_to_pb(t: OrderType) -> int:
+    return _TYPES[t]
+
+
+def type_from_pb(value: int) -> OrderType | None:
+    return _TYPES_BACK.get(value)  # type: ignore[call-overload]
+
+
+def tif_to_pb(t: TimeInForce) -> int:
+    return _TIFS[t]
+
+
+def tif_from_pb(value: int) -> TimeInForce | None:
+    return _TIFS_BACK.get(value)  # type: ignore[call-overload]
+
+
+def status_to_pb(s: OrderStatus) -> int:
+    return _STATUSES[s]
+
+
+def status_from_pb(value: int) -> OrderStatus | None:
+    return _STATUSES_BACK.get(value)  # type: ignore[call-overload]
+
+
+def bar_to_pb(bar: Bar, out: pb.Bar | None = None) -> pb.Bar:
+    m = pb.Bar(symbol=bar.symbol, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+               volume=bar.volume) if out is None else out
+    if out is not None:
+        m.symbol, m.open, m.high, m.low, m.close, m.volume = (
+            bar.symbol, bar.open, bar.high, bar.low, bar.close, bar.volume)
+    time_to_pb(bar.time, m.time)
+    return m
+
+
+def bar_from_pb(m: pb.Bar) -> Bar:
+    return Bar(m.symbol, time_from_pb(m.time), m.open, m.high, m.low, m.close, m.volume)
+
+
+def quote_to_pb(q: Quote) -> pb.Quote:
+    m = pb.Quote(symbol=q.symbol, bid=q.bid, ask=q.ask, bid_size=q.bid_size,
+                 ask_size=q.ask_size)
+    time_to_pb(q.time, m.time)
+    return m
+
+
+def quote_from_pb(m: pb.Quote) -> Quote:
+    return Quote(m.symbol, time_from_pb(m.time), m.bid, m.ask, m.bid_size, m.ask_size)
+
+
+def order_to_pb(o: Order, out: pb.Order | None = None) -> pb.Order:
+    m = pb.Order() if out is None else out
+    m.id, m.account, m.symbol = o.id, o.account, o.symbol
+    m.side, m.type, m.tif = _SIDES[o.side], _TYPES[o.type], _TIFS[o.tif]
+    m.status = _STATUSES[o.status]
+    m.reduce_only = o.reduce_only
+    m.client_order_id = o.client_order_id or ""
+    m.tag = o.tag or ""
+    m.filled_qty = o.filled_qty
+    m.reject_reason = o.reject_reason or ""
+    for name in ("qty", "equity_fraction", "limit_price", "stop_price", "avg_fill_price"):
+        value = getattr(o, name)
+        if value is not None:
+            setattr(m, name, value)
+    if o.created_at is not None:
+        time_to_pb(o.created_at, m.created_at)
+    if o.updated_at is not None:
+        time_to_pb(o.updated_at, m.updated_at)
+    return m
+
+
+def order_from_pb(m: pb.Order) -> Order:
+    def opt(name: str) -> float | None:
+        return getattr(m, name) if m.HasField(name) else None
+
+    return Order(
+        id=m.id, account=m.account, symbol=m.symbol,
+        side=_SIDES_BACK[m.side],  # type: ignore[index]
+        type=_TYPES_BACK[m.type],  # type: ignore[index]
+        qty=opt("qty"), equity_fraction=opt("equity_fraction"),
+        limit_price=opt("limit_price"), stop_price=opt("stop_price"),
+        tif=_TIFS_BACK[m.tif],  # type: ignore[index]
+        reduce_only=m.reduce_only, client_order_id=m.client_order_id or None,
+        tag=m.tag or None, status=_STATUSES_BACK[m.status],  # type: ignore[index]
+        filled_qty=m.filled_qty, avg_fill_price=opt("avg_fill_price"),
+        reject_reason=m.reject_reason or None,
+        created_at=time_from_pb(m.created_at) if m.HasField("created_at") else None,
+        updated_at=time_from_pb(m.updated_at) if m.HasField("updated_at") else None)
+
+
+def fill_to_pb(f: Fill, out: pb.Fill | None = None) -> pb.Fill:
+    m = pb.Fill() if out is None else out
+    m.id, m.order_id, m.account, m.symbol = f.id, f.order_id, f.account, f.symbol
+    m.side, m.qty, m.price, m.commission = _SIDES[f.side], f.qty, f.price, f.commission
+    time_to_pb(f.time, m.time)
+    return m
+
+
+def fill_from_pb(m: pb.Fill) -> Fill:
+    return Fill(id=m.id, order_id=m.order_id, account=m.account, symbol=m.symbol,
+                side=_SIDES_BACK[m.side],  # type: ignore[index]
+                qty=m.qty, price=m.price, commission=m.commission, time=time_from_pb(m.time))
+
+
+def position_to_pb(p: Position) -> pb.Position:
+    m = pb.Position(account=p.account, symbol=p.symbol, qty=p.qty, avg_price=p.avg_price,
+                    realized_pnl=p.realized_pnl, multiplier=p.multiplier)
+    if p.market_price is not None:
+        m.market_price = p.market_price
+        m.market_value = p.market_value
+        m.unrealized_pnl = p.unrealized_pnl
+    return m
+
+
+def position_from_pb(m: pb.Position) -> Position:
+    return Position(account=m.account, symbol=m.symbol, qty=m.qty, avg_price=m.avg_price,
+                    realized_pnl=m.realized_pnl, multiplier=m.multiplier,
+                    market_price=m.market_price if m.HasField("market_price") else None)
+
+
+def account_to_pb(a: Account) -> pb.Account:
+    return pb.Account(id=a.id, currency=a.currency, cash=a.cash, initial_cash=a.initial_cash,
+                      equity=a.equity if a.equity is not None else a.cash,
+                      buying_power=a.buying_power if a.buying_power is not None else a.cash,
+                      realized_pnl=a.realized_pnl, commissions=a.commissions,
+                      long_market_value=a.long_market_value,
+                      short_market_value=a.short_market_value)
+
+
+def account_from_pb(m: pb.Account) -> Account:
+    return Account(id=m.id, currency=m.currency, cash=m.cash, initial_cash=m.initial_cash,
+                   equity=m.equity, buying_power=m.buying_power, realized_pnl=m.realized_pnl,
+                   commissions=m.commissions, long_market_value=m.long_market_value,
+                   short_market_value=m.short_market_value)

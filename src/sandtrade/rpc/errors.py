@@ -1,0 +1,130 @@
+"""How servicers authenticate a call and turn failures into status codes a client can act on.
+
+Every servicer method is wrapped by :func:`unary` or :func:`streaming`, which verify the
+bearer token (UNAUTHENTICATED / PERMISSION_DENIED), and map sandtrade's exceptions:
+:class:`InvalidField` and :class:`OrderRejected` to INVALID_ARGUMENT with a
+``google.rpc.BadRequest`` field violation naming the field, :class:`NotFound` to NOT_FOUND,
+:class:`Conflict` to FAILED_PRECONDITION, a store failure to UNAVAILABLE (nothing was written;
+retry with the same idempotency key).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from sandtrade.errors import OrderRejected, SandtradeError, StoreError
+from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
+
+__all__ = ["Conflict", "InvalidField", "NotFound", "streaming", "unary"]
+
+log = logging.getLogger(__name__)
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class InvalidField(SandtradeError):
+    """A request field holds something invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFound(SandtradeError):
+    """The named thing does not exist."""
+
+
+class Conflict(SandtradeError):
+    """The request is valid but the thing it acts on is not in a state that allows it."""
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,
+           field: str | None = None) -> NoReturn:
+    if field is None:
+        context.abort(code, message)
+    violation = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=message)])
+    detail = any_pb2.Any()
+    detail.Pack(violation)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message,
+                               details=[detail])
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable")  # abort_with_status raises
+
+
+def _principal(auth: TokenAuthority, context: grpc.ServicerContext) -> Principal:
+    for key, value in context.invocation_metadata():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise AuthError("authorization metadata must read 'Bearer <token>'")
+            return auth.verify(token.strip())
+    raise AuthError("no token: send 'authorization: Bearer <token>' metadata "
+                    "(create one with `sandtrade tokens create`)")
+
+
+def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
+    if isinstance(e, AuthError):
+        code = (grpc.StatusCode.PERMISSION_DENIED if e.code == "permission_denied"
+                else grpc.StatusCode.INVALID_ARGUMENT if e.code == "invalid_argument"
+                else grpc.StatusCode.UNAUTHENTICATED)
+        _abort(context, code, str(e))
+    if isinstance(e, InvalidField):
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field)
+    if isinstance(e, OrderRejected):
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field or "order")
+    if isinstance(e, NotFound):
+        _abort(context, grpc.StatusCode.NOT_FOUND, str(e))
+    if isinstance(e, Conflict):
+        _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(e))
+    if isinstance(e, StoreError):
+        _abort(context, grpc.StatusCode.UNAVAILABLE, str(e))
+    log.exception("%s failed", method)
+    _abort(context, grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(e).__name__}")
+
+
+def unary(fn: Callable[[S, Req, grpc.ServicerContext, Principal], Resp]
+          ) -> Callable[[S, Req, grpc.ServicerContext], Resp]:
+    """Wrap a unary servicer method ``fn(self, request, context, principal)``."""
+
+    @functools.wraps(fn)
+    def wrapper(self: S, request: Req, context: grpc.ServicerContext) -> Resp:
+        try:
+            principal = _principal(self.auth, context)  # type: ignore[attr-defined]
+            return fn(self, request, context, principal)
+        except grpc.RpcError:
+            raise
+        except Exception as e:
+            if context.code() is not None:  # already aborted inside fn
+                raise
+            _fail(context, e, fn.__name__)
+
+    return wrapper
+
+
+def streaming(fn: Callable[[S, Req, grpc.ServicerContext, Principal], Iterator[Resp]]
+              ) -> Callable[[S, Req, grpc.ServicerContext], Iterator[Resp]]:
+    """Wrap a server-streaming servicer method (a generator) the same way."""
+
+    @functools.wraps(fn)
+    def wrapper(self: S, request: Req, context: grpc.ServicerContext) -> Iterator[Resp]:
+        try:
+            principal = _principal(self.auth, context)  # type: ignore[attr-defined]
+            yield from fn(self, request, context, principal)
+        except grpc.RpcError:
+            raise
+        except Exception as e:
+            if context.code() is not None:
+                raise
+            _fail(context, e, fn.__name__)
+
+    return wrapper

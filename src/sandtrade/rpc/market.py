@@ -1,0 +1,92 @@
+"""MarketDataService: the hub's bars and quotes over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from sandtrade.market.hub import MarketHub
+from sandtrade.rpc import convert
+from sandtrade.rpc.auth import Principal, TokenAuthority
+from sandtrade.rpc.errors import InvalidField, NotFound, streaming, unary
+from sandtrade.v1 import market_pb2 as mpb
+from sandtrade.v1 import market_pb2_grpc
+
+__all__ = ["MarketDataServicer"]
+
+DEFAULT_CHUNK = 5000
+MAX_CHUNK = 20_000
+
+
+class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
+    """History, live bars and quotes; any token with the ``read`` scope."""
+
+    def __init__(self, hub: MarketHub, auth: TokenAuthority) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    def _known(self, symbol: str) -> None:
+        if not symbol:
+            raise InvalidField("symbol", "required")
+        if symbol not in self.hub.symbols():
+            raise NotFound(f"no market data for symbol {symbol!r} (known: "
+                           f"{', '.join(self.hub.symbols()) or 'none yet'})")
+
+    @streaming
+    def GetBars(self, request: mpb.GetBarsRequest, context: grpc.ServicerContext,
+                principal: Principal) -> Iterator[mpb.GetBarsResponse]:
+        principal.require_scope("read")
+        self._known(request.symbol)
+        if request.limit < 0:
+            raise InvalidField("limit", f"must not be negative (got {request.limit})")
+        chunk = request.chunk_size or DEFAULT_CHUNK
+        if not 1 <= chunk <= MAX_CHUNK:
+            raise InvalidField("chunk_size", f"must be between 1 and {MAX_CHUNK} "
+                               f"(got {request.chunk_size})")
+        start = convert.time_from_pb(request.start) if request.HasField("start") else None
+        end = convert.time_from_pb(request.end) if request.HasField("end") else None
+        bars = self.hub.bars(request.symbol, start, end, request.limit)
+        for i in range(0, len(bars), chunk):
+            resp = mpb.GetBarsResponse()
+            for bar in bars[i:i + chunk]:
+                convert.bar_to_pb(bar, resp.bars.add())
+            yield resp
+
+    @streaming
+    def StreamBars(self, request: mpb.StreamBarsRequest, context: grpc.ServicerContext,
+                   principal: Principal) -> Iterator[mpb.StreamBarsResponse]:
+        principal.require_scope("read")
+        sub = self.hub.subscribe(request.symbols)
+        context.add_callback(sub.close)
+        try:
+            while context.is_active():
+                bar = sub.get(timeout=0.5)
+                if bar is None:
+                    if sub.overflowed:
+                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      "the stream fell too far behind; reconnect")
+                    if sub.closed:
+                        return
+                    continue
+                resp = mpb.StreamBarsResponse()
+                convert.bar_to_pb(bar, resp.bar)
+                yield resp
+        finally:
+            sub.close()
+
+    @unary
+    def GetLatestQuote(self, request: mpb.GetLatestQuoteRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> mpb.GetLatestQuoteResponse:
+        principal.require_scope("read")
+        self._known(request.symbol)
+        quote = self.hub.latest_quote(request.symbol)
+        if quote is None:
+            raise NotFound(f"no quote for {request.symbol!r} yet")
+        return mpb.GetLatestQuoteResponse(quote=convert.quote_to_pb(quote))
+
+    @unary
+    def ListSymbols(self, request: mpb.ListSymbolsRequest, context: grpc.ServicerContext,
+                    principal: Principal) -> mpb.ListSymbolsResponse:
+        principal.require_scope("read")
+        return mpb.ListSymbolsResponse(symbols=self.hub.symbols())

@@ -1,0 +1,237 @@
+"""TradingService: the paper broker over gRPC."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from sandtrade.broker.live import LiveBroker
+from sandtrade.broker.paper import PaperBroker
+from sandtrade.errors import OrderRejected
+from sandtrade.models import Order, OrderType, TimeInForce
+from sandtrade.rpc import convert
+from sandtrade.rpc.auth import Principal, TokenAuthority
+from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, streaming, unary
+from sandtrade.store.base import Store
+from sandtrade.v1 import trading_pb2 as tpb
+from sandtrade.v1 import trading_pb2_grpc
+
+__all__ = ["TradingServicer", "page_size"]
+
+MAX_ID_LENGTH = 128
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    """A request's page size: 0 means 100; 1 to 1,000 allowed."""
+    if value == 0:
+        return 100
+    if not 1 <= value <= 1000:
+        raise InvalidField(field, f"must be between 1 and 1000 (got {value})")
+    return value
+
+
+def ensure_account(broker: PaperBroker, store: Store, account: str) -> None:
+    """Make sure the broker holds ``account``: an account created in the store by another
+    process (``sandtrade tokens create``) is taken over; an unknown one is NOT_FOUND."""
+    if broker.has_account(account):
+        return
+    stored = store.get_account(account)
+    if stored is None:
+        raise NotFound(f"account {account!r} does not exist")
+    broker.adopt_account(stored)
+
+
+class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
+    """Orders, positions, account and trade updates of the token's account."""
+
+    def __init__(self, live: LiveBroker, store: Store, auth: TokenAuthority) -> None:
+        self.live = live
+        self.store = store
+        self.auth = auth
+
+    def _account(self, principal: Principal, scope: str, account: str) -> str:
+        target = principal.require(scope, account or None)
+        return target
+
+    @unary
+    def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
+                    principal: Principal) -> tpb.SubmitOrderResponse:
+        account = self._account(principal, "trade", request.account)
+        args = _order_arguments(request)
+        coid = args["client_order_id"]
+        symbol = request.symbol
+
+        def op(b: PaperBroker) -> tuple[Order, bool]:
+            ensure_account(b, self.store, account)
+            if coid is not None:
+                first = b.find_client_order(account, coid)
+                if first is not None:
+                    return first.model_copy(), True
+            if b.instrument(symbol) is None:
+                raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
+                                   f"{', '.join(b.symbols()[:20]) or 'none yet'})")
+            order = b.submit(account, symbol, **args)
+            return order.model_copy(), False
+
+        order, duplicate = self.live.call(op)
+        return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
+
+    @unary
+    def CancelOrder(self, request: tpb.CancelOrderRequest, context: grpc.ServicerContext,
+                    principal: Principal) -> tpb.CancelOrderResponse:
+        if not request.order_id:
+            raise InvalidField("order_id", "required")
+        principal.require_scope("trade")
+        order_id = request.order_id
+
+        def op(b: PaperBroker) -> Order:
+            try:
+                order = b.get_order(order_id)
+            except OrderRejected:
+                order = None
+            if order is None or not _may_see(principal, order.account):
+                stored = self.store.get_order(order_id)
+                if stored is not None and _may_see(principal, stored.account):
+                    raise Conflict(f"order {order_id} is {stored.status.value}; only working "
+                                   "orders can be canceled")
+                raise NotFound(f"order {order_id!r} does not exist")
+            principal.require("trade", order.account)
+            if not order.is_open:
+                raise Conflict(f"order {order_id} is {order.status.value}; only working "
+                               "orders can be canceled")
+            return b.cancel(order_id).model_copy()
+
+        return tpb.CancelOrderResponse(order=convert.order_to_pb(self.live.call(op)))
+
+    @unary
+    def GetOrder(self, request: tpb.GetOrderRequest, context: grpc.ServicerContext,
+                 principal: Principal) -> tpb.GetOrderResponse:
+        if request.order_id:
+            order = self.store.get_order(request.order_id)
+            if order is None or not _may_see(principal, order.account):
+                raise NotFound(f"order {request.order_id!r} does not exist")
+            principal.require("read", order.account)
+        elif request.client_order_id:
+            account = self._account(principal, "read", request.account)
+            order = self.store.find_client_order(account, request.client_order_id)
+            if order is None:
+                raise NotFound(f"no order with client_order_id {request.client_order_id!r} "
+                               f"in account {account!r}")
+        else:
+            raise InvalidField("order_id", "give order_id or client_order_id")
+        return tpb.GetOrderResponse(order=convert.order_to_pb(order))
+
+    @unary
+    def ListOrders(self, request: tpb.ListOrdersRequest, context: grpc.ServicerContext,
+                   principal: Principal) -> tpb.ListOrdersResponse:
+        account = self._account(principal, "read", request.account)
+        size = page_size(request.page_size)
+        status = None
+        if request.status:
+            status = convert.status_from_pb(request.status)
+            if status is None:
+                raise InvalidField("status", f"unknown order status {request.status}")
+        if self.store.get_account(account) is None:
+            raise NotFound(f"account {account!r} does not exist")
+        try:
+            orders = self.store.list_orders(account, status=status, open_only=request.open_only,
+                                            limit=size + 1, after=request.page_token or None)
+        except Exception as e:
+            if request.page_token and "after=" in str(e):
+                raise InvalidField("page_token", "not a page token of this listing") from None
+            raise
+        resp = tpb.ListOrdersResponse()
+        for o in orders[:size]:
+            convert.order_to_pb(o, resp.orders.add())
+        if len(orders) > size:
+            resp.next_page_token = orders[size - 1].id
+        return resp
+
+    @unary
+    def ListPositions(self, request: tpb.ListPositionsRequest, context: grpc.ServicerContext,
+                      principal: Principal) -> tpb.ListPositionsResponse:
+        account = self._account(principal, "read", request.account)
+
+        def op(b: PaperBroker) -> list[Any]:
+            ensure_account(b, self.store, account)
+            return b.positions(account)
+
+        positions = self.live.call(op)
+        return tpb.ListPositionsResponse(
+            positions=[convert.position_to_pb(p) for p in positions])
+
+    @unary
+    def GetAccount(self, request: tpb.GetAccountRequest, context: grpc.ServicerContext,
+                   principal: Principal) -> tpb.GetAccountResponse:
+        account = self._account(principal, "read", request.account)
+
+        def op(b: PaperBroker) -> Any:
+            ensure_account(b, self.store, account)
+            return b.account(account)
+
+        return tpb.GetAccountResponse(account=convert.account_to_pb(self.live.call(op)))
+
+    @streaming
+    def StreamTradeUpdates(self, request: tpb.StreamTradeUpdatesRequest,
+                           context: grpc.ServicerContext,
+                           principal: Principal) -> Iterator[tpb.StreamTradeUpdatesResponse]:
+        account = self._account(principal, "read", request.account)
+        if self.store.get_account(account) is None:
+            raise NotFound(f"account {account!r} does not exist")
+        sub = self.live.subscribe(account)
+        context.add_callback(sub.close)
+        try:
+            while context.is_active():
+                update = sub.get(timeout=0.5)
+                if update is None:
+                    if sub.overflowed:
+                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      "the stream fell too far behind; reconnect and list "
+                                      "orders to catch up")
+                    if sub.closed:
+                        return
+                    continue
+                resp = tpb.StreamTradeUpdatesResponse()
+                convert.order_to_pb(update.order, resp.order)
+                if update.fill is not None:
+                    convert.fill_to_pb(update.fill, resp.fill)
+                yield resp
+        finally:
+            sub.close()
+
+
+def _may_see(principal: Principal, account: str) -> bool:
+    return principal.account in ("*", account)
+
+
+def _order_arguments(r: tpb.SubmitOrderRequest) -> dict[str, Any]:
+    """Keyword arguments of ``PaperBroker.submit`` from a request, each field checked."""
+    if not r.symbol:
+        raise InvalidField("symbol", "required")
+    side = convert.side_from_pb(r.side)
+    if side is None:
+        raise InvalidField("side", "required: ORDER_SIDE_BUY or ORDER_SIDE_SELL")
+    otype = OrderType.MARKET if r.type == 0 else convert.type_from_pb(r.type)
+    if otype is None:
+        raise InvalidField("type", f"unknown order type {r.type}")
+    tif = TimeInForce.GTC if r.tif == 0 else convert.tif_from_pb(r.tif)
+    if tif is None:
+        raise InvalidField("tif", f"unknown time in force {r.tif}")
+    values: dict[str, Any] = {"side": side, "type": otype, "tif": tif,
+                              "reduce_only": r.reduce_only}
+    for name in ("qty", "equity_fraction", "limit_price", "stop_price"):
+        value = getattr(r, name) if r.HasField(name) else None
+        if value is not None and not math.isfinite(value):
+            raise InvalidField(name, f"must be a finite number (got {value})")
+        values[name] = value
+    if values["qty"] is None and values["equity_fraction"] is None:
+        raise InvalidField("qty", "give qty or equity_fraction")
+    for name in ("client_order_id", "tag"):
+        text = getattr(r, name)
+        if len(text) > MAX_ID_LENGTH:
+            raise InvalidField(name, f"at most {MAX_ID_LENGTH} characters (got {len(text)})")
+        values[name] = text or None
+    return values

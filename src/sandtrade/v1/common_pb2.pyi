@@ -1,0 +1,208 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class OrderSide(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_SIDE_UNSPECIFIED: _ClassVar[OrderSide]
+    ORDER_SIDE_BUY: _ClassVar[OrderSide]
+    ORDER_SIDE_SELL: _ClassVar[OrderSide]
+
+class OrderType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_TYPE_UNSPECIFIED: _ClassVar[OrderType]
+    ORDER_TYPE_MARKET: _ClassVar[OrderType]
+    ORDER_TYPE_LIMIT: _ClassVar[OrderType]
+    ORDER_TYPE_STOP: _ClassVar[OrderType]
+    ORDER_TYPE_STOP_LIMIT: _ClassVar[OrderType]
+
+class TimeInForce(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIME_IN_FORCE_UNSPECIFIED: _ClassVar[TimeInForce]
+    TIME_IN_FORCE_DAY: _ClassVar[TimeInForce]
+    TIME_IN_FORCE_GTC: _ClassVar[TimeInForce]
+    TIME_IN_FORCE_IOC: _ClassVar[TimeInForce]
+    TIME_IN_FORCE_FOK: _ClassVar[TimeInForce]
+
+class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_STATUS_UNSPECIFIED: _ClassVar[OrderStatus]
+    ORDER_STATUS_NEW: _ClassVar[OrderStatus]
+    ORDER_STATUS_ACCEPTED: _ClassVar[OrderStatus]
+    ORDER_STATUS_PARTIALLY_FILLED: _ClassVar[OrderStatus]
+    ORDER_STATUS_FILLED: _ClassVar[OrderStatus]
+    ORDER_STATUS_CANCELED: _ClassVar[OrderStatus]
+    ORDER_STATUS_REJECTED: _ClassVar[OrderStatus]
+    ORDER_STATUS_EXPIRED: _ClassVar[OrderStatus]
+ORDER_SIDE_UNSPECIFIED: OrderSide
+ORDER_SIDE_BUY: OrderSide
+ORDER_SIDE_SELL: OrderSide
+ORDER_TYPE_UNSPECIFIED: OrderType
+ORDER_TYPE_MARKET: OrderType
+ORDER_TYPE_LIMIT: OrderType
+ORDER_TYPE_STOP: OrderType
+ORDER_TYPE_STOP_LIMIT: OrderType
+TIME_IN_FORCE_UNSPECIFIED: TimeInForce
+TIME_IN_FORCE_DAY: TimeInForce
+TIME_IN_FORCE_GTC: TimeInForce
+TIME_IN_FORCE_IOC: TimeInForce
+TIME_IN_FORCE_FOK: TimeInForce
+ORDER_STATUS_UNSPECIFIED: OrderStatus
+ORDER_STATUS_NEW: OrderStatus
+ORDER_STATUS_ACCEPTED: OrderStatus
+ORDER_STATUS_PARTIALLY_FILLED: OrderStatus
+ORDER_STATUS_FILLED: OrderStatus
+ORDER_STATUS_CANCELED: OrderStatus
+ORDER_STATUS_REJECTED: OrderStatus
+ORDER_STATUS_EXPIRED: OrderStatus
+
+class Bar(_message.Message):
+    __slots__ = ("symbol", "time", "open", "high", "low", "close", "volume")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    time: _timestamp_pb2.Timestamp
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    def __init__(self, symbol: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
+
+class Quote(_message.Message):
+    __slots__ = ("symbol", "time", "bid", "ask", "bid_size", "ask_size")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    BID_FIELD_NUMBER: _ClassVar[int]
+    ASK_FIELD_NUMBER: _ClassVar[int]
+    BID_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    time: _timestamp_pb2.Timestamp
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+    def __init__(self, symbol: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., bid_size: _Optional[float] = ..., ask_size: _Optional[float] = ...) -> None: ...
+
+class Order(_message.Message):
+    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    QTY_FIELD_NUMBER: _ClassVar[int]
+    EQUITY_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    STOP_PRICE_FIELD_NUMBER: _ClassVar[int]
+    TIF_FIELD_NUMBER: _ClassVar[int]
+    REDUCE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FILLED_QTY_FIELD_NUMBER: _ClassVar[int]
+    AVG_FILL_PRICE_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    account: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    qty: float
+    equity_fraction: float
+    limit_price: float
+    stop_price: float
+    tif: TimeInForce
+    reduce_only: bool
+    client_order_id: str
+    tag: str
+    status: OrderStatus
+    filled_qty: float
+    avg_fill_price: float
+    reject_reason: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Fill(_message.Message):
+    __slots__ = ("id", "order_id", "account", "symbol", "side", "qty", "price", "commission", "time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    QTY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    COMMISSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    order_id: str
+    account: str
+    symbol: str
+    side: OrderSide
+    qty: float
+    price: float
+    commission: float
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., order_id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., qty: _Optional[float] = ..., price: _Optional[float] = ..., commission: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("account", "symbol", "qty", "avg_price", "realized_pnl", "market_price", "multiplier", "market_value", "unrealized_pnl")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    QTY_FIELD_NUMBER: _ClassVar[int]
+    AVG_PRICE_FIELD_NUMBER: _ClassVar[int]
+    REALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
+    MARKET_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MARKET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNREALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    symbol: str
+    qty: float
+    avg_price: float
+    realized_pnl: float
+    market_price: float
+    multiplier: float
+    market_value: float
+    unrealized_pnl: float
+    def __init__(self, account: _Optional[str] = ..., symbol: _Optional[str] = ..., qty: _Optional[float] = ..., avg_price: _Optional[float] = ..., realized_pnl: _Optional[float] = ..., market_price: _Optional[float] = ..., multiplier: _Optional[float] = ..., market_value: _Optional[float] = ..., unrealized_pnl: _Optional[float] = ...) -> None: ...
+
+class Account(_message.Message):
+    __slots__ = ("id", "currency", "cash", "initial_cash", "equity", "buying_power", "realized_pnl", "commissions", "long_market_value", "short_market_value")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CASH_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_CASH_FIELD_NUMBER: _ClassVar[int]
+    EQUITY_FIELD_NUMBER: _ClassVar[int]
+    BUYING_POWER_FIELD_NUMBER: _ClassVar[int]
+    REALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
+    COMMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    LONG_MARKET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SHORT_MARKET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    currency: str
+    cash: float
+    initial_cash: float
+    equity: float
+    buying_power: float
+    realized_pnl: float
+    commissions: float
+    long_market_value: float
+    short_market_value: float
+    def __init__(self, id: _Optional[str] = ..., currency: _Optional[str] = ..., cash: _Optional[float] = ..., initial_cash: _Optional[float] = ..., equity: _Optional[float] = ..., buying_power: _Optional[float] = ..., realized_pnl: _Optional[float] = ..., commissions: _Optional[float] = ..., long_market_value: _Optional[float] = ..., short_market_value: _Optional[float] = ...) -> None: ...

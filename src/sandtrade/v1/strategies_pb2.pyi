@@ -1,0 +1,181 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StrategyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STRATEGY_STATE_UNSPECIFIED: _ClassVar[StrategyState]
+    STRATEGY_STATE_STOPPED: _ClassVar[StrategyState]
+    STRATEGY_STATE_STARTING: _ClassVar[StrategyState]
+    STRATEGY_STATE_RUNNING: _ClassVar[StrategyState]
+    STRATEGY_STATE_FAILED: _ClassVar[StrategyState]
+STRATEGY_STATE_UNSPECIFIED: StrategyState
+STRATEGY_STATE_STOPPED: StrategyState
+STRATEGY_STATE_STARTING: StrategyState
+STRATEGY_STATE_RUNNING: StrategyState
+STRATEGY_STATE_FAILED: StrategyState
+
+class Diagnostic(_message.Message):
+    __slots__ = ("file", "line", "message")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    line: int
+    message: str
+    def __init__(self, file: _Optional[str] = ..., line: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Strategy(_message.Message):
+    __slots__ = ("name", "account", "params", "symbols", "state", "source_sha256", "uploaded_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    UPLOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    account: str
+    params: _struct_pb2.Struct
+    symbols: _containers.RepeatedScalarFieldContainer[str]
+    state: StrategyState
+    source_sha256: str
+    uploaded_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., symbols: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[StrategyState, str]] = ..., source_sha256: _Optional[str] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UploadStrategyRequest(_message.Message):
+    __slots__ = ("name", "source", "account", "symbols", "params")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    source: str
+    account: str
+    symbols: _containers.RepeatedScalarFieldContainer[str]
+    params: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., account: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class UploadStrategyResponse(_message.Message):
+    __slots__ = ("strategy", "diagnostics")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSTICS_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    diagnostics: _containers.RepeatedCompositeFieldContainer[Diagnostic]
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., diagnostics: _Optional[_Iterable[_Union[Diagnostic, _Mapping]]] = ...) -> None: ...
+
+class StartStrategyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class StartStrategyResponse(_message.Message):
+    __slots__ = ("strategy",)
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ...) -> None: ...
+
+class StopStrategyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class StopStrategyResponse(_message.Message):
+    __slots__ = ("strategy",)
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ...) -> None: ...
+
+class ListStrategiesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListStrategiesResponse(_message.Message):
+    __slots__ = ("strategies", "next_page_token")
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    strategies: _containers.RepeatedCompositeFieldContainer[Strategy]
+    next_page_token: str
+    def __init__(self, strategies: _Optional[_Iterable[_Union[Strategy, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetStrategyStatusRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetStrategyStatusResponse(_message.Message):
+    __slots__ = ("strategy", "cpu_seconds", "rss_bytes", "kill_reason", "last_errors", "restarts")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KILL_REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    cpu_seconds: float
+    rss_bytes: int
+    kill_reason: str
+    last_errors: _containers.RepeatedScalarFieldContainer[str]
+    restarts: int
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., cpu_seconds: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., kill_reason: _Optional[str] = ..., last_errors: _Optional[_Iterable[str]] = ..., restarts: _Optional[int] = ...) -> None: ...
+
+class StreamStrategyLogsRequest(_message.Message):
+    __slots__ = ("name", "tail", "follow")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tail: int
+    follow: bool
+    def __init__(self, name: _Optional[str] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class StreamStrategyLogsResponse(_message.Message):
+    __slots__ = ("time", "line")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    line: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., line: _Optional[str] = ...) -> None: ...
+
+class RunBacktestRequest(_message.Message):
+    __slots__ = ("name", "symbols", "cash", "commission", "params")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    CASH_FIELD_NUMBER: _ClassVar[int]
+    COMMISSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    symbols: _containers.RepeatedScalarFieldContainer[str]
+    cash: float
+    commission: float
+    params: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RunBacktestResponse(_message.Message):
+    __slots__ = ("bars_done", "bars_total", "stats", "trades")
+    BARS_DONE_FIELD_NUMBER: _ClassVar[int]
+    BARS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    TRADES_FIELD_NUMBER: _ClassVar[int]
+    bars_done: int
+    bars_total: int
+    stats: _struct_pb2.Struct
+    trades: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, bars_done: _Optional[int] = ..., bars_total: _Optional[int] = ..., stats: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
