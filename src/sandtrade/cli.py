@@ -18,6 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandtrade import __version__
+from sandtrade.cli_live import COMMANDS as LIVE_COMMANDS
+from sandtrade.cli_live import add_commands, run_command
 from sandtrade.errors import SandtradeError
 
 __all__ = ["main"]
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="where to write the report (default %(default)s)")
     demo.add_argument("--example", default="sma_cross",
                       help="example strategy to run (sma_cross, rsi_mean_reversion, breakout)")
+    add_commands(sub)
     return p
 
 
@@ -237,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out, err)
         if args.command == "doctor":
             return _doctor(out)
+        if args.command in LIVE_COMMANDS:
+            return run_command(args, out, err)
     except SandtradeError as e:
         print(f"{e}", file=sys.stderr)
         return 1

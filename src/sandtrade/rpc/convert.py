@@ -7,6 +7,7 @@ and the client call these functions.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -59,7 +60,7 @@ def time_from_pb(ts: Timestamp) -> datetime:
     return ts.ToDatetime()
 
 
-def side_to_pb(side: OrderSide) -> int:
+def side_to_pb(side: OrderSide) -> Any:
     return _SIDES[side]
 
 
@@ -68,7 +69,7 @@ def side_from_pb(value: int) -> OrderSide | None:
     return _SIDES_BACK.get(value)  # type: ignore[call-overload]
 
 
-def type_to_pb(t: OrderType) -> int:
+def type_to_pb(t: OrderType) -> Any:
     return _TYPES[t]
 
 
@@ -76,7 +77,7 @@ def type_from_pb(value: int) -> OrderType | None:
     return _TYPES_BACK.get(value)  # type: ignore[call-overload]
 
 
-def tif_to_pb(t: TimeInForce) -> int:
+def tif_to_pb(t: TimeInForce) -> Any:
     return _TIFS[t]
 
 
@@ -84,7 +85,7 @@ def tif_from_pb(value: int) -> TimeInForce | None:
     return _TIFS_BACK.get(value)  # type: ignore[call-overload]
 
 
-def status_to_pb(s: OrderStatus) -> int:
+def status_to_pb(s: OrderStatus) -> Any:
     return _STATUSES[s]
 
 

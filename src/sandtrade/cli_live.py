@@ -1,0 +1,332 @@
+"""The live commands: ``serve``, ``tokens``, and the client commands ``orders``, ``buy``,
+``sell``, ``cancel``, ``positions`` and ``account``.
+
+The client commands talk to a running host through :class:`sandtrade.client.Client`; their
+token comes from ``--token``, else ``SANDTRADE_TOKEN``, else the operator token that
+``sandtrade serve`` wrote into the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sandtrade.errors import SandtradeError
+
+__all__ = ["COMMANDS", "add_commands", "run_command"]
+
+COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="configuration file")
+    p.add_argument("--data-dir", metavar="DIR", help="data directory (default ./sandtrade-data)")
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--grpc", metavar="HOST:PORT", help="the host's gRPC address")
+    p.add_argument("--token", help="API token (default: $SANDTRADE_TOKEN, else the operator "
+                   "token in the data directory)")
+    p.add_argument("--account", help="account (default: the token's own)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_commands(sub: Any) -> None:
+    """Add the live commands to the CLI's subparsers."""
+    sv = sub.add_parser("serve", help="run the host: broker, market feed, gRPC API",
+                        description="Start the host with its store in the data directory. "
+                        "Stop with Ctrl-C or SIGTERM; kill it any way you like: the next "
+                        "start resumes from the store.")
+    _common(sv)
+    sv.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)")
+    sv.add_argument("--http", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:8000)")
+    sv.add_argument("--source", help="market source plugin (replay, synthetic, …)")
+    sv.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]CSV",
+                    help="replay: a CSV history file (repeatable; default: the DEMO sample)")
+    sv.add_argument("--speed", type=float, metavar="BARS_PER_S",
+                    help="bars published per second (0: as fast as possible)")
+
+    tk = sub.add_parser("tokens", help="create, list and revoke API tokens")
+    tsub = tk.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    cr = tsub.add_parser("create", help="create a token; prints it alone on stdout, once",
+                         description="Create an API token for ACCOUNT (created with the "
+                         "configured starting cash when new). The token is printed once; only "
+                         "its hash is stored.")
+    _common(cr)
+    cr.add_argument("--account", required=True, help="the account the token acts for ('*' "
+                    "for every account, admin scope only)")
+    cr.add_argument("--scope", required=True, metavar="SCOPES",
+                    help="comma-separated: read, trade, signal, admin")
+    cr.add_argument("--label", help="a note to recognise the token by")
+    ls = tsub.add_parser("list", help="list tokens (never their secrets)")
+    _common(ls)
+    ls.add_argument("--json", action="store_true")
+    rv = tsub.add_parser("revoke", help="revoke a token by id")
+    _common(rv)
+    rv.add_argument("token_id", metavar="TOKEN_ID")
+
+    od = sub.add_parser("orders", help="list the account's orders")
+    _client_args(od)
+    od.add_argument("--open", action="store_true", help="working orders only")
+    od.add_argument("--last", type=int, default=50, help="show the last N (default 50)")
+    for side in ("buy", "sell"):
+        p = sub.add_parser(side, help=f"send a {side} order")
+        _client_args(p)
+        p.add_argument("symbol")
+        p.add_argument("qty", type=float)
+        p.add_argument("--limit", type=float, metavar="PRICE", help="limit price")
+        p.add_argument("--stop", type=float, metavar="PRICE", help="stop price")
+        p.add_argument("--tif", default="gtc", choices=["day", "gtc", "ioc", "fok"])
+        p.add_argument("--client-order-id", help="idempotency key (default: generated)")
+    cn = sub.add_parser("cancel", help="cancel a working order")
+    _client_args(cn)
+    cn.add_argument("order_id")
+    ps = sub.add_parser("positions", help="show open positions")
+    _client_args(ps)
+    ac = sub.add_parser("account", help="show cash, equity and buying power")
+    _client_args(ac)
+
+
+def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run one of :data:`COMMANDS`."""
+    if args.command == "serve":
+        return _serve(args, err)
+    if args.command == "tokens":
+        return _tokens(args, out, err)
+    return _client_command(args, out, err)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from sandtrade.config import load_settings
+
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "grpc", None):
+        overrides["grpc"] = args.grpc
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+# ---------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace, err: Console) -> int:
+    from sandtrade.runtime import HostRuntime
+
+    market: dict[str, Any] = {}
+    if args.source:
+        market["source"] = args.source
+    if args.data:
+        market["files"] = args.data
+    if args.speed is not None:
+        market["bars_per_second"] = args.speed
+    overrides: dict[str, Any] = {"market": market} if market else {}
+    if args.http:
+        overrides["http"] = args.http
+    settings = _settings(args, **overrides)
+    runtime = HostRuntime(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    try:
+        assert runtime.rpc is not None and runtime.source is not None
+        err.print(f"sandtrade host up: gRPC [bold]{runtime.rpc.address}[/bold], data in "
+                  f"{settings.data_dir}, market source {runtime.source.name} "
+                  f"({', '.join(i.symbol for i in runtime.source.instruments())})")
+        err.print(f"operator token: {runtime.operator_token_path} (the CLI uses it; "
+                  f"restored {runtime.restored_fills} fills)")
+        print(f"READY {runtime.rpc.address}", flush=True)
+        while not stop.wait(0.5):
+            feed = runtime.feed
+            if feed is not None and feed.error is not None:
+                err.print(f"[red]market feed stopped: {feed.error}[/red]")
+                feed.error = None
+    finally:
+        runtime.stop()
+    err.print("sandtrade host stopped")
+    return 0
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandtrade.models import Account
+    from sandtrade.rpc.auth import ALL_ACCOUNTS, AuthError, TokenAuthority, parse_scopes
+    from sandtrade.runtime import open_host_store
+
+    settings = _settings(args)
+    store = open_host_store(Path(settings.data_dir))
+    try:
+        auth = TokenAuthority(store)
+        if args.tokens_command == "create":
+            try:
+                scopes = parse_scopes(args.scope)
+                new_account = (args.account != ALL_ACCOUNTS
+                               and store.get_account(args.account) is None)
+                record, token = auth.create(args.account, scopes, args.label)
+                if new_account:
+                    store.create_account(Account(id=args.account, cash=settings.cash,
+                                                 initial_cash=settings.cash))
+                    err.print(f"created account {args.account!r} with "
+                              f"{settings.cash:,.2f} cash")
+            except AuthError as e:
+                raise SandtradeError(f"--scope/--account: {e}") from None
+            err.print(f"token {record.id} for {record.account!r}, scopes "
+                      f"{','.join(record.scopes)}; it is shown once:")
+            print(token, flush=True)
+            return 0
+        if args.tokens_command == "list":
+            tokens = store.list_tokens()
+            if args.json:
+                print(json.dumps([{"id": t.id, "account": t.account, "scopes": list(t.scopes),
+                                   "created_at": t.created_at.isoformat(),
+                                   "revoked_at": t.revoked_at and t.revoked_at.isoformat(),
+                                   "label": t.label} for t in tokens], indent=2))
+                return 0
+            table = Table(box=None)
+            for col in ("id", "account", "scopes", "created", "revoked", "label"):
+                table.add_column(col)
+            for t in tokens:
+                table.add_row(t.id, t.account, ",".join(t.scopes), f"{t.created_at:%Y-%m-%d %H:%M}",
+                              f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+                              t.label or "")
+            out.print(table)
+            return 0
+        if not auth.revoke(args.token_id):
+            raise SandtradeError(f"no active token with id {args.token_id!r} "
+                                 "(see `sandtrade tokens list`)")
+        err.print(f"revoked token {args.token_id} (a running host stops accepting it within "
+                  "a second)")
+        return 0
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------- client commands
+
+
+def _token(args: argparse.Namespace, settings: Any) -> str:
+    from sandtrade.runtime import OPERATOR_TOKEN_FILE
+
+    if args.token:
+        return str(args.token)
+    env = os.environ.get("SANDTRADE_TOKEN")
+    if env:
+        return env
+    path = Path(settings.data_dir) / OPERATOR_TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise SandtradeError(
+            f"no token: pass --token, set SANDTRADE_TOKEN, or run `sandtrade serve` once so "
+            f"that it writes {path}") from None
+
+
+def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandtrade.client import ApiError, Client, QueuedOrder
+
+    settings = _settings(args)
+    account = args.account or None
+    if account is None and (args.token is None and not os.environ.get("SANDTRADE_TOKEN")):
+        account = settings.account  # the operator token acts for every account
+    with Client(settings.grpc, _token(args, settings), retry_for=2.0) as c:
+        try:
+            if args.command in ("buy", "sell"):
+                otype = ("stop_limit" if args.limit and args.stop else "limit" if args.limit
+                         else "stop" if args.stop else "market")
+                result = c.submit_order(args.symbol, args.command, args.qty, type=otype,
+                                        limit_price=args.limit, stop_price=args.stop,
+                                        tif=args.tif, client_order_id=args.client_order_id,
+                                        account=account)
+                assert not isinstance(result, QueuedOrder)
+                _print_orders([result], args, out)
+                if result.reject_reason:
+                    err.print(f"[red]rejected: {result.reject_reason}[/red]")
+                    return 1
+                return 0
+            if args.command == "cancel":
+                _print_orders([c.cancel_order(args.order_id)], args, out)
+                return 0
+            if args.command == "orders":
+                orders = list(c.list_orders(account=account, open_only=args.open))
+                _print_orders(orders[-args.last:] if args.last else orders, args, out)
+                return 0
+            if args.command == "positions":
+                positions = c.positions(account)
+                if args.json:
+                    print(json.dumps([p.model_dump(mode="json") | {
+                        "market_value": p.market_value, "unrealized_pnl": p.unrealized_pnl}
+                        for p in positions], indent=2))
+                    return 0
+                table = Table(title=f"positions of {account or 'your account'}",
+                              title_justify="left", box=None)
+                for col in ("symbol", "qty", "avg price", "last", "market value",
+                            "unrealized P&L", "realized P&L"):
+                    table.add_column(col, justify="left" if col == "symbol" else "right")
+                for p in positions:
+                    table.add_row(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
+                                  "" if p.market_price is None else f"{p.market_price:,.2f}",
+                                  f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
+                                  _pnl(p.realized_pnl))
+                out.print(table)
+                return 0
+            acct = c.account(account)
+            if args.json:
+                print(json.dumps(acct.model_dump(mode="json"), indent=2))
+                return 0
+            table = Table(title=f"account {acct.id}", title_justify="left", box=None,
+                          show_header=False)
+            table.add_column()
+            table.add_column(justify="right")
+            for label, value in (("cash", acct.cash), ("equity", acct.equity),
+                                 ("buying power", acct.buying_power),
+                                 ("long market value", acct.long_market_value),
+                                 ("short market value", acct.short_market_value),
+                                 ("realized P&L", acct.realized_pnl),
+                                 ("commissions", acct.commissions),
+                                 ("initial cash", acct.initial_cash)):
+                table.add_row(label, f"{value or 0:,.2f}")
+            out.print(table)
+            return 0
+        except ApiError as e:
+            where = f" (field {e.field})" if e.field and not e.message.startswith(e.field) else ""
+            raise SandtradeError(f"{settings.grpc}: {e.code.name.lower()}: {e.message}{where}"
+                                 ) from None
+
+
+def _pnl(v: float) -> str:
+    color = "green" if v > 0 else "red" if v < 0 else ""
+    return f"[{color}]{v:,.2f}[/{color}]" if color else f"{v:,.2f}"
+
+
+def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> None:
+    if args.json:
+        print(json.dumps([o.model_dump(mode="json") for o in orders], indent=2))
+        return
+    table = Table(box=None)
+    for col in ("id", "time", "symbol", "side", "type", "qty", "price", "filled", "avg fill",
+                "status", "reason"):
+        table.add_column(col, justify="right" if col in ("qty", "filled", "avg fill") else "left")
+    for o in orders:
+        price = " / ".join(f"{p:g}" for p in (o.limit_price, o.stop_price) if p is not None)
+        table.add_row(o.id, f"{o.created_at:%Y-%m-%d %H:%M}" if o.created_at else "", o.symbol,
+                      o.side.value, o.type.value, "" if o.qty is None else f"{o.qty:g}", price,
+                      f"{o.filled_qty:g}",
+                      "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
+                      o.status.value, o.reject_reason or "")
+    out.print(table)
+

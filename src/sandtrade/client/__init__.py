@@ -1,0 +1,42 @@
+"""The Python client of the sandtrade gRPC API.
+
+::
+
+    from sandtrade.client import Client
+
+    with Client("127.0.0.1:50051", token="st_…", queue_path="orders.queue") as c:
+        order = c.submit_order("AAPL", "buy", 10)
+        print(order.status, c.account().equity)
+
+Every mutating call carries an idempotency key (an order's ``client_order_id``, generated when
+not given), so the client retries it after a lost reply or a dropped connection, with
+exponential backoff, and the host executes it once. With ``queue_path``, orders sent while the
+host is unreachable are kept in a file and sent, in order, when it is back (``submit_order``
+then returns a :class:`QueuedOrder`); the queue survives the client process.
+"""
+
+from sandtrade.client.client import (
+    ApiError,
+    Client,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QueuedOrder,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = [
+    "ApiError",
+    "Client",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "QueuedOrder",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+]

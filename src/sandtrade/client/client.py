@@ -1,0 +1,387 @@
+"""The client: typed methods over the gRPC API, retries with backoff, the offline queue."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from sandtrade.broker.live import TradeUpdate
+from sandtrade.client.offline import FailedRequest, OfflineQueue
+from sandtrade.models import (
+    Account,
+    Bar,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    TimeInForce,
+)
+from sandtrade.rpc import convert
+from sandtrade.v1 import market_pb2 as mpb
+from sandtrade.v1 import market_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import trading_pb2 as tpb
+
+__all__ = [
+    "ApiError", "Client", "FailedPrecondition", "InvalidArgument", "NotFound",
+    "PermissionDenied", "QueuedOrder", "ResourceExhausted", "Unauthenticated", "Unavailable",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Codes after which a request with an idempotency key is safely sent again.
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.ABORTED})
+
+
+class ApiError(Exception):
+    """The host refused a call: ``code`` (a grpc.StatusCode), the message, and ``field`` when
+    the host named the request field at fault."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+class InvalidArgument(ApiError):
+    """A request field is wrong (``field`` names it)."""
+
+
+class NotFound(ApiError):
+    """The account, order or symbol does not exist (or is not yours)."""
+
+
+class PermissionDenied(ApiError):
+    """The token lacks the scope, or acts for another account."""
+
+
+class Unauthenticated(ApiError):
+    """No token, or a malformed, unknown or revoked one."""
+
+
+class FailedPrecondition(ApiError):
+    """The request is valid but the thing it acts on is in the wrong state."""
+
+
+class ResourceExhausted(ApiError):
+    """A limit was hit (message size, a stream that fell behind)."""
+
+
+class Unavailable(ApiError):
+    """The host could not be reached (after every retry)."""
+
+
+_ERRORS: dict[grpc.StatusCode, type[ApiError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+
+
+def api_error(e: grpc.RpcError) -> ApiError:
+    """The typed error for a failed call, with the field from a BadRequest detail."""
+    code = e.code()  # type: ignore[attr-defined]
+    message = e.details() or code.name  # type: ignore[attr-defined]
+    field = None
+    try:
+        status = rpc_status.from_call(e)  # type: ignore[arg-type]
+    except Exception:
+        status = None
+    if status is not None:
+        for detail in status.details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad) and bad.field_violations:
+                field = bad.field_violations[0].field
+    return _ERRORS.get(code, ApiError)(code, message, field)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedOrder:
+    """An order kept in the offline queue because the host was unreachable; it is sent, in
+    order, when the host is back. Look it up later by ``client_order_id``."""
+
+    client_order_id: str
+    queued_at: float
+
+
+class Client:
+    """A connection to a sandtrade host.
+
+    :param target: ``HOST:PORT`` or ``unix:/path/to.sock``.
+    :param token: API token; defaults to the ``SANDTRADE_TOKEN`` environment variable.
+    :param queue_path: file of the offline queue; None disables it (calls then raise
+        :class:`Unavailable` when the host stays unreachable).
+    :param timeout: deadline of one attempt, in seconds.
+    :param retry_for: how long transient failures are retried, with backoff, before giving up
+        (or queuing an order).
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", token: str | None = None, *,
+                 queue_path: str | Path | None = None, timeout: float = 10.0,
+                 retry_for: float = 5.0, backoff: tuple[float, float] = (0.05, 2.0)) -> None:
+        self.target = target
+        token = token or os.environ.get("SANDTRADE_TOKEN")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.backoff = backoff
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.enable_retries", 0),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ])
+        self._trading = trading_pb2_grpc.TradingServiceStub(self._channel)
+        self._market = market_pb2_grpc.MarketDataServiceStub(self._channel)
+        self.queue = OfflineQueue(queue_path) if queue_path is not None else None
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
+        if self.queue is not None and len(self.queue):
+            self._start_flusher()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=self.timeout)
+        self._channel.close()
+        if self.queue is not None:
+            self.queue.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., T], request: Any, *, retry: bool = True) -> T:
+        """One RPC, retried on transient failures for ``retry_for`` seconds with jittered
+        exponential backoff. Only calls that are safe to repeat pass ``retry=True``."""
+        deadline = time.monotonic() + self.retry_for
+        delay = self.backoff[0]
+        while True:
+            try:
+                return fn(request, timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError as e:
+                err = api_error(e)
+                if not retry or err.code not in TRANSIENT or time.monotonic() >= deadline:
+                    raise err from None
+                log.debug("%s: %s; retrying in %.2f s", self.target, err, delay)
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, self.backoff[1]) * random.uniform(0.8, 1.2)
+
+    # ------------------------------------------------------------------ trading
+
+    def submit_order(self, symbol: str, side: OrderSide | str, qty: float | None = None, *,
+                     equity_fraction: float | None = None,
+                     type: OrderType | str = OrderType.MARKET,
+                     limit_price: float | None = None, stop_price: float | None = None,
+                     tif: TimeInForce | str = TimeInForce.GTC, reduce_only: bool = False,
+                     client_order_id: str | None = None, tag: str | None = None,
+                     account: str | None = None) -> Order | QueuedOrder:
+        """Send an order; executed at most once whatever happens to the connection.
+
+        Returns the order as the host stored it (status ``rejected`` carries the reason), or,
+        with an offline queue and the host unreachable, a :class:`QueuedOrder`.
+        """
+        request = tpb.SubmitOrderRequest(
+            account=account or "", symbol=symbol, side=convert.side_to_pb(OrderSide(side)),
+            type=convert.type_to_pb(OrderType(type)), tif=convert.tif_to_pb(TimeInForce(tif)),
+            reduce_only=reduce_only, client_order_id=client_order_id or _new_key(),
+            tag=tag or "")
+        for name, value in (("qty", qty), ("equity_fraction", equity_fraction),
+                            ("limit_price", limit_price), ("stop_price", stop_price)):
+            if value is not None:
+                setattr(request, name, float(value))
+        if self.queue is not None and len(self.queue) and not self.flush(self.retry_for):
+            return self._enqueue(request)
+        try:
+            resp = self._call(self._trading.SubmitOrder, request)
+        except Unavailable:
+            if self.queue is None:
+                raise
+            return self._enqueue(request)
+        return convert.order_from_pb(resp.order)
+
+    def _enqueue(self, request: tpb.SubmitOrderRequest) -> QueuedOrder:
+        assert self.queue is not None
+        item = self.queue.put("order", request.client_order_id, request.SerializeToString())
+        log.warning("host %s unreachable: order %s queued in %s", self.target,
+                    request.client_order_id, self.queue.path)
+        self._start_flusher()
+        return QueuedOrder(request.client_order_id, item.queued_at)
+
+    def cancel_order(self, order_id: str) -> Order:
+        """Cancel a working order (a repeat after a lost reply returns the canceled order)."""
+        request = tpb.CancelOrderRequest(order_id=order_id)
+        try:
+            return convert.order_from_pb(self._call(self._trading.CancelOrder, request).order)
+        except FailedPrecondition:
+            order = self.get_order(order_id)
+            if order.status is OrderStatus.CANCELED:
+                return order
+            raise
+
+    def get_order(self, order_id: str | None = None, *, client_order_id: str | None = None,
+                  account: str | None = None) -> Order:
+        """An order by id, or by the client order id it was sent with."""
+        request = tpb.GetOrderRequest(order_id=order_id or "",
+                                      client_order_id=client_order_id or "",
+                                      account=account or "")
+        return convert.order_from_pb(self._call(self._trading.GetOrder, request).order)
+
+    def list_orders(self, *, account: str | None = None, status: OrderStatus | str | None = None,
+                    open_only: bool = False, page_size: int = 500) -> Iterator[Order]:
+        """Every order of the account in creation order, fetched page by page."""
+        token = ""
+        while True:
+            request = tpb.ListOrdersRequest(
+                account=account or "", open_only=open_only, page_size=page_size,
+                page_token=token)
+            if status:
+                request.status = convert.status_to_pb(OrderStatus(status))
+            resp = self._call(self._trading.ListOrders, request)
+            for m in resp.orders:
+                yield convert.order_from_pb(m)
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def positions(self, account: str | None = None) -> list[Position]:
+        """Open positions, marked at the last known prices."""
+        resp = self._call(self._trading.ListPositions,
+                          tpb.ListPositionsRequest(account=account or ""))
+        return [convert.position_from_pb(p) for p in resp.positions]
+
+    def account(self, account: str | None = None) -> Account:
+        """Cash, equity and buying power."""
+        resp = self._call(self._trading.GetAccount, tpb.GetAccountRequest(account=account or ""))
+        return convert.account_from_pb(resp.account)
+
+    def trade_updates(self, account: str | None = None) -> Iterator[TradeUpdate]:
+        """Order and fill updates as they happen; reconnects (with backoff) when the stream
+        drops. Updates that happen while disconnected are not replayed: list orders to catch
+        up."""
+        delay = self.backoff[0]
+        while not self._closed.is_set():
+            call = self._trading.StreamTradeUpdates(
+                tpb.StreamTradeUpdatesRequest(account=account or ""), metadata=self._metadata)
+            try:
+                for m in call:
+                    delay = self.backoff[0]
+                    fill = convert.fill_from_pb(m.fill) if m.HasField("fill") else None
+                    yield TradeUpdate(convert.order_from_pb(m.order), fill)
+                return
+            except grpc.RpcError as e:
+                err = api_error(e)
+                if err.code not in TRANSIENT:
+                    raise err from None
+                time.sleep(delay)
+                delay = min(delay * 2, self.backoff[1])
+            finally:
+                call.cancel()
+
+    # ------------------------------------------------------------------ market data
+
+    def bars(self, symbol: str, start: datetime | None = None, end: datetime | None = None,
+             limit: int = 0) -> list[Bar]:
+        """History of ``symbol`` (published bars only), oldest first."""
+        request = mpb.GetBarsRequest(symbol=symbol, limit=limit)
+        if start is not None:
+            convert.time_to_pb(start, request.start)
+        if end is not None:
+            convert.time_to_pb(end, request.end)
+
+        def fetch(req: mpb.GetBarsRequest, **kw: Any) -> list[Bar]:
+            return [convert.bar_from_pb(b) for chunk in self._market.GetBars(req, **kw)
+                    for b in chunk.bars]
+
+        return self._call(fetch, request)
+
+    def latest_quote(self, symbol: str) -> Quote:
+        resp = self._call(self._market.GetLatestQuote, mpb.GetLatestQuoteRequest(symbol=symbol))
+        return convert.quote_from_pb(resp.quote)
+
+    def symbols(self) -> list[str]:
+        return list(self._call(self._market.ListSymbols, mpb.ListSymbolsRequest()).symbols)
+
+    # ------------------------------------------------------------------ offline queue
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send queued requests, oldest first, until the queue is empty (True) or ``timeout``
+        passes with the host still unreachable (False)."""
+        if self.queue is None:
+            return True
+        end = None if timeout is None else time.monotonic() + timeout
+        delay = self.backoff[0]
+        with self._flush_lock:
+            while True:
+                item = self.queue.peek()
+                if item is None:
+                    return True
+                request = tpb.SubmitOrderRequest.FromString(item.payload)
+                try:
+                    self._trading.SubmitOrder(request, timeout=self.timeout,
+                                              metadata=self._metadata)
+                except grpc.RpcError as e:
+                    err = api_error(e)
+                    if err.code in TRANSIENT:
+                        if (end is not None and time.monotonic() >= end) or \
+                                self._closed.is_set():
+                            return False
+                        time.sleep(delay)
+                        delay = min(delay * 2, self.backoff[1])
+                        continue
+                    log.error("queued order %s refused by the host: %s", item.key, err)
+                    self.queue.fail(item, str(err))
+                    continue
+                self.queue.done(item.seq)
+                delay = self.backoff[0]
+
+    def failed_queued(self) -> list[FailedRequest]:
+        """Queued requests the host refused when they were finally sent."""
+        return [] if self.queue is None else self.queue.failed()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None and self._flusher.is_alive():
+            return
+
+        def run() -> None:
+            while not self._closed.is_set():
+                if self.flush(timeout=1.0):
+                    return
+
+        self._flusher = threading.Thread(target=run, name="sandtrade-client-flush",
+                                         daemon=True)
+        self._flusher.start()
+
+
+def _new_key() -> str:
+    return uuid.uuid4().hex
