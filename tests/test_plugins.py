@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pluggy
@@ -140,3 +141,37 @@ def test_broken_builtin_plugin_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr("sandtrade.host.BUILTIN_PLUGINS", (*BUILTIN_PLUGINS, ("bad", Bad())))
     with pytest.raises(pluggy.PluginValidationError, match="sandtrade_fill_profile"):
         PluginHost.create(load_entry_points=False)
+
+
+def test_builtin_plugins_answer_sandtrade_market_sources() -> None:
+    host = PluginHost.create(load_entry_points=False)
+    results = host.pm.hook.sandtrade_market_sources()
+    names = {s.name for sources in results for s in sources}
+    assert names == {"replay", "synthetic"}
+
+
+def test_a_plugin_market_source_is_found_by_name() -> None:
+    from sandtrade.hookspecs import hookimpl
+    from sandtrade.models import Bar, Instrument
+
+    class Ticks:
+        name = "ticks"
+
+        def __init__(self, settings: object) -> None:
+            self.settings = settings
+
+        def instruments(self) -> list[Instrument]:
+            return [Instrument.equity("TCK")]
+
+        def bars(self):  # type: ignore[no-untyped-def]
+            yield Bar("TCK", datetime(2024, 1, 1), 1.0, 1.0, 1.0, 1.0)
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_market_sources(self) -> list[type]:
+            return [Ticks]
+
+    host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
+    sources = host.market_sources()
+    assert set(sources) == {"replay", "synthetic", "ticks"}
+    assert [i.symbol for i in sources["ticks"](None).instruments()] == ["TCK"]  # type: ignore[call-arg]

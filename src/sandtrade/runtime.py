@@ -12,10 +12,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections import deque
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 from sandtrade.broker.live import LiveBroker
 from sandtrade.broker.paper import PaperBroker, unique_ids
@@ -37,8 +34,6 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "sandtrade.db"
 OPERATOR_TOKEN_FILE = "operator.token"
-#: Bars the feed may be ahead of the broker's commits before it waits.
-FEED_IN_FLIGHT = 256
 
 
 def open_host_store(data_dir: Path) -> Store:
@@ -64,7 +59,6 @@ class HostRuntime:
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         self._position = 0
-        self._in_flight: deque[Future[Any]] = deque()
         self._tmpdir: str | None = None
         self._stopped = threading.Event()
 
@@ -159,13 +153,10 @@ class HostRuntime:
             b.on_bar(bar)
             live.note_state(key, position)
 
-        self._in_flight.append(live.call_async(op))
-        while len(self._in_flight) > FEED_IN_FLIGHT or (
-                self._in_flight and self._in_flight[0].done()):
-            fut = self._in_flight.popleft()
-            exc = fut.exception()
-            if exc is not None:
-                log.error("bar %s %s not worked: %s", bar.symbol, bar.time, exc)
+        try:
+            live.call(op)
+        except Exception as e:
+            log.error("bar %s %s not worked: %s", bar.symbol, bar.time, e)
 
     def _unix_path(self) -> str:
         path = self.data_dir.resolve() / "worker.sock"

@@ -1,13 +1,15 @@
-"""The paper broker in a live host: one thread owns it, and changes are committed in groups.
+"""The paper broker in a live host: requests take turns on it, and changes commit in groups.
 
-Every request (an order, a cancel, a bar from the market hub, a read) is a function run on the
-broker's own thread, in arrival order, so no two requests ever interleave. The thread takes
-whatever requests are waiting (up to ``max_batch``), runs them, writes all their changes in one
-transaction, and only then answers them: an order is durable before it is acknowledged, and a
-burst of orders costs one fsync instead of one each (group commit).
+Every request (an order, a cancel, a bar from the market hub, a read) is a function applied to
+the broker under one lock, on the caller's own thread, so no two requests ever interleave and
+no thread hop is added to a call. Its changes join a pending group; then the request waits
+until its group is durable: the first waiter to get the commit lock writes every pending
+change in one transaction (group commit), and everyone whose changes were in it returns. An
+order is thus durable before it is acknowledged, a burst of concurrent orders costs one fsync
+instead of one each, and a request never returns before what it saw is durable.
 
-When a commit fails, nothing of the batch is acknowledged (each request gets the error) and the
-broker is rebuilt from the store, which holds exactly what was acknowledged before.
+When a commit fails, every request whose changes were pending gets the error (nothing of them
+is stored) and the broker is rebuilt from the store, which holds exactly what was acknowledged.
 """
 
 from __future__ import annotations
@@ -80,48 +82,38 @@ class Subscription:
             self._queue.put_nowait(None)
 
 
-_STOP = object()
-
-
 class LiveBroker:
-    """Serialises every use of a :class:`PaperBroker` onto one thread, with group commit.
+    """Serialises every use of a :class:`PaperBroker`, with group commit.
 
     :param make_broker: builds the broker, restored from ``store`` (called again to rebuild
         it after a failed commit).
-    :param store: where each batch's changes are committed.
-    :param max_batch: most requests committed in one transaction.
+    :param store: where changes are committed.
     """
 
-    def __init__(self, make_broker: Callable[[], PaperBroker], store: Store, *,
-                 max_batch: int = 512) -> None:
+    def __init__(self, make_broker: Callable[[], PaperBroker], store: Store) -> None:
         self._make_broker = make_broker
         self._store = store
-        self._max_batch = max_batch
         self._broker = make_broker()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._apply_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._pending: list[BrokerChange] = []
+        self._state: dict[str, Any] = {}
+        self._applied = 0   # sequence number of the last request applied
+        self._durable = 0   # every request up to this number is settled (committed or failed)
+        self._lost: list[tuple[int, int, str]] = []  # (first, last, error) of failed groups
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="sandtrade-broker", daemon=True)
-        self._started = False
         self._closed = False
-        self._state: dict[str, Any] = {}
         self.batches = 0
         self.requests = 0
 
     def start(self) -> LiveBroker:
-        if not self._started:
-            self._started = True
-            self._thread.start()
         return self
 
     def close(self) -> None:
-        """Finish the requests already queued, then stop the thread."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._started:
-            self._queue.put(_STOP)
-            self._thread.join()
+        """Refuse new requests; end every subscription."""
+        with self._apply_lock:
+            self._closed = True
         with self._subs_lock:
             subs = list(self._subs)
         for sub in subs:
@@ -135,23 +127,76 @@ class LiveBroker:
 
     # ------------------------------------------------------------------ requests
 
+    def call(self, fn: Callable[[PaperBroker], T], timeout: float | None = None) -> T:
+        """Apply ``fn(broker)``; return its result (or raise its exception) once every change
+        it made or saw is durable. Raises :class:`StoreError` when the commit failed."""
+        with self._apply_lock:
+            if self._closed:
+                raise StoreError("the broker is shut down; nothing was done")
+            broker = self._broker
+            broker.begin_batch()
+            error: Exception | None = None
+            result: Any = None
+            try:
+                result = fn(broker)
+            except Exception as e:  # handed to the caller after the commit
+                error = e
+            finally:
+                # Orders keep changing after this request: commit (and publish) a snapshot
+                # of each as it is now. Fills, positions and accounts are snapshots already.
+                for change in broker.end_batch():
+                    change.orders = [o.model_copy() for o in change.orders]
+                    self._pending.append(change)
+            self._applied += 1
+            seq = self._applied
+        self._settle(seq)
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]
+
     def call_async(self, fn: Callable[[PaperBroker], T]) -> Future[T]:
-        """Run ``fn(broker)`` on the broker thread; the future resolves once its changes are
-        durable (or with the exception ``fn`` or the commit raised)."""
-        if self._closed:
-            raise StoreError("the broker is shut down; nothing was done")
+        """:meth:`call`, with the outcome in a (completed) future."""
         fut: Future[T] = Future()
-        self._queue.put((fn, fut))
+        try:
+            fut.set_result(self.call(fn))
+        except Exception as e:
+            fut.set_exception(e)
         return fut
 
     def note_state(self, key: str, value: Any) -> None:
-        """Commit ``key = value`` (host state, JSON) with the current batch's changes. Call it
-        from inside a request function, on the broker thread."""
+        """Commit ``key = value`` (host state, JSON) with the changes of the request being
+        applied. Call it from inside a request function."""
         self._state[key] = value
 
-    def call(self, fn: Callable[[PaperBroker], T], timeout: float | None = None) -> T:
-        """:meth:`call_async` and wait for the answer."""
-        return self.call_async(fn).result(timeout)
+    def _settle(self, seq: int) -> None:
+        """Return once request ``seq`` is committed; raise if its group failed."""
+        with self._commit_lock:
+            if self._durable < seq:
+                with self._apply_lock:
+                    changes, self._pending = self._pending, []
+                    state, self._state = self._state, {}
+                    upto = self._applied
+                try:
+                    self._store.commit_many(changes, state)
+                except Exception as e:
+                    log.error("group commit of requests %d-%d failed: %s; rebuilding the "
+                              "broker from the store", self._durable + 1, upto, e)
+                    with self._apply_lock:
+                        # Requests applied meanwhile built on the lost changes: lost too.
+                        upto = self._applied
+                        self._pending, self._state = [], {}
+                        self._lost.append((self._durable + 1, upto, str(e)))
+                        self._broker = self._make_broker()
+                    self._durable = upto
+                else:
+                    self.batches += 1
+                    self.requests += upto - self._durable
+                    self._durable = upto
+                    self._publish(changes)
+        for first, last, err in self._lost:
+            if first <= seq <= last:
+                raise StoreError(f"{err}; the request was not carried out (nothing of it is "
+                                 "stored)")
 
     # ------------------------------------------------------------------ updates
 
@@ -175,62 +220,7 @@ class LiveBroker:
         for change in changes:
             fill_by_order = {f.order_id: f for f in change.fills}
             for order in change.orders:
-                # The order object keeps changing on the broker thread: hand out a copy.
-                update = TradeUpdate(order.model_copy(), fill_by_order.get(order.id))
+                update = TradeUpdate(order, fill_by_order.get(order.id))
                 for sub in subs:
                     if sub.account is None or sub.account == order.account:
                         sub._offer(update)
-
-    # ------------------------------------------------------------------ the thread
-
-    def _loop(self) -> None:
-        q = self._queue
-        while True:
-            item = q.get()
-            stop = item is _STOP
-            items = [] if stop else [item]
-            while len(items) < self._max_batch:
-                try:
-                    nxt = q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                items.append(nxt)
-            if items:
-                self._run_batch(items)
-            if stop:
-                return
-
-    def _run_batch(self, items: list[tuple[Callable[[PaperBroker], Any], Future[Any]]]) -> None:
-        broker = self._broker
-        broker.begin_batch()
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
-        for fn, fut in items:
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                outcomes.append((fut, fn(broker), None))
-            except Exception as e:  # handed to the caller; the thread goes on
-                outcomes.append((fut, None, e))
-        changes = broker.end_batch()
-        state, self._state = self._state, {}
-        try:
-            self._store.commit_many(changes, state)
-        except Exception as e:
-            log.error("group commit of %d requests failed: %s; rebuilding the broker from "
-                      "the store", len(outcomes), e)
-            err = StoreError(f"{e}; the request was not carried out (nothing of it is stored)")
-            for fut, _, _ in outcomes:
-                fut.set_exception(err)
-            self._broker = self._make_broker()
-            return
-        self.batches += 1
-        self.requests += len(outcomes)
-        self._publish(changes)
-        for fut, result, error in outcomes:
-            if error is None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(error)

@@ -93,6 +93,14 @@ def sequential_ids() -> Callable[[str], str]:
     return make
 
 
+def _field_named_in(message: str) -> str:
+    """The order field a whole-order check's message is about (``order`` when none is)."""
+    for name in ("limit_price", "stop_price", "qty"):
+        if name in message:
+            return name
+    return "order"
+
+
 class _Lot:
     """An open lot: the unmatched part of one opening fill (FIFO)."""
 
@@ -408,7 +416,7 @@ class PaperBroker:
                 updated_at=self._now)
         except ValidationError as e:
             err = e.errors()[0]
-            field = ".".join(str(x) for x in err["loc"]) or "order"
+            field = ".".join(str(x) for x in err["loc"]) or _field_named_in(err["msg"])
             value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
             raise OrderRejected(f"{field}: {err['msg']}{value}", field=field) from None
         reason = self._check(book, order)
@@ -511,16 +519,20 @@ class PaperBroker:
     def _pending_release(self, book: _Book, new: Order) -> float:
         """Margin that working orders and ``new`` will free by reducing positions (closing
         before opening); a position frees its margin once, however many orders reduce it."""
-        orders = list(book.orders.values())
-        if new.id not in book.orders:
-            orders.append(new)
+        # Only orders against a held position can reduce it: look at those symbols' working
+        # orders alone (a host with thousands of working orders checks each new one).
         reducing: dict[str, float] = {}
-        for o in orders:
-            if not o.is_open or o.qty is None:
-                continue
-            held = self.position_qty(book.id, o.symbol)
-            if held * o.side.sign < 0:
-                reducing[o.symbol] = reducing.get(o.symbol, 0.0) + o.remaining_qty
+        for sym, pos in book.positions.items():
+            held = pos.qty
+            total = 0.0
+            for o in self._working.get(sym, ()):
+                if o.account == book.id and o.qty is not None and held * o.side.sign < 0:
+                    total += o.remaining_qty
+            if (new.symbol == sym and new.qty is not None and held * new.side.sign < 0
+                    and new.id not in book.orders):
+                total += new.remaining_qty
+            if total:
+                reducing[sym] = total
         release = 0.0
         for sym, qty in reducing.items():
             pos = book.positions[sym]
