@@ -220,8 +220,12 @@ class Client:
                             ("limit_price", limit_price), ("stop_price", stop_price)):
             if value is not None:
                 setattr(request, name, float(value))
-        if self.queue is not None and len(self.queue) and not self.flush(self.retry_for):
-            return self._enqueue(request)
+        if self.queue is not None and len(self.queue):
+            # Orders behind queued ones wait their turn: while the background flusher is
+            # still waiting for the host, join the queue at once.
+            flushing = self._flusher is not None and self._flusher.is_alive()
+            if flushing or not self.flush(self.retry_for):
+                return self._enqueue(request)
         try:
             resp = self._call(self._trading.SubmitOrder, request)
         except Unavailable:

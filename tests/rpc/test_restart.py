@@ -1,0 +1,187 @@
+"""A host killed with SIGKILL loses nothing it acknowledged and executes nothing twice.
+
+These tests run ``sandtrade serve`` as a real process on a real port with its SQLite store in
+a temporary directory, kill it with SIGKILL while a client streams orders, start it again on
+the same port and data directory, and check the store and the API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandtrade.client import Client, QueuedOrder
+from sandtrade.market import gbm_bars, write_csv
+from sandtrade.models import Order, OrderStatus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Host:
+    """``sandtrade serve`` in a subprocess, startable again on the same port and data."""
+
+    def __init__(self, data_dir: Path, csv: Path, port: int, speed: float) -> None:
+        self.data_dir = data_dir
+        self.csv = csv
+        self.port = port
+        self.speed = speed
+        self.proc: subprocess.Popen[str] | None = None
+        self.target = f"127.0.0.1:{port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "SANDTRADE_CASH": "1000000"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandtrade.cli", "serve", "--data-dir", str(self.data_dir),
+             "--grpc", self.target, "--data", f"SYN={self.csv}", "--speed", str(self.speed)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"host did not start: {line!r} {err}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "operator.token").read_text().strip()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    csv = tmp_path / "SYN.csv"
+    write_csv(gbm_bars(5000, symbol="SYN", seed=3), csv)
+    h = Host(tmp_path / "data", csv, free_port(), speed=100)
+    h.start()
+    yield h
+    h.stop()
+
+
+def stored_orders(data_dir: Path) -> list[tuple[str, str]]:
+    db = sqlite3.connect(data_dir / "sandtrade.db")
+    try:
+        return db.execute("SELECT client_order_id, status FROM orders WHERE account = 'paper' "
+                          "ORDER BY seq").fetchall()
+    finally:
+        db.close()
+
+
+def wait_until_no_open_orders(client: Client, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not list(client.list_orders(account="paper", open_only=True)):
+            return
+        time.sleep(0.1)
+    raise AssertionError("orders still working after the wait")
+
+
+def test_orders_streamed_across_a_sigkill_execute_exactly_once(host: Host,
+                                                                tmp_path: Path) -> None:
+    n = 150
+    keys = [f"k{i:04d}" for i in range(n)]
+    results: dict[str, Order | QueuedOrder] = {}
+    acked = threading.Event()
+    client = Client(host.target, host.token, queue_path=tmp_path / "client.queue",
+                    retry_for=0.3, timeout=2.0)
+
+    def send() -> None:
+        for i, key in enumerate(keys):
+            results[key] = client.submit_order("SYN", "buy" if i % 3 else "sell", 1,
+                                               client_order_id=key, account="paper")
+            if i == 40:
+                acked.set()
+            time.sleep(0.004)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert acked.wait(30)
+    host.kill()
+    time.sleep(0.3)  # orders sent now find no host and go to the offline queue
+    host.start()
+    sender.join(60)
+    assert not sender.is_alive()
+    assert client.flush(timeout=30)
+    try:
+        assert client.failed_queued() == []
+        assert any(isinstance(r, QueuedOrder) for r in results.values()), \
+            "the kill should have sent some orders to the offline queue"
+        rows = stored_orders(host.data_dir)
+        ids = [k for k, _ in rows]
+        assert sorted(ids) == keys, "every order stored exactly once"
+        assert ids == keys, "queued orders were sent in the order they were placed"
+        wait_until_no_open_orders(client)
+        fills_by_order = sqlite3.connect(host.data_dir / "sandtrade.db").execute(
+            "SELECT order_id, COUNT(*) FROM fills GROUP BY order_id HAVING COUNT(*) > 1"
+        ).fetchall()
+        assert fills_by_order == []
+        # A resend of an executed order (a retry after a lost reply) returns it, unchanged.
+        again = client.submit_order("SYN", "buy", 1, client_order_id="k0001", account="paper")
+        assert isinstance(again, Order) and again.status is OrderStatus.FILLED
+        assert len(stored_orders(host.data_dir)) == n
+    finally:
+        client.close()
+
+
+def test_positions_cash_and_orders_are_as_they_were_after_a_sigkill(host: Host) -> None:
+    with Client(host.target, host.token, retry_for=10) as client:
+        for i in range(12):
+            client.submit_order("SYN", "buy" if i % 4 else "sell", 3, account="paper")
+        wait_until_no_open_orders(client)
+        before_account = client.account("paper")
+        before_positions = client.positions("paper")
+        before_orders = list(client.list_orders(account="paper"))
+    assert before_positions, "the orders should have left a position"
+    host.kill()
+    host.start()
+    with Client(host.target, host.token, retry_for=10) as client:
+        after_account = client.account("paper")
+        after_positions = client.positions("paper")
+        after_orders = list(client.list_orders(account="paper"))
+    assert after_account.cash == before_account.cash
+    assert after_account.realized_pnl == pytest.approx(before_account.realized_pnl, abs=1e-9)
+    assert after_account.commissions == before_account.commissions
+    assert [(p.symbol, p.qty, p.avg_price) for p in after_positions] == \
+        [(p.symbol, p.qty, p.avg_price) for p in before_positions]
+    assert [(o.id, o.status, o.filled_qty) for o in after_orders] == \
+        [(o.id, o.status, o.filled_qty) for o in before_orders]
+
+
+def test_the_feed_resumes_after_the_last_bar_it_worked(host: Host) -> None:
+    with Client(host.target, host.token) as client:
+        time.sleep(1.0)
+        seen = client.bars("SYN")
+    host.kill()
+    host.start()
+    with Client(host.target, host.token) as client:
+        time.sleep(0.5)
+        resumed = client.bars("SYN")
+    assert len(resumed) >= len(seen) > 0
+    times = [b.time for b in resumed]
+    assert times == sorted(set(times)), "no bar published twice after the restart"
+    assert resumed[:len(seen)] == seen
