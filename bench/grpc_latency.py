@@ -9,8 +9,9 @@ directory, then prints:
 * round-trip p50/p99 of an empty unary call (the standard health Check) and of SubmitOrder
   through ``sandtrade.client.Client``, each from one synchronous client, one call at a time;
 * sustained orders/s from ``--clients`` client processes sending market orders at once, each
-  order durably stored before its answer; then checks in the store that every acknowledged
-  order is there exactly once.
+  order durably stored before its answer: first one unary SubmitOrder at a time per client,
+  then over SubmitOrderStream; then checks in the store that every acknowledged order is
+  there exactly once.
 """
 
 from __future__ import annotations
@@ -58,16 +59,42 @@ def start_host(data_dir: Path, port: int) -> subprocess.Popen[str]:
 
 
 def client_worker(target: str, token: str, n: int, prefix: str, start_at: float,
-                  out: mp.Queue) -> None:  # type: ignore[type-arg]
+                  streaming: bool, out: mp.Queue) -> None:  # type: ignore[type-arg]
     with Client(target, token) as c:
         c.account()  # connect before the clock starts
         while time.time() < start_at:
             time.sleep(0.001)
         t0 = time.perf_counter()
-        for i in range(n):
-            c.submit_order("DEMO", "buy" if i % 2 else "sell", 1,
-                           client_order_id=f"{prefix}-{i}")
+        if streaming:
+            specs = ({"symbol": "DEMO", "side": "buy" if i % 2 else "sell", "qty": 1,
+                      "client_order_id": f"{prefix}-{i}"} for i in range(n))
+            done = 0
+            for result in c.submit_orders(specs):
+                if not hasattr(result, "status"):
+                    raise SystemExit(f"order refused: {result}")
+                done += 1
+            assert done == n
+        else:
+            for i in range(n):
+                c.submit_order("DEMO", "buy" if i % 2 else "sell", 1,
+                               client_order_id=f"{prefix}-{i}")
         out.put((n, time.perf_counter() - t0))
+
+
+def throughput(target: str, tokens: list[str], n: int, prefix: str, streaming: bool
+               ) -> tuple[int, float]:
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    start_at = time.time() + 2.0
+    procs = [ctx.Process(target=client_worker,
+                         args=(target, tok, n, f"{prefix}{k}", start_at, streaming, out))
+             for k, tok in enumerate(tokens)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return sum(k for k, _ in results), max(t for _, t in results)
 
 
 def main() -> None:
@@ -122,22 +149,14 @@ def main() -> None:
                     capture_output=True, text=True, env={**os.environ, "SANDTRADE_CASH": "1e12"},
                     check=True)
                 tokens.append(r.stdout.strip())
-            ctx = mp.get_context("spawn")
-            out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-            start_at = time.time() + 2.0
-            procs = [ctx.Process(target=client_worker,
-                                 args=(target, tokens[k], args.orders, f"c{k}", start_at, out))
-                     for k in range(args.clients)]
-            for p in procs:
-                p.start()
-            results = [out.get(timeout=600) for _ in procs]
-            for p in procs:
-                p.join()
-            total = sum(n for n, _ in results)
-            wall = max(t for _, t in results)
-            print(f"sustained: {total / wall:,.0f} orders/s from {args.clients} client "
-                  f"processes ({total} orders in {wall:.2f} s, each durably stored before "
-                  "its answer; target >= 2,000/s)", flush=True)
+            total, wall = throughput(target, tokens, args.orders, "u", streaming=False)
+            print(f"sustained, unary SubmitOrder: {total / wall:,.0f} orders/s from "
+                  f"{args.clients} client processes ({total} orders in {wall:.2f} s, each "
+                  "durably stored before its answer)", flush=True)
+            total, wall = throughput(target, tokens, args.orders, "s", streaming=True)
+            print(f"sustained, SubmitOrderStream: {total / wall:,.0f} orders/s from "
+                  f"{args.clients} client processes ({total} orders in {wall:.2f} s, each "
+                  "durably stored before its answer; target >= 2,000/s)", flush=True)
         finally:
             host.terminate()
             host.wait(timeout=30)
@@ -146,9 +165,9 @@ def main() -> None:
             (n, distinct) = db.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT client_order_id) FROM orders WHERE account = ?",
                 (f"bench{k}",)).fetchone()
-            assert n == distinct == args.orders, (k, n, distinct)
+            assert n == distinct == 2 * args.orders, (k, n, distinct)
         print(f"store check: every acknowledged order stored exactly once "
-              f"({args.clients} x {args.orders})")
+              f"({args.clients} clients x {args.orders} orders x 2 runs)")
 
 
 if __name__ == "__main__":

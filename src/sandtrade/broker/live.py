@@ -130,6 +130,16 @@ class LiveBroker:
     def call(self, fn: Callable[[PaperBroker], T], timeout: float | None = None) -> T:
         """Apply ``fn(broker)``; return its result (or raise its exception) once every change
         it made or saw is durable. Raises :class:`StoreError` when the commit failed."""
+        seq, result, error = self.apply(fn)
+        self.settle(seq)
+        if error is not None:
+            raise error
+        return result
+
+    def apply(self, fn: Callable[[PaperBroker], T]) -> tuple[int, T, Exception | None]:
+        """Apply ``fn(broker)`` without waiting for durability: its sequence number, result
+        and exception. Nothing of it may be reported to anyone before :meth:`settle` of that
+        number returns; applying many and settling the last commits them together."""
         with self._apply_lock:
             if self._closed:
                 raise StoreError("the broker is shut down; nothing was done")
@@ -148,11 +158,7 @@ class LiveBroker:
                     change.orders = [o.model_copy() for o in change.orders]
                     self._pending.append(change)
             self._applied += 1
-            seq = self._applied
-        self._settle(seq)
-        if error is not None:
-            raise error
-        return result  # type: ignore[no-any-return]
+            return self._applied, result, error
 
     def call_async(self, fn: Callable[[PaperBroker], T]) -> Future[T]:
         """:meth:`call`, with the outcome in a (completed) future."""
@@ -168,8 +174,9 @@ class LiveBroker:
         applied. Call it from inside a request function."""
         self._state[key] = value
 
-    def _settle(self, seq: int) -> None:
-        """Return once request ``seq`` is committed; raise if its group failed."""
+    def settle(self, seq: int) -> None:
+        """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
+        if request ``seq``'s group failed (nothing of it is stored)."""
         with self._commit_lock:
             if self._durable < seq:
                 with self._apply_lock:
@@ -193,10 +200,16 @@ class LiveBroker:
                     self.requests += upto - self._durable
                     self._durable = upto
                     self._publish(changes)
+        err = self.lost(seq)
+        if err is not None:
+            raise StoreError(err)
+
+    def lost(self, seq: int) -> str | None:
+        """Why settled request ``seq`` was not stored, or None when it was."""
         for first, last, err in self._lost:
             if first <= seq <= last:
-                raise StoreError(f"{err}; the request was not carried out (nothing of it is "
-                                 "stored)")
+                return f"{err}; the request was not carried out (nothing of it is stored)"
+        return None
 
     # ------------------------------------------------------------------ updates
 

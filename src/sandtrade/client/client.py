@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -211,15 +211,10 @@ class Client:
         Returns the order as the host stored it (status ``rejected`` carries the reason), or,
         with an offline queue and the host unreachable, a :class:`QueuedOrder`.
         """
-        request = tpb.SubmitOrderRequest(
-            account=account or "", symbol=symbol, side=convert.side_to_pb(OrderSide(side)),
-            type=convert.type_to_pb(OrderType(type)), tif=convert.tif_to_pb(TimeInForce(tif)),
-            reduce_only=reduce_only, client_order_id=client_order_id or _new_key(),
-            tag=tag or "")
-        for name, value in (("qty", qty), ("equity_fraction", equity_fraction),
-                            ("limit_price", limit_price), ("stop_price", stop_price)):
-            if value is not None:
-                setattr(request, name, float(value))
+        request = _order_request(symbol, side, qty, equity_fraction=equity_fraction, type=type,
+                                 limit_price=limit_price, stop_price=stop_price, tif=tif,
+                                 reduce_only=reduce_only, client_order_id=client_order_id,
+                                 tag=tag, account=account)
         if self.queue is not None and len(self.queue):
             # Orders behind queued ones wait their turn: while the background flusher is
             # still waiting for the host, join the queue at once.
@@ -233,6 +228,34 @@ class Client:
                 raise
             return self._enqueue(request)
         return convert.order_from_pb(resp.order)
+
+    def submit_orders(self, orders: Iterable[Mapping[str, Any]]
+                      ) -> Iterator[Order | ApiError]:
+        """Send many orders over one stream (much faster than one call each); yields, in
+        order, each stored order or the :class:`ApiError` that refused it.
+
+        Each mapping holds :meth:`submit_order`'s arguments (``symbol``, ``side``, ``qty``,
+        ...). Every order carries a ``client_order_id`` (generated when absent), so after a
+        broken stream the same orders can be sent again and none executes twice.
+        """
+        def requests() -> Iterator[tpb.SubmitOrderStreamRequest]:
+            for spec in orders:
+                yield tpb.SubmitOrderStreamRequest(order=_order_request(**spec))
+
+        call = self._trading.SubmitOrderStream(requests(), metadata=self._metadata)
+        try:
+            for resp in call:
+                if resp.HasField("error"):
+                    code = next((c for c in grpc.StatusCode if c.value[0] == resp.error.code),
+                                grpc.StatusCode.UNKNOWN)
+                    yield _ERRORS.get(code, ApiError)(code, resp.error.message,
+                                                      resp.error.field or None)
+                else:
+                    yield convert.order_from_pb(resp.result.order)
+        except grpc.RpcError as e:
+            raise api_error(e) from None
+        finally:
+            call.cancel()
 
     def _enqueue(self, request: tpb.SubmitOrderRequest) -> QueuedOrder:
         assert self.queue is not None
@@ -389,3 +412,21 @@ class Client:
 
 def _new_key() -> str:
     return uuid.uuid4().hex
+
+
+def _order_request(symbol: str, side: OrderSide | str, qty: float | None = None, *,
+                   equity_fraction: float | None = None,
+                   type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
+                   stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
+                   reduce_only: bool = False, client_order_id: str | None = None,
+                   tag: str | None = None, account: str | None = None
+                   ) -> tpb.SubmitOrderRequest:
+    request = tpb.SubmitOrderRequest(
+        account=account or "", symbol=symbol, side=convert.side_to_pb(OrderSide(side)),
+        type=convert.type_to_pb(OrderType(type)), tif=convert.tif_to_pb(TimeInForce(tif)),
+        reduce_only=reduce_only, client_order_id=client_order_id or _new_key(), tag=tag or "")
+    for name, value in (("qty", qty), ("equity_fraction", equity_fraction),
+                        ("limit_price", limit_price), ("stop_price", stop_price)):
+        if value is not None:
+            setattr(request, name, float(value))
+    return request

@@ -45,13 +45,20 @@ _TIFS_BACK = {v: k for k, v in _TIFS.items()}
 _STATUSES_BACK = {v: k for k, v in _STATUSES.items()}
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def time_to_pb(t: datetime | None, out: Timestamp | None = None) -> Timestamp:
     """A naive UTC (or aware) datetime as a Timestamp; None leaves it unset."""
     ts = Timestamp() if out is None else out
     if t is not None:
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=UTC)
-        ts.FromDatetime(t)
+        if t.tzinfo is not None:
+            t = t.astimezone(UTC).replace(tzinfo=None)
+        # Timestamp.FromDatetime does the same in several Python calls; this runs for every
+        # order, fill and bar the API sends.
+        d = t - _EPOCH
+        ts.seconds = d.days * 86400 + d.seconds
+        ts.nanos = d.microseconds * 1000
     return ts
 
 

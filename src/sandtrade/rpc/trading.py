@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 
 from sandtrade.broker.live import LiveBroker
 from sandtrade.broker.paper import PaperBroker
-from sandtrade.errors import OrderRejected
+from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import Order, OrderType, TimeInForce
 from sandtrade.rpc import convert
-from sandtrade.rpc.auth import Principal, TokenAuthority
+from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, streaming, unary
 from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
@@ -22,6 +25,9 @@ from sandtrade.v1 import trading_pb2_grpc
 __all__ = ["TradingServicer", "page_size"]
 
 MAX_ID_LENGTH = 128
+#: Most stream requests applied as one group (one commit).
+STREAM_BATCH = 256
+_END = object()
 
 
 def page_size(value: int, field: str = "page_size") -> int:
@@ -56,9 +62,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         target = principal.require(scope, account or None)
         return target
 
-    @unary
-    def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
-                    principal: Principal) -> tpb.SubmitOrderResponse:
+    def _submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest
+                   ) -> Callable[[PaperBroker], tuple[Order, bool]]:
+        """Check a request and return the broker operation that submits it."""
         account = self._account(principal, "trade", request.account)
         args = _order_arguments(request)
         coid = args["client_order_id"]
@@ -76,8 +82,73 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             order = b.submit(account, symbol, **args)
             return order.model_copy(), False
 
-        order, duplicate = self.live.call(op)
+        return op
+
+    @unary
+    def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
+                    principal: Principal) -> tpb.SubmitOrderResponse:
+        order, duplicate = self.live.call(self._submit_op(principal, request))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
+
+    @streaming
+    def SubmitOrderStream(self, request_iterator: Iterator[tpb.SubmitOrderStreamRequest],
+                          context: grpc.ServicerContext,
+                          principal: Principal) -> Iterator[tpb.SubmitOrderStreamResponse]:
+        # A reader thread takes requests off the wire while the broker works the ones already
+        # here: whatever has arrived meanwhile is applied as one group and committed once.
+        inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def read() -> None:
+            try:
+                for item in request_iterator:
+                    inbox.put(item)
+            except Exception as e:  # the client went away: end the stream
+                inbox.put(e)
+            inbox.put(_END)
+
+        threading.Thread(target=read, name="sandtrade-order-stream", daemon=True).start()
+        ended = False
+        while not ended:
+            batch = [inbox.get()]
+            while len(batch) < STREAM_BATCH:
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            answers: list[tuple[int, tpb.SubmitOrderStreamResponse, Order | None]] = []
+            last = 0
+            for item in batch:
+                if item is _END or isinstance(item, Exception):
+                    ended = True
+                    break
+                resp = tpb.SubmitOrderStreamResponse(
+                    client_order_id=item.order.client_order_id)
+                result: tuple[Order, bool] | None = None
+                try:
+                    seq, result, error = self.live.apply(self._submit_op(principal, item.order))
+                except Exception as e:
+                    seq, error = 0, e
+                if error is not None or result is None:
+                    _order_error(resp.error, error or RuntimeError("no result"))
+                    answers.append((seq, resp, None))
+                else:
+                    order, duplicate = result
+                    resp.result.duplicate = duplicate
+                    answers.append((seq, resp, order))
+                last = max(last, seq)
+            if last:
+                # A failed commit is reported per answer below (live.lost).
+                with contextlib.suppress(StoreError):
+                    self.live.settle(last)
+            for seq, resp, stored in answers:
+                lost = self.live.lost(seq) if seq else None
+                if lost is not None:
+                    resp.ClearField("result")
+                    resp.error.code = grpc.StatusCode.UNAVAILABLE.value[0]
+                    resp.error.message = lost
+                elif stored is not None:
+                    convert.order_to_pb(stored, resp.result.order)
+                yield resp
 
     @unary
     def CancelOrder(self, request: tpb.CancelOrderRequest, context: grpc.ServicerContext,
@@ -201,6 +272,26 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 yield resp
         finally:
             sub.close()
+
+
+def _order_error(out: tpb.OrderError, e: Exception) -> None:
+    """Fill a stream's per-order error as SubmitOrder's status would read."""
+    field = ""
+    if isinstance(e, InvalidField):
+        code, field = grpc.StatusCode.INVALID_ARGUMENT, e.field
+    elif isinstance(e, OrderRejected):
+        code, field = grpc.StatusCode.INVALID_ARGUMENT, e.field or "order"
+    elif isinstance(e, NotFound):
+        code = grpc.StatusCode.NOT_FOUND
+    elif isinstance(e, AuthError):
+        code = grpc.StatusCode.PERMISSION_DENIED
+    elif isinstance(e, StoreError):
+        code = grpc.StatusCode.UNAVAILABLE
+    else:
+        code = grpc.StatusCode.INTERNAL
+    out.code = code.value[0]
+    out.message = str(e) if code is not grpc.StatusCode.INTERNAL else type(e).__name__
+    out.field = field
 
 
 def _may_see(principal: Principal, account: str) -> bool:

@@ -152,7 +152,9 @@ class SQLiteStore:
     def _dump(self, model: BaseModel, what: str, op: str) -> str:
         # pydantic writes NaN and infinity as JSON null, which would not validate when read back;
         # refuse them here rather than store a row nobody can load.
-        for name, value in model:
+        # __dict__ rather than iterating the model: pydantic's __iter__ is a Python-level
+        # generator, and this runs for every order, fill and position a live host commits.
+        for name, value in model.__dict__.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise StoreError(
                     f"{op}: {what} has {name}={value!r}; only finite numbers can be stored "
@@ -251,21 +253,35 @@ class SQLiteStore:
         changes = [c for c in changes if c]
         if not changes and not state:
             return
-        op = f"commit_many({len(changes)} changes)"
+        # Within one transaction only the last version of an account, order or position
+        # matters: a bar that fills a thousand orders of one account writes its row once.
+        accounts: dict[str, Account] = {}
+        orders: dict[str, Order] = {}
+        positions: dict[tuple[str, str], Position] = {}
+        fills: list[Fill] = []
+        for change in changes:
+            for account in change.accounts:
+                accounts[account.id] = account
+            for order in change.orders:
+                orders[order.id] = order
+            fills.extend(change.fills)
+            for position in change.positions:
+                positions[(position.account, position.symbol)] = position
+        op = (f"commit_many({len(changes)} changes: {len(orders)} orders, {len(fills)} fills, "
+              f"{len(positions)} positions, {len(accounts)} accounts)")
         with self._writing(op) as conn:
             for key, value in (state or {}).items():
                 conn.execute("INSERT INTO host_state (key, value) VALUES (?, ?) ON CONFLICT "
                              "(key) DO UPDATE SET value = excluded.value",
                              (key, self._json(value, key, op)))
-            for change in changes:
-                for account in change.accounts:
-                    self._upsert_account(conn, account, op)
-                for order in change.orders:
-                    self._upsert_order(conn, order, op)
-                for fill in change.fills:
-                    self._insert_fill(conn, fill, op)
-                for position in change.positions:
-                    self._upsert_position(conn, position, op)
+            for account in accounts.values():
+                self._upsert_account(conn, account, op)
+            for order in orders.values():
+                self._upsert_order(conn, order, op)
+            for fill in fills:
+                self._insert_fill(conn, fill, op)
+            for position in positions.values():
+                self._upsert_position(conn, position, op)
 
     def find_client_order(self, account: str, client_order_id: str) -> Order | None:
         """The account's order submitted with ``client_order_id``, or None."""

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sandtrade.v1 import common_pb2 as sandtrade_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asandtrade/v1/trading.proto\x12\x0csandtrade.v1\x1a\x19sandtrade/v1/common.proto\"\x84\x03\n\x12SubmitOrderRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12%\n\x04side\x18\x03 \x01(\x0e\x32\x17.sandtrade.v1.OrderSide\x12\x10\n\x03qty\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0f\x65quity_fraction\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12%\n\x04type\x18\x06 \x01(\x0e\x32\x17.sandtrade.v1.OrderType\x12\x18\n\x0blimit_price\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nstop_price\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12&\n\x03tif\x18\t \x01(\x0e\x32\x19.sandtrade.v1.TimeInForce\x12\x13\n\x0breduce_only\x18\n \x01(\x08\x12\x17\n\x0f\x63lient_order_id\x18\x0b \x01(\t\x12\x0b\n\x03tag\x18\x0c \x01(\tB\x06\n\x04_qtyB\x12\n\x10_equity_fractionB\x0e\n\x0c_limit_priceB\r\n\x0b_stop_price\"L\n\x13SubmitOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\"M\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\"\x89\x01\n\x11ListOrdersRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.sandtrade.v1.OrderStatus\x12\x11\n\topen_only\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"R\n\x12ListOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.sandtrade.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14ListPositionsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"B\n\x15ListPositionsResponse\x12)\n\tpositions\x18\x01 \x03(\x0b\x32\x16.sandtrade.v1.Position\"$\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"<\n\x12GetAccountResponse\x12&\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.sandtrade.v1.Account\",\n\x19StreamTradeUpdatesRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"p\n\x1aStreamTradeUpdatesResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\x12%\n\x04\x66ill\x18\x02 \x01(\x0b\x32\x12.sandtrade.v1.FillH\x00\x88\x01\x01\x42\x07\n\x05_fill2\xea\x04\n\x0eTradingService\x12R\n\x0bSubmitOrder\x12 .sandtrade.v1.SubmitOrderRequest\x1a!.sandtrade.v1.SubmitOrderResponse\x12R\n\x0b\x43\x61ncelOrder\x12 .sandtrade.v1.CancelOrderRequest\x1a!.sandtrade.v1.CancelOrderResponse\x12I\n\x08GetOrder\x12\x1d.sandtrade.v1.GetOrderRequest\x1a\x1e.sandtrade.v1.GetOrderResponse\x12O\n\nListOrders\x12\x1f.sandtrade.v1.ListOrdersRequest\x1a .sandtrade.v1.ListOrdersResponse\x12X\n\rListPositions\x12\".sandtrade.v1.ListPositionsRequest\x1a#.sandtrade.v1.ListPositionsResponse\x12O\n\nGetAccount\x12\x1f.sandtrade.v1.GetAccountRequest\x1a .sandtrade.v1.GetAccountResponse\x12i\n\x12StreamTradeUpdates\x12\'.sandtrade.v1.StreamTradeUpdatesRequest\x1a(.sandtrade.v1.StreamTradeUpdatesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asandtrade/v1/trading.proto\x12\x0csandtrade.v1\x1a\x19sandtrade/v1/common.proto\"\x84\x03\n\x12SubmitOrderRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12%\n\x04side\x18\x03 \x01(\x0e\x32\x17.sandtrade.v1.OrderSide\x12\x10\n\x03qty\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0f\x65quity_fraction\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12%\n\x04type\x18\x06 \x01(\x0e\x32\x17.sandtrade.v1.OrderType\x12\x18\n\x0blimit_price\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nstop_price\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12&\n\x03tif\x18\t \x01(\x0e\x32\x19.sandtrade.v1.TimeInForce\x12\x13\n\x0breduce_only\x18\n \x01(\x08\x12\x17\n\x0f\x63lient_order_id\x18\x0b \x01(\t\x12\x0b\n\x03tag\x18\x0c \x01(\tB\x06\n\x04_qtyB\x12\n\x10_equity_fractionB\x0e\n\x0c_limit_priceB\r\n\x0b_stop_price\"L\n\x13SubmitOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"K\n\x18SubmitOrderStreamRequest\x12/\n\x05order\x18\x01 \x01(\x0b\x32 .sandtrade.v1.SubmitOrderRequest\":\n\nOrderError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x90\x01\n\x19SubmitOrderStreamResponse\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32!.sandtrade.v1.SubmitOrderResponse\x12\'\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x18.sandtrade.v1.OrderError\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\"M\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\"\x89\x01\n\x11ListOrdersRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.sandtrade.v1.OrderStatus\x12\x11\n\topen_only\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"R\n\x12ListOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.sandtrade.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14ListPositionsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"B\n\x15ListPositionsResponse\x12)\n\tpositions\x18\x01 \x03(\x0b\x32\x16.sandtrade.v1.Position\"$\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"<\n\x12GetAccountResponse\x12&\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x15.sandtrade.v1.Account\",\n\x19StreamTradeUpdatesRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"p\n\x1aStreamTradeUpdatesResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Order\x12%\n\x04\x66ill\x18\x02 \x01(\x0b\x32\x12.sandtrade.v1.FillH\x00\x88\x01\x01\x42\x07\n\x05_fill2\xd4\x05\n\x0eTradingService\x12R\n\x0bSubmitOrder\x12 .sandtrade.v1.SubmitOrderRequest\x1a!.sandtrade.v1.SubmitOrderResponse\x12h\n\x11SubmitOrderStream\x12&.sandtrade.v1.SubmitOrderStreamRequest\x1a\'.sandtrade.v1.SubmitOrderStreamResponse(\x01\x30\x01\x12R\n\x0b\x43\x61ncelOrder\x12 .sandtrade.v1.CancelOrderRequest\x1a!.sandtrade.v1.CancelOrderResponse\x12I\n\x08GetOrder\x12\x1d.sandtrade.v1.GetOrderRequest\x1a\x1e.sandtrade.v1.GetOrderResponse\x12O\n\nListOrders\x12\x1f.sandtrade.v1.ListOrdersRequest\x1a .sandtrade.v1.ListOrdersResponse\x12X\n\rListPositions\x12\".sandtrade.v1.ListPositionsRequest\x1a#.sandtrade.v1.ListPositionsResponse\x12O\n\nGetAccount\x12\x1f.sandtrade.v1.GetAccountRequest\x1a .sandtrade.v1.GetAccountResponse\x12i\n\x12StreamTradeUpdates\x12\'.sandtrade.v1.StreamTradeUpdatesRequest\x1a(.sandtrade.v1.StreamTradeUpdatesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITORDERREQUEST']._serialized_end=460
   _globals['_SUBMITORDERRESPONSE']._serialized_start=462
   _globals['_SUBMITORDERRESPONSE']._serialized_end=538
-  _globals['_CANCELORDERREQUEST']._serialized_start=540
-  _globals['_CANCELORDERREQUEST']._serialized_end=578
-  _globals['_CANCELORDERRESPONSE']._serialized_start=580
-  _globals['_CANCELORDERRESPONSE']._serialized_end=637
-  _globals['_GETORDERREQUEST']._serialized_start=639
-  _globals['_GETORDERREQUEST']._serialized_end=716
-  _globals['_GETORDERRESPONSE']._serialized_start=718
-  _globals['_GETORDERRESPONSE']._serialized_end=772
-  _globals['_LISTORDERSREQUEST']._serialized_start=775
-  _globals['_LISTORDERSREQUEST']._serialized_end=912
-  _globals['_LISTORDERSRESPONSE']._serialized_start=914
-  _globals['_LISTORDERSRESPONSE']._serialized_end=996
-  _globals['_LISTPOSITIONSREQUEST']._serialized_start=998
-  _globals['_LISTPOSITIONSREQUEST']._serialized_end=1037
-  _globals['_LISTPOSITIONSRESPONSE']._serialized_start=1039
-  _globals['_LISTPOSITIONSRESPONSE']._serialized_end=1105
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1107
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1143
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1145
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1205
-  _globals['_STREAMTRADEUPDATESREQUEST']._serialized_start=1207
-  _globals['_STREAMTRADEUPDATESREQUEST']._serialized_end=1251
-  _globals['_STREAMTRADEUPDATESRESPONSE']._serialized_start=1253
-  _globals['_STREAMTRADEUPDATESRESPONSE']._serialized_end=1365
-  _globals['_TRADINGSERVICE']._serialized_start=1368
-  _globals['_TRADINGSERVICE']._serialized_end=1986
+  _globals['_SUBMITORDERSTREAMREQUEST']._serialized_start=540
+  _globals['_SUBMITORDERSTREAMREQUEST']._serialized_end=615
+  _globals['_ORDERERROR']._serialized_start=617
+  _globals['_ORDERERROR']._serialized_end=675
+  _globals['_SUBMITORDERSTREAMRESPONSE']._serialized_start=678
+  _globals['_SUBMITORDERSTREAMRESPONSE']._serialized_end=822
+  _globals['_CANCELORDERREQUEST']._serialized_start=824
+  _globals['_CANCELORDERREQUEST']._serialized_end=862
+  _globals['_CANCELORDERRESPONSE']._serialized_start=864
+  _globals['_CANCELORDERRESPONSE']._serialized_end=921
+  _globals['_GETORDERREQUEST']._serialized_start=923
+  _globals['_GETORDERREQUEST']._serialized_end=1000
+  _globals['_GETORDERRESPONSE']._serialized_start=1002
+  _globals['_GETORDERRESPONSE']._serialized_end=1056
+  _globals['_LISTORDERSREQUEST']._serialized_start=1059
+  _globals['_LISTORDERSREQUEST']._serialized_end=1196
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1198
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1280
+  _globals['_LISTPOSITIONSREQUEST']._serialized_start=1282
+  _globals['_LISTPOSITIONSREQUEST']._serialized_end=1321
+  _globals['_LISTPOSITIONSRESPONSE']._serialized_start=1323
+  _globals['_LISTPOSITIONSRESPONSE']._serialized_end=1389
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1391
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1427
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1429
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1489
+  _globals['_STREAMTRADEUPDATESREQUEST']._serialized_start=1491
+  _globals['_STREAMTRADEUPDATESREQUEST']._serialized_end=1535
+  _globals['_STREAMTRADEUPDATESRESPONSE']._serialized_start=1537
+  _globals['_STREAMTRADEUPDATESRESPONSE']._serialized_end=1649
+  _globals['_TRADINGSERVICE']._serialized_start=1652
+  _globals['_TRADINGSERVICE']._serialized_end=2376
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,32 @@ class SubmitOrderResponse(_message.Message):
     duplicate: bool
     def __init__(self, order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
+class SubmitOrderStreamRequest(_message.Message):
+    __slots__ = ("order",)
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    order: SubmitOrderRequest
+    def __init__(self, order: _Optional[_Union[SubmitOrderRequest, _Mapping]] = ...) -> None: ...
+
+class OrderError(_message.Message):
+    __slots__ = ("code", "message", "field")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
+class SubmitOrderStreamResponse(_message.Message):
+    __slots__ = ("client_order_id", "result", "error")
+    CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    client_order_id: str
+    result: SubmitOrderResponse
+    error: OrderError
+    def __init__(self, client_order_id: _Optional[str] = ..., result: _Optional[_Union[SubmitOrderResponse, _Mapping]] = ..., error: _Optional[_Union[OrderError, _Mapping]] = ...) -> None: ...
+
 class CancelOrderRequest(_message.Message):
     __slots__ = ("order_id",)
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class TradingServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrderStream = channel.stream_stream(
+                '/sandtrade.v1.TradingService/SubmitOrderStream',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamResponse.FromString,
+                _registered_method=True)
         self.CancelOrder = channel.unary_unary(
                 '/sandtrade.v1.TradingService/CancelOrder',
                 request_serializer=sandtrade_dot_v1_dot_trading__pb2.CancelOrderRequest.SerializeToString,
@@ -81,6 +86,16 @@ class TradingServiceServicer:
     def SubmitOrder(self, request, context):
         """Check an order and accept it (or record it as rejected, with the reason). The order is
         durably stored before the answer. A repeated client_order_id returns the first order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitOrderStream(self, request_iterator, context):
+        """Submit many orders over one stream, for programs that send orders faster than one round
+        trip each. Answers come in request order, one per request: the order, or the error of
+        that request alone (the stream goes on). Each order is durable before its answer; orders
+        waiting together are committed together.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,6 +150,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.SubmitOrder,
                     request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderResponse.SerializeToString,
+            ),
+            'SubmitOrderStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitOrderStream,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamResponse.SerializeToString,
             ),
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
@@ -196,6 +216,33 @@ class TradingService:
             '/sandtrade.v1.TradingService/SubmitOrder',
             sandtrade_dot_v1_dot_trading__pb2.SubmitOrderRequest.SerializeToString,
             sandtrade_dot_v1_dot_trading__pb2.SubmitOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrderStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sandtrade.v1.TradingService/SubmitOrderStream',
+            sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.SubmitOrderStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
