@@ -14,9 +14,7 @@ is stored) and the broker is rebuilt from the store, which holds exactly what wa
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -27,6 +25,7 @@ from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import Fill, Order
 from sandtrade.store.base import BrokerChange, Store
+from sandtrade.streams import EventStream
 
 __all__ = ["LiveBroker", "Subscription", "TradeUpdate"]
 
@@ -46,40 +45,12 @@ class TradeUpdate:
     fill: Fill | None = None
 
 
-class Subscription:
+class Subscription(EventStream[TradeUpdate]):
     """Trade updates of one account (or of every account), in commit order."""
 
     def __init__(self, owner: LiveBroker, account: str | None) -> None:
-        self._owner = owner
+        super().__init__(SUBSCRIBER_BACKLOG, owner._unsubscribe)
         self.account = account
-        self._queue: queue.Queue[TradeUpdate | None] = queue.Queue(SUBSCRIBER_BACKLOG)
-        self.overflowed = False
-        self.closed = False
-
-    def _offer(self, update: TradeUpdate) -> None:
-        if self.closed:
-            return
-        try:
-            self._queue.put_nowait(update)
-        except queue.Full:
-            self.overflowed = True
-            self.close()
-
-    def get(self, timeout: float | None = None) -> TradeUpdate | None:
-        """The next update; None when ``timeout`` passed or the subscription ended."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        """Stop receiving; a waiting :meth:`get` returns None."""
-        if self.closed:
-            return
-        self.closed = True
-        self._owner._unsubscribe(self)
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
 
 
 class LiveBroker:
@@ -220,7 +191,7 @@ class LiveBroker:
             self._subs.append(sub)
         return sub
 
-    def _unsubscribe(self, sub: Subscription) -> None:
+    def _unsubscribe(self, sub: EventStream[TradeUpdate]) -> None:
         with self._subs_lock:
             if sub in self._subs:
                 self._subs.remove(sub)
@@ -236,4 +207,4 @@ class LiveBroker:
                 update = TradeUpdate(order, fill_by_order.get(order.id))
                 for sub in subs:
                     if sub.account is None or sub.account == order.account:
-                        sub._offer(update)
+                        sub.offer(update)

@@ -9,9 +9,7 @@ to its listeners (the broker first, then strategies and streams) in publication 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -20,6 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sandtrade.models import Bar, Instrument, Quote
+from sandtrade.streams import EventStream
 
 __all__ = ["BarSubscription", "MarketFeed", "MarketHub", "MarketSource"]
 
@@ -43,39 +42,16 @@ class MarketSource(Protocol):
         ...
 
 
-class BarSubscription:
-    """Live bars of some symbols, in publication order."""
+class BarSubscription(EventStream[Bar]):
+    """Live bars of some symbols (every symbol when empty), in publication order."""
 
     def __init__(self, hub: MarketHub, symbols: frozenset[str]) -> None:
-        self._hub = hub
+        super().__init__(STREAM_BACKLOG, hub._unsubscribe)
         self.symbols = symbols
-        self._queue: queue.Queue[Bar | None] = queue.Queue(STREAM_BACKLOG)
-        self.overflowed = False
-        self.closed = False
 
-    def _offer(self, bar: Bar) -> None:
-        if self.closed or (self.symbols and bar.symbol not in self.symbols):
-            return
-        try:
-            self._queue.put_nowait(bar)
-        except queue.Full:
-            self.overflowed = True
-            self.close()
-
-    def get(self, timeout: float | None = None) -> Bar | None:
-        """The next bar; None when ``timeout`` passed or the subscription ended."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._hub._unsubscribe(self)
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+    def offer(self, bar: Bar) -> None:
+        if not self.symbols or bar.symbol in self.symbols:
+            super().offer(bar)
 
 
 class MarketHub:
@@ -109,7 +85,7 @@ class MarketHub:
         for fn in self._listeners:
             fn(bar)
         for sub in subs:
-            sub._offer(bar)
+            sub.offer(bar)
 
     def preload(self, bars: Iterable[Bar]) -> None:
         """Record history without calling listeners (bars from before the host started)."""
@@ -152,7 +128,7 @@ class MarketHub:
             self._subs.append(sub)
         return sub
 
-    def _unsubscribe(self, sub: BarSubscription) -> None:
+    def _unsubscribe(self, sub: EventStream[Bar]) -> None:
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
