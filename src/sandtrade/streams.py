@@ -38,7 +38,7 @@ class EventStream(Generic[T]):
             self.close()
 
     def get(self, timeout: float | None = None) -> T | None:
-        """The next event; None when ``timeout`` passed or the feed ended."""
+        """The next event; None when ``timeout`` passed or the stream ended."""
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
