@@ -1,10 +1,11 @@
 """The one gRPC server factory: servicers, health checking, reflection, limits, sockets.
 
-The server is grpc's synchronous server on a thread pool. Measured here on the 2-core box (an
-empty unary call, the same handler on both; numbers in the issue note): the synchronous server
-answered 3,200 calls/s to one client and 6,400/s to four, the asyncio server 2,600/s and
-4,700/s. Our handlers hand work to the broker thread and wait, which a thread pool does
-naturally; asyncio would add an event-loop hop to each call and win nothing.
+The server is grpc's synchronous server on a thread pool. ``bench/grpc_server_kind.py`` puts
+the same trivial handler behind both kinds on this 2-core box: over three runs the sync server
+answered 2,500-3,400 calls/s to one client and 4,300-6,800/s to four, the asyncio server
+2,900-3,200/s and 4,700-5,100/s: no clear winner on the transport. Our handlers block (the
+broker lock, the fsync of a durable order), which a thread pool does naturally; asyncio would
+have to push each to an executor, one more thread hop per call, so: sync.
 """
 
 from __future__ import annotations
