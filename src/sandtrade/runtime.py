@@ -83,7 +83,7 @@ class HostRuntime:
             self.restored_fills = broker.restore()
             return broker
 
-        self.live = LiveBroker(make_broker, store).start()
+        self.live = LiveBroker(make_broker, store)
         if store.get_account(s.account) is None:
             store.create_account(Account(id=s.account, cash=s.cash, initial_cash=s.cash))
         self.auth = TokenAuthority(store)

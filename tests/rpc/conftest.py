@@ -1,6 +1,6 @@
 """Fixtures of the gRPC room: a live host on port 0 whose market moves only when a test says so.
 
-The host is a real :class:`HostRuntime` in ``tmp_path``: the sqlite store, the broker thread,
+The host is a real :class:`HostRuntime` in ``tmp_path``: the sqlite store, the live broker,
 the market hub and the gRPC server on ``127.0.0.1:0``. Its market source is :class:`StepSource`,
 registered through the plugin API (``sandtrade_market_sources``) exactly as a third-party
 source is, and selected with ``market.source = "steps"``. It yields only the bars a test
@@ -144,9 +144,9 @@ class Market:
         return bar
 
     def flush_broker(self) -> None:
-        """Wait until the broker thread has run (and committed) everything queued so far."""
+        """Wait until everything applied to the broker so far is committed."""
         assert self.host.live is not None
-        self.host.live.call(lambda broker: None, timeout=WAIT)
+        self.host.live.call(lambda broker: None)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -75,11 +74,6 @@ class LiveBroker:
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
         self._closed = False
-        self.batches = 0
-        self.requests = 0
-
-    def start(self) -> LiveBroker:
-        return self
 
     def close(self) -> None:
         """Refuse new requests; end every subscription."""
@@ -91,14 +85,14 @@ class LiveBroker:
             sub.close()
 
     def __enter__(self) -> LiveBroker:
-        return self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ requests
 
-    def call(self, fn: Callable[[PaperBroker], T], timeout: float | None = None) -> T:
+    def call(self, fn: Callable[[PaperBroker], T]) -> T:
         """Apply ``fn(broker)``; return its result (or raise its exception) once every change
         it made or saw is durable. Raises :class:`StoreError` when the commit failed."""
         seq, result, error = self.apply(fn)
@@ -131,15 +125,6 @@ class LiveBroker:
             self._applied += 1
             return self._applied, result, error
 
-    def call_async(self, fn: Callable[[PaperBroker], T]) -> Future[T]:
-        """:meth:`call`, with the outcome in a (completed) future."""
-        fut: Future[T] = Future()
-        try:
-            fut.set_result(self.call(fn))
-        except Exception as e:
-            fut.set_exception(e)
-        return fut
-
     def note_state(self, key: str, value: Any) -> None:
         """Commit ``key = value`` (host state, JSON) with the changes of the request being
         applied. Call it from inside a request function."""
@@ -167,8 +152,6 @@ class LiveBroker:
                         self._broker = self._make_broker()
                     self._durable = upto
                 else:
-                    self.batches += 1
-                    self.requests += upto - self._durable
                     self._durable = upto
                     self._publish(changes)
         err = self.lost(seq)

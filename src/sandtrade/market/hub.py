@@ -9,6 +9,7 @@ to its listeners (the broker first, then strategies and streams) in publication 
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import threading
 import time
@@ -40,6 +41,10 @@ class MarketSource(Protocol):
     def bars(self) -> Iterator[Bar]:
         """Bars of every instrument, merged in time order (it may never end)."""
         ...
+
+
+def _time(bar: Bar) -> datetime:
+    return bar.time
 
 
 class BarSubscription(EventStream[Bar]):
@@ -104,14 +109,17 @@ class MarketHub:
         """Bars of ``symbol`` with ``start <= time < end``, oldest first; with ``limit`` only
         the first ``limit`` of them, or the last ``limit`` when ``start`` is None."""
         with self._lock:
-            series = list(self._bars.get(symbol, ()))
-        times = [b.time for b in series]
-        lo = 0 if start is None else bisect.bisect_left(times, start)
-        hi = len(series) if end is None else bisect.bisect_left(times, end)
-        out = series[lo:hi]
-        if limit:
-            out = out[-limit:] if start is None else out[:limit]
-        return out
+            # Bisect the deque in place: copying 200k bars to answer for the last 50 would
+            # make every GetBars cost the whole history.
+            series = self._bars.get(symbol, deque())
+            lo = 0 if start is None else bisect.bisect_left(series, start, key=_time)
+            hi = len(series) if end is None else bisect.bisect_left(series, end, key=_time)
+            if limit and start is None:
+                lo = max(lo, hi - limit)
+            elif limit:
+                hi = min(hi, lo + limit)
+            return list(itertools.islice(series, lo, hi))
+
 
     def latest_quote(self, symbol: str) -> Quote | None:
         """The last close as a zero-spread quote (the built-in sources publish bars only)."""

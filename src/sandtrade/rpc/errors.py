@@ -22,13 +22,15 @@ from grpc_status import rpc_status
 
 from sandtrade.errors import OrderRejected, SandtradeError, StoreError
 from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
+from sandtrade.streams import EventStream
 
-__all__ = ["Conflict", "InvalidField", "NotFound", "streaming", "unary"]
+__all__ = ["Conflict", "InvalidField", "NotFound", "relay", "streaming", "unary"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+E = TypeVar("E")
 
 
 class InvalidField(SandtradeError):
@@ -90,6 +92,25 @@ def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
         _abort(context, grpc.StatusCode.UNAVAILABLE, str(e))
     log.exception("%s failed", method)
     _abort(context, grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(e).__name__}")
+
+
+def relay(context: grpc.ServicerContext, stream: EventStream[E],
+          to_message: Callable[[E], Resp]) -> Iterator[Resp]:
+    """Send a stream's events to a streaming call until the client goes or the stream ends;
+    a client too far behind gets RESOURCE_EXHAUSTED. The stream is closed either way."""
+    context.add_callback(stream.close)
+    try:
+        while context.is_active():
+            event = stream.get(timeout=0.5)
+            if event is not None:
+                yield to_message(event)
+            elif stream.overflowed:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              "the stream fell too far behind; reconnect and catch up")
+            elif stream.closed:
+                return
+    finally:
+        stream.close()
 
 
 def unary(fn: Callable[[S, Req, grpc.ServicerContext, Principal], Resp]

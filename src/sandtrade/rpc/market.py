@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import grpc
 
 from sandtrade.market.hub import MarketHub
+from sandtrade.models import Bar
 from sandtrade.rpc import convert
 from sandtrade.rpc.auth import Principal, TokenAuthority
-from sandtrade.rpc.errors import InvalidField, NotFound, streaming, unary
+from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import market_pb2_grpc
 
@@ -57,23 +58,13 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
     def StreamBars(self, request: mpb.StreamBarsRequest, context: grpc.ServicerContext,
                    principal: Principal) -> Iterator[mpb.StreamBarsResponse]:
         principal.require_scope("read")
-        sub = self.hub.subscribe(request.symbols)
-        context.add_callback(sub.close)
-        try:
-            while context.is_active():
-                bar = sub.get(timeout=0.5)
-                if bar is None:
-                    if sub.overflowed:
-                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                      "the stream fell too far behind; reconnect")
-                    if sub.closed:
-                        return
-                    continue
-                resp = mpb.StreamBarsResponse()
-                convert.bar_to_pb(bar, resp.bar)
-                yield resp
-        finally:
-            sub.close()
+
+        def message(bar: Bar) -> mpb.StreamBarsResponse:
+            resp = mpb.StreamBarsResponse()
+            convert.bar_to_pb(bar, resp.bar)
+            return resp
+
+        yield from relay(context, self.hub.subscribe(request.symbols), message)
 
     @unary
     def GetLatestQuote(self, request: mpb.GetLatestQuoteRequest, context: grpc.ServicerContext,

@@ -11,13 +11,13 @@ from typing import Any
 
 import grpc
 
-from sandtrade.broker.live import LiveBroker
+from sandtrade.broker.live import LiveBroker, TradeUpdate
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import Order, OrderType, TimeInForce
 from sandtrade.rpc import convert
 from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
-from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, streaming, unary
+from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
 from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
 from sandtrade.v1 import trading_pb2_grpc
@@ -252,26 +252,15 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         account = self._account(principal, "read", request.account)
         if self.store.get_account(account) is None:
             raise NotFound(f"account {account!r} does not exist")
-        sub = self.live.subscribe(account)
-        context.add_callback(sub.close)
-        try:
-            while context.is_active():
-                update = sub.get(timeout=0.5)
-                if update is None:
-                    if sub.overflowed:
-                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                      "the stream fell too far behind; reconnect and list "
-                                      "orders to catch up")
-                    if sub.closed:
-                        return
-                    continue
-                resp = tpb.StreamTradeUpdatesResponse()
-                convert.order_to_pb(update.order, resp.order)
-                if update.fill is not None:
-                    convert.fill_to_pb(update.fill, resp.fill)
-                yield resp
-        finally:
-            sub.close()
+
+        def message(update: TradeUpdate) -> tpb.StreamTradeUpdatesResponse:
+            resp = tpb.StreamTradeUpdatesResponse()
+            convert.order_to_pb(update.order, resp.order)
+            if update.fill is not None:
+                convert.fill_to_pb(update.fill, resp.fill)
+            return resp
+
+        yield from relay(context, self.live.subscribe(account), message)
 
 
 def _order_error(out: tpb.OrderError, e: Exception) -> None:

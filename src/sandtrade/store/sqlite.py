@@ -232,19 +232,7 @@ class SQLiteStore:
         error, as is any reference to an account or order that does not exist; either way
         nothing of the change is written.
         """
-        if not change:
-            return
-        op = (f"commit({len(change.orders)} orders, {len(change.fills)} fills, "
-              f"{len(change.positions)} positions, {len(change.accounts)} accounts)")
-        with self._writing(op) as conn:
-            for account in change.accounts:
-                self._upsert_account(conn, account, op)
-            for order in change.orders:
-                self._upsert_order(conn, order, op)
-            for fill in change.fills:
-                self._insert_fill(conn, fill, op)
-            for position in change.positions:
-                self._upsert_position(conn, position, op)
+        self.commit_many([change])
 
     def commit_many(self, changes: Sequence[BrokerChange],
                     state: dict[str, Any] | None = None) -> None:
