@@ -7,7 +7,10 @@ would be right. The CLI prints the message alone, without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "OrderRejected", "SandtradeError", "StoreError", "StrategyError"]
+from typing import NamedTuple
+
+__all__ = ["CheckFailed", "DataError", "Diagnostic", "OrderRejected", "SandtradeError",
+           "StoreError", "StrategyError"]
 
 
 class SandtradeError(Exception):
@@ -20,6 +23,26 @@ class DataError(SandtradeError):
 
 class StrategyError(SandtradeError):
     """A strategy file that cannot be loaded or that failed while running: names file:line."""
+
+
+class Diagnostic(NamedTuple):
+    """One problem a strategy check found: file, 1-based line (0: the whole file), message."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line else \
+            f"{self.file}: {self.message}"
+
+
+class CheckFailed(StrategyError):
+    """A strategy fails the sandbox check; ``diagnostics`` lists every problem found."""
+
+    def __init__(self, what: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(f"{what} fails the check:\n" + "\n".join(map(str, diagnostics)))
+        self.diagnostics = diagnostics
 
 
 class OrderRejected(SandtradeError):

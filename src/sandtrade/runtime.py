@@ -19,11 +19,13 @@ from sandtrade.broker.paper import PaperBroker, unique_ids
 from sandtrade.config import Settings
 from sandtrade.errors import SandtradeError
 from sandtrade.host import PluginHost
+from sandtrade.manager import StrategyManager
 from sandtrade.market.hub import MarketFeed, MarketHub, MarketSource
-from sandtrade.models import Account, Bar
+from sandtrade.models import Account, Bar, Fill
 from sandtrade.rpc.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
+from sandtrade.rpc.strategies import StrategyServicer
 from sandtrade.rpc.trading import TradingServicer
 from sandtrade.store import open_store
 from sandtrade.store.base import Store
@@ -56,6 +58,7 @@ class HostRuntime:
         self.auth: TokenAuthority | None = None
         self.rpc: RpcServer | None = None
         self.source: MarketSource | None = None
+        self.strategies: StrategyManager | None = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         self._position = 0
@@ -97,10 +100,18 @@ class HostRuntime:
         self.feed = MarketFeed(source, self.hub, bars_per_second=s.market.bars_per_second,
                                skip=skip)
 
+        symbols = sorted({i.symbol for i in instruments})
+        self.strategies = StrategyManager(
+            store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
+            symbols=lambda: symbols, worker_target=self._worker_target)
         self.rpc = create_server(
             trading=TradingServicer(self.live, store, self.auth),
             market=MarketDataServicer(self.hub, self.auth),
+            strategies=StrategyServicer(self.strategies, self.auth),
             address=s.grpc, unix_path=self._unix_path())
+        resumed = self.strategies.resume()
+        if resumed:
+            log.info("strategies resumed: %s", ", ".join(resumed))
         self.feed.start()
         log.info("host up: gRPC %s, worker socket %s, %d fills restored, feed resumes after "
                  "bar %d", self.rpc.address, self.rpc.unix_path, self.restored_fills, skip)
@@ -113,6 +124,8 @@ class HostRuntime:
         self._stopped.set()
         if self.feed is not None:
             self.feed.stop()
+        if self.strategies is not None:
+            self.strategies.shutdown()
         if self.rpc is not None:
             self.rpc.stop()
         if self.live is not None:
@@ -149,14 +162,22 @@ class HostRuntime:
         position = self.feed.position
         key = self._cursor_key()
 
-        def op(b: PaperBroker) -> None:
-            b.on_bar(bar)
+        def op(b: PaperBroker) -> list[Fill]:
+            fills = b.on_bar(bar)
             live.note_state(key, position)
+            return fills
 
         try:
-            live.call(op)
+            fills = live.call(op)
         except Exception as e:
             log.error("bar %s %s not worked: %s", bar.symbol, bar.time, e)
+            return
+        if self.strategies is not None:
+            self.strategies.on_bar(bar, fills)
+
+    def _worker_target(self) -> str:
+        assert self.rpc is not None and self.rpc.unix_path is not None
+        return self.rpc.unix_path
 
     def _unix_path(self) -> str:
         path = self.data_dir.resolve() / "worker.sock"

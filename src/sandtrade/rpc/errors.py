@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sandtrade.errors import OrderRejected, SandtradeError, StoreError
+from sandtrade.errors import CheckFailed, OrderRejected, SandtradeError, StoreError
 from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
 from sandtrade.streams import EventStream
 
@@ -82,6 +82,16 @@ def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
         _abort(context, code, str(e))
     if isinstance(e, InvalidField):
         _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field)
+    if isinstance(e, CheckFailed):
+        failure = error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type="CHECK", subject=f"{d.file}:{d.line}", description=d.message)
+            for d in e.diagnostics])
+        detail = any_pb2.Any()
+        detail.Pack(failure)
+        status = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(e)[:8000],
+                                   details=[detail])
+        context.abort_with_status(rpc_status.to_status(status))
     if isinstance(e, OrderRejected):
         _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field or "order")
     if isinstance(e, NotFound):

@@ -20,7 +20,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sandtrade.v1 import market_pb2, market_pb2_grpc, trading_pb2, trading_pb2_grpc
+from sandtrade.v1 import (
+    market_pb2,
+    market_pb2_grpc,
+    strategies_pb2,
+    strategies_pb2_grpc,
+    trading_pb2,
+    trading_pb2_grpc,
+)
 
 __all__ = ["MAX_MESSAGE_BYTES", "RpcServer", "create_server"]
 
@@ -50,6 +57,7 @@ class RpcServer:
 
 def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
                   market: market_pb2_grpc.MarketDataServiceServicer,
+                  strategies: strategies_pb2_grpc.StrategyServiceServicer | None = None,
                   address: str = "127.0.0.1:50051", unix_path: str | Path | None = None,
                   max_workers: int = 32) -> RpcServer:
     """Build, bind and start the server.
@@ -67,12 +75,15 @@ def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
                          options=options, maximum_concurrent_rpcs=4 * max_workers)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(trading, server)
     market_pb2_grpc.add_MarketDataServiceServicer_to_server(market, server)
+    if strategies is not None:
+        strategies_pb2_grpc.add_StrategyServiceServicer_to_server(strategies, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
         trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name,
         market_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        strategies_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)

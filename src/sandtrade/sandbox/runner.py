@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
 from sandtrade.sandbox.wire import encode_bars
 
-__all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox"]
+__all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox", "check_source_in_sandbox"]
 
 #: Bars per message to the worker: large enough that the pipe costs little per bar, small
 #: enough (50 bytes a bar) that the next chunk fits in the 1 MiB pipe while the worker works.
@@ -54,7 +54,12 @@ def _finish(worker: Worker, header: dict[str, Any]) -> SandtradeError:
 
 def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
     """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
-    source = _read_source(path)
+    return check_source_in_sandbox(_read_source(path), path, limits)
+
+
+def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None
+                            ) -> tuple[list[str], dict]:
+    """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`."""
     worker = Supervisor(limits).start({"task": "check", "path": path, "source": source},
                                       name=path)
     try:
@@ -80,22 +85,29 @@ class SandboxRunner:
         """Run ``request`` in a worker; raises ``StrategyError``, ``DataError`` or
         ``SandboxKilled`` (with the reason) when it does not finish."""
         source = _read_source(request.strategy)
-        streams: list[Iterator[Bar]] = []
-        symbols: list[str] = []
+        streams: dict[str, Iterator[Bar]] = {}
         for spec in request.data:
             symbol = spec.symbol or Path(spec.path).stem.upper()
-            if symbol in symbols:
+            if symbol in streams:
                 raise StrategyError(f"{spec.path}: symbol {symbol} is given twice; name one of "
                                     "the files SYMBOL=path.csv")
-            symbols.append(symbol)
-            streams.append(iter_csv(spec.path, symbol=spec.symbol))
+            streams[symbol] = iter_csv(spec.path, symbol=spec.symbol)
+        return self.run_source(source, request, streams, progress)
+
+    def run_source(self, source: str, request: BacktestRequest,
+                   data: Mapping[str, Iterable[Bar]],
+                   progress: Callable[[int], None] | None = None) -> BacktestResult:
+        """Run the strategy ``source`` (named ``request.strategy``) on ``data``, a stream of
+        bars per symbol, with ``request``'s settings (its ``data`` is not read)."""
+        symbols = list(data)
+        streams = list(data.values())
         task = {"task": "backtest", "path": request.strategy, "source": source,
                 "request": request.model_dump(mode="json"), "symbols": symbols}
         worker = self.supervisor.start(task, name=request.strategy)
         self.last_worker = worker
         feed_error: list[BaseException] = []
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams,
-                                                                    key=lambda b: b.time)
+        merged = iter(streams[0]) if len(streams) == 1 else heapq.merge(
+            *streams, key=lambda b: b.time)
         index = {s: k for k, s in enumerate(symbols)}
 
         def feed() -> None:

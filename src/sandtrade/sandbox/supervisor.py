@@ -77,6 +77,10 @@ class Worker:
     #: helpers (``ctypes.util.find_library`` shells out), after it no process may have children.
     confined: bool = False
     peak_rss: int = 0
+    rss: int = 0
+    cpu_seconds: float = 0.0
+    #: False for a live run, which has no end: its CPU, memory and per-event limits still hold.
+    wall_limit: bool = True
     layers: dict[str, str] = field(default_factory=dict)
     heartbeat: mmap.mmap | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -177,9 +181,10 @@ class Supervisor:
     def __init__(self, limits: WorkerLimits | None = None) -> None:
         self.limits = limits or WorkerLimits()
 
-    def start(self, task: dict[str, Any], *, name: str) -> Worker:
+    def start(self, task: dict[str, Any], *, name: str, wall_limit: bool = True) -> Worker:
         """Start a worker for ``task`` (sent as its first frame) and wait for it to confine
-        itself; returns the worker, whose ``layers`` say which OS layers are on."""
+        itself; returns the worker, whose ``layers`` say which OS layers are on. A live run
+        passes ``wall_limit=False``: it runs until it is stopped."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
         # watcher kills a worker whose counter stands still past the per-event budget.
         # Sealed at its size: a worker (a payload past the language layer) that shrank the
@@ -202,7 +207,7 @@ class Supervisor:
         with contextlib.suppress(OSError):  # a bigger pipe: the next chunk of bars waits in it
             fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
-                        heartbeat=heartbeat)
+                        heartbeat=heartbeat, wall_limit=wall_limit)
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
@@ -265,6 +270,8 @@ class Supervisor:
             except psutil.Error:
                 return
             worker.peak_rss = max(worker.peak_rss, rss)
+            worker.rss = rss
+            worker.cpu_seconds = cpu.user + cpu.system
             beats = worker.beats()
             if beats != last_beats or worker.last_frame > last_change:
                 last_beats, last_change = beats, now
@@ -273,7 +280,7 @@ class Supervisor:
                             f"limit of {lim.memory_mb} MiB")
             elif cpu.user + cpu.system > lim.cpu_seconds + 1:
                 worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
-            elif now - worker.started > lim.wall_seconds:
+            elif worker.wall_limit and now - worker.started > lim.wall_seconds:
                 worker.kill("timeout", f"ran longer than its {lim.wall_seconds:.0f} s")
             elif worker.expect_progress and now - last_change > lim.event_seconds:
                 worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget")

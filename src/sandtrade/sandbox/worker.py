@@ -52,6 +52,7 @@ from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.models import Bar
 from sandtrade.sandbox import policy
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.remote import run_live
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 from sandtrade.strategy import context as _context
 from sandtrade.strategy import ta as _ta
@@ -290,6 +291,11 @@ def _warm_up() -> None:
     BacktestResult.model_validate_json(result.model_dump_json())
     BacktestRequest.model_validate({"strategy": "x", "data": [{"path": "x"}]})
     datetime.strptime("2000-01-01", "%Y-%m-%d")
+    datetime.fromisoformat("2000-01-01T00:00:00")
+    from sandtrade.models import Order
+
+    order = Order(id="w", account="w", symbol="W", side="buy", qty=1.0, created_at=t0)
+    Order.model_validate(order.model_dump(mode="json"))  # a live run's replies are orders
 
 
 def _heartbeat(fd: object) -> Any:
@@ -316,7 +322,7 @@ def _fast_types() -> None:
     """The strategy API's own types: every public attribute is safe, skip the slow checks."""
     policy.FAST_ATTRIBUTE_TYPES.update({
         _context.Context, _context.TA, _context.PositionView, _context.AccountView,
-        _context.OrderView, _context.FillView, _ta.Series, _ta.Bands, Bar})
+        _context.OrderView, _context.FillView, _context.SignalView, _ta.Series, _ta.Bands, Bar})
 
 
 def _user_error(e: BaseException, path: str) -> str:
@@ -336,6 +342,10 @@ def _run(task: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes]) -> None:
     if kind == "check":
         write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
                              "params": strategy.params})
+        return
+    if kind == "live":
+        run_live(task, strategy, log, stdin, stdout, _HEARTBEAT[0],
+                 lambda e: _user_error(e, path))
         return
     request = BacktestRequest.model_validate(task["request"])
     params = resolve_params(strategy.params, request.params, where=path)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
 
-__all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store"]
+__all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store", "StrategyRecord"]
 
 
 @dataclass(slots=True)
@@ -61,6 +61,24 @@ class ApiToken:
     created_at: datetime
     revoked_at: datetime | None = None
     label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyRecord:
+    """An uploaded strategy: its source, where it trades, and whether it should be running.
+
+    ``desired`` is "running" or "stopped": what the operator asked for last, so that a host
+    starting again resumes exactly the strategies that were running.
+    """
+
+    name: str
+    account: str
+    source: str
+    source_sha256: str
+    params: dict[str, Any]
+    symbols: tuple[str, ...]
+    desired: str
+    uploaded_at: datetime
 
 
 @runtime_checkable
@@ -122,6 +140,22 @@ class Store(Protocol):
 
     def revoke_token(self, token_id: str, when: datetime) -> bool:
         """Revoke a token; False when unknown or already revoked."""
+        ...
+
+    def save_strategy(self, strategy: StrategyRecord) -> None:
+        """Insert or replace the strategy with this name."""
+        ...
+
+    def get_strategy(self, name: str) -> StrategyRecord | None:
+        """The strategy with this name, or None."""
+        ...
+
+    def list_strategies(self) -> list[StrategyRecord]:
+        """Every strategy, by name."""
+        ...
+
+    def set_strategy_desired(self, name: str, desired: str) -> bool:
+        """Record whether a strategy should run; False when there is no such strategy."""
         ...
 
     def get_order(self, order_id: str) -> Order | None:

@@ -143,12 +143,31 @@ _V3_TOKENS_AND_CLIENT_IDS = (
 )
 
 
+_V4_STRATEGIES = (
+    """
+    CREATE TABLE strategies (
+        seq           INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        account       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        params        TEXT NOT NULL,
+        symbols       TEXT NOT NULL,
+        desired       TEXT NOT NULL,
+        uploaded_at   TEXT NOT NULL
+    )
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
               _v2_add_orders_is_open),
     Migration(3, "API tokens (hashed); orders by client order id; host state (feed cursors)",
               _V3_TOKENS_AND_CLIENT_IDS),
+    Migration(4, "uploaded strategies and whether each should be running",
+              _V4_STRATEGIES),
 )
 
 

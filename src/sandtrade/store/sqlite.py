@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
-from sandtrade.store.base import ApiToken, BrokerChange, RunRecord
+from sandtrade.store.base import ApiToken, BrokerChange, RunRecord, StrategyRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]
@@ -454,6 +454,45 @@ class SQLiteStore:
                                "revoked_at IS NULL", (_iso(when), token_id))
             return cur.rowcount == 1
 
+    # strategies
+
+    def save_strategy(self, strategy: StrategyRecord) -> None:
+        """Insert or replace the strategy with this name (its source, account, symbols)."""
+        op = f"save_strategy({strategy.name!r})"
+        row = (strategy.name, strategy.account, strategy.source, strategy.source_sha256,
+               self._json(strategy.params, "params", op),
+               self._json(list(strategy.symbols), "symbols", op), strategy.desired,
+               _iso(strategy.uploaded_at))
+        with self._writing(op) as conn:
+            conn.execute(
+                "INSERT INTO strategies (name, account, source, source_sha256, params, symbols,"
+                " desired, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
+                "UPDATE SET account = excluded.account, source = excluded.source, "
+                "source_sha256 = excluded.source_sha256, params = excluded.params, "
+                "symbols = excluded.symbols, desired = excluded.desired, "
+                "uploaded_at = excluded.uploaded_at", row)
+
+    def get_strategy(self, name: str) -> StrategyRecord | None:
+        """The strategy with this name, or None."""
+        with self._reading(f"get_strategy({name!r})") as conn:
+            row = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies WHERE name = ?",
+                               (name,)).fetchone()
+        return None if row is None else _strategy_from_row(row)
+
+    def list_strategies(self) -> list[StrategyRecord]:
+        """Every strategy, by name."""
+        with self._reading("list_strategies") as conn:
+            rows = conn.execute(
+                f"SELECT {_STRATEGY_COLUMNS} FROM strategies ORDER BY name").fetchall()
+        return [_strategy_from_row(r) for r in rows]
+
+    def set_strategy_desired(self, name: str, desired: str) -> bool:
+        """Record whether a strategy should run; False when there is no such strategy."""
+        with self._writing(f"set_strategy_desired({name!r}, {desired!r})") as conn:
+            cur = conn.execute("UPDATE strategies SET desired = ? WHERE name = ?",
+                               (desired, name))
+            return cur.rowcount == 1
+
     # runs
 
     def save_run(self, run: RunRecord) -> None:
@@ -506,6 +545,17 @@ class SQLiteStore:
                 (limit,),
             ).fetchall()
         return [_run_from_row(row) for row in rows]
+
+
+_STRATEGY_COLUMNS = ("name, account, source, source_sha256, params, symbols, desired, "
+                     "uploaded_at")
+
+
+def _strategy_from_row(row: tuple[Any, ...]) -> StrategyRecord:
+    name, account, source, sha, params, symbols, desired, uploaded = row
+    return StrategyRecord(name=name, account=account, source=source, source_sha256=sha,
+                          params=json.loads(params), symbols=tuple(json.loads(symbols)),
+                          desired=desired, uploaded_at=datetime.fromisoformat(uploaded))
 
 
 _RUN_COLUMNS = "id, kind, strategy, status, started_at, finished_at, params, stats, trades, error"

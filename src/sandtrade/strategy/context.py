@@ -24,7 +24,8 @@ from typing import Any, NamedTuple, Protocol
 from sandtrade.models import Bar, Fill, Order, OrderSide, OrderType
 from sandtrade.strategy import ta as _ta
 
-__all__ = ["AccountView", "Context", "FillView", "OrderView", "PositionView", "Trading"]
+__all__ = ["AccountView", "Context", "FillView", "OrderView", "PositionView", "SignalView",
+           "Trading"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
 #: uses 1 - epsilon, and sizing with 0.9999 buys one share less now and then.
@@ -123,6 +124,23 @@ class FillView(NamedTuple):
         """The strategy's view of a broker fill."""
         return cls(fill.id, fill.order_id, fill.symbol, fill.side.value, fill.qty, fill.price,
                    fill.commission, fill.time)
+
+
+class SignalView(NamedTuple):
+    """An external signal routed to the strategy (``on_signal``), e.g. a TradingView alert.
+
+    ``action`` is what the sender asked for (buy, sell, close, long, short, flat, or a word
+    of the sender's own); ``qty`` and ``price`` are None when the signal did not say.
+    """
+
+    id: str
+    source: str
+    symbol: str
+    action: str
+    qty: float | None
+    price: float | None
+    comment: str
+    time: datetime | None
 
 
 class _SymbolData:

@@ -1,0 +1,217 @@
+"""StrategyService: upload, start, stop and watch sandboxed strategies; back-test them.
+
+Uploading, starting and stopping need the ``admin`` scope. Reading (list, status, logs) needs
+``read`` for the strategy's account, and a back-test ``trade``: a token sees only the
+strategies of the account it acts for, unless it acts for every account.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from sandtrade.backtest.result import BacktestResult
+from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.broker import BrokerSettings
+from sandtrade.manager import LogLine, StrategyManager
+from sandtrade.rpc import convert
+from sandtrade.rpc.auth import ALL_ACCOUNTS, Principal, TokenAuthority
+from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary
+from sandtrade.sandbox.runner import SandboxRunner
+from sandtrade.store.base import StrategyRecord
+from sandtrade.v1 import strategies_pb2 as spb
+from sandtrade.v1 import strategies_pb2_grpc
+
+__all__ = ["StrategyServicer", "struct_to_params"]
+
+_STATES = {"stopped": spb.STRATEGY_STATE_STOPPED, "starting": spb.STRATEGY_STATE_STARTING,
+           "running": spb.STRATEGY_STATE_RUNNING, "failed": spb.STRATEGY_STATE_FAILED}
+
+
+def struct_to_params(struct: struct_pb2.Struct, field: str = "params") -> dict[str, Any]:
+    """A Struct of parameter overrides as Python values: protobuf numbers are doubles, so a
+    whole number becomes an int (an int parameter accepts it, a float one converts it)."""
+    out: dict[str, Any] = {}
+    for key, value in json_format.MessageToDict(struct).items():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, dict | list) or value is None:
+            raise InvalidField(f"{field}.{key}", "must be a number, string or boolean")
+        out[key] = value
+    return out
+
+
+def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update({k: v for k, v in values.items()})
+    return s
+
+
+def strategy_to_pb(record: StrategyRecord, state: str) -> spb.Strategy:
+    m = spb.Strategy(name=record.name, account=record.account, symbols=list(record.symbols),
+                     state=_STATES.get(state, spb.STRATEGY_STATE_UNSPECIFIED),
+                     source_sha256=record.source_sha256)
+    m.params.CopyFrom(_struct(record.params))
+    convert.time_to_pb(record.uploaded_at, m.uploaded_at)
+    return m
+
+
+def _jsonable(value: Any) -> Any:
+    """Stats and trades as Struct values: non-finite numbers become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
+    """The strategies of one host."""
+
+    def __init__(self, manager: StrategyManager, auth: TokenAuthority) -> None:
+        self.manager = manager
+        self.auth = auth
+
+    def _name(self, name: str) -> str:
+        if not name:
+            raise InvalidField("name", "required")
+        return name
+
+    def _visible(self, principal: Principal, scope: str, name: str) -> StrategyRecord:
+        """The strategy, if the principal may see it with ``scope`` (NOT_FOUND otherwise, so
+        a token cannot learn the names of other accounts' strategies)."""
+        record, _ = self.manager.get(self._name(name))
+        principal.require_scope(scope)
+        if principal.account not in (ALL_ACCOUNTS, record.account):
+            raise NotFound(f"strategy {name!r} does not exist (upload it first)")
+        return record
+
+    @unary
+    def UploadStrategy(self, request: spb.UploadStrategyRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> spb.UploadStrategyResponse:
+        principal.require_scope("admin")
+        name = self._name(request.name)
+        account = request.account or (name if principal.account == ALL_ACCOUNTS
+                                      else principal.account)
+        principal.require("admin", account)
+        record = self.manager.upload(name, request.source, account=account,
+                                     symbols=list(request.symbols),
+                                     params=struct_to_params(request.params))
+        return spb.UploadStrategyResponse(strategy=strategy_to_pb(record, "stopped"))
+
+    @unary
+    def StartStrategy(self, request: spb.StartStrategyRequest, context: grpc.ServicerContext,
+                      principal: Principal) -> spb.StartStrategyResponse:
+        record = self._visible(principal, "admin", request.name)
+        record = self.manager.start(record.name)
+        return spb.StartStrategyResponse(
+            strategy=strategy_to_pb(record, self.manager.state_of(record.name)))
+
+    @unary
+    def StopStrategy(self, request: spb.StopStrategyRequest, context: grpc.ServicerContext,
+                     principal: Principal) -> spb.StopStrategyResponse:
+        record = self._visible(principal, "admin", request.name)
+        record = self.manager.stop(record.name)
+        return spb.StopStrategyResponse(strategy=strategy_to_pb(record, "stopped"))
+
+    @unary
+    def ListStrategies(self, request: spb.ListStrategiesRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> spb.ListStrategiesResponse:
+        principal.require_scope("read")
+        size = request.page_size or 100
+        if not 1 <= size <= 1000:
+            raise InvalidField("page_size", f"must be between 1 and 1000 (got {size})")
+        rows = [(r, s) for r, s in self.manager.list_all()
+                if principal.account in (ALL_ACCOUNTS, r.account)
+                and (not request.page_token or r.name > request.page_token)]
+        resp = spb.ListStrategiesResponse(
+            strategies=[strategy_to_pb(r, s) for r, s in rows[:size]])
+        if len(rows) > size:
+            resp.next_page_token = rows[size - 1][0].name
+        return resp
+
+    @unary
+    def GetStrategyStatus(self, request: spb.GetStrategyStatusRequest,
+                          context: grpc.ServicerContext,
+                          principal: Principal) -> spb.GetStrategyStatusResponse:
+        record = self._visible(principal, "read", request.name)
+        record, state, status = self.manager.status(record.name)
+        return spb.GetStrategyStatusResponse(
+            strategy=strategy_to_pb(record, state), cpu_seconds=status.cpu_seconds,
+            rss_bytes=status.rss_bytes, kill_reason=status.kill_reason,
+            last_errors=list(status.last_errors), restarts=status.restarts)
+
+    @streaming
+    def StreamStrategyLogs(self, request: spb.StreamStrategyLogsRequest,
+                           context: grpc.ServicerContext,
+                           principal: Principal) -> Iterator[spb.StreamStrategyLogsResponse]:
+        record = self._visible(principal, "read", request.name)
+        if request.tail < 0:
+            raise InvalidField("tail", f"must not be negative (got {request.tail})")
+
+        def message(entry: LogLine) -> spb.StreamStrategyLogsResponse:
+            m = spb.StreamStrategyLogsResponse(line=entry.line)
+            convert.time_to_pb(entry.time, m.time)
+            return m
+
+        follow = self.manager.follow_logs(record.name) if request.follow else None
+        for entry in self.manager.logs(record.name, request.tail or 100):
+            yield message(entry)
+        if follow is not None:
+            yield from relay(context, follow, message)
+
+    @streaming
+    def RunBacktest(self, request: spb.RunBacktestRequest, context: grpc.ServicerContext,
+                    principal: Principal) -> Iterator[spb.RunBacktestResponse]:
+        record = self._visible(principal, "trade", request.name)
+        symbols = list(request.symbols) or list(record.symbols)
+        hub = self.manager.hub
+        data = {}
+        for k, s in enumerate(symbols):
+            bars = hub.bars(s)
+            if not bars:
+                raise InvalidField(f"symbols[{k}]", f"the market has no history of {s!r} yet")
+            data[s] = bars
+        if request.cash < 0 or not math.isfinite(request.cash):
+            raise InvalidField("cash", "must be positive")
+        if not 0 <= request.commission < 0.1:
+            raise InvalidField("commission", "must be a fraction from 0 to 0.1 (0.002 is "
+                               "0.2 %)")
+        params = {**record.params, **struct_to_params(request.params)}
+        breq = BacktestRequest(
+            strategy=f"{record.name}.py", data=[DataSpec(path=f"hub:{s}") for s in symbols],
+            cash=request.cash or 100_000.0, params=params,
+            broker=BrokerSettings(commission_pct=request.commission))
+        total = max(len(b) for b in data.values())
+        updates: queue.Queue[int | BacktestResult | BaseException] = queue.Queue()
+
+        def run() -> None:
+            try:
+                updates.put(SandboxRunner(self.manager.limits).run_source(
+                    record.source, breq, data, progress=updates.put))
+            except BaseException as e:
+                updates.put(e)
+
+        threading.Thread(target=run, name=f"backtest-{record.name}", daemon=True).start()
+        while True:
+            item = updates.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, int):
+                yield spb.RunBacktestResponse(bars_done=item, bars_total=total)
+                continue
+            last = spb.RunBacktestResponse(bars_done=item.bars, bars_total=total)
+            last.stats.update(_jsonable(item.stats))
+            for trade in item.trades:
+                t = last.trades.add()
+                t.update(_jsonable(trade.model_dump(mode="json")))
+            yield last
+            return

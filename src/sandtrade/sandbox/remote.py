@@ -1,0 +1,204 @@
+"""The child side of a live run: the strategy trades through frames to its trusted host side.
+
+A live strategy trades the host's paper broker, but the worker never holds a gRPC channel or
+a token (gRPC starts threads, which seccomp and Landlock could not confine, and a token in
+the worker would be one escape away from the strategy). Each ``ctx`` call that needs the
+broker is a ``call`` frame on the worker's stdout; the host side of the run
+(:mod:`sandtrade.sandbox.live`) makes the gRPC call over the host's Unix socket with the run's
+own token, valid for this strategy's account only, and answers with a ``reply`` frame.
+
+The run is a strict alternation: the host sends one event (``history``, ``start``, ``bar``,
+``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
+frame carrying the new log lines, the strategy's ``ctx.state`` when it changed, and the
+error, if a hook raised one. The host sends nothing else while an event is in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, Any
+
+from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
+from sandtrade.models import Order, OrderSide, OrderType
+from sandtrade.sandbox.policy import StrategyLog
+from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
+from sandtrade.strategy.context import (
+    AccountView,
+    Context,
+    FillView,
+    PositionView,
+    SignalView,
+)
+from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
+
+__all__ = ["RemoteTrading", "run_live"]
+
+#: Bytes of log a single event may write; the rest of that event's lines are counted.
+EVENT_LOG_BYTES = 64 << 10
+
+
+class RemoteTrading:
+    """The :class:`~sandtrade.strategy.context.Trading` port of a live worker."""
+
+    def __init__(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self._in = stdin
+        self._out = stdout
+        self.calls = 0
+
+    def _call(self, op: str, **args: Any) -> Any:
+        self.calls += 1
+        write_frame(self._out, {"type": "call", "op": op, "args": args})
+        header, _ = read_frame(self._in)
+        if header["type"] != "reply":
+            raise SandtradeError(f"expected the answer to {op}, got a {header['type']!r} frame")
+        error = header.get("error")
+        if error is not None:
+            raise OrderRejected(str(error), field=header.get("field"))
+        return header.get("result")
+
+    def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
+               equity_fraction: float | None, type: OrderType, limit_price: float | None,
+               stop_price: float | None, tif: str, reduce_only: bool,
+               tag: str | None) -> Order:
+        """Submit an order for the strategy's account (the host names the account)."""
+        result = self._call("submit", symbol=symbol, side=side.value, qty=qty,
+                            equity_fraction=equity_fraction, type=type.value,
+                            limit_price=limit_price, stop_price=stop_price, tif=tif,
+                            reduce_only=reduce_only, tag=tag)
+        return Order.model_validate(result)
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel a working order of the strategy's account."""
+        return bool(self._call("cancel", order_id=order_id))
+
+    def position(self, symbol: str) -> PositionView:
+        """The account's position in ``symbol``."""
+        r = self._call("position", symbol=symbol)
+        return PositionView(symbol, float(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                            float(r[4]))
+
+    def account(self) -> AccountView:
+        """Cash, equity and buying power of the account."""
+        return AccountView(*(float(x) for x in self._call("account")))
+
+    def open_orders(self) -> list[Order]:
+        """The account's working orders."""
+        return [Order.model_validate(o) for o in self._call("open_orders")]
+
+
+def _fill_view(d: dict[str, Any]) -> FillView:
+    return FillView(str(d["id"]), str(d["order_id"]), str(d["symbol"]), str(d["side"]),
+                    float(d["qty"]), float(d["price"]), float(d["commission"]),
+                    datetime.fromisoformat(d["time"]))
+
+
+def _signal_view(d: dict[str, Any]) -> SignalView:
+    def num(v: Any) -> float | None:
+        return None if v is None else float(v)
+
+    t = d.get("time")
+    return SignalView(str(d.get("id", "")), str(d.get("source", "")), str(d.get("symbol", "")),
+                      str(d.get("action", "")), num(d.get("qty")), num(d.get("price")),
+                      str(d.get("comment", "")), None if t is None else datetime.fromisoformat(t))
+
+
+def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
+             stdin: IO[bytes], stdout: IO[bytes],
+             beat: Callable[[], None] | None, user_error: Callable[[BaseException], str]
+             ) -> None:
+    """Serve events until ``stop`` (or the end of the channel)."""
+    path = strategy.path
+    params = resolve_params(strategy.params, task.get("params") or {}, where=path)
+    symbols = [str(s) for s in task["symbols"]]
+    state = task.get("state")
+    trading = RemoteTrading(stdin, stdout)
+
+    def rejected(order: Order) -> None:
+        log.write_line(f"order {order.id} ({order.side.value} {order.symbol}) rejected: "
+                       f"{order.reject_reason}")
+
+    ctx = Context(trading, params, state=dict(state) if isinstance(state, dict) else {},
+                  log=log.write_line, on_reject=rejected)
+    ctx.symbol = symbols[0] if symbols else ""
+    hooks = {name: strategy.caller(name)
+             for name in ("on_start", "on_bar", "on_fill", "on_signal", "on_stop")}
+    last_time: dict[str, datetime] = {}
+    index = -1
+    saved = json.dumps(ctx.state, sort_keys=True)
+
+    def call(name: str, *args: Any) -> None:
+        fn = hooks[name]
+        if fn is not None:
+            if beat is not None:
+                beat()
+            fn(ctx, *args)
+
+    while True:
+        try:
+            header, payload = read_frame(stdin)
+        except EOFError:
+            return
+        kind = header["type"]
+        error: str | None = None
+        hook = kind
+        log.size = 0  # the byte cap applies per event in a live run
+        try:
+            if kind in ("history", "bar"):
+                bars = decode_bars(int(header.get("count", 0)), payload, symbols)
+                fresh = []
+                for bar in bars:  # history and live bars may overlap by one at a start
+                    last = last_time.get(bar.symbol)
+                    if last is None or bar.time > last:
+                        last_time[bar.symbol] = bar.time
+                        fresh.append(bar)
+                for bar in fresh:
+                    index += 1
+                    ctx._advance(bar, index)
+                if kind == "bar":
+                    for d in header.get("fills", ()):
+                        fill = _fill_view(d)
+                        hook = "on_fill"
+                        ctx.symbol = fill.symbol
+                        call("on_fill", fill)
+                    for bar in fresh:
+                        hook = "on_bar"
+                        ctx.symbol = bar.symbol
+                        call("on_bar", bar)
+            elif kind == "start":
+                call("on_start")
+            elif kind == "signal":
+                call("on_signal", _signal_view(header.get("signal") or {}))
+            elif kind == "stop":
+                call("on_stop")
+            else:
+                raise SandtradeError(f"unknown event {kind!r}")
+        except MemoryError:
+            raise
+        except StrategyError as e:
+            error = str(e)
+        except Exception as e:
+            when = f" at {ctx.time}" if ctx.time is not None else ""
+            error = str(strategy_error(path, e, f"in {hook}{when}")) if hook.startswith("on_") \
+                else user_error(e)
+        done: dict[str, Any] = {"type": "done", "logs": log.lines, "calls": trading.calls}
+        if log.dropped:
+            done["dropped"] = log.dropped
+        try:
+            now = json.dumps(ctx.state, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            error = error or (f"{path}: ctx.state must hold JSON values only (dicts with "
+                              f"string keys, lists, strings, numbers, booleans, None): {e}; "
+                              "the last good state is kept")
+        else:
+            if now != saved:
+                saved = now
+                done["state"] = json.loads(now)
+        if error is not None:
+            done["error"] = error
+        write_frame(stdout, done)
+        log.lines = []
+        log.dropped = 0
+        if kind == "stop":
+            return
