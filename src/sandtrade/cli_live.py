@@ -1,5 +1,5 @@
 """The live commands: ``serve``, ``tokens``, and the client commands ``orders``, ``buy``,
-``sell``, ``cancel``, ``positions`` and ``account``.
+``sell``, ``cancel``, ``positions``, ``account`` and ``strategies`` (in ``cli_strategies``).
 
 The client commands talk to a running host through :class:`sandtrade.client.Client`; their
 token comes from ``--token``, else ``SANDTRADE_TOKEN``, else the operator token that
@@ -19,11 +19,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sandtrade.cli_strategies import add_strategies_command, run_strategies
 from sandtrade.errors import SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
-COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account")
+COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account",
+            "strategies")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -94,6 +96,7 @@ def add_commands(sub: Any) -> None:
     _client_args(ps)
     ac = sub.add_parser("account", help="show cash, equity and buying power")
     _client_args(ac)
+    add_strategies_command(sub, _client_args)
 
 
 def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -245,6 +248,8 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
         account = settings.account  # the operator token acts for every account
     with Client(settings.grpc, _token(args, settings), retry_for=2.0) as c:
         try:
+            if args.command == "strategies":
+                return run_strategies(args, c, out, err)
             if args.command in ("buy", "sell"):
                 otype = ("stop_limit" if args.limit and args.stop else "limit" if args.limit
                          else "stop" if args.stop else "market")

@@ -17,6 +17,7 @@ then returns a :class:`QueuedOrder`); the queue survives the client process.
 
 from sandtrade.client.client import (
     ApiError,
+    BacktestProgress,
     Client,
     FailedPrecondition,
     InvalidArgument,
@@ -24,12 +25,15 @@ from sandtrade.client.client import (
     PermissionDenied,
     QueuedOrder,
     ResourceExhausted,
+    StrategyInfo,
+    StrategyStatus,
     Unauthenticated,
     Unavailable,
 )
 
 __all__ = [
     "ApiError",
+    "BacktestProgress",
     "Client",
     "FailedPrecondition",
     "InvalidArgument",
@@ -37,6 +41,8 @@ __all__ = [
     "PermissionDenied",
     "QueuedOrder",
     "ResourceExhausted",
+    "StrategyInfo",
+    "StrategyStatus",
     "Unauthenticated",
     "Unavailable",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -33,12 +34,14 @@ from sandtrade.models import (
 )
 from sandtrade.rpc import convert
 from sandtrade.v1 import market_pb2 as mpb
-from sandtrade.v1 import market_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import market_pb2_grpc, strategies_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
-    "ApiError", "Client", "FailedPrecondition", "InvalidArgument", "NotFound",
-    "PermissionDenied", "QueuedOrder", "ResourceExhausted", "Unauthenticated", "Unavailable",
+    "ApiError", "BacktestProgress", "Client", "FailedPrecondition", "InvalidArgument",
+    "NotFound", "PermissionDenied", "QueuedOrder", "ResourceExhausted", "StrategyInfo",
+    "StrategyStatus", "Unauthenticated", "Unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,14 @@ class ApiError(Exception):
     """The host refused a call: ``code`` (a grpc.StatusCode), the message, and ``field`` when
     the host named the request field at fault."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, field: str | None = None) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, field: str | None = None,
+                 diagnostics: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        #: ``file:line: message`` of each problem, when a strategy failed the check.
+        self.diagnostics = diagnostics
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"
@@ -108,6 +114,7 @@ def api_error(e: grpc.RpcError) -> ApiError:
     code = e.code()  # type: ignore[attr-defined]
     message = e.details() or code.name  # type: ignore[attr-defined]
     field = None
+    diagnostics: list[str] = []
     try:
         status = rpc_status.from_call(e)  # type: ignore[arg-type]
     except Exception:
@@ -115,9 +122,59 @@ def api_error(e: grpc.RpcError) -> ApiError:
     if status is not None:
         for detail in status.details:
             bad = error_details_pb2.BadRequest()
+            failure = error_details_pb2.PreconditionFailure()
             if detail.Unpack(bad) and bad.field_violations:
                 field = bad.field_violations[0].field
-    return _ERRORS.get(code, ApiError)(code, message, field)
+            elif detail.Unpack(failure):
+                diagnostics.extend(
+                    f"{v.subject}: {v.description}" if not v.subject.endswith(":0")
+                    else f"{v.subject[:-2]}: {v.description}" for v in failure.violations)
+    return _ERRORS.get(code, ApiError)(code, message, field, tuple(diagnostics))
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyInfo:
+    """A stored strategy and where it is (stopped, starting, running, failed)."""
+
+    name: str
+    account: str
+    symbols: tuple[str, ...]
+    params: dict[str, Any]
+    state: str
+    source_sha256: str
+    uploaded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyStatus:
+    """A strategy's life: its worker's resource use, why it was last killed, its errors."""
+
+    strategy: StrategyInfo
+    cpu_seconds: float
+    rss_bytes: int
+    kill_reason: str
+    last_errors: tuple[str, ...]
+    restarts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestProgress:
+    """A step of a back-test run by the host: bars done of the total, then (in the last one)
+    the statistics and the closed trades."""
+
+    bars_done: int
+    bars_total: int
+    stats: dict[str, Any] | None = None
+    trades: tuple[dict[str, Any], ...] = ()
+
+
+def _strategy_info(m: spb.Strategy) -> StrategyInfo:
+    state = spb.StrategyState.Name(m.state).removeprefix("STRATEGY_STATE_").lower()
+    return StrategyInfo(
+        name=m.name, account=m.account, symbols=tuple(m.symbols),
+        params=json_format.MessageToDict(m.params), state=state,
+        source_sha256=m.source_sha256,
+        uploaded_at=convert.time_from_pb(m.uploaded_at) if m.HasField("uploaded_at") else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +215,7 @@ class Client:
         ])
         self._trading = trading_pb2_grpc.TradingServiceStub(self._channel)
         self._market = market_pb2_grpc.MarketDataServiceStub(self._channel)
+        self._strategies = strategies_pb2_grpc.StrategyServiceStub(self._channel)
         self.queue = OfflineQueue(queue_path) if queue_path is not None else None
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -358,6 +416,86 @@ class Client:
 
     def symbols(self) -> list[str]:
         return list(self._call(self._market.ListSymbols, mpb.ListSymbolsRequest()).symbols)
+
+    # ------------------------------------------------------------------ strategies
+
+    def upload_strategy(self, name: str, source: str, *, symbols: Iterable[str],
+                        account: str | None = None,
+                        params: Mapping[str, Any] | None = None) -> StrategyInfo:
+        """Check and store a strategy (admin). A file that fails the check raises
+        :class:`FailedPrecondition` whose ``diagnostics`` list every problem."""
+        request = spb.UploadStrategyRequest(name=name, source=source, account=account or "",
+                                            symbols=list(symbols))
+        request.params.update(dict(params or {}))
+        return _strategy_info(self._call(self._strategies.UploadStrategy, request).strategy)
+
+    def start_strategy(self, name: str) -> StrategyInfo:
+        """Start a stored strategy in its sandbox (admin); it keeps running across restarts
+        of the host until stopped."""
+        resp = self._call(self._strategies.StartStrategy, spb.StartStrategyRequest(name=name))
+        return _strategy_info(resp.strategy)
+
+    def stop_strategy(self, name: str) -> StrategyInfo:
+        """Stop a strategy (its on_stop runs) (admin)."""
+        resp = self._call(self._strategies.StopStrategy, spb.StopStrategyRequest(name=name))
+        return _strategy_info(resp.strategy)
+
+    def list_strategies(self) -> list[StrategyInfo]:
+        """The strategies this token may see, by name."""
+        out: list[StrategyInfo] = []
+        token = ""
+        while True:
+            resp = self._call(self._strategies.ListStrategies,
+                              spb.ListStrategiesRequest(page_size=1000, page_token=token))
+            out.extend(_strategy_info(m) for m in resp.strategies)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def strategy_status(self, name: str) -> StrategyStatus:
+        """A strategy's state, its worker's resource use, why it was killed, its errors."""
+        r = self._call(self._strategies.GetStrategyStatus,
+                       spb.GetStrategyStatusRequest(name=name))
+        return StrategyStatus(_strategy_info(r.strategy), r.cpu_seconds, r.rss_bytes,
+                              r.kill_reason, tuple(r.last_errors), r.restarts)
+
+    def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False
+                      ) -> Iterator[tuple[datetime, str]]:
+        """A strategy's last ``tail`` log lines, then (``follow``) new ones as they come."""
+        call = self._strategies.StreamStrategyLogs(
+            spb.StreamStrategyLogsRequest(name=name, tail=tail, follow=follow),
+            metadata=self._metadata, timeout=None if follow else self.timeout)
+        try:
+            for m in call:
+                yield convert.time_from_pb(m.time), m.line
+        except grpc.RpcError as e:
+            raise api_error(e) from None
+        finally:
+            call.cancel()
+
+    def run_backtest(self, name: str, *, symbols: Iterable[str] = (), cash: float = 0.0,
+                     commission: float = 0.0, params: Mapping[str, Any] | None = None
+                     ) -> Iterator[BacktestProgress]:
+        """Back-test a stored strategy on the host's history, in a sandbox: progress as it
+        goes, the statistics and trades in the last item."""
+        request = spb.RunBacktestRequest(name=name, symbols=list(symbols), cash=cash,
+                                         commission=commission)
+        request.params.update(dict(params or {}))
+        call = self._strategies.RunBacktest(request, metadata=self._metadata)
+        try:
+            for m in call:
+                if m.HasField("stats"):
+                    stats = json_format.MessageToDict(m.stats)
+                    ordered = {k: stats[k] for k in m.stat_names if k in stats}
+                    yield BacktestProgress(
+                        m.bars_done, m.bars_total, ordered | stats,
+                        tuple(json_format.MessageToDict(t) for t in m.trades))
+                else:
+                    yield BacktestProgress(m.bars_done, m.bars_total)
+        except grpc.RpcError as e:
+            raise api_error(e) from None
+        finally:
+            call.cancel()
 
     # ------------------------------------------------------------------ offline queue
 

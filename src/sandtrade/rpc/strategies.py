@@ -210,6 +210,7 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
                 continue
             last = spb.RunBacktestResponse(bars_done=item.bars, bars_total=total)
             last.stats.update(_jsonable(item.stats))
+            last.stat_names.extend(item.stats)
             for trade in item.trades:
                 t = last.trades.add()
                 t.update(_jsonable(trade.model_dump(mode="json")))

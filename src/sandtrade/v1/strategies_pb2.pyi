@@ -169,13 +169,15 @@ class RunBacktestRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RunBacktestResponse(_message.Message):
-    __slots__ = ("bars_done", "bars_total", "stats", "trades")
+    __slots__ = ("bars_done", "bars_total", "stats", "trades", "stat_names")
     BARS_DONE_FIELD_NUMBER: _ClassVar[int]
     BARS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     TRADES_FIELD_NUMBER: _ClassVar[int]
+    STAT_NAMES_FIELD_NUMBER: _ClassVar[int]
     bars_done: int
     bars_total: int
     stats: _struct_pb2.Struct
     trades: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
-    def __init__(self, bars_done: _Optional[int] = ..., bars_total: _Optional[int] = ..., stats: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+    stat_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, bars_done: _Optional[int] = ..., bars_total: _Optional[int] = ..., stats: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., stat_names: _Optional[_Iterable[str]] = ...) -> None: ...

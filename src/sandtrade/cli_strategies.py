@@ -1,0 +1,201 @@
+"""``sandtrade strategies upload|start|stop|list|status|logs|backtest``: strategies in a host.
+
+Each action is one call of the gRPC StrategyService through :class:`sandtrade.client.Client`,
+with the token rules of the other client commands (``--token``, ``SANDTRADE_TOKEN``, else the
+operator token in the data directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from sandtrade.errors import SandtradeError
+
+__all__ = ["add_strategies_command", "run_strategies"]
+
+_STATE_STYLE = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
+
+
+def add_strategies_command(sub: Any, client_args: Any) -> None:
+    """Add ``strategies`` and its actions to the CLI's subparsers."""
+    st = sub.add_parser("strategies", help="upload, start, stop and watch strategies in a host")
+    ssub = st.add_subparsers(dest="strategies_command", required=True, metavar="ACTION")
+
+    up = ssub.add_parser("upload", help="check a strategy file and store it in the host")
+    client_args(up)
+    up.add_argument("file", metavar="STRATEGY.py")
+    up.add_argument("--name", help="name to store it under (default: the file's stem)")
+    up.add_argument("--symbol", "-s", action="append", default=[], required=True,
+                    metavar="SYMBOL", help="a symbol whose bars it receives (repeatable)")
+    up.add_argument("--param", action="append", default=[], metavar="K=V",
+                    help="override a PARAMS value (repeatable)")
+    up.add_argument("--start", action="store_true", help="start it right after the upload")
+
+    for action, text in (("start", "start a stored strategy in its sandbox"),
+                         ("stop", "stop a running strategy (its on_stop runs)"),
+                         ("status", "state, resource use, last errors of a strategy")):
+        p = ssub.add_parser(action, help=text)
+        client_args(p)
+        p.add_argument("name")
+
+    ls = ssub.add_parser("list", help="stored strategies and their state")
+    client_args(ls)
+
+    lg = ssub.add_parser("logs", help="a strategy's log (print, ctx.log, the host's notes)")
+    client_args(lg)
+    lg.add_argument("name")
+    lg.add_argument("--tail", type=int, default=100, metavar="N", help="last N lines (100)")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    bt = ssub.add_parser("backtest", help="back-test a stored strategy on the host's history")
+    client_args(bt)
+    bt.add_argument("name")
+    bt.add_argument("--cash", type=float, default=0.0, help="starting cash (100,000)")
+    bt.add_argument("--commission", type=float, default=0.0, help="commission, a fraction")
+    bt.add_argument("--param", action="append", default=[], metavar="K=V",
+                    help="override a PARAMS value (repeatable)")
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SandtradeError(f"--param {item!r}: expected NAME=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
+    """Run one ``strategies`` action with a connected client."""
+    action = args.strategies_command
+    if action == "upload":
+        path = Path(args.file)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SandtradeError(f"{path}: cannot read: {e.strerror}") from None
+        from sandtrade.client import FailedPrecondition
+
+        name = args.name or path.stem
+        try:
+            info = client.upload_strategy(name, source, symbols=args.symbol,
+                                          account=args.account, params=_params(args.param))
+        except FailedPrecondition as e:
+            if not e.diagnostics:
+                raise
+            stored_as = f"{name}.py"
+            for line in e.diagnostics:  # the host names the file NAME.py: show the local path
+                if line.startswith(stored_as):
+                    line = str(path) + line[len(stored_as):]
+                err.print(line, highlight=False, markup=False)
+            err.print(f"[red]{path}: not uploaded ({len(e.diagnostics)} problem(s))[/red]")
+            return 1
+        if args.start:
+            info = client.start_strategy(info.name)
+        _print_strategies([info], args, out)
+        return 0
+    if action == "start":
+        _print_strategies([client.start_strategy(args.name)], args, out)
+        return 0
+    if action == "stop":
+        _print_strategies([client.stop_strategy(args.name)], args, out)
+        return 0
+    if action == "list":
+        _print_strategies(client.list_strategies(), args, out)
+        return 0
+    if action == "status":
+        return _print_status(client.strategy_status(args.name), args, out)
+    if action == "logs":
+        for when, line in client.strategy_logs(args.name, tail=args.tail, follow=args.follow):
+            if args.json:
+                print(json.dumps({"time": when.isoformat(), "line": line}), flush=True)
+            else:
+                # A strategy's text is never read as markup.
+                out.print(Text.assemble((f"{when:%H:%M:%S} ", "dim"), line), highlight=False)
+        return 0
+    return _backtest(args, client, out, err)
+
+
+def _print_strategies(infos: list[Any], args: argparse.Namespace, out: Console) -> None:
+    if args.json:
+        print(json.dumps([_info_json(i) for i in infos], indent=2))
+        return
+    table = Table(box=None)
+    for col in ("name", "state", "account", "symbols", "params", "sha256", "uploaded"):
+        table.add_column(col)
+    for i in infos:
+        style = _STATE_STYLE.get(i.state, "")
+        table.add_row(i.name, f"[{style}]{i.state}[/{style}]" if style else i.state, i.account,
+                      ", ".join(i.symbols),
+                      ", ".join(f"{k}={v}" for k, v in i.params.items()),
+                      i.source_sha256[:12],
+                      f"{i.uploaded_at:%Y-%m-%d %H:%M}" if i.uploaded_at else "")
+    out.print(table)
+
+
+def _info_json(i: Any) -> dict[str, Any]:
+    return {"name": i.name, "state": i.state, "account": i.account,
+            "symbols": list(i.symbols), "params": i.params, "source_sha256": i.source_sha256,
+            "uploaded_at": i.uploaded_at.isoformat() if i.uploaded_at else None}
+
+
+def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
+    if args.json:
+        print(json.dumps({**_info_json(s.strategy), "cpu_seconds": s.cpu_seconds,
+                          "rss_bytes": s.rss_bytes, "kill_reason": s.kill_reason,
+                          "last_errors": list(s.last_errors), "restarts": s.restarts},
+                         indent=2))
+        return 0
+    i = s.strategy
+    style = _STATE_STYLE.get(i.state, "")
+    table = Table(title=f"strategy {i.name}", title_justify="left", box=None,
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("state", f"[{style}]{i.state}[/{style}]" if style else i.state)
+    table.add_row("account", i.account)
+    table.add_row("symbols", ", ".join(i.symbols))
+    table.add_row("CPU", f"{s.cpu_seconds:.2f} s")
+    table.add_row("memory", f"{s.rss_bytes / 2**20:.0f} MiB")
+    table.add_row("restarts", str(s.restarts))
+    table.add_row("killed because", s.kill_reason or "-")
+    out.print(table)
+    if s.last_errors:
+        out.print("[bold]last errors[/bold]")
+        for e in s.last_errors:
+            out.print(e, markup=False, highlight=False)
+    return 0
+
+
+def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
+    last = None
+    with Progress(TextColumn("back-test"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=args.json) as progress:
+        task = progress.add_task("bars", total=None)
+        for step in client.run_backtest(args.name, cash=args.cash,
+                                        commission=args.commission,
+                                        params=_params(args.param)):
+            progress.update(task, completed=step.bars_done, total=step.bars_total or None)
+            last = step
+    if last is None or last.stats is None:
+        raise SandtradeError(f"{args.name}: the host sent no result")
+    if args.json:
+        print(json.dumps({"stats": last.stats, "trades": list(last.trades)}, indent=2))
+        return 0
+    from sandtrade.cli import _stats_table
+
+    stats = {k: int(v) if isinstance(v, float) and v.is_integer() and k.startswith("#") else v
+             for k, v in last.stats.items()}
+    table = _stats_table(f"back-test of {args.name} on the host's history", stats)
+    out.print(table)
+    return 0
