@@ -20,6 +20,7 @@ from rich.table import Table
 from sandtrade import __version__
 from sandtrade.cli_live import COMMANDS as LIVE_COMMANDS
 from sandtrade.cli_live import add_commands, run_command
+from sandtrade.demo import add_demo_command, run_demo
 from sandtrade.errors import SandtradeError
 
 __all__ = ["main"]
@@ -73,13 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="show which sandbox layers this machine provides",
                    description="Start a sandbox worker and report each OS layer it applied.")
 
-    demo = sub.add_parser("demo", help="back-test the SMA crossover example on sample data",
-                          description="Back-test strategies_examples/sma_cross.py on the "
-                          "bundled DEMO sample, print the stats and write an HTML report.")
-    demo.add_argument("--report", default="sandtrade-demo-report.html", metavar="FILE.html",
-                      help="where to write the report (default %(default)s)")
-    demo.add_argument("--example", default="sma_cross",
-                      help="example strategy to run (sma_cross, rsi_mean_reversion, breakout)")
+    add_demo_command(sub)
     add_commands(sub)
     return p
 
@@ -213,19 +208,6 @@ def _doctor(out: Console) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from strategies_examples import example_path
-
-    from sandtrade.market import sample_csv_path
-
-    ns = argparse.Namespace(
-        strategy=str(example_path(args.example)), data=[str(sample_csv_path())], config=None,
-        cash=None, commission=0.002, commission_per_unit=None, commission_min=None,
-        slippage=None, fill_profile=None, volume_share=None, close_at_end=False, param=[],
-        json=False, report=args.report, unsafe_in_process=False)
-    return _run_backtest(ns, out, err)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sandtrade`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -237,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _check(args, out)
         if args.command == "demo":
-            return _demo(args, out, err)
+            return run_demo(args, out, err)
         if args.command == "doctor":
             return _doctor(out)
         if args.command in LIVE_COMMANDS:

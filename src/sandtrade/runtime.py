@@ -67,7 +67,9 @@ class HostRuntime:
 
     # ------------------------------------------------------------------ life
 
-    def start(self) -> HostRuntime:
+    def start(self, *, feed: bool = True) -> HostRuntime:
+        """Open the store, restore the broker, start the gRPC server and the strategies that
+        were running, then (unless ``feed`` is False: call :meth:`start_feed`) the market."""
         s = self.settings
         self.store = store = open_host_store(self.data_dir)
         sources = self.plugins.market_sources()
@@ -112,10 +114,16 @@ class HostRuntime:
         resumed = self.strategies.resume()
         if resumed:
             log.info("strategies resumed: %s", ", ".join(resumed))
-        self.feed.start()
+        if feed:
+            self.feed.start()
         log.info("host up: gRPC %s, worker socket %s, %d fills restored, feed resumes after "
                  "bar %d", self.rpc.address, self.rpc.unix_path, self.restored_fills, skip)
         return self
+
+    def start_feed(self) -> None:
+        """Start the market feed of a host started with ``feed=False``."""
+        assert self.feed is not None
+        self.feed.start()
 
     def stop(self) -> None:
         """Stop the feed, the server and the broker (finishing queued work), close the store."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -75,11 +76,20 @@ def test_portfolio_of_two_symbols_shares_one_account(tmp_path: Path) -> None:
     assert {t["symbol"] for t in out["trades"]} == {"AAA", "BBB"}
 
 
-def test_demo_runs_on_the_bundled_sample_and_writes_a_report(tmp_path: Path) -> None:
-    proc = sandtrade("demo", "--report", str(tmp_path / "demo.html"))
-    assert proc.returncode == 0, proc.stderr
+def test_demo_trades_live_then_agrees_with_the_backtest(tmp_path: Path) -> None:
+    """The README's main job: a live host, the example strategy in its sandbox on the replayed
+    sample, then a back-test of the same file whose trades are the same (exit 0 says so)."""
+    data = tmp_path / "data"
+    proc = sandtrade("demo", "--report", str(tmp_path / "demo.html"), "--data-dir", str(data))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    assert "the same trades" in out
+    live = re.search(r"live paper trading (\d+) ([\d,.]+)", out)
+    back = re.search(r"back-test (\d+) ([\d,.]+)", out)
+    assert live and back and live.groups() == back.groups() and int(live[1]) > 20
     assert "# Trades" in proc.stdout
     assert (tmp_path / "demo.html").exists()
+    assert (data / "sandtrade.db").exists()  # the live host's store, kept when named
     assert sample_csv_path().exists()
 
 
