@@ -217,7 +217,13 @@ class StrategyManager:
         return self._record(name)
 
     def resume(self) -> list[str]:
-        """Start every strategy whose stored state says it should be running."""
+        """Start every strategy whose stored state says it should be running, warmed up with
+        the hub's history (call before the feed starts: every bar in the hub is worked)."""
+        with self._lock:
+            for symbol in self.hub.symbols():
+                last = self.hub.bars(symbol, limit=1)
+                if last:
+                    self._last_bar[symbol] = last[-1].time
         names = []
         for record in self.store.list_strategies():
             if record.desired == "running":
@@ -254,20 +260,27 @@ class StrategyManager:
     def state_of(self, name: str) -> str:
         with self._lock:
             run = self._runs.get(name)
-            if run is not None and run.alive:
+            if run is None:
+                return self._status_of(name).state
+            if run.alive:
                 return "running" if run.started.is_set() else "starting"
+        # The worker has ended and its thread is recording why (the last thing it does):
+        # wait for that, so that the state and the kill reason are read together.
+        run.join(5)
+        with self._lock:
             return self._status_of(name).state
 
     def status(self, name: str) -> tuple[StrategyRecord, str, StrategyStatus]:
         """Record, state and status (with the worker's resource use now)."""
         record = self._record(name)
+        state = self.state_of(name)
         with self._lock:
             status = self._status_of(name)
             run = self._runs.get(name)
             if run is not None and run.worker is not None:
                 status.cpu_seconds = run.worker.cpu_seconds
                 status.rss_bytes = run.worker.rss
-        return record, self.state_of(name), status
+        return record, state, status
 
     def logs(self, name: str, tail: int) -> list[LogLine]:
         self._record(name)

@@ -111,14 +111,21 @@ class HostRuntime:
             market=MarketDataServicer(self.hub, self.auth),
             strategies=StrategyServicer(self.strategies, self.auth),
             address=s.grpc, unix_path=self._unix_path())
-        resumed = self.strategies.resume()
-        if resumed:
-            log.info("strategies resumed: %s", ", ".join(resumed))
+        # Strategies that were running resume on the feed's thread, once the bars worked
+        # before the restart are back in the hub's history (their warm-up) and before the
+        # first new bar.
+        self.feed.on_caught_up = self._resume_strategies
         if feed:
             self.feed.start()
         log.info("host up: gRPC %s, worker socket %s, %d fills restored, feed resumes after "
                  "bar %d", self.rpc.address, self.rpc.unix_path, self.restored_fills, skip)
         return self
+
+    def _resume_strategies(self) -> None:
+        assert self.strategies is not None
+        resumed = self.strategies.resume()
+        if resumed:
+            log.info("strategies resumed: %s", ", ".join(resumed))
 
     def start_feed(self) -> None:
         """Start the market feed of a host started with ``feed=False``."""

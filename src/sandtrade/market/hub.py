@@ -147,8 +147,11 @@ class MarketFeed:
     (0: as fast as the listeners take them)."""
 
     def __init__(self, source: MarketSource, hub: MarketHub, *, bars_per_second: float = 0.0,
-                 skip: int = 0) -> None:
+                 skip: int = 0, on_caught_up: Callable[[], None] | None = None) -> None:
         self.source = source
+        #: Called on the feed's thread once the skipped bars are in the hub's history, before
+        #: the first bar is published (the host resumes its strategies there).
+        self.on_caught_up = on_caught_up
         self.hub = hub
         self.bars_per_second = bars_per_second
         self.skip = skip
@@ -159,6 +162,20 @@ class MarketFeed:
         #: Source bars consumed so far (set before a bar is published, so listeners can
         #: record it as the place to resume from).
         self.position = 0
+        self._bars: Iterator[Bar] | None = None
+
+    def catch_up(self) -> int:
+        """Read the bars to skip (those worked before a restart) into the hub's history,
+        without publishing them; returns how many were read."""
+        if self._bars is None:
+            self._bars = iter(self.source.bars())
+        while self.position < self.skip:
+            bar = next(self._bars, None)
+            if bar is None:
+                break
+            self.position += 1
+            self.hub.preload((bar,))
+        return self.position
 
     def start(self) -> MarketFeed:
         self._thread.start()
@@ -173,13 +190,14 @@ class MarketFeed:
         try:
             interval = 1.0 / self.bars_per_second if self.bars_per_second > 0 else 0.0
             next_at = time.monotonic()
-            for i, bar in enumerate(self.source.bars()):
+            self.catch_up()
+            assert self._bars is not None
+            if self.on_caught_up is not None:
+                self.on_caught_up()
+            for bar in self._bars:
                 if self._stop.is_set():
                     return
-                self.position = i + 1
-                if i < self.skip:
-                    self.hub.preload((bar,))
-                    continue
+                self.position += 1
                 if interval:
                     delay = next_at - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):

@@ -88,8 +88,8 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
     def _visible(self, principal: Principal, scope: str, name: str) -> StrategyRecord:
         """The strategy, if the principal may see it with ``scope`` (NOT_FOUND otherwise, so
         a token cannot learn the names of other accounts' strategies)."""
+        principal.require_scope(scope)  # before the lookup: the answer must not depend on it
         record, _ = self.manager.get(self._name(name))
-        principal.require_scope(scope)
         if principal.account not in (ALL_ACCOUNTS, record.account):
             raise NotFound(f"strategy {name!r} does not exist (upload it first)")
         return record
