@@ -64,18 +64,10 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
                     help="override a PARAMS value (repeatable)")
 
 
-def _params(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SandtradeError(f"--param {item!r}: expected NAME=VALUE")
-        out[key.strip()] = value
-    return out
-
-
 def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
     """Run one ``strategies`` action with a connected client."""
+    from sandtrade.cli import _params  # the same --param K=V parsing as `sandtrade backtest`
+
     action = args.strategies_command
     if action == "upload":
         path = Path(args.file)
@@ -177,6 +169,8 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
 
 
 def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
+    from sandtrade.cli import _params, _stats_table
+
     last = None
     with Progress(TextColumn("back-test"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
@@ -192,8 +186,6 @@ def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console)
     if args.json:
         print(json.dumps({"stats": last.stats, "trades": list(last.trades)}, indent=2))
         return 0
-    from sandtrade.cli import _stats_table
-
     stats = {k: int(v) if isinstance(v, float) and v.is_integer() and k.startswith("#") else v
              for k, v in last.stats.items()}
     table = _stats_table(f"back-test of {args.name} on the host's history", stats)

@@ -40,7 +40,7 @@ from sandtrade.broker.live import LiveBroker
 from sandtrade.errors import CheckFailed, Diagnostic, SandtradeError, StrategyError
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
-from sandtrade.rpc.auth import TokenAuthority
+from sandtrade.rpc.auth import ACCOUNT_RE, TokenAuthority
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.live import Event, StrategyRun, TradingDoor
@@ -55,7 +55,6 @@ __all__ = ["LogLine", "StrategyManager", "StrategyStatus", "parse_diagnostics"]
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_SOURCE_BYTES = 1 << 20
 MAX_SYMBOLS = 100
 LOG_LINES = 5000
@@ -136,11 +135,9 @@ class StrategyManager:
         self.supervisor = Supervisor(limits)
         self._lock = threading.RLock()
         self._runs: dict[str, StrategyRun] = {}
-        self._tokens: dict[str, str] = {}
         self._status: dict[str, StrategyStatus] = {}
         self._timers: dict[str, threading.Timer] = {}
         self._last_bar: dict[str, datetime] = {}
-        self._started_at: dict[str, float] = {}
         self._closing = False
 
     # ------------------------------------------------------------------ operator actions
@@ -382,8 +379,7 @@ class StrategyManager:
                           state=self.state(name), history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit)
         self._runs[name] = run
-        self._tokens[name] = principal.token_id
-        self._started_at[name] = time.monotonic()
+        run.token_id = principal.token_id
         status = self._status_of(name)
         status.state = "starting"
         status.errors_in_a_row = 0
@@ -452,7 +448,6 @@ class StrategyManager:
         to stop or gave up."""
         name = run.name
         with self._lock:
-            token_id = self._tokens.pop(name, None)
             if self._runs.get(name) is run:
                 del self._runs[name]
             status = self._status_of(name)
@@ -466,8 +461,8 @@ class StrategyManager:
                 status.kill_reason = reason
                 status.last_errors.append(reason)
                 status.state = "failed"
-        if token_id is not None:
-            self.auth.revoke(token_id)
+        if run.token_id is not None:
+            self.auth.revoke(run.token_id)
         if reason is None:
             self._note(name, "stopped")
             return
@@ -481,7 +476,7 @@ class StrategyManager:
             record = self.store.get_strategy(name)
             if record is None or record.desired != "running":
                 return
-            if time.monotonic() - self._started_at.get(name, 0.0) > STABLE_SECONDS:
+            if time.monotonic() - run.created > STABLE_SECONDS:
                 status.backoff = 0
             if status.backoff >= MAX_RESTARTS:
                 status.kill_reason = f"{reason} (gave up after {MAX_RESTARTS} restarts in a row)"

@@ -99,8 +99,11 @@ class HostRuntime:
         skip = int(store.get_state(cursor_key) or 0)
         self._position = skip
         self.hub.add_listener(self._to_broker)
+        # Strategies that were running resume on the feed's thread, once the bars worked
+        # before the restart are back in the hub's history (their warm-up) and before the
+        # first new bar.
         self.feed = MarketFeed(source, self.hub, bars_per_second=s.market.bars_per_second,
-                               skip=skip)
+                               skip=skip, on_caught_up=self._resume_strategies)
 
         symbols = sorted({i.symbol for i in instruments})
         self.strategies = StrategyManager(
@@ -111,10 +114,6 @@ class HostRuntime:
             market=MarketDataServicer(self.hub, self.auth),
             strategies=StrategyServicer(self.strategies, self.auth),
             address=s.grpc, unix_path=self._unix_path())
-        # Strategies that were running resume on the feed's thread, once the bars worked
-        # before the restart are back in the hub's history (their warm-up) and before the
-        # first new bar.
-        self.feed.on_caught_up = self._resume_strategies
         if feed:
             self.feed.start()
         log.info("host up: gRPC %s, worker socket %s, %d fills restored, feed resumes after "

@@ -37,7 +37,7 @@ ALL_ACCOUNTS = "*"
 #: another process (``sandtrade tokens revoke``) takes effect within this many seconds.
 CACHE_SECONDS = 1.0
 _TOKEN_RE = re.compile(r"st_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
-_ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class AuthError(SandtradeError):
@@ -119,7 +119,7 @@ class TokenAuthority:
             if "admin" not in scopes:
                 raise AuthError("a token for every account ('*') needs the admin scope",
                                 "invalid_argument")
-        elif not _ACCOUNT_RE.fullmatch(account):
+        elif not ACCOUNT_RE.fullmatch(account):
             raise AuthError(
                 f"account name {account!r} is not allowed: use 1-64 letters, digits, '_', '.' "
                 "or '-', starting with a letter or digit", "invalid_argument")

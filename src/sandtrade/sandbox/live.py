@@ -18,6 +18,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -197,6 +198,9 @@ class StrategyRun:
         self.exit: WorkerExit | None = None
         self.failure: str | None = None
         self.stopping = False
+        #: The id of the run's token (the manager revokes it when the run ends).
+        self.token_id: str | None = None
+        self.created = time.monotonic()
         #: Set (by the manager) to end the run after the current event, with this reason.
         self.give_up: str | None = None
         self.alive = True
