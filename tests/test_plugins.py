@@ -175,3 +175,78 @@ def test_a_plugin_market_source_is_found_by_name() -> None:
     sources = host.market_sources()
     assert set(sources) == {"replay", "synthetic", "ticks"}
     assert [i.symbol for i in sources["ticks"](None).instruments()] == ["TCK"]  # type: ignore[call-arg]
+
+
+def test_builtin_plugins_answer_sandtrade_signal_formats() -> None:
+    host = PluginHost.create(load_entry_points=False)
+    results = host.pm.hook.sandtrade_signal_formats()
+    names = {f.name for formats in results for f in formats}
+    assert names == {"native", "tradingview", "traderspost", "text"}
+
+
+def test_a_plugin_signal_format_is_detected_before_the_builtins() -> None:
+    from sandtrade.hookspecs import hookimpl
+    from sandtrade.signals import Command, ParsedSignal
+    from sandtrade.signals.formats import SignalFormat
+
+    class Pine(SignalFormat):
+        """A PineConnector-like line: ``LICENSE,buy,EURUSD,risk=1``."""
+
+        name = "pine"
+
+        def detect(self, body: str, data: object) -> bool:
+            return data is None and body.count(",") >= 2
+
+        def parse(self, body: str, data: object) -> ParsedSignal:
+            _, action, symbol, *_ = body.split(",")
+            return ParsedSignal(format=self.name, commands=[
+                Command(action=action, symbol=symbol, qty=1.0)])  # type: ignore[arg-type]
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_signal_formats(self) -> list[type]:
+            return [Pine]
+
+    host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
+    parsed = host.signal_formats().parse("123,sell,EURUSD,risk=1")
+    assert parsed.format == "pine"
+    assert parsed.commands[0].action == "sell" and parsed.commands[0].symbol == "EURUSD"
+    # the built-in text format still reads what the plugin does not claim
+    assert host.signal_formats().parse("buy 2 AAPL").format == "text"
+
+
+def test_no_builtin_answers_sandtrade_live_brokers_and_a_plugin_adds_one() -> None:
+    from sandtrade.hookspecs import hookimpl
+    from sandtrade.signals.live import LiveBrokerAdapter
+
+    host = PluginHost.create(load_entry_points=False)
+    assert host.pm.hook.sandtrade_live_brokers() == []  # sandtrade ships no live broker
+
+    class FakeBroker(LiveBrokerAdapter):
+        name = "fake"
+
+        def execute(self, record, commands, client_order_ids):  # type: ignore[no-untyped-def]
+            return "sent"
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_live_brokers(self) -> list[type]:
+            return [FakeBroker]
+
+    host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
+    assert host.live_brokers() == {"fake": FakeBroker}
+
+
+def test_the_tradingview_plugin_is_found_through_its_entry_point_and_adds_routes() -> None:
+    host = PluginHost.create()
+    assert host.pm.has_plugin("tradingview"), [e.error for e in host.errors]
+
+    class Api:
+        config_path = None
+
+        def plugin_settings(self, name: str) -> dict[str, object]:
+            return {}
+
+    routers = host.pm.hook.sandtrade_http_routes(host=Api())
+    paths = {route.path for routers_ in routers for r in routers_ for route in r.routes}
+    assert paths == {"/webhooks/tradingview/{token}", "/webhooks/tradingview"}

@@ -6,8 +6,9 @@ from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.hookspecs import hookimpl
 from sandtrade.market.hub import MarketSource
 from sandtrade.market.sources import ReplaySource, SyntheticSource
+from sandtrade.signals.formats import BUILTIN_FORMATS, SignalFormat
 
-__all__ = ["BrokerDefaults", "MarketDefaults"]
+__all__ = ["BrokerDefaults", "MarketDefaults", "SignalDefaults"]
 
 
 class BrokerDefaults:
@@ -26,3 +27,12 @@ class MarketDefaults:
     def sandtrade_market_sources(self) -> list[type[MarketSource]]:
         """The two built-in sources."""
         return [ReplaySource, SyntheticSource]
+
+
+class SignalDefaults:
+    """Contributes the built-in signal formats: native, tradingview, traderspost and text."""
+
+    @hookimpl(trylast=True)
+    def sandtrade_signal_formats(self) -> list[type[SignalFormat]]:
+        """The four built-in formats."""
+        return list(BUILTIN_FORMATS)

@@ -7,6 +7,8 @@ Precedence, highest first: command-line flags, environment variables (``SANDTRAD
 
 from __future__ import annotations
 
+import contextlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sandtrade.broker import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
+from sandtrade.signals.settings import SignalSettings
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "config_error", "load_settings", "toml_line"]
 
 
 class ConfigError(SandtradeError):
@@ -32,12 +35,20 @@ class Settings(BaseSettings):
                                       extra="forbid")
 
     data_dir: Path = Field(Path("sandtrade-data"), description="Where the store and runs live.")
-    http: str = Field("127.0.0.1:8000", description="HOST:PORT of the HTTP server.")
+    http: str = Field("127.0.0.1:8000", description="HOST:PORT of the HTTP server (webhooks); "
+                      "empty turns it off.")
+    ssl_certfile: str | None = Field(None, description="TLS certificate of the HTTP server "
+                                     "(TradingView posts only to ports 80 and 443).")
+    ssl_keyfile: str | None = Field(None, description="TLS key of the HTTP server.")
     grpc: str = Field("127.0.0.1:50051", description="HOST:PORT of the gRPC server.")
     cash: float = Field(10_000.0, gt=0, description="Starting cash of new accounts/back-tests.")
     account: str = Field("paper", description="The default paper account (created at start).")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "
+        "validated by the plugin.")
 
     @classmethod
     def settings_customise_sources(
@@ -71,8 +82,66 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
                     merged[key] = value
             settings = Settings.model_validate(merged)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = f"{config}: " if config else ""
-        key = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{where}{key}: {err['msg']} (got {err.get('input')!r})") from None
+        raise config_error(e, config) from None
     return settings
+
+
+def config_error(e: ValidationError, config: str | Path | None,
+                 prefix: tuple[str | int, ...] = ()) -> ConfigError:
+    """The first problem of ``e`` as ``FILE:LINE: key.path: message (got ...)``."""
+    err = e.errors()[0]
+    loc = (*prefix, *err["loc"])
+    key = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
+    where = ""
+    if config:
+        line = None
+        with contextlib.suppress(OSError):
+            line = toml_line(Path(config).read_text(encoding="utf-8"), loc)
+        where = f"{config}:{line}: " if line else f"{config}: "
+    got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{where}{key}: {msg}{got}")
+
+
+_HEADER = re.compile(r"\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"\s*([A-Za-z0-9_.\"' -]+?)\s*=")
+
+
+def _dotted(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+def toml_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The line of ``text`` (TOML) that holds the key at ``loc`` (``("signals", "routes", 1,
+    "to")``), or the nearest table that does; None when nothing matches."""
+    want = tuple(str(x) for x in loc)
+    best: tuple[int, int] | None = None  # (matched length, line)
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _HEADER.match(line)
+        if m and not line.lstrip().startswith("#"):
+            path = _dotted(m.group(2))
+            if m.group(1) == "[[":
+                index = counts.get(path, -1) + 1
+                counts[path] = index
+                table = (*path, str(index))
+            else:
+                table = path
+            n = _prefix(table, want)
+            if n == len(table) and (best is None or n > best[0]):
+                best = (n, lineno)
+            continue
+        k = _KEY.match(line)
+        if k and not line.lstrip().startswith("#"):
+            full = (*table, *_dotted(k.group(1)))
+            n = _prefix(full, want)
+            if n == len(full) and (best is None or n > best[0]):
+                best = (n, lineno)
+    return best[1] if best else None
+
+
+def _prefix(have: tuple[str, ...], want: tuple[str, ...]) -> int:
+    if len(have) > len(want) or want[:len(have)] != have:
+        return -1
+    return len(have)

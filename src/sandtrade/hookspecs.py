@@ -14,13 +14,16 @@ hook here is documented and exercised.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from sandtrade.broker.fills import FillProfile
     from sandtrade.market.hub import MarketSource
+    from sandtrade.plugin_api import HostApi
+    from sandtrade.signals.formats import SignalFormat
+    from sandtrade.signals.live import LiveBrokerAdapter
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -61,5 +64,56 @@ def sandtrade_market_sources() -> list[type[MarketSource]]:
     it. A source for a real feed yields bars as they arrive.
 
     :return: source classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+# ---------------------------------------------------------------- signals
+
+
+@hookspec
+def sandtrade_signal_formats() -> list[type[SignalFormat]]:
+    """Contribute signal formats: ways a signal body may be written.
+
+    Called once when the host builds its signal pipeline (and by ``sandtrade signals
+    check``). Return :class:`~sandtrade.signals.formats.SignalFormat` subclasses, each with a
+    unique ``name``, a ``priority`` (lower is asked first when detecting) and ``detect`` and
+    ``parse`` methods; ``parse`` raises :class:`~sandtrade.signals.model.SignalError` naming
+    the field that is wrong. The built-ins (native, tradingview, traderspost, text) are
+    registered ``trylast``; a plugin format with a built-in's name replaces it.
+
+    :return: format classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+@hookspec
+def sandtrade_live_brokers() -> list[type[LiveBrokerAdapter]]:
+    """Contribute live brokers that routed signals may be sent to.
+
+    Called once when ``sandtrade serve`` starts. Return
+    :class:`~sandtrade.signals.live.LiveBrokerAdapter` subclasses with a unique ``name``; each
+    is built with its ``[plugins.NAME]`` settings. Signals reach one only through a route
+    ``to = "live:NAME"`` or ``mode = "live"``, and only with ``allow_live = true``.
+
+    :return: adapter classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+@hookspec
+def sandtrade_http_routes(host: HostApi) -> list[Any]:
+    """Contribute routes to the host's one HTTP server (FastAPI on uvicorn).
+
+    Called once when the HTTP server starts. ``host`` is the plugin API
+    (:class:`~sandtrade.plugin_api.HostApi`): the plugin's settings, token checks and signal
+    submission. Return ``fastapi.APIRouter`` objects; their paths must not collide with
+    another plugin's (``/health`` and ``/openapi.json`` are the host's).
+
+    :param host: what the host offers plugins.
+    :return: routers (all implementations' lists are combined).
     """
     raise NotImplementedError  # a specification: plugins implement it

@@ -11,13 +11,16 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import pluggy
 
 from sandtrade import hookspecs
 from sandtrade.broker.fills import FillProfile
-from sandtrade.builtin_plugins import BrokerDefaults, MarketDefaults
+from sandtrade.builtin_plugins import BrokerDefaults, MarketDefaults, SignalDefaults
 from sandtrade.market.hub import MarketSource
+from sandtrade.signals.formats import FormatRegistry, MappingSpec, SignalFormat
+from sandtrade.signals.live import LiveBrokerAdapter
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginLoadError"]
 
@@ -27,6 +30,7 @@ ENTRY_POINT_GROUP = "sandtrade"
 BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
     ("builtin.broker", BrokerDefaults()),
     ("builtin.market", MarketDefaults()),
+    ("builtin.signals", SignalDefaults()),
 )
 
 
@@ -76,18 +80,35 @@ class PluginHost:
 
     def market_sources(self) -> dict[str, type[MarketSource]]:
         """Every market source by name; a plugin's source overrides a built-in's of that name."""
-        out: dict[str, type[MarketSource]] = {}
-        for sources in reversed(self.pm.hook.sandtrade_market_sources()):
-            for source in sources:
-                out[source.name] = source
-        return out
+        return _by_name(self.pm.hook.sandtrade_market_sources())
 
     def fill_profiles(self) -> dict[str, type[FillProfile]]:
         """Every fill profile by name; a plugin's profile overrides a built-in's of that name."""
-        out: dict[str, type[FillProfile]] = {}
-        # Results come last-registered first, built-ins (trylast) at the end: reversed, the
-        # later ones overwrite the defaults.
-        for profiles in reversed(self.pm.hook.sandtrade_fill_profiles()):
-            for profile in profiles:
-                out[profile.name] = profile
-        return out
+        return _by_name(self.pm.hook.sandtrade_fill_profiles())
+
+    def signal_formats(self, mappings: dict[str, MappingSpec] | None = None) -> FormatRegistry:
+        """Every signal format (a plugin's overrides a built-in's of that name), plus the
+        configuration's field mappings."""
+        formats: dict[str, type[SignalFormat]] = _by_name(self.pm.hook.sandtrade_signal_formats())
+        return FormatRegistry.default(mappings, formats=formats.values())
+
+    def live_brokers(self) -> dict[str, type[LiveBrokerAdapter]]:
+        """Every live-broker adapter by name."""
+        return _by_name(self.pm.hook.sandtrade_live_brokers())
+
+    def http_routes(self, host: object) -> list[object]:
+        """Every plugin's HTTP routers."""
+        routers: list[object] = []
+        for contributed in self.pm.hook.sandtrade_http_routes(host=host):
+            routers.extend(contributed)
+        return routers
+
+
+def _by_name(results: list[list[Any]]) -> dict[str, Any]:
+    """Hook results (lists of classes with a ``name``) by name. Results come last-registered
+    first, built-ins (trylast) at the end: reversed, the later ones overwrite the defaults."""
+    out: dict[str, Any] = {}
+    for contributed in reversed(results):
+        for item in contributed:
+            out[item.name] = item
+    return out

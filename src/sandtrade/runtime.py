@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from sandtrade.broker.live import LiveBroker
 from sandtrade.broker.paper import PaperBroker, unique_ids
@@ -25,8 +26,10 @@ from sandtrade.models import Account, Bar, Fill
 from sandtrade.rpc.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
+from sandtrade.rpc.signals import SignalServicer
 from sandtrade.rpc.strategies import StrategyServicer
 from sandtrade.rpc.trading import TradingServicer
+from sandtrade.signals.pipeline import SignalPipeline
 from sandtrade.store import open_store
 from sandtrade.store.base import Store
 
@@ -59,9 +62,12 @@ class HostRuntime:
         self.rpc: RpcServer | None = None
         self.source: MarketSource | None = None
         self.strategies: StrategyManager | None = None
+        self.signals: SignalPipeline | None = None
+        self.http: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         self._position = 0
+        self._worked = 0
         self._tmpdir: str | None = None
         self._stopped = threading.Event()
 
@@ -98,6 +104,7 @@ class HostRuntime:
         cursor_key = self._cursor_key()
         skip = int(store.get_state(cursor_key) or 0)
         self._position = skip
+        self._worked = skip
         self.hub.add_listener(self._to_broker)
         # Strategies that were running resume on the feed's thread, once the bars worked
         # before the restart are back in the hub's history (their warm-up) and before the
@@ -109,16 +116,44 @@ class HostRuntime:
         self.strategies = StrategyManager(
             store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
             symbols=lambda: symbols, worker_target=self._worker_target)
+        live_brokers = {name: cls(s.plugins.get(name, {}))
+                        for name, cls in self.plugins.live_brokers().items()}
+        self.signals = SignalPipeline(
+            store=store, live=self.live, formats=self.plugins.signal_formats(s.signals.mappings),
+            settings=s.signals, symbols=lambda: symbols, default_account=s.account,
+            market_position=lambda: self._worked, strategies=self.strategies,
+            live_brokers=live_brokers)
         self.rpc = create_server(
             trading=TradingServicer(self.live, store, self.auth),
             market=MarketDataServicer(self.hub, self.auth),
             strategies=StrategyServicer(self.strategies, self.auth),
+            signals=SignalServicer(self.signals, self.auth),
             address=s.grpc, unix_path=self._unix_path())
+        if s.http:
+            self._start_http()
+        # Signals journaled before a restart execute before any new bar moves the market.
+        self.signals.recover()
         if feed:
             self.feed.start()
-        log.info("host up: gRPC %s, worker socket %s, %d fills restored, feed resumes after "
-                 "bar %d", self.rpc.address, self.rpc.unix_path, self.restored_fills, skip)
+        log.info("host up: gRPC %s, HTTP %s, worker socket %s, %d fills restored, feed resumes "
+                 "after bar %d", self.rpc.address, self.http.url if self.http else "off",
+                 self.rpc.unix_path, self.restored_fills, skip)
         return self
+
+    def _start_http(self) -> None:
+        from sandtrade.http import HttpServer, create_app
+        from sandtrade.plugin_api import HostApi
+
+        s = self.settings
+        assert self.signals is not None and self.auth is not None
+        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins)
+        try:
+            routers = self.plugins.http_routes(api)
+        except ValueError as e:  # a plugin's settings are invalid
+            raise SandtradeError(str(e)) from None
+        app = create_app(routers, health=api.health)
+        self.http = HttpServer(app, s.http, ssl_certfile=s.ssl_certfile,
+                               ssl_keyfile=s.ssl_keyfile).start()
 
     def _resume_strategies(self) -> None:
         assert self.strategies is not None
@@ -136,8 +171,12 @@ class HostRuntime:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.http is not None:
+            self.http.stop()
         if self.feed is not None:
             self.feed.stop()
+        if self.signals is not None:
+            self.signals.close()
         if self.strategies is not None:
             self.strategies.shutdown()
         if self.rpc is not None:
@@ -179,6 +218,7 @@ class HostRuntime:
         def op(b: PaperBroker) -> list[Fill]:
             fills = b.on_bar(bar)
             live.note_state(key, position)
+            self._worked = position  # read by signals under the same lock
             return fills
 
         try:

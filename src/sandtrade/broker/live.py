@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import Fill, Order
+from sandtrade.signals.model import SignalRecord
 from sandtrade.store.base import BrokerChange, Store
 from sandtrade.streams import EventStream
 
@@ -68,6 +69,7 @@ class LiveBroker:
         self._commit_lock = threading.Lock()
         self._pending: list[BrokerChange] = []
         self._state: dict[str, Any] = {}
+        self._signals: dict[str, SignalRecord] = {}
         self._applied = 0   # sequence number of the last request applied
         self._durable = 0   # every request up to this number is settled (committed or failed)
         self._lost: list[tuple[int, int, str]] = []  # (first, last, error) of failed groups
@@ -130,6 +132,12 @@ class LiveBroker:
         applied. Call it from inside a request function."""
         self._state[key] = value
 
+    def note_signal(self, record: SignalRecord) -> None:
+        """Commit this state of a journaled signal with the changes of the request being
+        applied (its orders and its ``executed`` status land together or not at all). Call
+        it from inside a request function."""
+        self._signals[record.id] = record.model_copy(deep=True)
+
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
         if request ``seq``'s group failed (nothing of it is stored)."""
@@ -138,16 +146,17 @@ class LiveBroker:
                 with self._apply_lock:
                     changes, self._pending = self._pending, []
                     state, self._state = self._state, {}
+                    signals, self._signals = list(self._signals.values()), {}
                     upto = self._applied
                 try:
-                    self._store.commit_many(changes, state)
+                    self._store.commit_many(changes, state, signals)
                 except Exception as e:
                     log.error("group commit of requests %d-%d failed: %s; rebuilding the "
                               "broker from the store", self._durable + 1, upto, e)
                     with self._apply_lock:
                         # Requests applied meanwhile built on the lost changes: lost too.
                         upto = self._applied
-                        self._pending, self._state = [], {}
+                        self._pending, self._state, self._signals = [], {}, {}
                         self._lost.append((self._durable + 1, upto, str(e)))
                         self._broker = self._make_broker()
                     self._durable = upto

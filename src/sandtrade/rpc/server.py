@@ -23,6 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from sandtrade.v1 import (
     market_pb2,
     market_pb2_grpc,
+    signals_pb2,
+    signals_pb2_grpc,
     strategies_pb2,
     strategies_pb2_grpc,
     trading_pb2,
@@ -58,6 +60,7 @@ class RpcServer:
 def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
                   market: market_pb2_grpc.MarketDataServiceServicer,
                   strategies: strategies_pb2_grpc.StrategyServiceServicer | None = None,
+                  signals: signals_pb2_grpc.SignalServiceServicer | None = None,
                   address: str = "127.0.0.1:50051", unix_path: str | Path | None = None,
                   max_workers: int = 32) -> RpcServer:
     """Build, bind and start the server.
@@ -77,6 +80,8 @@ def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
     market_pb2_grpc.add_MarketDataServiceServicer_to_server(market, server)
     if strategies is not None:
         strategies_pb2_grpc.add_StrategyServiceServicer_to_server(strategies, server)
+    if signals is not None:
+        signals_pb2_grpc.add_SignalServiceServicer_to_server(signals, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
@@ -84,6 +89,7 @@ def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
         market_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         strategies_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+        signals_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)

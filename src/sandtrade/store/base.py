@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+from sandtrade.signals.model import SignalRecord
 
 __all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store", "StrategyRecord"]
 
@@ -113,9 +114,38 @@ class Store(Protocol):
         in a single transaction."""
         ...
 
-    def commit_many(self, changes: Sequence[BrokerChange],
-                    state: dict[str, Any] | None = None) -> None:
-        """Apply several changes, in order, and set host ``state`` keys, as one transaction."""
+    def commit_many(self, changes: Sequence[BrokerChange], state: dict[str, Any] | None = None,
+                    signals: Sequence[SignalRecord] = ()) -> None:
+        """Several changes, host state keys and signal updates in one transaction."""
+        ...
+
+    def append_signals(self, records: Sequence[SignalRecord],
+                       dedup_hashes: Sequence[str | None] | None = None) -> None:
+        """Journal new signals in one transaction."""
+        ...
+
+    def update_signals(self, records: Sequence[SignalRecord]) -> None:
+        """Store the new status of journaled signals."""
+        ...
+
+    def get_signal(self, signal_id: str) -> SignalRecord | None:
+        """A journaled signal, or None."""
+        ...
+
+    def list_signals(self, *, account: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, before_seq: int | None = None,
+                     limit: int = 100, oldest_first: bool = False
+                     ) -> list[tuple[int, SignalRecord]]:
+        """Journaled signals with their sequence numbers."""
+        ...
+
+    def unfinished_signals(self) -> list[SignalRecord]:
+        """Accepted signals not yet finished, oldest first."""
+        ...
+
+    def recent_signal_keys(self, since: datetime
+                           ) -> list[tuple[str, str | None, str | None, str, float]]:
+        """The duplicate index since ``since``."""
         ...
 
     def get_state(self, key: str) -> Any:

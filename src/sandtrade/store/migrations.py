@@ -160,6 +160,26 @@ _V4_STRATEGIES = (
 )
 
 
+_V5_SIGNALS = (
+    # The signal journal: every signal received, accepted or not, with its raw body (in data).
+    "CREATE TABLE signals ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " account TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " received_ts REAL NOT NULL,"
+    " idempotency_key TEXT,"
+    " dedup_hash TEXT,"
+    " data TEXT NOT NULL)",
+    "CREATE INDEX signals_by_account ON signals (account, seq)",
+    "CREATE INDEX signals_by_time ON signals (received_ts)",
+    "CREATE INDEX signals_by_key ON signals (account, idempotency_key)"
+    " WHERE idempotency_key IS NOT NULL",
+    "CREATE INDEX signals_unfinished ON signals (seq)"
+    " WHERE status IN ('received', 'validated', 'routed')",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -168,6 +188,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V3_TOKENS_AND_CLIENT_IDS),
     Migration(4, "uploaded strategies and whether each should be running",
               _V4_STRATEGIES),
+    Migration(5, "the signal journal", _V5_SIGNALS),
 )
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+from sandtrade.signals.model import SignalRecord
 from sandtrade.store.base import ApiToken, BrokerChange, RunRecord, StrategyRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 
@@ -235,11 +236,12 @@ class SQLiteStore:
         self.commit_many([change])
 
     def commit_many(self, changes: Sequence[BrokerChange],
-                    state: dict[str, Any] | None = None) -> None:
-        """Apply several broker changes, in order, and set host ``state`` keys (JSON values),
-        all in one transaction (a group commit)."""
+                    state: dict[str, Any] | None = None,
+                    signals: Sequence[SignalRecord] = ()) -> None:
+        """Apply several broker changes, in order, set host ``state`` keys (JSON values) and
+        update journaled ``signals``, all in one transaction (a group commit)."""
         changes = [c for c in changes if c]
-        if not changes and not state:
+        if not changes and not state and not signals:
             return
         # Within one transaction only the last version of an account, order or position
         # matters: a bar that fills a thousand orders of one account writes its row once.
@@ -270,6 +272,8 @@ class SQLiteStore:
                 self._insert_fill(conn, fill, op)
             for position in positions.values():
                 self._upsert_position(conn, position, op)
+            for record in signals:
+                self._update_signal(conn, record, op)
 
     def find_client_order(self, account: str, client_order_id: str) -> Order | None:
         """The account's order submitted with ``client_order_id``, or None."""
@@ -492,6 +496,93 @@ class SQLiteStore:
             cur = conn.execute("UPDATE strategies SET desired = ? WHERE name = ?",
                                (desired, name))
             return cur.rowcount == 1
+
+    # signals
+
+    def append_signals(self, records: Sequence[SignalRecord],
+                       dedup_hashes: Sequence[str | None] | None = None) -> None:
+        """Journal new signals, in order, in one transaction."""
+        if not records:
+            return
+        hashes = list(dedup_hashes) if dedup_hashes is not None else [None] * len(records)
+        op = f"append_signals({len(records)} signals)"
+        rows = [(r.id, r.account, r.source, r.status.value, _sort_key(r.received_at),
+                 r.idempotency_key, h, self._dump(r, "signal", op))
+                for r, h in zip(records, hashes, strict=True)]
+        with self._writing(op) as conn:
+            conn.executemany(
+                "INSERT INTO signals (id, account, source, status, received_ts, "
+                "idempotency_key, dedup_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def update_signals(self, records: Sequence[SignalRecord]) -> None:
+        """Store the new status (and history) of journaled signals, in one transaction."""
+        if not records:
+            return
+        op = f"update_signals({len(records)} signals)"
+        with self._writing(op) as conn:
+            for record in records:
+                self._update_signal(conn, record, op)
+
+    def _update_signal(self, conn: sqlite3.Connection, record: SignalRecord, op: str) -> None:
+        cur = conn.execute("UPDATE signals SET status = ?, account = ?, data = ? WHERE id = ?",
+                           (record.status.value, record.account,
+                            self._dump(record, "signal", op), record.id))
+        if cur.rowcount != 1:
+            raise StoreError(f"{op}: signal {record.id!r} is not in the journal")
+
+    def get_signal(self, signal_id: str) -> SignalRecord | None:
+        """The journaled signal, or None."""
+        with self._reading(f"get_signal({signal_id!r})") as conn:
+            row = conn.execute("SELECT data FROM signals WHERE id = ?", (signal_id,)).fetchone()
+        return None if row is None else self._load(SignalRecord, row[0], f"signal {signal_id}")
+
+    def list_signals(self, *, account: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, before_seq: int | None = None,
+                     limit: int = 100, oldest_first: bool = False
+                     ) -> list[tuple[int, SignalRecord]]:
+        """Journaled signals with their sequence numbers, newest first (or oldest first),
+        of one account or all, received in ``[since, until)``, before ``before_seq``."""
+        self._check_limit(limit, "list_signals")
+        where: list[str] = []
+        args: list[Any] = []
+        if account is not None:
+            where.append("account = ?")
+            args.append(account)
+        if since is not None:
+            where.append("received_ts >= ?")
+            args.append(_sort_key(since))
+        if until is not None:
+            where.append("received_ts < ?")
+            args.append(_sort_key(until))
+        if before_seq is not None:
+            where.append("seq < ?" if not oldest_first else "seq > ?")
+            args.append(before_seq)
+        sql = "SELECT seq, data FROM signals"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"
+        with self._reading("list_signals") as conn:
+            rows = conn.execute(sql, (*args, limit)).fetchall()
+        return [(seq, self._load(SignalRecord, data, f"signal #{seq}")) for seq, data in rows]
+
+    def unfinished_signals(self) -> list[SignalRecord]:
+        """Signals accepted but not yet executed, failed or dropped, oldest first."""
+        with self._reading("unfinished_signals") as conn:
+            rows = conn.execute(
+                "SELECT seq, data FROM signals WHERE status IN ('received', 'validated', "
+                "'routed') ORDER BY seq").fetchall()
+        return [self._load(SignalRecord, data, f"signal #{seq}") for seq, data in rows]
+
+    def recent_signal_keys(self, since: datetime
+                           ) -> list[tuple[str, str | None, str | None, str, float]]:
+        """(account, idempotency key, dedup hash, id, received_ts) of signals received since
+        ``since`` that were not duplicates themselves, oldest first: the duplicate index."""
+        with self._reading("recent_signal_keys") as conn:
+            rows = conn.execute(
+                "SELECT account, idempotency_key, dedup_hash, id, received_ts FROM signals "
+                "WHERE received_ts >= ? AND (idempotency_key IS NOT NULL OR dedup_hash IS NOT "
+                "NULL) ORDER BY seq", (_sort_key(since),)).fetchall()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
 
     # runs
 

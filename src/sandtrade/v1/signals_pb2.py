@@ -25,29 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asandtrade/v1/signals.proto\x12\x0csandtrade.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n\x06Signal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08raw_body\x18\x04 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12*\n\x06status\x18\x07 \x01(\x0e\x32\x1a.sandtrade.v1.SignalStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\"]\n\x13SubmitSignalRequest\x12\x0c\n\x04\x62ody\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\"d\n\x14SubmitSignalResponse\x12$\n\x06signal\x18\x01 \x01(\x0b\x32\x14.sandtrade.v1.Signal\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\"L\n\x12ListSignalsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"U\n\x13ListSignalsResponse\x12%\n\x07signals\x18\x01 \x03(\x0b\x32\x14.sandtrade.v1.Signal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetSignalRequest\x12\x11\n\tsignal_id\x18\x01 \x01(\t\"9\n\x11GetSignalResponse\x12$\n\x06signal\x18\x01 \x01(\x0b\x32\x14.sandtrade.v1.Signal*\xd2\x01\n\x0cSignalStatus\x12\x1d\n\x19SIGNAL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNAL_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16SIGNAL_STATUS_REJECTED\x10\x02\x12\x1b\n\x17SIGNAL_STATUS_VALIDATED\x10\x03\x12\x18\n\x14SIGNAL_STATUS_ROUTED\x10\x04\x12\x1a\n\x16SIGNAL_STATUS_EXECUTED\x10\x05\x12\x18\n\x14SIGNAL_STATUS_FAILED\x10\x06\x32\x88\x02\n\rSignalService\x12U\n\x0cSubmitSignal\x12!.sandtrade.v1.SubmitSignalRequest\x1a\".sandtrade.v1.SubmitSignalResponse\x12R\n\x0bListSignals\x12 .sandtrade.v1.ListSignalsRequest\x1a!.sandtrade.v1.ListSignalsResponse\x12L\n\tGetSignal\x12\x1e.sandtrade.v1.GetSignalRequest\x1a\x1f.sandtrade.v1.GetSignalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asandtrade/v1/signals.proto\x12\x0csandtrade.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\nSignalStep\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.sandtrade.v1.SignalStatus\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xd7\x02\n\x06Signal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08raw_body\x18\x04 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12*\n\x06status\x18\x07 \x01(\x0e\x32\x1a.sandtrade.v1.SignalStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\n \x01(\t\x12\x10\n\x08\x61lert_id\x18\x0b \x01(\t\x12\x11\n\torder_ids\x18\x0c \x03(\t\x12\x13\n\x0bparsed_json\x18\r \x01(\t\x12)\n\x07history\x18\x0e \x03(\x0b\x32\x18.sandtrade.v1.SignalStep\"m\n\x13SubmitSignalRequest\x12\x0c\n\x04\x62ody\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\"d\n\x14SubmitSignalResponse\x12$\n\x06signal\x18\x01 \x01(\x0b\x32\x14.sandtrade.v1.Signal\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\"L\n\x12ListSignalsRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"U\n\x13ListSignalsResponse\x12%\n\x07signals\x18\x01 \x03(\x0b\x32\x14.sandtrade.v1.Signal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetSignalRequest\x12\x11\n\tsignal_id\x18\x01 \x01(\t\"9\n\x11GetSignalResponse\x12$\n\x06signal\x18\x01 \x01(\x0b\x32\x14.sandtrade.v1.Signal*\xed\x01\n\x0cSignalStatus\x12\x1d\n\x19SIGNAL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNAL_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16SIGNAL_STATUS_REJECTED\x10\x02\x12\x1b\n\x17SIGNAL_STATUS_VALIDATED\x10\x03\x12\x18\n\x14SIGNAL_STATUS_ROUTED\x10\x04\x12\x1a\n\x16SIGNAL_STATUS_EXECUTED\x10\x05\x12\x18\n\x14SIGNAL_STATUS_FAILED\x10\x06\x12\x19\n\x15SIGNAL_STATUS_DROPPED\x10\x07\x32\x88\x02\n\rSignalService\x12U\n\x0cSubmitSignal\x12!.sandtrade.v1.SubmitSignalRequest\x1a\".sandtrade.v1.SubmitSignalResponse\x12R\n\x0bListSignals\x12 .sandtrade.v1.ListSignalsRequest\x1a!.sandtrade.v1.ListSignalsResponse\x12L\n\tGetSignal\x12\x1e.sandtrade.v1.GetSignalRequest\x1a\x1f.sandtrade.v1.GetSignalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sandtrade.v1.signals_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNALSTATUS']._serialized_start=762
-  _globals['_SIGNALSTATUS']._serialized_end=972
-  _globals['_SIGNAL']._serialized_start=78
-  _globals['_SIGNAL']._serialized_end=299
-  _globals['_SUBMITSIGNALREQUEST']._serialized_start=301
-  _globals['_SUBMITSIGNALREQUEST']._serialized_end=394
-  _globals['_SUBMITSIGNALRESPONSE']._serialized_start=396
-  _globals['_SUBMITSIGNALRESPONSE']._serialized_end=496
-  _globals['_LISTSIGNALSREQUEST']._serialized_start=498
-  _globals['_LISTSIGNALSREQUEST']._serialized_end=574
-  _globals['_LISTSIGNALSRESPONSE']._serialized_start=576
-  _globals['_LISTSIGNALSRESPONSE']._serialized_end=661
-  _globals['_GETSIGNALREQUEST']._serialized_start=663
-  _globals['_GETSIGNALREQUEST']._serialized_end=700
-  _globals['_GETSIGNALRESPONSE']._serialized_start=702
-  _globals['_GETSIGNALRESPONSE']._serialized_end=759
-  _globals['_SIGNALSERVICE']._serialized_start=975
-  _globals['_SIGNALSERVICE']._serialized_end=1239
+  _globals['_SIGNALSTATUS']._serialized_start=1014
+  _globals['_SIGNALSTATUS']._serialized_end=1251
+  _globals['_SIGNALSTEP']._serialized_start=77
+  _globals['_SIGNALSTEP']._serialized_end=189
+  _globals['_SIGNAL']._serialized_start=192
+  _globals['_SIGNAL']._serialized_end=535
+  _globals['_SUBMITSIGNALREQUEST']._serialized_start=537
+  _globals['_SUBMITSIGNALREQUEST']._serialized_end=646
+  _globals['_SUBMITSIGNALRESPONSE']._serialized_start=648
+  _globals['_SUBMITSIGNALRESPONSE']._serialized_end=748
+  _globals['_LISTSIGNALSREQUEST']._serialized_start=750
+  _globals['_LISTSIGNALSREQUEST']._serialized_end=826
+  _globals['_LISTSIGNALSRESPONSE']._serialized_start=828
+  _globals['_LISTSIGNALSRESPONSE']._serialized_end=913
+  _globals['_GETSIGNALREQUEST']._serialized_start=915
+  _globals['_GETSIGNALREQUEST']._serialized_end=952
+  _globals['_GETSIGNALRESPONSE']._serialized_start=954
+  _globals['_GETSIGNALRESPONSE']._serialized_end=1011
+  _globals['_SIGNALSERVICE']._serialized_start=1254
+  _globals['_SIGNALSERVICE']._serialized_end=1518
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,7 @@ class SignalStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNAL_STATUS_ROUTED: _ClassVar[SignalStatus]
     SIGNAL_STATUS_EXECUTED: _ClassVar[SignalStatus]
     SIGNAL_STATUS_FAILED: _ClassVar[SignalStatus]
+    SIGNAL_STATUS_DROPPED: _ClassVar[SignalStatus]
 SIGNAL_STATUS_UNSPECIFIED: SignalStatus
 SIGNAL_STATUS_RECEIVED: SignalStatus
 SIGNAL_STATUS_REJECTED: SignalStatus
@@ -26,9 +27,20 @@ SIGNAL_STATUS_VALIDATED: SignalStatus
 SIGNAL_STATUS_ROUTED: SignalStatus
 SIGNAL_STATUS_EXECUTED: SignalStatus
 SIGNAL_STATUS_FAILED: SignalStatus
+SIGNAL_STATUS_DROPPED: SignalStatus
+
+class SignalStep(_message.Message):
+    __slots__ = ("status", "at", "reason")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    status: SignalStatus
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, status: _Optional[_Union[SignalStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Signal(_message.Message):
-    __slots__ = ("id", "source", "received_at", "raw_body", "format", "account", "status", "reason", "idempotency_key")
+    __slots__ = ("id", "source", "received_at", "raw_body", "format", "account", "status", "reason", "idempotency_key", "destination", "alert_id", "order_ids", "parsed_json", "history")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +50,11 @@ class Signal(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PARSED_JSON_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     id: str
     source: str
     received_at: _timestamp_pb2.Timestamp
@@ -47,19 +64,26 @@ class Signal(_message.Message):
     status: SignalStatus
     reason: str
     idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., raw_body: _Optional[str] = ..., format: _Optional[str] = ..., account: _Optional[str] = ..., status: _Optional[_Union[SignalStatus, str]] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    destination: str
+    alert_id: str
+    order_ids: _containers.RepeatedScalarFieldContainer[str]
+    parsed_json: str
+    history: _containers.RepeatedCompositeFieldContainer[SignalStep]
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., raw_body: _Optional[str] = ..., format: _Optional[str] = ..., account: _Optional[str] = ..., status: _Optional[_Union[SignalStatus, str]] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., destination: _Optional[str] = ..., alert_id: _Optional[str] = ..., order_ids: _Optional[_Iterable[str]] = ..., parsed_json: _Optional[str] = ..., history: _Optional[_Iterable[_Union[SignalStep, _Mapping]]] = ...) -> None: ...
 
 class SubmitSignalRequest(_message.Message):
-    __slots__ = ("body", "format", "idempotency_key", "dry_run")
+    __slots__ = ("body", "format", "idempotency_key", "dry_run", "source")
     BODY_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     body: str
     format: str
     idempotency_key: str
     dry_run: bool
-    def __init__(self, body: _Optional[str] = ..., format: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    source: str
+    def __init__(self, body: _Optional[str] = ..., format: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., dry_run: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
 
 class SubmitSignalResponse(_message.Message):
     __slots__ = ("signal", "duplicate", "explanation")

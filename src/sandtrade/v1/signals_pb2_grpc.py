@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class SignalServiceStub:
     """Journal of signals. Submitting needs the `signal` scope, reading the `read` scope.
+    A body that cannot be read is journaled as rejected and answered INVALID_ARGUMENT, with a
+    google.rpc.BadRequest naming the field and the journaled signal's id in the message.
     """
 
     def __init__(self, channel):
@@ -54,6 +56,8 @@ class SignalServiceStub:
 
 class SignalServiceServicer:
     """Journal of signals. Submitting needs the `signal` scope, reading the `read` scope.
+    A body that cannot be read is journaled as rejected and answered INVALID_ARGUMENT, with a
+    google.rpc.BadRequest naming the field and the journaled signal's id in the message.
     """
 
     def SubmitSignal(self, request, context):
@@ -105,6 +109,8 @@ def add_SignalServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SignalService:
     """Journal of signals. Submitting needs the `signal` scope, reading the `read` scope.
+    A body that cannot be read is journaled as rejected and answered INVALID_ARGUMENT, with a
+    google.rpc.BadRequest naming the field and the journaled signal's id in the message.
     """
 
     @staticmethod

@@ -1,0 +1,63 @@
+"""What the host offers plugins: the one object a plugin's routes talk to.
+
+A plugin (the TradingView adapter is one) gets a :class:`HostApi` in its
+``sandtrade_http_routes`` hook and uses nothing else of the host: its own settings, token
+checks, and signal submission. Everything here is safe to call from the HTTP server's event
+loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
+from sandtrade.signals.model import SignalError, SignalRecord, SignalStatus
+from sandtrade.signals.pipeline import Overloaded, SignalPipeline, Submitted
+
+__all__ = ["AuthError", "HostApi", "Overloaded", "Principal", "SignalError", "SignalRecord",
+           "SignalStatus", "Submitted"]
+
+
+class HostApi:
+    """The host as a plugin sees it."""
+
+    def __init__(self, *, pipeline: SignalPipeline, auth: TokenAuthority,
+                 plugins: dict[str, dict[str, Any]], config_path: Path | None = None) -> None:
+        self._pipeline = pipeline
+        self._auth = auth
+        self._plugins = plugins
+        #: The configuration file the host was started with (for error messages).
+        self.config_path = config_path
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        """``[plugins.NAME]`` of the configuration (empty when absent)."""
+        return dict(self._plugins.get(name, {}))
+
+    def verify_token(self, token: str, scope: str = "signal") -> Principal:
+        """Who the token speaks for; :class:`AuthError` when it is not valid or lacks
+        ``scope``."""
+        principal = self._auth.verify(token)
+        principal.require_scope(scope)
+        return principal
+
+    async def submit_signal(self, body: str, *, source: str, principal: Principal,
+                            fmt: str | None = None, idempotency_key: str | None = None,
+                            dry_run: bool = False) -> Submitted:
+        """Journal the signal durably and queue it for execution; returns once it is durable.
+
+        A body that cannot be read is journaled as ``rejected`` and comes back with that
+        status and the reason. Raises :class:`Overloaded` (nothing journaled) when the host
+        cannot take it now, and the store's error when the journal cannot be written.
+        """
+        return await self._pipeline.submit_async(body, source=source, principal=principal,
+                                                 fmt=fmt, idempotency_key=idempotency_key,
+                                                 dry_run=dry_run)
+
+    def explain(self, record: SignalRecord) -> str:
+        """How a signal was read and what it would do, for a person."""
+        return self._pipeline.explain(record)
+
+    def health(self) -> dict[str, Any]:
+        """The signal pipeline's state for a health endpoint."""
+        return self._pipeline.health()

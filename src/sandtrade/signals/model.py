@@ -1,0 +1,179 @@
+"""What a signal is: the commands it carries, what was read from its body, and its record.
+
+A *signal* is an instruction from outside (a TradingView alert, a Python program, a replay of
+the journal). Its body is parsed by a format (:mod:`sandtrade.signals.formats`) into a
+:class:`ParsedSignal`: the fields a person wrote, plus the ordered :class:`Command` list they
+mean. The host journals a :class:`SignalRecord` for every signal it receives, accepted or not,
+and moves it through its lifecycle::
+
+    received -> rejected                       (the body or the sender is refused)
+    received -> validated -> routed -> executed (its commands were carried out)
+                                     -> failed   (its destination refused or broke)
+                          -> dropped           (a route said to drop it)
+
+Each step is kept in ``history`` with its time and reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandtrade.errors import SandtradeError
+
+__all__ = ["ACTIONS", "Command", "ParsedSignal", "SignalError", "SignalRecord", "SignalStatus",
+           "Step"]
+
+#: Every action a signal may name, and what it does.
+ACTIONS: dict[str, str] = {
+    "buy": "buy QTY (adds to a long, or reduces a short)",
+    "sell": "sell QTY (reduces a long, or adds to a short)",
+    "close": "close the whole position in the symbol",
+    "flat": "the same as close: target position 0",
+    "long": "target position +QTY: close a short first, then buy up to QTY",
+    "short": "target position -QTY: close a long first, then sell down to -QTY",
+    "target": "target position QTY (signed): buy or sell the difference",
+}
+#: What text and TradersPost bodies may say besides: cancel the symbol's working orders.
+CANCEL = "cancel"
+
+
+class SignalError(SandtradeError):
+    """A signal body that cannot be read: ``field`` names where, the message says what."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.detail = message
+
+
+class SignalStatus(StrEnum):
+    """Where a signal is in its life."""
+
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    VALIDATED = "validated"
+    ROUTED = "routed"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+    @property
+    def final(self) -> bool:
+        return self in (SignalStatus.REJECTED, SignalStatus.EXECUTED, SignalStatus.FAILED,
+                        SignalStatus.DROPPED)
+
+
+class Command(BaseModel):
+    """One thing a signal asks for, in the order it asks.
+
+    ``buy``/``sell`` trade ``qty``; ``target`` brings the position to ``qty`` (signed), which
+    is how close, flat, long N and short N are carried out: the difference is computed when
+    the command runs, against the position at that moment, so a reversal is one step.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["buy", "sell", "target", "cancel"]
+    symbol: str
+    qty: float
+    order_type: Literal["market", "limit", "stop", "stop_limit"] = "market"
+    limit_price: float | None = None
+    stop_price: float | None = None
+    #: Only when the position is on this side (TradersPost's "exit the short, then buy").
+    only_if: Literal["long", "short"] | None = None
+
+    def describe(self) -> str:
+        """The command as a person would say it."""
+        if self.action == "cancel":
+            return f"cancel the working orders in {self.symbol}"
+        if self.action == "target":
+            if self.qty == 0:
+                text = f"close the {self.symbol} position (target 0)"
+            else:
+                text = f"bring {self.symbol} to a position of {_num(self.qty)} " \
+                       f"({'long' if self.qty > 0 else 'short'})"
+        else:
+            text = f"{self.action} {_num(self.qty)} {self.symbol}"
+        if self.order_type != "market":
+            prices = []
+            if self.stop_price is not None:
+                prices.append(f"stop {_num(self.stop_price)}")
+            if self.limit_price is not None:
+                prices.append(f"limit {_num(self.limit_price)}")
+            text += f" as a {self.order_type.replace('_', '-')} order ({', '.join(prices)})"
+        else:
+            text += " at market"
+        if self.only_if:
+            text = f"if the position is {self.only_if}: {text}"
+        return text
+
+
+class ParsedSignal(BaseModel):
+    """What a format read from a body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str
+    commands: list[Command]
+    symbol: str | None = None
+    action: str | None = None
+    qty: float | None = None
+    price: float | None = Field(None, description="The price at alert time, e.g. {{close}}.")
+    account: str | None = None
+    strategy: str | None = None
+    alert_id: str | None = None
+    idempotency_key: str | None = None
+    comment: str | None = None
+    passphrase: str | None = Field(None, repr=False, exclude=True)
+    #: Fields the format read, as written (for ``signals check`` and the journal).
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class Step(BaseModel):
+    """One step of a signal's life."""
+
+    status: SignalStatus
+    at: datetime
+    reason: str = ""
+
+
+class SignalRecord(BaseModel):
+    """A journaled signal."""
+
+    id: str
+    source: str
+    received_at: datetime
+    raw_body: str
+    format: str = ""
+    account: str = ""
+    destination: str = ""
+    status: SignalStatus = SignalStatus.RECEIVED
+    reason: str = ""
+    idempotency_key: str | None = None
+    alert_id: str | None = None
+    parsed: dict[str, Any] | None = None
+    token_id: str | None = None
+    orders: list[str] = Field(default_factory=list)
+    #: Bars the market feed had worked when the signal executed (for a faithful replay).
+    market_position: int | None = None
+    history: list[Step] = Field(default_factory=list)
+
+    def step(self, status: SignalStatus, at: datetime, reason: str = "") -> None:
+        """Move to ``status``, remembering when and why."""
+        self.status = status
+        self.reason = reason
+        self.history.append(Step(status=status, at=at, reason=reason))
+
+    @property
+    def commands(self) -> list[Command]:
+        if not self.parsed:
+            return []
+        return [Command.model_validate(c) for c in self.parsed.get("commands", [])]
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if abs(x) < 1e15 else repr(x)

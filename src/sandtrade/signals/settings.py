@@ -1,0 +1,93 @@
+"""``[signals]`` of the configuration: routes, execution mode, duplicate windows, mappings.
+
+Example::
+
+    [signals]
+    mode = "paper"                 # or "live": needs allow_live and a live-broker plugin
+    duplicate_window = 86400       # seconds an idempotency key or alert id is remembered
+    resend_window = 30             # seconds an identical body from one sender is a resend
+
+    [[signals.routes]]             # the first matching route wins
+    source = "tradingview"
+    symbol = "BTC*"                # shell-style patterns
+    to = "strategy:crypto_bot"     # paper, paper:ACCOUNT, strategy:NAME, live:BROKER, drop
+
+    [[signals.routes]]
+    alert = "test-*"
+    to = "drop"
+
+    [signals.mappings.my_bot]      # a sender's own JSON, mapped onto the native fields
+    detect = "bot_signal"
+    symbol = "bot_signal.pair"
+    action = "bot_signal.side"
+    qty = "bot_signal.size"
+
+With no route matching (or none at all), a signal goes to the paper account of the token
+that sent it (or the ``account`` it names, for the operator's token).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sandtrade.signals.formats import MappingSpec
+
+__all__ = ["Route", "SignalSettings"]
+
+_DEST_RE = re.compile(r"(paper|drop)|(paper|strategy|live):([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
+
+
+class Route(BaseModel):
+    """One routing rule: every given pattern must match; ``to`` says where the signal goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(None, description="tradingview, grpc, python, replay (pattern)")
+    symbol: str | None = Field(None, description="symbol pattern, e.g. 'BTC*'")
+    alert: str | None = Field(None, description="pattern on the alert or order id")
+    strategy: str | None = Field(None, description="pattern on the strategy the signal names")
+    account: str | None = Field(None, description="pattern on the account the signal targets")
+    format: str | None = Field(None, description="pattern on the format that read the body")
+    to: str = Field(..., description="paper, paper:ACCOUNT, strategy:NAME, live:BROKER or drop")
+
+    @field_validator("to")
+    @classmethod
+    def _destination(cls, value: str) -> str:
+        if not _DEST_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a destination (use paper, paper:ACCOUNT, "
+                             "strategy:NAME, live:BROKER or drop)")
+        return value
+
+    def matches(self, *, source: str, symbol: str | None, alert: str | None,
+                strategy: str | None, account: str, format: str) -> bool:
+        checks = ((self.source, source), (self.symbol, symbol), (self.alert, alert),
+                  (self.strategy, strategy), (self.account, account), (self.format, format))
+        return all(pattern is None or (value is not None and
+                                       fnmatch.fnmatchcase(value, pattern))
+                   for pattern, value in checks)
+
+
+class SignalSettings(BaseModel):
+    """How signals are checked, deduplicated and routed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["paper", "live"] = Field(
+        "paper", description="Where signals without a matching route go: the paper account, "
+        "or the live broker named by live_broker.")
+    allow_live: bool = Field(False, description="Must be true for any live destination.")
+    live_broker: str | None = Field(None, description="The live-broker plugin of mode=live.")
+    routes: list[Route] = Field(default_factory=list)
+    mappings: dict[str, MappingSpec] = Field(default_factory=dict)
+    duplicate_window: float = Field(
+        86_400.0, ge=0, description="Seconds an idempotency key or alert id is remembered.")
+    resend_window: float = Field(
+        30.0, ge=0, description="Seconds within which an identical body from the same token "
+        "is a resend (TradingView resends up to 3 times, 5 s apart, after a 5xx or timeout).")
+    queue_limit: int = Field(
+        100_000, ge=1, description="Accepted signals waiting to execute, per account, before "
+        "new ones are refused (503, with nothing journaled).")
