@@ -12,7 +12,9 @@ Every mutating call carries an idempotency key (an order's ``client_order_id``, 
 not given), so the client retries it after a lost reply or a dropped connection, with
 exponential backoff, and the host executes it once. With ``queue_path``, orders sent while the
 host is unreachable are kept in a file and sent, in order, when it is back (``submit_order``
-then returns a :class:`QueuedOrder`); the queue survives the client process.
+then returns a :class:`QueuedOrder`); the queue survives the client process. Signals work the
+same way: ``c.send_signal("buy 10 AAPL")`` or ``c.send_signal({"symbol": "AAPL", "action":
+"long", "qty": 10})``, each with an idempotency key, queued when the host is away.
 """
 
 from sandtrade.client.client import (
@@ -24,7 +26,9 @@ from sandtrade.client.client import (
     NotFound,
     PermissionDenied,
     QueuedOrder,
+    QueuedSignal,
     ResourceExhausted,
+    SignalInfo,
     StrategyInfo,
     StrategyStatus,
     Unauthenticated,
@@ -40,7 +44,9 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QueuedOrder",
+    "QueuedSignal",
     "ResourceExhausted",
+    "SignalInfo",
     "StrategyInfo",
     "StrategyStatus",
     "Unauthenticated",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -34,14 +35,15 @@ from sandtrade.models import (
 )
 from sandtrade.rpc import convert
 from sandtrade.v1 import market_pb2 as mpb
-from sandtrade.v1 import market_pb2_grpc, strategies_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import market_pb2_grpc, signals_pb2_grpc, strategies_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import signals_pb2 as sgpb
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
     "ApiError", "BacktestProgress", "Client", "FailedPrecondition", "InvalidArgument",
-    "NotFound", "PermissionDenied", "QueuedOrder", "ResourceExhausted", "StrategyInfo",
-    "StrategyStatus", "Unauthenticated", "Unavailable",
+    "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal", "ResourceExhausted",
+    "SignalInfo", "StrategyInfo", "StrategyStatus", "Unauthenticated", "Unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,55 @@ class QueuedOrder:
     queued_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedSignal:
+    """A signal kept in the offline queue because the host was unreachable; it is sent, in
+    order, when the host is back, and executed once (its idempotency key goes with it)."""
+
+    idempotency_key: str
+    queued_at: float
+
+
+_SIGNAL_STATUS = {v: k.removeprefix("SIGNAL_STATUS_").lower()
+                  for k, v in sgpb.SignalStatus.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SignalInfo:
+    """A journaled signal as the host answered it."""
+
+    id: str
+    source: str
+    status: str
+    reason: str
+    account: str
+    destination: str
+    format: str
+    raw_body: str
+    received_at: datetime
+    idempotency_key: str
+    alert_id: str
+    order_ids: tuple[str, ...]
+    history: tuple[tuple[str, datetime, str], ...]
+    #: True when the idempotency key matched an earlier signal (this is that signal).
+    duplicate: bool = False
+    #: With ``dry_run``: how the body was read and what it would do.
+    explanation: str = ""
+
+
+def _signal_info(m: sgpb.Signal, duplicate: bool = False, explanation: str = ""
+                 ) -> SignalInfo:
+    return SignalInfo(
+        id=m.id, source=m.source, status=_SIGNAL_STATUS.get(m.status, "unspecified"),
+        reason=m.reason, account=m.account, destination=m.destination, format=m.format,
+        raw_body=m.raw_body, received_at=convert.time_from_pb(m.received_at),
+        idempotency_key=m.idempotency_key, alert_id=m.alert_id,
+        order_ids=tuple(m.order_ids),
+        history=tuple((_SIGNAL_STATUS.get(h.status, "unspecified"),
+                       convert.time_from_pb(h.at), h.reason) for h in m.history),
+        duplicate=duplicate, explanation=explanation)
+
+
 class Client:
     """A connection to a sandtrade host.
 
@@ -216,6 +267,7 @@ class Client:
         self._trading = trading_pb2_grpc.TradingServiceStub(self._channel)
         self._market = market_pb2_grpc.MarketDataServiceStub(self._channel)
         self._strategies = strategies_pb2_grpc.StrategyServiceStub(self._channel)
+        self._signals = signals_pb2_grpc.SignalServiceStub(self._channel)
         self.queue = OfflineQueue(queue_path) if queue_path is not None else None
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -497,6 +549,67 @@ class Client:
         finally:
             call.cancel()
 
+    # ------------------------------------------------------------------ signals
+
+    def send_signal(self, body: str | Mapping[str, Any], *, format: str | None = None,
+                    idempotency_key: str | None = None, dry_run: bool = False
+                    ) -> SignalInfo | QueuedSignal:
+        """Send a signal (a dict is sent as JSON); executed at most once whatever happens to
+        the connection: it carries an idempotency key (generated when not given), so it is
+        retried after a lost reply and the host recognises the repeat.
+
+        Returns the journaled signal (``duplicate`` when the key was seen before; that
+        signal is returned), or, with an offline queue and the host unreachable, a
+        :class:`QueuedSignal`. A body the host cannot read raises :class:`InvalidArgument`
+        naming the problem (the rejected signal is journaled all the same).
+        """
+        text = body if isinstance(body, str) else json.dumps(dict(body))
+        request = sgpb.SubmitSignalRequest(body=text, format=format or "",
+                                           idempotency_key=idempotency_key or _new_key(),
+                                           dry_run=dry_run, source="python")
+        if dry_run:
+            resp = self._call(self._signals.SubmitSignal, request)
+            return _signal_info(resp.signal, explanation=resp.explanation)
+        if self.queue is not None and len(self.queue):
+            flushing = self._flusher is not None and self._flusher.is_alive()
+            if flushing or not self.flush(self.retry_for):
+                return self._enqueue_signal(request)
+        try:
+            resp = self._call(self._signals.SubmitSignal, request)
+        except Unavailable:
+            if self.queue is None:
+                raise
+            return self._enqueue_signal(request)
+        return _signal_info(resp.signal, resp.duplicate, resp.explanation)
+
+    def _enqueue_signal(self, request: sgpb.SubmitSignalRequest) -> QueuedSignal:
+        assert self.queue is not None
+        item = self.queue.put("signal", request.idempotency_key, request.SerializeToString())
+        log.warning("host %s unreachable: signal %s queued in %s", self.target,
+                    request.idempotency_key, self.queue.path)
+        self._start_flusher()
+        return QueuedSignal(request.idempotency_key, item.queued_at)
+
+    def get_signal(self, signal_id: str) -> SignalInfo:
+        """One journaled signal, with every step of its life."""
+        resp = self._call(self._signals.GetSignal, sgpb.GetSignalRequest(signal_id=signal_id))
+        return _signal_info(resp.signal)
+
+    def list_signals(self, *, account: str | None = None, limit: int = 100
+                     ) -> list[SignalInfo]:
+        """The newest ``limit`` journaled signals, newest first."""
+        out: list[SignalInfo] = []
+        token = ""
+        while len(out) < limit:
+            resp = self._call(self._signals.ListSignals, sgpb.ListSignalsRequest(
+                account=account or "", page_size=min(1000, limit - len(out)),
+                page_token=token))
+            out += [_signal_info(m) for m in resp.signals]
+            token = resp.next_page_token
+            if not token:
+                break
+        return out
+
     # ------------------------------------------------------------------ offline queue
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -511,10 +624,15 @@ class Client:
                 item = self.queue.peek()
                 if item is None:
                     return True
-                request = tpb.SubmitOrderRequest.FromString(item.payload)
                 try:
-                    self._trading.SubmitOrder(request, timeout=self.timeout,
-                                              metadata=self._metadata)
+                    if item.kind == "signal":
+                        self._signals.SubmitSignal(
+                            sgpb.SubmitSignalRequest.FromString(item.payload),
+                            timeout=self.timeout, metadata=self._metadata)
+                    else:
+                        self._trading.SubmitOrder(
+                            tpb.SubmitOrderRequest.FromString(item.payload),
+                            timeout=self.timeout, metadata=self._metadata)
                 except grpc.RpcError as e:
                     err = api_error(e)
                     if err.code in TRANSIENT:
@@ -524,7 +642,7 @@ class Client:
                         time.sleep(delay)
                         delay = min(delay * 2, self.backoff[1])
                         continue
-                    log.error("queued order %s refused by the host: %s", item.key, err)
+                    log.error("queued %s %s refused by the host: %s", item.kind, item.key, err)
                     self.queue.fail(item, str(err))
                     continue
                 self.queue.done(item.seq)
