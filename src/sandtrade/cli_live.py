@@ -19,13 +19,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sandtrade.cli_signals import add_signals_command, run_signals, run_signals_offline
 from sandtrade.cli_strategies import add_strategies_command, run_strategies
 from sandtrade.errors import SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
 COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account",
-            "strategies")
+            "strategies", "signals")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -50,7 +51,11 @@ def add_commands(sub: Any) -> None:
                         "start resumes from the store.")
     _common(sv)
     sv.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)")
-    sv.add_argument("--http", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:8000)")
+    sv.add_argument("--http", metavar="HOST:PORT", help="HTTP address of the webhooks (default "
+                    "127.0.0.1:8000; '' turns the HTTP server off)")
+    sv.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate "
+                    "(TradingView posts only to ports 80 and 443)")
+    sv.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's key")
     sv.add_argument("--source", help="market source plugin (replay, synthetic, …)")
     sv.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]CSV",
                     help="replay: a CSV history file (repeatable; default: the DEMO sample)")
@@ -97,6 +102,7 @@ def add_commands(sub: Any) -> None:
     ac = sub.add_parser("account", help="show cash, equity and buying power")
     _client_args(ac)
     add_strategies_command(sub, _client_args)
+    add_signals_command(sub, _client_args, _common)
 
 
 def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -105,6 +111,9 @@ def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
         return _serve(args, err)
     if args.command == "tokens":
         return _tokens(args, out, err)
+    if args.command == "signals" and (args.signals_command == "replay" or
+                                      getattr(args, "offline", False)):
+        return run_signals_offline(args, out, err)
     return _client_command(args, out, err)
 
 
@@ -132,8 +141,11 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
     if args.speed is not None:
         market["bars_per_second"] = args.speed
     overrides: dict[str, Any] = {"market": market} if market else {}
-    if args.http:
+    if args.http is not None:
         overrides["http"] = args.http
+    for key in ("ssl_certfile", "ssl_keyfile"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
     settings = _settings(args, **overrides)
     runtime = HostRuntime(settings)
     stop = threading.Event()
@@ -151,6 +163,10 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
                   f"({', '.join(i.symbol for i in runtime.source.instruments())})")
         err.print(f"operator token: {runtime.operator_token_path} (the CLI uses it; "
                   f"restored {runtime.restored_fills} fills)")
+        if runtime.http is not None:
+            err.print(f"webhooks: {runtime.http.url}/webhooks/tradingview/<token> (tokens: "
+                      "sandtrade tokens create --account NAME --scope signal); API docs "
+                      f"{runtime.http.url}/docs")
         print(f"READY {runtime.rpc.address}", flush=True)
         while not stop.wait(0.5):
             feed = runtime.feed
@@ -250,6 +266,8 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
         try:
             if args.command == "strategies":
                 return run_strategies(args, c, out, err)
+            if args.command == "signals":
+                return run_signals(args, c, out, err)
             if args.command in ("buy", "sell"):
                 otype = ("stop_limit" if args.limit and args.stop else "limit" if args.limit
                          else "stop" if args.stop else "market")

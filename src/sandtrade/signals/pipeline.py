@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sandtrade.errors import OrderRejected, SandtradeError
+from sandtrade.errors import SandtradeError
 from sandtrade.models import Order, OrderSide, OrderStatus
 from sandtrade.rpc.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.signals.formats import FormatRegistry
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from sandtrade.signals.live import LiveBrokerAdapter
     from sandtrade.store.base import Store
 
-__all__ = ["Overloaded", "PlannedOrder", "SignalPipeline", "Submitted", "plan_commands"]
+__all__ = ["Overloaded", "PlannedOrder", "SignalPipeline", "Submitted", "place_commands",
+           "plan_commands", "resolve_symbol"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,41 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
                                                                 else -o.qty)
         out.append((cmd, orders))
     return out
+
+
+def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str
+                   ) -> tuple[list[Order], list[str], str | None]:
+    """Carry out a signal's commands on the paper broker, in order, in one step: the orders
+    placed, what each command did, and why it stopped (a rejected order) or None.
+
+    Order ``n`` of the signal gets the client order id ``<signal_id>.<n>``: executed again
+    (after a restart, or a replay into the same account), it does not trade twice.
+    """
+    placed: list[Order] = []
+    notes: list[str] = []
+    n = 0
+    for cmd, what in plan_commands(b, account, commands):
+        if cmd.action == "cancel":
+            for o in b.orders(account, open_only=True):
+                if o.symbol == cmd.symbol:
+                    b.cancel(o.id, f"canceled by signal {signal_id}")
+            notes.append(str(what))
+            continue
+        if isinstance(what, str):
+            notes.append(what)
+            continue
+        for planned in what:
+            order = b.submit(
+                account, cmd.symbol, planned.side, planned.qty, type=cmd.order_type,
+                limit_price=cmd.limit_price, stop_price=cmd.stop_price,
+                client_order_id=f"{signal_id}.{n}", tag=f"signal {signal_id}")
+            n += 1
+            placed.append(order)
+            if order.status is OrderStatus.REJECTED:
+                return placed, notes, (f"order {order.id} ({planned.describe()}) was "
+                                       f"rejected: {order.reject_reason}")
+            notes.append(f"{order.id}: {planned.describe()}")
+    return placed, notes, None
 
 
 def resolve_symbol(symbol: str, known: Sequence[str]) -> str | None:
@@ -726,39 +762,12 @@ class SignalPipeline:
 
         now = datetime.now(UTC)
         record.step(SignalStatus.ROUTED, now, f"paper account {account}")
-        placed: list[Order] = []
-        notes: list[str] = []
-        failure: str | None = None
         try:
             ensure_account(b, self.store, account)
-            n = 0
-            for cmd, what in plan_commands(b, account, record.commands):
-                if cmd.action == "cancel":
-                    for o in b.orders(account, open_only=True):
-                        if o.symbol == cmd.symbol:
-                            b.cancel(o.id, f"canceled by signal {record.id}")
-                    notes.append(str(what))
-                    continue
-                if isinstance(what, str):
-                    notes.append(what)
-                    continue
-                for planned in what:
-                    order = b.submit(
-                        account, cmd.symbol, planned.side, planned.qty, type=cmd.order_type,
-                        limit_price=cmd.limit_price, stop_price=cmd.stop_price,
-                        client_order_id=f"{record.id}.{n}", tag=f"signal {record.id}")
-                    n += 1
-                    placed.append(order)
-                    if order.status is OrderStatus.REJECTED:
-                        failure = f"order {order.id} ({planned.describe()}) was rejected: " \
-                                  f"{order.reject_reason}"
-                        break
-                    notes.append(f"{order.id}: {planned.describe()}")
-                if failure:
-                    break
+            placed, notes, failure = place_commands(b, account, record.commands, record.id)
         except Exception as e:  # whatever happens, the signal's status says it
-            failure = str(e) if isinstance(e, (OrderRejected, SandtradeError)) else \
-                f"{type(e).__name__}: {e}"
+            placed, notes = [], []
+            failure = str(e) if isinstance(e, SandtradeError) else f"{type(e).__name__}: {e}"
         record.orders = [o.id for o in placed]
         record.market_position = self.market_position()
         if failure:

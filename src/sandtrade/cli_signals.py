@@ -1,0 +1,267 @@
+"""``sandtrade signals check|send|list|show|replay``: the signal journal from the terminal.
+
+``check`` answers the most common support question of alert bridges, "why did my alert not
+do what I meant?": it shows exactly how a body is read and what it would do now, without
+journaling or executing it. It asks the running host (routes, account, positions), and reads
+the body locally when no host answers. ``replay`` reads the store directly, so it works with
+the host stopped too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from sandtrade.errors import SandtradeError
+
+__all__ = ["add_signals_command", "run_signals", "run_signals_offline"]
+
+_STATUS_STYLE = {"executed": "green", "rejected": "red", "failed": "red", "dropped": "dim",
+                 "validated": "yellow", "routed": "yellow", "received": "yellow"}
+
+
+def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
+    """Add ``signals`` and its actions to the CLI's subparsers."""
+    sg = sub.add_parser("signals", help="check, send, list, show and replay signals")
+    ssub = sg.add_subparsers(dest="signals_command", required=True, metavar="ACTION")
+
+    ck = ssub.add_parser("check", help="show how a body is read and what it would do",
+                         description="Read BODY (text, '-' for standard input, or @FILE) as "
+                         "the host would, and say what it would do now. Nothing is journaled "
+                         "or executed. Exit status 0 when the host would accept it, 1 when not.")
+    client_args(ck)
+    ck.add_argument("body", metavar="BODY")
+    ck.add_argument("--format", help="read it with this format instead of detecting one")
+    ck.add_argument("--offline", action="store_true",
+                    help="do not ask the host: read the body with the local configuration")
+
+    sd = ssub.add_parser("send", help="send a signal to the host")
+    client_args(sd)
+    sd.add_argument("body", metavar="BODY", help="text, '-' for standard input, or @FILE")
+    sd.add_argument("--format", help="the body's format (default: detected)")
+    sd.add_argument("--idempotency-key", help="resending with the same key executes once")
+
+    ls = ssub.add_parser("list", help="the newest journaled signals")
+    client_args(ls)
+    ls.add_argument("--last", type=int, default=50, metavar="N", help="how many (50)")
+
+    sh = ssub.add_parser("show", help="one signal: raw body, what was read, every step")
+    client_args(sh)
+    sh.add_argument("signal_id", metavar="ID")
+
+    rp = ssub.add_parser("replay", help="replay a time range of the journal into a fresh "
+                         "paper account",
+                         description="Carry the journaled signals of ACCOUNT received in "
+                         "[--since, --until) out again in a fresh in-memory paper account, "
+                         "against the host's market source, at the place in the market each "
+                         "met live. The same journal gives the same fills every time. Reads "
+                         "the store; the host may be running or not.")
+    common(rp)
+    rp.add_argument("--account", help="whose signals (default: the configured account)")
+    rp.add_argument("--since", type=_when, metavar="TIME",
+                    help="ISO time, UTC unless it says (default: the beginning)")
+    rp.add_argument("--until", type=_when, metavar="TIME", help="ISO time (default: now)")
+    rp.add_argument("--pace", choices=["fast", "original"], default="fast",
+                    help="fast (default), or wait between signals as they were received")
+    rp.add_argument("--cash", type=float, help="starting cash (default: the configured cash)")
+    rp.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _when(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time such as "
+                                         "2024-05-01T13:30:00") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _body(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SandtradeError(f"{path}: cannot read: {e.strerror}") from None
+    return text
+
+
+def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
+    """Run one ``signals`` action with a connected client."""
+    from sandtrade.client import InvalidArgument, Unavailable
+
+    action = args.signals_command
+    if action == "check":
+        body = _body(args.body)
+        try:
+            info = client.send_signal(body, format=args.format, dry_run=True)
+        except Unavailable as e:
+            err.print(f"[yellow]no host answers at {client.target} ({e.message}); reading the "
+                      "body locally: routes, accounts and positions are not checked[/yellow]")
+            return run_signals_offline(args, out, err)
+        except InvalidArgument as e:
+            out.print(e.message, markup=False, highlight=False)
+            err.print("[red]the host would refuse this body[/red]")
+            return 1
+        out.print(info.explanation, markup=False, highlight=False)
+        return 0
+    if action == "send":
+        try:
+            info = client.send_signal(_body(args.body), format=args.format,
+                                      idempotency_key=args.idempotency_key)
+        except InvalidArgument as e:
+            err.print(f"[red]rejected:[/red] {e.message}", highlight=False)
+            return 1
+        if args.json:
+            print(json.dumps(_info_json(info), indent=2))
+        else:
+            dup = " (a duplicate: this is the first one)" if info.duplicate else ""
+            out.print(f"{info.id} {info.status}{dup}: {info.reason}", markup=False)
+        return 0
+    if action == "list":
+        infos = client.list_signals(account=args.account, limit=args.last)
+        if args.json:
+            print(json.dumps([_info_json(i) for i in infos], indent=2))
+            return 0
+        table = Table(box=None)
+        for col in ("id", "received", "source", "format", "account", "status", "destination",
+                    "reason"):
+            table.add_column(col)
+        for i in infos:
+            style = _STATUS_STYLE.get(i.status, "")
+            reason = i.reason if len(i.reason) <= 70 else i.reason[:67] + "..."
+            table.add_row(i.id, f"{i.received_at:%Y-%m-%d %H:%M:%S}", i.source, i.format,
+                          i.account, f"[{style}]{i.status}[/{style}]", i.destination, reason)
+        out.print(table)
+        return 0
+    info = client.get_signal(args.signal_id)
+    if args.json:
+        print(json.dumps(_info_json(info), indent=2))
+        return 0
+    out.print(f"[bold]{info.id}[/bold] from {info.source}, account {info.account}, "
+              f"received {info.received_at:%Y-%m-%d %H:%M:%S.%f} UTC")
+    out.print(f"format {info.format or '-'}, destination {info.destination or '-'}, "
+              f"alert id {info.alert_id or '-'}, idempotency key {info.idempotency_key or '-'}")
+    out.print("[bold]body, as received:[/bold]")
+    out.print(info.raw_body, markup=False, highlight=False)
+    out.print("[bold]life:[/bold]")
+    for status, at, reason in info.history:
+        style = _STATUS_STYLE.get(status, "")
+        out.print(f"  {at:%H:%M:%S.%f} [{style}]{status:<9}[/{style}] ", end="")
+        out.print(reason, markup=False, highlight=False)
+    if info.order_ids:
+        out.print(f"orders: {', '.join(info.order_ids)}")
+    return 0
+
+
+def _info_json(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id, "source": info.source, "status": info.status, "reason": info.reason,
+        "account": info.account, "destination": info.destination, "format": info.format,
+        "received_at": info.received_at.isoformat(), "raw_body": info.raw_body,
+        "idempotency_key": info.idempotency_key, "alert_id": info.alert_id,
+        "order_ids": list(info.order_ids), "duplicate": info.duplicate,
+        "history": [{"status": s, "at": at.isoformat(), "reason": r}
+                    for s, at, r in info.history]}
+
+
+def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``signals check --offline`` and ``signals replay``: no host needed."""
+    from sandtrade.cli_live import _settings
+    from sandtrade.host import PluginHost
+
+    settings = _settings(args)
+    plugins = PluginHost.create()
+    formats = plugins.signal_formats(settings.signals.mappings)
+    if args.signals_command == "check":
+        from sandtrade.signals.model import SignalError
+
+        try:
+            parsed = formats.parse(_body(args.body), args.format)
+        except SignalError as e:
+            out.print(f"rejected: {e}", markup=False, highlight=False)
+            return 1
+        out.print(f"format: {parsed.format}", markup=False)
+        for name in ("symbol", "action", "qty", "price", "account", "strategy", "alert_id",
+                     "idempotency_key", "comment"):
+            value = getattr(parsed, name)
+            if value is not None:
+                out.print(f"  {name}: {value}", markup=False, highlight=False)
+        out.print("commands, in order:")
+        for i, cmd in enumerate(parsed.commands, 1):
+            out.print(f"  {i}. {cmd.describe()}", markup=False, highlight=False)
+        return 0
+    return _replay(args, settings, plugins, formats, out, err)
+
+
+def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
+            out: Console, err: Console) -> int:
+    from sandtrade.runtime import STORE_FILE, open_host_store
+    from sandtrade.signals.replay import replay
+
+    data_dir = Path(settings.data_dir)
+    if not (data_dir / STORE_FILE).exists():
+        raise SandtradeError(f"{data_dir / STORE_FILE}: no store here (pass --data-dir, or "
+                             "run `sandtrade serve` first)")
+    store = open_host_store(data_dir)
+    try:
+        account = args.account or settings.account
+        records = [r for _, r in store.list_signals(account=account, since=args.since,
+                                                    until=args.until, limit=1_000_000,
+                                                    oldest_first=True)]
+    finally:
+        store.close()
+    sources = plugins.market_sources()
+    try:
+        source = sources[settings.market.source](settings.market)
+    except KeyError:
+        raise SandtradeError(f"market.source: unknown source {settings.market.source!r}"
+                             ) from None
+    with Progress(TextColumn("replaying signals"), BarColumn(), MofNCompleteColumn(),
+                  console=err, transient=True, disable=args.json) as bar:
+        task = bar.add_task("replay", total=None)
+        result = replay(records, source.bars(), instruments=source.instruments(),
+                        formats=formats, cash=args.cash or settings.cash,
+                        broker=settings.broker, profiles=plugins.fill_profiles().values(),
+                        pace=args.pace,
+                        progress=lambda done, total: bar.update(task, completed=done,
+                                                                total=total))
+    if args.json:
+        print(json.dumps({
+            "account": account, "signals": [
+                {"id": s.id, "received_at": s.received_at.isoformat(),
+                 "market_position": s.market_position, "orders": list(s.orders),
+                 "outcome": s.outcome, "failed": s.failed} for s in result.signals],
+            "skipped": [{"id": i, "why": why} for i, why in result.skipped],
+            "fills": [dict(zip(("time", "symbol", "side", "qty", "price", "signal"), row,
+                               strict=True)) for row in result.fill_rows()],
+            "equity": result.account.equity if result.account else None,
+            "positions": {p.symbol: p.qty for p in result.positions}}, indent=2))
+        return 0
+    out.print(f"replayed {len(result.signals)} signals of account {account} over "
+              f"{result.bars} bars ({len(result.skipped)} journaled signals left out: "
+              "rejected, dropped, duplicates or not for a paper account)")
+    table = Table(box=None, title="fills", title_justify="left")
+    for col in ("time", "symbol", "side", "qty", "price", "signal"):
+        table.add_column(col, justify="right" if col in ("qty", "price") else "left")
+    for t, symbol, side, qty, price, sid in result.fill_rows():
+        table.add_row(t, symbol, side, f"{qty:g}", f"{price:,.4f}", sid)
+    out.print(table)
+    failed = [s for s in result.signals if s.failed]
+    for s in failed:
+        err.print(f"[yellow]{s.id}: {s.outcome}[/yellow]", highlight=False)
+    if result.account is not None:
+        positions = ", ".join(f"{p.symbol} {p.qty:g}" for p in result.positions) or "flat"
+        out.print(f"equity {result.account.equity:,.2f} (cash {result.account.cash:,.2f}); "
+                  f"positions: {positions}")
+    return 0
