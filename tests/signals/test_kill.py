@@ -1,0 +1,188 @@
+"""A host killed with SIGKILL while alerts stream in: every alert answered 200 is journaled and
+executed exactly once after the restart; none is executed twice, resends included.
+
+``sandtrade serve`` runs as a real process with its HTTP server on a real port and its SQLite
+store in a temporary directory; alerts arrive over HTTP the way TradingView sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandtrade.market import gbm_bars, write_csv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Serve:
+    """``sandtrade serve`` in a subprocess, startable again on the same ports and data."""
+
+    def __init__(self, data_dir: Path, csv: Path) -> None:
+        self.data_dir = data_dir
+        self.csv = csv
+        self.grpc = f"127.0.0.1:{free_port()}"
+        self.http = f"127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "SANDTRADE_CASH": "1000000"}
+        config = self.data_dir.parent / "sandtrade.toml"
+        config.write_text("[plugins.tradingview]\nrate_per_minute = 0  # a load test\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandtrade.cli", "serve", "--config", str(config),
+             "--data-dir", str(self.data_dir),
+             "--grpc", self.grpc, "--http", self.http, "--data", f"SYN={self.csv}",
+             "--speed", "200"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"host did not start: {line!r} {err}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def token(self) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "sandtrade.cli", "tokens", "create", "--data-dir",
+             str(self.data_dir), "--account", "paper", "--scope", "signal"],
+            capture_output=True, text=True, timeout=60, check=True)
+        return out.stdout.strip()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    csv = tmp_path / "SYN.csv"
+    write_csv(gbm_bars(20_000, symbol="SYN", seed=5), csv)
+    s = Serve(tmp_path / "data", csv)
+    s.start()
+    yield s
+    s.stop()
+
+
+def journal(data_dir: Path) -> dict[str, tuple[str, dict[str, object]]]:
+    """Signal id -> (status, record) of every journaled signal."""
+    db = sqlite3.connect(data_dir / "sandtrade.db")
+    try:
+        rows = db.execute("SELECT id, status, data FROM signals ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return {sid: (status, json.loads(data)) for sid, status, data in rows}
+
+
+def signal_orders(data_dir: Path) -> list[str]:
+    db = sqlite3.connect(data_dir / "sandtrade.db")
+    try:
+        return [c for (c,) in db.execute(
+            "SELECT client_order_id FROM orders WHERE client_order_id LIKE 'sig_%' ORDER BY seq")]
+    finally:
+        db.close()
+
+
+def alert(i: int) -> str:
+    side = "buy" if i % 3 else "sell"
+    return json.dumps({"symbol": "SYN", "action": side, "qty": 1, "id": f"alert-{i:04d}"})
+
+
+def test_alerts_streamed_across_a_sigkill_are_executed_exactly_once(serve: Serve) -> None:
+    token = serve.token()
+    url = f"http://{serve.http}/webhooks/tradingview/{token}"
+    n = 400
+    answers: dict[int, str] = {}  # alert number -> signal id, for every 200
+    refused: list[int] = []
+    started = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(timeout=3.0) as http:
+            for i in range(n):
+                try:
+                    r = http.post(url, content=alert(i), headers={"Content-Type": "text/plain"})
+                except httpx.HTTPError:
+                    refused.append(i)  # TradingView gives up too; the sender may resend
+                    continue
+                assert r.status_code in (200, 503), r.text
+                if r.status_code == 200:
+                    answers[i] = r.json()["id"]
+                if i == 60:
+                    started.set()
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    assert started.wait(60), "no alerts were answered"
+    time.sleep(0.05)
+    serve.kill()
+    sender.join(120)
+    assert len(answers) >= 60 and refused, (len(answers), len(refused))
+
+    serve.start()
+    # Every alert answered 200 is in the journal and is executed, once.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        records = journal(serve.data_dir)
+        if all(records.get(sid, ("",))[0] in ("executed", "failed") for sid in answers.values()):
+            break
+        time.sleep(0.2)
+    records = journal(serve.data_dir)
+    for i, sid in answers.items():
+        status, record = records[sid]
+        assert status == "executed", (i, sid, status, record["reason"])
+        assert record["raw_body"] == alert(i)
+    orders = signal_orders(serve.data_dir)
+    assert len(orders) == len(set(orders)), "an order was placed twice"
+    executed = {sid for sid, (status, _) in records.items() if status == "executed"}
+    assert {o.split(".")[0] for o in orders} == executed
+
+    # TradingView resends what it did not get an answer for (and a sender may resend all):
+    # every alert again, and nothing executes twice.
+    with httpx.Client(timeout=5.0) as http:
+        for i in range(n):
+            r = http.post(url, content=alert(i), headers={"Content-Type": "text/plain"})
+            assert r.status_code == 200, r.text
+            if i in answers:
+                assert r.json()["duplicate"] is True, (i, r.json())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(s not in ("validated", "routed") for s, _ in journal(serve.data_dir).values()):
+            break
+        time.sleep(0.2)
+    orders = signal_orders(serve.data_dir)
+    assert len(orders) == len(set(orders))
+    ids_with_orders = {o.split(".")[0] for o in orders}
+    # one executed signal per alert number, whichever delivery it was
+    numbers = {}
+    for sid, (status, record) in journal(serve.data_dir).items():
+        if status == "executed":
+            number = json.loads(str(record["raw_body"]))["id"]
+            assert number not in numbers, f"{number} executed twice: {numbers[number]}, {sid}"
+            numbers[number] = sid
+    assert len(numbers) == n
+    assert ids_with_orders == set(numbers.values())
