@@ -110,7 +110,7 @@ class HostRuntime:
         # before the restart are back in the hub's history (their warm-up) and before the
         # first new bar.
         self.feed = MarketFeed(source, self.hub, bars_per_second=s.market.bars_per_second,
-                               skip=skip, on_caught_up=self._resume_strategies)
+                               skip=skip, on_caught_up=self._caught_up)
 
         symbols = sorted({i.symbol for i in instruments})
         self.strategies = StrategyManager(
@@ -131,8 +131,6 @@ class HostRuntime:
             address=s.grpc, unix_path=self._unix_path())
         if s.http:
             self._start_http()
-        # Signals journaled before a restart execute before any new bar moves the market.
-        self.signals.recover()
         if feed:
             self.feed.start()
         log.info("host up: gRPC %s, HTTP %s, worker socket %s, %d fills restored, feed resumes "
@@ -155,8 +153,22 @@ class HostRuntime:
         self.http = HttpServer(app, s.http, ssl_certfile=s.ssl_certfile,
                                ssl_keyfile=s.ssl_keyfile).start()
 
-    def _resume_strategies(self) -> None:
-        assert self.strategies is not None
+    def _caught_up(self) -> None:
+        """On the feed's thread, once the bars worked before a restart are back in the hub
+        and before the first new one: the broker gets its last prices back, signals
+        journaled but not executed before the restart execute, strategies resume."""
+        assert self.strategies is not None and self.hub is not None
+        assert self.live is not None and self.signals is not None
+        latest = [bars[-1] for bars in (self.hub.bars(s, limit=1) for s in self.hub.symbols())
+                  if bars]
+        if latest:
+            def mark(b: PaperBroker) -> None:
+                b.set_time(max(bar.time for bar in latest))
+                for bar in latest:
+                    b.mark(bar.symbol, bar.close)
+
+            self.live.call(mark)
+        self.signals.recover()
         resumed = self.strategies.resume()
         if resumed:
             log.info("strategies resumed: %s", ", ".join(resumed))

@@ -310,6 +310,7 @@ class SignalPipeline:
         self._lock = threading.Lock()
         self._lanes: dict[str, _Lane] = {}
         self._known: set[str] = set()
+        self._recovered = threading.Event()
         self._lanes_lock = threading.Lock()
         self._closed = False
         self._ids = itertools.count(1)
@@ -346,7 +347,9 @@ class SignalPipeline:
                     f"(installed: {', '.join(sorted(self.live_brokers)) or 'none'})")
 
     def recover(self) -> int:
-        """Queue what was journaled but not finished before a restart; returns how many."""
+        """Queue what was journaled but not finished before a restart, ahead of anything
+        received since, and let execution begin (nothing executes before this is called,
+        once the market has caught up); returns how many were queued."""
         pending = self.store.unfinished_signals()
         retry: list[SignalRecord] = []
         abandoned: list[SignalRecord] = []
@@ -363,7 +366,9 @@ class SignalPipeline:
             self.store.update_signals(abandoned)
         with self._lock:
             self._pending += len(retry)
-        self._enqueue(retry)
+        # Before anything received since the start: the journal's order is kept.
+        self._enqueue(retry, front=True)
+        self._recovered.set()
         if retry:
             log.info("signals: %d journaled before the restart queued for execution",
                      len(retry))
@@ -373,6 +378,7 @@ class SignalPipeline:
         """Stop accepting, let the lanes finish what is queued (up to ``timeout``)."""
         with self._lock:
             self._closed = True
+        self._recovered.set()  # a host stopped before its feed caught up: let lanes end
         self._journal.close()
         deadline = time.monotonic() + timeout
         with self._lanes_lock:
@@ -678,14 +684,17 @@ class SignalPipeline:
 
     # ------------------------------------------------------------------ executing
 
-    def _enqueue(self, records: list[SignalRecord]) -> None:
-        for record in records:
+    def _enqueue(self, records: list[SignalRecord], front: bool = False) -> None:
+        for record in reversed(records) if front else records:
             if record.status not in (SignalStatus.VALIDATED, SignalStatus.ROUTED,
                                      SignalStatus.RECEIVED):
                 continue
             lane = self._lane(record.destination)
             with lane.cond:
-                lane.items.append(record)
+                if front:
+                    lane.items.appendleft(record)
+                else:
+                    lane.items.append(record)
                 lane.cond.notify()
 
     def _lane(self, key: str) -> _Lane:
@@ -700,6 +709,8 @@ class SignalPipeline:
 
     def _run_lane(self, lane: _Lane) -> None:
         kind = lane.key.split(":", 1)[0]
+        # Nothing executes before what was journaled before a restart is back in the queues.
+        self._recovered.wait()
         while True:
             with lane.cond:
                 while not lane.items:
