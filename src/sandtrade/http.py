@@ -65,9 +65,13 @@ class HttpServer:
         self.host = host
         self.port = self._sock.getsockname()[1]
         self.scheme = "https" if ssl_certfile else "http"
+        # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from loopback
+        # and rewrite the client address before a plugin sees it; plugins decide whom to
+        # trust (the TradingView plugin's trusted_proxies).
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_keep_alive=30, ssl_certfile=ssl_certfile,
-                                ssl_keyfile=ssl_keyfile, server_header=False)
+                                ssl_keyfile=ssl_keyfile, server_header=False,
+                                proxy_headers=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 

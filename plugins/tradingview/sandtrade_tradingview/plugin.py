@@ -283,12 +283,12 @@ class Webhook:
 
 
 def _passphrase(body: str) -> str | None:
-    text = body.strip()
+    text = body.lstrip("\ufeff").strip()
     if not text.startswith("{"):
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         # A broken JSON body may still carry its passphrase: find it to name the real problem.
         m = re.search(r'"passphrase"\s*:\s*"([^"]*)"', text)
         return m.group(1) if m else None

@@ -136,7 +136,7 @@ class LiveBroker:
         """Commit this state of a journaled signal with the changes of the request being
         applied (its orders and its ``executed`` status land together or not at all). Call
         it from inside a request function."""
-        self._signals[record.id] = record.model_copy(deep=True)
+        self._signals[record.id] = record.model_copy(update={"history": list(record.history)})
 
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`

@@ -347,6 +347,12 @@ class PaperBroker:
         except KeyError:
             raise OrderRejected(f"unknown order {order_id!r}", field="order_id") from None
 
+    def working_orders(self, account_id: str, symbol: str) -> list[Order]:
+        """The account's working orders in ``symbol``, in submission order (without walking
+        every order the account has)."""
+        return [o for o in self._working.get(symbol, ()) if o.account == account_id
+                and o.is_open]
+
     def orders(self, account_id: str, *, open_only: bool = False) -> list[Order]:
         """The account's orders in submission order."""
         orders = self._book(account_id).orders.values()
@@ -390,7 +396,7 @@ class PaperBroker:
                type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
                stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
                reduce_only: bool = False, client_order_id: str | None = None,
-               tag: str | None = None) -> Order:
+               tag: str | None = None, new_client_id: bool = False) -> Order:
         """Check an order and accept it, or record it as rejected with the reason.
 
         Malformed requests (a negative quantity, a limit order without a limit price, an
@@ -398,10 +404,12 @@ class PaperBroker:
         formed but that the broker refuses (unknown symbol, not a whole number of lots,
         insufficient buying power, a price outside the sanity band) come back with status
         ``rejected`` and ``reject_reason``. A repeated ``client_order_id`` returns the order
-        first submitted with it, unchanged: a retry never trades twice.
+        first submitted with it, unchanged: a retry never trades twice. ``new_client_id``
+        says the caller knows the id was never used (it names something created just now),
+        which spares a look into the store.
         """
         book = self._book(account)
-        if client_order_id is not None:
+        if client_order_id is not None and not new_client_id:
             first = self.find_client_order(account, client_order_id)
             if first is not None:
                 return first
@@ -459,6 +467,9 @@ class PaperBroker:
             allowed = ", ".join(sorted(t.value for t in _ALLOWED_TIF[inst.asset_class]))
             return (f"time in force {order.tif.value!r} is not available for "
                     f"{inst.asset_class.value} {sym} (allowed: {allowed})")
+        if order.qty is not None and order.qty < inst.lot_size * (1 - 1e-9):
+            return (f"quantity {order.qty!r} is below {sym}'s lot size {inst.lot_size:g} "
+                    "(the smallest quantity it trades in)")
         if order.qty is not None and not inst.is_whole_lots(order.qty):
             # repr, not :g: six significant digits would print 0.123456789 as 0.123457,
             # a whole number of 1e-8 lots, and the message would contradict itself.

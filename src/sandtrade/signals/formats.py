@@ -125,7 +125,11 @@ def number(value: Any, field: str, *, positive: bool = False, allow_zero: bool =
     if isinstance(value, bool):
         raise SignalError(f"expected a number, got {json.dumps(value)}", field=field)
     if isinstance(value, (int, float)):
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:
+            raise SignalError(f"a number with {len(str(value))} digits is too large",
+                              field=field) from None
         if not math.isfinite(x):
             raise SignalError(f"{value} is not a finite number", field=field)
         if positive and (x < 0 or (x == 0 and not allow_zero)):
@@ -143,9 +147,9 @@ def number(value: Any, field: str, *, positive: bool = False, allow_zero: bool =
         except ValueError:
             raise SignalError(f"expected a number, got the text {json.dumps(value)}",
                               field=field) from None
+        name = field.split(" (mapped to")[0].rsplit(".", 1)[-1]
         raise SignalError(f"a number written as a string ({json.dumps(value)}): write it "
-                          f"without quotes, e.g. \"{field.rsplit('.', 1)[-1]}\": {text}",
-                          field=field)
+                          f"without quotes, e.g. \"{name}\": {text}", field=field)
     if value is None:
         raise SignalError("expected a number, got null", field=field)
     raise SignalError(f"expected a number, got {type(value).__name__ if not isinstance(value, (list, dict)) else ('a list' if isinstance(value, list) else 'an object')}",  # noqa: E501
@@ -296,7 +300,7 @@ class NativeFormat(SignalFormat):
             if len(cmds) > MAX_COMMANDS:
                 raise SignalError(f"{len(cmds)} commands (at most {MAX_COMMANDS})",
                                   field="commands")
-            for key in _COMMAND_FIELDS & set(data):
+            for key in sorted(_COMMAND_FIELDS & set(data)):
                 raise SignalError("give commands or a single command, not both",
                                   field=n(key))
             commands: list[Command] = []
@@ -330,8 +334,9 @@ class NativeFormat(SignalFormat):
 
 def _native_command(c: Mapping[str, Any], where: str, n: Any) -> list[Command]:
     if c.get("symbol") is None:
-        raise SignalError("no symbol: every signal names what to trade, e.g. "
-                          '"symbol": "AAPL"', field=where + n("symbol"))
+        example = ', e.g. "symbol": "AAPL"' if n("symbol") == "symbol" else ""
+        raise SignalError(f"no symbol: every signal names what to trade{example}",
+                          field=where + n("symbol"))
     symbol = symbol_value(c["symbol"], where + n("symbol"))
     if c.get("action") is None:
         raise SignalError(f"no action (use one of: {', '.join(ACTIONS)})",
@@ -384,8 +389,9 @@ def _tv_flatten(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
                 else:
                     put(k2, v2, f"strategy.{k2}")
         elif key == "bar" and isinstance(value, dict):
+            # the bar's own time differs from the alert's {{timenow}}: kept apart
             for k2, v2 in value.items():
-                put(k2, v2, f"bar.{k2}")
+                put(f"bar_{k2}", v2, f"bar.{k2}")
         elif key == "order_action":
             put("action", value, key)
         else:
@@ -404,8 +410,12 @@ class TradingViewFormat(SignalFormat):
     def detect(self, body: str, data: Any) -> bool:
         if not isinstance(data, dict) or "ticker" not in data:
             return False
-        return isinstance(data.get("strategy"), dict) or bool(_TV_STRATEGY_KEYS & set(data)) \
-            or not TradersPostFormat.KEYS & set(data)
+        if isinstance(data.get("strategy"), dict) or _TV_STRATEGY_KEYS & set(data):
+            return True
+        action = data.get("action")
+        if isinstance(action, str) and action.strip().lower() in TradersPostFormat.OWN_ACTIONS:
+            return False  # {"ticker": ..., "action": "exit"} is TradersPost's
+        return not TradersPostFormat.KEYS & set(data)
 
     def parse(self, body: str, data: Any) -> ParsedSignal:
         flat, where = _tv_flatten(data)
@@ -422,7 +432,7 @@ class TradingViewFormat(SignalFormat):
         action = action_value(flat["action"], w("action"), ACTIONS) \
             if flat.get("action") is not None else None
         order_type = "market"
-        limit = number(flat["limit_price"], w("limit_price"), positive=True) \
+        limit = number(flat["limit_price"], w("limit_price"), positive=True, allow_zero=False) \
             if flat.get("limit_price") is not None else None
         if limit is not None:
             order_type = "limit"
@@ -459,8 +469,8 @@ class TradingViewFormat(SignalFormat):
                                   '"market_position" and "position_size")', field="action")
             commands = commands_for(action, symbol, qty, where="", qty_name=qty_key or
                                     "contracts", order_type=order_type, limit=limit)
-        price_key = next((k for k in ("close", "price", "order_price") if flat.get(k)
-                          is not None), None)
+        price_key = next((k for k in ("close", "price", "order_price", "bar_close")
+                          if flat.get(k) is not None), None)
         price = number(flat[price_key], w(price_key), positive=True) if price_key else None
         # {{strategy.order.id}} names the order ("Long"), and repeats: it is no duplicate
         # key. An "id" the author made unique ("{{ticker}}-{{timenow}}") is.
@@ -470,7 +480,7 @@ class TradingViewFormat(SignalFormat):
             if flat.get("order_id") is not None else unique
         comment = next((text_value(flat[k], w(k), max_len=500) for k in
                         ("comment", "order_comment") if flat.get(k) is not None), None)
-        for key in ("exchange", "interval", "time", "timenow"):
+        for key in ("exchange", "interval", "time", "timenow", "bar_time"):
             if isinstance(flat.get(key), str):
                 _expanded(flat[key], w(key))
         strategy = flat.get("strategy_name", flat.get("strategy"))
@@ -497,9 +507,18 @@ class TradersPostFormat(SignalFormat):
                                 "limitPrice", "stopPrice", "signalPrice", "extras", "test",
                                 "takeProfit", "stopLoss", "cancel"}
     ACTIONS: ClassVar[tuple[str, ...]] = ("buy", "sell", "exit", "cancel", "add")
+    OWN_ACTIONS: ClassVar[tuple[str, ...]] = ("exit", "cancel", "add")
+    #: TradersPost's strategy template sends "{{strategy.market_position}}" as sentiment.
+    SENTIMENTS: ClassVar[dict[str, str]] = {"bullish": "bullish", "bearish": "bearish",
+                                            "flat": "flat", "long": "bullish",
+                                            "short": "bearish"}
 
     def detect(self, body: str, data: Any) -> bool:
-        return isinstance(data, dict) and "ticker" in data and bool(self.KEYS & set(data))
+        if not isinstance(data, dict) or "ticker" not in data:
+            return False
+        action = data.get("action")
+        return bool(self.KEYS & set(data)) or (
+            isinstance(action, str) and action.strip().lower() in self.OWN_ACTIONS)
 
     def parse(self, body: str, data: Any) -> ParsedSignal:
         for key in ("takeProfit", "stopLoss"):
@@ -513,9 +532,14 @@ class TradersPostFormat(SignalFormat):
             raise SignalError(f"no action (use one of: {', '.join(self.ACTIONS)})",
                               field="action")
         action = action_value(data["action"], "action", self.ACTIONS)
-        sentiment = action_value(data["sentiment"], "sentiment",
-                                 ("bullish", "bearish", "flat")) \
-            if data.get("sentiment") is not None else None
+        sentiment = None
+        if data.get("sentiment") is not None:
+            word = text_value(data["sentiment"], "sentiment", max_len=20).lower()
+            if word not in self.SENTIMENTS:
+                raise SignalError(f"unknown sentiment {json.dumps(data['sentiment'])} (use one "
+                                  "of: bullish, bearish, flat; long and short also work)",
+                                  field="sentiment")
+            sentiment = self.SENTIMENTS[word]
         qtype = data.get("quantityType")
         if qtype is not None and text_value(qtype, "quantityType") != "fixed_quantity":
             raise SignalError(f"{json.dumps(qtype)} is not supported (only fixed_quantity)",
@@ -610,13 +634,17 @@ class TextFormat(SignalFormat):
             format=self.name, commands=commands, symbol=first.symbol,
             action=parts[0].split()[0].lower(),
             qty=None if first.action == "target" else first.qty,
+            price=float(meta["price"]) if "price" in meta else None,
             account=meta.get("account"), strategy=meta.get("strategy"),
             alert_id=meta.get("id"), comment=meta.get("comment"),
             idempotency_key=meta.get("idempotency_key") or meta.get("id"),
-            fields={"commands": parts, **{k: v for k, v in meta.items()}})
+            fields={"commands": parts, **meta})
 
     def _command(self, text: str, n: int | None, meta: dict[str, str]) -> list[Command]:
         where = f"command {n}" if n else "command"
+        if "," in text and " " not in text.strip():
+            raise SignalError(f"{text!r} is comma-separated; write it with spaces, e.g. "
+                              "'buy 10 AAPL'", field=where)
         words: list[str] = []
         for word in text.split():
             key, eq, value = word.partition("=")
@@ -630,9 +658,6 @@ class TextFormat(SignalFormat):
                 words.append(word)
         if not words:
             raise SignalError(f"{text!r} has no action", field=where)
-        if "," in words[0] and len(words) == 1:
-            raise SignalError(f"{text!r} is comma-separated; write it with spaces, e.g. "
-                              "'buy 10 AAPL'", field=where)
         action = words[0].lower()
         if action not in _TEXT_ACTIONS:
             raise SignalError(f"unknown action {words[0]!r} in {text!r} (use one of: "
@@ -653,8 +678,7 @@ class TextFormat(SignalFormat):
                 price = self._number(rest[i + 1], f"{where} {low} price")
                 if price <= 0:
                     raise SignalError(f"{low} price must be above 0 in {text!r}", field=where)
-                if low in ("limit", "stop"):
-                    prices[low] = price
+                prices["at" if low == "@" else low] = price
                 i += 2
                 continue
             if low in ("market", "mkt"):
@@ -672,6 +696,8 @@ class TextFormat(SignalFormat):
             i += 1
         if symbol is None:
             raise SignalError(f"no symbol in {text!r}, e.g. '{action} 10 AAPL'", field=where)
+        if "at" in prices:
+            meta["price"] = f"{prices.pop('at'):g}"
         if "limit" in prices and "stop" in prices:
             order_type = "stop_limit"
         elif "limit" in prices:
@@ -753,13 +779,13 @@ class MappingFormat(SignalFormat):
         for key, path in self.spec.model_dump(exclude={"detect", "actions"}).items():
             if path is None:
                 continue
+            names[key] = f"{path} (mapped to {key})"
             found, value = _lookup(data, path)
             if not found:
                 continue
             if key == "action" and isinstance(value, str) and value in self.spec.actions:
                 value = self.spec.actions[value]
             native[key] = value
-            names[key] = f"{path} (mapped to {key})"
         return NativeFormat.read(native, fmt=self.name, names=names)
 
 
@@ -786,7 +812,11 @@ def parse_json_body(body: str) -> Any:
     """Decode a body that starts with ``{``; the error names line, column and the likely cause."""
     try:
         return json.loads(body, parse_constant=_no_constant)
-    except json.JSONDecodeError as e:
+    except RecursionError:
+        raise SignalError("the body is JSON nested too deeply to be a signal") from None
+    except ValueError as e:
+        if not isinstance(e, json.JSONDecodeError):  # e.g. an integer of 5,000 digits
+            raise SignalError(f"the body is not a signal: {e}") from None
         line_text = body.splitlines()[e.lineno - 1] if body.splitlines() else ""
         hint = ""
         if re.search(r":\s*-?\d+,\d", line_text):
@@ -839,6 +869,12 @@ class FormatRegistry:
         data: Any = None
         if text[0] in "{[":
             data = parse_json_body(text)
+            try:  # "\ud800" decodes to a lone surrogate that no journal could store
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as e:
+                code = f"\\u{ord(e.object[e.start]):04x}"
+                raise SignalError(f"the body holds a lone UTF-16 surrogate escape ({code}), "
+                                  "which is not text") from None
             if isinstance(data, list):
                 raise SignalError("the body is a JSON list: send one object per alert (put "
                                   'several commands in "commands": [...])')

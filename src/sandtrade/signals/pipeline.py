@@ -111,8 +111,8 @@ def _effective_position(broker: PaperBroker, account: str, symbol: str) -> float
     """The position once the working market orders fill: what a target is measured from, so
     that two targets before the next bar do not both trade."""
     qty = broker.position_qty(account, symbol)
-    for order in broker.orders(account, open_only=True):
-        if order.symbol == symbol and order.type.value == "market" and order.qty is not None:
+    for order in broker.working_orders(account, symbol):
+        if order.type.value == "market" and order.qty is not None:
             left = order.qty - order.filled_qty
             qty += left if order.side is OrderSide.BUY else -left
     return qty
@@ -128,7 +128,7 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
     shift: dict[str, float] = {}
     for cmd in commands:
         if cmd.action == "cancel":
-            n = sum(1 for o in broker.orders(account, open_only=True) if o.symbol == cmd.symbol)
+            n = len(broker.working_orders(account, cmd.symbol))
             out.append((cmd, f"cancel {n} working order{'s' if n != 1 else ''}"))
             continue
         pos = _effective_position(broker, account, cmd.symbol) + shift.get(cmd.symbol, 0.0)
@@ -168,22 +168,23 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
     return out
 
 
-def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str
-                   ) -> tuple[list[Order], list[str], str | None]:
+def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str,
+                   *, first_time: bool = False) -> tuple[list[Order], list[str], str | None]:
     """Carry out a signal's commands on the paper broker, in order, in one step: the orders
     placed, what each command did, and why it stopped (a rejected order) or None.
 
     Order ``n`` of the signal gets the client order id ``<signal_id>.<n>``: executed again
     (after a restart, or a replay into the same account), it does not trade twice.
+    ``first_time`` (a signal received since the host started, executed once only) spares
+    looking for earlier orders with those ids in the store.
     """
     placed: list[Order] = []
     notes: list[str] = []
     n = 0
     for cmd, what in plan_commands(b, account, commands):
         if cmd.action == "cancel":
-            for o in b.orders(account, open_only=True):
-                if o.symbol == cmd.symbol:
-                    b.cancel(o.id, f"canceled by signal {signal_id}")
+            for o in b.working_orders(account, cmd.symbol):
+                b.cancel(o.id, f"canceled by signal {signal_id}")
             notes.append(str(what))
             continue
         if isinstance(what, str):
@@ -193,7 +194,8 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
             order = b.submit(
                 account, cmd.symbol, planned.side, planned.qty, type=cmd.order_type,
                 limit_price=cmd.limit_price, stop_price=cmd.stop_price,
-                client_order_id=f"{signal_id}.{n}", tag=f"signal {signal_id}")
+                client_order_id=f"{signal_id}.{n}", tag=f"signal {signal_id}",
+                new_client_id=first_time)
             n += 1
             placed.append(order)
             if order.status is OrderStatus.REJECTED:
@@ -201,6 +203,12 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
                                        f"rejected: {order.reject_reason}")
             notes.append(f"{order.id}: {planned.describe()}")
     return placed, notes, None
+
+
+def _snapshot(record: SignalRecord) -> SignalRecord:
+    """A copy that later steps of the record do not change (they replace attributes and
+    append to ``history``; ``parsed`` is never changed after validation)."""
+    return record.model_copy(update={"history": list(record.history)})
 
 
 def resolve_symbol(symbol: str, known: Sequence[str]) -> str | None:
@@ -232,6 +240,12 @@ class _Journal:
         self._thread = threading.Thread(target=self._run, name="signal-journal", daemon=True)
         self._thread.start()
 
+    def _fail(self, items: list[tuple[SignalRecord, str | None, Future[None]]],
+              error: Exception) -> None:
+        self._failed([r for r, _, _ in items])
+        for _, _, fut in items:
+            fut.set_exception(error)
+
     def append(self, record: SignalRecord, dedup_hash: str | None) -> Future[None]:
         fut: Future[None] = Future()
         self._queue.put((record, dedup_hash, fut))
@@ -257,20 +271,28 @@ class _Journal:
                     stop = True
                     break
                 batch.append(more)
-            records = [r for r, _, _ in batch]
             try:
-                self._store.append_signals(records, [h for _, h, _ in batch])
+                self._store.append_signals([r for r, _, _ in batch], [h for _, h, _ in batch])
+                stored = batch
             except Exception as e:
-                self._failed(records)
-                for _, _, fut in batch:
-                    fut.set_exception(e)
-            else:
+                if len(batch) == 1:
+                    stored = []
+                    self._fail(batch, e)
+                else:  # one bad record must not fail the others: one at a time
+                    stored = []
+                    for item in batch:
+                        try:
+                            self._store.append_signals([item[0]], [item[1]])
+                            stored.append(item)
+                        except Exception as e1:
+                            self._fail([item], e1)
+            if stored:
                 # Hand to the lanes before answering: the journal order is the execution order.
                 try:
-                    self._after(records)
+                    self._after([r for r, _, _ in stored])
                 except Exception:  # a lane problem must not cost the answer
                     log.exception("signals journaled but not queued for execution")
-                for _, _, fut in batch:
+                for _, _, fut in stored:
                     fut.set_result(None)
             if stop:
                 return
@@ -311,6 +333,7 @@ class SignalPipeline:
         self._lanes: dict[str, _Lane] = {}
         self._known: set[str] = set()
         self._recovered = threading.Event()
+        self._recovered_ids: set[str] = set()
         self._lanes_lock = threading.Lock()
         self._closed = False
         self._ids = itertools.count(1)
@@ -319,10 +342,10 @@ class SignalPipeline:
         self._keys: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._hashes: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._records: OrderedDict[str, SignalRecord] = OrderedDict()  # recent, by id
+        self._pending: dict[str, int] = {}  # per account: accepted, not yet executed
+        self.check_destinations()
         self._load_dedup_index()
         self._journal = _Journal(store, self._enqueue, self._not_journaled)
-        self._pending = 0
-        self.check_destinations()
 
     # ------------------------------------------------------------------ life
 
@@ -365,7 +388,9 @@ class SignalPipeline:
         if abandoned:
             self.store.update_signals(abandoned)
         with self._lock:
-            self._pending += len(retry)
+            for r in retry:
+                self._pending[r.account] = self._pending.get(r.account, 0) + 1
+        self._recovered_ids.update(r.id for r in retry)
         # Before anything received since the start: the journal's order is kept.
         self._enqueue(retry, front=True)
         self._recovered.set()
@@ -397,7 +422,8 @@ class SignalPipeline:
         """Signals waiting to execute, per destination lane."""
         with self._lanes_lock:
             lanes = {k: len(lane.items) + int(lane.busy) for k, lane in self._lanes.items()}
-        return {"signals_waiting": self._pending, "lanes": lanes, "accepting": not self._closed}
+        return {"signals_waiting": sum(self._pending.values()), "lanes": lanes,
+                "accepting": not self._closed, "recovered": self._recovered.is_set()}
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until every accepted signal has been executed (tests, replays)."""
@@ -405,7 +431,8 @@ class SignalPipeline:
         while time.monotonic() < deadline:
             with self._lanes_lock:
                 lanes = list(self._lanes.values())
-            if self._pending == 0 and all(not lane.items and not lane.busy for lane in lanes):
+            if self._recovered.is_set() and not any(self._pending.values()) and \
+                    all(not lane.items and not lane.busy for lane in lanes):
                 return True
             time.sleep(0.005)
         return False
@@ -447,9 +474,11 @@ class SignalPipeline:
         with self._lock:
             if self._closed:
                 raise Overloaded("the host is shutting down; nothing was journaled")
-            if self._pending >= self.settings.queue_limit:
-                raise Overloaded(f"{self._pending} signals are waiting to execute (the limit "
-                                 "is signals.queue_limit); nothing was journaled, retry later")
+            waiting = self._pending.get(record.account, 0)
+            if waiting >= self.settings.queue_limit:
+                raise Overloaded(f"{waiting} signals of account {record.account} are waiting "
+                                 "to execute (the limit is signals.queue_limit); nothing was "
+                                 "journaled, retry later")
             record.id = self._new_id()
             original_id = None
             if record.status is SignalStatus.VALIDATED:
@@ -467,13 +496,13 @@ class SignalPipeline:
                     if body_hash is not None and self.settings.resend_window > 0:
                         self._hashes[body_hash] = (record.id, now)
                         dedup_hash = body_hash
-                    self._pending += 1
+                    self._pending[record.account] = self._pending.get(record.account, 0) + 1
             self._remember(record)
             fut = self._journal.append(record, dedup_hash)
         original = self._records.get(original_id) if original_id else None
         if original_id and original is None:
             original = self.store.get_signal(original_id)
-        answer = Submitted(record.model_copy(deep=True), duplicate=original_id is not None,
+        answer = Submitted(_snapshot(record), duplicate=original_id is not None,
                            original=original)
         return answer, fut
 
@@ -503,6 +532,12 @@ class SignalPipeline:
             record.idempotency_key = key
         except (SignalError, AuthError) as e:
             record.step(SignalStatus.REJECTED, now, str(e))
+            return record, None, None
+        except Exception as e:  # a bug must not turn a payload into a 5xx and a resend
+            log.exception("reading a signal body failed")
+            record.step(SignalStatus.REJECTED, now, f"the body could not be read "
+                        f"({type(e).__name__}: {e})")
+            record.parsed = None
             return record, None, None
         record.step(SignalStatus.VALIDATED, now, why)
         # A sender that cannot give an idempotency key (TradingView) is deduplicated on its
@@ -585,7 +620,9 @@ class SignalPipeline:
         """The journal could not store these: forget them, as if never received."""
         ids = {r.id for r in records}
         with self._lock:
-            self._pending -= sum(1 for r in records if r.status is SignalStatus.VALIDATED)
+            for r in records:
+                if r.status is SignalStatus.VALIDATED:
+                    self._pending[r.account] -= 1
             for key in [k for k, (sid, _) in self._keys.items() if sid in ids]:
                 self._keys.pop(key)
             for h in [k for k, (sid, _) in self._hashes.items() if sid in ids]:
@@ -735,7 +772,8 @@ class SignalPipeline:
                 log.exception("signal lane %s failed on %d signals", lane.key, len(batch))
             finally:
                 with self._lock:
-                    self._pending -= len(batch)
+                    for r in batch:
+                        self._pending[r.account] = self._pending.get(r.account, 1) - 1
                 with lane.cond:
                     lane.busy = False
                     lane.cond.notify_all()
@@ -775,7 +813,9 @@ class SignalPipeline:
         record.step(SignalStatus.ROUTED, now, f"paper account {account}")
         try:
             ensure_account(b, self.store, account)
-            placed, notes, failure = place_commands(b, account, record.commands, record.id)
+            placed, notes, failure = place_commands(
+                b, account, record.commands, record.id,
+                first_time=record.id not in self._recovered_ids)
         except Exception as e:  # whatever happens, the signal's status says it
             placed, notes = [], []
             failure = str(e) if isinstance(e, SandtradeError) else f"{type(e).__name__}: {e}"

@@ -1,0 +1,463 @@
+"""A corpus of alert bodies written the way TradingView users write them, sent end to end.
+
+Every body goes through the real HTTP server of a fresh host (uvicorn on ``127.0.0.1:0``, the
+TradingView plugin loaded through its entry point), exactly as TradingView posts it:
+``application/json`` when the message is valid JSON, ``text/plain`` otherwise.
+
+The product's promise for each of them:
+
+* a valid body is answered 200, journaled once and executed once: its record ends
+  ``executed``, and the orders it placed (``record.orders``, and the broker's) are the ones the
+  alert means, in order, with the right side and quantity;
+* a broken body is answered with a 4xx (422 when the host read the body and refused it, 401 or
+  403 for the token, 413 for the size, 400 for bytes that are not text) whose ``error`` names
+  the problem, and nothing is ordered;
+* nothing is ever answered with a 5xx, which TradingView would resend three more times.
+
+Bodies that need a position first (a close, a reversal) name it in ``before``: the host gets
+there with a signal of its own, filled at the next bar, before the alert is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from signals.conftest import Host, post
+
+#: Replaced by the host's signal token (bodies for the tokenless route).
+TOKEN = "<TOKEN>"
+#: Replaced by a well-formed token of the host whose secret is wrong.
+WRONG_TOKEN = "<WRONG-TOKEN>"
+#: A price for each symbol, published before every alert.
+PRICES = {"AAA": 100.0, "BBB": 50.0}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One body of the corpus and what the host must make of it."""
+
+    id: str
+    body: str | bytes
+    #: Valid alerts: the orders placed, in order ("buy 3 AAA", "sell 2 BBB limit 52.5").
+    orders: tuple[str, ...] = ()
+    #: Broken alerts: the status code, and a distinctive part of the answer's "error" (or
+    #: several, any of which will do).
+    status: int = 200
+    error: str | tuple[str, ...] = ""
+    #: token (in the path), passphrase (tokenless path), read_scope or wrong_token (path).
+    route: str = "token"
+    #: A position to hold before the alert: "long 4 AAA", "short 3 AAA".
+    before: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+
+    def param(self) -> Any:
+        return pytest.param(self, id=self.id)
+
+    def named_in(self, message: str) -> bool:
+        """Whether ``message`` names this alert's problem."""
+        wanted = (self.error,) if isinstance(self.error, str) else self.error
+        return any(w in message for w in wanted)
+
+
+# ------------------------------------------------------------------------------ the corpus
+
+#: hackingthemarkets' strategy alert template, as TradingView fills it in (tutorial payload
+#: ``webhook_message_filled.txt``, symbol and sizes changed): the token in "passphrase".
+HACKINGTHEMARKETS_ENTRY = """{
+\t"passphrase": "<TOKEN>",
+\t"time": "2024-01-02T15:31:00Z",
+\t"exchange": "NASDAQ",
+\t"ticker": "AAA",
+\t"bar": {
+\t\t"time": "2024-01-02T15:30:00Z",
+\t\t"open": 99.35,
+\t\t"high": 100.02,
+\t\t"low": 99.02,
+\t\t"close": 99.75,
+\t\t"volume": 12345
+\t},
+\t"strategy": {
+\t\t"position_size": 7,
+\t\t"order_action": "buy",
+\t\t"order_contracts": 7,
+\t\t"order_price": 100.50,
+\t\t"order_id": "Long",
+\t\t"market_position": "long",
+\t\t"market_position_size": 7,
+\t\t"prev_market_position": "flat",
+\t\t"prev_market_position_size": 0
+\t}
+}"""
+
+HACKINGTHEMARKETS_EXIT = """{
+    "passphrase": "<TOKEN>",
+    "time": "2024-01-02T16:01:00Z",
+    "exchange": "NASDAQ",
+    "ticker": "AAA",
+    "bar": {
+        "time": "2024-01-02T16:00:00Z",
+        "open": 101.1,
+        "high": 101.9,
+        "low": 100.8,
+        "close": 101.5,
+        "volume": 23456
+    },
+    "strategy": {
+        "position_size": 0,
+        "order_action": "sell",
+        "order_contracts": 7,
+        "order_price": 101.5,
+        "order_id": "Close entry(s) order Long",
+        "market_position": "flat",
+        "market_position_size": 0,
+        "prev_market_position": "long",
+        "prev_market_position_size": 7
+    }
+}"""
+
+#: What a token with a wrong secret is told (the first when the token was seen recently).
+BAD_SECRET = ("wrong secret", "is not a valid token")
+
+VALID = [
+    # TradingView JSON built from placeholders, flat.
+    Alert("tv-json", '{"ticker": "AAA", "action": "buy", "contracts": 3}', ("buy 3 AAA",)),
+    Alert("tv-json-trailing-newline-text-plain",
+          '{"ticker": "AAA", "action": "buy", "contracts": 3}\n', ("buy 3 AAA",)),
+    Alert("tv-json-crlf-pretty",
+          '{\r\n  "ticker": "AAA",\r\n  "action": "sell",\r\n  "contracts": 2\r\n}\r\n',
+          ("sell 2 AAA",)),
+    Alert("tv-json-bom", '\ufeff{"ticker": "AAA", "action": "buy", "contracts": 1}',
+          ("buy 1 AAA",)),
+    Alert("tv-json-exchange-prefix-and-bar-fields",
+          '{"ticker": "NASDAQ:AAA", "exchange": "NASDAQ", "action": "buy", "contracts": 2, '
+          '"close": 100.25, "interval": "60", "time": "2024-01-02T15:30:00Z"}',
+          ("buy 2 AAA",)),
+    Alert("tv-json-case-typed-by-hand", '{"ticker": "aaa", "action": "BUY", "contracts": 1}',
+          ("buy 1 AAA",)),
+    Alert("tv-json-tabs-with-unique-id",
+          '{\n\t"ticker": "BBB",\n\t"action": "sell",\n\t"contracts": 4,\n'
+          '\t"id": "BBB-2024-01-02T15:30:00Z"\n}\n', ("sell 4 BBB",)),
+    Alert("tv-json-float-artifact-price",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1, "price": 100.60000000000001}',
+          ("buy 1 AAA",)),
+    # Strategy alerts: a target position.
+    Alert("tv-strategy-nested-long",
+          '{"ticker": "AAA", "strategy": {"order": {"action": "buy", "contracts": 5, '
+          '"price": 100.5, "id": "Long"}, "position_size": 5, "market_position": "long"}}',
+          ("buy 5 AAA",)),
+    Alert("tv-market-position-flat", '{"ticker": "AAA", "market_position": "flat", '
+          '"position_size": 0}', ("sell 4 AAA",), before="long 4 AAA"),
+    Alert("tv-market-position-flat-without-size",
+          '{"ticker": "AAA", "action": "buy", "contracts": 3, "market_position": "flat"}',
+          ("buy 3 AAA",), before="short 3 AAA"),
+    Alert("tv-market-position-reversal",
+          '{"ticker": "AAA", "action": "sell", "contracts": 6, "order_id": "Short", '
+          '"market_position": "short", "position_size": -2}',
+          ("sell 4 AAA", "sell 2 AAA"), before="long 4 AAA"),
+    Alert("tv-market-position-size-absolute",
+          '{"ticker": "AAA", "market_position": "short", "market_position_size": 3}',
+          ("sell 3 AAA",)),
+    # hackingthemarkets' nested strategy JSON, the token in "passphrase".
+    Alert("hackingthemarkets-entry", HACKINGTHEMARKETS_ENTRY, ("buy 7 AAA",),
+          route="passphrase"),
+    Alert("hackingthemarkets-exit", HACKINGTHEMARKETS_EXIT, ("sell 7 AAA",),
+          route="passphrase", before="long 7 AAA"),
+    Alert("passphrase-json",
+          '{"passphrase": "<TOKEN>", "ticker": "AAA", "action": "buy", "contracts": 2}',
+          ("buy 2 AAA",), route="passphrase"),
+    Alert("passphrase-json-trailing-newline",
+          '{"passphrase": "<TOKEN>", "ticker": "BBB", "action": "buy", "contracts": 1}\n',
+          ("buy 1 BBB",), route="passphrase"),
+    Alert("passphrase-json-bom",
+          '\ufeff{"passphrase": "<TOKEN>", "ticker": "AAA", "action": "buy", "contracts": 1}',
+          ("buy 1 AAA",), route="passphrase"),
+    # TradersPost JSON.
+    Alert("traderspost-buy-bullish",
+          '{"ticker": "AAA", "action": "buy", "sentiment": "bullish", "quantity": 4}',
+          ("buy 4 AAA",)),
+    Alert("traderspost-exit", '{"ticker": "AAA", "action": "exit"}', ("sell 4 AAA",),
+          before="long 4 AAA"),
+    Alert("traderspost-sell-while-long",
+          '{"ticker": "AAA", "action": "sell", "sentiment": "bearish", "quantity": 3}',
+          ("sell 4 AAA", "sell 3 AAA"), before="long 4 AAA"),
+    Alert("traderspost-buy-to-cover",
+          '{"ticker": "AAA", "action": "buy", "sentiment": "flat", "quantity": 3}',
+          ("buy 3 AAA",), before="short 3 AAA"),
+    Alert("traderspost-limit",
+          '{"ticker": "AAA", "action": "buy", "quantity": 2, "orderType": "limit", '
+          '"limitPrice": 99.5, "signalPrice": 100.1}', ("buy 2 AAA limit 99.5",)),
+    # Text commands.
+    Alert("text-buy", "buy 10 AAA", ("buy 10 AAA",)),
+    Alert("text-exchange-prefix-uppercase", "BUY 3 NASDAQ:AAA", ("buy 3 AAA",)),
+    Alert("text-sell-limit", "sell 2 BBB limit 52.5", ("sell 2 BBB limit 52.5",)),
+    Alert("text-close-then-short", "close AAA; short 5 AAA", ("sell 4 AAA", "sell 5 AAA"),
+          before="long 4 AAA"),
+    Alert("text-two-lines", "buy 1 AAA\nbuy 2 BBB\n", ("buy 1 AAA", "buy 2 BBB")),
+    Alert("text-crlf", "sell 1 AAA\r\nsell 1 BBB\r\n", ("sell 1 AAA", "sell 1 BBB")),
+    Alert("text-long-reverses-a-short", "long 2 AAA", ("buy 3 AAA", "buy 2 AAA"),
+          before="short 3 AAA"),
+    Alert("text-flat", "flat AAA", ("sell 4 AAA",), before="long 4 AAA"),
+    Alert("text-with-id-and-comment", "buy 1 AAA id=AAA-2024-01-02T15:30:00Z comment=breakout",
+          ("buy 1 AAA",)),
+    Alert("text-bom", "\ufeffsell 2 BBB", ("sell 2 BBB",)),
+    # sandtrade's own JSON.
+    Alert("native-json", '{"symbol": "BBB", "action": "buy", "qty": 2, "id": "bbb-1"}',
+          ("buy 2 BBB",)),
+    Alert("native-commands",
+          '{"commands": [{"symbol": "AAA", "action": "close"}, '
+          '{"symbol": "BBB", "action": "buy", "qty": 1}]}',
+          ("sell 4 AAA", "buy 1 BBB"), before="long 4 AAA"),
+]
+
+BROKEN = [
+    # Placeholders TradingView did not expand.
+    Alert("placeholder-quoted",
+          '{"ticker": "{{ticker}}", "action": "buy", "contracts": 1}', status=422,
+          error="{{ticker}} is a TradingView placeholder that was not expanded"),
+    Alert("placeholder-unquoted-on-an-indicator-alert",
+          '{"ticker": "AAA", "action": "buy", "contracts": {{strategy.order.contracts}}}',
+          status=422, error="expands only in an alert created on a strategy"),
+    Alert("placeholder-action-text-plain",
+          '{"ticker": "AAA", "action": "{{strategy.order.action}}", "contracts": 1}\n',
+          status=422, error="{{strategy.order.action}} is a TradingView placeholder"),
+    Alert("placeholder-plot-unquoted",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1, "price": {{plot_0}}}',
+          status=422, error="plot placeholders expand only"),
+    Alert("placeholder-text-command",
+          "{{strategy.order.action}} {{strategy.order.contracts}} {{ticker}}", status=422,
+          error="placeholder that was not expanded"),
+    Alert("placeholder-in-text-id", "buy 2 AAA id={{ticker}}-{{timenow}}", status=422,
+          error="{{ticker}} is a TradingView placeholder"),
+    Alert("placeholder-unknown-name",
+          '{"ticker": "AAA", "action": "buy", "contracts": {{strategy.order.qty}}}',
+          status=422, error="{{strategy.order.qty}} is a TradingView placeholder"),
+    # Numbers.
+    Alert("number-as-string-contracts",
+          '{"ticker": "AAA", "action": "buy", "contracts": "5"}', status=422,
+          error='contracts: a number written as a string ("5")'),
+    Alert("number-as-string-traderspost-quantity",
+          '{"ticker": "AAA", "action": "buy", "sentiment": "bullish", "quantity": "4"}',
+          status=422, error="quantity: a number written as a string"),
+    Alert("number-as-string-limit-price",
+          '{"ticker": "AAA", "action": "buy", "quantity": 1, "orderType": "limit", '
+          '"limitPrice": "99.5"}', status=422, error="limitPrice: a number written as a string"),
+    Alert("decimal-comma-in-string",
+          '{"ticker": "AAA", "action": "buy", "contracts": "1,5"}', status=422,
+          error="use a decimal point: 1.5"),
+    Alert("decimal-comma-bare-json",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1,5}', status=422,
+          error="a decimal comma?"),
+    Alert("decimal-comma-text", "buy 1,5 AAA", status=422, error="use a decimal point: 1.5"),
+    Alert("thousands-separator-text", "buy 1,000 AAA", status=422,
+          error="write 1000 without separators"),
+    Alert("zero-contracts", '{"ticker": "AAA", "action": "buy", "contracts": 0}', status=422,
+          error="contracts: must be above 0"),
+    Alert("nan-contracts-from-na-plot",
+          '{"ticker": "AAA", "action": "buy", "contracts": NaN}', status=422,
+          error="NaN is not a JSON number"),
+    # Actions.
+    Alert("unknown-action-json",
+          '{"ticker": "AAA", "action": "purchase", "contracts": 1}', status=422,
+          error='unknown action "purchase"'),
+    Alert("unknown-action-text", "go long 5 AAA", status=422, error="unknown action 'go'"),
+    Alert("unknown-action-traderspost",
+          '{"ticker": "AAA", "action": "close", "sentiment": "flat", "quantity": 1}',
+          status=422, error='unknown action "close"'),
+    Alert("text-without-quantity", "buy AAA", status=422, error="buy needs a quantity"),
+    # Symbols.
+    Alert("missing-ticker", '{"action": "buy", "contracts": 1}', status=422,
+          error="no symbol"),
+    Alert("missing-symbol-text", "buy 5", status=422, error="no symbol in 'buy 5'"),
+    Alert("empty-ticker", '{"ticker": "", "action": "buy", "contracts": 1}', status=422,
+          error="ticker: is empty"),
+    Alert("unknown-symbol-json",
+          '{"ticker": "NASDAQ:AAPL", "action": "buy", "contracts": 1}', status=422,
+          error="'AAPL' is not traded on this host"),
+    Alert("unknown-symbol-text", "buy 1 TSLA", status=422,
+          error="'TSLA' is not traded on this host"),
+    # Empty and malformed bodies.
+    Alert("empty-body", "", status=422, error="the body is empty"),
+    Alert("blank-body-newline", "\r\n", status=422, error="the body is empty"),
+    Alert("json-single-quotes", "{'ticker': 'AAA', 'action': 'buy', 'contracts': 1}",
+          status=422, error="JSON needs double quotes"),
+    Alert("json-trailing-comma",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1,}', status=422,
+          error="a comma before a closing brace"),
+    Alert("json-missing-comma",
+          '{"ticker": "AAA"\n"action": "buy", "contracts": 1}', status=422,
+          error="a missing comma or quote?"),
+    Alert("json-missing-closing-brace",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1\n', status=422,
+          error="a missing closing brace?"),
+    Alert("json-list-of-alerts",
+          '[{"ticker": "AAA", "action": "buy", "contracts": 1}, '
+          '{"ticker": "BBB", "action": "buy", "contracts": 1}]', status=422,
+          error="the body is a JSON list"),
+    Alert("comma-separated-text", "buy,AAA,5", status=422, error="comma-separated"),
+    Alert("pineconnector-syntax", "60123456789,buy,AAA,risk=1", status=422,
+          error="comma-separated"),
+    Alert("octobot-syntax", "EXCHANGE=binance\nSYMBOL=AAA\nSIGNAL=BUY", status=422,
+          error="unknown setting 'exchange'"),
+    Alert("native-field-typo", '{"symbol": "AAA", "action": "buy", "qyt": 5}', status=422,
+          error="qyt: unknown field"),
+    # Target positions that do not add up.
+    Alert("market-position-without-size", '{"ticker": "AAA", "market_position": "long"}',
+          status=422, error="market_position 'long' needs the size"),
+    Alert("market-position-disagrees-with-size",
+          '{"ticker": "AAA", "market_position": "long", "position_size": -3}', status=422,
+          error="they disagree"),
+    Alert("traderspost-bracket",
+          '{"ticker": "AAA", "action": "buy", "quantity": 1, "takeProfit": '
+          '{"limitPrice": 110}, "stopLoss": {"type": "stop", "stopPrice": 95}}', status=422,
+          error="bracket orders (take profit / stop loss) are not supported"),
+    Alert("another-account",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1, "account": "live"}',
+          status=422, error="this token sends signals for account 'paper', not 'live'"),
+    Alert("unknown-format-query", '{"ticker": "AAA", "action": "buy", "contracts": 1}',
+          status=422, error="unknown format 'pineconnector'",
+          query={"format": "pineconnector"}),
+    Alert("broken-json-with-passphrase",
+          '{"passphrase": "<TOKEN>", "ticker": "AAA", "action": "buy", "contracts": 1,}',
+          status=422, error="a comma before a closing brace", route="passphrase"),
+    # Size and encoding.
+    Alert("huge-body", "buy 1 AAA comment=" + "x" * 20_000, status=413,
+          error="at most 16384 are accepted"),
+    Alert("non-utf8-cp1252",
+          '{"ticker": "AAA", "action": "buy", "contracts": 1, "comment": "café"}'
+          .encode("cp1252"), status=400, error="not UTF-8"),
+    # Tokens.
+    Alert("wrong-passphrase-tutorial-default",
+          HACKINGTHEMARKETS_ENTRY.replace(TOKEN, "somelongstring123"), status=401,
+          error="malformed token", route="passphrase"),
+    Alert("wrong-passphrase-secret",
+          '{"passphrase": "<WRONG-TOKEN>", "ticker": "AAA", "action": "buy", "contracts": 1}',
+          status=401, error=BAD_SECRET, route="passphrase"),
+    Alert("no-passphrase", '{"ticker": "AAA", "action": "buy", "contracts": 1}', status=401,
+          error="no token", route="passphrase"),
+    Alert("text-on-the-tokenless-path", "buy 1 AAA", status=401, error="no token",
+          route="passphrase"),
+    Alert("wrong-token-in-path", "buy 1 AAA", status=401, error=BAD_SECRET,
+          route="wrong_token"),
+    Alert("token-without-signal-scope", "buy 1 AAA", status=403,
+          error="lacks the 'signal' scope", route="read_scope"),
+]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _wrong_token(token: str) -> str:
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
+def _send(host: Host, alert: Alert) -> Any:
+    """Post the alert as TradingView would: JSON as application/json, anything else as
+    text/plain (a trailing newline is enough to make TradingView send text/plain)."""
+    body = alert.body
+    if isinstance(body, str):
+        body = body.replace(TOKEN, host.token).replace(WRONG_TOKEN, _wrong_token(host.token))
+    url = host.webhook
+    if alert.route == "passphrase":
+        url = f"{host.url}/webhooks/tradingview"
+    elif alert.route == "wrong_token":
+        url = f"{host.url}/webhooks/tradingview/{_wrong_token(host.token)}"
+    elif alert.route == "read_scope":
+        assert host.runtime.auth is not None
+        _, read_token = host.runtime.auth.create("paper", ("read",))
+        url = f"{host.url}/webhooks/tradingview/{read_token}"
+    content_type = "text/plain; charset=utf-8"
+    if isinstance(body, str):
+        try:
+            json.loads(body)
+        except ValueError:
+            pass
+        else:
+            content_type = "application/json"
+    return post(url, body, content_type=content_type, **alert.query)
+
+
+def _describe(order: Any) -> str:
+    text = f"{order.side.value} {order.qty:g} {order.symbol}"
+    if order.type.value != "market":
+        text += f" {order.type.value} {order.limit_price:g}"
+    return text
+
+
+def _prepare(host: Host, alert: Alert) -> None:
+    """Prices for both symbols, and the position the alert expects."""
+    for symbol, price in PRICES.items():
+        host.market.publish(price, symbol=symbol)
+    if alert.before:
+        side, qty, symbol = alert.before.split()
+        r = post(host.webhook, f"{side} {qty} {symbol} id=before")
+        assert r.status_code == 200, r.text
+        host.wait_idle()
+        host.market.publish(PRICES[symbol], symbol=symbol)
+        position = host.runtime.live.call(  # type: ignore[union-attr]
+            lambda b: b.position_qty("paper", symbol))
+        assert position == (float(qty) if side == "long" else -float(qty)), position
+
+
+# ------------------------------------------------------------------------------ the tests
+
+
+def test_the_corpus_is_large_and_its_ids_are_unique() -> None:
+    ids = [a.id for a in (*VALID, *BROKEN)]
+    assert len(ids) >= 40
+    assert len(ids) == len(set(ids))
+    assert all(a.orders for a in VALID) and all(a.status >= 400 and a.error for a in BROKEN)
+
+
+@pytest.mark.parametrize("alert", [a.param() for a in VALID])
+def test_a_valid_alert_is_executed_exactly_once_with_the_orders_it_means(host: Host,
+                                                                          alert: Alert) -> None:
+    _prepare(host, alert)
+    signals_before = {r.id for r in host.signals()}
+    orders_before = {o.id for o in host.orders()}
+
+    r = _send(host, alert)
+
+    assert r.status_code < 500, f"a 5xx makes TradingView resend: {r.status_code} {r.text}"
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["status"] == "validated" and answer["duplicate"] is False, answer
+    host.wait_idle()
+    new = [rec for rec in host.signals() if rec.id not in signals_before]
+    assert [rec.id for rec in new] == [answer["id"]], "journaled exactly once"
+    [record] = new
+    assert record.status.value == "executed", record.reason
+    assert record.source == "tradingview"
+    orders = {o.id: o for o in host.orders()}
+    placed = [orders[i] for i in record.orders]
+    assert [_describe(o) for o in placed] == list(alert.orders), record.reason
+    assert set(orders) - orders_before == set(record.orders), "no other order was placed"
+    assert all(o.account == "paper" for o in placed)
+    assert TOKEN not in record.raw_body and host.token not in record.raw_body
+
+
+@pytest.mark.parametrize("alert", [a.param() for a in BROKEN])
+def test_a_broken_alert_gets_a_4xx_naming_the_problem(host: Host, alert: Alert) -> None:
+    _prepare(host, alert)
+    signals_before = {r.id for r in host.signals()}
+    orders_before = {o.id for o in host.orders()}
+
+    r = _send(host, alert)
+
+    assert r.status_code < 500, f"a 5xx makes TradingView resend: {r.status_code} {r.text}"
+    assert r.status_code == alert.status, r.text
+    error = r.json()["error"]
+    assert alert.named_in(error), error
+    host.wait_idle()
+    new = [rec for rec in host.signals() if rec.id not in signals_before]
+    if alert.status == 422:
+        # Read and refused: journaled as rejected, its id in the answer.
+        assert [rec.id for rec in new] == [r.json()["id"]]
+        assert new[0].status.value == "rejected" and alert.named_in(new[0].reason)
+        assert host.token not in new[0].raw_body
+    else:
+        assert new == [], "refused before it was read: nothing is journaled"
+    assert {o.id for o in host.orders()} == orders_before, "nothing is ordered"
