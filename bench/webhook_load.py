@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from sandtrade.config import load_settings
 from sandtrade.hookspecs import hookimpl
 from sandtrade.host import PluginHost
-from sandtrade.runtime import HostRuntime
+from sandtrade.runtime import HostRuntime, tune_gc_for_serving
 
 
 class BarePlugin:
@@ -179,6 +179,7 @@ def main() -> int:
                                      "bars_per_second": args.bars_per_second})
     plugins = PluginHost.create(extra=[BarePlugin()])
     host = HostRuntime(settings, plugins=plugins).start()
+    tune_gc_for_serving()  # as `sandtrade serve` does
     assert host.auth is not None and host.http is not None and host.live is not None
     _, token = host.auth.create(settings.account, ("signal",))
     port = host.http.port

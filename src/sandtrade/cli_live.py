@@ -156,6 +156,9 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runtime.start()
+    from sandtrade.runtime import tune_gc_for_serving
+
+    tune_gc_for_serving()
     try:
         assert runtime.rpc is not None and runtime.source is not None
         err.print(f"sandtrade host up: gRPC [bold]{runtime.rpc.address}[/bold], data in "

@@ -306,10 +306,11 @@ def test_a_failed_commit_stores_neither_the_orders_nor_executed(
     host.market.publish(100.0)
     real = store.commit_many
 
-    def failing(changes: Any, state: Any, signals: Sequence[SignalRecord] = ()) -> None:
-        if signals:
+    def failing(changes: Any, state: Any, signals: Sequence[SignalRecord] = (),
+                new_signals: Sequence[Any] = ()) -> None:
+        if signals:  # the commit of the signal's execution (its journal entry went before)
             raise StoreError("disk full (injected by the test)")
-        real(changes, state, signals)
+        real(changes, state, signals, new_signals)
 
     monkeypatch.setattr(store, "commit_many", failing)
     [sig] = send(host, "buy 2 AAA")

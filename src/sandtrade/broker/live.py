@@ -70,6 +70,7 @@ class LiveBroker:
         self._pending: list[BrokerChange] = []
         self._state: dict[str, Any] = {}
         self._signals: dict[str, SignalRecord] = {}
+        self._new_signals: list[tuple[SignalRecord, str | None]] = []
         self._applied = 0   # sequence number of the last request applied
         self._durable = 0   # every request up to this number is settled (committed or failed)
         self._lost: list[tuple[int, int, str]] = []  # (first, last, error) of failed groups
@@ -138,6 +139,18 @@ class LiveBroker:
         it from inside a request function."""
         self._signals[record.id] = record.model_copy(update={"history": list(record.history)})
 
+    def journal(self, records: list[tuple[SignalRecord, str | None]]) -> int:
+        """Append new signals (with their duplicate hashes) to the journal in the next group
+        commit, with whatever broker changes are pending: one fsync for both. Returns the
+        sequence number to :meth:`settle`. The records must be storable (checked by the
+        caller): a record the store refuses would fail the whole group."""
+        with self._apply_lock:
+            if self._closed:
+                raise StoreError("the host is shutting down; nothing was journaled")
+            self._new_signals.extend(records)
+            self._applied += 1
+            return self._applied
+
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
         if request ``seq``'s group failed (nothing of it is stored)."""
@@ -147,9 +160,10 @@ class LiveBroker:
                     changes, self._pending = self._pending, []
                     state, self._state = self._state, {}
                     signals, self._signals = list(self._signals.values()), {}
+                    new, self._new_signals = self._new_signals, []
                     upto = self._applied
                 try:
-                    self._store.commit_many(changes, state, signals)
+                    self._store.commit_many(changes, state, signals, new)
                 except Exception as e:
                     log.error("group commit of requests %d-%d failed: %s; rebuilding the "
                               "broker from the store", self._durable + 1, upto, e)
@@ -157,6 +171,7 @@ class LiveBroker:
                         # Requests applied meanwhile built on the lost changes: lost too.
                         upto = self._applied
                         self._pending, self._state, self._signals = [], {}, {}
+                        self._new_signals = []
                         self._lost.append((self._durable + 1, upto, str(e)))
                         self._broker = self._make_broker()
                     self._durable = upto

@@ -228,11 +228,12 @@ def resolve_symbol(symbol: str, known: Sequence[str]) -> str | None:
 
 
 class _Journal:
-    """Appends signals durably in groups: one fsync for everything that arrived meanwhile."""
+    """Appends signals durably in groups, through the live broker's group commit: one fsync
+    for the signals that arrived meanwhile and the broker's pending changes together."""
 
-    def __init__(self, store: Store, after: Callable[[list[SignalRecord]], None],
+    def __init__(self, live: LiveBroker, after: Callable[[list[SignalRecord]], None],
                  failed: Callable[[list[SignalRecord]], None]) -> None:
-        self._store = store
+        self._live = live
         self._after = after
         self._failed = failed
         self._queue: queue.SimpleQueue[tuple[SignalRecord, str | None, Future[None]] | None] = \
@@ -271,21 +272,23 @@ class _Journal:
                     stop = True
                     break
                 batch.append(more)
-            try:
-                self._store.append_signals([r for r, _, _ in batch], [h for _, h, _ in batch])
-                stored = batch
-            except Exception as e:
-                if len(batch) == 1:
-                    stored = []
-                    self._fail(batch, e)
-                else:  # one bad record must not fail the others: one at a time
-                    stored = []
-                    for item in batch:
-                        try:
-                            self._store.append_signals([item[0]], [item[1]])
-                            stored.append(item)
-                        except Exception as e1:
-                            self._fail([item], e1)
+            # A record the store could not write would fail the whole group (broker
+            # changes included): each is checked alone first.
+            storable = []
+            for item in batch:
+                try:
+                    item[0].model_dump_json()
+                except Exception as e:
+                    self._fail([item], e)
+                else:
+                    storable.append(item)
+            stored = []
+            if storable:
+                try:
+                    self._live.settle(self._live.journal([(r, h) for r, h, _ in storable]))
+                    stored = storable
+                except Exception as e:
+                    self._fail(storable, e)
             if stored:
                 # Hand to the lanes before answering: the journal order is the execution order.
                 try:
@@ -345,7 +348,7 @@ class SignalPipeline:
         self._pending: dict[str, int] = {}  # per account: accepted, not yet executed
         self.check_destinations()
         self._load_dedup_index()
-        self._journal = _Journal(store, self._enqueue, self._not_journaled)
+        self._journal = _Journal(live, self._enqueue, self._not_journaled)
 
     # ------------------------------------------------------------------ life
 

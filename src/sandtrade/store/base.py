@@ -115,8 +115,10 @@ class Store(Protocol):
         ...
 
     def commit_many(self, changes: Sequence[BrokerChange], state: dict[str, Any] | None = None,
-                    signals: Sequence[SignalRecord] = ()) -> None:
-        """Several changes, host state keys and signal updates in one transaction."""
+                    signals: Sequence[SignalRecord] = (),
+                    new_signals: Sequence[tuple[SignalRecord, str | None]] = ()) -> None:
+        """Several changes, host state keys, new signals and signal updates in one
+        transaction."""
         ...
 
     def append_signals(self, records: Sequence[SignalRecord],

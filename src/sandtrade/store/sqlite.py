@@ -237,11 +237,13 @@ class SQLiteStore:
 
     def commit_many(self, changes: Sequence[BrokerChange],
                     state: dict[str, Any] | None = None,
-                    signals: Sequence[SignalRecord] = ()) -> None:
-        """Apply several broker changes, in order, set host ``state`` keys (JSON values) and
-        update journaled ``signals``, all in one transaction (a group commit)."""
+                    signals: Sequence[SignalRecord] = (),
+                    new_signals: Sequence[tuple[SignalRecord, str | None]] = ()) -> None:
+        """Apply several broker changes, in order, set host ``state`` keys (JSON values),
+        journal ``new_signals`` (with their duplicate hashes) and update journaled
+        ``signals``, all in one transaction (a group commit)."""
         changes = [c for c in changes if c]
-        if not changes and not state and not signals:
+        if not changes and not state and not signals and not new_signals:
             return
         # Within one transaction only the last version of an account, order or position
         # matters: a bar that fills a thousand orders of one account writes its row once.
@@ -272,6 +274,9 @@ class SQLiteStore:
                 self._insert_fill(conn, fill, op)
             for position in positions.values():
                 self._upsert_position(conn, position, op)
+            if new_signals:
+                self._insert_signals(conn, [r for r, _ in new_signals],
+                                     [h for _, h in new_signals], op)
             for record in signals:
                 self._update_signal(conn, record, op)
 
@@ -506,13 +511,17 @@ class SQLiteStore:
             return
         hashes = list(dedup_hashes) if dedup_hashes is not None else [None] * len(records)
         op = f"append_signals({len(records)} signals)"
+        with self._writing(op) as conn:
+            self._insert_signals(conn, records, hashes, op)
+
+    def _insert_signals(self, conn: sqlite3.Connection, records: Sequence[SignalRecord],
+                        hashes: Sequence[str | None], op: str) -> None:
         rows = [(r.id, r.account, r.source, r.status.value, _sort_key(r.received_at),
                  r.idempotency_key, h, self._dump(r, "signal", op))
                 for r, h in zip(records, hashes, strict=True)]
-        with self._writing(op) as conn:
-            conn.executemany(
-                "INSERT INTO signals (id, account, source, status, received_ts, "
-                "idempotency_key, dedup_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO signals (id, account, source, status, received_ts, "
+            "idempotency_key, dedup_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def update_signals(self, records: Sequence[SignalRecord]) -> None:
         """Store the new status (and history) of journaled signals, in one transaction."""
