@@ -47,7 +47,8 @@ def pct(values: list[float], p: float) -> float:
 def start_host(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "SANDTRADE_CASH": "1e12"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandtrade.cli", "serve", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "sandtrade.cli", "serve", "--http", "127.0.0.1:0",
+         "--data-dir", str(data_dir),
          "--grpc", f"127.0.0.1:{port}", "--speed", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None

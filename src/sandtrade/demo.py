@@ -46,6 +46,8 @@ def add_demo_command(sub: Any) -> None:
                       help="replay pace (default 0: as fast as the strategy takes the bars)")
     demo.add_argument("--data-dir", metavar="DIR",
                       help="the host's data directory (default: a new temporary one)")
+    demo.add_argument("--http", default="127.0.0.1:0", metavar="HOST:PORT",
+                      help="the host's HTTP address, for webhooks (default: a free port)")
     demo.add_argument("--grpc", default="127.0.0.1:0", metavar="HOST:PORT",
                       help="gRPC address (default: a free port on 127.0.0.1)")
     demo.add_argument("--keep-running", action="store_true",
@@ -74,7 +76,8 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(
         tempfile.mkdtemp(prefix="sandtrade-demo-"))
     settings = load_settings(
-        data_dir=data_dir, grpc=args.grpc, broker={"commission_pct": COMMISSION},
+        data_dir=data_dir, grpc=args.grpc, http=args.http,
+        broker={"commission_pct": COMMISSION},
         market={"source": "replay", "files": [f"DEMO={csv}"],
                 "bars_per_second": args.speed})
     total = sum(1 for _ in iter_csv(str(csv), symbol="DEMO"))
@@ -137,7 +140,12 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"\nThe host keeps serving on {host.rpc.address}. Try, in another "
                       f"terminal:\n  sandtrade strategies list --data-dir {data_dir} --grpc "
                       f"{host.rpc.address}\n  sandtrade orders --account {info.account} "
-                      f"--data-dir {data_dir} --grpc {host.rpc.address}\nCtrl-C stops it.")
+                      f"--data-dir {data_dir} --grpc {host.rpc.address}")
+            if host.http is not None:
+                out.print(f"  sandtrade tokens create --data-dir {data_dir} --account paper "
+                          f"--scope signal\n  curl -X POST {host.http.url}/webhooks/"
+                          "tradingview/TOKEN --data 'buy 10 DEMO'")
+            out.print("Ctrl-C stops it.")
             with contextlib.suppress(KeyboardInterrupt):
                 host.wait()
         return 0 if same else 1

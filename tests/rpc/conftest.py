@@ -103,6 +103,7 @@ class StepsPlugin:
 def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
     """A started host in ``tmp_path``, gRPC on a free port, fed by the ``steps`` source."""
     settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
+                             http="127.0.0.1:0",
                              market={"source": "steps", "bars_per_second": 0})
     plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
     host = HostRuntime(settings, plugins=plugins).start()

@@ -24,6 +24,7 @@ def test_readme_client_snippet_trades_on_a_real_host(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     snippet = next(b for b in blocks if "from sandtrade.client import Client" in b)
     settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
+                             http="127.0.0.1:0",
                              market={"bars_per_second": 200})
     with HostRuntime(settings) as host:
         assert host.rpc is not None and host.auth is not None and host.store is not None
@@ -99,3 +100,30 @@ def test_readme_grpcurl_call_works_through_reflection_alone(runtime: HostRuntime
         answer = call(request_cls(), metadata=metadata, timeout=WAIT)  # grpcurl sends {}
     assert answer.account.id == "alice"
     assert answer.account.cash == CASH
+
+
+def test_readme_send_signal_snippet_executes_on_a_real_host(tmp_path: Path) -> None:
+    from sandtrade.client import Client
+    from sandtrade.config import load_settings
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    snippet = next(b for b in blocks if "send_signal" in b)
+    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
+                             http="127.0.0.1:0", market={"bars_per_second": 200})
+    with HostRuntime(settings) as host:
+        assert host.rpc is not None and host.auth is not None and host.signals is not None
+        _, token = host.auth.create("paper", ("signal",))
+        snippet = snippet.replace("127.0.0.1:50051", host.rpc.address)
+        snippet = snippet.replace('"signals.queue"', repr(str(tmp_path / "signals.queue")))
+        printed: list[str] = []
+        exec(compile(snippet, "README.md", "exec"),
+             {"TOKEN": token, "Client": Client,
+              "print": lambda *a: printed.append(" ".join(map(str, a)))})
+        signal_id, status, _ = printed[0].split(" ", 2)
+        assert status == "validated"
+        assert host.signals.wait_idle(10)
+        assert host.store is not None
+        record = host.store.get_signal(signal_id)
+        assert record is not None and record.status.value == "executed", record
+        order = host.store.find_client_order("paper", f"{signal_id}.0")
+        assert order is not None and order.qty == 10 and order.side.value == "buy"

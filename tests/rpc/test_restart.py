@@ -46,7 +46,8 @@ class Host:
     def start(self) -> None:
         env = {**os.environ, "SANDTRADE_CASH": "1000000"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandtrade.cli", "serve", "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "sandtrade.cli", "serve", "--http", "127.0.0.1:0",
+             "--data-dir", str(self.data_dir),
              "--grpc", self.target, "--data", f"SYN={self.csv}", "--speed", str(self.speed)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
