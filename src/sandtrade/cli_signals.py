@@ -72,6 +72,10 @@ def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
     rp.add_argument("--pace", choices=["fast", "original"], default="fast",
                     help="fast (default), or wait between signals as they were received")
     rp.add_argument("--cash", type=float, help="starting cash (default: the configured cash)")
+    rp.add_argument("--source", help="market source (default: the configured one); give the "
+                    "host's if it was started with --source")
+    rp.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]CSV",
+                    help="replay source: the CSV files the host was started with (--data)")
     rp.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -180,7 +184,12 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
     from sandtrade.cli_live import _settings
     from sandtrade.host import PluginHost
 
-    settings = _settings(args)
+    market: dict[str, Any] = {}
+    if getattr(args, "source", None):
+        market["source"] = args.source
+    if getattr(args, "data", None):
+        market["files"] = args.data
+    settings = _settings(args, **({"market": market} if market else {}))
     plugins = PluginHost.create()
     formats = plugins.signal_formats(settings.signals.mappings)
     if args.signals_command == "check":
