@@ -77,6 +77,8 @@ def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
     rp.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]CSV",
                     help="replay source: the CSV files the host was started with (--data)")
     rp.add_argument("--json", action="store_true", help="print JSON")
+    rp.add_argument("--report", metavar="FILE.html", help="also draw the signal timeline: "
+                    "price, each signal, each fill, the position (self-contained HTML)")
 
 
 def _when(text: str) -> datetime:
@@ -245,6 +247,12 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
                         pace=args.pace,
                         progress=lambda done, total: bar.update(task, completed=done,
                                                                 total=total))
+    if args.report:
+        from sandtrade.signals.timeline import write_timeline
+
+        path = write_timeline(result, records, args.report,
+                              title=f"Signals of account {account}, replayed")
+        err.print(f"timeline: {path}")
     if args.json:
         print(json.dumps({
             "account": account, "signals": [

@@ -129,6 +129,14 @@ def test_the_replay_command_reads_a_stopped_hosts_store(tmp_path: Path) -> None:
     assert runs[0].stdout == runs[1].stdout
     out = json.loads(runs[0].stdout)
     assert len(out["signals"]) == 3
+    # the timeline picture: a self-contained page with every signal and its body
+    report = tmp_path / "timeline.html"
+    drawn = subprocess.run([*cmd[:-1], "--report", str(report)], capture_output=True,
+                           text=True, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    page = report.read_text()
+    assert "Plotly" in page and "<script src" not in page
+    assert all(s["id"] in page for s in out["signals"]) and "short 3 SYN" in page
     live_fills = _stored_fills(serve.data_dir)
     assert len(live_fills) == 4
     assert [(f["side"], f["qty"], f["price"]) for f in out["fills"]] == [

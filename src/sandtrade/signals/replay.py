@@ -55,6 +55,8 @@ class ReplayResult:
     positions: list[Position] = field(default_factory=list)
     account: Account | None = None
     bars: int = 0
+    #: The bars the replay worked, in order (for the timeline picture).
+    bars_seen: list[Bar] = field(default_factory=list)
 
     def fill_rows(self) -> list[tuple[str, str, str, float, float, str]]:
         """(time, symbol, side, qty, price, signal id) of every fill, in order: what two
@@ -123,6 +125,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
             break
         result.fills += b.on_bar(bar)  # as the live host works it
         result.bars = position
+        result.bars_seen.append(bar)
         run_due(position)
     result.orders = b.orders(REPLAY_ACCOUNT)
     result.positions = b.positions(REPLAY_ACCOUNT)
