@@ -54,10 +54,6 @@ class HostApi:
                                                  fmt=fmt, idempotency_key=idempotency_key,
                                                  dry_run=dry_run)
 
-    def explain(self, record: SignalRecord) -> str:
-        """How a signal was read and what it would do, for a person."""
-        return self._pipeline.explain(record)
-
     def health(self) -> dict[str, Any]:
         """The signal pipeline's state for a health endpoint."""
         return self._pipeline.health()

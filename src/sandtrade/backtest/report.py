@@ -33,7 +33,9 @@ from plotly.subplots import make_subplots
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.models import Bar, Trade
 
-__all__ = ["render_report", "write_report"]
+# The page pieces other self-contained pages (the signal timeline) share with this one.
+__all__ = ["GREEN", "PAGE_CSP", "PAGE_CSS", "RED", "esc", "esc_chart", "render_report",
+           "write_report"]
 
 #: Price rows in the figure; further symbols are listed in a note instead of charted.
 MAX_PRICE_ROWS = 4
@@ -63,8 +65,8 @@ _SIGNED_STATS = frozenset({
     "Avg. Trade [%]", "Expectancy [%]",
 })
 
-_GREEN = "#1b873f"
-_RED = "#c62828"
+GREEN = "#1b873f"
+RED = "#c62828"
 _AMBER = "#e08a00"
 _BLUE = "#1f5fbf"
 _FONT_STACK = (
@@ -74,14 +76,14 @@ _FONT_STACK = (
 
 # No fetches of any kind: scripts and styles only inline, images only data:/blob: (plotly's
 # "download as PNG" button). plotly.js needs eval for some of its code paths.
-_CSP = (
+PAGE_CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
     "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
     "base-uri 'none'; form-action 'none'"
 )
 
-_CSS = (
-    f":root {{ color-scheme: light; --green: {_GREEN}; --red: {_RED}; --amber: {_AMBER}; "
+PAGE_CSS = (
+    f":root {{ color-scheme: light; --green: {GREEN}; --red: {RED}; --amber: {_AMBER}; "
     f"--font: {_FONT_STACK}; }}"
 ) + """
 * { box-sizing: border-box; }
@@ -152,10 +154,10 @@ def render_report(result: BacktestResult) -> str:
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{PAGE_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Back-test report: {_esc(strategy)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<title>Back-test report: {esc(strategy)}</title>",
+        f"<style>{PAGE_CSS}</style>",
         "</head>",
         "<body>",
         "<main>",
@@ -177,12 +179,12 @@ def render_report(result: BacktestResult) -> str:
 # --------------------------------------------------------------------------- formatting
 
 
-def _esc(value: object) -> str:
+def esc(value: object) -> str:
     """HTML-escape the text of ``value`` (quotes too, so it is safe in attributes)."""
     return html.escape(str(value), quote=True)
 
 
-def _esc_chart(value: object) -> str:
+def esc_chart(value: object) -> str:
     """Escape text that plotly renders (hover text, axis titles, legends).
 
     plotly understands a few tags there, so ``<`` and ``&`` must be escaped; it decodes
@@ -356,10 +358,10 @@ def _chips(label: str, items: Mapping[str, Any]) -> str:
         chips = '<span class="chip">none</span>'
     else:
         chips = "".join(
-            f'<span class="chip">{_esc(k)} = {_esc(_format_setting(v))}</span>'
+            f'<span class="chip">{esc(k)} = {esc(_format_setting(v))}</span>'
             for k, v in items.items()
         )
-    return f'<div class="kv"><span class="label">{_esc(label)}</span>{chips}</div>'
+    return f'<div class="kv"><span class="label">{esc(label)}</span>{chips}</div>'
 
 
 def _header_html(result: BacktestResult, times: _Times) -> str:
@@ -372,8 +374,8 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
     else:
         period_text = "—"
     meta = [
-        f"<b>Symbols</b> {_esc(symbols)}",
-        f"<b>Period</b> {_esc(period_text)}",
+        f"<b>Symbols</b> {esc(symbols)}",
+        f"<b>Period</b> {esc(period_text)}",
         f"<b>Bars</b> {result.bars:,}",
     ]
     if result.elapsed_s:
@@ -387,12 +389,12 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
             continue
         css = _sign_class(value) if key in _SIGNED_STATS else ""
         cards.append(
-            f'<div><span class="name">{_esc(key)}</span>'
-            f'<span class="value {css}">{_esc(_headline_text(key, value))}</span></div>'
+            f'<div><span class="name">{esc(key)}</span>'
+            f'<span class="value {css}">{esc(_headline_text(key, value))}</span></div>'
         )
     return (
         '<header class="card">'
-        f"<h1>{_esc(result.strategy or '(unnamed strategy)')}</h1>"
+        f"<h1>{esc(result.strategy or '(unnamed strategy)')}</h1>"
         f'<p class="meta">{" &nbsp;·&nbsp; ".join(meta)}</p>'
         f"{_chips('Params', result.params)}"
         f"{_chips('Settings', result.settings)}"
@@ -404,7 +406,7 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
 def _warnings_html(warnings: Sequence[str]) -> str:
     if not warnings:
         return ""
-    items = "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
     title = "Warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
     return f'<section class="warnings" role="alert"><h2>⚠ {title}</h2><ul>{items}</ul></section>'
 
@@ -447,7 +449,7 @@ def _finite_or_none(value: float) -> float | None:
 def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
     side = "Long" if trade.size > 0 else "Short"
     lines = [
-        f"<b>{'Open ' + side.lower() if is_open else side}</b> {_esc_chart(trade.symbol)} "
+        f"<b>{'Open ' + side.lower() if is_open else side}</b> {esc_chart(trade.symbol)} "
         f"× {_format_size(trade.size)}",
         f"Entry {times.text(trade.entry_time)} @ {_format_price(trade.entry_price)}",
     ]
@@ -457,11 +459,11 @@ def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
         lines.append(f"Exit {times.text(trade.exit_time)} @ {_format_price(trade.exit_price)}")
     pnl_label = "Unrealised P&amp;L" if is_open else "P&amp;L"
     lines.append(
-        f"{pnl_label} {_esc_chart(_headline_text('[$]', trade.pnl))} "
+        f"{pnl_label} {esc_chart(_headline_text('[$]', trade.pnl))} "
         f"({_format_float(trade.return_pct * 100)} %)"
     )
     if trade.tag:
-        lines.append(f"Tag: {_esc_chart(trade.tag)}")
+        lines.append(f"Tag: {esc_chart(trade.tag)}")
     return "<br>".join(lines)
 
 
@@ -517,12 +519,12 @@ def _trade_traces(
 
     winners = [t for t in closed if t.pnl >= 0]
     losers = [t for t in closed if t.pnl < 0]
-    joins("Winning trade", winners, _GREEN)
-    joins("Losing trade", losers, _RED)
-    markers("Long entry", [t for t in closed if t.size > 0], False, "triangle-up", _GREEN)
-    markers("Short entry", [t for t in closed if t.size < 0], False, "triangle-down", _RED)
+    joins("Winning trade", winners, GREEN)
+    joins("Losing trade", losers, RED)
+    markers("Long entry", [t for t in closed if t.size > 0], False, "triangle-up", GREEN)
+    markers("Short entry", [t for t in closed if t.size < 0], False, "triangle-down", RED)
     exits = [t for t in closed if t.exit_time is not None and t.exit_price is not None]
-    markers("Exit", exits, True, "x", [_GREEN if t.pnl >= 0 else _RED for t in exits], size=9)
+    markers("Exit", exits, True, "x", [GREEN if t.pnl >= 0 else RED for t in exits], size=9)
 
     if still_open:
         last = bars[-1] if bars else None
@@ -544,14 +546,14 @@ def _price_trace(symbol: str, bars: Sequence[Bar]) -> Any:
     x = [_Times.chart(b.time) for b in bars]
     if len(bars) > MAX_CANDLES:
         return go.Scatter(
-            x=x, y=[b.close for b in bars], mode="lines", name=_esc_chart(symbol), showlegend=False,
+            x=x, y=[b.close for b in bars], mode="lines", name=esc_chart(symbol), showlegend=False,
             line={"color": "#37474f", "width": 1.2},
-            hovertemplate=f"{_esc_chart(symbol)} close %{{y:,.2f}}<extra></extra>",
+            hovertemplate=f"{esc_chart(symbol)} close %{{y:,.2f}}<extra></extra>",
         )
     return go.Candlestick(
         x=x, open=[b.open for b in bars], high=[b.high for b in bars],
         low=[b.low for b in bars], close=[b.close for b in bars],
-        name=_esc_chart(symbol), showlegend=False,
+        name=esc_chart(symbol), showlegend=False,
         increasing={"line": {"color": "#26a69a", "width": 1}, "fillcolor": "#26a69a"},
         decreasing={"line": {"color": "#ef5350", "width": 1}, "fillcolor": "#ef5350"},
     )
@@ -606,7 +608,7 @@ def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | 
             fig.add_trace(_price_trace(kind, bars), row=row, col=1)
             for trace in _trade_traces(kind, bars, result, times, in_legend):
                 fig.add_trace(trace, row=row, col=1)
-            fig.update_yaxes(title_text=_esc_chart(kind), row=row, col=1)
+            fig.update_yaxes(title_text=esc_chart(kind), row=row, col=1)
 
     fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across",
                      spikethickness=1, spikedash="dot", spikecolor="#888", type="date")
@@ -659,7 +661,7 @@ def _add_drawdown(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Time
     dd = _drawdown_percent(curve)
     fig.add_trace(go.Scatter(
         x=x, y=dd, mode="lines", name="Drawdown", showlegend=False, fill="tozeroy",
-        line={"color": _RED, "width": 1}, fillcolor="rgba(198, 40, 40, 0.25)",
+        line={"color": RED, "width": 1}, fillcolor="rgba(198, 40, 40, 0.25)",
         hovertemplate="Drawdown %{y:.2f} %<br>%{x}<extra></extra>",
     ), row=row, col=1)
     finite = [(i, v) for i, v in enumerate(dd) if v is not None]
@@ -668,9 +670,9 @@ def _add_drawdown(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Time
         if worst < 0:
             fig.add_trace(go.Scatter(
                 x=[x[i]], y=[worst], mode="markers+text", name="Max. drawdown",
-                showlegend=False, marker={"size": 8, "color": _RED},
+                showlegend=False, marker={"size": 8, "color": RED},
                 text=[f"{_format_float(worst)} %"], textposition="middle right",
-                textfont={"size": 11, "color": _RED},
+                textfont={"size": 11, "color": RED},
                 hovertemplate=f"Max. drawdown {_format_float(worst)} %<br>"
                               f"{times.text(curve[i].time)}<extra></extra>",
                 cliponaxis=False,
@@ -690,7 +692,7 @@ def _chart_html(result: BacktestResult, times: _Times) -> str:
     note = ""
     if left_out:
         note = (f'<p class="note">The chart shows the first {MAX_PRICE_ROWS} symbols; not '
-                f"charted: {_esc(', '.join(left_out))}.</p>")
+                f"charted: {esc(', '.join(left_out))}.</p>")
     if any(len(bars) > MAX_CANDLES for bars in result.prices.values()):
         note += (f'<p class="note">Symbols with more than {MAX_CANDLES:,} price points are drawn '
                  "as a close line instead of candles.</p>")
@@ -719,9 +721,9 @@ def _chart_html(result: BacktestResult, times: _Times) -> str:
 
 def _stats_table(items: Sequence[tuple[str, Any]]) -> str:
     rows = "".join(
-        f'<tr><td>{_esc(k)}</td>'
+        f'<tr><td>{esc(k)}</td>'
         f'<td class="num {_sign_class(v) if k in _SIGNED_STATS else ""}">'
-        f"{_esc(_format_value(v))}</td></tr>"
+        f"{esc(_format_value(v))}</td></tr>"
         for k, v in items
     )
     return (f'<table class="stats"><thead><tr><th>Statistic</th><th class="num">Value</th>'
@@ -754,7 +756,7 @@ def _trade_row(number: int, trade: Trade, times: _Times, *, is_open: bool) -> st
     pnl_css = _sign_class(trade.pnl)
     cells = [
         (str(number), "num"),
-        (_esc(trade.symbol), ""),
+        (esc(trade.symbol), ""),
         (side, "pos" if side == "Long" else "neg"),
         (_format_size(trade.size), "num"),
         (times.text(trade.entry_time), ""),
@@ -764,13 +766,13 @@ def _trade_row(number: int, trade: Trade, times: _Times, *, is_open: bool) -> st
         (_format_float(trade.pnl), f"num {pnl_css}"),
         (_format_float(trade.return_pct * 100), f"num {pnl_css}"),
         (duration, "num"),
-        (_esc(trade.tag) if trade.tag else "", "tag"),
+        (esc(trade.tag) if trade.tag else "", "tag"),
     ]
     return "<tr>" + "".join(f'<td class="{c}">{v}</td>' for v, c in cells) + "</tr>"
 
 
 def _trade_table(trades: Sequence[Trade], times: _Times, *, is_open: bool) -> str:
-    head = "".join(f'<th class="{c}">{_esc(h)}</th>' for h, c in _TRADE_HEADERS)
+    head = "".join(f'<th class="{c}">{esc(h)}</th>' for h, c in _TRADE_HEADERS)
     body = "".join(
         _trade_row(i, t, times, is_open=is_open) for i, t in enumerate(trades, start=1)
     )
@@ -802,5 +804,5 @@ def _log_html(logs: Sequence[str]) -> str:
         return ""
     shown = logs[-MAX_LOG_LINES:]
     note = f" (last {len(shown):,} of {len(logs):,} lines)" if len(shown) < len(logs) else ""
-    text = "\n".join(_esc(line) for line in shown)
+    text = "\n".join(esc(line) for line in shown)
     return f"<details><summary>Strategy log{note}</summary><pre>{text}</pre></details>"

@@ -137,7 +137,7 @@ class LiveBroker:
         """Commit this state of a journaled signal with the changes of the request being
         applied (its orders and its ``executed`` status land together or not at all). Call
         it from inside a request function."""
-        self._signals[record.id] = record.model_copy(update={"history": list(record.history)})
+        self._signals[record.id] = record.snapshot()
 
     def journal(self, records: list[tuple[SignalRecord, str | None]]) -> int:
         """Append new signals (with their duplicate hashes) to the journal in the next group

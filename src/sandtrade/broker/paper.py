@@ -239,6 +239,17 @@ class PaperBroker:
     def has_account(self, account_id: str) -> bool:
         return account_id in self._books
 
+    def ensure_account(self, account_id: str) -> bool:
+        """Make sure the broker holds ``account_id``: an account another process created in
+        the store (``sandtrade tokens create``) is taken over. False when it exists nowhere."""
+        if account_id in self._books:
+            return True
+        stored = self._store.get_account(account_id) if self._store is not None else None
+        if stored is None:
+            return False
+        self.adopt_account(stored)
+        return True
+
     def adopt_account(self, account: Account) -> None:
         """Take over an account that is already stored but has never traded (created by
         another process, e.g. ``sandtrade tokens create``); nothing is written."""

@@ -76,9 +76,7 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         record = answer.record
         if record.status is SignalStatus.REJECTED:
             journaled = f" (journaled as {record.id})" if record.id else ""
-            field = "body"
-            history = record.reason
-            raise InvalidField(field, f"{history}{journaled}")
+            raise InvalidField("body", f"{record.reason}{journaled}")
         shown = answer.original if answer.duplicate and answer.original else record
         return sg.SubmitSignalResponse(signal=signal_to_pb(shown), duplicate=answer.duplicate,
                                        explanation=answer.explanation)

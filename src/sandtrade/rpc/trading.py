@@ -40,14 +40,10 @@ def page_size(value: int, field: str = "page_size") -> int:
 
 
 def ensure_account(broker: PaperBroker, store: Store, account: str) -> None:
-    """Make sure the broker holds ``account``: an account created in the store by another
-    process (``sandtrade tokens create``) is taken over; an unknown one is NOT_FOUND."""
-    if broker.has_account(account):
-        return
-    stored = store.get_account(account)
-    if stored is None:
+    """Make sure the broker holds ``account`` (see :meth:`PaperBroker.ensure_account`); an
+    unknown one is NOT_FOUND."""
+    if not broker.ensure_account(account):
         raise NotFound(f"account {account!r} does not exist")
-    broker.adopt_account(stored)
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):

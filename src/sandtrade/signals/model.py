@@ -168,6 +168,11 @@ class SignalRecord(BaseModel):
         self.reason = reason
         self.history.append(Step(status=status, at=at, reason=reason))
 
+    def snapshot(self) -> SignalRecord:
+        """A copy that later steps of this record do not change (they replace attributes and
+        append to ``history``; ``parsed`` is never changed after validation)."""
+        return self.model_copy(update={"history": list(self.history)})
+
     @property
     def commands(self) -> list[Command]:
         if not self.parsed:

@@ -81,10 +81,6 @@ class Submitted:
     explanation: str = ""
     dry_run: bool = False
 
-    @property
-    def accepted(self) -> bool:
-        return self.record.status not in (SignalStatus.REJECTED,)
-
 
 @dataclass(frozen=True)
 class PlannedOrder:
@@ -203,12 +199,6 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
                                        f"rejected: {order.reject_reason}")
             notes.append(f"{order.id}: {planned.describe()}")
     return placed, notes, None
-
-
-def _snapshot(record: SignalRecord) -> SignalRecord:
-    """A copy that later steps of the record do not change (they replace attributes and
-    append to ``history``; ``parsed`` is never changed after validation)."""
-    return record.model_copy(update={"history": list(record.history)})
 
 
 def resolve_symbol(symbol: str, known: Sequence[str]) -> str | None:
@@ -484,15 +474,14 @@ class SignalPipeline:
                                  "journaled, retry later")
             record.id = self._new_id()
             original_id = None
+            dedup_hash = None
             if record.status is SignalStatus.VALIDATED:
                 original_id, why = self._find_duplicate(record.account, key, body_hash, now)
             if original_id is not None:
                 record.step(SignalStatus.DROPPED, record.received_at,
                             f"duplicate of {original_id} ({why}); not executed again")
-                dedup_hash = None
                 record.idempotency_key = None
             else:
-                dedup_hash = None
                 if record.status is SignalStatus.VALIDATED:
                     if key is not None:
                         self._keys[(record.account, key)] = (record.id, now)
@@ -505,7 +494,7 @@ class SignalPipeline:
         original = self._records.get(original_id) if original_id else None
         if original_id and original is None:
             original = self.store.get_signal(original_id)
-        answer = Submitted(_snapshot(record), duplicate=original_id is not None,
+        answer = Submitted(record.snapshot(), duplicate=original_id is not None,
                            original=original)
         return answer, fut
 
@@ -717,9 +706,8 @@ class SignalPipeline:
 
     def _plan_for(self, b: PaperBroker, account: str, commands: list[Command]
                   ) -> list[tuple[Command, list[PlannedOrder] | str]]:
-        from sandtrade.rpc.trading import ensure_account
-
-        ensure_account(b, self.store, account)
+        if not b.ensure_account(account):
+            raise SandtradeError(f"account {account!r} does not exist")
         return plan_commands(b, account, commands)
 
     # ------------------------------------------------------------------ executing
@@ -810,12 +798,11 @@ class SignalPipeline:
 
     def _paper_step(self, b: PaperBroker, account: str, record: SignalRecord) -> None:
         """Inside the broker's lock: place the signal's orders, note its new status."""
-        from sandtrade.rpc.trading import ensure_account
-
         now = datetime.now(UTC)
         record.step(SignalStatus.ROUTED, now, f"paper account {account}")
         try:
-            ensure_account(b, self.store, account)
+            if not b.ensure_account(account):
+                raise SandtradeError(f"account {account!r} does not exist")
             placed, notes, failure = place_commands(
                 b, account, record.commands, record.id,
                 first_time=record.id not in self._recovered_ids)

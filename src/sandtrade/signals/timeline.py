@@ -17,7 +17,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from sandtrade.backtest.report import _CSP, _CSS, _GREEN, _RED, _esc, _esc_chart
+from sandtrade.backtest.report import GREEN, PAGE_CSP, PAGE_CSS, RED, esc, esc_chart
 from sandtrade.models import Bar
 from sandtrade.signals.model import SignalRecord
 from sandtrade.signals.replay import ReplayResult
@@ -51,15 +51,15 @@ def render_timeline(result: ReplayResult, records: Sequence[SignalRecord],
                                  line={"color": "#8a94a6", "width": 1.2}), row=row, col=1)
         _signals(fig, row, symbol, bars, result, by_id)
         fills = [f for f in result.fills if f.symbol == symbol]
-        for side, color, marker in (("buy", _GREEN, "triangle-up"),
-                                    ("sell", _RED, "triangle-down")):
+        for side, color, marker in (("buy", GREEN, "triangle-up"),
+                                    ("sell", RED, "triangle-down")):
             chosen = [f for f in fills if f.side.value == side]
             if chosen:
                 fig.add_trace(go.Scatter(
                     x=[f.time for f in chosen], y=[f.price for f in chosen], mode="markers",
                     name=f"{symbol} {side} fills",
                     marker={"symbol": marker, "size": 11, "color": color},
-                    hovertext=[_esc_chart(f"{side} {f.qty:g} @ {f.price:,.4f} (order "
+                    hovertext=[esc_chart(f"{side} {f.qty:g} @ {f.price:,.4f} (order "
                                           f"{f.order_id})") for f in chosen],
                     hoverinfo="text+x"), row=row, col=1)
         pos = 0.0
@@ -85,17 +85,17 @@ def render_timeline(result: ReplayResult, records: Sequence[SignalRecord],
         rec = by_id.get(s.id)
         body = rec.raw_body if rec else ""
         cls = "neg" if s.failed else ""
-        rows.append(f"<tr><td>{_esc(s.id)}</td><td>{_esc(f'{s.received_at:%Y-%m-%d %H:%M:%S}')}"
-                    f"</td><td>{_esc(rec.source if rec else '')}</td><td><code>{_esc(body)}"
-                    f"</code></td><td class='{cls}'>{_esc(s.outcome)}</td></tr>")
-    skipped = "".join(f"<li>{_esc(i)}: {_esc(why)}</li>" for i, why in result.skipped)
+        rows.append(f"<tr><td>{esc(s.id)}</td><td>{esc(f'{s.received_at:%Y-%m-%d %H:%M:%S}')}"
+                    f"</td><td>{esc(rec.source if rec else '')}</td><td><code>{esc(body)}"
+                    f"</code></td><td class='{cls}'>{esc(s.outcome)}</td></tr>")
+    skipped = "".join(f"<li>{esc(i)}: {esc(why)}</li>" for i, why in result.skipped)
     equity = f"{result.account.equity:,.2f}" if result.account else "-"
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        f"<title>{_esc(title)}</title>", f"<style>{_CSS}</style>",
+        f'<meta http-equiv="Content-Security-Policy" content="{PAGE_CSP}">',
+        f"<title>{esc(title)}</title>", f"<style>{PAGE_CSS}</style>",
         f"<script>{get_plotlyjs()}</script>", "</head>", "<body>", "<main>",
-        f"<h1>{_esc(title)}</h1>",
+        f"<h1>{esc(title)}</h1>",
         f"<p class='meta'><b>{len(result.signals)}</b> signals replayed over "
         f"<b>{result.bars}</b> bars; <b>{len(result.fills)}</b> fills; equity at the end "
         f"<b>{equity}</b>; {len(result.skipped)} journaled signals left out.</p>",
@@ -122,7 +122,7 @@ def _signals(fig: go.Figure, row: int, symbol: str, bars: list[Bar], result: Rep
         bar = bars[min(len(bars) - 1, max(0, _index_at(result, symbol, s.market_position)))]
         xs.append(bar.time)
         ys.append(bar.close)
-        texts.append(_esc_chart(f"{s.id} from {rec.source}: {rec.raw_body.strip()[:200]} -> "
+        texts.append(esc_chart(f"{s.id} from {rec.source}: {rec.raw_body.strip()[:200]} -> "
                                 f"{s.outcome[:200]}"))
     if xs:
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=f"{symbol} signals",
