@@ -17,6 +17,7 @@ import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from sandtrade.models import Trade
@@ -87,6 +88,15 @@ class Decimator(Generic[T]):
         return self.points + ([self._fold(self._tail)] if self._tail else [])
 
 
+_DRAWDOWN = itemgetter(2)
+
+
+def _fold_equity(chunk: list[tuple[datetime, float, float]]) -> tuple[datetime, float, float]:
+    """``(time, equity, drawdown)`` points as one: the first time, the last equity, the deepest
+    drawdown (the merge, over a whole bucket at once)."""
+    return chunk[0][0], chunk[-1][1], max(map(_DRAWDOWN, chunk))
+
+
 class EquityRecorder:
     """Running figures of an equity curve, one :meth:`record` per timestamp."""
 
@@ -120,7 +130,7 @@ class EquityRecorder:
         self.first_closes: list[float] = []  # for Buy & Hold from the warm-up bar
         self.last_close = NAN
         self.curve: Decimator[tuple[datetime, float, float]] = Decimator(
-            lambda a, b: (a[0], b[1], max(a[2], b[2])), max_points)
+            lambda a, b: (a[0], b[1], max(a[2], b[2])), max_points, _fold_equity)
         #: Records not yet folded in (see :meth:`flush`).
         self.pending: list[tuple[datetime, float, float]] = []
 
