@@ -236,15 +236,15 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
             # One symbol: the hot path, the same steps as the loop below without grouping.
             curve_append: Callable[[Bar], None] | None = None
             only = ""
-            data: Any = None  # the context's data of the symbol, from the first bar on
+            held: Any = None  # the context's data of the symbol, from the first bar on
             updaters: list[Callable[[Bar, int], None]] = []
             for bar in stream_list[0]:
                 i += 1
                 if curve_append is None:
                     curve_append = first_bar(bar).append
                     only = bar.symbol
-                    data = ctx._symbol_data(only)
-                    updaters = data.updaters
+                    held = ctx._symbol_data(only)
+                    updaters = held.updaters
                 elif bar.symbol != only:
                     raise DataError(f"one stream of bars holds {only} and {bar.symbol}; pass "
                                     "a mapping of symbol to bars for a portfolio")
@@ -265,7 +265,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                 ctx.time = bar.time
                 ctx.symbol = only
                 ctx.bar_index = i
-                data.bars.append(bar)  # not bound once: ctx.history() may replace the deque
+                held.bars.append(bar)  # not bound once: ctx.history() may replace the deque
                 for update in updaters:
                     update(bar, i)
                 if on_fill is not None and (got or pending_close_fills):
