@@ -89,6 +89,7 @@ class Decimator(Generic[T]):
 
 
 _DRAWDOWN = itemgetter(2)
+_DAY = timedelta(days=1)
 
 
 def _fold_equity(chunk: list[tuple[datetime, float, float]]) -> tuple[datetime, float, float]:
@@ -119,6 +120,8 @@ class EquityRecorder:
         # one equity value per calendar day (the last)
         self.days: list[tuple[date, float]] = []
         self._day: date | None = None
+        # [start, end) of self._day as datetimes: two comparisons per bar instead of a date()
+        self._day_span = (datetime.max, datetime.min)
         self._day_equity = NAN
         self._day_bars = 0
         # beta: co-moments of equity and market log returns
@@ -158,6 +161,7 @@ class EquityRecorder:
         last_zero, last_zero_time = self._last_zero, self._last_zero_time
         cur_max, periods = self._cur_period_max, self.dd_periods
         day, day_bars, day_equity = self._day, self._day_bars, self._day_equity
+        day_start, day_end = self._day_span
         prev_eq, prev_mkt, beta_valid = self._prev_eq, self._prev_mkt, self._beta_valid
         k, mx, my, cxy, cyy = self._beta_n, self._mx, self._my, self._cxy, self._cyy
         first_closes = self.first_closes
@@ -178,14 +182,16 @@ class EquityRecorder:
                 cur_max = dd
                 if dd > max_dd:
                     max_dd = dd
-            d = time.date()
-            if d != day:
+            if not day_start <= time < day_end:
+                d = time.date()
                 if day is not None:
                     self.days.append((day, day_equity))
                     if day.weekday() >= 5:
                         self._weekend_bars += day_bars
                 day = d
                 day_bars = 1
+                day_start = datetime(d.year, d.month, d.day)
+                day_end = day_start + _DAY
             else:
                 day_bars += 1
             day_equity = equity
@@ -218,6 +224,7 @@ class EquityRecorder:
         self._last_zero, self._last_zero_time = last_zero, last_zero_time
         self._cur_period_max, self._last_dd = cur_max, dd
         self._day, self._day_bars, self._day_equity = day, day_bars, day_equity
+        self._day_span = (day_start, day_end)
         self._prev_eq, self._prev_mkt, self._beta_valid = prev_eq, prev_mkt, beta_valid
         self._beta_n, self._mx, self._my, self._cxy, self._cyy = k, mx, my, cxy, cyy
         items.clear()

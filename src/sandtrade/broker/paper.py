@@ -426,9 +426,33 @@ class PaperBroker:
                 return first
         if qty is not None and equity_fraction is not None:
             raise OrderRejected("give qty or equity_fraction, not both", field="qty")
+        order = self._validated_order(self._ids("o"), account, symbol, side, type, qty,
+                                      equity_fraction, limit_price, stop_price, tif,
+                                      reduce_only, client_order_id, tag)
+        reason = self._check(book, order)
+        self._orders[order.id] = order
+        book.orders[order.id] = order
+        if client_order_id is not None:
+            book.client_ids[client_order_id] = order.id
+        if reason:
+            order.__dict__.update(status=OrderStatus.REJECTED, reject_reason=reason)
+            self._retire(order)
+        else:
+            order.__dict__["status"] = OrderStatus.ACCEPTED
+            self._working.setdefault(symbol, []).append(order)
+        if self._batch is not None or self._store is not None:
+            self._persist(BrokerChange(orders=[order]))
+        return order
+
+    def _validated_order(self, order_id: str, account: str, symbol: str,
+                         side: OrderSide | str, type: OrderType | str, qty: float | None,
+                         equity_fraction: float | None, limit_price: float | None,
+                         stop_price: float | None, tif: TimeInForce | str, reduce_only: bool,
+                         client_order_id: str | None, tag: str | None) -> Order:
+        """A new order validated by pydantic; ``OrderRejected`` naming the field if invalid."""
         try:
-            order = Order(
-                id=self._ids("o"), account=account, symbol=symbol, side=side, type=type,
+            return Order(
+                id=order_id, account=account, symbol=symbol, side=side, type=type,
                 qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
                 stop_price=stop_price, tif=tif, reduce_only=reduce_only,
                 client_order_id=client_order_id, tag=tag, created_at=self._now,
@@ -438,20 +462,6 @@ class PaperBroker:
             field = ".".join(str(x) for x in err["loc"]) or _field_named_in(err["msg"])
             value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
             raise OrderRejected(f"{field}: {err['msg']}{value}", field=field) from None
-        reason = self._check(book, order)
-        self._orders[order.id] = order
-        book.orders[order.id] = order
-        if client_order_id is not None:
-            book.client_ids[client_order_id] = order.id
-        if reason:
-            order.status = OrderStatus.REJECTED
-            order.reject_reason = reason
-            self._retire(order)
-        else:
-            order.status = OrderStatus.ACCEPTED
-            self._working.setdefault(symbol, []).append(order)
-        self._persist(BrokerChange(orders=[order]))
-        return order
 
     def _retire(self, order: Order) -> None:
         """Note a finished order; forget the oldest once more than KEEP_FINISHED are held."""
