@@ -132,7 +132,9 @@ class StrategyManager:
         self._known_symbols = symbols
         self._worker_target = worker_target
         self.limits = limits
-        self.supervisor = Supervisor(limits)
+        # A spare worker stays booted: starting a strategy, restarting a crashed one and an
+        # RPC back-test skip the worker's ~140 ms boot.
+        self.supervisor = Supervisor(limits, keep_spare=True)
         self._lock = threading.RLock()
         self._runs: dict[str, StrategyRun] = {}
         self._status: dict[str, StrategyStatus] = {}
@@ -236,6 +238,7 @@ class StrategyManager:
             for name in list(self._timers):
                 self._cancel_timer(name)
             runs = list(self._runs.values())
+        self.supervisor.close()  # the spare worker, and no new one
         events = [(run, run.stop()) for run in runs]
         for run, event in events:
             event.done.wait(timeout or self.limits.event_seconds + 5)

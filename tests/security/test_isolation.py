@@ -3,6 +3,7 @@ worker; the others' results must be exactly what they are when run alone."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.sandbox.limits import WorkerLimits
-from sandtrade.sandbox.supervisor import NOBODY, SandboxKilled, Supervisor
+from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, worker_uid
 
 from .conftest import CPU_LIMITS, LIMITS, REFERENCE_STRATEGY, Sandbox, comparable, run_file
 
@@ -187,8 +188,9 @@ def test_nothing_a_run_changes_reaches_the_next_run(sandbox: Sandbox) -> None:
 
 
 def test_workers_get_separate_private_directories(sandbox: Sandbox) -> None:
-    """Two workers at once: each in its own directory owned by ``nobody`` with mode 0700 (so
-    neither can look into the other's), both removed when the workers end."""
+    """Two workers at once: each in its own directory with mode 0700, owned (as root) by the
+    worker's own uid, so neither can look into the other's; both removed when the workers
+    end."""
     path = sandbox.write("""
         import datetime
 
@@ -208,6 +210,8 @@ def test_workers_get_separate_private_directories(sandbox: Sandbox) -> None:
         for w in workers:
             w.close()
     assert dirs[0] != dirs[1] and cwds == [str(d) for d in dirs]
-    assert modes == [(NOBODY, 0o700)] * 2
+    owners = [worker_uid(w.pid) if os.geteuid() == 0 else os.geteuid() for w in workers]
+    assert modes == [(owners[0], 0o700), (owners[1], 0o700)]
+    assert os.geteuid() != 0 or owners[0] != owners[1]
     assert not any(d.exists() for d in dirs)
     sandbox.assert_host_unharmed(cwds)

@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 import pytest
 
-from sandtrade.sandbox.supervisor import NOBODY, Supervisor
+from sandtrade.sandbox.supervisor import NOBODY, WORKER_UID_BASE, Supervisor, worker_uid
 
 from .conftest import LIMITS, Sandbox
 
@@ -37,8 +37,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the process layer is 
 
 
 def test_worker_reports_uid_drop_and_nproc_as_root(sandbox: Sandbox) -> None:
-    """As root, RLIMIT_NPROC is ignored; the worker must drop to ``nobody`` first and report
-    both layers on (with the others the research found working on this kind of machine)."""
+    """As root, RLIMIT_NPROC is ignored; the worker must drop to an unprivileged uid of its
+    own first and report both layers on (with the others the research found working on this
+    kind of machine)."""
     path = sandbox.write("x = 1\n")
     worker = Supervisor(LIMITS).start({"task": "check", "path": str(path),
                                        "source": path.read_text()}, name=str(path))
@@ -52,12 +53,14 @@ def test_worker_reports_uid_drop_and_nproc_as_root(sandbox: Sandbox) -> None:
                   "pdeathsig", "no_core_dumps", "rlimit_cpu", "rlimit_as", "rlimit_nofile",
                   "rlimit_fsize", "rlimit_core"):
         assert layers[layer].startswith("on"), (layer, layers[layer])
-    assert layers["uid_drop"] == f"on (uid {NOBODY})"
+    uid = worker_uid(worker.pid)
+    assert uid == WORKER_UID_BASE + worker.pid  # this machine maps the whole uid range
+    assert layers["uid_drop"] == f"on (uid {uid}, its own)"
     sandbox.assert_host_unharmed(layers)
 
 
 def test_worker_has_no_host_identity_environment_or_files(sandbox: Sandbox) -> None:
-    """Looked at from outside while it runs: uid/gid ``nobody``, no supplementary groups, an
+    """Looked at from outside while it runs: a uid/gid of its own, no supplementary groups, an
     empty environment (the host's secret variable absent), only stdin/stdout/stderr and the
     heartbeat page open (the host's open canary file not inherited), its own session, a
     private 0700 directory."""
@@ -84,13 +87,14 @@ def test_worker_has_no_host_identity_environment_or_files(sandbox: Sandbox) -> N
         finally:
             worker.close()
         assert held_open.fileno() > 2
-    assert set(uids) == {NOBODY} and set(gids) == {NOBODY}
+    own = worker_uid(worker.pid)
+    assert own != NOBODY and set(uids) == {own} and set(gids) == {own}
     assert groups.split("\n")[0].strip() == ""
     assert set(env) <= {"LC_CTYPE"}, env
     assert sorted(fds)[:3] == [0, 1, 2] and all(fds[k].startswith("pipe:") for k in (0, 1, 2))
     assert all(fds[k].startswith("/memfd:sandtrade-heartbeat") for k in sorted(fds)[3:]), fds
     assert sid == pgid == worker.pid != os.getsid(0)
-    assert (workdir.st_uid, workdir.st_mode & 0o777) == (NOBODY, 0o700)
+    assert (workdir.st_uid, workdir.st_mode & 0o777) == (own, 0o700)
     assert not Path(worker.workdir).exists()
     sandbox.assert_host_unharmed(env)
 

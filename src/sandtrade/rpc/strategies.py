@@ -195,7 +195,7 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
 
         def run() -> None:
             try:
-                updates.put(SandboxRunner(self.manager.limits).run_source(
+                updates.put(SandboxRunner(supervisor=self.manager.supervisor).run_source(
                     record.source, breq, data, progress=updates.put))
             except BaseException as e:
                 updates.put(e)

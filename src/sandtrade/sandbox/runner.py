@@ -74,10 +74,12 @@ def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None 
 
 
 class SandboxRunner:
-    """Runs each back-test in its own sandboxed worker process."""
+    """Runs each back-test in its own sandboxed worker process (from ``supervisor``, e.g. one
+    that keeps a spare worker booted; by default a plain one with ``limits``)."""
 
-    def __init__(self, limits: WorkerLimits | None = None) -> None:
-        self.supervisor = Supervisor(limits)
+    def __init__(self, limits: WorkerLimits | None = None, *,
+                 supervisor: Supervisor | None = None) -> None:
+        self.supervisor = supervisor or Supervisor(limits)
         self.last_worker: Worker | None = None
 
     def run(self, request: BacktestRequest,

@@ -23,7 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import psutil
@@ -32,12 +34,70 @@ from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
 
-__all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit"]
+__all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
 NOBODY = 65534
+#: Workers run as uid (and gid) WORKER_UID_BASE + their pid when the host is root: a uid of
+#: their own, unique among live processes, so that no worker can signal, trace or share files
+#: with another (or with a spare waiting for the next strategy) even where seccomp and
+#: Landlock are missing. 0x70000000 starts the range systemd leaves unused (UIDS-GIDS.md:
+#: above the container range, below 2^31, which some tools treat as signed).
+WORKER_UID_BASE = 0x70000000
 POLL_SECONDS = 0.05
 #: Size asked for the pipe that carries bars to the worker (Linux caps it at pipe-max-size).
 PIPE_BYTES = 1 << 20
+
+
+def _ids_mapped(first: int, count: int) -> bool:
+    """Whether this process's user namespace maps uids and gids ``first .. first+count-1``."""
+
+    def mapped(table: str) -> bool:
+        try:
+            lines = Path(f"/proc/self/{table}").read_text().splitlines()
+        except OSError:
+            return False
+        for line in lines:
+            inside, _outside, length = (int(x) for x in line.split())
+            if inside <= first and first + count <= inside + length:
+                return True
+        return False
+
+    return mapped("uid_map") and mapped("gid_map")
+
+
+def _pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return 1 << 22  # the kernel's largest
+
+
+_OWN_UIDS: bool | None = None
+
+
+def worker_uid(pid: int) -> int:
+    """The uid the worker with ``pid`` drops to (as root): its own, or ``nobody`` where the
+    user namespace does not map the range (a container with a partial uid map)."""
+    global _OWN_UIDS
+    if _OWN_UIDS is None:
+        _OWN_UIDS = _ids_mapped(WORKER_UID_BASE, _pid_max() + 1)
+    return WORKER_UID_BASE + pid if _OWN_UIDS else NOBODY
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The thread that boots spare workers. A worker's parent-death signal (PR_SET_PDEATHSIG)
+    fires when the *thread* that spawned it ends, not the process: a spare spawned by a
+    short-lived thread was killed as soon as that thread finished (found by
+    tests/security/test_spare.py). A pool thread lives as long as the process."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spare")
+        return _SPAWNER
 
 
 class SandboxKilled(SandtradeError):
@@ -176,15 +236,80 @@ class Worker:
 
 
 class Supervisor:
-    """Starts workers and watches them. One supervisor serves many workers."""
+    """Starts workers and watches them. One supervisor serves many workers.
 
-    def __init__(self, limits: WorkerLimits | None = None) -> None:
+    With ``keep_spare``, the supervisor boots the next worker as soon as one is handed a task,
+    so the next :meth:`start` finds a worker already warm and confined (a worker boots in
+    about 140 ms, most of it importing). A spare is used once, for one task, like every
+    worker: nothing of one strategy run can meet another. It costs one idle process (about
+    36 MiB); a long-lived host turns it on, a one-shot command does not. :meth:`close` ends it.
+    """
+
+    def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False) -> None:
         self.limits = limits or WorkerLimits()
+        self.keep_spare = keep_spare
+        self._spare: Worker | None = None
+        self._spare_lock = threading.Lock()
+        self._booting: Future[None] | None = None
+        self._closed = False
 
     def start(self, task: dict[str, Any], *, name: str, wall_limit: bool = True) -> Worker:
-        """Start a worker for ``task`` (sent as its first frame) and wait for it to confine
-        itself; returns the worker, whose ``layers`` say which OS layers are on. A live run
-        passes ``wall_limit=False``: it runs until it is stopped."""
+        """Start a worker for ``task`` (sent once the worker has confined itself); returns
+        the worker, whose ``layers`` say which OS layers are on. A live run passes
+        ``wall_limit=False``: it runs until it is stopped."""
+        worker = self._take_spare() or self._boot(name)
+        worker.name = name
+        worker.started = time.monotonic()  # the run's wall time starts with its task
+        worker.wall_limit = wall_limit
+        worker.send({**task, "type": "task"})
+        if self.keep_spare:
+            self._refill()
+        return worker
+
+    def close(self) -> None:
+        """Stop keeping a spare and end the one waiting (workers given a task are the
+        caller's to close)."""
+        with self._spare_lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+            booting = self._booting
+        if booting is not None:
+            with contextlib.suppress(Exception):
+                booting.result(timeout=35)
+        with self._spare_lock:
+            spare = spare or self._spare
+            self._spare = None
+        if spare is not None:
+            spare.close()
+
+    def _take_spare(self) -> Worker | None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and (spare.proc.poll() is not None or spare.kill_reason):
+            spare.close()  # died while it waited (killed from outside, out of memory)
+            return None
+        return spare
+
+    def _refill(self) -> None:
+        with self._spare_lock:
+            if self._closed or self._spare is not None or (
+                    self._booting is not None and not self._booting.done()):
+                return
+            self._booting = _spawner().submit(self._boot_spare)
+
+    def _boot_spare(self) -> None:
+        try:
+            spare = self._boot("spare worker", wall_limit=False)
+        except Exception:  # the next start boots a worker of its own and says what failed
+            return
+        with self._spare_lock:
+            if not self._closed and self._spare is None:
+                self._spare = spare
+                return
+        spare.close()
+
+    def _boot(self, name: str, *, wall_limit: bool = True) -> Worker:
+        """Spawn a worker and wait for it to warm up and confine itself (its ``ready``)."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
         # watcher kills a worker whose counter stands still past the per-event budget.
         # Sealed at its size: a worker (a payload past the language layer) that shrank the
@@ -195,14 +320,15 @@ class Supervisor:
                     fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
         heartbeat = mmap.mmap(beat_fd, 8)
         workdir = tempfile.mkdtemp(prefix="sandtrade-worker-")
-        if os.getuid() == 0:
-            os.chown(workdir, NOBODY, NOBODY)
         os.chmod(workdir, 0o700)
         proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "sandtrade.sandbox.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
         os.close(beat_fd)
+        uid = worker_uid(proc.pid) if os.getuid() == 0 else None
+        if uid is not None:  # before the boot frame: the worker drops to it only after
+            os.chown(workdir, uid, uid)
         assert proc.stdin is not None
         with contextlib.suppress(OSError):  # a bigger pipe: the next chunk of bars waits in it
             fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -211,9 +337,9 @@ class Supervisor:
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
-        worker.send({**task, "type": "task", "limits": self.limits.model_dump(),
+        worker.send({"type": "boot", "limits": self.limits.model_dump(),
                      "supervisor_pid": os.getpid(), "sys_path": sys.path,
-                     "heartbeat_fd": beat_fd})
+                     "heartbeat_fd": beat_fd, "uid": uid})
         try:
             header, _ = worker.recv(timeout=max(30.0, self.limits.event_seconds))
         except BaseException:

@@ -81,8 +81,13 @@ def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[str, str]:
-    """Apply every OS layer available; returns each layer's status ("on", or why not)."""
+def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None,
+            uid: int = NOBODY) -> dict[str, str]:
+    """Apply every OS layer available; returns each layer's status ("on", or why not).
+
+    ``uid`` is the unprivileged uid (and gid) to drop to when running as root: the
+    supervisor gives each worker its own (see ``supervisor.worker_uid``), or ``nobody``.
+    """
     report: dict[str, str] = {}
     libc = _libc()
 
@@ -113,9 +118,9 @@ def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None) -> dict[
     if os.getuid() == 0:
         try:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            report["uid_drop"] = f"on (uid {NOBODY})"
+            os.setgid(uid)
+            os.setuid(uid)
+            report["uid_drop"] = f"on (uid {uid}{', its own' if uid != NOBODY else ''})"
         except OSError as e:
             report["uid_drop"] = f"failed: {e}"
     else:
@@ -334,10 +339,11 @@ def _user_error(e: BaseException, path: str) -> str:
     return f"{where}: {type(e).__name__}: {e}"
 
 
-def _run(task: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes]) -> None:
+def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
+         stdout: IO[bytes]) -> None:
     kind = task["task"]
     path = str(task["path"])
-    log = policy.StrategyLog(int(task["limits"]["log_bytes"]))
+    log = policy.StrategyLog(limits.log_bytes)
     strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log)
     if kind == "check":
         write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
@@ -376,7 +382,13 @@ _MAX_MESSAGE = 16_000
 
 
 def main() -> int:
-    """Entry point of the worker process."""
+    """Entry point of the worker process.
+
+    Two frames arrive: ``boot`` (limits, the heartbeat page, the host's import path), after
+    which the worker warms up, confines itself and answers ``ready``; then ``task`` (the
+    strategy's source and what to do with it). A supervisor may boot a worker before it has
+    a task for it (a spare), so nothing of the task is known before confinement.
+    """
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # Nothing else may write to the channel: stray output goes to stderr.
     sys.stdout = sys.stderr
@@ -384,6 +396,8 @@ def main() -> int:
         header, _ = read_frame(stdin)
     except EOFError:
         return 0
+    if header.get("type") != "boot":
+        return 2
     limits = WorkerLimits.model_validate(header["limits"])
     # Trusted host plugins (fill profiles) load here, before confinement, from the host's
     # own import path (the worker was started with -I, which ignores PYTHONPATH).
@@ -393,22 +407,31 @@ def main() -> int:
     _PROFILES.extend(PluginHost.create().fill_profiles().values())
     _HEARTBEAT[0] = _heartbeat(header.get("heartbeat_fd"))
     _warm_up()
-    report = confine(limits, supervisor_pid=header.get("supervisor_pid"))
+    uid = header.get("uid")
+    report = confine(limits, supervisor_pid=header.get("supervisor_pid"),
+                     uid=uid if type(uid) is int and 0 < uid < 2**31 else NOBODY)
     _fast_types()
     write_frame(stdout, {"type": "ready", "layers": report})
     try:
-        _run(header, stdin, stdout)
+        task, _ = read_frame(stdin)
+    except EOFError:  # a spare that was never given a task
+        return 0
+    if task.get("type") != "task":
+        return 2
+    path = str(task.get("path", "strategy.py"))
+    try:
+        _run(task, limits, stdin, stdout)
     except StrategyError as e:
         write_frame(stdout, {"type": "error", "message": str(e)[:_MAX_MESSAGE]})
         return 1
     except BaseException as e:
         if isinstance(e, MemoryError):
             write_frame(stdout, {"type": "error", "reason": "memory",
-                                 "message": f"{header['path']}: out of memory "
+                                 "message": f"{path}: out of memory "
                                  f"(limit {limits.memory_mb} MiB)"})
         else:
             write_frame(stdout, {"type": "error",
-                                 "message": _user_error(e, header["path"])[:_MAX_MESSAGE]})
+                                 "message": _user_error(e, path)[:_MAX_MESSAGE]})
         return 1
     return 0
 

@@ -1,0 +1,166 @@
+"""The spare worker: a worker booted and confined before it has a task (``keep_spare``).
+
+A spare waits for somebody's next strategy, so it must be as closed as any worker: used for one
+task only, not charged wall time while it waits, replaced when it dies, ended with its
+supervisor, and out of reach of every other worker (its own uid, Landlock-scoped signals)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.sandbox.runner import SandboxRunner
+from sandtrade.sandbox.supervisor import Supervisor, Worker, worker_uid
+
+from .conftest import LIMITS, REFERENCE_STRATEGY, WALL_LIMITS, Sandbox, comparable
+
+
+def _spare(supervisor: Supervisor, timeout: float = 30.0) -> Worker:
+    """The spare ``supervisor`` boots in the background, once it is ready."""
+    deadline = time.monotonic() + timeout
+    while (spare := supervisor._spare) is None:
+        assert time.monotonic() < deadline, "no spare worker was booted"
+        time.sleep(0.02)
+    return spare
+
+
+def _runner(sandbox: Sandbox, supervisor: Supervisor) -> tuple[SandboxRunner, BacktestRequest]:
+    path = sandbox.write(REFERENCE_STRATEGY, "reference.py")
+    request = BacktestRequest(strategy=str(path), data=[DataSpec(path=str(sandbox.csv))])
+    return SandboxRunner(supervisor=supervisor), request
+
+
+def test_spare_is_booted_after_a_start_and_used_for_one_task(sandbox: Sandbox) -> None:
+    """Each start leaves a fresh spare; the next run takes it (the same pid), gives the same
+    result as a freshly booted worker, and is never handed a second task."""
+    supervisor = Supervisor(LIMITS, keep_spare=True)
+    try:
+        runner, request = _runner(sandbox, supervisor)
+        first = runner.run(request)
+        assert runner.last_worker is not None
+        used = [runner.last_worker.pid]
+        for _ in range(2):
+            spare = _spare(supervisor)
+            sandbox.worker_pids.append(spare.pid)
+            assert spare.confined and spare.pid not in used
+            assert psutil.Process(spare.pid).is_running()
+            again = runner.run(request)
+            assert runner.last_worker is spare
+            used.append(spare.pid)
+            assert comparable(again) == comparable(first) == sandbox.reference
+            assert not psutil.pid_exists(used[-2]) or \
+                psutil.Process(used[-2]).status() == psutil.STATUS_ZOMBIE
+    finally:
+        supervisor.close()
+    assert supervisor._spare is None
+    sandbox.assert_host_unharmed(first)
+
+
+def test_closing_the_supervisor_ends_its_spare(sandbox: Sandbox) -> None:
+    """``close()`` kills the waiting spare and boots no other one."""
+    supervisor = Supervisor(LIMITS, keep_spare=True)
+    runner, request = _runner(sandbox, supervisor)
+    result = runner.run(request)
+    spare = _spare(supervisor)
+    sandbox.worker_pids.append(spare.pid)
+    supervisor.close()
+    assert spare.proc.wait(timeout=5) is not None
+    assert supervisor._spare is None and supervisor._booting is not None
+    assert supervisor._booting.done()
+    runner.run(request)  # still works, with a worker booted for it; no spare after it
+    time.sleep(0.5)
+    assert supervisor._spare is None
+    sandbox.assert_host_unharmed(result)
+
+
+def test_waiting_spare_is_not_charged_wall_time(sandbox: Sandbox) -> None:
+    """The run's wall-time limit starts with its task: a spare that waited longer than the
+    whole limit (1.5 s here) still runs a normal strategy to the end."""
+    supervisor = Supervisor(WALL_LIMITS, keep_spare=True)
+    try:
+        runner, request = _runner(sandbox, supervisor)
+        runner.run(request)
+        spare = _spare(supervisor)
+        sandbox.worker_pids.append(spare.pid)
+        time.sleep(WALL_LIMITS.wall_seconds + 1.0)
+        result = runner.run(request)
+        assert runner.last_worker is spare
+    finally:
+        supervisor.close()
+    assert comparable(result) == sandbox.reference
+    sandbox.assert_host_unharmed(result)
+
+
+def test_a_dead_spare_is_replaced(sandbox: Sandbox) -> None:
+    """A spare killed while it waits (from outside, or by the OOM killer) is not handed the
+    task: the next run boots a worker of its own and succeeds."""
+    supervisor = Supervisor(LIMITS, keep_spare=True)
+    try:
+        runner, request = _runner(sandbox, supervisor)
+        runner.run(request)
+        spare = _spare(supervisor)
+        sandbox.worker_pids.append(spare.pid)
+        os.kill(spare.pid, signal.SIGKILL)
+        spare.proc.wait(timeout=5)
+        result = runner.run(request)
+        assert runner.last_worker is not spare
+    finally:
+        supervisor.close()
+    assert comparable(result) == sandbox.reference
+    sandbox.assert_host_unharmed(result)
+
+
+_SIGNALLER = """
+import json, os, signal, sys
+from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.supervisor import worker_uid
+from sandtrade.sandbox.worker import confine
+
+target = int(sys.argv[1])
+out = {"report": confine(WorkerLimits(), uid=worker_uid(os.getpid()))}
+out["uid"] = os.getuid()
+for name, sig in (("probe", 0), ("kill", signal.SIGKILL), ("stop", signal.SIGSTOP)):
+    try:
+        os.kill(target, sig)
+        out[name] = "sent"
+    except OSError as e:
+        out[name] = e.errno
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="workers get uids of their own only when the "
+                    "host runs as root")
+def test_an_escaped_worker_cannot_signal_the_spare(sandbox: Sandbox) -> None:
+    """A payload past the language layer, confined as a worker is (its own uid), tries to
+    probe, kill and stop the spare that will run the next strategy: every signal is refused
+    (EPERM), and the spare then runs its task normally."""
+    supervisor = Supervisor(LIMITS, keep_spare=True)
+    try:
+        runner, request = _runner(sandbox, supervisor)
+        runner.run(request)
+        spare = _spare(supervisor)
+        sandbox.worker_pids.append(spare.pid)
+        proc = subprocess.run([sys.executable, "-c", _SIGNALLER, str(spare.pid)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["uid"] not in (0, worker_uid(spare.pid))
+        assert psutil.Process(spare.pid).uids().real == worker_uid(spare.pid)
+        assert (out["probe"], out["kill"], out["stop"]) == (errno.EPERM,) * 3, out
+        assert psutil.Process(spare.pid).status() != psutil.STATUS_STOPPED
+        result = runner.run(request)
+        assert runner.last_worker is spare
+    finally:
+        supervisor.close()
+    assert comparable(result) == sandbox.reference
+    sandbox.assert_host_unharmed(out, result)
