@@ -6,6 +6,7 @@ supervisor, and out of reach of every other worker (its own uid, Landlock-scoped
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -13,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.sandbox.supervisor import Supervisor, Worker, worker_uid
 
@@ -37,6 +40,22 @@ def _runner(sandbox: Sandbox, supervisor: Supervisor) -> tuple[SandboxRunner, Ba
     path = sandbox.write(REFERENCE_STRATEGY, "reference.py")
     request = BacktestRequest(strategy=str(path), data=[DataSpec(path=str(sandbox.csv))])
     return SandboxRunner(supervisor=supervisor), request
+
+
+@contextlib.contextmanager
+def _spare_after_one_run(sandbox: Sandbox, limits: WorkerLimits = LIMITS
+                         ) -> Iterator[tuple[Supervisor, SandboxRunner, BacktestRequest, Worker]]:
+    """A keep-spare supervisor that has run the reference strategy once, and its spare;
+    closed at the end."""
+    supervisor = Supervisor(limits, keep_spare=True)
+    try:
+        runner, request = _runner(sandbox, supervisor)
+        runner.run(request)
+        spare = _spare(supervisor)
+        sandbox.worker_pids.append(spare.pid)
+        yield supervisor, runner, request, spare
+    finally:
+        supervisor.close()
 
 
 def test_spare_is_booted_after_a_start_and_used_for_one_task(sandbox: Sandbox) -> None:
@@ -85,17 +104,10 @@ def test_closing_the_supervisor_ends_its_spare(sandbox: Sandbox) -> None:
 def test_waiting_spare_is_not_charged_wall_time(sandbox: Sandbox) -> None:
     """The run's wall-time limit starts with its task: a spare that waited longer than the
     whole limit (1.5 s here) still runs a normal strategy to the end."""
-    supervisor = Supervisor(WALL_LIMITS, keep_spare=True)
-    try:
-        runner, request = _runner(sandbox, supervisor)
-        runner.run(request)
-        spare = _spare(supervisor)
-        sandbox.worker_pids.append(spare.pid)
+    with _spare_after_one_run(sandbox, WALL_LIMITS) as (_, runner, request, spare):
         time.sleep(WALL_LIMITS.wall_seconds + 1.0)
         result = runner.run(request)
         assert runner.last_worker is spare
-    finally:
-        supervisor.close()
     assert comparable(result) == sandbox.reference
     sandbox.assert_host_unharmed(result)
 
@@ -103,18 +115,11 @@ def test_waiting_spare_is_not_charged_wall_time(sandbox: Sandbox) -> None:
 def test_a_dead_spare_is_replaced(sandbox: Sandbox) -> None:
     """A spare killed while it waits (from outside, or by the OOM killer) is not handed the
     task: the next run boots a worker of its own and succeeds."""
-    supervisor = Supervisor(LIMITS, keep_spare=True)
-    try:
-        runner, request = _runner(sandbox, supervisor)
-        runner.run(request)
-        spare = _spare(supervisor)
-        sandbox.worker_pids.append(spare.pid)
+    with _spare_after_one_run(sandbox) as (_, runner, request, spare):
         os.kill(spare.pid, signal.SIGKILL)
         spare.proc.wait(timeout=5)
         result = runner.run(request)
         assert runner.last_worker is not spare
-    finally:
-        supervisor.close()
     assert comparable(result) == sandbox.reference
     sandbox.assert_host_unharmed(result)
 
@@ -144,12 +149,7 @@ def test_an_escaped_worker_cannot_signal_the_spare(sandbox: Sandbox) -> None:
     """A payload past the language layer, confined as a worker is (its own uid), tries to
     probe, kill and stop the spare that will run the next strategy: every signal is refused
     (EPERM), and the spare then runs its task normally."""
-    supervisor = Supervisor(LIMITS, keep_spare=True)
-    try:
-        runner, request = _runner(sandbox, supervisor)
-        runner.run(request)
-        spare = _spare(supervisor)
-        sandbox.worker_pids.append(spare.pid)
+    with _spare_after_one_run(sandbox) as (_, runner, request, spare):
         proc = subprocess.run([sys.executable, "-c", _SIGNALLER, str(spare.pid)],
                               capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
@@ -160,7 +160,5 @@ def test_an_escaped_worker_cannot_signal_the_spare(sandbox: Sandbox) -> None:
         assert psutil.Process(spare.pid).status() != psutil.STATUS_STOPPED
         result = runner.run(request)
         assert runner.last_worker is spare
-    finally:
-        supervisor.close()
     assert comparable(result) == sandbox.reference
     sandbox.assert_host_unharmed(out, result)
