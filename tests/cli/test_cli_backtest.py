@@ -154,6 +154,37 @@ def test_check_passes_a_clean_file_and_fails_a_misspelled_hook(tmp_path: Path) -
     assert "typo.py:4" in proc.stderr and "on_bar" in proc.stderr
 
 
+def test_check_reports_policy_violations_and_hook_mistakes_in_one_run(tmp_path: Path
+                                                                      ) -> None:
+    """A file with refused imports *and* hook mistakes: one ``check`` lists every problem, in
+    file order, the hook mistakes with the same words as for a file that compiles."""
+    bad = tmp_path / "both.py"
+    bad.write_text("import os\n\n\ndef on_bars(ctx, bar):\n    pass\n\n\n"
+                   "def on_bar(context, bar):\n    import subprocess\n\n\n"
+                   "def on_fill(ctx, fill):\n    yield fill\n\n\n"
+                   "def on_stop(ctx, *rest):\n    pass\n")
+    proc = sandtrade("check", str(bad))
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(str(bad))]
+    where = [int(line.split(":")[1]) for line in lines]
+    assert where == [1, 4, 8, 9, 12, 16], proc.stderr
+    assert "import of 'os' is not allowed" in lines[0]
+    assert "on_bars is not a strategy hook; did you mean on_bar?" in lines[1]
+    assert "on_bar(context, bar): argument 'context' is not one of on_bar's" in lines[2]
+    assert "import of 'subprocess' is not allowed" in lines[3]
+    assert "on_fill is a generator" in lines[4]
+    assert "on_stop(ctx, rest): argument 'rest' is not one of on_stop's arguments" in lines[5]
+    # the same hook mistakes, found by running the file once the imports are gone
+    fixed = tmp_path / "hooks_only.py"
+    fixed.write_text(bad.read_text().replace("import os", "import math")
+                     .replace("import subprocess", "import json"))
+    again = sandtrade("check", str(fixed))
+    assert again.returncode == 1
+    assert [line.split(": ", 1)[1] for line in again.stderr.splitlines()
+            if line.startswith(str(fixed))] == [line.split(": ", 1)[1] for line in lines
+                                                if "import of" not in line]
+
+
 def test_config_file_and_environment_set_defaults(tmp_path: Path, good_csv: Path) -> None:
     cfg = tmp_path / "sandtrade.toml"
     cfg.write_text("cash = 50000\n[broker]\ncommission_pct = 0.001\n")

@@ -107,6 +107,19 @@ def test_a_hook_whose_body_would_never_run_is_refused(write_strategy: Write, sou
                      "(def, no async, no yield)")
 
 
+@pytest.mark.parametrize("source, kind", [
+    ("def f(ctx):\n    pass\n\n\non_stop = staticmethod(f)\n", "staticmethod"),
+    ("on_bar = 5\n", "int"),
+    ("import math\n\non_start = math.floor\n", "builtin_function_or_method"),
+])
+def test_a_hook_name_bound_to_something_else_than_a_function_is_refused(
+        write_strategy: Write, source: str, kind: str) -> None:
+    """It would never be called: a pluggy hook needs a plain function."""
+    path, error = load_error(write_strategy, source)
+    hook = source.split(" = ")[0].split("\n")[-1]
+    assert error == f"{path}: {hook} must be a plain function (def {hook}(...)), got {kind}"
+
+
 def test_a_hook_may_take_fewer_arguments_or_name_them_in_another_order(
         backtest: Any) -> None:
     run = backtest("""

@@ -34,6 +34,7 @@ __all__ = [
     "load_strategy",
     "load_strategy_source",
     "resolve_params",
+    "static_hook_problems",
     "strategy_error",
 ]
 
@@ -131,6 +132,67 @@ def _hook_problem(path: str, name: str, fn: Callable[..., Any]) -> str | None:
     return None
 
 
+def static_hook_problems(source: str, path: str) -> list[tuple[int, str]]:
+    """The hook mistakes :func:`_hook_problem` finds, read from the source without running it:
+    ``(line, "file:line: message")`` for every module-level ``def on_*``.
+
+    For a file the sandbox policy refuses (its body never runs), so that one ``check`` reports
+    the policy violations and the hook mistakes together. The messages are the same.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    out: list[tuple[int, str]] = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                or not node.name.startswith("on_"):
+            continue
+        name = node.name
+        line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        where = f"{path}:{line}"
+        if name not in HOOK_NAMES:
+            close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            out.append((line, f"{where}: {name} is not a strategy hook; {hint}"
+                        f"hooks are: {', '.join(HOOK_NAMES)}"))
+            continue
+        if isinstance(node, ast.AsyncFunctionDef) or _yields(node):
+            kind = "an async function" if isinstance(node, ast.AsyncFunctionDef) \
+                else "a generator"
+            out.append((line, f"{where}: {name} is {kind}; hooks must be plain functions "
+                        "(def, no async, no yield)"))
+            continue
+        spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
+        a = node.args
+        params = [(x.arg, False) for x in a.posonlyargs] + [(x.arg, True) for x in a.args]
+        params += [(a.vararg.arg, False)] if a.vararg else []
+        params += [(x.arg, False) for x in a.kwonlyargs]
+        params += [(a.kwarg.arg, False)] if a.kwarg else []
+        bad = [n for n, plain in params if n not in spec_args or not plain]
+        if bad:
+            out.append((line, f"{where}: {name}({', '.join(n for n, _ in params)}): argument "
+                        f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})"))
+    return out
+
+
+def _yields(fn: Any) -> bool:
+    """Whether a function's own body (not nested functions or classes) yields."""
+    import ast
+
+    todo = list(fn.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
 def _where(path: str, fn: Callable[..., Any]) -> str:
     return f"{path}:{fn.__code__.co_firstlineno}"
 
@@ -184,7 +246,12 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
 
         code, diagnostics = compile_strategy(source, spath)
         if code is None:
-            raise StrategyError("\n".join(str(d) for d in diagnostics))
+            # The body never runs: the hook mistakes come from the source, so that one check
+            # reports both kinds, in file order (problems without a line first).
+            found = [(d.line or 0, str(d)) for d in diagnostics]
+            found += static_hook_problems(source, spath)
+            found.sort(key=lambda item: item[0])
+            raise StrategyError("\n".join(message for _, message in found))
         module.__dict__.update(restricted_globals(print_log or StrategyLog()))
     else:
         try:
@@ -218,8 +285,11 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     pm.add_hookspecs(StrategySpec)
     hooks: dict[str, Callable[..., Any]] = {n: f for n, f in vars(module).items()
              if n.startswith("on_") and inspect.isfunction(f)}
-    problems = [p for name, fn in sorted(hooks.items(), key=lambda kv: _line(kv[1]))
-                if (p := _hook_problem(spath, name, fn))]
+    problems = [f"{spath}: {n} must be a plain function (def {n}(...)), got "
+                f"{type(v).__name__}" for n, v in vars(module).items()
+                if n in HOOK_NAMES and not inspect.isfunction(v)]
+    problems += [p for name, fn in sorted(hooks.items(), key=lambda kv: _line(kv[1]))
+                 if (p := _hook_problem(spath, name, fn))]
     if problems:  # every mistake at once, in file order, so one `check` finds them all
         raise StrategyError("\n".join(problems))
     try:
