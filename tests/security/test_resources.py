@@ -303,6 +303,24 @@ def test_print_flood_is_bounded_and_the_result_still_returned(sandbox: Sandbox) 
     sandbox.assert_host_unharmed(result)
 
 
+def test_rejected_order_flood_is_bounded_in_the_warnings(sandbox: Sandbox) -> None:
+    """50 refused orders on every one of 200 bars (10,000 rejections, each naming a 256-char
+    tag's worth of text): the result lists the first 200 and counts the rest, instead of
+    growing by a warning per rejection."""
+    result = sandbox.run("""
+        def on_bar(ctx, bar):
+            for i in range(50):
+                ctx.buy(limit=bar.close * 100, tag="t" * 256)
+    """)
+    rejected = [w for w in result.warnings if " rejected: " in w]
+    assert len(rejected) == 200
+    assert "price" in rejected[0]
+    assert result.warnings[-1].startswith("9,800 more orders were rejected (10,000 in all")
+    assert len(result.model_dump_json()) < 200_000
+    assert result.bars == 200
+    sandbox.assert_host_unharmed(result)
+
+
 def test_stderr_flood_killed_for_output(sandbox: Sandbox) -> None:
     """Writing to stderr without ``sys``: exceptions raised while a generator is finalised are
     printed by the interpreter ("Exception ignored in ..."). The supervisor caps stderr."""

@@ -28,6 +28,8 @@ __all__ = ["ACCOUNT", "LocalTrading", "run_backtest"]
 
 ACCOUNT = "backtest"
 PROGRESS_EVERY = 4096
+#: Rejected orders listed one by one in a result's warnings; the rest are counted.
+MAX_REJECTION_WARNINGS = 200
 
 
 class LocalTrading:
@@ -170,9 +172,15 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     logs: list[str] = []
     warnings: list[str] = []
 
+    rejections = [0]
+
     def rejected(order: Order) -> None:
-        warnings.append(f"{order.updated_at or '-'}: order {order.id} ({order.side.value} "
-                        f"{order.symbol}) rejected: {order.reject_reason}")
+        # Bounded like the strategy log: a strategy sending a refused order on every bar
+        # must not grow the result without limit.
+        rejections[0] += 1
+        if rejections[0] <= MAX_REJECTION_WARNINGS:
+            warnings.append(f"{order.updated_at or '-'}: order {order.id} ({order.side.value} "
+                            f"{order.symbol}) rejected: {order.reject_reason}")
 
     run_params = dict(strategy.params if params is None else params)
     ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=log or logs.append,
@@ -357,6 +365,10 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     if progress is not None:
         progress(n_bars)
 
+    if rejections[0] > MAX_REJECTION_WARNINGS:
+        warnings.append(f"{rejections[0] - MAX_REJECTION_WARNINGS:,} more orders were rejected "
+                        f"({rejections[0]:,} in all; only the first {MAX_REJECTION_WARNINGS} "
+                        "are listed)")
     trades = list(broker.closed_trades(ACCOUNT))
     stats = compute_stats(rec, trades, warmup_bars=ctx.warmup_bars())
     open_trades = broker.open_trades(ACCOUNT)
