@@ -2,8 +2,9 @@
 
 Started by the supervisor as ``python -I -m sandtrade.sandbox.worker`` with an empty
 environment, only stdin/stdout/stderr open, its own session, in an empty private directory.
-Its first frame (on stdin) carries the task and the limits, never argv or the environment.
-Before any strategy code it:
+Its first frame (on stdin, ``boot``) carries the limits, never argv or the environment; the
+task (the strategy's source and what to run) comes in a second frame, after confinement, so a
+supervisor can boot a spare worker before it knows the task. Before any strategy code it:
 
 1. imports everything it will need (after the uid drop the interpreter's files may be
    unreadable, and a strategy must not be able to trigger imports anyway);
@@ -15,7 +16,8 @@ Before any strategy code it:
    ptrace access (``PR_SET_DUMPABLE`` 0), and again after step 5, because changing the uid
    clears the first and resets the second;
 4. moves into a new network namespace (loopback only, down) when the kernel allows it;
-5. as root, drops to uid/gid 65534 with no supplementary groups;
+5. as root, drops to the uid/gid the supervisor gave it (its own: 0x70000000 + its pid, or
+   65534 where the user namespace maps no such range), with no supplementary groups;
 6. sets ``PR_SET_NO_NEW_PRIVS``;
 7. applies Landlock with an empty ruleset (no path-based file access at all; no TCP and
    signals scoped to itself where the kernel's ABI allows) and a seccomp filter (no
@@ -24,7 +26,7 @@ Before any strategy code it:
 Each step is detected and reported in the ``ready`` frame; none is required, so the worker
 runs on machines that refuse some of them, and ``sandtrade doctor`` shows what this machine
 gives. The worker is single-threaded. Then it compiles the strategy under the policy
-(:mod:`sandtrade.sandbox.policy`) and runs the task: ``check`` or ``backtest`` (the broker
+(:mod:`sandtrade.sandbox.policy`) and runs the task: ``check``, ``live`` or ``backtest`` (the broker
 simulation runs here, bars arrive in large binary chunks, no round trip per bar).
 """
 
