@@ -8,12 +8,7 @@ the same port and data directory, and check the store and the API.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,54 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from rpc.serve_process import ServeProcess, free_port
 from sandtrade.client import Client, QueuedOrder
 from sandtrade.market import gbm_bars, write_csv
 from sandtrade.models import Order, OrderStatus
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Host:
+class Host(ServeProcess):
     """``sandtrade serve`` in a subprocess, startable again on the same port and data."""
 
     def __init__(self, data_dir: Path, csv: Path, port: int, speed: float) -> None:
-        self.data_dir = data_dir
-        self.csv = csv
-        self.port = port
-        self.speed = speed
-        self.proc: subprocess.Popen[str] | None = None
         self.target = f"127.0.0.1:{port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "SANDTRADE_CASH": "1000000"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandtrade.cli", "serve", "--http", "127.0.0.1:0",
-             "--data-dir", str(self.data_dir),
-             "--grpc", self.target, "--data", f"SYN={self.csv}", "--speed", str(self.speed)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY"):
-            _, err = self.proc.communicate(timeout=10)
-            raise AssertionError(f"host did not start: {line!r} {err}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(data_dir, ["--http", "127.0.0.1:0", "--grpc", self.target,
+                                    "--data", f"SYN={csv}", "--speed", str(speed)])
 
     @property
     def token(self) -> str:

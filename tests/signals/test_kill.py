@@ -8,9 +8,6 @@ store in a temporary directory; alerts arrive over HTTP the way TradingView send
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,54 +19,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rpc.serve_process import ServeProcess, free_port
 from sandtrade.market import gbm_bars, write_csv
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Serve:
+class Serve(ServeProcess):
     """``sandtrade serve`` in a subprocess, startable again on the same ports and data."""
 
     def __init__(self, data_dir: Path, csv: Path) -> None:
-        self.data_dir = data_dir
-        self.csv = csv
         self.grpc = f"127.0.0.1:{free_port()}"
         self.http = f"127.0.0.1:{free_port()}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "SANDTRADE_CASH": "1000000"}
-        config = self.data_dir.parent / "sandtrade.toml"
+        config = data_dir.parent / "sandtrade.toml"
         config.write_text("[plugins.tradingview]\nrate_per_minute = 0  # a load test\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandtrade.cli", "serve", "--config", str(config),
-             "--data-dir", str(self.data_dir),
-             "--grpc", self.grpc, "--http", self.http, "--data", f"SYN={self.csv}",
-             "--speed", "200"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY"):
-            _, err = self.proc.communicate(timeout=10)
-            raise AssertionError(f"host did not start: {line!r} {err}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(data_dir, ["--config", str(config), "--grpc", self.grpc, "--http",
+                                    self.http, "--data", f"SYN={csv}", "--speed", "200"])
 
     def token(self) -> str:
         out = subprocess.run(

@@ -172,13 +172,14 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     logs: list[str] = []
     warnings: list[str] = []
 
-    rejections = [0]
+    rejections = 0
 
     def rejected(order: Order) -> None:
         # Bounded like the strategy log: a strategy sending a refused order on every bar
         # must not grow the result without limit.
-        rejections[0] += 1
-        if rejections[0] <= MAX_REJECTION_WARNINGS:
+        nonlocal rejections
+        rejections += 1
+        if rejections <= MAX_REJECTION_WARNINGS:
             warnings.append(f"{order.updated_at or '-'}: order {order.id} ({order.side.value} "
                             f"{order.symbol}) rejected: {order.reject_reason}")
 
@@ -365,9 +366,9 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     if progress is not None:
         progress(n_bars)
 
-    if rejections[0] > MAX_REJECTION_WARNINGS:
-        warnings.append(f"{rejections[0] - MAX_REJECTION_WARNINGS:,} more orders were rejected "
-                        f"({rejections[0]:,} in all; only the first {MAX_REJECTION_WARNINGS} "
+    if rejections > MAX_REJECTION_WARNINGS:
+        warnings.append(f"{rejections - MAX_REJECTION_WARNINGS:,} more orders were rejected "
+                        f"({rejections:,} in all; only the first {MAX_REJECTION_WARNINGS} "
                         "are listed)")
     trades = list(broker.closed_trades(ACCOUNT))
     stats = compute_stats(rec, trades, warmup_bars=ctx.warmup_bars())

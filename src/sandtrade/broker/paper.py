@@ -440,8 +440,7 @@ class PaperBroker:
         else:
             order.__dict__["status"] = OrderStatus.ACCEPTED
             self._working.setdefault(symbol, []).append(order)
-        if self._batch is not None or self._store is not None:
-            self._persist(BrokerChange(orders=[order]))
+        self._persist(BrokerChange(orders=[order]))
         return order
 
     def _validated_order(self, order_id: str, account: str, symbol: str,

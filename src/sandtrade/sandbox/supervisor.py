@@ -273,14 +273,11 @@ class Supervisor:
             self._closed = True
             spare, self._spare = self._spare, None
             booting = self._booting
-        if booting is not None:
-            with contextlib.suppress(Exception):
-                booting.result(timeout=35)
-        with self._spare_lock:
-            spare = spare or self._spare
-            self._spare = None
         if spare is not None:
             spare.close()
+        if booting is not None:  # a spare still booting closes itself (see _boot_spare)
+            with contextlib.suppress(Exception):
+                booting.result(timeout=35)
 
     def _take_spare(self) -> Worker | None:
         with self._spare_lock:

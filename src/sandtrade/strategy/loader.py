@@ -13,6 +13,7 @@ runner seam in :mod:`sandtrade.backtest.runner`, so that move stays small.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import difflib
 import inspect
@@ -111,25 +112,40 @@ def _line(fn: Callable[..., Any]) -> int:
 
 def _hook_problem(path: str, name: str, fn: Callable[..., Any]) -> str | None:
     """What is wrong with the hook ``name`` (as ``file:line: message``), or None."""
+    where = _where(path, fn)
     if name not in HOOK_NAMES:
-        close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        return (f"{_where(path, fn)}: {name} is not a strategy hook; {hint}"
-                f"hooks are: {', '.join(HOOK_NAMES)}")
+        return _unknown_hook(where, name)
     if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) \
             or inspect.isasyncgenfunction(fn):
         # Calling one only makes a coroutine or generator: its body would never run.
-        kind = "an async function" if inspect.iscoroutinefunction(fn) else "a generator"
-        return (f"{_where(path, fn)}: {name} is {kind}; hooks must be plain functions "
-                "(def, no async, no yield)")
-    spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
+        return _never_runs(where, name, async_=inspect.iscoroutinefunction(fn))
     sig = inspect.signature(fn)
-    bad = [a for a, prm in sig.parameters.items()
-           if a not in spec_args or prm.kind is not prm.POSITIONAL_OR_KEYWORD]
-    if bad:
-        return (f"{_where(path, fn)}: {name}({', '.join(sig.parameters)}): argument "
-                f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})")
-    return None
+    return _bad_arguments(where, name, [(a, prm.kind is prm.POSITIONAL_OR_KEYWORD)
+                                        for a, prm in sig.parameters.items()])
+
+
+# The messages of both hook checks (the loaded function's and the source's), worded once.
+
+def _unknown_hook(where: str, name: str) -> str:
+    close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"{where}: {name} is not a strategy hook; {hint}hooks are: {', '.join(HOOK_NAMES)}"
+
+
+def _never_runs(where: str, name: str, *, async_: bool) -> str:
+    kind = "an async function" if async_ else "a generator"
+    return f"{where}: {name} is {kind}; hooks must be plain functions (def, no async, no yield)"
+
+
+def _bad_arguments(where: str, name: str, params: list[tuple[str, bool]]) -> str | None:
+    """``params``: each argument's name and whether it is a plain (positional-or-keyword)
+    one; a problem when one is not plain or not among the hook's arguments."""
+    spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
+    bad = [n for n, plain in params if n not in spec_args or not plain]
+    if not bad:
+        return None
+    return (f"{where}: {name}({', '.join(n for n, _ in params)}): argument {bad[0]!r} is not "
+            f"one of {name}'s arguments ({', '.join(spec_args)})")
 
 
 def static_hook_problems(source: str, path: str) -> list[tuple[int, str]]:
@@ -139,8 +155,6 @@ def static_hook_problems(source: str, path: str) -> list[tuple[int, str]]:
     For a file the sandbox policy refuses (its body never runs), so that one ``check`` reports
     the policy violations and the hook mistakes together. The messages are the same.
     """
-    import ast
-
     try:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -153,35 +167,24 @@ def static_hook_problems(source: str, path: str) -> list[tuple[int, str]]:
         name = node.name
         line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         where = f"{path}:{line}"
-        if name not in HOOK_NAMES:
-            close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            out.append((line, f"{where}: {name} is not a strategy hook; {hint}"
-                        f"hooks are: {', '.join(HOOK_NAMES)}"))
-            continue
-        if isinstance(node, ast.AsyncFunctionDef) or _yields(node):
-            kind = "an async function" if isinstance(node, ast.AsyncFunctionDef) \
-                else "a generator"
-            out.append((line, f"{where}: {name} is {kind}; hooks must be plain functions "
-                        "(def, no async, no yield)"))
-            continue
-        spec_args = tuple(inspect.signature(getattr(StrategySpec, name)).parameters)[1:]
         a = node.args
         params = [(x.arg, False) for x in a.posonlyargs] + [(x.arg, True) for x in a.args]
         params += [(a.vararg.arg, False)] if a.vararg else []
         params += [(x.arg, False) for x in a.kwonlyargs]
         params += [(a.kwarg.arg, False)] if a.kwarg else []
-        bad = [n for n, plain in params if n not in spec_args or not plain]
-        if bad:
-            out.append((line, f"{where}: {name}({', '.join(n for n, _ in params)}): argument "
-                        f"{bad[0]!r} is not one of {name}'s arguments ({', '.join(spec_args)})"))
+        if name not in HOOK_NAMES:
+            problem: str | None = _unknown_hook(where, name)
+        elif isinstance(node, ast.AsyncFunctionDef) or _yields(node):
+            problem = _never_runs(where, name, async_=isinstance(node, ast.AsyncFunctionDef))
+        else:
+            problem = _bad_arguments(where, name, params)
+        if problem:
+            out.append((line, problem))
     return out
 
 
 def _yields(fn: Any) -> bool:
     """Whether a function's own body (not nested functions or classes) yields."""
-    import ast
-
     todo = list(fn.body)
     while todo:
         node = todo.pop()
