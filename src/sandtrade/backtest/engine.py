@@ -12,19 +12,20 @@ from __future__ import annotations
 import gc
 import heapq
 import time as _time
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
-from sandtrade.backtest.result import BacktestResult, EquityPoint
-from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
+from sandtrade.backtest.meter import Meter, Simulation
+from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
 from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
-__all__ = ["ACCOUNT", "LocalTrading", "run_backtest"]
+__all__ = ["ACCOUNT", "LocalTrading", "run_backtest", "simulate"]
 
 ACCOUNT = "backtest"
 PROGRESS_EVERY = 4096
@@ -78,22 +79,6 @@ class LocalTrading:
         return self._broker.orders(self._account, open_only=True)
 
 
-def _merge_ohlc(a: Bar, b: Bar) -> Bar:
-    return Bar(a.symbol, a.time, a.open, max(a.high, b.high), min(a.low, b.low), b.close,
-               a.volume + b.volume)
-
-
-_HIGH, _LOW, _VOLUME = itemgetter(3), itemgetter(4), itemgetter(6)
-
-
-def _fold_ohlc(chunk: list[Bar]) -> Bar:
-    # map over itemgetters: the whole fold runs in C (a generator expression per field cost
-    # about 5 % of a back-test)
-    first = chunk[0]
-    return Bar(first.symbol, first.time, first.open, max(map(_HIGH, chunk)),
-               min(map(_LOW, chunk)), chunk[-1].close, sum(map(_VOLUME, chunk)))
-
-
 def _nothing() -> None:
     pass
 
@@ -132,7 +117,42 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     adds fill profiles contributed by plugins to the built-in ones. ``log`` receives the
     strategy's log lines (default: they are collected into ``result.logs``). ``heartbeat``
     is called before the hooks of every bar, before on_start, each on_fill and on_stop (the
-    sandbox's supervisor times each event by it).
+    sandbox's supervisor times each event by it). The curves are decimated to between
+    ``max_points`` and twice as many points.
+
+    This is :func:`simulate` with a :class:`~sandtrade.backtest.meter.Meter` in the same
+    process; the sandbox runs the two apart (the simulation in the worker, the meter on the
+    host), with the same figures.
+    """
+    started = _time.perf_counter()
+    grouped = isinstance(data, Mapping) and len(data) > 1
+    bench = next(iter(data), None) if isinstance(data, Mapping) else None
+    meter = Meter(grouped=grouped, bench=bench, max_points=max_points)
+
+    def measure(bars: list[Bar], equities: array[float]) -> None:
+        meter.add_bars(bars)
+        meter.add_equity(equities)
+
+    sim = simulate(strategy, data, cash=cash, settings=settings, params=params,
+                   instruments=instruments, progress=progress, close_at_end=close_at_end,
+                   profiles=profiles, log=log, heartbeat=heartbeat, measure=measure)
+    return meter.finish(sim, elapsed_s=_time.perf_counter() - started)
+
+
+def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
+             *, measure: Callable[[list[Bar], array[float]], None], keep_bars: bool = True,
+             cash: float = 10_000.0, settings: BrokerSettings | None = None,
+             params: Mapping[str, Any] | None = None, instruments: Iterable[Instrument] = (),
+             progress: Callable[[int], None] | None = None, close_at_end: bool = False,
+             profiles: Iterable[type[FillProfile]] = (),
+             log: Callable[[str], None] | None = None,
+             heartbeat: Callable[[], None] | None = None) -> Simulation:
+    """Run ``strategy`` over ``data`` without measuring it (see :func:`run_backtest`).
+
+    Every few thousand bars, and at the end, ``measure(bars, equities)`` receives the bars
+    taken in since its last call (empty with ``keep_bars=False``: the sandbox's host has them
+    already) and the equity value at the end of each timestamp: one per bar with a single
+    stream, one per run of equal times with several. Both are reused after the call.
     """
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
@@ -148,7 +168,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     try:
         return _run(strategy, data, cash=cash, settings=settings, params=params,
                     instruments=instruments, progress=progress, close_at_end=close_at_end,
-                    max_points=max_points, profiles=profiles, log=log, heartbeat=heartbeat)
+                    profiles=profiles, log=log, heartbeat=heartbeat, measure=measure,
+                    keep_bars=keep_bars)
     finally:
         if freeze:
             gc.unfreeze()
@@ -158,10 +179,10 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
 def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar], *,
          cash: float, settings: BrokerSettings | None, params: Mapping[str, Any] | None,
          instruments: Iterable[Instrument], progress: Callable[[int], None] | None,
-         close_at_end: bool, max_points: int, profiles: Iterable[type[FillProfile]],
-         log: Callable[[str], None] | None,
-         heartbeat: Callable[[], None] | None) -> BacktestResult:
-    started = _time.perf_counter()
+         close_at_end: bool, profiles: Iterable[type[FillProfile]],
+         log: Callable[[str], None] | None, heartbeat: Callable[[], None] | None,
+         measure: Callable[[list[Bar], array[float]], None],
+         keep_bars: bool) -> Simulation:
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
         streams = dict(data)
@@ -194,39 +215,39 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     # Called once per bar, not wrapped around each hook: a wrapper cost two Python calls per
     # hook call (about 4 % of a back-test).
     beat: Callable[[], None] = heartbeat or _nothing
-    rec = EquityRecorder(max_points)
-    price_curves: dict[str, Decimator[Bar]] = {}
     symbols: list[str] = []
+    seen: set[str] = set()
 
     if streams is None:
         stream_list: list[Iterable[Bar]] = [data]  # type: ignore[list-item]
     else:
         stream_list = list(streams.values())
         symbols = list(streams)
-    bench: str | None = symbols[0] if symbols else None
     pending_close_fills: list[FillView] = []
     market_at_close = broker.profile.market_at_close
     i = -1
-    bench_close = 0.0
     # The hook being run and the bar time, so a strategy exception names both; set with
     # plain local assignments because this loop runs once per bar.
     hook: str | None = None
     hook_time: Any = None
     broker_on_bar = broker.on_bar
     broker_equity = broker.equity
-    record = rec.pending.append  # (time, equity, close); folded in by rec.compact()
+    # Measured in batches: a list (or a C no-op: deque(maxlen=0).append) and an array append
+    # per bar, no Python call.
+    bars: list[Bar] = []
+    discard: deque[Bar] = deque(maxlen=0)
+    keep_bar = bars.append if keep_bars else discard.append
+    equities = array("d")
+    record = equities.append
     advance = ctx._advance
-    def first_bar(bar: Bar) -> Decimator[Bar]:
-        nonlocal bench
+
+    def first_bar(bar: Bar) -> None:
         sym = bar.symbol
+        seen.add(sym)
         if broker.instrument(sym) is None:
             broker.register(Instrument.equity(sym))
-        curve = price_curves[sym] = Decimator(_merge_ohlc, max_points, _fold_ohlc)
         if sym not in symbols:
             symbols.append(sym)
-        if bench is None:
-            bench = sym
-        return curve
 
     def bankrupt(t: Any, equity: float) -> None:
         broker.liquidate(ACCOUNT, "equity reached zero")
@@ -234,33 +255,32 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         "back-test stopped, as a broker would")
 
     def periodic(done: int) -> None:
-        rec.compact()
-        for dec in price_curves.values():
-            dec.compact()
+        measure(bars, equities)
+        bars.clear()
+        del equities[:]
         if progress is not None:
             progress(done)
 
     try:
         if len(stream_list) == 1:
             # One symbol: the hot path, the same steps as the loop below without grouping.
-            curve_append: Callable[[Bar], None] | None = None
             only = ""
             held: Any = None  # the context's data of the symbol, from the first bar on
             updaters: list[Callable[[Bar, int], None]] = []
             for bar in stream_list[0]:
                 i += 1
-                if curve_append is None:
-                    curve_append = first_bar(bar).append
+                if held is None:
+                    first_bar(bar)
                     only = bar.symbol
                     held = ctx._symbol_data(only)
                     updaters = held.updaters
                 elif bar.symbol != only:
                     raise DataError(f"one stream of bars holds {only} and {bar.symbol}; pass "
                                     "a mapping of symbol to bars for a portfolio")
-                curve_append(bar)
+                keep_bar(bar)
                 got = broker_on_bar(bar, i)
                 equity = broker_equity(ACCOUNT)
-                record((bar.time, equity, bar.close))
+                record(equity)
                 if equity <= 0:
                     bankrupt(bar.time, equity)
                     break
@@ -299,19 +319,15 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                 i += 1
                 fills, pending_close_fills = pending_close_fills, []
                 for bar in group:
-                    sym = bar.symbol
-                    curve = price_curves.get(sym)
-                    if curve is None:
-                        curve = first_bar(bar)
-                    curve.append(bar)
-                    if sym == bench:
-                        bench_close = bar.close
+                    if bar.symbol not in seen:
+                        first_bar(bar)
+                    keep_bar(bar)
                     got = broker_on_bar(bar, i)
                     if got:
                         fills.extend(FillView.of(f) for f in got)
                 equity = broker_equity(ACCOUNT)
                 t = group[0].time
-                record((t, equity, bench_close))
+                record(equity)
                 if equity <= 0:
                     bankrupt(t, equity)
                     break
@@ -361,6 +377,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
             raise
         when = hook_time.time if isinstance(hook_time, Bar) else hook_time
         raise strategy_error(path, e, f"in {hook}" + (f" at {when}" if when else "")) from None
+    measure(bars, equities)
     if close_at_end:
         broker.liquidate(ACCOUNT, "closed at the end of the back-test")
     if progress is not None:
@@ -370,24 +387,15 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         warnings.append(f"{rejections - MAX_REJECTION_WARNINGS:,} more orders were rejected "
                         f"({rejections:,} in all; only the first {MAX_REJECTION_WARNINGS} "
                         "are listed)")
-    trades = list(broker.closed_trades(ACCOUNT))
-    stats = compute_stats(rec, trades, warmup_bars=ctx.warmup_bars())
-    open_trades = broker.open_trades(ACCOUNT)
-    stats["# Open Trades"] = len(open_trades)
-    stats["Open Trades P&L [$]"] = sum(t.pnl for t in open_trades)
-    return BacktestResult(
+    return Simulation(
         strategy=strategy.name,
         symbols=symbols,
         params=run_params,
         settings={"cash": cash, **settings.model_dump(), "close_at_end": close_at_end},
         bars=n_bars,
-        stats=to_jsonable(stats),
-        trades=trades,
-        open_trades=open_trades,
-        equity_curve=[EquityPoint(time=p[0], equity=p[1], drawdown_pct=-p[2] * 100)
-                      for p in rec.curve.result()],
-        prices={s: d.result() for s, d in price_curves.items()},
+        warmup_bars=ctx.warmup_bars(),
+        trades=list(broker.closed_trades(ACCOUNT)),
+        open_trades=broker.open_trades(ACCOUNT),
         logs=logs,
         warnings=warnings,
-        elapsed_s=_time.perf_counter() - started,
     )

@@ -41,11 +41,11 @@ STAT_KEYS = (
 class Decimator(Generic[T]):
     """Keeps a long series down to between ``max_points`` and ``2 * max_points`` points.
 
-    Raw points go in through :attr:`append` (a bound ``list.append``: the hot loop pays no
-    Python call); :meth:`compact`, called now and then, folds them into buckets of ``stride``
-    consecutive points and halves the series whenever it reaches ``2 * max_points``.
-    ``merge(a, b)`` combines two consecutive points (for OHLC: first open, highest high,
-    lowest low, last close).
+    Raw points go in through :attr:`append` or :attr:`extend` (bound methods of a list: the
+    hot loop pays no Python call); :meth:`compact`, called now and then, folds them into
+    buckets of ``stride`` consecutive points and halves the series whenever it reaches
+    ``2 * max_points``. ``merge(a, b)`` combines two consecutive points (for OHLC: first
+    open, highest high, lowest low, last close).
     """
 
     def __init__(self, merge: Callable[[T, T], T], max_points: int = 2000,
@@ -56,6 +56,7 @@ class Decimator(Generic[T]):
         self.points: list[T] = []
         self._tail: list[T] = []
         self.append = self._tail.append
+        self.extend = self._tail.extend
         self.stride = 1
 
     def _fold(self, chunk: list[T]) -> T:

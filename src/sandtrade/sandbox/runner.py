@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sandtrade.backtest.meter import Meter, MeterError, Simulation
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.backtest.runner import BacktestRequest
 from sandtrade.errors import SandtradeError, StrategyError
@@ -100,7 +104,13 @@ class SandboxRunner:
                    data: Mapping[str, Iterable[Bar]],
                    progress: Callable[[int], None] | None = None) -> BacktestResult:
         """Run the strategy ``source`` (named ``request.strategy``) on ``data``, a stream of
-        bars per symbol, with ``request``'s settings (its ``data`` is not read)."""
+        bars per symbol, with ``request``'s settings (its ``data`` is not read).
+
+        The worker simulates and streams its equity values; this process, which parses the
+        bars, pairs them with those values and measures the run (statistics, curves) on its
+        own core while the worker goes on: see :mod:`sandtrade.backtest.meter`.
+        """
+        started = time.perf_counter()
         symbols = list(data)
         streams = list(data.values())
         task = {"task": "backtest", "path": request.strategy, "source": source,
@@ -111,6 +121,10 @@ class SandboxRunner:
         merged = iter(streams[0]) if len(streams) == 1 else heapq.merge(
             *streams, key=lambda b: b.time)
         index = {s: k for k, s in enumerate(symbols)}
+        meter = Meter(grouped=len(symbols) > 1, bench=symbols[0] if symbols else None)
+        # Chunks sent, in order; the meter takes them when equity values arrive. Each is put
+        # here before it is sent, so the bars of every value the worker reports are here.
+        sent: deque[list[Bar]] = deque()
 
         def feed() -> None:
             try:
@@ -118,11 +132,25 @@ class SandboxRunner:
                 while chunk := list(islice(merged, size)):
                     size = CHUNK_BARS
                     count, payload = encode_bars(chunk, index)
+                    sent.append(chunk)
                     worker.send({"type": "bars", "count": count}, payload)
                 worker.send({"type": "end"})
             except BaseException as e:  # a DataError in the CSV: stop the worker, report it
                 feed_error.append(e)
                 worker.kill("exit", "the host stopped the run (bad input data)")
+
+        def measure(header: dict[str, Any], payload: bytes) -> None:
+            count = header.get("count")
+            if type(count) is not int or count * 8 != len(payload):
+                raise MeterError(f"an equity frame of {len(payload):,} bytes says {count!r} "
+                                 "values")
+            while sent:
+                meter.add_bars(sent.popleft())
+            values = array("d")
+            values.frombytes(payload)
+            meter.add_equity(values)
+            if progress is not None:
+                progress(meter.n)
 
         feeder = threading.Thread(target=feed, daemon=True)
         worker.expect_progress = True
@@ -137,23 +165,25 @@ class SandboxRunner:
                         raise feed_error[0] from None
                     raise
                 kind = header.get("type")
-                if kind == "progress":
-                    done = header.get("done")
-                    if progress is not None and type(done) is int:
-                        progress(done)
-                elif kind == "result":
-                    try:
-                        return BacktestResult.model_validate_json(payload)
-                    except ValidationError as e:
-                        raise SandboxKilled(f"{request.strategy}: the worker's result is "
-                                            f"malformed: {e.errors()[0]['msg']}",
-                                            "protocol") from None
-                elif kind == "error":
+                if kind == "error":
                     feeder.join(timeout=5)
                     if feed_error:
                         raise feed_error[0] from None
                     raise _finish(worker, header)
-                else:
+                if kind not in ("equity", "result"):
                     worker.kill("protocol", f"unexpected frame {kind!r}")
+                    continue  # the next recv reports the kill
+                try:
+                    if kind == "equity":
+                        measure(header, payload)
+                        continue
+                    sim = Simulation.model_validate_json(payload)
+                    return meter.finish(sim, elapsed_s=time.perf_counter() - started)
+                except (MeterError, ValidationError) as e:
+                    detail = (e.errors()[0]["msg"] if isinstance(e, ValidationError)
+                              else str(e))
+                    worker.kill("protocol", f"malformed {kind} frame: {detail}")
+                    raise SandboxKilled(f"{request.strategy}: the worker's {kind} frame is "
+                                        f"malformed: {detail}", "protocol") from None
         finally:
             worker.close()

@@ -245,6 +245,11 @@ class Supervisor:
     36 MiB); a long-lived host turns it on, a one-shot command does not. :meth:`close` ends it.
     """
 
+    #: How a worker is started. The security suite replaces it with a program that speaks the
+    #: protocol as a worker would after an escape from the language layer, to test what the
+    #: host does with whatever such a worker sends.
+    worker_command: tuple[str, ...] = (sys.executable, "-I", "-m", "sandtrade.sandbox.worker")
+
     def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False) -> None:
         self.limits = limits or WorkerLimits()
         self.keep_spare = keep_spare
@@ -319,7 +324,7 @@ class Supervisor:
         workdir = tempfile.mkdtemp(prefix="sandtrade-worker-")
         os.chmod(workdir, 0o700)
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "sandtrade.sandbox.worker"],
+            list(self.worker_command),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
         os.close(beat_fd)

@@ -42,13 +42,13 @@ import os
 import resource
 import signal
 import sys
-import time
 import traceback
+from array import array
 from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.engine import simulate
 from sandtrade.backtest.runner import BacktestRequest
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.models import Bar
@@ -288,14 +288,17 @@ def _warm_up() -> None:
     real run needs is loaded while the interpreter's files are still readable."""
     from datetime import datetime, timedelta
 
-    from sandtrade.backtest.result import BacktestResult
+    from sandtrade.backtest.meter import Simulation
 
     strategy = load_strategy_source(_WARMUP_STRATEGY, "warmup.py", restricted=True)
     t0 = datetime(2000, 1, 3)
     bars = [Bar("W", t0 + timedelta(days=k), 10 + k % 7, 12 + k % 7, 9 + k % 7, 11 + k % 5, 1e3)
             for k in range(60)]
-    result = run_backtest(strategy, bars, close_at_end=True)
-    BacktestResult.model_validate_json(result.model_dump_json())
+    def measure(_: list[Bar], equities: array[float]) -> None:
+        equities.tobytes()
+
+    sim = simulate(strategy, bars, close_at_end=True, keep_bars=False, measure=measure)
+    Simulation.model_validate_json(sim.model_dump_json())
     BacktestRequest.model_validate({"strategy": "x", "data": [{"path": "x"}]})
     datetime.strptime("2000-01-01", "%Y-%m-%d")
     datetime.fromisoformat("2000-01-01T00:00:00")
@@ -359,23 +362,22 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
     params = resolve_params(strategy.params, request.params, where=path)
     symbols = [str(s) for s in task["symbols"]]
     reader = _BarReader(stdin, symbols)
-    last = [time.monotonic()]
 
-    def progress(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.2:
-            last[0] = now
-            write_frame(stdout, {"type": "progress", "done": done})
+    def measure(bars: list[Bar], equities: array[float]) -> None:
+        # The host has the bars: it pairs them with these and does the measuring.
+        if equities:
+            write_frame(stdout, {"type": "equity", "count": len(equities)},
+                        equities.tobytes())
 
-    result = run_backtest(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
-                          settings=request.broker, params=params, progress=progress,
-                          close_at_end=request.close_at_end, log=log.write_line,
-                          profiles=_PROFILES, heartbeat=_HEARTBEAT[0])
-    result.logs = list(log.lines)
+    sim = simulate(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
+                   settings=request.broker, params=params, measure=measure, keep_bars=False,
+                   close_at_end=request.close_at_end, log=log.write_line, profiles=_PROFILES,
+                   heartbeat=_HEARTBEAT[0])
+    sim.logs = list(log.lines)
     if log.dropped:
-        result.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
-                               f"{log.dropped:,} lines were dropped")
-    write_frame(stdout, {"type": "result"}, result.model_dump_json().encode())
+        sim.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
+                            f"{log.dropped:,} lines were dropped")
+    write_frame(stdout, {"type": "result"}, sim.model_dump_json().encode())
 
 
 #: Longest error message sent: the text is the strategy's (``raise ValueError("x" * 10**7)``)
