@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,21 @@ def test_portfolio_trades_two_symbols_from_one_cash_pool(tmp_path: Path) -> None
     first = sorted(result.trades, key=lambda t: t.entry_time)[:2]
     spent = sum(t.size * t.entry_price for t in first)
     assert spent <= 10_000  # one pool: the second buy gets half of what the first left
+
+
+def test_a_benchmark_that_starts_later_than_the_others_measures_from_its_first_close(
+        tmp_path: Path) -> None:
+    """The first symbol is the benchmark; when its history starts after another symbol's,
+    Buy & Hold runs from its first close and beta from its first two (before, a close of
+    0.0 stood in for it and the stats divided by zero)."""
+    s = strategy(tmp_path, BUY_AND_HOLD)
+    early = gbm_bars(300, symbol="EARLY", seed=1)
+    late = gbm_bars(200, symbol="LATE", seed=2, start=early[100].time)
+    result = run_backtest(s, {"LATE": late, "EARLY": early})
+    assert result.bars == 300
+    bh = result.stats["Buy & Hold Return [%]"]
+    assert bh == pytest.approx((late[-1].close - late[0].close) / late[0].close * 100)
+    assert math.isfinite(result.stats["Beta"])
 
 
 def test_close_at_end_counts_the_open_trade(tmp_path: Path) -> None:

@@ -198,7 +198,7 @@ class EquityRecorder:
             day_equity = equity
             if i < 10_000:
                 first_closes.append(market)
-            if i and beta_valid:
+            if i and beta_valid and prev_mkt:  # not before the benchmark's first close
                 if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
                     x = log(equity / prev_eq)
                     y = log(market / prev_mkt)
@@ -385,9 +385,12 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
     if commissions:
         s["Commissions [$]"] = commissions
     s["Return [%]"] = (eq_final - eq0) / eq0 * 100 if n else NAN
-    closes = rec.first_closes
-    c0 = closes[min(warmup_bars, len(closes) - 1)] if closes else NAN
-    bh = (rec.last_close - c0) / c0 * 100 if closes else NAN
+    # From the close at the end of the warm-up; in a portfolio whose first symbol (the
+    # benchmark) starts later than the others, from its first close after that (0.0 stands
+    # for "no close yet").
+    closes = rec.first_closes[min(warmup_bars, len(rec.first_closes) - 1):]
+    c0 = next((c for c in closes if c), NAN)
+    bh = (rec.last_close - c0) / c0 * 100 if c0 == c0 else NAN
     s["Buy & Hold Return [%]"] = bh
 
     period = rec.data_period()

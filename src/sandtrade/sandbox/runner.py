@@ -56,6 +56,13 @@ def _finish(worker: Worker, header: dict[str, Any]) -> SandtradeError:
     return StrategyError(message)
 
 
+def _validation_detail(e: ValidationError) -> str:
+    """The first problem pydantic found, with where it is (``trades.3.pnl: ...``)."""
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
 def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
     """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
     return check_source_in_sandbox(_read_source(path), path, limits)
@@ -171,8 +178,11 @@ class SandboxRunner:
                         raise feed_error[0] from None
                     raise _finish(worker, header)
                 if kind not in ("equity", "result"):
+                    # Raised here, not left to the next recv: frames the worker wrote before
+                    # the kill are still queued, and one of them must not pass for an answer.
                     worker.kill("protocol", f"unexpected frame {kind!r}")
-                    continue  # the next recv reports the kill
+                    raise SandboxKilled(f"{request.strategy}: the worker broke the protocol: "
+                                        f"unexpected frame {kind!r}", "protocol")
                 try:
                     if kind == "equity":
                         measure(header, payload)
@@ -180,8 +190,7 @@ class SandboxRunner:
                     sim = Simulation.model_validate_json(payload)
                     return meter.finish(sim, elapsed_s=time.perf_counter() - started)
                 except (MeterError, ValidationError) as e:
-                    detail = (e.errors()[0]["msg"] if isinstance(e, ValidationError)
-                              else str(e))
+                    detail = _validation_detail(e) if isinstance(e, ValidationError) else str(e)
                     worker.kill("protocol", f"malformed {kind} frame: {detail}")
                     raise SandboxKilled(f"{request.strategy}: the worker's {kind} frame is "
                                         f"malformed: {detail}", "protocol") from None
