@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.sandbox import supervisor as supervisor_module
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.sandbox.supervisor import Supervisor, Worker, worker_uid
@@ -82,6 +83,42 @@ def test_spare_is_booted_after_a_start_and_used_for_one_task(sandbox: Sandbox) -
         supervisor.close()
     assert supervisor._spare is None
     sandbox.assert_host_unharmed(first)
+
+
+def test_the_next_spare_waits_until_the_task_ends_or_has_run_a_while(sandbox: Sandbox) -> None:
+    """Booting is 0.14 s of CPU, which a task just handed out would lose on a small machine:
+    the next spare boots when that task ends, or once it has run ``SPARE_DELAY``."""
+    supervisor = Supervisor(LIMITS, keep_spare=True)
+    runner, request = _runner(sandbox, supervisor)
+    source = (sandbox.write(REFERENCE_STRATEGY, "reference.py")).read_text()
+    try:
+        # A back-test task that gets no bars yet: it runs until closed.
+        task = {"task": "backtest", "path": "waiting.py", "source": source,
+                "request": request.model_dump(mode="json"), "symbols": ["ACME"]}
+        short = supervisor.start(task, name="short")
+        sandbox.worker_pids.append(short.pid)
+        assert supervisor._spare is None and supervisor._booting is None
+        short.close()
+        spare = _spare(supervisor)  # booted once the task ended, well before SPARE_DELAY
+        sandbox.worker_pids.append(spare.pid)
+
+        started = time.monotonic()
+        long = supervisor.start(task, name="long")  # takes the spare
+        assert long is spare and supervisor._spare is None
+        last_boot = supervisor._booting  # the spare's own, finished
+        time.sleep(supervisor_module.SPARE_DELAY / 2)
+        assert supervisor._spare is None and supervisor._booting is last_boot
+        nxt = _spare(supervisor)  # while "long" still runs
+        assert time.monotonic() - started >= supervisor_module.SPARE_DELAY
+        assert long.proc.poll() is None
+        sandbox.worker_pids.append(nxt.pid)
+        long.close()
+        result = runner.run(request)
+        assert runner.last_worker is nxt
+    finally:
+        supervisor.close()
+    assert comparable(result) == sandbox.reference
+    sandbox.assert_host_unharmed(result)
 
 
 def test_closing_the_supervisor_ends_its_spare(sandbox: Sandbox) -> None:

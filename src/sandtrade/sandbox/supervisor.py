@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ WORKER_UID_BASE = 0x70000000
 POLL_SECONDS = 0.05
 #: Size asked for the pipe that carries bars to the worker (Linux caps it at pipe-max-size).
 PIPE_BYTES = 1 << 20
+#: With ``keep_spare``: how long a started task runs before the next spare boots (unless it
+#: ends sooner).
+SPARE_DELAY = 1.0
 
 
 def _ids_mapped(first: int, count: int) -> bool:
@@ -143,6 +147,8 @@ class Worker:
     wall_limit: bool = True
     layers: dict[str, str] = field(default_factory=dict)
     heartbeat: mmap.mmap | None = None
+    #: Called once when the worker is closed (the supervisor boots the next spare then).
+    on_close: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def beats(self) -> int:
@@ -233,15 +239,19 @@ class Worker:
         if self.heartbeat is not None:
             with contextlib.suppress(BufferError, ValueError):
                 self.heartbeat.close()
+        callback, self.on_close = self.on_close, None
+        if callback is not None:
+            callback()
 
 
 class Supervisor:
     """Starts workers and watches them. One supervisor serves many workers.
 
-    With ``keep_spare``, the supervisor boots the next worker as soon as one is handed a task,
-    so the next :meth:`start` finds a worker already warm and confined (a worker boots in
-    about 140 ms, most of it importing). A spare is used once, for one task, like every
-    worker: nothing of one strategy run can meet another. It costs one idle process (about
+    With ``keep_spare``, the supervisor boots the next worker when a task it handed out ends,
+    or after it has run :data:`SPARE_DELAY` seconds, so the next :meth:`start` finds a worker
+    already warm and confined (a worker boots in about 140 ms, most of it importing). A spare
+    is used once, for one task, like every worker: nothing of one strategy run can meet
+    another. It costs one idle process (about
     36 MiB); a long-lived host turns it on, a one-shot command does not. :meth:`close` ends it.
     """
 
@@ -268,7 +278,13 @@ class Supervisor:
         worker.wall_limit = wall_limit
         worker.send({**task, "type": "task"})
         if self.keep_spare:
-            self._refill()
+            # Not at once: booting is a CPU-bound 0.14 s that would compete with the task
+            # just started (on two cores, with the host's feeder, it cost a back-test 0.1 s).
+            # When the task ends, or once it has run SPARE_DELAY, whichever comes first.
+            worker.on_close = self._refill
+            timer = threading.Timer(SPARE_DELAY, self._refill)
+            timer.daemon = True
+            timer.start()
         return worker
 
     def close(self) -> None:
