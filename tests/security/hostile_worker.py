@@ -17,9 +17,11 @@ import math
 import sys
 import time
 from array import array
+from datetime import datetime, timedelta
 from typing import Any
 
-from sandtrade.backtest.meter import Simulation
+from sandtrade.backtest.meter import TRADES, Simulation
+from sandtrade.models import Trade
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 
 #: What every honest equity value starts from; the good mode's last value is START + bars - 1.
@@ -31,6 +33,20 @@ def simulation(bars: int, **changes: Any) -> bytes:
     sim = Simulation(strategy="fake.py", symbols=["ACME"], bars=bars).model_dump(mode="json")
     sim.update(changes)
     return json.dumps(sim).encode()
+
+
+def trade(k: int, mode: str = "python") -> Any:
+    """The k-th of some well-formed closed trades (a model, or its JSON form)."""
+    t = Trade(account="backtest", symbol="ACME", size=1.0,
+              entry_time=datetime(2020, 1, 1) + timedelta(hours=k), entry_price=100.0 + k,
+              exit_time=datetime(2020, 1, 1) + timedelta(hours=k + 1), exit_price=101.0 + k,
+              pnl=1.0, return_pct=0.01, commission=0.0)
+    return t.model_dump(mode="json") if mode == "json" else t
+
+
+def trades_blob(trades: list[Trade]) -> bytes:
+    """Trades as the worker sends them along with equity values."""
+    return TRADES.dump_json(trades)
 
 
 def equities(values: list[float]) -> tuple[dict[str, Any], bytes]:
@@ -63,6 +79,28 @@ def frames_for(mode: str, n: int) -> list[tuple[dict[str, Any], bytes]]:
         return [equities(honest), ({"type": "result"}, simulation(n, warmup_bars=-1))]
     if mode == "result_not_json":
         return [equities(honest), ({"type": "result"}, b"{not json")]
+    if mode == "good_trades":
+        # Two trades sent along with the values, one more in the result.
+        sent = trades_blob([trade(0), trade(1)])
+        return [({"type": "equity", "count": n, "trades_bytes": len(sent)},
+                 array("d", honest).tobytes() + sent),
+                ({"type": "result"}, simulation(n, trades=[trade(2, "json")], trades_sent=2))]
+    if mode == "trades_bytes_lie":  # says more bytes of trades than the frame carries
+        sent = trades_blob([trade(0)])
+        return [({"type": "equity", "count": n, "trades_bytes": len(sent) + 8},
+                 array("d", honest).tobytes() + sent)]
+    if mode == "trades_bytes_negative":  # -8: the equity part would swallow 8 trade bytes
+        return [({"type": "equity", "count": n - 1, "trades_bytes": -8},
+                 array("d", honest).tobytes())]
+    if mode == "trades_invalid":  # a trade whose price is a string that is not a number
+        bad = json.dumps([{**trade(0, "json"), "exit_price": "lots"}]).encode()
+        return [({"type": "equity", "count": n, "trades_bytes": len(bad)},
+                 array("d", honest).tobytes() + bad)]
+    if mode == "trades_sent_lie":  # one trade sent, the result says three
+        sent = trades_blob([trade(0)])
+        return [({"type": "equity", "count": n, "trades_bytes": len(sent)},
+                 array("d", honest).tobytes() + sent),
+                ({"type": "result"}, simulation(n, trades_sent=3))]
     if mode == "progress_then_wait":
         return [({"type": "progress", "done": n}, b"")]
     if mode == "progress_then_result":

@@ -91,6 +91,17 @@ def test_host_measures_the_values_the_worker_sent_on_the_bars_it_sent(sandbox: S
     sandbox.assert_host_unharmed(result)
 
 
+def test_trades_sent_along_with_the_values_come_first_in_the_result(sandbox: Sandbox) -> None:
+    """Closed trades travel with the equity values (validated by the host as they arrive)
+    and the result holds the rest: the run's trades are both, in order."""
+    runner, result = run_fake(sandbox, "good_trades")
+    assert isinstance(result, BacktestResult), result
+    assert [t.entry_price for t in result.trades] == [100.0, 101.0, 102.0]
+    assert result.stats["# Trades"] == 3
+    assert_fake_gone(runner)
+    sandbox.assert_host_unharmed(result)
+
+
 # ---------------------------------------------------------------- equity frames
 
 
@@ -116,6 +127,22 @@ def test_an_equity_count_that_is_not_an_int_is_a_protocol_kill(sandbox: Sandbox,
                                                                 shown: str) -> None:
     """2.5 values in 20 bytes agree arithmetically: only the type check can refuse it."""
     killed_for_protocol(sandbox, mode, "equity frame is malformed", f"says {shown} values")
+
+
+@pytest.mark.parametrize(("mode", "shown"), [("trades_bytes_lie", "bytes of trades"),
+                                             ("trades_bytes_negative", "-8 bytes of trades")])
+def test_a_trades_size_that_disagrees_with_the_payload_is_a_protocol_kill(
+        sandbox: Sandbox, mode: str, shown: str) -> None:
+    killed_for_protocol(sandbox, mode, "equity frame is malformed", shown)
+
+
+def test_a_malformed_trade_sent_with_the_values_is_a_protocol_kill(sandbox: Sandbox) -> None:
+    killed_for_protocol(sandbox, "trades_invalid", "equity frame is malformed", "exit_price")
+
+
+def test_a_result_that_miscounts_the_trades_sent_is_a_protocol_kill(sandbox: Sandbox) -> None:
+    killed_for_protocol(sandbox, "trades_sent_lie", "result frame is malformed",
+                        "counts 3 trades sent before it, 1 arrived")
 
 
 # ---------------------------------------------------------------- result frames

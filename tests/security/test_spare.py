@@ -25,7 +25,14 @@ from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.sandbox.supervisor import Supervisor, Worker, worker_uid
 
-from .conftest import LIMITS, REFERENCE_STRATEGY, WALL_LIMITS, Sandbox, comparable
+from .conftest import (
+    EVENT_LIMITS,
+    LIMITS,
+    REFERENCE_STRATEGY,
+    WALL_LIMITS,
+    Sandbox,
+    comparable,
+)
 
 
 def _spare(supervisor: Supervisor, timeout: float = 30.0) -> Worker:
@@ -146,6 +153,22 @@ def test_waiting_spare_is_not_charged_wall_time(sandbox: Sandbox) -> None:
         result = runner.run(request)
         assert runner.last_worker is spare
     assert comparable(result) == sandbox.reference
+    sandbox.assert_host_unharmed(result)
+
+
+def test_waiting_spare_is_not_charged_a_hooks_time(sandbox: Sandbox) -> None:
+    """The per-hook budget (0.5 s here) also starts with the task: a spare that waited
+    longer, given a strategy whose module body takes a while before the first hook, runs to
+    the end (the watchdog timed the silence from before the task and killed it)."""
+    slow_start = "\n".join(["TABLE = []", "for k in range(60_000):",
+                             "    TABLE.append(k * k)", "", REFERENCE_STRATEGY])
+    with _spare_after_one_run(sandbox, EVENT_LIMITS) as (_, runner, request, spare):
+        time.sleep(EVENT_LIMITS.event_seconds * 3)
+        slow = request.model_copy(update={"strategy": str(sandbox.write(slow_start,
+                                                                        "slow_start.py"))})
+        result = runner.run(slow)
+        assert runner.last_worker is spare
+    assert {**comparable(result), "strategy": "reference"} == sandbox.reference
     sandbox.assert_host_unharmed(result)
 
 

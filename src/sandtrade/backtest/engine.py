@@ -21,13 +21,15 @@ from sandtrade.backtest.meter import Meter, Simulation
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
-from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType
+from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType, Trade
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
-__all__ = ["ACCOUNT", "LocalTrading", "run_backtest", "simulate"]
+__all__ = ["ACCOUNT", "LocalTrading", "Measure", "run_backtest", "simulate"]
 
 ACCOUNT = "backtest"
+#: What :func:`simulate` hands its measurements to: ``(bars, equities, closed trades)``.
+Measure = Callable[[list[Bar], "array[float]", list[Trade]], None]
 PROGRESS_EVERY = 4096
 #: Rejected orders listed one by one in a result's warnings; the rest are counted.
 MAX_REJECTION_WARNINGS = 200
@@ -129,7 +131,7 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     bench = next(iter(data), None) if isinstance(data, Mapping) else None
     meter = Meter(grouped=grouped, bench=bench, max_points=max_points)
 
-    def measure(bars: list[Bar], equities: array[float]) -> None:
+    def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
         meter.add_bars(bars)
         meter.add_equity(equities)
 
@@ -140,7 +142,7 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
 
 
 def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
-             *, measure: Callable[[list[Bar], array[float]], None], keep_bars: bool = True,
+             *, measure: Measure, keep_bars: bool = True,
              cash: float = 10_000.0, settings: BrokerSettings | None = None,
              params: Mapping[str, Any] | None = None, instruments: Iterable[Instrument] = (),
              progress: Callable[[int], None] | None = None, close_at_end: bool = False,
@@ -149,10 +151,11 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
              heartbeat: Callable[[], None] | None = None) -> Simulation:
     """Run ``strategy`` over ``data`` without measuring it (see :func:`run_backtest`).
 
-    Every few thousand bars, and at the end, ``measure(bars, equities)`` receives the bars
-    taken in since its last call (empty with ``keep_bars=False``: the sandbox's host has them
-    already) and the equity value at the end of each timestamp: one per bar with a single
-    stream, one per run of equal times with several. Both are reused after the call.
+    Every few thousand bars, and at the end, ``measure(bars, equities, trades)`` receives the
+    bars taken in since its last call (empty with ``keep_bars=False``: the sandbox's host has
+    them already), the equity value at the end of each timestamp (one per bar with a single
+    stream, one per run of equal times with several), both reused after the call, and the
+    trades closed so far (a list that only grows; the sandbox sends the new ones along).
     """
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
@@ -181,7 +184,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
          instruments: Iterable[Instrument], progress: Callable[[int], None] | None,
          close_at_end: bool, profiles: Iterable[type[FillProfile]],
          log: Callable[[str], None] | None, heartbeat: Callable[[], None] | None,
-         measure: Callable[[list[Bar], array[float]], None],
+         measure: Measure,
          keep_bars: bool) -> Simulation:
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
@@ -190,6 +193,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids(),
                          profiles=profiles)
     broker.open_account(ACCOUNT, cash)
+    closed = broker.closed_trades(ACCOUNT)
     logs: list[str] = []
     warnings: list[str] = []
 
@@ -255,7 +259,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         "back-test stopped, as a broker would")
 
     def periodic(done: int) -> None:
-        measure(bars, equities)
+        measure(bars, equities, closed)
         bars.clear()
         del equities[:]
         if progress is not None:
@@ -377,7 +381,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
             raise
         when = hook_time.time if isinstance(hook_time, Bar) else hook_time
         raise strategy_error(path, e, f"in {hook}" + (f" at {when}" if when else "")) from None
-    measure(bars, equities)
+    measure(bars, equities, closed)
     if close_at_end:
         broker.liquidate(ACCOUNT, "closed at the end of the back-test")
     if progress is not None:
@@ -394,7 +398,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         settings={"cash": cash, **settings.model_dump(), "close_at_end": close_at_end},
         bars=n_bars,
         warmup_bars=ctx.warmup_bars(),
-        trades=list(broker.closed_trades(ACCOUNT)),
+        trades=list(closed),
         open_trades=broker.open_trades(ACCOUNT),
         logs=logs,
         warnings=warnings,

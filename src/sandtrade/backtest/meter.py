@@ -20,13 +20,16 @@ from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.models import Bar, Trade
 
-__all__ = ["Meter", "MeterError", "Simulation"]
+__all__ = ["TRADES", "Meter", "MeterError", "Simulation"]
+
+#: Closed trades as JSON (the sandbox's worker sends them along with its equity values).
+TRADES: TypeAdapter[list[Trade]] = TypeAdapter(list[Trade])
 
 
 class MeterError(ValueError):
@@ -45,7 +48,10 @@ class Simulation(BaseModel):
     bars: int = Field(ge=0)
     #: Bars the strategy's indicators needed before they had a value (Buy & Hold starts there).
     warmup_bars: int = Field(default=0, ge=0)
+    #: The closed trades (in the sandbox: those not sent along with the equity values).
     trades: list[Trade] = Field(default_factory=list)
+    #: Closed trades sent before this answer, with the equity values (the sandbox's worker).
+    trades_sent: int = Field(default=0, ge=0)
     open_trades: list[Trade] = Field(default_factory=list)
     logs: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

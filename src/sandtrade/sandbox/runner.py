@@ -20,12 +20,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sandtrade.backtest.meter import Meter, MeterError, Simulation
+from sandtrade.backtest.meter import TRADES, Meter, MeterError, Simulation
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.backtest.runner import BacktestRequest
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.market import iter_csv
-from sandtrade.models import Bar
+from sandtrade.models import Bar, Trade
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
 from sandtrade.sandbox.wire import encode_bars
@@ -146,16 +146,21 @@ class SandboxRunner:
                 feed_error.append(e)
                 worker.kill("exit", "the host stopped the run (bad input data)")
 
+        trades: list[Trade] = []
+
         def measure(header: dict[str, Any], payload: bytes) -> None:
-            count = header.get("count")
-            if type(count) is not int or count * 8 != len(payload):
+            count, trades_bytes = header.get("count"), header.get("trades_bytes", 0)
+            if (type(count) is not int or type(trades_bytes) is not int or count < 0
+                    or trades_bytes < 0 or count * 8 + trades_bytes != len(payload)):
                 raise MeterError(f"an equity frame of {len(payload):,} bytes says {count!r} "
-                                 "values")
+                                 f"values and {trades_bytes!r} bytes of trades")
             while sent:
                 meter.add_bars(sent.popleft())
             values = array("d")
-            values.frombytes(payload)
+            values.frombytes(payload[:count * 8])
             meter.add_equity(values)
+            if trades_bytes:
+                trades.extend(TRADES.validate_json(payload[count * 8:]))
             if progress is not None:
                 progress(meter.n)
 
@@ -188,6 +193,11 @@ class SandboxRunner:
                         measure(header, payload)
                         continue
                     sim = Simulation.model_validate_json(payload)
+                    if sim.trades_sent != len(trades):
+                        raise MeterError(f"the result counts {sim.trades_sent:,} trades sent "
+                                         f"before it, {len(trades):,} arrived")
+                    sim.trades[:0] = trades
+                    sim.trades_sent = 0
                     return meter.finish(sim, elapsed_s=time.perf_counter() - started)
                 except (MeterError, ValidationError) as e:
                     detail = _validation_detail(e) if isinstance(e, ValidationError) else str(e)

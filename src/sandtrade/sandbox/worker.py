@@ -49,9 +49,10 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from sandtrade.backtest.engine import simulate
+from sandtrade.backtest.meter import TRADES as _TRADES
 from sandtrade.backtest.runner import BacktestRequest
 from sandtrade.errors import SandtradeError, StrategyError
-from sandtrade.models import Bar
+from sandtrade.models import Bar, Trade
 from sandtrade.sandbox import policy
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.remote import run_live
@@ -294,8 +295,10 @@ def _warm_up() -> None:
     t0 = datetime(2000, 1, 3)
     bars = [Bar("W", t0 + timedelta(days=k), 10 + k % 7, 12 + k % 7, 9 + k % 7, 11 + k % 5, 1e3)
             for k in range(60)]
-    def measure(_: list[Bar], equities: array[float]) -> None:
+    def measure(_: list[Bar], equities: array[float], trades: list[Trade]) -> None:
         equities.tobytes()
+        _TRADES.dump_json(trades)
+        _TRADES.validate_json(_TRADES.dump_json(trades))
 
     sim = simulate(strategy, bars, close_at_end=True, keep_bars=False, measure=measure)
     Simulation.model_validate_json(sim.model_dump_json())
@@ -363,16 +366,25 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
     symbols = [str(s) for s in task["symbols"]]
     reader = _BarReader(stdin, symbols)
 
-    def measure(bars: list[Bar], equities: array[float]) -> None:
-        # The host has the bars: it pairs them with these and does the measuring.
-        if equities:
-            write_frame(stdout, {"type": "equity", "count": len(equities)},
-                        equities.tobytes())
+    sent = 0
+
+    def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
+        # The host has the bars: it pairs them with these values and does the measuring.
+        # Trades closed since the last frame go along, so the host validates them while the
+        # run goes on instead of all at its end.
+        nonlocal sent
+        new = _TRADES.dump_json(trades[sent:]) if len(trades) > sent else b""
+        sent = len(trades)
+        if equities or new:
+            write_frame(stdout, {"type": "equity", "count": len(equities),
+                                 "trades_bytes": len(new)}, equities.tobytes() + new)
 
     sim = simulate(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
                    settings=request.broker, params=params, measure=measure, keep_bars=False,
                    close_at_end=request.close_at_end, log=log.write_line, profiles=_PROFILES,
                    heartbeat=_HEARTBEAT[0])
+    sim.trades = sim.trades[sent:]
+    sim.trades_sent = sent
     sim.logs = list(log.lines)
     if log.dropped:
         sim.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
