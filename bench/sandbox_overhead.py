@@ -7,8 +7,9 @@ Prints, from one run on one machine:
 * bars/s of strategies_examples/sma_cross.py on the same 200,000 hourly GBM bars (commission 0,
   ~11k trades): in-process (unrestricted, data already in memory), in-process restricted
   (RestrictedPython-compiled, guards on, no worker), in the sandbox worker end to end (the host
-  parses the CSV and streams it to a worker which runs the strategy and broker, and validates
-  the result it sends back), once with a worker booted for the run (what a one-shot
+  parses the CSV and streams it to a worker which runs the strategy and broker and streams back
+  its equity values and trades; the host checks them and computes the statistics and curves
+  while the worker runs), once with a worker booted for the run (what a one-shot
   ``sandtrade backtest`` gets) and once with the spare a long-lived host keeps booted
   (``Supervisor(keep_spare=True)``: the strategy manager, RPC back-tests), and backtesting.py's
   SmaCross (unsandboxed, DataFrame in memory); with the ratios.

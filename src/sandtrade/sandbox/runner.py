@@ -3,7 +3,9 @@
 :class:`SandboxRunner` implements the same :class:`~sandtrade.backtest.runner.BacktestRunner`
 interface as the in-process runner. The host reads the strategy file and the CSV history (a
 bad row is the host's error, with file and line); the worker gets the source text and the
-bars in large binary chunks and runs the strategy and the broker simulation itself.
+bars in large binary chunks and runs the strategy and the broker simulation itself. It
+streams back one equity value per timestamp and the trades it closes; this process checks
+them and measures the run (:mod:`sandtrade.backtest.meter`) while the worker goes on.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ Each step is detected and reported in the ``ready`` frame; none is required, so 
 runs on machines that refuse some of them, and ``sandtrade doctor`` shows what this machine
 gives. The worker is single-threaded. Then it compiles the strategy under the policy
 (:mod:`sandtrade.sandbox.policy`) and runs the task: ``check``, ``live`` or ``backtest`` (the broker
-simulation runs here, bars arrive in large binary chunks, no round trip per bar).
+simulation runs here, bars arrive in large binary chunks, no round trip per bar; equity values
+and closed trades go back in batches, and the host computes the statistics).
 """
 
 from __future__ import annotations
