@@ -92,6 +92,10 @@ def frames_for(mode: str, n: int) -> list[tuple[dict[str, Any], bytes]]:
     if mode == "trades_bytes_negative":  # -8: the equity part would swallow 8 trade bytes
         return [({"type": "equity", "count": n - 1, "trades_bytes": -8},
                  array("d", honest).tobytes())]
+    if mode == "trades_flood":  # frame after frame of trades, each under the size cap
+        blob = trades_blob([trade(k) for k in range(40)])
+        return [({"type": "equity", "count": 1, "trades_bytes": len(blob)},
+                 array("d", honest[k:k + 1]).tobytes() + blob) for k in range(20)]
     if mode == "trades_invalid":  # a trade whose price is a string that is not a number
         bad = json.dumps([{**trade(0, "json"), "exit_price": "lots"}]).encode()
         return [({"type": "equity", "count": n, "trades_bytes": len(bad)},

@@ -21,6 +21,7 @@ import pytest
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.market import load_csv
+from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor
 
@@ -30,11 +31,12 @@ from .hostile_worker import START
 FAKE = Path(__file__).with_name("hostile_worker.py")
 
 
-def run_fake(sandbox: Sandbox, mode: str) -> tuple[SandboxRunner, BacktestResult | SandboxKilled]:
+def run_fake(sandbox: Sandbox, mode: str, limits: WorkerLimits = LIMITS
+             ) -> tuple[SandboxRunner, BacktestResult | SandboxKilled]:
     """Back-test a harmless strategy on the sandbox's CSV with the fake worker in ``mode``;
     the runner (for its last worker) and the result or the kill."""
     path = sandbox.write("def on_bar(ctx, bar):\n    pass\n", "fake.py")
-    supervisor = Supervisor(LIMITS)
+    supervisor = Supervisor(limits)
     supervisor.worker_command = (sys.executable, "-I", str(FAKE), mode)
     runner = SandboxRunner(supervisor=supervisor)
     request = BacktestRequest(strategy=str(path), data=[DataSpec(path=str(sandbox.csv))])
@@ -52,10 +54,11 @@ def assert_fake_gone(runner: SandboxRunner) -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def killed_for_protocol(sandbox: Sandbox, mode: str, *fragments: str) -> SandboxKilled:
+def killed_for_protocol(sandbox: Sandbox, mode: str, *fragments: str,
+                        limits: WorkerLimits = LIMITS) -> SandboxKilled:
     """Run the fake in ``mode``: the run must end in a protocol kill whose message holds every
     fragment, the fake must be gone and the host unharmed."""
-    runner, outcome = run_fake(sandbox, mode)
+    runner, outcome = run_fake(sandbox, mode, limits)
     assert isinstance(outcome, SandboxKilled), (
         f"the host accepted {mode!r} as a result of {outcome.bars} bars, final equity "
         f"{outcome.stats['Equity Final [$]']}")
@@ -134,6 +137,14 @@ def test_an_equity_count_that_is_not_an_int_is_a_protocol_kill(sandbox: Sandbox,
 def test_a_trades_size_that_disagrees_with_the_payload_is_a_protocol_kill(
         sandbox: Sandbox, mode: str, shown: str) -> None:
     killed_for_protocol(sandbox, mode, "equity frame is malformed", shown)
+
+
+def test_trades_sent_frame_after_frame_count_against_one_result_cap(sandbox: Sandbox) -> None:
+    """Each frame is under the size cap of a result, but the trades of all of them are what
+    the result would hold: past the cap, the host stops taking them (its memory is at stake)."""
+    limits = LIMITS.model_copy(update={"result_bytes": 64_000})
+    killed_for_protocol(sandbox, "trades_flood", "equity frame is malformed",
+                        "passed the 64,000-byte limit of a result", limits=limits)
 
 
 def test_a_malformed_trade_sent_with_the_values_is_a_protocol_kill(sandbox: Sandbox) -> None:

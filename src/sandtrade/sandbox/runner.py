@@ -149,6 +149,8 @@ class SandboxRunner:
                 worker.kill("exit", "the host stopped the run (bad input data)")
 
         trades: list[Trade] = []
+        # The result's size cap holds for it and all the trades sent before it together.
+        trade_budget = [worker.limits.result_bytes]
 
         def measure(header: dict[str, Any], payload: bytes) -> None:
             count, trades_bytes = header.get("count"), header.get("trades_bytes", 0)
@@ -156,6 +158,10 @@ class SandboxRunner:
                     or trades_bytes < 0 or count * 8 + trades_bytes != len(payload)):
                 raise MeterError(f"an equity frame of {len(payload):,} bytes says {count!r} "
                                  f"values and {trades_bytes!r} bytes of trades")
+            trade_budget[0] -= trades_bytes
+            if trade_budget[0] < 0:
+                raise MeterError(f"the trades sent passed the {worker.limits.result_bytes:,}-"
+                                 "byte limit of a result")
             while sent:
                 meter.add_bars(sent.popleft())
             values = array("d")
@@ -194,6 +200,9 @@ class SandboxRunner:
                     if kind == "equity":
                         measure(header, payload)
                         continue
+                    if len(payload) > trade_budget[0]:
+                        raise MeterError(f"the result and the trades sent before it passed "
+                                         f"the {worker.limits.result_bytes:,}-byte limit")
                     sim = Simulation.model_validate_json(payload)
                     if sim.trades_sent != len(trades):
                         raise MeterError(f"the result counts {sim.trades_sent:,} trades sent "

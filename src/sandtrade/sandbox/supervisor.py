@@ -297,9 +297,14 @@ class Supervisor:
             # Not at once: booting is a CPU-bound 0.14 s that would compete with the task
             # just started (on two cores, with the host's feeder, it cost a back-test 0.1 s).
             # When the task ends, or once it has run SPARE_DELAY, whichever comes first.
-            worker.on_close = self._refill
             timer = threading.Timer(SPARE_DELAY, self._refill)
             timer.daemon = True
+
+            def ended() -> None:
+                timer.cancel()  # its task is over: it must not boot one more later
+                self._refill()
+
+            worker.on_close = ended
             timer.start()
         return worker
 
