@@ -127,9 +127,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     host), with the same figures.
     """
     started = _time.perf_counter()
-    grouped = isinstance(data, Mapping) and len(data) > 1
-    bench = next(iter(data), None) if isinstance(data, Mapping) else None
-    meter = Meter(grouped=grouped, bench=bench, max_points=max_points)
+    meter = Meter.for_symbols(list(data) if isinstance(data, Mapping) else None,
+                              max_points=max_points)
 
     def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
         meter.add_bars(bars)

@@ -93,6 +93,13 @@ class Meter:
         self._bars: list[Bar] = []
         self._bench_close = 0.0
 
+    @classmethod
+    def for_symbols(cls, symbols: Sequence[str] | None, *, max_points: int = 2000) -> Meter:
+        """The meter for a run over one stream per symbol in ``symbols`` (None: one stream
+        of bars), grouped as the engine groups them; the first symbol is the benchmark."""
+        return cls(grouped=symbols is not None and len(symbols) > 1,
+                   bench=symbols[0] if symbols else None, max_points=max_points)
+
     @property
     def n(self) -> int:
         """Equity values taken so far."""

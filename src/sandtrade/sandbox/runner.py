@@ -130,7 +130,7 @@ class SandboxRunner:
         merged = iter(streams[0]) if len(streams) == 1 else heapq.merge(
             *streams, key=lambda b: b.time)
         index = {s: k for k, s in enumerate(symbols)}
-        meter = Meter(grouped=len(symbols) > 1, bench=symbols[0] if symbols else None)
+        meter = Meter.for_symbols(symbols)
         # Chunks sent, in order; the meter takes them when equity values arrive. Each is put
         # here before it is sent, so the bars of every value the worker reports are here.
         sent: deque[list[Bar]] = deque()
@@ -150,16 +150,17 @@ class SandboxRunner:
 
         trades: list[Trade] = []
         # The result's size cap holds for it and all the trades sent before it together.
-        trade_budget = [worker.limits.result_bytes]
+        trade_budget = worker.limits.result_bytes
 
         def measure(header: dict[str, Any], payload: bytes) -> None:
+            nonlocal trade_budget
             count, trades_bytes = header.get("count"), header.get("trades_bytes", 0)
             if (type(count) is not int or type(trades_bytes) is not int or count < 0
                     or trades_bytes < 0 or count * 8 + trades_bytes != len(payload)):
                 raise MeterError(f"an equity frame of {len(payload):,} bytes says {count!r} "
                                  f"values and {trades_bytes!r} bytes of trades")
-            trade_budget[0] -= trades_bytes
-            if trade_budget[0] < 0:
+            trade_budget -= trades_bytes
+            if trade_budget < 0:
                 raise MeterError(f"the trades sent passed the {worker.limits.result_bytes:,}-"
                                  "byte limit of a result")
             while sent:
@@ -200,7 +201,7 @@ class SandboxRunner:
                     if kind == "equity":
                         measure(header, payload)
                         continue
-                    if len(payload) > trade_budget[0]:
+                    if len(payload) > trade_budget:
                         raise MeterError(f"the result and the trades sent before it passed "
                                          f"the {worker.limits.result_bytes:,}-byte limit")
                     sim = Simulation.model_validate_json(payload)
