@@ -58,7 +58,7 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
     bt = ssub.add_parser("backtest", help="back-test a stored strategy on the host's history")
     client_args(bt)
     bt.add_argument("name")
-    bt.add_argument("--cash", type=float, default=0.0, help="starting cash (100,000)")
+    bt.add_argument("--cash", type=float, default=0.0, help="starting cash (default: the host's cash setting, 10,000 unless configured)")
     bt.add_argument("--commission", type=float, default=0.0, help="commission, a fraction")
     bt.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="override a PARAMS value (repeatable)")

@@ -684,7 +684,7 @@ def on_bar(ctx, bar):
 
 
 def test_backtest_streams_progress_then_the_result(strategies: Stub, operator: Metadata,
-                                                   market: Market) -> None:
+                                                   market: Market, runtime: HostRuntime) -> None:
     """RunBacktest runs a stored strategy on the hub's history in a sandbox and streams its
     progress, then one message with the statistics and the closed trades; its parameters
     override the stored ones for the run."""
@@ -704,6 +704,10 @@ def test_backtest_streams_progress_then_the_result(strategies: Stub, operator: M
     assert [m.bars_done for m in progress] == sorted(m.bars_done for m in progress)
     assert (last.bars_done, last.bars_total) == (50, 50)
     stats = dict(last.stats)
+    pnl = sum(dict(t)["pnl"] for t in last.trades)
+    assert stats["Equity Final [$]"] == pytest.approx(runtime.settings.cash + pnl), (
+        "flat at the end; no cash given: the host's one default, as for new accounts and "
+        "`sandtrade backtest`")
     assert stats["# Trades"] == len(last.trades) == 5, "in at bars 1, 11 … 41, out at 6 … 46"
     first = dict(last.trades[0])
     assert (first["size"], first["entry_price"], first["exit_price"]) == (

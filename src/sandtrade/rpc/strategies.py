@@ -188,7 +188,7 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         params = {**record.params, **struct_to_params(request.params)}
         breq = BacktestRequest(
             strategy=f"{record.name}.py", data=[DataSpec(path=f"hub:{s}") for s in symbols],
-            cash=request.cash or 100_000.0, params=params,
+            cash=request.cash or self.manager.cash, params=params,
             broker=BrokerSettings(commission_pct=request.commission))
         total = max(len(b) for b in data.values())
         updates: queue.Queue[int | BacktestResult | BaseException] = queue.Queue()
