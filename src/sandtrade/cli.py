@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from rich.console import Console
@@ -73,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="show which sandbox layers this machine provides",
                    description="Start a sandbox worker and report each OS layer it applied.")
+
+    data = sub.add_parser("data", help="the sample histories that ship with sandtrade",
+                          description="List the bundled sample CSV files, or print one's path. "
+                          "Any command that takes a CSV file also takes a sample's name.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dsub.add_parser("list", help="name, bars, first and last time, and path of each sample")
+    dpath = dsub.add_parser("path", help="print the path of one sample file")
+    dpath.add_argument("name", metavar="NAME", help="a sample's name, e.g. DEMO")
 
     add_demo_command(sub)
     add_commands(sub)
@@ -208,6 +217,28 @@ def _doctor(out: Console) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace, out: Console) -> int:
+    from sandtrade.market import SAMPLES, describe_interval, iter_csv, sample_path
+
+    if args.data_command == "path":
+        print(sample_path(args.name))
+        return 0
+    table = Table(title="bundled sample histories (synthetic)", title_justify="left", box=None)
+    for column in ("name", "bars", "every", "from", "to"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what it is", ratio=1)
+    for sample in SAMPLES.values():
+        bars = list(iter_csv(sample.path, sample.name))
+        every = min(b.time - a.time for a, b in pairwise(bars[:10]))  # weekends aside
+        table.add_row(sample.name, f"{len(bars):,}", describe_interval(every),
+                      f"{bars[0].time:%Y-%m-%d}", f"{bars[-1].time:%Y-%m-%d}", sample.description)
+    out.print(table)
+    out.print(f"in {sample_path('DEMO').parent}", soft_wrap=True)
+    out.print("use a name where a CSV file goes (--data DEMO), or its path: "
+              "sandtrade data path NAME", soft_wrap=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sandtrade`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -222,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args, out, err)
         if args.command == "doctor":
             return _doctor(out)
+        if args.command == "data":
+            return _data(args, out)
         if args.command in LIVE_COMMANDS:
             return run_command(args, out, err)
     except SandtradeError as e:

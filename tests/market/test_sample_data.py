@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from itertools import pairwise
+from pathlib import Path
 
-from sandtrade.market import load_csv, sample_csv_path
+import pytest
+
+from sandtrade.errors import DataError
+from sandtrade.market import SAMPLES, load_csv, resolve_data_path, sample_csv_path, sample_path
 from sandtrade.market.synthetic import demo_bars
 
 
@@ -35,3 +39,30 @@ def test_an_sma_crossover_trades_on_the_sample() -> None:
     crossings = sum(a != b for a, b in pairwise(above))
     assert crossings > 50
     assert max(closes) > 2 * min(closes)  # real trends, not noise around one level
+
+
+# ------------------------------------------------------------------ every shipped sample
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_every_sample_is_what_its_recipe_makes(name: str) -> None:
+    sample = SAMPLES[name]
+    bars = load_csv(sample.path, name)
+    assert bars == sample.recipe()
+    assert {b.symbol for b in bars} == {name}
+    assert sample.path.stat().st_size < 200_000, "samples stay small: they ship in the wheel"
+
+
+def test_a_sample_name_resolves_in_any_case_and_with_csv(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_data_path("demo") == resolve_data_path("DEMO.csv") == str(sample_path("DEMO"))
+    assert resolve_data_path("GOOG.csv") == "GOOG.csv", "not a sample: left for the reader"
+    assert resolve_data_path("elsewhere/DEMO.csv") == "elsewhere/DEMO.csv", (
+        "a path with a folder is the user's file, never a sample")
+    (tmp_path / "DEMO.csv").write_text("Date,Open,High,Low,Close\n2024-01-02,1,1,1,1\n")
+    assert resolve_data_path("DEMO.csv") == "DEMO.csv", "the user's own file wins"
+
+
+def test_an_unknown_sample_names_the_ones_there_are() -> None:
+    with pytest.raises(DataError, match=r"'GOOG' is not a bundled sample \(there are: DEMO, "):
+        sample_path("GOOG")

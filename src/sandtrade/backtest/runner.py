@@ -20,6 +20,7 @@ from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings, FillProfile
 from sandtrade.errors import DataError
 from sandtrade.market import iter_csv
+from sandtrade.market.samples import missing_file_hint, resolve_data_path
 from sandtrade.models import Bar
 from sandtrade.strategy.loader import load_strategy, resolve_params
 
@@ -36,10 +37,14 @@ class DataSpec(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> DataSpec:
-        """``path.csv`` or ``SYMBOL=path.csv``."""
+        """``path.csv`` or ``SYMBOL=path.csv``; a bundled sample's name (``DEMO``) works where
+        no file of that name exists (see :mod:`sandtrade.market.samples`)."""
         if "=" in text and not Path(text).exists():
             sym, _, path = text.partition("=")
-            return cls(path=path, symbol=sym.strip() or None)
+            return cls(path=resolve_data_path(path), symbol=sym.strip() or None)
+        resolved = resolve_data_path(text)
+        if resolved != text:  # a sample: its symbol is its name, not the file's stem
+            return cls(path=resolved, symbol=Path(resolved).stem)
         return cls(path=text)
 
 
@@ -77,7 +82,8 @@ def count_rows(path: str | Path) -> int:
                 if f.read(1) != b"\n":
                     n += 1
     except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+        hint = f"; {missing_file_hint()}" if isinstance(e, FileNotFoundError) else ""
+        raise DataError(f"{path}: cannot read: {e.strerror}{hint}") from None
     return max(0, n - 1)
 
 

@@ -40,10 +40,12 @@ class MarketSettings(BaseModel):
 
 
 def _parse_file(spec: str) -> tuple[str, Path]:
+    from sandtrade.market.samples import resolve_data_path
+
     symbol, sep, path = spec.partition("=")
     if not sep:
-        return Path(spec).stem.upper(), Path(spec)
-    return symbol.strip(), Path(path.strip())
+        return Path(spec).stem.upper(), Path(resolve_data_path(spec))
+    return symbol.strip(), Path(resolve_data_path(path.strip()))
 
 
 class ReplaySource:
@@ -53,12 +55,14 @@ class ReplaySource:
 
     def __init__(self, settings: MarketSettings) -> None:
         from sandtrade.market import sample_csv_path
+        from sandtrade.market.samples import missing_file_hint
 
         specs = settings.files or [f"DEMO={sample_csv_path()}"]
         self.files = [_parse_file(s) for s in specs]
         for symbol, path in self.files:
             if not path.is_file():
-                raise DataError(f"market.files: {path}: no such CSV file (for {symbol})")
+                raise DataError(f"market.files: {path}: no such CSV file (for {symbol}); "
+                                f"{missing_file_hint()}")
         seen = [s for s, _ in self.files]
         dup = {s for s in seen if seen.count(s) > 1}
         if dup:
