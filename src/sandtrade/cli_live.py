@@ -18,9 +18,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sandtrade.cli_signals import add_signals_command, run_signals, run_signals_offline
 from sandtrade.cli_strategies import add_strategies_command, run_strategies
+from sandtrade.cli_tables import Col, cell, print_table
 from sandtrade.errors import SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
@@ -219,14 +221,13 @@ def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
                                    "revoked_at": t.revoked_at and t.revoked_at.isoformat(),
                                    "label": t.label} for t in tokens], indent=2))
                 return 0
-            table = Table(box=None)
-            for col in ("id", "account", "scopes", "created", "revoked", "label"):
-                table.add_column(col)
-            for t in tokens:
-                table.add_row(t.id, t.account, ",".join(t.scopes), f"{t.created_at:%Y-%m-%d %H:%M}",
-                              f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
-                              t.label or "")
-            out.print(table)
+            print_table(out, (Col("id", whole=True), Col("account", whole=True),
+                              Col("scopes"), Col("created", drop=2), Col("revoked", drop=1),
+                              Col("label", wrap=True)),
+                        [(t.id, t.account, ",".join(t.scopes),
+                          f"{t.created_at:%Y-%m-%d %H:%M}",
+                          f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+                          t.label or "") for t in tokens])
             return 0
         if not auth.revoke(args.token_id):
             raise SandtradeError(f"no active token with id {args.token_id!r} "
@@ -298,17 +299,16 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                         "market_value": p.market_value, "unrealized_pnl": p.unrealized_pnl}
                         for p in positions], indent=2))
                     return 0
-                table = Table(title=f"positions of {account or 'your account'}",
-                              title_justify="left", box=None)
-                for col in ("symbol", "qty", "avg price", "last", "market value",
-                            "unrealized P&L", "realized P&L"):
-                    table.add_column(col, justify="left" if col == "symbol" else "right")
-                for p in positions:
-                    table.add_row(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
-                                  "" if p.market_price is None else f"{p.market_price:,.2f}",
-                                  f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
-                                  _pnl(p.realized_pnl))
-                out.print(table)
+                print_table(out, (Col("symbol", whole=True), Col("qty", right=True),
+                                  Col("avg price", right=True), Col("last", right=True, drop=2),
+                                  Col("market value", right=True, drop=1),
+                                  Col("unrealized P&L", right=True),
+                                  Col("realized P&L", right=True, drop=3)),
+                            [(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
+                              "" if p.market_price is None else f"{p.market_price:,.2f}",
+                              f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
+                              _pnl(p.realized_pnl)) for p in positions],
+                            title=f"positions of {account or 'your account'}")
                 return 0
             acct = c.account(account)
             if args.json:
@@ -334,25 +334,25 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                                  ) from None
 
 
-def _pnl(v: float) -> str:
-    color = "green" if v > 0 else "red" if v < 0 else ""
-    return f"[{color}]{v:,.2f}[/{color}]" if color else f"{v:,.2f}"
+def _pnl(v: float) -> Text:
+    return cell(f"{v:,.2f}", "green" if v > 0 else "red" if v < 0 else "")
 
 
 def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> None:
     if args.json:
         print(json.dumps([o.model_dump(mode="json") for o in orders], indent=2))
         return
-    table = Table(box=None)
-    for col in ("id", "time", "symbol", "side", "type", "qty", "price", "filled", "avg fill",
-                "status", "reason"):
-        table.add_column(col, justify="right" if col in ("qty", "filled", "avg fill") else "left")
+    cols = (Col("id", whole=True), Col("time", drop=3), Col("symbol", whole=True), Col("side"),
+            Col("type", drop=2), Col("qty", right=True), Col("price", right=True, drop=1),
+            Col("filled", right=True, drop=4), Col("avg fill", right=True, drop=5),
+            Col("status"), Col("reason", wrap=True))
+    rows = []
     for o in orders:
         price = " / ".join(f"{p:g}" for p in (o.limit_price, o.stop_price) if p is not None)
-        table.add_row(o.id, f"{o.created_at:%Y-%m-%d %H:%M}" if o.created_at else "", o.symbol,
-                      o.side.value, o.type.value, "" if o.qty is None else f"{o.qty:g}", price,
-                      f"{o.filled_qty:g}",
-                      "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
-                      o.status.value, o.reject_reason or "")
-    out.print(table)
+        rows.append((o.id, f"{o.created_at:%Y-%m-%d %H:%M}" if o.created_at else "", o.symbol,
+                     o.side.value, o.type.value, "" if o.qty is None else f"{o.qty:g}", price,
+                     f"{o.filled_qty:g}",
+                     "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
+                     o.status.value, o.reject_reason or ""))
+    print_table(out, cols, rows)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
+from sandtrade.cli_tables import Col, cell, print_table, safe
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_signals_command", "run_signals", "run_signals_offline"]
@@ -116,55 +116,54 @@ def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Consol
                       "body locally: routes, accounts and positions are not checked[/yellow]")
             return run_signals_offline(args, out, err)
         except InvalidArgument as e:
-            out.print(e.message, markup=False, highlight=False)
+            out.print(safe(e.message), markup=False, highlight=False)
             err.print("[red]the host would refuse this body[/red]")
             return 1
-        out.print(info.explanation, markup=False, highlight=False)
+        out.print(safe(info.explanation), markup=False, highlight=False)
         return 0
     if action == "send":
         try:
             info = client.send_signal(_body(args.body), format=args.format,
                                       idempotency_key=args.idempotency_key)
         except InvalidArgument as e:
-            err.print(f"[red]rejected:[/red] {e.message}", highlight=False)
+            err.print("[red]rejected:[/red] ", end="")
+            err.print(safe(e.message), markup=False, highlight=False)
             return 1
         if args.json:
             print(json.dumps(_info_json(info), indent=2))
         else:
             dup = " (a duplicate: this is the first one)" if info.duplicate else ""
-            out.print(f"{info.id} {info.status}{dup}: {info.reason}", markup=False)
+            out.print(safe(f"{info.id} {info.status}{dup}: {info.reason}"), markup=False)
         return 0
     if action == "list":
         infos = client.list_signals(account=args.account, limit=args.last)
         if args.json:
             print(json.dumps([_info_json(i) for i in infos], indent=2))
             return 0
-        table = Table(box=None)
-        for col in ("id", "received", "source", "format", "account", "status", "destination",
-                    "reason"):
-            table.add_column(col)
-        for i in infos:
-            style = _STATUS_STYLE.get(i.status, "")
-            reason = i.reason if len(i.reason) <= 70 else i.reason[:67] + "..."
-            table.add_row(i.id, f"{i.received_at:%Y-%m-%d %H:%M:%S}", i.source, i.format,
-                          i.account, f"[{style}]{i.status}[/{style}]", i.destination, reason)
-        out.print(table)
+        print_table(out, (Col("id", whole=True), Col("received", drop=2), Col("source", drop=3),
+                          Col("format", drop=4), Col("account", drop=1), Col("status"),
+                          Col("destination"), Col("reason", wrap=True)),
+                    [(i.id, f"{i.received_at:%Y-%m-%d %H:%M:%S}", i.source, i.format, i.account,
+                      cell(i.status, _STATUS_STYLE.get(i.status, "")), i.destination,
+                      i.reason if len(i.reason) <= 200 else i.reason[:197] + "...")
+                     for i in infos])
         return 0
     info = client.get_signal(args.signal_id)
     if args.json:
         print(json.dumps(_info_json(info), indent=2))
         return 0
-    out.print(f"[bold]{info.id}[/bold] from {info.source}, account {info.account}, "
-              f"received {info.received_at:%Y-%m-%d %H:%M:%S.%f} UTC")
-    out.print(f"format {info.format or '-'}, destination {info.destination or '-'}, "
-              f"alert id {info.alert_id or '-'}, idempotency key {info.idempotency_key or '-'}")
+    out.print(safe(f"{info.id} from {info.source}, account {info.account}, "
+                   f"received {info.received_at:%Y-%m-%d %H:%M:%S.%f} UTC"), markup=False)
+    out.print(safe(f"format {info.format or '-'}, destination {info.destination or '-'}, "
+                   f"alert id {info.alert_id or '-'}, idempotency key "
+                   f"{info.idempotency_key or '-'}"), markup=False)
     out.print("[bold]body, as received:[/bold]")
-    out.print(info.raw_body, markup=False, highlight=False)
+    out.print(safe(info.raw_body), markup=False, highlight=False)
     out.print("[bold]life:[/bold]")
     for status, at, reason in info.history:
         style = _STATUS_STYLE.get(status, "")
         out.print(f"  {at:%H:%M:%S.%f} [{style}]{status:<9}[/{style}] ", end="")
-        out.print(reason, markup=False, highlight=False)
+        out.print(safe(reason), markup=False, highlight=False)
     if info.order_ids:
         out.print(f"orders: {', '.join(info.order_ids)}")
     return 0
@@ -200,17 +199,17 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
         try:
             parsed = formats.parse(_body(args.body), args.format)
         except SignalError as e:
-            out.print(f"rejected: {e}", markup=False, highlight=False)
+            out.print(safe(f"rejected: {e}"), markup=False, highlight=False)
             return 1
-        out.print(f"format: {parsed.format}", markup=False)
+        out.print(safe(f"format: {parsed.format}"), markup=False)
         for name in ("symbol", "action", "qty", "price", "account", "strategy", "alert_id",
                      "idempotency_key", "comment"):
             value = getattr(parsed, name)
             if value is not None:
-                out.print(f"  {name}: {value}", markup=False, highlight=False)
+                out.print(safe(f"  {name}: {value}"), markup=False, highlight=False)
         out.print("commands, in order:")
         for i, cmd in enumerate(parsed.commands, 1):
-            out.print(f"  {i}. {cmd.describe()}", markup=False, highlight=False)
+            out.print(safe(f"  {i}. {cmd.describe()}"), markup=False, highlight=False)
         return 0
     return _replay(args, settings, plugins, formats, out, err)
 
@@ -268,15 +267,13 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
     out.print(f"replayed {len(result.signals)} signals of account {account} over "
               f"{result.bars} bars ({len(result.skipped)} journaled signals left out: "
               "rejected, dropped, duplicates or not for a paper account)")
-    table = Table(box=None, title="fills", title_justify="left")
-    for col in ("time", "symbol", "side", "qty", "price", "signal"):
-        table.add_column(col, justify="right" if col in ("qty", "price") else "left")
-    for t, symbol, side, qty, price, sid in result.fill_rows():
-        table.add_row(t, symbol, side, f"{qty:g}", f"{price:,.4f}", sid)
-    out.print(table)
+    print_table(out, (Col("time"), Col("symbol", whole=True), Col("side"),
+                      Col("qty", right=True), Col("price", right=True), Col("signal", whole=True)),
+                [(t, symbol, side, f"{qty:g}", f"{price:,.4f}", sid)
+                 for t, symbol, side, qty, price, sid in result.fill_rows()], title="fills")
     failed = [s for s in result.signals if s.failed]
     for s in failed:
-        err.print(f"[yellow]{s.id}: {s.outcome}[/yellow]", highlight=False)
+        err.print(safe(f"{s.id}: {s.outcome}"), style="yellow", markup=False, highlight=False)
     if result.account is not None:
         positions = ", ".join(f"{p.symbol} {p.qty:g}" for p in result.positions) or "flat"
         out.print(f"equity {result.account.equity:,.2f} (cash {result.account.cash:,.2f}); "

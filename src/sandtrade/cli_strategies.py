@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from sandtrade.cli_tables import Col, cell, print_table, safe
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_strategies_command", "run_strategies"]
@@ -58,7 +59,8 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
     bt = ssub.add_parser("backtest", help="back-test a stored strategy on the host's history")
     client_args(bt)
     bt.add_argument("name")
-    bt.add_argument("--cash", type=float, default=0.0, help="starting cash (default: the host's cash setting, 10,000 unless configured)")
+    bt.add_argument("--cash", type=float, default=0.0,
+                    help="starting cash (default: the host's cash setting, 10,000 unless set)")
     bt.add_argument("--commission", type=float, default=0.0, help="commission, a fraction")
     bt.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="override a PARAMS value (repeatable)")
@@ -88,8 +90,9 @@ def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Con
             for line in e.diagnostics:  # the host names the file NAME.py: show the local path
                 if line.startswith(stored_as):
                     line = str(path) + line[len(stored_as):]
-                err.print(line, highlight=False, markup=False)
-            err.print(f"[red]{path}: not uploaded ({len(e.diagnostics)} problem(s))[/red]")
+                err.print(safe(line), highlight=False, markup=False)
+            err.print(safe(f"{path}: not uploaded ({len(e.diagnostics)} problem(s))"), style="red",
+                      markup=False, highlight=False)
             return 1
         if args.start:
             info = client.start_strategy(info.name)
@@ -112,7 +115,7 @@ def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Con
                 print(json.dumps({"time": when.isoformat(), "line": line}), flush=True)
             else:
                 # A strategy's text is never read as markup.
-                out.print(Text.assemble((f"{when:%H:%M:%S} ", "dim"), line), highlight=False)
+                out.print(Text.assemble((f"{when:%H:%M:%S} ", "dim"), safe(line)), highlight=False)
         return 0
     return _backtest(args, client, out, err)
 
@@ -121,17 +124,14 @@ def _print_strategies(infos: list[Any], args: argparse.Namespace, out: Console) 
     if args.json:
         print(json.dumps([_info_json(i) for i in infos], indent=2))
         return
-    table = Table(box=None)
-    for col in ("name", "state", "account", "symbols", "params", "sha256", "uploaded"):
-        table.add_column(col)
-    for i in infos:
-        style = _STATE_STYLE.get(i.state, "")
-        table.add_row(i.name, f"[{style}]{i.state}[/{style}]" if style else i.state, i.account,
-                      ", ".join(i.symbols),
-                      ", ".join(f"{k}={v}" for k, v in i.params.items()),
-                      i.source_sha256[:12],
-                      f"{i.uploaded_at:%Y-%m-%d %H:%M}" if i.uploaded_at else "")
-    out.print(table)
+    # sha256 is cut on purpose: 12 hex digits tell two uploads apart, --json has all 64
+    print_table(out, (Col("name", whole=True), Col("state"), Col("account", whole=True),
+                      Col("symbols", wrap=True), Col("params", wrap=True), Col("sha256", drop=2),
+                      Col("uploaded", drop=1)),
+                [(i.name, cell(i.state, _STATE_STYLE.get(i.state, "")), i.account,
+                  ", ".join(i.symbols), ", ".join(f"{k}={v}" for k, v in i.params.items()),
+                  i.source_sha256[:12],
+                  f"{i.uploaded_at:%Y-%m-%d %H:%M}" if i.uploaded_at else "") for i in infos])
 
 
 def _info_json(i: Any) -> dict[str, Any]:
@@ -149,22 +149,22 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
         return 0
     i = s.strategy
     style = _STATE_STYLE.get(i.state, "")
-    table = Table(title=f"strategy {i.name}", title_justify="left", box=None,
+    table = Table(title=cell(f"strategy {i.name}"), title_justify="left", box=None,
                   show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("state", f"[{style}]{i.state}[/{style}]" if style else i.state)
-    table.add_row("account", i.account)
-    table.add_row("symbols", ", ".join(i.symbols))
+    table.add_row("state", cell(i.state, style))
+    table.add_row("account", cell(i.account))
+    table.add_row("symbols", cell(", ".join(i.symbols)))
     table.add_row("CPU", f"{s.cpu_seconds:.2f} s")
     table.add_row("memory", f"{s.rss_bytes / 2**20:.0f} MiB")
     table.add_row("restarts", str(s.restarts))
-    table.add_row("killed because", s.kill_reason or "-")
+    table.add_row("killed because", cell(s.kill_reason or "-"))
     out.print(table)
     if s.last_errors:
         out.print("[bold]last errors[/bold]")
         for e in s.last_errors:
-            out.print(e, markup=False, highlight=False)
+            out.print(safe(e), markup=False, highlight=False)
     return 0
 
 
