@@ -299,3 +299,37 @@ def test_regex_cache_cannot_be_rewritten_through_groupindex(sandbox: Sandbox) ->
     """)
     assert result.logs == ["1 SPY"]
     sandbox.assert_host_unharmed(result)
+
+
+def test_datetime_formatting_works_without_opening_time(sandbox: Sandbox) -> None:
+    """CPython's datetime imports ``time`` (strftime, timetuple) and ``_strptime`` (strptime)
+    through the strategy's ``__import__`` while a hook runs: they must work (a first-hour
+    trap: ``f"{bar.time:%Y-%m-%d}"`` failed with "import of 'time' is not allowed"), and what
+    they get is a proxy of the one function they call, not the module."""
+    result = sandbox.run("""
+        import datetime
+
+        def on_start(ctx):
+            t = datetime.datetime(2024, 5, 1, 13, 30)
+            print(t.strftime("%Y-%m-%d"), f"{t:%H:%M}", t.timetuple().tm_yday,
+                  datetime.datetime.strptime("2024-01-02", "%Y-%m-%d").day)
+    """)
+    assert result.logs == ["2024-05-01 13:30 122 2"]
+    sandbox.assert_host_unharmed(result)
+
+
+def test_the_modules_datetime_imports_are_no_way_to_time_sleep(sandbox: Sandbox) -> None:
+    """The proxies handed to datetime's C code expose only what it calls: no ``sleep`` (a
+    CPU-free stall), no ``time()`` (a timing channel), nothing of ``_strptime``'s module."""
+    from sandtrade.sandbox.policy import guarded_import
+
+    time_proxy = guarded_import("time")
+    assert dir(time_proxy) == ["strftime", "struct_time"]
+    with pytest.raises(AttributeError, match="time.sleep is not available"):
+        time_proxy.sleep  # noqa: B018
+    assert dir(guarded_import("_strptime")) == ["_strptime_datetime"]
+    err = sandbox.refused("""
+        def on_start(ctx):
+            __import__("time").sleep(10 ** 6)
+    """, '"__import__" is an invalid variable name', line=2)
+    sandbox.assert_host_unharmed(err)

@@ -48,6 +48,7 @@ limits and the supervisor.
 
 from __future__ import annotations
 
+import _strptime  # datetime.strptime imports it; imported before the worker confines itself
 import ast
 import bisect
 import builtins
@@ -61,6 +62,7 @@ import math
 import operator
 import re
 import statistics
+import time
 import types
 import weakref
 from collections.abc import Callable, Iterable
@@ -153,13 +155,25 @@ class ModuleProxy:
 
 _PROXIES = {name: ModuleProxy(mod, names) for name, (mod, names) in ALLOWED_MODULES.items()}
 
+#: Modules that C code of an allowed module imports while a strategy's hook runs: CPython's
+#: ``datetime`` calls ``__import__("time")`` for ``strftime``/``timetuple`` (so
+#: ``f"{bar.time:%Y-%m-%d}"`` would fail) and ``__import__("_strptime")`` for ``strptime``.
+#: ``__import__`` resolves through the strategy's builtins, which hold :func:`guarded_import`;
+#: it answers these names with proxies of exactly what that C code calls. A strategy cannot
+#: ask for them itself: ``import time`` is refused when the file is compiled, and
+#: ``__import__`` is an underscore name.
+_INTERNAL_PROXIES = {
+    "time": ModuleProxy(time, ("strftime", "struct_time")),
+    "_strptime": ModuleProxy(_strptime, ("_strptime_datetime",)),
+}
+
 
 def guarded_import(name: object, globals: object = None, locals: object = None,
                    fromlist: object = (), level: object = 0) -> ModuleProxy:
     """``__import__`` for strategies: only allowed modules, always as their proxy."""
     if type(name) is not str or level != 0:
         raise ImportError("only plain absolute imports are allowed in strategies")
-    proxy = _PROXIES.get(name)
+    proxy = _PROXIES.get(name) or _INTERNAL_PROXIES.get(name)
     if proxy is None:
         raise ImportError(f"import of {name!r} is not allowed "
                           f"(allowed: {', '.join(sorted(_PROXIES))})")
