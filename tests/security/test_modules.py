@@ -325,7 +325,7 @@ def test_the_modules_datetime_imports_are_no_way_to_time_sleep(sandbox: Sandbox)
 
     time_proxy = guarded_import("time")
     assert dir(time_proxy) == ["strftime", "struct_time"]
-    with pytest.raises(AttributeError, match="time.sleep is not available"):
+    with pytest.raises(AttributeError, match=r"time\.sleep is not available"):
         time_proxy.sleep  # noqa: B018
     assert dir(guarded_import("_strptime")) == ["_strptime_datetime"]
     err = sandbox.refused("""
