@@ -8,11 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from sandtrade.models import (
+    AssetClass,
     Bar,
     Instrument,
     OptionRight,
     Order,
     OrderStatus,
+    OrderType,
+    crypto_pair,
+    implied_order_type,
     parse_occ_symbol,
 )
 
@@ -41,6 +45,69 @@ def test_crypto_quantities_round_down_to_the_lot() -> None:
     assert btc.round_qty(0.123456789123) == 0.12345678
     assert btc.is_whole_lots(0.12345678) and not btc.is_whole_lots(0.123456789)
     assert Instrument.equity("AAPL").round_qty(10.9) == 10.0
+
+
+@pytest.mark.parametrize(("symbol", "pair"), [
+    ("BTCUSD", ("BTC", "USD")), ("BTCUSDT", ("BTC", "USDT")), ("BTC-USD", ("BTC", "USD")),
+    ("BTC/USD", ("BTC", "USD")), ("ETHBTC", ("ETH", "BTC")), ("ETHUSDC", ("ETH", "USDC")),
+    ("SOLUSD", ("SOL", "USD")), ("BTCEUR", ("BTC", "EUR")), ("XBTUSD", ("XBT", "USD")),
+    ("DOGEUSD", ("DOGE", "USD")), ("btcusd", ("BTC", "USD")), ("BTCUSDT.P", ("BTC", "USDT")),
+    ("PEPE-USD", ("PEPE", "USD")),  # a coin off the list: the separator says it is a pair
+])
+def test_the_usual_crypto_spellings_are_pairs(symbol: str, pair: tuple[str, str]) -> None:
+    assert crypto_pair(symbol) == pair
+    inst = Instrument.for_symbol(symbol)
+    assert inst.asset_class is AssetClass.CRYPTO and inst.fractional
+    assert inst.symbol == symbol, "the host's spelling is kept"
+
+
+@pytest.mark.parametrize("symbol", [
+    "AAPL", "DEMO", "ETH",     # Ethan Allen: a base alone is not a pair
+    "BTCS", "ETHE", "ETHA",    # stocks whose tickers start like a crypto code
+    "BRK-B", "BF-B", "RDS-A",  # share classes: a separator without a currency after it
+    "SOLUSDX", "BTCXYZ", "EURUSD", "GOOG",
+])
+def test_equity_tickers_are_not_taken_for_crypto(symbol: str) -> None:
+    assert crypto_pair(symbol) is None
+    inst = Instrument.for_symbol(symbol)
+    assert inst.asset_class is AssetClass.EQUITY and inst.lot_size == 1.0
+
+
+def test_a_crypto_quoted_pair_has_no_minimum_order_value_in_fiat() -> None:
+    """min_notional is in the quote currency: 1 BTC would refuse 0.5 ETH of ETHBTC."""
+    assert Instrument.for_symbol("BTCUSD").min_notional == 1.0
+    assert Instrument.for_symbol("ETHBTC").min_notional == 0.0
+
+
+def test_quantity_problem_says_why_a_quantity_cannot_trade() -> None:
+    demo, btc = Instrument.for_symbol("DEMO"), Instrument.for_symbol("BTCUSD")
+    assert demo.quantity_problem(0.5) == ("quantity 0.5 is below DEMO's lot size 1 (it trades "
+                                          "in whole units)")
+    assert demo.quantity_problem(1.5) == ("quantity 1.5 is not a whole number of DEMO's lot "
+                                          "size 1 (nearest below: 1.0)")
+    assert demo.quantity_problem(-3) is None and btc.quantity_problem(0.5) is None
+    assert "nearest below: 0.12345678" in (btc.quantity_problem(0.123456789) or "")
+
+
+@pytest.mark.parametrize(("limit", "stop", "implied"), [
+    (None, None, OrderType.MARKET), (1.0, None, OrderType.LIMIT),
+    (None, 2.0, OrderType.STOP), (1.0, 2.0, OrderType.STOP_LIMIT),
+])
+def test_the_prices_imply_the_order_type(limit: float | None, stop: float | None,
+                                         implied: OrderType) -> None:
+    assert implied_order_type(limit, stop) is implied
+
+
+def test_a_type_that_contradicts_the_prices_names_the_type_they_make() -> None:
+    with pytest.raises(ValidationError) as e:
+        Order(id="1", account="a", symbol="X", side="buy", qty=1, type="market",
+              limit_price=1.0)
+    assert ("limit_price=1.0 given for a market order; the prices given make a limit order: "
+            "leave the type out (it follows from the prices) or use type 'limit'"
+            ) in str(e.value)
+    with pytest.raises(ValidationError, match="make a stop_limit order"):
+        Order(id="1", account="a", symbol="X", side="buy", qty=1, type="stop",
+              stop_price=2.0, limit_price=1.0)
 
 
 def test_bar_checked_names_the_field_and_value() -> None:

@@ -27,6 +27,8 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "CRYPTO_ASSETS",
+    "CRYPTO_QUOTES",
     "TERMINAL_STATUSES",
     "Account",
     "AssetClass",
@@ -42,6 +44,8 @@ __all__ = [
     "Quote",
     "TimeInForce",
     "Trade",
+    "crypto_pair",
+    "implied_order_type",
     "parse_occ_symbol",
     "trusted",
 ]
@@ -107,6 +111,53 @@ def parse_occ_symbol(symbol: str) -> tuple[str, date, OptionRight, float]:
     return m["root"], expiry, right, int(m["strike"]) / 1000.0
 
 
+#: Crypto assets a pair written without a separator may start with (``BTCUSD``, ``ETHBTC``):
+#: the common ones on Coinbase, Kraken, Binance and TradingView, reviewed by hand, 3 characters
+#: or more. A US equity ticker has at most 5 letters and a pair at least 6, so a whole
+#: BASE+QUOTE spelling cannot be a stock; a base alone can (ETH is Ethan Allen, BTCS a stock).
+CRYPTO_ASSETS = frozenset({
+    "BTC", "XBT", "ETH", "SOL", "ADA", "DOGE", "XDG", "XRP", "LTC", "BCH", "DOT", "AVAX",
+    "LINK", "MATIC", "POL", "UNI", "ATOM", "XLM", "TRX", "SHIB", "ETC", "FIL", "NEAR", "APT",
+    "ARB", "AAVE", "ALGO", "XMR", "XTZ", "EOS", "SAND", "MANA", "AXS", "CRV", "MKR", "COMP",
+    "SNX", "SUSHI", "YFI", "BNB", "TON", "SUI", "PEPE", "ICP", "HBAR", "VET", "GRT", "INJ",
+    "RNDR", "RENDER", "FTM", "KSM", "ZEC", "DASH", "BAT", "ENJ", "CHZ", "LDO", "STX", "IMX",
+    "QNT", "EGLD", "FLOW", "MINA", "GALA", "APE", "BONK", "WIF", "SEI", "TIA", "JUP", "WBTC",
+    "PAXG", "USDT", "USDC", "DAI",
+})
+#: What a crypto pair may be priced in: fiat currencies, stablecoins and the big crypto assets.
+CRYPTO_QUOTES = frozenset({
+    "USD", "EUR", "GBP", "JPY", "AUD", "CAD", "CHF", "KRW", "TRY", "BRL",
+    "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USDP", "DAI",
+    "BTC", "XBT", "ETH", "BNB", "SOL",
+})
+_FIAT_AND_STABLE = frozenset({"USD", "EUR", "GBP", "JPY", "AUD", "CAD", "CHF", "KRW", "TRY",
+                              "BRL", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USDP", "DAI"})
+_PAIR_SEPARATED = re.compile(r"^(?P<base>[A-Z0-9]{2,10})[-/](?P<quote>[A-Z0-9]{2,10})$")
+
+
+def crypto_pair(symbol: str) -> tuple[str, str] | None:
+    """``(base, quote)`` when ``symbol`` spells a crypto pair, else None.
+
+    With a separator (``BTC-USD``, ``BTC/USD``) the base or the quote must be a crypto code or
+    the quote a currency: the separator says it is a pair, so a new coin (``PEPE-USD``) counts,
+    and a share class (``BRK-B``) does not. Without one (``BTCUSD``, ``BTCUSDT``, ``ETHBTC``,
+    ``XBTUSD``, TradingView's perpetual ``BTCUSDT.P``) the base must be in
+    :data:`CRYPTO_ASSETS` and the rest in :data:`CRYPTO_QUOTES`: only a whole pair counts.
+    """
+    text = symbol.strip().upper()
+    m = _PAIR_SEPARATED.match(text)
+    if m:
+        base, quote = m["base"], m["quote"]
+        if quote in CRYPTO_QUOTES or base in CRYPTO_ASSETS or quote in CRYPTO_ASSETS:
+            return base, quote
+        return None
+    text = text.removesuffix(".P")
+    for cut in range(3, len(text) - 2):
+        if text[:cut] in CRYPTO_ASSETS and text[cut:] in CRYPTO_QUOTES:
+            return text[:cut], text[cut:]
+    return None
+
+
 class Instrument(BaseModel):
     """A tradable thing and its trading rules.
 
@@ -148,6 +199,35 @@ class Instrument(BaseModel):
         """A crypto pair such as ``BTC-USD``: fractional quantities, traded around the clock."""
         return cls(symbol=symbol, asset_class=AssetClass.CRYPTO, lot_size=lot_size,
                    min_notional=min_notional, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_symbol(cls, symbol: str) -> Instrument:
+        """The instrument a bare symbol (a CSV file's name, a synthetic symbol) stands for: a
+        crypto pair (:func:`crypto_pair`) trades fractionally, anything else is a whole-share
+        equity. The one place the host decides it."""
+        pair = crypto_pair(symbol)
+        if pair is None:
+            return cls.equity(symbol)
+        # The minimum order value is in the quote currency: 1 USD (or EUR, USDT ...) is a
+        # venue's usual floor, 1 BTC for ETHBTC would refuse every ordinary order.
+        return cls.crypto(symbol, min_notional=1.0 if pair[1] in _FIAT_AND_STABLE else 0.0)
+
+    def quantity_problem(self, qty: float) -> str | None:
+        """Why ``qty`` units (the sign ignored) cannot be traded, or None: below the lot size,
+        or not a whole number of lots."""
+        q = abs(qty)
+        if q < self.lot_size * (1 - 1e-9):
+            unit = " (it trades in whole units)" if self.lot_size == 1 else \
+                " (the smallest quantity it trades in)"
+            return f"quantity {q!r} is below {self.symbol}'s lot size {self.lot_size:g}{unit}"
+        if not self.is_whole_lots(q):
+            # repr, not :g: six significant digits would print 0.123456789 as 0.123457,
+            # a whole number of 1e-8 lots, and the message would contradict itself.
+            below = self.round_qty(q)
+            hint = f" (nearest below: {below!r})" if below > 0 else ""
+            return (f"quantity {q!r} is not a whole number of {self.symbol}'s lot size "
+                    f"{self.lot_size:g}{hint}")
+        return None
 
     @classmethod
     def option(cls, occ_symbol: str) -> Instrument:
@@ -262,6 +342,14 @@ class OrderType(StrEnum):
     STOP_LIMIT = "stop_limit"
 
 
+def implied_order_type(limit_price: float | None, stop_price: float | None) -> OrderType:
+    """The order type the prices given imply, when no type is given: a limit price makes a
+    limit order, a stop price a stop order, both a stop-limit order, neither a market order."""
+    if limit_price is not None:
+        return OrderType.STOP_LIMIT if stop_price is not None else OrderType.LIMIT
+    return OrderType.STOP if stop_price is not None else OrderType.MARKET
+
+
 class TimeInForce(StrEnum):
     """How long an order stays working.
 
@@ -350,16 +438,16 @@ class Order(BaseModel):
         if needs_stop and self.stop_price is None:
             raise ValueError(f"a {self.type.value} order needs stop_price")
         if not needs_limit and self.limit_price is not None:
-            raise ValueError(
-                f"limit_price={self.limit_price!r} given for a {self.type.value} order; "
-                "use type 'limit' or 'stop_limit'"
-            )
+            raise ValueError(self._contradiction("limit_price", self.limit_price))
         if not needs_stop and self.stop_price is not None:
-            raise ValueError(
-                f"stop_price={self.stop_price!r} given for a {self.type.value} order; "
-                "use type 'stop' or 'stop_limit'"
-            )
+            raise ValueError(self._contradiction("stop_price", self.stop_price))
         return self
+
+    def _contradiction(self, name: str, price: float) -> str:
+        implied = implied_order_type(self.limit_price, self.stop_price).value
+        return (f"{name}={price!r} given for a {self.type.value} order; the prices given make "
+                f"a {implied} order: leave the type out (it follows from the prices) or use "
+                f"type '{implied}'")
 
     @property
     def is_open(self) -> bool:

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from sandtrade.config import Settings
 from sandtrade.errors import SandtradeError
 from sandtrade.host import PluginHost
 from sandtrade.manager import StrategyManager
-from sandtrade.market.hub import MarketFeed, MarketHub, MarketSource
+from sandtrade.market.continuation import FeedNote
+from sandtrade.market.hub import (
+    FeedStatus,
+    MarketFeed,
+    MarketHub,
+    MarketSource,
+    SymbolFeedStatus,
+    format_bar_time,
+)
 from sandtrade.models import Account, Bar, Fill
 from sandtrade.rpc.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.rpc.market import MarketDataServicer
@@ -84,6 +93,9 @@ class HostRuntime:
         self.http: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
+        #: Called with a line for people at each change of the market feed (a symbol's data
+        #: ended, loops, goes synthetic); ``sandtrade serve`` prints it on stderr.
+        self.on_market_note: Callable[[str], None] | None = None
         self._position = 0
         self._worked = 0
         self._tmpdir: str | None = None
@@ -128,7 +140,9 @@ class HostRuntime:
         # before the restart are back in the hub's history (their warm-up) and before the
         # first new bar.
         self.feed = MarketFeed(source, self.hub, bars_per_second=s.market.bars_per_second,
-                               skip=skip, on_caught_up=self._caught_up)
+                               skip=skip, on_caught_up=self._caught_up,
+                               then=s.market.resolved_then(), seed=s.market.seed,
+                               on_note=self._market_note)
 
         symbols = sorted({i.symbol for i in instruments})
         self.strategies = StrategyManager(
@@ -139,11 +153,12 @@ class HostRuntime:
         self.signals = SignalPipeline(
             store=store, live=self.live, formats=self.plugins.signal_formats(s.signals.mappings),
             settings=s.signals, symbols=lambda: symbols, default_account=s.account,
-            market_position=lambda: self._worked, strategies=self.strategies,
+            market_position=lambda: self._worked,
+            instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
             live_brokers=live_brokers)
         self.rpc = create_server(
             trading=TradingServicer(self.live, store, self.auth),
-            market=MarketDataServicer(self.hub, self.auth),
+            market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),
             address=s.grpc, unix_path=self._unix_path())
@@ -167,7 +182,12 @@ class HostRuntime:
             routers = self.plugins.http_routes(api)
         except ValueError as e:  # a plugin's settings are invalid
             raise SandtradeError(str(e)) from None
-        app = create_app(routers, health=api.health)
+
+        def health() -> dict[str, Any]:
+            status = self.feed_status()
+            return {**api.health(), "market": status.to_json() if status else None}
+
+        app = create_app(routers, health=health)
         self.http = HttpServer(app, s.http, ssl_certfile=s.ssl_certfile,
                                ssl_keyfile=s.ssl_keyfile).start()
 
@@ -190,6 +210,36 @@ class HostRuntime:
         resumed = self.strategies.resume()
         if resumed:
             log.info("strategies resumed: %s", ", ".join(resumed))
+
+    def feed_status(self) -> FeedStatus | None:
+        """Where the market feed is (None before :meth:`start`)."""
+        return self.feed.status() if self.feed is not None else None
+
+    def _market_note(self, note: FeedNote, status: SymbolFeedStatus) -> None:
+        """On the feed's thread, at a change of a symbol's feed: when its prices have ended,
+        the broker expires its working orders and refuses new ones, with the reason (an
+        order that can never fill must not sit ``accepted``); and people are told."""
+        assert self.live is not None and self.feed is not None
+        message = f"market: {status.message}"
+        if note.kind == "ended":
+            at = (f"ended at {format_bar_time(note.last_bar)} (bar {note.bars} of {note.bars})"
+                  if note.last_bar is not None else "ended without a bar")
+            then = self.feed.then
+            # What would have kept the market going: whoever reads the reason can act on it.
+            hint = "; --then loop or synthetic keeps a market going" if then == "stop" else ""
+            reason = f"no more prices for {note.symbol}: the {self.feed.source.name} {at}{hint}"
+            expired = self.live.call(lambda b: b.end_prices(note.symbol, reason))
+            if expired:
+                message += (f" ({len(expired)} working order{'s' * (len(expired) > 1)} "
+                            "expired)")
+        elif note.kind == "looped" and (note.passes > 1 or not self.feed.caught_up):
+            # Told once, when the looping begins: each later pass is more of the same (its
+            # number is in the status), and the passes a restarted feed skips are history.
+            log.debug("%s", message)
+            return
+        log.info("%s", message)
+        if self.on_market_note is not None:
+            self.on_market_note(message)
 
     def start_feed(self) -> None:
         """Start the market feed of a host started with ``feed=False``."""
@@ -280,6 +330,14 @@ class HostRuntime:
             return
         _, token = self.auth.create(ALL_ACCOUNTS, ("admin",), label="operator (created by "
                                     "sandtrade serve)")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside, then linked into place: a CLI waiting for the file (`sandtrade serve &`
+        # then `sandtrade buy ...`) never reads half a token; link, like O_EXCL, never
+        # replaces a file that is there.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
+        try:
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)

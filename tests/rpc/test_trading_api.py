@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Future
+from typing import Any
 
 import grpc
 import pytest
 
+from sandtrade.client import Client, InvalidArgument
+from sandtrade.models import Order, OrderStatus, OrderType
+from sandtrade.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, trading_pb2, trading_pb2_grpc
 
 from .conftest import (
@@ -174,6 +178,56 @@ def test_order_can_be_found_by_client_order_id(trading: Stub, market: Market,
     assert got.id == order.id
 
 
+# ------------------------------------------------------------------ order types
+
+
+@pytest.mark.parametrize(("prices", "implied"), [
+    ({"limit_price": 95.0}, common_pb2.ORDER_TYPE_LIMIT),
+    ({"stop_price": 105.0}, common_pb2.ORDER_TYPE_STOP),
+    ({"stop_price": 105.0, "limit_price": 106.0}, common_pb2.ORDER_TYPE_STOP_LIMIT),
+    ({}, common_pb2.ORDER_TYPE_MARKET),
+], ids=["limit", "stop", "stop_limit", "market"])
+def test_an_order_without_a_type_gets_the_type_its_prices_imply(
+        trading: Stub, market: Market, alice: Caller, prices: dict[str, Any],
+        implied: int) -> None:
+    market.publish(100.0)
+    order = submit(trading, alice, market_order("AAA", 10, **prices)).order
+
+    assert order.type == implied
+    assert order.status == common_pb2.ORDER_STATUS_ACCEPTED, order.reject_reason
+
+
+def test_a_type_that_contradicts_the_prices_is_refused_naming_the_type_they_make(
+        trading: Stub, market: Market, alice: Caller) -> None:
+    market.publish(100.0)
+    with pytest.raises(grpc.RpcError) as err:
+        submit(trading, alice, market_order("AAA", 10, type=common_pb2.ORDER_TYPE_MARKET,
+                                            limit_price=95.0))
+
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err.value) == ["limit_price"]
+    assert err.value.details() == (
+        "limit_price: limit_price=95.0 given for a market order; the prices given make a limit "
+        "order: leave the type out (it follows from the prices) or use type 'limit'")
+    assert order_ids(trading, alice) == []
+
+
+def test_the_client_sends_a_limit_price_alone_as_a_limit_order(
+        runtime: HostRuntime, market: Market, alice: Caller) -> None:
+    market.publish(100.0)
+    assert runtime.rpc is not None
+    with Client(runtime.rpc.address, token=alice.token) as client:
+        order = client.submit_order("AAA", "buy", 10, limit_price=95.0)
+        stop = client.submit_order("AAA", "sell", 5, stop_price=90.0, limit_price=89.0)
+        with pytest.raises(InvalidArgument, match="make a limit order"):
+            client.submit_order("AAA", "buy", 10, type="market", limit_price=95.0)
+
+    assert isinstance(order, Order) and isinstance(stop, Order)
+    assert (order.type, order.status, order.limit_price) == (
+        OrderType.LIMIT, OrderStatus.ACCEPTED, 95.0)
+    assert (stop.type, stop.status) == (OrderType.STOP_LIMIT, OrderStatus.ACCEPTED)
+
+
 # ------------------------------------------------------------------ bad input
 
 
@@ -194,8 +248,8 @@ BAD_ORDERS = [
                  id="limit_order_without_limit_price"),
     pytest.param(market_order("AAA", 1, type=common_pb2.ORDER_TYPE_STOP), "stop_price",
                  id="stop_order_without_stop_price"),
-    pytest.param(market_order("AAA", 1, limit_price=10.0), "limit_price",
-                 id="limit_price_on_a_market_order"),
+    pytest.param(market_order("AAA", 1, type=common_pb2.ORDER_TYPE_MARKET, limit_price=10.0),
+                 "limit_price", id="limit_price_on_a_market_order"),
     pytest.param(market_order("AAA", 1, client_order_id="x" * 129), "client_order_id",
                  id="client_order_id_too_long"),
     pytest.param(market_order("AAA", 1, tag="x" * 129), "tag", id="tag_too_long"),

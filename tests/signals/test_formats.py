@@ -487,6 +487,26 @@ def test_traderspost_fixed_quantity_limit_order_with_price_and_id() -> None:
     assert (signal.alert_id, signal.idempotency_key) == ("tp-1", "tp-1")
 
 
+@pytest.mark.parametrize(("prices", "order_type"), [
+    ({"limitPrice": 150}, "limit"), ({"stopPrice": 140}, "stop"),
+    ({"stopPrice": 140, "limitPrice": 139}, "stop_limit"),
+])
+def test_traderspost_prices_without_an_order_type_imply_it(prices: dict[str, float],
+                                                          order_type: str) -> None:
+    signal = parse(js(ticker="AAPL", action="add", sentiment="bullish", quantity=5, **prices))
+    [command] = signal.commands
+    assert command.order_type == order_type
+    assert (command.limit_price, command.stop_price) == (prices.get("limitPrice"),
+                                                         prices.get("stopPrice"))
+
+
+def test_traderspost_market_order_type_with_a_limit_price_is_refused() -> None:
+    e = refused(js(ticker="AAPL", action="add", sentiment="bullish", quantity=5,
+                   orderType="market", limitPrice=150))
+    assert (e.field, e.detail) == ("limitPrice", "a market order takes no limitPrice (set the "
+                                                 "order type to limit or stop)")
+
+
 # ---------------------------------------------------------------------------- text
 
 

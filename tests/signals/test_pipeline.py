@@ -510,6 +510,16 @@ def test_live_broker_gets_the_commands_with_client_order_ids(
     assert host.orders() == [], "nothing went to the paper broker"
 
 
+def test_a_live_broker_gets_a_quantity_the_paper_lot_size_would_refuse(
+        live_host: Callable[[str], Host]) -> None:
+    """The paper broker's lot sizes are not the live broker's (fractional shares)."""
+    host = live_host(routes({"symbol": "AAA", "to": "live:fake"}, extra="allow_live = true"))
+    [sig] = send(host, "buy 0.5 AAA")
+    assert record(host, sig.id).status is SignalStatus.EXECUTED
+    [(_, commands, _, _)] = FakeLive.calls
+    assert [(c.action, c.qty) for c in commands] == [("buy", 0.5)]
+
+
 def test_live_broker_that_raises_fails_the_signal_with_its_message(
         live_host: Callable[[str], Host]) -> None:
     host = live_host(routes({"symbol": "AAA", "to": "live:fake"}, extra="allow_live = true"))

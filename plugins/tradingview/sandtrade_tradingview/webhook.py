@@ -26,11 +26,13 @@ What TradingView does, and how this fits it:
   ``trusted_proxies``), or give uvicorn a certificate (``sandtrade serve --http 0.0.0.0:443
   --ssl-certfile ... --ssl-keyfile ...``).
 
-Answers: 200 ``{"id", "status", "duplicate", ...}`` once the signal is durable; 401/403 for a
-missing, wrong or unauthorised token or address; 413 for a body over ``max_body_bytes``; 422
-with ``error`` naming the problem (the rejected signal is journaled, its ``id`` is in the
-answer); 429 with ``Retry-After`` when a token sends faster than its rate limit; 503 with
-``Retry-After`` when nothing could be journaled.
+Answers: 200 ``{"id", "status", "destination", "duplicate", "reason"}`` once the signal is
+durable (``destination`` as written in routes, e.g. ``paper:ACCOUNT``; ``reason`` only says
+why a duplicate is not executed again); 401/403 for a missing, wrong or unauthorised token or
+address; 413 for a body over ``max_body_bytes``; 422 with ``error`` naming the problem,
+including a quantity the symbol's lot size rules out (the rejected signal is journaled, its
+``id`` is in the answer); 429 with ``Retry-After`` when a token sends faster than its rate
+limit; 503 with ``Retry-After`` when nothing could be journaled.
 
 Settings (``[plugins.tradingview]``)::
 
@@ -161,10 +163,14 @@ class SignalAnswer(BaseModel):
     """The answer to an accepted (or dry-run) alert."""
 
     id: str = Field(description="The journaled signal's id (empty for a dry run).")
-    status: str = Field(description="validated, dropped (a duplicate), rejected ...")
+    status: str = Field(description="validated (it will execute), or dropped (a duplicate)")
+    destination: str = Field(description=(
+        "Where it goes, as written in routes: paper:ACCOUNT, strategy:NAME, live:BROKER or "
+        "drop."))
     duplicate: bool = False
     duplicate_of: str | None = None
-    reason: str = ""
+    reason: str = Field("", description="Why it will not be executed (a duplicate); empty "
+                                        "when it will be.")
     explanation: str | None = Field(None, description="With dry_run: how it was read.")
 
 
@@ -272,8 +278,8 @@ class Webhook:
             return _error(422, record.reason, id=record.id or None,
                           **({"explanation": answer.explanation} if dry_run else {}))
         content: dict[str, Any] = {
-            "id": record.id, "status": record.status.value, "duplicate": answer.duplicate,
-            "reason": record.reason}
+            "id": record.id, "status": record.status.value, "destination": record.destination,
+            "duplicate": answer.duplicate, "reason": record.reason}
         if answer.duplicate and answer.original is not None:
             content["duplicate_of"] = answer.original.id
         if dry_run:

@@ -33,6 +33,9 @@ Measure = Callable[[list[Bar], "array[float]", list[Trade]], None]
 PROGRESS_EVERY = 4096
 #: Rejected orders listed one by one in a result's warnings; the rest are counted.
 MAX_REJECTION_WARNINGS = 200
+#: The strategy log kept when the caller does not take it (``log=None``): the sandbox
+#: worker's default cap (``WorkerLimits.log_bytes``), so a run in-process is bounded alike.
+MAX_LOG_BYTES = 1 << 20
 
 
 class LocalTrading:
@@ -109,15 +112,18 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
                  close_at_end: bool = False, max_points: int = 2000,
                  profiles: Iterable[type[FillProfile]] = (),
                  log: Callable[[str], None] | None = None,
-                 heartbeat: Callable[[], None] | None = None) -> BacktestResult:
+                 heartbeat: Callable[[], None] | None = None,
+                 benchmark: str | None = None) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
     Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
     closes what is still open at the last close so it counts in the trade stats
     (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
-    marked to market. The benchmark (Buy & Hold, beta) is the first symbol. ``profiles``
-    adds fill profiles contributed by plugins to the built-in ones. ``log`` receives the
-    strategy's log lines (default: they are collected into ``result.logs``). ``heartbeat``
+    marked to market. ``benchmark`` is the symbol of Buy & Hold and Beta; by default a
+    portfolio's is the equal-weight buy and hold of all its symbols (see
+    :mod:`sandtrade.backtest.meter`). ``profiles`` adds fill profiles contributed by plugins
+    to the built-in ones. ``log`` receives the strategy's log lines (default: the first
+    :data:`MAX_LOG_BYTES` of them are collected into ``result.logs``). ``heartbeat``
     is called before the hooks of every bar, before on_start, each on_fill and on_stop (the
     sandbox's supervisor times each event by it). The curves are decimated to between
     ``max_points`` and twice as many points.
@@ -128,7 +134,7 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     """
     started = _time.perf_counter()
     meter = Meter.for_symbols(list(data) if isinstance(data, Mapping) else None,
-                              max_points=max_points)
+                              benchmark=benchmark, max_points=max_points)
 
     def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
         meter.add_bars(bars)
@@ -197,6 +203,17 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     warnings: list[str] = []
 
     rejections = 0
+    log_size = dropped_lines = 0
+
+    def keep_log(line: str) -> None:
+        # Bounded like the sandbox's StrategyLog: a strategy that logs on every bar must not
+        # grow the result (and what `sandtrade backtest` prints) without limit.
+        nonlocal log_size, dropped_lines
+        if log_size + len(line) > MAX_LOG_BYTES:
+            dropped_lines += 1
+            return
+        log_size += len(line) + 1
+        logs.append(line)
 
     def rejected(order: Order) -> None:
         # Bounded like the strategy log: a strategy sending a refused order on every bar
@@ -208,7 +225,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                             f"{order.symbol}) rejected: {order.reject_reason}")
 
     run_params = dict(strategy.params if params is None else params)
-    ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=log or logs.append,
+    ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=log or keep_log,
                   on_reject=rejected)
     path = strategy.path
     on_bar = strategy.caller("on_bar")
@@ -248,7 +265,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         sym = bar.symbol
         seen.add(sym)
         if broker.instrument(sym) is None:
-            broker.register(Instrument.equity(sym))
+            broker.register(Instrument.for_symbol(sym))  # BTCUSD: fractional, as live
         if sym not in symbols:
             symbols.append(sym)
 
@@ -390,6 +407,9 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         warnings.append(f"{rejections - MAX_REJECTION_WARNINGS:,} more orders were rejected "
                         f"({rejections:,} in all; only the first {MAX_REJECTION_WARNINGS} "
                         "are listed)")
+    if dropped_lines:
+        warnings.append(f"the strategy log reached its {MAX_LOG_BYTES:,}-byte limit; "
+                        f"{dropped_lines:,} lines were dropped")
     return Simulation(
         strategy=strategy.name,
         symbols=symbols,

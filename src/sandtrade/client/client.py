@@ -22,6 +22,7 @@ from grpc_status import rpc_status
 
 from sandtrade.broker.live import TradeUpdate
 from sandtrade.client.offline import FailedRequest, OfflineQueue
+from sandtrade.market.hub import FeedStatus
 from sandtrade.models import (
     Account,
     Bar,
@@ -32,6 +33,7 @@ from sandtrade.models import (
     Position,
     Quote,
     TimeInForce,
+    implied_order_type,
 )
 from sandtrade.rpc import convert
 from sandtrade.v1 import market_pb2 as mpb
@@ -208,8 +210,11 @@ class SignalInfo:
     id: str
     source: str
     status: str
+    #: Why it was rejected, dropped or failed, or what it did once executed; empty while
+    #: it is on its way (validated, routed).
     reason: str
     account: str
+    #: Where it goes, as written in routes: paper:ACCOUNT, strategy:NAME, live:BROKER, drop.
     destination: str
     format: str
     raw_body: str
@@ -311,12 +316,16 @@ class Client:
 
     def submit_order(self, symbol: str, side: OrderSide | str, qty: float | None = None, *,
                      equity_fraction: float | None = None,
-                     type: OrderType | str = OrderType.MARKET,
+                     type: OrderType | str | None = None,
                      limit_price: float | None = None, stop_price: float | None = None,
                      tif: TimeInForce | str = TimeInForce.GTC, reduce_only: bool = False,
                      client_order_id: str | None = None, tag: str | None = None,
                      account: str | None = None) -> Order | QueuedOrder:
         """Send an order; executed at most once whatever happens to the connection.
+
+        Without ``type`` the prices say which: ``limit_price`` alone makes a limit order,
+        ``stop_price`` alone a stop order, both a stop-limit, neither a market order; a type
+        that contradicts the prices is refused (:class:`InvalidArgument`).
 
         Returns the order as the host stored it (status ``rejected`` carries the reason), or,
         with an offline queue and the host unreachable, a :class:`QueuedOrder`.
@@ -468,6 +477,12 @@ class Client:
 
     def symbols(self) -> list[str]:
         return list(self._call(self._market.ListSymbols, mpb.ListSymbolsRequest()).symbols)
+
+    def feed_status(self) -> FeedStatus:
+        """Where the host's market feed is: per symbol running, looping, synthetic or ended
+        (no more prices: orders on it are refused), with a line for people in ``message``."""
+        return convert.feed_status_from_pb(
+            self._call(self._market.GetFeedStatus, mpb.GetFeedStatusRequest()))
 
     # ------------------------------------------------------------------ strategies
 
@@ -672,14 +687,16 @@ def _new_key() -> str:
 
 def _order_request(symbol: str, side: OrderSide | str, qty: float | None = None, *,
                    equity_fraction: float | None = None,
-                   type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
+                   type: OrderType | str | None = None, limit_price: float | None = None,
                    stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
                    reduce_only: bool = False, client_order_id: str | None = None,
                    tag: str | None = None, account: str | None = None
                    ) -> tpb.SubmitOrderRequest:
     request = tpb.SubmitOrderRequest(
         account=account or "", symbol=symbol, side=convert.side_to_pb(OrderSide(side)),
-        type=convert.type_to_pb(OrderType(type)), tif=convert.tif_to_pb(TimeInForce(tif)),
+        type=convert.type_to_pb(implied_order_type(limit_price, stop_price) if type is None
+                                else OrderType(type)),
+        tif=convert.tif_to_pb(TimeInForce(tif)),
         reduce_only=reduce_only, client_order_id=client_order_id or _new_key(), tag=tag or "")
     for name, value in (("qty", qty), ("equity_fraction", equity_fraction),
                         ("limit_price", limit_price), ("stop_price", stop_price)):

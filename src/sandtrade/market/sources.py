@@ -8,11 +8,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.errors import DataError
+from sandtrade.market.continuation import SourcePart, Then
 from sandtrade.market.csvdata import iter_csv
 from sandtrade.market.synthetic import iter_gbm_bars
 from sandtrade.models import Bar, Instrument
@@ -33,10 +35,25 @@ class MarketSettings(BaseModel):
     symbols: list[str] = Field(default_factory=lambda: ["SYN"],
                                description="synthetic: the symbols to generate.")
     interval: str = Field("1h", description="synthetic: time between bars.")
-    seed: int = Field(42, description="synthetic: random seed.")
+    seed: int = Field(42, description="synthetic: random seed (also of the bars that "
+                                       "then = 'synthetic' makes).")
+    then: Then | None = Field(
+        None, description="What the feed does when the source has no more bars: 'loop' plays "
+                          "it again with times moved forward, 'synthetic' continues each "
+                          "symbol with seeded random bars from its last close, 'stop' ends "
+                          "it (orders on its symbols are then refused, with the reason). "
+                          "Default: loop for the built-in DEMO sample, stop otherwise.")
     bars_per_second: float = Field(
         20.0, ge=0, description="Pace of publication; 0 publishes as fast as possible.")
     history_limit: int = Field(200_000, ge=1, description="Bars kept per symbol.")
+
+    def resolved_then(self) -> Then:
+        """``then``, or its default: ``loop`` for the built-in sample (a host left running
+        on it never runs dry), ``stop`` for your own files and other sources (a replay of
+        your data ends where your data ends; nothing is invented unless you ask)."""
+        if self.then is not None:
+            return self.then
+        return "loop" if self.source == "replay" and not self.files else "stop"
 
 
 def _parse_file(spec: str) -> tuple[str, Path]:
@@ -69,13 +86,19 @@ class ReplaySource:
             raise DataError(f"market.files: symbol {sorted(dup)[0]!r} is given by two files")
 
     def instruments(self) -> list[Instrument]:
-        return [_instrument(symbol) for symbol, _ in self.files]
+        return [Instrument.for_symbol(symbol) for symbol, _ in self.files]
 
     def bars(self) -> Iterator[Bar]:
         streams = [iter_csv(path, symbol) for symbol, path in self.files]
         if len(streams) == 1:
             return streams[0]
         return heapq.merge(*streams, key=lambda b: b.time)
+
+    def parts(self) -> list[SourcePart]:
+        """One part per file: when the feed goes on past a file's end (``market.then``),
+        each file loops, continues or ends on its own."""
+        return [SourcePart((symbol,), partial(iter_csv, path, symbol))
+                for symbol, path in self.files]
 
 
 class SyntheticSource:
@@ -87,7 +110,7 @@ class SyntheticSource:
         self.settings = settings
 
     def instruments(self) -> list[Instrument]:
-        return [_instrument(s) for s in self.settings.symbols]
+        return [Instrument.for_symbol(s) for s in self.settings.symbols]
 
     def bars(self) -> Iterator[Bar]:
         s = self.settings
@@ -95,10 +118,3 @@ class SyntheticSource:
                                  start=datetime(2020, 1, 1))
                    for i, sym in enumerate(s.symbols)]
         return heapq.merge(*streams, key=lambda b: b.time)
-
-
-def _instrument(symbol: str) -> Instrument:
-    """Crypto pairs (``BTC-USD``, ``ETH/USD``) trade fractionally; the rest are equities."""
-    if "-" in symbol or "/" in symbol:
-        return Instrument.crypto(symbol)
-    return Instrument.equity(symbol)

@@ -14,7 +14,7 @@ import grpc
 from sandtrade.broker.live import LiveBroker, TradeUpdate
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import OrderRejected, StoreError
-from sandtrade.models import Order, OrderType, TimeInForce
+from sandtrade.models import Order, TimeInForce, implied_order_type
 from sandtrade.rpc import convert
 from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
@@ -290,19 +290,22 @@ def _order_arguments(r: tpb.SubmitOrderRequest) -> dict[str, Any]:
     side = convert.side_from_pb(r.side)
     if side is None:
         raise InvalidField("side", "required: ORDER_SIDE_BUY or ORDER_SIDE_SELL")
-    otype = OrderType.MARKET if r.type == 0 else convert.type_from_pb(r.type)
-    if otype is None:
-        raise InvalidField("type", f"unknown order type {r.type}")
     tif = TimeInForce.GTC if r.tif == 0 else convert.tif_from_pb(r.tif)
     if tif is None:
         raise InvalidField("tif", f"unknown time in force {r.tif}")
-    values: dict[str, Any] = {"side": side, "type": otype, "tif": tif,
-                              "reduce_only": r.reduce_only}
+    values: dict[str, Any] = {"side": side, "tif": tif, "reduce_only": r.reduce_only}
     for name in ("qty", "equity_fraction", "limit_price", "stop_price"):
         value = getattr(r, name) if r.HasField(name) else None
         if value is not None and not math.isfinite(value):
             raise InvalidField(name, f"must be a finite number (got {value})")
         values[name] = value
+    # No type: the prices say which (a limit price alone is a limit order); a type that
+    # contradicts them is refused by the broker, naming both.
+    otype = implied_order_type(values["limit_price"], values["stop_price"]) if r.type == 0 \
+        else convert.type_from_pb(r.type)
+    if otype is None:
+        raise InvalidField("type", f"unknown order type {r.type}")
+    values["type"] = otype
     if values["qty"] is None and values["equity_fraction"] is None:
         raise InvalidField("qty", "give qty or equity_fraction")
     for name in ("client_order_id", "tag"):

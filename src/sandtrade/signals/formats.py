@@ -43,6 +43,10 @@ the same one within ``signals.duplicate_window`` is recognised and not executed.
 
 Numbers must be numbers: ``"qty": "10"`` (a number in quotes), ``1,5`` (a decimal comma) and
 ``1,000`` (a thousands separator) are refused, with the field named, rather than guessed at.
+
+Without an order type the prices imply it, in every format: a limit price makes a limit order,
+a stop price a stop order, both a stop-limit order (:func:`~sandtrade.models.implied_order_type`);
+a type that contradicts the prices is an error.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandtrade.models import implied_order_type
 from sandtrade.signals.model import ACTIONS, Command, ParsedSignal, SignalError
 
 __all__ = [
@@ -350,8 +355,7 @@ def _native_command(c: Mapping[str, Any], where: str, n: Any) -> list[Command]:
     stop = number(c["stop_price"], where + n("stop_price"), positive=True, allow_zero=False) \
         if c.get("stop_price") is not None else None
     if order_type is None:
-        order_type = "stop_limit" if limit is not None and stop is not None else \
-            "limit" if limit is not None else "stop" if stop is not None else "market"
+        order_type = implied_order_type(limit, stop).value
     _prices(order_type, limit, stop, where, n("limit_price"), n("stop_price"))
     return commands_for(action, symbol, qty, where=where, qty_name=n("qty"),
                         order_type=order_type, limit=limit, stop=stop)
@@ -546,12 +550,12 @@ class TradersPostFormat(SignalFormat):
                               field="quantityType")
         qty = number(data["quantity"], "quantity") if data.get("quantity") is not None \
             else None
-        order_type = order_type_value(data["orderType"], "orderType") \
-            if data.get("orderType") is not None else "market"
         limit = number(data["limitPrice"], "limitPrice", positive=True, allow_zero=False) \
             if data.get("limitPrice") is not None else None
         stop = number(data["stopPrice"], "stopPrice", positive=True, allow_zero=False) \
             if data.get("stopPrice") is not None else None
+        order_type = order_type_value(data["orderType"], "orderType") \
+            if data.get("orderType") is not None else implied_order_type(limit, stop).value
         _prices(order_type, limit, stop, "", "limitPrice", "stopPrice")
         extra: dict[str, Any] = {"order_type": order_type, "limit_price": limit,
                                  "stop_price": stop}

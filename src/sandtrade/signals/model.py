@@ -133,6 +133,10 @@ class ParsedSignal(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+#: Steps after which nothing went wrong yet and nothing was done yet: no reason to give.
+_ON_THE_WAY = frozenset({SignalStatus.VALIDATED, SignalStatus.ROUTED})
+
+
 class Step(BaseModel):
     """One step of a signal's life."""
 
@@ -163,10 +167,22 @@ class SignalRecord(BaseModel):
     history: list[Step] = Field(default_factory=list)
 
     def step(self, status: SignalStatus, at: datetime, reason: str = "") -> None:
-        """Move to ``status``, remembering when and why."""
+        """Move to ``status``, remembering when and why.
+
+        The step keeps ``reason`` in ``history``; the record's own ``reason`` says why it was
+        refused, dropped or failed, or what it did once executed. On the way there
+        (validated, routed) it is empty: how the signal was routed is the validated step's
+        reason (:attr:`route_reason`), where to is ``destination``.
+        """
         self.status = status
-        self.reason = reason
+        self.reason = "" if status in _ON_THE_WAY else reason
         self.history.append(Step(status=status, at=at, reason=reason))
+
+    @property
+    def route_reason(self) -> str:
+        """How the destination was chosen (``route 2 (drop)``, ``no route matched ...``)."""
+        return next((s.reason for s in reversed(self.history)
+                     if s.status is SignalStatus.VALIDATED), "")
 
     def snapshot(self) -> SignalRecord:
         """A copy that later steps of this record do not change (they replace attributes and

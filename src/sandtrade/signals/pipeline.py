@@ -2,7 +2,8 @@
 
 Receiving (any thread, or the HTTP server's event loop)::
 
-    body -> format -> fields checked (account, symbols) -> route -> duplicate?
+    body -> format -> fields checked (account, symbols, quantities against lot sizes)
+         -> route -> duplicate?
          -> journal (durable, group commit) -> answer the sender
 
 Executing (one lane per destination, in journal order, one signal at a time)::
@@ -39,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sandtrade.errors import SandtradeError
-from sandtrade.models import Order, OrderSide, OrderStatus
+from sandtrade.models import Instrument, Order, OrderSide, OrderStatus
 from sandtrade.rpc.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.model import Command, ParsedSignal, SignalError, SignalRecord, SignalStatus
@@ -311,6 +312,7 @@ class SignalPipeline:
     def __init__(self, *, store: Store, live: LiveBroker, formats: FormatRegistry,
                  settings: SignalSettings, symbols: Callable[[], Sequence[str]],
                  default_account: str, market_position: Callable[[], int] = lambda: 0,
+                 instrument: Callable[[str], Instrument | None] = lambda symbol: None,
                  strategies: StrategyManager | None = None,
                  live_brokers: dict[str, LiveBrokerAdapter] | None = None) -> None:
         self.store = store
@@ -318,6 +320,9 @@ class SignalPipeline:
         self.formats = formats
         self.settings = settings
         self.symbols = symbols
+        #: The trading rules of a symbol (its lot size), to refuse at once what the broker
+        #: would certainly refuse later.
+        self.instrument = instrument
         self.default_account = default_account
         self.market_position = market_position
         self.strategies = strategies
@@ -518,6 +523,8 @@ class SignalPipeline:
             commands = self._resolve(parsed)
             record.parsed["commands"] = [c.model_dump() for c in commands]
             record.destination, why = self._route(record, parsed)
+            if record.destination.startswith("paper:"):
+                self._check_quantities(commands)
             key = idempotency_key or parsed.idempotency_key
             if key is not None and len(key) > 200:
                 raise SignalError("is longer than 200 characters", field="idempotency_key")
@@ -565,6 +572,25 @@ class SignalPipeline:
                                   f"{shown or 'none'})", field="symbol")
             out.append(cmd if symbol == cmd.symbol else cmd.model_copy(update={"symbol": symbol}))
         return out
+
+    def _check_quantities(self, commands: list[Command]) -> None:
+        """Refuse now a quantity the paper broker would refuse whatever the position: better
+        a 422 naming it than a 200 and a signal that fails later, seen only in ``signals
+        list``. (A strategy reads a signal's quantity as it likes, a live broker has lot sizes
+        of its own: only signals for a paper account are checked.)
+
+        A buy or sell trades its quantity; a target's difference to a position (always whole
+        lots) is whole lots only when the target is. A conditional command (``only_if``) may
+        do nothing, so it is left to the broker.
+        """
+        for cmd in commands:
+            if cmd.action == "cancel" or cmd.only_if is not None or cmd.qty == 0:
+                continue
+            inst = self.instrument(cmd.symbol)
+            problem = inst.quantity_problem(cmd.qty) if inst is not None else None
+            if problem is not None:
+                where = f" in {cmd.describe()!r}" if len(commands) > 1 else ""
+                raise SignalError(f"{problem}{where}", field="qty")
 
     def _route(self, record: SignalRecord, parsed: ParsedSignal) -> tuple[str, str]:
         s = self.settings
@@ -683,7 +709,7 @@ class SignalPipeline:
             if parsed.get(name) is not None:
                 lines.append(f"  {name}: {parsed[name]}")
         lines.append(f"account: {record.account}")
-        lines.append(f"destination: {record.destination} ({record.reason})")
+        lines.append(f"destination: {record.destination} ({record.route_reason})")
         commands = record.commands
         lines.append("commands, in order:")
         planned: list[tuple[Command, list[PlannedOrder] | str]] | None = None
@@ -824,7 +850,7 @@ class SignalPipeline:
         if record.status is SignalStatus.ROUTED:  # recovered: already handed over once
             return
         if kind == "drop":
-            record.step(SignalStatus.DROPPED, now, f"dropped by {record.reason}")
+            record.step(SignalStatus.DROPPED, now, f"dropped by {record.route_reason}")
             self.store.update_signals([record])
             return
         record.step(SignalStatus.ROUTED, now, record.destination)
