@@ -9,10 +9,12 @@ token comes from ``--token``, else ``SANDTRADE_TOKEN``, else the operator token 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,11 @@ def add_commands(sub: Any) -> None:
                     help="replay: a CSV history file (repeatable; default: the DEMO sample)")
     sv.add_argument("--speed", type=float, metavar="BARS_PER_S",
                     help="bars published per second (0: as fast as possible)")
+    sv.add_argument("--then", choices=("loop", "synthetic", "stop"),
+                    help="when the data ends: loop (replay it again, times moved forward), "
+                    "synthetic (seeded random bars from each symbol's last close) or stop (no "
+                    "more prices: orders on those symbols are refused, with the reason); "
+                    "default: loop for the built-in DEMO sample, stop for your --data files")
 
     tk = sub.add_parser("tokens", help="create, list and revoke API tokens")
     tsub = tk.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
@@ -92,8 +99,10 @@ def add_commands(sub: Any) -> None:
         _client_args(p)
         p.add_argument("symbol")
         p.add_argument("qty", type=float)
-        p.add_argument("--limit", type=float, metavar="PRICE", help="limit price")
-        p.add_argument("--stop", type=float, metavar="PRICE", help="stop price")
+        p.add_argument("--limit", type=float, metavar="PRICE",
+                       help="limit price: a limit order (with --stop, a stop-limit order)")
+        p.add_argument("--stop", type=float, metavar="PRICE",
+                       help="stop price: a stop order (with --limit, a stop-limit order)")
         p.add_argument("--tif", default="gtc", choices=["day", "gtc", "ioc", "fok"])
         p.add_argument("--client-order-id", help="idempotency key (default: generated)")
     cn = sub.add_parser("cancel", help="cancel a working order")
@@ -142,6 +151,8 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
         market["files"] = args.data
     if args.speed is not None:
         market["bars_per_second"] = args.speed
+    if args.then:
+        market["then"] = args.then
     overrides: dict[str, Any] = {"market": market} if market else {}
     if args.http is not None:
         overrides["http"] = args.http
@@ -157,6 +168,9 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The market's changes (the data ended, loops, goes synthetic) as they happen, from
+    # the start: a restarted host whose data had ended says so at once.
+    runtime.on_market_note = lambda line: err.print(Text(line, style="yellow"), soft_wrap=True)
     runtime.start()
     from sandtrade.runtime import tune_gc_for_serving
 
@@ -165,7 +179,8 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
         assert runtime.rpc is not None and runtime.source is not None
         err.print(f"sandtrade host up: gRPC [bold]{runtime.rpc.address}[/bold], data in "
                   f"{settings.data_dir}, market source {runtime.source.name} "
-                  f"({', '.join(i.symbol for i in runtime.source.instruments())})")
+                  f"({', '.join(i.symbol for i in runtime.source.instruments())}; when the "
+                  f"data ends: {settings.market.resolved_then()})")
         err.print(f"operator token: {runtime.operator_token_path} (the CLI uses it; "
                   f"restored {runtime.restored_fills} fills)")
         if runtime.http is not None:
@@ -242,7 +257,12 @@ def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
 # ---------------------------------------------------------------------- client commands
 
 
-def _token(args: argparse.Namespace, settings: Any) -> str:
+#: How long a client command waits for a starting host's operator token (``sandtrade serve &``
+#: then ``sandtrade buy ...`` at once: the host writes it about a second after it starts).
+TOKEN_WAIT = 10.0
+
+
+def _token(args: argparse.Namespace, settings: Any, err: Console) -> str:
     from sandtrade.runtime import OPERATOR_TOKEN_FILE
 
     if args.token:
@@ -251,12 +271,21 @@ def _token(args: argparse.Namespace, settings: Any) -> str:
     if env:
         return env
     path = Path(settings.data_dir) / OPERATOR_TOKEN_FILE
-    try:
-        return path.read_text().strip()
-    except OSError:
-        raise SandtradeError(
-            f"no token: pass --token, set SANDTRADE_TOKEN, or run `sandtrade serve` once so "
-            f"that it writes {path}") from None
+    deadline = time.monotonic() + TOKEN_WAIT
+    told = False
+    while True:
+        with contextlib.suppress(OSError):
+            token = path.read_text().strip()
+            if token:  # the host links it into place whole
+                return token
+        if time.monotonic() > deadline:
+            raise SandtradeError(
+                f"no token: pass --token, set SANDTRADE_TOKEN, or run `sandtrade serve` once "
+                f"so that it writes {path}")
+        if not told and time.monotonic() > deadline - TOKEN_WAIT + 1.0:
+            err.print(Text(f"waiting for {path} (is `sandtrade serve` starting?)", style="dim"))
+            told = True
+        time.sleep(0.1)
 
 
 def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -266,16 +295,15 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
     account = args.account or None
     if account is None and (args.token is None and not os.environ.get("SANDTRADE_TOKEN")):
         account = settings.account  # the operator token acts for every account
-    with Client(settings.grpc, _token(args, settings), retry_for=2.0) as c:
+    with Client(settings.grpc, _token(args, settings, err), retry_for=2.0) as c:
         try:
             if args.command == "strategies":
                 return run_strategies(args, c, out, err)
             if args.command == "signals":
                 return run_signals(args, c, out, err)
             if args.command in ("buy", "sell"):
-                otype = ("stop_limit" if args.limit and args.stop else "limit" if args.limit
-                         else "stop" if args.stop else "market")
-                result = c.submit_order(args.symbol, args.command, args.qty, type=otype,
+                # No type: --limit and --stop imply it (the client's one rule for it).
+                result = c.submit_order(args.symbol, args.command, args.qty,
                                         limit_price=args.limit, stop_price=args.stop,
                                         tif=args.tif, client_order_id=args.client_order_id,
                                         account=account)
@@ -327,11 +355,37 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                                  ("initial cash", acct.initial_cash)):
                 table.add_row(label, f"{value or 0:,.2f}")
             out.print(table)
+            _print_market(c, out)
             return 0
         except ApiError as e:
             where = f" (field {e.field})" if e.field and not e.message.startswith(e.field) else ""
             raise SandtradeError(f"{settings.grpc}: {e.code.name.lower()}: {e.message}{where}"
                                  ) from None
+
+
+#: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).
+MARKET_LINES = 10
+
+
+def _print_market(c: Any, out: Console) -> None:
+    """Under the account: where the host's market is, one line per symbol, e.g. ``market:
+    replay of DEMO ended at 2024-08-01 (bar 2500 of 2500); orders on DEMO cannot fill``."""
+    from sandtrade.client import ApiError
+
+    try:
+        status = c.feed_status()
+    except ApiError:  # an older host, or a token that may not read the market
+        return
+    if status.state == "failed":
+        out.print(Text(f"market: the feed stopped on an error: {status.error}", style="red"),
+                  soft_wrap=True)
+    symbols = sorted(status.symbols, key=lambda s: (s.state != "ended", s.symbol))
+    # One line each, never wrapped: scripts grep for them.
+    for s in symbols[:MARKET_LINES]:
+        out.print(Text(f"market: {s.message}", style="yellow" if s.state == "ended" else ""),
+                  soft_wrap=True)
+    if len(symbols) > MARKET_LINES:
+        out.print(Text(f"market: … and {len(symbols) - MARKET_LINES} more symbols"))
 
 
 def _pnl(v: float) -> Text:

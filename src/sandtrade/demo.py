@@ -141,10 +141,9 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
                       f"terminal:\n  sandtrade strategies list --data-dir {data_dir} --grpc "
                       f"{host.rpc.address}\n  sandtrade orders --account {info.account} "
                       f"--data-dir {data_dir} --grpc {host.rpc.address}")
-            if host.http is not None:
-                out.print(f"  sandtrade tokens create --data-dir {data_dir} --account paper "
-                          f"--scope signal\n  curl -X POST {host.http.url}/webhooks/"
-                          "tradingview/TOKEN --data 'buy 10 DEMO'")
+            out.print("Its market has ended with the DEMO data (the comparison needs exactly "
+                      "that history), so new orders on DEMO are refused with that reason. To "
+                      "trade, run `sandtrade serve`: its DEMO market loops and never runs dry.")
             out.print("Ctrl-C stops it.")
             with contextlib.suppress(KeyboardInterrupt):
                 host.wait()

@@ -61,7 +61,11 @@ def sandtrade_market_sources() -> list[type[MarketSource]]:
     :class:`~sandtrade.market.hub.MarketSource`: ``instruments()`` and ``bars()``, the bars of
     every instrument merged in time order. The built-ins (``replay`` of CSV files and
     ``synthetic``) are registered ``trylast``; a plugin source with a built-in's name replaces
-    it. A source for a real feed yields bars as they arrive.
+    it. A source for a real feed yields bars as they arrive. When ``bars()`` ends, the host
+    does what ``market.then`` says (:mod:`sandtrade.market.continuation`): ``loop`` calls
+    ``bars()`` again for a new iterator, ``synthetic`` continues each symbol from its last
+    close, ``stop`` ends its prices; a source may offer ``parts()`` (a list of
+    :class:`~sandtrade.market.continuation.SourcePart`) so that each part ends on its own.
 
     :return: source classes (all implementations' lists are combined).
     """

@@ -145,12 +145,36 @@ def test_day_order_for_crypto_is_rejected_listing_the_allowed_tifs(broker: Paper
                                    "(allowed: fok, gtc, ioc)")
 
 
-def test_market_order_with_no_known_price_is_rejected(broker: PaperBroker) -> None:
+def test_a_market_order_before_the_first_price_fills_at_the_first_open(
+        broker: PaperBroker, tape: Tape) -> None:
+    """A host that has just started knows no price yet: a market order is taken as a broker
+    takes one before the open (it was rejected, 'no price known', so `sandtrade serve &` then
+    `sandtrade buy DEMO 10` failed) and fills at the first bar's open."""
     broker.register(Instrument.equity("NEW"))
 
-    order = broker.submit(ACCOUNT, "NEW", "buy", 1)
+    order = broker.submit(ACCOUNT, "NEW", "buy", 10)
+    assert order.status is OrderStatus.ACCEPTED
 
-    assert "no price known for NEW yet" in (order.reject_reason or "")
+    fills = tape.bar(42.0, symbol="NEW")
+    assert [(f.qty, f.price) for f in fills] == [(10, 42.0)]
+
+
+def test_a_market_order_before_the_first_price_is_held_to_the_limits_at_its_fill(
+        broker: PaperBroker, tape: Tape) -> None:
+    """Its buying power and its value are checked when it fills, at the first price."""
+    broker.register(Instrument.equity("NEW"))
+    broker.register(Instrument.crypto("NEWUSD", min_notional=1.0))
+
+    too_big = broker.submit(ACCOUNT, "NEW", "buy", 10_000)
+    too_small = broker.submit(ACCOUNT, "NEWUSD", "buy", 0.001)
+    assert too_big.status is too_small.status is OrderStatus.ACCEPTED
+    assert tape.bar(42.0, symbol="NEW") == [] and tape.bar(100.0, symbol="NEWUSD") == []
+
+    assert too_big.status is OrderStatus.CANCELED
+    assert "insufficient buying power at fill" in (too_big.reject_reason or "")
+    assert too_small.status is OrderStatus.CANCELED
+    assert too_small.reject_reason == ("order value 0.10 at the first price of NEWUSD (100.00) "
+                                       "is outside 1.00 to 1,000,000,000,000,000")
 
 
 def test_rejections_leave_earlier_working_orders_in_place(broker: PaperBroker,

@@ -241,6 +241,12 @@ class PaperBroker:
         self._now: datetime | None = None
         self._bar_index: int | None = None
         self._batch: list[BrokerChange] | None = None
+        # symbol -> why no more prices will come (its feed ended): orders on it are refused
+        self._no_prices: dict[str, str] = {}
+        # Market orders accepted before their symbol's first price: their value is checked
+        # when they fill (see _check). Not persisted: a restart forgets it, and such an order
+        # is then only held to the buying-power check every fill makes.
+        self._unpriced: set[str] = set()
 
     # ------------------------------------------------------------------ set-up
 
@@ -522,7 +528,8 @@ class PaperBroker:
             err = e.errors()[0]
             field = ".".join(str(x) for x in err["loc"]) or _field_named_in(err["msg"])
             value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
-            raise OrderRejected(f"{field}: {err['msg']}{value}", field=field) from None
+            msg = err["msg"].removeprefix("Value error, ")  # pydantic's, not ours
+            raise OrderRejected(f"{field}: {msg}{value}", field=field) from None
 
     def _retire(self, order: Order) -> None:
         """Note a finished order; forget the oldest once more than KEEP_FINISHED are held."""
@@ -545,20 +552,16 @@ class PaperBroker:
             close = difflib.get_close_matches(sym, self._instruments, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             return f"unknown symbol {sym!r}{hint}"
+        if self._no_prices and sym in self._no_prices:
+            return self._no_prices[sym]
         if order.tif not in _ALLOWED_TIF[inst.asset_class]:
             allowed = ", ".join(sorted(t.value for t in _ALLOWED_TIF[inst.asset_class]))
             return (f"time in force {order.tif.value!r} is not available for "
                     f"{inst.asset_class.value} {sym} (allowed: {allowed})")
-        if order.qty is not None and order.qty < inst.lot_size * (1 - 1e-9):
-            return (f"quantity {order.qty!r} is below {sym}'s lot size {inst.lot_size:g} "
-                    "(the smallest quantity it trades in)")
-        if order.qty is not None and not inst.is_whole_lots(order.qty):
-            # repr, not :g: six significant digits would print 0.123456789 as 0.123457,
-            # a whole number of 1e-8 lots, and the message would contradict itself.
-            below = inst.round_qty(order.qty)
-            hint = f" (nearest below: {below!r})" if below > 0 else ""
-            return (f"quantity {order.qty!r} is not a whole number of {sym}'s lot size "
-                    f"{inst.lot_size:g}{hint}")
+        if order.qty is not None and (order.qty < inst.lot_size * (1 - 1e-9)
+                                      or not inst.is_whole_lots(order.qty)):
+            # The same words the signal pipeline uses to refuse such a quantity up front.
+            return inst.quantity_problem(order.qty)
         ref = self._mark.get(sym)
         for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
             if px is None:
@@ -580,7 +583,12 @@ class PaperBroker:
                 return f"short selling {sym} is not allowed"
             return None
         if ref is None:
-            return f"no price known for {sym} yet; send a limit order or wait for market data"
+            # A market order before the symbol's first price (a host that has just started, a
+            # new symbol), taken as a broker takes one before the open: it fills at the first
+            # bar's open, where buying power is checked as at every fill and its value against
+            # the limits below (self._unpriced).
+            self._unpriced.add(order.id)
+            return None
         notional = order.qty * ref * inst.multiplier
         if not notional < MAX_NOTIONAL:  # also catches inf/nan from absurd quantities
             return (f"order value of {order.qty:g} {sym} at ~{ref:,.2f} is beyond any account "
@@ -774,6 +782,17 @@ class PaperBroker:
         self._mark[quote.symbol] = quote.mid
         return fills
 
+    def end_prices(self, symbol: str, reason: str) -> list[Order]:
+        """No more prices will come for ``symbol`` (its feed ended): its working orders expire
+        with ``reason``, and new orders on it are rejected with ``reason``, since they could
+        never fill. Returns the orders expired."""
+        self._no_prices[symbol] = reason
+        expired = list(self._working.get(symbol, ()))
+        for order in expired:
+            self._finish(order, OrderStatus.EXPIRED, reason)
+            self._persist(BrokerChange(orders=[order]))
+        return expired
+
     def mark(self, symbol: str, price: float) -> None:
         """Set the last known price of ``symbol`` (valuation and order checks use it)."""
         self._mark[symbol] = price
@@ -819,6 +838,16 @@ class PaperBroker:
                 return volume_left
             order.qty = qty
         qty = order.remaining_qty
+        if self._unpriced and order.id in self._unpriced:
+            self._unpriced.discard(order.id)
+            value = order.qty * price * inst.multiplier
+            if not inst.min_notional <= value < MAX_NOTIONAL:
+                self._finish(order, OrderStatus.CANCELED,
+                             f"order value {value:,.2f} at the first price of {order.symbol} "
+                             f"({price:,.2f}) is outside {inst.min_notional:,.2f} to "
+                             f"{MAX_NOTIONAL:,.0f}")
+                self._persist(BrokerChange(orders=[order]))
+                return volume_left
         if order.reduce_only:
             if held * sign >= 0:
                 self._finish(order, OrderStatus.CANCELED,

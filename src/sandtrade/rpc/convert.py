@@ -6,11 +6,12 @@ and the client call these functions.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sandtrade.market.hub import FeedStatus, SymbolFeedStatus
 from sandtrade.models import (
     Account,
     Bar,
@@ -24,10 +25,12 @@ from sandtrade.models import (
     TimeInForce,
 )
 from sandtrade.v1 import common_pb2 as pb
+from sandtrade.v1 import market_pb2 as mpb
 
 __all__ = [
-    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "fill_from_pb",
-    "fill_to_pb", "order_from_pb", "order_to_pb", "position_from_pb", "position_to_pb",
+    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "feed_status_from_pb",
+    "feed_status_to_pb", "fill_from_pb", "fill_to_pb", "order_from_pb", "order_to_pb",
+    "position_from_pb", "position_to_pb",
     "quote_from_pb", "quote_to_pb", "side_from_pb", "side_to_pb", "status_from_pb",
     "status_to_pb", "tif_from_pb", "tif_to_pb", "time_from_pb", "time_to_pb", "type_from_pb",
     "type_to_pb",
@@ -209,3 +212,39 @@ def account_from_pb(m: pb.Account) -> Account:
                    equity=m.equity, buying_power=m.buying_power, realized_pnl=m.realized_pnl,
                    commissions=m.commissions, long_market_value=m.long_market_value,
                    short_market_value=m.short_market_value)
+
+
+_FEED_STATES = {name.removeprefix("FEED_STATE_").lower(): value
+                for name, value in mpb.FeedState.items() if value}
+_FEED_STATES_BACK = {v: k for k, v in _FEED_STATES.items()}
+
+
+def feed_status_to_pb(status: FeedStatus) -> mpb.GetFeedStatusResponse:
+    """The feed's status as the answer to GetFeedStatus."""
+    out = mpb.GetFeedStatusResponse(
+        source=status.source, then=status.then, state=_FEED_STATES.get(status.state, 0),
+        position=status.position, error=status.error)
+    for s in status.symbols:
+        m = out.symbols.add(symbol=s.symbol, state=_FEED_STATES.get(s.state, 0), bars=s.bars,
+                            source_bars=s.source_bars, passes=s.passes,
+                            shift_seconds=int(s.shift.total_seconds()), message=s.message)
+        if s.last_bar_time is not None:
+            time_to_pb(s.last_bar_time, m.last_bar_time)
+        if s.ended_at is not None:
+            time_to_pb(s.ended_at, m.ended_at)
+    return out
+
+
+def feed_status_from_pb(m: mpb.GetFeedStatusResponse) -> FeedStatus:
+    """GetFeedStatus's answer as a :class:`~sandtrade.market.hub.FeedStatus`."""
+    return FeedStatus(
+        source=m.source, then=m.then, state=_FEED_STATES_BACK.get(m.state, "unspecified"),
+        position=m.position, error=m.error,
+        symbols=tuple(SymbolFeedStatus(
+            symbol=s.symbol, state=_FEED_STATES_BACK.get(s.state, "unspecified"),
+            bars=s.bars, source_bars=s.source_bars, passes=s.passes,
+            last_bar_time=time_from_pb(s.last_bar_time) if s.HasField("last_bar_time")
+            else None,
+            ended_at=time_from_pb(s.ended_at) if s.HasField("ended_at") else None,
+            shift=timedelta(seconds=s.shift_seconds), message=s.message)
+            for s in m.symbols))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
-from sandtrade.market.hub import MarketHub
+from sandtrade.market.hub import FeedStatus, MarketHub
 from sandtrade.models import Bar
 from sandtrade.rpc import convert
 from sandtrade.rpc.auth import Principal, TokenAuthority
-from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary
+from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import market_pb2_grpc
 
@@ -21,11 +21,16 @@ MAX_CHUNK = 20_000
 
 
 class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
-    """History, live bars and quotes; any token with the ``read`` scope."""
+    """History, live bars, quotes and the feed's state; any token with the ``read`` scope.
 
-    def __init__(self, hub: MarketHub, auth: TokenAuthority) -> None:
+    :param feed_status: where the host's feed is (None: this host has no feed to report).
+    """
+
+    def __init__(self, hub: MarketHub, auth: TokenAuthority, *,
+                 feed_status: Callable[[], FeedStatus | None] | None = None) -> None:
         self.hub = hub
         self.auth = auth
+        self.feed_status = feed_status
 
     def _known(self, symbol: str) -> None:
         if not symbol:
@@ -81,3 +86,12 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
                     principal: Principal) -> mpb.ListSymbolsResponse:
         principal.require_scope("read")
         return mpb.ListSymbolsResponse(symbols=self.hub.symbols())
+
+    @unary
+    def GetFeedStatus(self, request: mpb.GetFeedStatusRequest, context: grpc.ServicerContext,
+                      principal: Principal) -> mpb.GetFeedStatusResponse:
+        principal.require_scope("read")
+        status = self.feed_status() if self.feed_status is not None else None
+        if status is None:
+            raise Conflict("this host has no market feed")
+        return convert.feed_status_to_pb(status)

@@ -26,13 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sandtrade.v1 import common_pb2 as sandtrade_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sandtrade/v1/market.proto\x12\x0csandtrade.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sandtrade/v1/common.proto\"\x97\x01\n\x0eGetBarsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\nchunk_size\x18\x05 \x01(\x05\"2\n\x0fGetBarsResponse\x12\x1f\n\x04\x62\x61rs\x18\x01 \x03(\x0b\x32\x11.sandtrade.v1.Bar\"$\n\x11StreamBarsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"4\n\x12StreamBarsResponse\x12\x1e\n\x03\x62\x61r\x18\x01 \x01(\x0b\x32\x11.sandtrade.v1.Bar\"\'\n\x15GetLatestQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"<\n\x16GetLatestQuoteResponse\x12\"\n\x05quote\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Quote\"\x14\n\x12ListSymbolsRequest\"&\n\x13ListSymbolsResponse\x12\x0f\n\x07symbols\x18\x01 \x03(\t2\xe1\x02\n\x11MarketDataService\x12H\n\x07GetBars\x12\x1c.sandtrade.v1.GetBarsRequest\x1a\x1d.sandtrade.v1.GetBarsResponse0\x01\x12Q\n\nStreamBars\x12\x1f.sandtrade.v1.StreamBarsRequest\x1a .sandtrade.v1.StreamBarsResponse0\x01\x12[\n\x0eGetLatestQuote\x12#.sandtrade.v1.GetLatestQuoteRequest\x1a$.sandtrade.v1.GetLatestQuoteResponse\x12R\n\x0bListSymbols\x12 .sandtrade.v1.ListSymbolsRequest\x1a!.sandtrade.v1.ListSymbolsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sandtrade/v1/market.proto\x12\x0csandtrade.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sandtrade/v1/common.proto\"\x97\x01\n\x0eGetBarsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\nchunk_size\x18\x05 \x01(\x05\"2\n\x0fGetBarsResponse\x12\x1f\n\x04\x62\x61rs\x18\x01 \x03(\x0b\x32\x11.sandtrade.v1.Bar\"$\n\x11StreamBarsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"4\n\x12StreamBarsResponse\x12\x1e\n\x03\x62\x61r\x18\x01 \x01(\x0b\x32\x11.sandtrade.v1.Bar\"\'\n\x15GetLatestQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"<\n\x16GetLatestQuoteResponse\x12\"\n\x05quote\x18\x01 \x01(\x0b\x32\x13.sandtrade.v1.Quote\"\x14\n\x12ListSymbolsRequest\"&\n\x13ListSymbolsResponse\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"\x16\n\x14GetFeedStatusRequest\"\xaf\x01\n\x15GetFeedStatusResponse\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04then\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.sandtrade.v1.FeedState\x12\x10\n\x08position\x18\x04 \x01(\x03\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12/\n\x07symbols\x18\x06 \x03(\x0b\x32\x1e.sandtrade.v1.SymbolFeedStatus\"\x86\x02\n\x10SymbolFeedStatus\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.sandtrade.v1.FeedState\x12\x0c\n\x04\x62\x61rs\x18\x03 \x01(\x03\x12\x13\n\x0bsource_bars\x18\x04 \x01(\x03\x12\x0e\n\x06passes\x18\x05 \x01(\x05\x12\x31\n\rlast_bar_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rshift_seconds\x18\x08 \x01(\x03\x12\x0f\n\x07message\x18\t \x01(\t*\xcf\x01\n\tFeedState\x12\x1a\n\x16\x46\x45\x45\x44_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46\x45\x45\x44_STATE_STARTING\x10\x01\x12\x16\n\x12\x46\x45\x45\x44_STATE_RUNNING\x10\x02\x12\x16\n\x12\x46\x45\x45\x44_STATE_LOOPING\x10\x03\x12\x18\n\x14\x46\x45\x45\x44_STATE_SYNTHETIC\x10\x04\x12\x14\n\x10\x46\x45\x45\x44_STATE_ENDED\x10\x05\x12\x15\n\x11\x46\x45\x45\x44_STATE_FAILED\x10\x06\x12\x16\n\x12\x46\x45\x45\x44_STATE_STOPPED\x10\x07\x32\xbb\x03\n\x11MarketDataService\x12H\n\x07GetBars\x12\x1c.sandtrade.v1.GetBarsRequest\x1a\x1d.sandtrade.v1.GetBarsResponse0\x01\x12Q\n\nStreamBars\x12\x1f.sandtrade.v1.StreamBarsRequest\x1a .sandtrade.v1.StreamBarsResponse0\x01\x12[\n\x0eGetLatestQuote\x12#.sandtrade.v1.GetLatestQuoteRequest\x1a$.sandtrade.v1.GetLatestQuoteResponse\x12R\n\x0bListSymbols\x12 .sandtrade.v1.ListSymbolsRequest\x1a!.sandtrade.v1.ListSymbolsResponse\x12X\n\rGetFeedStatus\x12\".sandtrade.v1.GetFeedStatusRequest\x1a#.sandtrade.v1.GetFeedStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sandtrade.v1.market_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FEEDSTATE']._serialized_start=1034
+  _globals['_FEEDSTATE']._serialized_end=1241
   _globals['_GETBARSREQUEST']._serialized_start=104
   _globals['_GETBARSREQUEST']._serialized_end=255
   _globals['_GETBARSRESPONSE']._serialized_start=257
@@ -49,6 +51,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSYMBOLSREQUEST']._serialized_end=524
   _globals['_LISTSYMBOLSRESPONSE']._serialized_start=526
   _globals['_LISTSYMBOLSRESPONSE']._serialized_end=564
-  _globals['_MARKETDATASERVICE']._serialized_start=567
-  _globals['_MARKETDATASERVICE']._serialized_end=920
+  _globals['_GETFEEDSTATUSREQUEST']._serialized_start=566
+  _globals['_GETFEEDSTATUSREQUEST']._serialized_end=588
+  _globals['_GETFEEDSTATUSRESPONSE']._serialized_start=591
+  _globals['_GETFEEDSTATUSRESPONSE']._serialized_end=766
+  _globals['_SYMBOLFEEDSTATUS']._serialized_start=769
+  _globals['_SYMBOLFEEDSTATUS']._serialized_end=1031
+  _globals['_MARKETDATASERVICE']._serialized_start=1244
+  _globals['_MARKETDATASERVICE']._serialized_end=1687
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,11 @@ class MarketDataServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_market__pb2.ListSymbolsRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_market__pb2.ListSymbolsResponse.FromString,
                 _registered_method=True)
+        self.GetFeedStatus = channel.unary_unary(
+                '/sandtrade.v1.MarketDataService/GetFeedStatus',
+                request_serializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.FromString,
+                _registered_method=True)
 
 
 class MarketDataServiceServicer:
@@ -89,6 +94,14 @@ class MarketDataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFeedStatus(self, request, context):
+        """Where the market feed is: each symbol running on its source's bars, looping, continued
+        with synthetic bars, or ended (no more prices: orders on it are refused, with the reason).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketDataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_MarketDataServiceServicer_to_server(servicer, server):
                     servicer.ListSymbols,
                     request_deserializer=sandtrade_dot_v1_dot_market__pb2.ListSymbolsRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_market__pb2.ListSymbolsResponse.SerializeToString,
+            ),
+            'GetFeedStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFeedStatus,
+                    request_deserializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class MarketDataService:
             '/sandtrade.v1.MarketDataService/ListSymbols',
             sandtrade_dot_v1_dot_market__pb2.ListSymbolsRequest.SerializeToString,
             sandtrade_dot_v1_dot_market__pb2.ListSymbolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFeedStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.MarketDataService/GetFeedStatus',
+            sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.SerializeToString,
+            sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
