@@ -61,8 +61,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="close open trades at the last bar so they count in the stats")
     bt.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="override a strategy parameter (repeatable)")
+    bt.add_argument("--benchmark", metavar="SYMBOL",
+                    help="the symbol whose buy and hold is the benchmark (Buy & Hold Return, "
+                    "Alpha, Beta); default: a portfolio's is an equal-weight buy and hold of "
+                    "all its symbols")
+    bt.add_argument("--log", action="store_true",
+                    help="print the strategy's whole log (print, ctx.log) after the stats, not "
+                    "only its last 20 lines")
     bt.add_argument("--json", action="store_true",
-                    help="print one JSON object (stats, trades) instead of tables")
+                    help="print one JSON object (stats, trades, logs) instead of tables")
     bt.add_argument("--report", metavar="FILE.html", help="write an HTML report with charts")
     bt.add_argument("--unsafe-in-process", action="store_true",
                     help="DEBUGGING ONLY: run the strategy in this process, without the sandbox")
@@ -118,6 +125,9 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
 
 
 def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.markup import escape
+    from rich.text import Text
+
     from sandtrade.backtest.runner import (
         BacktestRequest,
         BacktestRunner,
@@ -126,6 +136,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         count_rows,
     )
     from sandtrade.config import load_settings
+    from sandtrade.terminal import printable
 
     broker: dict[str, Any] = {}
     for flag, key in (("commission", "commission_pct"), ("commission_per_unit",
@@ -142,7 +153,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     specs = [DataSpec.parse(d) for d in args.data]
     request = BacktestRequest(strategy=args.strategy, data=specs, cash=settings.cash,
                               broker=settings.broker, params=_params(args.param),
-                              close_at_end=args.close_at_end)
+                              close_at_end=args.close_at_end, benchmark=args.benchmark)
     total = max(count_rows(s.path) for s in specs)
     show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
     from sandtrade.host import PluginHost
@@ -174,15 +185,33 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         from sandtrade.backtest.report import write_report
         path = write_report(result, args.report)
         if not args.json:
-            err.print(f"report written to [bold]{path}[/bold]")
+            err.print(f"report written to [bold]{escape(str(path))}[/bold]")
     if args.json:
         print(json.dumps(result.to_json_summary(), allow_nan=False))
         return 0
+    # The strategy's name, its symbols, warnings and log lines come from the worker and the
+    # strategy: shown as data, never as rich markup or terminal control sequences.
     title = (f"{result.strategy} on {', '.join(result.symbols)}: {result.bars:,} bars "
              f"in {result.elapsed_s:.2f} s")
-    out.print(_stats_table(title, result.stats))
+    out.print(_stats_table(escape(printable(title)), result.stats))
+    logs = result.logs
+    if logs:
+        tail_lines, tail_chars = 20, 1_000  # a glance; --log shows every line, whole
+        shown = logs if args.log or len(logs) <= tail_lines else logs[-tail_lines:]
+        if len(shown) < len(logs):
+            head = (f"strategy log, the last {len(shown)} of {len(logs):,} lines "
+                    f"({len(logs) - len(shown):,} left out; --log shows all):")
+        else:
+            head = f"strategy log ({len(logs):,} line{'s' if len(logs) > 1 else ''}):"
+        if not args.log:
+            shown = [f"{line[:tail_chars]}… ({len(line) - tail_chars:,} more characters)"
+                     if len(line) > tail_chars else line for line in shown]
+        out.print(Text(head, style="bold"))
+        # One Text for all the lines: a print() per line costs rich ~50 us, seconds for a
+        # log of short lines at its 1 MiB cap.
+        out.print(Text("\n".join(map(printable, shown))), soft_wrap=True)
     for w in result.warnings[:10]:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        err.print(Text.assemble(("warning:", "yellow"), " ", printable(w)))
     if len(result.warnings) > 10:
         err.print(f"[yellow]… and {len(result.warnings) - 10} more warnings[/yellow]")
     return 0

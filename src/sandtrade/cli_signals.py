@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from sandtrade.cli_tables import Col, cell, print_table, safe
+from sandtrade.cli_tables import Col, cell, print_table, safe, safe_lines
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_signals_command", "run_signals", "run_signals_offline"]
@@ -55,7 +55,8 @@ def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
 
     sh = ssub.add_parser("show", help="one signal: raw body, what was read, every step")
     client_args(sh)
-    sh.add_argument("signal_id", metavar="ID")
+    sh.add_argument("signal_id", metavar="ID", nargs="?",
+                    help="a signal's id (default: the newest signal)")
 
     rp = ssub.add_parser("replay", help="replay a time range of the journal into a fresh "
                          "paper account",
@@ -116,10 +117,10 @@ def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Consol
                       "body locally: routes, accounts and positions are not checked[/yellow]")
             return run_signals_offline(args, out, err)
         except InvalidArgument as e:
-            out.print(safe(e.message), markup=False, highlight=False)
+            out.print(safe_lines(e.message), markup=False, highlight=False)
             err.print("[red]the host would refuse this body[/red]")
             return 1
-        out.print(safe(info.explanation), markup=False, highlight=False)
+        out.print(safe_lines(info.explanation), markup=False, highlight=False)
         return 0
     if action == "send":
         try:
@@ -133,7 +134,9 @@ def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Consol
             print(json.dumps(_info_json(info), indent=2))
         else:
             dup = " (a duplicate: this is the first one)" if info.duplicate else ""
-            out.print(safe(f"{info.id} {info.status}{dup}: {info.reason}"), markup=False)
+            why = f": {info.reason}" if info.reason else ""
+            out.print(safe(f"{info.id} {info.status}{dup} -> {info.destination}{why}"),
+                      markup=False)
         return 0
     if action == "list":
         infos = client.list_signals(account=args.account, limit=args.last)
@@ -148,6 +151,11 @@ def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Consol
                       i.reason if len(i.reason) <= 200 else i.reason[:197] + "...")
                      for i in infos])
         return 0
+    if args.signal_id is None:
+        newest = client.list_signals(account=args.account, limit=1)
+        if not newest:
+            raise SandtradeError("no signal has been received yet")
+        args.signal_id = newest[0].id
     info = client.get_signal(args.signal_id)
     if args.json:
         print(json.dumps(_info_json(info), indent=2))
@@ -158,7 +166,7 @@ def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Consol
                    f"alert id {info.alert_id or '-'}, idempotency key "
                    f"{info.idempotency_key or '-'}"), markup=False)
     out.print("[bold]body, as received:[/bold]")
-    out.print(safe(info.raw_body), markup=False, highlight=False)
+    out.print(safe_lines(info.raw_body), markup=False, highlight=False)
     out.print("[bold]life:[/bold]")
     for status, at, reason in info.history:
         style = _STATUS_STYLE.get(status, "")

@@ -18,7 +18,6 @@ Every table the CLI prints about orders, tokens, signals and strategies goes thr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,19 +25,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Col", "cell", "print_table", "safe"]
+from sandtrade.terminal import printable
 
-#: C0 controls but tab, DEL and C1 controls: what a terminal would act on instead of print.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+__all__ = ["Col", "cell", "print_table", "safe", "safe_lines"]
 
 #: Free text (a reason) never wraps narrower than this, unless its longest line is shorter.
 WRAP_MIN = 24
 
 
 def safe(value: object) -> str:
-    """``value`` as a string whose control characters are spelled out (``\\x1b``)."""
-    text = "" if value is None else str(value)
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    """``value`` as a string whose non-printable characters (controls, bidirectional
+    overrides, surrogates: see :func:`sandtrade.terminal.printable`) are spelled out."""
+    return printable("" if value is None else str(value))
+
+
+def safe_lines(value: object) -> str:
+    """Like :func:`safe`, keeping line breaks: for text that is lines (an alert's body, an
+    explanation), whose every line is then shown as data."""
+    return "\n".join(safe(line) for line in ("" if value is None else str(value)).split("\n"))
 
 
 def cell(value: object, style: str = "") -> Text:

@@ -21,6 +21,7 @@ from sandtrade.backtest.meter import Meter, MeterError, Simulation
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.backtest.runner import BacktestRequest, DataSpec, InProcessRunner
 from sandtrade.broker import BrokerSettings
+from sandtrade.errors import DataError
 from sandtrade.market import gbm_bars, write_csv
 from sandtrade.models import Bar
 from sandtrade.sandbox.runner import CHUNK_BARS, FIRST_CHUNK_BARS, SandboxRunner
@@ -87,8 +88,8 @@ def test_ungrouped_values_may_arrive_in_batches_after_their_bars() -> None:
 
 # ---------------------------------------------------------------- a value a timestamp
 
-# Which symbols trade at each hour: the bench AAA is missing at hours 1, 3 and 5, so its
-# close must be carried forward there (the last group holds no AAA at all).
+# Which symbols trade at each hour: AAA is missing at hours 1, 3 and 5, so its close must be
+# carried forward there (the last group holds no AAA at all).
 CALENDAR = [("AAA", "BBB", "CCC"), ("BBB",), ("AAA", "CCC"), ("CCC",), ("AAA", "BBB"),
             ("BBB", "CCC")]
 AAA_CLOSES = {0: 10.0, 2: 12.5, 4: 8.0}
@@ -105,23 +106,34 @@ def grouped_result(meter: Meter, warmup_bars: int = 0) -> BacktestResult:
     return meter.finish(simulation(6, symbols=["AAA", "BBB", "CCC"], warmup_bars=warmup_bars))
 
 
+def beta_of(equity: list[float], market: list[float]) -> float:
+    """Beta by its textbook formula: covariance of the log returns over the market's variance."""
+    eq = [math.log(b / a) for a, b in pairwise(equity)]
+    mkt = [math.log(b / a) for a, b in pairwise(market)]
+    mean_eq, mean_mkt = sum(eq) / len(eq), sum(mkt) / len(mkt)
+    return (sum((x - mean_eq) * (y - mean_mkt) for x, y in zip(eq, mkt, strict=True))
+            / sum((y - mean_mkt) ** 2 for y in mkt))
+
+
 @pytest.mark.parametrize("warmup", range(6))
-def test_grouped_buy_and_hold_uses_the_bench_close_carried_forward(warmup: int) -> None:
-    """Buy & Hold runs from the bench's close at the warm-up timestamp to its last close; at
-    a timestamp without a bench bar that is the bench's previous close, never another
-    symbol's (with warm-up 1, 3 and 5 the timestamp has no AAA bar)."""
-    meter = Meter(grouped=True, bench="AAA")
+def test_a_chosen_benchmark_runs_from_its_first_close_to_its_last_whatever_the_warmup(
+        warmup: int) -> None:
+    """In a portfolio, Buy & Hold of a chosen symbol runs from its first close to its last
+    (AAA: 10 -> 8); the warm-up does not move it (a portfolio's warm-up can fall after the
+    benchmark's last bar: it once read 0 % there), nor does a timestamp without its bar."""
+    meter = Meter(grouped=True, benchmark="AAA")
     meter.add_bars(GROUPED)
     meter.add_equity(GROUPED_EQUITY)
-    bh = grouped_result(meter, warmup).stats["Buy & Hold Return [%]"]
-    assert bh == pytest.approx((CARRIED[-1] - CARRIED[warmup]) / CARRIED[warmup] * 100)
+    result = grouped_result(meter, warmup)
+    assert result.stats["Buy & Hold Return [%]"] == pytest.approx(-20.0)
+    assert result.settings["benchmark"] == "AAA"
 
 
 def test_grouped_values_take_one_timestamp_each() -> None:
     """Six timestamps of eleven bars: six equity points at the group times, each symbol's
     price curve holds exactly its own bars, and the beta is computed against the carried
     bench closes (a 0 or a foreign close at a gap would change it or make it undefined)."""
-    meter = Meter(grouped=True, bench="AAA")
+    meter = Meter(grouped=True, benchmark="AAA")
     meter.add_bars(GROUPED)
     meter.add_equity(GROUPED_EQUITY)
     assert meter.n == 6
@@ -132,21 +144,111 @@ def test_grouped_values_take_one_timestamp_each() -> None:
                              for s in ("AAA", "BBB", "CCC")}
     assert result.stats["Equity Final [$]"] == 1100.0
     assert result.stats["End"] == (T0 + 5 * HOUR).isoformat()
-    eq = [math.log(b / a) for a, b in pairwise(GROUPED_EQUITY)]
-    mkt = [math.log(b / a) for a, b in pairwise(CARRIED)]
-    mean_eq, mean_mkt = sum(eq) / len(eq), sum(mkt) / len(mkt)
-    beta = (sum((x - mean_eq) * (y - mean_mkt) for x, y in zip(eq, mkt, strict=True))
-            / sum((y - mean_mkt) ** 2 for y in mkt))
-    assert result.stats["Beta"] == pytest.approx(beta)
+    assert result.stats["Beta"] == pytest.approx(beta_of(GROUPED_EQUITY, CARRIED))
 
 
-def test_bench_defaults_to_the_first_symbol_seen() -> None:
-    """Without a bench, the first symbol of the first timestamp is the benchmark."""
-    meter = Meter(grouped=True)
+def test_the_default_benchmark_is_an_equal_weight_buy_and_hold_of_every_symbol() -> None:
+    """Each symbol gets a third of the cash at its first close and keeps it to its last:
+    AAA 10 -> 8, BBB 200 -> 205, CCC 3000 -> 3005. Beta is measured against the value of
+    that portfolio at each hour, each symbol at its close as of that hour."""
+    meter = Meter.for_symbols(["AAA", "BBB", "CCC"])
     meter.add_bars(GROUPED)
     meter.add_equity(GROUPED_EQUITY)
-    assert meter.bench == "AAA"
-    assert grouped_result(meter).stats["Buy & Hold Return [%]"] == pytest.approx(-20.0)
+    result = grouped_result(meter)
+    bh = ((8 / 10 + 205 / 200 + 3005 / 3000) / 3 - 1) * 100
+    assert result.stats["Buy & Hold Return [%]"] == pytest.approx(bh, rel=1e-12)
+    carried = {"AAA": CARRIED,
+               "BBB": [200.0, 201.0, 201.0, 201.0, 204.0, 205.0],
+               "CCC": [3000.0, 3000.0, 3002.0, 3003.0, 3003.0, 3005.0]}
+    value = [sum(carried[s][k] / carried[s][0] for s in carried) / 3 for k in range(6)]
+    beta = beta_of(GROUPED_EQUITY, value)
+    assert result.stats["Beta"] == pytest.approx(beta, rel=1e-9)
+    assert result.stats["Alpha [%]"] == pytest.approx(
+        result.stats["Return [%]"] - beta * bh, rel=1e-9)
+    assert result.settings["benchmark"] == "equal-weight"
+
+
+#: AAA trades from hour 0, BBB from hour 2 (after AAA has doubled), CCC from hour 4 only.
+LATE_STARTS = [bar("AAA", 0, 10.0), bar("AAA", 1, 15.0), bar("AAA", 2, 20.0),
+               bar("BBB", 2, 50.0), bar("AAA", 3, 20.0), bar("BBB", 3, 40.0),
+               bar("AAA", 4, 30.0), bar("BBB", 4, 60.0), bar("CCC", 4, 7.0),
+               bar("CCC", 5, 14.0)]
+
+
+def test_equal_weight_shares_stay_cash_until_their_symbol_starts() -> None:
+    """A third of the cash each: AAA's at 10 (ends at 30: x3), BBB's at its first close of
+    50 two hours later (ends at 60: x1.2), CCC's at 7 at hour 4 (ends at 14: x2). Before
+    its first close a share is cash, so the portfolio's value moves with the others only;
+    the late starts do not make Buy & Hold undefined, nor count AAA's rise before BBB
+    started for BBB."""
+    meter = Meter.for_symbols(["AAA", "BBB", "CCC"])
+    meter.add_bars(LATE_STARTS)
+    equity = [100.0, 110.0, 105.0, 120.0, 125.0, 130.0]
+    meter.add_equity(equity)
+    result = meter.finish(simulation(6, symbols=["AAA", "BBB", "CCC"], warmup_bars=3))
+    assert result.stats["Buy & Hold Return [%]"] == pytest.approx((3 + 1.2 + 2) / 3 * 100 - 100)
+    value = [(1.0 + 1 + 1) / 3, (1.5 + 1 + 1) / 3, (2 + 1 + 1) / 3, (2 + 0.8 + 1) / 3,
+             (3 + 1.2 + 1) / 3, (3 + 1.2 + 2) / 3]
+    assert result.stats["Beta"] == pytest.approx(beta_of(equity, value), rel=1e-9)
+
+
+@pytest.mark.parametrize("order", [["AAA", "BBB", "CCC"], ["CCC", "BBB", "AAA"],
+                                   ["BBB", "CCC", "AAA"]])
+def test_the_order_of_the_symbols_does_not_change_the_benchmark(order: list[str]) -> None:
+    """The engine merges the streams in the order it is given them, so the bars of one
+    timestamp arrive in that order: Buy & Hold must come out the same to the last bit."""
+    meter = Meter.for_symbols(order)
+    meter.add_bars(sorted(GROUPED, key=lambda b: (b.time, order.index(b.symbol))))
+    meter.add_equity(GROUPED_EQUITY)
+    result = grouped_result(meter)
+    reference = Meter.for_symbols(["AAA", "BBB", "CCC"])
+    reference.add_bars(GROUPED)
+    reference.add_equity(GROUPED_EQUITY)
+    expected = grouped_result(reference).stats
+    assert result.stats["Buy & Hold Return [%]"] == expected["Buy & Hold Return [%]"]
+    assert result.stats["Beta"] == pytest.approx(expected["Beta"], rel=1e-12)
+
+
+@pytest.mark.parametrize("benchmark", [None, "LATE"])
+def test_a_symbol_starting_after_ten_thousand_timestamps_still_counts(
+        benchmark: str | None) -> None:
+    """Buy & Hold once looked at the first 10,000 timestamps only: a benchmark that started
+    later had none and read as undefined. Here LATE starts at hour 12,000, at 50, and ends
+    at 75; EARLY stays at 10."""
+    n, start = 13_000, 12_000
+    bars: list[Bar] = []
+    for k in range(n):
+        bars.append(bar("EARLY", k, 10.0))
+        if k >= start:
+            bars.append(bar("LATE", k, 50.0 + 25.0 * (k - start) / (n - 1 - start)))
+    meter = Meter.for_symbols(["EARLY", "LATE"], benchmark=benchmark)
+    meter.add_bars(bars)
+    meter.add_equity([1000.0 + k % 7 for k in range(n)])
+    result = meter.finish(simulation(n, symbols=["EARLY", "LATE"], warmup_bars=20))
+    expected = 50.0 if benchmark else 25.0  # LATE alone x1.5; or half of the cash in it
+    assert result.stats["Buy & Hold Return [%]"] == pytest.approx(expected)
+
+
+def test_an_unknown_benchmark_names_it_and_the_symbols_there_are() -> None:
+    with pytest.raises(DataError) as info:
+        Meter.for_symbols(["AAA", "BBB"], benchmark="MSFT")
+    assert str(info.value) == ("benchmark 'MSFT' is not a symbol of this back-test (its "
+                               "symbols: AAA, BBB); name one of them, or none for an "
+                               "equal-weight buy and hold of them all")
+
+
+def test_one_stream_is_its_own_benchmark_and_refuses_another() -> None:
+    """A run over one stream of bars (no symbol known in advance) checks the benchmark
+    against the symbol of its first bar."""
+    same = Meter.for_symbols(None, benchmark="AAA")
+    same.add_bars(ONE)
+    same.add_equity(ONE_EQUITY)
+    assert same.finish(simulation(5, symbols=["AAA"])).stats["Buy & Hold Return [%]"] == \
+        pytest.approx(40.0)
+    other = Meter.for_symbols(None, benchmark="BBB")
+    other.add_bars(ONE)
+    with pytest.raises(DataError, match=r"'BBB' is not a symbol .* AAA"):
+        other.add_equity(ONE_EQUITY)
 
 
 def test_a_timestamp_split_across_add_bars_calls_is_still_one_group() -> None:
@@ -154,12 +256,12 @@ def test_a_timestamp_split_across_add_bars_calls_is_still_one_group() -> None:
     (here hour 2: AAA in one chunk, CCC in the next). Values for the timestamps before it
     arrive while only half of it is in; the rest of it arrives before its own value (the
     worker cannot close a timestamp before it has seen the next one)."""
-    whole = Meter(grouped=True, bench="AAA")
+    whole = Meter(grouped=True, benchmark="AAA")
     whole.add_bars(GROUPED)
     whole.add_equity(GROUPED_EQUITY)
     split = GROUPED.index(bar("AAA", 2, 12.5)) + 1
     assert GROUPED[split].time == GROUPED[split - 1].time  # the chunk ends mid-timestamp
-    streamed = Meter(grouped=True, bench="AAA")
+    streamed = Meter(grouped=True, benchmark="AAA")
     streamed.add_bars(GROUPED[:split])
     streamed.add_equity(GROUPED_EQUITY[:2])
     streamed.add_bars(GROUPED[split:split + 3])
@@ -184,7 +286,7 @@ def test_more_values_than_bars_is_refused_and_the_message_names_both_counts() ->
 def test_more_values_than_timestamps_is_refused_when_grouped() -> None:
     """Four timestamps in (the fourth, hour 3, complete), five values: the fifth is refused
     and the message says which value it was."""
-    meter = Meter(grouped=True, bench="AAA")
+    meter = Meter(grouped=True, benchmark="AAA")
     meter.add_bars([b for b in GROUPED if b.time <= T0 + 3 * HOUR])
     with pytest.raises(MeterError, match=r"^more equity values than timestamps \(5\)$"):
         meter.add_equity(GROUPED_EQUITY[:5])
@@ -304,23 +406,43 @@ def calendars(n: int) -> dict[str, list[Bar]]:
     return {"AAA": aaa, "BBB": bbb, "CCC": ccc}
 
 
+@pytest.mark.parametrize("benchmark", [None, "CCC"])
 def test_sandbox_measures_a_portfolio_on_uneven_calendars_exactly_as_in_process(
-        tmp_path: Path) -> None:
+        tmp_path: Path, benchmark: str | None) -> None:
     """One equity value per timestamp of the merged bars, where timestamps hold one, two or
     three bars and the host's first chunk ends inside a timestamp: the host must give each
-    value the same group of bars as the engine in-process did."""
+    value the same group of bars as the engine in-process did, and measure the same
+    benchmark (the equal-weight default, or CCC, which starts late)."""
     data = calendars(2_500)
     merged = sorted((b for rows in data.values() for b in rows),
                     key=lambda b: (b.time, "ABC".index(b.symbol[0])))
     first_chunk_end = merged[FIRST_CHUNK_BARS - 1].time
     assert merged[FIRST_CHUNK_BARS].time == first_chunk_end  # the chunk splits a timestamp
-    local, sandboxed = both(tmp_path, PORTFOLIO, data, close_at_end=True)
+    local, sandboxed = both(tmp_path, PORTFOLIO, data, close_at_end=True, benchmark=benchmark)
     assert_same(local, sandboxed)
+    assert local.settings["benchmark"] == (benchmark or "equal-weight")
+    own = {s: rows[-1].close / rows[0].close for s, rows in data.items()}
+    bh = (own["CCC"] if benchmark else sum(own.values()) / 3) * 100 - 100
+    assert local.stats["Buy & Hold Return [%]"] == pytest.approx(bh, rel=1e-12)
     assert local.bars == 2_500
     assert sorted(local.prices) == ["AAA", "BBB", "CCC"]
     assert all(len(curve) > 100 for curve in local.prices.values())
     assert {t.symbol for t in local.trades} == {"AAA", "BBB", "CCC"}
     assert [p.time for p in local.equity_curve[:3]] == [b.time for b in data["AAA"][:3]]
+
+
+def test_sandbox_refuses_an_unknown_benchmark_before_it_starts_a_worker(tmp_path: Path
+                                                                        ) -> None:
+    path = tmp_path / "strategy.py"
+    path.write_text(PORTFOLIO)
+    data = []
+    for symbol, rows in calendars(100).items():
+        write_csv(rows, tmp_path / f"{symbol}.csv")
+        data.append(DataSpec(path=str(tmp_path / f"{symbol}.csv")))
+    runner = SandboxRunner()
+    with pytest.raises(DataError, match=r"^benchmark 'MSFT' .*\(its symbols: AAA, BBB, CCC\)"):
+        runner.run(BacktestRequest(strategy=str(path), data=data, benchmark="MSFT"))
+    assert runner.last_worker is None
 
 
 def test_sandbox_measures_a_bankrupt_run_exactly_as_in_process(tmp_path: Path) -> None:

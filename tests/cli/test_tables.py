@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from rpc.serve_process import ServeProcess, free_port
 
-from sandtrade.cli_tables import Col, cell, print_table, safe
+from rpc.serve_process import ServeProcess, free_port
+from sandtrade.cli_tables import Col, cell, print_table, safe, safe_lines
 
 ORDER_COLS = (Col("id", whole=True), Col("time", drop=3), Col("symbol", whole=True),
               Col("side"), Col("type", drop=2), Col("qty", right=True),
@@ -63,7 +63,7 @@ def test_markup_and_control_characters_are_shown_as_data() -> None:
     assert "[bold red]pwned[/bold red]" in text
     assert "\\x1b[2J\\x1b[31mred\\rover\\x07" in text
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text
-    assert safe("tab\tkept, newline\nspelled") == "tab\tkept, newline\\nspelled"
+    assert safe("newline\nbidi\u202eover") == "newline\\nbidi\\u202eover"
     assert cell("[b]x[/b]").plain == "[b]x[/b]"
 
 
@@ -118,3 +118,9 @@ def test_order_ids_are_whole_in_an_80_column_table(host: tuple[Path, str]) -> No
     for order in orders:
         assert order["id"] in table, table
     assert max(len(line) for line in table.splitlines()) <= 80, table
+
+
+def test_text_that_is_lines_keeps_its_lines_and_each_is_data() -> None:
+    """An alert's body is one command per line: shown as lines, each one literal."""
+    body = "buy 10 DEMO\nsell 5 ACME\x1b[2J\r\n[bold]x"
+    assert safe_lines(body).split("\n") == ["buy 10 DEMO", "sell 5 ACME\\x1b[2J\\r", "[bold]x"]

@@ -79,6 +79,8 @@ def frames_for(mode: str, n: int) -> list[tuple[dict[str, Any], bytes]]:
         return [equities(honest), ({"type": "result"}, simulation(n, warmup_bars=-1))]
     if mode == "result_not_json":
         return [equities(honest), ({"type": "result"}, b"{not json")]
+    if mode == "log_flood":  # a strategy log past the limit the worker was booted with
+        return [equities(honest), ({"type": "result"}, simulation(n, logs=["x" * 999] * 100))]
     if mode == "good_trades":
         # Two trades sent along with the values, one more in the result.
         sent = trades_blob([trade(0), trade(1)])

@@ -170,6 +170,15 @@ def test_a_result_with_negative_warmup_bars_is_a_protocol_kill(sandbox: Sandbox)
                         "warmup_bars: Input should be greater than or equal to 0")
 
 
+def test_a_strategy_log_past_the_log_limit_is_a_protocol_kill(sandbox: Sandbox) -> None:
+    """The worker caps the strategy's log; one that sends more would have the host keep and
+    print (`sandtrade backtest --log`) as much as fits in a result."""
+    limits = LIMITS.model_copy(update={"log_bytes": 64_000})
+    killed_for_protocol(sandbox, "log_flood", "result frame is malformed",
+                        "strategy log of 100,000 characters passed the 64,000-byte limit",
+                        limits=limits)
+
+
 def test_a_result_that_is_not_json_is_a_protocol_kill(sandbox: Sandbox) -> None:
     killed_for_protocol(sandbox, "result_not_json", "result frame is malformed",
                         "Invalid JSON")

@@ -11,6 +11,25 @@ simulates and streams its equity values (8 bytes a timestamp), and the host, whi
 bars itself, measures them on its own core while the worker goes on with the strategy. The
 statistics are then computed by trusted code, and an in-process run goes through the very
 same :class:`Meter`, so both give identical figures.
+
+The benchmark (``Buy & Hold Return [%]``, and the market of ``Beta`` and ``Alpha [%]``):
+
+* One symbol: backtesting.py's definition. Buy & Hold runs from the close at the end of the
+  strategy's warm-up (the bar where its last indicator got a value) to the last close; Beta
+  is measured on the log returns of the closes of every bar.
+* A portfolio, by default: an equal-weight buy and hold of every symbol. Each of the N
+  symbols is given 1/N of the cash, which stays cash until that symbol's first close and is
+  then invested in it at that close (fractional units, no costs), and held to the end. Its
+  value at each timestamp is the sum over the symbols of ``(the symbol's last close so far /
+  its first close) / N``, 1/N for a symbol that has not started; Buy & Hold is that value at
+  the last timestamp minus one, i.e. the mean of the symbols' own ``last / first - 1``. Beta
+  is measured on the log returns of that value, one per timestamp, and Alpha is
+  ``Return - Beta * Buy & Hold`` as for one symbol. There is no warm-up: one warm-up for the
+  whole portfolio would be the bar where the latest symbol's indicators got their values,
+  which can lie after another symbol's last bar. The order of the symbols does not change
+  Buy & Hold (it is summed exactly at the end); Beta's running sum can differ in its last bit.
+* A portfolio with a chosen benchmark symbol: that symbol alone, from its first close
+  however late it comes (Beta from its first two closes on), to its last close.
 """
 
 from __future__ import annotations
@@ -24,6 +43,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
+from sandtrade.errors import DataError
 from sandtrade.models import Bar, Trade
 
 __all__ = ["TRADES", "Meter", "MeterError", "Simulation"]
@@ -46,7 +66,8 @@ class Simulation(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     #: Timestamps simulated, one equity value each (fewer than given after a bankruptcy).
     bars: int = Field(ge=0)
-    #: Bars the strategy's indicators needed before they had a value (Buy & Hold starts there).
+    #: Bars the strategy's indicators needed before they had a value (one symbol's Buy &
+    #: Hold starts there).
     warmup_bars: int = Field(default=0, ge=0)
     #: The closed trades (in the sandbox: those not sent along with the equity values).
     trades: list[Trade] = Field(default_factory=list)
@@ -80,25 +101,47 @@ class Meter:
 
     :param grouped: one equity value per *timestamp* of several symbols' merged bars (a run of
         bars with equal times); otherwise one per bar, as the engine's one-symbol loop records.
-    :param bench: the benchmark symbol (Buy & Hold, beta); the first symbol seen when None.
+    :param benchmark: with ``grouped``, the benchmark symbol; None: the equal-weight buy and
+        hold of ``symbols`` (see the module's docstring). One stream of bars is always its
+        own benchmark; a ``benchmark`` other than its symbol is a ``DataError``.
+    :param symbols: the symbols of the equal-weight benchmark.
     """
 
-    def __init__(self, *, grouped: bool, bench: str | None = None,
-                 max_points: int = 2000) -> None:
+    def __init__(self, *, grouped: bool, benchmark: str | None = None,
+                 symbols: Sequence[str] = (), max_points: int = 2000) -> None:
         self.grouped = grouped
-        self.bench = bench
+        self.benchmark = benchmark
         self.max_points = max_points
         self.rec = EquityRecorder(max_points)
         self.prices: dict[str, Decimator[Bar]] = {}
         self._bars: list[Bar] = []
-        self._bench_close = 0.0
+        # Grouped: the benchmark's symbols, each with its first close (0.0: none yet) and
+        # the value of its share, ``close / first close``: before its first close 1.0 (its
+        # cash) in the equal-weight benchmark, 0.0 ("not started") for a chosen symbol.
+        members = [benchmark] if benchmark is not None else list(dict.fromkeys(symbols))
+        self._bench_first = dict.fromkeys(members, 0.0)
+        self._bench_value = dict.fromkeys(members, 0.0 if benchmark is not None else 1.0)
+        self._bench_total = math.fsum(self._bench_value.values())
 
     @classmethod
-    def for_symbols(cls, symbols: Sequence[str] | None, *, max_points: int = 2000) -> Meter:
+    def for_symbols(cls, symbols: Sequence[str] | None, *, benchmark: str | None = None,
+                    max_points: int = 2000) -> Meter:
         """The meter for a run over one stream per symbol in ``symbols`` (None: one stream
-        of bars), grouped as the engine groups them; the first symbol is the benchmark."""
-        return cls(grouped=symbols is not None and len(symbols) > 1,
-                   bench=symbols[0] if symbols else None, max_points=max_points)
+        of bars), grouped as the engine groups them, with ``benchmark`` (None: the default
+        of the module's docstring). ``DataError`` when ``benchmark`` is not in ``symbols``."""
+        if benchmark is not None and symbols is not None and benchmark not in symbols:
+            raise _unknown_benchmark(benchmark, symbols)
+        return cls(grouped=symbols is not None and len(symbols) > 1, benchmark=benchmark,
+                   symbols=symbols or (), max_points=max_points)
+
+    def describe_benchmark(self) -> str | None:
+        """What the benchmark is, for the result's settings: a symbol, or ``"equal-weight"``
+        for a portfolio's default (None before one stream's first bar)."""
+        if self.benchmark is not None:
+            return self.benchmark
+        if self.grouped:
+            return "equal-weight"
+        return next(iter(self.prices), None)
 
     @property
     def n(self) -> int:
@@ -112,9 +155,9 @@ class Meter:
     def _curve(self, symbol: str) -> Decimator[Bar]:
         curve = self.prices.get(symbol)
         if curve is None:
+            if not self.grouped and self.benchmark not in (None, symbol):
+                raise _unknown_benchmark(self.benchmark, [symbol])
             curve = self.prices[symbol] = Decimator(merge_ohlc, self.max_points, fold_ohlc)
-            if self.bench is None:
-                self.bench = symbol
         return curve
 
     def add_equity(self, equities: Sequence[float]) -> None:
@@ -137,19 +180,34 @@ class Meter:
         else:
             k = 0
             end = len(bars)
-            bench_close = self._bench_close
+            prices = self.prices
+            firsts, values = self._bench_first, self._bench_value
+            total = self._bench_total
             for equity in equities:
                 if k >= end:
                     raise MeterError(f"more equity values than timestamps ({self.n + 1:,})")
                 t = bars[k].time
                 while k < end and bars[k].time == t:
                     bar = bars[k]
-                    self._curve(bar.symbol).append(bar)
-                    if bar.symbol == self.bench:
-                        bench_close = bar.close
+                    symbol = bar.symbol
+                    curve = prices.get(symbol)
+                    if curve is None:
+                        curve = self._curve(symbol)
+                    curve.append(bar)
+                    first = firsts.get(symbol)
+                    if first is not None:  # one of the benchmark's symbols
+                        close = bar.close
+                        if not first and close > 0:
+                            first = firsts[symbol] = close
+                        if first:
+                            value = close / first
+                            # A running sum: its rounding does not reach Buy & Hold, which
+                            # finish() takes from the values themselves.
+                            total += value - values[symbol]
+                            values[symbol] = value
                     k += 1
-                pending.append((t, equity, bench_close))
-            self._bench_close = bench_close
+                pending.append((t, equity, total))
+            self._bench_total = total
             del bars[:k]
         self.compact()
 
@@ -165,14 +223,25 @@ class Meter:
         if sim.bars != self.n:
             raise MeterError(f"the simulation reports {sim.bars:,} bars but {self.n:,} equity "
                              "values arrived")
-        stats = compute_stats(self.rec, sim.trades, warmup_bars=sim.warmup_bars)
+        rec = self.rec
+        rec.flush()
+        if self.grouped:
+            # Exactly rounded, so the order of the symbols cannot change the last bit.
+            if rec.n:
+                try:
+                    rec.last_close = math.fsum(self._bench_value.values())
+                except (OverflowError, ValueError):  # past the largest float: no figure
+                    rec.last_close = math.nan
+            stats = compute_stats(rec, sim.trades, warmup_bars=0)
+        else:
+            stats = compute_stats(rec, sim.trades, warmup_bars=sim.warmup_bars)
         stats["# Open Trades"] = len(sim.open_trades)
         stats["Open Trades P&L [$]"] = sum(t.pnl for t in sim.open_trades)
         return BacktestResult(
             strategy=sim.strategy,
             symbols=sim.symbols,
             params=sim.params,
-            settings=sim.settings,
+            settings={**sim.settings, "benchmark": self.describe_benchmark()},
             bars=sim.bars,
             stats=to_jsonable(stats),
             trades=sim.trades,
@@ -184,3 +253,9 @@ class Meter:
             warnings=sim.warnings,
             elapsed_s=elapsed_s,
         )
+
+
+def _unknown_benchmark(benchmark: str, symbols: Sequence[str]) -> DataError:
+    return DataError(f"benchmark {benchmark!r} is not a symbol of this back-test (its symbols: "
+                     f"{', '.join(symbols)}); name one of them, or none for an equal-weight "
+                     "buy and hold of them all")

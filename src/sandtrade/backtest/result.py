@@ -52,7 +52,8 @@ class BacktestResult(BaseModel):
     elapsed_s: float = 0.0
 
     def to_json_summary(self) -> dict[str, Any]:
-        """What ``sandtrade backtest --json`` prints: stats, trades and the rest, no curves."""
+        """What ``sandtrade backtest --json`` prints: stats, trades, the strategy's log and the
+        rest, no curves."""
         return {
             "strategy": self.strategy,
             "symbols": self.symbols,
@@ -63,4 +64,5 @@ class BacktestResult(BaseModel):
             "trades": [t.model_dump(mode="json") for t in self.trades],
             "open_trades": [t.model_dump(mode="json") for t in self.open_trades],
             "warnings": self.warnings,
+            "logs": self.logs,
         }

@@ -59,6 +59,9 @@ class BacktestRequest(BaseModel):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     params: dict[str, Any] = Field(default_factory=dict)
     close_at_end: bool = False
+    #: The symbol of Buy & Hold and Beta; None: one symbol is its own, a portfolio's is the
+    #: equal-weight buy and hold of all its symbols (see :mod:`sandtrade.backtest.meter`).
+    benchmark: str | None = None
 
 
 class BacktestRunner(Protocol):
@@ -111,4 +114,5 @@ class InProcessRunner:
             streams[symbol] = stream
         return run_backtest(strategy, streams, cash=request.cash, settings=request.broker,
                             params=params, progress=progress,
-                            close_at_end=request.close_at_end, profiles=self.profiles)
+                            close_at_end=request.close_at_end, profiles=self.profiles,
+                            benchmark=request.benchmark)

@@ -15,7 +15,7 @@ import itertools
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
@@ -91,6 +91,10 @@ class Decimator(Generic[T]):
 
 _DRAWDOWN = itemgetter(2)
 _DAY = timedelta(days=1)
+#: Benchmark values kept from the start, for Buy & Hold from the end of a warm-up: an
+#: indicator is at most 10,000 bars long and the slowest (RSI) has its first value at the
+#: bar of that index, so the warm-up of indicators made in the first bars always falls here.
+WARMUP_WINDOW = 10_001
 
 
 def _fold_equity(chunk: list[tuple[datetime, float, float]]) -> tuple[datetime, float, float]:
@@ -131,7 +135,10 @@ class EquityRecorder:
         self._beta_n = 0
         self._beta_valid = True
         self._mx = self._my = self._cxy = self._cyy = 0.0
-        self.first_closes: list[float] = []  # for Buy & Hold from the warm-up bar
+        #: The benchmark's values at the first :data:`WARMUP_WINDOW` timestamps.
+        self.first_closes: list[float] = []
+        #: Its first value other than 0.0 ("not started"), whenever that comes.
+        self.first_market = NAN
         self.last_close = NAN
         self.curve: Decimator[tuple[datetime, float, float]] = Decimator(
             lambda a, b: (a[0], b[1], max(a[2], b[2])), max_points, _fold_equity)
@@ -166,6 +173,7 @@ class EquityRecorder:
         prev_eq, prev_mkt, beta_valid = self._prev_eq, self._prev_mkt, self._beta_valid
         k, mx, my, cxy, cyy = self._beta_n, self._mx, self._my, self._cxy, self._cyy
         first_closes = self.first_closes
+        window = WARMUP_WINDOW
         curve_append = self.curve.append
         log = math.log
         dd = self._last_dd
@@ -196,12 +204,16 @@ class EquityRecorder:
             else:
                 day_bars += 1
             day_equity = equity
-            if i < 10_000:
+            if i < window:
                 first_closes.append(market)
             if i and beta_valid and prev_mkt:  # not before the benchmark's first close
                 if equity > 0 and prev_eq > 0 and market > 0 and prev_mkt > 0:
-                    x = log(equity / prev_eq)
-                    y = log(market / prev_mkt)
+                    try:
+                        x = log(equity / prev_eq)
+                        y = log(market / prev_mkt)
+                    except ValueError:  # a ratio below the smallest float: no beta
+                        beta_valid = False
+                        x = y = 0.0
                     k += 1
                     dx = x - mx
                     dy = y - my
@@ -215,6 +227,8 @@ class EquityRecorder:
             prev_mkt = market
             curve_append((time, equity, dd))
             i += 1
+        if self.first_market != self.first_market:
+            self.first_market = next((m for _, _, m in items if m), NAN)
         last_time, last_eq, last_mkt = items[-1]
         self.n = i
         self.end = last_time
@@ -315,21 +329,64 @@ def _ceil(td: timedelta | None, unit: str) -> timedelta | None:
     return timedelta(microseconds=-(-total // step) * step)
 
 
+# Every stat is a real number or NaN (None in JSON), whatever the equity path: a bankrupt run
+# ends at or below zero, and Python's float arithmetic raises (or turns complex) where
+# numpy's, which backtesting.py uses, gives nan or inf. The helpers below give numpy's
+# answer in those cases and Python's exact one everywhere else.
+
+
+def _pow(base: float, exp: float) -> float:
+    """``base ** exp`` as numpy computes it: nan for a negative base and a fractional
+    exponent (Python gives a complex number), ±inf on overflow and for ``0 ** -x``."""
+    try:
+        out = base ** exp
+    except OverflowError:
+        if base > 0:
+            return math.inf
+        if exp != int(exp):  # a complex result
+            return NAN
+        return -math.inf if int(exp) % 2 else math.inf
+    except ZeroDivisionError:
+        return math.inf
+    return NAN if isinstance(out, complex) else float(out)
+
+
+def _fsum(xs: Iterable[float]) -> float:
+    """``math.fsum``, or the plain sum (inf or nan) where fsum overflows or meets inf - inf."""
+    xs = list(xs)
+    try:
+        return math.fsum(xs)
+    except (OverflowError, ValueError):
+        return sum(xs, 0.0)
+
+
 def _geometric_mean(returns: Sequence[float]) -> float:
     if not returns:
         return NAN
     if any(1 + r <= 0 for r in returns):
         return 0.0
-    return math.exp(math.fsum(math.log(1 + r) for r in returns)
-                    / len(returns)) - 1
+    try:
+        return math.exp(_fsum(math.log(1 + r) for r in returns) / len(returns)) - 1
+    except OverflowError:
+        return math.inf
 
 
 def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs) if xs else NAN
+    return _fsum(xs) / len(xs) if xs else NAN
 
 
 def _var(xs: Sequence[float]) -> float:
-    return statistics.variance(xs) if len(xs) > 1 else NAN
+    try:
+        return statistics.variance(xs) if len(xs) > 1 else NAN
+    except OverflowError:  # the exact result is beyond a float
+        return math.inf
+
+
+def _stdev(xs: Sequence[float]) -> float:
+    try:
+        return statistics.stdev(xs) if len(xs) > 1 else NAN
+    except OverflowError:
+        return math.inf
 
 
 def _div(a: float, b: float) -> float:
@@ -381,16 +438,20 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
     eq0, eq_final = rec.first_equity, rec.last_equity
     s["Equity Final [$]"] = eq_final
     s["Equity Peak [$]"] = rec.peak if n else NAN
-    commissions = math.fsum(t.commission for t in trades)
+    commissions = _fsum(t.commission for t in trades)
     if commissions:
         s["Commissions [$]"] = commissions
-    s["Return [%]"] = (eq_final - eq0) / eq0 * 100 if n else NAN
-    # From the close at the end of the warm-up; in a portfolio whose first symbol (the
-    # benchmark) starts later than the others, from its first close after that (0.0 stands
-    # for "no close yet").
-    closes = rec.first_closes[min(warmup_bars, len(rec.first_closes) - 1):]
-    c0 = next((c for c in closes if c), NAN)
-    bh = (rec.last_close - c0) / c0 * 100 if c0 == c0 else NAN
+    s["Return [%]"] = _div(eq_final - eq0, eq0) * 100 if n else NAN
+    # The benchmark's value from the close at the end of the warm-up (backtesting.py's
+    # definition, for one symbol) to the last; with no warm-up (a portfolio, see
+    # backtest/meter.py), from its first value (0.0 stands for "not started yet"), however
+    # late that comes.
+    if warmup_bars and rec.first_closes:
+        closes = rec.first_closes[min(warmup_bars, len(rec.first_closes) - 1):]
+        c0 = next((c for c in closes if c), NAN)
+    else:
+        c0 = rec.first_market
+    bh = _div(rec.last_close - c0, c0) * 100
     s["Buy & Hold Return [%]"] = bh
 
     period = rec.data_period()
@@ -398,9 +459,9 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
     annual_days = (52 if freq_days == 7 else 12 if freq_days == 31 else 1 if freq_days == 365
                    else (365 if rec.have_weekends else 252))
     grouped = _group_days(rec.day_equities(), freq_days)
-    day_returns = [b / a - 1 for a, b in itertools.pairwise(grouped)]
+    day_returns = [_div(b, a) - 1 for a, b in itertools.pairwise(grouped)]
     gmean = _geometric_mean(day_returns) if day_returns else NAN
-    ann_return = (1 + gmean) ** annual_days - 1
+    ann_return = _pow(1 + gmean, annual_days) - 1
     s["Return (Ann.) [%]"] = ann_return * 100
     var = _var(day_returns)
     try:
@@ -410,9 +471,12 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
         vol = NAN
     s["Volatility (Ann.) [%]"] = vol
     years = (duration.days + duration.seconds / 86400) / 365.25
-    s["CAGR [%]"] = ((eq_final / eq0) ** (1 / years) - 1) * 100 if years and eq0 else NAN
+    # A bankrupt run ends at or below zero: a negative ratio has no real root (nan, as
+    # numpy's power gives backtesting.py), zero is -100 %.
+    s["CAGR [%]"] = ((_pow(_div(eq_final, eq0), 1 / years) - 1) * 100 if years and eq0
+                     else NAN)
     s["Sharpe Ratio"] = _div(s["Return (Ann.) [%]"], vol or NAN)
-    downside = (math.sqrt(_mean([min(r, 0.0) ** 2 for r in day_returns]))
+    downside = (math.sqrt(_mean([_pow(min(r, 0.0), 2) for r in day_returns]))
                 * math.sqrt(annual_days)) if day_returns else NAN
     s["Sortino Ratio"] = _div(ann_return, downside)
     s["Calmar Ratio"] = _div(ann_return, rec.max_dd or NAN)
@@ -440,11 +504,11 @@ def compute_stats(rec: EquityRecorder, trades: Sequence[Trade], *, warmup_bars: 
     s["Max. Trade Duration"] = _ceil(max(durations), res) if durations else None
     s["Avg. Trade Duration"] = (_ceil(sum(durations, timedelta(0)) / len(durations), res)
                                 if durations else None)
-    gains = math.fsum(r for r in rets if r > 0)
-    losses = abs(math.fsum(r for r in rets if r < 0))
+    gains = _fsum(r for r in rets if r > 0)
+    losses = abs(_fsum(r for r in rets if r < 0))
     s["Profit Factor"] = _div(gains, losses or NAN) if rets else NAN
     s["Expectancy [%]"] = _mean(rets) * 100
-    sd = statistics.stdev(pnl) if k > 1 else NAN
+    sd = _stdev(pnl)
     s["SQN"] = _div(math.sqrt(k) * _mean(pnl), sd or NAN) if k else NAN
     avg_win = _mean([p for p in pnl if p > 0])
     avg_loss = -_mean([p for p in pnl if p < 0])

@@ -122,6 +122,8 @@ class SandboxRunner:
         started = time.perf_counter()
         symbols = list(data)
         streams = list(data.values())
+        # Before the worker starts: an unknown benchmark is the request's mistake.
+        meter = Meter.for_symbols(symbols, benchmark=request.benchmark)
         task = {"task": "backtest", "path": request.strategy, "source": source,
                 "request": request.model_dump(mode="json"), "symbols": symbols}
         worker = self.supervisor.start(task, name=request.strategy)
@@ -130,7 +132,6 @@ class SandboxRunner:
         merged = iter(streams[0]) if len(streams) == 1 else heapq.merge(
             *streams, key=lambda b: b.time)
         index = {s: k for k, s in enumerate(symbols)}
-        meter = Meter.for_symbols(symbols)
         # Chunks sent, in order; the meter takes them when equity values arrive. Each is put
         # here before it is sent, so the bars of every value the worker reports are here.
         sent: deque[list[Bar]] = deque()
@@ -205,6 +206,12 @@ class SandboxRunner:
                         raise MeterError(f"the result and the trades sent before it passed "
                                          f"the {worker.limits.result_bytes:,}-byte limit")
                     sim = Simulation.model_validate_json(payload)
+                    # The worker caps the strategy's log (StrategyLog: at most one past the
+                    # limit, counting a newline a line); what is printed must stay bounded.
+                    log_size = sum(len(line) + 1 for line in sim.logs)
+                    if log_size > worker.limits.log_bytes + 1:
+                        raise MeterError(f"the strategy log of {log_size:,} characters passed "
+                                         f"the {worker.limits.log_bytes:,}-byte limit")
                     if sim.trades_sent != len(trades):
                         raise MeterError(f"the result counts {sim.trades_sent:,} trades sent "
                                          f"before it, {len(trades):,} arrived")
