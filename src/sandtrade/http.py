@@ -3,7 +3,12 @@
 Why FastAPI/uvicorn: an ASGI server with httptools and uvloop answers several thousand small
 requests a second on this 2-core machine, and FastAPI writes the OpenAPI schema of every
 plugin's routes for free (``/openapi.json``, ``/docs``). The host itself serves only
-``/health``; webhooks and the like come from plugins through ``sandtrade_http_routes``.
+``/health`` and the docs pages; webhooks and the like come from plugins through
+``sandtrade_http_routes``.
+
+The docs pages (``/docs``, Swagger UI; ``/redoc``) load their scripts and styles from this
+server, from the builds the ``fastapi-offline`` package ships (FastAPI's own pages load them
+from a CDN, and offline they are blank): like the reports, nothing is fetched from elsewhere.
 
 The server runs its own event loop on one thread of the host; the socket is bound before the
 thread starts, so port 0 works and the port is known at once.
@@ -11,30 +16,85 @@ thread starts, so port 0 works and the port is known at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
+from importlib.resources import files
 from typing import Any
 
 from sandtrade import __version__
 from sandtrade.errors import SandtradeError
 
-__all__ = ["HttpServer", "create_app"]
+__all__ = ["DOCS_ASSETS", "HttpServer", "create_app"]
 
 log = logging.getLogger(__name__)
 
+#: Where the docs pages' own scripts, styles and icon are served.
+DOCS_ASSETS = "/docs/assets"
+#: The files served there (all from the fastapi-offline package), with their media types.
+_ASSET_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+                "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
+
+
+@functools.cache
+def _asset(name: str) -> bytes:
+    """One docs asset's bytes, read once (2.8 MB for all four, and only if a page is viewed)."""
+    return (files("fastapi_offline") / "static" / name).read_bytes()
+
 
 def create_app(routers: list[Any], health: Any = None) -> Any:
-    """The ASGI app: ``/health`` and the plugins' routers."""
+    """The ASGI app: ``/health``, the docs pages with their assets, and the plugins' routers."""
     from fastapi import FastAPI
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
 
     app = FastAPI(title="sandtrade host", version=__version__,
                   description="HTTP side of a sandtrade host: webhooks contributed by plugins "
-                              "(TradingView alerts) and the host's health.")
+                              "(TradingView alerts) and the host's health.",
+                  docs_url=None, redoc_url=None)  # FastAPI's own pages load from a CDN
 
     @app.get("/health", tags=["host"], summary="Whether the host is up and accepting signals")
     async def get_health() -> dict[str, Any]:
         return {"status": "ok", **(health() if health else {})}
+
+    def local(request: Request, path: str) -> str:
+        # Behind a proxy that mounts the host under a prefix, FastAPI's root_path has it.
+        return str(request.scope.get("root_path", "")).rstrip("/") + path
+
+    # Plain Starlette routes: they take the request as it is and stay out of the schema.
+    async def docs(request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=local(request, app.openapi_url or "/openapi.json"),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=local(request, f"{DOCS_ASSETS}/swagger-ui-bundle.js"),
+            swagger_css_url=local(request, f"{DOCS_ASSETS}/swagger-ui.css"),
+            swagger_favicon_url=local(request, f"{DOCS_ASSETS}/favicon.png"),
+            # Swagger UI would otherwise show a badge fetched from validator.swagger.io, which
+            # is given the schema's URL.
+            swagger_ui_parameters={"validatorUrl": None})
+
+    async def redoc(request: Request) -> Response:
+        return get_redoc_html(
+            openapi_url=local(request, app.openapi_url or "/openapi.json"),
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=local(request, f"{DOCS_ASSETS}/redoc.standalone.js"),
+            redoc_favicon_url=local(request, f"{DOCS_ASSETS}/favicon.png"),
+            with_google_fonts=False)
+
+    async def docs_asset(request: Request) -> Response:
+        name = str(request.path_params["name"])
+        media_type = _ASSET_TYPES.get(name)
+        if media_type is None:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return Response(_asset(name), media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    app.add_route("/docs", docs, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_route("/redoc", redoc, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_route(DOCS_ASSETS + "/{name}", docs_asset, methods=["GET", "HEAD"],
+                  include_in_schema=False)
 
     for router in routers:
         app.include_router(router)

@@ -185,6 +185,31 @@ def test_check_reports_policy_violations_and_hook_mistakes_in_one_run(tmp_path: 
                                                 if "import of" not in line]
 
 
+def test_check_finds_what_would_fail_on_the_first_bar(tmp_path: Path, good_csv: Path) -> None:
+    """The three traps of issue 15: each compiles and loads, and each fails on the first bar;
+    ``check`` names them all, with what to write instead, and exits 1."""
+    bad = tmp_path / "traps.py"
+    bad.write_text('PARAMS = {"fast": 12, "slow": 26}\n\n\n'
+                   "def on_bar(ctx, bar):\n"
+                   '    secrets = open("/etc/passwd").read()\n'
+                   '    ctx.log("close {}".format(bar.close))\n'
+                   '    macd = ctx.ta.macd(ctx.params["fast"], ctx.params["slow"])\n')
+    proc = sandtrade("check", str(bad))
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr.splitlines() == [
+        f"{bad}:5: 'open' is not available in strategies (no file access; keep data in "
+        "ctx.state, which lasts across restarts)",
+        f"{bad}:6: 'format' is not allowed in strategies (a format string can reach attributes "
+        'the sandbox hides); use an f-string, e.g. f"{price:.2f}"',
+        f"{bad}:7: ctx.ta has no indicator 'macd' (available: atr, bb, crossover, crossunder, "
+        "ema, highest, lowest, rma, rsi, sma, stdev)",
+    ]
+    # what check found is what the first bar would have met
+    run = sandtrade("backtest", str(bad), "--data", str(good_csv))
+    assert run.returncode == 1 and f"{bad}:5: in on_bar" in run.stderr, run.stderr
+    assert "NameError: name 'open' is not defined" in run.stderr
+
+
 def test_config_file_and_environment_set_defaults(tmp_path: Path, good_csv: Path) -> None:
     cfg = tmp_path / "sandtrade.toml"
     cfg.write_text("cash = 50000\n[broker]\ncommission_pct = 0.001\n")
@@ -204,3 +229,161 @@ def test_invalid_config_value_names_the_key(tmp_path: Path, good_csv: Path) -> N
     cfg.write_text("[broker]\ncommission_pct = -1\n")
     proc = sandtrade("backtest", SMA, "--data", str(good_csv), "--config", str(cfg))
     assert_one_clear_error(proc, "sandtrade.toml", "broker.commission_pct")
+
+
+# ---------------------------------------------------------------- the strategy's log
+
+#: 25 lines through print() and ctx.log, one 5,000 characters long.
+CHATTY = '''
+def on_bar(ctx, bar):
+    k = ctx.bar_index
+    if k < 24:
+        print("line", k)
+    elif k == 24:
+        ctx.log("y" * 5000)
+'''
+
+
+def test_the_strategy_log_tail_follows_the_stats_and_log_shows_it_all(
+        tmp_path: Path, good_csv: Path) -> None:
+    """A strategy's print() and ctx.log lines were shown nowhere but the report. Now the last
+    20 follow the stats (a long line cut short), with how many were left out; --log shows
+    every line whole, and --json has them all under "logs"."""
+    path = tmp_path / "chatty.py"
+    path.write_text(CHATTY)
+    proc = sandtrade("backtest", str(path), "--data", str(good_csv))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    head = "strategy log, the last 20 of 25 lines (5 left out; --log shows all):"
+    assert out.index("Equity Final [$]") < out.index(head)
+    lines = out[out.index(head):].splitlines()
+    assert lines[1:20] == [f"line {k}" for k in range(5, 24)]
+    stamp = lines[20].split(" ")[0]  # ctx.log's bar time
+    assert lines[20] == f"{stamp} {'y' * (999 - len(stamp))}… (4,020 more characters)"
+    assert len(lines) == 21
+
+    proc = sandtrade("backtest", str(path), "--data", str(good_csv), "--log")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout[proc.stdout.index("strategy log (25 lines):"):].splitlines()
+    assert lines[1:25] == [f"line {k}" for k in range(24)]
+    assert lines[25].endswith(" " + "y" * 5000) and len(lines) == 26
+
+    proc = sandtrade("backtest", str(path), "--data", str(good_csv), "--json")
+    logs = json.loads(proc.stdout)["logs"]
+    assert logs[:24] == [f"line {k}" for k in range(24)]
+    assert logs[24].endswith(" " + "y" * 5000) and len(logs) == 25
+
+
+def test_strategy_text_is_shown_as_data_not_markup_or_terminal_codes(tmp_path: Path,
+                                                                    good_csv: Path) -> None:
+    """Log lines, symbols and warnings come from the strategy (and the worker): rich markup
+    in them is printed as it is, and control characters (an ANSI escape, a newline that
+    would forge a line of output, a right-to-left override, a lone surrogate) as their
+    escapes."""
+    path = tmp_path / "hostile.py"
+    path.write_text('def on_bar(ctx, bar):\n'
+                    '    if ctx.bar_index == 0:\n'
+                    '        print("[bold red]x[/] \\x1b[31mred\\x1b[0m\\nReturn [%] 9 \\u202e")\n'
+                    '        ctx.log("[link=https://example.com]click[/link] :smile:")\n'
+                    '        print("lone \\ud800 surrogate")\n'
+                    '        ctx.buy(1_000_000)\n')
+    proc = sandtrade("backtest", str(path), "--data", f"[bold]ACME={good_csv}")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr and "\u202e" not in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert "[bold red]x[/] \\x1b[31mred\\x1b[0m\\nReturn [%] 9 \\u202e" in lines
+    assert "lone \\ud800 surrogate" in lines  # not UTF-8: it once failed the whole run
+    assert "[link=https://example.com]click[/link] :smile:" in proc.stdout
+    assert "hostile on [bold]ACME: " in proc.stdout
+    assert "(buy [bold]ACME) rejected" in proc.stderr
+
+
+# ---------------------------------------------------------------- a bankrupt run
+
+
+def test_a_bankrupt_run_prints_its_stats_as_json_and_as_a_table(tmp_path: Path) -> None:
+    """A short of everything into a rally whose open on day 30 gaps to three times the
+    close before: equity ends below zero. CAGR has no real value there; it was printed as a
+    complex number and --json died with a TypeError. Now it is null / "—" and every stat is
+    a real number or absent."""
+    rows = ["Date,Open,High,Low,Close,Volume"]
+    close = 100.0
+    for k in range(60):
+        day = f"2004-{1 + k // 28:02d}-{1 + k % 28:02d}"
+        open_ = close * (3.0 if k == 30 else 1.01)
+        close = open_ * 1.01
+        rows.append(f"{day},{open_:.4f},{close:.4f},{open_:.4f},{close:.4f},1000")
+    csv = tmp_path / "RALLY.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    path = tmp_path / "short.py"
+    path.write_text("def on_bar(ctx, bar):\n    if not ctx.position().qty:\n        ctx.sell()\n")
+
+    proc = sandtrade("backtest", str(path), "--data", str(csv), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    stats = out["stats"]
+    assert stats["Equity Final [$]"] < 0
+    assert any("equity reached" in w for w in out["warnings"])
+    assert stats["CAGR [%]"] is None
+    for key, value in stats.items():
+        assert value is None or isinstance(value, int | float | str), (key, value)
+
+    table = sandtrade("backtest", str(path), "--data", str(csv))
+    assert table.returncode == 0, table.stderr
+    cagr = next(line for line in table.stdout.splitlines() if "CAGR [%]" in line)
+    assert cagr.split() == ["CAGR", "[%]", "—"]
+    assert "j)" not in table.stdout
+
+
+# ---------------------------------------------------------------- the benchmark
+
+#: Closes by day: AAA on days 1-4 (10 -> 15, x1.5), BBB from day 2 (40 -> 30, x0.75), CCC
+#: until day 3 (5 -> 8, x1.6).
+CLOSES = {"AAA": {1: 10.0, 2: 12.0, 3: 11.0, 4: 15.0}, "BBB": {2: 40.0, 3: 50.0, 4: 30.0},
+          "CCC": {1: 5.0, 2: 6.0, 3: 8.0}}
+
+
+@pytest.fixture
+def three_csvs(tmp_path: Path) -> dict[str, Path]:
+    paths = {}
+    for symbol, closes in CLOSES.items():
+        path = paths[symbol] = tmp_path / f"{symbol}.csv"
+        path.write_text("Date,Open,High,Low,Close\n" + "".join(
+            f"2024-01-0{day},{c},{c},{c},{c}\n" for day, c in closes.items()))
+    return paths
+
+
+def buy_and_hold(proc: subprocess.CompletedProcess[str]) -> float:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["stats"]["Buy & Hold Return [%]"]
+
+
+def test_a_portfolio_benchmark_is_an_equal_weight_buy_and_hold_in_any_order(
+        tmp_path: Path, three_csvs: dict[str, Path]) -> None:
+    """A third of the cash in each symbol at its own first close, held to its last: the mean
+    of x1.5, x0.75 and x1.6, less one. It read 0 % or the first file's own figure, which
+    changed with the order of the --data files; in-process it is the same figure."""
+    idle = tmp_path / "idle.py"
+    idle.write_text("def on_bar(ctx, bar):\n    pass\n")
+    expected = ((1.5 + 0.75 + 1.6) / 3 - 1) * 100
+    figures = []
+    for order in (["AAA", "BBB", "CCC"], ["CCC", "BBB", "AAA"], ["BBB", "AAA", "CCC"]):
+        data = [arg for s in order for arg in ("--data", str(three_csvs[s]))]
+        figures.append(buy_and_hold(sandtrade("backtest", str(idle), *data, "--json")))
+    figures.append(buy_and_hold(sandtrade("backtest", str(idle), "--unsafe-in-process",
+                                          *data, "--json")))
+    assert figures == [figures[0]] * 4
+    assert figures[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_benchmark_picks_one_symbol_and_an_unknown_one_is_a_clear_error(
+        tmp_path: Path, three_csvs: dict[str, Path]) -> None:
+    idle = tmp_path / "idle.py"
+    idle.write_text("def on_bar(ctx, bar):\n    pass\n")
+    data = [arg for s in ("AAA", "BBB", "CCC") for arg in ("--data", str(three_csvs[s]))]
+    proc = sandtrade("backtest", str(idle), *data, "--benchmark", "BBB", "--json")
+    assert buy_and_hold(proc) == pytest.approx(-25.0)
+    assert json.loads(proc.stdout)["settings"]["benchmark"] == "BBB"
+    proc = sandtrade("backtest", str(idle), *data, "--benchmark", "MSFT")
+    assert_one_clear_error(proc, "benchmark 'MSFT' is not a symbol",
+                           "(its symbols: AAA, BBB, CCC)")

@@ -381,6 +381,29 @@ def test_bad_uploads_are_refused_and_change_nothing(strategies: Stub, operator: 
     assert log_lines(strategies, operator, "good", tail=1) == ["bar 42.0"]
 
 
+FIRST_BAR_TRAPS = """\
+def on_bar(ctx, bar):
+    secrets = open("/etc/passwd").read()
+    ctx.log("close {}".format(bar.close))
+    macd = ctx.ta.macd(12, 26)
+"""
+
+
+def test_upload_refuses_code_that_would_fail_on_its_first_bar(strategies: Stub,
+                                                              operator: Metadata) -> None:
+    """An upload runs ``sandtrade check``: what the file is certain to fail on when its lines
+    run (a builtin the sandbox lacks, ``.format``, an indicator ``ctx.ta`` does not have) is
+    refused like a policy violation, each with its line and what to write instead."""
+    err = refused(lambda: upload(strategies, operator, "traps", FIRST_BAR_TRAPS))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+    violations = precondition_violations(err)
+    assert [subject for subject, _ in violations] == ["traps.py:2", "traps.py:3", "traps.py:4"]
+    assert "'open' is not available in strategies (no file access" in violations[0][1]
+    assert "use an f-string" in violations[1][1]
+    assert "ctx.ta has no indicator 'macd' (available: atr, bb," in violations[2][1]
+    assert listed(strategies, operator) == [], "nothing stored"
+
+
 # ------------------------------------------------------------------ who may do what
 
 

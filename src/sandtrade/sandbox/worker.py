@@ -59,6 +59,7 @@ from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.remote import run_live
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 from sandtrade.strategy import context as _context
+from sandtrade.strategy import static_check  # noqa: F401  - a check task reads the source
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.loader import load_strategy_source, resolve_params
 
@@ -353,7 +354,8 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
     kind = task["task"]
     path = str(task["path"])
     log = policy.StrategyLog(limits.log_bytes)
-    strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log)
+    strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log,
+                                    check=kind == "check")
     if kind == "check":
         write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
                              "params": strategy.params})
@@ -386,7 +388,10 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
                    heartbeat=_HEARTBEAT[0])
     sim.trades = sim.trades[sent:]
     sim.trades_sent = sent
-    sim.logs = list(log.lines)
+    # A lone surrogate ("\ud800") is a str but not UTF-8: the result would not serialise and
+    # the run would fail on a print(). It travels as its escape, as text.
+    sim.logs = [line if line.isascii() else line.encode("utf-8", "backslashreplace").decode()
+                for line in log.lines]
     if log.dropped:
         sim.warnings.append(f"the strategy log reached its {log.max_bytes:,}-byte limit; "
                             f"{log.dropped:,} lines were dropped")

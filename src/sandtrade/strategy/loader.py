@@ -234,12 +234,14 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
 
 
 def load_strategy_source(source: str, path: str, *, restricted: bool = False,
-                         print_log: Any = None) -> LoadedStrategy:
+                         print_log: Any = None, check: bool = False) -> LoadedStrategy:
     """Compile ``source`` (named ``path`` in messages), run its module body, check its hooks.
 
     With ``restricted`` the source is compiled and run under the sandbox policy
     (:mod:`sandtrade.sandbox.policy`), ``print`` going to ``print_log``; every policy
-    violation is reported, one ``file:line: message`` per line.
+    violation is reported, one ``file:line: message`` per line. With ``check`` too (``sandtrade
+    check``, an upload), so is what the file would fail on when its lines run, found by reading
+    it (:mod:`sandtrade.strategy.static_check`).
     """
     spath = path
     stem = Path(path).stem
@@ -248,10 +250,14 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
         from sandtrade.sandbox.policy import StrategyLog, compile_strategy, restricted_globals
 
         code, diagnostics = compile_strategy(source, spath)
-        if code is None:
+        found = [(d.line or 0, str(d)) for d in diagnostics]
+        if check:
+            from sandtrade.strategy.static_check import run_time_problems
+
+            found += run_time_problems(source, spath)
+        if code is None or found:
             # The body never runs: the hook mistakes come from the source, so that one check
-            # reports both kinds, in file order (problems without a line first).
-            found = [(d.line or 0, str(d)) for d in diagnostics]
+            # reports every kind, in file order (problems without a line first).
             found += static_hook_problems(source, spath)
             found.sort(key=lambda item: item[0])
             raise StrategyError("\n".join(message for _, message in found))
