@@ -76,6 +76,7 @@ def test_portfolio_of_two_symbols_shares_one_account(tmp_path: Path) -> None:
     assert {t["symbol"] for t in out["trades"]} == {"AAA", "BBB"}
 
 
+@pytest.mark.slow
 def test_demo_trades_live_then_agrees_with_the_backtest(tmp_path: Path) -> None:
     """The README's main job: a live host, the example strategy in its sandbox on the replayed
     sample, then a back-test of the same file whose trades are the same (exit 0 says so)."""

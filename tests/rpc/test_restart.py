@@ -21,6 +21,9 @@ from sandtrade.client import Client, QueuedOrder
 from sandtrade.market import gbm_bars, write_csv
 from sandtrade.models import Order, OrderStatus
 
+#: Real `sandtrade serve` processes killed and started again: part of the slow set.
+pytestmark = pytest.mark.slow
+
 
 class Host(ServeProcess):
     """``sandtrade serve`` in a subprocess, startable again on the same port and data."""

@@ -26,6 +26,9 @@ from sandtrade.market.hub import FeedStatus
 from sandtrade.market.sources import MarketSettings, ReplaySource
 from sandtrade.models import Bar
 
+#: Real `sandtrade serve` processes killed and started again: part of the slow set.
+pytestmark = pytest.mark.slow
+
 WAIT = 30.0  # a loaded two-core machine starts Python processes slowly
 ENDED = "replay of SYN ended at 2024-01-16 (bar 12 of 12); orders on SYN cannot fill"
 T = TypeVar("T")

@@ -22,6 +22,9 @@ import pytest
 from rpc.serve_process import ServeProcess, free_port
 from sandtrade.market import gbm_bars, write_csv
 
+#: Real `sandtrade serve` processes killed and started again: part of the slow set.
+pytestmark = pytest.mark.slow
+
 
 class Serve(ServeProcess):
     """``sandtrade serve`` in a subprocess, startable again on the same ports and data."""

@@ -412,6 +412,7 @@ def test_a_json_escape_of_a_lone_surrogate_is_not_a_5xx(make_host: HostFactory, 
     assert len(host.signals()) == (0 if dry_run else 1), "journaled once, unless a dry run"
 
 
+@pytest.mark.slow
 def test_an_alert_the_journal_cannot_store_does_not_fail_the_alerts_sent_with_it(
         make_host: HostFactory) -> None:
     """The journal commits whatever arrived together in one go: one bad alert among them must
