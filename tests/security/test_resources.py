@@ -13,6 +13,9 @@ from sandtrade.sandbox.supervisor import SandboxKilled
 
 from .conftest import CPU_LIMITS, EVENT_LIMITS, LIMITS, WALL_LIMITS, Sandbox
 
+#: Workers killed at their CPU, memory and wall limits (seconds each): part of the slow set.
+pytestmark = pytest.mark.slow
+
 
 def _out_of_memory(sandbox: Sandbox, source: str) -> BaseException:
     """Run ``source``; it must end as a memory kill or a reported ``MemoryError``."""

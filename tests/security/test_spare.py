@@ -34,6 +34,9 @@ from .conftest import (
     comparable,
 )
 
+#: The spare worker's timing (waits of a second or more): part of the slow set.
+pytestmark = pytest.mark.slow
+
 
 def _spare(supervisor: Supervisor, timeout: float = 30.0) -> Worker:
     """The spare ``supervisor`` boots in the background, once it is ready."""

@@ -28,6 +28,9 @@ import pytest
 
 from signals.conftest import Host, post
 
+#: The 85-body TradingView corpus through a real HTTP server: part of the slow set.
+pytestmark = pytest.mark.slow
+
 #: Replaced by the host's signal token (bodies for the tokenless route).
 TOKEN = "<TOKEN>"
 #: Replaced by a well-formed token of the host whose secret is wrong.

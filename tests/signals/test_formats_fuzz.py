@@ -29,6 +29,9 @@ from hypothesis import strategies as st
 from sandtrade.signals.formats import MAX_COMMANDS, FormatRegistry, MappingSpec
 from sandtrade.signals.model import Command, ParsedSignal, SignalError
 
+#: Property-based fuzzing of the signal formats: part of the slow set.
+pytestmark = pytest.mark.slow
+
 REGISTRY = FormatRegistry.default({
     "bot": MappingSpec(detect="sig", symbol="sig.pair", action="sig.side", qty="sig.size",
                        limit_price="sig.limit", actions={"LONG": "buy", "SHORT": "sell"}),

@@ -26,6 +26,9 @@ from hypothesis import strategies as st
 
 from signals.conftest import Host
 
+#: Property-based fuzzing of the real webhook: part of the slow set.
+pytestmark = pytest.mark.slow
+
 HostFactory = Callable[..., Host]
 NO_RATE_LIMIT = "[plugins.tradingview]\nrate_per_minute = 0\n"
 TOKEN = "<TOKEN>"
