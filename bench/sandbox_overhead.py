@@ -40,9 +40,9 @@ from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.broker import BrokerSettings
 from sandtrade.market import iter_csv, write_csv
 from sandtrade.market.synthetic import reference_gbm_frame
-from sandtrade.sandbox import worker as worker_module
 from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox
 from sandtrade.sandbox.supervisor import Supervisor
+from sandtrade.sandbox.worker import boot as worker_module
 from sandtrade.strategy.loader import load_strategy_source
 
 

@@ -40,10 +40,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from sandtrade.config import load_settings
 from sandtrade.hookspecs import hookimpl
-from sandtrade.host import PluginHost
-from sandtrade.runtime import HostRuntime, tune_gc_for_serving
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime, tune_gc_for_serving
 
 
 class BarePlugin:
@@ -263,7 +263,7 @@ def main() -> int:
               f"{1000 / args.bars_per_second:.1f} ms)")
 
     # every acked alert is journaled once and executed once
-    from sandtrade.runtime import open_host_store
+    from sandtrade.host.runtime import open_host_store
 
     store = open_host_store(data / "data")
     try:

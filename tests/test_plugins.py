@@ -16,7 +16,7 @@ import pytest
 from strategies_examples import example_path
 
 from sandtrade import hookspecs
-from sandtrade.host import BUILTIN_PLUGINS, PluginHost
+from sandtrade.host.plugins import BUILTIN_PLUGINS, PluginHost
 from sandtrade.market import gbm_bars, write_csv
 
 HOOKS = [name for name, fn in vars(hookspecs).items()
@@ -138,7 +138,8 @@ def test_broken_builtin_plugin_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None
         def sandtrade_fill_profile(self):  # type: ignore[no-untyped-def]  # misspelled hook
             return []
 
-    monkeypatch.setattr("sandtrade.host.BUILTIN_PLUGINS", (*BUILTIN_PLUGINS, ("bad", Bad())))
+    monkeypatch.setattr("sandtrade.host.plugins.BUILTIN_PLUGINS",
+                        (*BUILTIN_PLUGINS, ("bad", Bad())))
     with pytest.raises(pluggy.PluginValidationError, match="sandtrade_fill_profile"):
         PluginHost.create(load_entry_points=False)
 
@@ -217,7 +218,7 @@ def test_a_plugin_signal_format_is_detected_before_the_builtins() -> None:
 
 def test_no_builtin_answers_sandtrade_live_brokers_and_a_plugin_adds_one() -> None:
     from sandtrade.hookspecs import hookimpl
-    from sandtrade.signals.live import LiveBrokerAdapter
+    from sandtrade.signals.destinations import LiveBrokerAdapter
 
     host = PluginHost.create(load_entry_points=False)
     assert host.pm.hook.sandtrade_live_brokers() == []  # sandtrade ships no live broker

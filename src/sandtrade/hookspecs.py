@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from sandtrade.broker.fills import FillProfile
     from sandtrade.market.hub import MarketSource
     from sandtrade.plugin_api import HostApi
+    from sandtrade.signals.destinations import LiveBrokerAdapter
     from sandtrade.signals.formats import SignalFormat
-    from sandtrade.signals.live import LiveBrokerAdapter
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -82,7 +82,7 @@ def sandtrade_signal_formats() -> list[type[SignalFormat]]:
     Called once when the host builds its signal pipeline (and by ``sandtrade signals
     check``). Return :class:`~sandtrade.signals.formats.SignalFormat` subclasses, each with a
     unique ``name``, a ``priority`` (lower is asked first when detecting) and ``detect`` and
-    ``parse`` methods; ``parse`` raises :class:`~sandtrade.signals.model.SignalError` naming
+    ``parse`` methods; ``parse`` raises :class:`~sandtrade.signal_model.SignalError` naming
     the field that is wrong. The built-ins (native, tradingview, traderspost, text) are
     registered ``trylast``; a plugin format with a built-in's name replaces it.
 
@@ -96,9 +96,9 @@ def sandtrade_live_brokers() -> list[type[LiveBrokerAdapter]]:
     """Contribute live brokers that routed signals may be sent to.
 
     Called once when ``sandtrade serve`` starts. Return
-    :class:`~sandtrade.signals.live.LiveBrokerAdapter` subclasses with a unique ``name``; each
-    is built with its ``[plugins.NAME]`` settings. Signals reach one only through a route
-    ``to = "live:NAME"`` or ``mode = "live"``, and only with ``allow_live = true``.
+    :class:`~sandtrade.signals.destinations.LiveBrokerAdapter` subclasses with a unique ``name``;
+    each is built with its ``[plugins.NAME]`` settings. Signals reach one only through a route ``to
+    = "live:NAME"`` or ``mode = "live"``, and only with ``allow_live = true``.
 
     :return: adapter classes (all implementations' lists are combined).
     """

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
-from sandtrade.signals.model import SignalError, SignalRecord, SignalStatus
+from sandtrade.auth import AuthError, Principal, TokenAuthority
+from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline, Submitted
 
 __all__ = ["AuthError", "HostApi", "Overloaded", "Principal", "SignalError", "SignalRecord",

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from rpc.serve_process import ServeProcess, free_port
-from sandtrade.cli_tables import Col, cell, print_table, safe, safe_lines
+from sandtrade.cli.tables import Col, cell, print_table, safe, safe_lines
 
 ORDER_COLS = (Col("id", whole=True), Col("time", drop=3), Col("symbol", whole=True),
               Col("side"), Col("type", drop=2), Col("qty", right=True),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandtrade.config import ConfigError, load_settings
+from sandtrade.host.config import ConfigError, load_settings
 from sandtrade.market import gbm_bars, write_csv
 from sandtrade.market.continuation import FeedNote, continued
 from sandtrade.market.sources import MarketSettings, ReplaySource

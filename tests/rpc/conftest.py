@@ -26,12 +26,12 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sandtrade.config import load_settings
 from sandtrade.hookspecs import hookimpl
-from sandtrade.host import PluginHost
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.market.sources import MarketSettings
 from sandtrade.models import Account, Bar, Instrument
-from sandtrade.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, market_pb2_grpc, trading_pb2, trading_pb2_grpc
 
 SYMBOLS = ("AAA", "BBB")

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from sandtrade.runtime import STORE_FILE, HostRuntime
+from sandtrade.host.runtime import STORE_FILE, HostRuntime
 from sandtrade.v1 import common_pb2, trading_pb2, trading_pb2_grpc
 
 from .conftest import WAIT, Caller, MakeAccount, MakeToken, Market, Metadata, bearer, market_order

@@ -12,7 +12,7 @@ import urllib.request
 import grpc
 
 from sandtrade.client import Client, SignalInfo
-from sandtrade.runtime import HostRuntime
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, market_pb2, market_pb2_grpc, trading_pb2, trading_pb2_grpc
 
 from .conftest import WAIT, Caller, MakeToken, Market, market_order

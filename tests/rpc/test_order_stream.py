@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from sandtrade.client import Client, InvalidArgument, PermissionDenied
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import Order, OrderStatus
-from sandtrade.runtime import HostRuntime
 
 from .conftest import Caller, Market
 

@@ -10,8 +10,8 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import Account
-from sandtrade.runtime import HostRuntime
 
 from .conftest import CASH, WAIT, Caller
 
@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_client_snippet_trades_on_a_real_host(tmp_path: Path) -> None:
-    from sandtrade.config import load_settings
+    from sandtrade.host.config import load_settings
 
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     snippet = next(b for b in blocks if "from sandtrade.client import Client" in b)
@@ -104,7 +104,7 @@ def test_readme_grpcurl_call_works_through_reflection_alone(runtime: HostRuntime
 
 def test_readme_send_signal_snippet_executes_on_a_real_host(tmp_path: Path) -> None:
     from sandtrade.client import Client
-    from sandtrade.config import load_settings
+    from sandtrade.host.config import load_settings
 
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     snippet = next(b for b in blocks if "send_signal" in b)

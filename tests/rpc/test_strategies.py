@@ -26,9 +26,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.market import iter_csv, sample_csv_path
 from sandtrade.models import Bar, Trade
-from sandtrade.runtime import HostRuntime
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import strategies_pb2_grpc, trading_pb2, trading_pb2_grpc
@@ -623,7 +623,7 @@ def test_strategy_failing_every_event_is_stopped(strategies: Stub, operator: Met
                                                  market: Market, runtime: HostRuntime) -> None:
     """Hooks that fail MAX_ERRORS_IN_A_ROW events in a row stop the strategy as FAILED, with
     the reason; it is not restarted, and no longer marked to run."""
-    from sandtrade.manager import MAX_ERRORS_IN_A_ROW
+    from sandtrade.sandbox.manager import MAX_ERRORS_IN_A_ROW
 
     upload(strategies, operator, "hopeless", ALWAYS_RAISES)
     start(strategies, operator, "hopeless")

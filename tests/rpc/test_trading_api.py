@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from sandtrade.client import Client, InvalidArgument
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import Order, OrderStatus, OrderType
-from sandtrade.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, trading_pb2, trading_pb2_grpc
 
 from .conftest import (

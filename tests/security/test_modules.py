@@ -321,7 +321,7 @@ def test_datetime_formatting_works_without_opening_time(sandbox: Sandbox) -> Non
 def test_the_modules_datetime_imports_are_no_way_to_time_sleep(sandbox: Sandbox) -> None:
     """The proxies handed to datetime's C code expose only what it calls: no ``sleep`` (a
     CPU-free stall), no ``time()`` (a timing channel), nothing of ``_strptime``'s module."""
-    from sandtrade.sandbox.policy import guarded_import
+    from sandtrade.strategy.policy import guarded_import
 
     time_proxy = guarded_import("time")
     assert dir(time_proxy) == ["strftime", "struct_time"]

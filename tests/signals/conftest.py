@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from rpc.conftest import CASH, SYMBOLS, Market, StepSource, StepsPlugin
-from sandtrade.config import load_settings
-from sandtrade.host import PluginHost
-from sandtrade.runtime import HostRuntime
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime
 
 __all__ = ["CASH", "SYMBOLS", "Host", "Market", "post"]
 

@@ -19,12 +19,12 @@ import pytest
 from rpc.conftest import StepSource
 from sandtrade.client import Client
 from sandtrade.client.client import InvalidArgument, SignalInfo
-from sandtrade.config import load_settings
 from sandtrade.hookspecs import hookimpl
-from sandtrade.host import PluginHost
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime
 from sandtrade.market.sources import MarketSettings
 from sandtrade.models import Account, Instrument
-from sandtrade.runtime import HostRuntime
 from signals.conftest import Host, Market, post, stop_host
 
 HostFactory = Callable[..., Host]

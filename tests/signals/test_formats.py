@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from sandtrade.config import ConfigError, load_settings
+from sandtrade.host.config import ConfigError, load_settings
+from sandtrade.signal_model import Command, ParsedSignal, SignalError
 from sandtrade.signals.formats import MAX_COMMANDS, FormatRegistry, MappingSpec
-from sandtrade.signals.model import Command, ParsedSignal, SignalError
 
 REGISTRY = FormatRegistry.default()
 BOT = MappingSpec(detect="sig", symbol="sig.pair", action="sig.side", qty="sig.size",
@@ -204,7 +204,7 @@ def test_the_field_blamed_for_commands_plus_a_command_does_not_depend_on_hash_se
     """The same body must be refused with the same reason on every run of the host."""
     code = (
         "from sandtrade.signals.formats import FormatRegistry\n"
-        "from sandtrade.signals.model import SignalError\n"
+        "from sandtrade.signal_model import SignalError\n"
         "body = '{\"symbol\": \"AAPL\", \"action\": \"buy\", \"qty\": 1, \"commands\": "
         "[{\"symbol\": \"AAPL\", \"action\": \"buy\", \"qty\": 1}]}'\n"
         "try:\n    FormatRegistry.default().parse(body)\n"

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sandtrade.signal_model import Command, ParsedSignal, SignalError
 from sandtrade.signals.formats import MAX_COMMANDS, FormatRegistry, MappingSpec
-from sandtrade.signals.model import Command, ParsedSignal, SignalError
 
 #: Property-based fuzzing of the signal formats: part of the slow set.
 pytestmark = pytest.mark.slow

@@ -20,14 +20,14 @@ import pytest
 from rpc.conftest import StepsPlugin
 from sandtrade.client import Client
 from sandtrade.client.client import InvalidArgument, ResourceExhausted, SignalInfo
-from sandtrade.config import load_settings
 from sandtrade.errors import SandtradeError, StoreError
 from sandtrade.hookspecs import hookimpl
-from sandtrade.host import PluginHost
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime, open_host_store
 from sandtrade.models import Account
-from sandtrade.runtime import HostRuntime, open_host_store
-from sandtrade.signals.live import LiveBrokerAdapter
-from sandtrade.signals.model import Command, SignalRecord, SignalStatus
+from sandtrade.signal_model import Command, SignalRecord, SignalStatus
+from sandtrade.signals.destinations import LiveBrokerAdapter
 from signals.conftest import Host, Market, post, stop_host
 
 HostFactory = Callable[..., Host]

@@ -22,7 +22,7 @@ from rpc.conftest import bearer, field_violations
 from sandtrade.client import Client
 from sandtrade.client.client import InvalidArgument, PermissionDenied, QueuedSignal, SignalInfo
 from sandtrade.models import Account
-from sandtrade.signals.model import SignalStatus
+from sandtrade.signal_model import SignalStatus
 from sandtrade.v1 import signals_pb2 as sg
 from sandtrade.v1 import signals_pb2_grpc
 from signals.conftest import Host

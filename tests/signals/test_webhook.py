@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from rpc.conftest import StepsPlugin
-from sandtrade.config import load_settings
-from sandtrade.host import PluginHost
-from sandtrade.runtime import HostRuntime
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime
 from signals.conftest import Host, post
 
 HostFactory = Callable[..., Host]

@@ -12,10 +12,10 @@ from strategies_examples import EXAMPLES, example_path
 
 from sandtrade.errors import StrategyError
 from sandtrade.models import Bar
-from sandtrade.sandbox.policy import ALLOWED_MODULES
 from sandtrade.strategy import Context
 from sandtrade.strategy.context import TA, FillView, SignalView
 from sandtrade.strategy.loader import load_strategy_source
+from sandtrade.strategy.policy import ALLOWED_MODULES
 from sandtrade.strategy.static_check import run_time_problems
 
 

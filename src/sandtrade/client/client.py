@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sandtrade.broker.live import TradeUpdate
+from sandtrade.broker.durable import TradeUpdate
 from sandtrade.client.offline import FailedRequest, OfflineQueue
 from sandtrade.market.hub import FeedStatus
 from sandtrade.models import (

@@ -20,8 +20,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from sandtrade.auth import AuthError, Principal, TokenAuthority
 from sandtrade.errors import CheckFailed, OrderRejected, SandtradeError, StoreError
-from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
 from sandtrade.streams import EventStream
 
 __all__ = ["Conflict", "InvalidField", "NotFound", "relay", "streaming", "unary"]

@@ -10,11 +10,11 @@ import json
 
 import grpc
 
+from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.rpc import convert
-from sandtrade.rpc.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.rpc.errors import InvalidField, NotFound, unary
 from sandtrade.rpc.trading import page_size
-from sandtrade.signals.model import SignalRecord, SignalStatus
+from sandtrade.signal_model import SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline
 from sandtrade.v1 import signals_pb2 as sg
 from sandtrade.v1 import signals_pb2_grpc

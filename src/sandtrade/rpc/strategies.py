@@ -16,13 +16,13 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2
 
+from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.broker import BrokerSettings
-from sandtrade.manager import LogLine, StrategyManager
 from sandtrade.rpc import convert
-from sandtrade.rpc.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary
+from sandtrade.sandbox.manager import LogLine, StrategyManager
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.store.base import StrategyRecord
 from sandtrade.v1 import strategies_pb2 as spb

@@ -11,12 +11,12 @@ from typing import Any
 
 import grpc
 
-from sandtrade.broker.live import LiveBroker, TradeUpdate
+from sandtrade.auth import AuthError, Principal, TokenAuthority
+from sandtrade.broker.durable import DurableBroker, TradeUpdate
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import Order, TimeInForce, implied_order_type
 from sandtrade.rpc import convert
-from sandtrade.rpc.auth import AuthError, Principal, TokenAuthority
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
 from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
@@ -49,7 +49,7 @@ def ensure_account(broker: PaperBroker, store: Store, account: str) -> None:
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     """Orders, positions, account and trade updates of the token's account."""
 
-    def __init__(self, live: LiveBroker, store: Store, auth: TokenAuthority) -> None:
+    def __init__(self, live: DurableBroker, store: Store, auth: TokenAuthority) -> None:
         self.live = live
         self.store = store
         self.auth = auth

@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.models import implied_order_type
-from sandtrade.signals.model import ACTIONS, Command, ParsedSignal, SignalError
+from sandtrade.signal_model import ACTIONS, Command, ParsedSignal, SignalError
 
 __all__ = [
     "BUILTIN_FORMATS",
@@ -238,7 +238,7 @@ def _prices(order_type: str, limit: float | None, stop: float | None, where: str
 def commands_for(action: str, symbol: str, qty: float | None, *, where: str, qty_name: str,
                  order_type: str = "market", limit: float | None = None,
                  stop: float | None = None) -> list[Command]:
-    """The commands an action means (see :data:`~sandtrade.signals.model.ACTIONS`)."""
+    """The commands an action means (see :data:`~sandtrade.signal_model.ACTIONS`)."""
     extra = {"order_type": order_type, "limit_price": limit, "stop_price": stop}
     if action in ("close", "flat"):
         if qty is not None:

@@ -39,18 +39,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.errors import SandtradeError
 from sandtrade.models import Instrument, Order, OrderSide, OrderStatus
-from sandtrade.rpc.auth import ALL_ACCOUNTS, AuthError, Principal
+from sandtrade.signal_model import Command, ParsedSignal, SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.formats import FormatRegistry
-from sandtrade.signals.model import Command, ParsedSignal, SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.settings import SignalSettings
 
 if TYPE_CHECKING:
-    from sandtrade.broker.live import LiveBroker
+    from sandtrade.broker.durable import DurableBroker
     from sandtrade.broker.paper import PaperBroker
-    from sandtrade.manager import StrategyManager
-    from sandtrade.signals.live import LiveBrokerAdapter
+    from sandtrade.sandbox.manager import StrategyManager
+    from sandtrade.signals.destinations import LiveBrokerAdapter
     from sandtrade.store.base import Store
 
 __all__ = ["Overloaded", "PlannedOrder", "SignalPipeline", "Submitted", "place_commands",
@@ -222,7 +222,7 @@ class _Journal:
     """Appends signals durably in groups, through the live broker's group commit: one fsync
     for the signals that arrived meanwhile and the broker's pending changes together."""
 
-    def __init__(self, live: LiveBroker, after: Callable[[list[SignalRecord]], None],
+    def __init__(self, live: DurableBroker, after: Callable[[list[SignalRecord]], None],
                  failed: Callable[[list[SignalRecord]], None]) -> None:
         self._live = live
         self._after = after
@@ -309,7 +309,7 @@ class _Lane:
 class SignalPipeline:
     """Receives, journals and executes signals for one host."""
 
-    def __init__(self, *, store: Store, live: LiveBroker, formats: FormatRegistry,
+    def __init__(self, *, store: Store, live: DurableBroker, formats: FormatRegistry,
                  settings: SignalSettings, symbols: Callable[[], Sequence[str]],
                  default_account: str, market_position: Callable[[], int] = lambda: 0,
                  instrument: Callable[[str], Instrument | None] = lambda symbol: None,

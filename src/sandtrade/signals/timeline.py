@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from sandtrade.backtest.report import GREEN, PAGE_CSP, PAGE_CSS, RED, esc, esc_chart
 from sandtrade.models import Bar
-from sandtrade.signals.model import SignalRecord
+from sandtrade.signal_model import SignalRecord
 from sandtrade.signals.replay import ReplayResult
 
 __all__ = ["render_timeline", "write_timeline"]

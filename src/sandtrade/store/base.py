@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
-from sandtrade.signals.model import SignalRecord
+from sandtrade.signal_model import SignalRecord
 
 __all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store", "StrategyRecord"]
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, Fill, Order, OrderStatus, Position
-from sandtrade.signals.model import SignalRecord
+from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import ApiToken, BrokerChange, RunRecord, StrategyRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 

@@ -238,7 +238,7 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     """Compile ``source`` (named ``path`` in messages), run its module body, check its hooks.
 
     With ``restricted`` the source is compiled and run under the sandbox policy
-    (:mod:`sandtrade.sandbox.policy`), ``print`` going to ``print_log``; every policy
+    (:mod:`sandtrade.strategy.policy`), ``print`` going to ``print_log``; every policy
     violation is reported, one ``file:line: message`` per line. With ``check`` too (``sandtrade
     check``, an upload), so is what the file would fail on when its lines run, found by reading
     it (:mod:`sandtrade.strategy.static_check`).
@@ -247,7 +247,7 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     stem = Path(path).stem
     module = types.ModuleType(stem)
     if restricted:
-        from sandtrade.sandbox.policy import StrategyLog, compile_strategy, restricted_globals
+        from sandtrade.strategy.policy import StrategyLog, compile_strategy, restricted_globals
 
         code, diagnostics = compile_strategy(source, spath)
         found = [(d.line or 0, str(d)) for d in diagnostics]

@@ -27,7 +27,7 @@ Nothing is reported inside a ``try`` whose handlers catch the error it would rai
 attribute name the file tests with ``hasattr`` or ``getattr(x, name, default)``. The names
 allowed are read from the policy and the API classes themselves, so the two cannot drift.
 Imports, ``_`` names and the rest of RestrictedPython's compile-time policy are reported by
-:func:`~sandtrade.sandbox.policy.compile_strategy`.
+:func:`~sandtrade.strategy.policy.compile_strategy`.
 
 Only ``check`` runs this (and so every upload); loading a file for a back-test or a live run
 does not, so a strategy stored before the check learnt something new still starts, and at run
@@ -48,14 +48,14 @@ from dataclasses import dataclass, field
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from sandtrade.models import Bar
-from sandtrade.sandbox.policy import (
+from sandtrade.strategy.context import TA, Context, FillView, SignalView
+from sandtrade.strategy.loader import HOOK_NAMES, StrategySpec
+from sandtrade.strategy.policy import (
     ALLOWED_MODULES,
     DENIED_ATTRIBUTES,
     StrategyLog,
     restricted_globals,
 )
-from sandtrade.strategy.context import TA, Context, FillView, SignalView
-from sandtrade.strategy.loader import HOOK_NAMES, StrategySpec
 
 __all__ = ["run_time_problems"]
 

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import Fill, Order
-from sandtrade.signals.model import SignalRecord
+from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import BrokerChange, Store
 from sandtrade.streams import EventStream
 
-__all__ = ["LiveBroker", "Subscription", "TradeUpdate"]
+__all__ = ["DurableBroker", "Subscription", "TradeUpdate"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,12 +48,12 @@ class TradeUpdate:
 class Subscription(EventStream[TradeUpdate]):
     """Trade updates of one account (or of every account), in commit order."""
 
-    def __init__(self, owner: LiveBroker, account: str | None) -> None:
+    def __init__(self, owner: DurableBroker, account: str | None) -> None:
         super().__init__(SUBSCRIBER_BACKLOG, owner._unsubscribe)
         self.account = account
 
 
-class LiveBroker:
+class DurableBroker:
     """Serialises every use of a :class:`PaperBroker`, with group commit.
 
     :param make_broker: builds the broker, restored from ``store`` (called again to rebuild
@@ -87,7 +87,7 @@ class LiveBroker:
         for sub in subs:
             sub.close()
 
-    def __enter__(self) -> LiveBroker:
+    def __enter__(self) -> DurableBroker:
         return self
 
     def __exit__(self, *exc: object) -> None:

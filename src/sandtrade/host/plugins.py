@@ -17,10 +17,10 @@ import pluggy
 
 from sandtrade import hookspecs
 from sandtrade.broker.fills import FillProfile
-from sandtrade.builtin_plugins import BrokerDefaults, MarketDefaults, SignalDefaults
+from sandtrade.host.builtin_plugins import BrokerDefaults, MarketDefaults, SignalDefaults
 from sandtrade.market.hub import MarketSource
+from sandtrade.signals.destinations import LiveBrokerAdapter
 from sandtrade.signals.formats import FormatRegistry, MappingSpec, SignalFormat
-from sandtrade.signals.live import LiveBrokerAdapter
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginLoadError"]
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sandtrade.signals.model import Command, SignalRecord
+from sandtrade.signal_model import Command, SignalRecord
 
 __all__ = ["LiveBrokerAdapter"]
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from sandtrade.cli_tables import Col, cell, print_table, safe
+from sandtrade.cli.tables import Col, cell, print_table, safe
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_strategies_command", "run_strategies"]
@@ -68,7 +68,7 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
 
 def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
     """Run one ``strategies`` action with a connected client."""
-    from sandtrade.cli import _params  # the same --param K=V parsing as `sandtrade backtest`
+    from sandtrade.cli.main import _params  # the same --param K=V parsing as `sandtrade backtest`
 
     action = args.strategies_command
     if action == "upload":
@@ -169,7 +169,7 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
 
 
 def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
-    from sandtrade.cli import _params, _stats_table
+    from sandtrade.cli.main import _params, _stats_table
 
     last = None
     with Progress(TextColumn("back-test"), BarColumn(), MofNCompleteColumn(),

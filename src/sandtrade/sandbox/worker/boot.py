@@ -23,12 +23,12 @@ supervisor can boot a spare worker before it knows the task. Before any strategy
    signals scoped to itself where the kernel's ABI allows) and a seccomp filter (no
    fork/exec, AF_UNIX sockets only, no system-administration calls).
 
-Each step is detected and reported in the ``ready`` frame; none is required, so the worker
-runs on machines that refuse some of them, and ``sandtrade doctor`` shows what this machine
-gives. The worker is single-threaded. Then it compiles the strategy under the policy
-(:mod:`sandtrade.sandbox.policy`) and runs the task: ``check``, ``live`` or ``backtest`` (the broker
-simulation runs here, bars arrive in large binary chunks, no round trip per bar; equity values
-and closed trades go back in batches, and the host computes the statistics).
+Each step is detected and reported in the ``ready`` frame; none is required, so the worker runs on
+machines that refuse some of them, and ``sandtrade doctor`` shows what this machine gives. The
+worker is single-threaded. Then it compiles the strategy under the policy
+(:mod:`sandtrade.strategy.policy`) and runs the task: ``check``, ``live`` or ``backtest`` (the
+broker simulation runs here, bars arrive in large binary chunks, no round trip per bar; equity
+values and closed trades go back in batches, and the host computes the statistics).
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ from sandtrade.backtest.meter import TRADES as _TRADES
 from sandtrade.backtest.runner import BacktestRequest
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.models import Bar, Trade
-from sandtrade.sandbox import policy
 from sandtrade.sandbox.limits import WorkerLimits
-from sandtrade.sandbox.remote import run_live
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
+from sandtrade.sandbox.worker.live_task import run_live
 from sandtrade.strategy import context as _context
-from sandtrade.strategy import static_check  # noqa: F401  - a check task reads the source
+from sandtrade.strategy import (
+    policy,
+    static_check,  # noqa: F401  - a check task reads the source
+)
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.loader import load_strategy_source, resolve_params
 
@@ -424,7 +426,7 @@ def main() -> int:
     # Trusted host plugins (fill profiles) load here, before confinement, from the host's
     # own import path (the worker was started with -I, which ignores PYTHONPATH).
     sys.path[:] = [p for p in header.get("sys_path", sys.path) if os.path.isabs(p)]
-    from sandtrade.host import PluginHost
+    from sandtrade.host.plugins import PluginHost
 
     _PROFILES.extend(PluginHost.create().fill_profiles().values())
     _HEARTBEAT[0] = _heartbeat(header.get("heartbeat_fd"))
@@ -457,8 +459,3 @@ def main() -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    code = main()
-    sys.stderr.flush()
-    os._exit(code)

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from sandtrade.cli_tables import Col, cell, print_table, safe, safe_lines
+from sandtrade.cli.tables import Col, cell, print_table, safe, safe_lines
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_signals_command", "run_signals", "run_signals_offline"]
@@ -190,8 +190,8 @@ def _info_json(info: Any) -> dict[str, Any]:
 
 def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``signals check --offline`` and ``signals replay``: no host needed."""
-    from sandtrade.cli_live import _settings
-    from sandtrade.host import PluginHost
+    from sandtrade.cli.host import _settings
+    from sandtrade.host.plugins import PluginHost
 
     market: dict[str, Any] = {}
     if getattr(args, "source", None):
@@ -202,7 +202,7 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
     plugins = PluginHost.create()
     formats = plugins.signal_formats(settings.signals.mappings)
     if args.signals_command == "check":
-        from sandtrade.signals.model import SignalError
+        from sandtrade.signal_model import SignalError
 
         try:
             parsed = formats.parse(_body(args.body), args.format)
@@ -224,7 +224,7 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
 
 def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
             out: Console, err: Console) -> int:
-    from sandtrade.runtime import STORE_FILE, open_host_store
+    from sandtrade.host.runtime import STORE_FILE, open_host_store
     from sandtrade.signals.replay import replay
 
     data_dir = Path(settings.data_dir)

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandtrade import __version__
-from sandtrade.cli_live import COMMANDS as LIVE_COMMANDS
-from sandtrade.cli_live import add_commands, run_command
-from sandtrade.demo import add_demo_command, run_demo
+from sandtrade.cli.demo import add_demo_command, run_demo
+from sandtrade.cli.host import COMMANDS as LIVE_COMMANDS
+from sandtrade.cli.host import add_commands, run_command
 from sandtrade.errors import SandtradeError
 
 __all__ = ["main"]
@@ -135,8 +135,8 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         InProcessRunner,
         count_rows,
     )
-    from sandtrade.config import load_settings
-    from sandtrade.terminal import printable
+    from sandtrade.cli.terminal import printable
+    from sandtrade.host.config import load_settings
 
     broker: dict[str, Any] = {}
     for flag, key in (("commission", "commission_pct"), ("commission_per_unit",
@@ -156,7 +156,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
                               close_at_end=args.close_at_end, benchmark=args.benchmark)
     total = max(count_rows(s.path) for s in specs)
     show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
-    from sandtrade.host import PluginHost
+    from sandtrade.host.plugins import PluginHost
 
     host = PluginHost.create()
     for failed in host.errors:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandtrade.broker.live import LiveBroker
+from sandtrade.auth import ALL_ACCOUNTS, TokenAuthority
+from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker, unique_ids
-from sandtrade.config import Settings
 from sandtrade.errors import SandtradeError
-from sandtrade.host import PluginHost
-from sandtrade.manager import StrategyManager
+from sandtrade.host.config import Settings
+from sandtrade.host.plugins import PluginHost
 from sandtrade.market.continuation import FeedNote
 from sandtrade.market.hub import (
     FeedStatus,
@@ -32,12 +32,12 @@ from sandtrade.market.hub import (
     format_bar_time,
 )
 from sandtrade.models import Account, Bar, Fill
-from sandtrade.rpc.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
 from sandtrade.rpc.signals import SignalServicer
 from sandtrade.rpc.strategies import StrategyServicer
 from sandtrade.rpc.trading import TradingServicer
+from sandtrade.sandbox.manager import StrategyManager
 from sandtrade.signals.pipeline import SignalPipeline
 from sandtrade.store import open_store
 from sandtrade.store.base import Store
@@ -82,7 +82,7 @@ class HostRuntime:
         self.plugins = plugins or PluginHost.create()
         self.data_dir = Path(settings.data_dir)
         self.store: Store | None = None
-        self.live: LiveBroker | None = None
+        self.live: DurableBroker | None = None
         self.hub: MarketHub | None = None
         self.feed: MarketFeed | None = None
         self.auth: TokenAuthority | None = None
@@ -124,7 +124,7 @@ class HostRuntime:
             self.restored_fills = broker.restore()
             return broker
 
-        self.live = LiveBroker(make_broker, store)
+        self.live = DurableBroker(make_broker, store)
         if store.get_account(s.account) is None:
             store.create_account(Account(id=s.account, cash=s.cash, initial_cash=s.cash))
         self.auth = TokenAuthority(store)

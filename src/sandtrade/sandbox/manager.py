@@ -2,7 +2,7 @@
 
 The :class:`StrategyManager` keeps uploaded strategies in the store (source, account, symbols,
 parameters, and whether each should be running), starts each running one in its own sandboxed
-worker (:class:`~sandtrade.sandbox.live.StrategyRun`) and feeds it the market in lockstep:
+worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the market in lockstep:
 for every bar, the broker works its orders first (fills at the open), then each strategy
 that trades the bar's symbol (or got a fill) gets the bar and its fills, and the feed waits
 until every such strategy has handled it (within the per-event budget) before the next bar.
@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandtrade.broker.live import LiveBroker
+from sandtrade.auth import ACCOUNT_RE, TokenAuthority
+from sandtrade.broker.durable import DurableBroker
 from sandtrade.errors import CheckFailed, Diagnostic, SandtradeError, StrategyError
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
-from sandtrade.rpc.auth import ACCOUNT_RE, TokenAuthority
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound
 from sandtrade.sandbox.limits import WorkerLimits
-from sandtrade.sandbox.live import Event, StrategyRun, TradingDoor
 from sandtrade.sandbox.runner import check_source_in_sandbox
+from sandtrade.sandbox.strategy_run import Event, StrategyRun, TradingDoor
 from sandtrade.sandbox.supervisor import Supervisor
 from sandtrade.store.base import Store, StrategyRecord
 from sandtrade.strategy.loader import resolve_params
@@ -121,7 +121,7 @@ class StrategyStatus:
 class StrategyManager:
     """Uploaded strategies and their live runs, in one host."""
 
-    def __init__(self, *, store: Store, live: LiveBroker, hub: MarketHub,
+    def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
                  auth: TokenAuthority, cash: float, symbols: Callable[[], Iterable[str]],
                  worker_target: Callable[[], str], limits: WorkerLimits = LIVE_LIMITS) -> None:
         self.store = store

@@ -64,11 +64,11 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     from sandtrade.backtest.report import write_report
     from sandtrade.backtest.runner import BacktestRequest, DataSpec
-    from sandtrade.cli import _stats_table
+    from sandtrade.cli.main import _stats_table
     from sandtrade.client import Client
-    from sandtrade.config import load_settings
+    from sandtrade.host.config import load_settings
+    from sandtrade.host.runtime import HostRuntime
     from sandtrade.market import iter_csv, sample_csv_path
-    from sandtrade.runtime import HostRuntime
     from sandtrade.sandbox.runner import SandboxRunner
 
     strategy_path = example_path(args.example)

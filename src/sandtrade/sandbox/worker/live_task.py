@@ -1,11 +1,11 @@
 """The child side of a live run: the strategy trades through frames to its trusted host side.
 
-A live strategy trades the host's paper broker, but the worker never holds a gRPC channel or
-a token (gRPC starts threads, which seccomp and Landlock could not confine, and a token in
-the worker would be one escape away from the strategy). Each ``ctx`` call that needs the
-broker is a ``call`` frame on the worker's stdout; the host side of the run
-(:mod:`sandtrade.sandbox.live`) makes the gRPC call over the host's Unix socket with the run's
-own token, valid for this strategy's account only, and answers with a ``reply`` frame.
+A live strategy trades the host's paper broker, but the worker never holds a gRPC channel or a token
+(gRPC starts threads, which seccomp and Landlock could not confine, and a token in the worker would
+be one escape away from the strategy). Each ``ctx`` call that needs the broker is a ``call`` frame
+on the worker's stdout; the host side of the run (:mod:`sandtrade.sandbox.strategy_run`) makes the
+gRPC call over the host's Unix socket with the run's own token, valid for this strategy's account
+only, and answers with a ``reply`` frame.
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bar``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
@@ -22,7 +22,6 @@ from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
 from sandtrade.models import Order, OrderSide, OrderType
-from sandtrade.sandbox.policy import StrategyLog
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
@@ -32,6 +31,7 @@ from sandtrade.strategy.context import (
     SignalView,
 )
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
+from sandtrade.strategy.policy import StrategyLog
 
 __all__ = ["RemoteTrading", "run_live"]
 

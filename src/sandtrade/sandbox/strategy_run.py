@@ -3,7 +3,7 @@
 A :class:`StrategyRun` starts a worker for a stored strategy and hands it events one at a time
 (warm-up history, ``start``, then bars with the fills they caused, signals, ``stop``). While
 an event is in flight the worker may ask for broker calls (``call`` frames, see
-:mod:`sandtrade.sandbox.remote`); the run makes each one as a gRPC call to the host's own
+:mod:`sandtrade.sandbox.worker.live_task`); the run makes each one as a gRPC call to the host's own
 server, over its Unix socket, with a token issued for this run and this strategy's account
 only. So a live strategy trades through exactly the door every other client uses, with the
 same validation and the same scope checks, and the worker itself never holds the token.

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sandtrade.terminal import printable
+from sandtrade.cli.terminal import printable
 
 __all__ = ["Col", "cell", "print_table", "safe", "safe_lines"]
 
@@ -35,7 +35,7 @@ WRAP_MIN = 24
 
 def safe(value: object) -> str:
     """``value`` as a string whose non-printable characters (controls, bidirectional
-    overrides, surrogates: see :func:`sandtrade.terminal.printable`) are spelled out."""
+    overrides, surrogates: see :func:`sandtrade.cli.terminal.printable`) are spelled out."""
     return printable("" if value is None else str(value))
 
 

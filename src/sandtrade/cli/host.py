@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sandtrade.cli_signals import add_signals_command, run_signals, run_signals_offline
-from sandtrade.cli_strategies import add_strategies_command, run_strategies
-from sandtrade.cli_tables import Col, cell, print_table
+from sandtrade.cli.signals import add_signals_command, run_signals, run_signals_offline
+from sandtrade.cli.strategies import add_strategies_command, run_strategies
+from sandtrade.cli.tables import Col, cell, print_table
 from sandtrade.errors import SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
@@ -129,7 +129,7 @@ def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
-    from sandtrade.config import load_settings
+    from sandtrade.host.config import load_settings
 
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
@@ -142,7 +142,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
 
 
 def _serve(args: argparse.Namespace, err: Console) -> int:
-    from sandtrade.runtime import HostRuntime
+    from sandtrade.host.runtime import HostRuntime
 
     market: dict[str, Any] = {}
     if args.source:
@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
     # the start: a restarted host whose data had ended says so at once.
     runtime.on_market_note = lambda line: err.print(Text(line, style="yellow"), soft_wrap=True)
     runtime.start()
-    from sandtrade.runtime import tune_gc_for_serving
+    from sandtrade.host.runtime import tune_gc_for_serving
 
     tune_gc_for_serving()
     try:
@@ -203,9 +203,9 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
 
 
 def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandtrade.auth import ALL_ACCOUNTS, AuthError, TokenAuthority, parse_scopes
+    from sandtrade.host.runtime import open_host_store
     from sandtrade.models import Account
-    from sandtrade.rpc.auth import ALL_ACCOUNTS, AuthError, TokenAuthority, parse_scopes
-    from sandtrade.runtime import open_host_store
 
     settings = _settings(args)
     store = open_host_store(Path(settings.data_dir))
@@ -263,7 +263,7 @@ TOKEN_WAIT = 10.0
 
 
 def _token(args: argparse.Namespace, settings: Any, err: Console) -> str:
-    from sandtrade.runtime import OPERATOR_TOKEN_FILE
+    from sandtrade.host.runtime import OPERATOR_TOKEN_FILE
 
     if args.token:
         return str(args.token)
