@@ -2,6 +2,11 @@
 sandboxed workers, in lockstep with the market, trading the paper broker through the same door
 as every other client.
 
+It is one file because it is StrategyService's specification: its tests drive strategies
+through one life (upload, start, trade, log, stop, restart, back-test) on the real host of the
+``runtime`` fixture in ``rpc/conftest.py``, with the upload, start, status and waiting helpers
+defined below.
+
 A strategy's worker gets each bar after the broker has worked it, and the feed waits for every
 strategy before the next bar, so :meth:`Market.publish` returns once the strategy has handled
 the bar too. A live replay therefore trades exactly as a back-test of the same file on the same

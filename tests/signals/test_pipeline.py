@@ -1,6 +1,11 @@
 """The signal pipeline on a real host: execution order, targets, routing, live brokers,
 strategies, duplicates and recovery after a restart.
 
+It is one file because its tests drive the pipeline from outside, through gRPC and the
+webhook of one kind of real host, and share the helpers below (a client, sending, reading a
+signal's record, orders and positions back); they follow a signal's way (order, targets,
+routing, destinations, restarts, duplicates, recovery) rather than the modules that carry it.
+
 Signals go in through the gRPC client (every call carries an idempotency key, so nothing is
 taken for a TradingView resend) or the webhook; what they did is read back from the journal
 (``host.signals()``), the orders in the store and the paper broker's positions.

@@ -1,5 +1,10 @@
 """The HTML back-test report: one self-contained file that opens offline.
 
+It is one file because it is one page read top to bottom: header, warnings, chart, statistics,
+trades and log are each a function of the same :class:`BacktestResult`, written with the same
+time format (``_Times``) and the same notion of a signed statistic; what other pages share
+with it (the shell, CSS, escaping and the way values are written) is in :mod:`.page`.
+
 The page holds a header (strategy, symbols, period, parameters, settings and the headline
 numbers), any warnings, one plotly figure (price with trade markers per symbol, equity, drawdown
 on a shared time axis), the full stats table and the trade list.
@@ -10,17 +15,16 @@ A Content-Security-Policy forbids every network request, so a report opened from
 e-mail or an air-gapped machine looks the same and cannot phone home.
 
 Strategy names, symbols, parameters, tags, warnings and log lines are written by users; every
-string taken from the result is HTML-escaped before it reaches the page, including those shown
-inside the chart (plotly renders a subset of HTML in hover text and legends).
+string taken from the result is HTML-escaped (:func:`~.page.esc`) before it reaches the page,
+including those shown inside the chart (:func:`~.page.esc_chart`: plotly renders a subset of
+HTML in hover text and legends).
 """
 
 from __future__ import annotations
 
-import html
 import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -30,12 +34,29 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from sandtrade.backtest.page import (
+    AMBER,
+    BLUE,
+    FONT_STACK,
+    GREEN,
+    PAGE_CSP,
+    PAGE_CSS,
+    RED,
+    esc,
+    esc_chart,
+    format_duration,
+    format_float,
+    format_price,
+    format_setting,
+    format_size,
+    format_value,
+    headline_text,
+    sign_class,
+)
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.models import Bar, Trade
 
-# The page pieces other self-contained pages (the signal timeline) share with this one.
-__all__ = ["GREEN", "PAGE_CSP", "PAGE_CSS", "RED", "esc", "esc_chart", "render_report",
-           "write_report"]
+__all__ = ["render_report", "write_report"]
 
 #: Price rows in the figure; further symbols are listed in a note instead of charted.
 MAX_PRICE_ROWS = 4
@@ -64,72 +85,6 @@ _SIGNED_STATS = frozenset({
     "Max. Drawdown [%]", "Avg. Drawdown [%]", "Best Trade [%]", "Worst Trade [%]",
     "Avg. Trade [%]", "Expectancy [%]",
 })
-
-GREEN = "#1b873f"
-RED = "#c62828"
-_AMBER = "#e08a00"
-_BLUE = "#1f5fbf"
-_FONT_STACK = (
-    'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
-    '"Noto Sans", "Liberation Sans", sans-serif'
-)
-
-# No fetches of any kind: scripts and styles only inline, images only data:/blob: (plotly's
-# "download as PNG" button). plotly.js needs eval for some of its code paths.
-PAGE_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
-    "base-uri 'none'; form-action 'none'"
-)
-
-PAGE_CSS = (
-    f":root {{ color-scheme: light; --green: {GREEN}; --red: {RED}; --amber: {_AMBER}; "
-    f"--font: {_FONT_STACK}; }}"
-) + """
-* { box-sizing: border-box; }
-body { margin: 0; background: #f5f6f8; color: #1d2330; font: 14px/1.45 var(--font); }
-main { max-width: 1360px; margin: 0 auto; padding: 20px 24px 40px; }
-h1 { font-size: 24px; margin: 0 0 4px; word-break: break-word; }
-h2 { font-size: 17px; margin: 28px 0 10px; }
-.card { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 14px 18px; }
-.meta { color: #4a5568; margin: 0 0 10px; }
-.meta b { color: #1d2330; font-weight: 600; }
-.kv { display: flex; flex-wrap: wrap; gap: 4px 6px; margin: 4px 0; align-items: baseline; }
-.kv .label { color: #4a5568; min-width: 72px; font-weight: 600; }
-.chip { background: #eef1f5; border-radius: 4px; padding: 1px 7px; font-size: 13px;
-        font-variant-numeric: tabular-nums; word-break: break-all; }
-.headline { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 14px; }
-.headline div { background: #f7f8fa; border: 1px solid #e3e6eb; border-radius: 6px;
-                padding: 6px 12px; min-width: 130px; }
-.headline .name { display: block; color: #4a5568; font-size: 12px; }
-.headline .value { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.pos { color: var(--green); }
-.neg { color: var(--red); }
-.warnings { background: #fff4e5; border: 1px solid #f0b45a; border-left: 6px solid var(--amber);
-            border-radius: 6px; padding: 10px 16px; margin-top: 16px; }
-.warnings h2 { margin: 0 0 6px; font-size: 16px; color: #8a4b00; }
-.warnings ul { margin: 0; padding-left: 20px; }
-.note { color: #4a5568; font-size: 13px; margin: 6px 0; }
-.chart { margin-top: 16px; padding: 6px; }
-.chart .note { margin: 6px 12px; }
-.empty { color: #4a5568; padding: 24px; text-align: center; }
-table { border-collapse: collapse; background: #fff; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e6e9ee; text-align: left;
-         vertical-align: top; }
-th { background: #eef1f5; font-weight: 600; position: sticky; top: 0; }
-td.num, th.num { text-align: right; white-space: nowrap; }
-.stats-grid { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
-.stats { min-width: 420px; flex: 1 1 420px; border: 1px solid #dde1e7; }
-.stats td:first-child { color: #4a5568; }
-.trades { width: 100%; font-size: 13px; }
-.trades td { white-space: nowrap; }
-.trades td.tag { white-space: normal; word-break: break-word; max-width: 260px; }
-.scroll { overflow-x: auto; border: 1px solid #dde1e7; border-radius: 6px; }
-details { margin-top: 24px; }
-pre { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 10px;
-      overflow-x: auto; font-size: 12px; }
-footer { color: #6b7280; font-size: 12px; margin-top: 28px; }
-"""
 
 
 # --------------------------------------------------------------------------- public API
@@ -176,130 +131,6 @@ def render_report(result: BacktestResult) -> str:
     return "\n".join(p for p in parts if p) + "\n"
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def esc(value: object) -> str:
-    """HTML-escape the text of ``value`` (quotes too, so it is safe in attributes)."""
-    return html.escape(str(value), quote=True)
-
-
-def esc_chart(value: object) -> str:
-    """Escape text that plotly renders (hover text, axis titles, legends).
-
-    plotly understands a few tags there, so ``<`` and ``&`` must be escaped; it decodes
-    ``&lt;``, ``&gt;`` and ``&amp;`` but would show ``&quot;`` literally, and a quote cannot
-    start anything once ``<`` is escaped.
-    """
-    return html.escape(str(value), quote=False)
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, numbers.Real) and math.isnan(float(value)))
-
-
-def _format_float(value: float, decimals: int = 2) -> str:
-    """``1234.5`` as ``1,234.50``; infinities as ``∞``; never ``-0.00``."""
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    text = f"{value:,.{decimals}f}"
-    if text.lstrip("-").strip("0.,") == "":
-        text = text.lstrip("-")
-    return text
-
-
-def _format_value(value: Any) -> str:
-    """Plain text for a stat, parameter or setting of any JSON-ish type (not yet escaped).
-
-    Floats get two decimals and thousands separators, ints thousands separators, missing values
-    (None, NaN) ``n/a``; strings such as pandas durations are shown as they are.
-    """
-    if _is_missing(value):
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return f"{int(value):,}"
-    if isinstance(value, numbers.Real):
-        return _format_float(float(value))
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return _format_duration(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        text = "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
-    elif isinstance(value, Iterable):
-        text = "[" + ", ".join(_format_value(v) for v in value) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _format_setting(value: Any) -> str:
-    """A parameter or setting: like :func:`_format_value`, but floats keep their precision.
-
-    A commission of 0.001 must not read as 0.00.
-    """
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:,.10g}"
-    return _format_value(value)
-
-
-def _format_price(value: float | None) -> str:
-    """A price with two decimals, or enough significant digits when it is below one."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value == 0 or abs(value) >= 1:
-        return _format_float(value)
-    decimals = min(10, 3 - math.floor(math.log10(abs(value))))
-    return _format_float(value, decimals)
-
-
-def _format_size(value: float) -> str:
-    """A quantity: whole numbers without decimals, fractions with up to 8 (crypto lots)."""
-    size = abs(value)
-    if size == round(size):
-        return f"{round(size):,}"
-    return f"{size:,.8f}".rstrip("0").rstrip(".")
-
-
-def _format_duration(delta: timedelta) -> str:
-    """``3 days 04:30``, ``5 days`` or ``00:15``."""
-    seconds = int(delta.total_seconds())
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days and not (hours or minutes):
-        return f"{sign}{days} day{'s' if days != 1 else ''}"
-    clock = f"{hours:02d}:{minutes:02d}"
-    return f"{sign}{days} day{'s' if days != 1 else ''} {clock}" if days else f"{sign}{clock}"
-
-
-def _headline_text(key: str, value: Any) -> str:
-    """A headline number with its unit: ``12.34 %``, ``$10,523.10``, ``0.87``."""
-    text = _format_value(value)
-    if text == "n/a":
-        return text
-    if key.endswith("[%]"):
-        return f"{text} %"
-    if key.endswith("[$]"):
-        return f"-${text[1:]}" if text.startswith("-") else f"${text}"
-    return text
-
-
-def _sign_class(value: Any) -> str:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_missing(value):
-        number = float(value)
-        if number > 0:
-            return "pos"
-        if number < 0:
-            return "neg"
-    return ""
 
 
 class _Times:
@@ -358,7 +189,7 @@ def _chips(label: str, items: Mapping[str, Any]) -> str:
         chips = '<span class="chip">none</span>'
     else:
         chips = "".join(
-            f'<span class="chip">{esc(k)} = {esc(_format_setting(v))}</span>'
+            f'<span class="chip">{esc(k)} = {esc(format_setting(v))}</span>'
             for k, v in items.items()
         )
     return f'<div class="kv"><span class="label">{esc(label)}</span>{chips}</div>'
@@ -369,7 +200,7 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
     period = _period(result)
     if period is not None:
         span = _Times.chart(period[1]) - _Times.chart(period[0])
-        span_text = _format_duration(span) if times.intraday else f"{span.days:,} days"
+        span_text = format_duration(span) if times.intraday else f"{span.days:,} days"
         period_text = f"{times.text(period[0])} … {times.text(period[1])} ({span_text})"
     else:
         period_text = "—"
@@ -387,10 +218,10 @@ def _header_html(result: BacktestResult, times: _Times) -> str:
             value = len(result.trades)
         elif key not in result.stats:
             continue
-        css = _sign_class(value) if key in _SIGNED_STATS else ""
+        css = sign_class(value) if key in _SIGNED_STATS else ""
         cards.append(
             f'<div><span class="name">{esc(key)}</span>'
-            f'<span class="value {css}">{esc(_headline_text(key, value))}</span></div>'
+            f'<span class="value {css}">{esc(headline_text(key, value))}</span></div>'
         )
     return (
         '<header class="card">'
@@ -450,17 +281,17 @@ def _trade_hover(trade: Trade, times: _Times, *, is_open: bool) -> str:
     side = "Long" if trade.size > 0 else "Short"
     lines = [
         f"<b>{'Open ' + side.lower() if is_open else side}</b> {esc_chart(trade.symbol)} "
-        f"× {_format_size(trade.size)}",
-        f"Entry {times.text(trade.entry_time)} @ {_format_price(trade.entry_price)}",
+        f"× {format_size(trade.size)}",
+        f"Entry {times.text(trade.entry_time)} @ {format_price(trade.entry_price)}",
     ]
     if is_open:
-        lines.append(f"Marked @ {_format_price(trade.exit_price)}")
+        lines.append(f"Marked @ {format_price(trade.exit_price)}")
     else:
-        lines.append(f"Exit {times.text(trade.exit_time)} @ {_format_price(trade.exit_price)}")
+        lines.append(f"Exit {times.text(trade.exit_time)} @ {format_price(trade.exit_price)}")
     pnl_label = "Unrealised P&amp;L" if is_open else "P&amp;L"
     lines.append(
-        f"{pnl_label} {esc_chart(_headline_text('[$]', trade.pnl))} "
-        f"({_format_float(trade.return_pct * 100)} %)"
+        f"{pnl_label} {esc_chart(headline_text('[$]', trade.pnl))} "
+        f"({format_float(trade.return_pct * 100)} %)"
     )
     if trade.tag:
         lines.append(f"Tag: {esc_chart(trade.tag)}")
@@ -537,8 +368,8 @@ def _trade_traces(
             for t in still_open
         ]
         # The dotted line to the mark and the marker share the marker's legend entry.
-        joins("Open trade", marked, _AMBER, dash="dot", legend=False)
-        markers("Open trade", marked, False, "diamond", _AMBER, size=12, is_open=True)
+        joins("Open trade", marked, AMBER, dash="dot", legend=False)
+        markers("Open trade", marked, False, "diamond", AMBER, size=12, is_open=True)
     return traces
 
 
@@ -623,10 +454,10 @@ def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | 
     fig.update_layout(
         template="plotly_white", height=total, hovermode="closest",
         margin={"l": 72, "r": 24, "t": 70, "b": 40},
-        font={"family": _FONT_STACK, "size": 12, "color": "#1d2330"},
+        font={"family": FONT_STACK, "size": 12, "color": "#1d2330"},
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
                 "font": {"size": 11}},
-        hoverlabel={"font": {"family": _FONT_STACK}},
+        hoverlabel={"font": {"family": FONT_STACK}},
         dragmode="zoom",
     )
     return fig
@@ -637,7 +468,7 @@ def _add_equity(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Times)
     y = [_finite_or_none(p.equity) for p in curve]
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="lines", name="Equity", showlegend=False,
-        line={"color": _BLUE, "width": 1.6},
+        line={"color": BLUE, "width": 1.6},
         hovertemplate="Equity $%{y:,.2f}<br>%{x}<extra></extra>",
     ), row=row, col=1)
     finite = [(i, v) for i, v in enumerate(y) if v is not None]
@@ -647,9 +478,9 @@ def _add_equity(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Times)
             x=[x[i]], y=[peak], mode="markers+text", name="Peak equity", showlegend=False,
             marker={"symbol": "star", "size": 13, "color": "#f2b705",
                     "line": {"width": 1, "color": "#6b5200"}},
-            text=[f"Peak ${_format_float(peak)}"], textposition="top center",
+            text=[f"Peak ${format_float(peak)}"], textposition="top center",
             textfont={"size": 11},
-            hovertemplate=f"Peak equity ${_format_float(peak)}<br>"
+            hovertemplate=f"Peak equity ${format_float(peak)}<br>"
                           f"{times.text(curve[i].time)}<extra></extra>",
             cliponaxis=False,
         ), row=row, col=1)
@@ -671,9 +502,9 @@ def _add_drawdown(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Time
             fig.add_trace(go.Scatter(
                 x=[x[i]], y=[worst], mode="markers+text", name="Max. drawdown",
                 showlegend=False, marker={"size": 8, "color": RED},
-                text=[f"{_format_float(worst)} %"], textposition="middle right",
+                text=[f"{format_float(worst)} %"], textposition="middle right",
                 textfont={"size": 11, "color": RED},
-                hovertemplate=f"Max. drawdown {_format_float(worst)} %<br>"
+                hovertemplate=f"Max. drawdown {format_float(worst)} %<br>"
                               f"{times.text(curve[i].time)}<extra></extra>",
                 cliponaxis=False,
             ), row=row, col=1)
@@ -722,8 +553,8 @@ def _chart_html(result: BacktestResult, times: _Times) -> str:
 def _stats_table(items: Sequence[tuple[str, Any]]) -> str:
     rows = "".join(
         f'<tr><td>{esc(k)}</td>'
-        f'<td class="num {_sign_class(v) if k in _SIGNED_STATS else ""}">'
-        f"{esc(_format_value(v))}</td></tr>"
+        f'<td class="num {sign_class(v) if k in _SIGNED_STATS else ""}">'
+        f"{esc(format_value(v))}</td></tr>"
         for k, v in items
     )
     return (f'<table class="stats"><thead><tr><th>Statistic</th><th class="num">Value</th>'
@@ -752,19 +583,19 @@ _TRADE_HEADERS = (
 def _trade_row(number: int, trade: Trade, times: _Times, *, is_open: bool) -> str:
     side = "Long" if trade.size > 0 else "Short"
     end = trade.exit_time
-    duration = _format_duration(_Times.chart(end) - _Times.chart(trade.entry_time)) if end else ""
-    pnl_css = _sign_class(trade.pnl)
+    duration = format_duration(_Times.chart(end) - _Times.chart(trade.entry_time)) if end else ""
+    pnl_css = sign_class(trade.pnl)
     cells = [
         (str(number), "num"),
         (esc(trade.symbol), ""),
         (side, "pos" if side == "Long" else "neg"),
-        (_format_size(trade.size), "num"),
+        (format_size(trade.size), "num"),
         (times.text(trade.entry_time), ""),
-        (_format_price(trade.entry_price), "num"),
+        (format_price(trade.entry_price), "num"),
         ("open" if is_open else times.text(trade.exit_time), ""),
-        (_format_price(trade.exit_price), "num"),
-        (_format_float(trade.pnl), f"num {pnl_css}"),
-        (_format_float(trade.return_pct * 100), f"num {pnl_css}"),
+        (format_price(trade.exit_price), "num"),
+        (format_float(trade.pnl), f"num {pnl_css}"),
+        (format_float(trade.return_pct * 100), f"num {pnl_css}"),
         (duration, "num"),
         (esc(trade.tag) if trade.tag else "", "tag"),
     ]

@@ -1,4 +1,10 @@
-"""The client: typed methods over the gRPC API, retries with backoff, the offline queue."""
+"""The client: typed methods over the gRPC API, retries with backoff, the offline queue.
+
+It is one file because :class:`Client` is one class whose methods mirror the four gRPC
+services (trading, market data, strategies, signals), all through the one retry path
+(``Client._call``) and the offline queue's flusher defined here; the errors and result types
+around it are what those methods raise and return.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from sandtrade.backtest.report import GREEN, PAGE_CSP, PAGE_CSS, RED, esc, esc_chart
+from sandtrade.backtest.page import GREEN, PAGE_CSP, PAGE_CSS, RED, esc, esc_chart
 from sandtrade.models import Bar
 from sandtrade.signal_model import SignalRecord
 from sandtrade.signals.replay import ReplayResult

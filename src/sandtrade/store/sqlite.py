@@ -1,5 +1,10 @@
 """The SQLite store: one file in WAL mode, every mutating call one durable transaction.
 
+It is one file because SQLiteStore is the one implementation of the Store interface: each
+method is a few SQL statements run through the connection, lock and transaction helpers defined
+here, next to the other statements that touch the same tables (the schema itself is in
+:mod:`.migrations`). A second backend would be a second file beside this one.
+
 Durability: ``synchronous=FULL`` makes SQLite fsync the write-ahead log at every commit, so a
 transaction that :meth:`SQLiteStore.commit` returned from survives a killed process and a power
 cut; a transaction cut short is rolled back when the database is next opened. Writers take the

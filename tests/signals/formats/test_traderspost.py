@@ -1,0 +1,126 @@
+"""The ``traderspost`` format: TradersPost's JSON, sentiment and all."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandtrade.signal_model import Command
+
+from .reading import js, parse, refused, target
+
+
+@pytest.mark.parametrize(("action", "sentiment", "opposite"), [("buy", "bullish", "short"),
+                                                               ("sell", "bearish", "long")])
+def test_traderspost_entry_closes_the_opposite_side_first(action: str, sentiment: str,
+                                                          opposite: str) -> None:
+    signal = parse(js(ticker="AAPL", action=action, sentiment=sentiment, quantity=10))
+    assert signal.format == "traderspost"
+    assert signal.commands == [
+        target("AAPL", 0.0, only_if=opposite),
+        Command(action=action, symbol="AAPL", qty=10.0),
+    ]
+
+
+def test_traderspost_exit_is_a_target_of_zero() -> None:
+    signal = parse(js(ticker="AAPL", action="exit", sentiment="flat"))
+    assert signal.format == "traderspost"
+    assert signal.commands == [target("AAPL", 0.0)]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    pytest.param(js(ticker="AAPL", action="exit"), target("AAPL", 0.0), id="exit"),
+    pytest.param(js(ticker="AAPL", action="cancel"),
+                 Command(action="cancel", symbol="AAPL", qty=0.0), id="cancel"),
+])
+def test_traderspost_minimal_exit_and_cancel_are_understood(body: str,
+                                                            expected: Command) -> None:
+    """TradersPost requires only ticker and action; exit and cancel are its words, not
+    TradingView's, so such a body cannot be meant as a TradingView order."""
+    signal = parse(body)
+    assert signal.format == "traderspost"
+    assert signal.commands == [expected]
+
+
+@pytest.mark.parametrize(("action", "only_if"), [("buy", "short"), ("sell", "long")])
+def test_traderspost_sentiment_flat_only_closes(action: str, only_if: str) -> None:
+    signal = parse(js(ticker="AAPL", action=action, sentiment="flat", quantity=5))
+    assert signal.commands == [target("AAPL", 0.0, only_if=only_if)]
+
+
+@pytest.mark.parametrize(("sentiment", "command"), [("bullish", "buy"), ("bearish", "sell")])
+def test_traderspost_add_trades_without_closing_first(sentiment: str, command: str) -> None:
+    signal = parse(js(ticker="AAPL", action="add", sentiment=sentiment, quantity=2))
+    assert signal.commands == [Command(action=command, symbol="AAPL", qty=2.0)]
+
+
+def test_traderspost_cancel_cancels_the_symbols_orders() -> None:
+    signal = parse(js(ticker="AAPL", action="cancel", sentiment="flat"))
+    assert signal.commands == [Command(action="cancel", symbol="AAPL", qty=0.0)]
+
+
+@pytest.mark.parametrize(("action", "sentiment", "opposite"), [("buy", "long", "short"),
+                                                               ("sell", "short", "long")])
+def test_traderspost_sentiment_from_strategy_market_position_is_understood(
+        action: str, sentiment: str, opposite: str) -> None:
+    """TradersPost's own TradingView template sends "sentiment":
+    "{{strategy.market_position}}", which expands to long, short or flat."""
+    signal = parse(js(ticker="AAPL", action=action, sentiment=sentiment, quantity=5))
+    assert signal.format == "traderspost"
+    assert signal.commands == [target("AAPL", 0.0, only_if=opposite),
+                               Command(action=action, symbol="AAPL", qty=5.0)]
+
+
+@pytest.mark.parametrize(("body", "field", "message"), [
+    (js(ticker="AAPL", action="buy", quantity=5, quantityType="percent_of_equity"),
+     "quantityType", '"percent_of_equity" is not supported (only fixed_quantity)'),
+    (js(ticker="AAPL", action="buy", quantity=5, takeProfit={"limitPrice": 200}),
+     "takeProfit", "bracket orders (take profit / stop loss) are not supported; send them as "
+     "separate signals"),
+    (js(ticker="AAPL", action="buy", quantity=5, stopLoss={"type": "stop", "percent": 5}),
+     "stopLoss", "bracket orders (take profit / stop loss) are not supported; send them as "
+     "separate signals"),
+    (js(ticker="AAPL", action="sell", sentiment="bullish", quantity=5), "sentiment",
+     "sell with sentiment bullish contradicts itself"),
+    (js(ticker="AAPL", action="add", quantity=5), "sentiment",
+     "add needs sentiment bullish or bearish"),
+    (js(ticker="AAPL", action="buy", sentiment="bullish", quantity=5, orderType="limit"),
+     "limitPrice", "a limit order needs limitPrice"),
+    (js(ticker="AAPL", action="buy", sentiment="bullish"), "quantity", "buy needs a quantity"),
+    (js(ticker="AAPL", action="purchase", sentiment="bullish", quantity=5), "action",
+     'unknown action "purchase" (use one of: buy, sell, exit, cancel, add)'),
+    (js(ticker="AAPL", action="buy", sentiment="bullish", quantity="5"), "quantity",
+     'a number written as a string ("5"): write it without quotes, e.g. "quantity": 5'),
+])
+def test_traderspost_refusals_name_the_field(body: str, field: str, message: str) -> None:
+    e = refused(body)
+    assert (e.field, e.detail) == (field, message)
+
+
+def test_traderspost_fixed_quantity_limit_order_with_price_and_id() -> None:
+    signal = parse(js(ticker="AAPL", action="buy", sentiment="bullish", quantity=5,
+                      quantityType="fixed_quantity", orderType="limit", limitPrice=150,
+                      signalPrice=150.5, id="tp-1"))
+    assert signal.commands[1] == Command(action="buy", symbol="AAPL", qty=5.0,
+                                         order_type="limit", limit_price=150.0)
+    assert signal.price == 150.5
+    assert (signal.alert_id, signal.idempotency_key) == ("tp-1", "tp-1")
+
+
+@pytest.mark.parametrize(("prices", "order_type"), [
+    ({"limitPrice": 150}, "limit"), ({"stopPrice": 140}, "stop"),
+    ({"stopPrice": 140, "limitPrice": 139}, "stop_limit"),
+])
+def test_traderspost_prices_without_an_order_type_imply_it(prices: dict[str, float],
+                                                          order_type: str) -> None:
+    signal = parse(js(ticker="AAPL", action="add", sentiment="bullish", quantity=5, **prices))
+    [command] = signal.commands
+    assert command.order_type == order_type
+    assert (command.limit_price, command.stop_price) == (prices.get("limitPrice"),
+                                                         prices.get("stopPrice"))
+
+
+def test_traderspost_market_order_type_with_a_limit_price_is_refused() -> None:
+    e = refused(js(ticker="AAPL", action="add", sentiment="bullish", quantity=5,
+                   orderType="market", limitPrice=150))
+    assert (e.field, e.detail) == ("limitPrice", "a market order takes no limitPrice (set the "
+                                                 "order type to limit or stop)")
