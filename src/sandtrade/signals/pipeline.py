@@ -49,8 +49,7 @@ from sandtrade.signals.settings import SignalSettings
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
     from sandtrade.broker.paper import PaperBroker
-    from sandtrade.sandbox.manager import StrategyManager
-    from sandtrade.signals.destinations import LiveBrokerAdapter
+    from sandtrade.signals.destinations import LiveBrokerAdapter, StrategyInbox
     from sandtrade.store.base import Store
 
 __all__ = ["Overloaded", "PlannedOrder", "SignalPipeline", "Submitted", "place_commands",
@@ -313,7 +312,7 @@ class SignalPipeline:
                  settings: SignalSettings, symbols: Callable[[], Sequence[str]],
                  default_account: str, market_position: Callable[[], int] = lambda: 0,
                  instrument: Callable[[str], Instrument | None] = lambda symbol: None,
-                 strategies: StrategyManager | None = None,
+                 strategies: StrategyInbox | None = None,
                  live_brokers: dict[str, LiveBrokerAdapter] | None = None) -> None:
         self.store = store
         self.live = live
