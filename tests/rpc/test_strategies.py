@@ -34,6 +34,7 @@ from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.market import iter_csv, sample_csv_path
 from sandtrade.models import Bar, Trade
+from sandtrade.rpc.door import TradingDoor
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import strategies_pb2_grpc, trading_pb2, trading_pb2_grpc
@@ -457,7 +458,9 @@ def test_run_token_reaches_its_own_account_only_and_dies_with_the_run(
     wait_running(strategies, operator, "alice-strat")
     market.publish(50.0)  # a price, so that the broker takes orders
     assert runtime.strategies is not None
-    door = runtime.strategies._runs["alice-strat"].door.metadata
+    run = runtime.strategies.run("alice-strat")
+    assert run is not None and isinstance(run.door, TradingDoor)
+    door = run.door.metadata
 
     def get_account(account: str) -> trading_pb2.Account:
         return trading.GetAccount(trading_pb2.GetAccountRequest(account=account),
@@ -566,7 +569,7 @@ def test_running_strategy_resumes_after_restart_with_its_state(
             st = status(stub3, operator, "counter")
             assert st.strategy.state == STOPPED, STATE_NAMES[st.strategy.state]
             assert host3.strategies is not None
-            assert host3.strategies._runs == {}, "no worker was started"
+            assert host3.strategies.running() == [], "no worker was started"
             assert host3.strategies.state("counter") == {"n": 5}
 
 

@@ -32,6 +32,7 @@ from sandtrade.market.hub import (
     format_bar_time,
 )
 from sandtrade.models import Account, Bar, Fill
+from sandtrade.rpc.door import TradingDoor
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
 from sandtrade.rpc.signals import SignalServicer
@@ -147,7 +148,7 @@ class HostRuntime:
         symbols = sorted({i.symbol for i in instruments})
         self.strategies = StrategyManager(
             store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
-            symbols=lambda: symbols, worker_target=self._worker_target)
+            symbols=lambda: symbols, open_door=self._open_door)
         live_brokers = {name: cls(s.plugins.get(name, {}))
                         for name, cls in self.plugins.live_brokers().items()}
         self.signals = SignalPipeline(
@@ -309,9 +310,10 @@ class HostRuntime:
         if self.strategies is not None:
             self.strategies.on_bar(bar, fills)
 
-    def _worker_target(self) -> str:
+    def _open_door(self, token: str, account: str, run_id: str) -> TradingDoor:
+        """A strategy run's door: the host's own gRPC server, over its Unix socket."""
         assert self.rpc is not None and self.rpc.unix_path is not None
-        return self.rpc.unix_path
+        return TradingDoor(f"unix:{self.rpc.unix_path}", token, account, run_id)
 
     def _unix_path(self) -> str:
         path = self.data_dir.resolve() / "worker.sock"

@@ -44,7 +44,7 @@ from sandtrade.models import Account, Bar, Fill
 from sandtrade.rpc.errors import Conflict, InvalidField, NotFound
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import check_source_in_sandbox
-from sandtrade.sandbox.strategy_run import Event, StrategyRun, TradingDoor
+from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
 from sandtrade.store.base import Store, StrategyRecord
 from sandtrade.strategy.loader import resolve_params
@@ -119,18 +119,24 @@ class StrategyStatus:
 
 
 class StrategyManager:
-    """Uploaded strategies and their live runs, in one host."""
+    """Uploaded strategies and their live runs, in one host.
+
+    :param open_door: the door a run's broker calls go through, given the run's token, its
+        account and its run id (the host passes :class:`sandtrade.rpc.door.TradingDoor`); the
+        token is issued here for that run and revoked when the run ends.
+    """
 
     def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
                  auth: TokenAuthority, cash: float, symbols: Callable[[], Iterable[str]],
-                 worker_target: Callable[[], str], limits: WorkerLimits = LIVE_LIMITS) -> None:
+                 open_door: Callable[[str, str, str], Door],
+                 limits: WorkerLimits = LIVE_LIMITS) -> None:
         self.store = store
         self.live = live
         self.hub = hub
         self.auth = auth
         self.cash = cash
         self._known_symbols = symbols
-        self._worker_target = worker_target
+        self._open_door = open_door
         self.limits = limits
         # A spare worker stays booted: starting a strategy, restarting a crashed one and an
         # RPC back-test skip the worker's ~140 ms boot.
@@ -257,6 +263,16 @@ class StrategyManager:
         """Every strategy with its state, by name."""
         return [(r, self.state_of(r.name)) for r in self.store.list_strategies()]
 
+    def run(self, name: str) -> StrategyRun | None:
+        """The run of a strategy that has a worker (starting, running or ending), or None."""
+        with self._lock:
+            return self._runs.get(name)
+
+    def running(self) -> list[str]:
+        """The names of the strategies that have a run (starting, running or ending)."""
+        with self._lock:
+            return sorted(self._runs)
+
     def state_of(self, name: str) -> str:
         with self._lock:
             run = self._runs.get(name)
@@ -377,7 +393,7 @@ class StrategyManager:
                                               initial_cash=self.cash))
         principal, token = self.auth.issue_ephemeral(record.account, ("read", "trade"))
         run_id = f"{name}-{secrets.token_hex(4)}"
-        door = TradingDoor(f"unix:{self._worker_target()}", token, record.account, run_id)
+        door = self._open_door(token, record.account, run_id)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
                           state=self.state(name), history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit)

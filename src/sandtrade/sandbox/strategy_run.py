@@ -1,44 +1,35 @@
-"""The host side of a live run: one sandboxed worker, the thread that feeds it, its gRPC door.
+"""The host side of a live run: one sandboxed worker, the thread that feeds it, its door.
 
 A :class:`StrategyRun` starts a worker for a stored strategy and hands it events one at a time
 (warm-up history, ``start``, then bars with the fills they caused, signals, ``stop``). While
 an event is in flight the worker may ask for broker calls (``call`` frames, see
-:mod:`sandtrade.sandbox.worker.live_task`); the run makes each one as a gRPC call to the host's own
-server, over its Unix socket, with a token issued for this run and this strategy's account
-only. So a live strategy trades through exactly the door every other client uses, with the
-same validation and the same scope checks, and the worker itself never holds the token.
+:mod:`sandtrade.sandbox.worker.live_task`); the run hands each one, as the worker sent it, to
+its :class:`Door` and sends back the reply. The door is given by whoever starts the run (the
+manager, from the host): this room does not know how the broker is reached, and the worker
+never holds what reaches it.
 
-Everything a worker sends is untrusted: the arguments of a call are checked here before they
-become a request, and the account is always the run's, never the worker's to choose.
+Everything a worker sends is untrusted: a frame of the wrong kind ends the run, and a call's
+arguments are the door's to check before they become a request.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
-import grpc
-
-from sandtrade.models import Bar, Fill, OrderSide, OrderType, TimeInForce
-from sandtrade.rpc import convert
+from sandtrade.models import Bar, Fill
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
 from sandtrade.sandbox.wire import encode_bars
 from sandtrade.store.base import StrategyRecord
-from sandtrade.v1 import trading_pb2 as tpb
-from sandtrade.v1 import trading_pb2_grpc
 
-__all__ = ["Event", "StrategyRun", "TradingDoor"]
+__all__ = ["Door", "Event", "StrategyRun"]
 
 log = logging.getLogger(__name__)
-
-#: How long a call from a worker to the broker may take before it is answered with an error.
-CALL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -51,115 +42,23 @@ class Event:
     error: str | None = None
 
 
-class CallError(Exception):
-    """A call from a worker that cannot be made as asked (answered with the message)."""
+class Door(Protocol):
+    """The trading API as one run sees it: the broker calls of its worker, for one account.
 
+    In a host this is :class:`sandtrade.rpc.door.TradingDoor`, which makes each call through
+    the host's own gRPC server (its docstring says why); the run only passes calls through.
+    """
 
-def _opt_number(args: dict[str, Any], key: str) -> float | None:
-    v = args.get(key)
-    if v is None:
-        return None
-    if type(v) not in (int, float):
-        raise CallError(f"{key} must be a number")
-    return float(v)
-
-
-class TradingDoor:
-    """The trading API as one run sees it: gRPC calls for one account with one token."""
-
-    def __init__(self, target: str, token: str, account: str, run_id: str) -> None:
-        self.account = account
-        self.channel = grpc.insecure_channel(target)
-        self.stub = trading_pb2_grpc.TradingServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {token}"),)
-        self._ids = itertools.count(1)
-        self._run_id = run_id
-
-    def close(self) -> None:
-        self.channel.close()
+    account: str
 
     def handle(self, op: object, args: object) -> dict[str, Any]:
-        """The ``reply`` frame for a worker's call."""
-        try:
-            if type(op) is not str or not isinstance(args, dict):
-                raise CallError("malformed call")
-            fn = self._OPS.get(op)
-            if fn is None:
-                raise CallError(f"unknown call {op!r}")
-            return {"type": "reply", "result": fn(self, args)}
-        except CallError as e:
-            return {"type": "reply", "error": str(e)}
-        except grpc.RpcError as e:
-            code = e.code() if hasattr(e, "code") else None
-            details = e.details() if hasattr(e, "details") else str(e)
-            name = code.name if code is not None else "UNKNOWN"
-            return {"type": "reply", "error": f"{details} ({name})"}
+        """The ``reply`` frame for a worker's call (``op`` and ``args`` as the worker sent
+        them: untrusted)."""
+        ...
 
-    def _call(self, method: Callable[..., Any], request: Any) -> Any:
-        return method(request, metadata=self.metadata, timeout=CALL_TIMEOUT)
-
-    def submit(self, args: dict[str, Any]) -> dict[str, Any]:
-        symbol, tag = args.get("symbol"), args.get("tag")
-        if type(symbol) is not str or (tag is not None and type(tag) is not str):
-            raise CallError("symbol and tag must be strings")
-        try:
-            side = OrderSide(str(args.get("side")))
-            typ = OrderType(str(args.get("type")))
-            tif = TimeInForce(str(args.get("tif")))
-        except ValueError as e:
-            raise CallError(str(e)) from None
-        req = tpb.SubmitOrderRequest(
-            account=self.account, symbol=symbol, side=convert.side_to_pb(side),
-            type=convert.type_to_pb(typ), tif=convert.tif_to_pb(tif),
-            reduce_only=args.get("reduce_only") is True, tag=tag or "",
-            client_order_id=f"{self._run_id}-{next(self._ids)}")
-        for key in ("qty", "equity_fraction", "limit_price", "stop_price"):
-            value = _opt_number(args, key)
-            if value is not None:
-                setattr(req, key, value)
-        resp = self._call(self.stub.SubmitOrder, req)
-        return convert.order_from_pb(resp.order).model_dump(mode="json")
-
-    def cancel(self, args: dict[str, Any]) -> bool:
-        order_id = args.get("order_id")
-        if type(order_id) is not str:
-            raise CallError("order_id must be a string")
-        try:
-            self._call(self.stub.CancelOrder, tpb.CancelOrderRequest(order_id=order_id))
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                return False  # unknown, someone else's, or no longer working
-            raise
-        return True
-
-    def position(self, args: dict[str, Any]) -> list[float]:
-        symbol = args.get("symbol")
-        if type(symbol) is not str:
-            raise CallError("symbol must be a string")
-        resp = self._call(self.stub.ListPositions,
-                          tpb.ListPositionsRequest(account=self.account))
-        for p in resp.positions:
-            if p.symbol == symbol:
-                price = p.market_price if p.HasField("market_price") else p.avg_price
-                unrealized = p.unrealized_pnl if p.HasField("unrealized_pnl") else 0.0
-                return [p.qty, p.avg_price, price, unrealized, p.realized_pnl]
-        return [0.0, 0.0, 0.0, 0.0, 0.0]
-
-    def account_view(self, args: dict[str, Any]) -> list[float]:
-        a = self._call(self.stub.GetAccount, tpb.GetAccountRequest(account=self.account)).account
-        return [a.cash, a.equity, a.buying_power, a.realized_pnl, a.commissions]
-
-    def open_orders(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        resp = self._call(self.stub.ListOrders, tpb.ListOrdersRequest(
-            account=self.account, open_only=True, page_size=1000))
-        orders = [convert.order_from_pb(o) for o in resp.orders]
-        orders.sort(key=lambda o: (o.created_at is None, o.created_at, o.id))
-        return [o.model_dump(mode="json") for o in orders]
-
-    _OPS: ClassVar[dict[str, Callable[[TradingDoor, dict[str, Any]], Any]]] = {
-        "submit": submit, "cancel": cancel, "position": position, "account": account_view,
-        "open_orders": open_orders,
-    }
+    def close(self) -> None:
+        """Release what the door holds; called once, when the run has ended."""
+        ...
 
 
 def fill_frame(fill: Fill) -> dict[str, Any]:
@@ -178,7 +77,7 @@ class StrategyRun:
     :param on_exit: called once when the worker is gone, with how it ended.
     """
 
-    def __init__(self, record: StrategyRecord, *, supervisor: Supervisor, door: TradingDoor,
+    def __init__(self, record: StrategyRecord, *, supervisor: Supervisor, door: Door,
                  state: dict[str, Any], history: list[Bar],
                  on_done: Callable[[StrategyRun, dict[str, Any]], None],
                  on_exit: Callable[[StrategyRun], None]) -> None:

@@ -1,19 +1,43 @@
-"""The interface a live-broker plugin implements (``sandtrade_live_brokers`` hook).
+"""Where a signal goes besides a paper account: a running strategy, or a live broker.
 
-sandtrade ships no live broker: a plugin that talks to one (Alpaca, Interactive Brokers ...)
-implements :class:`LiveBrokerAdapter`. Signals reach it only when the configuration says so
-twice: a route ``to = "live:NAME"`` (or ``mode = "live"``) *and* ``allow_live = true``.
+Two interfaces, both implemented outside this room:
+
+* :class:`StrategyInbox`: the host's strategies, as the pipeline hands them signals. The
+  strategy manager (:mod:`sandtrade.sandbox.manager`) satisfies it structurally; the pipeline
+  is given one and never imports the sandbox.
+* :class:`LiveBrokerAdapter`: what a live-broker plugin implements (``sandtrade_live_brokers``
+  hook). sandtrade ships no live broker: a plugin that talks to one (Alpaca, Interactive
+  Brokers ...) implements it. Signals reach it only when the configuration says so twice: a
+  route ``to = "live:NAME"`` (or ``mode = "live"``) *and* ``allow_live = true``.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sandtrade.signal_model import Command, SignalRecord
 
-__all__ = ["LiveBrokerAdapter"]
+__all__ = ["Delivery", "LiveBrokerAdapter", "StrategyInbox"]
+
+
+class Delivery(Protocol):
+    """A signal handed to a strategy: ``done`` is set once it has handled it (or is gone),
+    and ``error`` then says why it failed, or is None."""
+
+    done: threading.Event
+    error: str | None
+
+
+class StrategyInbox(Protocol):
+    """The strategies of a host, as the signal pipeline sees them."""
+
+    def signal(self, name: str, payload: dict[str, Any], /) -> Delivery:
+        """Hand ``payload`` (the signal as ``on_signal`` receives it) to running strategy
+        ``name``; raise a :class:`~sandtrade.errors.SandtradeError` when it is not running."""
+        ...
 
 
 class LiveBrokerAdapter(ABC):

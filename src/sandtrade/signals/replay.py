@@ -24,8 +24,8 @@ from sandtrade.broker.paper import PaperBroker, sequential_ids
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
+from sandtrade.signals.commands import place_commands, resolve_symbol
 from sandtrade.signals.formats import FormatRegistry
-from sandtrade.signals.pipeline import place_commands, resolve_symbol
 
 __all__ = ["ReplayResult", "ReplayedSignal", "replay", "replayable"]
 
