@@ -147,7 +147,7 @@ class HostRuntime:
         symbols = sorted({i.symbol for i in instruments})
         self.strategies = StrategyManager(
             store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
-            symbols=lambda: symbols, worker_target=self._worker_target)
+            symbols=lambda: symbols, worker_target=self._worker_target, fill_profiles=profiles)
         live_brokers = {name: cls(s.plugins.get(name, {}))
                         for name, cls in self.plugins.live_brokers().items()}
         self.signals = SignalPipeline(
