@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from strategies_examples import example_path
 
-from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.runner import run_backtest
 from sandtrade.broker import BrokerSettings
 from sandtrade.market import iter_gbm_bars
 from sandtrade.market.synthetic import reference_gbm_frame

@@ -35,14 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backtest_speed import time_backtesting_py
 from strategies_examples import example_path
 
-from sandtrade.backtest.engine import run_backtest
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.backtest.request import BacktestRequest, DataSpec
+from sandtrade.backtest.runner import run_backtest
 from sandtrade.broker import BrokerSettings
 from sandtrade.market import iter_csv, write_csv
 from sandtrade.market.synthetic import reference_gbm_frame
 from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox
 from sandtrade.sandbox.supervisor import Supervisor
-from sandtrade.sandbox.worker import boot as worker_module
+from sandtrade.strategy import policy
+from sandtrade.strategy.context import API_TYPES
 from sandtrade.strategy.loader import load_strategy_source
 
 
@@ -73,7 +74,7 @@ def main() -> None:
     settings = BrokerSettings(commission_pct=0.0)
 
     plain = load_strategy_source(source, "sma_cross.py")
-    worker_module._fast_types()
+    policy.FAST_ATTRIBUTE_TYPES.update(API_TYPES)  # as the worker does before a run
     restricted = load_strategy_source(source, "sma_cross.py", restricted=True)
     runner = SandboxRunner()
     spare_supervisor = Supervisor(keep_spare=True)
@@ -90,7 +91,7 @@ def main() -> None:
 
     def with_spare() -> None:
         deadline = time.monotonic() + 30
-        while spare_supervisor._spare is None:  # booted after the previous run started
+        while spare_supervisor.spare is None:  # booted after the previous run started
             assert time.monotonic() < deadline, "no spare worker"
             time.sleep(0.01)
         sandboxed(spare_runner)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandtrade.backtest.engine import MAX_LOG_BYTES, run_backtest
+from sandtrade.backtest.engine import MAX_LOG_BYTES
+from sandtrade.backtest.runner import run_backtest
 from sandtrade.broker import BrokerSettings
 from sandtrade.errors import DataError, StrategyError
 from sandtrade.market import gbm_bars, iter_gbm_bars

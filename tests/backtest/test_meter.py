@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from sandtrade.backtest.meter import Meter, MeterError, Simulation
-from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest, DataSpec, InProcessRunner
+from sandtrade.backtest.meter import Meter, MeterError
+from sandtrade.backtest.request import BacktestRequest, DataSpec
+from sandtrade.backtest.result import BacktestResult, Simulation
+from sandtrade.backtest.runner import InProcessRunner
 from sandtrade.broker import BrokerSettings
 from sandtrade.errors import DataError
 from sandtrade.market import gbm_bars, write_csv

@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandtrade.backtest.meter import Meter, Simulation
+from sandtrade.backtest.meter import Meter
+from sandtrade.backtest.result import Simulation
 from sandtrade.backtest.stats import EquityRecorder, compute_stats
 from sandtrade.models import Bar, Trade
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from strategies_examples import EXAMPLES, example_path
 
-from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest, DataSpec, InProcessRunner
+from sandtrade.backtest.runner import InProcessRunner, run_backtest
 from sandtrade.broker import BrokerSettings
 from sandtrade.cli import main
 from sandtrade.market import gbm_bars, load_csv, sample_csv_path

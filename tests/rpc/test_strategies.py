@@ -30,7 +30,7 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.market import iter_csv, sample_csv_path
 from sandtrade.models import Bar, Trade

@@ -30,8 +30,8 @@ from typing import Any
 import psutil
 import pytest
 
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.errors import StrategyError
 from sandtrade.market import gbm_bars, write_csv
 from sandtrade.sandbox import supervisor as supervisor_module

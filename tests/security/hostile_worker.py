@@ -20,7 +20,7 @@ from array import array
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandtrade.backtest.meter import TRADES, Simulation
+from sandtrade.backtest.result import TRADES, Simulation
 from sandtrade.models import Trade
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 

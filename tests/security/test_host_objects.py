@@ -204,7 +204,7 @@ def test_huge_size_order_is_rejected(sandbox: Sandbox) -> None:
 
 def test_history_of_a_billion_bars_is_bounded(sandbox: Sandbox) -> None:
     """``ctx.history(10**9)``: asks the context to keep a billion bars; it keeps what exists."""
-    from sandtrade.backtest.runner import BacktestRequest, DataSpec
+    from sandtrade.backtest.request import BacktestRequest, DataSpec
     from sandtrade.sandbox.runner import SandboxRunner
 
     path = sandbox.write("""

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.market import load_csv
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner

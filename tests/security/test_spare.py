@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.sandbox import supervisor as supervisor_module
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import SandboxRunner
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 def _spare(supervisor: Supervisor, timeout: float = 30.0) -> Worker:
     """The spare ``supervisor`` boots in the background, once it is ready."""
     deadline = time.monotonic() + timeout
-    while (spare := supervisor._spare) is None:
+    while (spare := supervisor.spare) is None:
         assert time.monotonic() < deadline, "no spare worker was booted"
         time.sleep(0.02)
     return spare
@@ -91,7 +91,7 @@ def test_spare_is_booted_after_a_start_and_used_for_one_task(sandbox: Sandbox) -
                 psutil.Process(used[-2]).status() == psutil.STATUS_ZOMBIE
     finally:
         supervisor.close()
-    assert supervisor._spare is None
+    assert supervisor.spare is None
     sandbox.assert_host_unharmed(first)
 
 
@@ -107,17 +107,17 @@ def test_the_next_spare_waits_until_the_task_ends_or_has_run_a_while(sandbox: Sa
                 "request": request.model_dump(mode="json"), "symbols": ["ACME"]}
         short = supervisor.start(task, name="short")
         sandbox.worker_pids.append(short.pid)
-        assert supervisor._spare is None and supervisor._booting is None
+        assert supervisor.spare is None and supervisor.spare_boot is None
         short.close()
         spare = _spare(supervisor)  # booted once the task ended, well before SPARE_DELAY
         sandbox.worker_pids.append(spare.pid)
 
         started = time.monotonic()
         long = supervisor.start(task, name="long")  # takes the spare
-        assert long is spare and supervisor._spare is None
-        last_boot = supervisor._booting  # the spare's own, finished
+        assert long is spare and supervisor.spare is None
+        last_boot = supervisor.spare_boot  # the spare's own, finished
         time.sleep(supervisor_module.SPARE_DELAY / 2)
-        assert supervisor._spare is None and supervisor._booting is last_boot
+        assert supervisor.spare is None and supervisor.spare_boot is last_boot
         nxt = _spare(supervisor)  # while "long" still runs
         assert time.monotonic() - started >= supervisor_module.SPARE_DELAY
         assert long.proc.poll() is None
@@ -140,11 +140,11 @@ def test_closing_the_supervisor_ends_its_spare(sandbox: Sandbox) -> None:
     sandbox.worker_pids.append(spare.pid)
     supervisor.close()
     assert spare.proc.wait(timeout=5) is not None
-    assert supervisor._spare is None and supervisor._booting is not None
-    assert supervisor._booting.done()
+    assert supervisor.spare is None and supervisor.spare_boot is not None
+    assert supervisor.spare_boot.done()
     runner.run(request)  # still works, with a worker booted for it; no spare after it
     time.sleep(0.5)
-    assert supervisor._spare is None
+    assert supervisor.spare is None
     sandbox.assert_host_unharmed(result)
 
 

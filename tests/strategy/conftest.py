@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from sandtrade.backtest.engine import run_backtest
 from sandtrade.backtest.result import BacktestResult
+from sandtrade.backtest.runner import run_backtest
 from sandtrade.models import Bar
 from sandtrade.strategy import load_strategy
 

@@ -1,31 +1,33 @@
-"""The event-driven back-test engine: bars in, the same paper broker, stats out.
+"""The event-driven back-test engine: bars in, the same paper broker, equity values out.
 
 For each timestamp the engine: lets the broker work the orders against the new bar(s) (fills at
 the open, see :mod:`sandtrade.broker.fills`), records the equity at the close, reports fills
 to ``on_fill`` and then calls ``on_bar``. Bars are consumed as a stream; the engine keeps
-the strategy's look-back window, running statistics and decimated curves, so memory does not
-grow with the length of the history.
+the strategy's look-back window and hands the equity values to a ``measure`` callback in
+batches, so memory does not grow with the length of the history.
+
+It only simulates: measuring (statistics, curves) is :mod:`sandtrade.backtest.meter`'s, run
+beside it by :func:`sandtrade.backtest.runner.run_backtest` or on the host by the sandbox. The
+sandbox's worker imports this module, so it imports no measuring, no files, no market.
 """
 
 from __future__ import annotations
 
 import gc
 import heapq
-import time as _time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sandtrade.backtest.meter import Meter, Simulation
-from sandtrade.backtest.result import BacktestResult
+from sandtrade.backtest.result import Simulation
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
 from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType, Trade
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
-__all__ = ["ACCOUNT", "LocalTrading", "Measure", "run_backtest", "simulate"]
+__all__ = ["ACCOUNT", "LocalTrading", "Measure", "simulate"]
 
 ACCOUNT = "backtest"
 #: What :func:`simulate` hands its measurements to: ``(bars, equities, closed trades)``.
@@ -104,48 +106,6 @@ def _timestamps(streams: Sequence[Iterable[Bar]]) -> Iterator[Sequence[Bar]]:
         yield group
 
 
-def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
-                 *, cash: float = 10_000.0, settings: BrokerSettings | None = None,
-                 params: Mapping[str, Any] | None = None,
-                 instruments: Iterable[Instrument] = (),
-                 progress: Callable[[int], None] | None = None,
-                 close_at_end: bool = False, max_points: int = 2000,
-                 profiles: Iterable[type[FillProfile]] = (),
-                 log: Callable[[str], None] | None = None,
-                 heartbeat: Callable[[], None] | None = None,
-                 benchmark: str | None = None) -> BacktestResult:
-    """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
-
-    Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
-    closes what is still open at the last close so it counts in the trade stats
-    (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
-    marked to market. ``benchmark`` is the symbol of Buy & Hold and Beta; by default a
-    portfolio's is the equal-weight buy and hold of all its symbols (see
-    :mod:`sandtrade.backtest.meter`). ``profiles`` adds fill profiles contributed by plugins
-    to the built-in ones. ``log`` receives the strategy's log lines (default: the first
-    :data:`MAX_LOG_BYTES` of them are collected into ``result.logs``). ``heartbeat``
-    is called before the hooks of every bar, before on_start, each on_fill and on_stop (the
-    sandbox's supervisor times each event by it). The curves are decimated to between
-    ``max_points`` and twice as many points.
-
-    This is :func:`simulate` with a :class:`~sandtrade.backtest.meter.Meter` in the same
-    process; the sandbox runs the two apart (the simulation in the worker, the meter on the
-    host), with the same figures.
-    """
-    started = _time.perf_counter()
-    meter = Meter.for_symbols(list(data) if isinstance(data, Mapping) else None,
-                              benchmark=benchmark, max_points=max_points)
-
-    def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
-        meter.add_bars(bars)
-        meter.add_equity(equities)
-
-    sim = simulate(strategy, data, cash=cash, settings=settings, params=params,
-                   instruments=instruments, progress=progress, close_at_end=close_at_end,
-                   profiles=profiles, log=log, heartbeat=heartbeat, measure=measure)
-    return meter.finish(sim, elapsed_s=_time.perf_counter() - started)
-
-
 def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
              *, measure: Measure, keep_bars: bool = True,
              cash: float = 10_000.0, settings: BrokerSettings | None = None,
@@ -154,7 +114,8 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
              profiles: Iterable[type[FillProfile]] = (),
              log: Callable[[str], None] | None = None,
              heartbeat: Callable[[], None] | None = None) -> Simulation:
-    """Run ``strategy`` over ``data`` without measuring it (see :func:`run_backtest`).
+    """Run ``strategy`` over ``data`` without measuring it (see
+    :func:`sandtrade.backtest.runner.run_backtest`, which measures it in this process).
 
     Every few thousand bars, and at the end, ``measure(bars, equities, trades)`` receives the
     bars taken in since its last call (empty with ``keep_bars=False``: the sandbox's host has

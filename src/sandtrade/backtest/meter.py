@@ -1,10 +1,11 @@
 """What a back-test measures: statistics and chart curves, from its bars and equity values.
 
 The engine (:mod:`sandtrade.backtest.engine`) simulates: it produces one equity value per
-timestamp and a :class:`Simulation` (trades, logs, warnings, how many bars it used). A
-:class:`Meter` pairs the equity values with the bars they belong to and keeps the running
-statistics (:class:`~sandtrade.backtest.stats.EquityRecorder`) and the decimated curves;
-:meth:`Meter.finish` then makes the :class:`~sandtrade.backtest.result.BacktestResult`.
+timestamp and a :class:`~sandtrade.backtest.result.Simulation` (trades, logs, warnings, how
+many bars it used). A :class:`Meter` pairs the equity values with the bars they belong to and
+keeps the running statistics (:class:`~sandtrade.backtest.stats.EquityRecorder`) and the
+decimated curves; :meth:`Meter.finish` then makes the
+:class:`~sandtrade.backtest.result.BacktestResult`.
 
 Keeping the two apart is what lets a sandboxed back-test measure on the host: the worker only
 simulates and streams its equity values (8 bytes a timestamp), and the host, which read the
@@ -37,45 +38,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
-from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter
-
-from sandtrade.backtest.result import BacktestResult, EquityPoint
+from sandtrade.backtest.result import BacktestResult, EquityPoint, Simulation
 from sandtrade.backtest.stats import Decimator, EquityRecorder, compute_stats, to_jsonable
 from sandtrade.errors import DataError
-from sandtrade.models import Bar, Trade
+from sandtrade.models import Bar
 
-__all__ = ["TRADES", "Meter", "MeterError", "Simulation"]
-
-#: Closed trades as JSON (the sandbox's worker sends them along with its equity values).
-TRADES: TypeAdapter[list[Trade]] = TypeAdapter(list[Trade])
+__all__ = ["Meter", "MeterError"]
 
 
 class MeterError(ValueError):
     """Equity values that do not fit the bars (more values than timestamps, not finite)."""
-
-
-class Simulation(BaseModel):
-    """What the engine produces besides its equity values (in the sandbox: the worker's
-    answer, validated by the host like everything a worker sends)."""
-
-    strategy: str
-    symbols: list[str]
-    params: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    #: Timestamps simulated, one equity value each (fewer than given after a bankruptcy).
-    bars: int = Field(ge=0)
-    #: Bars the strategy's indicators needed before they had a value (one symbol's Buy &
-    #: Hold starts there).
-    warmup_bars: int = Field(default=0, ge=0)
-    #: The closed trades (in the sandbox: those not sent along with the equity values).
-    trades: list[Trade] = Field(default_factory=list)
-    #: Closed trades sent before this answer, with the equity values (the sandbox's worker).
-    trades_sent: int = Field(default=0, ge=0)
-    open_trades: list[Trade] = Field(default_factory=list)
-    logs: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
 
 
 def merge_ohlc(a: Bar, b: Bar) -> Bar:

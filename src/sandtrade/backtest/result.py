@@ -1,7 +1,9 @@
 """What a back-test returns: plain, JSON-serialisable data.
 
-The result crosses the sandbox boundary (a back-test runs inside a worker process and sends this
-back), goes into the store and feeds the report, so it holds only plain data.
+The engine's :class:`Simulation` (and the closed trades, :data:`TRADES`) cross the sandbox
+boundary: a back-test simulates inside a worker process and sends them back. The measured
+:class:`BacktestResult` goes into the store and feeds the report. So all of it is plain data,
+and this module imports nothing but the floor: the worker imports it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from sandtrade.models import Bar, Trade
 
-__all__ = ["BacktestResult", "EquityPoint"]
+__all__ = ["TRADES", "BacktestResult", "EquityPoint", "Simulation"]
+
+#: Closed trades as JSON (the sandbox's worker sends them along with its equity values).
+TRADES: TypeAdapter[list[Trade]] = TypeAdapter(list[Trade])
+
+
+class Simulation(BaseModel):
+    """What the engine produces besides its equity values (in the sandbox: the worker's
+    answer, validated by the host like everything a worker sends)."""
+
+    strategy: str
+    symbols: list[str]
+    params: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    #: Timestamps simulated, one equity value each (fewer than given after a bankruptcy).
+    bars: int = Field(ge=0)
+    #: Bars the strategy's indicators needed before they had a value (one symbol's Buy &
+    #: Hold starts there).
+    warmup_bars: int = Field(default=0, ge=0)
+    #: The closed trades (in the sandbox: those not sent along with the equity values).
+    trades: list[Trade] = Field(default_factory=list)
+    #: Closed trades sent before this answer, with the equity values (the sandbox's worker).
+    trades_sent: int = Field(default=0, ge=0)
+    open_trades: list[Trade] = Field(default_factory=list)
+    logs: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class EquityPoint(BaseModel):

@@ -1,76 +1,90 @@
-"""The runner seam: everything that runs a back-test goes through a :class:`BacktestRunner`.
+"""Back-tests in this process: :func:`run_backtest` and :class:`InProcessRunner`.
 
-A :class:`BacktestRequest` names the strategy file, the data files and the settings: plain
-data that can cross a process boundary as JSON. :class:`InProcessRunner` loads and runs the
-strategy in the calling process; the sandbox provides a runner with the same interface that
-runs the same engine inside a resource-limited worker and sends the :class:`BacktestResult`
-back. Callers (the CLI, later the gRPC service) only ever see the interface.
+:func:`run_backtest` is the engine's :func:`~sandtrade.backtest.engine.simulate` with a
+:class:`~sandtrade.backtest.meter.Meter` in the same process. :class:`InProcessRunner` is the
+:class:`~sandtrade.backtest.request.BacktestRunner` that loads a request's strategy and CSV
+files here and runs it so; the sandbox provides one with the same interface that simulates
+in a resource-limited worker and measures on the host
+(:class:`~sandtrade.sandbox.runner.SandboxRunner`). Also the host-side helpers of a request:
+reading ``--data`` arguments (:func:`parse_data_spec`) and counting a file's rows.
+
+Host side only: it reads files and the market's samples, which the worker never imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from sandtrade.backtest.engine import run_backtest
+from sandtrade.backtest.engine import simulate
+from sandtrade.backtest.meter import Meter
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings, FillProfile
 from sandtrade.errors import DataError
 from sandtrade.market import iter_csv
 from sandtrade.market.samples import missing_file_hint, resolve_data_path
-from sandtrade.models import Bar
-from sandtrade.strategy.loader import load_strategy, resolve_params
+from sandtrade.models import Bar, Instrument, Trade
+from sandtrade.strategy.loader import LoadedStrategy, load_strategy, resolve_params
 
-__all__ = ["BacktestRequest", "BacktestRunner", "DataSpec", "InProcessRunner", "count_rows"]
-
-
-class DataSpec(BaseModel):
-    """One CSV file of bars and the symbol its bars belong to (default: the file's stem)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str
-    symbol: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> DataSpec:
-        """``path.csv`` or ``SYMBOL=path.csv``; a bundled sample's name (``DEMO``) works where
-        no file of that name exists (see :mod:`sandtrade.market.samples`)."""
-        if "=" in text and not Path(text).exists():
-            sym, _, path = text.partition("=")
-            return cls(path=resolve_data_path(path), symbol=sym.strip() or None)
-        resolved = resolve_data_path(text)
-        if resolved != text:  # a sample: its symbol is its name, not the file's stem
-            return cls(path=resolved, symbol=Path(resolved).stem)
-        return cls(path=text)
+__all__ = ["InProcessRunner", "count_rows", "parse_data_spec", "run_backtest"]
 
 
-class BacktestRequest(BaseModel):
-    """Everything a back-test needs, as plain data."""
+def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[Bar],
+                 *, cash: float = 10_000.0, settings: BrokerSettings | None = None,
+                 params: Mapping[str, Any] | None = None,
+                 instruments: Iterable[Instrument] = (),
+                 progress: Callable[[int], None] | None = None,
+                 close_at_end: bool = False, max_points: int = 2000,
+                 profiles: Iterable[type[FillProfile]] = (),
+                 log: Callable[[str], None] | None = None,
+                 heartbeat: Callable[[], None] | None = None,
+                 benchmark: str | None = None) -> BacktestResult:
+    """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
-    model_config = ConfigDict(extra="forbid")
+    Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
+    closes what is still open at the last close so it counts in the trade stats
+    (backtesting.py's ``finalize_trades``); otherwise open trades are reported apart and only
+    marked to market. ``benchmark`` is the symbol of Buy & Hold and Beta; by default a
+    portfolio's is the equal-weight buy and hold of all its symbols (see
+    :mod:`sandtrade.backtest.meter`). ``profiles`` adds fill profiles contributed by plugins
+    to the built-in ones. ``log`` receives the strategy's log lines (default: the first
+    :data:`~sandtrade.backtest.engine.MAX_LOG_BYTES` of them are collected into
+    ``result.logs``). ``heartbeat`` is called before the hooks of every bar, before on_start,
+    each on_fill and on_stop (the sandbox's supervisor times each event by it). The curves
+    are decimated to between ``max_points`` and twice as many points.
 
-    strategy: str
-    data: Annotated[list[DataSpec], Field(min_length=1)]
-    cash: Annotated[float, Field(gt=0)] = 10_000.0
-    broker: BrokerSettings = Field(default_factory=BrokerSettings)
-    params: dict[str, Any] = Field(default_factory=dict)
-    close_at_end: bool = False
-    #: The symbol of Buy & Hold and Beta; None: one symbol is its own, a portfolio's is the
-    #: equal-weight buy and hold of all its symbols (see :mod:`sandtrade.backtest.meter`).
-    benchmark: str | None = None
+    This is :func:`~sandtrade.backtest.engine.simulate` with a
+    :class:`~sandtrade.backtest.meter.Meter` in the same process; the sandbox runs the two
+    apart (the simulation in the worker, the meter on the host), with the same figures.
+    """
+    started = time.perf_counter()
+    meter = Meter.for_symbols(list(data) if isinstance(data, Mapping) else None,
+                              benchmark=benchmark, max_points=max_points)
+
+    def measure(bars: list[Bar], equities: array[float], trades: list[Trade]) -> None:
+        meter.add_bars(bars)
+        meter.add_equity(equities)
+
+    sim = simulate(strategy, data, cash=cash, settings=settings, params=params,
+                   instruments=instruments, progress=progress, close_at_end=close_at_end,
+                   profiles=profiles, log=log, heartbeat=heartbeat, measure=measure)
+    return meter.finish(sim, elapsed_s=time.perf_counter() - started)
 
 
-class BacktestRunner(Protocol):
-    """Runs a back-test request somewhere and returns its result."""
-
-    def run(self, request: BacktestRequest,
-            progress: Callable[[int], None] | None = None) -> BacktestResult:
-        """Run ``request``; ``progress`` gets the number of timestamps done so far."""
-        ...
+def parse_data_spec(text: str) -> DataSpec:
+    """``path.csv`` or ``SYMBOL=path.csv``; a bundled sample's name (``DEMO``) works where no
+    file of that name exists (see :mod:`sandtrade.market.samples`)."""
+    if "=" in text and not Path(text).exists():
+        sym, _, path = text.partition("=")
+        return DataSpec(path=resolve_data_path(path), symbol=sym.strip() or None)
+    resolved = resolve_data_path(text)
+    if resolved != text:  # a sample: its symbol is its name, not the file's stem
+        return DataSpec(path=resolved, symbol=Path(resolved).stem)
+    return DataSpec(path=text)
 
 
 def count_rows(path: str | Path) -> int:

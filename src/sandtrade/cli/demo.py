@@ -63,13 +63,14 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from strategies_examples import example_path
 
     from sandtrade.backtest.report import write_report
-    from sandtrade.backtest.runner import BacktestRequest, DataSpec
+    from sandtrade.backtest.request import BacktestRequest, DataSpec
     from sandtrade.cli.main import _stats_table
     from sandtrade.client import Client
     from sandtrade.host.config import load_settings
     from sandtrade.host.runtime import HostRuntime
     from sandtrade.market import iter_csv, sample_csv_path
     from sandtrade.sandbox.runner import SandboxRunner
+    from sandtrade.sandbox.supervisor import Supervisor
 
     strategy_path = example_path(args.example)
     csv = sample_csv_path()
@@ -118,8 +119,9 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         request = BacktestRequest(strategy=str(strategy_path), data=[DataSpec(path=str(csv))],
                                   cash=settings.cash, broker=settings.broker)
-        result = SandboxRunner().run_source(strategy_path.read_text(), request,
-                                            {"DEMO": iter_csv(str(csv), symbol="DEMO")})
+        supervisor = Supervisor(fill_profiles=host.plugins.fill_profiles().values())
+        result = SandboxRunner(supervisor=supervisor).run_source(
+            strategy_path.read_text(), request, {"DEMO": iter_csv(str(csv), symbol="DEMO")})
         same = [_trade_key(t) for t in live_trades] == [_trade_key(t) for t in result.trades]
         verdict = ("[green]the same trades[/green]" if same else
                    "[red]DIFFERENT trades[/red] (please report this)")

@@ -79,8 +79,12 @@ def _parser() -> argparse.ArgumentParser:
                         "1 with file:line: message lines otherwise.")
     ck.add_argument("strategy", metavar="STRATEGY")
 
-    sub.add_parser("doctor", help="show which sandbox layers this machine provides",
-                   description="Start a sandbox worker and report each OS layer it applied.")
+    doc = sub.add_parser("doctor", help="show which sandbox layers this machine provides",
+                         description="Start a sandbox worker and report each OS layer it "
+                         "applied.")
+    doc.add_argument("--worker-modules", action="store_true",
+                     help="also list the modules the worker holds before it confines itself: "
+                     "sandtrade's, and the third-party packages")
 
     data = sub.add_parser("data", help="the sample histories that ship with sandtrade",
                           description="List the bundled sample CSV files, or print one's path. "
@@ -128,13 +132,8 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rich.markup import escape
     from rich.text import Text
 
-    from sandtrade.backtest.runner import (
-        BacktestRequest,
-        BacktestRunner,
-        DataSpec,
-        InProcessRunner,
-        count_rows,
-    )
+    from sandtrade.backtest.request import BacktestRequest, BacktestRunner
+    from sandtrade.backtest.runner import InProcessRunner, count_rows, parse_data_spec
     from sandtrade.cli.terminal import printable
     from sandtrade.host.config import load_settings
 
@@ -150,7 +149,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.cash is not None:
         overrides["cash"] = args.cash
     settings = load_settings(args.config, **overrides)
-    specs = [DataSpec.parse(d) for d in args.data]
+    specs = [parse_data_spec(d) for d in args.data]
     request = BacktestRequest(strategy=args.strategy, data=specs, cash=settings.cash,
                               broker=settings.broker, params=_params(args.param),
                               close_at_end=args.close_at_end, benchmark=args.benchmark)
@@ -162,16 +161,19 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     for failed in host.errors:
         err.print(f"[yellow]warning:[/yellow] plugin {failed.name!r} ({failed.value}) was "
                   f"skipped: {failed.error}")
+    profiles = host.fill_profiles().values()
     runner: BacktestRunner
     if args.unsafe_in_process:
         err.print("[bold red]WARNING: --unsafe-in-process runs the strategy inside this process "
                   "with no sandbox: it can read and change anything you can. Use it only to "
                   "debug your own code.[/bold red]")
-        runner = InProcessRunner(profiles=host.fill_profiles().values())
+        runner = InProcessRunner(profiles=profiles)
     else:
         from sandtrade.sandbox.runner import SandboxRunner
+        from sandtrade.sandbox.supervisor import Supervisor
 
-        runner = SandboxRunner()
+        # The worker imports the plugins' profiles by reference; it never loads plugins.
+        runner = SandboxRunner(supervisor=Supervisor(fill_profiles=profiles))
     if show_progress:
         columns = (TextColumn("back-testing"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("bars"), TimeRemainingColumn())
@@ -228,11 +230,11 @@ def _check(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def _doctor(out: Console) -> int:
+def _doctor(out: Console, *, worker_modules: bool = False) -> int:
     from sandtrade.sandbox.supervisor import Supervisor
 
-    worker = Supervisor().start({"task": "check", "path": "doctor.py", "source": ""},
-                                name="doctor")
+    worker = Supervisor(report_modules=worker_modules).start(
+        {"task": "check", "path": "doctor.py", "source": ""}, name="doctor")
     try:
         table = Table(title="sandbox layers on this machine", title_justify="left", box=None)
         table.add_column("layer", style="bold")
@@ -241,9 +243,37 @@ def _doctor(out: Console) -> int:
             style = "green" if status.startswith("on") else "yellow"
             table.add_row(layer, f"[{style}]{status}[/{style}]")
         out.print(table)
+        if worker.modules is not None:
+            for line in _worker_modules_lines(worker.modules):
+                out.print(line, soft_wrap=True, markup=False)
     finally:
         worker.close()
     return 0
+
+
+def _worker_modules_lines(modules: list[str]) -> list[str]:
+    """``doctor --worker-modules``: sandtrade's modules, the third-party top-level packages
+    (each with its number of modules) and how many of the standard library's, one line each."""
+    own = [m for m in modules if m.partition(".")[0] == "sandtrade"]
+    packages: dict[str, int] = {}
+    stdlib = 0
+    for m in modules:
+        top = m.partition(".")[0]
+        if top == "sandtrade":
+            continue
+        # _sysconfigdata_*: the interpreter's build settings, generated with the stdlib.
+        if top in sys.stdlib_module_names or top == "__main__" or \
+                top.startswith("_sysconfigdata_"):
+            stdlib += 1
+        else:
+            packages[top] = packages.get(top, 0) + 1
+    third = ", ".join(f"{top} ({n})" for top, n in sorted(packages.items(),
+                                                           key=lambda kv: kv[0].lower()))
+    return [f"modules the worker holds before it confines itself: {len(modules)}",
+            f"sandtrade ({len(own)}): {', '.join(own)}",
+            f"third-party packages ({len(packages)}, {sum(packages.values())} modules): "
+            f"{third}",
+            f"standard library: {stdlib} modules"]
 
 
 def _data(args: argparse.Namespace, out: Console) -> int:
@@ -281,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return run_demo(args, out, err)
         if args.command == "doctor":
-            return _doctor(out)
+            return _doctor(out, worker_modules=args.worker_modules)
         if args.command == "data":
             return _data(args, out)
         if args.command in LIVE_COMMANDS:

@@ -17,8 +17,8 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 
 from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
+from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest, DataSpec
 from sandtrade.broker import BrokerSettings
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary

@@ -38,6 +38,7 @@ from typing import Any
 
 from sandtrade.auth import ACCOUNT_RE, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
+from sandtrade.broker.fills import FillProfile
 from sandtrade.errors import CheckFailed, Diagnostic, SandtradeError, StrategyError
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
@@ -129,7 +130,8 @@ class StrategyManager:
     def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
                  auth: TokenAuthority, cash: float, symbols: Callable[[], Iterable[str]],
                  open_door: Callable[[str, str, str], Door],
-                 limits: WorkerLimits = LIVE_LIMITS) -> None:
+                 limits: WorkerLimits = LIVE_LIMITS,
+                 fill_profiles: Iterable[type[FillProfile]] = ()) -> None:
         self.store = store
         self.live = live
         self.hub = hub
@@ -139,8 +141,9 @@ class StrategyManager:
         self._open_door = open_door
         self.limits = limits
         # A spare worker stays booted: starting a strategy, restarting a crashed one and an
-        # RPC back-test skip the worker's ~140 ms boot.
-        self.supervisor = Supervisor(limits, keep_spare=True)
+        # RPC back-test skip the worker's ~140 ms boot. Its workers import the plugins' fill
+        # profiles (an RPC back-test may select one).
+        self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles)
         self._lock = threading.RLock()
         self._runs: dict[str, StrategyRun] = {}
         self._status: dict[str, StrategyStatus] = {}

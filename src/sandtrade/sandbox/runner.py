@@ -1,6 +1,6 @@
 """Back-tests and checks in the sandbox: the host side of ``sandtrade backtest`` and ``check``.
 
-:class:`SandboxRunner` implements the same :class:`~sandtrade.backtest.runner.BacktestRunner`
+:class:`SandboxRunner` implements the same :class:`~sandtrade.backtest.request.BacktestRunner`
 interface as the in-process runner. The host reads the strategy file and the CSV history (a
 bad row is the host's error, with file and line); the worker gets the source text and the
 bars in large binary chunks and runs the strategy and the broker simulation itself. It
@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sandtrade.backtest.meter import TRADES, Meter, MeterError, Simulation
-from sandtrade.backtest.result import BacktestResult
-from sandtrade.backtest.runner import BacktestRequest
+from sandtrade.backtest.meter import Meter, MeterError
+from sandtrade.backtest.request import BacktestRequest
+from sandtrade.backtest.result import TRADES, BacktestResult, Simulation
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.market import iter_csv
 from sandtrade.models import Bar, Trade

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import psutil
 
+from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
@@ -50,6 +51,9 @@ PIPE_BYTES = 1 << 20
 #: With ``keep_spare``: how long a started task runs before the next spare boots (unless it
 #: ends sooner).
 SPARE_DELAY = 1.0
+#: The most module names a worker may list in its ``ready`` frame (``report_modules``); a
+#: booted worker holds about 300.
+MAX_MODULES = 5_000
 
 
 def _ids_mapped(first: int, count: int) -> bool:
@@ -148,6 +152,9 @@ class Worker:
     #: False for a live run, which has no end: its CPU, memory and per-event limits still hold.
     wall_limit: bool = True
     layers: dict[str, str] = field(default_factory=dict)
+    #: The modules the worker held before it confined itself, sorted; None unless the
+    #: supervisor asked for them (``report_modules``).
+    modules: list[str] | None = None
     heartbeat: mmap.mmap | None = None
     #: Called once when the worker is closed (the supervisor boots the next spare then).
     on_close: Callable[[], None] | None = None
@@ -269,6 +276,13 @@ class Supervisor:
     is used once, for one task, like every worker: nothing of one strategy run can meet
     another. It costs one idle process (about
     36 MiB); a long-lived host turns it on, a one-shot command does not. :meth:`close` ends it.
+
+    ``fill_profiles`` are the fill profiles the host's plugins contribute: each worker imports
+    them by reference (``module:QualName``) before it confines itself, so a class must be
+    importable by that name (defined at a module's top level). Built-ins are left out: every
+    worker has them. The worker never loads plugins itself. With ``report_modules``, each
+    worker lists the modules it holds (:attr:`Worker.modules`; ``sandtrade doctor
+    --worker-modules``).
     """
 
     #: How a worker is started. The security suite replaces it with a program that speaks the
@@ -276,13 +290,31 @@ class Supervisor:
     #: host does with whatever such a worker sends.
     worker_command: tuple[str, ...] = (sys.executable, "-I", "-m", "sandtrade.sandbox.worker")
 
-    def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False) -> None:
+    def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False,
+                 fill_profiles: Iterable[type[FillProfile]] = (),
+                 report_modules: bool = False) -> None:
         self.limits = limits or WorkerLimits()
         self.keep_spare = keep_spare
+        #: The plugins' fill profiles, as the boot frame names them (``module:QualName``).
+        self.fill_profiles: tuple[str, ...] = tuple(
+            f"{p.__module__}:{p.__qualname__}" for p in fill_profiles
+            if p not in BUILTIN_FILL_PROFILES)
+        self.report_modules = report_modules
         self._spare: Worker | None = None
         self._spare_lock = threading.Lock()
         self._booting: Future[None] | None = None
         self._closed = False
+
+    @property
+    def spare(self) -> Worker | None:
+        """The spare worker waiting for a task (``keep_spare``), or None."""
+        return self._spare
+
+    @property
+    def spare_boot(self) -> Future[None] | None:
+        """The boot of the latest spare: running, or done once that spare is waiting (or
+        failed, or was closed); None before the first."""
+        return self._booting
 
     def start(self, task: dict[str, Any], *, name: str, wall_limit: bool = True) -> Worker:
         """Start a worker for ``task`` (sent once the worker has confined itself); returns
@@ -381,9 +413,13 @@ class Supervisor:
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
+        # sys_path: the worker imports the plugins' fill profiles from the host's import path
+        # (it was started with -I, which ignores PYTHONPATH).
         worker.send({"type": "boot", "limits": self.limits.model_dump(),
                      "supervisor_pid": os.getpid(), "sys_path": sys.path,
-                     "heartbeat_fd": beat_fd, "uid": uid})
+                     "heartbeat_fd": beat_fd, "uid": uid,
+                     "fill_profiles": list(self.fill_profiles),
+                     "report_modules": self.report_modules})
         try:
             header, _ = worker.recv(timeout=max(30.0, self.limits.event_seconds))
         except BaseException:
@@ -393,6 +429,16 @@ class Supervisor:
             worker.kill("protocol", "first frame was not 'ready'")
             worker.close()
             raise SandboxKilled(f"{name}: the sandbox worker broke the protocol", "protocol")
+        if self.report_modules:  # untrusted like every frame: a bounded list of names
+            modules = header.get("modules")
+            if not (type(modules) is list and len(modules) <= MAX_MODULES
+                    and all(type(m) is str for m in modules)):
+                worker.kill("protocol", f"its 'ready' frame did not list at most "
+                            f"{MAX_MODULES:,} module names")
+                worker.close()
+                raise SandboxKilled(f"{name}: the sandbox worker broke the protocol",
+                                    "protocol")
+            worker.modules = list(modules)
         worker.layers = {str(k): str(v) for k, v in header["layers"].items()}
         worker.confined = True
         return worker

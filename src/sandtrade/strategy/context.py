@@ -24,8 +24,8 @@ from typing import Any, NamedTuple, Protocol
 from sandtrade.models import Bar, Fill, Order, OrderSide, OrderType
 from sandtrade.strategy import ta as _ta
 
-__all__ = ["AccountView", "Context", "FillView", "OrderView", "PositionView", "SignalView",
-           "Trading"]
+__all__ = ["API_TYPES", "AccountView", "Context", "FillView", "OrderView", "PositionView",
+           "SignalView", "Trading"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
 #: uses 1 - epsilon, and sizing with 0.9999 buys one share less now and then.
@@ -471,3 +471,11 @@ class Context:
         """Write a line to the run's log, stamped with the bar time."""
         stamp = self.time.isoformat() if self.time else "-"
         self._logs(f"{stamp} {' '.join(str(p) for p in parts)}")
+
+
+#: The strategy API's own types: every public attribute of theirs is safe to hand a strategy,
+#: so the language layer skips its slow checks on them (the worker registers them in
+#: :data:`sandtrade.strategy.policy.FAST_ATTRIBUTE_TYPES` before it runs strategy code).
+API_TYPES: frozenset[type] = frozenset({
+    Context, TA, PositionView, AccountView, OrderView, FillView, SignalView, _ta.Series,
+    _ta.Bands, Bar})

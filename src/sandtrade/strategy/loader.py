@@ -8,7 +8,7 @@ hook that silently never runs.
 
 Here the file runs in the calling process; the sandbox moves this into a resource-limited
 worker. Everything that loads or runs a strategy goes through :func:`load_strategy` and the
-runner seam in :mod:`sandtrade.backtest.runner`, so that move stays small.
+runner seam in :mod:`sandtrade.backtest.request`, so that move stays small.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ side or a plugin, directly or not (checked by ``lint-imports``; what a booted wo
 printed by ``sandtrade doctor --worker-modules``).
 """
 
-from sandtrade.sandbox.worker.boot import confine, main
+from sandtrade.sandbox.worker.boot import main
+from sandtrade.sandbox.worker.confine import confine
 
 __all__ = ["confine", "main"]
