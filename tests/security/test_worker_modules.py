@@ -63,7 +63,8 @@ EXPECTED_SANDTRADE = (
     "sandtrade.sandbox.worker.live_task",
     "sandtrade.signal_model", "sandtrade.store", "sandtrade.store.base",
     "sandtrade.store.migrations", "sandtrade.store.sqlite",
-    "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.loader",
+    "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
+    "sandtrade.strategy.loader",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
 )
 

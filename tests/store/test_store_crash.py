@@ -76,9 +76,7 @@ def run_and_kill(db_path: Path, rng: random.Random) -> list[int]:
 def check_invariants(db_path: Path) -> int:
     """Reopen the database and check that it holds whole changes only; their number."""
     with SQLiteStore(db_path) as store:
-        conn = store._conn
-        assert conn is not None
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.pragma("integrity_check") == "ok"
 
         fills = []
         after: str | None = None

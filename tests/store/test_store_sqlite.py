@@ -69,11 +69,16 @@ def test_wal_journal_synchronous_full_and_foreign_keys_are_on(store: SQLiteStore
         other.close()
     assert db_path.with_name(db_path.name + "-wal").exists()
     # synchronous and foreign_keys are per connection: look at the store's own.
-    conn = store._conn
-    assert conn is not None
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    assert store.pragma("synchronous") == 2  # FULL
+    assert store.pragma("foreign_keys") == 1
+    busy_timeout = store.pragma("busy_timeout")
+    assert isinstance(busy_timeout, int) and busy_timeout > 0
+
+
+def test_pragma_takes_a_name_only_and_assigns_nothing(store: SQLiteStore) -> None:
+    with pytest.raises(StoreError, match=r"'synchronous = OFF' is not a pragma name"):
+        store.pragma("synchronous = OFF")
+    assert store.pragma("synchronous") == 2  # still FULL
 
 
 def test_in_memory_store_works() -> None:

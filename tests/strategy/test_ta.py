@@ -19,6 +19,7 @@ import pytest
 from sandtrade.market import gbm_bars
 from sandtrade.models import Bar
 from sandtrade.strategy import Context, Series, crossover, crossunder
+from sandtrade.strategy.context import advance
 
 nan = math.nan
 
@@ -39,7 +40,7 @@ def values(bars: Sequence[Bar], request: Callable[[Context], Series]) -> list[fl
     ctx = new_context()
     out = []
     for i, bar in enumerate(bars):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
         out.append(request(ctx)[0])
     return out
 
@@ -164,7 +165,7 @@ def test_bollinger_bands_are_the_sma_plus_and_minus_mult_stdevs(bars: list[Bar],
     ctx = new_context()
     got: list[tuple[float, float, float]] = []
     for i, bar in enumerate(bars):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
         bands = ctx.ta.bb(20, 2.5)
         got.append((bands.middle[0], bands.upper[0], bands.lower[0]))
     mid = frame.close.rolling(20).mean()
@@ -189,8 +190,8 @@ def test_an_indicator_on_another_symbol_sees_only_that_symbols_bars(make_bars: A
     ctx = new_context()
     seen = []
     for i, (bar_a, bar_b) in enumerate(zip(a, b, strict=True)):
-        ctx._advance(bar_a, i)
-        ctx._advance(bar_b, i)
+        advance(ctx, bar_a, i)
+        advance(ctx, bar_b, i)
         seen.append(ctx.ta.sma(2, symbol="B")[0])
     assert seen[1:] == [15.0, 25.0, 35.0]
 
@@ -203,7 +204,7 @@ def sma3(make_bars: Any) -> Series:
     """sma(3) after the closes 1..6: values nan, nan, 2, 3, 4, 5."""
     ctx = new_context()
     for i, bar in enumerate(make_bars([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
     return ctx.ta.sma(3)
 
 
@@ -219,7 +220,7 @@ def test_series_is_nan_during_warm_up_and_before_the_first_bar(sma3: Series) -> 
 
 def test_a_series_with_no_value_yet_is_not_ready(make_bars: Any) -> None:
     ctx = new_context()
-    ctx._advance(make_bars([1.0])[0], 0)
+    advance(ctx, make_bars([1.0])[0], 0)
     s = ctx.ta.sma(2)
     assert not s.ready
     assert math.isnan(s.value)
@@ -244,7 +245,7 @@ def test_series_compares_and_computes_as_its_current_value(sma3: Series) -> None
 
 def test_the_same_arguments_give_the_same_series(make_bars: Any) -> None:
     ctx = new_context()
-    ctx._advance(make_bars([1.0])[0], 0)
+    advance(ctx, make_bars([1.0])[0], 0)
     assert ctx.ta.sma(20) is ctx.ta.sma(20)
     assert ctx.ta.sma(20) is not ctx.ta.sma(20, "open")
     assert ctx.ta.bb(20) is ctx.ta.bb(20, 2.0)
@@ -269,7 +270,7 @@ def crossings(make_bars: Any, closes: list[float], level: float,
     ctx = new_context()
     out = []
     for i, bar in enumerate(make_bars(closes)):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
         out.append(cross(ctx.ta.sma(1), level))
     return out
 
@@ -293,7 +294,7 @@ def test_crossover_of_two_series_needs_strict_order_on_both_bars(make_bars: Any)
     bars = make_bars([2.0, 3.0, 3.0, 2.0, 4.0], opens=[3.0, 2.0, 3.0, 3.0, 3.0])
     up, down = [], []
     for i, bar in enumerate(bars):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
         close, open_ = ctx.ta.sma(1), ctx.ta.sma(1, "open")
         up.append(crossover(close, open_))
         down.append(crossunder(close, open_))
@@ -306,7 +307,7 @@ def test_crossover_is_false_until_the_series_has_two_values(make_bars: Any) -> N
     ctx = new_context()
     got = []
     for i, bar in enumerate(make_bars([1.0, 1.0, 5.0, 5.0])):
-        ctx._advance(bar, i)
+        advance(ctx, bar, i)
         got.append(crossover(ctx.ta.sma(2), 0.5))  # sma(2) is above 0.5 from its first value
     assert got == [False, False, False, False]
 
@@ -343,8 +344,8 @@ def test_an_indicator_first_asked_for_late_is_warmed_up_from_the_held_bars(
     request = LATE[name]
     early, late = new_context(), new_context()
     for i, bar in enumerate(bars):
-        early._advance(bar, i)
-        late._advance(bar, i)
+        advance(early, bar, i)
+        advance(late, bar, i)
         a = request(early)
         if i >= 200:  # all 300 bars are still held (the context keeps 512)
             b = request(late)
@@ -357,8 +358,8 @@ def test_a_window_indicator_asked_for_after_old_bars_were_dropped_still_agrees()
     bars = gbm_bars(1_000, seed=3, interval="1d")
     early, late = new_context(), new_context()
     for i, bar in enumerate(bars):
-        early._advance(bar, i)
-        late._advance(bar, i)
+        advance(early, bar, i)
+        advance(late, bar, i)
         a = early.ta.sma(50)
         if i >= 900:
             assert late.ta.sma(50)[0] == pytest.approx(a[0], rel=1e-12)

@@ -24,6 +24,7 @@ from sandtrade.backtest.result import Simulation
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
 from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType, Trade
+from sandtrade.strategy import context
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
@@ -220,7 +221,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     keep_bar = bars.append if keep_bars else discard.append
     equities = array("d")
     record = equities.append
-    advance = ctx._advance
+    feed = context.advance
 
     def first_bar(bar: Bar) -> None:
         sym = bar.symbol
@@ -253,7 +254,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                 if held is None:
                     first_bar(bar)
                     only = bar.symbol
-                    held = ctx._symbol_data(only)
+                    held = context.symbol_history(ctx, only)
                     updaters = held.updaters
                 elif bar.symbol != only:
                     raise DataError(f"one stream of bars holds {only} and {bar.symbol}; pass "
@@ -271,7 +272,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         hook, hook_time = "on_start", bar
                         beat()
                         on_start(ctx)
-                # ctx._advance(bar, i), inlined: this runs once per bar
+                # context.advance(ctx, bar, i), inlined: this runs once per bar
                 ctx.time = bar.time
                 ctx.symbol = only
                 ctx.bar_index = i
@@ -319,7 +320,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         beat()
                         on_start(ctx)
                 for bar in group:
-                    advance(bar, i)
+                    feed(ctx, bar, i)
                 if fills and on_fill is not None:
                     hook, hook_time = "on_fill", t
                     for fv in fills:

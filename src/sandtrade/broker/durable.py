@@ -49,7 +49,8 @@ class Subscription(EventStream[TradeUpdate]):
     """Trade updates of one account (or of every account), in commit order."""
 
     def __init__(self, owner: DurableBroker, account: str | None) -> None:
-        super().__init__(SUBSCRIBER_BACKLOG, owner._unsubscribe)
+        # Private to this module: a subscription ends by its own close(), which calls this.
+        super().__init__(SUBSCRIBER_BACKLOG, owner._unsubscribe)  # noqa: SLF001
         self.account = account
 
 

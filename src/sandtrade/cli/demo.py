@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sandtrade.cli.common import stats_table
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_demo_command", "run_demo"]
@@ -64,7 +65,6 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     from sandtrade.backtest.report import write_report
     from sandtrade.backtest.request import BacktestRequest, DataSpec
-    from sandtrade.cli.main import _stats_table
     from sandtrade.client import Client
     from sandtrade.host.config import load_settings
     from sandtrade.host.runtime import HostRuntime
@@ -134,7 +134,7 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_row("back-test", str(len(result.trades)),
                       f"{result.stats['Equity Final [$]']:,.2f}")
         out.print(table)
-        out.print(_stats_table(f"{name} on DEMO (back-test)", result.stats))
+        out.print(stats_table(f"{name} on DEMO (back-test)", result.stats))
         if args.report:
             write_report(result, args.report)
             out.print(f"report: {args.report}")

@@ -1,20 +1,19 @@
-"""The live commands: ``serve``, ``tokens``, and the client commands ``orders``, ``buy``,
-``sell``, ``cancel``, ``positions``, ``account`` and ``strategies`` (in ``cli_strategies``).
+"""The host commands: ``serve``, ``tokens``, and the client commands ``orders``, ``buy``,
+``sell``, ``cancel``, ``positions`` and ``account``.
 
 The client commands talk to a running host through :class:`sandtrade.client.Client`; their
 token comes from ``--token``, else ``SANDTRADE_TOKEN``, else the operator token that
-``sandtrade serve`` wrote into the data directory.
+``sandtrade serve`` wrote into the data directory (:func:`sandtrade.cli.common.connect`).
+``strategies`` and ``signals`` are client commands too, in their own modules.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,38 +21,22 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sandtrade.cli.signals import add_signals_command, run_signals, run_signals_offline
-from sandtrade.cli.strategies import add_strategies_command, run_strategies
+from sandtrade.cli.common import add_client_args, add_config_args, connect, load_cli_settings
 from sandtrade.cli.tables import Col, cell, print_table
 from sandtrade.errors import SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
-COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account",
-            "strategies", "signals")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.toml", help="configuration file")
-    p.add_argument("--data-dir", metavar="DIR", help="data directory (default ./sandtrade-data)")
-
-
-def _client_args(p: argparse.ArgumentParser) -> None:
-    _common(p)
-    p.add_argument("--grpc", metavar="HOST:PORT", help="the host's gRPC address")
-    p.add_argument("--token", help="API token (default: $SANDTRADE_TOKEN, else the operator "
-                   "token in the data directory)")
-    p.add_argument("--account", help="account (default: the token's own)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+COMMANDS = ("serve", "tokens", "orders", "buy", "sell", "cancel", "positions", "account")
 
 
 def add_commands(sub: Any) -> None:
-    """Add the live commands to the CLI's subparsers."""
+    """Add the host commands to the CLI's subparsers."""
     sv = sub.add_parser("serve", help="run the host: broker, market feed, gRPC API",
                         description="Start the host with its store in the data directory. "
                         "Stop with Ctrl-C or SIGTERM; kill it any way you like: the next "
                         "start resumes from the store.")
-    _common(sv)
+    add_config_args(sv)
     sv.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)")
     sv.add_argument("--http", metavar="HOST:PORT", help="HTTP address of the webhooks (default "
                     "127.0.0.1:8000; '' turns the HTTP server off)")
@@ -77,26 +60,26 @@ def add_commands(sub: Any) -> None:
                          description="Create an API token for ACCOUNT (created with the "
                          "configured starting cash when new). The token is printed once; only "
                          "its hash is stored.")
-    _common(cr)
+    add_config_args(cr)
     cr.add_argument("--account", required=True, help="the account the token acts for ('*' "
                     "for every account, admin scope only)")
     cr.add_argument("--scope", required=True, metavar="SCOPES",
                     help="comma-separated: read, trade, signal, admin")
     cr.add_argument("--label", help="a note to recognise the token by")
     ls = tsub.add_parser("list", help="list tokens (never their secrets)")
-    _common(ls)
+    add_config_args(ls)
     ls.add_argument("--json", action="store_true")
     rv = tsub.add_parser("revoke", help="revoke a token by id")
-    _common(rv)
+    add_config_args(rv)
     rv.add_argument("token_id", metavar="TOKEN_ID")
 
     od = sub.add_parser("orders", help="list the account's orders")
-    _client_args(od)
+    add_client_args(od)
     od.add_argument("--open", action="store_true", help="working orders only")
     od.add_argument("--last", type=int, default=50, help="show the last N (default 50)")
     for side in ("buy", "sell"):
         p = sub.add_parser(side, help=f"send a {side} order")
-        _client_args(p)
+        add_client_args(p)
         p.add_argument("symbol")
         p.add_argument("qty", type=float)
         p.add_argument("--limit", type=float, metavar="PRICE",
@@ -106,14 +89,12 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--tif", default="gtc", choices=["day", "gtc", "ioc", "fok"])
         p.add_argument("--client-order-id", help="idempotency key (default: generated)")
     cn = sub.add_parser("cancel", help="cancel a working order")
-    _client_args(cn)
+    add_client_args(cn)
     cn.add_argument("order_id")
     ps = sub.add_parser("positions", help="show open positions")
-    _client_args(ps)
+    add_client_args(ps)
     ac = sub.add_parser("account", help="show cash, equity and buying power")
-    _client_args(ac)
-    add_strategies_command(sub, _client_args)
-    add_signals_command(sub, _client_args, _common)
+    add_client_args(ac)
 
 
 def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -122,20 +103,7 @@ def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
         return _serve(args, err)
     if args.command == "tokens":
         return _tokens(args, out, err)
-    if args.command == "signals" and (args.signals_command == "replay" or
-                                      getattr(args, "offline", False)):
-        return run_signals_offline(args, out, err)
     return _client_command(args, out, err)
-
-
-def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
-    from sandtrade.host.config import load_settings
-
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    if getattr(args, "grpc", None):
-        overrides["grpc"] = args.grpc
-    return load_settings(getattr(args, "config", None), **overrides)
 
 
 # ---------------------------------------------------------------------- serve
@@ -159,7 +127,7 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
     for key in ("ssl_certfile", "ssl_keyfile"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)
-    settings = _settings(args, **overrides)
+    settings = load_cli_settings(args, **overrides)
     runtime = HostRuntime(settings)
     stop = threading.Event()
 
@@ -207,7 +175,7 @@ def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
     from sandtrade.host.runtime import open_host_store
     from sandtrade.models import Account
 
-    settings = _settings(args)
+    settings = load_cli_settings(args)
     store = open_host_store(Path(settings.data_dir))
     try:
         auth = TokenAuthority(store)
@@ -257,110 +225,70 @@ def _tokens(args: argparse.Namespace, out: Console, err: Console) -> int:
 # ---------------------------------------------------------------------- client commands
 
 
-#: How long a client command waits for a starting host's operator token (``sandtrade serve &``
-#: then ``sandtrade buy ...`` at once: the host writes it about a second after it starts).
-TOKEN_WAIT = 10.0
-
-
-def _token(args: argparse.Namespace, settings: Any, err: Console) -> str:
-    from sandtrade.host.runtime import OPERATOR_TOKEN_FILE
-
-    if args.token:
-        return str(args.token)
-    env = os.environ.get("SANDTRADE_TOKEN")
-    if env:
-        return env
-    path = Path(settings.data_dir) / OPERATOR_TOKEN_FILE
-    deadline = time.monotonic() + TOKEN_WAIT
-    told = False
-    while True:
-        with contextlib.suppress(OSError):
-            token = path.read_text().strip()
-            if token:  # the host links it into place whole
-                return token
-        if time.monotonic() > deadline:
-            raise SandtradeError(
-                f"no token: pass --token, set SANDTRADE_TOKEN, or run `sandtrade serve` once "
-                f"so that it writes {path}")
-        if not told and time.monotonic() > deadline - TOKEN_WAIT + 1.0:
-            err.print(Text(f"waiting for {path} (is `sandtrade serve` starting?)", style="dim"))
-            told = True
-        time.sleep(0.1)
-
-
 def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from sandtrade.client import ApiError, Client, QueuedOrder
+    from sandtrade.client import QueuedOrder
 
-    settings = _settings(args)
+    settings = load_cli_settings(args)
     account = args.account or None
     if account is None and (args.token is None and not os.environ.get("SANDTRADE_TOKEN")):
         account = settings.account  # the operator token acts for every account
-    with Client(settings.grpc, _token(args, settings, err), retry_for=2.0) as c:
-        try:
-            if args.command == "strategies":
-                return run_strategies(args, c, out, err)
-            if args.command == "signals":
-                return run_signals(args, c, out, err)
-            if args.command in ("buy", "sell"):
-                # No type: --limit and --stop imply it (the client's one rule for it).
-                result = c.submit_order(args.symbol, args.command, args.qty,
-                                        limit_price=args.limit, stop_price=args.stop,
-                                        tif=args.tif, client_order_id=args.client_order_id,
-                                        account=account)
-                assert not isinstance(result, QueuedOrder)
-                _print_orders([result], args, out)
-                if result.reject_reason:
-                    err.print(f"[red]rejected: {result.reject_reason}[/red]")
-                    return 1
-                return 0
-            if args.command == "cancel":
-                _print_orders([c.cancel_order(args.order_id)], args, out)
-                return 0
-            if args.command == "orders":
-                orders = list(c.list_orders(account=account, open_only=args.open))
-                _print_orders(orders[-args.last:] if args.last else orders, args, out)
-                return 0
-            if args.command == "positions":
-                positions = c.positions(account)
-                if args.json:
-                    print(json.dumps([p.model_dump(mode="json") | {
-                        "market_value": p.market_value, "unrealized_pnl": p.unrealized_pnl}
-                        for p in positions], indent=2))
-                    return 0
-                print_table(out, (Col("symbol", whole=True), Col("qty", right=True),
-                                  Col("avg price", right=True), Col("last", right=True, drop=2),
-                                  Col("market value", right=True, drop=1),
-                                  Col("unrealized P&L", right=True),
-                                  Col("realized P&L", right=True, drop=3)),
-                            [(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
-                              "" if p.market_price is None else f"{p.market_price:,.2f}",
-                              f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
-                              _pnl(p.realized_pnl)) for p in positions],
-                            title=f"positions of {account or 'your account'}")
-                return 0
-            acct = c.account(account)
-            if args.json:
-                print(json.dumps(acct.model_dump(mode="json"), indent=2))
-                return 0
-            table = Table(title=f"account {acct.id}", title_justify="left", box=None,
-                          show_header=False)
-            table.add_column()
-            table.add_column(justify="right")
-            for label, value in (("cash", acct.cash), ("equity", acct.equity),
-                                 ("buying power", acct.buying_power),
-                                 ("long market value", acct.long_market_value),
-                                 ("short market value", acct.short_market_value),
-                                 ("realized P&L", acct.realized_pnl),
-                                 ("commissions", acct.commissions),
-                                 ("initial cash", acct.initial_cash)):
-                table.add_row(label, f"{value or 0:,.2f}")
-            out.print(table)
-            _print_market(c, out)
+    with connect(args, settings, err) as c:
+        if args.command in ("buy", "sell"):
+            # No type: --limit and --stop imply it (the client's one rule for it).
+            result = c.submit_order(args.symbol, args.command, args.qty,
+                                    limit_price=args.limit, stop_price=args.stop,
+                                    tif=args.tif, client_order_id=args.client_order_id,
+                                    account=account)
+            assert not isinstance(result, QueuedOrder)
+            _print_orders([result], args, out)
+            if result.reject_reason:
+                err.print(f"[red]rejected: {result.reject_reason}[/red]")
+                return 1
             return 0
-        except ApiError as e:
-            where = f" (field {e.field})" if e.field and not e.message.startswith(e.field) else ""
-            raise SandtradeError(f"{settings.grpc}: {e.code.name.lower()}: {e.message}{where}"
-                                 ) from None
+        if args.command == "cancel":
+            _print_orders([c.cancel_order(args.order_id)], args, out)
+            return 0
+        if args.command == "orders":
+            orders = list(c.list_orders(account=account, open_only=args.open))
+            _print_orders(orders[-args.last:] if args.last else orders, args, out)
+            return 0
+        if args.command == "positions":
+            positions = c.positions(account)
+            if args.json:
+                print(json.dumps([p.model_dump(mode="json") | {
+                    "market_value": p.market_value, "unrealized_pnl": p.unrealized_pnl}
+                    for p in positions], indent=2))
+                return 0
+            print_table(out, (Col("symbol", whole=True), Col("qty", right=True),
+                              Col("avg price", right=True), Col("last", right=True, drop=2),
+                              Col("market value", right=True, drop=1),
+                              Col("unrealized P&L", right=True),
+                              Col("realized P&L", right=True, drop=3)),
+                        [(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
+                          "" if p.market_price is None else f"{p.market_price:,.2f}",
+                          f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
+                          _pnl(p.realized_pnl)) for p in positions],
+                        title=f"positions of {account or 'your account'}")
+            return 0
+        acct = c.account(account)
+        if args.json:
+            print(json.dumps(acct.model_dump(mode="json"), indent=2))
+            return 0
+        table = Table(title=f"account {acct.id}", title_justify="left", box=None,
+                      show_header=False)
+        table.add_column()
+        table.add_column(justify="right")
+        for label, value in (("cash", acct.cash), ("equity", acct.equity),
+                             ("buying power", acct.buying_power),
+                             ("long market value", acct.long_market_value),
+                             ("short market value", acct.short_market_value),
+                             ("realized P&L", acct.realized_pnl),
+                             ("commissions", acct.commissions),
+                             ("initial cash", acct.initial_cash)):
+            table.add_row(label, f"{value or 0:,.2f}")
+        out.print(table)
+        _print_market(c, out)
+        return 0
 
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).

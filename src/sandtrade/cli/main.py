@@ -1,5 +1,8 @@
-"""``sandtrade …``: the command line.
+"""``sandtrade …``: the command line's parser and entry point, and the commands ``backtest``,
+``check``, ``doctor`` and ``data``.
 
+It imports the other command modules to build the parser and to run their commands; they
+never import it (what they share with it is in :mod:`sandtrade.cli.common`).
 Every error a user can cause (a bad CSV, a strategy that raises, an unknown ``--param``) is
 printed as one line naming the file and the place, with exit status 1; never a traceback.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from itertools import pairwise
@@ -19,9 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandtrade import __version__
+from sandtrade.cli.common import parse_params, stats_table
 from sandtrade.cli.demo import add_demo_command, run_demo
-from sandtrade.cli.host import COMMANDS as LIVE_COMMANDS
+from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
+from sandtrade.cli.signals import add_signals_command, run_signals
+from sandtrade.cli.strategies import add_strategies_command, run_strategies
 from sandtrade.errors import SandtradeError
 
 __all__ = ["main"]
@@ -96,36 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_demo_command(sub)
     add_commands(sub)
+    add_strategies_command(sub)
+    add_signals_command(sub)
     return p
-
-
-def _params(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SandtradeError(f"--param {item!r}: expected NAME=VALUE, e.g. fast=5")
-        out[key.strip()] = value
-    return out
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "—"
-        return f"{v:,.4f}" if abs(v) < 1e6 else f"{v:,.2f}"
-    return str(v)
-
-
-def _stats_table(title: str, stats: dict[str, Any]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left", box=None)
-    table.add_column("stat", style="bold")
-    table.add_column("value", justify="right")
-    for k, v in stats.items():
-        table.add_row(k, _fmt(v))
-    return table
 
 
 def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -151,7 +129,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings(args.config, **overrides)
     specs = [parse_data_spec(d) for d in args.data]
     request = BacktestRequest(strategy=args.strategy, data=specs, cash=settings.cash,
-                              broker=settings.broker, params=_params(args.param),
+                              broker=settings.broker, params=parse_params(args.param),
                               close_at_end=args.close_at_end, benchmark=args.benchmark)
     total = max(count_rows(s.path) for s in specs)
     show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
@@ -195,7 +173,7 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     # strategy: shown as data, never as rich markup or terminal control sequences.
     title = (f"{result.strategy} on {', '.join(result.symbols)}: {result.bars:,} bars "
              f"in {result.elapsed_s:.2f} s")
-    out.print(_stats_table(escape(printable(title)), result.stats))
+    out.print(stats_table(escape(printable(title)), result.stats))
     logs = result.logs
     if logs:
         tail_lines, tail_chars = 20, 1_000  # a glance; --log shows every line, whole
@@ -314,8 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(out, worker_modules=args.worker_modules)
         if args.command == "data":
             return _data(args, out)
-        if args.command in LIVE_COMMANDS:
+        if args.command in HOST_COMMANDS:
             return run_command(args, out, err)
+        if args.command == "strategies":
+            return run_strategies(args, out, err)
+        if args.command == "signals":
+            return run_signals(args, out, err)
     except SandtradeError as e:
         print(f"{e}", file=sys.stderr)
         return 1

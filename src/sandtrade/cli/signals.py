@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from sandtrade.cli.common import add_client_args, add_config_args, connect, load_cli_settings
 from sandtrade.cli.tables import Col, cell, print_table, safe, safe_lines
 from sandtrade.errors import SandtradeError
 
@@ -28,7 +29,7 @@ _STATUS_STYLE = {"executed": "green", "rejected": "red", "failed": "red", "dropp
                  "validated": "yellow", "routed": "yellow", "received": "yellow"}
 
 
-def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
+def add_signals_command(sub: Any) -> None:
     """Add ``signals`` and its actions to the CLI's subparsers."""
     sg = sub.add_parser("signals", help="check, send, list, show and replay signals")
     ssub = sg.add_subparsers(dest="signals_command", required=True, metavar="ACTION")
@@ -37,24 +38,24 @@ def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
                          description="Read BODY (text, '-' for standard input, or @FILE) as "
                          "the host would, and say what it would do now. Nothing is journaled "
                          "or executed. Exit status 0 when the host would accept it, 1 when not.")
-    client_args(ck)
+    add_client_args(ck)
     ck.add_argument("body", metavar="BODY")
     ck.add_argument("--format", help="read it with this format instead of detecting one")
     ck.add_argument("--offline", action="store_true",
                     help="do not ask the host: read the body with the local configuration")
 
     sd = ssub.add_parser("send", help="send a signal to the host")
-    client_args(sd)
+    add_client_args(sd)
     sd.add_argument("body", metavar="BODY", help="text, '-' for standard input, or @FILE")
     sd.add_argument("--format", help="the body's format (default: detected)")
     sd.add_argument("--idempotency-key", help="resending with the same key executes once")
 
     ls = ssub.add_parser("list", help="the newest journaled signals")
-    client_args(ls)
+    add_client_args(ls)
     ls.add_argument("--last", type=int, default=50, metavar="N", help="how many (50)")
 
     sh = ssub.add_parser("show", help="one signal: raw body, what was read, every step")
-    client_args(sh)
+    add_client_args(sh)
     sh.add_argument("signal_id", metavar="ID", nargs="?",
                     help="a signal's id (default: the newest signal)")
 
@@ -65,7 +66,7 @@ def add_signals_command(sub: Any, client_args: Any, common: Any) -> None:
                          "against the host's market source, at the place in the market each "
                          "met live. The same journal gives the same fills every time. Reads "
                          "the store; the host may be running or not.")
-    common(rp)
+    add_config_args(rp)
     rp.add_argument("--account", help="whose signals (default: the configured account)")
     rp.add_argument("--since", type=_when, metavar="TIME",
                     help="ISO time, UTC unless it says (default: the beginning)")
@@ -103,8 +104,16 @@ def _body(text: str) -> str:
     return text
 
 
-def run_signals(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
-    """Run one ``signals`` action with a connected client."""
+def run_signals(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run one ``signals`` action: ``replay`` and ``check --offline`` without a host, the
+    others connected to it."""
+    if args.signals_command == "replay" or getattr(args, "offline", False):
+        return run_signals_offline(args, out, err)
+    with connect(args, load_cli_settings(args), err) as client:
+        return _run_with_host(args, client, out, err)
+
+
+def _run_with_host(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
     from sandtrade.client import InvalidArgument, Unavailable
 
     action = args.signals_command
@@ -190,7 +199,6 @@ def _info_json(info: Any) -> dict[str, Any]:
 
 def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``signals check --offline`` and ``signals replay``: no host needed."""
-    from sandtrade.cli.host import _settings
     from sandtrade.host.plugins import PluginHost
 
     market: dict[str, Any] = {}
@@ -198,7 +206,7 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
         market["source"] = args.source
     if getattr(args, "data", None):
         market["files"] = args.data
-    settings = _settings(args, **({"market": market} if market else {}))
+    settings = load_cli_settings(args, **({"market": market} if market else {}))
     plugins = PluginHost.create()
     formats = plugins.signal_formats(settings.signals.mappings)
     if args.signals_command == "check":

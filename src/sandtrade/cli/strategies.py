@@ -17,6 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from sandtrade.cli.common import (
+    add_client_args,
+    connect,
+    load_cli_settings,
+    parse_params,
+    stats_table,
+)
 from sandtrade.cli.tables import Col, cell, print_table, safe
 from sandtrade.errors import SandtradeError
 
@@ -25,13 +32,13 @@ __all__ = ["add_strategies_command", "run_strategies"]
 _STATE_STYLE = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
 
 
-def add_strategies_command(sub: Any, client_args: Any) -> None:
+def add_strategies_command(sub: Any) -> None:
     """Add ``strategies`` and its actions to the CLI's subparsers."""
     st = sub.add_parser("strategies", help="upload, start, stop and watch strategies in a host")
     ssub = st.add_subparsers(dest="strategies_command", required=True, metavar="ACTION")
 
     up = ssub.add_parser("upload", help="check a strategy file and store it in the host")
-    client_args(up)
+    add_client_args(up)
     up.add_argument("file", metavar="STRATEGY.py")
     up.add_argument("--name", help="name to store it under (default: the file's stem)")
     up.add_argument("--symbol", "-s", action="append", default=[], required=True,
@@ -44,20 +51,20 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
                          ("stop", "stop a running strategy (its on_stop runs)"),
                          ("status", "state, resource use, last errors of a strategy")):
         p = ssub.add_parser(action, help=text)
-        client_args(p)
+        add_client_args(p)
         p.add_argument("name")
 
     ls = ssub.add_parser("list", help="stored strategies and their state")
-    client_args(ls)
+    add_client_args(ls)
 
     lg = ssub.add_parser("logs", help="a strategy's log (print, ctx.log, the host's notes)")
-    client_args(lg)
+    add_client_args(lg)
     lg.add_argument("name")
     lg.add_argument("--tail", type=int, default=100, metavar="N", help="last N lines (100)")
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
 
     bt = ssub.add_parser("backtest", help="back-test a stored strategy on the host's history")
-    client_args(bt)
+    add_client_args(bt)
     bt.add_argument("name")
     bt.add_argument("--cash", type=float, default=0.0,
                     help="starting cash (default: the host's cash setting, 10,000 unless set)")
@@ -66,10 +73,13 @@ def add_strategies_command(sub: Any, client_args: Any) -> None:
                     help="override a PARAMS value (repeatable)")
 
 
-def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
-    """Run one ``strategies`` action with a connected client."""
-    from sandtrade.cli.main import _params  # the same --param K=V parsing as `sandtrade backtest`
+def run_strategies(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run one ``strategies`` action, connected to the host."""
+    with connect(args, load_cli_settings(args), err) as client:
+        return _run(args, client, out, err)
 
+
+def _run(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
     action = args.strategies_command
     if action == "upload":
         path = Path(args.file)
@@ -82,7 +92,7 @@ def run_strategies(args: argparse.Namespace, client: Any, out: Console, err: Con
         name = args.name or path.stem
         try:
             info = client.upload_strategy(name, source, symbols=args.symbol,
-                                          account=args.account, params=_params(args.param))
+                                          account=args.account, params=parse_params(args.param))
         except FailedPrecondition as e:
             if not e.diagnostics:
                 raise
@@ -169,8 +179,6 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
 
 
 def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
-    from sandtrade.cli.main import _params, _stats_table
-
     last = None
     with Progress(TextColumn("back-test"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
@@ -178,7 +186,7 @@ def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console)
         task = progress.add_task("bars", total=None)
         for step in client.run_backtest(args.name, cash=args.cash,
                                         commission=args.commission,
-                                        params=_params(args.param)):
+                                        params=parse_params(args.param)):
             progress.update(task, completed=step.bars_done, total=step.bars_total or None)
             last = step
     if last is None or last.stats is None:
@@ -188,6 +196,6 @@ def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console)
         return 0
     stats = {k: int(v) if isinstance(v, float) and v.is_integer() and k.startswith("#") else v
              for k, v in last.stats.items()}
-    table = _stats_table(f"back-test of {args.name} on the host's history", stats)
+    table = stats_table(f"back-test of {args.name} on the host's history", stats)
     out.print(table)
     return 0

@@ -57,7 +57,8 @@ class BarSubscription(EventStream[Bar]):
     """Live bars of some symbols (every symbol when empty), in publication order."""
 
     def __init__(self, hub: MarketHub, symbols: frozenset[str]) -> None:
-        super().__init__(STREAM_BACKLOG, hub._unsubscribe)
+        # Private to this module: a subscription ends by its own close(), which calls this.
+        super().__init__(STREAM_BACKLOG, hub._unsubscribe)  # noqa: SLF001
         self.symbols = symbols
 
     def offer(self, bar: Bar) -> None:

@@ -192,6 +192,21 @@ class SQLiteStore:
         with self._reading("schema_version") as conn:
             return read_schema_version(conn)
 
+    def pragma(self, name: str) -> object:
+        """The value of ``PRAGMA name`` on the store's own connection (the first column of its
+        first row; None when it returns none): ``pragma("synchronous")`` is 2 (FULL),
+        ``pragma("integrity_check")`` is ``"ok"`` for a sound file.
+
+        For diagnostics and tests: some settings (``synchronous``, ``foreign_keys``,
+        ``busy_timeout``) belong to a connection, so only the store's own can tell them. Nothing
+        is assigned, but a pragma that acts when read (``wal_checkpoint``) still acts.
+        """
+        if not (name.isascii() and name.isidentifier()):
+            raise StoreError(f"pragma: {name!r} is not a pragma name (letters, digits and _)")
+        with self._reading(f"PRAGMA {name}") as conn:
+            row = conn.execute(f"PRAGMA {name}").fetchone()
+        return None if row is None else row[0]
+
     def close(self) -> None:
         """Flush and release the database; closing twice is harmless."""
         with self._lock:

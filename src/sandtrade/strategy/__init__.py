@@ -8,13 +8,8 @@ from sandtrade.strategy.context import (
     PositionView,
     Trading,
 )
-from sandtrade.strategy.loader import (
-    HOOK_NAMES,
-    LoadedStrategy,
-    StrategySpec,
-    load_strategy,
-    resolve_params,
-)
+from sandtrade.strategy.hooks import HOOK_NAMES, StrategySpec
+from sandtrade.strategy.loader import LoadedStrategy, load_strategy, resolve_params
 from sandtrade.strategy.ta import Bands, Series, crossover, crossunder
 
 __all__ = [

@@ -25,7 +25,7 @@ from sandtrade.models import Bar, Fill, Order, OrderSide, OrderType
 from sandtrade.strategy import ta as _ta
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "OrderView", "PositionView",
-           "SignalView", "Trading"]
+           "SignalView", "SymbolHistory", "Trading", "advance", "symbol_history"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
 #: uses 1 - epsilon, and sizing with 0.9999 buys one share less now and then.
@@ -143,7 +143,10 @@ class SignalView(NamedTuple):
     time: datetime | None
 
 
-class _SymbolData:
+class SymbolHistory:
+    """One symbol's bars that a context holds (oldest first) and the updaters of the indicators
+    on that symbol, each called with every new bar and its index."""
+
     __slots__ = ("bars", "updaters")
 
     def __init__(self, size: int) -> None:
@@ -208,7 +211,7 @@ class TA:
             return hit
         ctx = self._ctx
         series, update = make()
-        data = ctx._symbol_data(key[0])
+        data = symbol_history(ctx, key[0])
         start = ctx.bar_index - len(data.bars) + 1
         for k, bar in enumerate(data.bars):  # warm up from the bars still held
             update(bar, start + k)
@@ -228,8 +231,8 @@ class TA:
 
     @staticmethod
     def _source(source: object) -> str:
-        if source not in _ta._FIELDS:
-            raise ValueError(f"source must be one of {', '.join(_ta._FIELDS)}, got {source!r}")
+        if source not in _ta.FIELDS:
+            raise ValueError(f"source must be one of {', '.join(_ta.FIELDS)}, got {source!r}")
         return source  # type: ignore[return-value]
 
     def _series(self, kind: str, length: object, source: object, symbol: str | None,
@@ -303,31 +306,11 @@ class Context:
         self.symbol: str = ""
         self.bar_index: int = -1
         self.ta = TA(self)
-        self._data: dict[str, _SymbolData] = {}
+        self._data: dict[str, SymbolHistory] = {}
         self._series: list[Any] = []
         self._history_size = DEFAULT_HISTORY
         self._logs = log or (lambda line: None)
         self._on_reject = on_reject
-
-    # ---------------------------------------------------------------- fed by the runner
-
-    def _symbol_data(self, symbol: str) -> _SymbolData:
-        data = self._data.get(symbol)
-        if data is None:
-            data = self._data[symbol] = _SymbolData(self._history_size)
-        return data
-
-    def _advance(self, bar: Bar, bar_index: int) -> None:
-        """Take in a new bar before the strategy's on_bar sees it."""
-        self.time = bar.time
-        self.symbol = bar.symbol
-        self.bar_index = bar_index
-        data = self._data.get(bar.symbol)
-        if data is None:
-            data = self._symbol_data(bar.symbol)
-        data.bars.append(bar)
-        for update in data.updaters:
-            update(bar, bar_index)
 
     def warmup_bars(self) -> int:
         """Bars before every indicator had a value (backtesting.py's warm-up), 0 if none."""
@@ -353,7 +336,7 @@ class Context:
         if n > (data.bars.maxlen or 0):
             self._history_size = max(self._history_size, n)
             data.bars = deque(data.bars, maxlen=n)
-        idx = _ta._FIELDS[src]
+        idx = _ta.FIELDS[src]
         bars = data.bars
         start = max(0, len(bars) - n)
         return tuple(bars[k][idx] for k in range(start, len(bars)))  # type: ignore[misc]
@@ -479,3 +462,32 @@ class Context:
 API_TYPES: frozenset[type] = frozenset({
     Context, TA, PositionView, AccountView, OrderView, FillView, SignalView, _ta.Series,
     _ta.Bands, Bar})
+
+
+# ------------------------------------------------------------------------ fed by the runner
+# Module functions, not methods: the sandbox hides only ``_`` names from a strategy, and
+# ``sandtrade check`` takes ctx's attributes from ``dir(Context)``, so a public method would
+# let a strategy feed itself bars. The runners (the back-test engine, the worker's live task)
+# call these; a strategy cannot reach this module.
+
+
+def symbol_history(ctx: Context, symbol: str) -> SymbolHistory:
+    """What ``ctx`` holds of ``symbol``, created empty on first use."""
+    data = ctx._data.get(symbol)
+    if data is None:
+        data = ctx._data[symbol] = SymbolHistory(ctx._history_size)
+    return data
+
+
+def advance(ctx: Context, bar: Bar, bar_index: int) -> None:
+    """Take in a new bar before the strategy's on_bar sees it: the context's time, symbol and
+    bar index, the symbol's history and its indicators."""
+    ctx.time = bar.time
+    ctx.symbol = bar.symbol
+    ctx.bar_index = bar_index
+    data = ctx._data.get(bar.symbol)
+    if data is None:
+        data = symbol_history(ctx, bar.symbol)
+    data.bars.append(bar)
+    for update in data.updaters:
+        update(bar, bar_index)

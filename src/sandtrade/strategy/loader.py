@@ -1,10 +1,10 @@
 """Loading a strategy file and checking its hooks against the strategy hookspecs.
 
 A strategy is one ``.py`` file with an optional module-level ``PARAMS`` dict and any of the
-hooks in :class:`StrategySpec`. The file's functions are registered with a pluggy
-``PluginManager`` against those specs, so a misspelled hook (``on_bars``) or a wrong argument
-name (``def on_bar(context, bar)``) is a ``file:line`` error when the file is loaded, not a
-hook that silently never runs.
+hooks in :class:`~sandtrade.strategy.hooks.StrategySpec`. The file's functions are registered
+with a pluggy ``PluginManager`` against those specs, so a misspelled hook (``on_bars``) or a
+wrong argument name (``def on_bar(context, bar)``) is a ``file:line`` error when the file is
+loaded, not a hook that silently never runs.
 
 Here the file runs in the calling process; the sandbox moves this into a resource-limited
 worker. Everything that loads or runs a strategy goes through :func:`load_strategy` and the
@@ -27,47 +27,16 @@ from typing import Any
 import pluggy
 
 from sandtrade.errors import StrategyError
+from sandtrade.strategy.hooks import HOOK_NAMES, PROJECT, StrategySpec
 
 __all__ = [
-    "HOOK_NAMES",
     "LoadedStrategy",
-    "StrategySpec",
     "load_strategy",
     "load_strategy_source",
     "resolve_params",
     "static_hook_problems",
     "strategy_error",
 ]
-
-PROJECT = "sandtrade.strategy"
-hookspec = pluggy.HookspecMarker(PROJECT)
-
-
-class StrategySpec:
-    """The hooks a strategy file may define. Every one is optional."""
-
-    @hookspec
-    def on_start(self, ctx: Any) -> None:
-        """Called once before the first bar."""
-
-    @hookspec
-    def on_bar(self, ctx: Any, bar: Any) -> None:
-        """Called for every bar of every symbol, after fills at its open were reported."""
-
-    @hookspec
-    def on_signal(self, ctx: Any, signal: Any) -> None:
-        """Called for each external signal routed to this strategy (e.g. a TradingView alert)."""
-
-    @hookspec
-    def on_fill(self, ctx: Any, fill: Any) -> None:
-        """Called for each fill of one of the strategy's orders, before the bar's on_bar."""
-
-    @hookspec
-    def on_stop(self, ctx: Any) -> None:
-        """Called once after the last bar."""
-
-
-HOOK_NAMES = tuple(n for n in vars(StrategySpec) if n.startswith("on_"))
 
 
 class _StrategyPluginManager(pluggy.PluginManager):
@@ -252,6 +221,8 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
         code, diagnostics = compile_strategy(source, spath)
         found = [(d.line or 0, str(d)) for d in diagnostics]
         if check:
+            # Imported only here: only `check` reads the source this way, and the import
+            # builds the sandbox's globals and the API tables, a cost a run does not need.
             from sandtrade.strategy.static_check import run_time_problems
 
             found += run_time_problems(source, spath)

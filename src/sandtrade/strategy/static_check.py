@@ -49,7 +49,7 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from sandtrade.models import Bar
 from sandtrade.strategy.context import TA, Context, FillView, SignalView
-from sandtrade.strategy.loader import HOOK_NAMES, StrategySpec
+from sandtrade.strategy.hooks import HOOK_NAMES, StrategySpec
 from sandtrade.strategy.policy import (
     ALLOWED_MODULES,
     DENIED_ATTRIBUTES,

@@ -20,10 +20,11 @@ from typing import NamedTuple
 
 from sandtrade.models import Bar
 
-__all__ = ["Bands", "Series", "crossover", "crossunder"]
+__all__ = ["FIELDS", "Bands", "Series", "crossover", "crossunder"]
 
 NAN = math.nan
-_FIELDS = {"open": 2, "high": 3, "low": 4, "close": 5, "volume": 6}
+#: The bar fields an indicator (or ``ctx.history``) may read, and their index in a :class:`Bar`.
+FIELDS = {"open": 2, "high": 3, "low": 4, "close": 5, "volume": 6}
 #: How many past values each series keeps for ``s[k]`` look-backs.
 KEEP = 64
 
@@ -148,7 +149,7 @@ Updater = Callable[[Bar, int], None]
 def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
     """Simple moving average of ``field`` over ``length`` bars."""
     s = Series(name)
-    idx = _FIELDS[field]
+    idx = FIELDS[field]
     win: deque[float] = deque()
     hist = s._hist
     total = 0.0
@@ -191,7 +192,7 @@ def make_rma(name: str, field: str, length: int) -> tuple[Series, Updater]:
 
 def _make_smoothed(name: str, field: str, length: int, alpha: float) -> tuple[Series, Updater]:
     s = Series(name)
-    idx = _FIELDS[field]
+    idx = FIELDS[field]
     seed: list[float] = []
     state = [NAN]
 
@@ -213,7 +214,7 @@ def _make_smoothed(name: str, field: str, length: int, alpha: float) -> tuple[Se
 def make_rsi(name: str, field: str, length: int) -> tuple[Series, Updater]:
     """Relative strength index with Wilder smoothing (Pine's ta.rsi); 0..100."""
     s = Series(name)
-    idx = _FIELDS[field]
+    idx = FIELDS[field]
     last = [NAN]
     gains: list[float] = []
     losses: list[float] = []
@@ -274,7 +275,7 @@ def make_atr(name: str, length: int) -> tuple[Series, Updater]:
 def make_stdev(name: str, field: str, length: int) -> tuple[Series, Updater]:
     """Population standard deviation over ``length`` bars (Pine's ta.stdev)."""
     s = Series(name)
-    idx = _FIELDS[field]
+    idx = FIELDS[field]
     win: deque[float] = deque(maxlen=length)
 
     def update(bar: Bar, i: int) -> None:
@@ -291,7 +292,7 @@ def make_stdev(name: str, field: str, length: int) -> tuple[Series, Updater]:
 def make_extreme(name: str, field: str, length: int, highest: bool) -> tuple[Series, Updater]:
     """Highest (or lowest) value of ``field`` over the last ``length`` bars, current included."""
     s = Series(name)
-    idx = _FIELDS[field]
+    idx = FIELDS[field]
     win: deque[float] = deque(maxlen=length)
     pick = max if highest else min
 

@@ -29,6 +29,7 @@ from sandtrade.strategy.context import (
     FillView,
     PositionView,
     SignalView,
+    advance,
 )
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
 from sandtrade.strategy.policy import StrategyLog
@@ -155,7 +156,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                         fresh.append(bar)
                 for bar in fresh:
                     index += 1
-                    ctx._advance(bar, index)
+                    advance(ctx, bar, index)
                 if kind == "bar":
                     for d in header.get("fills", ()):
                         fill = _fill_view(d)
