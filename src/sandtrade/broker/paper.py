@@ -30,12 +30,14 @@ from datetime import date, datetime
 from pydantic import ValidationError
 
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, CloseProfile, FillProfile
+from sandtrade.broker.restore import Ledger
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import (
     Account,
     AssetClass,
     Bar,
+    BrokerChange,
     Fill,
     Instrument,
     Order,
@@ -48,7 +50,6 @@ from sandtrade.models import (
     Trade,
     trusted,
 )
-from sandtrade.store.base import BrokerChange, Store
 
 __all__ = ["PaperBroker", "sequential_ids", "unique_ids"]
 
@@ -207,14 +208,15 @@ class PaperBroker:
 
     :param settings: costs, fill profile, partial fills and margin.
     :param instruments: tradable instruments; orders for any other symbol are rejected.
-    :param store: where every state change is persisted (one transaction each); None keeps
+    :param store: where every state change is persisted (one transaction each): a
+        :class:`~sandtrade.broker.restore.Ledger`, which every store is; None keeps
         everything in memory, as a back-test does.
     :param ids: id factory (``kind -> id``); defaults to :func:`sequential_ids`.
     :param profiles: extra fill profiles by name (plugins contribute them).
     """
 
     def __init__(self, settings: BrokerSettings | None = None, *,
-                 instruments: Iterable[Instrument] = (), store: Store | None = None,
+                 instruments: Iterable[Instrument] = (), store: Ledger | None = None,
                  ids: Callable[[str], str] | None = None,
                  profiles: Iterable[type[FillProfile]] = ()) -> None:
         self.settings = settings or BrokerSettings()
