@@ -25,7 +25,6 @@ PACKAGES = (("src", "sandtrade"), ("plugins/tradingview", "sandtrade_tradingview
 #: lead deletes this list once those branches are merged; an entry that no longer matches
 #: fails the test, so that it is deleted with the use.
 KNOWN_UNTIL_MERGED: dict[tuple[str, str], str] = {
-    ("tests/broker/test_order_fast_path.py", "sandtrade.broker.paper._order_from"): "step 4",
 }
 
 

@@ -3,14 +3,17 @@
 Every error raised at a boundary (a file that does not load, a strategy that fails, an order the
 broker refuses) is a :class:`SandtradeError` whose message says what was wrong, where, and what
 would be right. The CLI prints the message alone, without a traceback.
+
+They live on the floor because every room raises them; transport alone decides what each becomes
+on the wire (``sandtrade.rpc.errors`` maps them to gRPC status codes).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["CheckFailed", "DataError", "Diagnostic", "OrderRejected", "SandtradeError",
-           "StoreError", "StrategyError"]
+__all__ = ["CheckFailed", "Conflict", "DataError", "Diagnostic", "InvalidField", "NotFound",
+           "OrderRejected", "SandtradeError", "StoreError", "StrategyError"]
 
 
 class SandtradeError(Exception):
@@ -56,3 +59,19 @@ class OrderRejected(SandtradeError):
 
 class StoreError(SandtradeError):
     """The store cannot be opened or migrated."""
+
+
+class InvalidField(SandtradeError):
+    """A request field holds something invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFound(SandtradeError):
+    """The named thing does not exist."""
+
+
+class Conflict(SandtradeError):
+    """The request is valid but the thing it acts on is not in a state that allows it."""

@@ -10,6 +10,11 @@ more than everything else the engine does for that bar. They are validated once,
 the system (:meth:`Bar.checked`, the CSV loader), and are plain read-only data afterwards, which
 is also what untrusted strategy code may be handed.
 
+What a broker event changed (:class:`BrokerChange`, written by the store as one transaction) and
+what a trade-update subscriber receives (:class:`TradeUpdate`) are plain dataclasses: the broker
+builds them from models it has already checked, so there is nothing to validate, and the broker,
+the store, transport and the client all share them.
+
 Prices and quantities are floats. Back-tests must agree to the cent with backtesting.py, which
 computes in floats, and float arithmetic is an order of magnitude faster than ``Decimal``;
 quantities are snapped to each instrument's lot size (:meth:`Instrument.round_qty`) so that
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple, TypeVar
@@ -33,6 +39,7 @@ __all__ = [
     "Account",
     "AssetClass",
     "Bar",
+    "BrokerChange",
     "Fill",
     "Instrument",
     "OptionRight",
@@ -44,6 +51,7 @@ __all__ = [
     "Quote",
     "TimeInForce",
     "Trade",
+    "TradeUpdate",
     "crypto_pair",
     "implied_order_type",
     "parse_occ_symbol",
@@ -556,3 +564,28 @@ class Trade(BaseModel):
     return_pct: float = 0.0
     commission: float = 0.0
     tag: str | None = None
+
+
+@dataclass(slots=True)
+class BrokerChange:
+    """Everything one broker event changed, written as a single transaction.
+
+    A fill, for example, is the fill itself, the order's new filled quantity and status, the
+    position and the account's cash: all four land together or not at all.
+    """
+
+    orders: list[Order] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.positions or self.accounts)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdate:
+    """An order after a change, and the fill that caused it when it was a fill."""
+
+    order: Order
+    fill: Fill | None = None

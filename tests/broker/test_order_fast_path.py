@@ -1,6 +1,7 @@
 """The broker's fast path for new orders builds exactly what pydantic would, or stands aside.
 
-``PaperBroker._validated_order`` skips pydantic for the plain values a strategy's ``ctx`` sends.
+``checks.validated_order`` (what ``PaperBroker.submit`` builds a new order with) skips pydantic
+for the plain values a strategy's ``ctx`` sends.
 Whatever the input, the order it returns must equal pydantic's ``Order(...)`` field for field
 (and in what it records as set), and where pydantic refuses the input the broker must refuse
 it too with the same error. Hypothesis mixes valid values with every kind of bad one: wrong
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from sandtrade.broker import PaperBroker, paper
+from sandtrade.broker import PaperBroker, checks
 from sandtrade.errors import OrderRejected
 from sandtrade.models import Order, OrderSide, OrderType, TimeInForce
 
@@ -81,12 +82,10 @@ def _submissions(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=800, deadline=None)
 @given(args=_submissions())
 def test_the_fast_path_builds_what_pydantic_builds(args: dict[str, Any]) -> None:
-    broker = PaperBroker()
     now = datetime(2024, 1, 2, 15, 30)
-    broker.set_time(now)
     positional = (args["symbol"], args["side"], args["type"], args["qty"], args["fraction"],
                   args["limit"], args["stop"], args["tif"], args["reduce_only"],
-                  args["client_id"], args["tag"])
+                  args["client_id"], args["tag"], now)
     try:
         expected: Order | None = Order(
             id="o1", account="acct", symbol=args["symbol"], side=args["side"],
@@ -98,9 +97,9 @@ def test_the_fast_path_builds_what_pydantic_builds(args: dict[str, Any]) -> None
         expected = None
     if expected is None:
         with pytest.raises(OrderRejected):
-            broker._validated_order("o1", "acct", *positional)
+            checks.validated_order("o1", "acct", *positional)
         return
-    got = broker._validated_order("o1", "acct", *positional)
+    got = checks.validated_order("o1", "acct", *positional)
     assert got == expected
     assert got.model_dump() == expected.model_dump()
     assert got.model_fields_set == expected.model_fields_set
@@ -114,14 +113,13 @@ def test_orders_from_a_strategy_take_the_fast_path_and_stay_independent(
     """The values ``ctx.buy()`` sends are built without pydantic, and two orders built that
     way share no mutable state (the set-fields record is a set per order)."""
     built: list[Order] = []
-    original = paper._order_from
-    monkeypatch.setattr(paper, "_order_from", lambda values: built.append(original(values))
+    original = checks.order_from
+    monkeypatch.setattr(checks, "order_from", lambda values: built.append(original(values))
                         or built[-1])
-    broker = PaperBroker()
-    a = broker._validated_order("o1", "acct", "SYN", OrderSide.BUY, OrderType.MARKET, None,
-                                0.9999, None, None, "gtc", False, None, None)
-    b = broker._validated_order("o2", "acct", "SYN", OrderSide.SELL, OrderType.LIMIT, 3.0,
-                                None, 10.0, None, TimeInForce.DAY, True, None, "t")
+    a = checks.validated_order("o1", "acct", "SYN", OrderSide.BUY, OrderType.MARKET, None,
+                               0.9999, None, None, "gtc", False, None, None, None)
+    b = checks.validated_order("o2", "acct", "SYN", OrderSide.SELL, OrderType.LIMIT, 3.0,
+                               None, 10.0, None, TimeInForce.DAY, True, None, "t", None)
     assert built == [a, b]
     assert a.tif is TimeInForce.GTC and b.tif is TimeInForce.DAY
     assert a.model_fields_set is not b.model_fields_set
@@ -131,6 +129,11 @@ def test_orders_from_a_strategy_take_the_fast_path_and_stay_independent(
     assert b.model_dump(mode="json")["type"] == "limit"
     # A str subclass (its __eq__ could say anything) takes pydantic's path, which makes it a
     # plain str.
-    c = broker._validated_order("o3", "acct", _Str("SYN"), OrderSide.BUY, OrderType.MARKET,
-                                1.0, None, None, None, "gtc", False, None, None)
+    c = checks.validated_order("o3", "acct", _Str("SYN"), OrderSide.BUY, OrderType.MARKET,
+                               1.0, None, None, None, "gtc", False, None, None, None)
     assert len(built) == 2 and type(c.symbol) is str
+    # The broker's own submissions take this path too.
+    broker = PaperBroker()
+    broker.open_account("acct", 1_000.0)
+    d = broker.submit("acct", "SYN", OrderSide.BUY, 1.0)
+    assert len(built) == 3 and built[-1] is d

@@ -41,28 +41,20 @@ FORBIDDEN = (
 #: Plugins are top-level packages named ``sandtrade_*``.
 PLUGIN_PREFIX = "sandtrade_"
 
-#: Still reached today through ``broker/paper.py`` → ``store/base.py`` (the ratchet line
-#: ``sandtrade.broker.paper -> sandtrade.store.base  # step 4`` in pyproject.toml). Step 4
-#: types the broker's store by a protocol of its own: delete this then, and these names from
-#: EXPECTED_SANDTRADE.
-UNTIL_STEP_4 = frozenset({"sandtrade.signal_model", "sandtrade.store", "sandtrade.store.base",
-                          "sandtrade.store.migrations", "sandtrade.store.sqlite"})
-
 #: Every sandtrade module a booted worker holds. A change here is a reviewed diff: a module
 #: added to the worker is code every strategy run loads (and boot time).
 EXPECTED_SANDTRADE = (
     "sandtrade",
     "sandtrade.backtest", "sandtrade.backtest.engine", "sandtrade.backtest.request",
     "sandtrade.backtest.result",
-    "sandtrade.broker", "sandtrade.broker.fills", "sandtrade.broker.paper",
-    "sandtrade.broker.settings",
+    "sandtrade.broker", "sandtrade.broker.checks", "sandtrade.broker.execution",
+    "sandtrade.broker.fills", "sandtrade.broker.ids", "sandtrade.broker.lots",
+    "sandtrade.broker.paper", "sandtrade.broker.restore", "sandtrade.broker.settings",
     "sandtrade.errors", "sandtrade.models",
     "sandtrade.sandbox", "sandtrade.sandbox.limits", "sandtrade.sandbox.wire",
     "sandtrade.sandbox.worker", "sandtrade.sandbox.worker.backtest_task",
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",
     "sandtrade.sandbox.worker.live_task",
-    "sandtrade.signal_model", "sandtrade.store", "sandtrade.store.base",
-    "sandtrade.store.migrations", "sandtrade.store.sqlite",
     "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
     "sandtrade.strategy.loader",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
@@ -87,8 +79,6 @@ BUY_ONCE = "def on_bar(ctx, bar):\n    if not ctx.position().qty:\n        ctx.b
 
 def forbidden(module: str) -> bool:
     """Whether ``module`` is one a worker must not hold."""
-    if module in UNTIL_STEP_4:
-        return False
     return module.startswith(PLUGIN_PREFIX) or any(
         module == f or module.startswith(f + ".") for f in FORBIDDEN)
 

@@ -13,8 +13,16 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 
-from sandtrade.models import Account, Fill, Order, OrderSide, OrderStatus, Position
-from sandtrade.store import BrokerChange, SQLiteStore
+from sandtrade.models import (
+    Account,
+    BrokerChange,
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    Position,
+)
+from sandtrade.store import SQLiteStore
 
 ACCOUNT = "crash"
 SYMBOL = "AAPL"

@@ -13,6 +13,7 @@ import pytest
 from sandtrade.errors import StoreError
 from sandtrade.models import (
     Account,
+    BrokerChange,
     Fill,
     Order,
     OrderSide,
@@ -21,7 +22,7 @@ from sandtrade.models import (
     Position,
     TimeInForce,
 )
-from sandtrade.store import BrokerChange, RunRecord, SQLiteStore, Store
+from sandtrade.store import RunRecord, SQLiteStore, Store
 
 T0 = datetime(2026, 3, 2, 14, 30, 0, 123456, tzinfo=UTC)
 

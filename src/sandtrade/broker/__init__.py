@@ -7,7 +7,8 @@ from sandtrade.broker.fills import (
     NextOpenProfile,
     QuoteProfile,
 )
-from sandtrade.broker.paper import PaperBroker, sequential_ids
+from sandtrade.broker.ids import sequential_ids
+from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.settings import BrokerSettings
 
 __all__ = [

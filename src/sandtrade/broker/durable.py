@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
-from sandtrade.models import Fill, Order
+from sandtrade.models import BrokerChange, TradeUpdate
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import BrokerChange, Store
+from sandtrade.store.base import Store
 from sandtrade.streams import EventStream
 
-__all__ = ["DurableBroker", "Subscription", "TradeUpdate"]
+__all__ = ["DurableBroker", "Subscription"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,14 +34,6 @@ T = TypeVar("T")
 #: Updates a subscriber may fall behind by before it is cut off (its stream then ends with an
 #: error instead of the host's memory growing without bound).
 SUBSCRIBER_BACKLOG = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class TradeUpdate:
-    """An order after a change, and the fill that caused it when it was a fill."""
-
-    order: Order
-    fill: Fill | None = None
 
 
 class Subscription(EventStream[TradeUpdate]):

@@ -26,7 +26,6 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sandtrade.broker.durable import TradeUpdate
 from sandtrade.client.offline import FailedRequest, OfflineQueue
 from sandtrade.market.hub import FeedStatus
 from sandtrade.models import (
@@ -39,6 +38,7 @@ from sandtrade.models import (
     Position,
     Quote,
     TimeInForce,
+    TradeUpdate,
     implied_order_type,
 )
 from sandtrade.rpc import convert

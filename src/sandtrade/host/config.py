@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sandtrade.broker import BrokerSettings
+from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
 from sandtrade.signals.settings import SignalSettings

@@ -18,7 +18,8 @@ from typing import Any
 
 from sandtrade.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
-from sandtrade.broker.paper import PaperBroker, unique_ids
+from sandtrade.broker.ids import unique_ids
+from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import SandtradeError
 from sandtrade.host.config import Settings
 from sandtrade.host.plugins import PluginHost

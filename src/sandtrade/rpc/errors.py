@@ -1,7 +1,8 @@
 """How servicers authenticate a call and turn failures into status codes a client can act on.
 
 Every servicer method is wrapped by :func:`unary` or :func:`streaming`, which verify the
-bearer token (UNAUTHENTICATED / PERMISSION_DENIED), and map sandtrade's exceptions:
+bearer token (UNAUTHENTICATED / PERMISSION_DENIED), and map the exceptions of
+:mod:`sandtrade.errors`, which every room raises without knowing the wire:
 :class:`InvalidField` and :class:`OrderRejected` to INVALID_ARGUMENT with a
 ``google.rpc.BadRequest`` field violation naming the field, :class:`NotFound` to NOT_FOUND,
 :class:`Conflict` to FAILED_PRECONDITION, a store failure to UNAVAILABLE (nothing was written;
@@ -21,32 +22,23 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
-from sandtrade.errors import CheckFailed, OrderRejected, SandtradeError, StoreError
+from sandtrade.errors import (
+    CheckFailed,
+    Conflict,
+    InvalidField,
+    NotFound,
+    OrderRejected,
+    StoreError,
+)
 from sandtrade.streams import EventStream
 
-__all__ = ["Conflict", "InvalidField", "NotFound", "relay", "streaming", "unary"]
+__all__ = ["relay", "streaming", "unary"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 E = TypeVar("E")
-
-
-class InvalidField(SandtradeError):
-    """A request field holds something invalid; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-class NotFound(SandtradeError):
-    """The named thing does not exist."""
-
-
-class Conflict(SandtradeError):
-    """The request is valid but the thing it acts on is not in a state that allows it."""
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,

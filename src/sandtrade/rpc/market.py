@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from sandtrade.auth import Principal, TokenAuthority
+from sandtrade.errors import Conflict, InvalidField, NotFound
 from sandtrade.market.hub import FeedStatus, MarketHub
 from sandtrade.models import Bar
 from sandtrade.rpc import convert
-from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
+from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import market_pb2_grpc
 

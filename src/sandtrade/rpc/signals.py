@@ -11,8 +11,9 @@ import json
 import grpc
 
 from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
+from sandtrade.errors import InvalidField, NotFound
 from sandtrade.rpc import convert
-from sandtrade.rpc.errors import InvalidField, NotFound, unary
+from sandtrade.rpc.errors import unary
 from sandtrade.rpc.trading import page_size
 from sandtrade.signal_model import SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline

@@ -20,8 +20,9 @@ from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings
+from sandtrade.errors import InvalidField, NotFound
 from sandtrade.rpc import convert
-from sandtrade.rpc.errors import InvalidField, NotFound, relay, streaming, unary
+from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.sandbox.manager import LogLine, StrategyManager
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.store.base import StrategyRecord

@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
-from sandtrade.broker.durable import DurableBroker, TradeUpdate
+from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker
-from sandtrade.errors import OrderRejected, StoreError
-from sandtrade.models import Order, TimeInForce, implied_order_type
+from sandtrade.errors import Conflict, InvalidField, NotFound, OrderRejected, StoreError
+from sandtrade.models import Order, TimeInForce, TradeUpdate, implied_order_type
 from sandtrade.rpc import convert
-from sandtrade.rpc.errors import Conflict, InvalidField, NotFound, relay, streaming, unary
+from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
 from sandtrade.v1 import trading_pb2_grpc

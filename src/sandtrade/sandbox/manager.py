@@ -39,10 +39,17 @@ from typing import Any
 from sandtrade.auth import ACCOUNT_RE, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.fills import FillProfile
-from sandtrade.errors import CheckFailed, Diagnostic, SandtradeError, StrategyError
+from sandtrade.errors import (
+    CheckFailed,
+    Conflict,
+    Diagnostic,
+    InvalidField,
+    NotFound,
+    SandtradeError,
+    StrategyError,
+)
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
-from sandtrade.rpc.errors import Conflict, InvalidField, NotFound
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun

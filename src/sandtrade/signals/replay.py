@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Literal
 
 from sandtrade.broker.fills import FillProfile
-from sandtrade.broker.paper import PaperBroker, sequential_ids
+from sandtrade.broker.ids import sequential_ids
+from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus

@@ -12,27 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
 
-__all__ = ["ApiToken", "BrokerChange", "RunRecord", "Store", "StrategyRecord"]
-
-
-@dataclass(slots=True)
-class BrokerChange:
-    """Everything one broker event changed, written as a single transaction.
-
-    A fill, for example, is the fill itself, the order's new filled quantity and status, the
-    position and the account's cash: all four land together or not at all.
-    """
-
-    orders: list[Order] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-    positions: list[Position] = field(default_factory=list)
-    accounts: list[Account] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.orders or self.fills or self.positions or self.accounts)
+__all__ = ["ApiToken", "RunRecord", "Store", "StrategyRecord"]
 
 
 @dataclass(slots=True)

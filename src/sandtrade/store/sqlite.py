@@ -30,9 +30,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from sandtrade.errors import StoreError
-from sandtrade.models import Account, Fill, Order, OrderStatus, Position
+from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import ApiToken, BrokerChange, RunRecord, StrategyRecord
+from sandtrade.store.base import ApiToken, RunRecord, StrategyRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]

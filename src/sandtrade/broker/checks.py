@@ -1,0 +1,230 @@
+"""Whether an order may be accepted: its fields (fast path and pydantic), the symbol's rules,
+buying power.
+
+:func:`validated_order` turns a submission into an :class:`~sandtrade.models.Order` or raises
+:class:`~sandtrade.errors.OrderRejected` naming the field; :class:`OrderChecks` is the part of
+:class:`~sandtrade.broker.paper.PaperBroker` that says why a well-formed order is refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from sandtrade.broker.lots import EPS, SIGN, AccountBook
+from sandtrade.broker.settings import BrokerSettings
+from sandtrade.errors import OrderRejected
+from sandtrade.models import AssetClass, Instrument, Order, OrderSide, OrderType, TimeInForce
+
+__all__ = ["MAX_NOTIONAL", "OrderChecks", "order_from", "validated_order"]
+
+_INF = math.inf
+_type = type  # validated_order has a parameter named ``type``
+_setattr = object.__setattr__
+#: Time in force by value; a StrEnum member hashes and compares as its value, so members
+#: find themselves here too.
+_TIF = {t.value: t for t in TimeInForce}
+_NO_LIMIT = frozenset({OrderType.MARKET, OrderType.STOP})
+_NO_STOP = frozenset({OrderType.MARKET, OrderType.LIMIT})
+#: Every field of a new order, at its default (the fast path in validated_order overwrites
+#: the ones a submission sets).
+_ORDER_DEFAULTS = {name: f.default for name, f in Order.model_fields.items()}
+#: The fields a submission sets: what pydantic records as set when it builds the order.
+_ORDER_SET_FIELDS = frozenset(("id", "account", "symbol", "side", "type", "qty",
+                               "equity_fraction", "limit_price", "stop_price", "tif",
+                               "reduce_only", "client_order_id", "tag", "created_at",
+                               "updated_at"))
+#: No order may be worth more than this: beyond it float arithmetic loses cents, and at 1e308
+#: it overflows to inf and NaN (found by tests/security).
+MAX_NOTIONAL = 1e15
+_ALLOWED_TIF = {
+    AssetClass.EQUITY: frozenset(TimeInForce),
+    AssetClass.CRYPTO: frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+    AssetClass.OPTION: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
+}
+
+
+def order_from(values: dict[str, object]) -> Order:
+    """An :class:`Order` with ``values`` (every field, checked) as its state."""
+    order = Order.__new__(Order)
+    _setattr(order, "__dict__", values)
+    _setattr(order, "__pydantic_fields_set__", set(_ORDER_SET_FIELDS))
+    _setattr(order, "__pydantic_extra__", None)
+    _setattr(order, "__pydantic_private__", None)
+    return order
+
+
+def _field_named_in(message: str) -> str:
+    """The order field a whole-order check's message is about (``order`` when none is)."""
+    for name in ("limit_price", "stop_price", "qty"):
+        if name in message:
+            return name
+    return "order"
+
+
+def validated_order(order_id: str, account: str, symbol: str, side: OrderSide | str,
+                    type: OrderType | str, qty: float | None, equity_fraction: float | None,
+                    limit_price: float | None, stop_price: float | None,
+                    tif: TimeInForce | str, reduce_only: bool, client_order_id: str | None,
+                    tag: str | None, now: datetime | None) -> Order:
+    """A new order created at ``now``, validated by pydantic; ``OrderRejected`` naming the
+    field if invalid.
+
+    Values of exactly the types a strategy's ``ctx`` sends (plain floats, enum members,
+    short strings) that pass every rule of :class:`Order` skip pydantic: its validation
+    was 4 µs of each order in a back-test. Anything else, including every value that
+    breaks a rule, takes pydantic's path, so errors read the same either way.
+    """
+    tif_member = _TIF.get(tif) if _type(tif) in (str, TimeInForce) else None
+    if (tif_member is not None and _type(side) is OrderSide and _type(type) is OrderType
+            and _type(symbol) is str and symbol and _type(account) is str and account
+            and _type(reduce_only) is bool
+            and (qty is None or (_type(qty) is float and 0.0 < qty < _INF))
+            and (equity_fraction is None
+                 or (_type(equity_fraction) is float and 0.0 < equity_fraction < 1.0))
+            and (qty is not None or equity_fraction is not None)
+            and (limit_price is None if type in _NO_LIMIT else
+                 _type(limit_price) is float and 0.0 < limit_price < _INF)
+            and (stop_price is None if type in _NO_STOP else
+                 _type(stop_price) is float and 0.0 < stop_price < _INF)
+            and (client_order_id is None
+                 or (_type(client_order_id) is str and len(client_order_id) <= 128))
+            and (tag is None or (_type(tag) is str and len(tag) <= 256))):
+        values = _ORDER_DEFAULTS.copy()
+        values.update(id=order_id, account=account, symbol=symbol, side=side, type=type,
+                      qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
+                      stop_price=stop_price, tif=tif_member, reduce_only=reduce_only,
+                      client_order_id=client_order_id, tag=tag, created_at=now,
+                      updated_at=now)
+        return order_from(values)
+    try:
+        return Order(
+            id=order_id, account=account, symbol=symbol, side=side, type=type,
+            qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
+            stop_price=stop_price, tif=tif, reduce_only=reduce_only,
+            client_order_id=client_order_id, tag=tag, created_at=now,
+            updated_at=now)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or _field_named_in(err["msg"])
+        value = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's, not ours
+        raise OrderRejected(f"{field}: {msg}{value}", field=field) from None
+
+
+class OrderChecks:
+    """The broker's refusals of well-formed orders: symbol, time in force, lots, price band,
+    notional and buying power (a mixin of :class:`~sandtrade.broker.paper.PaperBroker`)."""
+
+    if TYPE_CHECKING:  # PaperBroker's state and methods these checks read
+        settings: BrokerSettings
+        _instruments: dict[str, Instrument]
+        _mark: dict[str, float]
+        _working: dict[str, list[Order]]
+        _no_prices: dict[str, str]
+        _unpriced: set[str]
+
+        def position_qty(self, account_id: str, symbol: str) -> float: ...
+        def _buying_power(self, book: AccountBook) -> float: ...
+
+    def _check(self, book: AccountBook, order: Order) -> str | None:
+        """Why the broker refuses ``order``, or None when it accepts it."""
+        sym = order.symbol
+        inst = self._instruments.get(sym)
+        if inst is None:
+            close = difflib.get_close_matches(sym, self._instruments, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            return f"unknown symbol {sym!r}{hint}"
+        if self._no_prices and sym in self._no_prices:
+            return self._no_prices[sym]
+        if order.tif not in _ALLOWED_TIF[inst.asset_class]:
+            allowed = ", ".join(sorted(t.value for t in _ALLOWED_TIF[inst.asset_class]))
+            return (f"time in force {order.tif.value!r} is not available for "
+                    f"{inst.asset_class.value} {sym} (allowed: {allowed})")
+        if order.qty is not None and (order.qty < inst.lot_size * (1 - 1e-9)
+                                      or not inst.is_whole_lots(order.qty)):
+            # The same words the signal pipeline uses to refuse such a quantity up front.
+            return inst.quantity_problem(order.qty)
+        ref = self._mark.get(sym)
+        for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
+            if px is None:
+                continue
+            if ref is not None and abs(px / ref - 1) > self.settings.price_band_pct:
+                return (f"{label} price {px:g} is {abs(px / ref - 1):.0%} away from the last "
+                        f"price {ref:g} of {sym}; orders must be within "
+                        f"±{self.settings.price_band_pct:.0%}")
+        if ref is None:
+            ref = order.limit_price or order.stop_price
+        held = self.position_qty(book.id, sym)
+        sign = SIGN[order.side]
+        if order.reduce_only:
+            if held * sign >= 0:
+                return f"reduce-only {order.side.value} order but no {sym} position to reduce"
+            return None
+        if order.qty is None:  # sized from buying power when it fills
+            if sign < 0 and held <= 0 and not (self.settings.allow_short and inst.shortable):
+                return f"short selling {sym} is not allowed"
+            return None
+        if ref is None:
+            # A market order before the symbol's first price (a host that has just started, a
+            # new symbol), taken as a broker takes one before the open: it fills at the first
+            # bar's open, where buying power is checked as at every fill and its value against
+            # the limits below (self._unpriced).
+            self._unpriced.add(order.id)
+            return None
+        notional = order.qty * ref * inst.multiplier
+        if not notional < MAX_NOTIONAL:  # also catches inf/nan from absurd quantities
+            return (f"order value of {order.qty:g} {sym} at ~{ref:,.2f} is beyond any account "
+                    f"(limit {MAX_NOTIONAL:,.0f})")
+        if notional < inst.min_notional:
+            return (f"order value {notional:,.2f} is below {sym}'s minimum notional "
+                    f"{inst.min_notional:,.2f}")
+        closing = min(order.qty, abs(held)) if held * sign < 0 else 0.0
+        opening = order.qty - closing
+        if opening <= EPS:
+            return None
+        if sign < 0 and not (self.settings.allow_short and inst.shortable):
+            return (f"short selling {sym} is not allowed: the order sells {order.qty:g} "
+                    f"but the account holds {max(held, 0):g}")
+        margin = self.settings.long_margin if sign > 0 else self.settings.short_margin
+        needed = opening * ref * inst.multiplier * margin + self._commission_estimate(
+            order, opening, ref, inst)
+        available = self._buying_power(book) + self._pending_release(book, order)
+        if needed > available + 1e-9:
+            return (f"insufficient buying power: {order.side.value} {order.qty:g} {sym} at "
+                    f"~{ref:,.2f} needs {needed:,.2f}, {available:,.2f} available")
+        return None
+
+    def _commission_estimate(self, order: Order, qty: float, price: float,
+                             inst: Instrument) -> float:
+        return max(self.settings.commission(qty, price, inst.multiplier),
+                   self.settings.commission_min)
+
+    def _pending_release(self, book: AccountBook, new: Order) -> float:
+        """Margin that working orders and ``new`` will free by reducing positions (closing
+        before opening); a position frees its margin once, however many orders reduce it."""
+        # Only orders against a held position can reduce it: look at those symbols' working
+        # orders alone (a host with thousands of working orders checks each new one).
+        reducing: dict[str, float] = {}
+        for sym, pos in book.positions.items():
+            held = pos.qty
+            total = 0.0
+            for o in self._working.get(sym, ()):
+                if o.account == book.id and o.qty is not None and held * o.side.sign < 0:
+                    total += o.remaining_qty
+            if (new.symbol == sym and new.qty is not None and held * new.side.sign < 0
+                    and new.id not in book.orders):
+                total += new.remaining_qty
+            if total:
+                reducing[sym] = total
+        release = 0.0
+        for sym, qty in reducing.items():
+            pos = book.positions[sym]
+            m = self.settings.long_margin if pos.qty > 0 else self.settings.short_margin
+            release += (min(qty, abs(pos.qty)) * self._mark.get(sym, pos.avg_price)
+                        * pos.multiplier * m)
+        return release

@@ -1,0 +1,43 @@
+"""How orders and fills are named: time-ordered unique ids for a live host, counters for a
+back-test.
+
+An id factory is a function ``kind -> id`` (``"o"`` for orders, ``"f"`` for fills) handed to
+:class:`~sandtrade.broker.paper.PaperBroker`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+
+__all__ = ["sequential_ids", "unique_ids"]
+
+
+def unique_ids() -> Callable[[str], str]:
+    """Ids unique across restarts and hosts that sort by creation time: ``o_`` + 12 hex digits
+    of microseconds since the epoch + 8 random hex digits. For live brokers, whose store keys
+    orders and fills by id alone."""
+    last = 0
+
+    def make(kind: str) -> str:
+        nonlocal last
+        now = max(time.time_ns() // 1000, last + 1)
+        last = now
+        return f"{kind}_{now:012x}{secrets.token_hex(4)}"
+
+    return make
+
+
+def sequential_ids() -> Callable[[str], str]:
+    """Deterministic ids: ``o1, o2, …`` for orders, ``f1, …`` for fills. For back-tests."""
+    counters: dict[str, itertools.count[int]] = {}
+
+    def make(kind: str) -> str:
+        counter = counters.get(kind)
+        if counter is None:  # not setdefault: that would build a counter on every call
+            counter = counters[kind] = itertools.count(1)
+        return f"{kind}{next(counter)}"
+
+    return make

@@ -1,0 +1,135 @@
+"""What the broker needs from a store, and rebuilding every account from it.
+
+The broker persists through the eight calls of :class:`Ledger` and nothing else. Every
+:class:`~sandtrade.store.base.Store` satisfies the protocol structurally, so the broker room
+names no store module: a back-test (and so the sandboxed worker) imports the broker without
+importing persistence. :class:`Restore` is the part of
+:class:`~sandtrade.broker.paper.PaperBroker` that reads it back when a host starts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from sandtrade.broker.lots import AccountBook, Lot, book_fill
+from sandtrade.errors import StoreError
+from sandtrade.models import Account, BrokerChange, Fill, Order
+
+__all__ = ["Ledger", "Restore"]
+
+
+class Ledger(Protocol):
+    """The store calls the paper broker makes: accounts, its history to restore, and commits."""
+
+    def create_account(self, account: Account) -> None:
+        """Insert a new account; raises ``StoreError`` if the id exists."""
+        ...
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account, or None."""
+        ...
+
+    def list_accounts(self) -> list[Account]:
+        """All accounts, ordered by id."""
+        ...
+
+    def list_fills(self, account: str, *, limit: int = 1000,
+                   after: str | None = None) -> list[Fill]:
+        """Fills of an account in execution order, paginated by ``after`` (a fill id)."""
+        ...
+
+    def list_orders(self, account: str, *, open_only: bool = False, limit: int = 100,
+                    after: str | None = None) -> list[Order]:
+        """Orders of an account in creation order, paginated by ``after`` (an order id)."""
+        ...
+
+    def get_order(self, order_id: str) -> Order | None:
+        """The order, or None."""
+        ...
+
+    def find_client_order(self, account: str, client_order_id: str) -> Order | None:
+        """The account's order submitted with ``client_order_id``, or None."""
+        ...
+
+    def commit(self, change: BrokerChange) -> None:
+        """Apply one broker change in a single transaction."""
+        ...
+
+
+class Restore:
+    """Client order ids looked up in memory or the store, and the broker rebuilt from the store
+    (a mixin of :class:`~sandtrade.broker.paper.PaperBroker`)."""
+
+    if TYPE_CHECKING:  # PaperBroker's state and methods restoring reads
+        _store: Ledger | None
+        _books: dict[str, AccountBook]
+        _lots: dict[tuple[str, str], deque[Lot]]
+        _orders: dict[str, Order]
+        _working: dict[str, list[Order]]
+
+        def _book(self, account_id: str) -> AccountBook: ...
+        def _multiplier(self, symbol: str) -> float: ...
+
+    def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
+        """The order that ``client_order_id`` named in the account, from memory or the store."""
+        book = self._book(account_id)
+        order_id = book.client_ids.get(client_order_id)
+        if order_id is not None:
+            return self._orders[order_id]
+        if self._store is None:
+            return None
+        return self._store.find_client_order(account_id, client_order_id)
+
+    def restore(self) -> int:
+        """Rebuild every account from the store: cash, lots, positions, closed trades and working
+        orders, by replaying the stored fills in order. Returns the number of fills replayed.
+
+        Called once on an empty broker when a host starts, so that a host killed at any moment
+        resumes exactly where its last committed transaction left it.
+        """
+        store = self._store
+        if store is None:
+            raise RuntimeError("PaperBroker.restore needs a store")
+        if self._books:
+            raise RuntimeError("PaperBroker.restore must run on a broker with no accounts")
+        replayed = 0
+        for stored in store.list_accounts():
+            opened = stored.model_copy(update={"cash": stored.initial_cash, "commissions": 0.0,
+                                               "realized_pnl": 0.0})
+            book = self._books[stored.id] = AccountBook(opened)
+            tags: dict[str, str | None] = {}
+            after: str | None = None
+            while True:
+                page = store.list_fills(stored.id, limit=5000, after=after)
+                if not page:
+                    break
+                for fill in page:
+                    if fill.order_id not in tags:
+                        order = store.get_order(fill.order_id)
+                        tags[fill.order_id] = order.tag if order else None
+                    book_fill(book, self._lots, fill.symbol, self._multiplier(fill.symbol),
+                              fill.side.sign, fill.qty, fill.price, fill.commission, fill.time,
+                              fill.bar_index, tags[fill.order_id])
+                    book.fills.append(fill)
+                    replayed += 1
+                after = page[-1].id
+            after = None
+            while True:
+                orders = store.list_orders(stored.id, open_only=True, limit=1000, after=after)
+                if not orders:
+                    break
+                for order in orders:
+                    self._orders[order.id] = order
+                    book.orders[order.id] = order
+                    if order.client_order_id is not None:
+                        book.client_ids[order.client_order_id] = order.id
+                    self._working.setdefault(order.symbol, []).append(order)
+                after = orders[-1].id
+            if abs(book.cash - stored.cash) > 1e-6 * max(1.0, abs(stored.cash)):
+                raise StoreError(
+                    f"account {stored.id!r}: replaying its {replayed} stored fills gives cash "
+                    f"{book.cash:,.2f} but the store says {stored.cash:,.2f}; the store is "
+                    "inconsistent")
+            book.cash = stored.cash  # bit-identical to what was last committed
+        return replayed
