@@ -27,6 +27,7 @@ from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
 from sandtrade.cli.signals import add_signals_command, run_signals
 from sandtrade.cli.strategies import add_strategies_command, run_strategies
+from sandtrade.cli.tables import safe, safe_lines
 from sandtrade.errors import SandtradeError
 
 __all__ = ["main"]
@@ -202,9 +203,10 @@ def _check(args: argparse.Namespace, out: Console) -> int:
 
     hook_list, params = check_in_sandbox(args.strategy)
     hooks = ", ".join(hook_list) or "none"
-    out.print(f"{args.strategy}: ok (hooks: {hooks}; params: "
-              f"{', '.join(f'{k}={v!r}' for k, v in params.items()) or 'none'})",
-              highlight=False)
+    # PARAMS come from the file: shown as data (no markup, no control characters, one line)
+    out.print(safe(f"{args.strategy}: ok (hooks: {hooks}; params: "
+                   f"{', '.join(f'{k}={v!r}' for k, v in params.items()) or 'none'})"),
+              markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -298,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_strategies(args, out, err)
         if args.command == "signals":
             return run_signals(args, out, err)
-    except SandtradeError as e:
-        print(f"{e}", file=sys.stderr)
+    except SandtradeError as e:  # its words may quote a file or a host: shown as data
+        print(safe_lines(str(e)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
