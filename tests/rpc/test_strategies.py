@@ -750,5 +750,13 @@ def test_backtest_streams_progress_then_the_result(strategies: Stub, operator: M
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(err) == ["symbols[0]"], "BBB has no history"
     err = refused(lambda: list(strategies.RunBacktest(
+        spb.RunBacktestRequest(name="swing", benchmark="MSFT"), metadata=operator,
+        timeout=WAIT)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err) == ["benchmark"], "not a symbol of the back-test"
+    *_, chosen = strategies.RunBacktest(
+        spb.RunBacktestRequest(name="swing", benchmark="AAA"), metadata=operator, timeout=60)
+    assert dict(chosen.stats)["Buy & Hold Return [%]"] == stats["Buy & Hold Return [%]"]
+    err = refused(lambda: list(strategies.RunBacktest(
         spb.RunBacktestRequest(name="nope"), metadata=operator, timeout=WAIT)))
     assert err.code() == grpc.StatusCode.NOT_FOUND

@@ -69,6 +69,9 @@ def add_strategies_command(sub: Any) -> None:
     bt.add_argument("--cash", type=float, default=0.0,
                     help="starting cash (default: the host's cash setting, 10,000 unless set)")
     bt.add_argument("--commission", type=float, default=0.0, help="commission, a fraction")
+    bt.add_argument("--benchmark", metavar="SYMBOL",
+                    help="measure Buy & Hold, Alpha and Beta against this symbol (default: "
+                    "equal weights of all)")
     bt.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="override a PARAMS value (repeatable)")
 
@@ -186,7 +189,8 @@ def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console)
         task = progress.add_task("bars", total=None)
         for step in client.run_backtest(args.name, cash=args.cash,
                                         commission=args.commission,
-                                        params=parse_params(args.param)):
+                                        params=parse_params(args.param),
+                                        benchmark=args.benchmark):
             progress.update(task, completed=step.bars_done, total=step.bars_total or None)
             last = step
     if last is None or last.stats is None:

@@ -547,12 +547,13 @@ class Client:
             call.cancel()
 
     def run_backtest(self, name: str, *, symbols: Iterable[str] = (), cash: float = 0.0,
-                     commission: float = 0.0, params: Mapping[str, Any] | None = None
-                     ) -> Iterator[BacktestProgress]:
+                     commission: float = 0.0, params: Mapping[str, Any] | None = None,
+                     benchmark: str | None = None) -> Iterator[BacktestProgress]:
         """Back-test a stored strategy on the host's history, in a sandbox: progress as it
-        goes, the statistics and trades in the last item."""
+        goes, the statistics and trades in the last item. ``benchmark``: the symbol Buy &
+        Hold, Alpha and Beta are measured against (default: an equal-weight buy and hold)."""
         request = spb.RunBacktestRequest(name=name, symbols=list(symbols), cash=cash,
-                                         commission=commission)
+                                         commission=commission, benchmark=benchmark or "")
         request.params.update(dict(params or {}))
         call = self._strategies.RunBacktest(request, metadata=self._metadata)
         try:

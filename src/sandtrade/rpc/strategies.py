@@ -186,11 +186,15 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         if not 0 <= request.commission < 0.1:
             raise InvalidField("commission", "must be a fraction from 0 to 0.1 (0.002 is "
                                "0.2 %)")
+        if request.benchmark and request.benchmark not in symbols:
+            raise InvalidField("benchmark", f"{request.benchmark!r} is not a symbol of this "
+                               f"back-test (its symbols: {', '.join(symbols)})")
         params = {**record.params, **struct_to_params(request.params)}
         breq = BacktestRequest(
             strategy=f"{record.name}.py", data=[DataSpec(path=f"hub:{s}") for s in symbols],
             cash=request.cash or self.manager.cash, params=params,
-            broker=BrokerSettings(commission_pct=request.commission))
+            broker=BrokerSettings(commission_pct=request.commission),
+            benchmark=request.benchmark or None)
         total = max(len(b) for b in data.values())
         updates: queue.Queue[int | BacktestResult | BaseException] = queue.Queue()
 

@@ -155,18 +155,20 @@ class StreamStrategyLogsResponse(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., line: _Optional[str] = ...) -> None: ...
 
 class RunBacktestRequest(_message.Message):
-    __slots__ = ("name", "symbols", "cash", "commission", "params")
+    __slots__ = ("name", "symbols", "cash", "commission", "params", "benchmark")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CASH_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    BENCHMARK_FIELD_NUMBER: _ClassVar[int]
     name: str
     symbols: _containers.RepeatedScalarFieldContainer[str]
     cash: float
     commission: float
     params: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    benchmark: str
+    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., benchmark: _Optional[str] = ...) -> None: ...
 
 class RunBacktestResponse(_message.Message):
     __slots__ = ("bars_done", "bars_total", "stats", "trades", "stat_names")
