@@ -106,6 +106,8 @@ def test_a_stopped_replay_is_visible_everywhere_and_orders_get_the_reason(
     account = host.cli("account")
     assert account.returncode == 0, account.stderr
     assert f"market: {ENDED}\n" in account.stdout
+    as_json = host.cli("account", "--json")
+    assert json.loads(as_json.stdout)["market"] == market, "the same as /health says"
 
     buy = host.cli("buy", "SYN", "1", "--json")
     assert buy.returncode == 1

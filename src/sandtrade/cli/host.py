@@ -271,10 +271,11 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                         title=f"positions of {account or 'your account'}")
             return 0
         acct = c.account(account)
-        if args.json:
-            print(json.dumps(acct.model_dump(mode="json"), indent=2))
+        if args.json:  # the market's state too, as /health has it: scripts check it
+            print(json.dumps({**acct.model_dump(mode="json"), "market": _market_json(c)},
+                             indent=2))
             return 0
-        table = Table(title=f"account {acct.id}", title_justify="left", box=None,
+        table = Table(title=cell(f"account {acct.id}"), title_justify="left", box=None,
                       show_header=False)
         table.add_column()
         table.add_column(justify="right")
@@ -293,6 +294,16 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).
 MARKET_LINES = 10
+
+
+def _market_json(c: Any) -> dict[str, Any] | None:
+    """The host's market feed as JSON (None from a host or a token that cannot say)."""
+    from sandtrade.client import ApiError
+
+    try:
+        return dict(c.feed_status().to_json())
+    except ApiError:
+        return None
 
 
 def _print_market(c: Any, out: Console) -> None:
