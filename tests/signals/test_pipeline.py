@@ -13,6 +13,7 @@ taken for a TradingView resend) or the webhook; what they did is read back from 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -618,8 +619,20 @@ def test_signal_routed_to_a_running_strategy(make_host: HostFactory) -> None:
     [order] = host.orders("strat")
     assert (order.side.value, order.qty, order.symbol) == ("buy", 1.0, "AAA")
 
-    # no route matches BBB: a signal naming the strategy goes to it all the same
-    [named] = send(host, "sell 2 BBB strategy=listener")
+    # no route matches BBB: a signal naming the strategy goes to it all the same, when it is
+    # sent for the strategy's own account; for another account's token it does not exist
+    with client(host) as c, pytest.raises(InvalidArgument) as err:
+        c.send_signal("sell 2 BBB strategy=listener")
+    with client(host) as c, pytest.raises(InvalidArgument) as nobody:
+        c.send_signal("sell 2 BBB strategy=nobody")
+    def words(message: str) -> str:  # the same answer, but for its signal id
+        return re.sub(r"sig_[0-9a-f]+", "sig_…", message)
+
+    assert words(err.value.message) == words(nobody.value.message).replace("nobody", "listener")
+    assert manager.state("listener") == {"seen": [["AAA", "buy", 3.0]]}, "not delivered"
+    assert host.runtime.auth is not None
+    _, strat_token = host.runtime.auth.create("strat", ("signal",))
+    [named] = send(host, "sell 2 BBB strategy=listener", token=strat_token)
     rec = record(host, named.id)
     assert rec.status is SignalStatus.EXECUTED, rec.reason
     assert rec.destination == "strategy:listener" and "names a strategy" in rec.history[1].reason

@@ -265,7 +265,8 @@ class SignalPipeline:
             record.account = self._account(parsed, principal)
             commands = self._resolve(parsed)
             record.parsed["commands"] = [c.model_dump() for c in commands]
-            record.destination, why = self._route(record, parsed)
+            any_account = principal is None or principal.account == ALL_ACCOUNTS
+            record.destination, why = self._route(record, parsed, any_account=any_account)
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
             key = idempotency_key or parsed.idempotency_key
@@ -331,8 +332,15 @@ class SignalPipeline:
                 where = f" in {cmd.describe()!r}" if len(commands) > 1 else ""
                 raise SignalError(f"{problem}{where}", field="qty")
 
-    def _route(self, record: SignalRecord, parsed: ParsedSignal) -> tuple[str, str]:
+    def _route(self, record: SignalRecord, parsed: ParsedSignal, *,
+               any_account: bool = True) -> tuple[str, str]:
+        """The signal's destination and why. ``any_account``: the sender may reach every
+        account's strategies (the operator); otherwise a strategy the body names must trade
+        the signal's own account, and another account's is refused in the words used for one
+        that does not exist (so a name tells nothing about other tenants). The operator's
+        routes are the operator's decision and may send anywhere."""
         s = self.settings
+        named_by_body = False
         symbol = parsed.commands[0].symbol if parsed.commands else None
         for i, route in enumerate(s.routes):
             if route.matches(source=record.source, symbol=symbol, alert=parsed.alert_id,
@@ -344,6 +352,7 @@ class SignalPipeline:
         else:
             if parsed.strategy:
                 dest, why = f"strategy:{parsed.strategy}", "the signal names a strategy"
+                named_by_body = True
             elif s.mode == "live":
                 dest, why = f"live:{s.live_broker}", "no route matched; mode is live"
             else:
@@ -354,9 +363,14 @@ class SignalPipeline:
         if kind == "strategy":
             if self.strategies is None:
                 raise SignalError("strategies do not run on this host", field="strategy")
-            if not self._exists(dest, lambda: self.store.get_strategy(name) is not None):
-                raise SignalError(f"strategy {name!r} does not exist on this host",
+            missing = SignalError(f"strategy {name!r} does not exist on this host",
                                   field="strategy")
+            if named_by_body and not any_account:
+                found = self.store.get_strategy(name)
+                if found is None or found.account != record.account:
+                    raise missing
+            elif not self._exists(dest, lambda: self.store.get_strategy(name) is not None):
+                raise missing
         if kind == "paper" and not self._exists(
                 dest, lambda: self.store.get_account(name) is not None):
             raise SignalError(f"paper account {name!r} does not exist (create it with "
