@@ -80,7 +80,10 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
         data_dir=data_dir, grpc=args.grpc, http=args.http,
         broker={"commission_pct": COMMISSION},
         market={"source": "replay", "files": [f"DEMO={csv}"],
-                "bars_per_second": args.speed})
+                "bars_per_second": args.speed},
+        # The demo's promise (the live run trades as the back-test) needs the lockstep at
+        # any pace: the feed waits for the strategy on every bar.
+        strategies={"mode": "lockstep"})
     total = sum(1 for _ in iter_csv(str(csv), symbol="DEMO"))
     name = args.example
     host = HostRuntime(settings).start(feed=False)

@@ -48,6 +48,14 @@ def add_commands(sub: Any) -> None:
                     help="replay: a CSV history file (repeatable; default: the DEMO sample)")
     sv.add_argument("--speed", type=float, metavar="BARS_PER_S",
                     help="bars published per second (0: as fast as possible)")
+    mode = sv.add_mutually_exclusive_group()
+    mode.add_argument("--lockstep", dest="mode", action="store_const", const="lockstep",
+                      help="the feed waits until every strategy has handled each bar: a replay "
+                      "trades exactly as a back-test, but one stalled strategy delays all of "
+                      "them (default when --speed is 0)")
+    mode.add_argument("--free", dest="mode", action="store_const", const="free",
+                      help="no strategy waits for another: each takes the market from its own "
+                      "queue at its own pace (default when paced)")
     sv.add_argument("--then", choices=("loop", "synthetic", "stop"),
                     help="when the data ends: loop (replay it again, times moved forward), "
                     "synthetic (seeded random bars from each symbol's last close) or stop (no "
@@ -122,6 +130,8 @@ def _serve(args: argparse.Namespace, err: Console) -> int:
     if args.then:
         market["then"] = args.then
     overrides: dict[str, Any] = {"market": market} if market else {}
+    if args.mode:
+        overrides["strategies"] = {"mode": args.mode}
     if args.http is not None:
         overrides["http"] = args.http
     for key in ("ssl_certfile", "ssl_keyfile"):

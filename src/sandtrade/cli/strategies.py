@@ -157,7 +157,9 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print(json.dumps({**_info_json(s.strategy), "cpu_seconds": s.cpu_seconds,
                           "rss_bytes": s.rss_bytes, "kill_reason": s.kill_reason,
-                          "last_errors": list(s.last_errors), "restarts": s.restarts},
+                          "last_errors": list(s.last_errors), "restarts": s.restarts,
+                          "lag_bars": s.lag_bars, "lag_seconds": s.lag_seconds,
+                          "bars_coalesced": s.bars_coalesced, "bars_dropped": s.bars_dropped},
                          indent=2))
         return 0
     i = s.strategy
@@ -171,6 +173,11 @@ def _print_status(s: Any, args: argparse.Namespace, out: Console) -> int:
     table.add_row("symbols", cell(", ".join(i.symbols)))
     table.add_row("CPU", f"{s.cpu_seconds:.2f} s")
     table.add_row("memory", f"{s.rss_bytes / 2**20:.0f} MiB")
+    lag = "none" if not s.lag_bars else f"{s.lag_bars:,} bars queued ({s.lag_seconds:.1f} s)"
+    for count, what in ((s.bars_coalesced, "coalesced"), (s.bars_dropped, "dropped")):
+        if count:
+            lag += f"; {count:,} bars {what} so far"
+    table.add_row("behind the market", lag)
     table.add_row("restarts", str(s.restarts))
     table.add_row("killed because", cell(s.kill_reason or "-"))
     out.print(table)

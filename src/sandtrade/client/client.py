@@ -165,6 +165,12 @@ class StrategyStatus:
     kill_reason: str
     last_errors: tuple[str, ...]
     restarts: int
+    #: Bars waiting in its queue, and the age of the oldest (it is that far behind).
+    lag_bars: int = 0
+    lag_seconds: float = 0.0
+    #: Bars merged or dropped because it fell behind by more than its backlog.
+    bars_coalesced: int = 0
+    bars_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +536,19 @@ class Client:
         r = self._call(self._strategies.GetStrategyStatus,
                        spb.GetStrategyStatusRequest(name=name))
         return StrategyStatus(_strategy_info(r.strategy), r.cpu_seconds, r.rss_bytes,
-                              r.kill_reason, tuple(r.last_errors), r.restarts)
+                              r.kill_reason, tuple(r.last_errors), r.restarts, r.lag_bars,
+                              r.lag_seconds, r.bars_coalesced, r.bars_dropped)
+
+    def fanout_stats(self) -> dict[str, Any]:
+        """How fast the market reaches the running strategies (the operator's token): the
+        mode, publish → last strategy done (``p50_ms``, ``p99_ms``, ``max_ms`` over the latest
+        bars, ``bars`` in all) and each strategy's lag (``lags``: name → account, bars,
+        seconds)."""
+        r = self._call(self._strategies.GetFanoutStats, spb.GetFanoutStatsRequest())
+        return {"mode": r.mode, "strategies": r.strategies, "bars": r.bars,
+                "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
+                "lags": {lag.name: {"account": lag.account, "bars": lag.bars,
+                                    "seconds": lag.seconds} for lag in r.lags}}
 
     def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False
                       ) -> Iterator[tuple[datetime, str]]:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
+from sandtrade.sandbox.mailbox import StrategySettings
 from sandtrade.signals.settings import SignalSettings
 
 __all__ = ["ConfigError", "Settings", "config_error", "load_settings", "toml_line"]
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    strategies: StrategySettings = Field(default_factory=StrategySettings)
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "
         "validated by the plugin.")

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2
 
-from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
+from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal, TokenAuthority
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings
@@ -148,7 +148,24 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         return spb.GetStrategyStatusResponse(
             strategy=strategy_to_pb(record, state), cpu_seconds=status.cpu_seconds,
             rss_bytes=status.rss_bytes, kill_reason=status.kill_reason,
-            last_errors=list(status.last_errors), restarts=status.restarts)
+            last_errors=list(status.last_errors), restarts=status.restarts,
+            lag_bars=status.lag_bars, lag_seconds=status.lag_seconds,
+            bars_coalesced=status.bars_coalesced, bars_dropped=status.bars_dropped)
+
+    @unary
+    def GetFanoutStats(self, request: spb.GetFanoutStatsRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> spb.GetFanoutStatsResponse:
+        principal.require_scope("admin")
+        if principal.account != ALL_ACCOUNTS:
+            raise AuthError(f"token {principal.token_id} acts for account "
+                            f"{principal.account!r}; the fan-out covers every account's "
+                            "strategies: use the operator's token", "permission_denied")
+        f = self.manager.fanout()
+        return spb.GetFanoutStatsResponse(
+            mode=f["mode"], strategies=f["strategies"], bars=f["bars"], p50_ms=f["p50_ms"],
+            p99_ms=f["p99_ms"], max_ms=f["max_ms"],
+            lags=[spb.StrategyLag(name=name, account=lag["account"], bars=lag["bars"],
+                                  seconds=lag["seconds"]) for name, lag in f["lag"].items()])
 
     @streaming
     def StreamStrategyLogs(self, request: spb.StreamStrategyLogsRequest,

@@ -2,12 +2,18 @@
 
 The :class:`StrategyManager` keeps uploaded strategies in the store (source, account, symbols,
 parameters, and whether each should be running), starts each running one in its own sandboxed
-worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the market in lockstep:
-for every bar, the broker works its orders first (fills at the open), then each strategy
-that trades the bar's symbol (or got a fill) gets the bar and its fills, and the feed waits
-until every such strategy has handled it (within the per-event budget) before the next bar.
-So a replay at maximum speed gives a strategy exactly the sequence of a back-test, and the
-same trades.
+worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the market: for
+every bar, the broker works its orders first (fills at the open), then each strategy that
+trades the bar's symbol (or got a fill) gets the bar and its fills in its own mailbox
+(:mod:`sandtrade.sandbox.mailbox`).
+
+In the free mode the feed goes on at once: no strategy waits for another, a slow one falls
+behind alone (its lag is in its status and its log; past its backlog its bars are coalesced,
+dropped or it is stopped, as configured), and its orders reach the broker when it sends them,
+to be filled by the next bar the broker works. In the lockstep mode the feed waits until every
+such strategy has handled each bar (within the per-event budget) before the next: a replay at
+maximum speed then gives a strategy exactly the sequence of a back-test, and the same trades,
+but one stalled strategy delays all of them and the feed, up to its hook budget per bar.
 
 A strategy's ``ctx.state`` is committed after every event that changed it, durably, before the
 next event. A worker that dies (a limit, a crash) is started again with backoff (1, 2, 4 … 60 s,
@@ -19,6 +25,10 @@ indicators continue where they were.
 What is delivered at most once: if the host dies between committing a bar and a strategy
 finishing it, that strategy never sees that bar (the broker's work on it is committed, and a
 bar is never worked twice).
+
+It is one file because one lock (``_lock``) guards the runs, their statuses and their restart
+timers together: a run's end, its restart and an operator's stop must see one consistent
+picture, and that lock's rules are easiest to check in one place.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from sandtrade.errors import (
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
@@ -124,6 +135,13 @@ class StrategyStatus:
     rss_bytes: int = 0
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     followers: list[EventStream[LogLine]] = field(default_factory=list)
+    #: Bars pending in its mailbox now, and the age of the oldest of them.
+    lag_bars: int = 0
+    lag_seconds: float = 0.0
+    #: Bars merged into a later one, or dropped, under the lag policy (over all its runs).
+    bars_coalesced: int = 0
+    bars_dropped: int = 0
+    lag_noted: float = 0.0
 
 
 class StrategyManager:
@@ -132,13 +150,17 @@ class StrategyManager:
     :param open_door: the door a run's broker calls go through, given the run's token, its
         account and its run id (the host passes :class:`sandtrade.rpc.door.TradingDoor`); the
         token is issued here for that run and revoked when the run ends.
+    :param settings: the mode (free or lockstep) and each run's backlog and lag policy.
+    :param lockstep: whether :meth:`on_bar` waits for the strategies (the host decides it
+        from ``settings.mode`` and the market's pace).
     """
 
     def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
                  auth: TokenAuthority, cash: float, symbols: Callable[[], Iterable[str]],
                  open_door: Callable[[str, str, str], Door],
                  limits: WorkerLimits = LIVE_LIMITS,
-                 fill_profiles: Iterable[type[FillProfile]] = ()) -> None:
+                 fill_profiles: Iterable[type[FillProfile]] = (),
+                 settings: StrategySettings | None = None, lockstep: bool = True) -> None:
         self.store = store
         self.live = live
         self.hub = hub
@@ -147,6 +169,10 @@ class StrategyManager:
         self._known_symbols = symbols
         self._open_door = open_door
         self.limits = limits
+        self.settings = settings or StrategySettings()
+        self.lockstep = lockstep
+        #: Publish → last strategy done, per bar.
+        self.meter = FanoutMeter()
         # A spare worker stays booted: starting a strategy, restarting a crashed one and an
         # RPC back-test skip the worker's ~140 ms boot. Its workers import the plugins' fill
         # profiles (an RPC back-test may select one).
@@ -303,10 +329,16 @@ class StrategyManager:
         with self._lock:
             status = self._status_of(name)
             run = self._runs.get(name)
-            if run is not None and run.worker is not None:
-                status.cpu_seconds = run.worker.cpu_seconds
-                status.rss_bytes = run.worker.rss
-        return record, state, status
+            status.lag_bars, status.lag_seconds = 0, 0.0
+            if run is not None:
+                status.lag_bars, status.lag_seconds = run.mailbox.lag()
+                if run.worker is not None:
+                    status.cpu_seconds = run.worker.cpu_seconds
+                    status.rss_bytes = run.worker.rss
+            coalesced, dropped = self._lag_counts(name, run)
+        view = StrategyStatus(**{**status.__dict__, "bars_coalesced": coalesced,
+                                 "bars_dropped": dropped})
+        return record, state, view
 
     def logs(self, name: str, tail: int) -> list[LogLine]:
         self._record(name)
@@ -337,19 +369,33 @@ class StrategyManager:
     # ------------------------------------------------------------------ the market
 
     def on_bar(self, bar: Bar, fills: list[Fill]) -> None:
-        """Hand a worked bar and its fills to every strategy concerned; return when each has
-        handled it (the lockstep that makes a fast replay equal a back-test)."""
+        """Hand a worked bar and its fills to every strategy concerned. In the free mode,
+        return at once; in lockstep, when each has handled it (or its hook budget passed)."""
         with self._lock:
             self._last_bar[bar.symbol] = bar.time
             runs = list(self._runs.values())
-        events: list[Event] = []
+        ticket = Ticket(self.meter)
         for run in runs:
-            event = run.send_bar(bar, fills)
-            if event is not None:
-                events.append(event)
-        budget = self.limits.event_seconds * 2 + 10
-        for event in events:
-            event.done.wait(budget)
+            if not run.offer_bar(bar, fills, ticket) and run.mailbox.overflowed \
+                    and run.give_up is None:
+                backlog = run.mailbox.backlog
+                run.give_up = (f"fell behind the market by {backlog:,} bars (its backlog) and "
+                               "[strategies] on_lag is \"stop\"")
+                run.kill("lag", run.give_up)
+        ticket.seal()
+        if self.lockstep:
+            ticket.done.wait(self.limits.event_seconds + 2)
+
+    def fanout(self) -> dict[str, Any]:
+        """Publish → last strategy done (p50/p99/max ms of the latest bars), the mode, and
+        each run's lag (bars pending, seconds)."""
+        with self._lock:
+            runs = list(self._runs.items())
+        lags = {name: (run.account, *run.mailbox.lag()) for name, run in runs}
+        return {**self.meter.figures(), "mode": "lockstep" if self.lockstep else "free",
+                "strategies": len(runs),
+                "lag": {name: {"account": a, "bars": b, "seconds": round(t, 3)}
+                        for name, (a, b, t) in sorted(lags.items())}}
 
     def signal(self, name: str, signal: dict[str, Any]) -> Event:
         """Hand a routed signal to a running strategy's ``on_signal``."""
@@ -406,7 +452,8 @@ class StrategyManager:
         door = self._open_door(token, record.account, run_id)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
                           state=self.state(name), history=self._history(record.symbols),
-                          on_done=self._on_done, on_exit=self._on_exit)
+                          on_done=self._on_done, on_exit=self._on_exit,
+                          mailbox=Mailbox(self.settings.backlog, self.settings.on_lag))
         self._runs[name] = run
         run.token_id = principal.token_id
         status = self._status_of(name)
@@ -455,11 +502,53 @@ class StrategyManager:
             except SandtradeError as e:
                 self._error(run, f"ctx.state was not saved: {e}")
         error = header.get("error")
+        failed = header.get("failed")
+        items = header.get("items")
         if isinstance(error, str):
             self._error(run, error)
+            # each further failed item of a batch counts too (its message is the first's kind)
+            if not (isinstance(failed, list) and failed
+                    and all(type(k) is int for k in failed) and type(items) is int):
+                failed, items = [0], 1
+            extra = len(failed) - 1
+            last_ok = failed[-1] < items - 1
+            with self._lock:
+                status = self._status_of(name)
+                status.errors_in_a_row = 0 if last_ok else status.errors_in_a_row + extra
+                if status.errors_in_a_row >= MAX_ERRORS_IN_A_ROW and run.give_up is None:
+                    run.give_up = (f"its hooks failed {MAX_ERRORS_IN_A_ROW} events in a row; "
+                                   "fix the strategy and start it again")
         else:
             with self._lock:
                 self._status_of(name).errors_in_a_row = 0
+        self._note_lag(run)
+
+    def _note_lag(self, run: StrategyRun) -> None:
+        """A host note when a run falls a second behind, then at most every 10 s."""
+        bars, seconds = run.mailbox.lag()
+        if seconds < 1.0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            status = self._status_of(run.name)
+            if now - status.lag_noted < 10.0:
+                return
+            status.lag_noted = now
+            coalesced, dropped = self._lag_counts(run.name, run)
+        more = ""
+        if coalesced:
+            more += f"; {coalesced:,} bars coalesced so far"
+        if dropped:
+            more += f"; {dropped:,} bars dropped so far"
+        self._note(run.name, f"falling behind: {bars:,} bars queued ({seconds:.1f} s){more}")
+
+    def _lag_counts(self, name: str, run: StrategyRun | None) -> tuple[int, int]:
+        """Bars coalesced and dropped over the strategy's runs (with the lock held)."""
+        status = self._status_of(name)
+        if run is None:
+            return status.bars_coalesced, status.bars_dropped
+        return (status.bars_coalesced + run.mailbox.coalesced,
+                status.bars_dropped + run.mailbox.dropped)
 
     def _error(self, run: StrategyRun, message: str) -> None:
         with self._lock:
@@ -480,6 +569,8 @@ class StrategyManager:
             if self._runs.get(name) is run:
                 del self._runs[name]
             status = self._status_of(name)
+            status.bars_coalesced += run.mailbox.coalesced
+            status.bars_dropped += run.mailbox.dropped
             exit_ = run.exit
             if run.stopping and run.give_up is None:
                 status.state = "stopped"

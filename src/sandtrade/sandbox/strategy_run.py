@@ -1,7 +1,9 @@
 """The host side of a live run: one sandboxed worker, the thread that feeds it, its door.
 
 A :class:`StrategyRun` starts a worker for a stored strategy and hands it events one at a time
-(warm-up history, ``start``, then bars with the fills they caused, signals, ``stop``). While
+(warm-up history, ``start``, then bars with the fills they caused, signals, ``stop``), taken
+from the run's own :class:`~sandtrade.sandbox.mailbox.Mailbox`: pending bars go to the worker
+in batches (one ``bars`` frame), so a run that fell behind catches up cheaply. While
 an event is in flight the worker may ask for broker calls (``call`` frames, see
 :mod:`sandtrade.sandbox.worker.live_task`); the run hands each one, as the worker sent it, to
 its :class:`Door` and sends back the reply. The door is given by whoever starts the run (the
@@ -15,7 +17,6 @@ arguments are the door's to check before they become a request.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandtrade.models import Bar, Fill
+from sandtrade.sandbox.mailbox import Mailbox, Pending, Ticket
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
 from sandtrade.sandbox.wire import encode_bars
 from sandtrade.store.base import StrategyRecord
@@ -80,7 +82,8 @@ class StrategyRun:
     def __init__(self, record: StrategyRecord, *, supervisor: Supervisor, door: Door,
                  state: dict[str, Any], history: list[Bar],
                  on_done: Callable[[StrategyRun, dict[str, Any]], None],
-                 on_exit: Callable[[StrategyRun], None]) -> None:
+                 on_exit: Callable[[StrategyRun], None],
+                 mailbox: Mailbox | None = None) -> None:
         self.record = record
         self.name = record.name
         self.account = record.account
@@ -92,7 +95,7 @@ class StrategyRun:
         self._history = history
         self._on_done = on_done
         self._on_exit = on_exit
-        self.inbox: queue.Queue[Event] = queue.Queue()
+        self.mailbox = mailbox or Mailbox()
         self.worker: Worker | None = None
         self.exit: WorkerExit | None = None
         self.failure: str | None = None
@@ -114,38 +117,38 @@ class StrategyRun:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def submit(self, header: dict[str, Any], payload: bytes = b"") -> Event:
-        """Queue an event; a run that has ended answers at once with an error."""
+    def submit(self, header: dict[str, Any], payload: bytes = b"", *,
+               skip_bars: bool = False) -> Event:
+        """Queue a control event (a signal, ``stop``); a run that has ended answers at once
+        with an error."""
         event = Event(header, payload)
-        if not self.alive:
+        if not (self.alive and self.mailbox.put(event, skip_bars=skip_bars)):
             event.error = "the strategy is not running"
             event.done.set()
-            return event
-        self.inbox.put(event)
-        if not self.alive:  # ended meanwhile: make sure nobody waits on it
-            self._drain()
         return event
 
-    def bar_event(self, bar: Bar, fills: Iterable[Fill]) -> dict[str, Any] | None:
-        """The ``bar`` event for ``bar`` and this account's ``fills``, or None when the run
-        has nothing to do with either."""
-        mine = [fill_frame(f) for f in fills if f.account == self.account]
+    def offer_bar(self, bar: Bar, fills: Iterable[Fill], ticket: Ticket | None) -> bool:
+        """Queue ``bar`` (when the run trades its symbol) with this account's ``fills``;
+        False when the run has nothing to do with either, or could not take it (ended, or
+        past its backlog under the ``stop`` policy: see :attr:`Mailbox.overflowed`)."""
+        mine = [f for f in fills if f.account == self.account]
         wants = bar.symbol in self.index
         if not (wants or mine):
-            return None
-        return {"type": "bar", "count": 1 if wants else 0, "fills": mine}
-
-    def send_bar(self, bar: Bar, fills: Iterable[Fill]) -> Event | None:
-        header = self.bar_event(bar, fills)
-        if header is None:
-            return None
-        payload = encode_bars([bar], self.index)[1] if header["count"] else b""
-        return self.submit(header, payload)
+            return False
+        pending = Pending(bar if wants else None, mine)
+        if ticket is not None:
+            ticket.hold()
+            pending.tickets.append(ticket)
+        if not self.alive:
+            for t in pending.tickets:
+                t.finish()
+            return False
+        return self.mailbox.put_bar(pending)
 
     def stop(self) -> Event:
         """Ask the worker to run ``on_stop`` and end."""
         self.stopping = True
-        return self.submit({"type": "stop"})
+        return self.submit({"type": "stop"}, skip_bars=True)
 
     def kill(self, reason: str, detail: str) -> None:
         """End the worker now, without ``on_stop``."""
@@ -171,10 +174,16 @@ class StrategyRun:
             self._run_event(Event({"type": "start"}))
             self.started.set()
             while True:
-                event = self.inbox.get()
-                self._run_event(event)
-                if event.header["type"] == "stop":
+                item = self.mailbox.take()
+                if item is None:
                     break
+                if isinstance(item, list):
+                    self._run_bars(item)
+                else:
+                    assert isinstance(item, Event)
+                    self._run_event(item)
+                    if item.header["type"] == "stop":
+                        break
                 if self.give_up is not None:
                     self.worker.kill("errors", self.give_up)
                     break
@@ -194,13 +203,28 @@ class StrategyRun:
             self._on_exit(self)
 
     def _drain(self) -> None:
-        while True:
-            try:
-                event = self.inbox.get_nowait()
-            except queue.Empty:
-                return
+        """Close the mailbox and answer what was pending: nobody waits on an ended run."""
+        bars, events = self.mailbox.close()
+        for pending in bars:
+            for ticket in pending.tickets:
+                ticket.finish()
+        for event in events:
+            assert isinstance(event, Event)
             event.error = event.error or "the strategy is not running"
             event.done.set()
+
+    def _run_bars(self, batch: list[Pending]) -> None:
+        """Hand pending bars to the worker as one ``bars`` event: for each, its fills
+        (``on_fill``) then the bar (``on_bar``)."""
+        try:
+            count, payload = encode_bars([p.bar for p in batch if p.bar is not None],
+                                         self.index)
+            items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
+            self._run_event(Event({"type": "bars", "count": count, "items": items}, payload))
+        finally:
+            for pending in batch:
+                for ticket in pending.tickets:
+                    ticket.finish()
 
     def _run_event(self, event: Event) -> None:
         worker = self.worker

@@ -121,20 +121,28 @@ class GetStrategyStatusRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetStrategyStatusResponse(_message.Message):
-    __slots__ = ("strategy", "cpu_seconds", "rss_bytes", "kill_reason", "last_errors", "restarts")
+    __slots__ = ("strategy", "cpu_seconds", "rss_bytes", "kill_reason", "last_errors", "restarts", "lag_bars", "lag_seconds", "bars_coalesced", "bars_dropped")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     KILL_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_ERRORS_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAG_BARS_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BARS_COALESCED_FIELD_NUMBER: _ClassVar[int]
+    BARS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     strategy: Strategy
     cpu_seconds: float
     rss_bytes: int
     kill_reason: str
     last_errors: _containers.RepeatedScalarFieldContainer[str]
     restarts: int
-    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., cpu_seconds: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., kill_reason: _Optional[str] = ..., last_errors: _Optional[_Iterable[str]] = ..., restarts: _Optional[int] = ...) -> None: ...
+    lag_bars: int
+    lag_seconds: float
+    bars_coalesced: int
+    bars_dropped: int
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., cpu_seconds: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., kill_reason: _Optional[str] = ..., last_errors: _Optional[_Iterable[str]] = ..., restarts: _Optional[int] = ..., lag_bars: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., bars_coalesced: _Optional[int] = ..., bars_dropped: _Optional[int] = ...) -> None: ...
 
 class StreamStrategyLogsRequest(_message.Message):
     __slots__ = ("name", "tail", "follow")
@@ -183,3 +191,37 @@ class RunBacktestResponse(_message.Message):
     trades: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     stat_names: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, bars_done: _Optional[int] = ..., bars_total: _Optional[int] = ..., stats: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., stat_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetFanoutStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StrategyLag(_message.Message):
+    __slots__ = ("name", "account", "bars", "seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    BARS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    account: str
+    bars: int
+    seconds: float
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., bars: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class GetFanoutStatsResponse(_message.Message):
+    __slots__ = ("mode", "strategies", "bars", "p50_ms", "p99_ms", "max_ms", "lags")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    BARS_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    LAGS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    strategies: int
+    bars: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    lags: _containers.RepeatedCompositeFieldContainer[StrategyLag]
+    def __init__(self, mode: _Optional[str] = ..., strategies: _Optional[int] = ..., bars: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., lags: _Optional[_Iterable[_Union[StrategyLag, _Mapping]]] = ...) -> None: ...

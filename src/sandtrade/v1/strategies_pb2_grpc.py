@@ -70,6 +70,11 @@ class StrategyServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestResponse.FromString,
                 _registered_method=True)
+        self.GetFanoutStats = channel.unary_unary(
+                '/sandtrade.v1.StrategyService/GetFanoutStats',
+                request_serializer=sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsResponse.FromString,
+                _registered_method=True)
 
 
 class StrategyServiceServicer:
@@ -126,6 +131,14 @@ class StrategyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFanoutStats(self, request, context):
+        """How fast the market reaches the running strategies: publish to the last strategy done,
+        per bar, and each strategy's lag (the `admin` scope for every account: it covers all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StrategyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +176,11 @@ def add_StrategyServiceServicer_to_server(servicer, server):
                     servicer.RunBacktest,
                     request_deserializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestResponse.SerializeToString,
+            ),
+            'GetFanoutStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFanoutStats,
+                    request_deserializer=sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +373,33 @@ class StrategyService:
             '/sandtrade.v1.StrategyService/RunBacktest',
             sandtrade_dot_v1_dot_strategies__pb2.RunBacktestRequest.SerializeToString,
             sandtrade_dot_v1_dot_strategies__pb2.RunBacktestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFanoutStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.StrategyService/GetFanoutStats',
+            sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsRequest.SerializeToString,
+            sandtrade_dot_v1_dot_strategies__pb2.GetFanoutStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,10 +7,15 @@ on the worker's stdout; the host side of the run (:mod:`sandtrade.sandbox.strate
 door (:mod:`sandtrade.rpc.door`) make the gRPC call over the host's Unix socket with the run's own
 token, valid for this strategy's account only, and answers with a ``reply`` frame.
 
-The run is a strict alternation: the host sends one event (``history``, ``start``, ``bar``,
+The run is a strict alternation: the host sends one event (``history``, ``start``, ``bars``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
 frame carrying the new log lines, the strategy's ``ctx.state`` when it changed, and the
 error, if a hook raised one. The host sends nothing else while an event is in flight.
+
+A ``bars`` event carries one or more market items, each a bar of the strategy's symbols (or
+none) and the account's fills before it: a run that fell behind gets what is pending at once.
+Each item's hooks fail alone: ``done`` names the failed items (``failed``) and the first
+error.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
-from sandtrade.models import Order, OrderSide, OrderType
+from sandtrade.models import Bar, Order, OrderSide, OrderType
 from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
@@ -136,6 +141,45 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 beat()
             fn(ctx, *args)
 
+    def hook_error(e: Exception, hook: str) -> str:
+        if isinstance(e, StrategyError):
+            return str(e)
+        when = f" at {ctx.time}" if ctx.time is not None else ""
+        return str(strategy_error(path, e, f"in {hook}{when}")) if hook.startswith("on_") \
+            else user_error(e)
+
+    def market(bars: list[Bar], items: list[Any]) -> list[tuple[int, str]]:
+        """One ``bars`` event: for each item, its fills (``on_fill``) then its bar
+        (``on_bar``); a hook that fails fails its item only. Returns the failures."""
+        nonlocal index
+        failures: list[tuple[int, str]] = []
+        pending = iter(bars)
+        for k, (has_bar, fills) in enumerate(items):
+            bar = next(pending) if has_bar else None
+            if bar is not None:
+                last = last_time.get(bar.symbol)
+                if last is not None and bar.time <= last:  # overlaps the warm-up history
+                    bar = None
+                else:
+                    last_time[bar.symbol] = bar.time
+                    index += 1
+                    advance(ctx, bar, index)
+            hook = "on_fill"
+            try:
+                for d in fills:
+                    fill = _fill_view(d)
+                    ctx.symbol = fill.symbol
+                    call("on_fill", fill)
+                if bar is not None:
+                    hook = "on_bar"
+                    ctx.symbol = bar.symbol
+                    call("on_bar", bar)
+            except MemoryError:
+                raise
+            except Exception as e:
+                failures.append((k, hook_error(e, hook)))
+        return failures
+
     while True:
         try:
             header, payload = read_frame(stdin)
@@ -143,30 +187,30 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
             return
         kind = header["type"]
         error: str | None = None
+        failed: list[int] = []
+        done_items = 0
         hook = kind
         log.size = 0  # the byte cap applies per event in a live run
         try:
-            if kind in ("history", "bar"):
-                bars = decode_bars(int(header.get("count", 0)), payload, symbols)
-                fresh = []
-                for bar in bars:  # history and live bars may overlap by one at a start
+            if kind == "history":
+                for bar in decode_bars(int(header.get("count", 0)), payload, symbols):
                     last = last_time.get(bar.symbol)
                     if last is None or bar.time > last:
                         last_time[bar.symbol] = bar.time
-                        fresh.append(bar)
-                for bar in fresh:
-                    index += 1
-                    advance(ctx, bar, index)
-                if kind == "bar":
-                    for d in header.get("fills", ()):
-                        fill = _fill_view(d)
-                        hook = "on_fill"
-                        ctx.symbol = fill.symbol
-                        call("on_fill", fill)
-                    for bar in fresh:
-                        hook = "on_bar"
-                        ctx.symbol = bar.symbol
-                        call("on_bar", bar)
+                        index += 1
+                        advance(ctx, bar, index)
+            elif kind == "bars":
+                items = header.get("items")
+                if not isinstance(items, list):
+                    raise SandtradeError("a bars event without items")
+                bars = decode_bars(int(header.get("count", 0)), payload, symbols)
+                if sum(1 for x in items if x[0]) != len(bars):
+                    raise SandtradeError("a bars event whose items do not match its bars")
+                failures = market(bars, items)
+                done_items = len(items)
+                failed = [k for k, _ in failures]
+                if failures:
+                    error = failures[0][1]
             elif kind == "start":
                 call("on_start")
             elif kind == "signal":
@@ -177,12 +221,8 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 raise SandtradeError(f"unknown event {kind!r}")
         except MemoryError:
             raise
-        except StrategyError as e:
-            error = str(e)
         except Exception as e:
-            when = f" at {ctx.time}" if ctx.time is not None else ""
-            error = str(strategy_error(path, e, f"in {hook}{when}")) if hook.startswith("on_") \
-                else user_error(e)
+            error = hook_error(e, hook)
         done: dict[str, Any] = {"type": "done", "logs": log.lines, "calls": trading.calls}
         if log.dropped:
             done["dropped"] = log.dropped
@@ -198,6 +238,9 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 done["state"] = json.loads(now)
         if error is not None:
             done["error"] = error
+        if failed:
+            done["failed"] = failed
+            done["items"] = done_items
         write_frame(stdout, done)
         log.lines = []
         log.dropped = 0
