@@ -155,6 +155,7 @@ def test_fanout_stats_need_the_operator(strategies: Stub, operator: Metadata,
     assert stats.mode == "free" and stats.strategies == 1
     assert 0 <= stats.p50_ms <= stats.p99_ms <= stats.max_ms
     assert [(lag.name, lag.account) for lag in stats.lags] == [("one", "alice")]
+    assert stats.lags[0].events >= 5 and stats.lags[0].p99_ms <= stats.max_ms + 1e-6
     alice_admin = bearer(make_token("alice", "admin"))  # type: ignore[operator]
     with pytest.raises(grpc.RpcError) as err:
         strategies.GetFanoutStats(spb.GetFanoutStatsRequest(), metadata=alice_admin, timeout=5)

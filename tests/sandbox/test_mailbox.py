@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from sandtrade.models import Bar, Fill, OrderSide
-from sandtrade.sandbox.mailbox import BATCH, FanoutMeter, Mailbox, Pending, StrategySettings, Ticket
+from sandtrade.sandbox.mailbox import (
+    BATCH,
+    FanoutMeter,
+    LatencyRing,
+    Mailbox,
+    Pending,
+    StrategySettings,
+    Ticket,
+)
 
 T0 = datetime(2024, 1, 2, 9, 30)
 
@@ -201,3 +209,16 @@ def test_take_waits_for_the_feed() -> None:
 def test_the_mode_follows_the_setting_and_the_pace(mode: str, pace: float,
                                                    lockstep: bool) -> None:
     assert StrategySettings(mode=mode).lockstep(pace) is lockstep  # type: ignore[arg-type]
+
+
+def test_latency_figures_can_cover_only_the_latest_bars() -> None:
+    meter = FanoutMeter()
+    ring = LatencyRing()
+    for k in range(2000):  # the ring wraps: 512 kept
+        meter.record(10.0 if k < 1990 else 0.001)
+        ring.record(10.0 if k < 1990 else 0.001)
+    assert meter.figures(latest=10)["p99_ms"] == pytest.approx(1.0)
+    assert meter.figures()["p99_ms"] == pytest.approx(10_000.0)
+    assert ring.p99_ms(latest=10) == pytest.approx(1.0)
+    assert ring.p99_ms() == pytest.approx(10_000.0)
+    assert ring.count == 2000

@@ -539,16 +539,20 @@ class Client:
                               r.kill_reason, tuple(r.last_errors), r.restarts, r.lag_bars,
                               r.lag_seconds, r.bars_coalesced, r.bars_dropped)
 
-    def fanout_stats(self) -> dict[str, Any]:
+    def fanout_stats(self, latest: int = 0) -> dict[str, Any]:
         """How fast the market reaches the running strategies (the operator's token): the
         mode, publish → last strategy done (``p50_ms``, ``p99_ms``, ``max_ms`` over the latest
         bars, ``bars`` in all) and each strategy's lag (``lags``: name → account, bars,
-        seconds)."""
-        r = self._call(self._strategies.GetFanoutStats, spb.GetFanoutStatsRequest())
+        seconds, and its own
+        publish → done ``p99_ms`` over ``events`` bars); over the ``latest`` bars only when
+        given."""
+        r = self._call(self._strategies.GetFanoutStats,
+                       spb.GetFanoutStatsRequest(latest=latest))
         return {"mode": r.mode, "strategies": r.strategies, "bars": r.bars,
                 "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
                 "lags": {lag.name: {"account": lag.account, "bars": lag.bars,
-                                    "seconds": lag.seconds} for lag in r.lags}}
+                                    "seconds": lag.seconds, "events": lag.events,
+                                    "p99_ms": lag.p99_ms} for lag in r.lags}}
 
     def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False
                       ) -> Iterator[tuple[datetime, str]]:

@@ -160,12 +160,13 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
             raise AuthError(f"token {principal.token_id} acts for account "
                             f"{principal.account!r}; the fan-out covers every account's "
                             "strategies: use the operator's token", "permission_denied")
-        f = self.manager.fanout()
+        if request.latest < 0:
+            raise InvalidField("latest", f"must not be negative (got {request.latest})")
+        f = self.manager.fanout(request.latest)
         return spb.GetFanoutStatsResponse(
             mode=f["mode"], strategies=f["strategies"], bars=f["bars"], p50_ms=f["p50_ms"],
             p99_ms=f["p99_ms"], max_ms=f["max_ms"],
-            lags=[spb.StrategyLag(name=name, account=lag["account"], bars=lag["bars"],
-                                  seconds=lag["seconds"]) for name, lag in f["lag"].items()])
+            lags=[spb.StrategyLag(name=name, **lag) for name, lag in f["lag"].items()])
 
     @streaming
     def StreamStrategyLogs(self, request: spb.StreamStrategyLogsRequest,

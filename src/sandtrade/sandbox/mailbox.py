@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.models import Bar, Fill
 
-__all__ = ["FanoutMeter", "Mailbox", "Pending", "StrategySettings", "Ticket"]
+__all__ = ["FanoutMeter", "LatencyRing", "Mailbox", "Pending", "StrategySettings", "Ticket"]
 
 #: Bars a run takes in one batch (one frame to its worker).
 BATCH = 64
@@ -84,11 +85,13 @@ class FanoutMeter:
             self._samples.append(seconds)
             self.bars += 1
 
-    def figures(self) -> dict[str, float | int]:
-        """``bars`` measured in all, and p50/p99/max in milliseconds of the latest ones."""
+    def figures(self, latest: int = 0) -> dict[str, float | int]:
+        """``bars`` measured in all, and p50/p99/max in milliseconds of the latest ones (of
+        the ``latest`` ones only, when given)."""
         with self._lock:
-            samples = sorted(self._samples)
+            kept = list(self._samples)
             bars = self.bars
+        samples = sorted(kept[-latest:] if latest > 0 else kept)
         if not samples:
             return {"bars": bars, "samples": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
 
@@ -97,6 +100,34 @@ class FanoutMeter:
 
         return {"bars": bars, "samples": len(samples), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
                 "max_ms": samples[-1] * 1000}
+
+
+class LatencyRing:
+    """One run's latest publish → done figures (seconds), without a lock: one writer (the
+    run's thread); readers take a copy."""
+
+    SIZE = 512
+
+    def __init__(self) -> None:
+        self._values = array("d", bytes(8 * self.SIZE))
+        self.count = 0
+
+    def record(self, seconds: float) -> None:
+        self._values[self.count % self.SIZE] = seconds
+        self.count += 1
+
+    def p99_ms(self, latest: int = 0) -> float:
+        """The 99th percentile of the kept figures (of the ``latest`` ones, when given)."""
+        n = min(self.count, self.SIZE)
+        if latest > 0:
+            n = min(n, latest)
+        if not n:
+            return 0.0
+        end = self.count % self.SIZE
+        ring = self._values.tolist()
+        values = sorted((ring[end:] + ring[:end])[-n:] if self.count >= self.SIZE
+                        else ring[:self.count][-n:])
+        return values[min(n - 1, int(0.99 * n))] * 1000
 
 
 class Ticket:

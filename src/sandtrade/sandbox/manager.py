@@ -386,16 +386,19 @@ class StrategyManager:
         if self.lockstep:
             ticket.done.wait(self.limits.event_seconds + 2)
 
-    def fanout(self) -> dict[str, Any]:
-        """Publish → last strategy done (p50/p99/max ms of the latest bars), the mode, and
-        each run's lag (bars pending, seconds)."""
+    def fanout(self, latest: int = 0) -> dict[str, Any]:
+        """Publish → last strategy done (p50/p99/max ms of the latest bars, or of the
+        ``latest`` ones), the mode, and each run's lag (bars pending, seconds) and p99."""
         with self._lock:
             runs = list(self._runs.items())
-        lags = {name: (run.account, *run.mailbox.lag()) for name, run in runs}
-        return {**self.meter.figures(), "mode": "lockstep" if self.lockstep else "free",
-                "strategies": len(runs),
-                "lag": {name: {"account": a, "bars": b, "seconds": round(t, 3)}
-                        for name, (a, b, t) in sorted(lags.items())}}
+        lags = {}
+        for name, run in sorted(runs):
+            bars, seconds = run.mailbox.lag()
+            lags[name] = {"account": run.account, "bars": bars, "seconds": round(seconds, 3),
+                          "events": run.latency.count,
+                          "p99_ms": run.latency.p99_ms(latest)}
+        return {**self.meter.figures(latest), "mode": "lockstep" if self.lockstep else "free",
+                "strategies": len(runs), "lag": lags}
 
     def signal(self, name: str, signal: dict[str, Any]) -> Event:
         """Hand a routed signal to a running strategy's ``on_signal``."""

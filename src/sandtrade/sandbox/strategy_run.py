@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandtrade.models import Bar, Fill
-from sandtrade.sandbox.mailbox import Mailbox, Pending, Ticket
+from sandtrade.sandbox.mailbox import LatencyRing, Mailbox, Pending, Ticket
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
 from sandtrade.sandbox.wire import encode_bars
 from sandtrade.store.base import StrategyRecord
@@ -96,6 +96,8 @@ class StrategyRun:
         self._on_done = on_done
         self._on_exit = on_exit
         self.mailbox = mailbox or Mailbox()
+        #: Publish → done of this run's latest bars.
+        self.latency = LatencyRing()
         self.worker: Worker | None = None
         self.exit: WorkerExit | None = None
         self.failure: str | None = None
@@ -222,7 +224,9 @@ class StrategyRun:
             items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
             self._run_event(Event({"type": "bars", "count": count, "items": items}, payload))
         finally:
+            now = time.monotonic()
             for pending in batch:
+                self.latency.record(now - pending.published)
                 for ticket in pending.tickets:
                     ticket.finish()
 

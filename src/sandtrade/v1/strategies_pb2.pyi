@@ -193,20 +193,26 @@ class RunBacktestResponse(_message.Message):
     def __init__(self, bars_done: _Optional[int] = ..., bars_total: _Optional[int] = ..., stats: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trades: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., stat_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetFanoutStatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("latest",)
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    latest: int
+    def __init__(self, latest: _Optional[int] = ...) -> None: ...
 
 class StrategyLag(_message.Message):
-    __slots__ = ("name", "account", "bars", "seconds")
+    __slots__ = ("name", "account", "bars", "seconds", "events", "p99_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     BARS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     account: str
     bars: int
     seconds: float
-    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., bars: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    events: int
+    p99_ms: float
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., bars: _Optional[int] = ..., seconds: _Optional[float] = ..., events: _Optional[int] = ..., p99_ms: _Optional[float] = ...) -> None: ...
 
 class GetFanoutStatsResponse(_message.Message):
     __slots__ = ("mode", "strategies", "bars", "p50_ms", "p99_ms", "max_ms", "lags")
