@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -211,8 +212,14 @@ def _check(args: argparse.Namespace, out: Console) -> int:
 
 
 def _doctor(out: Console, *, worker_modules: bool = False) -> int:
+    from sandtrade.sandbox.cpu import CpuPlacement
+    from sandtrade.sandbox.mailbox import StrategySettings
     from sandtrade.sandbox.supervisor import Supervisor
 
+    # What `sandtrade serve` would use with the default settings (the probe makes its cgroup,
+    # and close() removes it).
+    cpu = CpuPlacement.probe(StrategySettings().cpu_share)
+    cpu.close()
     worker = Supervisor(report_modules=worker_modules).start(
         {"task": "check", "path": "doctor.py", "source": ""}, name="doctor")
     try:
@@ -222,6 +229,9 @@ def _doctor(out: Console, *, worker_modules: bool = False) -> int:
         for layer, status in worker.layers.items():
             style = "green" if status.startswith("on") else "yellow"
             table.add_row(layer, f"[{style}]{status}[/{style}]")
+        style = "green" if cpu.kind.startswith("cgroup") else "yellow"
+        table.add_row("cpu share", f"[{style}]{cpu.kind}[/{style}]: "
+                      f"{escape(cpu.detail.removeprefix('cpu share: '))}")
         out.print(table)
         if worker.modules is not None:
             for line in _worker_modules_lines(worker.modules):

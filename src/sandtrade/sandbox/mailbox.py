@@ -63,6 +63,11 @@ class StrategySettings(BaseModel):
         "coalesce merges its two oldest bars of a symbol into one; drop_oldest drops the "
         "oldest; stop stops the strategy. Counted either way and shown in its status.")
 
+    cpu_share: float = Field(0.5, ge=0, le=64, description="Cores each strategy's worker may "
+                             "use at most while it spins (a cgroup cap where the host may "
+                             "create one, else nice +5; `sandtrade doctor` says which); 0 "
+                             "turns the cap off.")
+
     def lockstep(self, bars_per_second: float) -> bool:
         """Whether strategies run in lockstep with a market published at this pace."""
         if self.mode == "auto":

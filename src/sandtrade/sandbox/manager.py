@@ -60,6 +60,7 @@ from sandtrade.errors import (
 )
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
+from sandtrade.sandbox.cpu import CpuPlacement
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
 from sandtrade.sandbox.runner import check_source_in_sandbox
@@ -176,7 +177,10 @@ class StrategyManager:
         # A spare worker stays booted: starting a strategy, restarting a crashed one and an
         # RPC back-test skip the worker's ~140 ms boot. Its workers import the plugins' fill
         # profiles (an RPC back-test may select one).
-        self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles)
+        #: Where each worker's CPU share is enforced (a cgroup, nice, or nothing).
+        self.cpu = CpuPlacement.probe(self.settings.cpu_share)
+        self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles,
+                                     cpu=self.cpu)
         self._lock = threading.RLock()
         self._runs: dict[str, StrategyRun] = {}
         self._status: dict[str, StrategyStatus] = {}
@@ -287,6 +291,7 @@ class StrategyManager:
             if run.alive:
                 run.kill("exit", "the host shut down")
             run.join(10)
+        self.cpu.close()
 
     # ------------------------------------------------------------------ reading
 

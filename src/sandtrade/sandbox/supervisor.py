@@ -33,6 +33,7 @@ import psutil
 
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.errors import SandtradeError
+from sandtrade.sandbox.cpu import CpuPlacement, CpuSlot
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
 
@@ -158,6 +159,8 @@ class Worker:
     heartbeat: mmap.mmap | None = None
     #: Called once when the worker is closed (the supervisor boots the next spare then).
     on_close: Callable[[], None] | None = None
+    #: Its place in the CPU shares, released when it is closed.
+    cpu_slot: CpuSlot | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -259,6 +262,8 @@ class Worker:
                 with contextlib.suppress(OSError):
                     stream.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cpu_slot is not None:
+            self.cpu_slot.release()
         if self.heartbeat is not None:
             with contextlib.suppress(BufferError, ValueError):
                 self.heartbeat.close()
@@ -282,7 +287,8 @@ class Supervisor:
     importable by that name (defined at a module's top level). Built-ins are left out: every
     worker has them. The worker never loads plugins itself. With ``report_modules``, each
     worker lists the modules it holds (:attr:`Worker.modules`; ``sandtrade doctor
-    --worker-modules``).
+    --worker-modules``). With ``cpu``, each worker is moved into its CPU share right after it
+    is spawned (:mod:`sandtrade.sandbox.cpu`).
     """
 
     #: How a worker is started. The security suite replaces it with a program that speaks the
@@ -292,8 +298,9 @@ class Supervisor:
 
     def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False,
                  fill_profiles: Iterable[type[FillProfile]] = (),
-                 report_modules: bool = False) -> None:
+                 report_modules: bool = False, cpu: CpuPlacement | None = None) -> None:
         self.limits = limits or WorkerLimits()
+        self.cpu = cpu
         self.keep_spare = keep_spare
         #: The plugins' fill profiles, as the boot frame names them (``module:QualName``).
         self.fill_profiles: tuple[str, ...] = tuple(
@@ -397,6 +404,8 @@ class Supervisor:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
         os.close(beat_fd)
+        # Into its CPU share before it reads its first frame: no user code runs outside it.
+        cpu_slot = self.cpu.place(proc.pid) if self.cpu is not None else None
         uid = worker_uid(proc.pid) if os.getuid() == 0 else None
         if uid is not None:  # before the boot frame: the worker drops to it only after
             os.chown(workdir, uid, uid)
@@ -409,7 +418,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
-                        heartbeat=heartbeat, wall_limit=wall_limit)
+                        heartbeat=heartbeat, wall_limit=wall_limit, cpu_slot=cpu_slot)
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         threading.Thread(target=self._watch, args=(worker,), daemon=True).start()

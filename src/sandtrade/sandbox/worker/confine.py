@@ -2,7 +2,7 @@
 
 :func:`confine` applies, in this order:
 
-1. rlimits, hard = soft: CPU seconds, address space, open files, file size 0, core 0,
+1. rlimits, hard = soft: CPU seconds, address space, open files, file size 0, core 0, nice 0,
    processes (after the drop, so that a fork bomb fails). CPU is the exception: its hard limit
    is one second above the soft one, because at hard = soft the kernel sends SIGKILL at once
    and never SIGXCPU, and the supervisor reported every CPU kill as "killed from outside";
@@ -77,7 +77,10 @@ def confine(limits: WorkerLimits, *, supervisor_pid: int | None = None,
                              ("rlimit_as", resource.RLIMIT_AS, mem),
                              ("rlimit_nofile", resource.RLIMIT_NOFILE, limits.open_files),
                              ("rlimit_fsize", resource.RLIMIT_FSIZE, 0),
-                             ("rlimit_core", resource.RLIMIT_CORE, 0)):
+                             ("rlimit_core", resource.RLIMIT_CORE, 0),
+                             # no raising its own priority back (the host lowers it: a fair
+                             # share of the CPU, sandbox/cpu.py)
+                             ("rlimit_nice", resource.RLIMIT_NICE, 0)):
         hard = value + 1 if res == resource.RLIMIT_CPU else value  # SIGXCPU first, see above
         try:
             resource.setrlimit(res, (value, hard))
