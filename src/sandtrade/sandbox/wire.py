@@ -24,6 +24,7 @@ from typing import IO, Any
 from sandtrade.models import Bar
 
 __all__ = [
+    "JSON_DEPTH",
     "ProtocolError",
     "check_json",
     "decode_bars",
@@ -136,6 +137,8 @@ def decode_bars(count: int, payload: bytes, symbols: list[str]) -> list[Bar]:
 
 # ------------------------------------------------------------------ bounded JSON values
 
+#: How deeply a JSON value from a worker (``ctx.state``) may nest, unless a caller says.
+JSON_DEPTH = 32
 #: Path segments shown in an error before the rest is elided with "…".
 _PATH_SHOWN = 8
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -156,7 +159,7 @@ def _key_segment(key: str) -> str:
     return f"[{key if len(key) <= 40 else key[:40] + '…'!r}]"
 
 
-def check_json(value: object, *, where: str = "value", max_depth: int = 32,
+def check_json(value: object, *, where: str = "value", max_depth: int = JSON_DEPTH,
                max_bytes: int) -> str:
     """The canonical JSON text of ``value`` (sorted keys, compact, ASCII), once it is known
     to be a plain JSON value no deeper than ``max_depth`` containers and no longer than

@@ -9,8 +9,9 @@ token, valid for this strategy's account only, and answers with a ``reply`` fram
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bar``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
-frame carrying the new log lines, the strategy's ``ctx.state`` when it changed, and the
-error, if a hook raised one. The host sends nothing else while an event is in flight.
+frame carrying the new log lines, the strategy's ``ctx.state`` when it changed (as checked
+JSON text, ``state_json``: see :func:`~sandtrade.sandbox.wire.check_json`), and the error,
+if a hook raised one. The host sends nothing else while an event is in flight.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
 from sandtrade.models import Order, OrderSide, OrderType
-from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
+from sandtrade.sandbox.wire import check_json, decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
     Context,
@@ -127,7 +128,8 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
              for name in ("on_start", "on_bar", "on_fill", "on_signal", "on_stop")}
     last_time: dict[str, datetime] = {}
     index = -1
-    saved = json.dumps(ctx.state, sort_keys=True)
+    state_bytes = int(task["state_bytes"])
+    saved = json.dumps(ctx.state, sort_keys=True, separators=(",", ":"))
 
     def call(name: str, *args: Any) -> None:
         fn = hooks[name]
@@ -187,15 +189,16 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         if log.dropped:
             done["dropped"] = log.dropped
         try:
-            now = json.dumps(ctx.state, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            error = error or (f"{path}: ctx.state must hold JSON values only (dicts with "
-                              f"string keys, lists, strings, numbers, booleans, None): {e}; "
-                              "the last good state is kept")
+            now = check_json(ctx.state, where="ctx.state", max_bytes=state_bytes)
+        except ValueError as e:
+            # Reported as this event's failure even when a hook failed too (the host counts
+            # either); the hook's error comes first.
+            problem = f"{path}: {e}; the last good state is kept"
+            error = problem if error is None else f"{error}\n{problem}"
         else:
             if now != saved:
                 saved = now
-                done["state"] = json.loads(now)
+                done["state_json"] = now
         if error is not None:
             done["error"] = error
         write_frame(stdout, done)
