@@ -56,7 +56,7 @@ from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
-from sandtrade.sandbox.wire import JSON_DEPTH, check_json, json_depth
+from sandtrade.sandbox.wire import check_json_text
 from sandtrade.store.base import JsonText, Store, StrategyRecord
 from sandtrade.strategy.loader import resolve_params
 from sandtrade.streams import EventStream
@@ -341,20 +341,14 @@ class StrategyManager:
 
     def state(self, name: str) -> dict[str, Any]:
         """A strategy's committed ``ctx.state`` ({} when there is none or it is unreadable)."""
-        value, _ = self._stored_state(name)
-        return value
+        return self._stored_state(name)[0]
 
     def _stored_state(self, name: str) -> tuple[dict[str, Any], str | None]:
         """The committed ``ctx.state`` and, when it fails the checks a worker's state passes
         (written before they existed, or by hand), why; then the state is {}."""
         text = self.store.get_state_text(state_key(name))
-        if text is None:
-            return {}, None
-        problem = _state_problem(text, self.limits.state_bytes)
-        if isinstance(problem, str):
-            return {}, problem
-        value = json.loads(problem)
-        return (value if isinstance(value, dict) else {}), None
+        checked = _checked_state("{}" if text is None else text, self.limits.state_bytes)
+        return (json.loads(checked), None) if isinstance(checked, JsonText) else ({}, checked)
 
     # ------------------------------------------------------------------ the market
 
@@ -445,15 +439,13 @@ class StrategyManager:
         """Move an unreadable stored ``ctx.state`` aside (under ``…:state.bad``, as a JSON
         string of its text) and leave {} in its place; say so in the strategy's log."""
         key = state_key(name)
-        text = self.store.get_state_text(key) or ""
-        bad = JsonText(json.dumps(text))
+        bad = JsonText(json.dumps(self.store.get_state_text(key) or ""))
+        where = f"kept aside as {key}.bad"
         def move(_: object) -> None:
-            self.live.note_state_json(f"{key}.bad", bad)
-            self.live.note_state_json(key, JsonText("{}"))
-
+            for k, v in ((f"{key}.bad", bad), (key, JsonText("{}"))):
+                self.live.note_state_json(k, v)
         try:
             self.live.call(move)
-            where = f"kept aside as {key}.bad"
         except SandtradeError as e:
             where = f"it could not be moved aside: {e}"
         self._note(name, f"stored ctx.state was unreadable ({problem}); started with an "
@@ -506,7 +498,7 @@ class StrategyManager:
     def _save_state(self, name: str, text: object) -> str | None:
         """Commit a worker's ``state_json`` once it passes the checks again here (it is
         untrusted); why not, when it does not. Only checked text joins a group commit."""
-        checked = _state_problem(text, self.limits.state_bytes)
+        checked = _checked_state(text, self.limits.state_bytes)
         if not isinstance(checked, JsonText):
             return checked
         key = state_key(name)
@@ -529,16 +521,14 @@ class StrategyManager:
             status.errors_in_a_row = status.errors_in_a_row + 1 if failed else 0
             weighed = len(status.recent_events)
             failures = sum(status.recent_events)
-            last = status.last_errors[-1] if status.last_errors else ""
+            last = (status.last_errors[-1] if status.last_errors else "").split("\n")[0]
             if status.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
                 why = f"its hooks failed {MAX_ERRORS_IN_A_ROW} events in a row"
             elif weighed >= MIN_EVENTS_WEIGHED and 2 * failures >= weighed:
                 why = f"its hooks failed {failures} of the last {weighed} events"
             else:
                 return
-        first = last.splitlines()[0] if last else ""
-        run.give_up = (f"{why} (the last: {first[:500]}); fix the strategy and start it "
-                       "again")
+        run.give_up = f"{why} (the last: {last[:500]}); fix the strategy and start it again"
 
     def _on_exit(self, run: StrategyRun) -> None:
         """A worker is gone: record why; start it again with backoff unless it was asked
@@ -598,23 +588,11 @@ class StrategyManager:
             self._launch(record)
 
 
-def _state_problem(text: object, max_bytes: int) -> JsonText | str:
+def _checked_state(text: object, max_bytes: int) -> JsonText | str:
     """``ctx.state`` text from a worker or the store, checked: as canonical :class:`JsonText`,
-    or why it is refused. Cheap refusals come first (type, length, nesting read without
-    parsing), so nothing too deep ever reaches :func:`json.loads`."""
-    if type(text) is not str:
-        return f"it came as a {type(text).__name__}, not JSON text"
-    if len(text) > max_bytes:  # the canonical text is ASCII: a byte a character
-        return f"ctx.state: larger than the limit of {max_bytes:,} bytes as JSON"
-    if json_depth(text) > JSON_DEPTH:
-        return f"ctx.state: nested deeper than {JSON_DEPTH}"
+    or why it is refused."""
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        return f"ctx.state is not JSON text ({e})"
-    if not isinstance(value, dict):
-        return f"ctx.state must be a dict, not a {type(value).__name__}"
-    try:
-        return JsonText(check_json(value, where="ctx.state", max_bytes=max_bytes))
+        checked = check_json_text(text, where="ctx.state", max_bytes=max_bytes)
     except ValueError as e:
         return str(e)
+    return JsonText(checked) if checked.startswith("{") else "ctx.state must be a dict"

@@ -27,6 +27,7 @@ __all__ = [
     "JSON_DEPTH",
     "ProtocolError",
     "check_json",
+    "check_json_text",
     "decode_bars",
     "encode_bars",
     "json_depth",
@@ -235,6 +236,27 @@ def check_json(value: object, *, where: str = "value", max_depth: int = JSON_DEP
         raise ValueError(f"{where}: {len(text):,} bytes as JSON, over the limit of "
                          f"{max_bytes:,} bytes")
     return text
+
+
+def check_json_text(text: object, *, where: str = "value", max_depth: int = JSON_DEPTH,
+                    max_bytes: int) -> str:
+    """:func:`check_json` for JSON text from the other side (untrusted): its canonical form.
+
+    The cheap refusals come first (not a string, longer than ``max_bytes``, nested deeper
+    than ``max_depth`` as read by :func:`json_depth`), so that nothing too deep or too large
+    ever reaches :func:`json.loads`. Raises :class:`ValueError` naming what is wrong."""
+    if type(text) is not str:
+        raise ValueError(f"{where}: came as a {type(text).__name__}, not JSON text")
+    if len(text) > max_bytes:  # canonical text is ASCII: a byte a character
+        raise ValueError(f"{where}: {len(text):,} characters of JSON, over the limit of "
+                         f"{max_bytes:,} bytes")
+    if json_depth(text) > max_depth:
+        raise ValueError(f"{where}: nested deeper than {max_depth}")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: not JSON text ({e})") from None
+    return check_json(value, where=where, max_depth=max_depth, max_bytes=max_bytes)
 
 
 def json_depth(text: str) -> int:
