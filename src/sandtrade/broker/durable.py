@@ -172,7 +172,8 @@ class DurableBroker:
 
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
-        if request ``seq``'s group failed (nothing of it is stored)."""
+        if request ``seq``'s group failed (nothing of it is stored), or a host state or
+        journal row of its own was refused (the rest of its group is stored)."""
         with self._commit_lock:
             if self._durable < seq:
                 with self._apply_lock:
