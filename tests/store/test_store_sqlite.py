@@ -22,7 +22,7 @@ from sandtrade.models import (
     Position,
     TimeInForce,
 )
-from sandtrade.store import RunRecord, SQLiteStore, Store
+from sandtrade.store import JsonText, RunRecord, SQLiteStore, Store
 
 T0 = datetime(2026, 3, 2, 14, 30, 0, 123456, tzinfo=UTC)
 
@@ -439,3 +439,60 @@ def test_a_run_with_a_value_json_would_change_is_refused(store: SQLiteStore) -> 
     with pytest.raises(StoreError, match=r"trades\[0\] has the key 3, which is not a string"):
         store.save_run(make_run("r-1", trades=[{3: "x"}]))
     assert store.get_run("r-1") is None
+
+
+# --------------------------------------------------------------------------- host state
+
+
+def nested_list(depth: int) -> list[object]:
+    """A list nested ``depth`` deep: ``[[[...]]]``."""
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [985, 5_000, 100_000])
+def test_commit_many_refuses_deep_values_without_recursion_error(
+        store: SQLiteStore, account: Account, depth: int) -> None:
+    """A host state value nested thousands deep is a StoreError naming the key, raised before
+    anything is written (not a RecursionError from the middle of the commit); the same group
+    without it commits."""
+    change = BrokerChange(orders=[make_order("o-1")])
+    state = {"feed:x:position": 7, "strategy:evil:state": {"a": nested_list(depth)}}
+    with pytest.raises(StoreError, match=r"strategy:evil:state\['a'\]\[0\]\[0\].*… is nested "
+                                         r"deeper than 200"):
+        store.commit_many([change], state)
+    assert store.get_order("o-1") is None
+    assert store.get_state("feed:x:position") is None
+
+    store.commit_many([change], {"feed:x:position": 7})
+    assert store.get_order("o-1") is not None and store.get_state("feed:x:position") == 7
+
+
+def test_a_cycle_in_a_state_value_is_refused(store: SQLiteStore) -> None:
+    """A list that holds itself is refused by depth, not walked forever."""
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(StoreError, match=r"k\[0\]\[0\].*… is nested deeper than 200"):
+        store.commit_many([], {"k": loop})
+
+
+def test_checked_json_text_is_stored_as_it_is(store: SQLiteStore) -> None:
+    """A JsonText value is written verbatim (its maker checked it) and read back as text or
+    as a value."""
+    store.commit_many([], {"strategy:s:state": JsonText('{"a":[1,2]}')})
+    assert store.get_state_text("strategy:s:state") == '{"a":[1,2]}'
+    assert store.get_state("strategy:s:state") == {"a": [1, 2]}
+    assert store.get_state_text("missing") is None
+
+
+def test_an_unreadable_stored_state_is_a_store_error_naming_the_key(store: SQLiteStore,
+                                                                    db_path: Path) -> None:
+    """A row too deep to parse (written before the checks existed) reads back as a
+    StoreError naming the key, never a RecursionError; its text can still be read."""
+    text = "[" * 100_000 + "]" * 100_000
+    store.commit_many([], {"strategy:old:state": JsonText(text)})
+    with pytest.raises(StoreError, match=r"host state 'strategy:old:state' cannot be read"):
+        store.get_state("strategy:old:state")
+    assert store.get_state_text("strategy:old:state") == text

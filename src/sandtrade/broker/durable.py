@@ -8,14 +8,21 @@ change in one transaction (group commit), and everyone whose changes were in it 
 order is thus durable before it is acknowledged, a burst of concurrent orders costs one fsync
 instead of one each, and a request never returns before what it saw is durable.
 
-When a commit fails, every request whose changes were pending gets the error (nothing of them
-is stored) and the broker is rebuilt from the store, which holds exactly what was acknowledged.
+Host state rows and newly journaled signals do not depend on the broker's changes. When a
+group commit fails and it held some, the group is tried again without them, then each state
+key and each journal batch alone: a row the store refuses (a strategy's ``ctx.state`` that got
+past its checks, say) fails only the requests that wrote it, never another tenant's order.
+Only when the broker's own changes cannot be committed does every request whose changes were
+pending get the error (nothing of them is stored), and the broker is rebuilt from the store,
+which holds exactly what was acknowledged. (Taken apart, a bar's feed cursor lands a moment
+after the bar's broker changes, in its own transaction.)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,13 +30,17 @@ from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import BrokerChange, TradeUpdate
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import Store
+from sandtrade.store.base import JsonText, Store
 from sandtrade.streams import EventStream
 
 __all__ = ["DurableBroker", "Subscription"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Requests whose own rows failed, remembered for :meth:`DurableBroker.lost` (the oldest are
+#: forgotten first; a caller asks right after its settle).
+FAILED_REQUESTS_KEPT = 10_000
 
 #: Updates a subscriber may fall behind by before it is cut off (its stream then ends with an
 #: error instead of the host's memory growing without bound).
@@ -61,11 +72,16 @@ class DurableBroker:
         self._commit_lock = threading.Lock()
         self._pending: list[BrokerChange] = []
         self._state: dict[str, Any] = {}
+        self._state_by: dict[str, list[int]] = {}  # key -> the requests that noted it
         self._signals: dict[str, SignalRecord] = {}
         self._new_signals: list[tuple[SignalRecord, str | None]] = []
+        self._journal_by: list[tuple[int, list[tuple[SignalRecord, str | None]]]] = []
         self._applied = 0   # sequence number of the last request applied
         self._durable = 0   # every request up to this number is settled (committed or failed)
         self._lost: list[tuple[int, int, str]] = []  # (first, last, error) of failed groups
+        self._failed: OrderedDict[int, str] = OrderedDict()  # request -> why its rows failed
+        #: How many times the broker was rebuilt from the store after a failed commit.
+        self.rebuilds = 0
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
         self._closed = False
@@ -124,6 +140,16 @@ class DurableBroker:
         """Commit ``key = value`` (host state, JSON) with the changes of the request being
         applied. Call it from inside a request function."""
         self._state[key] = value
+        self._state_by.setdefault(key, []).append(self._applied + 1)
+
+    def note_state_json(self, key: str, text: JsonText) -> None:
+        """:meth:`note_state` for a value already checked and encoded (a strategy's
+        ``ctx.state`` from :func:`sandtrade.sandbox.wire.check_json`): the store writes the
+        text as it is. Call it from inside a request function."""
+        if not isinstance(text, JsonText):
+            raise TypeError("note_state_json takes checked JsonText; use note_state for a "
+                            "value")
+        self.note_state(key, text)
 
     def note_signal(self, record: SignalRecord) -> None:
         """Commit this state of a journaled signal with the changes of the request being
@@ -141,32 +167,42 @@ class DurableBroker:
                 raise StoreError("the host is shutting down; nothing was journaled")
             self._new_signals.extend(records)
             self._applied += 1
+            self._journal_by.append((self._applied, list(records)))
             return self._applied
 
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
-        if request ``seq``'s group failed (nothing of it is stored)."""
+        if request ``seq``'s group failed (nothing of it is stored), or a host state or
+        journal row of its own was refused (the rest of its group is stored)."""
         with self._commit_lock:
             if self._durable < seq:
                 with self._apply_lock:
                     changes, self._pending = self._pending, []
                     state, self._state = self._state, {}
+                    state_by, self._state_by = self._state_by, {}
                     signals, self._signals = list(self._signals.values()), {}
                     new, self._new_signals = self._new_signals, []
+                    journal_by, self._journal_by = self._journal_by, []
                     upto = self._applied
                 try:
                     self._store.commit_many(changes, state, signals, new)
                 except Exception as e:
-                    log.error("group commit of requests %d-%d failed: %s; rebuilding the "
-                              "broker from the store", self._durable + 1, upto, e)
-                    with self._apply_lock:
-                        # Requests applied meanwhile built on the lost changes: lost too.
-                        upto = self._applied
-                        self._pending, self._state, self._signals = [], {}, {}
-                        self._new_signals = []
-                        self._lost.append((self._durable + 1, upto, str(e)))
-                        self._broker = self._make_broker()
-                    self._durable = upto
+                    if not self._commit_apart(e, changes, signals, state, state_by,
+                                              journal_by):
+                        log.error("group commit of requests %d-%d failed: %s; rebuilding "
+                                  "the broker from the store", self._durable + 1, upto, e)
+                        with self._apply_lock:
+                            # Requests applied meanwhile built on the lost changes: lost too.
+                            upto = self._applied
+                            self._pending, self._state, self._signals = [], {}, {}
+                            self._state_by, self._new_signals, self._journal_by = {}, [], []
+                            self._lost.append((self._durable + 1, upto, str(e)))
+                            self.rebuilds += 1
+                            self._broker = self._make_broker()
+                        self._durable = upto
+                    else:
+                        self._durable = upto
+                        self._publish(changes)
                 else:
                     self._durable = upto
                     self._publish(changes)
@@ -174,8 +210,49 @@ class DurableBroker:
         if err is not None:
             raise StoreError(err)
 
+    def _commit_apart(self, error: Exception, changes: list[BrokerChange],
+                      signals: list[SignalRecord], state: dict[str, Any],
+                      state_by: dict[str, list[int]],
+                      journal_by: list[tuple[int, list[tuple[SignalRecord, str | None]]]]
+                      ) -> bool:
+        """After a failed group commit (under the commit lock): commit the broker's changes
+        and signal updates without the host state and journal rows, then each of those
+        alone, failing only the requests whose own row was refused. False when the broker's
+        part itself cannot be committed (then nothing of the group is stored)."""
+        if not state and not journal_by:
+            return False
+        try:
+            self._store.commit_many(changes, None, signals, ())
+        except Exception:
+            return False
+        failed: dict[int, str] = {}
+        for key, value in state.items():
+            try:
+                self._store.commit_many((), {key: value})
+            except Exception as e:
+                for seq in state_by.get(key, ()):
+                    failed[seq] = f"{e}; host state {key!r} of this request was not stored"
+        for seq, records in journal_by:
+            try:
+                self._store.commit_many((), None, (), records)
+            except Exception as e:
+                failed[seq] = (f"{e}; the request was not carried out (nothing of it is "
+                               "stored)")
+        log.warning("group commit failed (%s); committed it again without %d host state "
+                    "row(s) and %d journal batch(es), of which %d request(s) failed alone",
+                    error, len(state), len(journal_by), len(failed))
+        with self._apply_lock:
+            self._failed.update(failed)
+            while len(self._failed) > FAILED_REQUESTS_KEPT:
+                self._failed.popitem(last=False)
+        return True
+
     def lost(self, seq: int) -> str | None:
-        """Why settled request ``seq`` was not stored, or None when it was."""
+        """Why settled request ``seq`` (or a row of it) was not stored, or None when it
+        was."""
+        failed = self._failed.get(seq)
+        if failed is not None:
+            return failed
         for first, last, err in self._lost:
             if first <= seq <= last:
                 return f"{err}; the request was not carried out (nothing of it is stored)"

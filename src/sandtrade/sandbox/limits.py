@@ -27,6 +27,10 @@ class WorkerLimits(BaseModel):
     stderr_bytes: Annotated[int, Field(ge=0, description="worker stderr kept, bytes")] = 64 << 10
     result_bytes: Annotated[int, Field(gt=0, description="largest result message, bytes")
                             ] = 256 << 20
+    # The maximum stays at the default: the state travels in a ``done`` frame whose header
+    # the host caps at 1 MiB, JSON escapes included.
+    state_bytes: Annotated[int, Field(ge=2, description="a live strategy's ctx.state as JSON, "
+                                      "bytes")] = 256 << 10
 
     def within(self, maxima: WorkerLimits) -> WorkerLimits:
         """These limits, refused if any exceeds the operator's ``maxima`` (names the limit)."""
@@ -40,4 +44,5 @@ class WorkerLimits(BaseModel):
 #: What an operator allows at most unless configured otherwise.
 OPERATOR_MAXIMA = WorkerLimits(cpu_seconds=3600, memory_mb=4096, open_files=256,
                                wall_seconds=7200, event_seconds=60, log_bytes=16 << 20,
-                               stderr_bytes=1 << 20, result_bytes=1 << 30)
+                               stderr_bytes=1 << 20, result_bytes=1 << 30,
+                               state_bytes=256 << 10)

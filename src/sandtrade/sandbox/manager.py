@@ -18,9 +18,10 @@ but one stalled strategy delays all of them and the feed, up to its hook budget 
 A strategy's ``ctx.state`` is committed after every event that changed it, durably, before the
 next event. A worker that dies (a limit, a crash) is started again with backoff (1, 2, 4 … 60 s,
 at most :data:`MAX_RESTARTS` times in a row); a strategy whose hooks fail
-:data:`MAX_ERRORS_IN_A_ROW` events in a row is stopped as failed. A host started again
-resumes every strategy that was running, warmed up with the hub's recent bars so its
-indicators continue where they were.
+:data:`MAX_ERRORS_IN_A_ROW` events in a row, or half of its last :data:`EVENT_WINDOW` events,
+is stopped as failed (a ``ctx.state`` that cannot be saved fails its event too). A host
+started again resumes every strategy that was running, warmed up with the hub's recent bars so
+its indicators continue where they were.
 
 What is delivered at most once: if the host dies between committing a bar and a strategy
 finishing it, that strategy never sees that bar (the broker's work on it is committed, and a
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import logging
 import re
 import secrets
@@ -66,7 +68,8 @@ from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ti
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
-from sandtrade.store.base import Store, StrategyRecord
+from sandtrade.sandbox.wire import check_json_text
+from sandtrade.store.base import JsonText, Store, StrategyRecord
 from sandtrade.strategy.loader import resolve_params
 from sandtrade.streams import EventStream
 
@@ -81,6 +84,10 @@ LOG_LINES = 5000
 MAX_LINE = 4000
 MAX_RESTARTS = 5
 MAX_ERRORS_IN_A_ROW = 20
+#: A run's last events weighed for its failure rate: at least half of them failed (once
+#: :data:`MIN_EVENTS_WEIGHED` are in) stops it, however the failures are spread.
+EVENT_WINDOW = 100
+MIN_EVENTS_WEIGHED = 40
 #: A run that lived this long resets the backoff: its next death starts again at 1 s.
 STABLE_SECONDS = 60.0
 #: Bars of each symbol a starting strategy is warmed up with (ctx keeps 512 by default).
@@ -131,6 +138,8 @@ class StrategyStatus:
     kill_reason: str = ""
     last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     errors_in_a_row: int = 0
+    #: Whether each of the run's last events failed (a hook's error or an unsaved state).
+    recent_events: deque[bool] = field(default_factory=lambda: deque(maxlen=EVENT_WINDOW))
     backoff: int = 0
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
@@ -239,14 +248,15 @@ class StrategyManager:
         return record
 
     def start(self, name: str) -> StrategyRecord:
-        """Mark a strategy running and start its worker (NotFound when unknown)."""
+        """Start a strategy's worker and mark it running (NotFound when unknown). It is marked
+        running only once its run is launched, so a launch that fails leaves it stopped."""
         record = self._record(name)
-        self.store.set_strategy_desired(name, "running")
         with self._lock:
             status = self._status_of(name)
             status.backoff = 0
             self._cancel_timer(name)
             self._launch(record)
+        self.store.set_strategy_desired(name, "running")
         return self._record(name)
 
     def stop(self, name: str, timeout: float | None = None) -> StrategyRecord:
@@ -367,9 +377,15 @@ class StrategyManager:
         return stream
 
     def state(self, name: str) -> dict[str, Any]:
-        """A strategy's committed ``ctx.state``."""
-        value = self.store.get_state(state_key(name))
-        return value if isinstance(value, dict) else {}
+        """A strategy's committed ``ctx.state`` ({} when there is none or it is unreadable)."""
+        return self._stored_state(name)[0]
+
+    def _stored_state(self, name: str) -> tuple[dict[str, Any], str | None]:
+        """The committed ``ctx.state`` and, when it fails the checks a worker's state passes
+        (written before they existed, or by hand), why; then the state is {}."""
+        text = self.store.get_state_text(state_key(name))
+        checked = _checked_state("{}" if text is None else text, self.limits.state_bytes)
+        return (json.loads(checked), None) if isinstance(checked, JsonText) else ({}, checked)
 
     # ------------------------------------------------------------------ the market
 
@@ -458,8 +474,11 @@ class StrategyManager:
         principal, token = self.auth.issue_ephemeral(record.account, ("read", "trade"))
         run_id = f"{name}-{secrets.token_hex(4)}"
         door = self._open_door(token, record.account, run_id)
+        state, unreadable = self._stored_state(name)
+        if unreadable is not None:
+            self._quarantine_state(name, unreadable)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
-                          state=self.state(name), history=self._history(record.symbols),
+                          state=state, history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit,
                           mailbox=Mailbox(self.settings.backlog, self.settings.on_lag))
         self._runs[name] = run
@@ -467,8 +486,25 @@ class StrategyManager:
         status = self._status_of(name)
         status.state = "starting"
         status.errors_in_a_row = 0
+        status.recent_events.clear()
         self._note(name, f"starting (run {run_id})")
         run.start()
+
+    def _quarantine_state(self, name: str, problem: str) -> None:
+        """Move an unreadable stored ``ctx.state`` aside (under ``…:state.bad``, as a JSON
+        string of its text) and leave {} in its place; say so in the strategy's log."""
+        key = state_key(name)
+        bad = JsonText(json.dumps(self.store.get_state_text(key) or ""))
+        where = f"kept aside as {key}.bad"
+        def move(_: object) -> None:
+            for k, v in ((f"{key}.bad", bad), (key, JsonText("{}"))):
+                self.live.note_state_json(k, v)
+        try:
+            self.live.call(move)
+        except SandtradeError as e:
+            where = f"it could not be moved aside: {e}"
+        self._note(name, f"stored ctx.state was unreadable ({problem}); started with an "
+                   f"empty state ({where})")
 
     def _stop_run(self, run: StrategyRun, timeout: float | None) -> None:
         event = run.stop()
@@ -502,34 +538,39 @@ class StrategyManager:
         if type(dropped) is int and dropped > 0:
             self._note(name, f"{dropped:,} log lines of one event were dropped (64 KiB an "
                        "event)")
-        state = header.get("state")
-        if isinstance(state, dict):
-            key = state_key(name)
-            try:
-                self.live.call(lambda b: self.live.note_state(key, state))
-            except SandtradeError as e:
-                self._error(run, f"ctx.state was not saved: {e}")
+        # One outcome per market item of the event (the run counts them; the worker only
+        # names which failed), so a lagging strategy's batches weigh as the bars they hold.
+        outcomes = [False] * max(1, run.event_items)
         error = header.get("error")
-        failed = header.get("failed")
-        items = header.get("items")
         if isinstance(error, str):
             self._error(run, error)
-            # each further failed item of a batch counts too (its message is the first's kind)
-            if not (isinstance(failed, list) and failed
-                    and all(type(k) is int for k in failed) and type(items) is int):
-                failed, items = [0], 1
-            extra = len(failed) - 1
-            last_ok = failed[-1] < items - 1
-            with self._lock:
-                status = self._status_of(name)
-                status.errors_in_a_row = 0 if last_ok else status.errors_in_a_row + extra
-                if status.errors_in_a_row >= MAX_ERRORS_IN_A_ROW and run.give_up is None:
-                    run.give_up = (f"its hooks failed {MAX_ERRORS_IN_A_ROW} events in a row; "
-                                   "fix the strategy and start it again")
-        else:
-            with self._lock:
-                self._status_of(name).errors_in_a_row = 0
+            failed = header.get("failed")
+            if isinstance(failed, list) and failed and all(
+                    type(k) is int and 0 <= k < len(outcomes) for k in failed):
+                for k in failed:
+                    outcomes[k] = True
+            else:
+                outcomes[-1] = True
+        if "state_json" in header:
+            problem = self._save_state(name, header["state_json"])
+            if problem is not None:
+                self._error(run, f"ctx.state was not saved: {problem}")
+                outcomes[-1] = True
+        self._count_event(run, outcomes)
         self._note_lag(run)
+
+    def _save_state(self, name: str, text: object) -> str | None:
+        """Commit a worker's ``state_json`` once it passes the checks again here (it is
+        untrusted); why not, when it does not. Only checked text joins a group commit."""
+        checked = _checked_state(text, self.limits.state_bytes)
+        if not isinstance(checked, JsonText):
+            return checked
+        key = state_key(name)
+        try:
+            self.live.call(lambda b: self.live.note_state_json(key, checked))
+        except SandtradeError as e:
+            return str(e)
+        return None
 
     def _note_lag(self, run: StrategyRun) -> None:
         """A host note when a run falls a second behind, then at most every 10 s."""
@@ -560,14 +601,27 @@ class StrategyManager:
 
     def _error(self, run: StrategyRun, message: str) -> None:
         with self._lock:
-            status = self._status_of(run.name)
-            status.last_errors.append(message)
-            status.errors_in_a_row += 1
-            give_up = status.errors_in_a_row >= MAX_ERRORS_IN_A_ROW
+            self._status_of(run.name).last_errors.append(message)
         self._log_lines(run.name, [f"[error] {line}" for line in message.splitlines()])
-        if give_up:
-            run.give_up = (f"its hooks failed {MAX_ERRORS_IN_A_ROW} events in a row; "
-                           "fix the strategy and start it again")
+
+    def _count_event(self, run: StrategyRun, outcomes: list[bool]) -> None:
+        """Weigh one finished event (each of its market items: True for a failure); give up
+        on a run that fails too many."""
+        with self._lock:
+            status = self._status_of(run.name)
+            for failed in outcomes:
+                status.recent_events.append(failed)
+                status.errors_in_a_row = status.errors_in_a_row + 1 if failed else 0
+            weighed = len(status.recent_events)
+            failures = sum(status.recent_events)
+            last = (status.last_errors[-1] if status.last_errors else "").split("\n")[0]
+            if status.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                why = f"its hooks failed {MAX_ERRORS_IN_A_ROW} events in a row"
+            elif weighed >= MIN_EVENTS_WEIGHED and 2 * failures >= weighed:
+                why = f"its hooks failed {failures} of the last {weighed} events"
+            else:
+                return
+        run.give_up = f"{why} (the last: {last[:500]}); fix the strategy and start it again"
 
     def _on_exit(self, run: StrategyRun) -> None:
         """A worker is gone: record why; start it again with backoff unless it was asked
@@ -627,3 +681,13 @@ class StrategyManager:
             if record is None or record.desired != "running" or self._closing:
                 return
             self._launch(record)
+
+
+def _checked_state(text: object, max_bytes: int) -> JsonText | str:
+    """``ctx.state`` text from a worker or the store, checked: as canonical :class:`JsonText`,
+    or why it is refused."""
+    try:
+        checked = check_json_text(text, where="ctx.state", max_bytes=max_bytes)
+    except ValueError as e:
+        return str(e)
+    return JsonText(checked) if checked.startswith("{") else "ctx.state must be a dict"

@@ -98,6 +98,8 @@ class StrategyRun:
         self.mailbox = mailbox or Mailbox()
         #: Publish → done of this run's latest bars.
         self.latency = LatencyRing()
+        #: Market items in the event in flight (the bars of a batch; 1 for other events).
+        self.event_items = 1
         self.worker: Worker | None = None
         self.exit: WorkerExit | None = None
         self.failure: str | None = None
@@ -222,8 +224,10 @@ class StrategyRun:
             count, payload = encode_bars([p.bar for p in batch if p.bar is not None],
                                          self.index)
             items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
+            self.event_items = len(batch)
             self._run_event(Event({"type": "bars", "count": count, "items": items}, payload))
         finally:
+            self.event_items = 1
             now = time.monotonic()
             for pending in batch:
                 self.latency.record(now - pending.published)

@@ -4,12 +4,15 @@ A frame is ``!II`` (header length, payload length), the UTF-8 JSON header, then 
 Bars travel as binary payloads (epoch microseconds as int64, OHLCV as float64, a symbol index
 as uint16), so a 200,000-bar history crosses the pipe in a few hundred milliseconds.
 Everything read from a worker is untrusted: sizes are capped and JSON is validated by the
-reader.
+reader. A JSON value that crosses the boundary as data (a strategy's ``ctx.state``) is checked
+on both sides by :func:`check_json`: bounded in depth and size, walked without recursion.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 from array import array
 from collections.abc import Iterable
@@ -20,7 +23,17 @@ from typing import IO, Any
 
 from sandtrade.models import Bar
 
-__all__ = ["ProtocolError", "decode_bars", "encode_bars", "read_frame", "write_frame"]
+__all__ = [
+    "JSON_DEPTH",
+    "ProtocolError",
+    "check_json",
+    "check_json_text",
+    "decode_bars",
+    "encode_bars",
+    "json_depth",
+    "read_frame",
+    "write_frame",
+]
 
 _HEAD = struct.Struct("!II")
 EPOCH = datetime(1970, 1, 1)
@@ -59,6 +72,8 @@ def read_frame(stream: IO[bytes], *, max_header: int = 1 << 20,
         header = json.loads(_read_exact(stream, head_len))
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"frame header is not JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("frame header is nested too deep to read") from None
     if not isinstance(header, dict) or type(header.get("type")) is not str:
         raise ProtocolError("frame header must be an object with a string 'type'")
     payload = _read_exact(stream, payload_len) if payload_len else b""
@@ -119,3 +134,134 @@ def decode_bars(count: int, payload: bytes, symbols: list[str]) -> list[Bar]:
             values[4::5], strict=False)))  # names may be an endless repeat()
     except (OverflowError, IndexError) as e:
         raise ProtocolError(f"bar payload out of range: {e}") from None
+
+
+# ------------------------------------------------------------------ bounded JSON values
+
+#: How deeply a JSON value from a worker (``ctx.state``) may nest, unless a caller says.
+JSON_DEPTH = 32
+#: Path segments shown in an error before the rest is elided with "…".
+_PATH_SHOWN = 8
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+#: A string literal of JSON text (the scanner's own extent of a string: to the first
+#: unescaped quote), in the unrolled form that matches in linear time.
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _path(root: str, segments: tuple[str, ...]) -> str:
+    if len(segments) > _PATH_SHOWN:
+        return root + "".join(segments[:_PATH_SHOWN]) + "…"
+    return root + "".join(segments)
+
+
+def _key_segment(key: str) -> str:
+    return f"[{key if len(key) <= 40 else key[:40] + '…'!r}]"
+
+
+def check_json(value: object, *, where: str = "value", max_depth: int = JSON_DEPTH,
+               max_bytes: int) -> str:
+    """The canonical JSON text of ``value`` (sorted keys, compact, ASCII), once it is known
+    to be a plain JSON value no deeper than ``max_depth`` containers and no longer than
+    ``max_bytes`` bytes.
+
+    Plain means dicts with string keys, lists (tuples are written as lists), strings, finite
+    floats, ints within the signed 64-bit range, booleans and None, of exactly those types (a
+    subclass could encode otherwise than it was checked; dict subclasses are read as dicts).
+    The walk keeps its own stack, so no value can exhaust the interpreter's recursion limit,
+    and it stops as soon as the size is sure to exceed ``max_bytes`` (a lower bound is kept as
+    it goes), so a huge value costs little to refuse. Raises :class:`ValueError` naming the
+    spot, as in ``ctx.state['a'][0]…: nested deeper than 32``.
+    """
+    # What gets encoded is a copy made of plain containers holding exactly what was checked.
+    root: list[object] = [None]
+    # (the item, the container its copy goes into, the slot there, its depth, its path)
+    stack: list[tuple[object, Any, Any, int, tuple[str, ...]]] = [(value, root, 0, 0, ())]
+    size = 0  # a lower bound of the encoding's length so far
+
+    def too_big() -> ValueError:
+        return ValueError(f"{where}: larger than the limit of {max_bytes:,} bytes as JSON")
+
+    while stack:
+        item, into, slot, depth, path = stack.pop()
+        kind = type(item)
+        copy: object = item
+        if kind is str:
+            size += len(item) + 2  # type: ignore[arg-type]
+        elif item is None or kind is bool:
+            size += 4
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:  # type: ignore[operator]
+                raise ValueError(f"{_path(where, path)}: the integer is outside the signed "
+                                 "64-bit range (store a big number as a string)")
+            size += 1
+        elif kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                raise ValueError(f"{_path(where, path)}: {item!r} is not a JSON number")
+            size += 1
+        elif isinstance(item, dict) or kind is list or kind is tuple:
+            if depth >= max_depth:
+                raise ValueError(f"{_path(where, path)}: nested deeper than {max_depth}")
+            n = len(item)  # type: ignore[arg-type]
+            # Brackets and commas, and at least one byte a value ('"k":' more for a key).
+            size += 1 + 2 * n + (3 * n if isinstance(item, dict) else 0) if n else 2
+            if size > max_bytes:
+                raise too_big()
+            if isinstance(item, dict):
+                d: dict[str, object] = {}
+                copy = d
+                for key, sub in dict.items(item):
+                    if type(key) is not str:
+                        raise ValueError(f"{_path(where, path)}: the key {key!r:.60} "
+                                         f"({type(key).__name__}) is not a string")
+                    d[key] = None
+                    size += len(key)
+                    stack.append((sub, d, key, depth + 1, (*path, _key_segment(key))))
+            else:
+                elems = list(item)  # type: ignore[call-overload]
+                copy = [None] * n
+                stack.extend((sub, copy, k, depth + 1, (*path, f"[{k}]"))
+                             for k, sub in enumerate(elems))
+            size -= n  # each value adds its own size when it is taken from the stack
+        else:
+            raise ValueError(f"{_path(where, path)}: {kind.__name__} is not a JSON value "
+                             "(use dicts with string keys, lists, strings, numbers, "
+                             "booleans, None)")
+        into[slot] = copy
+        if size > max_bytes:
+            raise too_big()
+    text = json.dumps(root[0], sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if len(text) > max_bytes:  # ASCII: one byte a character
+        raise ValueError(f"{where}: {len(text):,} bytes as JSON, over the limit of "
+                         f"{max_bytes:,} bytes")
+    return text
+
+
+def check_json_text(text: object, *, where: str = "value", max_depth: int = JSON_DEPTH,
+                    max_bytes: int) -> str:
+    """:func:`check_json` for JSON text from the other side (untrusted): its canonical form.
+
+    The cheap refusals come first (not a string, longer than ``max_bytes``, nested deeper
+    than ``max_depth`` as read by :func:`json_depth`), so that nothing too deep or too large
+    ever reaches :func:`json.loads`. Raises :class:`ValueError` naming what is wrong."""
+    if type(text) is not str:
+        raise ValueError(f"{where}: came as a {type(text).__name__}, not JSON text")
+    if len(text) > max_bytes:  # canonical text is ASCII: a byte a character
+        raise ValueError(f"{where}: {len(text):,} characters of JSON, over the limit of "
+                         f"{max_bytes:,} bytes")
+    if json_depth(text) > max_depth:
+        raise ValueError(f"{where}: nested deeper than {max_depth}")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: not JSON text ({e})") from None
+    return check_json(value, where=where, max_depth=max_depth, max_bytes=max_bytes)
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of JSON ``text`` nest, read without parsing it (in C:
+    string literals removed, then a running sum over the brackets left), so that text too deep
+    to parse safely is refused before :func:`json.loads` sees it."""
+    brackets = _NOT_BRACKET_RE.sub("", _STRING_RE.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)

@@ -15,7 +15,15 @@ from typing import Any, Protocol, runtime_checkable
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
 
-__all__ = ["ApiToken", "RunRecord", "Store", "StrategyRecord"]
+__all__ = ["ApiToken", "JsonText", "RunRecord", "Store", "StrategyRecord"]
+
+
+class JsonText(str):
+    """JSON text already checked by its maker (plain, bounded in depth and size: see
+    :func:`sandtrade.sandbox.wire.check_json`), stored as it is: a host state value given as
+    ``JsonText`` to :meth:`Store.commit_many` is written without being walked again."""
+
+    __slots__ = ()
 
 
 @dataclass(slots=True)
@@ -135,6 +143,11 @@ class Store(Protocol):
 
     def get_state(self, key: str) -> Any:
         """A host state value set by :meth:`commit_many`, or None."""
+        ...
+
+    def get_state_text(self, key: str) -> str | None:
+        """A host state value as its stored JSON text (unparsed: the caller checks it), or
+        None."""
         ...
 
     def find_client_order(self, account: str, client_order_id: str) -> Order | None:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import ApiToken, RunRecord, StrategyRecord
+from sandtrade.store.base import ApiToken, JsonText, RunRecord, StrategyRecord
 from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]
@@ -259,9 +259,22 @@ class SQLiteStore:
                     state: dict[str, Any] | None = None,
                     signals: Sequence[SignalRecord] = (),
                     new_signals: Sequence[tuple[SignalRecord, str | None]] = ()) -> None:
-        """Apply several broker changes, in order, set host ``state`` keys (JSON values),
-        journal ``new_signals`` (with their duplicate hashes) and update journaled
-        ``signals``, all in one transaction (a group commit)."""
+        """Apply several broker changes, in order, set host ``state`` keys (JSON values,
+        or :class:`JsonText` written as it is), journal ``new_signals`` (with their duplicate
+        hashes) and update journaled ``signals``, all in one transaction (a group commit).
+
+        A value that cannot be stored (not JSON, or nested too deep to encode) is a
+        :class:`StoreError` naming it, and nothing of the group is written."""
+        try:
+            self._commit_many(changes, state, signals, new_signals)
+        except (RecursionError, ValueError) as e:
+            why = str(e) or type(e).__name__
+            raise StoreError(f"commit_many: a value could not be encoded ({why}); nothing "
+                             "was written") from None
+
+    def _commit_many(self, changes: Sequence[BrokerChange], state: dict[str, Any] | None,
+                     signals: Sequence[SignalRecord],
+                     new_signals: Sequence[tuple[SignalRecord, str | None]]) -> None:
         changes = [c for c in changes if c]
         if not changes and not state and not signals and not new_signals:
             return
@@ -285,7 +298,8 @@ class SQLiteStore:
             for key, value in (state or {}).items():
                 conn.execute("INSERT INTO host_state (key, value) VALUES (?, ?) ON CONFLICT "
                              "(key) DO UPDATE SET value = excluded.value",
-                             (key, self._json(value, key, op)))
+                             (key, value if isinstance(value, JsonText)
+                              else self._json(value, key, op)))
             for account in accounts.values():
                 self._upsert_account(conn, account, op)
             for order in orders.values():
@@ -444,7 +458,19 @@ class SQLiteStore:
         """A host state value (as committed by :meth:`commit_many`), or None."""
         with self._reading(f"get_state({key!r})") as conn:
             row = conn.execute("SELECT value FROM host_state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (RecursionError, ValueError) as e:
+            raise StoreError(f"{self._where}: the stored host state {key!r} cannot be read "
+                             f"back ({e or 'nested too deep'})") from None
+
+    def get_state_text(self, key: str) -> str | None:
+        """A host state value as its stored JSON text, or None."""
+        with self._reading(f"get_state_text({key!r})") as conn:
+            row = conn.execute("SELECT value FROM host_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     # API tokens
 
@@ -708,22 +734,35 @@ def _sort_key(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
+#: How deep a stored JSON value may nest (the JSON encoder itself gives up near 1,000).
+MAX_JSON_DEPTH = 200
+#: Levels of a value's path named in an error; deeper spots are elided with "…".
+_SPOT_LEVELS = 8
+
+
 def _json_problem(value: object, where: str) -> str | None:
-    """Why ``value`` would not read back equal from JSON, naming the spot; None when it would."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where} has the key {key!r}, which is not a string"
-            problem = _json_problem(item, f"{where}[{key!r}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            problem = _json_problem(item, f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    return f"{where} is {value!r}, a {type(value).__name__}"
+    """Why ``value`` would not read back equal from JSON, naming the spot; None when it would.
+
+    The walk keeps its own stack and a depth bound: a value nested thousands deep is reported,
+    never a ``RecursionError`` in the middle of a group commit."""
+    stack: list[tuple[object, int, str]] = [(value, 0, where)]
+    while stack:
+        item, depth, spot = stack.pop()
+        if item is None or isinstance(item, (str, bool, int, float)):
+            continue
+        if isinstance(item, (dict, list)) and depth >= MAX_JSON_DEPTH:
+            return f"{spot} is nested deeper than {MAX_JSON_DEPTH}"
+        named = depth < _SPOT_LEVELS
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    return f"{spot} has the key {key!r:.100}, which is not a string"
+                stack.append((sub, depth + 1, f"{spot}[{key!r:.100}]" if named
+                              else spot.removesuffix("…") + "…"))
+        elif isinstance(item, list):
+            sub_spot = spot.removesuffix("…") + "…"
+            stack.extend((sub, depth + 1, f"{spot}[{i}]" if named else sub_spot)
+                         for i, sub in enumerate(item))
+        else:
+            return f"{spot} is {item!r:.200}, a {type(item).__name__}"
+    return None

@@ -163,7 +163,8 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes], stdout: I
                              "params": strategy.params})
         return
     if kind == "live":
-        run_live(task, strategy, log, stdin, stdout, beat, lambda e: _user_error(e, path))
+        run_live({**task, "state_bytes": limits.state_bytes}, strategy, log, stdin, stdout,
+                 beat, lambda e: _user_error(e, path))
         return
     run_backtest_task(task, strategy, log, stdin, stdout, beat=beat, profiles=profiles)
 

@@ -9,8 +9,9 @@ token, valid for this strategy's account only, and answers with a ``reply`` fram
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bars``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
-frame carrying the new log lines, the strategy's ``ctx.state`` when it changed, and the
-error, if a hook raised one. The host sends nothing else while an event is in flight.
+frame carrying the new log lines, the strategy's ``ctx.state`` when it changed (as checked
+JSON text, ``state_json``: see :func:`~sandtrade.sandbox.wire.check_json`), and the error,
+if a hook raised one. The host sends nothing else while an event is in flight.
 
 A ``bars`` event carries one or more market items, each a bar of the strategy's symbols (or
 none) and the account's fills before it: a run that fell behind gets what is pending at once.
@@ -27,7 +28,7 @@ from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
 from sandtrade.models import Bar, Order, OrderSide, OrderType
-from sandtrade.sandbox.wire import decode_bars, read_frame, write_frame
+from sandtrade.sandbox.wire import check_json, decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
     Context,
@@ -132,7 +133,8 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
              for name in ("on_start", "on_bar", "on_fill", "on_signal", "on_stop")}
     last_time: dict[str, datetime] = {}
     index = -1
-    saved = json.dumps(ctx.state, sort_keys=True)
+    state_bytes = int(task["state_bytes"])
+    saved = json.dumps(ctx.state, sort_keys=True, separators=(",", ":"))
 
     def call(name: str, *args: Any) -> None:
         fn = hooks[name]
@@ -188,7 +190,6 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         kind = header["type"]
         error: str | None = None
         failed: list[int] = []
-        done_items = 0
         hook = kind
         log.size = 0  # the byte cap applies per event in a live run
         try:
@@ -207,7 +208,6 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 if sum(1 for x in items if x[0]) != len(bars):
                     raise SandtradeError("a bars event whose items do not match its bars")
                 failures = market(bars, items)
-                done_items = len(items)
                 failed = [k for k, _ in failures]
                 if failures:
                     error = failures[0][1]
@@ -227,20 +227,20 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         if log.dropped:
             done["dropped"] = log.dropped
         try:
-            now = json.dumps(ctx.state, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            error = error or (f"{path}: ctx.state must hold JSON values only (dicts with "
-                              f"string keys, lists, strings, numbers, booleans, None): {e}; "
-                              "the last good state is kept")
+            now = check_json(ctx.state, where="ctx.state", max_bytes=state_bytes)
+        except ValueError as e:
+            # Reported as this event's failure even when a hook failed too (the host counts
+            # either); the hook's error comes first.
+            problem = f"{path}: {e}; the last good state is kept"
+            error = problem if error is None else f"{error}\n{problem}"
         else:
             if now != saved:
                 saved = now
-                done["state"] = json.loads(now)
+                done["state_json"] = now
         if error is not None:
             done["error"] = error
         if failed:
             done["failed"] = failed
-            done["items"] = done_items
         write_frame(stdout, done)
         log.lines = []
         log.dropped = 0

@@ -1,0 +1,86 @@
+"""DurableBroker over a real SQLite store: group commit, and a failing row that fails only its
+own request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandtrade.broker import BrokerSettings, PaperBroker
+from sandtrade.broker.durable import DurableBroker
+from sandtrade.errors import StoreError
+from sandtrade.models import Account, OrderStatus
+from sandtrade.store import JsonText, SQLiteStore
+
+from .conftest import LAST_PRICES, instruments
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(tmp_path / "broker.db") as s:
+        for account in ("alice", "bob"):
+            s.create_account(Account(id=account, cash=100_000.0, initial_cash=100_000.0))
+        yield s
+
+
+@pytest.fixture
+def live(store: SQLiteStore) -> Iterator[DurableBroker]:
+    def make() -> PaperBroker:
+        broker = PaperBroker(BrokerSettings(), instruments=instruments(), store=store)
+        broker.restore()
+        for symbol, price in LAST_PRICES.items():
+            broker.mark(symbol, price)
+        return broker
+
+    with DurableBroker(make, store) as live:
+        yield live
+
+
+def deep(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_a_bad_state_row_fails_only_its_request(live: DurableBroker,
+                                                store: SQLiteStore) -> None:
+    """Alice's request notes a state the store refuses; Bob's order is in the same group.
+    Bob's order is committed and acknowledged, a good state noted in the same group is
+    stored, only Alice's request fails (naming her key), and the broker is not rebuilt."""
+    bad, _, _ = live.apply(lambda b: live.note_state("strategy:alice:state",
+                                                     {"x": deep(5_000)}))
+    good, _, _ = live.apply(lambda b: live.note_state_json("strategy:carol:state",
+                                                           JsonText('{"n":1}')))
+    seq, order, error = live.apply(lambda b: b.submit("bob", "ACME", "buy", 10))
+    assert error is None
+    live.settle(seq)  # one group: all three
+
+    assert store.get_order(order.id) is not None
+    assert store.get_order(order.id).status == OrderStatus.ACCEPTED
+    assert store.get_state("strategy:carol:state") == {"n": 1}
+    assert store.get_state_text("strategy:alice:state") is None
+    assert live.lost(seq) is None and live.lost(good) is None
+    why = live.lost(bad)
+    assert why is not None and "strategy:alice:state" in why and "deeper than 200" in why
+    with pytest.raises(StoreError, match="strategy:alice:state"):
+        live.settle(bad)
+    assert live.rebuilds == 0
+    # The broker kept its state: Bob's order is still working in it and more orders go in.
+    assert live.call(lambda b: [o.id for o in b.orders("bob")]) == [order.id]
+    assert live.call(lambda b: b.submit("alice", "ACME", "buy", 1)).status == \
+        OrderStatus.ACCEPTED
+
+
+def test_a_broker_change_the_store_refuses_still_rebuilds_the_broker(
+        live: DurableBroker, store: SQLiteStore) -> None:
+    """When the broker's own changes cannot be committed the whole group fails, as before,
+    and the broker is rebuilt from the store (counted)."""
+    seq, _, _ = live.apply(lambda b: b.submit("bob", "ACME", "buy", 10))
+    store.close()  # every commit now fails
+    with pytest.raises(StoreError):
+        live.settle(seq)
+    assert live.lost(seq) is not None
+    assert live.rebuilds == 1
