@@ -271,6 +271,10 @@ class SQLiteStore:
         orders: dict[str, Order] = {}
         positions: dict[tuple[str, str], Position] = {}
         fills: list[Fill] = []
+        if any(change.state for change in changes):
+            state = dict(state or {})
+            for change in changes:
+                state.update(change.state)
         for change in changes:
             for account in change.accounts:
                 accounts[account.id] = account
