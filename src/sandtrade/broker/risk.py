@@ -212,6 +212,10 @@ class RiskChecks:
         """The rules ``account`` trades under."""
         return self._risk_rules.get(account, self._risk_default)
 
+    def has_own_rules(self, account: str) -> bool:
+        """Whether ``account`` trades under rules of its own (not the defaults)."""
+        return account in self._risk_rules
+
     def risk_standing(self, account: str) -> RiskStanding:
         """``account``'s day against its rules."""
         state = self._risk_day(account)
