@@ -337,7 +337,7 @@ def _print_risk(info: Any, out: Console) -> None:
     out.print(Text(f"risk today ({today}): {loss}; {orders}; {day.day_trades} day trades in "
                    "5 business days"), soft_wrap=True)
     if day.halted:
-        out.print(Text(f"risk: halted: {day.halted}", style="red"), soft_wrap=True)
+        out.print(Text(day.halted, style="red"), soft_wrap=True)  # "risk: daily loss …"
 
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).
