@@ -578,9 +578,12 @@ class BrokerChange:
     fills: list[Fill] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
+    #: Broker state that is neither an order nor a fill (an account's risk standing for the
+    #: day), as JSON values by key: committed to the store's host state with the rest.
+    state: dict[str, Any] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.fills or self.positions or self.accounts)
+        return bool(self.orders or self.fills or self.positions or self.accounts or self.state)
 
 
 @dataclass(frozen=True, slots=True)

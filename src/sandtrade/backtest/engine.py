@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sandtrade.backtest.result import Simulation
-from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, sequential_ids
+from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, RiskRules, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
 from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType, Trade
 from sandtrade.strategy import context
@@ -114,7 +114,8 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
              progress: Callable[[int], None] | None = None, close_at_end: bool = False,
              profiles: Iterable[type[FillProfile]] = (),
              log: Callable[[str], None] | None = None,
-             heartbeat: Callable[[], None] | None = None) -> Simulation:
+             heartbeat: Callable[[], None] | None = None,
+             risk: RiskRules | None = None) -> Simulation:
     """Run ``strategy`` over ``data`` without measuring it (see
     :func:`sandtrade.backtest.runner.run_backtest`, which measures it in this process).
 
@@ -123,6 +124,7 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
     them already), the equity value at the end of each timestamp (one per bar with a single
     stream, one per run of equal times with several), both reused after the call, and the
     trades closed so far (a list that only grows; the sandbox sends the new ones along).
+    ``risk``: the account's risk rules, which the broker enforces as it does live.
     """
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
@@ -139,7 +141,7 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
         return _run(strategy, data, cash=cash, settings=settings, params=params,
                     instruments=instruments, progress=progress, close_at_end=close_at_end,
                     profiles=profiles, log=log, heartbeat=heartbeat, measure=measure,
-                    keep_bars=keep_bars)
+                    keep_bars=keep_bars, risk=risk)
     finally:
         if freeze:
             gc.unfreeze()
@@ -152,7 +154,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
          close_at_end: bool, profiles: Iterable[type[FillProfile]],
          log: Callable[[str], None] | None, heartbeat: Callable[[], None] | None,
          measure: Measure,
-         keep_bars: bool) -> Simulation:
+         keep_bars: bool, risk: RiskRules | None) -> Simulation:
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
         streams = dict(data)
@@ -160,6 +162,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids(),
                          profiles=profiles)
     broker.open_account(ACCOUNT, cash)
+    if risk is not None:
+        broker.set_rules(ACCOUNT, risk)
     closed = broker.closed_trades(ACCOUNT)
     logs: list[str] = []
     warnings: list[str] = []
@@ -376,7 +380,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         strategy=strategy.name,
         symbols=symbols,
         params=run_params,
-        settings={"cash": cash, **settings.model_dump(), "close_at_end": close_at_end},
+        settings={"cash": cash, **settings.model_dump(), "close_at_end": close_at_end,
+                  **({"risk": risk.model_dump(mode="json")} if risk is not None else {})},
         bars=n_bars,
         warmup_bars=ctx.warmup_bars(),
         trades=list(closed),

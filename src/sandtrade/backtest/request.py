@@ -20,6 +20,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.backtest.result import BacktestResult
+from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
 
 __all__ = ["BacktestRequest", "BacktestRunner", "DataSpec"]
@@ -48,6 +49,9 @@ class BacktestRequest(BaseModel):
     #: The symbol of Buy & Hold and Beta; None: one symbol is its own, a portfolio's is the
     #: equal-weight buy and hold of all its symbols (see :mod:`sandtrade.backtest.meter`).
     benchmark: str | None = None
+    #: The account's risk rules, enforced as the live broker does (None: no rules), so a
+    #: strategy a rule stops live is stopped the same way here.
+    risk: RiskRules | None = None
 
 
 class BacktestRunner(Protocol):

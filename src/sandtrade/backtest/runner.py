@@ -24,6 +24,7 @@ from sandtrade.backtest.meter import Meter
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings, FillProfile
+from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import DataError
 from sandtrade.market import iter_csv
 from sandtrade.market.samples import missing_file_hint, resolve_data_path
@@ -42,7 +43,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
                  profiles: Iterable[type[FillProfile]] = (),
                  log: Callable[[str], None] | None = None,
                  heartbeat: Callable[[], None] | None = None,
-                 benchmark: str | None = None) -> BacktestResult:
+                 benchmark: str | None = None,
+                 risk: RiskRules | None = None) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
     Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
@@ -55,7 +57,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     :data:`~sandtrade.backtest.engine.MAX_LOG_BYTES` of them are collected into
     ``result.logs``). ``heartbeat`` is called before the hooks of every bar, before on_start,
     each on_fill and on_stop (the sandbox's supervisor times each event by it). The curves
-    are decimated to between ``max_points`` and twice as many points.
+    are decimated to between ``max_points`` and twice as many points. ``risk``: the
+    account's risk rules, enforced as the live broker does.
 
     This is :func:`~sandtrade.backtest.engine.simulate` with a
     :class:`~sandtrade.backtest.meter.Meter` in the same process; the sandbox runs the two
@@ -71,7 +74,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
 
     sim = simulate(strategy, data, cash=cash, settings=settings, params=params,
                    instruments=instruments, progress=progress, close_at_end=close_at_end,
-                   profiles=profiles, log=log, heartbeat=heartbeat, measure=measure)
+                   profiles=profiles, log=log, heartbeat=heartbeat, measure=measure,
+                   risk=risk)
     return meter.finish(sim, elapsed_s=time.perf_counter() - started)
 
 
@@ -129,4 +133,4 @@ class InProcessRunner:
         return run_backtest(strategy, streams, cash=request.cash, settings=request.broker,
                             params=params, progress=progress,
                             close_at_end=request.close_at_end, profiles=self.profiles,
-                            benchmark=request.benchmark)
+                            benchmark=request.benchmark, risk=request.risk)

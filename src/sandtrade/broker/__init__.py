@@ -9,6 +9,7 @@ from sandtrade.broker.fills import (
 )
 from sandtrade.broker.ids import sequential_ids
 from sandtrade.broker.paper import PaperBroker
+from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.broker.settings import BrokerSettings
 
 __all__ = [
@@ -19,5 +20,7 @@ __all__ = [
     "NextOpenProfile",
     "PaperBroker",
     "QuoteProfile",
+    "RiskRules",
+    "RiskStanding",
     "sequential_ids",
 ]

@@ -127,7 +127,10 @@ class OrderChecks:
         _working: dict[str, list[Order]]
         _no_prices: dict[str, str]
         _unpriced: set[str]
+        _risk_on: bool
 
+        def _risk_problem(self, book: AccountBook, order: Order, inst: Instrument,
+                          held: float, ref: float | None) -> str | None: ...
         def position_qty(self, account_id: str, symbol: str) -> float: ...
         def _buying_power(self, book: AccountBook) -> float: ...
 
@@ -161,6 +164,10 @@ class OrderChecks:
             ref = order.limit_price or order.stop_price
         held = self.position_qty(book.id, sym)
         sign = SIGN[order.side]
+        if self._risk_on:
+            problem = self._risk_problem(book, order, inst, held, ref)
+            if problem is not None:
+                return problem
         if order.reduce_only:
             if held * sign >= 0:
                 return f"reduce-only {order.side.value} order but no {sym} position to reduce"

@@ -59,7 +59,13 @@ class Execution:
         _bar_index: int | None
         _no_prices: dict[str, str]
         _unpriced: set[str]
+        _risk_on: bool
+        _risk_today: date | None
 
+        def _risk_new_day(self, today: date) -> None: ...
+        def _risk_after_bar(self, symbol: str) -> None: ...
+        def _note_fill(self, account: str, symbol: str, held: float, sign: int, qty: float,
+                       when: datetime, inst: Instrument | None) -> None: ...
         def _book(self, account_id: str) -> AccountBook: ...
         def _buying_power(self, book: AccountBook) -> float: ...
         def _multiplier(self, symbol: str) -> float: ...
@@ -71,6 +77,8 @@ class Execution:
         self._now = bar.time
         self._bar_index = bar_index
         symbol = bar.symbol
+        if self._risk_on and bar.time.date() != self._risk_today:
+            self._risk_new_day(bar.time.date())
         working = self._working.get(symbol)
         fills: list[Fill] = []
         if working:
@@ -101,6 +109,8 @@ class Execution:
                                  f"{order.tif.value}: unfilled quantity canceled")
                     self._persist(BrokerChange(orders=[order]))
         self._mark[symbol] = bar.close
+        if self._risk_on:
+            self._risk_after_bar(symbol)
         return fills
 
     def close_auction(self, bar: Bar) -> list[Fill]:
@@ -271,6 +281,10 @@ class Execution:
             self._commission_charged[order.id] = (raw, owed)
         now = self._now or datetime.min
         bar_index = self._bar_index
+        if self._risk_on:
+            held = book.positions.get(symbol)
+            self._note_fill(book.id, symbol, held.qty if held is not None else 0.0, sign, qty,
+                            now, self._instruments.get(symbol))
         pos = book_fill(book, self._lots, symbol, mult, sign, qty, price, commission, now,
                         bar_index, order.tag)
 

@@ -41,6 +41,7 @@ from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.broker.ids import sequential_ids
 from sandtrade.broker.lots import KEEP_FINISHED, AccountBook, Lot
 from sandtrade.broker.restore import Ledger, Restore
+from sandtrade.broker.risk import RiskChecks
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import (
@@ -60,7 +61,7 @@ from sandtrade.models import (
 __all__ = ["PaperBroker"]
 
 
-class PaperBroker(OrderChecks, Execution, Restore):
+class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
     """A deterministic multi-account paper broker.
 
     :param settings: costs, fill profile, partial fills and margin.
@@ -107,6 +108,7 @@ class PaperBroker(OrderChecks, Execution, Restore):
         # when they fill (see _check). Not persisted: a restart forgets it, and such an order
         # is then only held to the buying-power check every fill makes.
         self._unpriced: set[str] = set()
+        self._risk_init()
 
     # ------------------------------------------------------------------ set-up
 
@@ -339,6 +341,8 @@ class PaperBroker(OrderChecks, Execution, Restore):
         else:
             order.__dict__["status"] = OrderStatus.ACCEPTED
             self._working.setdefault(symbol, []).append(order)
+            if self._risk_on:
+                self._risk_accepted(account)
         if self._store is not None or self._batch is not None:  # none in a back-test
             self._persist(BrokerChange(orders=[order]))
         return order

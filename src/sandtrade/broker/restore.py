@@ -1,6 +1,6 @@
 """What the broker needs from a store, and rebuilding every account from it.
 
-The broker persists through the eight calls of :class:`Ledger` and nothing else. Every
+The broker persists through the nine calls of :class:`Ledger` and nothing else. Every
 :class:`~sandtrade.store.base.Store` satisfies the protocol structurally, so the broker room
 names no store module: a back-test (and so the sandboxed worker) imports the broker without
 importing persistence. :class:`Restore` is the part of
@@ -10,11 +10,13 @@ importing persistence. :class:`Restore` is the part of
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandtrade.broker.lots import AccountBook, Lot, book_fill
+from sandtrade.broker.risk import risk_state_key
 from sandtrade.errors import StoreError
-from sandtrade.models import Account, BrokerChange, Fill, Order
+from sandtrade.models import Account, BrokerChange, Fill, Instrument, Order
 
 __all__ = ["Ledger", "Restore"]
 
@@ -56,6 +58,10 @@ class Ledger(Protocol):
         """Apply one broker change in a single transaction."""
         ...
 
+    def get_state(self, key: str) -> Any:
+        """A host state value committed with a change (``BrokerChange.state``), or None."""
+        ...
+
 
 class Restore:
     """Client order ids looked up in memory or the store, and the broker rebuilt from the store
@@ -67,8 +73,13 @@ class Restore:
         _lots: dict[tuple[str, str], deque[Lot]]
         _orders: dict[str, Order]
         _working: dict[str, list[Order]]
+        _instruments: dict[str, Instrument]
+        _risk_on: bool
 
         def _book(self, account_id: str) -> AccountBook: ...
+        def _note_fill(self, account: str, symbol: str, held: float, sign: int, qty: float,
+                       when: datetime, inst: Instrument | None) -> None: ...
+        def _load_risk_day(self, account: str, data: dict[str, Any]) -> None: ...
         def _multiplier(self, symbol: str) -> float: ...
 
     def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
@@ -83,7 +94,9 @@ class Restore:
 
     def restore(self) -> int:
         """Rebuild every account from the store: cash, lots, positions, closed trades and working
-        orders, by replaying the stored fills in order. Returns the number of fills replayed.
+        orders, by replaying the stored fills in order, and the risk rules' state (the day's
+        start equity, halt and orders from the store, day trades from the fills). Returns the
+        number of fills replayed.
 
         Called once on an empty broker when a host starts, so that a host killed at any moment
         resumes exactly where its last committed transaction left it.
@@ -94,6 +107,7 @@ class Restore:
         if self._books:
             raise RuntimeError("PaperBroker.restore must run on a broker with no accounts")
         replayed = 0
+        self._risk_on = True  # a live broker: day trades are counted whatever the rules
         for stored in store.list_accounts():
             opened = stored.model_copy(update={"cash": stored.initial_cash, "commissions": 0.0,
                                                "realized_pnl": 0.0})
@@ -108,6 +122,10 @@ class Restore:
                     if fill.order_id not in tags:
                         order = store.get_order(fill.order_id)
                         tags[fill.order_id] = order.tag if order else None
+                    pos = book.positions.get(fill.symbol)
+                    self._note_fill(stored.id, fill.symbol, pos.qty if pos is not None else 0.0,
+                                    fill.side.sign, fill.qty, fill.time,
+                                    self._instruments.get(fill.symbol))
                     book_fill(book, self._lots, fill.symbol, self._multiplier(fill.symbol),
                               fill.side.sign, fill.qty, fill.price, fill.commission, fill.time,
                               fill.bar_index, tags[fill.order_id])
@@ -132,4 +150,7 @@ class Restore:
                     f"{book.cash:,.2f} but the store says {stored.cash:,.2f}; the store is "
                     "inconsistent")
             book.cash = stored.cash  # bit-identical to what was last committed
+            day = store.get_state(risk_state_key(stored.id))
+            if isinstance(day, dict):
+                self._load_risk_day(stored.id, day)
         return replayed

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "format_stat",
     "load_cli_settings",
     "parse_params",
+    "risk_rules",
     "stats_table",
 ]
 
@@ -54,6 +56,35 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
             raise SandtradeError(f"--param {item!r}: expected NAME=VALUE, e.g. fast=5")
         out[key.strip()] = value
     return out
+
+
+def risk_rules(base: RiskRules, items: Sequence[str]) -> RiskRules:
+    """``base`` with ``--risk RULE=VALUE`` values (repeatable) applied; ``SandtradeError``
+    naming the flag when one is unknown or invalid."""
+    import json
+
+    from pydantic import ValidationError
+
+    values = base.model_dump()
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise SandtradeError(f"--risk {item!r}: expected RULE=VALUE, e.g. "
+                                 "max_daily_loss=500")
+        try:
+            values[key] = json.loads(text)
+        except ValueError:
+            values[key] = text
+    try:
+        return RiskRules.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        rule = ".".join(str(x) for x in err["loc"])
+        known = ", ".join(RiskRules.model_fields)
+        msg = err["msg"].removeprefix("Value error, ")
+        raise SandtradeError(f"--risk {rule}: {msg} (got {err.get('input')!r}; rules: "
+                             f"{known})") from None
 
 
 def format_stat(v: Any) -> str:

@@ -281,9 +281,10 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                         title=f"positions of {account or 'your account'}")
             return 0
         acct = c.account(account)
+        risk = _risk_info(c, account)
         if args.json:  # the market's state too, as /health has it: scripts check it
-            print(json.dumps({**acct.model_dump(mode="json"), "market": _market_json(c)},
-                             indent=2))
+            print(json.dumps({**acct.model_dump(mode="json"), "market": _market_json(c),
+                              "risk": _risk_json(risk)}, indent=2))
             return 0
         table = Table(title=cell(f"account {acct.id}"), title_justify="left", box=None,
                       show_header=False)
@@ -298,8 +299,55 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                              ("initial cash", acct.initial_cash)):
             table.add_row(label, f"{value or 0:,.2f}")
         out.print(table)
+        _print_risk(risk, out)
         _print_market(c, out)
         return 0
+
+
+def _risk_info(c: Any, account: str | None) -> Any:
+    """The account's risk rules and standing (None from a host or a token that cannot say)."""
+    from sandtrade.client import ApiError
+
+    try:
+        return c.account_settings(account)
+    except ApiError:
+        return None
+
+
+def _risk_json(info: Any) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return {"rules": info.risk.model_dump(mode="json"), "own": info.own,
+            "standing": info.standing.to_json()}
+
+
+def _print_risk(info: Any, out: Console) -> None:
+    """Under the account: its risk rules and its day against them, ``risk:`` lines (never
+    wrapped: scripts grep for them)."""
+    if info is None:
+        return
+    rules, day = info.risk, info.standing
+    parts = [f"{name.replace('_', ' ')} {value:,.2f}" if isinstance(value, float)
+             else f"{name.replace('_', ' ')} {value:,}"
+             for name, value in rules.model_dump().items()
+             if value is not None and not isinstance(value, (bool, dict))]
+    parts += [f"max position notional of {sym} {v:,.2f}"
+              for sym, v in sorted(rules.max_position_notional_by_symbol.items())]
+    if rules.pattern_day_trader:
+        parts.append("pattern day trader protection")
+    whose = "the account's own" if info.own else "the host's defaults"
+    out.print(Text(f"risk rules ({whose}): {', '.join(parts) or 'none'}"), soft_wrap=True)
+    today = day.day.isoformat() if day.day else "before the first bar"
+    loss = f"loss {day.loss_today:,.2f}"
+    if rules.max_daily_loss is not None:
+        loss += f" of {rules.max_daily_loss:,.2f} allowed"
+    orders = f"{day.orders_today:,} orders"
+    if rules.max_orders_per_day is not None:
+        orders += f" of {rules.max_orders_per_day:,}"
+    out.print(Text(f"risk today ({today}): {loss}; {orders}; {day.day_trades} day trades in "
+                   "5 business days"), soft_wrap=True)
+    if day.halted:
+        out.print(Text(day.halted, style="red"), soft_wrap=True)  # "risk: daily loss …"
 
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).

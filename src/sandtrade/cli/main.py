@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandtrade import __version__
-from sandtrade.cli.common import parse_params, stats_table
+from sandtrade.cli.common import parse_params, risk_rules, stats_table
 from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="close open trades at the last bar so they count in the stats")
     bt.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="override a strategy parameter (repeatable)")
+    bt.add_argument("--risk", action="append", default=[], metavar="RULE=VALUE",
+                    help="a risk rule, as the host's [risk] table holds them (repeatable), "
+                    "e.g. max_daily_loss=500 or pattern_day_trader=true; the --config file's "
+                    "[risk] applies too")
     bt.add_argument("--benchmark", metavar="SYMBOL",
                     help="the symbol whose buy and hold is the benchmark (Buy & Hold Return, "
                     "Alpha, Beta); default: a portfolio's is an equal-weight buy and hold of "
@@ -130,9 +134,11 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
         overrides["cash"] = args.cash
     settings = load_settings(args.config, **overrides)
     specs = [parse_data_spec(d) for d in args.data]
+    risk = risk_rules(settings.risk, args.risk)
     request = BacktestRequest(strategy=args.strategy, data=specs, cash=settings.cash,
                               broker=settings.broker, params=parse_params(args.param),
-                              close_at_end=args.close_at_end, benchmark=args.benchmark)
+                              close_at_end=args.close_at_end, benchmark=args.benchmark,
+                              risk=None if risk.is_empty() else risk)
     total = max(count_rows(s.path) for s in specs)
     show_progress = total >= PROGRESS_MIN_BARS and err.is_terminal
     from sandtrade.host.plugins import PluginHost

@@ -18,6 +18,7 @@ same way: ``c.send_signal("buy 10 AAPL")`` or ``c.send_signal({"symbol": "AAPL",
 """
 
 from sandtrade.client.client import (
+    AccountSettingsInfo,
     ApiError,
     BacktestProgress,
     Client,
@@ -36,6 +37,7 @@ from sandtrade.client.client import (
 )
 
 __all__ = [
+    "AccountSettingsInfo",
     "ApiError",
     "BacktestProgress",
     "Client",

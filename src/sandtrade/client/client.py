@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.client.offline import FailedRequest, OfflineQueue
 from sandtrade.market.hub import FeedStatus
 from sandtrade.models import (
@@ -49,9 +50,10 @@ from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
-    "ApiError", "BacktestProgress", "Client", "FailedPrecondition", "InvalidArgument",
-    "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal", "ResourceExhausted",
-    "SignalInfo", "StrategyInfo", "StrategyStatus", "Unauthenticated", "Unavailable",
+    "AccountSettingsInfo", "ApiError", "BacktestProgress", "Client", "FailedPrecondition",
+    "InvalidArgument", "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal",
+    "ResourceExhausted", "SignalInfo", "StrategyInfo", "StrategyStatus", "Unauthenticated",
+    "Unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -443,6 +445,23 @@ class Client:
         resp = self._call(self._trading.GetAccount, tpb.GetAccountRequest(account=account or ""))
         return convert.account_from_pb(resp.account)
 
+    def account_settings(self, account: str | None = None) -> AccountSettingsInfo:
+        """The account's risk rules and its standing today against them."""
+        resp = self._call(self._trading.GetAccountSettings,
+                          tpb.GetAccountSettingsRequest(account=account or ""))
+        return _settings_info(resp)
+
+    def set_account_settings(self, risk: RiskRules | None, *, account: str | None = None,
+                             request_id: str | None = None) -> AccountSettingsInfo:
+        """Replace the account's risk rules (admin); None: back to the host's configured
+        ones. Retried safely: the request carries an idempotency key."""
+        request = tpb.SetAccountSettingsRequest(account=account or "",
+                                                use_defaults=risk is None,
+                                                request_id=request_id or _new_key())
+        if risk is not None:
+            convert.risk_rules_to_pb(risk, request.settings.risk)
+        return _settings_info(self._call(self._trading.SetAccountSettings, request))
+
     def trade_updates(self, account: str | None = None) -> Iterator[TradeUpdate]:
         """Order and fill updates as they happen; reconnects (with backoff) when the stream
         drops. Updates that happen while disconnected are not replayed: list orders to catch
@@ -708,6 +727,23 @@ class Client:
         self._flusher = threading.Thread(target=run, name="sandtrade-client-flush",
                                          daemon=True)
         self._flusher.start()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettingsInfo:
+    """An account's risk rules, whether they are its own, and its day against them."""
+
+    account: str
+    risk: RiskRules
+    own: bool
+    standing: RiskStanding
+
+
+def _settings_info(resp: Any) -> AccountSettingsInfo:
+    return AccountSettingsInfo(account=resp.account,
+                               risk=convert.risk_rules_from_pb(resp.settings.risk),
+                               own=resp.own,
+                               standing=convert.risk_standing_from_pb(resp.standing))
 
 
 def _new_key() -> str:

@@ -13,20 +13,32 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
 from sandtrade.sandbox.mailbox import StrategySettings
 from sandtrade.signals.settings import SignalSettings
 
-__all__ = ["ConfigError", "Settings", "config_error", "load_settings", "toml_line"]
+__all__ = ["AccountSettings", "ConfigError", "Settings", "config_error", "load_settings",
+           "toml_line"]
 
 
 class ConfigError(SandtradeError):
     """The configuration file or environment holds something invalid; names the key."""
+
+
+class AccountSettings(BaseModel):
+    """``[accounts.NAME]``: one account's own settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    risk: RiskRules | None = Field(
+        None, description="[accounts.NAME.risk]: the account's risk rules, instead of [risk] "
+        "(rules set over gRPC with SetAccountSettings take precedence over both).")
 
 
 class Settings(BaseSettings):
@@ -45,12 +57,22 @@ class Settings(BaseSettings):
     cash: float = Field(10_000.0, gt=0, description="Starting cash of new accounts/back-tests.")
     account: str = Field("paper", description="The default paper account (created at start).")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    risk: RiskRules = Field(default_factory=RiskRules,
+                            description="[risk]: the risk rules of every account without its "
+                            "own (none by default).")
+    accounts: dict[str, AccountSettings] = Field(
+        default_factory=dict, description="[accounts.NAME]: settings of one account.")
     market: MarketSettings = Field(default_factory=MarketSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
     strategies: StrategySettings = Field(default_factory=StrategySettings)
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "
         "validated by the plugin.")
+
+    def account_rules(self, account: str) -> RiskRules | None:
+        """``account``'s risk rules from the file (None: it has none of its own)."""
+        own = self.accounts.get(account)
+        return own.risk if own is not None else None
 
     @classmethod
     def settings_customise_sources(

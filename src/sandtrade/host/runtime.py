@@ -20,6 +20,7 @@ from sandtrade.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.ids import unique_ids
 from sandtrade.broker.paper import PaperBroker
+from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 from sandtrade.host.config import Settings
 from sandtrade.host.plugins import PluginHost
@@ -44,7 +45,8 @@ from sandtrade.signals.pipeline import SignalPipeline
 from sandtrade.store import open_store
 from sandtrade.store.base import Store
 
-__all__ = ["OPERATOR_TOKEN_FILE", "STORE_FILE", "HostRuntime", "open_host_store",
+__all__ = ["OPERATOR_TOKEN_FILE", "STORE_FILE", "HostRuntime", "apply_risk_rules",
+           "open_host_store",
            "tune_gc_for_serving"]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,25 @@ def tune_gc_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def apply_risk_rules(broker: PaperBroker, settings: Settings, store: Store) -> None:
+    """Give ``broker`` the risk rules of every account: the file's ``[risk]`` for all, its
+    ``[accounts.NAME.risk]``, then what was set over gRPC (stored; it wins)."""
+    broker.set_default_rules(settings.risk)
+    for name in settings.accounts:
+        rules = settings.account_rules(name)
+        if rules is not None:
+            broker.set_rules(name, rules)
+    for account, data in store.list_account_settings().items():
+        risk = data.get("risk")
+        if risk is not None:
+            try:
+                broker.set_rules(account, RiskRules.model_validate(risk))
+            except ValueError as e:
+                raise SandtradeError(f"account {account!r}: its stored risk rules are "
+                                     f"invalid ({e}); set them again with "
+                                     "SetAccountSettings") from None
 
 
 def open_host_store(data_dir: Path) -> Store:
@@ -124,6 +145,7 @@ class HostRuntime:
             broker = PaperBroker(s.broker, instruments=instruments, store=store,
                                  ids=unique_ids(), profiles=profiles)
             self.restored_fills = broker.restore()
+            apply_risk_rules(broker, s, store)
             return broker
 
         self.live = DurableBroker(make_broker, store)
@@ -160,7 +182,8 @@ class HostRuntime:
             instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
             live_brokers=live_brokers)
         self.rpc = create_server(
-            trading=TradingServicer(self.live, store, self.auth),
+            trading=TradingServicer(self.live, store, self.auth,
+                                    configured_rules=s.account_rules),
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),

@@ -6,11 +6,12 @@ and the client call these functions.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.market.hub import FeedStatus, SymbolFeedStatus
 from sandtrade.models import (
     Account,
@@ -26,12 +27,14 @@ from sandtrade.models import (
 )
 from sandtrade.v1 import common_pb2 as pb
 from sandtrade.v1 import market_pb2 as mpb
+from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
     "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "feed_status_from_pb",
     "feed_status_to_pb", "fill_from_pb", "fill_to_pb", "order_from_pb", "order_to_pb",
-    "position_from_pb", "position_to_pb",
-    "quote_from_pb", "quote_to_pb", "side_from_pb", "side_to_pb", "status_from_pb",
+    "position_from_pb", "position_to_pb", "quote_from_pb", "quote_to_pb",
+    "risk_rules_from_pb", "risk_rules_to_pb", "risk_standing_from_pb", "risk_standing_to_pb",
+    "side_from_pb", "side_to_pb", "status_from_pb",
     "status_to_pb", "tif_from_pb", "tif_to_pb", "time_from_pb", "time_to_pb", "type_from_pb",
     "type_to_pb",
 ]
@@ -248,3 +251,50 @@ def feed_status_from_pb(m: mpb.GetFeedStatusResponse) -> FeedStatus:
             ended_at=time_from_pb(s.ended_at) if s.HasField("ended_at") else None,
             shift=timedelta(seconds=s.shift_seconds), message=s.message)
             for s in m.symbols))
+
+
+_RISK_LIMITS = ("max_position_qty", "max_position_notional", "max_gross_exposure",
+                "max_daily_loss", "max_order_notional", "max_orders_per_day")
+
+
+def risk_rules_to_pb(rules: RiskRules, out: tpb.RiskRules | None = None) -> tpb.RiskRules:
+    """Risk rules as their message (unset limits stay unset)."""
+    m = tpb.RiskRules() if out is None else out
+    for name in _RISK_LIMITS:
+        value = getattr(rules, name)
+        if value is not None:
+            setattr(m, name, value)
+    m.max_position_notional_by_symbol.update(rules.max_position_notional_by_symbol)
+    m.pattern_day_trader = rules.pattern_day_trader
+    return m
+
+
+def risk_rules_from_pb(m: tpb.RiskRules) -> RiskRules:
+    """Risk rules from their message; pydantic's ``ValidationError`` when a value is invalid."""
+    values: dict[str, Any] = {name: getattr(m, name) for name in _RISK_LIMITS
+                              if m.HasField(name)}
+    return RiskRules(**values, pattern_day_trader=m.pattern_day_trader,
+                     max_position_notional_by_symbol=dict(m.max_position_notional_by_symbol))
+
+
+def risk_standing_to_pb(s: RiskStanding, out: tpb.RiskStanding | None = None
+                        ) -> tpb.RiskStanding:
+    """An account's day as its message."""
+    m = tpb.RiskStanding() if out is None else out
+    m.day = s.day.isoformat() if s.day else ""
+    if s.start_equity is not None:
+        m.start_equity = s.start_equity
+    m.equity = s.equity
+    m.loss_today = s.loss_today
+    m.orders_today = s.orders_today
+    m.day_trades = s.day_trades
+    m.halted = s.halted or ""
+    return m
+
+
+def risk_standing_from_pb(m: tpb.RiskStanding) -> RiskStanding:
+    """An account's day from its message."""
+    return RiskStanding(day=date.fromisoformat(m.day) if m.day else None,
+                        start_equity=m.start_equity if m.HasField("start_equity") else None,
+                        equity=m.equity, orders_today=m.orders_today, day_trades=m.day_trades,
+                        halted=m.halted or None)

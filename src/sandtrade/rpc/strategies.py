@@ -208,11 +208,13 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
             raise InvalidField("benchmark", f"{request.benchmark!r} is not a symbol of this "
                                f"back-test (its symbols: {', '.join(symbols)})")
         params = {**record.params, **struct_to_params(request.params)}
+        # The account's own risk rules, so the back-test stops where the live run would.
+        risk = self.manager.live.call(lambda b: b.rules(record.account))
         breq = BacktestRequest(
             strategy=f"{record.name}.py", data=[DataSpec(path=f"hub:{s}") for s in symbols],
             cash=request.cash or self.manager.cash, params=params,
             broker=BrokerSettings(commission_pct=request.commission),
-            benchmark=request.benchmark or None)
+            benchmark=request.benchmark or None, risk=None if risk.is_empty() else risk)
         total = max(len(b) for b in data.values())
         updates: queue.Queue[int | BacktestResult | BaseException] = queue.Queue()
 

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from pydantic import ValidationError
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker
+from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.errors import Conflict, InvalidField, NotFound, OrderRejected, StoreError
 from sandtrade.models import Order, TimeInForce, TradeUpdate, implied_order_type
 from sandtrade.rpc import convert
@@ -49,10 +51,18 @@ def ensure_account(broker: PaperBroker, store: Store, account: str) -> None:
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     """Orders, positions, account and trade updates of the token's account."""
 
-    def __init__(self, live: DurableBroker, store: Store, auth: TokenAuthority) -> None:
+    def __init__(self, live: DurableBroker, store: Store, auth: TokenAuthority, *,
+                 configured_rules: Callable[[str], RiskRules | None] = lambda _: None
+                 ) -> None:
         self.live = live
         self.store = store
         self.auth = auth
+        #: An account's rules from the host's file ([accounts.NAME.risk]), None for none:
+        #: what SetAccountSettings(use_defaults) goes back to.
+        self.configured_rules = configured_rules
+        self._settings_lock = threading.Lock()
+        #: Answers of recent SetAccountSettings by (account, request_id) (AIP-155).
+        self._settings_done: dict[tuple[str, str], tpb.SetAccountSettingsResponse] = {}
 
     def _account(self, principal: Principal, scope: str, account: str) -> str:
         target = principal.require(scope, account or None)
@@ -240,6 +250,67 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             return b.account(account)
 
         return tpb.GetAccountResponse(account=convert.account_to_pb(self.live.call(op)))
+
+    @unary
+    def GetAccountSettings(self, request: tpb.GetAccountSettingsRequest,
+                           context: grpc.ServicerContext,
+                           principal: Principal) -> tpb.GetAccountSettingsResponse:
+        account = self._account(principal, "read", request.account)
+        out = tpb.GetAccountSettingsResponse()
+        self._settings_answer(account, out)
+        return out
+
+    @unary
+    def SetAccountSettings(self, request: tpb.SetAccountSettingsRequest,
+                           context: grpc.ServicerContext,
+                           principal: Principal) -> tpb.SetAccountSettingsResponse:
+        account = self._account(principal, "admin", request.account)
+        if len(request.request_id) > MAX_ID_LENGTH:
+            raise InvalidField("request_id", f"at most {MAX_ID_LENGTH} characters "
+                               f"(got {len(request.request_id)})")
+        key = (account, request.request_id)
+        with self._settings_lock:
+            if request.request_id and key in self._settings_done:
+                out = tpb.SetAccountSettingsResponse()
+                out.CopyFrom(self._settings_done[key])
+                return out
+            rules: RiskRules | None = None
+            if not request.use_defaults:
+                try:
+                    rules = convert.risk_rules_from_pb(request.settings.risk)
+                except ValidationError as e:
+                    err = e.errors()[0]
+                    field = "settings.risk." + ".".join(str(x) for x in err["loc"])
+                    raise InvalidField(field, f"{err['msg']} (got {err.get('input')!r})"
+                                       ) from None
+
+            def exists(b: PaperBroker) -> None:
+                ensure_account(b, self.store, account)
+
+            self.live.call(exists)
+            self.store.save_account_settings(
+                account, None if rules is None else {"risk": rules.model_dump(mode="json")})
+            if rules is None:
+                rules = self.configured_rules(account)
+            self.live.call(lambda b: b.set_rules(account, rules))
+            out = tpb.SetAccountSettingsResponse()
+            self._settings_answer(account, out)
+            if request.request_id:
+                self._settings_done[key] = out
+                while len(self._settings_done) > 1000:
+                    self._settings_done.pop(next(iter(self._settings_done)))
+            return out
+
+    def _settings_answer(self, account: str, out: Any) -> None:
+        def op(b: PaperBroker) -> tuple[RiskRules, bool, RiskStanding]:
+            ensure_account(b, self.store, account)
+            return b.rules(account), b.has_own_rules(account), b.risk_standing(account)
+
+        rules, own, standing = self.live.call(op)
+        out.account = account
+        convert.risk_rules_to_pb(rules, out.settings.risk)
+        out.own = own
+        convert.risk_standing_to_pb(standing, out.standing)
 
     @streaming
     def StreamTradeUpdates(self, request: tpb.StreamTradeUpdatesRequest,

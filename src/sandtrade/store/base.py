@@ -154,6 +154,18 @@ class Store(Protocol):
         """The account's order submitted with ``client_order_id``, or None."""
         ...
 
+    def get_account_settings(self, account: str) -> dict[str, Any] | None:
+        """``account``'s own settings (a JSON object), or None when it has none."""
+        ...
+
+    def list_account_settings(self) -> dict[str, dict[str, Any]]:
+        """Every account's own settings, by account."""
+        ...
+
+    def save_account_settings(self, account: str, data: dict[str, Any] | None) -> None:
+        """Replace ``account``'s own settings (None removes them)."""
+        ...
+
     def save_token(self, token: ApiToken) -> None:
         """Store a new API token."""
         ...

@@ -180,6 +180,12 @@ _V5_SIGNALS = (
     " WHERE status IN ('received', 'validated', 'routed')",
 )
 
+_V6_ACCOUNT_SETTINGS = (
+    # An account's own settings set over gRPC (its risk rules under "risk"), as one JSON
+    # object; accounts without a row trade under the host's configured ones.
+    "CREATE TABLE account_settings (account TEXT PRIMARY KEY, data TEXT NOT NULL)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -189,6 +195,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "uploaded strategies and whether each should be running",
               _V4_STRATEGIES),
     Migration(5, "the signal journal", _V5_SIGNALS),
+    Migration(6, "per-account settings (risk rules)", _V6_ACCOUNT_SETTINGS),
 )
 
 

@@ -284,6 +284,10 @@ class SQLiteStore:
         orders: dict[str, Order] = {}
         positions: dict[tuple[str, str], Position] = {}
         fills: list[Fill] = []
+        if any(change.state for change in changes):
+            state = dict(state or {})
+            for change in changes:
+                state.update(change.state)
         for change in changes:
             for account in change.accounts:
                 accounts[account.id] = account
@@ -471,6 +475,33 @@ class SQLiteStore:
         with self._reading(f"get_state_text({key!r})") as conn:
             row = conn.execute("SELECT value FROM host_state WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    # account settings
+
+    def get_account_settings(self, account: str) -> dict[str, Any] | None:
+        """``account``'s own settings (a JSON object), or None when it has none."""
+        with self._reading(f"get_account_settings({account!r})") as conn:
+            row = conn.execute("SELECT data FROM account_settings WHERE account = ?",
+                               (account,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_account_settings(self) -> dict[str, dict[str, Any]]:
+        """Every account's own settings, by account."""
+        with self._reading("list_account_settings") as conn:
+            rows = conn.execute("SELECT account, data FROM account_settings ORDER BY account"
+                                ).fetchall()
+        return {account: dict(json.loads(data)) for account, data in rows}
+
+    def save_account_settings(self, account: str, data: dict[str, Any] | None) -> None:
+        """Replace ``account``'s own settings (None removes them)."""
+        op = f"save_account_settings({account!r})"
+        with self._writing(op) as conn:
+            if data is None:
+                conn.execute("DELETE FROM account_settings WHERE account = ?", (account,))
+            else:
+                conn.execute("INSERT INTO account_settings (account, data) VALUES (?, ?) ON "
+                             "CONFLICT (account) DO UPDATE SET data = excluded.data",
+                             (account, self._json(data, "settings", op)))
 
     # API tokens
 

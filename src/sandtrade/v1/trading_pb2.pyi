@@ -156,3 +156,96 @@ class StreamTradeUpdatesResponse(_message.Message):
     order: _common_pb2.Order
     fill: _common_pb2.Fill
     def __init__(self, order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_common_pb2.Fill, _Mapping]] = ...) -> None: ...
+
+class RiskRules(_message.Message):
+    __slots__ = ("max_position_qty", "max_position_notional", "max_position_notional_by_symbol", "max_gross_exposure", "max_daily_loss", "max_order_notional", "max_orders_per_day", "pattern_day_trader")
+    class MaxPositionNotionalBySymbolEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MAX_POSITION_QTY_FIELD_NUMBER: _ClassVar[int]
+    MAX_POSITION_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_POSITION_NOTIONAL_BY_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    MAX_GROSS_EXPOSURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DAILY_LOSS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ORDER_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_ORDERS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_DAY_TRADER_FIELD_NUMBER: _ClassVar[int]
+    max_position_qty: float
+    max_position_notional: float
+    max_position_notional_by_symbol: _containers.ScalarMap[str, float]
+    max_gross_exposure: float
+    max_daily_loss: float
+    max_order_notional: float
+    max_orders_per_day: int
+    pattern_day_trader: bool
+    def __init__(self, max_position_qty: _Optional[float] = ..., max_position_notional: _Optional[float] = ..., max_position_notional_by_symbol: _Optional[_Mapping[str, float]] = ..., max_gross_exposure: _Optional[float] = ..., max_daily_loss: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_orders_per_day: _Optional[int] = ..., pattern_day_trader: _Optional[bool] = ...) -> None: ...
+
+class AccountSettings(_message.Message):
+    __slots__ = ("risk",)
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    risk: RiskRules
+    def __init__(self, risk: _Optional[_Union[RiskRules, _Mapping]] = ...) -> None: ...
+
+class RiskStanding(_message.Message):
+    __slots__ = ("day", "start_equity", "equity", "loss_today", "orders_today", "day_trades", "halted")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    START_EQUITY_FIELD_NUMBER: _ClassVar[int]
+    EQUITY_FIELD_NUMBER: _ClassVar[int]
+    LOSS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    DAY_TRADES_FIELD_NUMBER: _ClassVar[int]
+    HALTED_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    start_equity: float
+    equity: float
+    loss_today: float
+    orders_today: int
+    day_trades: int
+    halted: str
+    def __init__(self, day: _Optional[str] = ..., start_equity: _Optional[float] = ..., equity: _Optional[float] = ..., loss_today: _Optional[float] = ..., orders_today: _Optional[int] = ..., day_trades: _Optional[int] = ..., halted: _Optional[str] = ...) -> None: ...
+
+class GetAccountSettingsRequest(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    def __init__(self, account: _Optional[str] = ...) -> None: ...
+
+class GetAccountSettingsResponse(_message.Message):
+    __slots__ = ("account", "settings", "own", "standing")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    OWN_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    settings: AccountSettings
+    own: bool
+    standing: RiskStanding
+    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ...) -> None: ...
+
+class SetAccountSettingsRequest(_message.Message):
+    __slots__ = ("account", "settings", "use_defaults", "request_id")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    USE_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    settings: AccountSettings
+    use_defaults: bool
+    request_id: str
+    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., use_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetAccountSettingsResponse(_message.Message):
+    __slots__ = ("account", "settings", "own", "standing")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    OWN_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    settings: AccountSettings
+    own: bool
+    standing: RiskStanding
+    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ...) -> None: ...

@@ -76,6 +76,16 @@ class TradingServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesResponse.FromString,
                 _registered_method=True)
+        self.GetAccountSettings = channel.unary_unary(
+                '/sandtrade.v1.TradingService/GetAccountSettings',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsResponse.FromString,
+                _registered_method=True)
+        self.SetAccountSettings = channel.unary_unary(
+                '/sandtrade.v1.TradingService/SetAccountSettings',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -143,6 +153,22 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccountSettings(self, request, context):
+        """The account's settings (its risk rules) and its standing today against them. Needs the
+        `read` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAccountSettings(self, request, context):
+        """Replace the account's settings (its risk rules), stored and effective for the next
+        order. Needs the `admin` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +211,16 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.StreamTradeUpdates,
                     request_deserializer=sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesResponse.SerializeToString,
+            ),
+            'GetAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountSettings,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsResponse.SerializeToString,
+            ),
+            'SetAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountSettings,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -405,6 +441,60 @@ class TradingService:
             '/sandtrade.v1.TradingService/StreamTradeUpdates',
             sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesRequest.SerializeToString,
             sandtrade_dot_v1_dot_trading__pb2.StreamTradeUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.TradingService/GetAccountSettings',
+            sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.GetAccountSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccountSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.TradingService/SetAccountSettings',
+            sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

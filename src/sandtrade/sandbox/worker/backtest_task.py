@@ -102,7 +102,7 @@ def run_backtest_task(task: dict[str, Any], strategy: LoadedStrategy, log: Strat
     sim = simulate(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
                    settings=request.broker, params=params, measure=measure, keep_bars=False,
                    close_at_end=request.close_at_end, log=log.write_line, profiles=profiles,
-                   heartbeat=beat)
+                   heartbeat=beat, risk=request.risk)
     sim.trades = sim.trades[sent:]
     sim.trades_sent = sent
     # A lone surrogate ("\ud800") is a str but not UTF-8: the result would not serialise and
