@@ -22,6 +22,9 @@ class WorkerLimits(BaseModel):
     wall_seconds: Annotated[float, Field(gt=0, description="wall time of a whole run, s")] = 900
     event_seconds: Annotated[float, Field(gt=0, description="wall time one hook (or one "
                                           "progress step of a back-test) may take, s")] = 10.0
+    ctx_calls_per_event: Annotated[int, Field(gt=0, description="broker calls (ctx.buy, "
+                                              "ctx.account, ...) one live event may make; "
+                                              "the rest of that event's are refused")] = 1000
     log_bytes: Annotated[int, Field(ge=0, description="strategy log (print, ctx.log), bytes")
                          ] = 1 << 20
     stderr_bytes: Annotated[int, Field(ge=0, description="worker stderr kept, bytes")] = 64 << 10
@@ -39,5 +42,6 @@ class WorkerLimits(BaseModel):
 
 #: What an operator allows at most unless configured otherwise.
 OPERATOR_MAXIMA = WorkerLimits(cpu_seconds=3600, memory_mb=4096, open_files=256,
-                               wall_seconds=7200, event_seconds=60, log_bytes=16 << 20,
+                               wall_seconds=7200, event_seconds=60,
+                               ctx_calls_per_event=100_000, log_bytes=16 << 20,
                                stderr_bytes=1 << 20, result_bytes=1 << 30)
