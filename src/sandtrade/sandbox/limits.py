@@ -11,7 +11,7 @@ __all__ = ["OPERATOR_MAXIMA", "WorkerLimits"]
 
 class WorkerLimits(BaseModel):
     """What one strategy worker may use. The kernel enforces the first five; the supervisor
-    (psutil, from outside) enforces them too and the rest."""
+    (its watchdog, from outside) enforces them too and the rest."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
