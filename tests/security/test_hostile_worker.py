@@ -193,6 +193,17 @@ def test_an_unexpected_frame_type_is_a_protocol_kill(sandbox: Sandbox) -> None:
     killed_for_protocol(sandbox, "progress_then_wait", "unexpected frame 'progress'")
 
 
+def test_a_child_process_after_ready_is_killed(sandbox: Sandbox) -> None:
+    """A worker past every layer that starts a process after it reported ``ready``: the
+    watchdog (which lists children once a second) kills the whole group and says so."""
+    runner, outcome = run_fake(sandbox, "fork")
+    assert isinstance(outcome, SandboxKilled), outcome
+    assert outcome.reason == "child", f"{outcome.reason}: {outcome}"
+    assert "started a child process (pid " in str(outcome), str(outcome)
+    assert_fake_gone(runner)
+    sandbox.assert_host_unharmed(outcome)
+
+
 def test_frames_queued_behind_an_unexpected_frame_are_not_taken_as_the_answer(
         sandbox: Sandbox) -> None:
     """The worker that sent the bad frame is killed, but frames it wrote just before dying

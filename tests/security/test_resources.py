@@ -4,12 +4,16 @@ Limits are enforced from outside the strategy's reach (kernel rlimits, the super
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from sandtrade.errors import StrategyError
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import check_in_sandbox
-from sandtrade.sandbox.supervisor import SandboxKilled
+from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor
+from sandtrade.sandbox.watchdog import watchdog
 
 from .conftest import CPU_LIMITS, EVENT_LIMITS, LIMITS, WALL_LIMITS, Sandbox
 
@@ -283,6 +287,37 @@ def test_thread_creation_unreachable(sandbox: Sandbox) -> None:
             threading.Thread(target=print).start()
     """, "'threading' is not allowed", '"_thread" is an invalid variable name', line=1)
     sandbox.assert_host_unharmed(err)
+
+
+def test_one_watchdog_thread_for_many_workers() -> None:
+    """Six idle live workers are watched by the process's one watchdog thread (a watcher
+    thread per worker, polling every process on the box, made the host's CPU grow with the
+    square of the workers): the host's threads grow by each worker's two pipe readers only,
+    and every worker's memory and CPU are read."""
+    def watchdogs() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "sandbox-watchdog"]
+
+    task = {"task": "live", "path": "idle.py", "source": "def on_bar(ctx, bar):\n    pass\n",
+            "params": {}, "symbols": ["AAA"], "state": {}}
+    supervisor = Supervisor(LIMITS)
+    before = threading.active_count()
+    workers = []
+    try:
+        for k in range(6):
+            workers.append(supervisor.start(task, name=f"idle-{k}", wall_limit=False))
+            assert len(watchdogs()) == 1
+        # Two pipe readers a worker, and the watchdog unless an earlier test started it.
+        assert threading.active_count() - before <= 2 * len(workers) + 1
+        assert watchdog().watching() >= len(workers)
+        deadline = time.monotonic() + 10
+        while not all(w.rss > 0 and w.cpu_seconds > 0 for w in workers):
+            assert time.monotonic() < deadline, [(w.rss, w.cpu_seconds) for w in workers]
+            time.sleep(0.05)
+    finally:
+        for w in workers:
+            w.close()
+    assert len(watchdogs()) == 1
+    assert not any(w.proc.poll() is None for w in workers)
 
 
 # ---------------------------------------------------------------- output

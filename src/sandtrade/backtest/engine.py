@@ -241,6 +241,9 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         "back-test stopped, as a broker would")
 
     def periodic(done: int) -> None:
+        # A step of the back-test is progress too (the supervisor's per-step budget counts
+        # beats only), even for a strategy without per-bar hooks.
+        beat()
         measure(bars, equities, closed)
         bars.clear()
         del equities[:]

@@ -29,7 +29,8 @@ from sandtrade.errors import SandtradeError
 
 __all__ = ["add_strategies_command", "run_strategies"]
 
-_STATE_STYLE = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
+_STATE_STYLE = {"running": "green", "starting": "yellow", "stopping": "yellow", "failed": "red",
+                "stopped": "dim"}
 
 
 def add_strategies_command(sub: Any) -> None:

@@ -32,7 +32,8 @@ from sandtrade.v1 import strategies_pb2_grpc
 __all__ = ["StrategyServicer", "struct_to_params"]
 
 _STATES = {"stopped": spb.STRATEGY_STATE_STOPPED, "starting": spb.STRATEGY_STATE_STARTING,
-           "running": spb.STRATEGY_STATE_RUNNING, "failed": spb.STRATEGY_STATE_FAILED}
+           "running": spb.STRATEGY_STATE_RUNNING, "stopping": spb.STRATEGY_STATE_STOPPING,
+           "failed": spb.STRATEGY_STATE_FAILED}
 
 
 def struct_to_params(struct: struct_pb2.Struct, field: str = "params") -> dict[str, Any]:
@@ -121,7 +122,8 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
                      principal: Principal) -> spb.StopStrategyResponse:
         record = self._visible(principal, "admin", request.name)
         record = self.manager.stop(record.name)
-        return spb.StopStrategyResponse(strategy=strategy_to_pb(record, "stopped"))
+        return spb.StopStrategyResponse(
+            strategy=strategy_to_pb(record, self.manager.state_of(record.name)))
 
     @unary
     def ListStrategies(self, request: spb.ListStrategiesRequest, context: grpc.ServicerContext,

@@ -11,7 +11,7 @@ __all__ = ["OPERATOR_MAXIMA", "WorkerLimits"]
 
 class WorkerLimits(BaseModel):
     """What one strategy worker may use. The kernel enforces the first five; the supervisor
-    (psutil, from outside) enforces them too and the rest."""
+    (its watchdog, from outside) enforces them too and the rest."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -22,6 +22,9 @@ class WorkerLimits(BaseModel):
     wall_seconds: Annotated[float, Field(gt=0, description="wall time of a whole run, s")] = 900
     event_seconds: Annotated[float, Field(gt=0, description="wall time one hook (or one "
                                           "progress step of a back-test) may take, s")] = 10.0
+    ctx_calls_per_event: Annotated[int, Field(gt=0, description="broker calls (ctx.buy, "
+                                              "ctx.account, ...) one live event may make; "
+                                              "the rest of that event's are refused")] = 1000
     log_bytes: Annotated[int, Field(ge=0, description="strategy log (print, ctx.log), bytes")
                          ] = 1 << 20
     stderr_bytes: Annotated[int, Field(ge=0, description="worker stderr kept, bytes")] = 64 << 10
@@ -43,6 +46,7 @@ class WorkerLimits(BaseModel):
 
 #: What an operator allows at most unless configured otherwise.
 OPERATOR_MAXIMA = WorkerLimits(cpu_seconds=3600, memory_mb=4096, open_files=256,
-                               wall_seconds=7200, event_seconds=60, log_bytes=16 << 20,
+                               wall_seconds=7200, event_seconds=60,
+                               ctx_calls_per_event=100_000, log_bytes=16 << 20,
                                stderr_bytes=1 << 20, result_bytes=1 << 30,
                                state_bytes=256 << 10)

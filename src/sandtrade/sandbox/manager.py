@@ -93,8 +93,14 @@ STABLE_SECONDS = 60.0
 #: Bars of each symbol a starting strategy is warmed up with (ctx keeps 512 by default).
 WARMUP_BARS = 512
 #: Limits of a live worker: no wall-time limit; CPU over its whole life, since a worker
-#: that reaches it is started again with backoff.
-LIVE_LIMITS = WorkerLimits(cpu_seconds=3600)
+#: that reaches it is started again with backoff; 5 s a hook (an operator may allow up to
+#: 60), so that a spinning hook is cut well before it matters to its neighbours.
+LIVE_LIMITS = WorkerLimits(cpu_seconds=3600, event_seconds=5)
+#: How long StopStrategy waits for ``on_stop`` before it answers ``stopping`` (a client's
+#: deadline must never be what ends the call).
+STOP_WAIT = 2.0
+#: How long ``on_stop`` may run, from the stop, before its worker is killed.
+STOP_SECONDS = 5.0
 
 
 def state_key(name: str) -> str:
@@ -133,7 +139,7 @@ class LogLine:
 class StrategyStatus:
     """What the host knows of a strategy's life (kept in memory)."""
 
-    state: str = "stopped"  # stopped | starting | running | failed
+    state: str = "stopped"  # stopped | starting | running | stopping | failed
     restarts: int = 0
     kill_reason: str = ""
     last_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
@@ -170,7 +176,8 @@ class StrategyManager:
                  open_door: Callable[[str, str, str], Door],
                  limits: WorkerLimits = LIVE_LIMITS,
                  fill_profiles: Iterable[type[FillProfile]] = (),
-                 settings: StrategySettings | None = None, lockstep: bool = True) -> None:
+                 settings: StrategySettings | None = None, lockstep: bool = True,
+                 stop_wait: float = STOP_WAIT, stop_seconds: float = STOP_SECONDS) -> None:
         self.store = store
         self.live = live
         self.hub = hub
@@ -183,6 +190,8 @@ class StrategyManager:
         self.lockstep = lockstep
         #: Publish → last strategy done, per bar.
         self.meter = FanoutMeter()
+        self.stop_wait = stop_wait
+        self.stop_seconds = stop_seconds
         # A spare worker stays booted: starting a strategy, restarting a crashed one and an
         # RPC back-test skip the worker's ~140 ms boot. Its workers import the plugins' fill
         # profiles (an RPC back-test may select one).
@@ -260,7 +269,9 @@ class StrategyManager:
         return self._record(name)
 
     def stop(self, name: str, timeout: float | None = None) -> StrategyRecord:
-        """Mark a strategy stopped; its worker runs ``on_stop`` and ends."""
+        """Mark a strategy stopped; its worker runs ``on_stop`` and ends. Returns within
+        ``timeout`` (default ``stop_wait``): an ``on_stop`` still running then goes on in the
+        background (state ``stopping``) until it ends or is killed at ``stop_seconds``."""
         self._record(name)
         self.store.set_strategy_desired(name, "stopped")
         with self._lock:
@@ -297,7 +308,7 @@ class StrategyManager:
         self.supervisor.close()  # the spare worker, and no new one
         events = [(run, run.stop()) for run in runs]
         for run, event in events:
-            event.done.wait(timeout or self.limits.event_seconds + 5)
+            event.done.wait(timeout or self.stop_seconds)
             if run.alive:
                 run.kill("exit", "the host shut down")
             run.join(10)
@@ -330,6 +341,8 @@ class StrategyManager:
             if run is None:
                 return self._status_of(name).state
             if run.alive:
+                if run.stopping:
+                    return "stopping"
                 return "running" if run.started.is_set() else "starting"
         # The worker has ended and its thread is recording why (the last thing it does):
         # wait for that, so that the state and the kill reason are read together.
@@ -507,11 +520,23 @@ class StrategyManager:
                    f"empty state ({where})")
 
     def _stop_run(self, run: StrategyRun, timeout: float | None) -> None:
+        wait = self.stop_wait if timeout is None else timeout
+        deadline = time.monotonic() + wait
         event = run.stop()
-        event.done.wait(timeout or self.limits.event_seconds + 5)
+        if event.done.wait(wait):
+            run.join(max(0.0, deadline - time.monotonic()))
+            return
+        timer = threading.Timer(max(0.0, self.stop_seconds - wait), self._stop_overdue,
+                                args=(run,))
+        timer.daemon = True
+        timer.start()
+
+    def _stop_overdue(self, run: StrategyRun) -> None:
+        """``on_stop`` ran past ``stop_seconds``: its worker is killed."""
         if run.alive:
-            run.kill("exit", "did not stop in time")
-        run.join(10)
+            calls = run.worker.event_calls if run.worker is not None else 0
+            run.kill("timeout", f"on_stop ran past its {self.stop_seconds:g} s budget"
+                     + (f" while calling ctx {calls:,} times" if calls else ""))
 
     def _note(self, name: str, line: str) -> None:
         """A line of the host's own about a strategy, in its log."""
@@ -646,7 +671,14 @@ class StrategyManager:
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
         if reason is None:
-            self._note(name, "stopped")
+            if exit_ is not None and exit_.reason == "timeout":  # on_stop was cut short
+                self._note(name, f"stopped ({exit_.detail})")
+            else:
+                self._note(name, "stopped")
+            with self._lock:  # started again while it was stopping: start the new run now
+                record = self.store.get_strategy(name)
+                if not self._closing and record is not None and record.desired == "running":
+                    self._launch(record)
             return
         self._note(name, f"worker ended: {reason}")
         if run.give_up is not None:

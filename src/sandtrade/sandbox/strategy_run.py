@@ -70,6 +70,21 @@ def fill_frame(fill: Fill) -> dict[str, Any]:
             "commission": fill.commission, "time": fill.time.isoformat()}
 
 
+def hook_of(header: dict[str, Any]) -> str:
+    """The hook(s) an event runs, as a kill reason or a quota names them."""
+    kind = header.get("type")
+    if kind == "bars":
+        items = header.get("items") or []
+        bars = any(item[0] for item in items)
+        fills = any(item[1] for item in items)
+        return "on_fill/on_bar" if bars and fills else "on_bar" if bars else "on_fill"
+    return _HOOKS.get(str(kind), f"the {kind} event")
+
+
+_HOOKS = {"history": "the warm-up", "start": "on_start", "signal": "on_signal",
+          "stop": "on_stop"}
+
+
 class StrategyRun:
     """One live run of a stored strategy in its own sandboxed worker.
 
@@ -237,13 +252,24 @@ class StrategyRun:
     def _run_event(self, event: Event) -> None:
         worker = self.worker
         assert worker is not None
+        hook = hook_of(event.header)
+        quota = worker.limits.ctx_calls_per_event
         try:
+            # Counted here, never by the worker: the count bounds what the broker does for
+            # one event, and names the calls in a kill for the hook budget.
+            worker.event_hook, worker.event_calls = hook, 0
             worker.send(event.header, event.payload)
             worker.expect_progress = True
             while True:
                 header, _ = worker.recv()
                 kind = header.get("type")
                 if kind == "call":
+                    worker.event_calls += 1
+                    if worker.event_calls > quota:
+                        worker.send({"type": "reply", "error": (
+                            f"quota: {quota:,} ctx calls in one {hook} (ctx_calls_per_event); "
+                            "the rest of this event's calls are refused (RESOURCE_EXHAUSTED)")})
+                        continue
                     worker.send(self.door.handle(header.get("op"), header.get("args")))
                 elif kind == "done":
                     worker.expect_progress = False

@@ -1,9 +1,10 @@
 """The supervisor: the host side of the sandbox. Starts, watches, kills and records workers.
 
 A killed child cannot report its own death, so the supervisor owns the record of a worker's
-life: it watches from outside with psutil (resident memory, CPU time, wall time of the run and
-of each step, child processes, stderr volume), kills the whole process group when a limit is
-passed, and says why. Every frame the worker sends is untrusted input, and so is the shared
+life: it watches from outside (stderr volume here; resident memory, CPU time, wall time of the
+run and of each hook and child processes through the process's one
+:mod:`~sandtrade.sandbox.watchdog`), kills the whole process group when a limit is passed,
+and says why. Every frame the worker sends is untrusted input, and so is the shared
 heartbeat page: it is sealed at its 8 bytes (``F_SEAL_SHRINK``/``GROW``), because a worker that
 truncated it made the supervisor's next read die of SIGBUS (found by tests/security).
 """
@@ -29,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
-
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.cpu import CpuPlacement, CpuSlot
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.watchdog import watchdog
 from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
@@ -46,7 +46,6 @@ NOBODY = 65534
 #: Landlock are missing. 0x70000000 starts the range systemd leaves unused (UIDS-GIDS.md:
 #: above the container range, below 2^31, which some tools treat as signed).
 WORKER_UID_BASE = 0x70000000
-POLL_SECONDS = 0.05
 #: Size asked for the pipe that carries bars to the worker (Linux caps it at pipe-max-size).
 PIPE_BYTES = 1 << 20
 #: With ``keep_spare``: how long a started task runs before the next spare boots (unless it
@@ -140,16 +139,20 @@ class Worker:
         default_factory=queue.Queue)
     stderr: bytearray = field(default_factory=bytearray)
     kill_reason: tuple[str, str] | None = None
-    last_frame: float = field(default_factory=time.monotonic)
     _expecting: bool = False
     #: When the host last began to wait for the worker's hooks (see :attr:`expect_progress`).
     expecting_since: float = 0.0
     #: Set once the worker reported ``ready``: before that, its trusted start-up may run
     #: helpers (``ctypes.util.find_library`` shells out), after it no process may have children.
     confined: bool = False
+    #: Resident memory (peak and now) and CPU time, as the watchdog last read them.
     peak_rss: int = 0
     rss: int = 0
     cpu_seconds: float = 0.0
+    #: The hook the host waits for and the ``ctx`` calls it made so far, set by whoever
+    #: drives the worker: they name what ran past its budget in the kill reason.
+    event_hook: str = "a hook"
+    event_calls: int = 0
     #: False for a live run, which has no end: its CPU, memory and per-event limits still hold.
     wall_limit: bool = True
     layers: dict[str, str] = field(default_factory=dict)
@@ -181,7 +184,10 @@ class Worker:
         """How many hook calls the worker has started (read from shared memory)."""
         if self.heartbeat is None or self.heartbeat.closed:
             return 0
-        return int(struct.unpack_from("=Q", self.heartbeat)[0])
+        try:
+            return int(struct.unpack_from("=Q", self.heartbeat)[0])
+        except ValueError:  # closed meanwhile by close(), on another thread
+            return 0
 
     @property
     def pid(self) -> int:
@@ -257,6 +263,7 @@ class Worker:
             self.kill("exit", "closed by the host")
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5)
+        watchdog().unregister(self)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -389,9 +396,9 @@ class Supervisor:
     def _boot(self, name: str, *, wall_limit: bool = True) -> Worker:
         """Spawn a worker and wait for it to warm up and confine itself (its ``ready``)."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
-        # watcher kills a worker whose counter stands still past the per-event budget.
+        # watchdog kills a worker whose counter stands still past the per-event budget.
         # Sealed at its size: a worker (a payload past the language layer) that shrank the
-        # page would crash this process with SIGBUS at the watcher's next read.
+        # page would crash this process with SIGBUS at the watchdog's next read.
         beat_fd = os.memfd_create("sandtrade-heartbeat", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(beat_fd, 8)
         fcntl.fcntl(beat_fd, fcntl.F_ADD_SEALS,
@@ -421,7 +428,7 @@ class Supervisor:
                         heartbeat=heartbeat, wall_limit=wall_limit, cpu_slot=cpu_slot)
         threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
-        threading.Thread(target=self._watch, args=(worker,), daemon=True).start()
+        watchdog().register(worker)
         # sys_path: the worker imports the plugins' fill profiles from the host's import path
         # (it was started with -I, which ignores PYTHONPATH).
         worker.send({"type": "boot", "limits": self.limits.model_dump(),
@@ -464,7 +471,6 @@ class Supervisor:
                     worker.kill("protocol", str(e))
                 worker.frames.put(e)
                 return
-            worker.last_frame = time.monotonic()
             worker.frames.put(frame)
 
     def _read_stderr(self, worker: Worker) -> None:
@@ -475,41 +481,3 @@ class Supervisor:
                 worker.kill("output", f"wrote more than {cap:,} bytes to stderr")
                 return
             worker.stderr.extend(chunk)
-
-    def _watch(self, worker: Worker) -> None:
-        lim = worker.limits
-        try:
-            ps = psutil.Process(worker.pid)
-        except psutil.Error:
-            return
-        rss_cap = lim.memory_mb * 1024 * 1024
-        last_beats, last_change = -1, time.monotonic()
-        while worker.proc.poll() is None:
-            now = time.monotonic()
-            confined = worker.confined  # read before sampling: children seen are post-ready
-            try:
-                with ps.oneshot():
-                    rss = ps.memory_info().rss
-                    cpu = ps.cpu_times()
-                    children = ps.children(recursive=True)
-            except psutil.Error:
-                return
-            worker.peak_rss = max(worker.peak_rss, rss)
-            worker.rss = rss
-            worker.cpu_seconds = cpu.user + cpu.system
-            beats = worker.beats()
-            if beats != last_beats or max(worker.last_frame,
-                                          worker.expecting_since) > last_change:
-                last_beats, last_change = beats, now
-            if rss > rss_cap:
-                worker.kill("memory", f"resident memory {rss / 2**20:,.0f} MiB passed the "
-                            f"limit of {lim.memory_mb} MiB")
-            elif cpu.user + cpu.system > lim.cpu_seconds + 1:
-                worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
-            elif worker.wall_limit and now - worker.started > lim.wall_seconds:
-                worker.kill("timeout", f"ran longer than its {lim.wall_seconds:.0f} s")
-            elif worker.expect_progress and now - last_change > lim.event_seconds:
-                worker.kill("timeout", f"a hook ran past its {lim.event_seconds:g} s budget")
-            elif children and confined:
-                worker.kill("child", f"started a child process (pid {children[0].pid})")
-            time.sleep(POLL_SECONDS)

@@ -18,11 +18,13 @@ class StrategyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_STATE_STARTING: _ClassVar[StrategyState]
     STRATEGY_STATE_RUNNING: _ClassVar[StrategyState]
     STRATEGY_STATE_FAILED: _ClassVar[StrategyState]
+    STRATEGY_STATE_STOPPING: _ClassVar[StrategyState]
 STRATEGY_STATE_UNSPECIFIED: StrategyState
 STRATEGY_STATE_STOPPED: StrategyState
 STRATEGY_STATE_STARTING: StrategyState
 STRATEGY_STATE_RUNNING: StrategyState
 STRATEGY_STATE_FAILED: StrategyState
+STRATEGY_STATE_STOPPING: StrategyState
 
 class Diagnostic(_message.Message):
     __slots__ = ("file", "line", "message")

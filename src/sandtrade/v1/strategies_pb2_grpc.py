@@ -97,7 +97,8 @@ class StrategyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StopStrategy(self, request, context):
-        """Stop a running strategy (its on_stop runs).
+        """Stop a running strategy (its on_stop runs). Answers within about 2 s: STOPPED, or
+        STOPPING while on_stop goes on (it is killed if it passes its budget).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
