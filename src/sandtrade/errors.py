@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["CheckFailed", "Conflict", "DataError", "Diagnostic", "InvalidField", "NotFound",
-           "OrderRejected", "SandtradeError", "StoreError", "StrategyError"]
+           "OrderRejected", "QuotaExceeded", "SandtradeError", "StoreError", "StrategyError"]
 
 
 class SandtradeError(Exception):
@@ -75,3 +75,13 @@ class NotFound(SandtradeError):
 
 class Conflict(SandtradeError):
     """The request is valid but the thing it acts on is not in a state that allows it."""
+
+
+class QuotaExceeded(SandtradeError):
+    """A request over one of the host's quotas (orders per second, open orders, ...): refused
+    before it did anything; ``quota`` names the setting, ``subject`` whose quota it is."""
+
+    def __init__(self, message: str, *, quota: str, subject: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.subject = subject

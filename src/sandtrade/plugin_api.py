@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
+from sandtrade.errors import QuotaExceeded
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline, Submitted
 
-__all__ = ["AuthError", "HostApi", "Overloaded", "Principal", "SignalError", "SignalRecord",
-           "SignalStatus", "Submitted"]
+__all__ = ["AuthError", "HostApi", "Overloaded", "Principal", "QuotaExceeded", "SignalError",
+           "SignalRecord", "SignalStatus", "Submitted"]
 
 
 class HostApi:

@@ -32,7 +32,8 @@ why a duplicate is not executed again); 401/403 for a missing, wrong or unauthor
 address; 413 for a body over ``max_body_bytes``; 422 with ``error`` naming the problem,
 including a quantity the symbol's lot size rules out (the rejected signal is journaled, its
 ``id`` is in the answer); 429 with ``Retry-After`` when a token sends faster than its rate
-limit; 503 with ``Retry-After`` when nothing could be journaled.
+limit or its account past its signal quota; 503 with ``Retry-After`` when nothing could be
+journaled.
 
 Settings (``[plugins.tradingview]``)::
 
@@ -56,7 +57,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandtrade.plugin_api import AuthError, HostApi, Overloaded, Principal, SignalStatus
+from sandtrade.plugin_api import (
+    AuthError,
+    HostApi,
+    Overloaded,
+    Principal,
+    QuotaExceeded,
+    SignalStatus,
+)
 
 __all__ = ["TRADINGVIEW_ADDRESSES", "WebhookSettings", "make_router"]
 
@@ -268,6 +276,8 @@ class Webhook:
             answer = await self.host.submit_signal(body, source="tradingview",
                                                    principal=principal, fmt=fmt,
                                                    dry_run=dry_run)
+        except QuotaExceeded as e:  # the account's [quotas] signals_per_second
+            return _error(429, str(e), retry_after=1)
         except Overloaded as e:
             return _error(503, str(e), retry_after=5)
         except Exception as e:  # the journal could not be written: nothing was accepted

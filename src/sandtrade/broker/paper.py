@@ -265,6 +265,11 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
         return [o for o in self._working.get(symbol, ()) if o.account == account_id
                 and o.is_open]
 
+    def working_count(self, account_id: str) -> int:
+        """How many orders the account has working, in every symbol."""
+        return sum(1 for orders in self._working.values() for o in orders
+                   if o.account == account_id and o.is_open)
+
     def orders(self, account_id: str, *, open_only: bool = False) -> list[Order]:
         """The account's orders in submission order."""
         orders = self._book(account_id).orders.values()

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sandtrade.broker.quotas import Quotas
 from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
@@ -39,6 +40,8 @@ class AccountSettings(BaseModel):
     risk: RiskRules | None = Field(
         None, description="[accounts.NAME.risk]: the account's risk rules, instead of [risk] "
         "(rules set over gRPC with SetAccountSettings take precedence over both).")
+    quotas: Quotas | None = Field(
+        None, description="[accounts.NAME.quotas]: the account's quotas, instead of [quotas].")
 
 
 class Settings(BaseSettings):
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     risk: RiskRules = Field(default_factory=RiskRules,
                             description="[risk]: the risk rules of every account without its "
                             "own (none by default).")
+    quotas: Quotas = Field(default_factory=Quotas,
+                           description="[quotas]: how fast every account without its own may "
+                           "place and cancel orders and send signals, and how many orders it "
+                           "may keep working (wall-clock rates: a live host only).")
     accounts: dict[str, AccountSettings] = Field(
         default_factory=dict, description="[accounts.NAME]: settings of one account.")
     market: MarketSettings = Field(default_factory=MarketSettings)
@@ -73,6 +80,11 @@ class Settings(BaseSettings):
         """``account``'s risk rules from the file (None: it has none of its own)."""
         own = self.accounts.get(account)
         return own.risk if own is not None else None
+
+    def account_quotas(self, account: str) -> Quotas:
+        """``account``'s quotas: its own ``[accounts.NAME.quotas]``, else ``[quotas]``."""
+        own = self.accounts.get(account)
+        return own.quotas if own is not None and own.quotas is not None else self.quotas
 
     @classmethod
     def settings_customise_sources(

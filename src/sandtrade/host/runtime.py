@@ -20,6 +20,7 @@ from sandtrade.auth import ALL_ACCOUNTS, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.ids import unique_ids
 from sandtrade.broker.paper import PaperBroker
+from sandtrade.broker.quotas import QuotaBook
 from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 from sandtrade.host.config import Settings
@@ -149,6 +150,8 @@ class HostRuntime:
             return broker
 
         self.live = DurableBroker(make_broker, store)
+        #: How fast each account may trade and signal ([quotas], [accounts.NAME.quotas]).
+        self.quotas = QuotaBook(s.account_quotas)
         if store.get_account(s.account) is None:
             store.create_account(Account(id=s.account, cash=s.cash, initial_cash=s.cash))
         self.auth = TokenAuthority(store)
@@ -180,10 +183,10 @@ class HostRuntime:
             settings=s.signals, symbols=lambda: symbols, default_account=s.account,
             market_position=lambda: self._worked,
             instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
-            live_brokers=live_brokers)
+            live_brokers=live_brokers, quotas=self.quotas)
         self.rpc = create_server(
             trading=TradingServicer(self.live, store, self.auth,
-                                    configured_rules=s.account_rules),
+                                    configured_rules=s.account_rules, quotas=self.quotas),
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),
@@ -338,7 +341,8 @@ class HostRuntime:
     def _open_door(self, token: str, account: str, run_id: str) -> TradingDoor:
         """A strategy run's door: the host's own gRPC server, over its Unix socket."""
         assert self.rpc is not None and self.rpc.unix_path is not None
-        return TradingDoor(f"unix:{self.rpc.unix_path}", token, account, run_id)
+        return TradingDoor(f"unix:{self.rpc.unix_path}", token, account, run_id,
+                           flood_seconds=self.settings.account_quotas(account).flood_seconds)
 
     def _unix_path(self) -> str:
         path = self.data_dir.resolve() / "worker.sock"

@@ -14,6 +14,7 @@ become a request, and the account is always the run's, never the worker's to cho
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -46,8 +47,15 @@ def _opt_number(args: dict[str, Any], key: str) -> float | None:
 class TradingDoor:
     """The trading API as one run sees it: gRPC calls for one account with one token."""
 
-    def __init__(self, target: str, token: str, account: str, run_id: str) -> None:
+    def __init__(self, target: str, token: str, account: str, run_id: str, *,
+                 flood_seconds: int = 10) -> None:
         self.account = account
+        #: Set when the run's orders have been refused for a quota ``flood_seconds`` seconds
+        #: in a row: why the run should be stopped ("order flood: ...").
+        self.flood: str | None = None
+        self._flood_seconds = flood_seconds
+        self._refused = 0
+        self._streak: tuple[int, int] | None = None  # (first second, last second) refused
         self.channel = grpc.insecure_channel(target)
         self.stub = trading_pb2_grpc.TradingServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),)
@@ -72,7 +80,23 @@ class TradingDoor:
             code = e.code() if hasattr(e, "code") else None
             details = e.details() if hasattr(e, "details") else str(e)
             name = code.name if code is not None else "UNKNOWN"
+            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                self._count_refusal(str(details))
             return {"type": "reply", "error": f"{details} ({name})"}
+
+    def _count_refusal(self, details: str) -> None:
+        """A call refused for a quota: a run refused every second for ``flood_seconds`` in a
+        row is flooding (the manager stops it, naming the quota)."""
+        self._refused += 1
+        now = int(time.monotonic())
+        first, last = self._streak or (now, now)
+        if now > last + 1:
+            first = now
+        self._streak = (first, now)
+        seconds = now - first + 1
+        if seconds >= self._flood_seconds and self.flood is None:
+            self.flood = (f"order flood: {self._refused:,} calls refused for a quota, every "
+                          f"second for {seconds} s (the last: {details[:300]})")
 
     def _call(self, method: Callable[..., Any], request: Any) -> Any:
         return method(request, metadata=self.metadata, timeout=CALL_TIMEOUT)

@@ -28,6 +28,7 @@ from sandtrade.errors import (
     InvalidField,
     NotFound,
     OrderRejected,
+    QuotaExceeded,
     StoreError,
 )
 from sandtrade.streams import EventStream
@@ -82,6 +83,14 @@ def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
         detail = any_pb2.Any()
         detail.Pack(failure)
         status = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(e)[:8000],
+                                   details=[detail])
+        context.abort_with_status(rpc_status.to_status(status))
+    if isinstance(e, QuotaExceeded):
+        quota = error_details_pb2.QuotaFailure(violations=[
+            error_details_pb2.QuotaFailure.Violation(subject=e.subject, description=str(e))])
+        detail = any_pb2.Any()
+        detail.Pack(quota)
+        status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=str(e),
                                    details=[detail])
         context.abort_with_status(rpc_status.to_status(status))
     if isinstance(e, OrderRejected):

@@ -15,8 +15,16 @@ from pydantic import ValidationError
 from sandtrade.auth import AuthError, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker
+from sandtrade.broker.quotas import QuotaBook
 from sandtrade.broker.risk import RiskRules, RiskStanding
-from sandtrade.errors import Conflict, InvalidField, NotFound, OrderRejected, StoreError
+from sandtrade.errors import (
+    Conflict,
+    InvalidField,
+    NotFound,
+    OrderRejected,
+    QuotaExceeded,
+    StoreError,
+)
 from sandtrade.models import Order, TimeInForce, TradeUpdate, implied_order_type
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import relay, streaming, unary
@@ -52,9 +60,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     """Orders, positions, account and trade updates of the token's account."""
 
     def __init__(self, live: DurableBroker, store: Store, auth: TokenAuthority, *,
-                 configured_rules: Callable[[str], RiskRules | None] = lambda _: None
-                 ) -> None:
+                 configured_rules: Callable[[str], RiskRules | None] = lambda _: None,
+                 quotas: QuotaBook | None = None) -> None:
         self.live = live
+        #: How fast each account may place and cancel orders (none: no quotas).
+        self.quotas = quotas
         self.store = store
         self.auth = auth
         #: An account's rules from the host's file ([accounts.NAME.risk]), None for none:
@@ -75,6 +85,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         args = _order_arguments(request)
         coid = args["client_order_id"]
         symbol = request.symbol
+        quotas = self.quotas
+        if quotas is not None:
+            quotas.take("order", account)
 
         def op(b: PaperBroker) -> tuple[Order, bool]:
             ensure_account(b, self.store, account)
@@ -82,6 +95,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 first = b.find_client_order(account, coid)
                 if first is not None:
                     return first.model_copy(), True
+            if quotas is not None:
+                quotas.check_open_orders(account, b.working_count(account))
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
@@ -179,6 +194,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             if not order.is_open:
                 raise Conflict(f"order {order_id} is {order.status.value}; only working "
                                "orders can be canceled")
+            if self.quotas is not None:
+                self.quotas.take("cancel", order.account)
             return b.cancel(order_id).model_copy()
 
         return tpb.CancelOrderResponse(order=convert.order_to_pb(self.live.call(op)))
@@ -339,6 +356,8 @@ def _order_error(out: tpb.OrderError, e: Exception) -> None:
         code, field = grpc.StatusCode.INVALID_ARGUMENT, e.field or "order"
     elif isinstance(e, NotFound):
         code = grpc.StatusCode.NOT_FOUND
+    elif isinstance(e, QuotaExceeded):
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED
     elif isinstance(e, AuthError):
         code = grpc.StatusCode.PERMISSION_DENIED
     elif isinstance(e, StoreError):

@@ -582,6 +582,8 @@ class StrategyManager:
                 self._error(run, f"ctx.state was not saved: {problem}")
                 outcomes[-1] = True
         self._count_event(run, outcomes)
+        if run.door.flood is not None and run.give_up is None:
+            run.give_up = f"{run.door.flood}; fix the strategy and start it again"
         self._note_lag(run)
 
     def _save_state(self, name: str, text: object) -> str | None:

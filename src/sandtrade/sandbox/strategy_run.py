@@ -52,6 +52,9 @@ class Door(Protocol):
     """
 
     account: str
+    #: Why the run should be stopped for flooding the host with refused calls (None: it
+    #: is not); the manager reads it after each event.
+    flood: str | None
 
     def handle(self, op: object, args: object) -> dict[str, Any]:
         """The ``reply`` frame for a worker's call (``op`` and ``args`` as the worker sent

@@ -46,6 +46,7 @@ from sandtrade.signals.settings import SignalSettings
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
     from sandtrade.broker.paper import PaperBroker
+    from sandtrade.broker.quotas import QuotaBook
     from sandtrade.signals.destinations import LiveBrokerAdapter, StrategyInbox
     from sandtrade.store.base import Store
 
@@ -79,8 +80,11 @@ class SignalPipeline:
                  default_account: str, market_position: Callable[[], int] = lambda: 0,
                  instrument: Callable[[str], Instrument | None] = lambda symbol: None,
                  strategies: StrategyInbox | None = None,
-                 live_brokers: dict[str, LiveBrokerAdapter] | None = None) -> None:
+                 live_brokers: dict[str, LiveBrokerAdapter] | None = None,
+                 quotas: QuotaBook | None = None) -> None:
         self.store = store
+        #: How fast each account may send signals (none: no quota).
+        self.quotas = quotas
         self.live = live
         self.formats = formats
         self.settings = settings
@@ -214,6 +218,8 @@ class SignalPipeline:
                idempotency_key: str | None) -> tuple[Submitted, Future[None]]:
         record, key, body_hash = self._prepare(body, source=source, principal=principal,
                                                fmt=fmt, idempotency_key=idempotency_key)
+        if self.quotas is not None:  # before anything is journaled: a refusal loses nothing
+            self.quotas.take("signal", record.account)
         now = time.time()
         with self._lock:
             if self._closed:

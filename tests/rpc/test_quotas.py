@@ -1,0 +1,221 @@
+"""The host's quotas per account, at every door: gRPC orders and cancels, signals over gRPC and
+the webhook, and a strategy's orders (a flood stops it, the reason naming the quota).
+
+Real hosts with tiny quotas (one order per 100 s after a burst of a few), so that what is
+refused does not depend on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from sandtrade.host.config import load_settings
+from sandtrade.host.plugins import PluginHost
+from sandtrade.host.runtime import HostRuntime
+from sandtrade.v1 import common_pb2, signals_pb2_grpc, trading_pb2_grpc
+from sandtrade.v1 import signals_pb2 as sg
+from sandtrade.v1 import strategies_pb2 as spb
+from sandtrade.v1 import trading_pb2 as tpb
+
+from .conftest import Market, Metadata, StepSource, StepsPlugin, bearer, market_order
+from .test_strategies import Stub, eventually, start, status, upload, wait_running
+
+SLOW = 0.01  # per second: nothing refills within a test
+QUOTAS = {"orders_per_second": SLOW, "order_burst": 3, "cancels_per_second": SLOW,
+          "cancel_burst": 2, "open_orders": 4, "signals_per_second": SLOW, "signal_burst": 2,
+          "flood_seconds": 2}
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
+    """A host whose accounts all have :data:`QUOTAS`, except bob, who has a burst of one."""
+    settings = load_settings(
+        data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="127.0.0.1:0",
+        market={"source": "steps", "bars_per_second": 0}, quotas=QUOTAS,
+        accounts={"bob": {"quotas": {**QUOTAS, "order_burst": 1}}})
+    plugins = PluginHost.create(extra=[StepsPlugin()])
+    h = HostRuntime(settings, plugins=plugins).start()
+    try:
+        yield h
+    finally:
+        if isinstance(h.source, StepSource):
+            h.source.push(None)
+        h.stop()
+
+
+def quota_failure(err: grpc.RpcError) -> list[tuple[str, str]]:
+    st = rpc_status.from_call(err)
+    assert st is not None, err
+    out = []
+    for detail in st.details:
+        failure = error_details_pb2.QuotaFailure()
+        if detail.Unpack(failure):
+            out.extend((v.subject, v.description) for v in failure.violations)
+    return out
+
+
+def submit(trading: trading_pb2_grpc.TradingServiceStub, md: Metadata,
+           **order: Any) -> tpb.SubmitOrderResponse:
+    return trading.SubmitOrder(market_order("AAA", 1, **order), metadata=md, timeout=10)
+
+
+def test_order_rate_over_grpc_is_resource_exhausted_naming_the_quota(
+        trading: trading_pb2_grpc.TradingServiceStub, make_account: Any, make_token: Any,
+        market: Market) -> None:
+    market.publish(100)
+    make_account("alice")
+    alice = bearer(make_token("alice", ("read", "trade")))
+    for _ in range(3):  # the burst
+        submit(trading, alice)
+    with pytest.raises(grpc.RpcError) as err:
+        submit(trading, alice)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "quota: 0.01 orders/s for account alice (orders_per_second, burst 3)" in \
+        (err.value.details() or "")
+    [(subject, _)] = quota_failure(err.value)
+    assert subject == "account:alice"
+    orders = trading.ListOrders(tpb.ListOrdersRequest(account="alice"), metadata=alice,
+                                timeout=10).orders
+    assert len(orders) == 3  # the refused one did nothing
+
+
+def test_an_accounts_own_quotas_win_and_accounts_do_not_share_a_bucket(
+        trading: trading_pb2_grpc.TradingServiceStub, make_account: Any, make_token: Any,
+        market: Market) -> None:
+    market.publish(100)
+    for name in ("alice", "bob"):
+        make_account(name)
+    alice = bearer(make_token("alice", ("read", "trade")))
+    bob = bearer(make_token("bob", ("read", "trade")))
+    submit(trading, bob)
+    with pytest.raises(grpc.RpcError) as err:
+        submit(trading, bob)  # bob's own burst is one
+    assert "burst 1" in (err.value.details() or "")
+    for _ in range(3):
+        submit(trading, alice)  # bob's refusals cost alice nothing
+
+
+def test_working_orders_and_cancels_have_quotas(
+        trading: trading_pb2_grpc.TradingServiceStub, make_account: Any, make_token: Any,
+        operator: Metadata, market: Market) -> None:
+    market.publish(100)
+    make_account("carol")
+    carol = bearer(make_token("carol", ("read", "trade")))
+    # The operator's orders for carol count against carol's quotas too.
+    ids = [submit(trading, operator, account="carol", type=common_pb2.ORDER_TYPE_LIMIT,
+                  limit_price=50.0).order.id for _ in range(3)]
+    for order_id in ids[:2]:
+        trading.CancelOrder(tpb.CancelOrderRequest(order_id=order_id), metadata=carol,
+                            timeout=10)
+    with pytest.raises(grpc.RpcError) as err:
+        trading.CancelOrder(tpb.CancelOrderRequest(order_id=ids[2]), metadata=carol,
+                            timeout=10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "cancels_per_second" in (err.value.details() or "")
+
+
+def test_each_order_of_a_stream_counts(trading: trading_pb2_grpc.TradingServiceStub,
+                                       make_account: Any, operator: Metadata,
+                                       market: Market) -> None:
+    market.publish(100)
+    make_account("dave")
+    answers = list(trading.SubmitOrderStream(iter(
+        tpb.SubmitOrderStreamRequest(order=market_order(
+            "AAA", 1, account="dave", type=common_pb2.ORDER_TYPE_LIMIT, limit_price=50.0,
+            client_order_id=f"d-{k}")) for k in range(5)), metadata=operator, timeout=10))
+    codes = [a.error.code for a in answers]
+    assert codes == [0, 0, 0] + [grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]] * 2
+    assert "orders_per_second" in answers[3].error.message
+
+
+@pytest.mark.parametrize("quotas", [{**QUOTAS, "order_burst": 100}])
+def test_open_orders_quota(tmp_path: Path, quotas: dict[str, Any]) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="",
+                             market={"source": "steps", "bars_per_second": 0}, quotas=quotas)
+    h = HostRuntime(settings, plugins=PluginHost.create(extra=[StepsPlugin()])).start()
+    try:
+        Market(h).publish(100)
+        assert h.rpc is not None
+        with grpc.insecure_channel(h.rpc.address) as ch:
+            trading = trading_pb2_grpc.TradingServiceStub(ch)
+            operator = bearer(h.operator_token_path.read_text().strip())
+            for _ in range(4):
+                submit(trading, operator, account="paper", type=common_pb2.ORDER_TYPE_LIMIT,
+                       limit_price=50.0)
+            with pytest.raises(grpc.RpcError) as err:
+                submit(trading, operator, account="paper", type=common_pb2.ORDER_TYPE_LIMIT,
+                       limit_price=50.0)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "quota: 4 working orders for account paper (open_orders)" in \
+                (err.value.details() or "")
+    finally:
+        if isinstance(h.source, StepSource):
+            h.source.push(None)
+        h.stop()
+
+
+def test_signals_over_grpc_and_the_webhook_have_a_quota(
+        channel: grpc.Channel, runtime: HostRuntime, make_account: Any, make_token: Any,
+        market: Market) -> None:
+    market.publish(100)
+    make_account("erin")
+    token = make_token("erin", ("signal",))
+    signals = signals_pb2_grpc.SignalServiceStub(channel)
+    for _ in range(2):  # the burst
+        signals.SubmitSignal(sg.SubmitSignalRequest(body="buy 1 AAA"), metadata=bearer(token),
+                             timeout=10)
+    with pytest.raises(grpc.RpcError) as err:
+        signals.SubmitSignal(sg.SubmitSignalRequest(body="buy 1 AAA"), metadata=bearer(token),
+                             timeout=10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "signals_per_second" in (err.value.details() or "")
+    assert runtime.http is not None
+    url = f"{runtime.http.url}/webhooks/tradingview/{token}"
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"buy 1 AAA"), timeout=10)
+    assert http_err.value.code == 429
+    assert http_err.value.headers["Retry-After"] == "1"
+    assert b"signals_per_second" in http_err.value.read()
+    listed = signals.ListSignals(sg.ListSignalsRequest(account="erin"),
+                                 metadata=bearer(make_token("erin", ("read",))), timeout=10)
+    assert len(listed.signals) == 2  # nothing refused was journaled
+
+
+FLOOD = """\
+import datetime
+
+
+def on_bar(ctx, bar):
+    end = datetime.datetime.now() + datetime.timedelta(seconds=3.5)
+    while datetime.datetime.now() < end:
+        try:
+            ctx.buy(1)
+        except Exception:
+            pass
+        pause = datetime.datetime.now() + datetime.timedelta(milliseconds=20)
+        while datetime.datetime.now() < pause:
+            pass
+"""
+
+
+def test_a_strategy_flooding_orders_is_refused_then_stopped_naming_the_quota(
+        channel: grpc.Channel, operator: Metadata, market: Market) -> None:
+    strategies = Stub(channel)
+    upload(strategies, operator, "flood", FLOOD, account="mallory")
+    start(strategies, operator, "flood")
+    wait_running(strategies, operator, "flood")
+    market.publish(100)
+    final = eventually(lambda: status(strategies, operator, "flood"),
+                       lambda s: s.strategy.state == spb.STRATEGY_STATE_FAILED,
+                       "the flooding strategy was stopped", timeout=30)
+    assert final.kill_reason.startswith("order flood: "), final.kill_reason
+    assert "orders_per_second" in final.kill_reason
