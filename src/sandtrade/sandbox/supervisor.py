@@ -34,7 +34,7 @@ import psutil
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.limits import WorkerLimits
-from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
+from sandtrade.sandbox.wire import FrameTooLarge, ProtocolError, read_frame, write_frame
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -219,7 +219,10 @@ class Worker:
     def _death(self, cause: BaseException) -> SandboxKilled:
         exit_ = self.wait_exit()
         msg = f"{self.name}: stopped by the sandbox ({exit_.reason}): {exit_.detail}"
-        if isinstance(cause, ProtocolError):
+        if isinstance(cause, FrameTooLarge):  # what it sent, not a riddle about frames
+            msg = f"{self.name}: the worker sent {cause}"
+            exit_.reason = "protocol"
+        elif isinstance(cause, ProtocolError):
             msg = f"{self.name}: the sandbox worker broke the protocol: {cause}"
             exit_.reason = "protocol"
         return SandboxKilled(msg, exit_.reason)
@@ -452,7 +455,8 @@ class Supervisor:
                 frame = read_frame(stream, max_header=1 << 20, max_payload=max_payload)
             except BaseException as e:  # EOFError at exit, ProtocolError, OSError
                 if isinstance(e, ProtocolError):
-                    worker.kill("protocol", str(e))
+                    worker.kill("protocol", f"the worker sent {e}" if isinstance(
+                        e, FrameTooLarge) else str(e))
                 worker.frames.put(e)
                 return
             worker.last_frame = time.monotonic()

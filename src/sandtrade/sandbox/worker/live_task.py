@@ -34,10 +34,13 @@ from sandtrade.strategy.context import (
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
 from sandtrade.strategy.policy import StrategyLog
 
-__all__ = ["RemoteTrading", "run_live"]
+__all__ = ["EVENT_LOG_WIRE_BYTES", "RemoteTrading", "run_live"]
 
-#: Bytes of log a single event may write; the rest of that event's lines are counted.
-EVENT_LOG_BYTES = 64 << 10
+#: What one event's log lines may take in its ``done`` frame, JSON-escaped; the rest of that
+#: event's lines are counted. With the error (:data:`MAX_ERROR` characters) the frame stays
+#: well under the host's 1 MiB frame cap.
+EVENT_LOG_WIRE_BYTES = 256 << 10
+MAX_ERROR = 16_000
 
 
 class RemoteTrading:
@@ -144,7 +147,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         kind = header["type"]
         error: str | None = None
         hook = kind
-        log.size = 0  # the byte cap applies per event in a live run
+        log.new_event()  # the caps apply per event in a live run
         try:
             if kind in ("history", "bar"):
                 bars = decode_bars(int(header.get("count", 0)), payload, symbols)
@@ -197,7 +200,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 saved = now
                 done["state"] = json.loads(now)
         if error is not None:
-            done["error"] = error
+            done["error"] = error[:MAX_ERROR]
         write_frame(stdout, done)
         log.lines = []
         log.dropped = 0
