@@ -278,17 +278,19 @@ class StrategyLog:
         self.wire_size = 0
         self.dropped = 0
         self._clock = clock
-        self._rate: tuple[float, float] | None = None
-        self._burst = 0.0
-        self._tokens = [0.0, 0.0]
+        self._rated = False
+        self._line_rate = self._byte_rate = 0.0
+        self._line_cap = self._byte_cap = 0.0
+        self._lines = self._bytes = 0.0
         self._refilled = 0.0
 
     def throttle(self, lines_per_s: float, bytes_per_s: float, burst_seconds: float) -> None:
         """Keep at most ``lines_per_s`` lines and ``bytes_per_s`` bytes a second on average,
         with bursts of up to ``burst_seconds`` of either (a token bucket, full at the start)."""
-        self._rate = (lines_per_s, bytes_per_s)
-        self._burst = burst_seconds
-        self._tokens = [lines_per_s * burst_seconds, bytes_per_s * burst_seconds]
+        self._rated = True
+        self._line_rate, self._byte_rate = lines_per_s, bytes_per_s
+        self._lines = self._line_cap = lines_per_s * burst_seconds
+        self._bytes = self._byte_cap = bytes_per_s * burst_seconds
         self._refilled = self._clock()
 
     def new_event(self) -> None:
@@ -297,16 +299,15 @@ class StrategyLog:
         self.wire_size = 0
 
     def _take(self, n: int) -> bool:
-        assert self._rate is not None
+        """One line of ``n`` bytes from the bucket, if it holds them."""
         now = self._clock()
         elapsed, self._refilled = now - self._refilled, now
-        tokens = self._tokens
-        for k, rate in enumerate(self._rate):
-            tokens[k] = min(rate * self._burst, tokens[k] + elapsed * rate)
-        if tokens[0] < 1 or tokens[1] < n:
+        lines = min(self._line_cap, self._lines + elapsed * self._line_rate)
+        size = min(self._byte_cap, self._bytes + elapsed * self._byte_rate)
+        if lines < 1 or size < n:
+            self._lines, self._bytes = lines, size
             return False
-        tokens[0] -= 1
-        tokens[1] -= n
+        self._lines, self._bytes = lines - 1, size - n
         return True
 
     def write_line(self, line: str) -> None:
@@ -325,7 +326,7 @@ class StrategyLog:
                 return
         else:
             wire = 0
-        if self._rate is not None and not self._take(n):
+        if self._rated and not self._take(n):
             self.dropped += 1
             return
         self.size += n
