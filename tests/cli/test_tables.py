@@ -130,13 +130,13 @@ def test_check_shows_a_files_params_and_errors_as_data(tmp_path: Path) -> None:
     """PARAMS and the words of an error come from the strategy file: rich markup in them
     crashed `sandtrade check` (MarkupError), a newline forged an output line."""
     path = tmp_path / "s.py"
-    path.write_text('PARAMS = {"[bold]k\\nforged: ok": "[/red]\\x1b[2J"}\n\n'
+    path.write_text('PARAMS = {"[bold]k": "[/red]\\x1b[2J\\nforged: ok"}\n\n'
                     "def on_bar(ctx, bar):\n    pass\n")
     proc = subprocess.run([sys.executable, "-m", "sandtrade.cli", "check", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") == 1, proc.stdout
-    assert "[bold]k\\nforged: ok" in proc.stdout and "\x1b" not in proc.stdout
+    assert "[bold]k='[/red]\\x1b[2J\\nforged: ok'" in proc.stdout and "\x1b" not in proc.stdout
     bad = tmp_path / "bad.py"
     bad.write_text('import os  # \x1b[2J\n')
     proc = subprocess.run([sys.executable, "-m", "sandtrade.cli", "check", str(bad)],

@@ -78,6 +78,8 @@ def frames_for(mode: str, n: int) -> list[tuple[dict[str, Any], bytes]]:
         return [equities(honest), ({"type": "result"}, simulation(n - 1))]
     if mode == "warmup_negative":
         return [equities(honest), ({"type": "result"}, simulation(n, warmup_bars=-1))]
+    if mode == "huge_header":  # a header of 3.1 MiB, past the host's 1 MiB cap
+        return [({"type": "equity", "count": 0, "pad": "x" * int(3.1 * 2**20)}, b"")]
     if mode == "result_not_json":
         return [equities(honest), ({"type": "result"}, b"{not json")]
     if mode == "log_flood":  # a strategy log past the limit the worker was booted with

@@ -184,6 +184,14 @@ def test_a_result_that_is_not_json_is_a_protocol_kill(sandbox: Sandbox) -> None:
                         "Invalid JSON")
 
 
+def test_a_frame_past_the_cap_is_a_protocol_kill_that_names_its_size(sandbox: Sandbox) -> None:
+    """Stays a kill, in words a person reads: what was sent and what the limit is, not "frame
+    too large"."""
+    killed = killed_for_protocol(sandbox, "huge_header",
+                                 "the worker sent a 3.1 MiB message (limit 1 MiB)")
+    assert "frame too large" not in str(killed), killed
+
+
 # ---------------------------------------------------------------- frames of no known type
 
 

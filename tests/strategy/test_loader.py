@@ -166,16 +166,43 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         load_strategy(tmp_path / "nothere.py")
 
 
+KINDS = "a parameter is a number within ±2**63, a string or a boolean"
+
+
 @pytest.mark.parametrize("params, message", [
-    ("[('fast', 10)]", "PARAMS must be a dict with string keys, got list"),
-    ("{1: 10}", "PARAMS keys must be strings (names for --param), got int 1"),
-    ("{'fast': [10]}", "PARAMS['fast'] must be an int, float, bool or str, got list"),
-    ("{'fast': None}", "PARAMS['fast'] must be an int, float, bool or str, got NoneType"),
+    ("[('fast', 10)]", ": PARAMS must be a dict with string keys, got list"),
+    ("{1: 10}", ":1: PARAMS keys must be strings (names for --param), got int 1"),
+    ("{'fast': [10]}", f":1: PARAMS['fast']: a list; {KINDS}"),
+    ("{'fast': None}", f":1: PARAMS['fast']: a NoneType; {KINDS}"),
+    ("{'big': 10**4400}", f":1: PARAMS['big']: an integer of 4,401 digits; {KINDS}"),
+    ("{'big': -2**63 - 1}", f":1: PARAMS['big']: -9,223,372,036,854,775,809; {KINDS}"),
+    ("{'x': float('nan')}", f":1: PARAMS['x']: nan, not a finite number; {KINDS}"),
+    ("{'s': 'a' * 1001}", f":1: PARAMS['s']: a string of 1,001 characters (at most 1,000); "
+                          f"{KINDS}"),
+    ("{'s': '\\ud800'}", f":1: PARAMS['s']: a string that is not valid text (a lone "
+                          f"surrogate at character 0); {KINDS}"),
+    ("{'a\\x1b[2J': 1}", ":1: PARAMS key 'a\\x1b[2J': a name with the character '\\x1b' in it "
+                          "(names are printable text)"),
+    ("{'': 1}", ":1: PARAMS key '': an empty name"),
 ])
 def test_params_must_be_a_dict_of_plain_values(write_strategy: Write, params: str,
                                                message: str) -> None:
+    """A parameter must survive JSON, protobuf and the store and show on one line; the error
+    names the file and the line."""
     path, error = load_error(write_strategy, f"PARAMS = {params}\n")
-    assert error == f"{path}: {message}"
+    assert error == f"{path}{message}"
+
+
+def test_a_params_error_names_the_line_of_its_key(write_strategy: Write) -> None:
+    path, error = load_error(write_strategy, "PARAMS = {\n    'ok': 1,\n    'big': 2**64,\n}\n")
+    assert error.startswith(f"{path}:3: PARAMS['big']: 18,446,744,073,709,551,616; "), error
+
+
+def test_extreme_params_within_the_bounds_load(write_strategy: Write) -> None:
+    params = load_strategy(write_strategy(
+        "PARAMS = {'lo': -2**63, 'hi': 2**63 - 1, 'f': 1e308, 's': 'x' * 1000, 'b': True}\n"
+    )).params
+    assert params == {"lo": -2**63, "hi": 2**63 - 1, "f": 1e308, "s": "x" * 1000, "b": True}
 
 
 def test_a_file_without_params_has_none(write_strategy: Write) -> None:
@@ -234,6 +261,9 @@ def test_an_unknown_param_of_a_strategy_without_params() -> None:
     ("slow", "fast", "parameter 'slow' must be float (default 20.0), got 'fast'"),
     ("long_only", "maybe", "parameter 'long_only' must be bool (default False), got 'maybe'"),
     ("fast", 2.5, "parameter 'fast' must be int, got float 2.5"),
+    ("fast", "1" * 30, f"parameter 'fast': {int('1' * 30):,}; {KINDS}"),
+    ("fast", 2**70, f"parameter 'fast': {2**70:,}; {KINDS}"),
+    ("slow", "-inf", f"parameter 'slow': -inf, not a finite number; {KINDS}"),
 ])
 def test_a_bad_value_names_the_param_its_type_and_the_value(key: str, raw: object,
                                                             message: str) -> None:

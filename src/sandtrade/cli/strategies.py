@@ -31,6 +31,9 @@ __all__ = ["add_strategies_command", "run_strategies"]
 
 _STATE_STYLE = {"running": "green", "starting": "yellow", "stopping": "yellow", "failed": "red",
                 "stopped": "dim"}
+#: The origin column of ``strategies logs``: five characters wide; a strategy's own lines
+#: leave it blank.
+_ORIGIN_COLUMN = {"strategy": ("     ", ""), "host": ("host ", "cyan"), "error": ("error", "red")}
 
 
 def add_strategies_command(sub: Any) -> None:
@@ -124,14 +127,31 @@ def _run(args: argparse.Namespace, client: Any, out: Console, err: Console) -> i
     if action == "status":
         return _print_status(client.strategy_status(args.name), args, out)
     if action == "logs":
-        for when, line in client.strategy_logs(args.name, tail=args.tail, follow=args.follow):
+        for entry in client.strategy_logs(args.name, tail=args.tail, follow=args.follow):
             if args.json:
-                print(json.dumps({"time": when.isoformat(), "line": line}), flush=True)
+                print(json.dumps({"time": entry.time.isoformat(), "line": entry.line,
+                                  "origin": entry.origin}), flush=True)
             else:
-                # A strategy's text is never read as markup.
-                out.print(Text.assemble((f"{when:%H:%M:%S} ", "dim"), safe(line)), highlight=False)
+                _print_log_line(out, entry)
         return 0
     return _backtest(args, client, out, err)
+
+
+def _print_log_line(out: Console, entry: Any) -> None:
+    """``12:00:01 host │ text``: who wrote a line is a column of its own, before the text.
+
+    The strategy's text cannot reach that column: it is never markup, :func:`safe` spells out
+    its control characters and line breaks, and a line longer than the terminal wraps inside
+    the text column (a grid), not back to the left edge. So ``[host] stopped`` printed by a
+    strategy stays in the strategy's column.
+    """
+    origin, style = _ORIGIN_COLUMN.get(entry.origin, _ORIGIN_COLUMN["strategy"])
+    grid = Table.grid()
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(Text.assemble((f"{entry.time:%H:%M:%S} ", "dim"), (origin, style),
+                               ("│ ", "dim")), Text(safe(entry.line)))
+    out.print(grid)
 
 
 def _print_strategies(infos: list[Any], args: argparse.Namespace, out: Console) -> None:

@@ -51,7 +51,7 @@ from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
     "AccountSettingsInfo", "ApiError", "BacktestProgress", "Client", "FailedPrecondition",
-    "InvalidArgument", "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal",
+    "InvalidArgument", "LogEntry", "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal",
     "ResourceExhausted", "SignalInfo", "StrategyInfo", "StrategyStatus", "Unauthenticated",
     "Unavailable",
 ]
@@ -173,6 +173,20 @@ class StrategyStatus:
     #: Bars merged or dropped because it fell behind by more than its backlog.
     bars_coalesced: int = 0
     bars_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of a strategy's log and who wrote it: ``strategy`` (its own text, which may
+    read like anything), ``host`` (the host's note) or ``error`` (a hook's error)."""
+
+    time: datetime
+    line: str
+    origin: str
+
+
+_LOG_ORIGINS = {spb.LOG_ORIGIN_STRATEGY: "strategy", spb.LOG_ORIGIN_HOST: "host",
+                spb.LOG_ORIGIN_ERROR: "error"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,14 +588,18 @@ class Client:
                                     "p99_ms": lag.p99_ms} for lag in r.lags}}
 
     def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False
-                      ) -> Iterator[tuple[datetime, str]]:
-        """A strategy's last ``tail`` log lines, then (``follow``) new ones as they come."""
+                      ) -> Iterator[LogEntry]:
+        """A strategy's last ``tail`` log lines, then (``follow``) new ones as they come.
+
+        A host that does not say who wrote a line (an older one) gives origin ``strategy``:
+        its text is then never taken for the host's."""
         call = self._strategies.StreamStrategyLogs(
             spb.StreamStrategyLogsRequest(name=name, tail=tail, follow=follow),
             metadata=self._metadata, timeout=None if follow else self.timeout)
         try:
             for m in call:
-                yield convert.time_from_pb(m.time), m.line
+                yield LogEntry(convert.time_from_pb(m.time), m.line,
+                               _LOG_ORIGINS.get(m.origin, "strategy"))
         except grpc.RpcError as e:
             raise api_error(e) from None
         finally:

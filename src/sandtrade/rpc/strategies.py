@@ -35,6 +35,9 @@ _STATES = {"stopped": spb.STRATEGY_STATE_STOPPED, "starting": spb.STRATEGY_STATE
            "running": spb.STRATEGY_STATE_RUNNING, "stopping": spb.STRATEGY_STATE_STOPPING,
            "failed": spb.STRATEGY_STATE_FAILED}
 
+_ORIGINS = {"strategy": spb.LOG_ORIGIN_STRATEGY, "host": spb.LOG_ORIGIN_HOST,
+            "error": spb.LOG_ORIGIN_ERROR}
+
 
 def struct_to_params(struct: struct_pb2.Struct, field: str = "params") -> dict[str, Any]:
     """A Struct of parameter overrides as Python values: protobuf numbers are doubles, so a
@@ -179,7 +182,8 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
             raise InvalidField("tail", f"must not be negative (got {request.tail})")
 
         def message(entry: LogLine) -> spb.StreamStrategyLogsResponse:
-            m = spb.StreamStrategyLogsResponse(line=entry.line)
+            m = spb.StreamStrategyLogsResponse(
+                line=entry.line, origin=_ORIGINS.get(entry.origin, spb.LOG_ORIGIN_UNSPECIFIED))
             convert.time_to_pb(entry.time, m.time)
             return m
 

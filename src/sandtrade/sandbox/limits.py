@@ -27,6 +27,12 @@ class WorkerLimits(BaseModel):
                                               "the rest of that event's are refused")] = 1000
     log_bytes: Annotated[int, Field(ge=0, description="strategy log (print, ctx.log), bytes")
                          ] = 1 << 20
+    log_lines_per_s: Annotated[float, Field(gt=0, description="live runs: strategy log "
+                                            "lines a second, on average")] = 200.0
+    log_bytes_per_s: Annotated[int, Field(gt=0, description="live runs: strategy log bytes "
+                                          "a second, on average")] = 64 << 10
+    log_burst_seconds: Annotated[float, Field(gt=0, description="live runs: seconds of log "
+                                              "rate a burst may take at once")] = 5.0
     stderr_bytes: Annotated[int, Field(ge=0, description="worker stderr kept, bytes")] = 64 << 10
     result_bytes: Annotated[int, Field(gt=0, description="largest result message, bytes")
                             ] = 256 << 20
@@ -48,5 +54,6 @@ class WorkerLimits(BaseModel):
 OPERATOR_MAXIMA = WorkerLimits(cpu_seconds=3600, memory_mb=4096, open_files=256,
                                wall_seconds=7200, event_seconds=60,
                                ctx_calls_per_event=100_000, log_bytes=16 << 20,
-                               stderr_bytes=1 << 20, result_bytes=1 << 30,
+                               log_lines_per_s=100_000, log_bytes_per_s=64 << 20,
+                               log_burst_seconds=60, stderr_bytes=1 << 20, result_bytes=1 << 30,
                                state_bytes=256 << 10)

@@ -68,7 +68,7 @@ from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ti
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
-from sandtrade.sandbox.wire import check_json_text
+from sandtrade.sandbox.wire import check_json_text, untrusted_text
 from sandtrade.store.base import JsonText, Store, StrategyRecord
 from sandtrade.strategy.loader import resolve_params
 from sandtrade.streams import EventStream
@@ -88,6 +88,10 @@ MAX_ERRORS_IN_A_ROW = 20
 #: :data:`MIN_EVENTS_WEIGHED` are in) stops it, however the failures are spread.
 EVENT_WINDOW = 100
 MIN_EVENTS_WEIGHED = 40
+#: Characters of a worker's error or reason the host keeps.
+MAX_ERROR = 16_000
+#: A strategy's dropped log lines are noted at most this often, in seconds.
+LOG_FLOOD_NOTE_SECONDS = 10.0
 #: A run that lived this long resets the backoff: its next death starts again at 1 s.
 STABLE_SECONDS = 60.0
 #: Bars of each symbol a starting strategy is warmed up with (ctx keeps 512 by default).
@@ -129,10 +133,16 @@ def parse_diagnostics(text: str, fallback: str) -> list[Diagnostic]:
 
 @dataclass(frozen=True)
 class LogLine:
-    """A line a strategy logged (``print``, ``ctx.log``) or the host logged about it."""
+    """A line a strategy logged (``print``, ``ctx.log``) or the host logged about it.
+
+    ``origin`` says whose it is: ``strategy`` (its own text, which may read like anything),
+    ``host`` (the host's note about it) or ``error`` (one of its hooks failed). The line's text
+    never says so, so a strategy cannot pass its words off as the host's.
+    """
 
     time: datetime
     line: str
+    origin: str = "strategy"  # strategy | host | error
 
 
 @dataclass
@@ -158,6 +168,10 @@ class StrategyStatus:
     bars_coalesced: int = 0
     bars_dropped: int = 0
     lag_noted: float = 0.0
+    #: Log lines its workers dropped (the rate or an event's cap) not yet noted, and when the
+    #: last such note was (monotonic seconds).
+    log_dropped: int = 0
+    log_flood_noted: float = float("-inf")
 
 
 class StrategyManager:
@@ -242,7 +256,8 @@ class StrategyManager:
         try:
             _, defaults = check_source_in_sandbox(source, path, self.limits)
         except StrategyError as e:
-            raise CheckFailed(f"strategy {name!r}", parse_diagnostics(str(e), path)) from None
+            raise CheckFailed(f"strategy {name!r}", parse_diagnostics(
+                untrusted_text(str(e), MAX_ERROR), path)) from None
         try:
             resolve_params(defaults, params, where=path)
         except StrategyError as e:
@@ -540,13 +555,15 @@ class StrategyManager:
 
     def _note(self, name: str, line: str) -> None:
         """A line of the host's own about a strategy, in its log."""
-        self._log_lines(name, [f"[host] {line}"])
+        self._log_lines(name, [line], "host")
 
-    def _log_lines(self, name: str, lines: Iterable[str]) -> None:
+    def _log_lines(self, name: str, lines: Iterable[str], origin: str = "strategy") -> None:
+        """Add lines to a strategy's log. A worker's lines are untrusted: each is made safe
+        to keep and send (:func:`~sandtrade.sandbox.wire.untrusted_text`) here, on intake."""
         now = datetime.now(UTC)
         with self._lock:
             status = self._status_of(name)
-            entries = [LogLine(now, line[:MAX_LINE]) for line in lines]
+            entries = [LogLine(now, untrusted_text(line, MAX_LINE), origin) for line in lines]
             status.logs.extend(entries)
             followers = list(status.followers)
         for stream in followers:
@@ -560,9 +577,7 @@ class StrategyManager:
         if isinstance(lines, list):
             self._log_lines(name, (x for x in lines if isinstance(x, str)))
         dropped = header.get("dropped")
-        if type(dropped) is int and dropped > 0:
-            self._note(name, f"{dropped:,} log lines of one event were dropped (64 KiB an "
-                       "event)")
+        self._count_dropped(name, dropped if type(dropped) is int and dropped > 0 else 0)
         # One outcome per market item of the event (the run counts them; the worker only
         # names which failed), so a lagging strategy's batches weigh as the bars they hold.
         outcomes = [False] * max(1, run.event_items)
@@ -626,10 +641,31 @@ class StrategyManager:
         return (status.bars_coalesced + run.mailbox.coalesced,
                 status.bars_dropped + run.mailbox.dropped)
 
+    def _count_dropped(self, name: str, dropped: int, *, flush: bool = False) -> None:
+        """Add a worker's dropped log lines; note them at most every
+        :data:`LOG_FLOOD_NOTE_SECONDS` (or now, with ``flush``), never once per event."""
+        status = self._status.get(name)
+        if not dropped and (status is None or not status.log_dropped):
+            return  # the common case, on every event: nothing to count, no lock
+        now = time.monotonic()
+        with self._lock:
+            status = self._status_of(name)
+            status.log_dropped += dropped
+            pending = status.log_dropped
+            if not pending or (not flush
+                               and now - status.log_flood_noted < LOG_FLOOD_NOTE_SECONDS):
+                return
+            status.log_dropped = 0
+            status.log_flood_noted = now
+        self._note(name, f"log flood: {pending:,} lines dropped (quota "
+                   f"{self.limits.log_lines_per_s:,g} lines/s)")
+
     def _error(self, run: StrategyRun, message: str) -> None:
+        """A hook's error (a worker's text, made safe here) counts against the run."""
+        message = untrusted_text(message, MAX_ERROR)
         with self._lock:
             self._status_of(run.name).last_errors.append(message)
-        self._log_lines(run.name, [f"[error] {line}" for line in message.splitlines()])
+        self._log_lines(run.name, message.splitlines(), "error")
 
     def _count_event(self, run: StrategyRun, outcomes: list[bool]) -> None:
         """Weigh one finished event (each of its market items: True for a failure); give up
@@ -665,13 +701,14 @@ class StrategyManager:
                 status.state = "stopped"
                 reason = None
             else:
-                reason = run.give_up or run.failure or (
-                    f"{exit_.reason}: {exit_.detail}" if exit_ else "ended")
+                reason = untrusted_text(run.give_up or run.failure or (
+                    f"{exit_.reason}: {exit_.detail}" if exit_ else "ended"), MAX_ERROR)
                 status.kill_reason = reason
                 status.last_errors.append(reason)
                 status.state = "failed"
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
+        self._count_dropped(name, 0, flush=True)
         if reason is None:
             if exit_ is not None and exit_.reason == "timeout":  # on_stop was cut short
                 self._note(name, f"stopped ({exit_.detail})")

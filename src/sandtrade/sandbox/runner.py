@@ -30,7 +30,7 @@ from sandtrade.market import iter_csv
 from sandtrade.models import Bar, Trade
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
-from sandtrade.sandbox.wire import encode_bars
+from sandtrade.sandbox.wire import encode_bars, untrusted_text
 
 __all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox", "check_source_in_sandbox"]
 
@@ -52,7 +52,7 @@ def _read_source(path: str) -> str:
 
 def _finish(worker: Worker, header: dict[str, Any]) -> SandtradeError:
     """The error a worker's ``error`` frame stands for (its message is untrusted text)."""
-    message = str(header.get("message", "failed"))[:4000]
+    message = untrusted_text(str(header.get("message", "failed")), 4000)
     if header.get("reason") == "memory":
         return SandboxKilled(message, "memory")
     return StrategyError(message)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sandtrade.models import Bar, Fill
 from sandtrade.sandbox.mailbox import LatencyRing, Mailbox, Pending, Ticket
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
-from sandtrade.sandbox.wire import encode_bars
+from sandtrade.sandbox.wire import encode_bars, untrusted_text
 from sandtrade.store.base import StrategyRecord
 
 __all__ = ["Door", "Event", "StrategyRun"]
@@ -277,11 +277,11 @@ class StrategyRun:
                 elif kind == "done":
                     worker.expect_progress = False
                     error = header.get("error")
-                    event.error = None if error is None else str(error)[:16_000]
+                    event.error = None if error is None else untrusted_text(str(error), 16_000)
                     self._on_done(self, header)
                     return
                 elif kind == "error":  # the worker could not go on (out of memory, ...)
-                    message = str(header.get("message", "failed"))[:16_000]
+                    message = untrusted_text(str(header.get("message", "failed")), 16_000)
                     reason = "memory" if header.get("reason") == "memory" else "error"
                     worker.kill(reason, message)
                     raise SandboxKilled(f"{self.name}: {message}", reason)

@@ -35,7 +35,7 @@ from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.cpu import CpuPlacement, CpuSlot
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.watchdog import watchdog
-from sandtrade.sandbox.wire import ProtocolError, read_frame, write_frame
+from sandtrade.sandbox.wire import FrameTooLarge, ProtocolError, read_frame, write_frame
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -228,7 +228,10 @@ class Worker:
     def _death(self, cause: BaseException) -> SandboxKilled:
         exit_ = self.wait_exit()
         msg = f"{self.name}: stopped by the sandbox ({exit_.reason}): {exit_.detail}"
-        if isinstance(cause, ProtocolError):
+        if isinstance(cause, FrameTooLarge):  # what it sent, not a riddle about frames
+            msg = f"{self.name}: the worker sent {cause}"
+            exit_.reason = "protocol"
+        elif isinstance(cause, ProtocolError):
             msg = f"{self.name}: the sandbox worker broke the protocol: {cause}"
             exit_.reason = "protocol"
         return SandboxKilled(msg, exit_.reason)
@@ -468,7 +471,8 @@ class Supervisor:
                 frame = read_frame(stream, max_header=1 << 20, max_payload=max_payload)
             except BaseException as e:  # EOFError at exit, ProtocolError, OSError
                 if isinstance(e, ProtocolError):
-                    worker.kill("protocol", str(e))
+                    worker.kill("protocol", f"the worker sent {e}" if isinstance(
+                        e, FrameTooLarge) else str(e))
                 worker.frames.put(e)
                 return
             worker.frames.put(frame)

@@ -6,6 +6,8 @@ as uint16), so a 200,000-bar history crosses the pipe in a few hundred milliseco
 Everything read from a worker is untrusted: sizes are capped and JSON is validated by the
 reader. A JSON value that crosses the boundary as data (a strategy's ``ctx.state``) is checked
 on both sides by :func:`check_json`: bounded in depth and size, walked without recursion.
+Every string a worker wrote that the host keeps or shows (a log line, an error, a reason)
+passes :func:`untrusted_text` first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sandtrade.models import Bar
 
 __all__ = [
     "JSON_DEPTH",
+    "FrameTooLarge",
     "ProtocolError",
     "check_json",
     "check_json_text",
@@ -32,6 +35,7 @@ __all__ = [
     "encode_bars",
     "json_depth",
     "read_frame",
+    "untrusted_text",
     "write_frame",
 ]
 
@@ -42,6 +46,40 @@ _US = timedelta(microseconds=1)
 
 class ProtocolError(Exception):
     """A frame that breaks the protocol (too big, truncated, not JSON)."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame past the reader's caps; its text reads ``a 3.1 MiB message (limit 1 MiB)``."""
+
+    def __init__(self, size: int, limit: int, part: str = "message") -> None:
+        super().__init__(f"a {byte_size(size)} {part} (limit {byte_size(limit)})")
+        self.size = size
+        self.limit = limit
+
+
+def byte_size(n: int) -> str:
+    """``n`` bytes for a person: ``3.1 MiB``, ``1 MiB``, ``64 KiB``, ``900 bytes``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            text = f"{n / scale:.1f}"
+            return f"{text.removesuffix('.0')} {unit}"
+    return f"{n:,} bytes"
+
+
+def untrusted_text(text: str, limit: int) -> str:
+    """A string a worker sent, made safe to keep, send over gRPC and store: lone surrogates
+    (which no UTF-8 encoder accepts) become U+FFFD, NUL characters go, and the text is cut at
+    ``limit`` characters. Showing it is the CLI's business (markup and control characters stay
+    here as data)."""
+    if len(text) > limit:
+        text = text[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: pairs join, the rest become U+FFFD
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def write_frame(stream: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
@@ -66,8 +104,10 @@ def read_frame(stream: IO[bytes], *, max_header: int = 1 << 20,
                max_payload: int = 1 << 30) -> tuple[dict[str, Any], bytes]:
     """Read one frame; raises ``EOFError`` at a clean end and ``ProtocolError`` otherwise."""
     head_len, payload_len = _HEAD.unpack(_read_exact(stream, _HEAD.size))
-    if head_len > max_header or payload_len > max_payload:
-        raise ProtocolError(f"frame too large ({head_len} + {payload_len} bytes)")
+    if head_len > max_header:
+        raise FrameTooLarge(head_len, max_header)
+    if payload_len > max_payload:
+        raise FrameTooLarge(payload_len, max_payload, "payload")
     try:
         header = json.loads(_read_exact(stream, head_len))
     except (ValueError, UnicodeDecodeError) as e:

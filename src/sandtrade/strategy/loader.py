@@ -17,6 +17,7 @@ import ast
 import builtins
 import difflib
 import inspect
+import math
 import traceback
 import types
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "LoadedStrategy",
     "load_strategy",
     "load_strategy_source",
+    "param_problem",
     "resolve_params",
     "static_hook_problems",
     "strategy_error",
@@ -254,12 +256,9 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
         raise StrategyError(f"{spath}: PARAMS must be a dict with string keys, "
                             f"got {type(params).__name__}")
     for k, v in params.items():
-        if not isinstance(k, str):
-            raise StrategyError(f"{spath}: PARAMS keys must be strings (names for --param), "
-                                f"got {type(k).__name__} {k!r}")
-        if type(v) not in (int, float, bool, str):
-            raise StrategyError(f"{spath}: PARAMS[{k!r}] must be an int, float, bool or str, "
-                                f"got {type(v).__name__}")
+        problem = param_problem(k, v)
+        if problem is not None:
+            raise StrategyError(f"{_params_where(source, spath, k)}: {problem}")
 
     pm = _StrategyPluginManager(PROJECT)
     pm.add_hookspecs(StrategySpec)
@@ -280,6 +279,98 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     return LoadedStrategy(name=stem, path=spath, params=dict(params), hooks=hooks)
 
 
+#: The bounds of a parameter: what JSON, protobuf and the store carry exactly (an int64).
+MAX_PARAM_INT = 2**63
+MAX_PARAM_CHARS = 1000
+MAX_PARAM_NAME = 100
+_PARAM_KINDS = "a parameter is a number within ±2**63, a string or a boolean"
+
+
+def _int_digits(n: int) -> int:
+    """Decimal digits of ``n`` (``str(n)`` refuses past 4,300 digits)."""
+    n = abs(n)
+    digits = max(1, int(n.bit_length() * 0.30102999566398120))
+    if n >= 10 ** digits:
+        digits += 1
+    return digits
+
+
+def _name_problem(key: str) -> str | None:
+    if not key:
+        return "an empty name"
+    if len(key) > MAX_PARAM_NAME:
+        return f"a name of {len(key):,} characters (at most {MAX_PARAM_NAME})"
+    if not key.isprintable():  # control and format characters, surrogates, separators
+        bad = next(c for c in key if not c.isprintable())
+        return f"a name with the character {bad!r} in it (names are printable text)"
+    return None
+
+
+def param_problem(key: object, value: object) -> str | None:
+    """What makes ``key: value`` unfit to be a strategy parameter, or None.
+
+    A parameter must survive JSON, protobuf and the store unchanged and be shown on one line:
+    its name a printable string; its value a bool, an int within ±2**63, a finite float or a
+    string of at most :data:`MAX_PARAM_CHARS` characters of valid text. The answer reads
+    ``PARAMS['big']: an integer of 4,401 digits; a parameter is a number within ±2**63, ...``.
+    """
+    if not isinstance(key, str):
+        return (f"PARAMS keys must be strings (names for --param), got {type(key).__name__} "
+                f"{key!r}"[:300])
+    problem = _name_problem(key)
+    if problem is not None:
+        return f"PARAMS key {key[:MAX_PARAM_NAME]!r}: {problem}"
+    kind = type(value)
+    if kind is bool:
+        return None
+    if kind is int:
+        assert isinstance(value, int)
+        if -MAX_PARAM_INT <= value < MAX_PARAM_INT:
+            return None
+        digits = _int_digits(value)
+        what = f"{value:,}" if digits <= 30 else f"an integer of {digits:,} digits"
+    elif kind is float:
+        assert isinstance(value, float)
+        if math.isfinite(value):
+            return None
+        what = f"{value!r}, not a finite number"
+    elif kind is str:
+        assert isinstance(value, str)
+        if len(value) > MAX_PARAM_CHARS:
+            what = f"a string of {len(value):,} characters (at most {MAX_PARAM_CHARS:,})"
+        else:
+            try:
+                value.encode("utf-8")
+                return None
+            except UnicodeEncodeError as e:
+                what = f"a string that is not valid text (a lone surrogate at character {e.start})"
+    else:
+        what = f"a {kind.__name__}"
+    return f"PARAMS[{key!r}]: {what}; {_PARAM_KINDS}"
+
+
+def _params_where(source: str, path: str, key: object) -> str:
+    """``path:line`` of ``key`` in the module's ``PARAMS = {...}`` (of the assignment when the
+    key is not a literal there), or ``path`` when the source does not say."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return path
+    line = 0
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        if not any(isinstance(t, ast.Name) and t.id == "PARAMS" for t in targets):
+            continue
+        line = node.lineno
+        if isinstance(value, ast.Dict):
+            for k in value.keys:
+                if isinstance(k, ast.Constant) and k.value == key:
+                    line = k.lineno
+    return f"{path}:{line}" if line else path
+
+
 def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
                    *, where: str = "strategy") -> dict[str, Any]:
     """Apply ``--param K=V`` overrides, converting each value to its default's type.
@@ -294,7 +385,11 @@ def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise StrategyError(f"{where}: unknown parameter {key!r}{hint} (known: {known})")
         default = defaults[key]
-        out[key] = _convert(key, raw, default, where)
+        value = out[key] = _convert(key, raw, default, where)
+        problem = param_problem(key, value)
+        if problem is not None:
+            raise StrategyError(f"{where}: parameter {key!r}: "
+                                f"{problem.partition(': ')[2] or problem}")
     return out
 
 

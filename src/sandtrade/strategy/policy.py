@@ -79,6 +79,7 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 __all__ = [
     "ALLOWED_MODULES",
+    "MAX_LOG_LINE",
     "Diagnostic",
     "ModuleProxy",
     "StrategyLog",
@@ -249,22 +250,93 @@ def guarded_hasattr(obj: object, name: object) -> bool:
     return True
 
 
-class StrategyLog:
-    """Where ``print`` and ``ctx.log`` go: a list of lines, capped in total size."""
+#: Longest log line a live run keeps, in characters (the host keeps no more): the rest of a
+#: longer line is cut.
+MAX_LOG_LINE = 4000
 
-    def __init__(self, max_bytes: int = 1 << 20) -> None:
+
+class StrategyLog:
+    """Where ``print`` and ``ctx.log`` go: a list of lines, capped in size and, in a live run,
+    in rate and in what one event's lines take on the wire.
+
+    ``size`` counts encoded bytes (UTF-8, a newline a line) against ``max_bytes``. With
+    ``max_line``, a longer line is cut to that many characters. With ``max_wire_bytes``,
+    ``wire_size`` counts what the lines take in a frame (JSON-escaped, where
+    a control character is six bytes), so the frame that carries them is bounded by
+    construction whatever they hold. :meth:`throttle` adds a token bucket in lines and bytes a
+    second. A line past any of these is not kept but counted in ``dropped``.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 20, *, max_line: int | None = None,
+                 max_wire_bytes: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lines: list[str] = []
         self.max_bytes = max_bytes
+        self.max_line = max_line
+        self.max_wire_bytes = max_wire_bytes
         self.size = 0
+        self.wire_size = 0
         self.dropped = 0
+        self._clock = clock
+        self._rated = False
+        self._line_rate = self._byte_rate = 0.0
+        self._line_cap = self._byte_cap = 0.0
+        self._lines = self._bytes = 0.0
+        self._refilled = 0.0
+
+    def throttle(self, lines_per_s: float, bytes_per_s: float, burst_seconds: float) -> None:
+        """Keep at most ``lines_per_s`` lines and ``bytes_per_s`` bytes a second on average,
+        with bursts of up to ``burst_seconds`` of either (a token bucket, full at the start)."""
+        self._rated = True
+        self._line_rate, self._byte_rate = lines_per_s, bytes_per_s
+        self._lines = self._line_cap = lines_per_s * burst_seconds
+        self._bytes = self._byte_cap = bytes_per_s * burst_seconds
+        self._refilled = self._clock()
+
+    def new_event(self) -> None:
+        """Start the per-event count again (a live run caps each event's lines)."""
+        self.size = 0
+        self.wire_size = 0
+
+    def _take(self, n: int) -> bool:
+        """One line of ``n`` bytes from the bucket, if it holds them."""
+        now = self._clock()
+        elapsed, self._refilled = now - self._refilled, now
+        lines = min(self._line_cap, self._lines + elapsed * self._line_rate)
+        size = min(self._byte_cap, self._bytes + elapsed * self._byte_rate)
+        if lines < 1 or size < n:
+            self._lines, self._bytes = lines, size
+            return False
+        self._lines, self._bytes = lines - 1, size - n
+        return True
 
     def write_line(self, line: str) -> None:
-        """Keep ``line`` unless the cap is reached (then count it as dropped)."""
-        if self.size + len(line) > self.max_bytes:
+        """Keep ``line`` (cut at ``max_line`` characters) unless a cap or the rate is reached;
+        then count it as dropped."""
+        if self.max_line is not None and len(line) > self.max_line:
+            line = line[:self.max_line]
+        n = len(line.encode("utf-8", "surrogatepass")) + 1
+        if self.size + n > self.max_bytes:
             self.dropped += 1
             return
-        self.size += len(line) + 1
+        if self.max_wire_bytes is not None:
+            wire = len(_json_string(line)) + 1
+            if self.wire_size + wire > self.max_wire_bytes:
+                self.dropped += 1
+                return
+        else:
+            wire = 0
+        if self._rated and not self._take(n):
+            self.dropped += 1
+            return
+        self.size += n
+        self.wire_size += wire
         self.lines.append(line)
+
+
+#: A string as JSON writes it in a frame (``json.dumps`` escapes to ASCII), in C.
+_json_string: Callable[[str], str] = (
+    json.encoder.encode_basestring_ascii)  # type: ignore[attr-defined]
 
 
 class _Printer:

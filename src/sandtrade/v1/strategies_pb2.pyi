@@ -19,12 +19,23 @@ class StrategyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_STATE_RUNNING: _ClassVar[StrategyState]
     STRATEGY_STATE_FAILED: _ClassVar[StrategyState]
     STRATEGY_STATE_STOPPING: _ClassVar[StrategyState]
+
+class LogOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOG_ORIGIN_UNSPECIFIED: _ClassVar[LogOrigin]
+    LOG_ORIGIN_STRATEGY: _ClassVar[LogOrigin]
+    LOG_ORIGIN_HOST: _ClassVar[LogOrigin]
+    LOG_ORIGIN_ERROR: _ClassVar[LogOrigin]
 STRATEGY_STATE_UNSPECIFIED: StrategyState
 STRATEGY_STATE_STOPPED: StrategyState
 STRATEGY_STATE_STARTING: StrategyState
 STRATEGY_STATE_RUNNING: StrategyState
 STRATEGY_STATE_FAILED: StrategyState
 STRATEGY_STATE_STOPPING: StrategyState
+LOG_ORIGIN_UNSPECIFIED: LogOrigin
+LOG_ORIGIN_STRATEGY: LogOrigin
+LOG_ORIGIN_HOST: LogOrigin
+LOG_ORIGIN_ERROR: LogOrigin
 
 class Diagnostic(_message.Message):
     __slots__ = ("file", "line", "message")
@@ -157,12 +168,14 @@ class StreamStrategyLogsRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class StreamStrategyLogsResponse(_message.Message):
-    __slots__ = ("time", "line")
+    __slots__ = ("time", "line", "origin")
     TIME_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     line: str
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., line: _Optional[str] = ...) -> None: ...
+    origin: LogOrigin
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., line: _Optional[str] = ..., origin: _Optional[_Union[LogOrigin, str]] = ...) -> None: ...
 
 class RunBacktestRequest(_message.Message):
     __slots__ = ("name", "symbols", "cash", "commission", "params", "benchmark")

@@ -47,7 +47,7 @@ from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.wire import read_frame, write_frame
 from sandtrade.sandbox.worker.backtest_task import run_backtest_task
 from sandtrade.sandbox.worker.confine import NOBODY, confine
-from sandtrade.sandbox.worker.live_task import run_live
+from sandtrade.sandbox.worker.live_task import EVENT_LOG_WIRE_BYTES, run_live
 from sandtrade.strategy import (
     policy,
     static_check,  # noqa: F401  - a check task reads the source
@@ -156,6 +156,13 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes], stdout: I
     kind = task["task"]
     path = str(task["path"])
     log = policy.StrategyLog(limits.log_bytes)
+    if kind == "live":
+        # A live run's log is rated (a flood is cut and counted, never a kill) and each
+        # event's lines are bounded as they travel, so its `done` frame always fits the
+        # host's frame cap.
+        log.max_line = policy.MAX_LOG_LINE
+        log.max_wire_bytes = EVENT_LOG_WIRE_BYTES
+        log.throttle(limits.log_lines_per_s, limits.log_bytes_per_s, limits.log_burst_seconds)
     strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log,
                                     check=kind == "check")
     if kind == "check":

@@ -40,10 +40,13 @@ from sandtrade.strategy.context import (
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
 from sandtrade.strategy.policy import StrategyLog
 
-__all__ = ["RemoteTrading", "run_live"]
+__all__ = ["EVENT_LOG_WIRE_BYTES", "RemoteTrading", "run_live"]
 
-#: Bytes of log a single event may write; the rest of that event's lines are counted.
-EVENT_LOG_BYTES = 64 << 10
+#: What one event's log lines may take in its ``done`` frame, JSON-escaped; the rest of that
+#: event's lines are counted. With the error (:data:`MAX_ERROR` characters) the frame stays
+#: well under the host's 1 MiB frame cap.
+EVENT_LOG_WIRE_BYTES = 256 << 10
+MAX_ERROR = 16_000
 
 
 class RemoteTrading:
@@ -191,7 +194,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         error: str | None = None
         failed: list[int] = []
         hook = kind
-        log.size = 0  # the byte cap applies per event in a live run
+        log.new_event()  # the caps apply per event in a live run
         try:
             if kind == "history":
                 for bar in decode_bars(int(header.get("count", 0)), payload, symbols):
@@ -238,7 +241,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 saved = now
                 done["state_json"] = now
         if error is not None:
-            done["error"] = error
+            done["error"] = error[:MAX_ERROR]
         if failed:
             done["failed"] = failed
         write_frame(stdout, done)
