@@ -42,9 +42,11 @@ def host(tmp_path: Path, **strategies: object) -> HostRuntime:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
-    """A host in the free mode, each strategy with a backlog of :data:`BACKLOG` bars."""
-    h = host(tmp_path, mode="free", backlog=BACKLOG)
+def runtime(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HostRuntime]:
+    """A host in the free mode; each strategy's backlog is the default, or the test's
+    (``@pytest.mark.parametrize("runtime", [N], indirect=True)``)."""
+    backlog = getattr(request, "param", 1024)
+    h = host(tmp_path, mode="free", backlog=backlog)
     try:
         yield h
     finally:
@@ -110,6 +112,7 @@ def test_feed_does_not_wait_for_a_stalled_strategy(strategies: Stub, operator: M
     assert spinner.lag_bars > 0
 
 
+@pytest.mark.parametrize("runtime", [BACKLOG], indirect=True)
 def test_a_lagging_strategy_is_coalesced_and_told(strategies: Stub, operator: Metadata,
                                                    market: Market) -> None:
     """Past its backlog a slow strategy's oldest bars are merged (OHLC of the path, nothing

@@ -40,6 +40,7 @@ from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import OrderStatus
 from sandtrade.sandbox.manager import MAX_ERRORS_IN_A_ROW, state_key
 from sandtrade.store import JsonText
+from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import strategies_pb2_grpc
 
 Stub = strategies_pb2_grpc.StrategyServiceStub
@@ -183,8 +184,9 @@ def test_bad_stored_state_starts_empty_with_a_note(host: HostRuntime, strategies
     market.publish(10.0)
 
     lines = log_lines(strategies, operator, "victim")
-    assert ("[host] stored ctx.state was unreadable (ctx.state: nested deeper than 32); "
-            f"started with an empty state (kept aside as {key}.bad)") in lines, lines
+    notes = log_lines(strategies, operator, "victim", origin=spb.LOG_ORIGIN_HOST)
+    assert ("stored ctx.state was unreadable (ctx.state: nested deeper than 32); "
+            f"started with an empty state (kept aside as {key}.bad)") in notes, notes
     assert any(line.endswith("state at start {}") for line in lines), lines
     assert host.store.get_state(f"{key}.bad") == bad
     assert host.store.get_state(key) == {"n": 1}
