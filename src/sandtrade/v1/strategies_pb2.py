@@ -26,53 +26,57 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsandtrade/v1/strategies.proto\x12\x0csandtrade.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\nDiagnostic\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd7\x01\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.sandtrade.v1.StrategyState\x12\x15\n\rsource_sha256\x18\x06 \x01(\t\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\x15UploadStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12\'\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"q\n\x16UploadStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\x12-\n\x0b\x64iagnostics\x18\x02 \x03(\x0b\x32\x18.sandtrade.v1.Diagnostic\"$\n\x14StartStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x15StartStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\"#\n\x13StopStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x14StopStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\">\n\x15ListStrategiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x16ListStrategiesResponse\x12*\n\nstrategies\x18\x01 \x03(\x0b\x32\x16.sandtrade.v1.Strategy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x18GetStrategyStatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xfe\x01\n\x19GetStrategyStatusResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\x12\x13\n\x0b\x63pu_seconds\x18\x02 \x01(\x01\x12\x11\n\trss_bytes\x18\x03 \x01(\x03\x12\x13\n\x0bkill_reason\x18\x04 \x01(\t\x12\x13\n\x0blast_errors\x18\x05 \x03(\t\x12\x10\n\x08restarts\x18\x06 \x01(\x05\x12\x10\n\x08lag_bars\x18\x07 \x01(\x03\x12\x13\n\x0blag_seconds\x18\x08 \x01(\x01\x12\x16\n\x0e\x62\x61rs_coalesced\x18\t \x01(\x03\x12\x14\n\x0c\x62\x61rs_dropped\x18\n \x01(\x03\"G\n\x19StreamStrategyLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"T\n\x1aStreamStrategyLogsResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04line\x18\x02 \x01(\t\"\x91\x01\n\x12RunBacktestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x0c\n\x04\x63\x61sh\x18\x03 \x01(\x01\x12\x12\n\ncommission\x18\x04 \x01(\x01\x12\'\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tbenchmark\x18\x06 \x01(\t\"\xa1\x01\n\x13RunBacktestResponse\x12\x11\n\tbars_done\x18\x01 \x01(\x03\x12\x12\n\nbars_total\x18\x02 \x01(\x03\x12&\n\x05stats\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06trades\x18\x04 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nstat_names\x18\x05 \x03(\t\"\'\n\x15GetFanoutStatsRequest\x12\x0e\n\x06latest\x18\x01 \x01(\x05\"k\n\x0bStrategyLag\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0c\n\x04\x62\x61rs\x18\x03 \x01(\x03\x12\x0f\n\x07seconds\x18\x04 \x01(\x01\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x03\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\"\xa1\x01\n\x16GetFanoutStatsResponse\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x12\n\nstrategies\x18\x02 \x01(\x03\x12\x0c\n\x04\x62\x61rs\x18\x03 \x01(\x03\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x05 \x01(\x01\x12\x0e\n\x06max_ms\x18\x06 \x01(\x01\x12\'\n\x04lags\x18\x07 \x03(\x0b\x32\x19.sandtrade.v1.StrategyLag*\x9f\x01\n\rStrategyState\x12\x1e\n\x1aSTRATEGY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16STRATEGY_STATE_STOPPED\x10\x01\x12\x1b\n\x17STRATEGY_STATE_STARTING\x10\x02\x12\x1a\n\x16STRATEGY_STATE_RUNNING\x10\x03\x12\x19\n\x15STRATEGY_STATE_FAILED\x10\x04\x32\x80\x06\n\x0fStrategyService\x12[\n\x0eUploadStrategy\x12#.sandtrade.v1.UploadStrategyRequest\x1a$.sandtrade.v1.UploadStrategyResponse\x12X\n\rStartStrategy\x12\".sandtrade.v1.StartStrategyRequest\x1a#.sandtrade.v1.StartStrategyResponse\x12U\n\x0cStopStrategy\x12!.sandtrade.v1.StopStrategyRequest\x1a\".sandtrade.v1.StopStrategyResponse\x12[\n\x0eListStrategies\x12#.sandtrade.v1.ListStrategiesRequest\x1a$.sandtrade.v1.ListStrategiesResponse\x12\x64\n\x11GetStrategyStatus\x12&.sandtrade.v1.GetStrategyStatusRequest\x1a\'.sandtrade.v1.GetStrategyStatusResponse\x12i\n\x12StreamStrategyLogs\x12\'.sandtrade.v1.StreamStrategyLogsRequest\x1a(.sandtrade.v1.StreamStrategyLogsResponse0\x01\x12T\n\x0bRunBacktest\x12 .sandtrade.v1.RunBacktestRequest\x1a!.sandtrade.v1.RunBacktestResponse0\x01\x12[\n\x0eGetFanoutStats\x12#.sandtrade.v1.GetFanoutStatsRequest\x1a$.sandtrade.v1.GetFanoutStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsandtrade/v1/strategies.proto\x12\x0csandtrade.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\nDiagnostic\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xe3\x01\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.sandtrade.v1.StrategyState\x12\x15\n\rsource_sha256\x18\x06 \x01(\t\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02id\x18\x08 \x01(\t\"\x80\x01\n\x15UploadStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12\'\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"q\n\x16UploadStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\x12-\n\x0b\x64iagnostics\x18\x02 \x03(\x0b\x32\x18.sandtrade.v1.Diagnostic\"5\n\x14StartStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\"A\n\x15StartStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\"4\n\x13StopStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\"@\n\x14StopStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\"O\n\x15ListStrategiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\"]\n\x16ListStrategiesResponse\x12*\n\nstrategies\x18\x01 \x03(\x0b\x32\x16.sandtrade.v1.Strategy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x18GetStrategyStatusRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\"\xfe\x01\n\x19GetStrategyStatusResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\x12\x13\n\x0b\x63pu_seconds\x18\x02 \x01(\x01\x12\x11\n\trss_bytes\x18\x03 \x01(\x03\x12\x13\n\x0bkill_reason\x18\x04 \x01(\t\x12\x13\n\x0blast_errors\x18\x05 \x03(\t\x12\x10\n\x08restarts\x18\x06 \x01(\x05\x12\x10\n\x08lag_bars\x18\x07 \x01(\x03\x12\x13\n\x0blag_seconds\x18\x08 \x01(\x01\x12\x16\n\x0e\x62\x61rs_coalesced\x18\t \x01(\x03\x12\x14\n\x0c\x62\x61rs_dropped\x18\n \x01(\x03\"X\n\x19StreamStrategyLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\"T\n\x1aStreamStrategyLogsResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04line\x18\x02 \x01(\t\"J\n\x15\x44\x65leteStrategyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"B\n\x16\x44\x65leteStrategyResponse\x12(\n\x08strategy\x18\x01 \x01(\x0b\x32\x16.sandtrade.v1.Strategy\"\xa2\x01\n\x12RunBacktestRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x0c\n\x04\x63\x61sh\x18\x03 \x01(\x01\x12\x12\n\ncommission\x18\x04 \x01(\x01\x12\'\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tbenchmark\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x07 \x01(\t\"\xa1\x01\n\x13RunBacktestResponse\x12\x11\n\tbars_done\x18\x01 \x01(\x03\x12\x12\n\nbars_total\x18\x02 \x01(\x03\x12&\n\x05stats\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06trades\x18\x04 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nstat_names\x18\x05 \x03(\t\"\'\n\x15GetFanoutStatsRequest\x12\x0e\n\x06latest\x18\x01 \x01(\x05\"k\n\x0bStrategyLag\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0c\n\x04\x62\x61rs\x18\x03 \x01(\x03\x12\x0f\n\x07seconds\x18\x04 \x01(\x01\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x03\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\"\xa1\x01\n\x16GetFanoutStatsResponse\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x12\n\nstrategies\x18\x02 \x01(\x03\x12\x0c\n\x04\x62\x61rs\x18\x03 \x01(\x03\x12\x0e\n\x06p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x05 \x01(\x01\x12\x0e\n\x06max_ms\x18\x06 \x01(\x01\x12\'\n\x04lags\x18\x07 \x03(\x0b\x32\x19.sandtrade.v1.StrategyLag*\x9f\x01\n\rStrategyState\x12\x1e\n\x1aSTRATEGY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16STRATEGY_STATE_STOPPED\x10\x01\x12\x1b\n\x17STRATEGY_STATE_STARTING\x10\x02\x12\x1a\n\x16STRATEGY_STATE_RUNNING\x10\x03\x12\x19\n\x15STRATEGY_STATE_FAILED\x10\x04\x32\xdd\x06\n\x0fStrategyService\x12[\n\x0eUploadStrategy\x12#.sandtrade.v1.UploadStrategyRequest\x1a$.sandtrade.v1.UploadStrategyResponse\x12X\n\rStartStrategy\x12\".sandtrade.v1.StartStrategyRequest\x1a#.sandtrade.v1.StartStrategyResponse\x12U\n\x0cStopStrategy\x12!.sandtrade.v1.StopStrategyRequest\x1a\".sandtrade.v1.StopStrategyResponse\x12[\n\x0eListStrategies\x12#.sandtrade.v1.ListStrategiesRequest\x1a$.sandtrade.v1.ListStrategiesResponse\x12\x64\n\x11GetStrategyStatus\x12&.sandtrade.v1.GetStrategyStatusRequest\x1a\'.sandtrade.v1.GetStrategyStatusResponse\x12i\n\x12StreamStrategyLogs\x12\'.sandtrade.v1.StreamStrategyLogsRequest\x1a(.sandtrade.v1.StreamStrategyLogsResponse0\x01\x12[\n\x0e\x44\x65leteStrategy\x12#.sandtrade.v1.DeleteStrategyRequest\x1a$.sandtrade.v1.DeleteStrategyResponse\x12T\n\x0bRunBacktest\x12 .sandtrade.v1.RunBacktestRequest\x1a!.sandtrade.v1.RunBacktestResponse0\x01\x12[\n\x0eGetFanoutStats\x12#.sandtrade.v1.GetFanoutStatsRequest\x1a$.sandtrade.v1.GetFanoutStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sandtrade.v1.strategies_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STRATEGYSTATE']._serialized_start=2085
-  _globals['_STRATEGYSTATE']._serialized_end=2244
+  _globals['_STRATEGYSTATE']._serialized_start=2343
+  _globals['_STRATEGYSTATE']._serialized_end=2502
   _globals['_DIAGNOSTIC']._serialized_start=110
   _globals['_DIAGNOSTIC']._serialized_end=167
   _globals['_STRATEGY']._serialized_start=170
-  _globals['_STRATEGY']._serialized_end=385
-  _globals['_UPLOADSTRATEGYREQUEST']._serialized_start=388
-  _globals['_UPLOADSTRATEGYREQUEST']._serialized_end=516
-  _globals['_UPLOADSTRATEGYRESPONSE']._serialized_start=518
-  _globals['_UPLOADSTRATEGYRESPONSE']._serialized_end=631
-  _globals['_STARTSTRATEGYREQUEST']._serialized_start=633
-  _globals['_STARTSTRATEGYREQUEST']._serialized_end=669
-  _globals['_STARTSTRATEGYRESPONSE']._serialized_start=671
-  _globals['_STARTSTRATEGYRESPONSE']._serialized_end=736
-  _globals['_STOPSTRATEGYREQUEST']._serialized_start=738
-  _globals['_STOPSTRATEGYREQUEST']._serialized_end=773
-  _globals['_STOPSTRATEGYRESPONSE']._serialized_start=775
-  _globals['_STOPSTRATEGYRESPONSE']._serialized_end=839
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=841
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=903
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=905
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=998
-  _globals['_GETSTRATEGYSTATUSREQUEST']._serialized_start=1000
-  _globals['_GETSTRATEGYSTATUSREQUEST']._serialized_end=1040
-  _globals['_GETSTRATEGYSTATUSRESPONSE']._serialized_start=1043
-  _globals['_GETSTRATEGYSTATUSRESPONSE']._serialized_end=1297
-  _globals['_STREAMSTRATEGYLOGSREQUEST']._serialized_start=1299
-  _globals['_STREAMSTRATEGYLOGSREQUEST']._serialized_end=1370
-  _globals['_STREAMSTRATEGYLOGSRESPONSE']._serialized_start=1372
-  _globals['_STREAMSTRATEGYLOGSRESPONSE']._serialized_end=1456
-  _globals['_RUNBACKTESTREQUEST']._serialized_start=1459
-  _globals['_RUNBACKTESTREQUEST']._serialized_end=1604
-  _globals['_RUNBACKTESTRESPONSE']._serialized_start=1607
-  _globals['_RUNBACKTESTRESPONSE']._serialized_end=1768
-  _globals['_GETFANOUTSTATSREQUEST']._serialized_start=1770
-  _globals['_GETFANOUTSTATSREQUEST']._serialized_end=1809
-  _globals['_STRATEGYLAG']._serialized_start=1811
-  _globals['_STRATEGYLAG']._serialized_end=1918
-  _globals['_GETFANOUTSTATSRESPONSE']._serialized_start=1921
-  _globals['_GETFANOUTSTATSRESPONSE']._serialized_end=2082
-  _globals['_STRATEGYSERVICE']._serialized_start=2247
-  _globals['_STRATEGYSERVICE']._serialized_end=3015
+  _globals['_STRATEGY']._serialized_end=397
+  _globals['_UPLOADSTRATEGYREQUEST']._serialized_start=400
+  _globals['_UPLOADSTRATEGYREQUEST']._serialized_end=528
+  _globals['_UPLOADSTRATEGYRESPONSE']._serialized_start=530
+  _globals['_UPLOADSTRATEGYRESPONSE']._serialized_end=643
+  _globals['_STARTSTRATEGYREQUEST']._serialized_start=645
+  _globals['_STARTSTRATEGYREQUEST']._serialized_end=698
+  _globals['_STARTSTRATEGYRESPONSE']._serialized_start=700
+  _globals['_STARTSTRATEGYRESPONSE']._serialized_end=765
+  _globals['_STOPSTRATEGYREQUEST']._serialized_start=767
+  _globals['_STOPSTRATEGYREQUEST']._serialized_end=819
+  _globals['_STOPSTRATEGYRESPONSE']._serialized_start=821
+  _globals['_STOPSTRATEGYRESPONSE']._serialized_end=885
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=887
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=966
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=968
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1061
+  _globals['_GETSTRATEGYSTATUSREQUEST']._serialized_start=1063
+  _globals['_GETSTRATEGYSTATUSREQUEST']._serialized_end=1120
+  _globals['_GETSTRATEGYSTATUSRESPONSE']._serialized_start=1123
+  _globals['_GETSTRATEGYSTATUSRESPONSE']._serialized_end=1377
+  _globals['_STREAMSTRATEGYLOGSREQUEST']._serialized_start=1379
+  _globals['_STREAMSTRATEGYLOGSREQUEST']._serialized_end=1467
+  _globals['_STREAMSTRATEGYLOGSRESPONSE']._serialized_start=1469
+  _globals['_STREAMSTRATEGYLOGSRESPONSE']._serialized_end=1553
+  _globals['_DELETESTRATEGYREQUEST']._serialized_start=1555
+  _globals['_DELETESTRATEGYREQUEST']._serialized_end=1629
+  _globals['_DELETESTRATEGYRESPONSE']._serialized_start=1631
+  _globals['_DELETESTRATEGYRESPONSE']._serialized_end=1697
+  _globals['_RUNBACKTESTREQUEST']._serialized_start=1700
+  _globals['_RUNBACKTESTREQUEST']._serialized_end=1862
+  _globals['_RUNBACKTESTRESPONSE']._serialized_start=1865
+  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2026
+  _globals['_GETFANOUTSTATSREQUEST']._serialized_start=2028
+  _globals['_GETFANOUTSTATSREQUEST']._serialized_end=2067
+  _globals['_STRATEGYLAG']._serialized_start=2069
+  _globals['_STRATEGYLAG']._serialized_end=2176
+  _globals['_GETFANOUTSTATSRESPONSE']._serialized_start=2179
+  _globals['_GETFANOUTSTATSRESPONSE']._serialized_end=2340
+  _globals['_STRATEGYSERVICE']._serialized_start=2505
+  _globals['_STRATEGYSERVICE']._serialized_end=3366
 # @@protoc_insertion_point(module_scope)
