@@ -12,14 +12,17 @@ strategy of that name.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import pytest
 
+from sandtrade.cli import main
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.store.base import strategy_state_key
 from sandtrade.v1 import signals_pb2 as sgpb
@@ -401,3 +404,44 @@ def test_a_signal_naming_another_accounts_strategy_is_not_delivered(
     assert manager.state("alice", "listener") == {"seen": [["AAA", "sell", 2.0]]}, \
         "only alice's signal was delivered"
     assert sent.destination == "strategy:alice/listener"
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_cli_strategies_commands_take_the_account(
+        strategies: Stub, runtime: HostRuntime, alice: Caller, bob: Caller,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sandtrade strategies ... --account``: with the operator's token, a name two accounts
+    have needs it (the error says so), and then each command reaches that account's strategy;
+    ``list`` shows account and name; ``delete`` removes one account's only."""
+    monkeypatch.chdir(tmp_path)
+    upload(strategies, alice.metadata, "bot")
+    upload(strategies, bob.metadata, "bot")
+    assert runtime.rpc is not None
+    host = ["--grpc", runtime.rpc.address,
+            "--token", runtime.operator_token_path.read_text().strip()]
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(["strategies", *args, *host])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, _, err = cli("status", "bot")
+    assert code != 0 and "account: name an account" in err, err
+    code, out, _ = cli("status", "bot", "--account", "bob", "--json")
+    assert code == 0 and json.loads(out)["account"] == "bob"
+    code, out, _ = cli("logs", "bot", "--account", "alice", "--json")
+    assert code == 0 and json.loads(out.splitlines()[0])["line"].startswith("[host] uploaded")
+    code, out, _ = cli("list", "--json")
+    assert [(s["account"], s["name"]) for s in json.loads(out)] == [("alice", "bot"),
+                                                                     ("bob", "bot")]
+    code, out, _ = cli("list")
+    assert code == 0 and re.search(r"account\s+name", out), out
+    code, out, _ = cli("delete", "bot", "--account", "bob")
+    assert code == 0 and "deleted bob/bot" in out, out
+    code, out, _ = cli("list", "--account", "alice", "--json")
+    assert [(s["account"], s["name"]) for s in json.loads(out)] == [("alice", "bot")]
+    code, out, _ = cli("status", "bot", "--json")  # unique again: no account needed
+    assert code == 0 and json.loads(out)["account"] == "alice"
