@@ -1,8 +1,12 @@
-"""Strategies in a live host: upload, start, stop, watch, and resume after a restart.
+"""Strategies in a live host: upload, start, stop, delete, watch, and resume after a restart.
 
 The :class:`StrategyManager` keeps uploaded strategies in the store (source, account, symbols,
-parameters, and whether each should be running), starts each running one in its own sandboxed
-worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the market: for
+parameters, and whether each should be running). A strategy is named within its account and
+known here by its id, which a delete retires: its runs, status, log and ``ctx.state`` are
+kept under the id, so a name used again, or the same name in another account, sees nothing of
+them. Every lookup by name is in one account. The manager starts each running one in its
+own sandboxed worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the
+market: for
 every bar, the broker works its orders first (fills at the open), then each strategy that
 trades the bar's symbol (or got a fill) gets the bar and its fills in its own mailbox
 (:mod:`sandtrade.sandbox.mailbox`).
