@@ -172,7 +172,7 @@ def measure(n: int, args: argparse.Namespace) -> Row:
                     memory = pss(proc) + sum(pss(w) for w in workers)
                 events = bars * n
                 others = [lag["p99_ms"] for name, lag in stats["lags"].items()
-                          if name != "spinner"]
+                          if name.split("/")[-1] != "spinner"]
                 return Row(n, start_s, bars / args.window, stats["p50_ms"], stats["p99_ms"],
                            max(others) if args.spinner and others else None,
                            (host1 - host0) / events * 1e6, (work1 - work0) / events * 1e6,

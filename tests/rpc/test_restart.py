@@ -167,8 +167,10 @@ def on_bar(ctx, bar):
 def strategy_state(data_dir: Path, name: str) -> dict[str, int]:
     db = sqlite3.connect(data_dir / "sandtrade.db")
     try:
-        row = db.execute("SELECT value FROM host_state WHERE key = ?",
-                         (f"strategy:{name}:state",)).fetchone()
+        # ctx.state is kept under the strategy's id (its name is unique in its account only)
+        row = db.execute("SELECT value FROM host_state WHERE key = 'strategy:' || "
+                         "(SELECT id FROM strategies WHERE name = ?) || ':state'",
+                         (name,)).fetchone()
     finally:
         db.close()
     return {} if row is None else dict(json.loads(row[0]))

@@ -459,7 +459,7 @@ def test_run_token_reaches_its_own_account_only_and_dies_with_the_run(
     wait_running(strategies, operator, "alice-strat")
     market.publish(50.0)  # a price, so that the broker takes orders
     assert runtime.strategies is not None
-    run = runtime.strategies.run("alice-strat")
+    run = runtime.strategies.run("alice", "alice-strat")
     assert run is not None and isinstance(run.door, TradingDoor)
     door = run.door.metadata
 
@@ -549,7 +549,7 @@ def test_running_strategy_resumes_after_restart_with_its_state(
     for price in (10.0, 11.0, 12.0):
         market.publish(price)
     assert runtime.strategies is not None
-    assert runtime.strategies.state("counter") == {"n": 3}
+    assert runtime.strategies.state("counter", "counter") == {"n": 3}
 
     with restarted(runtime) as host2, grpc.insecure_channel(host2.rpc.address) as ch2:
         stub2 = Stub(ch2)
@@ -558,7 +558,7 @@ def test_running_strategy_resumes_after_restart_with_its_state(
         market2.publish(13.0)
         market2.publish(14.0)
         assert host2.strategies is not None
-        assert host2.strategies.state("counter") == {"n": 5}, \
+        assert host2.strategies.state("counter", "counter") == {"n": 5}, \
             "3 bars before the restart, 2 after; none twice"
         assert log_lines(stub2, operator, "counter", tail=2) == ["bar 4 13.0", "bar 5 14.0"]
         assert stop(stub2, operator, "counter").state == STOPPED
@@ -571,7 +571,7 @@ def test_running_strategy_resumes_after_restart_with_its_state(
             assert st.strategy.state == STOPPED, STATE_NAMES[st.strategy.state]
             assert host3.strategies is not None
             assert host3.strategies.running() == [], "no worker was started"
-            assert host3.strategies.state("counter") == {"n": 5}
+            assert host3.strategies.state("counter", "counter") == {"n": 5}
 
 
 def test_resumed_strategy_is_warmed_up_with_recent_bars(
@@ -648,7 +648,7 @@ def test_strategy_failing_every_event_is_stopped(strategies: Stub, operator: Met
     assert "in a row" in st.kill_reason
     assert st.restarts == 0
     assert runtime.store is not None
-    record = runtime.store.get_strategy("hopeless")
+    record = runtime.store.get_strategy("hopeless", "hopeless")
     assert record is not None and record.desired == "stopped"
     time.sleep(1.5)  # longer than the first backoff: a restart would have begun
     assert status(strategies, operator, "hopeless").strategy.state == FAILED
@@ -692,7 +692,7 @@ def test_worker_over_its_memory_limit_is_restarted(strategies: Stub, operator: M
 
     market.publish(3.0)
     assert runtime.strategies is not None
-    assert runtime.strategies.state("hog") == {"starts": 2, "bars": 2}
+    assert runtime.strategies.state("hog", "hog") == {"starts": 2, "bars": 2}
     lines = log_lines(strategies, operator, "hog")
     assert any("restarting in 1 s" in line for line in lines), lines
     assert [line for line in lines if line.startswith("bar ")] == ["bar 1.0", "bar 3.0"]

@@ -172,14 +172,16 @@ def test_bad_stored_state_starts_empty_with_a_note(host: HostRuntime, strategies
     new state is saved as usual."""
     upload(strategies, operator, "victim", SHOWS_STATE, account="vic")
     assert host.store is not None
-    key = state_key("victim")
+    stored = host.store.get_strategy("vic", "victim")
+    assert stored is not None
+    key = state_key(stored.id)
     bad = "[" * 985 + "]" * 985
     host.store.commit_many([], {key: JsonText(bad)})
 
     start(strategies, operator, "victim")  # raises on INTERNAL
     eventually(lambda: status(strategies, operator, "victim"),
                lambda s: s.strategy.state == RUNNING, "victim did not start", STOP_WAIT)
-    record = host.store.get_strategy("victim")
+    record = host.store.get_strategy("vic", "victim")
     assert record is not None and record.desired == "running"
     market.publish(10.0)
 

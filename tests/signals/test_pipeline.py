@@ -595,26 +595,26 @@ def on_signal(ctx, signal):
 
 
 def test_signal_routed_to_a_running_strategy(make_host: HostFactory) -> None:
-    host = make_host(routes({"symbol": "AAA", "to": "strategy:listener"}))
+    host = make_host(routes({"symbol": "AAA", "to": "strategy:strat/listener"}))
     manager = host.runtime.strategies
     assert manager is not None
     host.market.publish(100.0)
-    manager.upload("listener", ON_SIGNAL, account="strat", symbols=["AAA"], params={})
+    manager.upload("strat", "listener", ON_SIGNAL, symbols=["AAA"], params={})
 
     [early] = send(host, "buy 3 AAA")  # uploaded, not running
     rec = record(host, early.id)
     assert rec.status is SignalStatus.FAILED and "not running" in rec.reason, rec.reason
 
-    manager.start("listener")
+    listener = manager.start("strat", "listener")
     deadline = time.monotonic() + 15
-    while manager.state_of("listener") != "running":
-        assert time.monotonic() < deadline, manager.status("listener")
+    while manager.state_of(listener.id) != "running":
+        assert time.monotonic() < deadline, manager.status("strat", "listener")
         time.sleep(0.05)
     [sig] = send(host, "buy 3 AAA")
     rec = record(host, sig.id)
     assert rec.status is SignalStatus.EXECUTED, rec.reason
-    assert rec.destination == "strategy:listener" and "on_signal" in rec.reason
-    assert manager.state("listener") == {"seen": [["AAA", "buy", 3.0]]}
+    assert rec.destination == "strategy:strat/listener" and "on_signal" in rec.reason
+    assert manager.state("strat", "listener") == {"seen": [["AAA", "buy", 3.0]]}
     assert host.orders() == [], "the strategy decides; the signal places nothing itself"
     [order] = host.orders("strat")
     assert (order.side.value, order.qty, order.symbol) == ("buy", 1.0, "AAA")
@@ -629,14 +629,16 @@ def test_signal_routed_to_a_running_strategy(make_host: HostFactory) -> None:
         return re.sub(r"sig_[0-9a-f]+", "sig_…", message)
 
     assert words(err.value.message) == words(nobody.value.message).replace("nobody", "listener")
-    assert manager.state("listener") == {"seen": [["AAA", "buy", 3.0]]}, "not delivered"
+    assert manager.state("strat", "listener") == {"seen": [["AAA", "buy", 3.0]]}, \
+        "not delivered"
     assert host.runtime.auth is not None
     _, strat_token = host.runtime.auth.create("strat", ("signal",))
     [named] = send(host, "sell 2 BBB strategy=listener", token=strat_token)
     rec = record(host, named.id)
     assert rec.status is SignalStatus.EXECUTED, rec.reason
-    assert rec.destination == "strategy:listener" and "names a strategy" in rec.history[1].reason
-    assert manager.state("listener")["seen"][-1] == ["BBB", "sell", 2.0]
+    assert rec.destination == "strategy:strat/listener" and \
+        "names a strategy" in rec.history[1].reason
+    assert manager.state("strat", "listener")["seen"][-1] == ["BBB", "sell", 2.0]
 
 
 # ------------------------------------------------------------------ restarts

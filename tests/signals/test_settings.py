@@ -39,7 +39,7 @@ def test_config_bad_route_destination_names_file_line_and_key(tmp_path: Path, te
     message = config_error(path, text)
     assert message.startswith(f"{path}:{line}: signals.routes[1].to: ")
     assert "'somewhere' is not a destination (use paper, paper:ACCOUNT, strategy:NAME, " \
-           "live:BROKER or drop)" in message
+           "strategy:ACCOUNT/NAME, live:BROKER or drop)" in message
 
 
 def test_config_unknown_route_key_names_its_line(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""``sandtrade strategies upload|start|stop|list|status|logs|backtest``: strategies in a host.
+"""``sandtrade strategies upload|start|stop|delete|list|status|logs|backtest``: strategies in
+a host.
 
 Each action is one call of the gRPC StrategyService through :class:`sandtrade.client.Client`,
 with the token rules of the other client commands (``--token``, ``SANDTRADE_TOKEN``, else the
-operator token in the data directory).
+operator token in the data directory). A strategy is named within its account: ``--account``
+names it, and is needed with the operator's token only when several accounts have a strategy
+of that name.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def add_strategies_command(sub: Any) -> None:
 
     for action, text in (("start", "start a stored strategy in its sandbox"),
                          ("stop", "stop a running strategy (its on_stop runs)"),
+                         ("delete", "stop a strategy if it runs, then remove it with its "
+                          "ctx.state and log (the name may then be used again)"),
                          ("status", "state, resource use, last errors of a strategy")):
         p = ssub.add_parser(action, help=text)
         add_client_args(p)
@@ -112,22 +117,32 @@ def _run(args: argparse.Namespace, client: Any, out: Console, err: Console) -> i
                       markup=False, highlight=False)
             return 1
         if args.start:
-            info = client.start_strategy(info.name)
+            info = client.start_strategy(info.name, account=info.account)
         _print_strategies([info], args, out)
         return 0
+    account = args.account
     if action == "start":
-        _print_strategies([client.start_strategy(args.name)], args, out)
+        _print_strategies([client.start_strategy(args.name, account=account)], args, out)
         return 0
     if action == "stop":
-        _print_strategies([client.stop_strategy(args.name)], args, out)
+        _print_strategies([client.stop_strategy(args.name, account=account)], args, out)
+        return 0
+    if action == "delete":
+        gone = client.delete_strategy(args.name, account=account)
+        if args.json:
+            print(json.dumps({**_info_json(gone), "deleted": True}, indent=2))
+        else:
+            out.print(safe(f"deleted {gone.account}/{gone.name} (its ctx.state and log too)"),
+                      markup=False, highlight=False)
         return 0
     if action == "list":
-        _print_strategies(client.list_strategies(), args, out)
+        _print_strategies(client.list_strategies(account=account), args, out)
         return 0
     if action == "status":
-        return _print_status(client.strategy_status(args.name), args, out)
+        return _print_status(client.strategy_status(args.name, account=account), args, out)
     if action == "logs":
-        for entry in client.strategy_logs(args.name, tail=args.tail, follow=args.follow):
+        for entry in client.strategy_logs(args.name, tail=args.tail, follow=args.follow,
+                                          account=account):
             if args.json:
                 print(json.dumps({"time": entry.time.isoformat(), "line": entry.line,
                                   "origin": entry.origin}), flush=True)
@@ -159,17 +174,17 @@ def _print_strategies(infos: list[Any], args: argparse.Namespace, out: Console) 
         print(json.dumps([_info_json(i) for i in infos], indent=2))
         return
     # sha256 is cut on purpose: 12 hex digits tell two uploads apart, --json has all 64
-    print_table(out, (Col("name", whole=True), Col("state"), Col("account", whole=True),
+    print_table(out, (Col("account", whole=True), Col("name", whole=True), Col("state"),
                       Col("symbols", wrap=True), Col("params", wrap=True), Col("sha256", drop=2),
                       Col("uploaded", drop=1)),
-                [(i.name, cell(i.state, _STATE_STYLE.get(i.state, "")), i.account,
+                [(i.account, i.name, cell(i.state, _STATE_STYLE.get(i.state, "")),
                   ", ".join(i.symbols), ", ".join(f"{k}={v}" for k, v in i.params.items()),
                   i.source_sha256[:12],
                   f"{i.uploaded_at:%Y-%m-%d %H:%M}" if i.uploaded_at else "") for i in infos])
 
 
 def _info_json(i: Any) -> dict[str, Any]:
-    return {"name": i.name, "state": i.state, "account": i.account,
+    return {"id": i.id, "name": i.name, "state": i.state, "account": i.account,
             "symbols": list(i.symbols), "params": i.params, "source_sha256": i.source_sha256,
             "uploaded_at": i.uploaded_at.isoformat() if i.uploaded_at else None}
 
@@ -218,7 +233,7 @@ def _backtest(args: argparse.Namespace, client: Any, out: Console, err: Console)
         for step in client.run_backtest(args.name, cash=args.cash,
                                         commission=args.commission,
                                         params=parse_params(args.param),
-                                        benchmark=args.benchmark):
+                                        benchmark=args.benchmark, account=args.account):
             progress.update(task, completed=step.bars_done, total=step.bars_total or None)
             last = step
     if last is None or last.stats is None:

@@ -146,7 +146,10 @@ def api_error(e: grpc.RpcError) -> ApiError:
 
 @dataclass(frozen=True, slots=True)
 class StrategyInfo:
-    """A stored strategy and where it is (stopped, starting, running, failed)."""
+    """A stored strategy and where it is (stopped, starting, running, failed).
+
+    A strategy is named within its account; ``id`` is new when a name is used again after a
+    delete."""
 
     name: str
     account: str
@@ -155,6 +158,7 @@ class StrategyInfo:
     state: str
     source_sha256: str
     uploaded_at: datetime | None
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,8 @@ def _strategy_info(m: spb.Strategy) -> StrategyInfo:
         name=m.name, account=m.account, symbols=tuple(m.symbols),
         params=json_format.MessageToDict(m.params), state=state,
         source_sha256=m.source_sha256,
-        uploaded_at=convert.time_from_pb(m.uploaded_at) if m.HasField("uploaded_at") else None)
+        uploaded_at=convert.time_from_pb(m.uploaded_at) if m.HasField("uploaded_at") else None,
+        id=m.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +247,7 @@ class SignalInfo:
     #: it is on its way (validated, routed).
     reason: str
     account: str
-    #: Where it goes, as written in routes: paper:ACCOUNT, strategy:NAME, live:BROKER, drop.
+    #: Where it goes: paper:ACCOUNT, strategy:ACCOUNT/NAME, live:BROKER, drop.
     destination: str
     format: str
     raw_body: str
@@ -541,33 +546,48 @@ class Client:
         request.params.update(dict(params or {}))
         return _strategy_info(self._call(self._strategies.UploadStrategy, request).strategy)
 
-    def start_strategy(self, name: str) -> StrategyInfo:
+    def start_strategy(self, name: str, *, account: str | None = None) -> StrategyInfo:
         """Start a stored strategy in its sandbox (admin); it keeps running across restarts
-        of the host until stopped."""
-        resp = self._call(self._strategies.StartStrategy, spb.StartStrategyRequest(name=name))
+        of the host until stopped. ``account``: the strategy's (default: the token's own;
+        the operator's token must name it when several accounts have that name)."""
+        resp = self._call(self._strategies.StartStrategy,
+                          spb.StartStrategyRequest(name=name, account=account or ""))
         return _strategy_info(resp.strategy)
 
-    def stop_strategy(self, name: str) -> StrategyInfo:
+    def stop_strategy(self, name: str, *, account: str | None = None) -> StrategyInfo:
         """Stop a strategy (its on_stop runs) (admin)."""
-        resp = self._call(self._strategies.StopStrategy, spb.StopStrategyRequest(name=name))
+        resp = self._call(self._strategies.StopStrategy,
+                          spb.StopStrategyRequest(name=name, account=account or ""))
         return _strategy_info(resp.strategy)
 
-    def list_strategies(self) -> list[StrategyInfo]:
-        """The strategies this token may see, by name."""
+    def delete_strategy(self, name: str, *, account: str | None = None,
+                        request_id: str | None = None) -> StrategyInfo:
+        """Stop a strategy if it runs, then remove it with its ctx.state and log (admin); the
+        name may then be used again for a new strategy. Retried safely (``request_id``, one
+        made up when not given)."""
+        resp = self._call(self._strategies.DeleteStrategy,
+                          spb.DeleteStrategyRequest(name=name, account=account or "",
+                                                    request_id=request_id or _new_key()))
+        return _strategy_info(resp.strategy)
+
+    def list_strategies(self, *, account: str | None = None) -> list[StrategyInfo]:
+        """The strategies this token may see (only ``account``'s when given), by account
+        and name."""
         out: list[StrategyInfo] = []
         token = ""
         while True:
             resp = self._call(self._strategies.ListStrategies,
-                              spb.ListStrategiesRequest(page_size=1000, page_token=token))
+                              spb.ListStrategiesRequest(page_size=1000, page_token=token,
+                                                        account=account or ""))
             out.extend(_strategy_info(m) for m in resp.strategies)
             token = resp.next_page_token
             if not token:
                 return out
 
-    def strategy_status(self, name: str) -> StrategyStatus:
+    def strategy_status(self, name: str, *, account: str | None = None) -> StrategyStatus:
         """A strategy's state, its worker's resource use, why it was killed, its errors."""
         r = self._call(self._strategies.GetStrategyStatus,
-                       spb.GetStrategyStatusRequest(name=name))
+                       spb.GetStrategyStatusRequest(name=name, account=account or ""))
         return StrategyStatus(_strategy_info(r.strategy), r.cpu_seconds, r.rss_bytes,
                               r.kill_reason, tuple(r.last_errors), r.restarts, r.lag_bars,
                               r.lag_seconds, r.bars_coalesced, r.bars_dropped)
@@ -575,26 +595,27 @@ class Client:
     def fanout_stats(self, latest: int = 0) -> dict[str, Any]:
         """How fast the market reaches the running strategies (the operator's token): the
         mode, publish → last strategy done (``p50_ms``, ``p99_ms``, ``max_ms`` over the latest
-        bars, ``bars`` in all) and each strategy's lag (``lags``: name → account, bars,
-        seconds, and its own
+        bars, ``bars`` in all) and each strategy's lag (``lags``: ``account/name`` →
+        account, bars, seconds, and its own
         publish → done ``p99_ms`` over ``events`` bars); over the ``latest`` bars only when
         given."""
         r = self._call(self._strategies.GetFanoutStats,
                        spb.GetFanoutStatsRequest(latest=latest))
         return {"mode": r.mode, "strategies": r.strategies, "bars": r.bars,
                 "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
-                "lags": {lag.name: {"account": lag.account, "bars": lag.bars,
-                                    "seconds": lag.seconds, "events": lag.events,
-                                    "p99_ms": lag.p99_ms} for lag in r.lags}}
+                "lags": {f"{lag.account}/{lag.name}": {
+                    "account": lag.account, "bars": lag.bars, "seconds": lag.seconds,
+                    "events": lag.events, "p99_ms": lag.p99_ms} for lag in r.lags}}
 
-    def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False
-                      ) -> Iterator[LogEntry]:
+    def strategy_logs(self, name: str, *, tail: int = 100, follow: bool = False,
+                      account: str | None = None) -> Iterator[LogEntry]:
         """A strategy's last ``tail`` log lines, then (``follow``) new ones as they come.
 
         A host that does not say who wrote a line (an older one) gives origin ``strategy``:
         its text is then never taken for the host's."""
         call = self._strategies.StreamStrategyLogs(
-            spb.StreamStrategyLogsRequest(name=name, tail=tail, follow=follow),
+            spb.StreamStrategyLogsRequest(name=name, tail=tail, follow=follow,
+                                          account=account or ""),
             metadata=self._metadata, timeout=None if follow else self.timeout)
         try:
             for m in call:
@@ -607,12 +628,14 @@ class Client:
 
     def run_backtest(self, name: str, *, symbols: Iterable[str] = (), cash: float = 0.0,
                      commission: float = 0.0, params: Mapping[str, Any] | None = None,
-                     benchmark: str | None = None) -> Iterator[BacktestProgress]:
+                     benchmark: str | None = None,
+                     account: str | None = None) -> Iterator[BacktestProgress]:
         """Back-test a stored strategy on the host's history, in a sandbox: progress as it
         goes, the statistics and trades in the last item. ``benchmark``: the symbol Buy &
         Hold, Alpha and Beta are measured against (default: an equal-weight buy and hold)."""
         request = spb.RunBacktestRequest(name=name, symbols=list(symbols), cash=cash,
-                                         commission=commission, benchmark=benchmark or "")
+                                         commission=commission, benchmark=benchmark or "",
+                                         account=account or "")
         request.params.update(dict(params or {}))
         call = self._strategies.RunBacktest(request, metadata=self._metadata)
         try:

@@ -1,8 +1,12 @@
-"""StrategyService: upload, start, stop and watch sandboxed strategies; back-test them.
+"""StrategyService: upload, start, stop, delete and watch sandboxed strategies; back-test them.
 
-Uploading, starting and stopping need the ``admin`` scope. Reading (list, status, logs) needs
-``read`` for the strategy's account, and a back-test ``trade``: a token sees only the
-strategies of the account it acts for, unless it acts for every account.
+Uploading, starting, stopping and deleting need the ``admin`` scope. Reading (list, status,
+logs) needs ``read``, and a back-test ``trade``. A strategy belongs to an account and is named
+within it. A token of one account looks strategies up in its own account only: another
+account's strategy, running, stopped or deleted, is the same NOT_FOUND as one that never
+existed, and since no other account's row is read, it takes the same time. The operator's
+token (every account) names the account, or may leave it out when only one account has a
+strategy of that name.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,16 +25,20 @@ from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal, TokenAuthority
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker import BrokerSettings
-from sandtrade.errors import InvalidField, NotFound
+from sandtrade.errors import InvalidField
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import relay, streaming, unary
-from sandtrade.sandbox.manager import LogLine, StrategyManager
+from sandtrade.sandbox.manager import LogLine, StrategyManager, strategy_not_found
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.store.base import StrategyRecord
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import strategies_pb2_grpc
 
 __all__ = ["StrategyServicer", "struct_to_params"]
+
+#: The longest idempotency key a DeleteStrategy takes, and how many answers are remembered.
+MAX_REQUEST_ID = 128
+REMEMBERED_DELETES = 1000
 
 _STATES = {"stopped": spb.STRATEGY_STATE_STOPPED, "starting": spb.STRATEGY_STATE_STARTING,
            "running": spb.STRATEGY_STATE_RUNNING, "stopping": spb.STRATEGY_STATE_STOPPING,
@@ -59,7 +68,8 @@ def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def strategy_to_pb(record: StrategyRecord, state: str) -> spb.Strategy:
-    m = spb.Strategy(name=record.name, account=record.account, symbols=list(record.symbols),
+    m = spb.Strategy(id=record.id, name=record.name, account=record.account,
+                     symbols=list(record.symbols),
                      state=_STATES.get(state, spb.STRATEGY_STATE_UNSPECIFIED),
                      source_sha256=record.source_sha256)
     m.params.CopyFrom(_struct(record.params))
@@ -84,20 +94,38 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
     def __init__(self, manager: StrategyManager, auth: TokenAuthority) -> None:
         self.manager = manager
         self.auth = auth
+        #: Answers of recent DeleteStrategy calls by (token's account, request_id) (AIP-155).
+        self._deleted: OrderedDict[tuple[str, str], spb.DeleteStrategyResponse] = OrderedDict()
+        self._delete_lock = threading.Lock()
 
     def _name(self, name: str) -> str:
         if not name:
             raise InvalidField("name", "required")
         return name
 
-    def _visible(self, principal: Principal, scope: str, name: str) -> StrategyRecord:
-        """The strategy, if the principal may see it with ``scope`` (NOT_FOUND otherwise, so
-        a token cannot learn the names of other accounts' strategies)."""
+    def _find(self, principal: Principal, scope: str, name: str,
+              account: str) -> StrategyRecord:
+        """The strategy ``name`` (of ``account``, when given) as ``principal`` may reach it
+        with ``scope``. A token of one account looks in its own account only, so another
+        account's strategy is the same NOT_FOUND as none, and takes the same time (only the
+        caller's rows are read); the operator's must name the account when several have a
+        strategy of that name."""
         principal.require_scope(scope)  # before the lookup: the answer must not depend on it
-        record, _ = self.manager.get(self._name(name))
-        if principal.account not in (ALL_ACCOUNTS, record.account):
-            raise NotFound(f"strategy {name!r} does not exist (upload it first)")
-        return record
+        name = self._name(name)
+        if principal.account != ALL_ACCOUNTS:
+            if account and account != principal.account:
+                raise strategy_not_found(name)
+            return self.manager.record(principal.account, name)
+        if account:
+            return self.manager.record(account, name)
+        found = self.manager.find(name)
+        if not found:
+            raise strategy_not_found(name)
+        if len(found) > 1:
+            raise InvalidField("account", "name an account: this token acts for every "
+                               f"account, and accounts {', '.join(r.account for r in found)} "
+                               f"each have a strategy {name!r}")
+        return found[0]
 
     @unary
     def UploadStrategy(self, request: spb.UploadStrategyRequest, context: grpc.ServicerContext,
@@ -107,7 +135,7 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         account = request.account or (name if principal.account == ALL_ACCOUNTS
                                       else principal.account)
         principal.require("admin", account)
-        record = self.manager.upload(name, request.source, account=account,
+        record = self.manager.upload(account, name, request.source,
                                      symbols=list(request.symbols),
                                      params=struct_to_params(request.params))
         return spb.UploadStrategyResponse(strategy=strategy_to_pb(record, "stopped"))
@@ -115,18 +143,41 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
     @unary
     def StartStrategy(self, request: spb.StartStrategyRequest, context: grpc.ServicerContext,
                       principal: Principal) -> spb.StartStrategyResponse:
-        record = self._visible(principal, "admin", request.name)
-        record = self.manager.start(record.name)
+        record = self._find(principal, "admin", request.name, request.account)
+        record = self.manager.start(record.account, record.name)
         return spb.StartStrategyResponse(
-            strategy=strategy_to_pb(record, self.manager.state_of(record.name)))
+            strategy=strategy_to_pb(record, self.manager.state_of(record.id)))
 
     @unary
     def StopStrategy(self, request: spb.StopStrategyRequest, context: grpc.ServicerContext,
                      principal: Principal) -> spb.StopStrategyResponse:
-        record = self._visible(principal, "admin", request.name)
-        record = self.manager.stop(record.name)
+        record = self._find(principal, "admin", request.name, request.account)
+        record = self.manager.stop(record.account, record.name)
         return spb.StopStrategyResponse(
-            strategy=strategy_to_pb(record, self.manager.state_of(record.name)))
+            strategy=strategy_to_pb(record, self.manager.state_of(record.id)))
+
+    @unary
+    def DeleteStrategy(self, request: spb.DeleteStrategyRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> spb.DeleteStrategyResponse:
+        principal.require_scope("admin")
+        if len(request.request_id) > MAX_REQUEST_ID:
+            raise InvalidField("request_id", f"at most {MAX_REQUEST_ID} characters "
+                               f"(got {len(request.request_id)})")
+        key = (principal.account, request.request_id)
+        with self._delete_lock:
+            if request.request_id and key in self._deleted:
+                out = spb.DeleteStrategyResponse()
+                out.CopyFrom(self._deleted[key])
+                return out
+        record = self._find(principal, "admin", request.name, request.account)
+        record = self.manager.delete(record.account, record.name)
+        out = spb.DeleteStrategyResponse(strategy=strategy_to_pb(record, "stopped"))
+        if request.request_id:
+            with self._delete_lock:
+                self._deleted[key] = out
+                while len(self._deleted) > REMEMBERED_DELETES:
+                    self._deleted.popitem(last=False)
+        return out
 
     @unary
     def ListStrategies(self, request: spb.ListStrategiesRequest, context: grpc.ServicerContext,
@@ -135,21 +186,32 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         size = request.page_size or 100
         if not 1 <= size <= 1000:
             raise InvalidField("page_size", f"must be between 1 and 1000 (got {size})")
-        rows = [(r, s) for r, s in self.manager.list_all()
-                if principal.account in (ALL_ACCOUNTS, r.account)
-                and (not request.page_token or r.name > request.page_token)]
+        after: tuple[str, str] | None = None
+        if request.page_token:
+            account, slash, name = request.page_token.partition("/")
+            if not slash:
+                raise InvalidField("page_token", f"{request.page_token!r} is not a "
+                                   "next_page_token of ListStrategies")
+            after = (account, name)
+        if principal.account == ALL_ACCOUNTS:
+            only = request.account or None
+        else:
+            only = principal.require("read", request.account or None)
+        rows = [(r, s) for r, s in self.manager.list_all(only)
+                if after is None or (r.account, r.name) > after]
         resp = spb.ListStrategiesResponse(
             strategies=[strategy_to_pb(r, s) for r, s in rows[:size]])
         if len(rows) > size:
-            resp.next_page_token = rows[size - 1][0].name
+            last = rows[size - 1][0]
+            resp.next_page_token = f"{last.account}/{last.name}"
         return resp
 
     @unary
     def GetStrategyStatus(self, request: spb.GetStrategyStatusRequest,
                           context: grpc.ServicerContext,
                           principal: Principal) -> spb.GetStrategyStatusResponse:
-        record = self._visible(principal, "read", request.name)
-        record, state, status = self.manager.status(record.name)
+        record = self._find(principal, "read", request.name, request.account)
+        record, state, status = self.manager.status(record.account, record.name)
         return spb.GetStrategyStatusResponse(
             strategy=strategy_to_pb(record, state), cpu_seconds=status.cpu_seconds,
             rss_bytes=status.rss_bytes, kill_reason=status.kill_reason,
@@ -171,13 +233,13 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
         return spb.GetFanoutStatsResponse(
             mode=f["mode"], strategies=f["strategies"], bars=f["bars"], p50_ms=f["p50_ms"],
             p99_ms=f["p99_ms"], max_ms=f["max_ms"],
-            lags=[spb.StrategyLag(name=name, **lag) for name, lag in f["lag"].items()])
+            lags=[spb.StrategyLag(**lag) for lag in f["lag"]])
 
     @streaming
     def StreamStrategyLogs(self, request: spb.StreamStrategyLogsRequest,
                            context: grpc.ServicerContext,
                            principal: Principal) -> Iterator[spb.StreamStrategyLogsResponse]:
-        record = self._visible(principal, "read", request.name)
+        record = self._find(principal, "read", request.name, request.account)
         if request.tail < 0:
             raise InvalidField("tail", f"must not be negative (got {request.tail})")
 
@@ -187,8 +249,9 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
             convert.time_to_pb(entry.time, m.time)
             return m
 
-        follow = self.manager.follow_logs(record.name) if request.follow else None
-        for entry in self.manager.logs(record.name, request.tail or 100):
+        follow = (self.manager.follow_logs(record.account, record.name) if request.follow
+                  else None)
+        for entry in self.manager.logs(record.account, record.name, request.tail or 100):
             yield message(entry)
         if follow is not None:
             yield from relay(context, follow, message)
@@ -196,7 +259,7 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
     @streaming
     def RunBacktest(self, request: spb.RunBacktestRequest, context: grpc.ServicerContext,
                     principal: Principal) -> Iterator[spb.RunBacktestResponse]:
-        record = self._visible(principal, "trade", request.name)
+        record = self._find(principal, "trade", request.name, request.account)
         symbols = list(request.symbols) or list(record.symbols)
         hub = self.manager.hub
         data = {}

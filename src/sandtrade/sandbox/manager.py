@@ -1,8 +1,12 @@
-"""Strategies in a live host: upload, start, stop, watch, and resume after a restart.
+"""Strategies in a live host: upload, start, stop, delete, watch, and resume after a restart.
 
 The :class:`StrategyManager` keeps uploaded strategies in the store (source, account, symbols,
-parameters, and whether each should be running), starts each running one in its own sandboxed
-worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the market: for
+parameters, and whether each should be running). A strategy is named within its account and
+known here by its id, which a delete retires: its runs, status, log and ``ctx.state`` are
+kept under the id, so a name used again, or the same name in another account, sees nothing of
+them. Every lookup by name is in one account. The manager starts each running one in its
+own sandboxed worker (:class:`~sandtrade.sandbox.strategy_run.StrategyRun`) and feeds it the
+market: for
 every bar, the broker works its orders first (fills at the open), then each strategy that
 trades the bar's symbol (or got a fill) gets the bar and its fills in its own mailbox
 (:mod:`sandtrade.sandbox.mailbox`).
@@ -69,11 +73,18 @@ from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
 from sandtrade.sandbox.wire import check_json_text, untrusted_text
-from sandtrade.store.base import JsonText, Store, StrategyRecord
+from sandtrade.store.base import (
+    JsonText,
+    Store,
+    StrategyRecord,
+    new_strategy_id,
+    strategy_state_key,
+)
 from sandtrade.strategy.loader import resolve_params
 from sandtrade.streams import EventStream
 
-__all__ = ["LogLine", "StrategyManager", "StrategyStatus", "parse_diagnostics"]
+__all__ = ["LogLine", "StrategyManager", "StrategyStatus", "parse_diagnostics",
+           "strategy_not_found"]
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +118,15 @@ STOP_WAIT = 2.0
 STOP_SECONDS = 5.0
 
 
-def state_key(name: str) -> str:
-    """The host-state key of a strategy's ``ctx.state``."""
-    return f"strategy:{name}:state"
+def state_key(strategy_id: str) -> str:
+    """The host-state key of a strategy's ``ctx.state`` (by its id, never its name)."""
+    return strategy_state_key(strategy_id)
+
+
+def strategy_not_found(name: str) -> NotFound:
+    """The one answer for a strategy a caller cannot reach: none of that name in its account,
+    whatever other accounts have."""
+    return NotFound(f"strategy {name!r} does not exist (upload it first)")
 
 
 _DIAG_RE = re.compile(r"^(?P<file>[^\s:][^:\n]*?)(?::(?P<line>\d+))?: (?P<msg>.+)$")
@@ -214,6 +231,8 @@ class StrategyManager:
         self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles,
                                      cpu=self.cpu)
         self._lock = threading.RLock()
+        # Each keyed by the strategy's id: a name means something only within its account,
+        # and a name used again after a delete is another strategy.
         self._runs: dict[str, StrategyRun] = {}
         self._status: dict[str, StrategyStatus] = {}
         self._timers: dict[str, threading.Timer] = {}
@@ -222,11 +241,12 @@ class StrategyManager:
 
     # ------------------------------------------------------------------ operator actions
 
-    def upload(self, name: str, source: str, *, account: str, symbols: list[str],
+    def upload(self, account: str, name: str, source: str, *, symbols: list[str],
                params: dict[str, Any]) -> StrategyRecord:
-        """Check and store a strategy (replacing a stopped one of the same name; its
-        ``ctx.state`` is kept). Raises :class:`InvalidField`, :class:`Conflict` or
-        :class:`CheckFailed`."""
+        """Check and store a strategy of ``account`` (replacing that account's stopped one of
+        the same name, whose id, ``ctx.state`` and log are kept). Raises
+        :class:`InvalidField`, :class:`Conflict` (the account's own strategy of that name is
+        running) or :class:`CheckFailed`."""
         if not NAME_RE.fullmatch(name):
             raise InvalidField("name", f"{name!r} is not a strategy name: use 1-64 letters, "
                                "digits, '-' or '_', starting with a letter or digit")
@@ -248,8 +268,9 @@ class StrategyManager:
                                    f"{', '.join(sorted(known)) or 'none'})")
         if len(set(symbols)) != len(symbols):
             raise InvalidField("symbols", "a symbol is named twice")
+        existing = self.store.get_strategy(account, name)
         with self._lock:
-            if self._is_running(name):
+            if existing is not None and self._is_running(existing.id):
                 raise Conflict(f"strategy {name!r} is running; stop it before uploading a "
                                "new version")
         path = f"{name}.py"
@@ -263,39 +284,64 @@ class StrategyManager:
         except StrategyError as e:
             raise InvalidField("params", str(e)) from None
         record = StrategyRecord(
-            name=name, account=account, source=source,
+            id=existing.id if existing is not None else new_strategy_id(), name=name,
+            account=account, source=source,
             source_sha256=hashlib.sha256(source.encode()).hexdigest(), params=dict(params),
             symbols=tuple(symbols), desired="stopped", uploaded_at=datetime.now(UTC))
         self.store.save_strategy(record)
-        self._note(name, f"uploaded (sha256 {record.source_sha256[:12]}, account "
+        # As stored: an upload of the same new name at the same time may have won the id.
+        record = self._record(account, name)
+        self._note(record.id, f"uploaded (sha256 {record.source_sha256[:12]}, account "
                    f"{account}, symbols {', '.join(symbols)})")
         return record
 
-    def start(self, name: str) -> StrategyRecord:
+    def start(self, account: str, name: str) -> StrategyRecord:
         """Start a strategy's worker and mark it running (NotFound when unknown). It is marked
         running only once its run is launched, so a launch that fails leaves it stopped."""
-        record = self._record(name)
+        record = self._record(account, name)
         with self._lock:
-            status = self._status_of(name)
+            status = self._status_of(record.id)
             status.backoff = 0
-            self._cancel_timer(name)
+            self._cancel_timer(record.id)
             self._launch(record)
-        self.store.set_strategy_desired(name, "running")
-        return self._record(name)
+        self.store.set_strategy_desired(record.id, "running")
+        return self._record(account, name)
 
-    def stop(self, name: str, timeout: float | None = None) -> StrategyRecord:
+    def stop(self, account: str, name: str, timeout: float | None = None) -> StrategyRecord:
         """Mark a strategy stopped; its worker runs ``on_stop`` and ends. Returns within
         ``timeout`` (default ``stop_wait``): an ``on_stop`` still running then goes on in the
         background (state ``stopping``) until it ends or is killed at ``stop_seconds``."""
-        self._record(name)
-        self.store.set_strategy_desired(name, "stopped")
+        sid = self._record(account, name).id
+        self.store.set_strategy_desired(sid, "stopped")
         with self._lock:
-            self._cancel_timer(name)
-            run = self._runs.get(name)
-            self._status_of(name).state = "stopped"
+            self._cancel_timer(sid)
+            run = self._runs.get(sid)
+            self._status_of(sid).state = "stopped"
         if run is not None:
             self._stop_run(run, timeout)
-        return self._record(name)
+        return self._record(account, name)
+
+    def delete(self, account: str, name: str, timeout: float | None = None) -> StrategyRecord:
+        """Stop a strategy if it runs (its ``on_stop`` runs), then forget it: its record, its
+        ``ctx.state``, its log and status. The name may be used again, by a new strategy
+        with a new id that sees nothing of this one. Returns the deleted record."""
+        record = self.stop(account, name, timeout)
+        with self._lock:
+            run = self._runs.get(record.id)
+        if run is not None and run.stopping and run.alive:  # on_stop still going: end it now
+            run.kill("exit", "the strategy was deleted")
+            run.join(self.stop_seconds)
+        with self._lock:
+            if self._is_running(record.id):  # started again while it stopped
+                raise Conflict(f"strategy {name!r} was started again while it was being "
+                               "deleted; stop it and delete it again")
+            self._cancel_timer(record.id)
+            self._runs.pop(record.id, None)
+            status = self._status.pop(record.id, None)
+            self.store.delete_strategy(record.id)
+        for stream in status.followers if status is not None else ():
+            stream.close()
+        return record
 
     def resume(self) -> list[str]:
         """Start every strategy whose stored state says it should be running, warmed up with
@@ -310,15 +356,15 @@ class StrategyManager:
             if record.desired == "running":
                 with self._lock:
                     self._launch(record)
-                names.append(record.name)
+                names.append(f"{record.account}/{record.name}")
         return names
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop every worker (``on_stop`` runs) without changing what should be running."""
         with self._lock:
             self._closing = True
-            for name in list(self._timers):
-                self._cancel_timer(name)
+            for sid in list(self._timers):
+                self._cancel_timer(sid)
             runs = list(self._runs.values())
         self.supervisor.close()  # the spare worker, and no new one
         events = [(run, run.stop()) for run in runs]
@@ -331,30 +377,43 @@ class StrategyManager:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, name: str) -> tuple[StrategyRecord, str]:
-        """The record and its state (stopped, starting, running, failed)."""
-        record = self._record(name)
-        return record, self.state_of(name)
+    def get(self, account: str, name: str) -> tuple[StrategyRecord, str]:
+        """The account's strategy of that name and its state (stopped, starting, running,
+        failed); NotFound when the account has none (no other account's is looked at)."""
+        record = self._record(account, name)
+        return record, self.state_of(record.id)
 
-    def list_all(self) -> list[tuple[StrategyRecord, str]]:
-        """Every strategy with its state, by name."""
-        return [(r, self.state_of(r.name)) for r in self.store.list_strategies()]
+    def record(self, account: str, name: str) -> StrategyRecord:
+        """The account's strategy of that name; NotFound when the account has none (the
+        same whatever other accounts have: their rows are not read)."""
+        return self._record(account, name)
 
-    def run(self, name: str) -> StrategyRun | None:
+    def find(self, name: str) -> list[StrategyRecord]:
+        """Every account's strategy of that name, by account (for the operator)."""
+        return self.store.find_strategies(name)
+
+    def list_all(self, account: str | None = None) -> list[tuple[StrategyRecord, str]]:
+        """The account's strategies with their state by name, or every account's by account
+        and name."""
+        return [(r, self.state_of(r.id)) for r in self.store.list_strategies(account)]
+
+    def run(self, account: str, name: str) -> StrategyRun | None:
         """The run of a strategy that has a worker (starting, running or ending), or None."""
+        record = self.store.get_strategy(account, name)
         with self._lock:
-            return self._runs.get(name)
+            return None if record is None else self._runs.get(record.id)
 
     def running(self) -> list[str]:
-        """The names of the strategies that have a run (starting, running or ending)."""
+        """The strategies that have a run (starting, running or ending), as account/name."""
         with self._lock:
-            return sorted(self._runs)
+            return sorted(f"{run.account}/{run.name}" for run in self._runs.values())
 
-    def state_of(self, name: str) -> str:
+    def state_of(self, strategy_id: str) -> str:
+        """Where the strategy of that id is: stopped, starting, running or failed."""
         with self._lock:
-            run = self._runs.get(name)
+            run = self._runs.get(strategy_id)
             if run is None:
-                return self._status_of(name).state
+                return self._status_of(strategy_id).state
             if run.alive:
                 if run.stopping:
                     return "stopping"
@@ -363,37 +422,39 @@ class StrategyManager:
         # wait for that, so that the state and the kill reason are read together.
         run.join(5)
         with self._lock:
-            return self._status_of(name).state
+            return self._status_of(strategy_id).state
 
-    def status(self, name: str) -> tuple[StrategyRecord, str, StrategyStatus]:
+    def status(self, account: str, name: str) -> tuple[StrategyRecord, str, StrategyStatus]:
         """Record, state and status (with the worker's resource use now)."""
-        record = self._record(name)
-        state = self.state_of(name)
+        record = self._record(account, name)
+        sid = record.id
+        state = self.state_of(sid)
         with self._lock:
-            status = self._status_of(name)
-            run = self._runs.get(name)
+            status = self._status_of(sid)
+            run = self._runs.get(sid)
             status.lag_bars, status.lag_seconds = 0, 0.0
             if run is not None:
                 status.lag_bars, status.lag_seconds = run.mailbox.lag()
                 if run.worker is not None:
                     status.cpu_seconds = run.worker.cpu_seconds
                     status.rss_bytes = run.worker.rss
-            coalesced, dropped = self._lag_counts(name, run)
+            coalesced, dropped = self._lag_counts(sid, run)
         view = StrategyStatus(**{**status.__dict__, "bars_coalesced": coalesced,
                                  "bars_dropped": dropped})
         return record, state, view
 
-    def logs(self, name: str, tail: int) -> list[LogLine]:
-        self._record(name)
+    def logs(self, account: str, name: str, tail: int) -> list[LogLine]:
+        """The last ``tail`` lines of a strategy's log (all when 0), since its first upload."""
+        sid = self._record(account, name).id
         with self._lock:
-            lines = list(self._status_of(name).logs)
+            lines = list(self._status_of(sid).logs)
         return lines[-tail:] if tail else lines
 
-    def follow_logs(self, name: str) -> EventStream[LogLine]:
-        """New log lines of a strategy from now on."""
-        self._record(name)
+    def follow_logs(self, account: str, name: str) -> EventStream[LogLine]:
+        """New log lines of a strategy from now on (the stream ends if it is deleted)."""
+        sid = self._record(account, name).id
         with self._lock:
-            status = self._status_of(name)
+            status = self._status_of(sid)
 
             def gone(stream: EventStream[LogLine]) -> None:
                 with self._lock:
@@ -404,14 +465,14 @@ class StrategyManager:
             status.followers.append(stream)
         return stream
 
-    def state(self, name: str) -> dict[str, Any]:
+    def state(self, account: str, name: str) -> dict[str, Any]:
         """A strategy's committed ``ctx.state`` ({} when there is none or it is unreadable)."""
-        return self._stored_state(name)[0]
+        return self._stored_state(self._record(account, name).id)[0]
 
-    def _stored_state(self, name: str) -> tuple[dict[str, Any], str | None]:
+    def _stored_state(self, sid: str) -> tuple[dict[str, Any], str | None]:
         """The committed ``ctx.state`` and, when it fails the checks a worker's state passes
         (written before they existed, or by hand), why; then the state is {}."""
-        text = self.store.get_state_text(state_key(name))
+        text = self.store.get_state_text(state_key(sid))
         checked = _checked_state("{}" if text is None else text, self.limits.state_bytes)
         return (json.loads(checked), None) if isinstance(checked, JsonText) else ({}, checked)
 
@@ -437,46 +498,51 @@ class StrategyManager:
 
     def fanout(self, latest: int = 0) -> dict[str, Any]:
         """Publish → last strategy done (p50/p99/max ms of the latest bars, or of the
-        ``latest`` ones), the mode, and each run's lag (bars pending, seconds) and p99."""
+        ``latest`` ones), the mode, and each run's lag (bars pending, seconds) and p99, by
+        name and account."""
         with self._lock:
-            runs = list(self._runs.items())
-        lags = {}
-        for name, run in sorted(runs):
+            runs = sorted(self._runs.values(), key=lambda r: (r.name, r.account))
+        lags = []
+        for run in runs:
             bars, seconds = run.mailbox.lag()
-            lags[name] = {"account": run.account, "bars": bars, "seconds": round(seconds, 3),
-                          "events": run.latency.count,
-                          "p99_ms": run.latency.p99_ms(latest)}
+            lags.append({"name": run.name, "account": run.account, "bars": bars,
+                         "seconds": round(seconds, 3), "events": run.latency.count,
+                         "p99_ms": run.latency.p99_ms(latest)})
         return {**self.meter.figures(latest), "mode": "lockstep" if self.lockstep else "free",
                 "strategies": len(runs), "lag": lags}
 
-    def signal(self, name: str, signal: dict[str, Any]) -> Event:
-        """Hand a routed signal to a running strategy's ``on_signal``."""
+    def signal(self, account: str, name: str, signal: dict[str, Any], /) -> Event:
+        """Hand a routed signal to the account's running strategy's ``on_signal`` (only that
+        account's strategies are looked at)."""
+        record = self._record(account, name)
         with self._lock:
-            run = self._runs.get(name)
+            run = self._runs.get(record.id)
         if run is None:
             raise Conflict(f"strategy {name!r} is not running")
         return run.submit({"type": "signal", "signal": signal})
 
     # ------------------------------------------------------------------ internals
 
-    def _record(self, name: str) -> StrategyRecord:
-        record = self.store.get_strategy(name)
+    def _record(self, account: str, name: str) -> StrategyRecord:
+        """The account's strategy of that name; the same NotFound whether another account
+        has one of that name or none has, since no other account's row is read."""
+        record = self.store.get_strategy(account, name)
         if record is None:
-            raise NotFound(f"strategy {name!r} does not exist (upload it first)")
+            raise strategy_not_found(name)
         return record
 
-    def _status_of(self, name: str) -> StrategyStatus:
-        status = self._status.get(name)
+    def _status_of(self, sid: str) -> StrategyStatus:
+        status = self._status.get(sid)
         if status is None:
-            status = self._status[name] = StrategyStatus()
+            status = self._status[sid] = StrategyStatus()
         return status
 
-    def _is_running(self, name: str) -> bool:
-        run = self._runs.get(name)
+    def _is_running(self, sid: str) -> bool:
+        run = self._runs.get(sid)
         return run is not None and run.alive
 
-    def _cancel_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
+    def _cancel_timer(self, sid: str) -> None:
+        timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
 
@@ -493,35 +559,35 @@ class StrategyManager:
 
     def _launch(self, record: StrategyRecord) -> None:
         """Start a worker for ``record`` unless one runs (call with the lock held)."""
-        name = record.name
-        if self._closing or self._is_running(name):
+        sid = record.id
+        if self._closing or self._is_running(sid):
             return
         if self.store.get_account(record.account) is None:
             self.store.create_account(Account(id=record.account, cash=self.cash,
                                               initial_cash=self.cash))
         principal, token = self.auth.issue_ephemeral(record.account, ("read", "trade"))
-        run_id = f"{name}-{secrets.token_hex(4)}"
+        run_id = f"{record.name}-{secrets.token_hex(4)}"
         door = self._open_door(token, record.account, run_id)
-        state, unreadable = self._stored_state(name)
+        state, unreadable = self._stored_state(sid)
         if unreadable is not None:
-            self._quarantine_state(name, unreadable)
+            self._quarantine_state(sid, unreadable)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
                           state=state, history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit,
                           mailbox=Mailbox(self.settings.backlog, self.settings.on_lag))
-        self._runs[name] = run
+        self._runs[sid] = run
         run.token_id = principal.token_id
-        status = self._status_of(name)
+        status = self._status_of(sid)
         status.state = "starting"
         status.errors_in_a_row = 0
         status.recent_events.clear()
-        self._note(name, f"starting (run {run_id})")
+        self._note(sid, f"starting (run {run_id})")
         run.start()
 
-    def _quarantine_state(self, name: str, problem: str) -> None:
+    def _quarantine_state(self, sid: str, problem: str) -> None:
         """Move an unreadable stored ``ctx.state`` aside (under ``…:state.bad``, as a JSON
         string of its text) and leave {} in its place; say so in the strategy's log."""
-        key = state_key(name)
+        key = state_key(sid)
         bad = JsonText(json.dumps(self.store.get_state_text(key) or ""))
         where = f"kept aside as {key}.bad"
         def move(_: object) -> None:
@@ -531,7 +597,7 @@ class StrategyManager:
             self.live.call(move)
         except SandtradeError as e:
             where = f"it could not be moved aside: {e}"
-        self._note(name, f"stored ctx.state was unreadable ({problem}); started with an "
+        self._note(sid, f"stored ctx.state was unreadable ({problem}); started with an "
                    f"empty state ({where})")
 
     def _stop_run(self, run: StrategyRun, timeout: float | None) -> None:
@@ -553,16 +619,16 @@ class StrategyManager:
             run.kill("timeout", f"on_stop ran past its {self.stop_seconds:g} s budget"
                      + (f" while calling ctx {calls:,} times" if calls else ""))
 
-    def _note(self, name: str, line: str) -> None:
+    def _note(self, sid: str, line: str) -> None:
         """A line of the host's own about a strategy, in its log."""
-        self._log_lines(name, [line], "host")
+        self._log_lines(sid, [line], "host")
 
-    def _log_lines(self, name: str, lines: Iterable[str], origin: str = "strategy") -> None:
+    def _log_lines(self, sid: str, lines: Iterable[str], origin: str = "strategy") -> None:
         """Add lines to a strategy's log. A worker's lines are untrusted: each is made safe
         to keep and send (:func:`~sandtrade.sandbox.wire.untrusted_text`) here, on intake."""
         now = datetime.now(UTC)
         with self._lock:
-            status = self._status_of(name)
+            status = self._status_of(sid)
             entries = [LogLine(now, untrusted_text(line, MAX_LINE), origin) for line in lines]
             status.logs.extend(entries)
             followers = list(status.followers)
@@ -572,12 +638,12 @@ class StrategyManager:
 
     def _on_done(self, run: StrategyRun, header: dict[str, Any]) -> None:
         """A worker finished an event (on the run's thread): logs, state, errors."""
-        name = run.name
+        sid = run.record.id
         lines = header.get("logs")
         if isinstance(lines, list):
-            self._log_lines(name, (x for x in lines if isinstance(x, str)))
+            self._log_lines(sid, (x for x in lines if isinstance(x, str)))
         dropped = header.get("dropped")
-        self._count_dropped(name, dropped if type(dropped) is int and dropped > 0 else 0)
+        self._count_dropped(sid, dropped if type(dropped) is int and dropped > 0 else 0)
         # One outcome per market item of the event (the run counts them; the worker only
         # names which failed), so a lagging strategy's batches weigh as the bars they hold.
         outcomes = [False] * max(1, run.event_items)
@@ -592,7 +658,7 @@ class StrategyManager:
             else:
                 outcomes[-1] = True
         if "state_json" in header:
-            problem = self._save_state(name, header["state_json"])
+            problem = self._save_state(sid, header["state_json"])
             if problem is not None:
                 self._error(run, f"ctx.state was not saved: {problem}")
                 outcomes[-1] = True
@@ -601,13 +667,13 @@ class StrategyManager:
             run.give_up = f"{run.door.flood}; fix the strategy and start it again"
         self._note_lag(run)
 
-    def _save_state(self, name: str, text: object) -> str | None:
+    def _save_state(self, sid: str, text: object) -> str | None:
         """Commit a worker's ``state_json`` once it passes the checks again here (it is
         untrusted); why not, when it does not. Only checked text joins a group commit."""
         checked = _checked_state(text, self.limits.state_bytes)
         if not isinstance(checked, JsonText):
             return checked
-        key = state_key(name)
+        key = state_key(sid)
         try:
             self.live.call(lambda b: self.live.note_state_json(key, checked))
         except SandtradeError as e:
@@ -621,35 +687,36 @@ class StrategyManager:
             return
         now = time.monotonic()
         with self._lock:
-            status = self._status_of(run.name)
+            status = self._status_of(run.record.id)
             if now - status.lag_noted < 10.0:
                 return
             status.lag_noted = now
-            coalesced, dropped = self._lag_counts(run.name, run)
+            coalesced, dropped = self._lag_counts(run.record.id, run)
         more = ""
         if coalesced:
             more += f"; {coalesced:,} bars coalesced so far"
         if dropped:
             more += f"; {dropped:,} bars dropped so far"
-        self._note(run.name, f"falling behind: {bars:,} bars queued ({seconds:.1f} s){more}")
+        self._note(run.record.id,
+                   f"falling behind: {bars:,} bars queued ({seconds:.1f} s){more}")
 
-    def _lag_counts(self, name: str, run: StrategyRun | None) -> tuple[int, int]:
+    def _lag_counts(self, sid: str, run: StrategyRun | None) -> tuple[int, int]:
         """Bars coalesced and dropped over the strategy's runs (with the lock held)."""
-        status = self._status_of(name)
+        status = self._status_of(sid)
         if run is None:
             return status.bars_coalesced, status.bars_dropped
         return (status.bars_coalesced + run.mailbox.coalesced,
                 status.bars_dropped + run.mailbox.dropped)
 
-    def _count_dropped(self, name: str, dropped: int, *, flush: bool = False) -> None:
+    def _count_dropped(self, sid: str, dropped: int, *, flush: bool = False) -> None:
         """Add a worker's dropped log lines; note them at most every
         :data:`LOG_FLOOD_NOTE_SECONDS` (or now, with ``flush``), never once per event."""
-        status = self._status.get(name)
+        status = self._status.get(sid)
         if not dropped and (status is None or not status.log_dropped):
             return  # the common case, on every event: nothing to count, no lock
         now = time.monotonic()
         with self._lock:
-            status = self._status_of(name)
+            status = self._status_of(sid)
             status.log_dropped += dropped
             pending = status.log_dropped
             if not pending or (not flush
@@ -657,21 +724,21 @@ class StrategyManager:
                 return
             status.log_dropped = 0
             status.log_flood_noted = now
-        self._note(name, f"log flood: {pending:,} lines dropped (quota "
+        self._note(sid, f"log flood: {pending:,} lines dropped (quota "
                    f"{self.limits.log_lines_per_s:,g} lines/s)")
 
     def _error(self, run: StrategyRun, message: str) -> None:
         """A hook's error (a worker's text, made safe here) counts against the run."""
         message = untrusted_text(message, MAX_ERROR)
         with self._lock:
-            self._status_of(run.name).last_errors.append(message)
-        self._log_lines(run.name, message.splitlines(), "error")
+            self._status_of(run.record.id).last_errors.append(message)
+        self._log_lines(run.record.id, message.splitlines(), "error")
 
     def _count_event(self, run: StrategyRun, outcomes: list[bool]) -> None:
         """Weigh one finished event (each of its market items: True for a failure); give up
         on a run that fails too many."""
         with self._lock:
-            status = self._status_of(run.name)
+            status = self._status_of(run.record.id)
             for failed in outcomes:
                 status.recent_events.append(failed)
                 status.errors_in_a_row = status.errors_in_a_row + 1 if failed else 0
@@ -689,11 +756,11 @@ class StrategyManager:
     def _on_exit(self, run: StrategyRun) -> None:
         """A worker is gone: record why; start it again with backoff unless it was asked
         to stop or gave up."""
-        name = run.name
+        sid = run.record.id
         with self._lock:
-            if self._runs.get(name) is run:
-                del self._runs[name]
-            status = self._status_of(name)
+            if self._runs.get(sid) is run:
+                del self._runs[sid]
+            status = self._status_of(sid)
             status.bars_coalesced += run.mailbox.coalesced
             status.bars_dropped += run.mailbox.dropped
             exit_ = run.exit
@@ -708,48 +775,50 @@ class StrategyManager:
                 status.state = "failed"
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
-        self._count_dropped(name, 0, flush=True)
+        self._count_dropped(sid, 0, flush=True)
         if reason is None:
             if exit_ is not None and exit_.reason == "timeout":  # on_stop was cut short
-                self._note(name, f"stopped ({exit_.detail})")
+                self._note(sid, f"stopped ({exit_.detail})")
             else:
-                self._note(name, "stopped")
+                self._note(sid, "stopped")
             with self._lock:  # started again while it was stopping: start the new run now
-                record = self.store.get_strategy(name)
-                if not self._closing and record is not None and record.desired == "running":
+                record = self.store.get_strategy(run.record.account, run.record.name)
+                if not self._closing and record is not None and record.id == sid \
+                        and record.desired == "running":
                     self._launch(record)
             return
-        self._note(name, f"worker ended: {reason}")
+        self._note(sid, f"worker ended: {reason}")
         if run.give_up is not None:
-            self.store.set_strategy_desired(name, "stopped")
+            self.store.set_strategy_desired(sid, "stopped")
             return
         with self._lock:
             if self._closing:
                 return
-            record = self.store.get_strategy(name)
-            if record is None or record.desired != "running":
+            record = self.store.get_strategy(run.account, run.name)
+            if record is None or record.id != sid or record.desired != "running":
                 return
             if time.monotonic() - run.created > STABLE_SECONDS:
                 status.backoff = 0
             if status.backoff >= MAX_RESTARTS:
                 status.kill_reason = f"{reason} (gave up after {MAX_RESTARTS} restarts in a row)"
-                self._note(name, f"not restarted: {MAX_RESTARTS} restarts in a row failed; "
+                self._note(sid, f"not restarted: {MAX_RESTARTS} restarts in a row failed; "
                            "start it again when fixed")
                 return
             delay = min(60.0, 2.0 ** status.backoff)
             status.backoff += 1
             status.restarts += 1
-            timer = threading.Timer(delay, self._restart, args=(name,))
+            timer = threading.Timer(delay, self._restart, args=(run.account, run.name, sid))
             timer.daemon = True
-            self._timers[name] = timer
+            self._timers[sid] = timer
             timer.start()
-        self._note(name, f"restarting in {delay:g} s")
+        self._note(sid, f"restarting in {delay:g} s")
 
-    def _restart(self, name: str) -> None:
+    def _restart(self, account: str, name: str, sid: str) -> None:
         with self._lock:
-            self._timers.pop(name, None)
-            record = self.store.get_strategy(name)
-            if record is None or record.desired != "running" or self._closing:
+            self._timers.pop(sid, None)
+            record = self.store.get_strategy(account, name)
+            if record is None or record.id != sid or record.desired != "running" \
+                    or self._closing:
                 return
             self._launch(record)
 

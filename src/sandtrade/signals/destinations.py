@@ -34,9 +34,10 @@ class Delivery(Protocol):
 class StrategyInbox(Protocol):
     """The strategies of a host, as the signal pipeline sees them."""
 
-    def signal(self, name: str, payload: dict[str, Any], /) -> Delivery:
-        """Hand ``payload`` (the signal as ``on_signal`` receives it) to running strategy
-        ``name``; raise a :class:`~sandtrade.errors.SandtradeError` when it is not running."""
+    def signal(self, account: str, name: str, payload: dict[str, Any], /) -> Delivery:
+        """Hand ``payload`` (the signal as ``on_signal`` receives it) to ``account``'s
+        running strategy ``name`` (no other account's is looked at); raise a
+        :class:`~sandtrade.errors.SandtradeError` when it does not exist or is not running."""
         ...
 
 

@@ -247,7 +247,12 @@ class Lanes:
             if kind == "strategy":
                 assert self.strategies is not None
                 parsed = record.parsed or {}
-                event = self.strategies.signal(name, {
+                # strategy:ACCOUNT/NAME; one journaled before accounts named it is the
+                # signal's account's.
+                owner, slash, short = name.partition("/")
+                if not slash:
+                    owner, short = record.account, name
+                event = self.strategies.signal(owner, short, {
                     "id": record.id, "source": record.source, "symbol": parsed.get("symbol"),
                     "action": parsed.get("action"), "qty": parsed.get("qty"),
                     "price": parsed.get("price"), "comment": parsed.get("comment") or "",

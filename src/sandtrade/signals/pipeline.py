@@ -271,8 +271,7 @@ class SignalPipeline:
             record.account = self._account(parsed, principal)
             commands = self._resolve(parsed)
             record.parsed["commands"] = [c.model_dump() for c in commands]
-            any_account = principal is None or principal.account == ALL_ACCOUNTS
-            record.destination, why = self._route(record, parsed, any_account=any_account)
+            record.destination, why = self._route(record, parsed)
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
             key = idempotency_key or parsed.idempotency_key
@@ -338,13 +337,14 @@ class SignalPipeline:
                 where = f" in {cmd.describe()!r}" if len(commands) > 1 else ""
                 raise SignalError(f"{problem}{where}", field="qty")
 
-    def _route(self, record: SignalRecord, parsed: ParsedSignal, *,
-               any_account: bool = True) -> tuple[str, str]:
-        """The signal's destination and why. ``any_account``: the sender may reach every
-        account's strategies (the operator); otherwise a strategy the body names must trade
-        the signal's own account, and another account's is refused in the words used for one
-        that does not exist (so a name tells nothing about other tenants). The operator's
-        routes are the operator's decision and may send anywhere."""
+    def _route(self, record: SignalRecord, parsed: ParsedSignal) -> tuple[str, str]:
+        """The signal's destination and why; a strategy's as ``strategy:ACCOUNT/NAME``.
+
+        A strategy the body names, and a route's ``strategy:NAME``, is looked up in the
+        signal's own account only: another account's strategy of that name is refused in the
+        words used for one that does not exist, and is never read (so a name tells nothing
+        about other tenants). A route's ``strategy:ACCOUNT/NAME`` is the operator's decision
+        and may send to any account's strategy."""
         s = self.settings
         named_by_body = False
         symbol = parsed.commands[0].symbol if parsed.commands else None
@@ -369,14 +369,14 @@ class SignalPipeline:
         if kind == "strategy":
             if self.strategies is None:
                 raise SignalError("strategies do not run on this host", field="strategy")
-            missing = SignalError(f"strategy {name!r} does not exist on this host",
+            owner, slash, short = name.partition("/")
+            if named_by_body or not slash:  # a body's name is a name, whatever it holds
+                owner, short = record.account, name
+            # Not remembered, unlike an account: a strategy may be deleted.
+            if self.store.get_strategy(owner, short) is None:
+                raise SignalError(f"strategy {short!r} does not exist on this host",
                                   field="strategy")
-            if named_by_body and not any_account:
-                found = self.store.get_strategy(name)
-                if found is None or found.account != record.account:
-                    raise missing
-            elif not self._exists(dest, lambda: self.store.get_strategy(name) is not None):
-                raise missing
+            dest = f"strategy:{owner}/{short}"
         if kind == "paper" and not self._exists(
                 dest, lambda: self.store.get_account(name) is not None):
             raise SignalError(f"paper account {name!r} does not exist (create it with "
@@ -384,8 +384,8 @@ class SignalPipeline:
         return dest, why
 
     def _exists(self, dest: str, lookup: Callable[[], bool]) -> bool:
-        """Whether a destination exists; known ones are remembered (neither accounts nor
-        strategies are ever deleted), so the hot path reads nothing from the store."""
+        """Whether a destination exists; known ones are remembered (accounts are never
+        deleted), so the hot path reads nothing from the store."""
         if dest in self._known:
             return True
         if lookup():

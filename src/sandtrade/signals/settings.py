@@ -10,7 +10,8 @@ Example::
     [[signals.routes]]             # the first matching route wins
     source = "tradingview"
     symbol = "BTC*"                # shell-style patterns
-    to = "strategy:crypto_bot"     # paper, paper:ACCOUNT, strategy:NAME, live:BROKER, drop
+    to = "strategy:crypto_bot"     # paper, paper:ACCOUNT, strategy:[ACCOUNT/]NAME,
+                                   # live:BROKER, drop; strategy:NAME is the signal's account's
 
     [[signals.routes]]
     alert = "test-*"
@@ -38,7 +39,8 @@ from sandtrade.signals.formats import MappingSpec
 
 __all__ = ["Route", "SignalSettings"]
 
-_DEST_RE = re.compile(r"(paper|drop)|(paper|strategy|live):([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
+_DEST_RE = re.compile(r"(paper|drop)|(paper|strategy|live):([A-Za-z0-9][A-Za-z0-9_.-]{0,63})"
+                      r"|strategy:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class Route(BaseModel):
@@ -52,14 +54,15 @@ class Route(BaseModel):
     strategy: str | None = Field(None, description="pattern on the strategy the signal names")
     account: str | None = Field(None, description="pattern on the account the signal targets")
     format: str | None = Field(None, description="pattern on the format that read the body")
-    to: str = Field(..., description="paper, paper:ACCOUNT, strategy:NAME, live:BROKER or drop")
+    to: str = Field(..., description="paper, paper:ACCOUNT, strategy:NAME (of the signal's "
+                    "account), strategy:ACCOUNT/NAME, live:BROKER or drop")
 
     @field_validator("to")
     @classmethod
     def _destination(cls, value: str) -> str:
         if not _DEST_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a destination (use paper, paper:ACCOUNT, "
-                             "strategy:NAME, live:BROKER or drop)")
+                             "strategy:NAME, strategy:ACCOUNT/NAME, live:BROKER or drop)")
         return value
 
     def matches(self, *, source: str, symbol: str | None, alert: str | None,

@@ -7,6 +7,7 @@ transaction: either all of it is durable or none of it is.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
 
-__all__ = ["ApiToken", "JsonText", "RunRecord", "Store", "StrategyRecord"]
+__all__ = ["ApiToken", "JsonText", "RunRecord", "Store", "StrategyRecord", "new_strategy_id",
+           "strategy_state_key"]
 
 
 class JsonText(str):
@@ -55,14 +57,30 @@ class ApiToken:
     label: str | None = None
 
 
+def new_strategy_id() -> str:
+    """A fresh strategy id, ``stg_`` and 16 hex digits: never one used before, so what was
+    kept under a deleted strategy's id is never another's."""
+    return f"stg_{secrets.token_hex(8)}"
+
+
+def strategy_state_key(strategy_id: str) -> str:
+    """The host-state key of a strategy's ``ctx.state`` (``…:state.bad`` holds an unreadable
+    one set aside)."""
+    return f"strategy:{strategy_id}:state"
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyRecord:
     """An uploaded strategy: its source, where it trades, and whether it should be running.
 
+    A strategy is named within its account: ``(account, name)`` is unique, and ``id`` is
+    given at the first upload of that name in that account and kept by later uploads; its
+    ``ctx.state`` is stored under the id, so a name used again after a delete starts afresh.
     ``desired`` is "running" or "stopped": what the operator asked for last, so that a host
     starting again resumes exactly the strategies that were running.
     """
 
+    id: str
     name: str
     account: str
     source: str
@@ -183,19 +201,29 @@ class Store(Protocol):
         ...
 
     def save_strategy(self, strategy: StrategyRecord) -> None:
-        """Insert or replace the strategy with this name."""
+        """Insert the strategy, or replace the one of this account and name (whose id is
+        kept)."""
         ...
 
-    def get_strategy(self, name: str) -> StrategyRecord | None:
-        """The strategy with this name, or None."""
+    def get_strategy(self, account: str, name: str) -> StrategyRecord | None:
+        """The account's strategy of this name, or None (no other account's row is read)."""
         ...
 
-    def list_strategies(self) -> list[StrategyRecord]:
-        """Every strategy, by name."""
+    def find_strategies(self, name: str) -> list[StrategyRecord]:
+        """The strategies of this name in every account, by account (for the operator)."""
         ...
 
-    def set_strategy_desired(self, name: str, desired: str) -> bool:
+    def list_strategies(self, account: str | None = None) -> list[StrategyRecord]:
+        """The account's strategies by name, or every account's by account and name."""
+        ...
+
+    def set_strategy_desired(self, strategy_id: str, desired: str) -> bool:
         """Record whether a strategy should run; False when there is no such strategy."""
+        ...
+
+    def delete_strategy(self, strategy_id: str) -> bool:
+        """Remove a strategy and its host state (its ``ctx.state``), in one transaction;
+        False when there is no such strategy."""
         ...
 
     def get_order(self, order_id: str) -> Order | None:

@@ -8,6 +8,7 @@ edited once released: a change to the schema is a new migration at the end of th
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,54 @@ _V6_ACCOUNT_SETTINGS = (
     "CREATE TABLE account_settings (account TEXT PRIMARY KEY, data TEXT NOT NULL)",
 )
 
+
+def _v7_strategies_per_account(conn: sqlite3.Connection) -> None:
+    # A function rather than SQL: SQLite cannot drop the UNIQUE of a column, so the table is
+    # rebuilt, and each strategy's id is made here (stg_ and 16 hex digits of a hash of its
+    # seq and name: the same on every copy of a database). Its ctx.state moves from under its
+    # name to under its id; the old keys are all read before any new one is written, so a
+    # name that looks like an id cannot be overwritten.
+    conn.execute(
+        """
+        CREATE TABLE strategies_v7 (
+            seq           INTEGER PRIMARY KEY,
+            id            TEXT NOT NULL UNIQUE,
+            name          TEXT NOT NULL,
+            account       TEXT NOT NULL,
+            source        TEXT NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            params        TEXT NOT NULL,
+            symbols       TEXT NOT NULL,
+            desired       TEXT NOT NULL,
+            uploaded_at   TEXT NOT NULL,
+            UNIQUE (account, name)
+        )
+        """
+    )
+    moves: list[tuple[str, str]] = []
+    for seq, name in conn.execute("SELECT seq, name FROM strategies ORDER BY seq").fetchall():
+        digest = hashlib.sha256(f"{seq}:{name}".encode()).hexdigest()[:16]
+        strategy_id = f"stg_{digest}"
+        conn.execute(
+            "INSERT INTO strategies_v7 (seq, id, name, account, source, source_sha256, params,"
+            " symbols, desired, uploaded_at) SELECT seq, ?, name, account, source,"
+            " source_sha256, params, symbols, desired, uploaded_at FROM strategies"
+            " WHERE seq = ?", (strategy_id, seq))
+        for suffix in ("state", "state.bad"):
+            moves.append((f"strategy:{name}:{suffix}", f"strategy:{strategy_id}:{suffix}"))
+    values = {}
+    for old, new in moves:
+        row = conn.execute("SELECT value FROM host_state WHERE key = ?", (old,)).fetchone()
+        if row is not None:
+            values[new] = row[0]
+            conn.execute("DELETE FROM host_state WHERE key = ?", (old,))
+    conn.executemany("INSERT OR REPLACE INTO host_state (key, value) VALUES (?, ?)",
+                     list(values.items()))
+    conn.execute("DROP TABLE strategies")
+    conn.execute("ALTER TABLE strategies_v7 RENAME TO strategies")
+    conn.execute("CREATE INDEX strategies_by_name ON strategies (name, account)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -196,6 +245,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V4_STRATEGIES),
     Migration(5, "the signal journal", _V5_SIGNALS),
     Migration(6, "per-account settings (risk rules)", _V6_ACCOUNT_SETTINGS),
+    Migration(7, "strategies named within their account, with an id; ctx.state by id",
+              _v7_strategies_per_account),
 )
 
 

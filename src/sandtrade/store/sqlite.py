@@ -32,7 +32,13 @@ from pydantic import BaseModel, ValidationError
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import ApiToken, JsonText, RunRecord, StrategyRecord
+from sandtrade.store.base import (
+    ApiToken,
+    JsonText,
+    RunRecord,
+    StrategyRecord,
+    strategy_state_key,
+)
 from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]
@@ -543,40 +549,61 @@ class SQLiteStore:
     # strategies
 
     def save_strategy(self, strategy: StrategyRecord) -> None:
-        """Insert or replace the strategy with this name (its source, account, symbols)."""
-        op = f"save_strategy({strategy.name!r})"
-        row = (strategy.name, strategy.account, strategy.source, strategy.source_sha256,
-               self._json(strategy.params, "params", op),
+        """Insert the strategy, or replace the one of this account and name (its source,
+        symbols, parameters; its id is kept)."""
+        op = f"save_strategy({strategy.account!r}, {strategy.name!r})"
+        row = (strategy.id, strategy.name, strategy.account, strategy.source,
+               strategy.source_sha256, self._json(strategy.params, "params", op),
                self._json(list(strategy.symbols), "symbols", op), strategy.desired,
                _iso(strategy.uploaded_at))
         with self._writing(op) as conn:
             conn.execute(
-                "INSERT INTO strategies (name, account, source, source_sha256, params, symbols,"
-                " desired, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO "
-                "UPDATE SET account = excluded.account, source = excluded.source, "
-                "source_sha256 = excluded.source_sha256, params = excluded.params, "
-                "symbols = excluded.symbols, desired = excluded.desired, "
-                "uploaded_at = excluded.uploaded_at", row)
+                "INSERT INTO strategies (id, name, account, source, source_sha256, params,"
+                " symbols, desired, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (account, name) DO UPDATE SET source = excluded.source,"
+                " source_sha256 = excluded.source_sha256, params = excluded.params,"
+                " symbols = excluded.symbols, desired = excluded.desired,"
+                " uploaded_at = excluded.uploaded_at", row)
 
-    def get_strategy(self, name: str) -> StrategyRecord | None:
-        """The strategy with this name, or None."""
-        with self._reading(f"get_strategy({name!r})") as conn:
-            row = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies WHERE name = ?",
-                               (name,)).fetchone()
+    def get_strategy(self, account: str, name: str) -> StrategyRecord | None:
+        """The account's strategy of this name, or None (no other account's row is read)."""
+        with self._reading(f"get_strategy({account!r}, {name!r})") as conn:
+            row = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies"
+                               " WHERE account = ? AND name = ?", (account, name)).fetchone()
         return None if row is None else _strategy_from_row(row)
 
-    def list_strategies(self) -> list[StrategyRecord]:
-        """Every strategy, by name."""
-        with self._reading("list_strategies") as conn:
-            rows = conn.execute(
-                f"SELECT {_STRATEGY_COLUMNS} FROM strategies ORDER BY name").fetchall()
+    def find_strategies(self, name: str) -> list[StrategyRecord]:
+        """The strategies of this name in every account, by account (for the operator)."""
+        with self._reading(f"find_strategies({name!r})") as conn:
+            rows = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies WHERE name = ?"
+                                " ORDER BY account", (name,)).fetchall()
         return [_strategy_from_row(r) for r in rows]
 
-    def set_strategy_desired(self, name: str, desired: str) -> bool:
+    def list_strategies(self, account: str | None = None) -> list[StrategyRecord]:
+        """The account's strategies by name, or every account's by account and name."""
+        with self._reading(f"list_strategies({account!r})") as conn:
+            if account is None:
+                rows = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies"
+                                    " ORDER BY account, name").fetchall()
+            else:
+                rows = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies"
+                                    " WHERE account = ? ORDER BY name", (account,)).fetchall()
+        return [_strategy_from_row(r) for r in rows]
+
+    def set_strategy_desired(self, strategy_id: str, desired: str) -> bool:
         """Record whether a strategy should run; False when there is no such strategy."""
-        with self._writing(f"set_strategy_desired({name!r}, {desired!r})") as conn:
-            cur = conn.execute("UPDATE strategies SET desired = ? WHERE name = ?",
-                               (desired, name))
+        with self._writing(f"set_strategy_desired({strategy_id!r}, {desired!r})") as conn:
+            cur = conn.execute("UPDATE strategies SET desired = ? WHERE id = ?",
+                               (desired, strategy_id))
+            return cur.rowcount == 1
+
+    def delete_strategy(self, strategy_id: str) -> bool:
+        """Remove a strategy and its host state (its ``ctx.state`` and one set aside), in
+        one transaction; False when there is no such strategy."""
+        key = strategy_state_key(strategy_id)
+        with self._writing(f"delete_strategy({strategy_id!r})") as conn:
+            cur = conn.execute("DELETE FROM strategies WHERE id = ?", (strategy_id,))
+            conn.execute("DELETE FROM host_state WHERE key IN (?, ?)", (key, f"{key}.bad"))
             return cur.rowcount == 1
 
     # signals
@@ -724,13 +751,13 @@ class SQLiteStore:
         return [_run_from_row(row) for row in rows]
 
 
-_STRATEGY_COLUMNS = ("name, account, source, source_sha256, params, symbols, desired, "
+_STRATEGY_COLUMNS = ("id, name, account, source, source_sha256, params, symbols, desired, "
                      "uploaded_at")
 
 
 def _strategy_from_row(row: tuple[Any, ...]) -> StrategyRecord:
-    name, account, source, sha, params, symbols, desired, uploaded = row
-    return StrategyRecord(name=name, account=account, source=source, source_sha256=sha,
+    id_, name, account, source, sha, params, symbols, desired, uploaded = row
+    return StrategyRecord(id=id_, name=name, account=account, source=source, source_sha256=sha,
                           params=json.loads(params), symbols=tuple(json.loads(symbols)),
                           desired=desired, uploaded_at=datetime.fromisoformat(uploaded))
 

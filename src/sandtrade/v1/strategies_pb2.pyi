@@ -48,7 +48,7 @@ class Diagnostic(_message.Message):
     def __init__(self, file: _Optional[str] = ..., line: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Strategy(_message.Message):
-    __slots__ = ("name", "account", "params", "symbols", "state", "source_sha256", "uploaded_at")
+    __slots__ = ("name", "account", "params", "symbols", "state", "source_sha256", "uploaded_at", "id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Strategy(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
     UPLOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     account: str
     params: _struct_pb2.Struct
@@ -63,7 +64,8 @@ class Strategy(_message.Message):
     state: StrategyState
     source_sha256: str
     uploaded_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., symbols: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[StrategyState, str]] = ..., source_sha256: _Optional[str] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    id: str
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., symbols: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[StrategyState, str]] = ..., source_sha256: _Optional[str] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class UploadStrategyRequest(_message.Message):
     __slots__ = ("name", "source", "account", "symbols", "params")
@@ -88,10 +90,12 @@ class UploadStrategyResponse(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., diagnostics: _Optional[_Iterable[_Union[Diagnostic, _Mapping]]] = ...) -> None: ...
 
 class StartStrategyRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class StartStrategyResponse(_message.Message):
     __slots__ = ("strategy",)
@@ -100,10 +104,12 @@ class StartStrategyResponse(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ...) -> None: ...
 
 class StopStrategyRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class StopStrategyResponse(_message.Message):
     __slots__ = ("strategy",)
@@ -112,12 +118,14 @@ class StopStrategyResponse(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ...) -> None: ...
 
 class ListStrategiesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "account")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class ListStrategiesResponse(_message.Message):
     __slots__ = ("strategies", "next_page_token")
@@ -128,10 +136,12 @@ class ListStrategiesResponse(_message.Message):
     def __init__(self, strategies: _Optional[_Iterable[_Union[Strategy, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetStrategyStatusRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class GetStrategyStatusResponse(_message.Message):
     __slots__ = ("strategy", "cpu_seconds", "rss_bytes", "kill_reason", "last_errors", "restarts", "lag_bars", "lag_seconds", "bars_coalesced", "bars_dropped")
@@ -158,14 +168,16 @@ class GetStrategyStatusResponse(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ..., cpu_seconds: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., kill_reason: _Optional[str] = ..., last_errors: _Optional[_Iterable[str]] = ..., restarts: _Optional[int] = ..., lag_bars: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., bars_coalesced: _Optional[int] = ..., bars_dropped: _Optional[int] = ...) -> None: ...
 
 class StreamStrategyLogsRequest(_message.Message):
-    __slots__ = ("name", "tail", "follow")
+    __slots__ = ("name", "tail", "follow", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     tail: int
     follow: bool
-    def __init__(self, name: _Optional[str] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ..., account: _Optional[str] = ...) -> None: ...
 
 class StreamStrategyLogsResponse(_message.Message):
     __slots__ = ("time", "line", "origin")
@@ -177,21 +189,39 @@ class StreamStrategyLogsResponse(_message.Message):
     origin: LogOrigin
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., line: _Optional[str] = ..., origin: _Optional[_Union[LogOrigin, str]] = ...) -> None: ...
 
+class DeleteStrategyRequest(_message.Message):
+    __slots__ = ("name", "account", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    account: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., account: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DeleteStrategyResponse(_message.Message):
+    __slots__ = ("strategy",)
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    def __init__(self, strategy: _Optional[_Union[Strategy, _Mapping]] = ...) -> None: ...
+
 class RunBacktestRequest(_message.Message):
-    __slots__ = ("name", "symbols", "cash", "commission", "params", "benchmark")
+    __slots__ = ("name", "symbols", "cash", "commission", "params", "benchmark", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     CASH_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     BENCHMARK_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     symbols: _containers.RepeatedScalarFieldContainer[str]
     cash: float
     commission: float
     params: _struct_pb2.Struct
     benchmark: str
-    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., benchmark: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Iterable[str]] = ..., cash: _Optional[float] = ..., commission: _Optional[float] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., benchmark: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class RunBacktestResponse(_message.Message):
     __slots__ = ("bars_done", "bars_total", "stats", "trades", "stat_names")

@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class StrategyServiceStub:
-    """Strategies. Uploading, starting and stopping need the `admin` scope; reading the `read` scope.
+    """Strategies. Uploading, starting, stopping and deleting need the `admin` scope; reading the
+    `read` scope. A strategy belongs to the account it was uploaded for, and its name is unique
+    within that account. A call names a strategy by name and, optionally, account: a token of
+    one account reaches its own account's strategies only, and another account's strategy, or
+    naming another account, is NOT_FOUND in the words of a strategy that does not exist. The
+    operator's token (every account) may leave the account out when only one account has a
+    strategy of that name.
     """
 
     def __init__(self, channel):
@@ -65,6 +71,11 @@ class StrategyServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsResponse.FromString,
                 _registered_method=True)
+        self.DeleteStrategy = channel.unary_unary(
+                '/sandtrade.v1.StrategyService/DeleteStrategy',
+                request_serializer=sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyResponse.FromString,
+                _registered_method=True)
         self.RunBacktest = channel.unary_stream(
                 '/sandtrade.v1.StrategyService/RunBacktest',
                 request_serializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestRequest.SerializeToString,
@@ -78,7 +89,13 @@ class StrategyServiceStub:
 
 
 class StrategyServiceServicer:
-    """Strategies. Uploading, starting and stopping need the `admin` scope; reading the `read` scope.
+    """Strategies. Uploading, starting, stopping and deleting need the `admin` scope; reading the
+    `read` scope. A strategy belongs to the account it was uploaded for, and its name is unique
+    within that account. A call names a strategy by name and, optionally, account: a token of
+    one account reaches its own account's strategies only, and another account's strategy, or
+    naming another account, is NOT_FOUND in the words of a strategy that does not exist. The
+    operator's token (every account) may leave the account out when only one account has a
+    strategy of that name.
     """
 
     def UploadStrategy(self, request, context):
@@ -120,6 +137,15 @@ class StrategyServiceServicer:
 
     def StreamStrategyLogs(self, request, context):
         """A strategy's log lines, the newest `tail` first, then new ones as they come when follow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteStrategy(self, request, context):
+        """Stop a strategy if it runs (its on_stop runs), then remove it: its record, ctx.state, log
+        and status. Uploading the name again makes a new strategy, with a new id, that sees
+        nothing of this one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,6 +199,11 @@ def add_StrategyServiceServicer_to_server(servicer, server):
                     request_deserializer=sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsResponse.SerializeToString,
             ),
+            'DeleteStrategy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStrategy,
+                    request_deserializer=sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyResponse.SerializeToString,
+            ),
             'RunBacktest': grpc.unary_stream_rpc_method_handler(
                     servicer.RunBacktest,
                     request_deserializer=sandtrade_dot_v1_dot_strategies__pb2.RunBacktestRequest.FromString,
@@ -192,7 +223,13 @@ def add_StrategyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class StrategyService:
-    """Strategies. Uploading, starting and stopping need the `admin` scope; reading the `read` scope.
+    """Strategies. Uploading, starting, stopping and deleting need the `admin` scope; reading the
+    `read` scope. A strategy belongs to the account it was uploaded for, and its name is unique
+    within that account. A call names a strategy by name and, optionally, account: a token of
+    one account reaches its own account's strategies only, and another account's strategy, or
+    naming another account, is NOT_FOUND in the words of a strategy that does not exist. The
+    operator's token (every account) may leave the account out when only one account has a
+    strategy of that name.
     """
 
     @staticmethod
@@ -347,6 +384,33 @@ class StrategyService:
             '/sandtrade.v1.StrategyService/StreamStrategyLogs',
             sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsRequest.SerializeToString,
             sandtrade_dot_v1_dot_strategies__pb2.StreamStrategyLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStrategy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.StrategyService/DeleteStrategy',
+            sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyRequest.SerializeToString,
+            sandtrade_dot_v1_dot_strategies__pb2.DeleteStrategyResponse.FromString,
             options,
             channel_credentials,
             insecure,
