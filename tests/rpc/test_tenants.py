@@ -302,7 +302,7 @@ def test_reused_name_after_delete_has_fresh_state_and_logs(
     new = upload(strategies, alice.metadata, "bot")
     assert new.id != old.id
     fresh = logs(strategies, alice.metadata, "bot")
-    assert len(fresh) == 1 and fresh[0].startswith("[host] uploaded"), \
+    assert len(fresh) == 1 and fresh[0].startswith("uploaded"), \
         f"its own upload note only: {fresh}"
     start(strategies, alice.metadata, "bot")
     wait_running(strategies, alice.metadata, "bot")
@@ -433,7 +433,8 @@ def test_cli_strategies_commands_take_the_account(
     code, out, _ = cli("status", "bot", "--account", "bob", "--json")
     assert code == 0 and json.loads(out)["account"] == "bob"
     code, out, _ = cli("logs", "bot", "--account", "alice", "--json")
-    assert code == 0 and json.loads(out.splitlines()[0])["line"].startswith("[host] uploaded")
+    first = json.loads(out.splitlines()[0])
+    assert code == 0 and first["line"].startswith("uploaded") and first["origin"] == "host"
     code, out, _ = cli("list", "--json")
     assert [(s["account"], s["name"]) for s in json.loads(out)] == [("alice", "bot"),
                                                                      ("bob", "bot")]
