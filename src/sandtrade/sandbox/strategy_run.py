@@ -1,4 +1,4 @@
-"""The host side of a live run: one sandboxed worker, the thread that feeds it, its door.
+"""The host side of a live run: one sandboxed worker, the events it is fed, its door.
 
 A :class:`StrategyRun` starts a worker for a stored strategy and hands it events one at a time
 (warm-up history, ``start``, then bars with the fills they caused, signals, ``stop``), taken
@@ -10,6 +10,11 @@ its :class:`Door` and sends back the reply. The door is given by whoever starts 
 manager, from the host): this room does not know how the broker is reached, and the worker
 never holds what reaches it.
 
+A run has no thread of its own: the worker is booted on a life thread and then driven, with
+every other live worker, by the one loop of :mod:`sandtrade.sandbox.dispatch`, which calls
+:meth:`StrategyRun.next_event`, :meth:`~StrategyRun.event_done`,
+:meth:`~StrategyRun.event_over` and :meth:`~StrategyRun.finish`.
+
 Everything a worker sends is untrusted: a frame of the wrong kind ends the run, and a call's
 arguments are the door's to check before they become a request.
 """
@@ -19,14 +24,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandtrade.models import Bar, Fill
+from sandtrade.sandbox.dispatch import BarFrames, Outgoing, dispatcher
 from sandtrade.sandbox.mailbox import LatencyRing, Mailbox, Pending, Ticket
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
-from sandtrade.sandbox.wire import encode_bars, untrusted_text
+from sandtrade.sandbox.wire import encode_bars, frame_bytes
 from sandtrade.store.base import StrategyRecord
 
 __all__ = ["Door", "Event", "StrategyRun"]
@@ -42,6 +49,8 @@ class Event:
     payload: bytes = b""
     done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
+    #: The pending bars a ``bars`` event carries.
+    batch: list[Pending] | None = None
 
 
 class Door(Protocol):
@@ -93,7 +102,9 @@ class StrategyRun:
 
     :param history: bars to warm the strategy's indicators with before ``on_start`` (oldest
         first); taken when the run is registered, so no bar is both history and an event.
-    :param on_done: called with each ``done`` frame (logs, state, error), on the run's thread.
+    :param on_done: called with each ``done`` frame (logs, state, error), one at a time: on
+        the live runs' loop, so it must not block, except for a frame that carries a
+        ``state_json``, which it may wait to commit (on a door thread; the next event waits).
     :param on_exit: called once when the worker is gone, with how it ended.
     """
 
@@ -129,15 +140,18 @@ class StrategyRun:
         self.give_up: str | None = None
         self.alive = True
         self.started = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"strategy-{self.name}",
-                                        daemon=True)
+        self._intro: deque[Event] = deque()
+        self._ended = threading.Event()
 
     def start(self) -> StrategyRun:
-        self._thread.start()
+        """Boot the worker (on a life thread: a worker dies with the thread that spawned it,
+        so never on a short-lived one) and hand it to the live runs' loop."""
+        dispatcher().life.submit(self._boot)
         return self
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        """Wait until the run has ended and its end is recorded (``on_exit`` returned)."""
+        self._ended.wait(timeout)
 
     def submit(self, header: dict[str, Any], payload: bytes = b"", *,
                skip_bars: bool = False) -> Event:
@@ -147,6 +161,8 @@ class StrategyRun:
         if not (self.alive and self.mailbox.put(event, skip_bars=skip_bars)):
             event.error = "the strategy is not running"
             event.done.set()
+        else:
+            dispatcher().wake(self)
         return event
 
     def offer_bar(self, bar: Bar, fills: Iterable[Fill], ticket: Ticket | None) -> bool:
@@ -165,7 +181,10 @@ class StrategyRun:
             for t in pending.tickets:
                 t.finish()
             return False
-        return self.mailbox.put_bar(pending)
+        if not self.mailbox.put_bar(pending):
+            return False
+        dispatcher().wake(self)
+        return True
 
     def stop(self) -> Event:
         """Ask the worker to run ``on_stop`` and end."""
@@ -181,48 +200,123 @@ class StrategyRun:
             self.alive = False
             self._drain()
 
-    # ------------------------------------------------------------------ the run's thread
+    # ------------------------------------------------------------------ driven by the loop
 
-    def _main(self) -> None:
+    def _boot(self) -> None:
+        """On a life thread: start the worker, then the loop drives it."""
         task = {"task": "live", "path": f"{self.name}.py", "source": self.record.source,
                 "params": self.record.params, "symbols": list(self.symbols),
                 "state": self._state}
         try:
-            self.worker = self._supervisor.start(task, name=self.name, wall_limit=False)
-            if self._history:
-                count, payload = encode_bars(self._history, self.index)
-                self._run_event(Event({"type": "history", "count": count}, payload))
-            self._history = []
-            self._run_event(Event({"type": "start"}))
-            self.started.set()
-            while True:
-                item = self.mailbox.take()
-                if item is None:
-                    break
-                if isinstance(item, list):
-                    self._run_bars(item)
-                else:
-                    assert isinstance(item, Event)
-                    self._run_event(item)
-                    if item.header["type"] == "stop":
-                        break
-                if self.give_up is not None:
-                    self.worker.kill("errors", self.give_up)
-                    break
+            self.worker = self._supervisor.start(task, name=self.name, wall_limit=False,
+                                                 threads=False)
         except SandboxKilled as e:
-            self.failure = str(e)
-        except Exception as e:  # a bug of ours: report it rather than lose the thread
+            self.finish(e, None)
+            return
+        except Exception as e:  # a bug of ours: report it rather than lose the run
             log.exception("strategy %s: run failed", self.name)
-            self.failure = f"{self.name}: the host side of the run failed: {e}"
+            self.finish(_HostFailure(f"{self.name}: the host side of the run failed: {e}"),
+                        None)
+            return
+        if not self.alive:  # killed while it booted
+            self.worker.kill("exit", "the run ended before its worker started")
+            self.finish(None, None)
+            return
+        if self._history:
+            count, payload = encode_bars(self._history, self.index)
+            self._intro.append(Event({"type": "history", "count": count}, payload))
+        self._history = []
+        self._intro.append(Event({"type": "start"}))
+        dispatcher().attach(self, self.worker)
+
+    def next_event(self, bars: BarFrames) -> Outgoing | None:
+        """The next event for the worker (the warm-up and ``start`` first, then what the
+        mailbox holds), or None when there is none now. On the loop."""
+        if self._intro:
+            event = self._intro.popleft()
+            return Outgoing(event, frame_bytes(event.header, event.payload),
+                            hook_of(event.header))
+        item = self.mailbox.take(timeout=0)
+        if item is None:
+            return None
+        if isinstance(item, list):
+            return self._bars_event(item, bars)
+        assert isinstance(item, Event)
+        return Outgoing(item, frame_bytes(item.header, item.payload), hook_of(item.header))
+
+    def _bars_event(self, batch: list[Pending], bars: BarFrames) -> Outgoing:
+        """Pending bars as one ``bars`` event: for each, its fills (``on_fill``) then the bar
+        (``on_bar``). One bar without fills is encoded once for every run of its symbol."""
+        self.event_items = len(batch)
+        first = batch[0]
+        if len(batch) == 1 and first.bar is not None and not first.fills:
+            event = Event({"type": "bars", "count": 1, "items": [[True, []]]}, batch=batch)
+            return Outgoing(event, bars.frame(first.bar, self.index[first.bar.symbol]),
+                            "on_bar")
+        count, payload = encode_bars([p.bar for p in batch if p.bar is not None], self.index)
+        items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
+        event = Event({"type": "bars", "count": count, "items": items}, payload, batch=batch)
+        return Outgoing(event, frame_bytes(event.header, payload), hook_of(event.header))
+
+    def call(self, op: object, args: object) -> dict[str, Any]:
+        """A worker's broker call, through the door (on a door thread)."""
+        return self.door.handle(op, args)
+
+    def event_done(self, event: Event, header: dict[str, Any]) -> None:
+        """The worker's ``done`` for ``event``: to ``on_done`` (on the loop, or on a door
+        thread when it carries a state to commit)."""
+        self._on_done(self, header)
+
+    def event_over(self, event: Event) -> bool:
+        """Account for a finished event; False when the run ends after it (``stop``, or
+        the run was given up on: its worker is killed)."""
+        self._settle(event)
+        if event.header["type"] == "start":
+            self.started.set()
+        if event.header["type"] == "stop":
+            return False
+        if self.give_up is not None:
+            assert self.worker is not None
+            self.worker.kill("errors", self.give_up)
+            return False
+        return True
+
+    def _settle(self, event: Event) -> None:
+        """An event is over: the latency and tickets of its bars, and its waiters."""
+        if event.batch is not None:
+            self.event_items = 1
+            now = time.monotonic()
+            for pending in event.batch:
+                self.latency.record(now - pending.published)
+                for ticket in pending.tickets:
+                    ticket.finish()
+        event.done.set()
+
+    def finish(self, cause: BaseException | None, event: Event | None) -> None:
+        """The run is over (on a life thread): why, the worker's exit, and ``on_exit``."""
+        try:
+            if cause is not None:
+                if isinstance(cause, SandboxKilled | _HostFailure):
+                    self.failure = str(cause)
+                elif self.worker is not None:
+                    self.failure = str(self.worker.death(cause))
+                else:
+                    self.failure = f"{self.name}: {cause}"
+            if event is not None:
+                event.error = self.failure or "the strategy is not running"
+                self._settle(event)
         finally:
             self.alive = False
-            if self.worker is not None:
-                self.exit = self.worker.wait_exit()
-                self.worker.close()
-            self._drain()
-            self.started.set()
-            self.door.close()
-            self._on_exit(self)
+            try:
+                if self.worker is not None:
+                    self.exit = self.worker.wait_exit()
+                    self.worker.close()
+                self._drain()
+                self.started.set()
+                self.door.close()
+                self._on_exit(self)
+            finally:
+                self._ended.set()
 
     def _drain(self) -> None:
         """Close the mailbox and answer what was pending: nobody waits on an ended run."""
@@ -230,67 +324,12 @@ class StrategyRun:
         for pending in bars:
             for ticket in pending.tickets:
                 ticket.finish()
-        for event in events:
+        for event in [*self._intro, *events]:
             assert isinstance(event, Event)
             event.error = event.error or "the strategy is not running"
             event.done.set()
+        self._intro.clear()
 
-    def _run_bars(self, batch: list[Pending]) -> None:
-        """Hand pending bars to the worker as one ``bars`` event: for each, its fills
-        (``on_fill``) then the bar (``on_bar``)."""
-        try:
-            count, payload = encode_bars([p.bar for p in batch if p.bar is not None],
-                                         self.index)
-            items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
-            self.event_items = len(batch)
-            self._run_event(Event({"type": "bars", "count": count, "items": items}, payload))
-        finally:
-            self.event_items = 1
-            now = time.monotonic()
-            for pending in batch:
-                self.latency.record(now - pending.published)
-                for ticket in pending.tickets:
-                    ticket.finish()
 
-    def _run_event(self, event: Event) -> None:
-        worker = self.worker
-        assert worker is not None
-        hook = hook_of(event.header)
-        quota = worker.limits.ctx_calls_per_event
-        try:
-            # Counted here, never by the worker: the count bounds what the broker does for
-            # one event, and names the calls in a kill for the hook budget.
-            worker.event_hook, worker.event_calls = hook, 0
-            worker.send(event.header, event.payload)
-            worker.expect_progress = True
-            while True:
-                header, _ = worker.recv()
-                kind = header.get("type")
-                if kind == "call":
-                    worker.event_calls += 1
-                    if worker.event_calls > quota:
-                        worker.send({"type": "reply", "error": (
-                            f"quota: {quota:,} ctx calls in one {hook} (ctx_calls_per_event); "
-                            "the rest of this event's calls are refused (RESOURCE_EXHAUSTED)")})
-                        continue
-                    worker.send(self.door.handle(header.get("op"), header.get("args")))
-                elif kind == "done":
-                    worker.expect_progress = False
-                    error = header.get("error")
-                    event.error = None if error is None else untrusted_text(str(error), 16_000)
-                    self._on_done(self, header)
-                    return
-                elif kind == "error":  # the worker could not go on (out of memory, ...)
-                    message = untrusted_text(str(header.get("message", "failed")), 16_000)
-                    reason = "memory" if header.get("reason") == "memory" else "error"
-                    worker.kill(reason, message)
-                    raise SandboxKilled(f"{self.name}: {message}", reason)
-                else:
-                    worker.kill("protocol", f"unexpected frame {kind!r} during an event")
-        except BaseException as e:
-            event.error = str(e)
-            raise
-        finally:
-            worker.expect_progress = False
-            event.done.set()
-
+class _HostFailure(Exception):
+    """A bug of the host's side of a run (reported as the run's failure)."""

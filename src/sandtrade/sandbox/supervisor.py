@@ -16,6 +16,7 @@ import fcntl
 import mmap
 import os
 import queue
+import select
 import shutil
 import signal
 import struct
@@ -35,7 +36,13 @@ from sandtrade.errors import SandtradeError
 from sandtrade.sandbox.cpu import CpuPlacement, CpuSlot
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.watchdog import watchdog
-from sandtrade.sandbox.wire import FrameTooLarge, ProtocolError, read_frame, write_frame
+from sandtrade.sandbox.wire import (
+    FrameReader,
+    FrameTooLarge,
+    ProtocolError,
+    read_frame,
+    write_frame,
+)
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -54,6 +61,8 @@ SPARE_DELAY = 1.0
 #: The most module names a worker may list in its ``ready`` frame (``report_modules``); a
 #: booted worker holds about 300.
 MAX_MODULES = 5_000
+#: The two sizes that start every frame.
+_FRAME_HEAD = 8
 
 
 def _ids_mapped(first: int, count: int) -> bool:
@@ -214,7 +223,7 @@ class Worker:
             self.kill("timeout", f"no answer within {timeout:.0f} s")
             item = self.frames.get()
         if isinstance(item, BaseException):
-            raise self._death(item)
+            raise self.death(item)
         return item
 
     def kill(self, reason: str, detail: str) -> None:
@@ -225,7 +234,9 @@ class Worker:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
-    def _death(self, cause: BaseException) -> SandboxKilled:
+    def death(self, cause: BaseException) -> SandboxKilled:
+        """What ended the worker whose channel failed with ``cause`` (EOF, a protocol error):
+        waits for the process, so that the reason is the one it died of."""
         exit_ = self.wait_exit()
         msg = f"{self.name}: stopped by the sandbox ({exit_.reason}): {exit_.detail}"
         if isinstance(cause, FrameTooLarge):  # what it sent, not a riddle about frames
@@ -333,15 +344,24 @@ class Supervisor:
         failed, or was closed); None before the first."""
         return self._booting
 
-    def start(self, task: dict[str, Any], *, name: str, wall_limit: bool = True) -> Worker:
+    def start(self, task: dict[str, Any], *, name: str, wall_limit: bool = True,
+              threads: bool = True) -> Worker:
         """Start a worker for ``task`` (sent once the worker has confined itself); returns
         the worker, whose ``layers`` say which OS layers are on. A live run passes
-        ``wall_limit=False``: it runs until it is stopped."""
+        ``wall_limit=False``: it runs until it is stopped.
+
+        With ``threads`` (a back-test), two threads read the worker's stdout (into
+        :attr:`Worker.frames`, for :meth:`Worker.recv`) and its stderr. Without (a live run),
+        nobody reads them: the caller drives the worker's pipes itself
+        (:mod:`sandtrade.sandbox.dispatch`), from the frame boundary after ``ready``."""
         worker = self._take_spare() or self._boot(name)
         worker.name = name
         worker.started = time.monotonic()  # the run's wall time starts with its task
         worker.wall_limit = wall_limit
         worker.send({**task, "type": "task"})
+        if threads:
+            threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
+            threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         if self.keep_spare:
             # Not at once: booting is a CPU-bound 0.14 s that would compete with the task
             # just started (on two cores, with the host's feeder, it cost a back-test 0.1 s).
@@ -429,8 +449,6 @@ class Supervisor:
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
                         heartbeat=heartbeat, wall_limit=wall_limit, cpu_slot=cpu_slot)
-        threading.Thread(target=self._read_frames, args=(worker,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(worker,), daemon=True).start()
         watchdog().register(worker)
         # sys_path: the worker imports the plugins' fill profiles from the host's import path
         # (it was started with -I, which ignores PYTHONPATH).
@@ -440,7 +458,7 @@ class Supervisor:
                      "fill_profiles": list(self.fill_profiles),
                      "report_modules": self.report_modules})
         try:
-            header, _ = worker.recv(timeout=max(30.0, self.limits.event_seconds))
+            header = _read_ready(worker, max(30.0, self.limits.event_seconds))
         except BaseException:
             worker.close()
             raise
@@ -485,3 +503,57 @@ class Supervisor:
                 worker.kill("output", f"wrote more than {cap:,} bytes to stderr")
                 return
             worker.stderr.extend(chunk)
+
+
+def _read_ready(worker: Worker, timeout: float) -> dict[str, Any]:
+    """The worker's first frame (its ``ready``), read on the booting thread, with no thread
+    of the worker's own: exactly the frame's bytes are read, so whoever reads the worker next
+    (its reader thread, or the live runs' loop) starts at a frame boundary. Its stderr is kept
+    meanwhile, within its cap; past ``timeout`` it is killed."""
+    assert worker.proc.stdout is not None and worker.proc.stderr is not None
+    out, err = worker.proc.stdout.fileno(), worker.proc.stderr.fileno()
+    poller = select.poll()
+    poller.register(out, select.POLLIN)
+    poller.register(err, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    want = _FRAME_HEAD
+    sizes: tuple[int, int] | None = None
+    cap = worker.limits.stderr_bytes
+    try:
+        while len(data) < want:
+            left = deadline - time.monotonic()
+            if left <= 0 and worker.kill_reason is None:
+                worker.kill("timeout", f"no answer within {timeout:.0f} s")
+            for fd, _ in poller.poll(max(0.0, left) * 1000 if left > 0 else 100):
+                if fd == err:
+                    chunk = os.read(err, 65536)
+                    if not chunk:
+                        poller.unregister(err)
+                    elif len(worker.stderr) + len(chunk) > cap:
+                        worker.kill("output", f"wrote more than {cap:,} bytes to stderr")
+                        poller.unregister(err)
+                    else:
+                        worker.stderr.extend(chunk)
+                    continue
+                chunk = os.read(out, want - len(data))
+                if not chunk:
+                    raise EOFError("channel closed")
+                data += chunk
+                if sizes is None and len(data) == _FRAME_HEAD:
+                    # The caps of read_frame, with its error text (the reader checks them).
+                    reader = FrameReader(max_header=1 << 20,
+                                         max_payload=worker.limits.result_bytes)
+                    reader.feed(bytes(data))
+                    reader.next()
+                    sizes = struct.unpack("!II", data)
+                    want = _FRAME_HEAD + sizes[0] + sizes[1]
+        reader = FrameReader(max_header=1 << 20, max_payload=worker.limits.result_bytes)
+        reader.feed(bytes(data))
+        frame = reader.next()
+        assert frame is not None
+    except (EOFError, ProtocolError, OSError) as e:
+        if isinstance(e, ProtocolError):
+            worker.kill("protocol", str(e))
+        raise worker.death(e) from None
+    return frame[0]

@@ -27,12 +27,14 @@ from sandtrade.models import Bar
 
 __all__ = [
     "JSON_DEPTH",
+    "FrameReader",
     "FrameTooLarge",
     "ProtocolError",
     "check_json",
     "check_json_text",
     "decode_bars",
     "encode_bars",
+    "frame_bytes",
     "json_depth",
     "read_frame",
     "untrusted_text",
@@ -82,10 +84,15 @@ def untrusted_text(text: str, limit: int) -> str:
     return text
 
 
+def frame_bytes(header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """One frame as it crosses the pipe."""
+    head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
+    return _HEAD.pack(len(head), len(payload)) + head + payload
+
+
 def write_frame(stream: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
     """Write one frame and flush."""
-    head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
-    stream.write(_HEAD.pack(len(head), len(payload)) + head + payload)
+    stream.write(frame_bytes(header, payload))
     stream.flush()
 
 
@@ -103,21 +110,81 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 def read_frame(stream: IO[bytes], *, max_header: int = 1 << 20,
                max_payload: int = 1 << 30) -> tuple[dict[str, Any], bytes]:
     """Read one frame; raises ``EOFError`` at a clean end and ``ProtocolError`` otherwise."""
-    head_len, payload_len = _HEAD.unpack(_read_exact(stream, _HEAD.size))
+    head_len, payload_len = _sizes(_read_exact(stream, _HEAD.size), 0, max_header,
+                                   max_payload)
+    header = _header(_read_exact(stream, head_len))
+    payload = _read_exact(stream, payload_len) if payload_len else b""
+    return header, payload
+
+
+def _sizes(data: bytes | bytearray, at: int, max_header: int,
+           max_payload: int) -> tuple[int, int]:
+    head_len, payload_len = _HEAD.unpack_from(data, at)
     if head_len > max_header:
         raise FrameTooLarge(head_len, max_header)
     if payload_len > max_payload:
         raise FrameTooLarge(payload_len, max_payload, "payload")
+    return head_len, payload_len
+
+
+def _header(text: bytes | bytearray) -> dict[str, Any]:
     try:
-        header = json.loads(_read_exact(stream, head_len))
+        header = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"frame header is not JSON: {e}") from None
     except RecursionError:
         raise ProtocolError("frame header is nested too deep to read") from None
     if not isinstance(header, dict) or type(header.get("type")) is not str:
         raise ProtocolError("frame header must be an object with a string 'type'")
-    payload = _read_exact(stream, payload_len) if payload_len else b""
-    return header, payload
+    return header
+
+
+class FrameReader:
+    """Frames cut from bytes as they arrive (reads that never block), with the caps and the
+    errors of :func:`read_frame`: a size over a cap is refused as soon as the 8 bytes that
+    say it are in, a header that is not JSON as soon as it is complete."""
+
+    def __init__(self, *, max_header: int = 1 << 20, max_payload: int = 1 << 30) -> None:
+        self.max_header = max_header
+        self.max_payload = max_payload
+        self._buf = bytearray()
+        self._at = 0
+        self._next: tuple[int, int, dict[str, Any] | None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._at:
+            del self._buf[:self._at]
+            self._at = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet taken as frames."""
+        return len(self._buf) - self._at
+
+    def next(self) -> tuple[dict[str, Any], bytes] | None:
+        """The next complete frame, or None until more bytes come; raises
+        :class:`ProtocolError`."""
+        buf, at = self._buf, self._at
+        if self._next is None:
+            if len(buf) - at < _HEAD.size:
+                return None
+            head_len, payload_len = _sizes(buf, at, self.max_header, self.max_payload)
+            self._next = (head_len, payload_len, None)
+        head_len, payload_len, header = self._next
+        start = at + _HEAD.size
+        if header is None:
+            if len(buf) < start + head_len:
+                return None
+            header = _header(bytes(buf[start:start + head_len]))
+            self._next = (head_len, payload_len, header)
+        end = start + head_len + payload_len
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[start + head_len:end]) if payload_len else b""
+        self._next = None
+        self._at = end
+        return header, payload
 
 
 def encode_bars(bars: Iterable[Bar], symbol_index: dict[str, int]) -> tuple[int, bytes]:
