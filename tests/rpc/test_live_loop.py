@@ -99,7 +99,7 @@ def test_a_worker_that_stops_reading_does_not_block_the_loop(
         market.publish(100.0 + k % 7)
     upload(strategies, operator, "deaf", IDLE + "# deaf\n", account="mallory")
     start(strategies, operator, "deaf")
-    eventually(lambda: runtime.strategies.run("deaf"),
+    eventually(lambda: runtime.strategies.run("mallory", "deaf"),
                lambda run: run is not None and run.worker is not None,
                "the deaf strategy's worker to start")
     for k in range(40):

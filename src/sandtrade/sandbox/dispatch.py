@@ -220,6 +220,8 @@ class Dispatcher:
                     self._run_soon()
                     continue
                 ch, which = key.data
+                if ch.ended:  # ended while handling an earlier key of this same select()
+                    continue
                 try:
                     if which == "out":
                         self._readable(ch)
@@ -316,6 +318,8 @@ class Dispatcher:
                 self._selector.register(ch.stdin, selectors.EVENT_WRITE, (ch, "in"))
 
     def _flush(self, ch: _Channel) -> None:
+        if ch.ended or not ch.writing:
+            return
         try:
             n = os.write(ch.stdin, ch.out)
         except BlockingIOError:
