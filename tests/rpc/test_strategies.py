@@ -30,6 +30,7 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade.auth import AuthError
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.market import iter_csv, sample_csv_path
@@ -448,51 +449,50 @@ def test_other_accounts_strategy_names_do_not_leak(strategies: Stub, operator: M
         assert codes[0] == codes[1], (act.__name__, codes)
 
 
-def test_run_token_reaches_its_own_account_only_and_dies_with_the_run(
-        strategies: Stub, trading: Trading, operator: Metadata, runtime: HostRuntime,
-        market: Market, alice: Caller, bob: Caller) -> None:
-    """The token a run trades with (held by the host side, never the worker) reads and
-    trades the strategy's account and nothing else, cannot manage strategies, and is revoked
-    when the strategy stops."""
+def test_run_principal_reaches_its_own_account_only_and_dies_with_the_run(
+        strategies: Stub, operator: Metadata, runtime: HostRuntime, market: Market,
+        alice: Caller, bob: Caller, trading: Trading) -> None:
+    """The principal a run trades as (held by the host side, never the worker) reads and
+    trades the strategy's account and nothing else, cannot manage strategies, and its door
+    shuts (and its token is revoked) when the strategy stops. The worker's calls go through
+    the trading API's own methods, with its checks and scopes, not through a copy of them."""
     upload(strategies, operator, "alice-strat", IDLE, account="alice")
     start(strategies, operator, "alice-strat")
     wait_running(strategies, operator, "alice-strat")
     market.publish(50.0)  # a price, so that the broker takes orders
-    assert runtime.strategies is not None
+    assert runtime.strategies is not None and runtime.trading is not None
     run = runtime.strategies.run("alice", "alice-strat")
     assert run is not None and isinstance(run.door, TradingDoor)
-    door = run.door.metadata
+    door, principal, api = run.door, run.door.principal, runtime.trading
+    assert (principal.account, principal.ephemeral) == ("alice", True)
 
-    def get_account(account: str) -> trading_pb2.Account:
-        return trading.GetAccount(trading_pb2.GetAccountRequest(account=account),
-                                  metadata=door, timeout=WAIT).account
-
-    assert get_account("alice").id == "alice"
-    assert get_account("").id == "alice", "the run's token acts for the strategy's account"
-    order = trading.SubmitOrder(market_order(qty=3, account="alice"), metadata=door,
-                                timeout=WAIT).order
-    assert order.account == "alice"
+    cash = door.handle("account", {})["result"][0]
+    assert cash == api.get_account(principal, trading_pb2.GetAccountRequest()).account.cash
+    placed = door.handle("submit", {"symbol": "AAA", "side": "buy", "qty": 3, "type": "market",
+                                    "tif": "gtc", "reduce_only": False, "tag": None})
+    assert placed["result"]["account"] == "alice", placed
     market.publish(51.0)
-    positions = trading.ListPositions(trading_pb2.ListPositionsRequest(account="alice"),
-                                      metadata=door, timeout=WAIT).positions
-    assert [(p.symbol, p.qty) for p in positions] == [("AAA", 3.0)]
+    assert door.handle("position", {"symbol": "AAA"})["result"][0] == 3.0
 
-    for call in (lambda: get_account("bob"),
-                 lambda: trading.ListPositions(trading_pb2.ListPositionsRequest(account="bob"),
-                                               metadata=door, timeout=WAIT),
-                 lambda: trading.SubmitOrder(market_order(qty=1, account="bob"),
-                                             metadata=door, timeout=WAIT),
-                 lambda: upload(strategies, door, "evil", IDLE, account="alice"),
-                 lambda: stop(strategies, door, "alice-strat"),
-                 lambda: start(strategies, door, "alice-strat")):
-        assert refused(call).code() == grpc.StatusCode.PERMISSION_DENIED
+    for call in (lambda: api.get_account(principal, trading_pb2.GetAccountRequest(
+                     account="bob")),
+                 lambda: api.list_positions(principal, trading_pb2.ListPositionsRequest(
+                     account="bob")),
+                 lambda: api.submit_order(principal, market_order(qty=1, account="bob"))):
+        with pytest.raises(AuthError) as err:
+            call()
+        assert err.value.code == "permission_denied"
+    with pytest.raises(AuthError):
+        principal.require_scope("admin")  # no strategy management
     bob_account = trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=bob.metadata,
                                      timeout=WAIT).account
     assert bob_account.cash == bob_account.initial_cash, "bob's account was not touched"
     assert status(strategies, operator, "alice-strat").strategy.state == RUNNING
 
     assert stop(strategies, operator, "alice-strat").state == STOPPED
-    assert refused(lambda: get_account("alice")).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert door.handle("account", {}) == {"type": "reply", "error": "the run has ended"}
+    assert runtime.auth is not None and not runtime.auth.revoke(principal.token_id), \
+        "the run's token was revoked when it ended"
     assert get_account_ok(trading, alice), "alice's own token is unaffected"
 
 

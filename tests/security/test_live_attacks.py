@@ -89,8 +89,7 @@ def operator(host: HostRuntime) -> tuple[tuple[str, str], ...]:
 
 
 def strategy_lines(stub: Stub, operator: tuple[tuple[str, str], ...], name: str) -> list[str]:
-    return [line for line in log_lines(stub, operator, name, tail=1000)
-            if not line.startswith("[host]")]
+    return log_lines(stub, operator, name, tail=1000, origin=spb.LOG_ORIGIN_STRATEGY)
 
 
 # ------------------------------------------------------------------ the hook budget
@@ -170,7 +169,7 @@ def test_on_stop_calling_ctx_forever_does_not_hang_stop_strategy(
     start(stub, operator, "stuck")
     wait_running(stub, operator, "stuck")
     assert host.strategies is not None
-    run = host.strategies.run("stuck")
+    run = host.strategies.run("mallory", "stuck")
     assert run is not None and run.worker is not None
     worker = run.worker
 
@@ -189,8 +188,8 @@ def test_on_stop_calling_ctx_forever_does_not_hang_stop_strategy(
                     lambda s: s.strategy.state == spb.STRATEGY_STATE_STOPPED,
                     "the strategy did not read STOPPED", WAIT)
     assert not st.kill_reason, st.kill_reason  # stopped as asked, not failed
-    notes = [line for line in log_lines(stub, operator, "stuck") if line.startswith("[host]")]
-    assert re.fullmatch(r"\[host\] stopped \(on_stop ran past its 5 s budget while calling "
+    notes = log_lines(stub, operator, "stuck", origin=spb.LOG_ORIGIN_HOST)
+    assert re.fullmatch(r"stopped \(on_stop ran past its 5 s budget while calling "
                         r"ctx [\d,]+ times\)", notes[-1]), notes
 
 

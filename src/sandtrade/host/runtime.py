@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandtrade.auth import ALL_ACCOUNTS, TokenAuthority
+from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.ids import unique_ids
 from sandtrade.broker.paper import PaperBroker
@@ -110,6 +110,7 @@ class HostRuntime:
         self.hub: MarketHub | None = None
         self.feed: MarketFeed | None = None
         self.auth: TokenAuthority | None = None
+        self.trading: TradingServicer | None = None
         self.rpc: RpcServer | None = None
         self.source: MarketSource | None = None
         self.strategies: StrategyManager | None = None
@@ -156,6 +157,9 @@ class HostRuntime:
             store.create_account(Account(id=s.account, cash=s.cash, initial_cash=s.cash))
         self.auth = TokenAuthority(store)
         self._ensure_operator_token()
+        #: The trading API: the gRPC TradingService, and the door of each strategy run.
+        self.trading = TradingServicer(self.live, store, self.auth,
+                                       configured_rules=s.account_rules, quotas=self.quotas)
 
         self.hub = MarketHub(history_limit=s.market.history_limit)
         cursor_key = self._cursor_key()
@@ -185,8 +189,7 @@ class HostRuntime:
             instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
             live_brokers=live_brokers, quotas=self.quotas)
         self.rpc = create_server(
-            trading=TradingServicer(self.live, store, self.auth,
-                                    configured_rules=s.account_rules, quotas=self.quotas),
+            trading=self.trading,
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),
@@ -338,10 +341,10 @@ class HostRuntime:
         if self.strategies is not None:
             self.strategies.on_bar(bar, fills)
 
-    def _open_door(self, token: str, account: str, run_id: str) -> TradingDoor:
-        """A strategy run's door: the host's own gRPC server, over its Unix socket."""
-        assert self.rpc is not None and self.rpc.unix_path is not None
-        return TradingDoor(f"unix:{self.rpc.unix_path}", token, account, run_id,
+    def _open_door(self, principal: Principal, account: str, run_id: str) -> TradingDoor:
+        """A strategy run's door: the trading API's own methods, as the run's principal."""
+        assert self.trading is not None
+        return TradingDoor(self.trading, principal, account, run_id,
                            flood_seconds=self.settings.account_quotas(account).flood_seconds)
 
     def _unix_path(self) -> str:

@@ -1,11 +1,14 @@
-"""A live run's door to the broker: each broker call of its worker made as a gRPC call.
+"""A live run's door to the broker: each broker call of its worker made as the trading API's.
 
 While a strategy handles an event its worker may ask for broker calls (``call`` frames, see
 :mod:`sandtrade.sandbox.worker.live_task`); the run hands each one to its
-:class:`TradingDoor`, which makes it as a gRPC call to the host's own server, over its Unix
-socket, with a token issued for this run and this strategy's account only. So a live strategy
-trades through exactly the door every other client uses, with the same validation and the same
-scope checks, and the worker itself never holds the token.
+:class:`TradingDoor`, which makes it through the same methods the gRPC TradingService answers
+with (:class:`~sandtrade.rpc.trading.TradingServicer`'s ``submit_order``, ``get_account``,
+...), as a principal issued for this run and this strategy's account only. So a live strategy
+trades with the same validation, the same scope checks, the same quotas and the same answers
+as every other client (a refusal reads as the gRPC status would: ``... (PERMISSION_DENIED)``),
+without a round trip through the host's own gRPC server (it cost about 0.4 ms of host CPU a
+call), and the worker itself never holds the principal. The door shuts when the run ends.
 
 Everything a worker sends is untrusted: the arguments of a call are checked here before they
 become a request, and the account is always the run's, never the worker's to choose.
@@ -14,21 +17,24 @@ become a request, and the account is always the run's, never the worker's to cho
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import grpc
-
+from sandtrade.auth import Principal
+from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError
 from sandtrade.models import OrderSide, OrderType, TimeInForce
 from sandtrade.rpc import convert
+from sandtrade.rpc.errors import status_of
 from sandtrade.v1 import trading_pb2 as tpb
-from sandtrade.v1 import trading_pb2_grpc
 
-__all__ = ["CALL_TIMEOUT", "CallError", "TradingDoor"]
+if TYPE_CHECKING:
+    from sandtrade.rpc.trading import TradingServicer
 
-#: How long a call from a worker to the broker may take before it is answered with an error.
-CALL_TIMEOUT = 10.0
+log = logging.getLogger(__name__)
+
+__all__ = ["CallError", "TradingDoor"]
 
 
 class CallError(Exception):
@@ -45,29 +51,32 @@ def _opt_number(args: dict[str, Any], key: str) -> float | None:
 
 
 class TradingDoor:
-    """The trading API as one run sees it: gRPC calls for one account with one token."""
+    """The trading API as one run sees it: calls for one account, as one principal."""
 
-    def __init__(self, target: str, token: str, account: str, run_id: str, *,
-                 flood_seconds: int = 10) -> None:
+    def __init__(self, trading: TradingServicer, principal: Principal, account: str,
+                 run_id: str, *, flood_seconds: int = 10) -> None:
         self.account = account
+        self.principal = principal
+        self._trading = trading
+        self._open = True
         #: Set when the run's orders have been refused for a quota ``flood_seconds`` seconds
         #: in a row: why the run should be stopped ("order flood: ...").
         self.flood: str | None = None
         self._flood_seconds = flood_seconds
         self._refused = 0
         self._streak: tuple[int, int] | None = None  # (first second, last second) refused
-        self.channel = grpc.insecure_channel(target)
-        self.stub = trading_pb2_grpc.TradingServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {token}"),)
         self._ids = itertools.count(1)
         self._run_id = run_id
 
     def close(self) -> None:
-        self.channel.close()
+        """The run has ended: no call goes through any more."""
+        self._open = False
 
     def handle(self, op: object, args: object) -> dict[str, Any]:
         """The ``reply`` frame for a worker's call."""
         try:
+            if not self._open:
+                raise CallError("the run has ended")
             if type(op) is not str or not isinstance(args, dict):
                 raise CallError("malformed call")
             fn = self._OPS.get(op)
@@ -76,13 +85,13 @@ class TradingDoor:
             return {"type": "reply", "result": fn(self, args)}
         except CallError as e:
             return {"type": "reply", "error": str(e)}
-        except grpc.RpcError as e:
-            code = e.code() if hasattr(e, "code") else None
-            details = e.details() if hasattr(e, "details") else str(e)
-            name = code.name if code is not None else "UNKNOWN"
-            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-                self._count_refusal(str(details))
-            return {"type": "reply", "error": f"{details} ({name})"}
+        except Exception as e:
+            if not isinstance(e, SandtradeError):
+                log.exception("%s: a call failed", self._run_id)
+            code, message, _ = status_of(e)
+            if isinstance(e, QuotaExceeded):
+                self._count_refusal(message)
+            return {"type": "reply", "error": f"{message} ({code.name})"}
 
     def _count_refusal(self, details: str) -> None:
         """A call refused for a quota: a run refused every second for ``flood_seconds`` in a
@@ -97,9 +106,6 @@ class TradingDoor:
         if seconds >= self._flood_seconds and self.flood is None:
             self.flood = (f"order flood: {self._refused:,} calls refused for a quota, every "
                           f"second for {seconds} s (the last: {details[:300]})")
-
-    def _call(self, method: Callable[..., Any], request: Any) -> Any:
-        return method(request, metadata=self.metadata, timeout=CALL_TIMEOUT)
 
     def submit(self, args: dict[str, Any]) -> dict[str, Any]:
         symbol, tag = args.get("symbol"), args.get("tag")
@@ -120,7 +126,7 @@ class TradingDoor:
             value = _opt_number(args, key)
             if value is not None:
                 setattr(req, key, value)
-        resp = self._call(self.stub.SubmitOrder, req)
+        resp = self._trading.submit_order(self.principal, req)
         return convert.order_from_pb(resp.order).model_dump(mode="json")
 
     def cancel(self, args: dict[str, Any]) -> bool:
@@ -128,19 +134,17 @@ class TradingDoor:
         if type(order_id) is not str:
             raise CallError("order_id must be a string")
         try:
-            self._call(self.stub.CancelOrder, tpb.CancelOrderRequest(order_id=order_id))
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                return False  # unknown, someone else's, or no longer working
-            raise
+            self._trading.cancel_order(self.principal, tpb.CancelOrderRequest(order_id=order_id))
+        except (NotFound, Conflict):
+            return False  # unknown, someone else's, or no longer working
         return True
 
     def position(self, args: dict[str, Any]) -> list[float]:
         symbol = args.get("symbol")
         if type(symbol) is not str:
             raise CallError("symbol must be a string")
-        resp = self._call(self.stub.ListPositions,
-                          tpb.ListPositionsRequest(account=self.account))
+        resp = self._trading.list_positions(self.principal,
+                                            tpb.ListPositionsRequest(account=self.account))
         for p in resp.positions:
             if p.symbol == symbol:
                 price = p.market_price if p.HasField("market_price") else p.avg_price
@@ -149,11 +153,12 @@ class TradingDoor:
         return [0.0, 0.0, 0.0, 0.0, 0.0]
 
     def account_view(self, args: dict[str, Any]) -> list[float]:
-        a = self._call(self.stub.GetAccount, tpb.GetAccountRequest(account=self.account)).account
+        a = self._trading.get_account(self.principal,
+                                      tpb.GetAccountRequest(account=self.account)).account
         return [a.cash, a.equity, a.buying_power, a.realized_pnl, a.commissions]
 
     def open_orders(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        resp = self._call(self.stub.ListOrders, tpb.ListOrdersRequest(
+        resp = self._trading.list_orders(self.principal, tpb.ListOrdersRequest(
             account=self.account, open_only=True, page_size=1000))
         orders = [convert.order_from_pb(o) for o in resp.orders]
         orders.sort(key=lambda o: (o.created_at is None, o.created_at, o.id))

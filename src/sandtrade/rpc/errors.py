@@ -33,7 +33,7 @@ from sandtrade.errors import (
 )
 from sandtrade.streams import EventStream
 
-__all__ = ["relay", "streaming", "unary"]
+__all__ = ["relay", "status_of", "streaming", "unary"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -67,14 +67,30 @@ def _principal(auth: TokenAuthority, context: grpc.ServicerContext) -> Principal
                     "(create one with `sandtrade tokens create`)")
 
 
-def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
+def status_of(e: Exception) -> tuple[grpc.StatusCode, str, str | None]:
+    """The status code, message and field (for a ``google.rpc.BadRequest``) an error of ours
+    is answered with, by a gRPC call or a strategy run's door alike; INTERNAL for a bug."""
     if isinstance(e, AuthError):
         code = (grpc.StatusCode.PERMISSION_DENIED if e.code == "permission_denied"
                 else grpc.StatusCode.INVALID_ARGUMENT if e.code == "invalid_argument"
                 else grpc.StatusCode.UNAUTHENTICATED)
-        _abort(context, code, str(e))
+        return code, str(e), None
     if isinstance(e, InvalidField):
-        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field)
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field
+    if isinstance(e, QuotaExceeded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(e), None
+    if isinstance(e, OrderRejected):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field or "order"
+    if isinstance(e, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(e), None
+    if isinstance(e, CheckFailed | Conflict):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(e), None
+    if isinstance(e, StoreError):
+        return grpc.StatusCode.UNAVAILABLE, str(e), None
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}", None
+
+
+def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
     if isinstance(e, CheckFailed):
         failure = error_details_pb2.PreconditionFailure(violations=[
             error_details_pb2.PreconditionFailure.Violation(
@@ -93,16 +109,11 @@ def _fail(context: grpc.ServicerContext, e: Exception, method: str) -> NoReturn:
         status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=str(e),
                                    details=[detail])
         context.abort_with_status(rpc_status.to_status(status))
-    if isinstance(e, OrderRejected):
-        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), e.field or "order")
-    if isinstance(e, NotFound):
-        _abort(context, grpc.StatusCode.NOT_FOUND, str(e))
-    if isinstance(e, Conflict):
-        _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(e))
-    if isinstance(e, StoreError):
-        _abort(context, grpc.StatusCode.UNAVAILABLE, str(e))
-    log.exception("%s failed", method)
-    _abort(context, grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(e).__name__}")
+    code, message, field = status_of(e)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("%s failed", method)
+        message = f"{method}: {message}"
+    _abort(context, code, message, field)
 
 
 def relay(context: grpc.ServicerContext, stream: EventStream[E],

@@ -107,7 +107,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     @unary
     def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
-                    principal: Principal) -> tpb.SubmitOrderResponse:
+            principal: Principal) -> tpb.SubmitOrderResponse:
+        return self.submit_order(principal, request)
+
+    def submit_order(self, principal: Principal,
+                     request: tpb.SubmitOrderRequest) -> tpb.SubmitOrderResponse:
+        """SubmitOrder as ``principal`` makes it, without a transport (a strategy run's
+        door calls this: the same checks, the same scopes)."""
         order, duplicate = self.live.call(self._submit_op(principal, request))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
 
@@ -173,7 +179,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     @unary
     def CancelOrder(self, request: tpb.CancelOrderRequest, context: grpc.ServicerContext,
-                    principal: Principal) -> tpb.CancelOrderResponse:
+            principal: Principal) -> tpb.CancelOrderResponse:
+        return self.cancel_order(principal, request)
+
+    def cancel_order(self, principal: Principal,
+                     request: tpb.CancelOrderRequest) -> tpb.CancelOrderResponse:
+        """CancelOrder as ``principal`` makes it, without a transport (a strategy run's
+        door calls this: the same checks, the same scopes)."""
         if not request.order_id:
             raise InvalidField("order_id", "required")
         principal.require_scope("trade")
@@ -220,7 +232,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     @unary
     def ListOrders(self, request: tpb.ListOrdersRequest, context: grpc.ServicerContext,
-                   principal: Principal) -> tpb.ListOrdersResponse:
+            principal: Principal) -> tpb.ListOrdersResponse:
+        return self.list_orders(principal, request)
+
+    def list_orders(self, principal: Principal,
+                    request: tpb.ListOrdersRequest) -> tpb.ListOrdersResponse:
+        """ListOrders as ``principal`` makes it, without a transport (a strategy run's
+        door calls this: the same checks, the same scopes)."""
         account = self._account(principal, "read", request.account)
         size = page_size(request.page_size)
         status = None
@@ -246,7 +264,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     @unary
     def ListPositions(self, request: tpb.ListPositionsRequest, context: grpc.ServicerContext,
-                      principal: Principal) -> tpb.ListPositionsResponse:
+            principal: Principal) -> tpb.ListPositionsResponse:
+        return self.list_positions(principal, request)
+
+    def list_positions(self, principal: Principal,
+                       request: tpb.ListPositionsRequest) -> tpb.ListPositionsResponse:
+        """ListPositions as ``principal`` makes it, without a transport (a strategy run's
+        door calls this: the same checks, the same scopes)."""
         account = self._account(principal, "read", request.account)
 
         def op(b: PaperBroker) -> list[Any]:
@@ -259,7 +283,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     @unary
     def GetAccount(self, request: tpb.GetAccountRequest, context: grpc.ServicerContext,
-                   principal: Principal) -> tpb.GetAccountResponse:
+            principal: Principal) -> tpb.GetAccountResponse:
+        return self.get_account(principal, request)
+
+    def get_account(self, principal: Principal,
+                    request: tpb.GetAccountRequest) -> tpb.GetAccountResponse:
+        """GetAccount as ``principal`` makes it, without a transport (a strategy run's
+        door calls this: the same checks, the same scopes)."""
         account = self._account(principal, "read", request.account)
 
         def op(b: PaperBroker) -> Any:

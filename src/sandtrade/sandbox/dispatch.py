@@ -60,7 +60,7 @@ __all__ = ["Dispatcher", "LiveRun", "Outgoing", "dispatcher"]
 
 log = logging.getLogger(__name__)
 
-#: Threads that make the workers' broker calls (each waits on the host's gRPC server).
+#: Threads that make the workers' broker calls (each may wait on the broker's group commit).
 DOOR_THREADS = 8
 #: Threads that boot workers and end runs (both wait on processes).
 LIFE_THREADS = 4

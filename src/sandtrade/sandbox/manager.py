@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandtrade.auth import ACCOUNT_RE, TokenAuthority
+from sandtrade.auth import ACCOUNT_RE, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.fills import FillProfile
 from sandtrade.errors import (
@@ -194,9 +194,10 @@ class StrategyStatus:
 class StrategyManager:
     """Uploaded strategies and their live runs, in one host.
 
-    :param open_door: the door a run's broker calls go through, given the run's token, its
-        account and its run id (the host passes :class:`sandtrade.rpc.door.TradingDoor`); the
-        token is issued here for that run and revoked when the run ends.
+    :param open_door: the door a run's broker calls go through, given the run's principal,
+        its account and its run id (the host passes :class:`sandtrade.rpc.door.TradingDoor`);
+        the principal is issued here for that run, its door shut and its token revoked when
+        the run ends.
     :param settings: the mode (free or lockstep) and each run's backlog and lag policy.
     :param lockstep: whether :meth:`on_bar` waits for the strategies (the host decides it
         from ``settings.mode`` and the market's pace).
@@ -204,7 +205,7 @@ class StrategyManager:
 
     def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
                  auth: TokenAuthority, cash: float, symbols: Callable[[], Iterable[str]],
-                 open_door: Callable[[str, str, str], Door],
+                 open_door: Callable[[Principal, str, str], Door],
                  limits: WorkerLimits = LIVE_LIMITS,
                  fill_profiles: Iterable[type[FillProfile]] = (),
                  settings: StrategySettings | None = None, lockstep: bool = True,
@@ -565,9 +566,9 @@ class StrategyManager:
         if self.store.get_account(record.account) is None:
             self.store.create_account(Account(id=record.account, cash=self.cash,
                                               initial_cash=self.cash))
-        principal, token = self.auth.issue_ephemeral(record.account, ("read", "trade"))
+        principal, _ = self.auth.issue_ephemeral(record.account, ("read", "trade"))
         run_id = f"{record.name}-{secrets.token_hex(4)}"
-        door = self._open_door(token, record.account, run_id)
+        door = self._open_door(principal, record.account, run_id)
         state, unreadable = self._stored_state(sid)
         if unreadable is not None:
             self._quarantine_state(sid, unreadable)

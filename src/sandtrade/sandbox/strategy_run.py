@@ -57,7 +57,7 @@ class Door(Protocol):
     """The trading API as one run sees it: the broker calls of its worker, for one account.
 
     In a host this is :class:`sandtrade.rpc.door.TradingDoor`, which makes each call through
-    the host's own gRPC server (its docstring says why); the run only passes calls through.
+    the trading API's own methods as the run's principal; the run only passes calls through.
     """
 
     account: str

@@ -4,8 +4,8 @@ A live strategy trades the host's paper broker, but the worker never holds a gRP
 (gRPC starts threads, which seccomp and Landlock could not confine, and a token in the worker would
 be one escape away from the strategy). Each ``ctx`` call that needs the broker is a ``call`` frame
 on the worker's stdout; the host side of the run (:mod:`sandtrade.sandbox.strategy_run`) has its
-door (:mod:`sandtrade.rpc.door`) make the gRPC call over the host's Unix socket with the run's own
-token, valid for this strategy's account only, and answers with a ``reply`` frame.
+door (:mod:`sandtrade.rpc.door`) make the call through the trading API's methods as the run's own
+principal, valid for this strategy's account only, and answers with a ``reply`` frame.
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bars``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
