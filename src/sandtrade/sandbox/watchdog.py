@@ -1,12 +1,13 @@
 """The watchdog: one thread that watches every worker of this process against its limits.
 
 A worker is registered when it is spawned and unregistered when it is closed (or seen gone).
-Twenty times a second the thread reads, for each worker, ``/proc/PID/stat`` (CPU time) and
-``/proc/PID/statm`` (resident memory) straight from the kernel, a few microseconds each, and
-the worker's heartbeat page; once a second it reads the worker's children from
-``/proc/PID/task/*/children``. It kills a worker past its memory, CPU, wall-time or per-hook
-budget, or one that started a process after it confined itself, with the reason a person
-reads in the strategy's status.
+Twenty times a second the thread reads each worker's heartbeat page (a hook's budget is
+measured to 50 ms); five times a second it reads ``/proc/PID/stat`` (CPU time) and
+``/proc/PID/statm`` (resident memory) straight from the kernel (the kernel's own rlimits stop
+an allocation or a CPU overrun at once; this gives the reason and the status figures); once a
+second it reads the worker's children from ``/proc/PID/task/*/children``. It kills a worker
+past its memory, CPU, wall-time or per-hook budget, or one that started a process after it
+confined itself, with the reason a person reads in the strategy's status.
 
 Why one thread and ``/proc``: a thread per worker polling psutil's ``children(recursive=True)``
 read every process on the box on every tick, so the host's CPU grew with the square of the
@@ -29,10 +30,12 @@ from typing import Protocol
 
 from sandtrade.sandbox.limits import WorkerLimits
 
-__all__ = ["CHILDREN_EVERY", "TICK_SECONDS", "Watchable", "Watchdog", "watchdog"]
+__all__ = ["CHILDREN_EVERY", "TICK_SECONDS", "USAGE_EVERY", "Watchable", "Watchdog", "watchdog"]
 
 #: How often every worker's memory, CPU and budgets are read.
 TICK_SECONDS = 0.05
+#: How often every worker's memory and CPU are read from /proc.
+USAGE_EVERY = 0.2
 #: How often every worker's children are listed (a worker may have none once confined).
 CHILDREN_EVERY = 1.0
 
@@ -116,6 +119,7 @@ class _Watched:
     last_beats: int = -1
     last_change: float = 0.0
     next_children: float = 0.0
+    next_usage: float = 0.0
 
 
 class Watchdog:
@@ -172,38 +176,44 @@ class Watchdog:
         """Apply every limit to one worker; False once it is gone."""
         worker = entry.worker
         lim = worker.limits
-        if worker.proc.poll() is not None:
-            return False
-        confined = worker.confined  # read before sampling: children seen are post-ready
-        pid = worker.pid
-        try:
-            rss = resident_bytes(pid)
-            cpu = cpu_seconds(pid)
-        except (OSError, ValueError, IndexError):
-            return False  # gone between the poll and the read
-        worker.peak_rss = max(worker.peak_rss, rss)
-        worker.rss = rss
-        worker.cpu_seconds = cpu
-        child = None
-        if now >= entry.next_children:
-            entry.next_children = now + self.children_every
-            child = first_child(pid)
+        usage = now >= entry.next_usage
+        if usage:
+            entry.next_usage = now + USAGE_EVERY
+            if worker.proc.poll() is not None:
+                return False
+            confined = worker.confined  # read before sampling: children seen are post-ready
+            pid = worker.pid
+            try:
+                rss = resident_bytes(pid)
+                cpu = cpu_seconds(pid)
+            except (OSError, ValueError, IndexError):
+                return False  # gone between the poll and the read
+            worker.peak_rss = max(worker.peak_rss, rss)
+            worker.rss = rss
+            worker.cpu_seconds = cpu
+            child = None
+            if now >= entry.next_children:
+                entry.next_children = now + self.children_every
+                child = first_child(pid)
+            if rss > lim.memory_mb * 1024 * 1024:
+                worker.kill("memory", f"resident memory {rss / 2**20:,.0f} MiB passed the "
+                            f"limit of {lim.memory_mb} MiB")
+                return True
+            if cpu > lim.cpu_seconds + 1:
+                worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
+                return True
+            if child is not None and confined:
+                worker.kill("child", f"started a child process (pid {child})")
+                return True
         beats = worker.beats()
         if beats != entry.last_beats or worker.expecting_since > entry.last_change:
             entry.last_beats, entry.last_change = beats, now
-        if rss > lim.memory_mb * 1024 * 1024:
-            worker.kill("memory", f"resident memory {rss / 2**20:,.0f} MiB passed the "
-                        f"limit of {lim.memory_mb} MiB")
-        elif cpu > lim.cpu_seconds + 1:
-            worker.kill("cpu", f"used more than its {lim.cpu_seconds} s of CPU time")
-        elif worker.wall_limit and now - worker.started > lim.wall_seconds:
+        if worker.wall_limit and now - worker.started > lim.wall_seconds:
             worker.kill("timeout", f"ran longer than its {lim.wall_seconds:.0f} s")
         elif worker.expect_progress and now - entry.last_change > lim.event_seconds:
             calls = worker.event_calls
             worker.kill("timeout", f"{worker.event_hook} ran past its {lim.event_seconds:g} s "
                         "budget" + (f" while calling ctx {calls:,} times" if calls else ""))
-        elif child is not None and confined:
-            worker.kill("child", f"started a child process (pid {child})")
         return True
 
 
