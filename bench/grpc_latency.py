@@ -45,7 +45,10 @@ def pct(values: list[float], p: float) -> float:
 
 
 def start_host(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "SANDTRADE_CASH": "1e12"}
+    # No quotas in the way of a throughput measurement.
+    env = {**os.environ, "SANDTRADE_CASH": "1e12", "SANDTRADE_QUOTAS__ORDERS_PER_SECOND": "1e9",
+           "SANDTRADE_QUOTAS__ORDER_BURST": "1000000000",
+           "SANDTRADE_QUOTAS__OPEN_ORDERS": "1000000000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandtrade.cli", "serve", "--http", "127.0.0.1:0",
          "--data-dir", str(data_dir),

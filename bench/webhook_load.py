@@ -171,7 +171,9 @@ def main() -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="sandtrade-bench-")
     data = Path(tmp.name)
-    (data / "sandtrade.toml").write_text("[plugins.tradingview]\nrate_per_minute = 0\n")
+    (data / "sandtrade.toml").write_text(
+        "[plugins.tradingview]\nrate_per_minute = 0\n"
+        "[quotas]\nsignals_per_second = 1e9\nsignal_burst = 1000000000\n")
     settings = load_settings(data / "sandtrade.toml", data_dir=data / "data",
                              grpc="127.0.0.1:0", http="127.0.0.1:0", cash=1e12,
                              market={"source": "synthetic", "symbols": ["SYN"],

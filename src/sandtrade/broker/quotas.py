@@ -29,15 +29,15 @@ class Quotas(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    orders_per_second: float = Field(50.0, gt=0, description="Orders an account may place "
+    orders_per_second: float = Field(100.0, gt=0, description="Orders an account may place "
                                      "per second, on average.")
     order_burst: int = Field(1000, ge=1, description="Orders it may place at once (a batch).")
-    cancels_per_second: float = Field(50.0, gt=0, description="Cancels per second.")
+    cancels_per_second: float = Field(100.0, gt=0, description="Cancels per second.")
     cancel_burst: int = Field(1000, ge=1, description="Cancels at once.")
     open_orders: int = Field(1000, ge=1, description="Orders it may keep working at once.")
-    signals_per_second: float = Field(20.0, gt=0, description="Signals (webhook, gRPC) an "
+    signals_per_second: float = Field(100.0, gt=0, description="Signals (webhook, gRPC) an "
                                       "account may send per second, on average.")
-    signal_burst: int = Field(200, ge=1, description="Signals it may send at once.")
+    signal_burst: int = Field(1000, ge=1, description="Signals it may send at once.")
     flood_seconds: int = Field(10, ge=1, description="A strategy whose orders are refused for "
                                "a quota this many seconds in a row is stopped, the reason "
                                "naming the quota.")
