@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,7 +18,9 @@ import pytest
 from sandtrade.host.config import load_settings
 from sandtrade.host.plugins import PluginHost
 from sandtrade.host.runtime import HostRuntime
+from sandtrade.v1 import common_pb2
 from sandtrade.v1 import strategies_pb2 as spb
+from sandtrade.v1 import trading_pb2 as tpb
 
 from .conftest import Market, Metadata, StepSource, StepsPlugin, bearer
 from .test_strategies import (
@@ -182,3 +185,42 @@ def test_lockstep_is_the_default_at_full_speed(tmp_path: Path, settings: dict[st
         if isinstance(h.source, StepSource):
             h.source.push(None)
         h.stop()
+
+
+#: Spins 3 s in its first on_bar (the market moves on meanwhile), then buys at market.
+LATE_BUYER = """\
+import datetime
+
+
+def on_bar(ctx, bar):
+    if not ctx.state.get("bought"):
+        ctx.state["bought"] = True
+        until = datetime.datetime.now() + datetime.timedelta(seconds=3)
+        while datetime.datetime.now() < until:
+            pass
+        ctx.buy(1)
+"""
+
+
+def test_orders_of_a_lagging_strategy_fill_at_the_next_bar_the_broker_works(
+        strategies: Stub, operator: Metadata, market: Market, trading: Any) -> None:
+    """A strategy that decided on a stale bar does not trade at that bar's prices: its order
+    reaches the broker when it is sent and fills at the open of the next bar the broker works
+    after that, as in a real market (the bars published while it computed are history)."""
+    upload(strategies, operator, "late", LATE_BUYER, account="lena")
+    start(strategies, operator, "late")
+    wait_running(strategies, operator, "late")
+    market.publish(100)  # the bar it decides on; it spins on it
+    for k in range(1, 5):
+        market.publish(100 + k)  # worked while it spins: nobody's order is waiting
+    orders = eventually(
+        lambda: trading.ListOrders(tpb.ListOrdersRequest(account="lena"), metadata=operator,
+                                   timeout=10).orders,
+        lambda got: len(got) == 1, "the late order reached the broker", timeout=30)
+    assert orders[0].status != common_pb2.ORDER_STATUS_FILLED
+    after = market.publish(250)  # the first bar worked after the order arrived
+    filled = eventually(
+        lambda: trading.ListOrders(tpb.ListOrdersRequest(account="lena"), metadata=operator,
+                                   timeout=10).orders[0],
+        lambda o: o.status == common_pb2.ORDER_STATUS_FILLED, "the order filled", timeout=10)
+    assert filled.avg_fill_price == after.open == 250
