@@ -32,7 +32,7 @@ from .test_strategies import Stub, eventually, start, status, upload, wait_runni
 SLOW = 0.01  # per second: nothing refills within a test
 QUOTAS = {"orders_per_second": SLOW, "order_burst": 3, "cancels_per_second": SLOW,
           "cancel_burst": 2, "open_orders": 4, "signals_per_second": SLOW, "signal_burst": 2,
-          "flood_seconds": 2}
+          "flood_seconds": 2, "strategies_running": 1}
 
 
 @pytest.fixture
@@ -219,3 +219,48 @@ def test_a_strategy_flooding_orders_is_refused_then_stopped_naming_the_quota(
                        "the flooding strategy was stopped", timeout=30)
     assert final.kill_reason.startswith("order flood: "), final.kill_reason
     assert "orders_per_second" in final.kill_reason
+
+
+IDLE = "def on_bar(ctx, bar):\n    pass\n"
+
+
+def test_an_account_runs_at_most_its_quota_of_strategies(channel: grpc.Channel,
+                                                        operator: Metadata) -> None:
+    strategies = Stub(channel)
+    for name in ("one", "two"):
+        upload(strategies, operator, name, IDLE, account="frank")
+    start(strategies, operator, "one")
+    wait_running(strategies, operator, "one")
+    with pytest.raises(grpc.RpcError) as err:
+        start(strategies, operator, "two")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "quota: 1 running strategies for account frank (strategies_running)" in \
+        (err.value.details() or "")
+    assert status(strategies, operator, "two").strategy.state == spb.STRATEGY_STATE_STOPPED
+    start(strategies, operator, "one")  # starting the one already running is not a second
+
+
+#: Dies of its memory limit as soon as it starts, every time.
+DIES_AT_ONCE = """\
+def on_start(ctx):
+    hog = "x" * (1 << 40)
+"""
+
+
+def test_a_restart_loop_is_given_up_naming_it(channel: grpc.Channel, operator: Metadata,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies soon after each start, but never five times quickly in a row (each
+    run counts as stable here), is not restarted forever: past its restarts an hour it is
+    left stopped, the reason naming the loop."""
+    import sandtrade.sandbox.manager as manager
+
+    monkeypatch.setattr(manager, "STABLE_SECONDS", 0.0)
+    monkeypatch.setattr(manager, "RESTARTS_PER_HOUR", 2)
+    strategies = Stub(channel)
+    upload(strategies, operator, "phoenix", DIES_AT_ONCE, account="gina")
+    start(strategies, operator, "phoenix")
+    final = eventually(lambda: status(strategies, operator, "phoenix"),
+                       lambda s: s.kill_reason.startswith("restart loop: "),
+                       "the restart loop was given up", timeout=60)
+    assert "2 restarts in the last hour (the limit is 2)" in final.kill_reason
+    assert final.restarts == 2

@@ -38,6 +38,8 @@ class Quotas(BaseModel):
     signals_per_second: float = Field(100.0, gt=0, description="Signals (webhook, gRPC) an "
                                       "account may send per second, on average.")
     signal_burst: int = Field(1000, ge=1, description="Signals it may send at once.")
+    strategies_running: int = Field(50, ge=0, description="Strategies an account may have "
+                                    "running at once (a start past it is refused).")
     flood_seconds: int = Field(10, ge=1, description="A strategy whose orders are refused for "
                                "a quota this many seconds in a row is stopped, the reason "
                                "naming the quota.")

@@ -179,7 +179,8 @@ class HostRuntime:
         self.strategies = StrategyManager(
             store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
             symbols=lambda: symbols, open_door=self._open_door, fill_profiles=profiles,
-            settings=s.strategies, lockstep=s.strategies.lockstep(s.market.bars_per_second))
+            settings=s.strategies, lockstep=s.strategies.lockstep(s.market.bars_per_second),
+            running_quota=lambda account: s.account_quotas(account).strategies_running)
         live_brokers = {name: cls(s.plugins.get(name, {}))
                         for name, cls in self.plugins.live_brokers().items()}
         self.signals = SignalPipeline(

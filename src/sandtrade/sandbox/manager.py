@@ -61,6 +61,7 @@ from sandtrade.errors import (
     Diagnostic,
     InvalidField,
     NotFound,
+    QuotaExceeded,
     SandtradeError,
     StrategyError,
 )
@@ -105,6 +106,9 @@ MAX_ERROR = 16_000
 LOG_FLOOD_NOTE_SECONDS = 10.0
 #: A run that lived this long resets the backoff: its next death starts again at 1 s.
 STABLE_SECONDS = 60.0
+#: Restarts a strategy may have in any hour: one that dies just after each stable minute
+#: would otherwise restart forever.
+RESTARTS_PER_HOUR = 30
 #: Bars of each symbol a starting strategy is warmed up with (ctx keeps 512 by default).
 WARMUP_BARS = 512
 #: Limits of a live worker: no wall-time limit; CPU over its whole life, since a worker
@@ -174,6 +178,8 @@ class StrategyStatus:
     #: Whether each of the run's last events failed (a hook's error or an unsaved state).
     recent_events: deque[bool] = field(default_factory=lambda: deque(maxlen=EVENT_WINDOW))
     backoff: int = 0
+    #: When its workers were restarted, the last hour's (monotonic seconds).
+    restart_times: deque[float] = field(default_factory=deque)
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
@@ -201,6 +207,8 @@ class StrategyManager:
     :param settings: the mode (free or lockstep) and each run's backlog and lag policy.
     :param lockstep: whether :meth:`on_bar` waits for the strategies (the host decides it
         from ``settings.mode`` and the market's pace).
+    :param running_quota: how many strategies an account may have running at once (its
+        ``[quotas] strategies_running``); a start past it is refused.
     """
 
     def __init__(self, *, store: Store, live: DurableBroker, hub: MarketHub,
@@ -209,6 +217,7 @@ class StrategyManager:
                  limits: WorkerLimits = LIVE_LIMITS,
                  fill_profiles: Iterable[type[FillProfile]] = (),
                  settings: StrategySettings | None = None, lockstep: bool = True,
+                 running_quota: Callable[[str], int] = lambda account: 1_000_000,
                  stop_wait: float = STOP_WAIT, stop_seconds: float = STOP_SECONDS) -> None:
         self.store = store
         self.live = live
@@ -220,6 +229,7 @@ class StrategyManager:
         self.limits = limits
         self.settings = settings or StrategySettings()
         self.lockstep = lockstep
+        self._running_quota = running_quota
         #: Publish → last strategy done, per bar.
         self.meter = FanoutMeter()
         self.stop_wait = stop_wait
@@ -301,8 +311,17 @@ class StrategyManager:
         running only once its run is launched, so a launch that fails leaves it stopped."""
         record = self._record(account, name)
         with self._lock:
+            limit = self._running_quota(account)
+            mine = sum(1 for sid, run in self._runs.items()
+                       if run.account == account and run.alive and sid != record.id)
+            if mine >= limit:
+                raise QuotaExceeded(
+                    f"quota: {limit:,} running strategies for account {account} "
+                    "(strategies_running); stop one first", quota="strategies_running",
+                    subject=f"account:{account}")
             status = self._status_of(record.id)
             status.backoff = 0
+            status.restart_times.clear()
             self._cancel_timer(record.id)
             self._launch(record)
         self.store.set_strategy_desired(record.id, "running")
@@ -805,6 +824,17 @@ class StrategyManager:
                 self._note(sid, f"not restarted: {MAX_RESTARTS} restarts in a row failed; "
                            "start it again when fixed")
                 return
+            now = time.monotonic()
+            while status.restart_times and now - status.restart_times[0] > 3600:
+                status.restart_times.popleft()
+            if len(status.restart_times) >= RESTARTS_PER_HOUR:
+                status.kill_reason = (f"restart loop: {len(status.restart_times)} restarts in "
+                                      f"the last hour (the limit is {RESTARTS_PER_HOUR}); "
+                                      f"the last: {reason}")
+                self._note(sid, f"not restarted: {status.kill_reason}; start it again when "
+                           "fixed")
+                return
+            status.restart_times.append(now)
             delay = min(60.0, 2.0 ** status.backoff)
             status.backoff += 1
             status.restarts += 1
