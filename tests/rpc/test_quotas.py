@@ -27,7 +27,16 @@ from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
 from .conftest import Market, Metadata, StepSource, StepsPlugin, bearer, market_order
-from .test_strategies import Stub, eventually, start, status, upload, wait_running
+from .test_strategies import (
+    Stub,
+    eventually,
+    log_lines,
+    start,
+    status,
+    stop,
+    upload,
+    wait_running,
+)
 
 SLOW = 0.01  # per second: nothing refills within a test
 QUOTAS = {"orders_per_second": SLOW, "order_burst": 3, "cancels_per_second": SLOW,
@@ -264,3 +273,33 @@ def test_a_restart_loop_is_given_up_naming_it(channel: grpc.Channel, operator: M
                        "the restart loop was given up", timeout=60)
     assert "2 restarts in the last hour (the limit is 2)" in final.kill_reason
     assert final.restarts == 2
+
+
+#: Changes a 200 kB ctx.state on every bar.
+STATE_FLOOD = """\
+def on_bar(ctx, bar):
+    ctx.state["n"] = ctx.state.get("n", 0) + 1
+    ctx.state["blob"] = "x" * 200000
+"""
+
+
+def test_a_state_flood_is_held_back_and_the_latest_state_still_saved(
+        channel: grpc.Channel, operator: Metadata, market: Market,
+        runtime: HostRuntime) -> None:
+    strategies = Stub(channel)
+    upload(strategies, operator, "hoarder", STATE_FLOOD, account="hank")
+    start(strategies, operator, "hoarder")
+    wait_running(strategies, operator, "hoarder")
+    for k in range(8):
+        market.publish(100 + k)
+    notes = eventually(
+        lambda: log_lines(strategies, operator, "hoarder", tail=1000,
+                          origin=spb.LOG_ORIGIN_HOST),
+        lambda lines: any(line.startswith("state flood: ") for line in lines),
+        "the state flood was noted")
+    assert any("bytes/s of state" in line for line in notes), notes
+    assert runtime.strategies is not None
+    saved = runtime.strategies.state("hank", "hoarder")
+    assert saved.get("n", 0) < 8  # the latest changes were held back, not written
+    stop(strategies, operator, "hoarder")
+    assert runtime.strategies.state("hank", "hoarder")["n"] == 8  # written as the run ended

@@ -68,6 +68,11 @@ class StrategySettings(BaseModel):
                              "create one, else nice +5; `sandtrade doctor` says which); 0 "
                              "turns the cap off.")
 
+    state_bytes_per_second: float = Field(
+        64 << 10, gt=0, description="Bytes of ctx.state a strategy may commit a second, after "
+        "a burst of four seconds' worth; a change over it is held in the host and the latest "
+        "written at the next change within it or when the run ends.")
+
     def lockstep(self, bars_per_second: float) -> bool:
         """Whether strategies run in lockstep with a market published at this pace."""
         if self.mode == "auto":

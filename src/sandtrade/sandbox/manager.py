@@ -180,6 +180,14 @@ class StrategyStatus:
     backoff: int = 0
     #: When its workers were restarted, the last hour's (monotonic seconds).
     restart_times: deque[float] = field(default_factory=deque)
+    #: Bytes of ctx.state it may still commit now (a token bucket), and when that was.
+    state_tokens: float = -1.0
+    state_stamp: float = 0.0
+    #: Its latest checked ctx.state not yet committed (over its byte rate), how many changes
+    #: were held back so, and when that was last noted.
+    pending_state: JsonText | None = None
+    state_held: int = 0
+    state_noted: float = float("-inf")
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
@@ -689,10 +697,45 @@ class StrategyManager:
 
     def _save_state(self, sid: str, text: object) -> str | None:
         """Commit a worker's ``state_json`` once it passes the checks again here (it is
-        untrusted); why not, when it does not. Only checked text joins a group commit."""
+        untrusted); why not, when it does not. Only checked text joins a group commit.
+
+        A strategy commits at most ``[strategies] state_bytes_per_second`` of state (after a
+        burst of four seconds' worth): a state of 256 KiB changed on every bar would otherwise
+        write megabytes a second into the group commit every strategy waits on. A change over
+        that rate is kept here, not written; the next change within the rate (or the run's
+        end) writes the latest, so a throttled strategy loses no state, only its durability
+        for the moments in between, and its log says so."""
         checked = _checked_state(text, self.limits.state_bytes)
         if not isinstance(checked, JsonText):
             return checked
+        rate = self.settings.state_bytes_per_second
+        now = time.monotonic()
+        with self._lock:
+            status = self._status_of(sid)
+            if status.state_tokens < 0:
+                status.state_tokens, status.state_stamp = 4 * rate, now
+            status.state_tokens = min(4 * rate, status.state_tokens
+                                      + (now - status.state_stamp) * rate)
+            status.state_stamp = now
+            if status.state_tokens < len(checked):
+                status.pending_state = checked
+                status.state_held += 1
+                held, note = status.state_held, now - status.state_noted >= 10.0
+                if note:
+                    status.state_noted = now
+            else:
+                status.state_tokens -= len(checked)
+                status.pending_state = None
+                held = 0
+        if held:
+            if note:
+                self._note(sid, f"state flood: {held:,} ctx.state changes held back so far "
+                           f"(quota {rate:,.0f} bytes/s of state); the latest is saved at the "
+                           "next change within the quota, or when the run ends")
+            return None
+        return self._commit_state(sid, checked)
+
+    def _commit_state(self, sid: str, checked: JsonText) -> str | None:
         key = state_key(sid)
         try:
             self.live.call(lambda b: self.live.note_state_json(key, checked))
@@ -795,6 +838,10 @@ class StrategyManager:
                 status.state = "failed"
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
+        with self._lock:
+            pending, status.pending_state = status.pending_state, None
+        if pending is not None:  # a throttled state is written when its run ends
+            self._commit_state(sid, pending)
         self._count_dropped(sid, 0, flush=True)
         if reason is None:
             if exit_ is not None and exit_.reason == "timeout":  # on_stop was cut short
