@@ -66,11 +66,11 @@ def test_a_spinner_gets_no_more_than_its_share(placement: CpuPlacement) -> None:
     assert slot.path is None
 
 
-def test_workers_are_placed_before_their_first_frame_and_released(
+def test_workers_are_placed_before_their_task_and_released(
         placement: CpuPlacement) -> None:
-    """Every worker a supervisor starts is in its own cpu group from its start; the group is
-    removed when the worker is closed. (The worker checks a file that spins at import, so it
-    is still alive when looked at: a worker that has ended is in no group.)"""
+    """Every worker a supervisor starts is in its own cpu group before it gets its task; the
+    group is removed when the worker is closed. (The worker checks a file that spins at
+    import, so it is still alive when looked at: a worker that has ended is in no group.)"""
     needs_cgroup(placement)
     worker = Supervisor(WorkerLimits(event_seconds=60, wall_seconds=60), cpu=placement).start(
         {"task": "check", "path": "loop.py", "source": SPIN}, name="loop.py")

@@ -17,8 +17,9 @@ the best of, in order:
 ``none``
     not even that (reported by ``sandtrade doctor``).
 
-The host moves a worker into its place right after spawning it, before the worker reads its
-first frame, so no user code ever runs outside it. A worker cannot leave: cgroup files belong
+The host moves a worker into its place once it has booted (importing is the host's own code,
+and runs at full speed) and before it is given a task, so no strategy code ever runs outside
+it. A worker cannot leave: cgroup files belong
 to root and the worker runs as another user, Landlock denies them, and RLIMIT_NICE (0) forbids
 raising its priority back.
 """

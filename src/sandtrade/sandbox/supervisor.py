@@ -434,8 +434,6 @@ class Supervisor:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
         os.close(beat_fd)
-        # Into its CPU share before it reads its first frame: no user code runs outside it.
-        cpu_slot = self.cpu.place(proc.pid) if self.cpu is not None else None
         uid = worker_uid(proc.pid) if os.getuid() == 0 else None
         if uid is not None:  # before the boot frame: the worker drops to it only after
             os.chown(workdir, uid, uid)
@@ -448,7 +446,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         worker = Worker(proc=proc, workdir=workdir, limits=self.limits, name=name,
-                        heartbeat=heartbeat, wall_limit=wall_limit, cpu_slot=cpu_slot)
+                        heartbeat=heartbeat, wall_limit=wall_limit)
         watchdog().register(worker)
         # sys_path: the worker imports the plugins' fill profiles from the host's import path
         # (it was started with -I, which ignores PYTHONPATH).
@@ -478,6 +476,10 @@ class Supervisor:
             worker.modules = list(modules)
         worker.layers = {str(k): str(v) for k, v in header["layers"].items()}
         worker.confined = True
+        # Into its CPU share once booted (its imports are ours, and run at full speed) and
+        # before it is given a task: no strategy code runs outside it.
+        if self.cpu is not None:
+            worker.cpu_slot = self.cpu.place(proc.pid)
         return worker
 
     def _read_frames(self, worker: Worker) -> None:
