@@ -89,8 +89,7 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     host = HostRuntime(settings).start(feed=False)
     try:
         assert host.rpc is not None and host.feed is not None and host.live is not None
-        out.print(f"[bold]1.[/bold] host up in {data_dir}: gRPC {host.rpc.address}, worker "
-                  f"socket {host.rpc.unix_path}")
+        out.print(f"[bold]1.[/bold] host up in {data_dir}: gRPC {host.rpc.address}")
         token = host.operator_token_path.read_text().strip()
         with Client(host.rpc.address, token) as client:
             info = client.upload_strategy(name, strategy_path.read_text(), symbols=["DEMO"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -123,7 +122,6 @@ class HostRuntime:
         self.on_market_note: Callable[[str], None] | None = None
         self._position = 0
         self._worked = 0
-        self._tmpdir: str | None = None
         self._stopped = threading.Event()
 
     # ------------------------------------------------------------------ life
@@ -194,14 +192,14 @@ class HostRuntime:
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),
-            address=s.grpc, unix_path=self._unix_path())
+            address=s.grpc)
         if s.http:
             self._start_http()
         if feed:
             self.feed.start()
-        log.info("host up: gRPC %s, HTTP %s, worker socket %s, %d fills restored, feed resumes "
-                 "after bar %d", self.rpc.address, self.http.url if self.http else "off",
-                 self.rpc.unix_path, self.restored_fills, skip)
+        log.info("host up: gRPC %s, HTTP %s, %d fills restored, feed resumes after bar %d",
+                 self.rpc.address, self.http.url if self.http else "off", self.restored_fills,
+                 skip)
         return self
 
     def _start_http(self) -> None:
@@ -298,10 +296,6 @@ class HostRuntime:
             self.live.close()
         if self.store is not None:
             self.store.close()
-        if self._tmpdir is not None:
-            import shutil
-
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def __enter__(self) -> HostRuntime:
         return self.start()
@@ -347,14 +341,6 @@ class HostRuntime:
         assert self.trading is not None
         return TradingDoor(self.trading, principal, account, run_id,
                            flood_seconds=self.settings.account_quotas(account).flood_seconds)
-
-    def _unix_path(self) -> str:
-        path = self.data_dir.resolve() / "worker.sock"
-        if len(str(path)) < 100:
-            return str(path)
-        # sockaddr_un holds at most 107 bytes of path
-        self._tmpdir = tempfile.mkdtemp(prefix="sandtrade-")
-        return os.path.join(self._tmpdir, "worker.sock")
 
     def _ensure_operator_token(self) -> None:
         """On first start, an admin token for every account, readable by this user only; the

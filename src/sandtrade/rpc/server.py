@@ -66,7 +66,7 @@ def create_server(*, trading: trading_pb2_grpc.TradingServiceServicer,
     """Build, bind and start the server.
 
     :param address: HOST:PORT for clients (port 0 picks a free port, as tests do).
-    :param unix_path: a Unix-domain socket for sandbox workers (created mode 0600).
+    :param unix_path: a Unix-domain socket for local clients too (created mode 0600).
     """
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
