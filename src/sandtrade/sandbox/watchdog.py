@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.zygote import WorkerProcess
 
 __all__ = ["CHILDREN_EVERY", "TICK_SECONDS", "USAGE_EVERY", "Watchable", "Watchdog", "watchdog"]
 
@@ -89,7 +89,7 @@ class Watchable(Protocol):
     import the supervisor that imports it)."""
 
     limits: WorkerLimits
-    proc: subprocess.Popen[bytes]
+    proc: WorkerProcess
     started: float
     wall_limit: bool
     confined: bool
