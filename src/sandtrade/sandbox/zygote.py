@@ -205,20 +205,25 @@ class Zygote:
         finally:
             zygote_end.close()
         self._sock = host_end
-        host_end.sendall(json.dumps({"op": "boot", "host_pid": os.getpid(),
-                                     "sys_path": self.sys_path,
-                                     "fill_profiles": list(self.fill_profiles)}).encode())
-        host_end.settimeout(BOOT_SECONDS)
         try:
+            host_end.sendall(json.dumps({"op": "boot", "host_pid": os.getpid(),
+                                         "sys_path": self.sys_path,
+                                         "fill_profiles": list(self.fill_profiles)}).encode())
+            host_end.settimeout(BOOT_SECONDS)
             data = host_end.recv(_MAX_MESSAGE)
-        except OSError as e:
-            self.close()
-            raise ZygoteError(f"the zygote did not get ready: {e}") from None
-        host_end.settimeout(None)
-        message = json.loads(data) if data else {}
+            host_end.settimeout(None)
+            message = json.loads(data) if data else {}
+        except (OSError, ValueError) as e:
+            message = {"error": str(e)}
         if message.get("op") != "ready":
+            with contextlib.suppress(OSError):
+                host_end.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            why = self.stderr_tail()
             self.close()
-            raise ZygoteError(f"the zygote did not get ready: {self.stderr_tail()}")
+            raise ZygoteError(f"the zygote did not get ready: {why}" + (
+                f" ({message['error']})" if "error" in message else ""))
         threading.Thread(target=self._read, name="sandbox-zygote", daemon=True).start()
 
     def spawn(self, workdir: str, heartbeat_fd: int) -> ZygoteChild:
