@@ -231,6 +231,8 @@ class StrategyManager:
         self.cpu = CpuPlacement.probe(self.settings.cpu_share)
         self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles,
                                      cpu=self.cpu, zygote=self.settings.zygote)
+        # Upload checks: workers of their own (no spare), forked from the same zygote.
+        self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
@@ -276,7 +278,7 @@ class StrategyManager:
                                "new version")
         path = f"{name}.py"
         try:
-            _, defaults = check_source_in_sandbox(source, path, supervisor=self.supervisor)
+            _, defaults = check_source_in_sandbox(source, path, supervisor=self.checker)
         except StrategyError as e:
             raise CheckFailed(f"strategy {name!r}", parse_diagnostics(
                 untrusted_text(str(e), MAX_ERROR), path)) from None

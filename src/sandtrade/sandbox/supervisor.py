@@ -135,6 +135,58 @@ def _zygote_starter() -> ThreadPoolExecutor:
         return _ZYGOTE_STARTER
 
 
+class _ZygoteSlot:
+    """The zygote of one or more supervisors (see :meth:`Supervisor.sharing_zygote`): started
+    by the first worker, dropped when it is gone, tried again after :data:`ZYGOTE_RETRY` s."""
+
+    def __init__(self, fill_profiles: tuple[str, ...]) -> None:
+        self.fill_profiles = fill_profiles
+        self.zygote: Zygote | None = None
+        self.lock = threading.Lock()
+        self.failed_at = -ZYGOTE_RETRY
+        self.error: str | None = None
+        self.closed = False
+
+    def ready(self) -> Zygote | None:
+        """The zygote to fork from (started now if need be), or None to start a process."""
+        with self.lock:
+            if self.zygote is not None and self.zygote.alive:
+                return self.zygote
+            if self.closed or time.monotonic() - self.failed_at < ZYGOTE_RETRY:
+                return None
+            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles)
+            try:
+                # On a thread that lives as long as the process: the zygote dies with it.
+                _zygote_starter().submit(zygote.start).result()
+            except ZygoteError as e:
+                self.failed_at = time.monotonic()
+                self.error = str(e)
+                log.warning("sandbox: %s; workers boot on their own", e)
+                return None
+            self.zygote, self.error = zygote, None
+            return zygote
+
+    def failed(self, zygote: Zygote, why: str) -> None:
+        """A spawn failed: that worker starts on its own. A zygote that is gone is dropped;
+        one that lives is kept, since closing it would kill every worker it forked."""
+        log.warning("sandbox: %s; this worker boots on its own", why)
+        if zygote.alive:
+            return
+        with self.lock:
+            if self.zygote is zygote:
+                self.zygote = None
+                self.failed_at = time.monotonic()
+                self.error = why
+        zygote.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            zygote, self.zygote = self.zygote, None
+        if zygote is not None:
+            zygote.close()
+
+
 class SandboxKilled(SandtradeError):
     """A worker ended abnormally: killed for a limit, crashed, or broke the protocol."""
 
@@ -366,24 +418,35 @@ class Supervisor:
         self._booting: Future[None] | None = None
         self._closed = False
         self.zygote_wanted = zygote
-        self._zygote: Zygote | None = None
-        self._zygote_lock = threading.Lock()
-        self._zygote_failed_at = -ZYGOTE_RETRY
-        #: Why the zygote is not used, once it failed.
-        self.zygote_error: str | None = None
+        self._slot = _ZygoteSlot(self.fill_profiles)
+        self._owns_slot = True
 
     @property
     def zygote(self) -> Zygote | None:
         """The zygote workers are forked from (started by the first worker), or None."""
-        return self._zygote
+        return self._slot.zygote
+
+    @property
+    def zygote_error(self) -> str | None:
+        """Why the zygote is not used, once it failed."""
+        return self._slot.error
+
+    def sharing_zygote(self, limits: WorkerLimits | None = None) -> Supervisor:
+        """Another supervisor (no spare, ``limits`` or these) whose workers fork from this
+        one's zygote; this one's :meth:`close` ends the zygote."""
+        other = Supervisor(limits or self.limits, cpu=self.cpu, zygote=self.zygote_wanted)
+        other.fill_profiles = self.fill_profiles
+        other._slot, other._owns_slot = self._slot, False
+        return other
 
     @property
     def worker_start(self) -> str:
         """How workers start, for people (``sandtrade doctor``)."""
         if not self.zygote_wanted:
             return "process: each worker boots on its own (zygote off)"
-        if self._zygote is not None and self._zygote.alive:
-            return (f"zygote: workers fork from a warm template (pid {self._zygote.pid}) "
+        zygote = self._slot.zygote
+        if zygote is not None and zygote.alive:
+            return (f"zygote: workers fork from a warm template (pid {zygote.pid}) "
                     "and confine themselves")
         if self.zygote_error is not None:
             return f"process: each worker boots on its own (the zygote failed: " \
@@ -446,10 +509,8 @@ class Supervisor:
         if booting is not None:  # a spare still booting closes itself (see _boot_spare)
             with contextlib.suppress(Exception):
                 booting.result(timeout=35)
-        with self._zygote_lock:
-            zygote, self._zygote = self._zygote, None
-        if zygote is not None:
-            zygote.close()
+        if self._owns_slot:
+            self._slot.close()
 
     def _take_spare(self) -> Worker | None:
         with self._spare_lock:
@@ -559,41 +620,14 @@ class Supervisor:
             env={}, cwd=workdir, close_fds=True, pass_fds=(beat_fd,), start_new_session=True)
 
     def _zygote_ready(self) -> Zygote | None:
-        """The zygote to fork from (started now if need be), or None to start a process."""
+        """The zygote to fork from, or None to start a process."""
         # A replaced worker_command (the security suite's fake workers) is started as is.
         if not self.zygote_wanted or self.worker_command != Supervisor.worker_command:
             return None
-        with self._zygote_lock:
-            if self._zygote is not None and self._zygote.alive:
-                return self._zygote
-            if self._closed or time.monotonic() - self._zygote_failed_at < ZYGOTE_RETRY:
-                return None
-            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles)
-            try:
-                # On a thread that lives as long as the process: the zygote dies with it.
-                _zygote_starter().submit(zygote.start).result()
-            except ZygoteError as e:
-                self._zygote_failed_at = time.monotonic()
-                self.zygote_error = str(e)
-                log.warning("sandbox: %s; workers boot on their own", e)
-                return None
-            self._zygote = zygote
-            self.zygote_error = None
-            return zygote
+        return self._slot.ready()
 
     def _zygote_failed(self, zygote: Zygote, why: str) -> None:
-        """A spawn failed: this worker starts on its own. A zygote that is gone is dropped
-        (tried again after :data:`ZYGOTE_RETRY` s); one that lives is kept, since closing it
-        would kill every worker it forked."""
-        log.warning("sandbox: %s; this worker boots on its own", why)
-        if zygote.alive:
-            return
-        with self._zygote_lock:
-            if self._zygote is zygote:
-                self._zygote = None
-                self._zygote_failed_at = time.monotonic()
-                self.zygote_error = why
-        zygote.close()
+        self._slot.failed(zygote, why)
 
     def _read_frames(self, worker: Worker) -> None:
         assert worker.proc.stdout is not None

@@ -15,7 +15,8 @@ gone. :class:`WorkerProcess` is what the supervisor, the watchdog and the live r
 of a worker's process: a ``subprocess.Popen`` and a :class:`ZygoteChild` both are one.
 
 Deaths: the zygote asks for SIGKILL when the host dies, each child when the zygote dies. A
-zygote that dies takes its children with it (their status reads as killed by SIGKILL).
+zygote that dies takes its children with it (their status reads as killed by SIGKILL); one
+that is closed forks no more and ends after its last child.
 """
 
 from __future__ import annotations
@@ -222,6 +223,7 @@ class Zygote:
                 self.proc.wait(timeout=5)
             why = self.stderr_tail()
             self.close()
+            self._errors.close()
             raise ZygoteError(f"the zygote did not get ready: {why}" + (
                 f" ({message['error']})" if "error" in message else ""))
         threading.Thread(target=self._read, name="sandbox-zygote", daemon=True).start()
@@ -266,19 +268,19 @@ class Zygote:
             self._sock.send(json.dumps({"op": "reap", "pid": pid}).encode())
 
     def close(self) -> None:
-        """End the zygote (its children die with it)."""
+        """Fork no more: the zygote exits once the last worker it forked has ended (their
+        exits are still reported); waited for when none is left."""
         if self._sock is not None:
             with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-        if self.proc is not None:
+                self._sock.shutdown(socket.SHUT_WR)
+        with self._lock:
+            children = bool(self._children)
+        if self.proc is not None and not children:
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._errors is not None:
-            with contextlib.suppress(OSError):
-                self._errors.close()
 
     def stderr_tail(self) -> str:
         """The end of what the zygote wrote to its stderr (a traceback, when it failed)."""
@@ -331,6 +333,9 @@ class Zygote:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
         self._dead = self._dead or f"it {self.stderr_tail()}"
+        if self._errors is not None:
+            with contextlib.suppress(OSError):
+                self._errors.close()
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
             children, self._children = list(self._children.values()), {}

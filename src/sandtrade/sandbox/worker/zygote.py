@@ -24,14 +24,16 @@ It is single-threaded whenever it forks (checked before each fork, reported to t
 the child inherits no lock held by a thread that does not exist in it. It keeps each exited
 child a zombie (``waitid(WNOWAIT)``) until the host says it is done with it (``reap``), so
 that a pid the host may still signal is never reused meanwhile, and reports every child's exit
-status (``exit``), since the host is not the children's parent. When the host closes the
-socket the zygote exits, and its children die with it.
+status (``exit``), since the host is not the children's parent. When the host closes its
+side of the socket the zygote forks no more and exits once its last child has ended; when the
+host dies, the zygote and its children die with it.
 
 Wing rule: this module imports only the standard library and the worker's own boot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -93,11 +95,18 @@ class _Zygote:
         self.ctl.sendall(json.dumps(message).encode())
 
     def loop(self) -> None:
-        while True:
+        """Serve until the host closes its side, then until the last child has ended."""
+        closing = False
+        while not (closing and not self.pidfds):
             for fd, _ in self.poller.poll():
                 if fd == self.ctl.fileno():
                     if not self._request():
-                        return
+                        closing = True
+                        self.poller.unregister(fd)
+                        for pid in self.zombies:  # the host will not ask any more
+                            os.waitpid(pid, 0)
+                        self.zombies.clear()
+                        self.early_reaps.update(self.pidfds.values())
                 else:
                     self._exited(fd)
 
@@ -106,7 +115,7 @@ class _Zygote:
         if not data:
             for fd in fds:
                 os.close(fd)
-            return False  # the host is gone or closed us: our children die with us
+            return False  # the host closed its side (or is gone: then we die with it)
         message = json.loads(data)
         if message.get("op") == "spawn":
             self._spawn(message, fds)
@@ -144,12 +153,13 @@ class _Zygote:
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         os.close(pidfd)
         code = _returncode(info) if info is not None else -int(signal.SIGKILL)
+        with contextlib.suppress(OSError):  # a host gone meanwhile
+            self.send({"op": "exit", "pid": pid, "returncode": code})
         if pid in self.early_reaps:
             self.early_reaps.discard(pid)
             os.waitpid(pid, 0)
         else:
             self.zombies.add(pid)
-        self.send({"op": "exit", "pid": pid, "returncode": code})
 
     def _reap(self, pid: int) -> None:
         if pid in self.zombies:
