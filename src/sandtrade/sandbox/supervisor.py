@@ -7,13 +7,16 @@ run and of each hook and child processes through the process's one
 and says why. Every frame the worker sends is untrusted input, and so is the shared
 heartbeat page: it is sealed at its 8 bytes (``F_SEAL_SHRINK``/``GROW``), because a worker that
 truncated it made the supervisor's next read die of SIGBUS (found by tests/security).
+
+It is one file because a :class:`Worker` is the supervisor's record of one process's life:
+the boot that fills it (spawn, cgroup, uid, the ``ready`` frame) and the reading, killing and
+classifying of its end share its fields and their order of events, read best together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import mmap
 import os
 import queue
@@ -44,7 +47,7 @@ from sandtrade.sandbox.wire import (
     read_frame,
     write_frame,
 )
-from sandtrade.sandbox.zygote import WorkerProcess, Zygote, ZygoteChild, ZygoteError
+from sandtrade.sandbox.zygote import WorkerProcess, Zygote, ZygoteChild, ZygoteError, ZygoteSlot
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -65,10 +68,6 @@ SPARE_DELAY = 1.0
 MAX_MODULES = 5_000
 #: The two sizes that start every frame.
 _FRAME_HEAD = 8
-#: After the zygote failed, how long workers are started without one before it is tried again.
-ZYGOTE_RETRY = 60.0
-
-log = logging.getLogger(__name__)
 
 
 def _ids_mapped(first: int, count: int) -> bool:
@@ -108,7 +107,6 @@ def worker_uid(pid: int) -> int:
 
 
 _SPAWNER: ThreadPoolExecutor | None = None
-_ZYGOTE_STARTER: ThreadPoolExecutor | None = None
 _SPAWNER_LOCK = threading.Lock()
 
 
@@ -122,69 +120,6 @@ def _spawner() -> ThreadPoolExecutor:
         if _SPAWNER is None:
             _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spare")
         return _SPAWNER
-
-
-def _zygote_starter() -> ThreadPoolExecutor:
-    """The thread that starts zygotes: for the same reason as :func:`_spawner`, one that lives
-    as long as the process (and another, since a spare's boot may wait for a zygote)."""
-    global _ZYGOTE_STARTER
-    with _SPAWNER_LOCK:
-        if _ZYGOTE_STARTER is None:
-            _ZYGOTE_STARTER = ThreadPoolExecutor(max_workers=1,
-                                                 thread_name_prefix="sandbox-zygote-start")
-        return _ZYGOTE_STARTER
-
-
-class _ZygoteSlot:
-    """The zygote of one or more supervisors (see :meth:`Supervisor.sharing_zygote`): started
-    by the first worker, dropped when it is gone, tried again after :data:`ZYGOTE_RETRY` s."""
-
-    def __init__(self, fill_profiles: tuple[str, ...]) -> None:
-        self.fill_profiles = fill_profiles
-        self.zygote: Zygote | None = None
-        self.lock = threading.Lock()
-        self.failed_at = -ZYGOTE_RETRY
-        self.error: str | None = None
-        self.closed = False
-
-    def ready(self) -> Zygote | None:
-        """The zygote to fork from (started now if need be), or None to start a process."""
-        with self.lock:
-            if self.zygote is not None and self.zygote.alive:
-                return self.zygote
-            if self.closed or time.monotonic() - self.failed_at < ZYGOTE_RETRY:
-                return None
-            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles)
-            try:
-                # On a thread that lives as long as the process: the zygote dies with it.
-                _zygote_starter().submit(zygote.start).result()
-            except ZygoteError as e:
-                self.failed_at = time.monotonic()
-                self.error = str(e)
-                log.warning("sandbox: %s; workers boot on their own", e)
-                return None
-            self.zygote, self.error = zygote, None
-            return zygote
-
-    def failed(self, zygote: Zygote, why: str) -> None:
-        """A spawn failed: that worker starts on its own. A zygote that is gone is dropped;
-        one that lives is kept, since closing it would kill every worker it forked."""
-        log.warning("sandbox: %s; this worker boots on its own", why)
-        if zygote.alive:
-            return
-        with self.lock:
-            if self.zygote is zygote:
-                self.zygote = None
-                self.failed_at = time.monotonic()
-                self.error = why
-        zygote.close()
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            zygote, self.zygote = self.zygote, None
-        if zygote is not None:
-            zygote.close()
 
 
 class SandboxKilled(SandtradeError):
@@ -391,9 +326,9 @@ class Supervisor:
     With ``zygote``, workers are forked from a warm template process
     (:mod:`sandtrade.sandbox.zygote`) instead of booted cold: a few milliseconds instead of
     about 140 ms of CPU each; they confine themselves exactly as before. Should the zygote
-    fail, workers are started as processes of their own (and the zygote tried again after
-    :data:`ZYGOTE_RETRY` s); :attr:`worker_start` says which. :meth:`close` ends the zygote,
-    and with it every worker it forked.
+    fail, workers are started as processes of their own (the zygote is tried again after
+    ``ZYGOTE_RETRY`` s); :attr:`worker_start` says which. After :meth:`close` the zygote forks
+    no more and ends with the last worker it forked.
     """
 
     #: How a worker is started. The security suite replaces it with a program that speaks the
@@ -418,7 +353,7 @@ class Supervisor:
         self._booting: Future[None] | None = None
         self._closed = False
         self.zygote_wanted = zygote
-        self._slot = _ZygoteSlot(self.fill_profiles)
+        self._slot = ZygoteSlot(self.fill_profiles)
         self._owns_slot = True
 
     @property

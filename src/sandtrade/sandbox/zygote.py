@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import select
 import signal
@@ -32,19 +33,26 @@ import subprocess
 import sys
 import tempfile
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from sandtrade.errors import SandtradeError
 
-__all__ = ["WorkerProcess", "Zygote", "ZygoteChild", "ZygoteError"]
+__all__ = ["ZYGOTE_RETRY", "WorkerProcess", "Zygote", "ZygoteChild", "ZygoteError", "ZygoteSlot"]
 
 #: How long the zygote may take to import and warm up, and a spawn to be answered.
 BOOT_SECONDS = 30.0
 SPAWN_SECONDS = 30.0
 #: The largest message the zygote sends.
 _MAX_MESSAGE = 1 << 16
+#: After the zygote failed, how long workers are started without one before it is tried again.
+ZYGOTE_RETRY = 60.0
+
+log = logging.getLogger(__name__)
+_ZYGOTE_STARTER: ThreadPoolExecutor | None = None
+_STARTER_LOCK = threading.Lock()
 
 
 class WorkerProcess(Protocol):
@@ -349,3 +357,67 @@ class Zygote:
                 with contextlib.suppress(OSError):
                     select.select([child.pidfd], [], [], 5.0)
             child.ended(-int(signal.SIGKILL))
+
+
+def _zygote_starter() -> ThreadPoolExecutor:
+    """The thread that starts zygotes: one that lives as long as the process, since a
+    zygote's parent-death signal fires when the *thread* that spawned it ends (and not the
+    supervisor's spare thread, whose boots may wait for a zygote)."""
+    global _ZYGOTE_STARTER
+    with _STARTER_LOCK:
+        if _ZYGOTE_STARTER is None:
+            _ZYGOTE_STARTER = ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="sandbox-zygote-start")
+        return _ZYGOTE_STARTER
+
+
+class ZygoteSlot:
+    """The zygote of one or more supervisors (see ``Supervisor.sharing_zygote``): started
+    by the first worker, dropped when it is gone, tried again after :data:`ZYGOTE_RETRY` s."""
+
+    def __init__(self, fill_profiles: tuple[str, ...]) -> None:
+        self.fill_profiles = fill_profiles
+        self.zygote: Zygote | None = None
+        self.lock = threading.Lock()
+        self.failed_at = -ZYGOTE_RETRY
+        self.error: str | None = None
+        self.closed = False
+
+    def ready(self) -> Zygote | None:
+        """The zygote to fork from (started now if need be), or None to start a process."""
+        with self.lock:
+            if self.zygote is not None and self.zygote.alive:
+                return self.zygote
+            if self.closed or time.monotonic() - self.failed_at < ZYGOTE_RETRY:
+                return None
+            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles)
+            try:
+                # On a thread that lives as long as the process: the zygote dies with it.
+                _zygote_starter().submit(zygote.start).result()
+            except ZygoteError as e:
+                self.failed_at = time.monotonic()
+                self.error = str(e)
+                log.warning("sandbox: %s; workers boot on their own", e)
+                return None
+            self.zygote, self.error = zygote, None
+            return zygote
+
+    def failed(self, zygote: Zygote, why: str) -> None:
+        """A spawn failed: that worker starts on its own. A zygote that is gone is dropped;
+        one that lives is kept, since closing it would kill every worker it forked."""
+        log.warning("sandbox: %s; this worker boots on its own", why)
+        if zygote.alive:
+            return
+        with self.lock:
+            if self.zygote is zygote:
+                self.zygote = None
+                self.failed_at = time.monotonic()
+                self.error = why
+        zygote.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            zygote, self.zygote = self.zygote, None
+        if zygote is not None:
+            zygote.close()
