@@ -224,10 +224,17 @@ def _doctor(out: Console, *, worker_modules: bool = False) -> int:
 
     # What `sandtrade serve` would use with the default settings (the probe makes its cgroup,
     # and close() removes it).
-    cpu = CpuPlacement.probe(StrategySettings().cpu_share)
+    settings = StrategySettings()
+    cpu = CpuPlacement.probe(settings.cpu_share)
     cpu.close()
-    worker = Supervisor(report_modules=worker_modules).start(
-        {"task": "check", "path": "doctor.py", "source": ""}, name="doctor")
+    # Started as `serve` starts strategies' workers: forked by a zygote unless it is off.
+    supervisor = Supervisor(report_modules=worker_modules, zygote=settings.zygote)
+    try:
+        worker = supervisor.start({"task": "check", "path": "doctor.py", "source": ""},
+                                  name="doctor")
+    except BaseException:
+        supervisor.close()
+        raise
     try:
         table = Table(title="sandbox layers on this machine", title_justify="left", box=None)
         table.add_column("layer", style="bold")
@@ -238,12 +245,16 @@ def _doctor(out: Console, *, worker_modules: bool = False) -> int:
         style = "green" if cpu.kind.startswith("cgroup") else "yellow"
         table.add_row("cpu share", f"[{style}]{cpu.kind}[/{style}]: "
                       f"{escape(cpu.detail.removeprefix('cpu share: '))}")
+        kind, _, detail = supervisor.worker_start.partition(": ")
+        style = "green" if kind == "zygote" else "yellow"
+        table.add_row("worker start", f"[{style}]{kind}[/{style}]: {escape(detail)}")
         out.print(table)
         if worker.modules is not None:
             for line in _worker_modules_lines(worker.modules):
                 out.print(line, soft_wrap=True, markup=False)
     finally:
         worker.close()
+        supervisor.close()
     return 0
 
 

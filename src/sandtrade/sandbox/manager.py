@@ -248,7 +248,9 @@ class StrategyManager:
         #: Where each worker's CPU share is enforced (a cgroup, nice, or nothing).
         self.cpu = CpuPlacement.probe(self.settings.cpu_share)
         self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles,
-                                     cpu=self.cpu)
+                                     cpu=self.cpu, zygote=self.settings.zygote)
+        # Upload checks: workers of their own (no spare), forked from the same zygote.
+        self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
@@ -294,7 +296,7 @@ class StrategyManager:
                                "new version")
         path = f"{name}.py"
         try:
-            _, defaults = check_source_in_sandbox(source, path, self.limits)
+            _, defaults = check_source_in_sandbox(source, path, supervisor=self.checker)
         except StrategyError as e:
             raise CheckFailed(f"strategy {name!r}", parse_diagnostics(
                 untrusted_text(str(e), MAX_ERROR), path)) from None

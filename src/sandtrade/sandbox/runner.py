@@ -11,6 +11,7 @@ them and measures the run (:mod:`sandtrade.backtest.meter`) while the worker goe
 from __future__ import annotations
 
 import heapq
+import os
 import threading
 import time
 from array import array
@@ -39,6 +40,9 @@ __all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox", "check_source_in_s
 CHUNK_BARS = 16_000
 #: The first chunk is small, so the worker starts on bars while the host parses the rest.
 FIRST_CHUNK_BARS = 1_000
+#: Checks that run at once in a shared supervisor's workers (each is a short burst of CPU: more
+#: at once than there are cores only makes every one of them slower).
+_CHECKS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 def _read_source(path: str) -> str:
@@ -70,11 +74,19 @@ def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[lis
     return check_source_in_sandbox(_read_source(path), path, limits)
 
 
-def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None
-                            ) -> tuple[list[str], dict]:
-    """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`."""
-    worker = Supervisor(limits).start({"task": "check", "path": path, "source": source},
-                                      name=path)
+def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None, *,
+                            supervisor: Supervisor | None = None) -> tuple[list[str], dict]:
+    """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`:
+    one of ``supervisor``'s (a long-lived host's, with its zygote and spare; at most one
+    check per core at once), or of a plain supervisor with ``limits``."""
+    if supervisor is None:
+        return _check(Supervisor(limits), source, path)
+    with _CHECKS:
+        return _check(supervisor, source, path)
+
+
+def _check(supervisor: Supervisor, source: str, path: str) -> tuple[list[str], dict]:
+    worker = supervisor.start({"task": "check", "path": path, "source": source}, name=path)
     try:
         header, _ = worker.recv(timeout=worker.limits.event_seconds * 3)
         if header.get("type") == "checked":

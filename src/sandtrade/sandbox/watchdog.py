@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.zygote import WorkerProcess
 
 __all__ = ["CHILDREN_EVERY", "TICK_SECONDS", "USAGE_EVERY", "Watchable", "Watchdog", "watchdog"]
 
@@ -89,7 +89,7 @@ class Watchable(Protocol):
     import the supervisor that imports it)."""
 
     limits: WorkerLimits
-    proc: subprocess.Popen[bytes]
+    proc: WorkerProcess
     started: float
     wall_limit: bool
     confined: bool
@@ -135,6 +135,13 @@ class Watchdog:
 
     def register(self, worker: Watchable) -> None:
         """Watch ``worker`` from now until it is unregistered or gone."""
+        # A first reading at once: a worker forked by the zygote may be running its task
+        # before the next tick, and its status should not show 0 bytes meanwhile.
+        try:
+            worker.rss = worker.peak_rss = resident_bytes(worker.pid)
+            worker.cpu_seconds = cpu_seconds(worker.pid)
+        except (OSError, ValueError, IndexError):
+            pass  # gone already: the first tick sees it
         with self._cond:
             self._watched[id(worker)] = _Watched(worker, last_change=time.monotonic())
             if self._thread is None:

@@ -55,7 +55,7 @@ from sandtrade.strategy import (
 from sandtrade.strategy.context import API_TYPES
 from sandtrade.strategy.loader import load_strategy_source
 
-__all__ = ["main"]
+__all__ = ["main", "prepare", "serve"]
 
 _WARMUP_STRATEGY = """
 def on_bar(ctx, bar):
@@ -181,36 +181,33 @@ def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes], stdout: I
 _MAX_MESSAGE = 16_000
 
 
-def main() -> int:
-    """Entry point of the worker process.
-
-    Two frames arrive: ``boot`` (limits, the heartbeat page, the host's import path, the fill
-    profiles to import, whether to list the modules it holds), after which the worker warms
-    up, confines itself and answers ``ready``; then ``task`` (the strategy's source and what
-    to do with it). A supervisor may boot a worker before it has a task for it (a spare), so
-    nothing of the task is known before confinement.
-    """
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    # Nothing else may write to the channel: stray output goes to stderr.
-    sys.stdout = sys.stderr
-    try:
-        header, _ = read_frame(stdin)
-    except EOFError:
-        return 0
-    if header.get("type") != "boot":
-        return 2
-    limits = WorkerLimits.model_validate(header["limits"])
-    # The fill profiles of trusted host plugins load here, before confinement, from the
-    # host's own import path (the worker was started with -I, which ignores PYTHONPATH).
+def prepare(header: dict[str, Any]) -> tuple[list[type[FillProfile]], str | None]:
+    """Everything a worker does before it knows its limits: take the host's import path,
+    import the fill profiles the host named (trusted plugins' code, from that path: the
+    worker was started with -I, which ignores PYTHONPATH) and warm up. Returns the profiles
+    and what to report of them. A zygote (:mod:`~sandtrade.sandbox.worker.zygote`) does this
+    once for every worker it forks."""
     sys.path[:] = [p for p in header.get("sys_path", sys.path) if os.path.isabs(p)]
     profiles, profiles_report = _import_fill_profiles(header.get("fill_profiles"))
-    beat = _heartbeat(header.get("heartbeat_fd"))
     _warm_up()
+    return profiles, profiles_report
+
+
+def serve(header: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes],
+          prepared: tuple[list[type[FillProfile]], str | None], *,
+          parent_pid: object) -> int:
+    """The rest of a worker's life after :func:`prepare`, from its ``boot`` frame
+    (``header``): confine, answer ``ready``, run the one task. ``parent_pid`` is the process
+    whose death must kill this one (the host, or the zygote that forked it); returns the
+    exit status."""
+    limits = WorkerLimits.model_validate(header["limits"])
+    profiles, profiles_report = prepared
+    beat = _heartbeat(header.get("heartbeat_fd"))
     # Before confinement, when no user code has run: what the host is shown is what this
     # worker's code and the host's choices loaded, nothing a strategy did.
     modules = sorted(sys.modules) if header.get("report_modules") is True else None
     uid = header.get("uid")
-    report = confine(limits, supervisor_pid=header.get("supervisor_pid"),
+    report = confine(limits, supervisor_pid=parent_pid if type(parent_pid) is int else None,
                      uid=uid if type(uid) is int and 0 < uid < 2**31 else NOBODY)
     if profiles_report is not None:
         report["fill_profiles"] = profiles_report
@@ -242,3 +239,24 @@ def main() -> int:
         return 1
     return 0
 
+
+def main() -> int:
+    """Entry point of the worker process.
+
+    Two frames arrive: ``boot`` (limits, the heartbeat page, the host's import path, the fill
+    profiles to import, whether to list the modules it holds), after which the worker warms
+    up, confines itself and answers ``ready``; then ``task`` (the strategy's source and what
+    to do with it). A supervisor may boot a worker before it has a task for it (a spare), so
+    nothing of the task is known before confinement.
+    """
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Nothing else may write to the channel: stray output goes to stderr.
+    sys.stdout = sys.stderr
+    try:
+        header, _ = read_frame(stdin)
+    except EOFError:
+        return 0
+    if header.get("type") != "boot":
+        return 2
+    return serve(header, stdin, stdout, prepare(header),
+                 parent_pid=header.get("supervisor_pid"))
