@@ -162,11 +162,14 @@ def measure(n: int, args: argparse.Namespace) -> Row:
                     time.sleep(3)
                     proc, workers = host.processes()
                     pos0 = client.feed_status().position
-                    host0, work0 = cpu(proc), sum(cpu(w) for w in workers)
+                    host0, work0 = cpu(proc), {w.pid: cpu(w) for w in workers}
                     time.sleep(args.window)
                     pos1 = client.feed_status().position
                     proc, workers = host.processes()
-                    host1, work1 = cpu(proc), sum(cpu(w) for w in workers)
+                    host1, work1 = cpu(proc), {w.pid: cpu(w) for w in workers}
+                    # Per worker (a worker restarted in the window counts from its start; the
+                    # CPU of one that ended in it is lost, so this is a lower bound then).
+                    worker_cpu = sum(t - work0.get(pid, 0.0) for pid, t in work1.items())
                     bars = max(1, pos1 - pos0)
                     stats = client.fanout_stats(latest=bars)
                     memory = pss(proc) + sum(pss(w) for w in workers)
@@ -175,7 +178,7 @@ def measure(n: int, args: argparse.Namespace) -> Row:
                           if name.split("/")[-1] != "spinner"]
                 return Row(n, start_s, bars / args.window, stats["p50_ms"], stats["p99_ms"],
                            max(others) if args.spinner and others else None,
-                           (host1 - host0) / events * 1e6, (work1 - work0) / events * 1e6,
+                           (host1 - host0) / events * 1e6, worker_cpu / events * 1e6,
                            memory / 2**20)
         finally:
             host.stop()
