@@ -174,10 +174,11 @@ def failed_for(*words: str) -> Callable[[spb.GetStrategyStatusResponse, list[str
 
 
 def state_refused(st: spb.GetStrategyStatusResponse, notes: list[str]) -> bool:
-    """The state flood's verdict: stopped as failed, both kinds of state refused."""
-    errors = " ".join(st.last_errors)
-    return (failed_for("ctx.state")(st, notes) and "nested deeper than" in errors
-            and "larger than the limit" in errors)
+    """The state flood's verdict: stopped as failed, the reason naming the state refused for
+    its depth or its size (which of them its last event left, if it fell behind)."""
+    return failed_for("ctx.state")(st, notes) and (
+        "nested deeper than 32" in st.kill_reason
+        or "larger than the limit of 262,144 bytes" in st.kill_reason)
 
 
 def throttled_log(st: spb.GetStrategyStatusResponse, notes: list[str]) -> bool:
