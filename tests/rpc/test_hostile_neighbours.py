@@ -14,7 +14,8 @@ asks the gRPC health service and ``GET /health`` every 200 ms from the first upl
 last verdict.
 
 The cases, each in a host of its own: an endless loop, a memory bomb, a log flood, an order
-flood, a state flood, a restart loop, and all six at once.
+flood, a state flood, a restart loop, and all six at once. One more test holds what the
+all-at-once case found on a loaded machine: a state flood that falls behind is stopped too.
 """
 
 from __future__ import annotations
