@@ -685,13 +685,13 @@ class StrategyManager:
                     type(k) is int and 0 <= k < len(outcomes) for k in failed):
                 for k in failed:
                     outcomes[k] = True
-            else:
-                outcomes[-1] = True
+            else:  # the event as a whole failed (its ctx.state was not kept): each of its bars
+                outcomes = [True] * len(outcomes)
         if "state_json" in header:
             problem = self._save_state(sid, header["state_json"])
             if problem is not None:
                 self._error(run, f"ctx.state was not saved: {problem}")
-                outcomes[-1] = True
+                outcomes = [True] * len(outcomes)
         self._count_event(run, outcomes)
         if run.door.flood is not None and run.give_up is None:
             run.give_up = f"{run.door.flood}; fix the strategy and start it again"
