@@ -230,6 +230,36 @@ def test_uploaded_strategy_runs_trades_and_logs(strategies: Stub, trading: Tradi
     assert log_lines(strategies, operator, "buyer", tail=2) == ["bar 102.0", "bar 103.0"]
 
 
+CHATTY = """\
+def on_bar(ctx, bar):
+    for k in range(30):
+        print("line", k)
+"""
+
+
+def test_a_strategys_own_lines_never_push_the_hosts_notes_out(
+        strategies: Stub, operator: Metadata, market: Market,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A strategy's log is a ring of its last lines; the host's notes about it are kept
+    apart, so that a strategy writing a lot cannot hide what the host said (that it fell
+    behind, that its log was cut, that it was restarted)."""
+    import sandtrade.sandbox.manager as manager
+
+    monkeypatch.setattr(manager, "LOG_LINES", 20)
+    upload(strategies, operator, "chatty", CHATTY, account="s1")
+    start(strategies, operator, "chatty")
+    wait_running(strategies, operator, "chatty")
+    market.publish(100.0)
+    lines = eventually(lambda: log_lines(strategies, operator, "chatty", tail=1000),
+                       lambda got: "line 29" in got, "the strategy's lines")
+    own = log_lines(strategies, operator, "chatty", tail=1000,
+                    origin=spb.LOG_ORIGIN_STRATEGY)
+    assert own == [f"line {k}" for k in range(10, 30)]  # its ring: the last 20
+    notes = log_lines(strategies, operator, "chatty", tail=1000, origin=spb.LOG_ORIGIN_HOST)
+    assert notes[0].startswith("uploaded") and notes[1].startswith("starting")
+    assert lines.index(notes[1]) < lines.index("line 10")  # in order of arrival
+
+
 def test_followed_logs_bring_new_lines(strategies: Stub, operator: Metadata,
                                        market: Market) -> None:
     """StreamStrategyLogs with follow sends the tail, then each line as the strategy writes

@@ -6,7 +6,7 @@ they count in wall-clock seconds, so they hold in a live host only; a back-test 
 rate is a token bucket: ``burst`` requests at once, then ``per_second`` on average. A request
 over a quota is refused before it does anything (:class:`~sandtrade.errors.QuotaExceeded`:
 gRPC ``RESOURCE_EXHAUSTED``, HTTP 429, a strategy's order rejected with the reason), naming
-the quota, its limit and how many were refused in the last second. The defaults are far above
+the quota, its limit and how many were refused this second. The defaults are far above
 what a person or a normal strategy does; an operator sets them in ``[quotas]`` and
 ``[accounts.NAME.quotas]``.
 """
@@ -102,7 +102,7 @@ class QuotaBook:
             refused = bucket.refused
         raise QuotaExceeded(
             f"quota: {rate:,g} {plural}/s for account {account} ({rate_key}, burst "
-            f"{burst:,}); {refused:,} refused in the last second, retry later",
+            f"{burst:,}); {refused:,} refused this second, retry later",
             quota=rate_key, subject=f"account:{account}")
 
     def check_open_orders(self, account: str, working: int) -> None:

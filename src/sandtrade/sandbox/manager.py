@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import logging
 import re
@@ -93,6 +94,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_SOURCE_BYTES = 1 << 20
 MAX_SYMBOLS = 100
 LOG_LINES = 5000
+#: The host's notes about a strategy kept apart from its own lines (a flood cannot evict them).
+NOTE_LINES = 1000
 MAX_LINE = 4000
 MAX_RESTARTS = 5
 MAX_ERRORS_IN_A_ROW = 20
@@ -190,7 +193,11 @@ class StrategyStatus:
     state_noted: float = float("-inf")
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
-    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    #: Its log, numbered in order of arrival: what it wrote (and its errors), and apart, so
+    #: that a flood of its own lines can never push them out, the host's notes about it.
+    logs: deque[tuple[int, LogLine]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    notes: deque[tuple[int, LogLine]] = field(
+        default_factory=lambda: deque(maxlen=NOTE_LINES))
     followers: list[EventStream[LogLine]] = field(default_factory=list)
     #: Bars pending in its mailbox now, and the age of the oldest of them.
     lag_bars: int = 0
@@ -252,6 +259,7 @@ class StrategyManager:
         # Upload checks: workers of their own (no spare), forked from the same zygote.
         self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
+        self._log_seq = 0
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
         self._runs: dict[str, StrategyRun] = {}
@@ -477,7 +485,9 @@ class StrategyManager:
         """The last ``tail`` lines of a strategy's log (all when 0), since its first upload."""
         sid = self._record(account, name).id
         with self._lock:
-            lines = list(self._status_of(sid).logs)
+            status = self._status_of(sid)
+            lines = [line for _, line in heapq.merge(status.logs, status.notes,
+                                                     key=lambda x: x[0])]
         return lines[-tail:] if tail else lines
 
     def follow_logs(self, account: str, name: str) -> EventStream[LogLine]:
@@ -660,7 +670,9 @@ class StrategyManager:
         with self._lock:
             status = self._status_of(sid)
             entries = [LogLine(now, untrusted_text(line, MAX_LINE), origin) for line in lines]
-            status.logs.extend(entries)
+            ring = status.notes if origin == "host" else status.logs
+            ring.extend(zip(itertools.count(self._log_seq), entries, strict=False))
+            self._log_seq += len(entries)
             followers = list(status.followers)
         for stream in followers:
             for entry in entries:
