@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,20 +100,32 @@ class StepsPlugin:
 # ------------------------------------------------------------------ the host
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
-    """A started host in ``tmp_path``, gRPC on a free port, fed by the ``steps`` source."""
-    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
-                             http="127.0.0.1:0",
-                             market={"source": "steps", "bars_per_second": 0})
-    plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
-    host = HostRuntime(settings, plugins=plugins).start()
+@contextmanager
+def serving(tmp_path: Path, *, market: dict[str, Any] | None = None,
+            entry_points: bool = False, **settings: Any) -> Iterator[HostRuntime]:
+    """A started host in ``tmp_path``: gRPC and HTTP on free ports, fed by the ``steps``
+    source as fast as the test publishes (``market`` adds to that), with ``settings`` (as
+    the configuration file's keys: ``strategies={"mode": "free"}``, ``quotas=...``); with
+    ``entry_points``, the installed plugins too (the TradingView webhook)."""
+    config = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
+                           http="127.0.0.1:0",
+                           market={"source": "steps", "bars_per_second": 0, **(market or {})},
+                           **settings)
+    plugins = PluginHost.create(load_entry_points=entry_points, extra=[StepsPlugin()])
+    host = HostRuntime(config, plugins=plugins).start()
     try:
         yield host
     finally:
         if isinstance(host.source, StepSource):
             host.source.push(None)  # the feed thread waits in bars() until the source ends
         host.stop()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
+    """A started host in ``tmp_path``, gRPC on a free port, fed by the ``steps`` source."""
+    with serving(tmp_path) as host:
+        yield host
 
 
 class Market:

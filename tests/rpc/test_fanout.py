@@ -15,14 +15,12 @@ from typing import Any
 import grpc
 import pytest
 
-from sandtrade.host.config import load_settings
-from sandtrade.host.plugins import PluginHost
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.v1 import common_pb2
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
-from .conftest import Market, Metadata, StepSource, StepsPlugin, bearer
+from .conftest import Market, Metadata, bearer, serving
 from .test_strategies import (
     Stub,
     eventually,
@@ -36,26 +34,13 @@ from .test_strategies import (
 BACKLOG = 8
 
 
-def host(tmp_path: Path, **strategies: object) -> HostRuntime:
-    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="",
-                             market={"source": "steps", "bars_per_second": 0},
-                             strategies=strategies)
-    plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
-    return HostRuntime(settings, plugins=plugins).start()
-
-
 @pytest.fixture
 def runtime(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HostRuntime]:
     """A host in the free mode; each strategy's backlog is the default, or the test's
     (``@pytest.mark.parametrize("runtime", [N], indirect=True)``)."""
     backlog = getattr(request, "param", 1024)
-    h = host(tmp_path, mode="free", backlog=backlog)
-    try:
+    with serving(tmp_path, strategies={"mode": "free", "backlog": backlog}) as h:
         yield h
-    finally:
-        if isinstance(h.source, StepSource):
-            h.source.push(None)
-        h.stop()
 
 
 @pytest.fixture
@@ -174,17 +159,8 @@ def test_fanout_stats_need_the_operator(strategies: Stub, operator: Metadata,
     ({"mode": "lockstep"}, 20, True)])
 def test_lockstep_is_the_default_at_full_speed(tmp_path: Path, settings: dict[str, str],
                                                pace: float, lockstep: bool) -> None:
-    s = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="",
-                      market={"source": "steps", "bars_per_second": pace},
-                      strategies=settings)
-    plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
-    h = HostRuntime(s, plugins=plugins).start()
-    try:
+    with serving(tmp_path, market={"bars_per_second": pace}, strategies=settings) as h:
         assert h.strategies is not None and h.strategies.lockstep is lockstep
-    finally:
-        if isinstance(h.source, StepSource):
-            h.source.push(None)
-        h.stop()
 
 
 #: Spins 3 s in its first on_bar (the market moves on meanwhile), then buys at market.

@@ -23,8 +23,7 @@ from sandtrade.sandbox.dispatch import dispatcher
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import strategies_pb2_grpc
 
-from .conftest import Market, Metadata, StepSource
-from .test_fanout import host
+from .conftest import Market, Metadata, serving
 from .test_strategies import IDLE, eventually, log_lines, start, status, upload, wait_running
 
 Stub = strategies_pb2_grpc.StrategyServiceStub
@@ -38,13 +37,8 @@ THREADS = 20
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
     """A host in the free mode."""
-    h = host(tmp_path, mode="free")
-    try:
+    with serving(tmp_path, strategies={"mode": "free"}) as h:
         yield h
-    finally:
-        if isinstance(h.source, StepSource):
-            h.source.push(None)
-        h.stop()
 
 
 @pytest.fixture

@@ -18,15 +18,13 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sandtrade.host.config import load_settings
-from sandtrade.host.plugins import PluginHost
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, signals_pb2_grpc, trading_pb2_grpc
 from sandtrade.v1 import signals_pb2 as sg
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
-from .conftest import Market, Metadata, StepSource, StepsPlugin, bearer, market_order
+from .conftest import Market, Metadata, bearer, market_order, serving
 from .test_strategies import (
     Stub,
     eventually,
@@ -47,18 +45,9 @@ QUOTAS = {"orders_per_second": SLOW, "order_burst": 3, "cancels_per_second": SLO
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[HostRuntime]:
     """A host whose accounts all have :data:`QUOTAS`, except bob, who has a burst of one."""
-    settings = load_settings(
-        data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="127.0.0.1:0",
-        market={"source": "steps", "bars_per_second": 0}, quotas=QUOTAS,
-        accounts={"bob": {"quotas": {**QUOTAS, "order_burst": 1}}})
-    plugins = PluginHost.create(extra=[StepsPlugin()])
-    h = HostRuntime(settings, plugins=plugins).start()
-    try:
+    with serving(tmp_path, entry_points=True, quotas=QUOTAS,
+                 accounts={"bob": {"quotas": {**QUOTAS, "order_burst": 1}}}) as h:
         yield h
-    finally:
-        if isinstance(h.source, StepSource):
-            h.source.push(None)
-        h.stop()
 
 
 def quota_failure(err: grpc.RpcError) -> list[tuple[str, str]]:
@@ -148,10 +137,7 @@ def test_each_order_of_a_stream_counts(trading: trading_pb2_grpc.TradingServiceS
 
 @pytest.mark.parametrize("quotas", [{**QUOTAS, "order_burst": 100}])
 def test_open_orders_quota(tmp_path: Path, quotas: dict[str, Any]) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0", http="",
-                             market={"source": "steps", "bars_per_second": 0}, quotas=quotas)
-    h = HostRuntime(settings, plugins=PluginHost.create(extra=[StepsPlugin()])).start()
-    try:
+    with serving(tmp_path, quotas=quotas) as h:
         Market(h).publish(100)
         assert h.rpc is not None
         with grpc.insecure_channel(h.rpc.address) as ch:
@@ -166,10 +152,6 @@ def test_open_orders_quota(tmp_path: Path, quotas: dict[str, Any]) -> None:
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "quota: 4 working orders for account paper (open_orders)" in \
                 (err.value.details() or "")
-    finally:
-        if isinstance(h.source, StepSource):
-            h.source.push(None)
-        h.stop()
 
 
 def test_signals_over_grpc_and_the_webhook_have_a_quota(

@@ -21,10 +21,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rpc.conftest import START, WAIT, StepSource, StepsPlugin, bearer
+from rpc.conftest import START, WAIT, StepSource, bearer, serving
 from rpc.test_strategies import eventually, log_lines, start, status, upload, wait_running
-from sandtrade.host.config import load_settings
-from sandtrade.host.plugins import PluginHost
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import Bar
 from sandtrade.sandbox.manager import LIVE_LIMITS
@@ -63,17 +61,8 @@ class Feed:
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[HostRuntime]:
     """A started host in ``tmp_path`` (gRPC on a free port), fed by the ``steps`` source."""
-    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
-                             http="127.0.0.1:0",
-                             market={"source": "steps", "bars_per_second": 0})
-    plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
-    runtime = HostRuntime(settings, plugins=plugins).start()
-    try:
+    with serving(tmp_path) as runtime:
         yield runtime
-    finally:
-        if isinstance(runtime.source, StepSource):
-            runtime.source.push(None)
-        runtime.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rpc.conftest import Market, Metadata, StepSource, StepsPlugin, bearer
+from rpc.conftest import Market, Metadata, bearer, serving
 from rpc.test_strategies import (
     FAILED,
     RUNNING,
@@ -34,8 +34,6 @@ from rpc.test_strategies import (
     status,
     upload,
 )
-from sandtrade.host.config import load_settings
-from sandtrade.host.plugins import PluginHost
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import OrderStatus
 from sandtrade.sandbox.manager import MAX_ERRORS_IN_A_ROW, state_key
@@ -51,17 +49,8 @@ STOP_WAIT = 15.0
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[HostRuntime]:
     """A started host in ``tmp_path`` whose market moves only when the test publishes."""
-    settings = load_settings(data_dir=tmp_path / "data", grpc="127.0.0.1:0",
-                             http="127.0.0.1:0",
-                             market={"source": "steps", "bars_per_second": 0})
-    plugins = PluginHost.create(load_entry_points=False, extra=[StepsPlugin()])
-    runtime = HostRuntime(settings, plugins=plugins).start()
-    try:
+    with serving(tmp_path) as runtime:
         yield runtime
-    finally:
-        if isinstance(runtime.source, StepSource):
-            runtime.source.push(None)
-        runtime.stop()
 
 
 @pytest.fixture
