@@ -35,5 +35,5 @@ def attempts(task: dict[str, Any], limits: Any, stdin: Any, stdout: Any, *_: Any
     write_frame(stdout, {"type": "checked", "hooks": [], "params": out})
 
 
-boot._run = attempts  # type: ignore[assignment]  # noqa: SLF001
+boot.run_task = attempts  # type: ignore[assignment]
 runpy.run_module("sandtrade.sandbox.worker.zygote", run_name="__main__")

@@ -55,7 +55,7 @@ from sandtrade.strategy import (
 from sandtrade.strategy.context import API_TYPES
 from sandtrade.strategy.loader import load_strategy_source
 
-__all__ = ["main", "prepare", "serve"]
+__all__ = ["main", "prepare", "run_task", "serve"]
 
 _WARMUP_STRATEGY = """
 def on_bar(ctx, bar):
@@ -151,8 +151,10 @@ def _user_error(e: BaseException, path: str) -> str:
     return f"{where}: {type(e).__name__}: {e}"
 
 
-def _run(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes], stdout: IO[bytes],
-         beat: Callable[[], None] | None, profiles: list[type[FillProfile]]) -> None:
+def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
+             stdout: IO[bytes], beat: Callable[[], None] | None,
+             profiles: list[type[FillProfile]]) -> None:
+    """Run the task a confined worker was given (a check, a back-test, a live run)."""
     kind = task["task"]
     path = str(task["path"])
     log = policy.StrategyLog(limits.log_bytes)
@@ -224,7 +226,7 @@ def serve(header: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes],
         return 2
     path = str(task.get("path", "strategy.py"))
     try:
-        _run(task, limits, stdin, stdout, beat, profiles)
+        run_task(task, limits, stdin, stdout, beat, profiles)
     except StrategyError as e:
         write_frame(stdout, {"type": "error", "message": str(e)[:_MAX_MESSAGE]})
         return 1
