@@ -126,7 +126,8 @@ class TradingDoor:
             value = _opt_number(args, key)
             if value is not None:
                 setattr(req, key, value)
-        resp = self._trading.submit_order(self.principal, req)
+        # The id is the run's (random) and a counter: new by construction.
+        resp = self._trading.submit_order(self.principal, req, fresh_client_id=True)
         return convert.order_from_pb(resp.order).model_dump(mode="json")
 
     def cancel(self, args: dict[str, Any]) -> bool:

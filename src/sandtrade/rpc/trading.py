@@ -78,9 +78,16 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         target = principal.require(scope, account or None)
         return target
 
-    def _submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest
+    def _submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
+                   fresh_client_id: bool = False
                    ) -> Callable[[PaperBroker], tuple[Order, bool]]:
-        """Check a request and return the broker operation that submits it."""
+        """Check a request and return the broker operation that submits it.
+
+        A ``client_order_id`` already used returns its first order (a retry never trades
+        twice); the broker then needs no second look (``new_client_id``). With
+        ``fresh_client_id`` the caller made the id just now, unique by construction (a
+        strategy run's door), so even the first look, a query of the store for orders
+        from before a restart, is spared."""
         account = self._account(principal, "trade", request.account)
         args = _order_arguments(request)
         coid = args["client_order_id"]
@@ -91,7 +98,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
         def op(b: PaperBroker) -> tuple[Order, bool]:
             ensure_account(b, self.store, account)
-            if coid is not None:
+            if coid is not None and not fresh_client_id:
                 first = b.find_client_order(account, coid)
                 if first is not None:
                     return first.model_copy(), True
@@ -100,7 +107,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
-            order = b.submit(account, symbol, **args)
+            order = b.submit(account, symbol, new_client_id=True, **args)
             return order.model_copy(), False
 
         return op
@@ -110,11 +117,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             principal: Principal) -> tpb.SubmitOrderResponse:
         return self.submit_order(principal, request)
 
-    def submit_order(self, principal: Principal,
-                     request: tpb.SubmitOrderRequest) -> tpb.SubmitOrderResponse:
+    def submit_order(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
+                     fresh_client_id: bool = False) -> tpb.SubmitOrderResponse:
         """SubmitOrder as ``principal`` makes it, without a transport (a strategy run's
-        door calls this: the same checks, the same scopes)."""
-        order, duplicate = self.live.call(self._submit_op(principal, request))
+        door calls this: the same checks, the same scopes; ``fresh_client_id``: see
+        :meth:`_submit_op`)."""
+        order, duplicate = self.live.call(
+            self._submit_op(principal, request, fresh_client_id=fresh_client_id))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
 
     @streaming

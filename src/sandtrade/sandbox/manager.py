@@ -606,7 +606,7 @@ class StrategyManager:
             self.store.create_account(Account(id=record.account, cash=self.cash,
                                               initial_cash=self.cash))
         principal, _ = self.auth.issue_ephemeral(record.account, ("read", "trade"))
-        run_id = f"{record.name}-{secrets.token_hex(4)}"
+        run_id = f"{record.name}-{secrets.token_hex(8)}"
         door = self._open_door(principal, record.account, run_id)
         state, unreadable = self._stored_state(sid)
         if unreadable is not None:
