@@ -18,6 +18,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade.broker.quotas import Quotas
+from sandtrade.client import Client
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.v1 import common_pb2, signals_pb2_grpc, trading_pb2_grpc
 from sandtrade.v1 import signals_pb2 as sg
@@ -285,3 +287,16 @@ def test_a_state_flood_is_held_back_and_the_latest_state_still_saved(
     assert saved.get("n", 0) < 8  # the latest changes were held back, not written
     stop(strategies, operator, "hoarder")
     assert runtime.strategies.state("hank", "hoarder")["n"] == 8  # written as the run ended
+
+
+def test_an_account_sees_the_quotas_it_trades_under(runtime: HostRuntime, make_account: Any,
+                                                    make_token: Any) -> None:
+    assert runtime.rpc is not None
+    for name in ("alice", "bob"):
+        make_account(name)
+    with Client(runtime.rpc.address, make_token("bob", ("read",))) as bob:
+        own = bob.account_settings().quotas
+    with Client(runtime.rpc.address, make_token("alice", ("read",))) as alice:
+        default = alice.account_settings().quotas
+    assert own == Quotas(**{**QUOTAS, "order_burst": 1})  # [accounts.bob.quotas]
+    assert default == Quotas(**QUOTAS)  # [quotas]

@@ -318,7 +318,8 @@ def _risk_json(info: Any) -> dict[str, Any] | None:
     if info is None:
         return None
     return {"rules": info.risk.model_dump(mode="json"), "own": info.own,
-            "standing": info.standing.to_json()}
+            "standing": info.standing.to_json(),
+            "quotas": info.quotas.model_dump(mode="json") if info.quotas else None}
 
 
 def _print_risk(info: Any, out: Console) -> None:
@@ -348,6 +349,14 @@ def _print_risk(info: Any, out: Console) -> None:
                    "5 business days"), soft_wrap=True)
     if day.halted:
         out.print(Text(day.halted, style="red"), soft_wrap=True)  # "risk: daily loss …"
+    q = info.quotas
+    if q is not None:
+        out.print(Text(
+            f"quotas: {q.orders_per_second:,g} orders/s (burst {q.order_burst:,}), "
+            f"{q.cancels_per_second:,g} cancels/s (burst {q.cancel_burst:,}), "
+            f"{q.open_orders:,} working orders, {q.signals_per_second:,g} signals/s (burst "
+            f"{q.signal_burst:,}), {q.strategies_running:,} running strategies"),
+            soft_wrap=True)
 
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade.broker.quotas import Quotas
 from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.client.offline import FailedRequest, OfflineQueue
 from sandtrade.market.hub import FeedStatus
@@ -465,7 +466,7 @@ class Client:
         return convert.account_from_pb(resp.account)
 
     def account_settings(self, account: str | None = None) -> AccountSettingsInfo:
-        """The account's risk rules and its standing today against them."""
+        """The account's risk rules, its standing today against them, and its quotas."""
         resp = self._call(self._trading.GetAccountSettings,
                           tpb.GetAccountSettingsRequest(account=account or ""))
         return _settings_info(resp)
@@ -778,13 +779,19 @@ class AccountSettingsInfo:
     risk: RiskRules
     own: bool
     standing: RiskStanding
+    #: The quotas it trades under (None from a host that does not say).
+    quotas: Quotas | None = None
 
 
 def _settings_info(resp: Any) -> AccountSettingsInfo:
+    quotas = None
+    if hasattr(resp, "quotas") and resp.HasField("quotas"):
+        quotas = Quotas(**{name: getattr(resp.quotas, name) for name in Quotas.model_fields})
     return AccountSettingsInfo(account=resp.account,
                                risk=convert.risk_rules_from_pb(resp.settings.risk),
                                own=resp.own,
-                               standing=convert.risk_standing_from_pb(resp.standing))
+                               standing=convert.risk_standing_from_pb(resp.standing),
+                               quotas=quotas)
 
 
 def _new_key() -> str:

@@ -367,6 +367,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         convert.risk_rules_to_pb(rules, out.settings.risk)
         out.own = own
         convert.risk_standing_to_pb(standing, out.standing)
+        if self.quotas is not None and hasattr(out, "quotas"):
+            out.quotas.CopyFrom(tpb.AccountQuotas(**self.quotas.quotas_of(account).model_dump()))
 
     @streaming
     def StreamTradeUpdates(self, request: tpb.StreamTradeUpdatesRequest,

@@ -215,16 +215,40 @@ class GetAccountSettingsRequest(_message.Message):
     def __init__(self, account: _Optional[str] = ...) -> None: ...
 
 class GetAccountSettingsResponse(_message.Message):
-    __slots__ = ("account", "settings", "own", "standing")
+    __slots__ = ("account", "settings", "own", "standing", "quotas")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     OWN_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
     account: str
     settings: AccountSettings
     own: bool
     standing: RiskStanding
-    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ...) -> None: ...
+    quotas: AccountQuotas
+    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ..., quotas: _Optional[_Union[AccountQuotas, _Mapping]] = ...) -> None: ...
+
+class AccountQuotas(_message.Message):
+    __slots__ = ("orders_per_second", "order_burst", "cancels_per_second", "cancel_burst", "open_orders", "signals_per_second", "signal_burst", "strategies_running", "flood_seconds")
+    ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BURST_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_BURST_FIELD_NUMBER: _ClassVar[int]
+    OPEN_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_BURST_FIELD_NUMBER: _ClassVar[int]
+    STRATEGIES_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    FLOOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    orders_per_second: float
+    order_burst: int
+    cancels_per_second: float
+    cancel_burst: int
+    open_orders: int
+    signals_per_second: float
+    signal_burst: int
+    strategies_running: int
+    flood_seconds: int
+    def __init__(self, orders_per_second: _Optional[float] = ..., order_burst: _Optional[int] = ..., cancels_per_second: _Optional[float] = ..., cancel_burst: _Optional[int] = ..., open_orders: _Optional[int] = ..., signals_per_second: _Optional[float] = ..., signal_burst: _Optional[int] = ..., strategies_running: _Optional[int] = ..., flood_seconds: _Optional[int] = ...) -> None: ...
 
 class SetAccountSettingsRequest(_message.Message):
     __slots__ = ("account", "settings", "use_defaults", "request_id")
