@@ -4,16 +4,15 @@ that strategy under the account's rules stops where the live run stopped."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
 
 from rpc.conftest import WAIT, StepSource, bearer, field_violations, market_order
-from rpc.test_strategies import Stub, start, trade_key, upload, wait_running
+from rpc.test_strategies import Stub, eventually, start, trade_key, upload, wait_running
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.broker import RiskRules
 from sandtrade.models import Account, Bar, Order
@@ -22,8 +21,6 @@ from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.v1 import common_pb2, trading_pb2, trading_pb2_grpc
 from sandtrade.v1 import strategies_pb2 as spb
 from signals.conftest import Host, post, start_host, stop_host
-
-T = TypeVar("T")
 
 CONFIG = """
 [risk]
@@ -57,18 +54,6 @@ def trading(host: Host) -> Iterator[trading_pb2_grpc.TradingServiceStub]:
 
 def operator(host: Host) -> tuple[tuple[str, str], ...]:
     return bearer(host.runtime.operator_token_path.read_text().strip())
-
-
-def eventually(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
-               timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after {timeout} s")
-        time.sleep(0.02)
 
 
 def submit(trading: Any, host: Host, account: str, qty: float, *,
@@ -204,7 +189,7 @@ def test_backtest_honours_the_accounts_rules(host: Host, trading: Any) -> None:
         store, broker = host.runtime.store, host.runtime.live
         assert store is not None and broker is not None
         live = eventually(lambda: store.list_orders("s1", limit=1000),
-                          lambda orders: len(orders) >= 19, "the strategy's orders")
+                          lambda orders: len(orders) >= 19, "the strategy's orders", 30.0)
         rejected = [(o.created_at, o.reject_reason) for o in live if o.reject_reason]
         assert rejected, "the daily loss limit was never reached: the test proves nothing"
         assert all(r and r.startswith("risk: daily loss limit") for _, r in rejected)

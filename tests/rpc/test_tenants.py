@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -30,14 +29,12 @@ from sandtrade.v1 import signals_pb2_grpc, strategies_pb2_grpc
 from sandtrade.v1 import strategies_pb2 as spb
 
 from .conftest import WAIT, Caller, MakeAccount, MakeToken, Market, Metadata, field_violations
+from .test_strategies import eventually
 
 Stub = strategies_pb2_grpc.StrategyServiceStub
-T = TypeVar("T")
 
 RUNNING = spb.STRATEGY_STATE_RUNNING
 STOPPED = spb.STRATEGY_STATE_STOPPED
-#: A strategy starts in well under a second; a loaded machine may take a few.
-START_WAIT = 15.0
 
 COUNTER = """\
 def on_start(ctx):
@@ -150,18 +147,6 @@ def answer(call: Callable[[], Any], name: str) -> tuple[grpc.StatusCode, str]:
     """The code and words of a refusal, the strategy's name written NAME."""
     err = refused(call)
     return err.code(), (err.details() or "").replace(repr(name), "'NAME'")
-
-
-def eventually(probe: Callable[[], T], ok: Callable[[T], bool], what: str,
-               timeout: float = START_WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s; last seen: {value}")
-        time.sleep(0.05)
 
 
 def wait_running(stub: Stub, md: Metadata, name: str, account: str = "") -> None:

@@ -785,7 +785,7 @@ class AccountSettingsInfo:
 
 def _settings_info(resp: Any) -> AccountSettingsInfo:
     quotas = None
-    if hasattr(resp, "quotas") and resp.HasField("quotas"):
+    if resp.HasField("quotas"):
         quotas = Quotas(**{name: getattr(resp.quotas, name) for name in Quotas.model_fields})
     return AccountSettingsInfo(account=resp.account,
                                risk=convert.risk_rules_from_pb(resp.settings.risk),

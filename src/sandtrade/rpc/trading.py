@@ -367,7 +367,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         convert.risk_rules_to_pb(rules, out.settings.risk)
         out.own = own
         convert.risk_standing_to_pb(standing, out.standing)
-        if self.quotas is not None and hasattr(out, "quotas"):
+        if self.quotas is not None:
             out.quotas.CopyFrom(tpb.AccountQuotas(**self.quotas.quotas_of(account).model_dump()))
 
     @streaming

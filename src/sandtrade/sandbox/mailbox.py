@@ -305,6 +305,8 @@ class Mailbox:
 
     def lag(self) -> tuple[int, float]:
         """Bars pending, and seconds since the oldest of them was published."""
+        if not self._bars:  # the common case, after every event: no lock needed to see it
+            return 0, 0.0
         with self._cond:
             oldest = next((x for x in self._items if isinstance(x, Pending)), None)
             bars = self._bars

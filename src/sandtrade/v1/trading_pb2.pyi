@@ -263,13 +263,15 @@ class SetAccountSettingsRequest(_message.Message):
     def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., use_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SetAccountSettingsResponse(_message.Message):
-    __slots__ = ("account", "settings", "own", "standing")
+    __slots__ = ("account", "settings", "own", "standing", "quotas")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     OWN_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
     account: str
     settings: AccountSettings
     own: bool
     standing: RiskStanding
-    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ...) -> None: ...
+    quotas: AccountQuotas
+    def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ..., quotas: _Optional[_Union[AccountQuotas, _Mapping]] = ...) -> None: ...
