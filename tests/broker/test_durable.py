@@ -3,6 +3,7 @@ own request."""
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +85,42 @@ def test_a_broker_change_the_store_refuses_still_rebuilds_the_broker(
         live.settle(seq)
     assert live.lost(seq) is not None
     assert live.rebuilds == 1
+
+
+def test_settle_later_answers_each_request_once_it_is_durable(live: DurableBroker,
+                                                               store: SQLiteStore) -> None:
+    """Requests handed to the commit thread are answered there, each exactly once, after
+    their group is stored: None for the durable ones, the reason for one whose own row was
+    refused (the others of its group unharmed)."""
+    answers: queue.SimpleQueue[tuple[int, str | None, bool]] = queue.SimpleQueue()
+    orders = []
+    for _ in range(20):
+        seq, order, error = live.apply(lambda b: b.submit("bob", "ACME", "buy", 1))
+        assert error is None
+        orders.append((seq, order.id))
+    bad, _, _ = live.apply(lambda b: live.note_state("strategy:alice:state",
+                                                     {"x": deep(5_000)}))
+    for seq, order_id in orders:
+        live.settle_later(seq, lambda lost, s=seq, o=order_id: answers.put(
+            (s, lost, store.get_order(o) is not None)))
+    live.settle_later(bad, lambda lost: answers.put((bad, lost, False)))
+
+    got = {}
+    for _ in range(len(orders) + 1):
+        seq, lost, stored = answers.get(timeout=30)
+        assert seq not in got, f"request {seq} was answered twice"
+        got[seq] = (lost, stored)
+    assert all(got[seq] == (None, True) for seq, _ in orders), got
+    lost, _ = got[bad]
+    assert lost is not None and "strategy:alice:state" in lost
+    assert answers.empty()
+
+
+def test_settle_later_reports_a_failed_group_to_every_request_in_it(
+        live: DurableBroker, store: SQLiteStore) -> None:
+    seq, _, _ = live.apply(lambda b: b.submit("bob", "ACME", "buy", 10))
+    store.close()  # every commit now fails
+    answers: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    live.settle_later(seq, answers.put)
+    lost = answers.get(timeout=30)
+    assert lost is not None and "not carried out" in lost

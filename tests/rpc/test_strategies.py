@@ -18,6 +18,7 @@ is reported and the strategy goes on; a worker killed for a limit is started aga
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -496,13 +497,13 @@ def test_run_principal_reaches_its_own_account_only_and_dies_with_the_run(
     door, principal, api = run.door, run.door.principal, runtime.trading
     assert (principal.account, principal.ephemeral) == ("alice", True)
 
-    cash = door.handle("account", {})["result"][0]
+    cash = ask(door, "account", {})["result"][0]
     assert cash == api.get_account(principal, trading_pb2.GetAccountRequest()).account.cash
-    placed = door.handle("submit", {"symbol": "AAA", "side": "buy", "qty": 3, "type": "market",
+    placed = ask(door, "submit", {"symbol": "AAA", "side": "buy", "qty": 3, "type": "market",
                                     "tif": "gtc", "reduce_only": False, "tag": None})
     assert placed["result"]["account"] == "alice", placed
     market.publish(51.0)
-    assert door.handle("position", {"symbol": "AAA"})["result"][0] == 3.0
+    assert ask(door, "position", {"symbol": "AAA"})["result"][0] == 3.0
 
     for call in (lambda: api.get_account(principal, trading_pb2.GetAccountRequest(
                      account="bob")),
@@ -520,10 +521,17 @@ def test_run_principal_reaches_its_own_account_only_and_dies_with_the_run(
     assert status(strategies, operator, "alice-strat").strategy.state == RUNNING
 
     assert stop(strategies, operator, "alice-strat").state == STOPPED
-    assert door.handle("account", {}) == {"type": "reply", "error": "the run has ended"}
+    assert ask(door, "account", {}) == {"type": "reply", "error": "the run has ended"}
     assert runtime.auth is not None and not runtime.auth.revoke(principal.token_id), \
         "the run's token was revoked when it ended"
     assert get_account_ok(trading, alice), "alice's own token is unaffected"
+
+
+def ask(door: TradingDoor, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A call through ``door`` as a worker makes it; its answer once it is durable."""
+    answers: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    door.handle(op, args, answers.put)
+    return answers.get(timeout=WAIT)
 
 
 def get_account_ok(trading: Trading, caller: Caller) -> bool:

@@ -117,6 +117,8 @@ attempt("leave_its_group", lambda: write(os.path.join(workers, "..", "cgroup.pro
 attempt("raise_its_quota", lambda: write(os.path.join(group, "cpu.cfs_quota_us"), "-1"))
 attempt("raise_its_weight", lambda: write(os.path.join(group, "cpu.shares"), "262144"))
 attempt("raise_its_priority", lambda: os.setpriority(os.PRIO_PROCESS, 0, 0))
+attempt("leave_batch", lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
+out["policy"] = str(os.sched_getscheduler(0))
 print(json.dumps(out))
 '''
 
@@ -155,6 +157,15 @@ def test_the_worker_cannot_leave_its_group_or_raise_its_share(
 def test_a_niced_worker_cannot_raise_its_priority_back() -> None:
     tried = escape_attempts(CpuPlacement("nice", f"nice +{NICE}"))
     assert tried["raise_its_priority"].startswith("refused"), tried
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confine() drops the uid only as root")
+def test_a_worker_runs_as_batch_and_cannot_leave_it() -> None:
+    """A confined worker is SCHED_BATCH (woken, it does not preempt the host's threads) and
+    cannot switch back to the normal class."""
+    tried = escape_attempts(CpuPlacement("none", "off"))
+    assert tried["leave_batch"].startswith("refused"), tried
+    assert tried["policy"] == str(os.SCHED_BATCH), tried
 
 
 def test_nice_placement_lowers_the_workers_priority() -> None:

@@ -51,7 +51,7 @@ def test_worker_reports_uid_drop_and_nproc_as_root(sandbox: Sandbox) -> None:
     assert header["type"] == "checked"
     for layer in ("uid_drop", "rlimit_nproc", "network_namespace", "no_new_privs",
                   "pdeathsig", "no_core_dumps", "rlimit_cpu", "rlimit_as", "rlimit_nofile",
-                  "rlimit_fsize", "rlimit_core"):
+                  "rlimit_fsize", "rlimit_core", "sched_batch"):
         assert layers[layer].startswith("on"), (layer, layers[layer])
     uid = worker_uid(worker.pid)
     assert uid == WORKER_UID_BASE + worker.pid  # this machine maps the whole uid range

@@ -40,7 +40,7 @@ PAYLOAD = Path(__file__).with_name("zygote_payload.py")
 #: The layers every worker must have on on this kind of machine (test_process_layer's list).
 LAYERS = ("uid_drop", "rlimit_nproc", "network_namespace", "no_new_privs", "pdeathsig",
           "no_core_dumps", "rlimit_cpu", "rlimit_as", "rlimit_nofile", "rlimit_fsize",
-          "rlimit_core", "landlock", "seccomp")
+          "rlimit_core", "sched_batch", "landlock", "seccomp")
 
 
 def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:

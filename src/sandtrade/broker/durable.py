@@ -8,6 +8,11 @@ change in one transaction (group commit), and everyone whose changes were in it 
 order is thus durable before it is acknowledged, a burst of concurrent orders costs one fsync
 instead of one each, and a request never returns before what it saw is durable.
 
+A caller that must not hold a thread while it waits (a strategy run's door: two hundred
+strategies trading on one bar would queue behind a handful of door threads, each parked in
+:meth:`settle`) applies with :meth:`apply` and hands the wait to :meth:`settle_later`: one
+commit thread settles everything pending in one group and then calls each caller back.
+
 Host state rows and newly journaled signals do not depend on the broker's changes. When a
 group commit fails and it held some, the group is tried again without them, then each state
 key and each journal batch alone: a row the store refuses (a strategy's ``ctx.state`` that got
@@ -85,6 +90,9 @@ class DurableBroker:
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
         self._closed = False
+        self._later: list[tuple[int, Callable[[str | None], None]]] = []
+        self._later_ready = threading.Condition(threading.Lock())
+        self._committer: threading.Thread | None = None
 
     def close(self) -> None:
         """Refuse new requests; end every subscription."""
@@ -209,6 +217,38 @@ class DurableBroker:
         err = self.lost(seq)
         if err is not None:
             raise StoreError(err)
+
+    def settle_later(self, seq: int, then: Callable[[str | None], None]) -> None:
+        """Settle request ``seq`` on the broker's commit thread, then call ``then`` there
+        with why it was not stored (:meth:`lost`), or None when it is durable. ``then``
+        must be quick (hand the answer on) and is always called exactly once."""
+        with self._later_ready:
+            self._later.append((seq, then))
+            if self._committer is None:
+                self._committer = threading.Thread(target=self._commit_later,
+                                                   name="broker-commit", daemon=True)
+                self._committer.start()
+            self._later_ready.notify()
+
+    def _commit_later(self) -> None:
+        while True:
+            with self._later_ready:
+                while not self._later:
+                    self._later_ready.wait()
+                todo, self._later = self._later, []
+            broken: str | None = None
+            try:
+                self.settle(max(seq for seq, _ in todo))
+            except StoreError:
+                pass  # reported to each caller whose request it was, below
+            except Exception as e:  # a bug of ours: every caller still gets an answer
+                log.exception("settling requests %s failed", [seq for seq, _ in todo])
+                broken = f"the commit failed: {e}"
+            for seq, then in todo:
+                try:
+                    then(broken or self.lost(seq))
+                except Exception:
+                    log.exception("the answer to request %d failed", seq)
 
     def _commit_apart(self, error: Exception, changes: list[BrokerChange],
                       signals: list[SignalRecord], state: dict[str, Any],

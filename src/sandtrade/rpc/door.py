@@ -10,6 +10,14 @@ as every other client (a refusal reads as the gRPC status would: ``... (PERMISSI
 without a round trip through the host's own gRPC server (it cost about 0.4 ms of host CPU a
 call), and the worker itself never holds the principal. The door shuts when the run ends.
 
+The broker calls (submit, position, account) are applied on the caller's thread and their
+durability is waited for on the broker's commit thread
+(:meth:`~sandtrade.broker.durable.DurableBroker.settle_later`): the answer is handed on when
+it is durable, as the gRPC method would give it, but no door thread is parked meanwhile. With
+a handful of door threads each waiting in its own settle, two hundred strategies trading on
+the same bar queued behind each other for seconds; now every call pending joins one group
+commit. Answers are built from the broker's own records, not from protobuf messages.
+
 Everything a worker sends is untrusted: the arguments of a call are checked here before they
 become a request, and the account is always the run's, never the worker's to choose.
 """
@@ -20,16 +28,18 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sandtrade.auth import Principal
-from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError
-from sandtrade.models import OrderSide, OrderType, TimeInForce
+from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError, StoreError
+from sandtrade.models import Account, OrderSide, OrderType, Position, TimeInForce
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import status_of
 from sandtrade.v1 import trading_pb2 as tpb
 
 if TYPE_CHECKING:
+    from sandtrade.broker.paper import PaperBroker
     from sandtrade.rpc.trading import TradingServicer
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,17 @@ def _opt_number(args: dict[str, Any], key: str) -> float | None:
     if type(v) not in (int, float):
         raise CallError(f"{key} must be a number")
     return float(v)
+
+
+@dataclass
+class _Applied:
+    """A broker call applied and not yet durable: its answer is ``reply(value)`` (or the
+    refusal of ``error``) once request ``seq`` has settled."""
+
+    seq: int
+    value: Any
+    error: Exception | None
+    reply: Callable[[Any], Any]
 
 
 class TradingDoor:
@@ -72,8 +93,10 @@ class TradingDoor:
         """The run has ended: no call goes through any more."""
         self._open = False
 
-    def handle(self, op: object, args: object) -> dict[str, Any]:
-        """The ``reply`` frame for a worker's call."""
+    def handle(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
+               ) -> None:
+        """Answer a worker's call: ``answer`` gets its ``reply`` frame, exactly once, on
+        this thread or (a broker call, once durable) on the broker's commit thread."""
         try:
             if not self._open:
                 raise CallError("the run has ended")
@@ -82,16 +105,41 @@ class TradingDoor:
             fn = self._OPS.get(op)
             if fn is None:
                 raise CallError(f"unknown call {op!r}")
-            return {"type": "reply", "result": fn(self, args)}
-        except CallError as e:
-            return {"type": "reply", "error": str(e)}
+            result = fn(self, args)
         except Exception as e:
-            if not isinstance(e, SandtradeError):
-                log.exception("%s: a call failed", self._run_id)
-            code, message, _ = status_of(e)
-            if isinstance(e, QuotaExceeded):
-                self._count_refusal(message)
-            return {"type": "reply", "error": f"{message} ({code.name})"}
+            answer(self._refusal(e))
+            return
+        if not isinstance(result, _Applied):
+            answer({"type": "reply", "result": result})
+            return
+
+        def settled(lost: str | None) -> None:
+            try:
+                if lost is not None:
+                    raise StoreError(lost)
+                if result.error is not None:
+                    raise result.error
+                reply = {"type": "reply", "result": result.reply(result.value)}
+            except Exception as e:
+                reply = self._refusal(e)
+            answer(reply)
+
+        self._trading.live.settle_later(result.seq, settled)
+
+    def _refusal(self, e: Exception) -> dict[str, Any]:
+        if isinstance(e, CallError):
+            return {"type": "reply", "error": str(e)}
+        if not isinstance(e, SandtradeError):
+            log.error("%s: a call failed", self._run_id, exc_info=e)
+        code, message, _ = status_of(e)
+        if isinstance(e, QuotaExceeded):
+            self._count_refusal(message)
+        return {"type": "reply", "error": f"{message} ({code.name})"}
+
+    def _apply(self, op: Callable[[PaperBroker], Any],
+               reply: Callable[[Any], Any]) -> _Applied:
+        seq, value, error = self._trading.live.apply(op)
+        return _Applied(seq, value, error, reply)
 
     def _count_refusal(self, details: str) -> None:
         """A call refused for a quota: a run refused every second for ``flood_seconds`` in a
@@ -107,7 +155,7 @@ class TradingDoor:
             self.flood = (f"order flood: {self._refused:,} calls refused for a quota, every "
                           f"second for {seconds} s (the last: {details[:300]})")
 
-    def submit(self, args: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, args: dict[str, Any]) -> _Applied:
         symbol, tag = args.get("symbol"), args.get("tag")
         if type(symbol) is not str or (tag is not None and type(tag) is not str):
             raise CallError("symbol and tag must be strings")
@@ -127,8 +175,8 @@ class TradingDoor:
             if value is not None:
                 setattr(req, key, value)
         # The id is the run's (random) and a counter: new by construction.
-        resp = self._trading.submit_order(self.principal, req, fresh_client_id=True)
-        return convert.order_from_pb(resp.order).model_dump(mode="json")
+        return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True),
+                           lambda done: done[0].model_dump(mode="json"))
 
     def cancel(self, args: dict[str, Any]) -> bool:
         order_id = args.get("order_id")
@@ -140,23 +188,27 @@ class TradingDoor:
             return False  # unknown, someone else's, or no longer working
         return True
 
-    def position(self, args: dict[str, Any]) -> list[float]:
+    def position(self, args: dict[str, Any]) -> _Applied:
         symbol = args.get("symbol")
         if type(symbol) is not str:
             raise CallError("symbol must be a string")
-        resp = self._trading.list_positions(self.principal,
-                                            tpb.ListPositionsRequest(account=self.account))
-        for p in resp.positions:
-            if p.symbol == symbol:
-                price = p.market_price if p.HasField("market_price") else p.avg_price
-                unrealized = p.unrealized_pnl if p.HasField("unrealized_pnl") else 0.0
-                return [p.qty, p.avg_price, price, unrealized, p.realized_pnl]
-        return [0.0, 0.0, 0.0, 0.0, 0.0]
 
-    def account_view(self, args: dict[str, Any]) -> list[float]:
-        a = self._trading.get_account(self.principal,
-                                      tpb.GetAccountRequest(account=self.account)).account
-        return [a.cash, a.equity, a.buying_power, a.realized_pnl, a.commissions]
+        def reply(positions: list[Position]) -> list[float]:
+            for p in positions:
+                if p.symbol == symbol:
+                    price = p.avg_price if p.market_price is None else p.market_price
+                    return [p.qty, p.avg_price, price, p.unrealized_pnl, p.realized_pnl]
+            return [0.0, 0.0, 0.0, 0.0, 0.0]
+
+        return self._apply(self._trading.positions_op(self.principal, self.account), reply)
+
+    def account_view(self, args: dict[str, Any]) -> _Applied:
+        def reply(a: Account) -> list[float]:
+            # As GetAccount answers: equity and buying power are always set by the broker.
+            return [a.cash, a.equity or 0.0, a.buying_power or 0.0, a.realized_pnl,
+                    a.commissions]
+
+        return self._apply(self._trading.account_op(self.principal, self.account), reply)
 
     def open_orders(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         resp = self._trading.list_orders(self.principal, tpb.ListOrdersRequest(

@@ -25,7 +25,7 @@ from sandtrade.errors import (
     QuotaExceeded,
     StoreError,
 )
-from sandtrade.models import Order, TimeInForce, TradeUpdate, implied_order_type
+from sandtrade.models import Account, Order, Position, TimeInForce, TradeUpdate, implied_order_type
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.store.base import Store
@@ -78,7 +78,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         target = principal.require(scope, account or None)
         return target
 
-    def _submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
+    def submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
                    fresh_client_id: bool = False
                    ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """Check a request and return the broker operation that submits it.
@@ -121,9 +121,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                      fresh_client_id: bool = False) -> tpb.SubmitOrderResponse:
         """SubmitOrder as ``principal`` makes it, without a transport (a strategy run's
         door calls this: the same checks, the same scopes; ``fresh_client_id``: see
-        :meth:`_submit_op`)."""
+        :meth:`submit_op`)."""
         order, duplicate = self.live.call(
-            self._submit_op(principal, request, fresh_client_id=fresh_client_id))
+            self.submit_op(principal, request, fresh_client_id=fresh_client_id))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
 
     @streaming
@@ -161,7 +161,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     client_order_id=item.order.client_order_id)
                 result: tuple[Order, bool] | None = None
                 try:
-                    seq, result, error = self.live.apply(self._submit_op(principal, item.order))
+                    seq, result, error = self.live.apply(self.submit_op(principal, item.order))
                 except Exception as e:
                     seq, error = 0, e
                 if error is not None or result is None:
@@ -280,13 +280,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                        request: tpb.ListPositionsRequest) -> tpb.ListPositionsResponse:
         """ListPositions as ``principal`` makes it, without a transport (a strategy run's
         door calls this: the same checks, the same scopes)."""
-        account = self._account(principal, "read", request.account)
-
-        def op(b: PaperBroker) -> list[Any]:
-            ensure_account(b, self.store, account)
-            return b.positions(account)
-
-        positions = self.live.call(op)
+        positions = self.live.call(self.positions_op(principal, request.account))
         return tpb.ListPositionsResponse(
             positions=[convert.position_to_pb(p) for p in positions])
 
@@ -299,13 +293,32 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     request: tpb.GetAccountRequest) -> tpb.GetAccountResponse:
         """GetAccount as ``principal`` makes it, without a transport (a strategy run's
         door calls this: the same checks, the same scopes)."""
-        account = self._account(principal, "read", request.account)
+        return tpb.GetAccountResponse(account=convert.account_to_pb(
+            self.live.call(self.account_op(principal, request.account))))
 
-        def op(b: PaperBroker) -> Any:
-            ensure_account(b, self.store, account)
-            return b.account(account)
+    def positions_op(self, principal: Principal, account: str
+                     ) -> Callable[[PaperBroker], list[Position]]:
+        """Check that ``principal`` may read ``account``'s positions and return the broker
+        operation that lists them (ListPositions, and a strategy run's door, which applies
+        it without holding a thread while it settles)."""
+        target = self._account(principal, "read", account)
 
-        return tpb.GetAccountResponse(account=convert.account_to_pb(self.live.call(op)))
+        def op(b: PaperBroker) -> list[Position]:
+            ensure_account(b, self.store, target)
+            return b.positions(target)
+
+        return op
+
+    def account_op(self, principal: Principal, account: str
+                   ) -> Callable[[PaperBroker], Account]:
+        """:meth:`positions_op` for the account itself (GetAccount)."""
+        target = self._account(principal, "read", account)
+
+        def op(b: PaperBroker) -> Account:
+            ensure_account(b, self.store, target)
+            return b.account(target)
+
+        return op
 
     @unary
     def GetAccountSettings(self, request: tpb.GetAccountSettingsRequest,

@@ -11,8 +11,9 @@ Now one ``selectors`` (epoll) thread does, for every live worker:
 * **reads** frames as they come (:class:`~sandtrade.sandbox.wire.FrameReader`, the caps and
   error texts of ``read_frame``: a frame over a cap kills the worker for the protocol);
 * a ``call`` (a broker call of the strategy) goes to the ``sandbox-door`` pool, at most one
-  per run (the worker waits for its reply), and the loop writes the reply; past the
-  per-event quota it is refused here;
+  per run (the worker waits for its reply), and the loop writes the reply when the door
+  hands it over (a broker call's once it is durable, from the broker's commit thread, so
+  that no door thread waits for a commit); past the per-event quota it is refused here;
 * a ``done`` ends the event: its logs, errors and state go to the run's ``on_done``. When it
   carries a ``ctx.state``, whose commit waits for the broker's group commit, that runs on a
   pool thread and the next event is sent only once it returned: the state is durable before
@@ -94,8 +95,10 @@ class LiveRun(Protocol):
         """The next event to send, or None when there is none now (on the loop)."""
         ...
 
-    def call(self, op: object, args: object) -> dict[str, Any]:
-        """The reply to a worker's broker call (on a door thread)."""
+    def call(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
+             ) -> None:
+        """Answer a worker's broker call (on a door thread): ``answer(reply)`` exactly
+        once, on this thread or a later one (the broker's commit thread)."""
         ...
 
     def event_done(self, event: Any, header: dict[str, Any]) -> None:
@@ -443,12 +446,13 @@ class Dispatcher:
     # ------------------------------------------------------------------ pool threads
 
     def _call(self, ch: _Channel, op: object, args: object) -> None:
+        def answer(reply: dict[str, Any]) -> None:
+            self.soon(lambda: self._guarded(ch, lambda c: self._replied(c, reply)))
+
         try:
-            reply = ch.run.call(op, args)
+            ch.run.call(op, args, answer)
         except Exception as e:
             self.soon(functools.partial(self._fail_busy, ch, e))
-            return
-        self.soon(lambda: self._guarded(ch, lambda c: self._replied(c, reply)))
 
     def _replied(self, ch: _Channel, reply: dict[str, Any]) -> None:
         if self._unbusy(ch):

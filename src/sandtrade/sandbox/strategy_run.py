@@ -65,9 +65,10 @@ class Door(Protocol):
     #: is not); the manager reads it after each event.
     flood: str | None
 
-    def handle(self, op: object, args: object) -> dict[str, Any]:
-        """The ``reply`` frame for a worker's call (``op`` and ``args`` as the worker sent
-        them: untrusted)."""
+    def handle(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
+               ) -> None:
+        """Hand ``answer`` the ``reply`` frame for a worker's call (``op`` and ``args`` as
+        the worker sent them: untrusted), exactly once, now or from another thread."""
         ...
 
     def close(self) -> None:
@@ -258,9 +259,11 @@ class StrategyRun:
         event = Event({"type": "bars", "count": count, "items": items}, payload, batch=batch)
         return Outgoing(event, frame_bytes(event.header, payload), hook_of(event.header))
 
-    def call(self, op: object, args: object) -> dict[str, Any]:
-        """A worker's broker call, through the door (on a door thread)."""
-        return self.door.handle(op, args)
+    def call(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
+             ) -> None:
+        """A worker's broker call, through the door (on a door thread); ``answer`` gets
+        the reply once it is durable."""
+        self.door.handle(op, args, answer)
 
     def event_done(self, event: Event, header: dict[str, Any]) -> None:
         """The worker's ``done`` for ``event``: to ``on_done`` (on the loop, or on a door
