@@ -333,7 +333,18 @@ class SignalPipeline:
         def last(symbol: str) -> float | None:
             return self.live.call(lambda b: b.last_signal_price(account, symbol))
 
-        return signal_price_source(price_sources(commands, parsed.price, self.covered, last))
+        sources = price_sources(commands, parsed.price, self.covered, last)
+        for cmd in commands:  # a value the broker would refuse at the signal's price
+            kind, price = sources.get(cmd.symbol, ("feed", None))
+            if kind == "feed" or price is None or cmd.action not in ("buy", "sell"):
+                continue
+            inst = self.instrument(cmd.symbol)
+            value = cmd.qty * price * inst.multiplier
+            if value < inst.min_notional:
+                raise SignalError(f"order value {value:,.2f} ({cmd.qty:g} {cmd.symbol} at "
+                                  f"{price:g}) is below {cmd.symbol}'s minimum notional "
+                                  f"{inst.min_notional:,.2f}", field="qty")
+        return signal_price_source(sources)
 
     def _check_quantities(self, commands: list[Command]) -> None:
         """Refuse now a quantity the paper broker would refuse whatever the position: better
