@@ -150,7 +150,8 @@ def test_trusted_construction_equals_validated_construction() -> None:
     from sandtrade.models import Fill, OrderSide, trusted
 
     values = dict(id="f1", order_id="o1", account="a", symbol="X", side=OrderSide.BUY,
-                  qty=2.0, price=10.5, commission=0.1, time=datetime(2024, 1, 2), bar_index=3)
+                  qty=2.0, price=10.5, commission=0.1, time=datetime(2024, 1, 2), bar_index=3,
+                  price_source="feed")
     fast, checked = trusted(Fill, **values), Fill(**values)
     assert fast == checked
     assert fast.model_dump_json() == checked.model_dump_json()

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -491,6 +491,10 @@ class Fill(BaseModel):
     commission: Annotated[float, Field(ge=0)] = 0.0
     time: datetime
     bar_index: int | None = None
+    #: Where the price came from: ``feed`` (a market source's bar or quote), ``signal`` (the
+    #: price a signal carried, for a symbol no source covers) or ``last`` (the last price a
+    #: signal of the account carried for the symbol).
+    price_source: Literal["feed", "signal", "last"] = "feed"
 
 
 class Position(BaseModel):

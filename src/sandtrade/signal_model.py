@@ -164,6 +164,11 @@ class SignalRecord(BaseModel):
     orders: list[str] = Field(default_factory=list)
     #: Bars the market feed had worked when the signal executed (for a faithful replay).
     market_position: int | None = None
+    #: Where its price comes from, for a paper account: ``feed`` (a market source covers
+    #: its symbol), ``signal`` (the price it carried), ``last`` (the account's last signal
+    #: price of the symbol); None when it trades nothing or goes elsewhere. Decided when it
+    #: is received (the sender's answer says it) and again when it executes.
+    price_source: Literal["feed", "signal", "last"] | None = None
     history: list[Step] = Field(default_factory=list)
 
     def step(self, status: SignalStatus, at: datetime, reason: str = "") -> None:

@@ -279,9 +279,9 @@ BROKEN = [
           error="ticker: is empty"),
     Alert("unknown-symbol-json",
           '{"ticker": "NASDAQ:AAPL", "action": "buy", "contracts": 1}', status=422,
-          error="'AAPL' is not traded on this host"),
+          error='no price for AAPL: add "price": {{close}} to the alert'),
     Alert("unknown-symbol-text", "buy 1 TSLA", status=422,
-          error="'TSLA' is not traded on this host"),
+          error="no price for TSLA"),
     # Empty and malformed bodies.
     Alert("empty-body", "", status=422, error="the body is empty"),
     Alert("blank-body-newline", "\r\n", status=422, error="the body is empty"),

@@ -55,7 +55,7 @@ def test_a_replay_gives_the_live_fills_and_the_same_fills_every_time(host: Host)
     records = [r for _, r in runtime.store.list_signals(limit=100, oldest_first=True)]
     assert [r.id for r in records] == ids
 
-    def run() -> list[tuple[str, str, str, float, float, str]]:
+    def run() -> list[tuple[str, str, str, float, float, str, str]]:
         result = replay(records, list(host.market.published),
                         instruments=runtime.source.instruments(),
                         formats=runtime.plugins.signal_formats(), cash=runtime.settings.cash)
@@ -64,9 +64,10 @@ def test_a_replay_gives_the_live_fills_and_the_same_fills_every_time(host: Host)
 
     first, second = run(), run()
     assert first == second
-    assert [(symbol, side, qty, price) for _, symbol, side, qty, price, _ in first] == live
-    # each fill is attributed to the signal that caused it
-    assert {sid for *_, sid in first} <= set(ids)
+    assert [(symbol, side, qty, price) for _, symbol, side, qty, price, _, _ in first] == live
+    # each fill is attributed to the signal that caused it, priced by the feed
+    assert {row[5] for row in first} <= set(ids)
+    assert {row[6] for row in first} == {"feed"}
 
 
 def test_original_pace_waits_as_the_signals_were_apart(host: Host) -> None:

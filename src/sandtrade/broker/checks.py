@@ -127,6 +127,7 @@ class OrderChecks:
         _working: dict[str, list[Order]]
         _no_prices: dict[str, str]
         _unpriced: set[str]
+        _own_marks: dict[str, dict[str, float]]
         _risk_on: bool
 
         def _risk_problem(self, book: AccountBook, order: Order, inst: Instrument,
@@ -153,6 +154,8 @@ class OrderChecks:
             # The same words the signal pipeline uses to refuse such a quantity up front.
             return inst.quantity_problem(order.qty)
         ref = self._mark.get(sym)
+        if ref is None and self._own_marks:  # a symbol priced by the account's signals
+            ref = self._own_marks.get(book.id, {}).get(sym)
         for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
             if px is None:
                 continue

@@ -59,6 +59,7 @@ class Execution:
         _bar_index: int | None
         _no_prices: dict[str, str]
         _unpriced: set[str]
+        _price_source: str
         _risk_on: bool
         _risk_today: date | None
 
@@ -307,7 +308,7 @@ class Execution:
             Fill,
             id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
             side=order.side, qty=qty, price=price, commission=commission, time=now,
-            bar_index=bar_index)
+            bar_index=bar_index, price_source=self._price_source)
         book.fills.append(fill)
         fills.append(fill)
         if self._store is not None:

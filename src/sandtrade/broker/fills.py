@@ -44,6 +44,15 @@ ask is at or below the limit (at the ask), a sell when the bid is at or above it
 on the side they would trade. Given real quotes (``PaperBroker.on_quote``) it uses them; given
 only bars, it assumes a quote of ``spread_pct`` around each price and otherwise follows
 ``next_open``.
+
+``signal_price`` (for symbols no market source covers)
+------------------------------------------------------
+Not a profile the broker is set to: the one a signal's own price is worked under, for a symbol
+without a feed (:meth:`~sandtrade.broker.prices.SignalPrices.work_at_price`). The price is a
+bar whose open, high, low and close are that one price, worked by the ``next_open`` rules:
+market orders fill at it, limits fill at it when it is at or better than the limit, stops
+trigger at it. Slippage moves market and stop fills against the trader as ever, but is not
+capped by the bar (a one-price bar would cancel it).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ __all__ = [
     "FillProfile",
     "NextOpenProfile",
     "QuoteProfile",
+    "SignalPriceProfile",
 ]
 
 _BUY = OrderSide.BUY
@@ -198,6 +208,17 @@ class QuoteProfile(NextOpenProfile):
             if (is_buy and px > limit) or (not is_buy and px < limit):
                 return None
         return px
+
+
+class SignalPriceProfile(NextOpenProfile):
+    """The price a signal carried, as a one-price bar; slippage not capped by it."""
+
+    name = "signal_price"
+    description = "a signal's own price, for symbols no market source covers"
+
+    def _slip(self, price: float, is_buy: bool, bar: Bar) -> float:
+        s = self.slippage_pct
+        return price * (1 + s) if is_buy else price * (1 - s)
 
 
 BUILTIN_FILL_PROFILES: tuple[type[FillProfile], ...] = (NextOpenProfile, CloseProfile, QuoteProfile)

@@ -40,6 +40,7 @@ from sandtrade.broker.execution import Execution
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.broker.ids import sequential_ids
 from sandtrade.broker.lots import KEEP_FINISHED, AccountBook, Lot
+from sandtrade.broker.prices import SignalPrices
 from sandtrade.broker.restore import Ledger, Restore
 from sandtrade.broker.risk import RiskChecks
 from sandtrade.broker.settings import BrokerSettings
@@ -61,7 +62,7 @@ from sandtrade.models import (
 __all__ = ["PaperBroker"]
 
 
-class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
+class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
     """A deterministic multi-account paper broker.
 
     :param settings: costs, fill profile, partial fills and margin.
@@ -108,6 +109,10 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
         # when they fill (see _check). Not persisted: a restart forgets it, and such an order
         # is then only held to the buying-power check every fill makes.
         self._unpriced: set[str] = set()
+        # account -> symbol -> the last price its signals carried, for symbols no market
+        # source covers (see broker.prices); what fills are stamped with as their source.
+        self._own_marks: dict[str, dict[str, float]] = {}
+        self._price_source = "feed"
         self._risk_init()
 
     # ------------------------------------------------------------------ set-up
@@ -182,8 +187,9 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
         """A snapshot of the account with equity and buying power at the last known prices."""
         book = self._book(account_id)
         long_v = short_v = 0.0
+        mark = self._marks_for(account_id) if self._own_marks else self._mark
         for sym, pos in book.positions.items():
-            v = pos.qty * self._mark.get(sym, pos.avg_price) * pos.multiplier
+            v = pos.qty * mark.get(sym, pos.avg_price) * pos.multiplier
             if v >= 0:
                 long_v += v
             else:
@@ -196,7 +202,7 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
         """Cash plus the value of every position at the last known prices."""
         book = self._books[account_id]
         eq = book.basis
-        mark = self._mark
+        mark = self._marks_for(account_id) if self._own_marks else self._mark
         for sym, pos in book.positions.items():
             eq += (mark.get(sym, pos.avg_price) * pos.qty - pos.cost) * pos.multiplier
         return eq
@@ -209,7 +215,7 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
         eq = book.basis
         used = 0.0
         s = self.settings
-        mark = self._mark
+        mark = self._marks_for(book.id) if self._own_marks else self._mark
         for sym, pos in book.positions.items():
             price = mark.get(sym, pos.avg_price)
             eq += (price * pos.qty - pos.cost) * pos.multiplier
@@ -220,11 +226,14 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore):
     def position(self, account_id: str, symbol: str) -> Position:
         """The position in ``symbol`` (flat when none), marked to the last known price."""
         pos = self._book(account_id).positions.get(symbol)
+        price = self._mark.get(symbol)
+        if price is None and self._own_marks:
+            price = self.last_signal_price(account_id, symbol)
         if pos is None:
             inst = self._instruments.get(symbol)
-            return Position(account=account_id, symbol=symbol, market_price=self._mark.get(symbol),
+            return Position(account=account_id, symbol=symbol, market_price=price,
                             multiplier=inst.multiplier if inst else 1.0)
-        return pos.view(self._mark.get(symbol))
+        return pos.view(price)
 
     def positions(self, account_id: str) -> list[Position]:
         """Every non-flat position of the account, by symbol."""

@@ -81,6 +81,8 @@ class Restore:
                        when: datetime, inst: Instrument | None) -> None: ...
         def _load_risk_day(self, account: str, data: dict[str, Any]) -> None: ...
         def _multiplier(self, symbol: str) -> float: ...
+        def _restore_instrument(self, store: Ledger, symbol: str, tried: set[str]) -> None: ...
+        def _restore_signal_prices(self, store: Ledger, account: str) -> None: ...
 
     def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
         """The order that ``client_order_id`` named in the account, from memory or the store."""
@@ -107,6 +109,7 @@ class Restore:
         if self._books:
             raise RuntimeError("PaperBroker.restore must run on a broker with no accounts")
         replayed = 0
+        tried: set[str] = set()  # symbols looked up among the instruments signals registered
         self._risk_on = True  # a live broker: day trades are counted whatever the rules
         for stored in store.list_accounts():
             opened = stored.model_copy(update={"cash": stored.initial_cash, "commissions": 0.0,
@@ -119,6 +122,8 @@ class Restore:
                 if not page:
                     break
                 for fill in page:
+                    if fill.symbol not in self._instruments:
+                        self._restore_instrument(store, fill.symbol, tried)
                     if fill.order_id not in tags:
                         order = store.get_order(fill.order_id)
                         tags[fill.order_id] = order.tag if order else None
@@ -138,6 +143,8 @@ class Restore:
                 if not orders:
                     break
                 for order in orders:
+                    if order.symbol not in self._instruments:
+                        self._restore_instrument(store, order.symbol, tried)
                     self._orders[order.id] = order
                     book.orders[order.id] = order
                     if order.client_order_id is not None:
@@ -150,6 +157,7 @@ class Restore:
                     f"{book.cash:,.2f} but the store says {stored.cash:,.2f}; the store is "
                     "inconsistent")
             book.cash = stored.cash  # bit-identical to what was last committed
+            self._restore_signal_prices(store, stored.id)
             day = store.get_state(risk_state_key(stored.id))
             if isinstance(day, dict):
                 self._load_risk_day(stored.id, day)

@@ -259,7 +259,8 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
         result = replay(records, source.bars(), instruments=source.instruments(),
                         formats=formats, cash=args.cash or settings.cash,
                         broker=settings.broker, profiles=plugins.fill_profiles().values(),
-                        pace=args.pace,
+                        pace=args.pace, symbols=settings.symbol_table(),
+                        any_symbol=settings.signals.symbols == "any",
                         progress=lambda done, total: bar.update(task, completed=done,
                                                                 total=total))
     if args.report:
@@ -275,8 +276,9 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
                  "market_position": s.market_position, "orders": list(s.orders),
                  "outcome": s.outcome, "failed": s.failed} for s in result.signals],
             "skipped": [{"id": i, "why": why} for i, why in result.skipped],
-            "fills": [dict(zip(("time", "symbol", "side", "qty", "price", "signal"), row,
-                               strict=True)) for row in result.fill_rows()],
+            "fills": [dict(zip(("time", "symbol", "side", "qty", "price", "signal",
+                                "price_source"), row, strict=True))
+                      for row in result.fill_rows()],
             "equity": result.account.equity if result.account else None,
             "positions": {p.symbol: p.qty for p in result.positions}}, indent=2))
         return 0
@@ -284,9 +286,11 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
               f"{result.bars} bars ({len(result.skipped)} journaled signals left out: "
               "rejected, dropped, duplicates or not for a paper account)")
     print_table(out, (Col("time"), Col("symbol", whole=True), Col("side"),
-                      Col("qty", right=True), Col("price", right=True), Col("signal", whole=True)),
-                [(t, symbol, side, f"{qty:g}", f"{price:,.4f}", sid)
-                 for t, symbol, side, qty, price, sid in result.fill_rows()], title="fills")
+                      Col("qty", right=True), Col("price", right=True), Col("signal", whole=True),
+                      Col("priced by")),
+                [(t, symbol, side, f"{qty:g}", f"{price:,.4f}", sid, source)
+                 for t, symbol, side, qty, price, sid, source in result.fill_rows()],
+                title="fills")
     failed = [s for s in result.signals if s.failed]
     for s in failed:
         err.print(safe(f"{s.id}: {s.outcome}"), style="yellow", markup=False, highlight=False)

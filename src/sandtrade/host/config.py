@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sandtrade.broker.quotas import Quotas
@@ -21,6 +21,7 @@ from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
+from sandtrade.market.symbols import SymbolTable
 from sandtrade.sandbox.mailbox import StrategySettings
 from sandtrade.signals.settings import SignalSettings
 
@@ -75,6 +76,20 @@ class Settings(BaseSettings):
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "
         "validated by the plugin.")
+    symbols: dict[str, Any] = Field(
+        default_factory=dict, description="[symbols]: \"XBTUSD\" = \"BTCUSD\" makes one "
+        "spelling an alias of another; [symbols.SYMBOL] pins a symbol's kind (equity, crypto, "
+        "option), lot_size, tick_size and min_notional instead of inferring them.")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_usable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        SymbolTable(value)  # raises naming the key
+        return value
+
+    def symbol_table(self) -> SymbolTable:
+        """``[symbols]`` as the table signals and the market read symbols with."""
+        return SymbolTable(self.symbols)
 
     def account_rules(self, account: str) -> RiskRules | None:
         """``account``'s risk rules from the file (None: it has none of its own)."""

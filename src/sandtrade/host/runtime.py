@@ -120,6 +120,10 @@ class HostRuntime:
         #: Called with a line for people at each change of the market feed (a symbol's data
         #: ended, loops, goes synthetic); ``sandtrade serve`` prints it on stderr.
         self.on_market_note: Callable[[str], None] | None = None
+        #: Symbols a market source covers: its instruments, and every symbol it has published
+        #: a bar of (a source that starts covering a symbol takes over its pricing from the
+        #: signals, at once). Added to by the feed's thread only; read anywhere.
+        self.fed: set[str] = set()
         self._position = 0
         self._worked = 0
         self._stopped = threading.Event()
@@ -138,13 +142,19 @@ class HostRuntime:
             raise SandtradeError(f"market.source: unknown source {s.market.source!r} (known: "
                                  f"{', '.join(sorted(sources))})") from None
         self.source = source = source_cls(s.market)  # type: ignore[call-arg]
-        instruments = source.instruments()
+        table = s.symbol_table()
+        instruments = [table.apply(i) for i in source.instruments()]
+        self.fed = {i.symbol for i in instruments}
         profiles = list(self.plugins.fill_profiles().values())
 
         def make_broker() -> PaperBroker:
             broker = PaperBroker(s.broker, instruments=instruments, store=store,
                                  ids=unique_ids(), profiles=profiles)
             self.restored_fills = broker.restore()
+            for symbol in broker.symbols():  # what signals registered, under today's rules
+                inst = broker.instrument(symbol)
+                if inst is not None and symbol not in self.fed:
+                    broker.register(table.apply(inst))
             apply_risk_rules(broker, s, store)
             return broker
 
@@ -186,7 +196,8 @@ class HostRuntime:
             settings=s.signals, symbols=lambda: symbols, default_account=s.account,
             market_position=lambda: self._worked,
             instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
-            live_brokers=live_brokers, quotas=self.quotas)
+            live_brokers=live_brokers, quotas=self.quotas, symbol_table=table,
+            covered=self.fed.__contains__)
         self.rpc = create_server(
             trading=self.trading,
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
@@ -228,6 +239,7 @@ class HostRuntime:
         journaled but not executed before the restart execute, strategies resume."""
         assert self.strategies is not None and self.hub is not None
         assert self.live is not None and self.signals is not None
+        self.fed.update(self.hub.symbols())  # what the feed covered before a restart
         latest = [bars[-1] for bars in (self.hub.bars(s, limit=1) for s in self.hub.symbols())
                   if bars]
         if latest:
@@ -321,6 +333,11 @@ class HostRuntime:
         live = self.live
         position = self.feed.position
         key = self._cursor_key()
+
+        if bar.symbol not in self.fed:
+            self.fed.add(bar.symbol)
+            log.info("market: %s now has prices from the %s source; signals for it wait for "
+                     "its bars", bar.symbol, self.feed.source.name)
 
         def op(b: PaperBroker) -> list[Fill]:
             fills = b.on_bar(bar)

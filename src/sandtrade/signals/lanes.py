@@ -29,8 +29,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sandtrade.errors import SandtradeError
+from sandtrade.models import Order
 from sandtrade.signal_model import SignalRecord, SignalStatus
 from sandtrade.signals.commands import place_commands
+from sandtrade.signals.pricing import Pricing, trade_at_signal_prices
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
@@ -71,8 +73,12 @@ class Lanes:
                  strategies: StrategyInbox | None,
                  live_brokers: dict[str, LiveBrokerAdapter],
                  market_position: Callable[[], int],
-                 on_done: Callable[[list[SignalRecord]], None]) -> None:
+                 on_done: Callable[[list[SignalRecord]], None],
+                 pricing: Pricing | None = None) -> None:
         self.live = live
+        #: How symbols no market source covers are registered and priced (None: they are
+        #: not; every symbol is the feed's).
+        self.pricing = pricing
         self.store = store
         self.strategies = strategies
         self.live_brokers = live_brokers
@@ -217,9 +223,20 @@ class Lanes:
         try:
             if not b.ensure_account(account):
                 raise SandtradeError(f"account {account!r} does not exist")
-            placed, notes, failure = place_commands(
-                b, account, record.commands, record.id,
-                first_time=record.id not in self._recovered_ids)
+            commands = record.commands
+
+            def place() -> tuple[list[Order], list[str], str | None]:
+                return place_commands(b, account, commands, record.id,
+                                      first_time=record.id not in self._recovered_ids)
+
+            if self.pricing is None:
+                placed, notes, failure = place()
+            else:
+                price = (record.parsed or {}).get("price")
+                (placed, notes, failure), record.price_source, fills = trade_at_signal_prices(
+                    b, account, commands, price, self.pricing, place, record.received_at)
+                notes += [f"{f.order_id} filled {f.qty:g} at {f.price:g} ({f.price_source} "
+                          "price)" for f in fills]
         except Exception as e:  # whatever happens, the signal's status says it
             placed, notes = [], []
             failure = str(e) if isinstance(e, SandtradeError) else f"{type(e).__name__}: {e}"

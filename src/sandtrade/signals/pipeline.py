@@ -34,13 +34,21 @@ from typing import TYPE_CHECKING, Any
 
 from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.errors import SandtradeError
+from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Instrument
 from sandtrade.signal_model import Command, ParsedSignal, SignalError, SignalRecord, SignalStatus
-from sandtrade.signals.commands import PlannedOrder, plan_commands, resolve_symbol
+from sandtrade.signals.commands import PlannedOrder, plan_commands
 from sandtrade.signals.duplicates import DuplicateIndex, resend_hash
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.journal import SignalJournal
 from sandtrade.signals.lanes import Lanes
+from sandtrade.signals.pricing import (
+    PriceSource,
+    Pricing,
+    price_sources,
+    resolve_commands,
+    signal_price_source,
+)
 from sandtrade.signals.settings import SignalSettings
 
 if TYPE_CHECKING:
@@ -81,7 +89,8 @@ class SignalPipeline:
                  instrument: Callable[[str], Instrument | None] = lambda symbol: None,
                  strategies: StrategyInbox | None = None,
                  live_brokers: dict[str, LiveBrokerAdapter] | None = None,
-                 quotas: QuotaBook | None = None) -> None:
+                 quotas: QuotaBook | None = None, symbol_table: SymbolTable | None = None,
+                 covered: Callable[[str], bool] | None = None) -> None:
         self.store = store
         #: How fast each account may send signals (none: no quota).
         self.quotas = quotas
@@ -89,9 +98,14 @@ class SignalPipeline:
         self.formats = formats
         self.settings = settings
         self.symbols = symbols
+        #: ``[symbols]``: aliases and pinned rules of symbols signals name.
+        self.symbol_table = symbol_table or SymbolTable()
         #: The trading rules of a symbol (its lot size), to refuse at once what the broker
-        #: would certainly refuse later.
-        self.instrument = instrument
+        #: would certainly refuse later: the feed's instrument, else the one it is inferred as.
+        self.instrument = lambda symbol: instrument(symbol) or \
+            self.symbol_table.instrument(symbol)
+        #: Whether a market source covers a symbol (else signals price it; signals.pricing).
+        self.covered = covered or (lambda symbol: symbol in self.symbols())
         self.default_account = default_account
         self.market_position = market_position
         self.strategies = strategies
@@ -108,7 +122,8 @@ class SignalPipeline:
         self._duplicates.load(store)
         self._lanes = Lanes(live=live, store=store, strategies=strategies,
                             live_brokers=self.live_brokers, market_position=market_position,
-                            on_done=self._executed)
+                            on_done=self._executed,
+                            pricing=Pricing(covered=self.covered, instrument=self.instrument))
         self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled)
 
     # ------------------------------------------------------------------ life
@@ -274,6 +289,7 @@ class SignalPipeline:
             record.destination, why = self._route(record, parsed)
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
+                record.price_source = self._price_source(record.account, parsed, commands)
             key = idempotency_key or parsed.idempotency_key
             if key is not None and len(key) > 200:
                 raise SignalError("is longer than 200 characters", field="idempotency_key")
@@ -307,16 +323,28 @@ class SignalPipeline:
         return principal.account
 
     def _resolve(self, parsed: ParsedSignal) -> list[Command]:
-        known = list(self.symbols())
-        out = []
-        for cmd in parsed.commands:
-            symbol = resolve_symbol(cmd.symbol, known)
-            if symbol is None:
-                shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-                raise SignalError(f"{cmd.symbol!r} is not traded on this host (known: "
-                                  f"{shown or 'none'})", field="symbol")
-            out.append(cmd if symbol == cmd.symbol else cmd.model_copy(update={"symbol": symbol}))
-        return out
+        return resolve_commands(parsed.commands, list(self.symbols()), table=self.symbol_table,
+                                any_symbol=self.settings.symbols == "any")
+
+    def _price_source(self, account: str, parsed: ParsedSignal, commands: list[Command]
+                      ) -> PriceSource | None:
+        """Where the signal's price will come from (signals.pricing); a signal nothing
+        prices is refused now, saying what to send."""
+        def last(symbol: str) -> float | None:
+            return self.live.call(lambda b: b.last_signal_price(account, symbol))
+
+        sources = price_sources(commands, parsed.price, self.covered, last)
+        for cmd in commands:  # a value the broker would refuse at the signal's price
+            kind, price = sources.get(cmd.symbol, ("feed", None))
+            if kind == "feed" or price is None or cmd.action not in ("buy", "sell"):
+                continue
+            inst = self.instrument(cmd.symbol)
+            value = cmd.qty * price * inst.multiplier
+            if value < inst.min_notional:
+                raise SignalError(f"order value {value:,.2f} ({cmd.qty:g} {cmd.symbol} at "
+                                  f"{price:g}) is below {cmd.symbol}'s minimum notional "
+                                  f"{inst.min_notional:,.2f}", field="qty")
+        return signal_price_source(sources)
 
     def _check_quantities(self, commands: list[Command]) -> None:
         """Refuse now a quantity the paper broker would refuse whatever the position: better
@@ -440,6 +468,8 @@ class SignalPipeline:
                 lines.append(f"  {name}: {parsed[name]}")
         lines.append(f"account: {record.account}")
         lines.append(f"destination: {record.destination} ({record.route_reason})")
+        if record.price_source is not None:
+            lines.append(f"price source: {record.price_source}")
         commands = record.commands
         lines.append("commands, in order:")
         planned: list[tuple[Command, list[PlannedOrder] | str]] | None = None

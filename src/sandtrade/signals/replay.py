@@ -9,6 +9,10 @@ time, with ids ``o1, o2 ...``.
 
 ``pace="original"`` waits between signals as long as they were apart when received (each wait
 capped by ``max_gap``); ``"fast"`` does not wait.
+
+A symbol the replay's market does not cover is traded as live (:mod:`sandtrade.signals.pricing`):
+at the price its signal carried, else the last one its signals carried, registered with the
+kind it is inferred as (``[symbols]`` applied); a market that publishes bars of it takes over.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from sandtrade.broker.fills import FillProfile
 from sandtrade.broker.ids import sequential_ids
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.settings import BrokerSettings
+from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
-from sandtrade.signals.commands import place_commands, resolve_symbol
+from sandtrade.signals.commands import place_commands
 from sandtrade.signals.formats import FormatRegistry
+from sandtrade.signals.pricing import Pricing, resolve_commands, trade_at_signal_prices
 
 __all__ = ["ReplayResult", "ReplayedSignal", "replay", "replayable"]
 
@@ -59,12 +65,12 @@ class ReplayResult:
     #: The bars the replay worked, in order (for the timeline picture).
     bars_seen: list[Bar] = field(default_factory=list)
 
-    def fill_rows(self) -> list[tuple[str, str, str, float, float, str]]:
-        """(time, symbol, side, qty, price, signal id) of every fill, in order: what two
-        replays of the same journal agree on."""
+    def fill_rows(self) -> list[tuple[str, str, str, float, float, str, str]]:
+        """(time, symbol, side, qty, price, signal id, price source) of every fill, in order:
+        what two replays of the same journal agree on."""
         tag = {o.id: (o.tag or "").removeprefix("signal ") for o in self.orders}
         return [(f.time.isoformat() if f.time else "", f.symbol, f.side.value, f.qty, f.price,
-                 tag.get(f.order_id, "")) for f in self.fills]
+                 tag.get(f.order_id, ""), f.price_source) for f in self.fills]
 
 
 def replayable(records: Iterable[SignalRecord]) -> tuple[list[SignalRecord],
@@ -89,17 +95,25 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
            broker: BrokerSettings | None = None, profiles: Iterable[type[FillProfile]] = (),
            pace: Literal["fast", "original"] = "fast", max_gap: float = 60.0,
            progress: Callable[[int, int], None] | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> ReplayResult:
+           sleep: Callable[[float], None] = time.sleep, symbols: SymbolTable | None = None,
+           any_symbol: bool = True) -> ReplayResult:
     """Carry ``records`` (oldest first) out again against ``bars`` in a fresh account.
 
     :param bars: the market, in the order the live feed published it (its source's bars).
     :param progress: called with (signals done, signals in all) after each signal.
+    :param symbols: the ``[symbols]`` table the host reads symbols with.
+    :param any_symbol: ``[signals] symbols = "any"``: signals may name symbols the market
+        does not cover (else they fail, as they were refused live).
     """
     todo, skipped = replayable(records)
     todo.sort(key=lambda r: (r.market_position or 0, r.received_at))
     result = ReplayResult(skipped=skipped)
     instruments = list(instruments)
     known = [i.symbol for i in instruments]
+    table = symbols or SymbolTable()
+    fed = set(known)
+    pricing = Pricing(covered=fed.__contains__, instrument=table.instrument) \
+        if any_symbol else None
     b = PaperBroker(broker, instruments=instruments, ids=sequential_ids(), profiles=profiles)
     b.open_account(REPLAY_ACCOUNT, cash)
     last = max((r.market_position or 0 for r in todo), default=0)
@@ -115,7 +129,8 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
                 if gap > 0:
                     sleep(min(gap, max_gap))
             previous = record.received_at
-            result.signals.append(_carry_out(b, record, formats, known))
+            result.signals.append(_carry_out(b, record, formats, known, table, pricing,
+                                             result.fills))
             i += 1
             if progress is not None:
                 progress(i, len(todo))
@@ -124,6 +139,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
     for position, bar in enumerate(bars, 1):
         if position > last + 1:  # the last signal's bar and the one after: its orders filled
             break
+        fed.add(bar.symbol)
         result.fills += b.on_bar(bar)  # as the live host works it
         result.bars = position
         result.bars_seen.append(bar)
@@ -135,21 +151,34 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
 
 
 def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
-               known: list[str]) -> ReplayedSignal:
+               known: list[str], table: SymbolTable, pricing: Pricing | None,
+               fills: list[Fill]) -> ReplayedSignal:
     position = record.market_position or 0
     try:
         parsed = formats.parse(record.raw_body, record.format or None)
-        commands = []
-        for cmd in parsed.commands:
-            symbol = resolve_symbol(cmd.symbol, known)
-            if symbol is None:
-                raise SignalError(f"{cmd.symbol!r} is not traded by the replay's market",
-                                  field="symbol")
-            commands.append(cmd.model_copy(update={"symbol": symbol}))
+        try:
+            commands = resolve_commands(parsed.commands, known, table=table,
+                                        any_symbol=pricing is not None)
+        except SignalError as e:
+            raise SignalError(f"{parsed.commands[0].symbol!r} is not traded by the replay's "
+                              "market", field="symbol") from e
     except SignalError as e:
         return ReplayedSignal(record.id, record.received_at, position, (),
                               f"not readable today: {e}", True)
-    placed, notes, failure = place_commands(b, REPLAY_ACCOUNT, commands, record.id)
+
+    def place() -> tuple[list[Order], list[str], str | None]:
+        return place_commands(b, REPLAY_ACCOUNT, commands, record.id)
+
+    if pricing is None:
+        placed, notes, failure = place()
+    else:
+        try:
+            (placed, notes, failure), _, priced = trade_at_signal_prices(
+                b, REPLAY_ACCOUNT, commands, parsed.price, pricing, place,
+                record.received_at)
+            fills += priced
+        except SignalError as e:  # nothing prices a symbol: as live, it is not traded
+            return ReplayedSignal(record.id, record.received_at, position, (), str(e), True)
     outcome = failure or ("; ".join(notes) or "nothing to do")
     return ReplayedSignal(record.id, record.received_at, position,
                           tuple(o.id for o in placed), outcome, failure is not None)

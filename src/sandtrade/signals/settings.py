@@ -4,6 +4,7 @@ Example::
 
     [signals]
     mode = "paper"                 # or "live": needs allow_live and a live-broker plugin
+    symbols = "any"                # or "known": only the market feed's symbols
     duplicate_window = 86400       # seconds an idempotency key or alert id is remembered
     resend_window = 30             # seconds an identical body from one sender is a resend
 
@@ -91,6 +92,10 @@ class SignalSettings(BaseModel):
     resend_window: float = Field(
         30.0, ge=0, description="Seconds within which an identical body from the same token "
         "is a resend (TradingView resends up to 3 times, 5 s apart, after a 5xx or timeout).")
+    symbols: Literal["any", "known"] = Field(
+        "any", description="any: a signal may name any symbol (its kind inferred, priced by "
+        "the market feed, else by the signal's own price, else by the account's last one); "
+        "known: only the symbols of the market feed.")
     queue_limit: int = Field(
         100_000, ge=1, description="Accepted signals waiting to execute, per account, before "
         "new ones are refused (503, with nothing journaled).")

@@ -235,6 +235,14 @@ def _v7_strategies_per_account(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX strategies_by_name ON strategies (name, account)")
 
 
+_V8_FILL_PRICE_SOURCE = (
+    # Where a fill's price came from: a market source's bar ("feed"), the price a signal
+    # carried for a symbol no source covers ("signal"), or the account's last such price
+    # ("last"). Fills stored before are the feed's.
+    "ALTER TABLE fills ADD COLUMN price_source TEXT NOT NULL DEFAULT 'feed'",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -247,6 +255,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "per-account settings (risk rules)", _V6_ACCOUNT_SETTINGS),
     Migration(7, "strategies named within their account, with an id; ctx.state by id",
               _v7_strategies_per_account),
+    Migration(8, "fills.price_source: feed, signal or last", _V8_FILL_PRICE_SOURCE),
 )
 
 

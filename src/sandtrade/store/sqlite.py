@@ -379,9 +379,9 @@ class SQLiteStore:
         try:
             conn.execute(
                 "INSERT INTO fills (id, order_id, account, symbol, side, qty, price, commission,"
-                " time, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " time, price_source, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fill.id, fill.order_id, fill.account, fill.symbol, fill.side.value, fill.qty,
-                 fill.price, fill.commission, fill.time.isoformat(), data),
+                 fill.price, fill.commission, fill.time.isoformat(), fill.price_source, data),
             )
         except sqlite3.IntegrityError as e:
             if conn.execute("SELECT 1 FROM fills WHERE id = ?", (fill.id,)).fetchone():
