@@ -19,6 +19,10 @@ Prices and quantities are floats. Back-tests must agree to the cent with backtes
 computes in floats, and float arithmetic is an order of magnitude faster than ``Decimal``;
 quantities are snapped to each instrument's lot size (:meth:`Instrument.round_qty`) so that
 fractional crypto quantities stay exact multiples of the lot.
+
+It is one file because these are the vocabulary every room shares: an order's rules (its
+class and legs included, :func:`order_class_problem`) belong to the type, checked wherever
+an order is built, and a room that splits them would import them all back together.
 """
 
 from __future__ import annotations

@@ -24,8 +24,12 @@ from backtesting import Backtest, Strategy  # noqa: E402
 from backtesting.lib import crossover  # noqa: E402
 from backtesting.test import SMA  # noqa: E402
 
+from sandtrade.backtest.runner import run_backtest  # noqa: E402
 from sandtrade.cli import main  # noqa: E402
+from sandtrade.errors import StrategyError  # noqa: E402
+from sandtrade.market import iter_gbm_bars  # noqa: E402
 from sandtrade.market.synthetic import reference_gbm_frame  # noqa: E402
+from sandtrade.strategy import load_strategy  # noqa: E402
 
 from .test_backtesting_agreement import SAMPLES, assert_agree  # noqa: E402
 
@@ -129,3 +133,55 @@ def test_synthetic_30k_sl_tp_matches_backtesting_py(tmp_path: Path,
     kinds = exit_kinds(df, ref["_trades"])
     assert kinds["gap"] > 0 and kinds["both"] > 0, kinds
     assert len(got["trades"]) > 500
+
+
+# ------------------------------------------------------------------ ctx's exit arguments
+
+PERCENT_EXITS = '''
+def on_bar(ctx, bar):
+    if not ctx.position().qty and not ctx.orders():
+        ctx.buy(sl_percent=1, tp_percent=1.5)
+'''
+
+
+def test_percent_exits_are_priced_from_each_entrys_fill(tmp_path: Path) -> None:
+    """``sl_percent``/``tp_percent``: every trade leaves at 1 % below or 1.5 % above its
+    own entry price (or at the open when the bar gapped past it)."""
+    path = tmp_path / "pct.py"
+    path.write_text(PERCENT_EXITS)
+    result = run_backtest(load_strategy(path), iter_gbm_bars(3_000))
+    assert len(result.trades) > 20
+    for t in result.trades:
+        assert t.exit_price is not None
+        move = t.exit_price / t.entry_price - 1
+        assert move <= -0.01 + 1e-9 or move >= 0.015 - 1e-9, (t.entry_price, t.exit_price)
+
+
+TRAILING = '''
+def on_bar(ctx, bar):
+    if not ctx.position().qty and not ctx.orders():
+        ctx.buy(trail_percent=2)
+'''
+
+
+def test_trailing_exit_never_leaves_below_its_best_price_less_the_trail(
+        tmp_path: Path) -> None:
+    path = tmp_path / "trail.py"
+    path.write_text(TRAILING)
+    result = run_backtest(load_strategy(path), iter_gbm_bars(3_000))
+    assert len(result.trades) > 10
+    assert any(t.exit_price is not None and t.exit_price > t.entry_price
+               for t in result.trades), "a trailing stop that never locked in a gain"
+
+
+@pytest.mark.parametrize(("call", "words"), [
+    ("ctx.buy(sl=90, sl_percent=2)", r"give sl \(a price\) or sl_percent"),
+    ("ctx.buy(sl_percent=2, trail_percent=1)", "cannot be a bracket leg"),
+    ("ctx.buy(tp='high')", "tp must be a number"),
+])
+def test_bad_exit_arguments_stop_the_strategy_naming_them(tmp_path: Path, call: str,
+                                                           words: str) -> None:
+    path = tmp_path / "bad.py"
+    path.write_text(f"def on_bar(ctx, bar):\n    {call}\n")
+    with pytest.raises(StrategyError, match=words):
+        run_backtest(load_strategy(path), iter_gbm_bars(50))
