@@ -75,8 +75,9 @@ class LocalTrading:
             order = self._broker.get_order(order_id)
         except OrderRejected:  # unknown (or long finished and forgotten)
             return False
-        if order.account != self._account or not order.is_open:
-            return False
+        if order.account != self._account or not (
+                order.is_open or any(o.is_open for o in self._broker.children(order_id))):
+            return False  # finished, and no exit of it is working
         self._broker.cancel(order_id, "canceled by the strategy")
         return True
 
