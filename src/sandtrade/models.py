@@ -19,6 +19,10 @@ Prices and quantities are floats. Back-tests must agree to the cent with backtes
 computes in floats, and float arithmetic is an order of magnitude faster than ``Decimal``;
 quantities are snapped to each instrument's lot size (:meth:`Instrument.round_qty`) so that
 fractional crypto quantities stay exact multiples of the lot.
+
+It is one file because these are the vocabulary every room shares: an order's rules (its
+class and legs included, :func:`order_class_problem`) belong to the type, checked wherever
+an order is built, and a room that splits them would import them all back together.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ __all__ = [
     "AssetClass",
     "Bar",
     "BrokerChange",
+    "ExitSpec",
     "Fill",
     "Instrument",
     "OptionRight",
     "Order",
+    "OrderClass",
     "OrderSide",
     "OrderStatus",
     "OrderType",
@@ -54,6 +60,7 @@ __all__ = [
     "TradeUpdate",
     "crypto_pair",
     "implied_order_type",
+    "order_class_problem",
     "parse_occ_symbol",
     "trusted",
 ]
@@ -348,6 +355,7 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
 
 
 def implied_order_type(limit_price: float | None, stop_price: float | None) -> OrderType:
@@ -370,6 +378,57 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
+
+
+class OrderClass(StrEnum):
+    """How an order hangs together with others (Alpaca's order classes).
+
+    ``simple``: on its own. ``bracket``: an entry with a take profit and a stop loss, the two
+    exits one-cancels-other and working only once the entry has filled. ``oto``: an entry with
+    one exit (a take profit, a stop loss or a trailing stop). ``oco``: exit-only, a limit take
+    profit and a stop loss on a position already held, one-cancels-other.
+    """
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
+class ExitSpec(BaseModel):
+    """A take profit or a stop loss, as a trader writes it.
+
+    Exactly one of ``price`` (absolute: the take profit's limit price, the stop loss's stop
+    price), ``percent`` (from the entry's fill price, 2.0 = 2 %) and ``amount`` (a price
+    distance from the entry's fill price). ``limit_price`` (a stop loss only) makes the stop
+    loss a stop-limit order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    percent: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    amount: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    limit_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _one_distance(self) -> ExitSpec:
+        given = [n for n in ("price", "percent", "amount") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of price (absolute), percent (from the entry's fill price) "
+                f"and amount (a price distance from it); got {', '.join(given) or 'none'}")
+        return self
+
+    def resolve(self, entry: float, direction: int) -> float:
+        """The absolute price for an entry filled at ``entry``: ``direction`` +1 puts it above
+        the entry (a long's take profit, a short's stop loss), -1 below."""
+        if self.price is not None:
+            return self.price
+        if self.percent is not None:
+            return entry * (1 + direction * self.percent / 100)
+        assert self.amount is not None
+        return entry + direction * self.amount
 
 
 class OrderStatus(StrEnum):
@@ -431,6 +490,13 @@ class Order(BaseModel):
     updated_at: datetime | None = None
     replaces: str | None = None
     replaced_by: str | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit: ExitSpec | None = None
+    stop_loss: ExitSpec | None = None
+    trail_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    trail_percent: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] | None = None
+    parent_id: str | None = None
+    hwm: float | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:
@@ -440,6 +506,7 @@ class Order(BaseModel):
                 "and 1) must be set"
             )
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        # A trailing stop's stop price is the broker's to compute (from hwm and the trail).
         needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
         if needs_limit and self.limit_price is None:
             raise ValueError(f"a {self.type.value} order needs limit_price")
@@ -447,8 +514,16 @@ class Order(BaseModel):
             raise ValueError(f"a {self.type.value} order needs stop_price")
         if not needs_limit and self.limit_price is not None:
             raise ValueError(self._contradiction("limit_price", self.limit_price))
-        if not needs_stop and self.stop_price is not None:
+        if (not needs_stop and self.stop_price is not None
+                and self.type is not OrderType.TRAILING_STOP):
             raise ValueError(self._contradiction("stop_price", self.stop_price))
+        if (self.order_class is not OrderClass.SIMPLE or self.type is OrderType.TRAILING_STOP
+                or self.take_profit is not None
+                or self.stop_loss is not None or self.trail_price is not None
+                or self.trail_percent is not None):
+            problem = order_class_problem(self)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def _contradiction(self, name: str, price: float) -> str:
@@ -474,6 +549,81 @@ class Order(BaseModel):
             raise ValueError(
                 f"order {self.id}: cannot go from {self.status.value} to {status.value}")
         self.__dict__["status"] = status  # checked above; pydantic's __setattr__ is slow
+
+
+def order_class_problem(order: Order) -> str | None:
+    """What is wrong with ``order``'s class, exits and trail (Alpaca's rules), naming the
+    field, or None. Checked by :class:`Order`'s validation."""
+    cls, tp, sl = order.order_class, order.take_profit, order.stop_loss
+    trail = [n for n in ("trail_price", "trail_percent") if getattr(order, n) is not None]
+    if len(trail) > 1:
+        return "trail_price and trail_percent: give one of them, not both"
+    if order.type is OrderType.TRAILING_STOP:
+        if not trail:
+            return "a trailing_stop order needs trail_price or trail_percent"
+        if cls is not OrderClass.SIMPLE and not (cls is OrderClass.OTO and order.parent_id):
+            return (f"order_class: a trailing_stop order cannot be a {cls.value} order's leg "
+                    "(Alpaca's rule); submit it on its own, or as the exit of an oto entry "
+                    "(trail_price/trail_percent on the entry)")
+        if tp is not None or sl is not None:
+            return "take_profit/stop_loss: a trailing_stop order has no legs"
+        return None
+    if sl is None and tp is None and not trail and cls is OrderClass.SIMPLE:
+        return None
+    if tp is not None and tp.limit_price is not None:
+        return ("take_profit.limit_price: only a stop loss takes a limit price (the take "
+                "profit's price is its limit)")
+    if cls is OrderClass.SIMPLE:
+        named = "take_profit" if tp is not None else "stop_loss" if sl is not None else trail[0]
+        return (f"{named} needs an order_class: bracket (take profit and stop loss), oto (one "
+                "exit) or oco (exit-only)")
+    if order.tif not in (TimeInForce.DAY, TimeInForce.GTC):
+        return (f"tif: a {cls.value} order is day or gtc (Alpaca's rule), "
+                f"got {order.tif.value!r}")
+    if order.parent_id is not None:  # a leg the broker made: its prices are resolved
+        return None
+    if cls is OrderClass.BRACKET:
+        if tp is None or sl is None:
+            return ("take_profit and stop_loss: a bracket order needs both "
+                    f"(missing: {'take_profit' if tp is None else 'stop_loss'}); with one "
+                    "exit use order_class oto")
+        if trail:
+            return (f"{trail[0]}: a trailing stop cannot be a bracket leg (Alpaca's rule); "
+                    "use order_class oto with the trailing stop alone")
+        if tp.price is not None and sl.price is not None:
+            above = order.side is OrderSide.BUY
+            if (tp.price <= sl.price) if above else (tp.price >= sl.price):
+                return (f"take_profit.price {tp.price:g} must be "
+                        f"{'above' if above else 'below'} stop_loss.price {sl.price:g} for a "
+                        f"{order.side.value} bracket")
+        return None
+    if cls is OrderClass.OTO:
+        exits = [n for n, v in (("take_profit", tp), ("stop_loss", sl)) if v is not None]
+        exits += trail
+        if len(exits) != 1:
+            return ("an oto order has exactly one exit: take_profit, stop_loss, or a trailing "
+                    f"stop (trail_price/trail_percent); got {', '.join(exits) or 'none'}")
+        return None
+    # OCO: exit-only; the order itself is the take profit (a limit), its sibling the stop.
+    if tp is None or sl is None:
+        return ("take_profit and stop_loss: an oco order needs both "
+                f"(missing: {'take_profit' if tp is None else 'stop_loss'})")
+    if trail:
+        return f"{trail[0]}: an oco order's legs are a limit and a stop, not a trailing stop"
+    for name, spec in (("take_profit", tp), ("stop_loss", sl)):
+        if spec.price is None:
+            return (f"{name}: an oco order is exit-only, so its prices are absolute (give "
+                    "price; percent and amount measure from an entry's fill)")
+    if order.type is not OrderType.LIMIT or order.limit_price != tp.price:
+        return ("type: an oco order is a limit order at take_profit.price (Alpaca's rule): "
+                f"type 'limit', limit_price {tp.price:g}")
+    assert tp.price is not None and sl.price is not None
+    if (tp.price <= sl.price) if order.side is OrderSide.SELL else (tp.price >= sl.price):
+        return (f"take_profit.price {tp.price:g} must be "
+                f"{'above' if order.side is OrderSide.SELL else 'below'} stop_loss.price "
+                f"{sl.price:g} for a {order.side.value} oco (it exits a "
+                f"{'long' if order.side is OrderSide.SELL else 'short'})")
+    return None
 
 
 class Fill(BaseModel):

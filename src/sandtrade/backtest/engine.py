@@ -23,7 +23,7 @@ from typing import Any
 from sandtrade.backtest.result import Simulation
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, RiskRules, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
-from sandtrade.models import Bar, Instrument, Order, OrderSide, OrderType, Trade
+from sandtrade.models import Bar, ExitSpec, Instrument, Order, OrderSide, OrderType, Trade
 from sandtrade.strategy import context
 from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
@@ -53,12 +53,21 @@ class LocalTrading:
     def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
                equity_fraction: float | None, type: OrderType, limit_price: float | None,
                stop_price: float | None, tif: str, reduce_only: bool,
-               tag: str | None) -> Order:
+               tag: str | None, take_profit: ExitSpec | None = None,
+               stop_loss: ExitSpec | None = None, trail_price: float | None = None,
+               trail_percent: float | None = None) -> Order:
         """Submit to the broker for this account."""
+        if take_profit is None and stop_loss is None and trail_price is None \
+                and trail_percent is None:
+            return self._broker.submit(
+                self._account, symbol, side, qty, equity_fraction=equity_fraction, type=type,
+                limit_price=limit_price, stop_price=stop_price, tif=tif,
+                reduce_only=reduce_only, tag=tag)
         return self._broker.submit(
             self._account, symbol, side, qty, equity_fraction=equity_fraction, type=type,
             limit_price=limit_price, stop_price=stop_price, tif=tif, reduce_only=reduce_only,
-            tag=tag)
+            tag=tag, take_profit=take_profit, stop_loss=stop_loss, trail_price=trail_price,
+            trail_percent=trail_percent)
 
     def cancel(self, order_id: str) -> bool:
         """Cancel if still working (and this account's)."""
@@ -66,8 +75,9 @@ class LocalTrading:
             order = self._broker.get_order(order_id)
         except OrderRejected:  # unknown (or long finished and forgotten)
             return False
-        if order.account != self._account or not order.is_open:
-            return False
+        if order.account != self._account or not (
+                order.is_open or any(o.is_open for o in self._broker.children(order_id))):
+            return False  # finished, and no exit of it is working
         self._broker.cancel(order_id, "canceled by the strategy")
         return True
 

@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from sandtrade.broker.lots import EPS, SIGN, AccountBook
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import OrderRejected
-from sandtrade.models import AssetClass, Instrument, Order, OrderSide, OrderType, TimeInForce
+from sandtrade.models import (
+    AssetClass,
+    Instrument,
+    Order,
+    OrderClass,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 
 __all__ = ["MAX_NOTIONAL", "OrderChecks", "order_from", "validated_order"]
 
@@ -58,19 +66,23 @@ def order_from(values: dict[str, object]) -> Order:
     return order
 
 
+#: Fields a whole-order check's message may name (the first one named is the field).
+_NAMED_FIELDS = ("limit_price", "stop_price", "qty", "take_profit", "stop_loss", "trail_price",
+                 "trail_percent", "order_class", "tif", "type")
+
+
 def _field_named_in(message: str) -> str:
     """The order field a whole-order check's message is about (``order`` when none is)."""
-    for name in ("limit_price", "stop_price", "qty"):
-        if name in message:
-            return name
-    return "order"
+    found = [(message.find(name), name) for name in _NAMED_FIELDS if name in message]
+    return min(found)[1] if found else "order"
 
 
 def validated_order(order_id: str, account: str, symbol: str, side: OrderSide | str,
                     type: OrderType | str, qty: float | None, equity_fraction: float | None,
                     limit_price: float | None, stop_price: float | None,
                     tif: TimeInForce | str, reduce_only: bool, client_order_id: str | None,
-                    tag: str | None, now: datetime | None) -> Order:
+                    tag: str | None, now: datetime | None,
+                    legs: tuple[object, object, object, object, object] | None = None) -> Order:
     """A new order created at ``now``, validated by pydantic; ``OrderRejected`` naming the
     field if invalid.
 
@@ -80,7 +92,8 @@ def validated_order(order_id: str, account: str, symbol: str, side: OrderSide | 
     breaks a rule, takes pydantic's path, so errors read the same either way.
     """
     tif_member = _TIF.get(tif) if _type(tif) in (str, TimeInForce) else None
-    if (tif_member is not None and _type(side) is OrderSide and _type(type) is OrderType
+    if (legs is None and tif_member is not None and _type(side) is OrderSide
+            and _type(type) is OrderType
             and _type(symbol) is str and symbol and _type(account) is str and account
             and _type(reduce_only) is bool
             and (qty is None or (_type(qty) is float and 0.0 < qty < _INF))
@@ -101,13 +114,25 @@ def validated_order(order_id: str, account: str, symbol: str, side: OrderSide | 
                       client_order_id=client_order_id, tag=tag, created_at=now,
                       updated_at=now)
         return order_from(values)
+    extra: dict[str, object] = {}
+    if legs is not None:
+        order_class, take_profit, stop_loss, trail_price, trail_percent = legs
+        if order_class is None:
+            exits = sum(x is not None for x in (take_profit, stop_loss)) + (
+                (trail_price is not None or trail_percent is not None)
+                and type != OrderType.TRAILING_STOP)
+            order_class = (OrderClass.BRACKET if take_profit is not None and stop_loss is not None
+                           else OrderClass.OTO if exits else OrderClass.SIMPLE)
+        extra = {"order_class": order_class, "take_profit": take_profit,
+                 "stop_loss": stop_loss, "trail_price": trail_price,
+                 "trail_percent": trail_percent}
     try:
         return Order(
             id=order_id, account=account, symbol=symbol, side=side, type=type,
             qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
             stop_price=stop_price, tif=tif, reduce_only=reduce_only,
             client_order_id=client_order_id, tag=tag, created_at=now,
-            updated_at=now)
+            updated_at=now, **extra)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or _field_named_in(err["msg"])
@@ -167,6 +192,10 @@ class OrderChecks:
             ref = order.limit_price or order.stop_price
         held = self.position_qty(book.id, sym)
         sign = SIGN[order.side]
+        if order.order_class is not OrderClass.SIMPLE or order.type is OrderType.TRAILING_STOP:
+            problem = self._class_problem(order, held, sign, ref)
+            if problem is not None:
+                return problem
         if self._risk_on:
             problem = self._risk_problem(book, order, inst, held, ref)
             if problem is not None:
@@ -207,6 +236,36 @@ class OrderChecks:
         if needed > available + 1e-9:
             return (f"insufficient buying power: {order.side.value} {order.qty:g} {sym} at "
                     f"~{ref:,.2f} needs {needed:,.2f}, {available:,.2f} available")
+        return None
+
+    def _class_problem(self, order: Order, held: float, sign: int,
+                       ref: float | None) -> str | None:
+        """Why an order of a class (or a trailing stop) cannot be accepted now, or None."""
+        sym = order.symbol
+        if order.type is OrderType.TRAILING_STOP and sym not in self._mark:
+            return (f"trail_price/trail_percent: a trailing stop trails the last price, and "
+                    f"{sym} has none yet")
+        if order.order_class is OrderClass.OCO:
+            if held * sign >= 0:
+                return (f"order_class: an oco order is exit-only, and there is no {sym} "
+                        f"position for a {order.side.value} to exit")
+            return None
+        if ref is None or order.order_class is OrderClass.SIMPLE:
+            return None
+        # An entry's absolute exits must lie on the right side of where it will fill.
+        entry = order.limit_price if order.type is OrderType.LIMIT else (
+            order.stop_price if order.type is not OrderType.MARKET else ref)
+        assert entry is not None
+        above = sign > 0
+        for name, spec, profit in (("take_profit", order.take_profit, True),
+                                   ("stop_loss", order.stop_loss, False)):
+            if spec is None or spec.price is None:
+                continue
+            want_above = above if profit else not above
+            if (spec.price <= entry) if want_above else (spec.price >= entry):
+                return (f"{name}.price {spec.price:g} must be "
+                        f"{'above' if want_above else 'below'} the entry price {entry:g} of "
+                        f"a {order.side.value} {order.order_class.value} order")
         return None
 
     def _commission_estimate(self, order: Order, qty: float, price: float,

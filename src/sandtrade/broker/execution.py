@@ -20,11 +20,13 @@ from sandtrade.broker.lots import EPS, SIGN, AccountBook, Lot, book_fill
 from sandtrade.broker.restore import Ledger
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.models import (
+    TERMINAL_STATUSES,
     Bar,
     BrokerChange,
     Fill,
     Instrument,
     Order,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -72,6 +74,10 @@ class Execution:
         def _multiplier(self, symbol: str) -> float: ...
         def _finish(self, order: Order, status: OrderStatus, reason: str | None) -> None: ...
         def _persist(self, change: BrokerChange) -> None: ...
+        def _after_fill(self, order: Order, qty: float, price: float) -> list[Order]: ...
+        def _oco_mates(self, order: Order) -> list[Order]: ...
+        _legs: dict[str, list[Order]]
+        _same_bar: list[Order] | None
 
     def on_bar(self, bar: Bar, bar_index: int | None = None) -> list[Fill]:
         """Work the symbol's orders against ``bar`` (see the fill profile), then mark to close."""
@@ -89,7 +95,10 @@ class Execution:
             session = bar.time.date()
             volume_left = (None if self.settings.volume_share is None
                            else bar.volume * self.settings.volume_share)
+            self._same_bar = []
             for order in list(working):
+                if order.status in TERMINAL_STATUSES:  # its sibling's fill canceled it
+                    continue
                 if order.tif is TimeInForce.DAY:
                     first = self._day_session.setdefault(order.id, session)
                     if first != session:
@@ -99,20 +108,53 @@ class Execution:
                         continue
                 if skip_market and order.type is OrderType.MARKET:
                     continue
-                triggered = order.stop_triggered
-                price = profile.bar_price(order, bar)
-                if price is not None:
-                    volume_left = self._fill(order, price, volume_left, fills)
-                if order.stop_triggered is not triggered:
-                    self._persist_trigger(order)
-                if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
-                    self._finish(order, OrderStatus.CANCELED,
-                                 f"{order.tif.value}: unfilled quantity canceled")
-                    self._persist(BrokerChange(orders=[order]))
+                volume_left = self._work(order, bar, volume_left, fills)
+            if self._same_bar:
+                volume_left = self._exits_on_entry_bar(bar, volume_left, fills)
+            self._same_bar = None
         self._mark[symbol] = bar.close
         if self._risk_on:
             self._risk_after_bar(symbol)
         return fills
+
+    def _work(self, order: Order, bar: Bar, volume_left: float | None,
+              fills: list[Fill]) -> float | None:
+        """Work one order against ``bar``; returns the volume left."""
+        triggered = order.stop_triggered
+        hwm = order.hwm
+        price = self.profile.bar_price(order, bar)
+        if price is not None:
+            volume_left = self._fill(order, price, volume_left, fills)
+        if order.stop_triggered is not triggered or order.hwm != hwm:
+            self._persist_trigger(order)
+        if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
+            self._finish(order, OrderStatus.CANCELED,
+                         f"{order.tif.value}: unfilled quantity canceled")
+            self._persist(BrokerChange(orders=[order]))
+        return volume_left
+
+    def _exits_on_entry_bar(self, bar: Bar, volume_left: float | None,
+                            fills: list[Fill]) -> float | None:
+        """Work the exits of entries that filled on ``bar`` against the rest of it, when
+        backtesting.py would (see :mod:`~sandtrade.broker.fills`)."""
+        entries, self._same_bar = self._same_bar or [], None
+        for entry in entries:
+            legs = self._legs.get(entry.id, ())
+            if entry.type is OrderType.STOP:
+                # The stop entry and the take profit go the same way; only when the stop
+                # loss is out of the bar's range is the order of events certain.
+                long = entry.side is OrderSide.BUY
+                tp = next((o.limit_price for o in legs if o.type is OrderType.LIMIT), None)
+                sl = next((o.stop_price for o in legs if o.type is not OrderType.LIMIT), None)
+                if tp is None or not ((tp <= bar.high and (sl is None or sl < bar.low)) if long
+                                      else (tp >= bar.low and (sl is None or sl > bar.high))):
+                    continue
+            elif entry.type is not OrderType.MARKET:
+                continue
+            for leg in list(legs):
+                if leg.is_open:
+                    volume_left = self._work(leg, bar, volume_left, fills)
+        return volume_left
 
     def close_auction(self, bar: Bar) -> list[Fill]:
         """With the ``close`` profile: fill working market orders at ``bar``'s close."""
@@ -126,7 +168,7 @@ class Execution:
         volume_left = (None if self.settings.volume_share is None
                        else bar.volume * self.settings.volume_share)
         for order in list(working):
-            if order.type is OrderType.MARKET:
+            if order.type is OrderType.MARKET and order.is_open:
                 volume_left = self._fill(order, profile.close_price(order, bar), volume_left,
                                          fills)
         return fills
@@ -136,6 +178,8 @@ class Execution:
         self._now = quote.time
         fills: list[Fill] = []
         for order in list(self._working.get(quote.symbol, ())):
+            if order.status in TERMINAL_STATUSES:  # its sibling's fill canceled it
+                continue
             triggered = order.stop_triggered
             price = self.profile.quote_price(order, quote)
             if price is not None:
@@ -205,7 +249,12 @@ class Execution:
             if held * sign >= 0:
                 self._finish(order, OrderStatus.CANCELED,
                              f"reduce-only: no {order.symbol} position left to reduce")
-                self._persist(BrokerChange(orders=[order]))
+                mates = self._oco_mates(order) if order.parent_id or \
+                    order.order_class is OrderClass.OCO else []
+                for mate in mates:
+                    self._finish(mate, OrderStatus.CANCELED,
+                                 f"one cancels other: {order.id} was canceled")
+                self._persist(BrokerChange(orders=[order, *mates]))
                 return volume_left
             qty = min(qty, abs(held))
         if volume_left is not None:
@@ -311,12 +360,16 @@ class Execution:
             bar_index=bar_index, price_source=self._price_source)
         book.fills.append(fill)
         fills.append(fill)
+        changed = [order]
+        if order.order_class is not OrderClass.SIMPLE:
+            changed += self._after_fill(order, qty, price)
         if self._store is not None:
-            self._persist(BrokerChange(orders=[order], fills=[fill],
+            self._persist(BrokerChange(orders=changed, fills=[fill],
                                        positions=[pos.view(price)], accounts=[book.snapshot()]))
 
     def _persist_trigger(self, order: Order) -> None:
-        """Persist a stop that triggered without filling: it is a limit order from now on."""
-        if order.filled_qty == 0.0 and order.is_open:
+        """Persist a stop that triggered without filling (it is a limit order from now on),
+        or a trailing stop's new mark."""
+        if (order.filled_qty == 0.0 or order.hwm is not None) and order.is_open:
             order.updated_at = self._now
             self._persist(BrokerChange(orders=[order]))

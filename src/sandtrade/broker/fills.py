@@ -32,6 +32,34 @@ right after ``on_bar`` returns.
 * slippage (``slippage_pct``) moves market and stop fills against the trader, capped at the
   bar's high (buys) or low (sells); limit fills never slip.
 
+* trailing stop (sell; a buy mirrors it with the low): the open first moves the high-water
+  mark ``hwm`` up when it is higher, which moves the stop; then the stop is met as a stop's
+  (the open when the open is at or below it, else the stop when the low reaches it), and it
+  fills as a market order; only when it did not fill does the bar's high move the mark, for
+  the next bar. Within a bar we cannot know whether the high came before the low, so we
+  assume the low came first: a stop never fills at a level the bar's high set.
+
+Orders of a class (``broker/legs.py``): exits, both touched, gaps
+---------------------------------------------------------------
+Chosen to agree with backtesting.py 0.6.6 (``_Broker._process_orders``), bar for bar:
+
+* a bracket's (or oto's) exits exist from the entry's first fill on. After a **market**
+  entry filled at the open, its exits are worked against the rest of the same bar (as
+  backtesting.py re-processes a trade's SL/TP: its issue #119), so a stop loss may fill on
+  the entry bar. After a **limit** or **stop-limit** entry they start with the next bar;
+  after a **stop** entry too, except when the bar reaches the take profit and not the stop
+  loss (the stop entry and the take profit go the same way, so the order is certain):
+  backtesting.py's two rules.
+* when one bar touches **both** exits, the **stop loss wins**: it is worked first (it comes
+  first in the book, as backtesting.py puts SL orders at the front of its queue) and its fill
+  cancels the take profit. The bar's path is unknown, so the worse outcome is assumed.
+* a bar that **gaps through** an exit fills it at the open: a stop loss at the open when
+  the open is beyond its stop (backtesting.py: ``min(open, stop)`` for a sell), a take
+  profit at the open when the open is beyond its limit (``max(open, limit)``): the better
+  price, as for any limit order.
+* a take profit and a stop loss given as a ``percent`` or an ``amount`` are priced from the
+  entry's first fill price: ``fill * (1 ± percent / 100)``, ``fill ± amount``.
+
 ``close``
 ---------
 Market orders fill at the close of the bar during which they were submitted (backtesting.py's
@@ -60,6 +88,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from sandtrade.broker.legs import ratchet
 from sandtrade.models import Bar, Order, OrderSide, OrderType, Quote
 
 __all__ = [
@@ -76,6 +105,7 @@ _MARKET = OrderType.MARKET
 _LIMIT = OrderType.LIMIT
 _STOP = OrderType.STOP
 _STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING = OrderType.TRAILING_STOP
 
 
 class FillProfile(ABC):
@@ -119,6 +149,8 @@ class NextOpenProfile(FillProfile):
             return self._slip(bar.open, is_buy, bar)
         if typ is _LIMIT:
             return self._limit(order.limit_price, is_buy, bar)  # type: ignore[arg-type]
+        if typ is _TRAILING:
+            return self._trailing(order, is_buy, bar)
         stop = order.stop_price
         assert stop is not None
         if typ is _STOP:
@@ -135,6 +167,19 @@ class NextOpenProfile(FillProfile):
         order.stop_triggered = True
         if (is_buy and trig <= limit) or (not is_buy and trig >= limit):
             return trig
+        return None
+
+    def _trailing(self, order: Order, is_buy: bool, bar: Bar) -> float | None:
+        # The open comes first: it moves the mark; then the stop is met (at the open on a
+        # gap, at the stop when the range reaches it); only then the far end of the range
+        # moves the mark for the next bar (we cannot know it came before the low).
+        ratchet(order, bar.open)
+        stop = order.stop_price
+        assert stop is not None
+        trig = self._trigger(stop, is_buy, bar)
+        if trig is not None:
+            return self._slip(trig, is_buy, bar)
+        ratchet(order, bar.low if is_buy else bar.high)
         return None
 
     @staticmethod
@@ -196,6 +241,11 @@ class QuoteProfile(NextOpenProfile):
         if px <= 0:
             return None
         typ = order.type
+        if typ is _TRAILING:
+            ratchet(order, px)
+            stop = order.stop_price
+            assert stop is not None
+            return px if (px >= stop if is_buy else px <= stop) else None
         if typ in (_STOP, _STOP_LIMIT) and not order.stop_triggered:
             stop = order.stop_price
             assert stop is not None

@@ -17,7 +17,8 @@ where the unit cost includes the commission: the rule backtesting.py uses for ``
 
 The class is one object assembled from mixins, a module per concern:
 :mod:`~sandtrade.broker.checks` (whether an order may be accepted),
-:mod:`~sandtrade.broker.execution` (working orders against prices) and
+:mod:`~sandtrade.broker.execution` (working orders against prices),
+:mod:`~sandtrade.broker.legs` (order classes: exits, one-cancels-other, trailing stops) and
 :mod:`~sandtrade.broker.restore` (what it needs from a store, and rebuilding from it), over the
 books of :mod:`~sandtrade.broker.lots` and the names of :mod:`~sandtrade.broker.ids`. Mixins
 rather than collaborating objects because a fill crosses every part: a method on ``self`` costs
@@ -39,6 +40,7 @@ from sandtrade.broker.checks import OrderChecks, validated_order
 from sandtrade.broker.execution import Execution
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.broker.ids import sequential_ids
+from sandtrade.broker.legs import Legs, ratchet
 from sandtrade.broker.lots import KEEP_FINISHED, AccountBook, Lot
 from sandtrade.broker.prices import SignalPrices
 from sandtrade.broker.restore import Ledger, Restore
@@ -48,9 +50,11 @@ from sandtrade.errors import OrderRejected, StoreError
 from sandtrade.models import (
     Account,
     BrokerChange,
+    ExitSpec,
     Fill,
     Instrument,
     Order,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -62,7 +66,7 @@ from sandtrade.models import (
 __all__ = ["PaperBroker"]
 
 
-class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
+class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrices):
     """A deterministic multi-account paper broker.
 
     :param settings: costs, fill profile, partial fills and margin.
@@ -113,6 +117,9 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
         # source covers (see broker.prices); what fills are stamped with as their source.
         self._own_marks: dict[str, dict[str, float]] = {}
         self._price_source = "feed"
+        # entry (or oco) id -> its exits (legs.py); entries whose exits were made on this bar
+        self._legs: dict[str, list[Order]] = {}
+        self._same_bar: list[Order] | None = None
         self._risk_init()
 
     # ------------------------------------------------------------------ set-up
@@ -322,8 +329,20 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
                type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
                stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
                reduce_only: bool = False, client_order_id: str | None = None,
-               tag: str | None = None, new_client_id: bool = False) -> Order:
+               tag: str | None = None, new_client_id: bool = False,
+               order_class: OrderClass | str | None = None,
+               take_profit: ExitSpec | dict[str, float] | None = None,
+               stop_loss: ExitSpec | dict[str, float] | None = None,
+               trail_price: float | None = None,
+               trail_percent: float | None = None) -> Order:
         """Check an order and accept it, or record it as rejected with the reason.
+
+        ``take_profit``/``stop_loss`` (:class:`~sandtrade.models.ExitSpec`) and
+        ``trail_price``/``trail_percent`` make an order of a class (see
+        :mod:`~sandtrade.broker.legs`). Without ``order_class`` the class follows from what
+        is given: both exits a bracket, one exit (or a trail on an order that is not a
+        trailing stop) an oto, neither a simple order. An oco is named (``order_class="oco"``)
+        and needs no type: it is a limit order at ``take_profit.price``.
 
         Malformed requests (a negative quantity, a limit order without a limit price, an
         unknown account) raise :class:`OrderRejected` naming the field. Orders that are well
@@ -341,25 +360,48 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
                 return first
         if qty is not None and equity_fraction is not None:
             raise OrderRejected("give qty or equity_fraction, not both", field="qty")
+        legs = None
+        if (order_class is not None or take_profit is not None or stop_loss is not None
+                or trail_price is not None or trail_percent is not None):
+            legs = (order_class, take_profit, stop_loss, trail_price, trail_percent)
+            if str(order_class) == OrderClass.OCO and isinstance(take_profit, (ExitSpec, dict)):
+                tp = take_profit if isinstance(take_profit, dict) else take_profit.model_dump()
+                if type == OrderType.MARKET and limit_price is None:
+                    type, limit_price = OrderType.LIMIT, tp.get("price")
+                reduce_only = True
         order = validated_order(self._ids("o"), account, symbol, side, type, qty,
                                 equity_fraction, limit_price, stop_price, tif, reduce_only,
-                                client_order_id, tag, self._now)
+                                client_order_id, tag, self._now, legs)
         reason = self._check(book, order)
         self._orders[order.id] = order
         book.orders[order.id] = order
         if client_order_id is not None:
             book.client_ids[client_order_id] = order.id
+        changed = [order]
         if reason:
             order.__dict__.update(status=OrderStatus.REJECTED, reject_reason=reason)
             self._retire(order)
         else:
             order.__dict__["status"] = OrderStatus.ACCEPTED
             self._working.setdefault(symbol, []).append(order)
+            if order.type is OrderType.TRAILING_STOP:
+                ratchet(order, self._mark[symbol])  # _check made sure there is a price
+            elif order.order_class is OrderClass.OCO:
+                assert order.stop_loss is not None and order.qty is not None
+                changed.append(self._exit_leg(order, "stop_loss", order.stop_loss, order.qty,
+                                              0.0))
+                self._stop_before(order)
             if self._risk_on:
                 self._risk_accepted(account)
         if self._store is not None or self._batch is not None:  # none in a back-test
-            self._persist(BrokerChange(orders=[order]))
+            self._persist(BrokerChange(orders=changed))
         return order
+
+    def _register(self, order: Order) -> None:
+        """Hold a working order the broker made itself (an exit of a group)."""
+        self._orders[order.id] = order
+        self._books[order.account].orders[order.id] = order
+        self._working.setdefault(order.symbol, []).append(order)
 
     def _retire(self, order: Order) -> None:
         """Note a finished order; forget the oldest once more than KEEP_FINISHED are held."""
@@ -375,14 +417,21 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
                 del book.client_ids[old.client_order_id]
 
     def cancel(self, order_id: str, reason: str = "canceled by request") -> Order:
-        """Cancel a working order; canceling a finished order is an error naming its status."""
+        """Cancel a working order and every working order of its group (a bracket's entry
+        and exits, an oco's two legs) in one change; canceling a finished order is an error
+        naming its status, unless exits of it are still working (they are canceled)."""
         order = self.get_order(order_id)
-        if not order.is_open:
+        group = self._group(order) if order.order_class is not OrderClass.SIMPLE else []
+        if not order.is_open and not group:
             raise OrderRejected(
                 f"order {order_id} is {order.status.value}; only working orders can be canceled",
                 field="order_id")
-        self._finish(order, OrderStatus.CANCELED, reason)
-        self._persist(BrokerChange(orders=[order]))
+        changed = []
+        for o in ([order] if order.is_open else []) + group:
+            self._finish(o, OrderStatus.CANCELED,
+                         reason if o is order else f"{reason} (its group's {order_id})")
+            changed.append(o)
+        self._persist(BrokerChange(orders=changed))
         return order
 
     def replace(self, order_id: str, *, qty: float | None = None,
@@ -399,6 +448,10 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
             raise OrderRejected(
                 f"order {order_id} is {old.status.value}; only accepted orders with no fills "
                 "can be replaced (cancel it and submit a new one)", field="order_id")
+        if old.parent_id is not None or old.order_class is OrderClass.OCO:
+            raise OrderRejected(
+                f"order {order_id} is a leg of a {old.order_class.value} order; legs cannot be "
+                "replaced (cancel the group and submit a new one)", field="order_id")
         working = self._working[old.symbol]
         place = working.index(old)  # a refused amendment puts it back here: it keeps its turn
         del working[place]
@@ -413,7 +466,10 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
                 limit_price=limit_price if limit_price is not None else old.limit_price,
                 stop_price=stop_price if stop_price is not None else old.stop_price,
                 tif=tif if tif is not None else old.tif, reduce_only=old.reduce_only,
-                tag=old.tag)
+                tag=old.tag,
+                order_class=None if old.order_class is OrderClass.SIMPLE else old.order_class,
+                take_profit=old.take_profit, stop_loss=old.stop_loss,
+                trail_price=old.trail_price, trail_percent=old.trail_percent)
         except OrderRejected as e:
             old.status = OrderStatus.ACCEPTED
             working.insert(place, old)
@@ -442,6 +498,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Restore, SignalPrices):
             working.remove(order)
         self._day_session.pop(order.id, None)
         self._commission_charged.pop(order.id, None)
+        if order.order_class is not OrderClass.SIMPLE:
+            self._forget_group(order)
         self._retire(order)
 
     # ------------------------------------------------------------------ prices

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sandtrade.broker.lots import AccountBook, Lot, book_fill
 from sandtrade.broker.risk import risk_state_key
 from sandtrade.errors import StoreError
-from sandtrade.models import Account, BrokerChange, Fill, Instrument, Order
+from sandtrade.models import Account, BrokerChange, Fill, Instrument, Order, OrderClass
 
 __all__ = ["Ledger", "Restore"]
 
@@ -75,6 +75,7 @@ class Restore:
         _working: dict[str, list[Order]]
         _instruments: dict[str, Instrument]
         _risk_on: bool
+        _legs: dict[str, list[Order]]
 
         def _book(self, account_id: str) -> AccountBook: ...
         def _note_fill(self, account: str, symbol: str, held: float, sign: int, qty: float,
@@ -83,6 +84,7 @@ class Restore:
         def _multiplier(self, symbol: str) -> float: ...
         def _restore_instrument(self, store: Ledger, symbol: str, tried: set[str]) -> None: ...
         def _restore_signal_prices(self, store: Ledger, account: str) -> None: ...
+        def _stop_before(self, take: Order) -> None: ...
 
     def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
         """The order that ``client_order_id`` named in the account, from memory or the store."""
@@ -96,9 +98,9 @@ class Restore:
 
     def restore(self) -> int:
         """Rebuild every account from the store: cash, lots, positions, closed trades and working
-        orders, by replaying the stored fills in order, and the risk rules' state (the day's
-        start equity, halt and orders from the store, day trades from the fills). Returns the
-        number of fills replayed.
+        orders (a bracket's exits with their group), by replaying the stored fills in order,
+        and the risk rules' state (the day's start equity, halt and orders from the store, day
+        trades from the fills). Returns the number of fills replayed.
 
         Called once on an empty broker when a host starts, so that a host killed at any moment
         resumes exactly where its last committed transaction left it.
@@ -150,7 +152,13 @@ class Restore:
                     if order.client_order_id is not None:
                         book.client_ids[order.client_order_id] = order.id
                     self._working.setdefault(order.symbol, []).append(order)
+                    if order.parent_id is not None:  # an exit: its group (legs.py) again
+                        self._legs.setdefault(order.parent_id, []).append(order)
                 after = orders[-1].id
+            for parent_id in list(self._legs):
+                parent = self._orders.get(parent_id)
+                if parent is not None and parent.order_class is OrderClass.OCO:
+                    self._stop_before(parent)
             if abs(book.cash - stored.cash) > 1e-6 * max(1.0, abs(stored.cash)):
                 raise StoreError(
                     f"account {stored.id!r}: replaying its {replayed} stored fills gives cash "

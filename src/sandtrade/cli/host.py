@@ -23,7 +23,7 @@ from rich.text import Text
 
 from sandtrade.cli.common import add_client_args, add_config_args, connect, load_cli_settings
 from sandtrade.cli.tables import Col, cell, print_table
-from sandtrade.errors import SandtradeError
+from sandtrade.errors import InvalidField, SandtradeError
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
@@ -96,6 +96,25 @@ def add_commands(sub: Any) -> None:
                        help="stop price: a stop order (with --limit, a stop-limit order)")
         p.add_argument("--tif", default="gtc", choices=["day", "gtc", "ioc", "fok"])
         p.add_argument("--client-order-id", help="idempotency key (default: generated)")
+        exits = p.add_argument_group(
+            "exits", "a take profit and a stop loss make a bracket (one cancels the other, "
+            "working once the entry fills); one of them an oto; with --oco, an exit-only pair "
+            "on a position held")
+        exits.add_argument("--tp", type=float, metavar="PRICE", help="take profit price")
+        exits.add_argument("--sl", type=float, metavar="PRICE", help="stop loss price")
+        exits.add_argument("--tp-percent", type=float, metavar="PCT",
+                           help="take profit PCT %% from the entry's fill price")
+        exits.add_argument("--sl-percent", type=float, metavar="PCT",
+                           help="stop loss PCT %% from the entry's fill price")
+        exits.add_argument("--sl-limit", type=float, metavar="PRICE",
+                           help="makes the stop loss a stop-limit order at PRICE")
+        exits.add_argument("--trail-percent", type=float, metavar="PCT",
+                           help="a trailing stop PCT %% from the best price since: the order "
+                           "itself with no other price, else the entry's only exit")
+        exits.add_argument("--trail-price", type=float, metavar="AMOUNT",
+                           help="as --trail-percent, a price distance")
+        exits.add_argument("--oco", action="store_true",
+                           help="exit-only: --tp and --sl as one-cancels-other on a position")
     cn = sub.add_parser("cancel", help="cancel a working order")
     add_client_args(cn)
     cn.add_argument("order_id")
@@ -248,7 +267,7 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
             result = c.submit_order(args.symbol, args.command, args.qty,
                                     limit_price=args.limit, stop_price=args.stop,
                                     tif=args.tif, client_order_id=args.client_order_id,
-                                    account=account)
+                                    account=account, **_exit_arguments(args))
             assert not isinstance(result, QueuedOrder)
             _print_orders([result], args, out)
             if result.reject_reason:
@@ -398,6 +417,33 @@ def _pnl(v: float) -> Text:
     return cell(f"{v:,.2f}", "green" if v > 0 else "red" if v < 0 else "")
 
 
+def _exit_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """``submit_order``'s exit arguments from ``buy``/``sell``'s options."""
+    kw: dict[str, Any] = {}
+    for name, price, pct in (("take_profit", args.tp, args.tp_percent),
+                             ("stop_loss", args.sl, args.sl_percent)):
+        if price is not None and pct is not None:
+            flag = name.split("_")[0][0] + name.split("_")[1][0]
+            raise InvalidField(flag, f"--{flag} and --{flag}-percent: give one of them")
+        spec = {"price": price} if price is not None else \
+            {"percent": pct} if pct is not None else None
+        if spec is not None:
+            kw[name] = spec
+    if args.sl_limit is not None:
+        if "stop_loss" not in kw:
+            raise InvalidField("sl_limit", "--sl-limit needs --sl or --sl-percent")
+        kw["stop_loss"]["limit_price"] = args.sl_limit
+    trailing = args.trail_percent is not None or args.trail_price is not None
+    if trailing:
+        kw["trail_percent"], kw["trail_price"] = args.trail_percent, args.trail_price
+        if not kw.keys() & {"take_profit", "stop_loss"} and args.limit is None \
+                and args.stop is None:
+            kw["type"] = "trailing_stop"  # no entry price: the order is the trailing stop
+    if args.oco:
+        kw["order_class"] = "oco"
+    return kw
+
+
 def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> None:
     if args.json:
         print(json.dumps([o.model_dump(mode="json") for o in orders], indent=2))
@@ -409,8 +455,11 @@ def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> 
     rows = []
     for o in orders:
         price = " / ".join(f"{p:g}" for p in (o.limit_price, o.stop_price) if p is not None)
+        kind = o.type.value if o.order_class.value == "simple" else (
+            f"{o.type.value} ({o.order_class.value}"
+            f"{' exit of ' + o.parent_id if o.parent_id else ''})")
         rows.append((o.id, f"{o.created_at:%Y-%m-%d %H:%M}" if o.created_at else "", o.symbol,
-                     o.side.value, o.type.value, "" if o.qty is None else f"{o.qty:g}", price,
+                     o.side.value, kind, "" if o.qty is None else f"{o.qty:g}", price,
                      f"{o.filled_qty:g}",
                      "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
                      o.status.value, o.reject_reason or ""))

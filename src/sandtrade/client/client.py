@@ -33,7 +33,9 @@ from sandtrade.market.hub import FeedStatus
 from sandtrade.models import (
     Account,
     Bar,
+    ExitSpec,
     Order,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -59,6 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: A take profit or stop loss as the client takes it: a price, an ExitSpec, or its fields.
+ExitLike = float | ExitSpec | Mapping[str, float]
 
 #: Codes after which a request with an idempotency key is safely sent again.
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -354,12 +358,21 @@ class Client:
                      limit_price: float | None = None, stop_price: float | None = None,
                      tif: TimeInForce | str = TimeInForce.GTC, reduce_only: bool = False,
                      client_order_id: str | None = None, tag: str | None = None,
-                     account: str | None = None) -> Order | QueuedOrder:
+                     account: str | None = None, take_profit: ExitLike | None = None,
+                     stop_loss: ExitLike | None = None, trail_price: float | None = None,
+                     trail_percent: float | None = None,
+                     order_class: OrderClass | str | None = None) -> Order | QueuedOrder:
         """Send an order; executed at most once whatever happens to the connection.
 
         Without ``type`` the prices say which: ``limit_price`` alone makes a limit order,
         ``stop_price`` alone a stop order, both a stop-limit, neither a market order; a type
         that contradicts the prices is refused (:class:`InvalidArgument`).
+
+        ``take_profit``/``stop_loss`` (a price, or an :class:`~sandtrade.models.ExitSpec` or
+        a mapping of its fields: ``{"percent": 2}``) make a bracket (both) or an oto (one);
+        ``trail_price``/``trail_percent`` a trailing stop (``type="trailing_stop"``) or an
+        oto entry's trailing exit; ``order_class="oco"`` an exit-only pair on a held
+        position. Once the entry fills, :meth:`legs` lists its exits.
 
         Returns the order as the host stored it (status ``rejected`` carries the reason), or,
         with an offline queue and the host unreachable, a :class:`QueuedOrder`.
@@ -367,7 +380,9 @@ class Client:
         request = _order_request(symbol, side, qty, equity_fraction=equity_fraction, type=type,
                                  limit_price=limit_price, stop_price=stop_price, tif=tif,
                                  reduce_only=reduce_only, client_order_id=client_order_id,
-                                 tag=tag, account=account)
+                                 tag=tag, account=account, take_profit=take_profit,
+                                 stop_loss=stop_loss, trail_price=trail_price,
+                                 trail_percent=trail_percent, order_class=order_class)
         if self.queue is not None and len(self.queue):
             # Orders behind queued ones wait their turn: while the background flusher is
             # still waiting for the host, join the queue at once.
@@ -453,6 +468,11 @@ class Client:
             token = resp.next_page_token
             if not token:
                 return
+
+    def legs(self, order_id: str, *, account: str | None = None) -> list[Order]:
+        """The exits of a bracket or oto entry (or an oco's stop loss), in creation order:
+        none before the entry fills."""
+        return [o for o in self.list_orders(account=account) if o.parent_id == order_id]
 
     def positions(self, account: str | None = None) -> list[Position]:
         """Open positions, marked at the last known prices."""
@@ -803,7 +823,10 @@ def _order_request(symbol: str, side: OrderSide | str, qty: float | None = None,
                    type: OrderType | str | None = None, limit_price: float | None = None,
                    stop_price: float | None = None, tif: TimeInForce | str = TimeInForce.GTC,
                    reduce_only: bool = False, client_order_id: str | None = None,
-                   tag: str | None = None, account: str | None = None
+                   tag: str | None = None, account: str | None = None,
+                   take_profit: ExitLike | None = None, stop_loss: ExitLike | None = None,
+                   trail_price: float | None = None, trail_percent: float | None = None,
+                   order_class: OrderClass | str | None = None
                    ) -> tpb.SubmitOrderRequest:
     request = tpb.SubmitOrderRequest(
         account=account or "", symbol=symbol, side=convert.side_to_pb(OrderSide(side)),
@@ -812,7 +835,18 @@ def _order_request(symbol: str, side: OrderSide | str, qty: float | None = None,
         tif=convert.tif_to_pb(TimeInForce(tif)),
         reduce_only=reduce_only, client_order_id=client_order_id or _new_key(), tag=tag or "")
     for name, value in (("qty", qty), ("equity_fraction", equity_fraction),
-                        ("limit_price", limit_price), ("stop_price", stop_price)):
+                        ("limit_price", limit_price), ("stop_price", stop_price),
+                        ("trail_price", trail_price), ("trail_percent", trail_percent)):
         if value is not None:
             setattr(request, name, float(value))
+    if order_class is not None:
+        request.order_class = convert.class_to_pb(OrderClass(order_class))
+    for name, spec in (("take_profit", take_profit), ("stop_loss", stop_loss)):
+        if spec is None:
+            continue
+        if isinstance(spec, (int, float)):
+            spec = ExitSpec(price=float(spec))
+        elif not isinstance(spec, ExitSpec):
+            spec = ExitSpec.model_validate(dict(spec))
+        convert.exit_to_pb(spec, getattr(request, name))
     return request

@@ -16,8 +16,10 @@ from sandtrade.market.hub import FeedStatus, SymbolFeedStatus
 from sandtrade.models import (
     Account,
     Bar,
+    ExitSpec,
     Fill,
     Order,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -30,7 +32,8 @@ from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
-    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "feed_status_from_pb",
+    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "class_from_pb",
+    "class_to_pb", "exit_from_pb", "exit_to_pb", "feed_status_from_pb",
     "feed_status_to_pb", "fill_from_pb", "fill_to_pb", "order_from_pb", "order_to_pb",
     "position_from_pb", "position_to_pb", "quote_from_pb", "quote_to_pb",
     "risk_rules_from_pb", "risk_rules_to_pb", "risk_standing_from_pb", "risk_standing_to_pb",
@@ -41,7 +44,11 @@ __all__ = [
 
 _SIDES = {OrderSide.BUY: pb.ORDER_SIDE_BUY, OrderSide.SELL: pb.ORDER_SIDE_SELL}
 _TYPES = {OrderType.MARKET: pb.ORDER_TYPE_MARKET, OrderType.LIMIT: pb.ORDER_TYPE_LIMIT,
-          OrderType.STOP: pb.ORDER_TYPE_STOP, OrderType.STOP_LIMIT: pb.ORDER_TYPE_STOP_LIMIT}
+          OrderType.STOP: pb.ORDER_TYPE_STOP, OrderType.STOP_LIMIT: pb.ORDER_TYPE_STOP_LIMIT,
+          OrderType.TRAILING_STOP: pb.ORDER_TYPE_TRAILING_STOP}
+_CLASSES = {c: getattr(pb, f"ORDER_CLASS_{c.name}") for c in OrderClass}
+_CLASSES_BACK = {v: k for k, v in _CLASSES.items()}
+_EXIT_FIELDS = ("price", "percent", "amount", "limit_price")
 _TIFS = {TimeInForce.DAY: pb.TIME_IN_FORCE_DAY, TimeInForce.GTC: pb.TIME_IN_FORCE_GTC,
          TimeInForce.IOC: pb.TIME_IN_FORCE_IOC, TimeInForce.FOK: pb.TIME_IN_FORCE_FOK}
 _STATUSES = {s: getattr(pb, f"ORDER_STATUS_{s.name}") for s in OrderStatus}
@@ -106,6 +113,28 @@ def status_from_pb(value: int) -> OrderStatus | None:
     return _STATUSES_BACK.get(value)  # type: ignore[call-overload]
 
 
+def class_to_pb(c: OrderClass) -> Any:
+    return _CLASSES[c]
+
+
+def class_from_pb(value: int) -> OrderClass | None:
+    """The order class, or None for UNSPECIFIED (or a value this version does not know)."""
+    return _CLASSES_BACK.get(value)  # type: ignore[call-overload, no-any-return]
+
+
+def exit_to_pb(spec: ExitSpec, out: pb.ExitSpec) -> pb.ExitSpec:
+    for name in _EXIT_FIELDS:
+        value = getattr(spec, name)
+        if value is not None:
+            setattr(out, name, value)
+    return out
+
+
+def exit_from_pb(m: pb.ExitSpec) -> ExitSpec:
+    """The exit; ``ValueError`` (pydantic's) naming the field when it breaks a rule."""
+    return ExitSpec(**{n: getattr(m, n) for n in _EXIT_FIELDS if m.HasField(n)})
+
+
 def bar_to_pb(bar: Bar, out: pb.Bar | None = None) -> pb.Bar:
     m = pb.Bar(symbol=bar.symbol, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
                volume=bar.volume) if out is None else out
@@ -149,6 +178,16 @@ def order_to_pb(o: Order, out: pb.Order | None = None) -> pb.Order:
         time_to_pb(o.created_at, m.created_at)
     if o.updated_at is not None:
         time_to_pb(o.updated_at, m.updated_at)
+    m.order_class = _CLASSES[o.order_class]
+    if o.take_profit is not None:
+        exit_to_pb(o.take_profit, m.take_profit)
+    if o.stop_loss is not None:
+        exit_to_pb(o.stop_loss, m.stop_loss)
+    for name in ("trail_price", "trail_percent", "hwm"):
+        value = getattr(o, name)
+        if value is not None:
+            setattr(m, name, value)
+    m.parent_id = o.parent_id or ""
     return m
 
 
@@ -168,7 +207,12 @@ def order_from_pb(m: pb.Order) -> Order:
         filled_qty=m.filled_qty, avg_fill_price=opt("avg_fill_price"),
         reject_reason=m.reject_reason or None,
         created_at=time_from_pb(m.created_at) if m.HasField("created_at") else None,
-        updated_at=time_from_pb(m.updated_at) if m.HasField("updated_at") else None)
+        updated_at=time_from_pb(m.updated_at) if m.HasField("updated_at") else None,
+        order_class=_CLASSES_BACK.get(m.order_class, OrderClass.SIMPLE),
+        take_profit=exit_from_pb(m.take_profit) if m.HasField("take_profit") else None,
+        stop_loss=exit_from_pb(m.stop_loss) if m.HasField("stop_loss") else None,
+        trail_price=opt("trail_price"), trail_percent=opt("trail_percent"),
+        parent_id=m.parent_id or None, hwm=opt("hwm"))
 
 
 def fill_to_pb(f: Fill, out: pb.Fill | None = None) -> pb.Fill:

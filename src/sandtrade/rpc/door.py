@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 __all__ = ["CallError", "TradingDoor"]
 
 
+#: The parts of a take profit or stop loss a worker may send (``ExitSpec``'s fields).
+_EXIT_PARTS = frozenset({"price", "percent", "amount", "limit_price"})
+
+
 class CallError(Exception):
     """A call from a worker that cannot be made as asked (answered with the message)."""
 
@@ -170,10 +174,23 @@ class TradingDoor:
             type=convert.type_to_pb(typ), tif=convert.tif_to_pb(tif),
             reduce_only=args.get("reduce_only") is True, tag=tag or "",
             client_order_id=f"{self._run_id}-{next(self._ids)}")
-        for key in ("qty", "equity_fraction", "limit_price", "stop_price"):
+        for key in ("qty", "equity_fraction", "limit_price", "stop_price", "trail_price",
+                    "trail_percent"):
             value = _opt_number(args, key)
             if value is not None:
                 setattr(req, key, value)
+        for key in ("take_profit", "stop_loss"):
+            spec = args.get(key)
+            if spec is None:
+                continue
+            if not isinstance(spec, dict) or not set(spec) <= _EXIT_PARTS:
+                raise CallError(f"{key} must be an object of {', '.join(sorted(_EXIT_PARTS))}")
+            out = getattr(req, key)
+            out.SetInParent()  # present even when every part is absent: refused, not dropped
+            for part in _EXIT_PARTS:
+                value = _opt_number(spec, part)
+                if value is not None:
+                    setattr(out, part, value)
         # The id is the run's (random) and a counter: new by construction.
         return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True),
                            lambda done: done[0].model_dump(mode="json"))

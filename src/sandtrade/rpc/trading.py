@@ -212,7 +212,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                    "orders can be canceled")
                 raise NotFound(f"order {order_id!r} does not exist")
             principal.require("trade", order.account)
-            if not order.is_open:
+            # A filled entry whose exits still work: canceling it cancels them.
+            if not order.is_open and not any(o.is_open for o in b.children(order_id)):
                 raise Conflict(f"order {order_id} is {order.status.value}; only working "
                                "orders can be canceled")
             if self.quotas is not None:
@@ -452,6 +453,31 @@ def _order_arguments(r: tpb.SubmitOrderRequest) -> dict[str, Any]:
     values["type"] = otype
     if values["qty"] is None and values["equity_fraction"] is None:
         raise InvalidField("qty", "give qty or equity_fraction")
+    if r.order_class:
+        order_class = convert.class_from_pb(r.order_class)
+        if order_class is None:
+            raise InvalidField("order_class", f"unknown order class {r.order_class}")
+        values["order_class"] = order_class
+    for name in ("take_profit", "stop_loss"):
+        if r.HasField(name):
+            spec = getattr(r, name)
+            for part in ("price", "percent", "amount", "limit_price"):
+                if spec.HasField(part) and not math.isfinite(getattr(spec, part)):
+                    raise InvalidField(f"{name}.{part}", "must be a finite number "
+                                       f"(got {getattr(spec, part)})")
+            try:
+                values[name] = convert.exit_from_pb(spec)
+            except ValueError as e:
+                err = e.errors()[0] if isinstance(e, ValidationError) else None
+                where = ".".join([name, *map(str, err["loc"])]) if err else name
+                msg = err["msg"].removeprefix("Value error, ") if err else str(e)
+                raise InvalidField(where, msg) from None
+    for name in ("trail_price", "trail_percent"):
+        if r.HasField(name):
+            value = getattr(r, name)
+            if not math.isfinite(value):
+                raise InvalidField(name, f"must be a finite number (got {value})")
+            values[name] = value
     for name in ("client_order_id", "tag"):
         text = getattr(r, name)
         if len(text) > MAX_ID_LENGTH:

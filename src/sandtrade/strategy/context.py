@@ -21,7 +21,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
-from sandtrade.models import Bar, Fill, Order, OrderSide, OrderType
+from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderType
 from sandtrade.strategy import ta as _ta
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "OrderView", "PositionView",
@@ -40,8 +40,11 @@ class Trading(Protocol):
     def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
                equity_fraction: float | None, type: OrderType, limit_price: float | None,
                stop_price: float | None, tif: str, reduce_only: bool,
-               tag: str | None) -> Order:
-        """Submit an order; returns it accepted or rejected."""
+               tag: str | None, take_profit: ExitSpec | None = None,
+               stop_loss: ExitSpec | None = None, trail_price: float | None = None,
+               trail_percent: float | None = None) -> Order:
+        """Submit an order; returns it accepted or rejected. Exits and a trail make it a
+        bracket (both exits) or an oto (one exit) order, as the broker infers."""
         ...
 
     def cancel(self, order_id: str) -> bool:
@@ -161,6 +164,33 @@ def _check_number(name: str, value: object, *, positive: bool = True) -> float:
     if not math.isfinite(v) or (positive and v <= 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
+
+
+def _exit(name: str, price: object, pct_name: str, percent: object) -> ExitSpec | None:
+    if price is not None and percent is not None:
+        raise ValueError(f"give {name} (a price) or {pct_name} (percent from the entry's "
+                         "fill price), not both")
+    if price is not None:
+        return ExitSpec(price=_check_number(name, price))
+    if percent is not None:
+        return ExitSpec(percent=_check_number(pct_name, percent))
+    return None
+
+
+def _exits(sl: object, tp: object, sl_percent: object, tp_percent: object,
+           trail_percent: object, trail_price: object
+           ) -> tuple[ExitSpec | None, ExitSpec | None, float | None, float | None]:
+    """``(stop_loss, take_profit, trail_percent, trail_price)`` from ``buy``'s arguments."""
+    stop_loss = _exit("sl", sl, "sl_percent", sl_percent)
+    take_profit = _exit("tp", tp, "tp_percent", tp_percent)
+    t_pct = None if trail_percent is None else _check_number("trail_percent", trail_percent)
+    t_px = None if trail_price is None else _check_number("trail_price", trail_price)
+    if (t_pct is not None or t_px is not None) and (stop_loss or take_profit):
+        raise ValueError("a trailing stop (trail_percent/trail_price) is the only exit of its "
+                         "order: it cannot be a bracket leg (Alpaca's rule); drop sl/tp")
+    if t_pct is not None and t_pct >= 100:
+        raise ValueError(f"trail_percent must be below 100, got {trail_percent!r}")
+    return stop_loss, take_profit, t_pct, t_px
 
 
 def _check_str(name: str, value: object) -> str:
@@ -352,7 +382,8 @@ class Context:
     # ---------------------------------------------------------------- trading
 
     def _submit(self, side: OrderSide, size: object, symbol: str | None, limit: object,
-                stop: object, tif: object, tag: object) -> str:
+                stop: object, tif: object, tag: object,
+                exits: tuple[object, ...] = (None,) * 6) -> str:
         sym = self.ta._sym(symbol)
         qty: float | None = None
         fraction: float | None = None
@@ -364,10 +395,11 @@ class Context:
                 fraction = s
             else:
                 qty = s
-        return self._send(side, sym, qty, fraction, limit, stop, tif, tag, False)
+        return self._send(side, sym, qty, fraction, limit, stop, tif, tag, False, exits)
 
     def _send(self, side: OrderSide, symbol: str, qty: float | None, fraction: float | None,
-              limit: object, stop: object, tif: object, tag: object, reduce_only: bool) -> str:
+              limit: object, stop: object, tif: object, tag: object, reduce_only: bool,
+              exits: tuple[object, ...] = (None,) * 6) -> str:
         lim = None if limit is None else _check_number("limit", limit)
         stp = None if stop is None else _check_number("stop", stop)
         if lim is not None and stp is not None:
@@ -378,31 +410,53 @@ class Context:
             typ = OrderType.STOP
         else:
             typ = OrderType.MARKET
-        order = self._trading.submit(
-            symbol, side, qty, equity_fraction=fraction, type=typ, limit_price=lim,
-            stop_price=stp, tif=_check_str("tif", tif),
-            reduce_only=reduce_only, tag=None if tag is None else _check_str("tag", tag))
+        tif_s = _check_str("tif", tif)
+        tag_s = None if tag is None else _check_str("tag", tag)
+        if exits[0] is None and exits[1] is None and exits[2] is None and exits[3] is None \
+                and exits[4] is None and exits[5] is None:
+            order = self._trading.submit(
+                symbol, side, qty, equity_fraction=fraction, type=typ, limit_price=lim,
+                stop_price=stp, tif=tif_s, reduce_only=reduce_only, tag=tag_s)
+        else:
+            sl, tp, trail_pct, trail_px = _exits(*exits)
+            order = self._trading.submit(
+                symbol, side, qty, equity_fraction=fraction, type=typ, limit_price=lim,
+                stop_price=stp, tif=tif_s, reduce_only=reduce_only, tag=tag_s,
+                take_profit=tp, stop_loss=sl, trail_percent=trail_pct, trail_price=trail_px)
         if order.reject_reason and self._on_reject is not None:
             self._on_reject(order)
         return order.id
 
     def buy(self, size: float | None = None, *, symbol: str | None = None,
             limit: float | None = None, stop: float | None = None, tif: str = "gtc",
-            tag: str | None = None) -> str:
+            tag: str | None = None, sl: float | None = None, tp: float | None = None,
+            sl_percent: float | None = None, tp_percent: float | None = None,
+            trail_percent: float | None = None, trail_price: float | None = None) -> str:
         """Buy; returns the order id.
 
         ``size`` None buys as much as the buying power allows in whole units (the price of the
         fill and the commission counted), a number in (0, 1) that share of the buying power,
         a number of 1 or more that many units. ``limit`` and/or ``stop`` make it a limit, stop
         or stop-limit order.
+
+        Exits, as backtesting.py's ``buy(sl=, tp=)``: ``sl`` (stop loss) and ``tp`` (take
+        profit) are absolute prices; ``sl_percent``/``tp_percent`` put them that many percent
+        from the entry's fill price (2 = 2 %). Both exits make a bracket (one cancels the
+        other), one of them an oto; they work once the entry fills, sized to what filled.
+        ``trail_percent``/``trail_price`` add a trailing stop as the only exit instead.
         """
-        return self._submit(OrderSide.BUY, size, symbol, limit, stop, tif, tag)
+        return self._submit(OrderSide.BUY, size, symbol, limit, stop, tif, tag,
+                            (sl, tp, sl_percent, tp_percent, trail_percent, trail_price))
 
     def sell(self, size: float | None = None, *, symbol: str | None = None,
              limit: float | None = None, stop: float | None = None, tif: str = "gtc",
-             tag: str | None = None) -> str:
-        """Sell (or sell short); sizes as :meth:`buy`. Returns the order id."""
-        return self._submit(OrderSide.SELL, size, symbol, limit, stop, tif, tag)
+             tag: str | None = None, sl: float | None = None, tp: float | None = None,
+             sl_percent: float | None = None, tp_percent: float | None = None,
+             trail_percent: float | None = None, trail_price: float | None = None) -> str:
+        """Sell (or sell short); sizes and exits as :meth:`buy` (a short's stop loss lies
+        above the entry, its take profit below). Returns the order id."""
+        return self._submit(OrderSide.SELL, size, symbol, limit, stop, tif, tag,
+                            (sl, tp, sl_percent, tp_percent, trail_percent, trail_price))
 
     def order(self, symbol: str, side: str, qty: float, *, limit: float | None = None,
               stop: float | None = None, tif: str = "gtc", tag: str | None = None) -> str:

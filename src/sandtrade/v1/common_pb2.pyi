@@ -22,6 +22,15 @@ class OrderType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_TYPE_LIMIT: _ClassVar[OrderType]
     ORDER_TYPE_STOP: _ClassVar[OrderType]
     ORDER_TYPE_STOP_LIMIT: _ClassVar[OrderType]
+    ORDER_TYPE_TRAILING_STOP: _ClassVar[OrderType]
+
+class OrderClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_CLASS_UNSPECIFIED: _ClassVar[OrderClass]
+    ORDER_CLASS_SIMPLE: _ClassVar[OrderClass]
+    ORDER_CLASS_BRACKET: _ClassVar[OrderClass]
+    ORDER_CLASS_OCO: _ClassVar[OrderClass]
+    ORDER_CLASS_OTO: _ClassVar[OrderClass]
 
 class TimeInForce(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +58,12 @@ ORDER_TYPE_MARKET: OrderType
 ORDER_TYPE_LIMIT: OrderType
 ORDER_TYPE_STOP: OrderType
 ORDER_TYPE_STOP_LIMIT: OrderType
+ORDER_TYPE_TRAILING_STOP: OrderType
+ORDER_CLASS_UNSPECIFIED: OrderClass
+ORDER_CLASS_SIMPLE: OrderClass
+ORDER_CLASS_BRACKET: OrderClass
+ORDER_CLASS_OCO: OrderClass
+ORDER_CLASS_OTO: OrderClass
 TIME_IN_FORCE_UNSPECIFIED: TimeInForce
 TIME_IN_FORCE_DAY: TimeInForce
 TIME_IN_FORCE_GTC: TimeInForce
@@ -62,6 +77,18 @@ ORDER_STATUS_FILLED: OrderStatus
 ORDER_STATUS_CANCELED: OrderStatus
 ORDER_STATUS_REJECTED: OrderStatus
 ORDER_STATUS_EXPIRED: OrderStatus
+
+class ExitSpec(_message.Message):
+    __slots__ = ("price", "percent", "amount", "limit_price")
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    price: float
+    percent: float
+    amount: float
+    limit_price: float
+    def __init__(self, price: _Optional[float] = ..., percent: _Optional[float] = ..., amount: _Optional[float] = ..., limit_price: _Optional[float] = ...) -> None: ...
 
 class Bar(_message.Message):
     __slots__ = ("symbol", "time", "open", "high", "low", "close", "volume")
@@ -98,7 +125,7 @@ class Quote(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., bid_size: _Optional[float] = ..., ask_size: _Optional[float] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at")
+    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "parent_id", "hwm")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +145,13 @@ class Order(_message.Message):
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    TAKE_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_PRICE_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HWM_FIELD_NUMBER: _ClassVar[int]
     id: str
     account: str
     symbol: str
@@ -137,7 +171,14 @@ class Order(_message.Message):
     reject_reason: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    order_class: OrderClass
+    take_profit: ExitSpec
+    stop_loss: ExitSpec
+    trail_price: float
+    trail_percent: float
+    parent_id: str
+    hwm: float
+    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_class: _Optional[_Union[OrderClass, str]] = ..., take_profit: _Optional[_Union[ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., parent_id: _Optional[str] = ..., hwm: _Optional[float] = ...) -> None: ...
 
 class Fill(_message.Message):
     __slots__ = ("id", "order_id", "account", "symbol", "side", "qty", "price", "commission", "time")

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitOrderRequest(_message.Message):
-    __slots__ = ("account", "symbol", "side", "qty", "equity_fraction", "type", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag")
+    __slots__ = ("account", "symbol", "side", "qty", "equity_fraction", "type", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,11 @@ class SubmitOrderRequest(_message.Message):
     REDUCE_ONLY_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    ORDER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    TAKE_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_PRICE_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_PERCENT_FIELD_NUMBER: _ClassVar[int]
     account: str
     symbol: str
     side: _common_pb2.OrderSide
@@ -33,7 +38,12 @@ class SubmitOrderRequest(_message.Message):
     reduce_only: bool
     client_order_id: str
     tag: str
-    def __init__(self, account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.OrderSide, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., type: _Optional[_Union[_common_pb2.OrderType, str]] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    order_class: _common_pb2.OrderClass
+    take_profit: _common_pb2.ExitSpec
+    stop_loss: _common_pb2.ExitSpec
+    trail_price: float
+    trail_percent: float
+    def __init__(self, account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.OrderSide, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., type: _Optional[_Union[_common_pb2.OrderType, str]] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., order_class: _Optional[_Union[_common_pb2.OrderClass, str]] = ..., take_profit: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ...) -> None: ...
 
 class SubmitOrderResponse(_message.Message):
     __slots__ = ("order", "duplicate")

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
-from sandtrade.models import Bar, Order, OrderSide, OrderType
+from sandtrade.models import Bar, ExitSpec, Order, OrderSide, OrderType
 from sandtrade.sandbox.wire import check_json, decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
@@ -71,12 +71,23 @@ class RemoteTrading:
     def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
                equity_fraction: float | None, type: OrderType, limit_price: float | None,
                stop_price: float | None, tif: str, reduce_only: bool,
-               tag: str | None) -> Order:
+               tag: str | None, take_profit: ExitSpec | None = None,
+               stop_loss: ExitSpec | None = None, trail_price: float | None = None,
+               trail_percent: float | None = None) -> Order:
         """Submit an order for the strategy's account (the host names the account)."""
+        legs: dict[str, Any] = {}
+        if take_profit is not None:
+            legs["take_profit"] = take_profit.model_dump(exclude_none=True)
+        if stop_loss is not None:
+            legs["stop_loss"] = stop_loss.model_dump(exclude_none=True)
+        if trail_price is not None:
+            legs["trail_price"] = trail_price
+        if trail_percent is not None:
+            legs["trail_percent"] = trail_percent
         result = self._call("submit", symbol=symbol, side=side.value, qty=qty,
                             equity_fraction=equity_fraction, type=type.value,
                             limit_price=limit_price, stop_price=stop_price, tif=tif,
-                            reduce_only=reduce_only, tag=tag)
+                            reduce_only=reduce_only, tag=tag, **legs)
         return Order.model_validate(result)
 
     def cancel(self, order_id: str) -> bool:
