@@ -183,7 +183,7 @@ class PolledSource:
         first = self.connection.health().state != "reconnecting"
         delay = self.connection.failed(reason, retry_after=retry_after)
         # Told once when the link is lost; each retry after that is a debug line.
-        (log.warning if first else log.debug)("%s: %s; trying again in %.1f s",
+        (log.warning if first else log.debug)("%s: %s; trying again in %.2f s",
                                               self.connection.source, reason, delay)
         self._closed.wait(delay)
 
