@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_a_5xx_answer_is_retried_with_backoff(tmp_path: Path, binance: FakeBinan
         start = len(binance.paths("/api/v3/klines"))
         eventually(lambda: len(binance.paths("/api/v3/klines")) >= start + 3, "more tries")
         times = [t for t, _ in binance.paths("/api/v3/klines")[start - 1:]]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(times)]
         # At the cap (0.3 s) by now, with equal jitter: each wait is 0.15-0.3 s, never 0.
         assert all(gap >= 0.14 for gap in gaps), gaps
         binance.fault = None
@@ -138,7 +139,7 @@ def test_a_429_is_retried_after_its_retry_after(tmp_path: Path, binance: FakeBin
         assert limited["retry_in"] > 1.0  # not the 0.05 s backoff
         eventually(lambda: link(host)["state"] == "live", "live after the wait", timeout=30)
         times = [t for t, _ in binance.paths("/api/v3/klines")]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(times)]
         assert max(gaps) >= 1.95, gaps  # the request after the 429 waited the 2 s asked
 
 
