@@ -67,6 +67,17 @@ def sandtrade_market_sources() -> list[type[MarketSource]]:
     close, ``stop`` ends its prices; a source may offer ``parts()`` (a list of
     :class:`~sandtrade.market.continuation.SourcePart`) so that each part ends on its own.
 
+    A source's own settings come from ``[sources.NAME]`` in ``settings.source_options``; a
+    class attribute ``argument`` (e.g. ``"exchange"``) lets ``[market] source = "NAME:ARG"``
+    (``sandtrade serve --source ccxt:binance``) set that option. A source of live prices from
+    the outside world (the ccxt and Alpaca sources of ``plugins/marketdata``) sets ``live =
+    True`` (a restarted host skips none of its bars), offers ``health()`` returning a
+    :class:`~sandtrade.plugin_api.SourceHealth` (shown in ``/health`` as
+    ``market.connection`` and by ``sandtrade doctor``: live, or reconnecting since when and
+    why) and ``close()``, after which ``bars()`` ends promptly; it retries a lost link itself
+    (:class:`~sandtrade.plugin_api.Connection` gives backoff with jitter and a cap) rather
+    than letting ``bars()`` raise.
+
     :return: source classes (all implementations' lists are combined).
     """
     raise NotImplementedError  # a specification: plugins implement it

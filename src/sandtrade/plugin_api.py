@@ -1,9 +1,16 @@
-"""What the host offers plugins: the one object a plugin's routes talk to.
+"""What the host offers plugins: the one object a plugin's routes talk to, and the types a
+market source is built from.
 
 A plugin (the TradingView adapter is one) gets a :class:`HostApi` in its
 ``sandtrade_http_routes`` hook and uses nothing else of the host: its own settings, token
 checks, and signal submission. Everything here is safe to call from the HTTP server's event
 loop.
+
+A market source plugin (``sandtrade_market_sources``; the ccxt and Alpaca sources in
+``plugins/marketdata`` are two) builds :class:`Bar` and :class:`Instrument` values from its
+:class:`MarketSettings`, raises :class:`DataError` for settings it cannot use, and, when it
+talks to the outside world, keeps a :class:`Connection` (backoff between failed attempts, and
+the :class:`SourceHealth` the host shows in ``/health`` and ``sandtrade doctor``).
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
-from sandtrade.errors import QuotaExceeded
+from sandtrade.errors import DataError, QuotaExceeded
+from sandtrade.market.live import Backoff, Connection, SourceHealth, redact
+from sandtrade.market.sources import MarketSettings
+from sandtrade.models import Bar, Instrument
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline, Submitted
 
-__all__ = ["AuthError", "HostApi", "Overloaded", "Principal", "QuotaExceeded", "SignalError",
-           "SignalRecord", "SignalStatus", "Submitted"]
+__all__ = ["AuthError", "Backoff", "Bar", "Connection", "DataError", "HostApi", "Instrument",
+           "MarketSettings", "Overloaded", "Principal", "QuotaExceeded", "SignalError",
+           "SignalRecord", "SignalStatus", "SourceHealth", "Submitted", "redact"]
 
 
 class HostApi:

@@ -43,7 +43,10 @@ def add_commands(sub: Any) -> None:
     sv.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate "
                     "(TradingView posts only to ports 80 and 443)")
     sv.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's key")
-    sv.add_argument("--source", help="market source plugin (replay, synthetic, …)")
+    sv.add_argument("--source", metavar="NAME[:ARG]",
+                    help="market source plugin: replay, synthetic, ccxt:EXCHANGE (crypto, e.g. "
+                    "ccxt:binance), alpaca:FEED (US equities, your APCA_API_KEY_ID); its "
+                    "settings in [sources.NAME]")
     sv.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]CSV",
                     help="replay: a CSV history file (repeatable; default: the DEMO sample)")
     sv.add_argument("--speed", type=float, metavar="BARS_PER_S",

@@ -22,7 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandtrade import __version__
-from sandtrade.cli.common import parse_params, risk_rules, stats_table
+from sandtrade.cli.common import (
+    add_config_args,
+    load_cli_settings,
+    parse_params,
+    risk_rules,
+    stats_table,
+)
 from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
@@ -96,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     doc.add_argument("--worker-modules", action="store_true",
                      help="also list the modules the worker holds before it confines itself: "
                      "sandtrade's, and the third-party packages")
+    add_config_args(doc)
+    doc.add_argument("--http", metavar="HOST:PORT",
+                     help="where a running host's HTTP server is, to report its market "
+                     "source's link (default: the configured http, 127.0.0.1:8000)")
 
     data = sub.add_parser("data", help="the sample histories that ship with sandtrade",
                           description="List the bundled sample CSV files, or print one's path. "
@@ -217,7 +227,50 @@ def _check(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def _doctor(out: Console, *, worker_modules: bool = False) -> int:
+def _doctor_http(args: argparse.Namespace) -> str:
+    """The HTTP address of the host ``doctor`` asks about its market."""
+    if args.http is not None:
+        return str(args.http)
+    return load_cli_settings(args).http
+
+
+#: How long ``doctor`` waits for a running host's ``/health``.
+DOCTOR_HEALTH_TIMEOUT = 3.0
+
+
+def doctor_market_lines(address: str) -> list[tuple[str, str, str]]:
+    """``(what, status, style)`` rows on the market of the host at ``address`` (HOST:PORT),
+    from its ``/health``: the source, and for a live source whether its link is live or
+    reconnecting since when, with the last error."""
+    import urllib.request
+
+    if not address:
+        return [("host market", "the HTTP server is off (http = ''): not asked", "yellow")]
+    url = f"http://{address}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=DOCTOR_HEALTH_TIMEOUT) as r:
+            health = json.loads(r.read())
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return [("host market", f"no host answering at {url} ({reason})", "yellow")]
+    market = health.get("market") if isinstance(health, dict) else None
+    if not isinstance(market, dict):
+        return [("host market", f"{url} says nothing of a market", "yellow")]
+    source = str(market.get("source", "?"))
+    rows = [("market source", f"{source} (feed {market.get('state', '?')})",
+             "green" if market.get("state") == "running" else "yellow")]
+    link = market.get("connection")
+    if isinstance(link, dict):
+        state = str(link.get("state", "?"))
+        rows.append(("market link", str(link.get("message", state)),
+                     "green" if state == "live" else "red" if state == "reconnecting"
+                     else "yellow"))
+    else:
+        rows.append(("market link", "none to watch (a replay or generator)", "green"))
+    return rows
+
+
+def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None = None) -> int:
     from sandtrade.sandbox.cpu import CpuPlacement
     from sandtrade.sandbox.mailbox import StrategySettings
     from sandtrade.sandbox.supervisor import Supervisor
@@ -249,6 +302,11 @@ def _doctor(out: Console, *, worker_modules: bool = False) -> int:
         style = "green" if kind == "zygote" else "yellow"
         table.add_row("worker start", f"[{style}]{kind}[/{style}]: {escape(detail)}")
         out.print(table)
+        if host_http is not None:
+            # One line each, never wrapped (scripts grep them); the host's words (an
+            # exchange's error text) are data: escaped, never markup.
+            for what, status, style in doctor_market_lines(host_http):
+                out.print(f"{what}: [{style}]{escape(status)}[/{style}]", soft_wrap=True)
         if worker.modules is not None:
             for line in _worker_modules_lines(worker.modules):
                 out.print(line, soft_wrap=True, markup=False)
@@ -318,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return run_demo(args, out, err)
         if args.command == "doctor":
-            return _doctor(out, worker_modules=args.worker_modules)
+            return _doctor(out, worker_modules=args.worker_modules,
+                           host_http=_doctor_http(args))
         if args.command == "data":
             return _data(args, out)
         if args.command in HOST_COMMANDS:

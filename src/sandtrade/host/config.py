@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountSettings] = Field(
         default_factory=dict, description="[accounts.NAME]: settings of one account.")
     market: MarketSettings = Field(default_factory=MarketSettings)
+    sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="[sources.NAME]: a market source's own settings "
+        "(e.g. [sources.ccxt] exchange = \"binance\"), validated by the source when [market] "
+        "source selects it.")
     signals: SignalSettings = Field(default_factory=SignalSettings)
     strategies: StrategySettings = Field(default_factory=StrategySettings)
     plugins: dict[str, dict[str, Any]] = Field(

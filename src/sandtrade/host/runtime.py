@@ -135,13 +135,7 @@ class HostRuntime:
         were running, then (unless ``feed`` is False: call :meth:`start_feed`) the market."""
         s = self.settings
         self.store = store = open_host_store(self.data_dir)
-        sources = self.plugins.market_sources()
-        try:
-            source_cls = sources[s.market.source]
-        except KeyError:
-            raise SandtradeError(f"market.source: unknown source {s.market.source!r} (known: "
-                                 f"{', '.join(sorted(sources))})") from None
-        self.source = source = source_cls(s.market)  # type: ignore[call-arg]
+        self.source = source = self._make_source()
         table = s.symbol_table()
         instruments = [table.apply(i) for i in source.instruments()]
         self.fed = {i.symbol for i in instruments}
@@ -212,6 +206,31 @@ class HostRuntime:
                  self.rpc.address, self.http.url if self.http else "off", self.restored_fills,
                  skip)
         return self
+
+    def _make_source(self) -> MarketSource:
+        """The market source ``[market] source`` names (``NAME`` or ``NAME:ARG``), built with
+        its ``[sources.NAME]`` settings (and ARG under the key the source's ``argument``
+        names) in ``market.source_options``."""
+        s = self.settings
+        sources = self.plugins.market_sources()
+        name, colon, argument = s.market.source.partition(":")
+        try:
+            source_cls = sources[name]
+        except KeyError:
+            raise SandtradeError(f"market.source: unknown source {name!r} (known: "
+                                 f"{', '.join(sorted(sources))})") from None
+        options = {**s.sources.get(name, {}), **s.market.source_options}
+        if colon:
+            key = getattr(source_cls, "argument", None)
+            if not key or not argument:
+                raise SandtradeError(
+                    f"market.source: {s.market.source!r}: the {name} source takes no argument "
+                    f"after ':'" if not key else
+                    f"market.source: {s.market.source!r}: give the {key} after ':' "
+                    f"({name}:{key.upper()})")
+            options[key] = argument
+        market = s.market.model_copy(update={"source": name, "source_options": options})
+        return source_cls(market)  # type: ignore[call-arg]
 
     def _start_http(self) -> None:
         from sandtrade.http import HttpServer, create_app

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sandtrade.market.continuation import FeedNote, Then, continued
+from sandtrade.market.live import SourceHealth
 from sandtrade.models import Bar, Instrument, Quote
 from sandtrade.streams import EventStream
 
@@ -36,7 +37,19 @@ STREAM_BACKLOG = 10_000
 
 
 class MarketSource(Protocol):
-    """What a market-data source plugin provides."""
+    """What a market-data source plugin provides.
+
+    A source for the outside world may also have (the feed looks for each with ``getattr``):
+
+    - ``live = True``: its bars are new prices as they come, not a replay, so a restarted host
+      skips none of them (the bars worked before the restart are history the source will not
+      give again);
+    - ``health() -> SourceHealth``: whether it is getting prices (``/health``,
+      ``sandtrade doctor``);
+    - ``close()``: called by the feed when the host stops, from another thread; ``bars()``
+      must then end promptly (a source that waits between polls waits on an event that
+      ``close`` sets).
+    """
 
     name: str
 
@@ -196,6 +209,8 @@ class FeedStatus:
     #: Why the feed failed (``failed`` only).
     error: str
     symbols: tuple[SymbolFeedStatus, ...]
+    #: A live source's link (None for a replay): live, or reconnecting since when, and why.
+    connection: SourceHealth | None = None
 
     def symbol(self, symbol: str) -> SymbolFeedStatus | None:
         """The status of ``symbol``, or None when the feed does not carry it."""
@@ -205,7 +220,8 @@ class FeedStatus:
         """The status as JSON-ready values (what ``/health`` shows)."""
         return {"state": self.state, "source": self.source, "then": self.then,
                 "position": self.position, "error": self.error,
-                "symbols": {s.symbol: s.to_json() for s in self.symbols}}
+                "symbols": {s.symbol: s.to_json() for s in self.symbols},
+                "connection": None if self.connection is None else self.connection.to_json()}
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -262,6 +278,11 @@ class MarketFeed:
         without publishing them; returns how many were read."""
         if self._bars is None:
             self._bars = continued(self.source, self.then, self.seed)
+        if getattr(self.source, "live", False):
+            # New prices only: the bars worked before the restart are not given again, and
+            # the position goes on counting from where it was.
+            self.position = max(self.position, self.skip)
+            return self.position
         while self.position < self.skip:
             item = next(self._bars, None)
             if item is None:
@@ -280,6 +301,12 @@ class MarketFeed:
 
     def stop(self) -> None:
         self._stop.set()
+        close = getattr(self.source, "close", None)
+        if callable(close):  # a live source waiting for its next poll stops waiting
+            try:
+                close()
+            except Exception:
+                log.exception("market source %s: close failed", self.source.name)
         if self._thread.is_alive():
             self._thread.join()
 
@@ -298,10 +325,12 @@ class MarketFeed:
             state = "ended"
         else:
             state = "running" if self.caught_up else "starting"
+        health = getattr(self.source, "health", None)
         return FeedStatus(self.source.name, self.then, state, self.position,
                           "" if self.error is None else str(self.error),
                           tuple(self._symbol_status(s, notes.get(s), counts.get(s, 0))
-                                for s in symbols))
+                                for s in symbols),
+                          health() if callable(health) else None)
 
     def symbol_status(self, symbol: str) -> SymbolFeedStatus:
         """Where ``symbol``'s feed is now."""

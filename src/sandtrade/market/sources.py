@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +28,14 @@ class MarketSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field("replay", description="Name of a market source plugin.")
+    source: str = Field(
+        "replay", description="Name of a market source plugin, optionally with its argument "
+                              "after a colon: 'ccxt:binance' is the ccxt source with exchange "
+                              "= 'binance' (each source says what its argument is).")
+    source_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The chosen source's own settings. The host fills it from [sources.NAME] "
+                    "and the argument of 'NAME:ARG'; write them there.")
     files: list[str] = Field(
         default_factory=list,
         description="replay: CSV files, as PATH or SYMBOL=PATH (the symbol defaults to the "
