@@ -40,10 +40,12 @@ __all__ = [
     "AssetClass",
     "Bar",
     "BrokerChange",
+    "ExitSpec",
     "Fill",
     "Instrument",
     "OptionRight",
     "Order",
+    "OrderClass",
     "OrderSide",
     "OrderStatus",
     "OrderType",
@@ -348,6 +350,22 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+
+
+class OrderClass(StrEnum):
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
+class ExitSpec(BaseModel):          # a take profit or a stop loss, as a trader writes it
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    price: float | None = None      # absolute: the TP's limit price / the SL's stop price
+    percent: float | None = None    # from the entry's fill price, e.g. 2.0 = 2 %
+    amount: float | None = None     # price distance from the entry's fill price
+    limit_price: float | None = None  # SL only: makes the stop loss a stop-limit
+    # exactly one of price/percent/amount; all > 0 and finite
 
 
 def implied_order_type(limit_price: float | None, stop_price: float | None) -> OrderType:

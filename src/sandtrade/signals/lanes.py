@@ -219,7 +219,8 @@ class Lanes:
                 raise SandtradeError(f"account {account!r} does not exist")
             placed, notes, failure = place_commands(
                 b, account, record.commands, record.id,
-                first_time=record.id not in self._recovered_ids)
+                first_time=record.id not in self._recovered_ids,
+                price=(record.parsed or {}).get("price"))
         except Exception as e:  # whatever happens, the signal's status says it
             placed, notes = [], []
             failure = str(e) if isinstance(e, SandtradeError) else f"{type(e).__name__}: {e}"

@@ -146,10 +146,17 @@ def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
                 raise SignalError(f"{cmd.symbol!r} is not traded by the replay's market",
                                   field="symbol")
             commands.append(cmd.model_copy(update={"symbol": symbol}))
+        journaled = record.commands
+        if len(journaled) == len(commands):
+            # The size the host gave an alert that named none (its default then) is kept.
+            commands = [c.model_copy(update={"qty": j.qty, "size": j.size})
+                        if c.size is not None and c.size.type == "default" else c
+                        for c, j in zip(commands, journaled, strict=True)]
     except SignalError as e:
         return ReplayedSignal(record.id, record.received_at, position, (),
                               f"not readable today: {e}", True)
-    placed, notes, failure = place_commands(b, REPLAY_ACCOUNT, commands, record.id)
+    placed, notes, failure = place_commands(b, REPLAY_ACCOUNT, commands, record.id,
+                                            price=(record.parsed or {}).get("price"))
     outcome = failure or ("; ".join(notes) or "nothing to do")
     return ReplayedSignal(record.id, record.received_at, position,
                           tuple(o.id for o in placed), outcome, failure is not None)

@@ -55,9 +55,8 @@ def test_text_key_value_words_set_the_signal_fields() -> None:
 
 @pytest.mark.parametrize(("body", "field", "message"), [
     ("purchase 10 AAPL", "command", "unknown action 'purchase' in 'purchase 10 AAPL' (use one "
-     "of: buy, sell, close, flat, long, short, target, cancel)"),
+     "of: buy, sell, close, flat, long, short, target, cancel, exit)"),
     ("buy 10", "command", "no symbol in 'buy 10', e.g. 'buy 10 AAPL'"),
-    ("buy AAPL", "command quantity", "buy needs a quantity"),
     ("close 5 AAPL", "command quantity",
      "close takes no quantity (it closes the whole position)"),
     ("buy -5 AAPL", "command quantity", "must be above 0, got -5"),
@@ -69,9 +68,25 @@ def test_text_key_value_words_set_the_signal_fields() -> None:
      "two symbols in 'buy 10 AAPL MSFT' (AAPL and MSFT); give one per command"),
     ("buy 10 20 AAPL", "command", "two quantities in 'buy 10 20 AAPL'"),
     ("buy 10 AAPL colour=red", "command", "unknown setting 'colour' in 'buy 10 AAPL "
-     "colour=red' (known: account, strategy, id, comment, idempotency_key)"),
-    ("buy,10,AAPL", "command",
-     "'buy,10,AAPL' is comma-separated; write it with spaces, e.g. 'buy 10 AAPL'"),
+     "colour=red' (known: account, strategy, id, comment, idempotency_key, price, tp, sl, "
+     "trail)"),
+    ("buy 10 AAPL qtty=3", "command", "unknown setting 'qtty' in 'buy 10 AAPL qtty=3' (known: "
+     "account, strategy, id, comment, idempotency_key, price, tp, sl, trail)"),
+    ("buy 10 AAPL tpp=3", "command", "unknown setting 'tpp' in 'buy 10 AAPL tpp=3' (did you "
+     "mean 'tp'? known: account, strategy, id, comment, idempotency_key, price, tp, sl, "
+     "trail)"),
+    ("buy,10,", "command",
+     "'buy,10,' is comma-separated with an empty part; write it with spaces, e.g. 'buy 10 "
+     "AAPL'"),
+    ("60123456789,buy,EURUSD,risk=1", "command",
+     "'60123456789,buy,EURUSD,risk=1' starts with a number (a PineConnector license id?); "
+     "write the action first, e.g. 'buy,AAPL,10'"),
+    ("buy | | Long", "command",
+     "'buy | | Long' is pipe-separated but not ACTION | TICKER@PRICE | COMMENT"),
+    ("close AAPL tp=200", "command",
+     "tp, sl and trail go with an entry (buy, sell, long, short), not close, in "
+     "'close AAPL tp=200'"),
+    ("buy 10 AAPL tp=0", "command tp", "must be above 0, got 0"),
     ("buy 1e400 AAPL", "command quantity", "'1e400' is not a finite number"),
     ("buy 10 AAPL\nsell x AAPL", "command 2", "two symbols in 'sell x AAPL' (X and AAPL); "
      "give one per command"),

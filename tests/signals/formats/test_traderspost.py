@@ -71,25 +71,66 @@ def test_traderspost_sentiment_from_strategy_market_position_is_understood(
 
 
 @pytest.mark.parametrize(("body", "field", "message"), [
-    (js(ticker="AAPL", action="buy", quantity=5, quantityType="percent_of_equity"),
-     "quantityType", '"percent_of_equity" is not supported (only fixed_quantity)'),
-    (js(ticker="AAPL", action="buy", quantity=5, takeProfit={"limitPrice": 200}),
-     "takeProfit", "bracket orders (take profit / stop loss) are not supported; send them as "
-     "separate signals"),
-    (js(ticker="AAPL", action="buy", quantity=5, stopLoss={"type": "stop", "percent": 5}),
-     "stopLoss", "bracket orders (take profit / stop loss) are not supported; send them as "
-     "separate signals"),
+    (js(ticker="AAPL", action="buy", quantity=5, quantityType="percent_of_cash"),
+     "quantityType", 'unknown quantity type "percent_of_cash" (use one of: fixed_quantity, '
+     "dollar_amount, percent_of_equity, percent_of_position, risk_dollar_amount, "
+     "risk_percent_of_equity)"),
+    (js(ticker="AAPL", action="buy", quantityType="dollar_amount"), "quantity",
+     "dollar_amount needs the amount in quantity"),
+    (js(ticker="AAPL", action="buy", quantity=150, quantityType="percent_of_equity"),
+     "quantity", "percent_of_equity 150 is over 100 percent"),
+    (js(ticker="AAPL", action="buy", quantity=100, quantityType="risk_dollar_amount"),
+     "quantityType", "risk_dollar_amount is sized from the distance to the stop loss: add a "
+     "stop loss"),
+    (js(ticker="AAPL", action="buy", takeProfit={"limitPrice": 200, "percent": 5}),
+     "takeProfit", "give one of limitPrice, percent, amount, not limitPrice and percent"),
+    (js(ticker="AAPL", action="buy", takeProfit={}), "takeProfit",
+     "needs one of limitPrice, percent, amount"),
+    (js(ticker="AAPL", action="buy", takeProfit={"limitprice": 200}), "takeProfit.limitprice",
+     "unknown field (known: limitPrice, price, percent, amount)"),
+    (js(ticker="AAPL", action="buy", takeProfit=200), "takeProfit",
+     'expected an object such as {"limitPrice": ...}, got 200'),
+    (js(ticker="AAPL", action="buy", stopLoss={"type": "stop", "percent": 120}),
+     "stopLoss.percent", "a stop loss 120% from the fill is at or past 0; give a percent "
+     "below 100"),
+    (js(ticker="AAPL", action="buy", stopLoss={"type": "stop_limit", "stopPrice": 90}),
+     "stopLoss", "a stop_limit stop loss needs limitPrice"),
+    (js(ticker="AAPL", action="buy", stopLoss={"type": "stop", "stopPrice": 90,
+                                                "limitPrice": 89}),
+     "stopLoss.limitPrice", "limitPrice needs type stop_limit"),
+    (js(ticker="AAPL", action="buy", stopLoss={"type": "trailing_stop"}), "stopLoss",
+     "a trailing_stop stop loss needs trailAmount or trailPercent"),
+    (js(ticker="AAPL", action="buy", stopLoss={"type": "trailing", "trailAmount": 1}),
+     "stopLoss.type", 'unknown stop loss type "trailing" (use one of: stop, stop_limit, '
+     "trailing_stop)"),
+    (js(ticker="AAPL", action="exit", takeProfit={"percent": 5}), "takeProfit",
+     "takeProfit goes with an entry (buy, sell or add), not with an exit"),
+    (js(ticker="AAPL", action="buy", orderType="trailing_stop"), "orderType",
+     "a trailing_stop order needs trailAmount or trailPercent"),
+    (js(ticker="AAPL", action="buy", orderType="market", trailPercent=1), "trailPercent",
+     "trailPercent goes with orderType trailing_stop, not market (a trailing stop loss goes "
+     "in stopLoss)"),
+    (js(ticker="AAPL", action="buy", timeInForce="gtd"), "timeInForce",
+     'time in force "gtd" is not supported (use one of: day, gtc, ioc, fok)'),
+    (js(ticker="AAPL", action="buy", extendedHours="yes"), "extendedHours",
+     'expected true or false, got "yes"'),
+    (js(ticker="AAPL", action="buy", optionType="call"), "optionType",
+     'choosing an option from the chain is not supported; name the contract in "ticker" (an '
+     'OCC symbol such as "AAPL  240510C00190000")'),
+    (js(ticker="AAPL", action="buy", quantitty=5), "quantitty",
+     "unknown field: did you mean 'quantity'?"),
+    (js(tickr="AAPL", ticker="AAPL", action="buy", sentiment="bullish"), "tickr",
+     "unknown field: did you mean 'ticker'?"),
     (js(ticker="AAPL", action="sell", sentiment="bullish", quantity=5), "sentiment",
      "sell with sentiment bullish contradicts itself"),
     (js(ticker="AAPL", action="add", quantity=5), "sentiment",
      "add needs sentiment bullish or bearish"),
     (js(ticker="AAPL", action="buy", sentiment="bullish", quantity=5, orderType="limit"),
      "limitPrice", "a limit order needs limitPrice"),
-    (js(ticker="AAPL", action="buy", sentiment="bullish"), "quantity", "buy needs a quantity"),
     (js(ticker="AAPL", action="purchase", sentiment="bullish", quantity=5), "action",
      'unknown action "purchase" (use one of: buy, sell, exit, cancel, add)'),
-    (js(ticker="AAPL", action="buy", sentiment="bullish", quantity="5"), "quantity",
-     'a number written as a string ("5"): write it without quotes, e.g. "quantity": 5'),
+    (js(ticker="AAPL", action="buy", sentiment="bullish", quantity="5,5"), "quantity",
+     '"5,5" is a number written with a comma: use a decimal point: 5.5'),
 ])
 def test_traderspost_refusals_name_the_field(body: str, field: str, message: str) -> None:
     e = refused(body)
