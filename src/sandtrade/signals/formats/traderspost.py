@@ -179,9 +179,12 @@ class TradersPostFormat(SignalFormat):
                 raise SignalError(f"{action} with sentiment {sentiment} contradicts itself",
                                   field="sentiment")
             opposite = "short" if action == "buy" else "long"
-            commands = [Command(action="target", symbol=symbol, qty=0.0, only_if=opposite),
-                        *commands_for(action, symbol, qty, where="", qty_name="quantity",
-                                      size=size, **_tp(fields))]
+            commands = commands_for(action, symbol, qty, where="", qty_name="quantity",
+                                    size=size, **_tp(fields))
+            if size is None or size.type != "percent_of_position":
+                # a percent of the position trades the position: it closes nothing first
+                commands.insert(0, Command(action="target", symbol=symbol, qty=0.0,
+                                           only_if=opposite))
         price = None
         for key in ("signalPrice", "price"):
             if data.get(key) is not None:

@@ -52,7 +52,7 @@ _CONSEQUENTIAL = {"ticker", "action", "contracts", "order_contracts", "qty", "qu
 #: Fields TradingView's placeholders fill in that carry nothing to trade on.
 _INFORMATIONAL = {"exchange", "order_id", "order_price", "order_comment", "order_alert_message",
                   "prev_market_position", "prev_market_position_size", "comment", "time",
-                  "timenow", "interval", "strategy_name", "open", "high", "low", "volume",
+                  "timenow", "interval", "open", "high", "low", "volume",
                   "bar_time", "bar_open", "bar_high", "bar_low", "bar_close",
                   "bar_volume"}
 
@@ -183,7 +183,9 @@ class TradingViewFormat(SignalFormat):
         for key in ("exchange", "interval", "time", "timenow", "bar_time"):
             if isinstance(flat.get(key), str):
                 expanded(flat[key], w(key))
-        strategy = flat.get("strategy_name", flat.get("strategy"))
+        # "strategy" names a strategy of this host; a template's strategy_name ({{strategy}}
+        # of the Pine script) names TradingView's, and is only listed as ignored.
+        strategy = flat.get("strategy")
         return ParsedSignal(
             format=self.name, commands=commands, symbol=symbol, action=action, qty=qty,
             price=price, account=optional_text(flat, "account"),
