@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandtrade.signals.formats.base import near_miss
+
 from .reading import js, parse, refused
 
 
@@ -87,3 +89,31 @@ def test_unknown_or_missing_action_and_symbol_are_named(body: str, field: str,
                                                         message: str) -> None:
     e = refused(body)
     assert (e.field, e.detail) == (field, message)
+
+
+# ------------------------------------------------------------------ near misses of a field
+
+
+@pytest.mark.parametrize(("key", "meant"), [
+    ("quantitty", "quantity"), ("tickr", "ticker"), ("Quantity", "quantity"),
+    ("qyt", "qty"), ("limitprice", "limitPrice"), ("stoploss", "stopLoss"),
+])
+def test_a_near_miss_of_a_field_that_changes_the_trade_is_found(key: str, meant: str) -> None:
+    assert near_miss(key, ["ticker", "quantity", "qty", "limitPrice", "stopLoss"]) == meant
+
+
+@pytest.mark.parametrize("key", ["Time", "interval", "comments", "confidence",
+                                 "strategy_name", "timeframe", "exchange", "bot"])
+def test_extra_fields_of_real_alerts_are_no_near_miss(key: str) -> None:
+    # the fields every format reads that change what is traded (native, TradersPost and
+    # TradingView together): none of these is taken for one of them
+    candidates = ["symbol", "action", "qty", "quantity_type", "order_type", "limit_price",
+                  "stop_price", "take_profit", "stop_loss", "trail_price", "trail_percent",
+                  "tif", "extended_hours", "price", "account", "strategy", "id",
+                  "idempotency_key", "passphrase", "commands", "ticker", "sentiment",
+                  "quantity", "quantityType", "orderType", "limitPrice", "stopPrice",
+                  "signalPrice", "takeProfit", "stopLoss", "trailAmount", "trailPercent",
+                  "timeInForce", "extendedHours", "contracts", "order_contracts",
+                  "position_size", "market_position", "market_position_size", "close",
+                  "alert_id"]
+    assert near_miss(key, candidates) is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandtrade.signal_model import Command
+from sandtrade.models import ExitSpec
+from sandtrade.signal_model import Command, SizeSpec
 from sandtrade.signals.formats import MAX_COMMANDS
 
 from .reading import parse, refused, target
@@ -112,3 +113,57 @@ def test_text_comma_numbers_are_refused(body: str, message: str) -> None:
     e = refused(body)
     assert e.field == "command quantity"
     assert e.detail == message
+
+
+# ------------------------------------------------------------------ the one-line shapes of bridges
+
+
+@pytest.mark.parametrize(("body", "commands", "price", "comment"), [
+    # rfwarn/TradingView-Alpaca-Bridge README.md: "{{strategy.order.action}} | {{ticker}}@
+    # {{close}} | {{strategy.order.id}}", and its example "order sell | MSFT@337.57 | ..."
+    ("buy | AAPL@187.42 | Long",
+     [Command(action="buy", symbol="AAPL", qty=0.0,
+              size=SizeSpec(type="default", field="command quantity"))], 187.42, "Long"),
+    ("order sell | MSFT@337.57 | Directional Movement Index",
+     [Command(action="sell", symbol="MSFT", qty=0.0,
+              size=SizeSpec(type="default", field="command quantity"))], 337.57,
+     "Directional Movement Index"),
+    ("sell 5 | MSFT", [Command(action="sell", symbol="MSFT", qty=5.0)], None, None),
+    # comma-separated, the words of "buy 10 AAPL" (XFactor-style "AAPL,buy,...")
+    ("buy,AAPL,10", [Command(action="buy", symbol="AAPL", qty=10.0)], None, None),
+    ("AAPL, sell, 3", [Command(action="sell", symbol="AAPL", qty=3.0)], None, None),
+    # TICKER ACTION QTY
+    ("AAPL buy 10", [Command(action="buy", symbol="AAPL", qty=10.0)], None, None),
+    # TradingView's default strategy alert message (TV-STRAT: "order {{strategy.order.action}}
+    # @ {{strategy.order.contracts}} filled on {{ticker}}. New strategy position is
+    # {{strategy.position_size}}")
+    ("order sell @ 3 filled on AAPL. New strategy position is -2",
+     [target("AAPL", -2.0)], None, None),
+])
+def test_bridge_shapes_are_read(body: str, commands: list[Command], price: float | None,
+                                comment: str | None) -> None:
+    signal = parse(body)
+    assert signal.commands == commands
+    assert (signal.price, signal.comment) == (price, comment)
+
+
+def test_long_with_take_profit_and_stop_loss_enters_at_the_default_size() -> None:
+    # PineConnector's key=value exits (https://docs.pineconnector.com/syntax: sl=, tp=),
+    # written the way its users write a long
+    signal = parse("long AAPL tp=200 sl=180")
+    assert signal.commands == [
+        target("AAPL", 0.0, only_if="short"),
+        Command(action="buy", symbol="AAPL", qty=0.0,
+                size=SizeSpec(type="default", field="command quantity"),
+                take_profit=ExitSpec(price=200), stop_loss=ExitSpec(price=180))]
+
+
+def test_text_exits_may_be_percents_and_trailing() -> None:
+    [cmd] = parse("buy 0.5 BTCUSD tp=2% sl=1% ").commands
+    assert (cmd.take_profit, cmd.stop_loss) == (ExitSpec(percent=2), ExitSpec(percent=1))
+    [cmd] = parse("sell 2 AAPL trail=1.5%").commands
+    assert (cmd.trail_percent, cmd.order_class) == (1.5, "oto")
+
+
+def test_exit_closes_the_whole_position() -> None:
+    assert parse("exit AAPL").commands == [target("AAPL", 0.0)]
