@@ -118,9 +118,9 @@ class TextFormat(SignalFormat):
                 plain.append(word)
         if not plain:
             raise SignalError(f"{text!r} has no action", field=where)
-        if plain[0].lower() not in _TEXT_ACTIONS and len(plain) > 1 and \
-                plain[1].lower() in _TEXT_ACTIONS:
-            plain[0], plain[1] = plain[1], plain[0]  # AAPL buy 10
+        if plain[0].lower() not in _TEXT_ACTIONS and plain[0].isupper() and \
+                len(plain) > 1 and plain[1].lower() in _TEXT_ACTIONS:
+            plain[0], plain[1] = plain[1], plain[0]  # AAPL buy 10: a ticker is upper-case
         action = plain[0].lower()
         if action not in _TEXT_ACTIONS:
             raise SignalError(f"unknown action {plain[0]!r} in {text!r} (use one of: "
