@@ -19,6 +19,9 @@ Prices and quantities are floats. Back-tests must agree to the cent with backtes
 computes in floats, and float arithmetic is an order of magnitude faster than ``Decimal``;
 quantities are snapped to each instrument's lot size (:meth:`Instrument.round_qty`) so that
 fractional crypto quantities stay exact multiples of the lot.
+
+It is one file because it is the floor every room stands on: one place to read the shared
+types, imported by all, importing none of them.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ The product's promise for each of them:
 
 Bodies that need a position first (a close, a reversal) name it in ``before``: the host gets
 there with a signal of its own, filled at the next bar, before the alert is sent.
+
+It is one file because the corpus is one list a reader checks against its sources top to
+bottom, and the two tests that send it are all its logic.
 """
 
 from __future__ import annotations

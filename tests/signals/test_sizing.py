@@ -11,6 +11,9 @@ until the broker has its order classes, with that reason.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -182,3 +185,23 @@ def test_a_time_in_force_reaches_the_order(host: Host) -> None:
 
     [order] = [o for o in host.orders() if o.id in record.orders]
     assert order.tif.value == "day"
+
+
+def test_signals_show_lists_the_ignored_fields(host: Host) -> None:
+    host.market.publish(100.0)
+    r = post(host.webhook, {"ticker": "AAA", "action": "buy", "contracts": 1,
+                            "confidence": 0.8, "Time": "2024-01-02T15:30:00Z"})
+    assert r.status_code == 200, r.text
+    host.wait_idle()
+    assert host.runtime.auth is not None
+    _, reader = host.runtime.auth.create("paper", ("read",))
+    assert host.runtime.rpc is not None
+    cli = [sys.executable, "-m", "sandtrade.cli", "signals", "show", r.json()["id"],
+           "--grpc", host.runtime.rpc.address, "--token", reader]
+
+    text = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=True).stdout
+    as_json = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True,
+                                        timeout=60, check=True).stdout)
+
+    assert "ignored (no format reads them): confidence, Time" in text
+    assert as_json["ignored_fields"] == ["confidence", "Time"]
