@@ -23,9 +23,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.errors import SandtradeError
+from sandtrade.models import ExitSpec
 
-__all__ = ["ACTIONS", "Command", "ParsedSignal", "SignalError", "SignalRecord", "SignalStatus",
-           "Step"]
+__all__ = ["ACTIONS", "QUANTITY_TYPES", "Command", "ParsedSignal", "SignalError", "SignalRecord",
+           "SignalStatus", "SizeSpec", "Step"]
 
 #: Every action a signal may name, and what it does.
 ACTIONS: dict[str, str] = {
@@ -67,12 +68,57 @@ class SignalStatus(StrEnum):
                         SignalStatus.DROPPED)
 
 
+#: How a quantity may be given (TradersPost's ``quantityType``), and what it means.
+QUANTITY_TYPES: dict[str, str] = {
+    "fixed_quantity": "that many units",
+    "dollar_amount": "units worth that many dollars at the price when the command runs",
+    "percent_of_equity": "units worth that percent of the account's equity",
+    "percent_of_position": "that percent of the position held when the command runs",
+    "risk_dollar_amount": "units that lose that many dollars if the stop loss is hit",
+    "risk_percent_of_equity": "units that lose that percent of equity if the stop loss is hit",
+}
+
+
+class SizeSpec(BaseModel):
+    """A size computed when the command runs, against the account at that moment.
+
+    ``default`` stands for "the alert named no quantity" between reading a body and routing
+    it: the pipeline replaces it by the route's or ``[signals] default_quantity``, so a
+    journaled command never holds it. ``field`` is where the sender wrote (or would have
+    written) the quantity, for messages.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["default", "dollar_amount", "percent_of_equity", "percent_of_position",
+                  "risk_dollar_amount", "risk_percent_of_equity"]
+    value: float = 0.0
+    field: str = "qty"
+
+    def describe(self) -> str:
+        """``$1000 worth``, ``5% of equity`` ..."""
+        v = _num(self.value)
+        return {"default": "the default quantity",
+                "dollar_amount": f"${v} worth",
+                "percent_of_equity": f"{v}% of equity",
+                "percent_of_position": f"{v}% of the position",
+                "risk_dollar_amount": f"a size risking ${v} to the stop loss",
+                "risk_percent_of_equity": f"a size risking {v}% of equity to the stop loss",
+                }[self.type]
+
+
 class Command(BaseModel):
     """One thing a signal asks for, in the order it asks.
 
-    ``buy``/``sell`` trade ``qty``; ``target`` brings the position to ``qty`` (signed), which
-    is how close, flat, long N and short N are carried out: the difference is computed when
-    the command runs, against the position at that moment, so a reversal is one step.
+    ``buy``/``sell`` trade ``qty``, or the quantity ``size`` says when the command runs (then
+    ``qty`` is 0); ``target`` brings the position to ``qty`` (signed), which is how close,
+    flat, long N and short N are carried out: the difference is computed when the command
+    runs, against the position at that moment, so a reversal is one step.
+
+    ``take_profit``/``stop_loss`` make the order an entry with its exits (both: a bracket;
+    one: OTO). ``trail_price``/``trail_percent`` with ``order_type`` ``trailing_stop`` make
+    the order itself a trailing stop; with another order type, they are a trailing stop loss
+    attached to the entry. ``tif`` is the time in force (day, gtc, ioc, fok).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,11 +126,28 @@ class Command(BaseModel):
     action: Literal["buy", "sell", "target", "cancel"]
     symbol: str
     qty: float
-    order_type: Literal["market", "limit", "stop", "stop_limit"] = "market"
+    order_type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
     limit_price: float | None = None
     stop_price: float | None = None
     #: Only when the position is on this side (TradersPost's "exit the short, then buy").
     only_if: Literal["long", "short"] | None = None
+    size: SizeSpec | None = None
+    take_profit: ExitSpec | None = None
+    stop_loss: ExitSpec | None = None
+    trail_price: float | None = None
+    trail_percent: float | None = None
+    tif: str | None = None
+    extended_hours: bool = False
+
+    @property
+    def order_class(self) -> str:
+        """simple, bracket (take profit and stop loss) or oto (one exit attached)."""
+        stops = self.stop_loss is not None or (
+            self.order_type != "trailing_stop" and
+            (self.trail_price is not None or self.trail_percent is not None))
+        if self.take_profit is not None and stops:
+            return "bracket"
+        return "oto" if self.take_profit is not None or stops else "simple"
 
     def describe(self) -> str:
         """The command as a person would say it."""
@@ -96,9 +159,15 @@ class Command(BaseModel):
             else:
                 text = f"bring {self.symbol} to a position of {_num(self.qty)} " \
                        f"({'long' if self.qty > 0 else 'short'})"
+        elif self.size is not None:
+            text = f"{self.action} {self.size.describe()} of {self.symbol}"
         else:
             text = f"{self.action} {_num(self.qty)} {self.symbol}"
-        if self.order_type != "market":
+        if self.order_type == "trailing_stop":
+            trail = f"${_num(self.trail_price)}" if self.trail_price is not None else \
+                f"{_num(self.trail_percent or 0)}%"
+            text += f" as a trailing stop {trail} behind the best price"
+        elif self.order_type != "market":
             prices = []
             if self.stop_price is not None:
                 prices.append(f"stop {_num(self.stop_price)}")
@@ -107,6 +176,19 @@ class Command(BaseModel):
             text += f" as a {self.order_type.replace('_', '-')} order ({', '.join(prices)})"
         else:
             text += " at market"
+        exits = [f"take profit {_exit(self.take_profit)}" if self.take_profit else "",
+                 f"stop loss {_exit(self.stop_loss)}" if self.stop_loss else ""]
+        if self.order_type != "trailing_stop":
+            if self.trail_price is not None:
+                exits.append(f"trailing stop ${_num(self.trail_price)}")
+            if self.trail_percent is not None:
+                exits.append(f"trailing stop {_num(self.trail_percent)}%")
+        if any(exits):
+            text += f", {self.order_class}: " + ", ".join(e for e in exits if e)
+        if self.tif:
+            text += f", time in force {self.tif}"
+        if self.extended_hours:
+            text += ", extended hours"
         if self.only_if:
             text = f"if the position is {self.only_if}: {text}"
         return text
@@ -131,6 +213,9 @@ class ParsedSignal(BaseModel):
     passphrase: str | None = Field(None, repr=False, exclude=True)
     #: Fields the format read, as written (for ``signals check`` and the journal).
     fields: dict[str, Any] = Field(default_factory=dict)
+    #: Fields of the body that no format reads (``confidence``, ``Time``), as written: not
+    #: fatal, but shown wherever the signal is, so that a typo is seen.
+    ignored_fields: list[str] = Field(default_factory=list)
 
 
 #: Steps after which nothing went wrong yet and nothing was done yet: no reason to give.
@@ -201,5 +286,19 @@ class SignalRecord(BaseModel):
         return [Command.model_validate(c) for c in self.parsed.get("commands", [])]
 
 
-def _num(x: float) -> str:
+def _num(x: float | None) -> str:
+    if x is None:
+        return "?"
     return f"{x:g}" if abs(x) < 1e15 else repr(x)
+
+
+def _exit(spec: ExitSpec) -> str:
+    if spec.price is not None:
+        text = f"at {_num(spec.price)}"
+    elif spec.percent is not None:
+        text = f"{_num(spec.percent)}% from the fill"
+    else:
+        text = f"{_num(spec.amount)} from the fill"
+    if spec.limit_price is not None:
+        text += f" (limit {_num(spec.limit_price)})"
+    return text

@@ -194,7 +194,10 @@ def test_an_accepted_alert_says_where_it_goes_and_gives_no_reason(host: Host) ->
     answer = _accepted(host, "buy 1 AAA")
 
     assert answer == {"id": answer["id"], "status": "validated", "destination": "paper:paper",
-                      "duplicate": False, "reason": ""}
+                      "duplicate": False, "reason": "", "ignored_fields": [],
+                      "price_source": "feed",
+                      "orders": [{"symbol": "AAA", "side": "buy", "qty": 1.0,
+                                  "type": "market", "class": "simple"}]}
     host.wait_idle()
     [journaled] = host.signals()
     assert journaled.status.value == "executed" and journaled.destination == "paper:paper"

@@ -61,6 +61,8 @@ def test_aapl_is_bought_at_the_alerts_price_on_a_fresh_host(host: Host) -> None:
     answer = _send(host, {"ticker": "NASDAQ:AAPL", "action": "buy", "contracts": 10,
                           "price": 187.42})
 
+    assert answer["price_source"] == "signal", answer  # the trader reads it in TradingView
+    assert answer["orders"][-1]["symbol"] == "AAPL", answer
     record = _record(host, answer["id"])
     assert record.status is SignalStatus.EXECUTED, record.reason
     assert record.price_source == "signal"

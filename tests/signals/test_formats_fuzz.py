@@ -61,7 +61,11 @@ def check(body: str, fmt: str | None = None) -> ParsedSignal | None:
             assert price is None or math.isfinite(price), command
         assert command.symbol and command.symbol == command.symbol.upper(), command
         if command.action in ("buy", "sell"):
-            assert command.qty > 0, command
+            # a fixed quantity, or a size computed when it runs (the default one, $, %)
+            assert command.qty > 0 or (command.qty == 0 and command.size is not None), command
+        if command.size is not None:
+            assert command.size.type == "default" or (
+                math.isfinite(command.size.value) and command.size.value > 0), command
     assert signal.price is None or math.isfinite(signal.price)
     assert signal.qty is None or math.isfinite(signal.qty)
     return signal

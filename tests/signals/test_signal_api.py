@@ -107,9 +107,9 @@ def test_rejected_body_is_invalid_argument_naming_the_problem(host: Host, stub: 
     assert "ZZZ" in rec.reason
 
     err = refused(lambda: submit(stub, host.token, '{"symbol": "AAA", "action": "buy", '
-                                 '"qty": "10"}'))
+                                 '"qty": "1,000"}'))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "qty" in (err.details() or "") and "without quotes" in (err.details() or "")
+    assert "qty" in (err.details() or "") and "without separators" in (err.details() or "")
     assert len(host.signals()) == 2
 
 

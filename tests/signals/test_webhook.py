@@ -70,14 +70,15 @@ def test_a_dry_run_explains_what_the_commands_would_do_now_and_changes_nothing(h
 
 def test_a_dry_run_of_a_broken_body_is_a_422_with_the_explanation_and_journals_nothing(
         host: Host) -> None:
-    r = post(host.webhook, '{"ticker": "AAA", "action": "buy", "contracts": "5"}',
+    r = post(host.webhook, '{"ticker": "AAA", "action": "buy", "contracts": "1,5"}',
              dry_run="true")
 
     assert r.status_code == 422, r.text
     answer = r.json()
-    assert "a number written as a string" in answer["error"]
+    assert "a number written with a comma" in answer["error"]
     assert answer["id"] is None
-    assert "rejected: contracts: a number written as a string" in answer["explanation"]
+    assert "rejected: contracts: \"1,5\" is a number written with a comma" in \
+        answer["explanation"]
     assert host.signals() == []
 
 

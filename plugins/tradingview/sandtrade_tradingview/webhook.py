@@ -26,9 +26,12 @@ What TradingView does, and how this fits it:
   ``trusted_proxies``), or give uvicorn a certificate (``sandtrade serve --http 0.0.0.0:443
   --ssl-certfile ... --ssl-keyfile ...``).
 
-Answers: 200 ``{"id", "status", "destination", "duplicate", "reason"}`` once the signal is
-durable (``destination`` as written in routes, e.g. ``paper:ACCOUNT``; ``reason`` only says
-why a duplicate is not executed again); 401/403 for a missing, wrong or unauthorised token or
+Answers: 200 ``{"id", "status", "destination", "duplicate", "reason", "orders",
+"ignored_fields", "price_source"}`` once the signal is durable (``destination`` as written in
+routes, e.g. ``paper:ACCOUNT``; ``reason`` only says why a duplicate is not executed again;
+``orders`` what will be done, e.g. ``[{"symbol": "AAPL", "side": "buy", "qty": 10, "type":
+"market", "class": "simple"}]``, so that TradingView's alert log says it; ``ignored_fields``
+the body's fields no format reads); 401/403 for a missing, wrong or unauthorised token or
 address; 413 for a body over ``max_body_bytes``; 422 with ``error`` naming the problem,
 including a quantity the symbol's lot size rules out (the rejected signal is journaled, its
 ``id`` is in the answer); 429 with ``Retry-After`` when a token sends faster than its rate
@@ -179,6 +182,13 @@ class SignalAnswer(BaseModel):
     duplicate_of: str | None = None
     reason: str = Field("", description="Why it will not be executed (a duplicate); empty "
                                         "when it will be.")
+    orders: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "What will be done, one entry per command: symbol, side (buy, sell, close, long, "
+        "short, cancel), qty (null: computed when it runs, see size, or the whole position), "
+        "type, class (simple, bracket, oto), and its prices."))
+    ignored_fields: list[str] = Field(default_factory=list, description=(
+        "Fields of the body that were not read (a typo shows here)."))
+    price_source: str = Field("feed", description="Where the orders' prices come from.")
     explanation: str | None = Field(None, description="With dry_run: how it was read.")
 
 
@@ -289,7 +299,8 @@ class Webhook:
                           **({"explanation": answer.explanation} if dry_run else {}))
         content: dict[str, Any] = {
             "id": record.id, "status": record.status.value, "destination": record.destination,
-            "duplicate": answer.duplicate, "reason": record.reason}
+            "duplicate": answer.duplicate, "reason": record.reason, "orders": answer.orders,
+            "ignored_fields": answer.ignored_fields, "price_source": answer.price_source}
         if answer.duplicate and answer.original is not None:
             content["duplicate_of"] = answer.original.id
         if dry_run:

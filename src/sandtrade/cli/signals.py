@@ -176,6 +176,10 @@ def _run_with_host(args: argparse.Namespace, client: Any, out: Console, err: Con
                    f"{info.idempotency_key or '-'}"), markup=False)
     out.print("[bold]body, as received:[/bold]")
     out.print(safe_lines(info.raw_body), markup=False, highlight=False)
+    ignored = info.parsed.get("ignored_fields") or []
+    if ignored:
+        out.print(safe(f"ignored (no format reads them): {', '.join(map(str, ignored))}"),
+                  markup=False, highlight=False)
     out.print("[bold]life:[/bold]")
     for status, at, reason in info.history:
         style = _STATUS_STYLE.get(status, "")
@@ -193,6 +197,7 @@ def _info_json(info: Any) -> dict[str, Any]:
         "received_at": info.received_at.isoformat(), "raw_body": info.raw_body,
         "idempotency_key": info.idempotency_key, "alert_id": info.alert_id,
         "order_ids": list(info.order_ids), "duplicate": info.duplicate,
+        "ignored_fields": list(info.parsed.get("ignored_fields") or []),
         "history": [{"status": s, "at": at.isoformat(), "reason": r}
                     for s, at, r in info.history]}
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -265,6 +265,8 @@ class SignalInfo:
     duplicate: bool = False
     #: With ``dry_run``: how the body was read and what it would do.
     explanation: str = ""
+    #: What the format read (fields, commands, ``ignored_fields``), as the host journaled it.
+    parsed: dict[str, Any] = field(default_factory=dict)
 
 
 def _signal_info(m: sgpb.Signal, duplicate: bool = False, explanation: str = ""
@@ -277,7 +279,8 @@ def _signal_info(m: sgpb.Signal, duplicate: bool = False, explanation: str = ""
         order_ids=tuple(m.order_ids),
         history=tuple((_SIGNAL_STATUS.get(h.status, "unspecified"),
                        convert.time_from_pb(h.at), h.reason) for h in m.history),
-        duplicate=duplicate, explanation=explanation)
+        duplicate=duplicate, explanation=explanation,
+        parsed=json.loads(m.parsed_json) if m.parsed_json else {})
 
 
 class Client:

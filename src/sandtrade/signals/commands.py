@@ -3,21 +3,37 @@
 Shared by the live pipeline (a paper lane places a signal's orders, ``explain`` shows the
 plan) and by :mod:`sandtrade.signals.replay`, which carries a journaled signal out again by the
 same rules.
+
+A command sized by a quantity type (``$1000`` worth, 5 % of equity, risking $50 to the stop
+loss) is sized here, when it runs, against the account and the price at that moment, in whole
+lots (:func:`sized_quantity`); every order field beyond side, quantity, type and prices goes
+to the order through one function, :func:`order_fields`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sandtrade.models import Order, OrderSide, OrderStatus
-from sandtrade.signal_model import Command
+from sandtrade.models import (
+    ExitSpec,
+    Order,
+    OrderClass,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    order_class_problem,
+)
+from sandtrade.signal_model import Command, SignalError
 
 if TYPE_CHECKING:
     from sandtrade.broker.paper import PaperBroker
 
-__all__ = ["PlannedOrder", "place_commands", "plan_commands", "resolve_symbol"]
+__all__ = ["PlannedOrder", "answer_orders", "check_order_fields", "order_fields",
+           "place_commands", "plan_commands", "resolve_symbol", "sized_quantity"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,10 @@ class PlannedOrder:
             text += f" {self.command.order_type.replace('_', '-')} ({', '.join(prices)})"
         else:
             text += " market"
+        if self.command.size is not None:
+            text += f" ({self.command.size.describe()})"
+        if self.command.order_class != "simple":
+            text += f" [{self.command.order_class}]"
         return f"{text}{' ' + self.note if self.note else ''}"
 
 
@@ -52,11 +72,14 @@ def _effective_position(broker: PaperBroker, account: str, symbol: str) -> float
     return qty
 
 
-def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
+def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command],
+                  price: float | None = None
                   ) -> list[tuple[Command, list[PlannedOrder] | str]]:
     """What each command does against the account as it is now: orders, or why none.
 
     The commands are planned in order, each seeing the orders the ones before it planned.
+    ``price`` is the signal's own (its ``{{close}}``), for sizing when the market has none.
+    A size that cannot be computed, or rounds to nothing, raises :class:`SignalError`.
     """
     out: list[tuple[Command, list[PlannedOrder] | str]] = []
     shift: dict[str, float] = {}
@@ -73,10 +96,10 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
             out.append((cmd, f"nothing: the position is {pos:g}, not short"))
             continue
         orders: list[PlannedOrder] = []
-        if cmd.action == "buy":
-            orders.append(PlannedOrder(OrderSide.BUY, cmd.qty, cmd, ""))
-        elif cmd.action == "sell":
-            orders.append(PlannedOrder(OrderSide.SELL, cmd.qty, cmd, ""))
+        if cmd.action in ("buy", "sell"):
+            qty = cmd.qty if cmd.size is None else \
+                sized_quantity(broker, account, cmd, pos, price)
+            orders.append(PlannedOrder(OrderSide(cmd.action), qty, cmd, ""))
         else:
             target = cmd.qty
             if abs(target - pos) < 1e-12:
@@ -103,7 +126,8 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
 
 
 def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str,
-                   *, first_time: bool = False) -> tuple[list[Order], list[str], str | None]:
+                   *, first_time: bool = False, price: float | None = None
+                   ) -> tuple[list[Order], list[str], str | None]:
     """Carry out a signal's commands on the paper broker, in order, in one step: the orders
     placed, what each command did, and why it stopped (a rejected order) or None.
 
@@ -115,7 +139,7 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
     placed: list[Order] = []
     notes: list[str] = []
     n = 0
-    for cmd, what in plan_commands(b, account, commands):
+    for cmd, what in plan_commands(b, account, commands, price):
         if cmd.action == "cancel":
             for o in b.working_orders(account, cmd.symbol):
                 b.cancel(o.id, f"canceled by signal {signal_id}")
@@ -124,12 +148,13 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
         if isinstance(what, str):
             notes.append(what)
             continue
-        for planned in what:
+        for k, planned in enumerate(what):
             order = b.submit(
                 account, cmd.symbol, planned.side, planned.qty, type=cmd.order_type,
                 limit_price=cmd.limit_price, stop_price=cmd.stop_price,
                 client_order_id=f"{signal_id}.{n}", tag=f"signal {signal_id}",
-                new_client_id=first_time)
+                new_client_id=first_time,
+                **(order_fields(cmd) if k == len(what) - 1 else _entry_fields(cmd)))
             n += 1
             placed.append(order)
             if order.status is OrderStatus.REJECTED:
@@ -150,3 +175,168 @@ def resolve_symbol(symbol: str, known: Sequence[str]) -> str | None:
 
     matches = [k for k in known if norm(k) == norm(symbol)]
     return matches[0] if len(matches) == 1 else None
+
+
+def order_fields(cmd: Command) -> dict[str, Any]:
+    """The order fields a command gives beyond side, quantity, type and prices, as keyword
+    arguments of :meth:`PaperBroker.submit`: the one place they pass from a signal to the
+    broker.
+
+    A take profit and a stop loss make the order a bracket, one of them (or a trail on an
+    order that is not itself a trailing stop) an OTO: the broker's order classes
+    (:mod:`sandtrade.broker.legs`), which work the exits once the entry fills, sized to what
+    filled. ``extended_hours`` has no effect on paper, which fills on every bar the market
+    source gives.
+    """
+    fields: dict[str, Any] = {}
+    if cmd.tif:
+        fields["tif"] = cmd.tif
+    for key in ("take_profit", "stop_loss", "trail_price", "trail_percent"):
+        value = getattr(cmd, key)
+        if value is not None:
+            fields[key] = value
+    return fields
+
+
+def check_order_fields(cmd: Command) -> None:
+    """Refuse now (:class:`SignalError` naming the field) what the broker would refuse
+    about a command's order class whichever way the command trades: a bracket without a
+    stop loss, a trailing stop as a bracket leg, a time in force an order class cannot have.
+    Prices relative to the fill are checked by the broker when the order is placed."""
+    fields = order_fields(cmd)
+    if len(fields) <= ("tif" in fields) and cmd.order_type != "trailing_stop":
+        return
+    side = OrderSide.BUY if cmd.action == "buy" or (cmd.action == "target" and cmd.qty > 0) \
+        else OrderSide.SELL
+    try:
+        order = Order.model_construct(
+            id="check", account="check", symbol=cmd.symbol, side=side,
+            type=OrderType(cmd.order_type), qty=1.0,
+            tif=TimeInForce(fields.get("tif") or "gtc"),
+            order_class=OrderClass(cmd.order_class), **{
+                k: v for k, v in fields.items() if k != "tif"})
+        problem = order_class_problem(order)
+    except ValueError as e:
+        problem = str(e)
+    if problem is not None:
+        field, _, why = problem.partition(": ")
+        raise SignalError(why or problem, field=field.split(" ")[0] if why else None)
+
+
+def _entry_fields(cmd: Command) -> dict[str, Any]:
+    """:func:`order_fields` without the exits: for the orders of a command that close the
+    other side first (a reversal's exits belong to its opening order only)."""
+    fields = order_fields(cmd)
+    for key in ("take_profit", "stop_loss", "trail_price", "trail_percent"):
+        fields.pop(key, None)
+    return fields
+
+
+def _stop_distance(cmd: Command, entry: float) -> float:
+    """How far the stop loss is from ``entry``, in price."""
+    if cmd.stop_loss is not None:
+        sl: ExitSpec = cmd.stop_loss
+        if sl.price is not None:
+            return abs(entry - sl.price)
+        if sl.percent is not None:
+            return entry * sl.percent / 100
+        return sl.amount or 0.0
+    if cmd.trail_price is not None:
+        return cmd.trail_price
+    return entry * (cmd.trail_percent or 0.0) / 100
+
+
+def sized_quantity(b: PaperBroker, account: str, cmd: Command, position: float,
+                   signal_price: float | None) -> float:
+    """The quantity of a command sized by its ``size``, in whole lots of the symbol, against
+    the account now: its equity, ``position`` (once the working market orders fill), and the
+    order's price (its limit or stop price, else the last price, else the signal's).
+
+    Raises :class:`SignalError` naming the computation when no price is known or the size
+    rounds to nothing: ``dollar_amount 50 at 187.42 is 0.27 shares, which rounds to 0 whole
+    shares``.
+    """
+    spec = cmd.size
+    assert spec is not None
+    if spec.type == "default":
+        raise SignalError(f"{cmd.action} needs a quantity, and no default size was given",
+                          field=spec.field)
+    v = f"{spec.value:g}"
+    inst = b.instrument(cmd.symbol)
+    lot = inst.lot_size if inst is not None else 1.0
+    if spec.type == "percent_of_position":
+        raw = abs(position) * spec.value / 100
+        computation = f"percent_of_position {v} of a position of {position:g}"
+    else:
+        price = cmd.limit_price or cmd.stop_price or b.last_price(cmd.symbol) or signal_price
+        if price is None:
+            raise SignalError(f"no price for {cmd.symbol} to size {spec.type} {v}: add "
+                              '"price": {{close}} to the alert, or trade a symbol the market '
+                              "source covers", field=spec.field)
+        if spec.type == "dollar_amount":
+            raw, computation = spec.value / price, f"dollar_amount {v} at {price:g}"
+        elif spec.type == "percent_of_equity":
+            equity = b.equity(account)
+            raw = equity * spec.value / 100 / price
+            computation = f"percent_of_equity {v} of {equity:.2f} at {price:g}"
+        else:
+            risk = spec.value if spec.type == "risk_dollar_amount" else \
+                b.equity(account) * spec.value / 100
+            distance = _stop_distance(cmd, price)
+            if distance <= 0:
+                raise SignalError(f"{spec.type} {v}: the stop loss is at the entry price "
+                                  f"({price:g}), so no size risks {risk:.2f}",
+                                  field=spec.field)
+            raw = risk / distance
+            computation = (f"{spec.type} {v} ({risk:.2f} at risk) with the stop loss "
+                           f"{distance:g} from {price:g}")
+    lots = math.floor(raw / lot + 1e-9)
+    qty = round(lots * lot, 12)
+    if qty <= 0:
+        if lot == 1:
+            said = f"{raw:.2f} shares, which rounds to 0 whole shares"
+        else:
+            said = f"{raw:.6g} units, which rounds to 0 in lots of {lot:g}"
+        raise SignalError(f"{computation} is {said}", field=spec.field)
+    return qty
+
+
+def answer_orders(commands: Sequence[Command]) -> list[dict[str, Any]]:
+    """What the commands will do, for the sender's answer: one entry per command, such as
+    ``{"symbol": "AAPL", "side": "buy", "qty": 10, "type": "market", "class": "simple"}``.
+
+    ``side`` is buy or sell, close (the whole position), long or short (a target position of
+    ``qty``) or cancel; ``qty`` is None when it is computed when the command runs
+    (``size`` says how) or is the whole position; ``if`` names the position a command
+    waits for (TradersPost's "close the short first").
+    """
+    out: list[dict[str, Any]] = []
+    for cmd in commands:
+        entry: dict[str, Any] = {"symbol": cmd.symbol}
+        if cmd.action == "cancel":
+            entry["side"] = "cancel"
+            out.append(entry)
+            continue
+        if cmd.action == "target":
+            entry["side"] = "close" if cmd.qty == 0 else ("long" if cmd.qty > 0 else "short")
+            entry["qty"] = abs(cmd.qty) if cmd.qty else None
+        else:
+            entry["side"] = cmd.action
+            entry["qty"] = None if cmd.size is not None else cmd.qty
+            if cmd.size is not None:
+                entry["size"] = cmd.size.describe()
+        entry["type"] = cmd.order_type
+        entry["class"] = cmd.order_class
+        for key in ("limit_price", "stop_price", "trail_price", "trail_percent", "tif"):
+            if getattr(cmd, key) is not None:
+                entry[key] = getattr(cmd, key)
+        for key in ("take_profit", "stop_loss"):
+            spec = getattr(cmd, key)
+            if spec is not None:
+                entry[key] = spec.model_dump(exclude_none=True)
+        if cmd.extended_hours:
+            entry["extended_hours"] = True
+        if cmd.only_if:
+            entry["if"] = cmd.only_if
+        out.append(entry)
+    return out

@@ -224,15 +224,16 @@ class Lanes:
             if not b.ensure_account(account):
                 raise SandtradeError(f"account {account!r} does not exist")
             commands = record.commands
+            price = (record.parsed or {}).get("price")
 
             def place() -> tuple[list[Order], list[str], str | None]:
                 return place_commands(b, account, commands, record.id,
-                                      first_time=record.id not in self._recovered_ids)
+                                      first_time=record.id not in self._recovered_ids,
+                                      price=price)
 
             if self.pricing is None:
                 placed, notes, failure = place()
             else:
-                price = (record.parsed or {}).get("price")
                 (placed, notes, failure), record.price_source, fills = trade_at_signal_prices(
                     b, account, commands, price, self.pricing, place, record.received_at)
                 notes += [f"{f.order_id} filled {f.qty:g} at {f.price:g} ({f.price_source} "

@@ -36,8 +36,20 @@ from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.errors import SandtradeError
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Instrument
-from sandtrade.signal_model import Command, ParsedSignal, SignalError, SignalRecord, SignalStatus
-from sandtrade.signals.commands import PlannedOrder, plan_commands
+from sandtrade.signal_model import (
+    Command,
+    ParsedSignal,
+    SignalError,
+    SignalRecord,
+    SignalStatus,
+    SizeSpec,
+)
+from sandtrade.signals.commands import (
+    PlannedOrder,
+    answer_orders,
+    check_order_fields,
+    plan_commands,
+)
 from sandtrade.signals.duplicates import DuplicateIndex, resend_hash
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.journal import SignalJournal
@@ -49,7 +61,7 @@ from sandtrade.signals.pricing import (
     resolve_commands,
     signal_price_source,
 )
-from sandtrade.signals.settings import SignalSettings
+from sandtrade.signals.settings import DefaultSize, SignalSettings
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
@@ -78,6 +90,23 @@ class Submitted:
     #: How the body was read and what it would do (always filled for dry runs).
     explanation: str = ""
     dry_run: bool = False
+    @property
+    def price_source(self) -> str:
+        """Where the prices of its orders come from: ``feed``, ``signal`` (the alert's own
+        price) or ``last`` (the account's last signal price for the symbol)."""
+        return self.record.price_source or "feed"
+
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """What will be done, one entry per command (none for a duplicate or a refusal)."""
+        if self.duplicate or self.record.status is SignalStatus.REJECTED:
+            return []
+        return answer_orders(self.record.commands)
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        """Fields of the body that were not read."""
+        return list((self.record.parsed or {}).get("ignored_fields") or [])
 
 
 class SignalPipeline:
@@ -284,9 +313,15 @@ class SignalPipeline:
             record.parsed = parsed.model_dump(exclude={"passphrase"})
             record.alert_id = parsed.alert_id
             record.account = self._account(parsed, principal)
+            if self.settings.strict and parsed.ignored_fields:
+                raise SignalError(f"unknown field: {parsed.format} does not read it, and "
+                                  "[signals] strict = true refuses what is not read",
+                                  field=parsed.ignored_fields[0])
             commands = self._resolve(parsed)
-            record.parsed["commands"] = [c.model_dump() for c in commands]
-            record.destination, why = self._route(record, parsed)
+            record.destination, why, default = self._route(record, parsed)
+            commands = _default_sizes(commands, default)
+            record.parsed["commands"] = [c.model_dump(exclude_defaults=True)
+                                         for c in commands]
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
                 record.price_source = self._price_source(record.account, parsed, commands)
@@ -357,7 +392,9 @@ class SignalPipeline:
         do nothing, so it is left to the broker.
         """
         for cmd in commands:
-            if cmd.action == "cancel" or cmd.only_if is not None or cmd.qty == 0:
+            check_order_fields(cmd)  # what the broker cannot do is refused now, not later
+            if cmd.action == "cancel" or cmd.only_if is not None or cmd.qty == 0 or \
+                    cmd.size is not None:
                 continue
             inst = self.instrument(cmd.symbol)
             problem = inst.quantity_problem(cmd.qty) if inst is not None else None
@@ -365,8 +402,10 @@ class SignalPipeline:
                 where = f" in {cmd.describe()!r}" if len(commands) > 1 else ""
                 raise SignalError(f"{problem}{where}", field="qty")
 
-    def _route(self, record: SignalRecord, parsed: ParsedSignal) -> tuple[str, str]:
-        """The signal's destination and why; a strategy's as ``strategy:ACCOUNT/NAME``.
+    def _route(self, record: SignalRecord, parsed: ParsedSignal
+               ) -> tuple[str, str, DefaultSize | None]:
+        """The signal's destination, why, and its default size (the route's, else
+        ``[signals] default_quantity``); a strategy's as ``strategy:ACCOUNT/NAME``.
 
         A strategy the body names, and a route's ``strategy:NAME``, is looked up in the
         signal's own account only: another account's strategy of that name is refused in the
@@ -375,6 +414,7 @@ class SignalPipeline:
         and may send to any account's strategy."""
         s = self.settings
         named_by_body = False
+        default = s.default_quantity
         symbol = parsed.commands[0].symbol if parsed.commands else None
         for i, route in enumerate(s.routes):
             if route.matches(source=record.source, symbol=symbol, alert=parsed.alert_id,
@@ -382,6 +422,7 @@ class SignalPipeline:
                              format=parsed.format):
                 dest = route.to
                 why = f"route {i + 1} ({route.to})"
+                default = route.default_quantity or default
                 break
         else:
             if parsed.strategy:
@@ -409,7 +450,7 @@ class SignalPipeline:
                 dest, lambda: self.store.get_account(name) is not None):
             raise SignalError(f"paper account {name!r} does not exist (create it with "
                               f"sandtrade tokens create --account {name})", field="account")
-        return dest, why
+        return dest, why, default
 
     def _exists(self, dest: str, lookup: Callable[[], bool]) -> bool:
         """Whether a destination exists; known ones are remembered (accounts are never
@@ -466,6 +507,8 @@ class SignalPipeline:
                      "idempotency_key", "comment"):
             if parsed.get(name) is not None:
                 lines.append(f"  {name}: {parsed[name]}")
+        if parsed.get("ignored_fields"):
+            lines.append(f"  ignored (not read): {', '.join(parsed['ignored_fields'])}")
         lines.append(f"account: {record.account}")
         lines.append(f"destination: {record.destination} ({record.route_reason})")
         if record.price_source is not None:
@@ -473,10 +516,14 @@ class SignalPipeline:
         commands = record.commands
         lines.append("commands, in order:")
         planned: list[tuple[Command, list[PlannedOrder] | str]] | None = None
+        problem = ""
         if record.destination.startswith("paper:"):
             account = record.destination.split(":", 1)[1]
+            price = parsed.get("price")
             try:
-                planned = self.live.call(lambda b: self._plan_for(b, account, commands))
+                planned = self.live.call(lambda b: self._plan_for(b, account, commands, price))
+            except SignalError as e:  # a size that cannot be computed now
+                problem = f"  now: {e.detail}"
             except Exception as e:  # the account is not in the broker yet, say
                 log.debug("cannot plan %s: %s", record.id, e)
         for i, cmd in enumerate(commands, 1):
@@ -488,10 +535,34 @@ class SignalPipeline:
                 else:
                     for o in what:
                         lines.append(f"     now: {o.describe()}")
+        if problem:
+            lines.append(problem)
         return "\n".join(lines)
 
-    def _plan_for(self, b: PaperBroker, account: str, commands: list[Command]
-                  ) -> list[tuple[Command, list[PlannedOrder] | str]]:
+    def _plan_for(self, b: PaperBroker, account: str, commands: list[Command],
+                  price: float | None) -> list[tuple[Command, list[PlannedOrder] | str]]:
         if not b.ensure_account(account):
             raise SandtradeError(f"account {account!r} does not exist")
-        return plan_commands(b, account, commands)
+        return plan_commands(b, account, commands, price)
+
+
+def _default_sizes(commands: list[Command], default: DefaultSize | None) -> list[Command]:
+    """The commands, a buy or sell whose alert named no quantity given the default size; with
+    no default, such a signal is refused naming the setting."""
+    out = []
+    for cmd in commands:
+        if cmd.size is None or cmd.size.type != "default":
+            out.append(cmd)
+            continue
+        if default is None:
+            raise SignalError(
+                f"{cmd.action} needs a quantity: the alert names none and no default size is "
+                f"set (add {cmd.size.field.rsplit(' ', 1)[-1]!r} to the alert, or set "
+                '[signals] default_quantity, e.g. "10", "$1000" or "5%")',
+                field=cmd.size.field)
+        if default.type == "fixed_quantity":
+            out.append(cmd.model_copy(update={"qty": default.value, "size": None}))
+        else:
+            out.append(cmd.model_copy(update={"size": SizeSpec(
+                type=default.type, value=default.value, field=cmd.size.field)}))
+    return out

@@ -162,12 +162,18 @@ def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
         except SignalError as e:
             raise SignalError(f"{parsed.commands[0].symbol!r} is not traded by the replay's "
                               "market", field="symbol") from e
+        journaled = record.commands
+        if len(journaled) == len(commands):
+            # The size the host gave an alert that named none (its default then) is kept.
+            commands = [c.model_copy(update={"qty": j.qty, "size": j.size})
+                        if c.size is not None and c.size.type == "default" else c
+                        for c, j in zip(commands, journaled, strict=True)]
     except SignalError as e:
         return ReplayedSignal(record.id, record.received_at, position, (),
                               f"not readable today: {e}", True)
 
     def place() -> tuple[list[Order], list[str], str | None]:
-        return place_commands(b, REPLAY_ACCOUNT, commands, record.id)
+        return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price)
 
     if pricing is None:
         placed, notes, failure = place()

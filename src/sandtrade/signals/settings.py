@@ -7,12 +7,18 @@ Example::
     symbols = "any"                # or "known": only the market feed's symbols
     duplicate_window = 86400       # seconds an idempotency key or alert id is remembered
     resend_window = 30             # seconds an identical body from one sender is a resend
+    default_quantity = "10"        # when an alert names none: "10" (units), "$1000" (worth),
+                                   # "5%" (of equity), or {type = "risk_dollar_amount",
+                                   # value = 50}; no default: such an alert is refused
+    strict = false                 # true: refuse fields no format reads (else ignored, listed)
 
     [[signals.routes]]             # the first matching route wins
     source = "tradingview"
     symbol = "BTC*"                # shell-style patterns
     to = "strategy:crypto_bot"     # paper, paper:ACCOUNT, strategy:[ACCOUNT/]NAME,
                                    # live:BROKER, drop; strategy:NAME is the signal's account's
+
+    default_quantity = "0.01"      # this route's own default size
 
     [[signals.routes]]
     alert = "test-*"
@@ -31,14 +37,59 @@ that sent it (or the ``account`` it names, for the operator's token).
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sandtrade.signals.formats import MappingSpec
 
-__all__ = ["Route", "SignalSettings"]
+__all__ = ["DefaultSize", "Route", "SignalSettings"]
+
+
+class DefaultSize(BaseModel):
+    """The size of an order whose alert names no quantity: ``"10"`` (units), ``"$1000"``
+    (worth, at the price when it runs), ``"5%"`` (of equity), or a table
+    ``{type = "percent_of_position", value = 50}`` with any quantity type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["fixed_quantity", "dollar_amount", "percent_of_equity", "percent_of_position",
+                  "risk_dollar_amount", "risk_percent_of_equity"]
+    value: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_forms(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a quantity such as \"10\", \"$1000\" or \"5%\"")
+        if isinstance(value, (int, float)):
+            return {"type": "fixed_quantity", "value": value}
+        if isinstance(value, str):
+            text = value.strip().replace(" ", "")
+            kind = "fixed_quantity"
+            if text.startswith("$"):
+                kind, text = "dollar_amount", text[1:]
+            elif text.endswith("%"):
+                kind, text = "percent_of_equity", text[:-1]
+            try:
+                x = float(text)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a size (write \"10\" for units, "
+                                 "\"$1000\" for a dollar amount, \"5%\" for a share of "
+                                 "equity)") from None
+            if not math.isfinite(x):
+                raise ValueError(f"{value!r} is not a finite size")
+            return {"type": kind, "value": x}
+        return value
+
+    def describe(self) -> str:
+        """As written in the plain forms, or ``type value``."""
+        return {"fixed_quantity": f"{self.value:g}", "dollar_amount": f"${self.value:g}",
+                "percent_of_equity": f"{self.value:g}%"}.get(self.type,
+                                                             f"{self.type} {self.value:g}")
+
 
 _DEST_RE = re.compile(r"(paper|drop)|(paper|strategy|live):([A-Za-z0-9][A-Za-z0-9_.-]{0,63})"
                       r"|strategy:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -57,6 +108,9 @@ class Route(BaseModel):
     format: str | None = Field(None, description="pattern on the format that read the body")
     to: str = Field(..., description="paper, paper:ACCOUNT, strategy:NAME (of the signal's "
                     "account), strategy:ACCOUNT/NAME, live:BROKER or drop")
+    default_quantity: DefaultSize | None = Field(
+        None, description="The size of an order whose alert names none, on this route "
+        "(else signals.default_quantity).")
 
     @field_validator("to")
     @classmethod
@@ -96,6 +150,12 @@ class SignalSettings(BaseModel):
         "any", description="any: a signal may name any symbol (its kind inferred, priced by "
         "the market feed, else by the signal's own price, else by the account's last one); "
         "known: only the symbols of the market feed.")
+    default_quantity: DefaultSize | None = Field(
+        None, description="The size of a buy or sell whose alert names no quantity: \"10\", "
+        "\"$1000\", \"5%\" or a table {type, value}; none: such an alert is refused.")
+    strict: bool = Field(
+        False, description="Refuse a body with fields its format does not read (by default "
+        "they are ignored and listed on the signal as ignored_fields).")
     queue_limit: int = Field(
         100_000, ge=1, description="Accepted signals waiting to execute, per account, before "
         "new ones are refused (503, with nothing journaled).")

@@ -32,8 +32,8 @@ def test_mapping_is_not_used_for_other_bodies() -> None:
 
 
 @pytest.mark.parametrize(("sig", "field", "message"), [
-    ({"pair": "btcusd", "side": "LONG", "size": "0.5"}, "sig.size (mapped to qty)",
-     'a number written as a string ("0.5")'),
+    ({"pair": "btcusd", "side": "LONG", "size": "0,5"}, "sig.size (mapped to qty)",
+     '"0,5" is a number written with a comma'),
     ({"pair": "btcusd", "side": "LONG", "size": -1}, "sig.size (mapped to qty)",
      "must be above 0, got -1"),
     ({"pair": "btcusd", "side": "HOLD", "size": 1}, "sig.side (mapped to action)",
@@ -48,14 +48,18 @@ def test_mapping_wrong_value_names_the_original_path(sig: dict[str, Any], field:
     assert e.detail.startswith(message)
 
 
-def test_mapping_number_in_quotes_hint_shows_the_senders_key() -> None:
-    e = refused(js(sig={"pair": "btcusd", "side": "LONG", "size": "0.5"}), registry=MAPPED)
-    assert e.detail == ('a number written as a string ("0.5"): write it without quotes, '
-                        'e.g. "size": 0.5')
+def test_mapping_number_in_quotes_is_that_number() -> None:
+    signal = parse(js(sig={"pair": "btcusd", "side": "LONG", "size": "0.5"}), registry=MAPPED)
+    assert signal.commands == [Command(action="buy", symbol="BTCUSD", qty=0.5)]
+
+
+def test_mapping_without_a_size_takes_the_default_named_by_the_senders_path() -> None:
+    [cmd] = parse(js(sig={"pair": "btcusd", "side": "LONG"}), registry=MAPPED).commands
+    assert cmd.size is not None
+    assert (cmd.size.type, cmd.size.field) == ("default", "sig.size (mapped to qty)")
 
 
 @pytest.mark.parametrize(("sig", "field"), [
-    ({"pair": "btcusd", "side": "LONG"}, "sig.size (mapped to qty)"),
     ({"side": "LONG", "size": 1}, "sig.pair (mapped to symbol)"),
     ({"pair": "btcusd", "size": 1}, "sig.side (mapped to action)"),
 ])

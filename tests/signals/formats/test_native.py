@@ -97,17 +97,32 @@ def test_native_missing_price_of_a_priced_order_is_named(body: str, field: str,
     assert e.detail == message
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    (js(symbol="AAPL", action="buy", qtty=10), "qtty"),
-    (js(symbol="AAPL", action="buy", qty=10, limitprice=5), "limitprice"),
-    (js(commands=[{"symbol": "AAPL", "action": "buy", "qtty": 1}]), "commands[0].qtty"),
-    (js(commands=[{"symbol": "AAPL", "action": "buy", "qty": 1, "id": "x"}]), "commands[0].id"),
+@pytest.mark.parametrize(("body", "field", "meant"), [
+    (js(symbol="AAPL", action="buy", qtty=10), "qtty", "qty"),
+    (js(symbol="AAPL", action="buy", qyt=10), "qyt", "qty"),
+    (js(symbol="AAPL", action="buy", Qty=10), "Qty", "qty"),
+    (js(symbol="AAPL", action="buy", qty=10, limitprice=5), "limitprice", "limit_price"),
+    (js(commands=[{"symbol": "AAPL", "action": "buy", "qtty": 1}]), "commands[0].qtty", "qty"),
+    (js(symbol="AAPL", action="buy", qty=1, stop_los=90), "stop_los", "stop_loss"),
 ])
-def test_native_unknown_field_is_refused_and_named(body: str, field: str) -> None:
+def test_native_near_miss_of_a_field_is_refused_naming_the_field_meant(body: str, field: str,
+                                                                       meant: str) -> None:
     e = refused(body)
     assert e.field == field
-    assert e.detail.startswith("unknown field (known: ")
-    assert "qty" in e.detail
+    assert e.detail == f"unknown field: did you mean {meant!r}?"
+
+
+@pytest.mark.parametrize("extra", ["Time", "interval", "comments", "confidence",
+                                   "strategy_name", "timeframe", "bot"])
+def test_native_other_fields_are_ignored_and_listed(extra: str) -> None:
+    signal = parse(js(symbol="AAPL", action="buy", qty=1, **{extra: "x"}))
+    assert signal.commands == [Command(action="buy", symbol="AAPL", qty=1.0)]
+    assert signal.ignored_fields == [extra]
+
+
+def test_native_fields_of_a_command_that_are_not_read_are_listed_with_its_place() -> None:
+    signal = parse(js(commands=[{"symbol": "AAPL", "action": "buy", "qty": 1, "id": "x"}]))
+    assert signal.ignored_fields == ["commands[0].id"]
 
 
 def test_native_id_is_the_idempotency_key_and_alert_id() -> None:
@@ -131,15 +146,14 @@ def test_native_optional_fields_are_read_and_the_passphrase_is_not_kept_in_field
 @pytest.mark.parametrize(("body", "field", "message"), [
     (js(symbol="AAPL", action="close", qty=1), "qty",
      "close takes no quantity (it closes the whole position)"),
-    (js(symbol="AAPL", action="buy"), "qty", "buy needs a quantity"),
-    (js(symbol="AAPL", action="buy", qty=None), "qty", "buy needs a quantity"),
     (js(symbol="AAPL", action="buy", qty=0), "qty", "must be above 0, got 0"),
     (js(symbol="AAPL", action="sell", qty=-1), "qty", "must be above 0, got -1"),
     (js(symbol="AAPL", action="long", qty=-1), "qty", "long takes a size of 0 or more, got -1"),
     (js(symbol="AAPL", action="buy", qty=1, limit_price=0), "limit_price",
      "must be above 0, got 0"),
     (js(symbol="AAPL", action="buy", qty=1, order_type="iceberg"), "order_type",
-     'unknown order type "iceberg" (use one of: market, limit, stop, stop_limit)'),
+     'unknown order type "iceberg" (use one of: market, limit, stop, stop_limit, '
+     'trailing_stop)'),
     (js(symbol="AAP L", action="buy", qty=1), "symbol",
      '"AAP L" is not a symbol (letters, digits and . _ / - only, e.g. AAPL or BTCUSD)'),
     (js(symbol=123, action="buy", qty=1), "symbol", "expected text, got 123"),

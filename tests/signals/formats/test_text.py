@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandtrade.signal_model import Command
+from sandtrade.models import ExitSpec
+from sandtrade.signal_model import Command, SizeSpec
 from sandtrade.signals.formats import MAX_COMMANDS
 
 from .reading import parse, refused, target
@@ -55,9 +56,8 @@ def test_text_key_value_words_set_the_signal_fields() -> None:
 
 @pytest.mark.parametrize(("body", "field", "message"), [
     ("purchase 10 AAPL", "command", "unknown action 'purchase' in 'purchase 10 AAPL' (use one "
-     "of: buy, sell, close, flat, long, short, target, cancel)"),
+     "of: buy, sell, close, flat, long, short, target, cancel, exit)"),
     ("buy 10", "command", "no symbol in 'buy 10', e.g. 'buy 10 AAPL'"),
-    ("buy AAPL", "command quantity", "buy needs a quantity"),
     ("close 5 AAPL", "command quantity",
      "close takes no quantity (it closes the whole position)"),
     ("buy -5 AAPL", "command quantity", "must be above 0, got -5"),
@@ -69,9 +69,25 @@ def test_text_key_value_words_set_the_signal_fields() -> None:
      "two symbols in 'buy 10 AAPL MSFT' (AAPL and MSFT); give one per command"),
     ("buy 10 20 AAPL", "command", "two quantities in 'buy 10 20 AAPL'"),
     ("buy 10 AAPL colour=red", "command", "unknown setting 'colour' in 'buy 10 AAPL "
-     "colour=red' (known: account, strategy, id, comment, idempotency_key)"),
-    ("buy,10,AAPL", "command",
-     "'buy,10,AAPL' is comma-separated; write it with spaces, e.g. 'buy 10 AAPL'"),
+     "colour=red' (known: account, strategy, id, comment, idempotency_key, price, tp, sl, "
+     "trail)"),
+    ("buy 10 AAPL qtty=3", "command", "unknown setting 'qtty' in 'buy 10 AAPL qtty=3' (known: "
+     "account, strategy, id, comment, idempotency_key, price, tp, sl, trail)"),
+    ("buy 10 AAPL tpp=3", "command", "unknown setting 'tpp' in 'buy 10 AAPL tpp=3' (did you "
+     "mean 'tp'? known: account, strategy, id, comment, idempotency_key, price, tp, sl, "
+     "trail)"),
+    ("buy,10,", "command",
+     "'buy,10,' is comma-separated with an empty part; write it with spaces, e.g. 'buy 10 "
+     "AAPL'"),
+    ("60123456789,buy,EURUSD,risk=1", "command",
+     "'60123456789,buy,EURUSD,risk=1' starts with a number (a PineConnector license id?); "
+     "write the action first, e.g. 'buy,AAPL,10'"),
+    ("buy | | Long", "command",
+     "'buy | | Long' is pipe-separated but not ACTION | TICKER@PRICE | COMMENT"),
+    ("close AAPL tp=200", "command",
+     "tp, sl and trail go with an entry (buy, sell, long, short), not close, in "
+     "'close AAPL tp=200'"),
+    ("buy 10 AAPL tp=0", "command tp", "must be above 0, got 0"),
     ("buy 1e400 AAPL", "command quantity", "'1e400' is not a finite number"),
     ("buy 10 AAPL\nsell x AAPL", "command 2", "two symbols in 'sell x AAPL' (X and AAPL); "
      "give one per command"),
@@ -97,3 +113,57 @@ def test_text_comma_numbers_are_refused(body: str, message: str) -> None:
     e = refused(body)
     assert e.field == "command quantity"
     assert e.detail == message
+
+
+# ------------------------------------------------------------------ the one-line shapes of bridges
+
+
+@pytest.mark.parametrize(("body", "commands", "price", "comment"), [
+    # rfwarn/TradingView-Alpaca-Bridge README.md: "{{strategy.order.action}} | {{ticker}}@
+    # {{close}} | {{strategy.order.id}}", and its example "order sell | MSFT@337.57 | ..."
+    ("buy | AAPL@187.42 | Long",
+     [Command(action="buy", symbol="AAPL", qty=0.0,
+              size=SizeSpec(type="default", field="command quantity"))], 187.42, "Long"),
+    ("order sell | MSFT@337.57 | Directional Movement Index",
+     [Command(action="sell", symbol="MSFT", qty=0.0,
+              size=SizeSpec(type="default", field="command quantity"))], 337.57,
+     "Directional Movement Index"),
+    ("sell 5 | MSFT", [Command(action="sell", symbol="MSFT", qty=5.0)], None, None),
+    # comma-separated, the words of "buy 10 AAPL" (XFactor-style "AAPL,buy,...")
+    ("buy,AAPL,10", [Command(action="buy", symbol="AAPL", qty=10.0)], None, None),
+    ("AAPL, sell, 3", [Command(action="sell", symbol="AAPL", qty=3.0)], None, None),
+    # TICKER ACTION QTY
+    ("AAPL buy 10", [Command(action="buy", symbol="AAPL", qty=10.0)], None, None),
+    # TradingView's default strategy alert message (TV-STRAT: "order {{strategy.order.action}}
+    # @ {{strategy.order.contracts}} filled on {{ticker}}. New strategy position is
+    # {{strategy.position_size}}")
+    ("order sell @ 3 filled on AAPL. New strategy position is -2",
+     [target("AAPL", -2.0)], None, None),
+])
+def test_bridge_shapes_are_read(body: str, commands: list[Command], price: float | None,
+                                comment: str | None) -> None:
+    signal = parse(body)
+    assert signal.commands == commands
+    assert (signal.price, signal.comment) == (price, comment)
+
+
+def test_long_with_take_profit_and_stop_loss_enters_at_the_default_size() -> None:
+    # PineConnector's key=value exits (https://docs.pineconnector.com/syntax: sl=, tp=),
+    # written the way its users write a long
+    signal = parse("long AAPL tp=200 sl=180")
+    assert signal.commands == [
+        target("AAPL", 0.0, only_if="short"),
+        Command(action="buy", symbol="AAPL", qty=0.0,
+                size=SizeSpec(type="default", field="command quantity"),
+                take_profit=ExitSpec(price=200), stop_loss=ExitSpec(price=180))]
+
+
+def test_text_exits_may_be_percents_and_trailing() -> None:
+    [cmd] = parse("buy 0.5 BTCUSD tp=2% sl=1% ").commands
+    assert (cmd.take_profit, cmd.stop_loss) == (ExitSpec(percent=2), ExitSpec(percent=1))
+    [cmd] = parse("sell 2 AAPL trail=1.5%").commands
+    assert (cmd.trail_percent, cmd.order_class) == (1.5, "oto")
+
+
+def test_exit_closes_the_whole_position() -> None:
+    assert parse("exit AAPL").commands == [target("AAPL", 0.0)]

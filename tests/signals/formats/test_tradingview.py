@@ -126,8 +126,10 @@ def test_tradingview_float_artifacts_are_accepted_as_they_are() -> None:
     (js(ticker="AAPL", contracts=3), "action", 'no action: add "action": '
      '"{{strategy.order.action}}" (or "market_position" and "position_size")'),
     (js(ticker="AAPL", action="buy", contracts=-3), "contracts", "must be at least 0, got -3"),
-    (js(ticker="AAPL", action="buy", contracts="3"), "contracts",
-     'a number written as a string ("3"): write it without quotes, e.g. "contracts": 3'),
+    (js(ticker="AAPL", action="buy", contracts="three"), "contracts",
+     'expected a number, got the text "three"'),
+    (js(ticker="AAPL", action="buy", contarcts=3), "contarcts",
+     "unknown field: did you mean 'contracts'?"),
     (js(ticker="", action="buy", contracts=3), "ticker", "is empty"),
     (js(ticker="AAPL", action="buy", contracts=3, strategy={"order_action": "sell"}),
      "strategy.order_action",

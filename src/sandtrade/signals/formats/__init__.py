@@ -25,8 +25,11 @@ An ``id`` (or ``idempotency_key``) is a duplicate key in every format: a second 
 the same one within ``signals.duplicate_window`` is recognised and not executed (an identical
 body from the same sender is a resend within ``signals.resend_window`` anyway).
 
-Numbers must be numbers: ``"qty": "10"`` (a number in quotes), ``1,5`` (a decimal comma) and
-``1,000`` (a thousands separator) are refused, with the field named, rather than guessed at.
+Numbers are lenient in form, strict in meaning: ``"qty": "10"`` (a plain number in quotes) is
+10; ``1,5`` (a decimal comma), ``1,000`` and ``1.000,5`` (separators), NaN and booleans are
+refused, with the field named, rather than guessed at. Fields a format does not read are
+ignored and listed (``ignored_fields``); a near miss of one that matters is refused with
+"did you mean".
 
 Without an order type the prices imply it, in every format: a limit price makes a limit order,
 a stop price a stop order, both a stop-limit order (:func:`~sandtrade.models.implied_order_type`);

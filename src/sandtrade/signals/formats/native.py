@@ -1,9 +1,14 @@
 """The ``native`` format: sandtrade's own JSON.
 
-``{"symbol": "AAPL", "action": "buy", "qty": 10}``; optional ``order_type``, ``limit_price``,
-``stop_price``, ``price``, ``account``, ``strategy``, ``id``, ``idempotency_key``, ``comment``,
-``passphrase``; or ``"commands": [{...}, ...]`` executed in order. Unknown fields are an error
-(a typo must not be ignored). User mappings (:mod:`.mapping`) are read through it too.
+``{"symbol": "AAPL", "action": "buy", "qty": 10}``; optional ``quantity_type`` (how ``qty``
+is meant: ``fixed_quantity``, ``dollar_amount``, ``percent_of_equity``, ...), ``order_type``
+(market, limit, stop, stop_limit, trailing_stop), ``limit_price``, ``stop_price``,
+``take_profit`` and ``stop_loss`` (a price, or ``{"price"|"percent"|"amount": X}``, a stop
+loss also ``"limit_price"``), ``trail_price``/``trail_percent``, ``tif``, ``extended_hours``,
+``price``, ``account``, ``strategy``, ``id``, ``idempotency_key``, ``comment``,
+``passphrase``; or ``"commands": [{...}, ...]`` executed in order. Other fields are ignored
+and listed; a near miss of one of these (``qyt``) is refused. User mappings (:mod:`.mapping`)
+are read through it too.
 """
 
 from __future__ import annotations
@@ -11,28 +16,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sandtrade.models import implied_order_type
+from sandtrade.models import ExitSpec, implied_order_type
 from sandtrade.signal_model import ACTIONS, Command, ParsedSignal, SignalError
 from sandtrade.signals.formats.base import (
     MAX_COMMANDS,
     SignalFormat,
     action_value,
+    bool_value,
     check_prices,
+    check_risk_size,
     commands_for,
+    exit_value,
     number,
     optional_text,
     order_type_value,
+    size_value,
     symbol_value,
+    tif_value,
+    unread_fields,
 )
 
 __all__ = ["NativeFormat"]
 
 
-_NATIVE_FIELDS = {
-    "symbol", "action", "qty", "order_type", "limit_price", "stop_price", "price", "account",
-    "strategy", "id", "idempotency_key", "comment", "passphrase", "commands",
-}
-_COMMAND_FIELDS = {"symbol", "action", "qty", "order_type", "limit_price", "stop_price"}
+_COMMAND_FIELDS = {"symbol", "action", "qty", "quantity_type", "order_type", "limit_price",
+                   "stop_price", "take_profit", "stop_loss", "trail_price", "trail_percent",
+                   "tif", "extended_hours"}
+_NATIVE_FIELDS = _COMMAND_FIELDS | {"price", "account", "strategy", "id", "idempotency_key",
+                                    "comment", "passphrase", "commands"}
+#: Fields whose near miss is refused: they change what is traded, or where.
+_CONSEQUENTIAL = _NATIVE_FIELDS - {"comment"}
 
 
 class NativeFormat(SignalFormat):
@@ -57,10 +70,7 @@ class NativeFormat(SignalFormat):
         def n(key: str) -> str:
             return names.get(key, key)
 
-        unknown = sorted(set(data) - _NATIVE_FIELDS)
-        if unknown:
-            raise SignalError(f"unknown field (known: {', '.join(sorted(_NATIVE_FIELDS))})",
-                              field=n(unknown[0]))
+        ignored = unread_fields(data, _NATIVE_FIELDS, _CONSEQUENTIAL)
         if "commands" in data:
             cmds = data["commands"]
             if not isinstance(cmds, list) or not cmds:
@@ -76,10 +86,7 @@ class NativeFormat(SignalFormat):
                 where = f"commands[{i}]."
                 if not isinstance(c, dict):
                     raise SignalError("must be an object", field=f"commands[{i}]")
-                bad = sorted(set(c) - _COMMAND_FIELDS)
-                if bad:
-                    known = ", ".join(sorted(_COMMAND_FIELDS))
-                    raise SignalError(f"unknown field (known: {known})", field=where + bad[0])
+                ignored += unread_fields(c, _COMMAND_FIELDS, _CONSEQUENTIAL, where)
                 commands += _native_command(c, where, lambda k: k)
             first = commands[0]
             symbol, action, qty = first.symbol, None, None
@@ -97,7 +104,8 @@ class NativeFormat(SignalFormat):
             idempotency_key=optional_text(data, "idempotency_key") or optional_text(data, "id"),
             comment=optional_text(data, "comment"),
             passphrase=optional_text(data, "passphrase"),
-            fields={names.get(k, k): v for k, v in data.items() if k != "passphrase"})
+            fields={names.get(k, k): v for k, v in data.items() if k != "passphrase"},
+            ignored_fields=ignored)
 
 
 def _native_command(c: Mapping[str, Any], where: str, n: Any) -> list[Command]:
@@ -111,14 +119,61 @@ def _native_command(c: Mapping[str, Any], where: str, n: Any) -> list[Command]:
                           field=where + n("action"))
     action = action_value(c["action"], where + n("action"), ACTIONS)
     qty = number(c["qty"], where + n("qty")) if c.get("qty") is not None else None
+    size = None
+    if c.get("quantity_type") is not None:
+        qty, size = size_value(c["quantity_type"], qty, where=where,
+                               type_name=n("quantity_type"), qty_name=n("qty"))
     order_type = order_type_value(c["order_type"], where + n("order_type")) \
         if c.get("order_type") is not None else None
     limit = number(c["limit_price"], where + n("limit_price"), positive=True, allow_zero=False) \
         if c.get("limit_price") is not None else None
     stop = number(c["stop_price"], where + n("stop_price"), positive=True, allow_zero=False) \
         if c.get("stop_price") is not None else None
+    trail = {k: number(c[k], where + n(k), positive=True, allow_zero=False)
+             for k in ("trail_price", "trail_percent") if c.get(k) is not None}
+    if len(trail) > 1:
+        raise SignalError("give trail_price or trail_percent, not both",
+                          field=where + n("trail_percent"))
     if order_type is None:
-        order_type = implied_order_type(limit, stop).value
-    check_prices(order_type, limit, stop, where, n("limit_price"), n("stop_price"))
+        order_type = "trailing_stop" if trail and action in ("close", "flat") else \
+            implied_order_type(limit, stop).value
+    if order_type == "trailing_stop":
+        if not trail:
+            raise SignalError("a trailing_stop order needs trail_price or trail_percent",
+                              field=where + n("order_type"))
+        if limit is not None or stop is not None:
+            raise SignalError("a trailing stop takes no limit or stop price (it trails the "
+                              "best price)", field=where + n("order_type"))
+    else:
+        check_prices(order_type, limit, stop, where, n("limit_price"), n("stop_price"))
+    extra: dict[str, Any] = dict(trail)
+    for key in ("take_profit", "stop_loss"):
+        if c.get(key) is not None:
+            extra[key] = _exit(c[key], where + n(key), stop_loss=key == "stop_loss")
+    check_risk_size(size, extra.get("stop_loss"), trail.get("trail_price") or
+                    trail.get("trail_percent"), where + n("qty"))
+    if c.get("tif") is not None:
+        extra["tif"] = tif_value(c["tif"], where + n("tif"))
+    if c.get("extended_hours") is not None:
+        extra["extended_hours"] = bool_value(c["extended_hours"], where + n("extended_hours"))
     return commands_for(action, symbol, qty, where=where, qty_name=n("qty"),
-                        order_type=order_type, limit=limit, stop=stop)
+                        order_type=order_type, limit=limit, stop=stop, size=size, **extra)
+
+
+_EXIT_NAMES = ("price", "percent", "amount")
+
+
+def _exit(value: Any, field: str, *, stop_loss: bool) -> ExitSpec:
+    """``"take_profit": 200`` (a price) or ``{"percent": 2}``; a stop loss may add
+    ``"limit_price"`` (a stop-limit)."""
+    if not isinstance(value, dict):
+        return exit_value(field, names=_EXIT_NAMES, stop_loss=stop_loss,
+                          price=number(value, field, positive=True, allow_zero=False))
+    known = {*_EXIT_NAMES, "limit_price"} if stop_loss else set(_EXIT_NAMES)
+    for key in value:
+        if key not in known:
+            raise SignalError(f"unknown field (known: {', '.join(sorted(known))})",
+                              field=f"{field}.{key}")
+    got = {k: number(value[k], f"{field}.{k}", positive=True, allow_zero=False)
+           for k in known if value.get(k) is not None}
+    return exit_value(field, names=_EXIT_NAMES, stop_loss=stop_loss, **got)

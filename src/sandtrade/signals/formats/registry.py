@@ -16,7 +16,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sandtrade.signal_model import ParsedSignal, SignalError
-from sandtrade.signals.formats.base import PLACEHOLDER, SignalFormat, placeholder_message
+from sandtrade.signals.formats.base import (
+    PLACEHOLDER,
+    SignalFormat,
+    near_miss,
+    placeholder_message,
+)
 from sandtrade.signals.formats.mapping import MappingFormat, MappingSpec
 from sandtrade.signals.formats.native import NativeFormat
 from sandtrade.signals.formats.text import TextFormat
@@ -45,7 +50,9 @@ def parse_json_body(body: str) -> Any:
             raise SignalError(f"the body is not a signal: {e}") from None
         line_text = body.splitlines()[e.lineno - 1] if body.splitlines() else ""
         hint = ""
-        if re.search(r":\s*-?\d+,\d", line_text):
+        if re.search("[\u201c\u201d\u2018\u2019]", body):
+            hint = ' (curly quotes “ ” are not JSON quotes: use straight quotes ")'
+        elif re.search(r":\s*-?\d+,\d", line_text):
             hint = " (a decimal comma? JSON numbers use a point: 1.5)"
         elif re.search(r",\s*[}\]]", body[max(0, e.pos - 20):e.pos + 1]):
             hint = " (a comma before a closing brace)"
@@ -118,6 +125,10 @@ class FormatRegistry:
             if f.detect(text, data):
                 return f.parse(text, data)
         if isinstance(data, dict):
+            for key in data:
+                meant = near_miss(key, ("symbol", "ticker", "commands"))
+                if meant is not None:
+                    raise SignalError(f"unknown field: did you mean {meant!r}?", field=key)
             has = ", ".join(sorted(data)) or "nothing"
             raise SignalError(
                 "no symbol: the JSON has none of the fields symbol (sandtrade), ticker "

@@ -1,8 +1,18 @@
 """The ``traderspost`` format: the JSON that TradersPost-style routers accept.
 
 ``ticker``, ``action`` (buy, sell, exit, cancel, add), ``sentiment`` (bullish, bearish, flat;
-long and short too), ``quantity``, ``orderType``, ``limitPrice``, ``stopPrice``,
-``signalPrice``. A buy while short closes the short first (TradersPost's behaviour).
+long and short too), ``quantity`` and ``quantityType`` (fixed_quantity, dollar_amount,
+percent_of_equity, percent_of_position, risk_dollar_amount, risk_percent_of_equity),
+``orderType`` (market, limit, stop, stop_limit, trailing_stop), ``limitPrice``, ``stopPrice``,
+``trailAmount``/``trailPercent``, ``takeProfit`` (``limitPrice``, ``price``, ``percent`` or
+``amount``), ``stopLoss`` (``type``, ``stopPrice``, ``percent`` or ``amount``, ``limitPrice``,
+``trailAmount``/``trailPrice``/``trailPercent``), ``timeInForce``, ``extendedHours``,
+``signalPrice``/``price`` (https://docs.traderspost.io/docs/core-concepts/webhooks).
+
+A buy while short closes the short first (TradersPost's behaviour); a buy or sell without a
+quantity gets the default size; an exit, or a buy/sell with sentiment flat, closes the whole
+position. Other fields are ignored and listed, as TradersPost ignores them, except the option
+chain fields (``optionType`` ...), which would change what is traded: they are refused.
 """
 
 from __future__ import annotations
@@ -10,23 +20,43 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from sandtrade.models import implied_order_type
+from sandtrade.models import ExitSpec, implied_order_type
 from sandtrade.signal_model import Command, ParsedSignal, SignalError
 from sandtrade.signals.formats.base import (
     SignalFormat,
     action_value,
+    bool_value,
     cancel_command,
     check_prices,
+    check_risk_size,
     commands_for,
+    exit_value,
     expanded,
     number,
     optional_text,
     order_type_value,
+    size_value,
     symbol_value,
     text_value,
+    tif_value,
+    unread_fields,
 )
 
 __all__ = ["TradersPostFormat"]
+
+#: Fields read, whose near miss is refused (they change what is traded, or where).
+_CONSEQUENTIAL = {"ticker", "action", "sentiment", "quantity", "quantityType", "orderType",
+                  "limitPrice", "stopPrice", "signalPrice", "price", "takeProfit", "stopLoss",
+                  "trailAmount", "trailPercent", "timeInForce", "extendedHours", "account",
+                  "strategy", "id", "passphrase"}
+#: Fields read or known to carry nothing to trade on.
+_KNOWN = _CONSEQUENTIAL | {"time", "interval", "comment", "extras", "test"}
+#: TradersPost's option-chain fields: an order for the stock instead would be wrong.
+_OPTION_FIELDS = ("optionType", "intrinsicValue", "expiration", "strikeCount", "strikesAway",
+                  "strikePrice")
+_TP_NAMES = ("limitPrice", "percent", "amount")
+_SL_NAMES = ("stopPrice", "percent", "amount")
+_SL_TYPES = ("stop", "stop_limit", "trailing_stop")
 
 
 class TradersPostFormat(SignalFormat):
@@ -38,7 +68,9 @@ class TradersPostFormat(SignalFormat):
     priority = 120
     KEYS: ClassVar[set[str]] = {"sentiment", "quantity", "quantityType", "orderType",
                                 "limitPrice", "stopPrice", "signalPrice", "extras", "test",
-                                "takeProfit", "stopLoss", "cancel"}
+                                "takeProfit", "stopLoss", "cancel", "trailAmount",
+                                "trailPercent", "timeInForce", "extendedHours",
+                                *_OPTION_FIELDS}
     ACTIONS: ClassVar[tuple[str, ...]] = ("buy", "sell", "exit", "cancel", "add")
     OWN_ACTIONS: ClassVar[tuple[str, ...]] = ("exit", "cancel", "add")
     #: TradersPost's strategy template sends "{{strategy.market_position}}" as sentiment.
@@ -54,10 +86,12 @@ class TradersPostFormat(SignalFormat):
             isinstance(action, str) and action.strip().lower() in self.OWN_ACTIONS)
 
     def parse(self, body: str, data: Any) -> ParsedSignal:
-        for key in ("takeProfit", "stopLoss"):
+        for key in _OPTION_FIELDS:
             if data.get(key) is not None:
-                raise SignalError("bracket orders (take profit / stop loss) are not "
-                                  "supported; send them as separate signals", field=key)
+                raise SignalError("choosing an option from the chain is not supported; name "
+                                  'the contract in "ticker" (an OCC symbol such as '
+                                  '"AAPL  240510C00190000")', field=key)
+        ignored = unread_fields(data, _KNOWN, _CONSEQUENTIAL)
         if data.get("ticker") is None:
             raise SignalError("no symbol", field="ticker")
         symbol = symbol_value(data["ticker"], "ticker")
@@ -73,43 +107,84 @@ class TradersPostFormat(SignalFormat):
                                   "of: bullish, bearish, flat; long and short also work)",
                                   field="sentiment")
             sentiment = self.SENTIMENTS[word]
-        qtype = data.get("quantityType")
-        if qtype is not None and text_value(qtype, "quantityType") != "fixed_quantity":
-            raise SignalError(f"{json.dumps(qtype)} is not supported (only fixed_quantity)",
-                              field="quantityType")
         qty = number(data["quantity"], "quantity") if data.get("quantity") is not None \
             else None
+        size = None
+        if data.get("quantityType") is not None:
+            qty, size = size_value(data["quantityType"], qty, where="",
+                                   type_name="quantityType", qty_name="quantity")
         limit = number(data["limitPrice"], "limitPrice", positive=True, allow_zero=False) \
             if data.get("limitPrice") is not None else None
         stop = number(data["stopPrice"], "stopPrice", positive=True, allow_zero=False) \
             if data.get("stopPrice") is not None else None
+        extra: dict[str, Any] = _trail(data, "", ("trailAmount", "trailPercent"))
         order_type = order_type_value(data["orderType"], "orderType") \
-            if data.get("orderType") is not None else implied_order_type(limit, stop).value
-        check_prices(order_type, limit, stop, "", "limitPrice", "stopPrice")
-        extra: dict[str, Any] = {"order_type": order_type, "limit_price": limit,
-                                 "stop_price": stop}
+            if data.get("orderType") is not None else (
+                "trailing_stop" if extra else implied_order_type(limit, stop).value)
+        if order_type == "trailing_stop":
+            if not extra:
+                raise SignalError("a trailing_stop order needs trailAmount or trailPercent",
+                                  field="orderType")
+            if limit is not None or stop is not None:
+                raise SignalError("a trailing stop takes no limitPrice or stopPrice (it "
+                                  "trails the best price)", field="orderType")
+        else:
+            if extra:
+                name = "trailPercent" if "trail_percent" in extra else "trailAmount"
+                raise SignalError(f"{name} goes with orderType trailing_stop, not "
+                                  f"{order_type} (a trailing stop loss goes in stopLoss)",
+                                  field=name)
+            check_prices(order_type, limit, stop, "", "limitPrice", "stopPrice")
+        entry = action in ("buy", "sell", "add") and sentiment != "flat"
+        if data.get("takeProfit") is not None:
+            extra["take_profit"] = _take_profit(data["takeProfit"])
+        if data.get("stopLoss") is not None:
+            stop_loss, trail = _stop_loss(data["stopLoss"])
+            if stop_loss is not None:
+                extra["stop_loss"] = stop_loss
+            if trail:
+                if order_type == "trailing_stop":
+                    raise SignalError("a trailing stop order takes no trailing stop loss",
+                                      field="stopLoss")
+                extra.update(trail)
+        for key in ("takeProfit", "stopLoss"):
+            if data.get(key) is not None and not entry:
+                raise SignalError(f"{key} goes with an entry (buy, sell or add), not with "
+                                  f"{'an exit' if action == 'exit' else action}", field=key)
+        check_risk_size(size, extra.get("stop_loss"),
+                        extra.get("trail_price") or extra.get("trail_percent"), "quantityType")
+        if data.get("timeInForce") is not None:
+            extra["tif"] = tif_value(data["timeInForce"], "timeInForce")
+        if data.get("extendedHours") is not None:
+            extra["extended_hours"] = bool_value(data["extendedHours"], "extendedHours")
+        fields: dict[str, Any] = {"order_type": order_type, "limit_price": limit,
+                                  "stop_price": stop, **extra}
         commands: list[Command]
         if action == "exit":
-            commands = [Command(action="target", symbol=symbol, qty=0.0, **extra)]
+            commands = [Command(action="target", symbol=symbol, qty=0.0, **fields)]
         elif action == "cancel":
             commands = [cancel_command(symbol)]
         elif action == "add":
             if sentiment not in ("bullish", "bearish"):
                 raise SignalError("add needs sentiment bullish or bearish", field="sentiment")
             commands = commands_for("buy" if sentiment == "bullish" else "sell", symbol, qty,
-                                    where="", qty_name="quantity", **_tp(extra))
+                                    where="", qty_name="quantity", size=size, **_tp(fields))
         elif sentiment == "flat":
-            # buy + flat: buy to cover the short; sell + flat: sell the long.
+            # buy + flat: buy to cover the short; sell + flat: sell the long. Always the
+            # whole position, whatever the quantity says (TradersPost's rule).
             commands = [Command(action="target", symbol=symbol, qty=0.0,
-                                only_if="short" if action == "buy" else "long", **extra)]
+                                only_if="short" if action == "buy" else "long", **fields)]
         else:
             if sentiment is not None and (sentiment == "bullish") != (action == "buy"):
                 raise SignalError(f"{action} with sentiment {sentiment} contradicts itself",
                                   field="sentiment")
             opposite = "short" if action == "buy" else "long"
-            commands = [Command(action="target", symbol=symbol, qty=0.0, only_if=opposite),
-                        *commands_for(action, symbol, qty, where="", qty_name="quantity",
-                                      **_tp(extra))]
+            commands = commands_for(action, symbol, qty, where="", qty_name="quantity",
+                                    size=size, **_tp(fields))
+            if size is None or size.type != "percent_of_position":
+                # a percent of the position trades the position: it closes nothing first
+                commands.insert(0, Command(action="target", symbol=symbol, qty=0.0,
+                                           only_if=opposite))
         price = None
         for key in ("signalPrice", "price"):
             if data.get(key) is not None:
@@ -123,9 +198,89 @@ class TradersPostFormat(SignalFormat):
             strategy=optional_text(data, "strategy"), alert_id=optional_text(data, "id"),
             idempotency_key=optional_text(data, "id"), comment=optional_text(data, "comment"),
             passphrase=optional_text(data, "passphrase"),
-            fields={k: v for k, v in data.items() if k != "passphrase"})
+            fields={k: v for k, v in data.items() if k != "passphrase"},
+            ignored_fields=ignored)
 
 
-def _tp(extra: dict[str, Any]) -> dict[str, Any]:
-    return {"order_type": extra["order_type"], "limit": extra["limit_price"],
-            "stop": extra["stop_price"]}
+def _tp(fields: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in fields.items() if k not in ("limit_price", "stop_price")}
+    out["limit"], out["stop"] = fields["limit_price"], fields["stop_price"]
+    return out
+
+
+def _trail(data: dict[str, Any], where: str, names: tuple[str, ...]) -> dict[str, float]:
+    """trailAmount (or trailPrice) and trailPercent as the command's trail_price and
+    trail_percent; one of them at most."""
+    out: dict[str, float] = {}
+    for name in names:
+        if data.get(name) is not None:
+            key = "trail_percent" if name == "trailPercent" else "trail_price"
+            if out:
+                raise SignalError(f"give one of {', '.join(names)}, not several",
+                                  field=where + name)
+            out[key] = number(data[name], where + name, positive=True, allow_zero=False)
+    return out
+
+
+def _object(value: Any, field: str, known: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SignalError(f"expected an object such as {{\"{known[0]}\": ...}}, got "
+                          f"{json.dumps(value) if not isinstance(value, list) else 'a list'}",
+                          field=field)
+    for key in value:
+        if key not in known:
+            raise SignalError(f"unknown field (known: {', '.join(known)})",
+                              field=f"{field}.{key}")
+    return value
+
+
+def _take_profit(value: Any) -> ExitSpec:
+    """``{"limitPrice": X}`` (or ``"price"``), ``{"percent": X}`` or ``{"amount": X}``."""
+    obj = _object(value, "takeProfit", ("limitPrice", "price", "percent", "amount"))
+    if obj.get("limitPrice") is not None and obj.get("price") is not None:
+        raise SignalError("give limitPrice or price, not both", field="takeProfit.price")
+    got = {k: number(obj[k], f"takeProfit.{k}", positive=True, allow_zero=False)
+           for k in obj if obj[k] is not None}
+    return exit_value("takeProfit", names=_TP_NAMES,
+                      price=got.get("limitPrice", got.get("price")),
+                      percent=got.get("percent"), amount=got.get("amount"))
+
+
+def _stop_loss(value: Any) -> tuple[ExitSpec | None, dict[str, float]]:
+    """A stop (``stopPrice``, ``percent`` or ``amount``), a stop-limit (with ``limitPrice``)
+    or a trailing stop (``trailAmount``/``trailPrice``/``trailPercent``)."""
+    obj = _object(value, "stopLoss", ("type", "stopPrice", "percent", "amount", "limitPrice",
+                                      "trailAmount", "trailPrice", "trailPercent"))
+    trail = _trail(obj, "stopLoss.", ("trailAmount", "trailPrice", "trailPercent"))
+    kind = None
+    if obj.get("type") is not None:
+        kind = text_value(obj["type"], "stopLoss.type", max_len=20).lower().replace("-", "_")
+        if kind not in _SL_TYPES:
+            raise SignalError(f"unknown stop loss type {json.dumps(obj['type'])} (use one of: "
+                              f"{', '.join(_SL_TYPES)})", field="stopLoss.type")
+    if kind is None:
+        kind = "trailing_stop" if trail else (
+            "stop_limit" if obj.get("limitPrice") is not None else "stop")
+    if kind == "trailing_stop":
+        if not trail:
+            raise SignalError("a trailing_stop stop loss needs trailAmount or trailPercent",
+                              field="stopLoss")
+        for key in ("stopPrice", "percent", "amount", "limitPrice"):
+            if obj.get(key) is not None:
+                raise SignalError("a trailing stop loss trails the best price: it takes no "
+                                  f"{key}", field=f"stopLoss.{key}")
+        return None, trail
+    if trail:
+        raise SignalError(f"{next(k for k in obj if k.startswith('trail'))} needs type "
+                          "trailing_stop", field="stopLoss.type")
+    limit = number(obj["limitPrice"], "stopLoss.limitPrice", positive=True, allow_zero=False) \
+        if obj.get("limitPrice") is not None else None
+    if kind == "stop_limit" and limit is None:
+        raise SignalError("a stop_limit stop loss needs limitPrice", field="stopLoss")
+    if kind == "stop" and limit is not None:
+        raise SignalError("limitPrice needs type stop_limit", field="stopLoss.limitPrice")
+    got = {k: number(obj[k], f"stopLoss.{k}", positive=True, allow_zero=False)
+           for k in ("stopPrice", "percent", "amount") if obj.get(k) is not None}
+    return exit_value("stopLoss", names=_SL_NAMES, price=got.get("stopPrice"),
+                      percent=got.get("percent"), amount=got.get("amount"),
+                      limit_price=limit, stop_loss=True), {}

@@ -9,6 +9,10 @@ With ``market_position`` the signal is a *target*: the account is brought to
 ``position_size`` (signed), so a reversal is one step; otherwise ``action`` and
 ``contracts`` place an order.
 
+Other fields are ignored and listed (``ignored_fields``); a near miss of a field that changes
+what is traded (``contarcts``) is refused. Without a quantity, a buy or sell gets the default
+size.
+
 ``{{strategy.order.id}}`` (``order_id``) is no duplicate key, because it repeats ("Long",
 "Exit"); put ``"id": "{{ticker}}-{{timenow}}"`` in an alert to make its resends recognisable.
 """
@@ -27,6 +31,7 @@ from sandtrade.signals.formats.base import (
     optional_text,
     symbol_value,
     text_value,
+    unread_fields,
 )
 from sandtrade.signals.formats.traderspost import TradersPostFormat
 
@@ -36,6 +41,20 @@ __all__ = ["TradingViewFormat"]
 _TV_STRATEGY_KEYS = {"contracts", "position_size", "market_position", "market_position_size",
                      "order_action", "order_contracts", "order_id", "order_price",
                      "prev_market_position", "prev_market_position_size", "order_comment"}
+
+
+#: Fields read (as flattened: strategy.order.X is order_X, bar.X is bar_X) whose near miss is
+#: refused: they change what is traded, or where.
+_CONSEQUENTIAL = {"ticker", "action", "contracts", "order_contracts", "qty", "quantity",
+                  "position_size", "market_position", "market_position_size", "limit_price",
+                  "price", "close", "id", "idempotency_key", "alert_id", "account", "strategy",
+                  "passphrase"}
+#: Fields TradingView's placeholders fill in that carry nothing to trade on.
+_INFORMATIONAL = {"exchange", "order_id", "order_price", "order_comment", "order_alert_message",
+                  "prev_market_position", "prev_market_position_size", "comment", "time",
+                  "timenow", "interval", "open", "high", "low", "volume",
+                  "bar_time", "bar_open", "bar_high", "bar_low", "bar_close",
+                  "bar_volume"}
 
 
 def _tv_flatten(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -95,6 +114,14 @@ class TradingViewFormat(SignalFormat):
 
         def w(key: str) -> str:
             return where.get(key, key)
+
+        ignored = []
+        for key in flat:
+            if key not in _CONSEQUENTIAL and key not in _INFORMATIONAL:
+                # strategy.order.contrcts is order_contrcts: its last word is what was meant
+                unread_fields({w(key).rsplit(".", 1)[-1]: None}, (), _CONSEQUENTIAL,
+                              where=w(key).rpartition(".")[0] + "." if "." in w(key) else "")
+                ignored.append(w(key))
 
         if flat.get("ticker") is None:
             raise SignalError('no symbol: add "ticker": "{{ticker}}"', field="ticker")
@@ -156,11 +183,14 @@ class TradingViewFormat(SignalFormat):
         for key in ("exchange", "interval", "time", "timenow", "bar_time"):
             if isinstance(flat.get(key), str):
                 expanded(flat[key], w(key))
-        strategy = flat.get("strategy_name", flat.get("strategy"))
+        # "strategy" names a strategy of this host; a template's strategy_name ({{strategy}}
+        # of the Pine script) names TradingView's, and is only listed as ignored.
+        strategy = flat.get("strategy")
         return ParsedSignal(
             format=self.name, commands=commands, symbol=symbol, action=action, qty=qty,
             price=price, account=optional_text(flat, "account"),
             strategy=text_value(strategy, w("strategy")) if isinstance(strategy, str) else None,
             alert_id=alert_id, comment=comment, idempotency_key=unique,
             passphrase=optional_text(flat, "passphrase"),
-            fields={w(k): v for k, v in flat.items() if k != "passphrase"})
+            fields={w(k): v for k, v in flat.items() if k != "passphrase"},
+            ignored_fields=ignored)
