@@ -110,7 +110,8 @@ def bsm_greeks(right: OptionRight, spot: float, strike: float, years: float, vol
         ql.PlainVanillaPayoff(_CALL if right is OptionRight.CALL else _PUT, strike),
         spot * math.exp((rate - dividend_yield) * years), vol * math.sqrt(years),
         math.exp(-rate * years))
-    return Greeks(calc.value(), calc.delta(spot), calc.gamma(spot),
+    # QuantLib's value of a far out-of-the-money option can be -1e-15: rounding, not a price
+    return Greeks(max(0.0, calc.value()), calc.delta(spot), calc.gamma(spot),
                   calc.theta(spot, years) / 365.0, calc.vega(years) / 100.0,
                   calc.rho(years) / 100.0)
 
@@ -121,9 +122,10 @@ def bsm_price(right: OptionRight, spot: float, strike: float, years: float, vol:
     _checked(spot, strike, years, vol)
     if years <= 0.0:
         return _expired(right, spot, strike).price
-    return float(ql.blackFormula(_CALL if right is OptionRight.CALL else _PUT, strike,
-                                 spot * math.exp((rate - dividend_yield) * years),
-                                 vol * math.sqrt(years), math.exp(-rate * years)))
+    return max(0.0, float(ql.blackFormula(
+        _CALL if right is OptionRight.CALL else _PUT, strike,
+        spot * math.exp((rate - dividend_yield) * years), vol * math.sqrt(years),
+        math.exp(-rate * years))))
 
 
 def implied_volatility(price: float, right: OptionRight, spot: float, strike: float,
