@@ -95,10 +95,10 @@ def payoff_figure(data: PayoffData) -> go.Figure:
                              hovertemplate="%{x:.2f}: %{y:$,.2f}<extra>today</extra>"))
     fig.add_hline(y=0, line={"color": "#8c959f", "width": 1})
     for be in data.breakevens:
-        fig.add_vline(x=be, line={"color": "#9a6700", "width": 1, "dash": "dot"},
-                      annotation={"text": f"break-even {be:.2f}", "textangle": -90,
-                                  "font": {"size": 11, "color": "#9a6700"}},
-                      annotation_position="top left")
+        # labelled above the plot, level: a label inside it would sit on the curves
+        fig.add_vline(x=be, line={"color": "#9a6700", "width": 1, "dash": "dot"})
+        fig.add_annotation(x=be, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                           text=f"break-even {be:.2f}", font={"size": 11, "color": "#9a6700"})
     if data.spot:
         fig.add_vline(x=data.spot, line={"color": _TODAY, "width": 1},
                       annotation={"text": f"spot {data.spot:.2f}", "font": {"size": 11,
@@ -109,7 +109,7 @@ def payoff_figure(data: PayoffData) -> go.Figure:
                "</sup>"},
         template="plotly_white", height=520, hovermode="x unified",
         xaxis_title="underlying price", yaxis_title="P&L ($)", yaxis_tickformat="$,.0f",
-        legend={"orientation": "h", "y": -0.18}, margin={"t": 90, "r": 30, "l": 70, "b": 60})
+        legend={"orientation": "h", "y": -0.18}, margin={"t": 110, "r": 30, "l": 70, "b": 60})
     return fig
 
 
