@@ -251,3 +251,26 @@ def test_the_tradingview_plugin_is_found_through_its_entry_point_and_adds_routes
     routers = host.pm.hook.sandtrade_http_routes(host=Api())
     paths = {route.path for routers_ in routers for r in routers_ for route in r.routes}
     assert paths == {"/webhooks/tradingview/{token}", "/webhooks/tradingview"}
+
+
+def test_builtin_plugins_answer_sandtrade_option_chains() -> None:
+    host = PluginHost.create(load_entry_points=False)
+    results = host.pm.hook.sandtrade_option_chains()
+    assert {s.name for sources in results for s in sources} == {"synthetic", "recorded"}
+
+
+def test_a_plugin_chain_source_with_a_builtin_name_replaces_it() -> None:
+    from sandtrade.hookspecs import hookimpl
+    from sandtrade.options import SyntheticChains
+
+    class Feed(SyntheticChains):
+        name = "synthetic"
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_option_chains(self):  # type: ignore[no-untyped-def]
+            return [Feed]
+
+    host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
+    assert host.option_chain_sources()["synthetic"] is Feed
+    assert host.option_chain_sources()["recorded"].__name__ == "RecordedChains"

@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from sandtrade.broker.fills import FillProfile
     from sandtrade.market.hub import MarketSource
+    from sandtrade.options.sources import ChainSource
     from sandtrade.plugin_api import HostApi
     from sandtrade.signals.destinations import LiveBrokerAdapter
     from sandtrade.signals.formats import SignalFormat
@@ -79,6 +80,26 @@ def sandtrade_market_sources() -> list[type[MarketSource]]:
     than letting ``bars()`` raise.
 
     :return: source classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+@hookspec
+def sandtrade_option_chains() -> list[type[ChainSource]]:
+    """Contribute option-chain sources: where a host's option chains and quotes come from.
+
+    Called once when the host builds its option quotes. Return classes with a unique class
+    attribute ``name`` (``[options] source`` selects one by it), built with the host's
+    :class:`~sandtrade.options.settings.OptionsSettings`, implementing
+    :class:`~sandtrade.options.sources.ChainSource`: ``chain(underlying, spot, now)`` (an
+    :class:`~sandtrade.options.chain.OptionChain` or None) and ``row(symbol, spot, now)`` (one
+    contract's :class:`~sandtrade.options.chain.ChainRow` or None when it is not priced);
+    ``spot`` is the underlying's last price from the host's feed. A real feed (a vendor's
+    snapshots) is such a plugin. The built-ins (``synthetic``: priced from the spot;
+    ``recorded``: chain files replayed) are registered ``trylast``; a plugin source with a
+    built-in's name replaces it.
+
+    :return: chain source classes (all implementations' lists are combined).
     """
     raise NotImplementedError  # a specification: plugins implement it
 

@@ -6,9 +6,10 @@ from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.hookspecs import hookimpl
 from sandtrade.market.hub import MarketSource
 from sandtrade.market.sources import ReplaySource, SyntheticSource
+from sandtrade.options.sources import ChainSource, RecordedChains, SyntheticChains
 from sandtrade.signals.formats import BUILTIN_FORMATS, SignalFormat
 
-__all__ = ["BrokerDefaults", "MarketDefaults", "SignalDefaults"]
+__all__ = ["BrokerDefaults", "MarketDefaults", "OptionDefaults", "SignalDefaults"]
 
 
 class BrokerDefaults:
@@ -27,6 +28,15 @@ class MarketDefaults:
     def sandtrade_market_sources(self) -> list[type[MarketSource]]:
         """The two built-in sources."""
         return [ReplaySource, SyntheticSource]
+
+
+class OptionDefaults:
+    """Contributes the built-in option-chain sources: synthetic and recorded."""
+
+    @hookimpl(trylast=True)
+    def sandtrade_option_chains(self) -> list[type[ChainSource]]:
+        """The two built-in chain sources."""
+        return [SyntheticChains, RecordedChains]
 
 
 class SignalDefaults:

@@ -22,6 +22,7 @@ from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
 from sandtrade.market.sources import MarketSettings
 from sandtrade.market.symbols import SymbolTable
+from sandtrade.options.settings import OptionsSettings
 from sandtrade.sandbox.mailbox import StrategySettings
 from sandtrade.signals.settings import SignalSettings
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
         "(e.g. [sources.ccxt] exchange = \"binance\"), validated by the source when [market] "
         "source selects it.")
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    options: OptionsSettings = Field(
+        default_factory=OptionsSettings, description="[options]: the option pricer's rate "
+        "and dividend yields, where chains come from, and the synthetic chains' shape.")
     strategies: StrategySettings = Field(default_factory=StrategySettings)
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "

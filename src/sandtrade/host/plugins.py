@@ -17,8 +17,14 @@ import pluggy
 
 from sandtrade import hookspecs
 from sandtrade.broker.fills import FillProfile
-from sandtrade.host.builtin_plugins import BrokerDefaults, MarketDefaults, SignalDefaults
+from sandtrade.host.builtin_plugins import (
+    BrokerDefaults,
+    MarketDefaults,
+    OptionDefaults,
+    SignalDefaults,
+)
 from sandtrade.market.hub import MarketSource
+from sandtrade.options.sources import ChainSource
 from sandtrade.signals.destinations import LiveBrokerAdapter
 from sandtrade.signals.formats import FormatRegistry, MappingSpec, SignalFormat
 
@@ -30,6 +36,7 @@ ENTRY_POINT_GROUP = "sandtrade"
 BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
     ("builtin.broker", BrokerDefaults()),
     ("builtin.market", MarketDefaults()),
+    ("builtin.options", OptionDefaults()),
     ("builtin.signals", SignalDefaults()),
 )
 
@@ -81,6 +88,10 @@ class PluginHost:
     def market_sources(self) -> dict[str, type[MarketSource]]:
         """Every market source by name; a plugin's source overrides a built-in's of that name."""
         return _by_name(self.pm.hook.sandtrade_market_sources())
+
+    def option_chain_sources(self) -> dict[str, type[ChainSource]]:
+        """Every option-chain source by name; a plugin's overrides a built-in's of that name."""
+        return _by_name(self.pm.hook.sandtrade_option_chains())
 
     def fill_profiles(self) -> dict[str, type[FillProfile]]:
         """Every fill profile by name; a plugin's profile overrides a built-in's of that name."""
