@@ -63,6 +63,7 @@ class Expiry:
 
     if TYPE_CHECKING:  # PaperBroker's state and methods expiry uses
         _ids: Callable[[str], str]
+        _store: Any
         _instruments: dict[str, Instrument]
         _books: dict[str, AccountBook]
         _lots: dict[tuple[str, str], deque[Lot]]
@@ -203,6 +204,8 @@ class Expiry:
         for fill in book.fills:
             if fill.kind is not FillKind.TRADE:
                 order = book.orders.get(fill.order_id)
+                if order is None and self._store is not None:  # restored: read it back
+                    order = self._store.get_order(fill.order_id)
                 out.append({"kind": fill.kind.value, "symbol": fill.symbol,
                             "side": fill.side.value, "qty": fill.qty, "price": fill.price,
                             "reason": order.tag if order is not None else None})
