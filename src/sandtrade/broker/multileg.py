@@ -39,6 +39,11 @@ room.
   underlying's value (calls) or of the strike (puts); 15 % instead of 20 % for the
   broad-based indexes that settle in cash. A short put at level 1 or 2 is cash-secured (the
   strike x 100 held).
+
+It is one file because a spread's check, its fill and the buying power it holds all rest on
+the same payoff bounds and position groups: the net price refused as impossible and the loss
+a group holds are one computation (:func:`payoff_bounds`), and splitting them would let the
+two drift apart.
 """
 
 from __future__ import annotations
