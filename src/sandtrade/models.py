@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "CASH_SETTLED_ROOTS",
     "CRYPTO_ASSETS",
     "CRYPTO_QUOTES",
     "TERMINAL_STATUSES",
@@ -46,6 +47,7 @@ __all__ = [
     "BrokerChange",
     "ExitSpec",
     "Fill",
+    "FillKind",
     "Instrument",
     "Leg",
     "LegIntent",
@@ -62,6 +64,8 @@ __all__ = [
     "TradeUpdate",
     "crypto_pair",
     "implied_order_type",
+    "multileg_problem",
+    "option_underlying",
     "order_class_problem",
     "parse_occ_symbol",
     "trusted",
@@ -385,7 +389,8 @@ class TimeInForce(StrEnum):
 class OrderClass(StrEnum):
     """How an order hangs together with others (Alpaca's order classes).
 
-    ``simple``: on its own. ``bracket``: an entry with a take profit and a stop loss, the two
+    ``simple``: on its own. ``mleg``: a multi-leg options order whose legs fill together
+    or not at all (:class:`Leg`). ``bracket``: an entry with a take profit and a stop loss, the two
     exits one-cancels-other and working only once the entry has filled. ``oto``: an entry with
     one exit (a take profit, a stop loss or a trailing stop). ``oco``: exit-only, a limit take
     profit and a stop loss on a position already held, one-cancels-other.
@@ -395,6 +400,30 @@ class OrderClass(StrEnum):
     BRACKET = "bracket"
     OCO = "oco"
     OTO = "oto"
+    MLEG = "mleg"
+
+
+class LegIntent(StrEnum):
+    """Whether a leg of a multi-leg order opens or closes a position (Alpaca's
+    ``position_intent``); ``auto`` closes what is held and opens the rest."""
+
+    OPEN = "open"
+    CLOSE = "close"
+    AUTO = "auto"
+
+
+class Leg(BaseModel):
+    """One leg of a multi-leg (``mleg``) order: it trades ``qty * ratio`` of ``symbol``.
+
+    ``symbol`` is an OCC option symbol (canonical, unpadded) or the underlying itself for a
+    stock leg (a covered call, a collar).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    symbol: str
+    side: OrderSide
+    ratio: Annotated[int, Field(ge=1, le=100)] = 1
+    intent: LegIntent = LegIntent.AUTO
 
 
 class ExitSpec(BaseModel):
@@ -498,7 +527,9 @@ class Order(BaseModel):
     type: OrderType = OrderType.MARKET
     qty: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     equity_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
-    limit_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    #: The limit price; for an ``mleg`` order the net price per spread, positive a debit
+    #: (paid), negative a credit (received), as Alpaca's mleg orders.
+    limit_price: Annotated[float, Field(allow_inf_nan=False)] | None = None
     stop_price: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     tif: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
@@ -520,9 +551,18 @@ class Order(BaseModel):
     trail_percent: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] | None = None
     parent_id: str | None = None
     hwm: float | None = None
+    legs: list[Leg] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:
+        if self.order_class is OrderClass.MLEG or self.legs is not None:
+            problem = multileg_problem(self)
+            if problem is not None:
+                raise ValueError(problem)
+            return self
+        if self.limit_price is not None and self.limit_price <= 0:
+            raise ValueError(f"Input should be greater than 0 (got {self.limit_price!r}; "
+                             "only an mleg order's net limit_price may be below 0, a credit)")
         if self.qty is None and self.equity_fraction is None:
             raise ValueError(
                 "one of qty (units) and equity_fraction (share of buying power, between 0 "
@@ -649,8 +689,107 @@ def order_class_problem(order: Order) -> str | None:
     return None
 
 
+#: Option roots whose contracts settle in cash (index options), by the underlying whose
+#: price settles them: the weekly and PM-settled roots settle on their index.
+CASH_SETTLED_ROOTS: dict[str, str] = {
+    "SPX": "SPX", "SPXW": "SPX", "NDX": "NDX", "NDXP": "NDX", "RUT": "RUT", "RUTW": "RUT",
+    "VIX": "VIX", "VIXW": "VIX", "XSP": "XSP",
+}
+
+
+def option_underlying(symbol: str) -> str | None:
+    """The underlying an OCC option symbol settles on (``SPXW...`` -> ``SPX``), or None when
+    ``symbol`` is not an option symbol."""
+    try:
+        root = parse_occ_symbol(symbol)[0]
+    except ValueError:
+        return None
+    return CASH_SETTLED_ROOTS.get(root, root)
+
+
+def multileg_problem(order: Order) -> str | None:
+    """What is wrong with a multi-leg (``mleg``) order on its own, naming the field, or None:
+    the rules that need no market (2 or more legs, ratios in lowest terms, no duplicate legs,
+    one underlying, market or limit). The broker adds its own (the most legs it takes,
+    expiries, the net price against the legs' bounds, buying power)."""
+    legs = order.legs
+    if order.order_class is not OrderClass.MLEG:
+        return f"legs: only an mleg order has legs (order_class is {order.order_class.value})"
+    if not legs or len(legs) < 2:
+        return (f"legs: an mleg order has 2 to 4 legs (got {len(legs or ())}); a single "
+                "option is a simple order")
+    if order.type not in (OrderType.MARKET, OrderType.LIMIT):
+        return f"type: an mleg order is market or limit (got {order.type.value!r})"
+    if order.qty is None or order.equity_fraction is not None:
+        return "qty: an mleg order is sized by qty, the number of spreads"
+    if order.qty != int(order.qty):
+        return f"qty: an mleg order trades whole spreads (got {order.qty!r})"
+    if order.side is not OrderSide.BUY:
+        return ("side: an mleg order's legs carry their sides; the order's own side is buy "
+                f"(got {order.side.value!r})")
+    if order.tif not in (TimeInForce.DAY, TimeInForce.GTC):
+        return f"tif: an mleg order is day or gtc (got {order.tif.value!r})"
+    for name in ("take_profit", "stop_loss", "trail_price", "trail_percent", "stop_price"):
+        if getattr(order, name) is not None:
+            return f"{name}: an mleg order takes none (it is market or limit)"
+    if order.reduce_only:
+        return "reduce_only: an mleg order says open or close per leg (its intent)"
+    seen: dict[str, int] = {}
+    underlyings: dict[str, int] = {}
+    stock: list[int] = []
+    for i, leg in enumerate(legs):
+        if leg.symbol in seen:
+            return (f"legs[{i}].symbol: {leg.symbol} is also legs[{seen[leg.symbol]}]; each "
+                    "leg trades a different symbol (add the ratios into one leg)")
+        seen[leg.symbol] = i
+        under = option_underlying(leg.symbol)
+        if under is None:
+            stock.append(i)
+            continue
+        if leg.symbol != leg.symbol.strip().upper() or " " in leg.symbol:
+            return (f"legs[{i}].symbol: {leg.symbol!r} is not canonical; write the OCC "
+                    "symbol unpadded, e.g. SPY251219C00450000")
+        underlyings.setdefault(under, i)
+    if not underlyings:
+        return "legs: an mleg order needs at least one option leg (OCC symbol)"
+    if len(underlyings) > 1:
+        (a, i), (b, j) = list(underlyings.items())[:2]
+        return (f"legs[{j}].symbol: underlying {b} differs from legs[{i}]'s {a}; a spread's "
+                "legs share one underlying")
+    underlying = next(iter(underlyings))
+    if len(stock) > 1:
+        return f"legs[{stock[1]}].symbol: a spread has at most one stock leg"
+    for i in stock:
+        if legs[i].symbol != underlying:
+            return (f"legs[{i}].symbol: {legs[i].symbol!r} is neither an OCC option symbol "
+                    f"nor the options' underlying {underlying}")
+    g = 0
+    for leg in legs:
+        g = math.gcd(g, leg.ratio)
+    if g > 1:
+        ratios = ":".join(str(leg.ratio) for leg in legs)
+        lowest = ":".join(str(leg.ratio // g) for leg in legs)
+        return (f"legs: ratios {ratios} are not in lowest terms; write {lowest} and multiply "
+                f"qty by {g}")
+    if order.symbol != underlying:
+        return (f"symbol: an mleg order's symbol is its legs' underlying {underlying} "
+                f"(got {order.symbol!r})")
+    return None
+
+
+class FillKind(StrEnum):
+    """What made a fill: a trade, or an option's expiry event (exercise of a long option,
+    assignment of a short one, expiry worthless; a cash-settled option's exercise and
+    assignment pay the difference and deliver no shares)."""
+
+    TRADE = "trade"
+    EXERCISE = "exercise"
+    ASSIGNMENT = "assignment"
+    EXPIRY = "expiry"
+
+
 class Fill(BaseModel):
-    """One execution of (part of) an order."""
+    """One execution of (part of) an order, or of an option's expiry event (``kind``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -660,7 +799,8 @@ class Fill(BaseModel):
     symbol: str
     side: OrderSide
     qty: Annotated[float, Field(gt=0)]
-    price: Annotated[float, Field(gt=0)]
+    #: Price per unit; 0 only for an option leg quoted at 0 or expiring worthless.
+    price: Annotated[float, Field(ge=0)]
     commission: Annotated[float, Field(ge=0)] = 0.0
     time: datetime
     bar_index: int | None = None
@@ -668,6 +808,7 @@ class Fill(BaseModel):
     #: price a signal carried, for a symbol no source covers) or ``last`` (the last price a
     #: signal of the account carried for the symbol).
     price_source: Literal["feed", "signal", "last"] = "feed"
+    kind: FillKind = FillKind.TRADE
 
 
 class Position(BaseModel):

@@ -26,6 +26,7 @@ from sandtrade.models import (
     OrderSide,
     OrderType,
     TimeInForce,
+    option_underlying,
 )
 
 __all__ = ["MAX_NOTIONAL", "OrderChecks", "order_from", "validated_order"]
@@ -159,11 +160,15 @@ class OrderChecks:
                           held: float, ref: float | None) -> str | None: ...
         def position_qty(self, account_id: str, symbol: str) -> float: ...
         def _buying_power(self, book: AccountBook) -> float: ...
+        def _option_order_problem(self, book: AccountBook, order: Order, inst: Instrument,
+                                  held: float) -> str | None: ...
 
     def _check(self, book: AccountBook, order: Order) -> str | None:
         """Why the broker refuses ``order``, or None when it accepts it."""
         sym = order.symbol
         inst = self._instruments.get(sym)
+        if inst is None and option_underlying(sym) is not None:  # any OCC contract trades
+            inst = self._instruments[sym] = Instrument.option(sym)
         if inst is None:
             close = difflib.get_close_matches(sym, self._instruments, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -192,6 +197,10 @@ class OrderChecks:
             ref = order.limit_price or order.stop_price
         held = self.position_qty(book.id, sym)
         sign = SIGN[order.side]
+        if inst.expiry is not None:
+            problem = self._option_order_problem(book, order, inst, held)
+            if problem is not None:
+                return problem
         if order.order_class is not OrderClass.SIMPLE or order.type is OrderType.TRAILING_STOP:
             problem = self._class_problem(order, held, sign, ref)
             if problem is not None:

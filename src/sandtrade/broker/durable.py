@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
-from sandtrade.models import BrokerChange, TradeUpdate
+from sandtrade.models import BrokerChange, Fill, TradeUpdate
 from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import JsonText, Store
 from sandtrade.streams import EventStream
@@ -318,9 +318,14 @@ class DurableBroker:
         if not subs:
             return
         for change in changes:
-            fill_by_order = {f.order_id: f for f in change.fills}
+            fills_by_order: dict[str, list[Fill]] = {}
+            for f in change.fills:
+                fills_by_order.setdefault(f.order_id, []).append(f)
             for order in change.orders:
-                update = TradeUpdate(order, fill_by_order.get(order.id))
-                for sub in subs:
-                    if sub.account is None or sub.account == order.account:
-                        sub.offer(update)
+                # A multi-leg order's legs fill in one change: one update per leg's fill,
+                # each with the order already filled (never a partial multi-leg).
+                for fill in fills_by_order.get(order.id) or [None]:  # type: ignore[list-item]
+                    update = TradeUpdate(order, fill)
+                    for sub in subs:
+                        if sub.account is None or sub.account == order.account:
+                            sub.offer(update)

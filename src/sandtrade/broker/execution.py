@@ -24,6 +24,7 @@ from sandtrade.models import (
     Bar,
     BrokerChange,
     Fill,
+    FillKind,
     Instrument,
     Order,
     OrderClass,
@@ -78,12 +79,21 @@ class Execution:
         def _oco_mates(self, order: Order) -> list[Order]: ...
         _legs: dict[str, list[Order]]
         _same_bar: list[Order] | None
+        _expiry_due: datetime | None
+        _mleg_working: list[Order]
+        _option_accounts: set[str]
+
+        def process_expiries(self, now: datetime | None = None) -> list[Fill]: ...
+        def _work_mleg_for(self, symbol: str) -> list[Fill]: ...
+        def _group_note(self, order: Order | None, fill: Fill) -> None: ...
 
     def on_bar(self, bar: Bar, bar_index: int | None = None) -> list[Fill]:
         """Work the symbol's orders against ``bar`` (see the fill profile), then mark to close."""
         self._now = bar.time
         self._bar_index = bar_index
         symbol = bar.symbol
+        if self._expiry_due is not None and bar.time >= self._expiry_due:
+            self.process_expiries(bar.time)
         if self._risk_on and bar.time.date() != self._risk_today:
             self._risk_new_day(bar.time.date())
         working = self._working.get(symbol)
@@ -113,6 +123,8 @@ class Execution:
                 volume_left = self._exits_on_entry_bar(bar, volume_left, fills)
             self._same_bar = None
         self._mark[symbol] = bar.close
+        if self._mleg_working or self._option_accounts:
+            fills += self._work_mleg_for(symbol)
         if self._risk_on:
             self._risk_after_bar(symbol)
         return fills
@@ -176,6 +188,8 @@ class Execution:
     def on_quote(self, quote: Quote) -> list[Fill]:
         """Work the symbol's orders against a bid/ask (``quote`` profile); marks at the mid."""
         self._now = quote.time
+        if self._expiry_due is not None and quote.time >= self._expiry_due:
+            self.process_expiries(quote.time)
         fills: list[Fill] = []
         for order in list(self._working.get(quote.symbol, ())):
             if order.status in TERMINAL_STATUSES:  # its sibling's fill canceled it
@@ -187,6 +201,8 @@ class Execution:
             if order.stop_triggered is not triggered:
                 self._persist_trigger(order)
         self._mark[quote.symbol] = quote.mid
+        if self._mleg_working or self._option_accounts:
+            fills += self._work_mleg_for(quote.symbol)
         return fills
 
     def end_prices(self, symbol: str, reason: str) -> list[Order]:
@@ -357,9 +373,11 @@ class Execution:
             Fill,
             id=self._ids("f"), order_id=order.id, account=book.id, symbol=symbol,
             side=order.side, qty=qty, price=price, commission=commission, time=now,
-            bar_index=bar_index, price_source=self._price_source)
+            bar_index=bar_index, price_source=self._price_source, kind=FillKind.TRADE)
         book.fills.append(fill)
         fills.append(fill)
+        if mult != 1.0:  # an option: its account's buying power and expiry (multileg.py)
+            self._group_note(order, fill)
         changed = [order]
         if order.order_class is not OrderClass.SIMPLE:
             changed += self._after_fill(order, qty, price)

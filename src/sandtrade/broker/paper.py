@@ -38,10 +38,12 @@ from pydantic import ValidationError
 
 from sandtrade.broker.checks import OrderChecks, validated_order
 from sandtrade.broker.execution import Execution
+from sandtrade.broker.expiry import Expiry
 from sandtrade.broker.fills import BUILTIN_FILL_PROFILES, FillProfile
 from sandtrade.broker.ids import sequential_ids
 from sandtrade.broker.legs import Legs, ratchet
 from sandtrade.broker.lots import KEEP_FINISHED, AccountBook, Lot
+from sandtrade.broker.multileg import MultiLeg, QuoteProvider
 from sandtrade.broker.prices import SignalPrices
 from sandtrade.broker.restore import Ledger, Restore
 from sandtrade.broker.risk import RiskChecks
@@ -66,7 +68,8 @@ from sandtrade.models import (
 __all__ = ["PaperBroker"]
 
 
-class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrices):
+class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Restore,
+                  SignalPrices):
     """A deterministic multi-account paper broker.
 
     :param settings: costs, fill profile, partial fills and margin.
@@ -77,12 +80,15 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrice
     :param ids: id factory (``kind -> id``); defaults to
         :func:`~sandtrade.broker.ids.sequential_ids`.
     :param profiles: extra fill profiles by name (plugins contribute them).
+    :param quotes: where option quotes come from (symbol -> the latest quote, None when not
+        priced; see :mod:`~sandtrade.broker.multileg`); also :meth:`set_quote_provider`.
     """
 
     def __init__(self, settings: BrokerSettings | None = None, *,
                  instruments: Iterable[Instrument] = (), store: Ledger | None = None,
                  ids: Callable[[str], str] | None = None,
-                 profiles: Iterable[type[FillProfile]] = ()) -> None:
+                 profiles: Iterable[type[FillProfile]] = (),
+                 quotes: QuoteProvider | None = None) -> None:
         self.settings = settings or BrokerSettings()
         self._store = store
         self._ids = ids or sequential_ids()
@@ -121,6 +127,7 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrice
         self._legs: dict[str, list[Order]] = {}
         self._same_bar: list[Order] | None = None
         self._risk_init()
+        self._multileg_init(quotes)
 
     # ------------------------------------------------------------------ set-up
 
@@ -219,6 +226,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrice
         return self._buying_power(self._book(account_id))
 
     def _buying_power(self, book: AccountBook) -> float:
+        if self._option_accounts and book.id in self._option_accounts:
+            return self._options_buying_power(book)
         eq = book.basis
         used = 0.0
         s = self.settings
@@ -448,6 +457,10 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrice
             raise OrderRejected(
                 f"order {order_id} is {old.status.value}; only accepted orders with no fills "
                 "can be replaced (cancel it and submit a new one)", field="order_id")
+        if old.order_class is OrderClass.MLEG:
+            raise OrderRejected(
+                f"order {order_id} is a multi-leg order; it cannot be replaced (cancel it and "
+                "submit a new one)", field="order_id")
         if old.parent_id is not None or old.order_class is OrderClass.OCO:
             raise OrderRejected(
                 f"order {order_id} is a leg of a {old.order_class.value} order; legs cannot be "
@@ -499,6 +512,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, Restore, SignalPrice
         self._day_session.pop(order.id, None)
         self._commission_charged.pop(order.id, None)
         if order.order_class is not OrderClass.SIMPLE:
+            if order.order_class is OrderClass.MLEG and order in self._mleg_working:
+                self._mleg_working.remove(order)
             self._forget_group(order)
         self._retire(order)
 

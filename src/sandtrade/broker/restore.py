@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sandtrade.broker.lots import AccountBook, Lot, book_fill
 from sandtrade.broker.risk import risk_state_key
 from sandtrade.errors import StoreError
-from sandtrade.models import Account, BrokerChange, Fill, Instrument, Order, OrderClass
+from sandtrade.models import (
+    Account,
+    BrokerChange,
+    Fill,
+    FillKind,
+    Instrument,
+    Order,
+    OrderClass,
+)
 
 __all__ = ["Ledger", "Restore"]
 
@@ -85,6 +93,9 @@ class Restore:
         def _restore_instrument(self, store: Ledger, symbol: str, tried: set[str]) -> None: ...
         def _restore_signal_prices(self, store: Ledger, account: str) -> None: ...
         def _stop_before(self, take: Order) -> None: ...
+        def _group_note(self, order: Order | None, fill: Fill) -> None: ...
+        def _restore_multileg(self) -> None: ...
+        def option_instrument(self, symbol: str) -> Instrument | None: ...
 
     def find_client_order(self, account_id: str, client_order_id: str) -> Order | None:
         """The order that ``client_order_id`` named in the account, from memory or the store."""
@@ -118,6 +129,7 @@ class Restore:
                                                "realized_pnl": 0.0})
             book = self._books[stored.id] = AccountBook(opened)
             tags: dict[str, str | None] = {}
+            mlegs: dict[str, Order] = {}  # multi-leg orders: their fills form groups
             after: str | None = None
             while True:
                 page = store.list_fills(stored.id, limit=5000, after=after)
@@ -126,9 +138,12 @@ class Restore:
                 for fill in page:
                     if fill.symbol not in self._instruments:
                         self._restore_instrument(store, fill.symbol, tried)
+                        self.option_instrument(fill.symbol)
                     if fill.order_id not in tags:
                         order = store.get_order(fill.order_id)
                         tags[fill.order_id] = order.tag if order else None
+                        if order is not None and order.order_class is OrderClass.MLEG:
+                            mlegs[order.id] = order
                     pos = book.positions.get(fill.symbol)
                     self._note_fill(stored.id, fill.symbol, pos.qty if pos is not None else 0.0,
                                     fill.side.sign, fill.qty, fill.time,
@@ -137,6 +152,9 @@ class Restore:
                               fill.side.sign, fill.qty, fill.price, fill.commission, fill.time,
                               fill.bar_index, tags[fill.order_id])
                     book.fills.append(fill)
+                    if self._multiplier(fill.symbol) != 1.0 or fill.order_id in mlegs \
+                            or fill.kind is not FillKind.TRADE:
+                        self._group_note(mlegs.get(fill.order_id), fill)
                     replayed += 1
                 after = page[-1].id
             after = None
@@ -147,6 +165,9 @@ class Restore:
                 for order in orders:
                     if order.symbol not in self._instruments:
                         self._restore_instrument(store, order.symbol, tried)
+                    for leg in order.legs or ():
+                        if self.option_instrument(leg.symbol) is None:
+                            self._restore_instrument(store, leg.symbol, tried)
                     self._orders[order.id] = order
                     book.orders[order.id] = order
                     if order.client_order_id is not None:
@@ -155,6 +176,7 @@ class Restore:
                     if order.parent_id is not None:  # an exit: its group (legs.py) again
                         self._legs.setdefault(order.parent_id, []).append(order)
                 after = orders[-1].id
+            self._restore_multileg()
             for parent_id in list(self._legs):
                 parent = self._orders.get(parent_id)
                 if parent is not None and parent.order_class is OrderClass.OCO:

@@ -72,6 +72,9 @@ class RiskRules(BaseModel):
     max_orders_per_day: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Orders accepted per day; past it only orders that reduce a "
         "position pass.")
+    options_level: Annotated[int, Field(ge=0, le=3)] | None = Field(
+        None, description="The account's options level (0 to 3, as Alpaca's); None: the "
+        "broker's options_level setting (3, as Alpaca's paper accounts).")
     pattern_day_trader: bool = Field(
         False, description="Refuse a 4th day trade in 5 business days while equity is under "
         "25,000, as Alpaca's pattern-day-trader protection does.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,21 @@ class BrokerSettings(BaseModel):
         description="Reject limit and stop prices further than this fraction from the last "
         "price (0.5 = ±50 %): a fat-finger guard.",
     )
+
+    options_level: Annotated[int, Field(ge=0, le=3)] = Field(
+        3, description="Options level of an account with none of its own (risk rules' "
+        "options_level), as Alpaca defines them: 0 none, 1 covered calls and cash-secured "
+        "puts, 2 also long calls and puts, 3 also spreads (multi-leg orders). Alpaca's paper "
+        "accounts start at 3.")
+    max_legs: Annotated[int, Field(ge=2, le=16)] = Field(
+        4, description="The most legs a multi-leg order may have (Alpaca takes 2 to 4).")
+    multileg_fill: Literal["mid", "natural", "share"] = Field(
+        "natural", description="How a multi-leg order's legs are priced from their quotes: "
+        "'mid', 'natural' (pay the ask, receive the bid on each leg) or 'share' (a buy pays "
+        "bid + multileg_spread_share x spread, a sell receives ask - the same).")
+    multileg_spread_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.75, description="With multileg_fill 'share': the share of each leg's spread paid "
+        "(0.5 is the mid, 1 the natural price).")
 
     def commission(self, qty: float, price: float, multiplier: float = 1.0) -> float:
         """Commission for one fill of ``qty`` units at ``price`` (the per-order minimum aside)."""

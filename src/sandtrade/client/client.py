@@ -34,6 +34,7 @@ from sandtrade.models import (
     Account,
     Bar,
     ExitSpec,
+    Leg,
     Order,
     OrderClass,
     OrderSide,
@@ -398,6 +399,33 @@ class Client:
             if self.queue is None:
                 raise
             return self._enqueue(request)
+        return convert.order_from_pb(resp.order)
+
+    def submit_multileg(self, legs: Iterable[Leg | Mapping[str, Any]], qty: float | None = None,
+                        *, limit_price: float | None = None,
+                        tif: TimeInForce | str = TimeInForce.DAY,
+                        client_order_id: str | None = None, tag: str | None = None,
+                        account: str | None = None, close_group: str | None = None) -> Order:
+        """Send a multi-leg options order: ``legs`` (:class:`~sandtrade.models.Leg`, or
+        mappings of its fields: ``{"symbol": "SPY251219C00450000", "side": "buy",
+        "ratio": 1, "intent": "open"}``), ``qty`` spreads, at a net ``limit_price`` per spread
+        (positive a debit, negative a credit) or at market. Its legs fill together or not at
+        all; ``close_group`` (the id of the order that opened a position group, no legs)
+        closes that group as one. Executed at most once (a client order id is made when none
+        is given). Returns the order as the host stored it; ``order.legs`` are its legs."""
+        request = tpb.SubmitOrderRequest(
+            account=account or "", side=convert.side_to_pb(OrderSide.BUY),
+            order_class=convert.class_to_pb(OrderClass.MLEG), tag=tag or "",
+            client_order_id=client_order_id or _new_key(), close_group=close_group or "",
+            tif=convert.tif_to_pb(TimeInForce(tif)))
+        if qty is not None:
+            request.qty = qty
+        if limit_price is not None:
+            request.limit_price = limit_price
+        for leg in legs:
+            checked = leg if isinstance(leg, Leg) else Leg.model_validate(leg)
+            convert.leg_to_pb(checked, request.legs.add())
+        resp = self._call(self._trading.SubmitOrder, request)
         return convert.order_from_pb(resp.order)
 
     def submit_orders(self, orders: Iterable[Mapping[str, Any]]

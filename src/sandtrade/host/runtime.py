@@ -33,7 +33,7 @@ from sandtrade.market.hub import (
     SymbolFeedStatus,
     format_bar_time,
 )
-from sandtrade.models import Account, Bar, Fill
+from sandtrade.models import Account, Bar, Fill, Quote
 from sandtrade.rpc.door import TradingDoor
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
@@ -91,6 +91,11 @@ def apply_risk_rules(broker: PaperBroker, settings: Settings, store: Store) -> N
                                      "SetAccountSettings") from None
 
 
+def _no_option_quotes(symbol: str) -> Quote | None:
+    """The host's option quotes until a chain pricer is wired: none."""
+    return None
+
+
 def open_host_store(data_dir: Path) -> Store:
     """The host's store in ``data_dir`` (created if needed)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +122,10 @@ class HostRuntime:
         self.http: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
+        #: Where the broker reads option quotes (symbol -> Quote or None): none until the
+        #: options chain pricer is wired here, so multi-leg orders are refused "no quote for
+        #: ..."; replace it before start() (PaperBroker.set_quote_provider after).
+        self.option_quotes: Callable[[str], Quote | None] = _no_option_quotes
         #: Called with a line for people at each change of the market feed (a symbol's data
         #: ended, loops, goes synthetic); ``sandtrade serve`` prints it on stderr.
         self.on_market_note: Callable[[str], None] | None = None
@@ -143,7 +152,8 @@ class HostRuntime:
 
         def make_broker() -> PaperBroker:
             broker = PaperBroker(s.broker, instruments=instruments, store=store,
-                                 ids=unique_ids(), profiles=profiles)
+                                 ids=unique_ids(), profiles=profiles,
+                                 quotes=self.option_quotes)
             self.restored_fills = broker.restore()
             for symbol in broker.symbols():  # what signals registered, under today's rules
                 inst = broker.instrument(symbol)

@@ -18,6 +18,9 @@ from sandtrade.models import (
     Bar,
     ExitSpec,
     Fill,
+    FillKind,
+    Leg,
+    LegIntent,
     Order,
     OrderClass,
     OrderSide,
@@ -32,13 +35,39 @@ from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
-    "account_from_pb", "account_to_pb", "bar_from_pb", "bar_to_pb", "class_from_pb",
-    "class_to_pb", "exit_from_pb", "exit_to_pb", "feed_status_from_pb",
-    "feed_status_to_pb", "fill_from_pb", "fill_to_pb", "order_from_pb", "order_to_pb",
-    "position_from_pb", "position_to_pb", "quote_from_pb", "quote_to_pb",
-    "risk_rules_from_pb", "risk_rules_to_pb", "risk_standing_from_pb", "risk_standing_to_pb",
-    "side_from_pb", "side_to_pb", "status_from_pb",
-    "status_to_pb", "tif_from_pb", "tif_to_pb", "time_from_pb", "time_to_pb", "type_from_pb",
+    "account_from_pb",
+    "account_to_pb",
+    "bar_from_pb",
+    "bar_to_pb",
+    "class_from_pb",
+    "class_to_pb",
+    "exit_from_pb",
+    "exit_to_pb",
+    "feed_status_from_pb",
+    "feed_status_to_pb",
+    "fill_from_pb",
+    "fill_to_pb",
+    "leg_from_pb",
+    "leg_to_pb",
+    "order_from_pb",
+    "order_to_pb",
+    "position_from_pb",
+    "position_to_pb",
+    "quote_from_pb",
+    "quote_to_pb",
+    "risk_rules_from_pb",
+    "risk_rules_to_pb",
+    "risk_standing_from_pb",
+    "risk_standing_to_pb",
+    "side_from_pb",
+    "side_to_pb",
+    "status_from_pb",
+    "status_to_pb",
+    "tif_from_pb",
+    "tif_to_pb",
+    "time_from_pb",
+    "time_to_pb",
+    "type_from_pb",
     "type_to_pb",
 ]
 
@@ -56,6 +85,26 @@ _SIDES_BACK = {v: k for k, v in _SIDES.items()}
 _TYPES_BACK = {v: k for k, v in _TYPES.items()}
 _TIFS_BACK = {v: k for k, v in _TIFS.items()}
 _STATUSES_BACK = {v: k for k, v in _STATUSES.items()}
+_INTENTS = {i: getattr(pb, f"LEG_INTENT_{i.name}") for i in LegIntent}
+_INTENTS_BACK = {v: k for k, v in _INTENTS.items()}
+_FILL_KINDS = {k: getattr(pb, f"FILL_KIND_{k.name}") for k in FillKind}
+_FILL_KINDS_BACK = {v: k for k, v in _FILL_KINDS.items()}
+
+
+def leg_to_pb(leg: Leg, out: pb.Leg | None = None) -> pb.Leg:
+    """A multi-leg order's leg as its message."""
+    m = pb.Leg() if out is None else out
+    m.symbol, m.side, m.ratio = leg.symbol, _SIDES[leg.side], leg.ratio
+    m.intent = _INTENTS[leg.intent]
+    return m
+
+
+def leg_from_pb(m: pb.Leg) -> dict[str, Any]:
+    """A leg's fields from its message (checked by :class:`~sandtrade.models.Leg`); an unset
+    side stays None so the check names it, an unset ratio is 1 and an unset intent auto."""
+    return {"symbol": m.symbol, "side": _SIDES_BACK.get(m.side),  # type: ignore[call-overload]
+            "ratio": m.ratio or 1,
+            "intent": _INTENTS_BACK.get(m.intent, LegIntent.AUTO)}  # type: ignore[call-overload]
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -188,6 +237,11 @@ def order_to_pb(o: Order, out: pb.Order | None = None) -> pb.Order:
         if value is not None:
             setattr(m, name, value)
     m.parent_id = o.parent_id or ""
+    for leg in o.legs or ():
+        out_leg = m.legs.add()
+        leg_to_pb(leg, out_leg.leg)
+        out_leg.status = _STATUSES[o.status]
+        out_leg.filled_qty = o.filled_qty * leg.ratio
     return m
 
 
@@ -212,7 +266,8 @@ def order_from_pb(m: pb.Order) -> Order:
         take_profit=exit_from_pb(m.take_profit) if m.HasField("take_profit") else None,
         stop_loss=exit_from_pb(m.stop_loss) if m.HasField("stop_loss") else None,
         trail_price=opt("trail_price"), trail_percent=opt("trail_percent"),
-        parent_id=m.parent_id or None, hwm=opt("hwm"))
+        parent_id=m.parent_id or None, hwm=opt("hwm"),
+        legs=[Leg.model_validate(leg_from_pb(x.leg)) for x in m.legs] or None)
 
 
 def fill_to_pb(f: Fill, out: pb.Fill | None = None) -> pb.Fill:
@@ -220,13 +275,15 @@ def fill_to_pb(f: Fill, out: pb.Fill | None = None) -> pb.Fill:
     m.id, m.order_id, m.account, m.symbol = f.id, f.order_id, f.account, f.symbol
     m.side, m.qty, m.price, m.commission = _SIDES[f.side], f.qty, f.price, f.commission
     time_to_pb(f.time, m.time)
+    m.kind = _FILL_KINDS[f.kind]
     return m
 
 
 def fill_from_pb(m: pb.Fill) -> Fill:
     return Fill(id=m.id, order_id=m.order_id, account=m.account, symbol=m.symbol,
                 side=_SIDES_BACK[m.side],  # type: ignore[index]
-                qty=m.qty, price=m.price, commission=m.commission, time=time_from_pb(m.time))
+                qty=m.qty, price=m.price, commission=m.commission, time=time_from_pb(m.time),
+                kind=_FILL_KINDS_BACK.get(m.kind, FillKind.TRADE))  # type: ignore[call-overload]
 
 
 def position_to_pb(p: Position) -> pb.Position:
@@ -298,7 +355,7 @@ def feed_status_from_pb(m: mpb.GetFeedStatusResponse) -> FeedStatus:
 
 
 _RISK_LIMITS = ("max_position_qty", "max_position_notional", "max_gross_exposure",
-                "max_daily_loss", "max_order_notional", "max_orders_per_day")
+                "max_daily_loss", "max_order_notional", "max_orders_per_day", "options_level")
 
 
 def risk_rules_to_pb(rules: RiskRules, out: tpb.RiskRules | None = None) -> tpb.RiskRules:

@@ -25,7 +25,15 @@ from sandtrade.errors import (
     QuotaExceeded,
     StoreError,
 )
-from sandtrade.models import Account, Order, Position, TimeInForce, TradeUpdate, implied_order_type
+from sandtrade.models import (
+    Account,
+    Order,
+    OrderClass,
+    Position,
+    TimeInForce,
+    TradeUpdate,
+    implied_order_type,
+)
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.store.base import Store
@@ -89,6 +97,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         strategy run's door), so even the first look, a query of the store for orders
         from before a restart, is spared."""
         account = self._account(principal, "trade", request.account)
+        if request.legs or request.close_group or request.order_class == \
+                convert.class_to_pb(OrderClass.MLEG):
+            return self._multileg_op(account, request)
         args = _order_arguments(request)
         coid = args["client_order_id"]
         symbol = request.symbol
@@ -108,6 +119,50 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
             order = b.submit(account, symbol, new_client_id=True, **args)
+            return order.model_copy(), False
+
+        return op
+
+    def _multileg_op(self, account: str, r: tpb.SubmitOrderRequest
+                     ) -> Callable[[PaperBroker], tuple[Order, bool]]:
+        """The broker operation of a multi-leg SubmitOrder, its fields checked."""
+        if r.order_class not in (0, convert.class_to_pb(OrderClass.MLEG)):
+            raise InvalidField("order_class", "legs are given: the order is ORDER_CLASS_MLEG")
+        for name in ("equity_fraction", "stop_price", "trail_price", "trail_percent"):
+            if r.HasField(name):
+                raise InvalidField(name, "a multi-leg order takes none")
+        qty = r.qty if r.HasField("qty") else None
+        if qty is None and not r.close_group:
+            raise InvalidField("qty", "required: the number of spreads")
+        limit = r.limit_price if r.HasField("limit_price") else None
+        for name, value in (("qty", qty), ("limit_price", limit)):
+            if value is not None and not math.isfinite(value):
+                raise InvalidField(name, f"must be a finite number (got {value})")
+        otype = None if r.type == 0 else convert.type_from_pb(r.type)
+        tif = TimeInForce.DAY if r.tif == 0 else convert.tif_from_pb(r.tif)
+        if tif is None:
+            raise InvalidField("tif", f"unknown time in force {r.tif}")
+        if len(r.legs) > 64:
+            raise InvalidField("legs", f"at most 64 (got {len(r.legs)})")
+        legs = [convert.leg_from_pb(x) for x in r.legs]
+        coid = r.client_order_id or None
+        tag = r.tag or None
+        close_group = r.close_group or None
+        quotas = self.quotas
+        if quotas is not None:
+            quotas.take("order", account)
+
+        def op(b: PaperBroker) -> tuple[Order, bool]:
+            ensure_account(b, self.store, account)
+            if coid is not None:
+                first = b.find_client_order(account, coid)
+                if first is not None:
+                    return first.model_copy(), True
+            if quotas is not None:
+                quotas.check_open_orders(account, b.working_count(account))
+            order = b.submit_multileg(account, legs, qty or 0.0, type=otype,
+                                      limit_price=limit, tif=tif, client_order_id=coid,
+                                      tag=tag, close_group=close_group)
             return order.model_copy(), False
 
         return op

@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -31,6 +32,22 @@ class OrderClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_CLASS_BRACKET: _ClassVar[OrderClass]
     ORDER_CLASS_OCO: _ClassVar[OrderClass]
     ORDER_CLASS_OTO: _ClassVar[OrderClass]
+    ORDER_CLASS_MLEG: _ClassVar[OrderClass]
+
+class LegIntent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LEG_INTENT_UNSPECIFIED: _ClassVar[LegIntent]
+    LEG_INTENT_OPEN: _ClassVar[LegIntent]
+    LEG_INTENT_CLOSE: _ClassVar[LegIntent]
+    LEG_INTENT_AUTO: _ClassVar[LegIntent]
+
+class FillKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILL_KIND_UNSPECIFIED: _ClassVar[FillKind]
+    FILL_KIND_TRADE: _ClassVar[FillKind]
+    FILL_KIND_EXERCISE: _ClassVar[FillKind]
+    FILL_KIND_ASSIGNMENT: _ClassVar[FillKind]
+    FILL_KIND_EXPIRY: _ClassVar[FillKind]
 
 class TimeInForce(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +81,16 @@ ORDER_CLASS_SIMPLE: OrderClass
 ORDER_CLASS_BRACKET: OrderClass
 ORDER_CLASS_OCO: OrderClass
 ORDER_CLASS_OTO: OrderClass
+ORDER_CLASS_MLEG: OrderClass
+LEG_INTENT_UNSPECIFIED: LegIntent
+LEG_INTENT_OPEN: LegIntent
+LEG_INTENT_CLOSE: LegIntent
+LEG_INTENT_AUTO: LegIntent
+FILL_KIND_UNSPECIFIED: FillKind
+FILL_KIND_TRADE: FillKind
+FILL_KIND_EXERCISE: FillKind
+FILL_KIND_ASSIGNMENT: FillKind
+FILL_KIND_EXPIRY: FillKind
 TIME_IN_FORCE_UNSPECIFIED: TimeInForce
 TIME_IN_FORCE_DAY: TimeInForce
 TIME_IN_FORCE_GTC: TimeInForce
@@ -77,6 +104,28 @@ ORDER_STATUS_FILLED: OrderStatus
 ORDER_STATUS_CANCELED: OrderStatus
 ORDER_STATUS_REJECTED: OrderStatus
 ORDER_STATUS_EXPIRED: OrderStatus
+
+class Leg(_message.Message):
+    __slots__ = ("symbol", "side", "ratio", "intent")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    side: OrderSide
+    ratio: int
+    intent: LegIntent
+    def __init__(self, symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., ratio: _Optional[int] = ..., intent: _Optional[_Union[LegIntent, str]] = ...) -> None: ...
+
+class OrderLeg(_message.Message):
+    __slots__ = ("leg", "status", "filled_qty")
+    LEG_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FILLED_QTY_FIELD_NUMBER: _ClassVar[int]
+    leg: Leg
+    status: OrderStatus
+    filled_qty: float
+    def __init__(self, leg: _Optional[_Union[Leg, _Mapping]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ...) -> None: ...
 
 class ExitSpec(_message.Message):
     __slots__ = ("price", "percent", "amount", "limit_price")
@@ -125,7 +174,7 @@ class Quote(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., bid_size: _Optional[float] = ..., ask_size: _Optional[float] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "parent_id", "hwm")
+    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "parent_id", "hwm", "legs")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +201,7 @@ class Order(_message.Message):
     TRAIL_PERCENT_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     HWM_FIELD_NUMBER: _ClassVar[int]
+    LEGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     account: str
     symbol: str
@@ -178,10 +228,11 @@ class Order(_message.Message):
     trail_percent: float
     parent_id: str
     hwm: float
-    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_class: _Optional[_Union[OrderClass, str]] = ..., take_profit: _Optional[_Union[ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., parent_id: _Optional[str] = ..., hwm: _Optional[float] = ...) -> None: ...
+    legs: _containers.RepeatedCompositeFieldContainer[OrderLeg]
+    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_class: _Optional[_Union[OrderClass, str]] = ..., take_profit: _Optional[_Union[ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., parent_id: _Optional[str] = ..., hwm: _Optional[float] = ..., legs: _Optional[_Iterable[_Union[OrderLeg, _Mapping]]] = ...) -> None: ...
 
 class Fill(_message.Message):
-    __slots__ = ("id", "order_id", "account", "symbol", "side", "qty", "price", "commission", "time")
+    __slots__ = ("id", "order_id", "account", "symbol", "side", "qty", "price", "commission", "time", "kind")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +242,7 @@ class Fill(_message.Message):
     PRICE_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     order_id: str
     account: str
@@ -200,7 +252,8 @@ class Fill(_message.Message):
     price: float
     commission: float
     time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., order_id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., qty: _Optional[float] = ..., price: _Optional[float] = ..., commission: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    kind: FillKind
+    def __init__(self, id: _Optional[str] = ..., order_id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., qty: _Optional[float] = ..., price: _Optional[float] = ..., commission: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[FillKind, str]] = ...) -> None: ...
 
 class Position(_message.Message):
     __slots__ = ("account", "symbol", "qty", "avg_price", "realized_pnl", "market_price", "multiplier", "market_value", "unrealized_pnl")

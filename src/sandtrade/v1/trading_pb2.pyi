@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitOrderRequest(_message.Message):
-    __slots__ = ("account", "symbol", "side", "qty", "equity_fraction", "type", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent")
+    __slots__ = ("account", "symbol", "side", "qty", "equity_fraction", "type", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "legs", "close_group")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class SubmitOrderRequest(_message.Message):
     STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
     TRAIL_PRICE_FIELD_NUMBER: _ClassVar[int]
     TRAIL_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    LEGS_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_GROUP_FIELD_NUMBER: _ClassVar[int]
     account: str
     symbol: str
     side: _common_pb2.OrderSide
@@ -43,7 +45,9 @@ class SubmitOrderRequest(_message.Message):
     stop_loss: _common_pb2.ExitSpec
     trail_price: float
     trail_percent: float
-    def __init__(self, account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.OrderSide, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., type: _Optional[_Union[_common_pb2.OrderType, str]] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., order_class: _Optional[_Union[_common_pb2.OrderClass, str]] = ..., take_profit: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ...) -> None: ...
+    legs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Leg]
+    close_group: str
+    def __init__(self, account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.OrderSide, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., type: _Optional[_Union[_common_pb2.OrderType, str]] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., order_class: _Optional[_Union[_common_pb2.OrderClass, str]] = ..., take_profit: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[_common_pb2.ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., legs: _Optional[_Iterable[_Union[_common_pb2.Leg, _Mapping]]] = ..., close_group: _Optional[str] = ...) -> None: ...
 
 class SubmitOrderResponse(_message.Message):
     __slots__ = ("order", "duplicate")
@@ -168,7 +172,7 @@ class StreamTradeUpdatesResponse(_message.Message):
     def __init__(self, order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_common_pb2.Fill, _Mapping]] = ...) -> None: ...
 
 class RiskRules(_message.Message):
-    __slots__ = ("max_position_qty", "max_position_notional", "max_position_notional_by_symbol", "max_gross_exposure", "max_daily_loss", "max_order_notional", "max_orders_per_day", "pattern_day_trader")
+    __slots__ = ("max_position_qty", "max_position_notional", "max_position_notional_by_symbol", "max_gross_exposure", "max_daily_loss", "max_order_notional", "max_orders_per_day", "pattern_day_trader", "options_level")
     class MaxPositionNotionalBySymbolEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +188,7 @@ class RiskRules(_message.Message):
     MAX_ORDER_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
     MAX_ORDERS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     PATTERN_DAY_TRADER_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_LEVEL_FIELD_NUMBER: _ClassVar[int]
     max_position_qty: float
     max_position_notional: float
     max_position_notional_by_symbol: _containers.ScalarMap[str, float]
@@ -192,7 +197,8 @@ class RiskRules(_message.Message):
     max_order_notional: float
     max_orders_per_day: int
     pattern_day_trader: bool
-    def __init__(self, max_position_qty: _Optional[float] = ..., max_position_notional: _Optional[float] = ..., max_position_notional_by_symbol: _Optional[_Mapping[str, float]] = ..., max_gross_exposure: _Optional[float] = ..., max_daily_loss: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_orders_per_day: _Optional[int] = ..., pattern_day_trader: _Optional[bool] = ...) -> None: ...
+    options_level: int
+    def __init__(self, max_position_qty: _Optional[float] = ..., max_position_notional: _Optional[float] = ..., max_position_notional_by_symbol: _Optional[_Mapping[str, float]] = ..., max_gross_exposure: _Optional[float] = ..., max_daily_loss: _Optional[float] = ..., max_order_notional: _Optional[float] = ..., max_orders_per_day: _Optional[int] = ..., pattern_day_trader: _Optional[bool] = ..., options_level: _Optional[int] = ...) -> None: ...
 
 class AccountSettings(_message.Message):
     __slots__ = ("risk",)
