@@ -462,27 +462,6 @@ class ExitSpec(BaseModel):
         return entry + direction * self.amount
 
 
-class LegIntent(StrEnum):
-    """Whether a leg opens or closes; ``auto`` closes what is held and opens the rest."""
-
-    OPEN = "open"
-    CLOSE = "close"
-    AUTO = "auto"
-
-
-class Leg(BaseModel):
-    """One leg of a multi-leg order: an OCC option symbol (canonical, unpadded), or the
-    underlying itself for a stock leg (covered call, collar), bought or sold ``ratio`` times
-    per spread."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    symbol: str
-    side: OrderSide
-    ratio: Annotated[int, Field(ge=1, le=100)] = 1
-    intent: LegIntent = LegIntent.AUTO
-
-
 class OrderStatus(StrEnum):
     """The order life cycle: new → accepted → (partially_filled →) filled, or a terminal exit."""
 

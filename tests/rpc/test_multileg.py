@@ -56,14 +56,26 @@ def table(runtime: HostRuntime) -> QuoteTable:
     return quotes
 
 
-def test_without_a_quote_provider_a_multileg_order_is_refused_naming_the_leg(
+def test_the_host_prices_legs_from_its_own_chain_once_the_underlying_has_a_price(
         runtime: HostRuntime, market: Market, alice: Caller) -> None:
-    market.publish(100.0)
-    assert runtime.rpc is not None
+    """With no option data configured, the host's synthetic chain ([options]) quotes every
+    contract of an underlying the feed prices: a leg whose underlying has no bar yet is
+    refused naming it; once it has one, the condor fills at the natural price of the quotes
+    the broker reads (each leg's ask bought, bid sold)."""
+    assert runtime.rpc is not None and runtime.options is not None
     with Client(runtime.rpc.address, token=alice.token) as client:
         order = client.submit_multileg(CONDOR, 1)
-    assert order.status is OrderStatus.REJECTED
-    assert order.reject_reason == f"no quote for {P90}"
+        assert order.status is OrderStatus.REJECTED
+        assert order.reject_reason == f"no quote for {P90}"
+
+        market.publish(100.0)
+        quotes = {leg["symbol"]: runtime.options.quote(leg["symbol"]) for leg in CONDOR}
+        assert all(q is not None and 0 < q.bid < q.ask for q in quotes.values()), quotes
+        order = client.submit_multileg(CONDOR, 1)
+    assert order.status is OrderStatus.FILLED, order.reject_reason
+    natural = sum((q.ask if leg["side"] == "buy" else -q.bid)
+                  for leg in CONDOR for q in [quotes[leg["symbol"]]])
+    assert order.avg_fill_price == pytest.approx(natural, abs=1e-9), (order, natural)
 
 
 def test_an_iron_condor_over_grpc_fills_with_its_four_legs_and_no_partial_update(

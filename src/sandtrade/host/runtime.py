@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from sandtrade.market.hub import (
     format_bar_time,
 )
 from sandtrade.models import Account, Bar, Fill, Quote
+from sandtrade.options.sources import OptionQuotes
 from sandtrade.rpc.door import TradingDoor
 from sandtrade.rpc.market import MarketDataServicer
 from sandtrade.rpc.server import RpcServer, create_server
@@ -91,11 +93,6 @@ def apply_risk_rules(broker: PaperBroker, settings: Settings, store: Store) -> N
                                      "SetAccountSettings") from None
 
 
-def _no_option_quotes(symbol: str) -> Quote | None:
-    """The host's option quotes until a chain pricer is wired: none."""
-    return None
-
-
 def open_host_store(data_dir: Path) -> Store:
     """The host's store in ``data_dir`` (created if needed)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,10 +119,12 @@ class HostRuntime:
         self.http: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
-        #: Where the broker reads option quotes (symbol -> Quote or None): none until the
-        #: options chain pricer is wired here, so multi-leg orders are refused "no quote for
-        #: ..."; replace it before start() (PaperBroker.set_quote_provider after).
-        self.option_quotes: Callable[[str], Quote | None] = _no_option_quotes
+        #: Where the broker reads option quotes (symbol -> Quote or None): the ``[options]``
+        #: chain source priced from the market feed's last price of the underlying, at the
+        #: time of the feed's last bar (set in start(); a test may replace it before).
+        self.option_quotes: Callable[[str], Quote | None] | None = None
+        self.options: OptionQuotes | None = None
+        self._market_time: datetime | None = None
         #: Called with a line for people at each change of the market feed (a symbol's data
         #: ended, loops, goes synthetic); ``sandtrade serve`` prints it on stderr.
         self.on_market_note: Callable[[str], None] | None = None
@@ -149,11 +148,15 @@ class HostRuntime:
         instruments = [table.apply(i) for i in source.instruments()]
         self.fed = {i.symbol for i in instruments}
         profiles = list(self.plugins.fill_profiles().values())
+        if self.option_quotes is None:
+            self.options = self._make_option_quotes()
+            self.option_quotes = self.options.quote
+        quotes = self.option_quotes
 
         def make_broker() -> PaperBroker:
             broker = PaperBroker(s.broker, instruments=instruments, store=store,
                                  ids=unique_ids(), profiles=profiles,
-                                 quotes=self.option_quotes)
+                                 quotes=quotes)
             self.restored_fills = broker.restore()
             for symbol in broker.symbols():  # what signals registered, under today's rules
                 inst = broker.instrument(symbol)
@@ -216,6 +219,27 @@ class HostRuntime:
                  self.rpc.address, self.http.url if self.http else "off", self.restored_fills,
                  skip)
         return self
+
+    def _make_option_quotes(self) -> OptionQuotes:
+        """The ``[options] source`` chain source, priced from the hub's last price of each
+        underlying (so an option is priced once its underlying has a bar) at the time of the
+        feed's last bar (the wall clock before the first)."""
+        s = self.settings
+        sources = self.plugins.option_chain_sources()
+        try:
+            source_cls = sources[s.options.source]
+        except KeyError:
+            raise SandtradeError(f"options.source: unknown chain source {s.options.source!r} "
+                                 f"(known: {', '.join(sorted(sources))})") from None
+
+        def last_price(symbol: str) -> float | None:
+            quote = self.hub.latest_quote(symbol) if self.hub is not None else None
+            return None if quote is None else quote.bid
+
+        def clock() -> datetime:
+            return self._market_time or datetime.now(UTC)
+
+        return OptionQuotes(source_cls(s.options), last_price, clock)  # type: ignore[call-arg]
 
     def _make_source(self) -> MarketSource:
         """The market source ``[market] source`` names (``NAME`` or ``NAME:ARG``), built with
@@ -367,6 +391,8 @@ class HostRuntime:
             self.fed.add(bar.symbol)
             log.info("market: %s now has prices from the %s source; signals for it wait for "
                      "its bars", bar.symbol, self.feed.source.name)
+
+        self._market_time = bar.time
 
         def op(b: PaperBroker) -> list[Fill]:
             fills = b.on_bar(bar)
