@@ -74,6 +74,15 @@ def signal_orders(data_dir: Path) -> list[str]:
         db.close()
 
 
+def stored_orders(data_dir: Path) -> list[dict[str, object]]:
+    """Every stored order, as the store keeps it (JSON)."""
+    db = sqlite3.connect(data_dir / "sandtrade.db")
+    try:
+        return [json.loads(d) for (d,) in db.execute("SELECT data FROM orders ORDER BY seq")]
+    finally:
+        db.close()
+
+
 def alert(i: int) -> str:
     side = "buy" if i % 3 else "sell"
     return json.dumps({"symbol": "SYN", "action": side, "qty": 1, "id": f"alert-{i:04d}"})
@@ -155,3 +164,71 @@ def test_alerts_streamed_across_a_sigkill_are_executed_exactly_once(serve: Serve
             numbers[number] = sid
     assert len(numbers) == n
     assert ids_with_orders == set(numbers.values())
+
+
+@pytest.fixture
+def slow_serve(tmp_path: Path) -> Iterator[Serve]:
+    """A host replaying at 20 bars/s: a 3 % exit takes seconds to reach, not milliseconds."""
+    csv = tmp_path / "SYN.csv"
+    write_csv(gbm_bars(20_000, symbol="SYN", seed=5), csv)
+    s = Serve(tmp_path / "data", csv)
+    s.args[s.args.index("--speed") + 1] = "20"
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_a_bracket_from_an_alert_keeps_its_exits_across_a_sigkill(slow_serve: Serve) -> None:
+    """A TradersPost bracket alert: the entry fills, the host is SIGKILLed, started again;
+    both exits are still working, exactly one of them fills and cancels the other, and
+    nothing was placed twice."""
+    serve = slow_serve
+    url = f"http://{serve.http}/webhooks/tradingview/{serve.token()}"
+    body = json.dumps({"ticker": "SYN", "action": "buy", "quantity": 10,
+                       "takeProfit": {"percent": 3}, "stopLoss": {"type": "stop", "percent": 3},
+                       "id": "bracket-1"})
+    r = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["orders"][-1]["class"] == "bracket", r.json()
+
+    def exits(entry_id: str) -> dict[str, str]:
+        """The entry's exits: order type -> status."""
+        return {o["type"]: o["status"] for o in stored_orders(serve.data_dir)
+                if o.get("parent_id") == entry_id}
+
+    deadline = time.monotonic() + 60
+    entry: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        entry = next((o for o in stored_orders(serve.data_dir)
+                      if str(o.get("client_order_id", "")).startswith("sig_")
+                      and o["status"] == "filled"), {})
+        if entry and len(exits(str(entry["id"]))) == 2:
+            break
+        time.sleep(0.05)
+    assert entry, "the entry did not fill"
+    entry_id = str(entry["id"])
+    before = exits(entry_id)
+    serve.kill()
+    assert before == {"limit": "accepted", "stop": "accepted"}, before
+
+    serve.start()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        after = exits(entry_id)
+        if "filled" in after.values():
+            break
+        time.sleep(0.2)
+    after = exits(entry_id)
+    assert sorted(after.values()) == ["canceled", "filled"], after
+    placed = signal_orders(serve.data_dir)
+    assert placed == [entry["client_order_id"]], placed
+    db = sqlite3.connect(serve.data_dir / "sandtrade.db")
+    try:
+        fills = db.execute("SELECT COUNT(*) FROM fills WHERE order_id = ?",
+                           (entry_id,)).fetchone()[0]
+    finally:
+        db.close()
+    assert fills >= 1
+    with httpx.Client(timeout=30) as http:  # a resend is a duplicate, nothing trades again
+        again = http.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
