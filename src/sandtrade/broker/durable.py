@@ -35,7 +35,7 @@ from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import BrokerChange, Fill, TradeUpdate
 from sandtrade.signal_model import SignalRecord
-from sandtrade.store.base import JsonText, Store
+from sandtrade.store.base import JournalEntry, JsonText, Store
 from sandtrade.streams import EventStream
 
 __all__ = ["DurableBroker", "Subscription"]
@@ -79,8 +79,8 @@ class DurableBroker:
         self._state: dict[str, Any] = {}
         self._state_by: dict[str, list[int]] = {}  # key -> the requests that noted it
         self._signals: dict[str, SignalRecord] = {}
-        self._new_signals: list[tuple[SignalRecord, str | None]] = []
-        self._journal_by: list[tuple[int, list[tuple[SignalRecord, str | None]]]] = []
+        self._new_signals: list[JournalEntry] = []
+        self._journal_by: list[tuple[int, list[JournalEntry]]] = []
         self._applied = 0   # sequence number of the last request applied
         self._durable = 0   # every request up to this number is settled (committed or failed)
         self._lost: list[tuple[int, int, str]] = []  # (first, last, error) of failed groups
@@ -165,11 +165,11 @@ class DurableBroker:
         it from inside a request function."""
         self._signals[record.id] = record.snapshot()
 
-    def journal(self, records: list[tuple[SignalRecord, str | None]]) -> int:
-        """Append new signals (with their duplicate hashes) to the journal in the next group
-        commit, with whatever broker changes are pending: one fsync for both. Returns the
-        sequence number to :meth:`settle`. The records must be storable (checked by the
-        caller): a record the store refuses would fail the whole group."""
+    def journal(self, records: list[JournalEntry]) -> int:
+        """Append new signals (with their duplicate hashes, and their JSON if encoded) to the
+        journal in the next group commit, with whatever broker changes are pending: one fsync
+        for both. Returns the sequence number to :meth:`settle`. The records must be storable
+        (checked by the caller): a record the store refuses would fail the whole group."""
         with self._apply_lock:
             if self._closed:
                 raise StoreError("the host is shutting down; nothing was journaled")
@@ -253,7 +253,7 @@ class DurableBroker:
     def _commit_apart(self, error: Exception, changes: list[BrokerChange],
                       signals: list[SignalRecord], state: dict[str, Any],
                       state_by: dict[str, list[int]],
-                      journal_by: list[tuple[int, list[tuple[SignalRecord, str | None]]]]
+                      journal_by: list[tuple[int, list[JournalEntry]]]
                       ) -> bool:
         """After a failed group commit (under the commit lock): commit the broker's changes
         and signal updates without the host state and journal rows, then each of those

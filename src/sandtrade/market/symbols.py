@@ -46,6 +46,10 @@ _OCC_LOOSE = re.compile(r"^([A-Z0-9.]{1,6}) *(\d{6}[CP]\d{8})$")
 _SHARE_CLASS = re.compile(r"^([A-Z]{1,6})[-/]([A-Z]{1,2})$")
 
 
+#: Instruments a table keeps built (every signal asks for its symbol's); more are built again.
+_INSTRUMENTS_KEPT = 4096
+
+
 def canonical(symbol: str) -> str:
     """The one spelling of ``symbol`` the host trades it under (see the module's docstring)."""
     text = symbol.strip().upper()
@@ -91,6 +95,7 @@ class SymbolTable:
     def __init__(self, entries: Mapping[str, object] | None = None) -> None:
         self.aliases: dict[str, str] = {}
         self.specs: dict[str, SymbolSpec] = {}
+        self._instruments: dict[str, Instrument] = {}  # built, by symbol (they are frozen)
         written: dict[str, str] = {}
         for key, value in (entries or {}).items():
             name = canonical(key)
@@ -138,7 +143,13 @@ class SymbolTable:
 
     def instrument(self, symbol: str) -> Instrument:
         """The instrument of a symbol already resolved: inferred, with the pinned rules."""
-        return self._build(symbol, self.specs.get(symbol))
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            inst = self._build(symbol, self.specs.get(symbol))
+            if len(self._instruments) >= _INSTRUMENTS_KEPT:  # symbols senders made up
+                self._instruments.clear()
+            self._instruments[symbol] = inst
+        return inst
 
     def apply(self, instrument: Instrument) -> Instrument:
         """``instrument`` (a market source's) with the rules ``[symbols]`` pins for it."""

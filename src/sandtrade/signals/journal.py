@@ -1,7 +1,8 @@
 """The signal journal: received signals appended durably, in groups, with the broker's commit.
 
 One thread takes what arrived meanwhile and writes it through the durable broker's group
-commit, so one fsync covers those signals and the broker's pending changes together. Only
+commit, so one fsync covers those signals and the broker's pending changes together. Each
+record is encoded once, here: the check that the store can write it is the JSON it writes. Only
 once a group is durable is it handed on to be executed, and then each sender answered: the
 journal's order is the execution order, and an answered signal survives a SIGKILL.
 """
@@ -16,6 +17,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from sandtrade.signal_model import SignalRecord
+from sandtrade.store.base import JournalEntry, JsonText
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
@@ -81,19 +83,23 @@ class SignalJournal:
                     break
                 batch.append(more)
             # A record the store could not write would fail the whole group (broker
-            # changes included): each is checked alone first.
+            # changes included): each is encoded alone first, and the store writes that text
+            # (a record has no number of its own the store would refuse: only what
+            # model_dump_json refuses is refused).
             storable = []
+            entries = []
             for item in batch:
                 try:
-                    item[0].model_dump_json()
+                    data = JsonText(item[0].model_dump_json())
                 except Exception as e:
                     self._fail([item], e)
                 else:
                     storable.append(item)
+                    entries.append(JournalEntry(item[0], item[1], data))
             stored = []
             if storable:
                 try:
-                    self._live.settle(self._live.journal([(r, h) for r, h, _ in storable]))
+                    self._live.settle(self._live.journal(entries))
                     stored = storable
                 except Exception as e:
                     self._fail(storable, e)

@@ -366,7 +366,13 @@ class SignalPipeline:
         """Where the signal's price will come from (signals.pricing); a signal nothing
         prices is refused now, saying what to send."""
         def last(symbol: str) -> float | None:
-            return self.live.call(lambda b: b.last_signal_price(account, symbol))
+            # A read, not settled here (that would wait for a group commit on the event
+            # loop): the signal is answered only once its journal commit, which comes after,
+            # is durable, and that commit holds whatever this read saw.
+            _, price, error = self.live.apply(lambda b: b.last_signal_price(account, symbol))
+            if error is not None:
+                raise error
+            return price
 
         sources = price_sources(commands, parsed.price, self.covered, last)
         for cmd in commands:  # a value the broker would refuse at the signal's price

@@ -11,13 +11,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
 
-__all__ = ["ApiToken", "JsonText", "RunRecord", "Store", "StrategyRecord", "new_strategy_id",
-           "strategy_state_key"]
+__all__ = ["ApiToken", "JournalEntry", "JsonText", "RunRecord", "Store", "StrategyRecord",
+           "new_strategy_id", "strategy_state_key"]
 
 
 class JsonText(str):
@@ -26,6 +26,16 @@ class JsonText(str):
     ``JsonText`` to :meth:`Store.commit_many` is written without being walked again."""
 
     __slots__ = ()
+
+
+class JournalEntry(NamedTuple):
+    """A new signal for the journal: the record, the body hash it is known by as a resend (if
+    any), and its JSON as the journal encoded it (None: the store encodes it), so that a
+    signal is serialized once on its way in."""
+
+    record: SignalRecord
+    dedup_hash: str | None = None
+    data: JsonText | None = None
 
 
 @dataclass(slots=True)
@@ -125,7 +135,7 @@ class Store(Protocol):
 
     def commit_many(self, changes: Sequence[BrokerChange], state: dict[str, Any] | None = None,
                     signals: Sequence[SignalRecord] = (),
-                    new_signals: Sequence[tuple[SignalRecord, str | None]] = ()) -> None:
+                    new_signals: Sequence[JournalEntry] = ()) -> None:
         """Several changes, host state keys, new signals and signal updates in one
         transaction."""
         ...

@@ -34,6 +34,7 @@ from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Po
 from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import (
     ApiToken,
+    JournalEntry,
     JsonText,
     RunRecord,
     StrategyRecord,
@@ -264,10 +265,11 @@ class SQLiteStore:
     def commit_many(self, changes: Sequence[BrokerChange],
                     state: dict[str, Any] | None = None,
                     signals: Sequence[SignalRecord] = (),
-                    new_signals: Sequence[tuple[SignalRecord, str | None]] = ()) -> None:
+                    new_signals: Sequence[JournalEntry] = ()) -> None:
         """Apply several broker changes, in order, set host ``state`` keys (JSON values,
         or :class:`JsonText` written as it is), journal ``new_signals`` (with their duplicate
-        hashes) and update journaled ``signals``, all in one transaction (a group commit).
+        hashes, and their JSON when the journal encoded it: written as it is) and update
+        journaled ``signals``, all in one transaction (a group commit).
 
         A value that cannot be stored (not JSON, or nested too deep to encode) is a
         :class:`StoreError` naming it, and nothing of the group is written."""
@@ -280,7 +282,7 @@ class SQLiteStore:
 
     def _commit_many(self, changes: Sequence[BrokerChange], state: dict[str, Any] | None,
                      signals: Sequence[SignalRecord],
-                     new_signals: Sequence[tuple[SignalRecord, str | None]]) -> None:
+                     new_signals: Sequence[JournalEntry]) -> None:
         changes = [c for c in changes if c]
         if not changes and not state and not signals and not new_signals:
             return
@@ -319,8 +321,9 @@ class SQLiteStore:
             for position in positions.values():
                 self._upsert_position(conn, position, op)
             if new_signals:
-                self._insert_signals(conn, [r for r, _ in new_signals],
-                                     [h for _, h in new_signals], op)
+                self._insert_signals(conn, [e.record for e in new_signals],
+                                     [e.dedup_hash for e in new_signals], op,
+                                     [e.data for e in new_signals])
             for record in signals:
                 self._update_signal(conn, record, op)
 
@@ -619,10 +622,12 @@ class SQLiteStore:
             self._insert_signals(conn, records, hashes, op)
 
     def _insert_signals(self, conn: sqlite3.Connection, records: Sequence[SignalRecord],
-                        hashes: Sequence[str | None], op: str) -> None:
+                        hashes: Sequence[str | None], op: str,
+                        encoded: Sequence[JsonText | None] | None = None) -> None:
         rows = [(r.id, r.account, r.source, r.status.value, _sort_key(r.received_at),
-                 r.idempotency_key, h, self._dump(r, "signal", op))
-                for r, h in zip(records, hashes, strict=True)]
+                 r.idempotency_key, h, self._dump(r, "signal", op) if data is None else data)
+                for r, h, data in zip(records, hashes, encoded or [None] * len(records),
+                                      strict=True)]
         conn.executemany(
             "INSERT INTO signals (id, account, source, status, received_ts, "
             "idempotency_key, dedup_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
