@@ -147,11 +147,11 @@ def test_order_lifecycle_refuses_impossible_moves() -> None:
 
 
 def test_trusted_construction_equals_validated_construction() -> None:
-    from sandtrade.models import Fill, OrderSide, trusted
+    from sandtrade.models import Fill, FillKind, OrderSide, trusted
 
     values = dict(id="f1", order_id="o1", account="a", symbol="X", side=OrderSide.BUY,
                   qty=2.0, price=10.5, commission=0.1, time=datetime(2024, 1, 2), bar_index=3,
-                  price_source="feed")
+                  price_source="feed", kind=FillKind.TRADE)
     fast, checked = trusted(Fill, **values), Fill(**values)
     assert fast == checked
     assert fast.model_dump_json() == checked.model_dump_json()
