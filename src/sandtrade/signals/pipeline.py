@@ -400,7 +400,8 @@ class SignalPipeline:
         return check_spreads(
             commands, self.chains, max_legs=self.live.call(lambda b: b.settings.max_legs),
             symbol_field="ticker" if "ticker" in written else "symbol",
-            expiry_field="expiration" if "expiration" in written else "expiry")
+            expiry_field="expiration" if "expiration" in written else "expiry",
+            limit_field="limitPrice" if "limitPrice" in written else "limit_price")
 
     def _check_quantities(self, commands: list[Command]) -> None:
         """Refuse now a quantity the paper broker would refuse whatever the position: better

@@ -194,6 +194,30 @@ def build_spread(cmd: Command, chains: ChainLookup | None, *,
                       signed_limit(cmd, net), max_profit, max_loss, breakevens)
 
 
+def _check_limit(plan: SpreadPlan, field: str) -> None:
+    """A limit no price of the underlying can reach at expiry (a debit for an iron condor)
+    is refused now, as the broker would refuse it."""
+    expiries = {c.expiry for c in map(_contract, plan.legs) if c is not None}
+    if plan.limit is None or plan.net_mark is None or len(expiries) != 1:
+        return
+    value = plan.net_mark * 100.0  # dollars per spread at the marks
+    if plan.max_profit is not None and plan.limit * 100.0 > value + plan.max_profit + 1e-6:
+        raise SignalError(f"a net debit of {plan.limit:.2f} per spread is impossible: the "
+                          f"legs are worth at most {(value + plan.max_profit) / 100:.2f} at "
+                          "expiry (a credit spread is opened for a credit)", field=field)
+    if plan.max_loss is not None and plan.limit * 100.0 < value - plan.max_loss - 1e-6:
+        raise SignalError(f"a net credit of {-plan.limit:.2f} per spread is impossible: the "
+                          f"legs are worth at least {(value - plan.max_loss) / 100:.2f} at "
+                          "expiry (a credit can be at most the spread's width)", field=field)
+
+
+def _contract(leg: Leg) -> OptionContract | None:
+    try:
+        return OptionContract.parse(leg.symbol)
+    except ValueError:
+        return None
+
+
 def _check_order(cmd: Command, plan: SpreadPlan, max_legs: int) -> None:
     """What the broker refuses of any multi-leg order, refused now naming the field."""
     if len(plan.legs) > max_legs:
@@ -211,8 +235,8 @@ def _check_order(cmd: Command, plan: SpreadPlan, max_legs: int) -> None:
 
 
 def check_spreads(commands: Sequence[Command], chains: ChainLookup | None, *, max_legs: int,
-                  symbol_field: str = "symbol", expiry_field: str = "expiry"
-                  ) -> list[dict[str, Any] | None]:
+                  symbol_field: str = "symbol", expiry_field: str = "expiry",
+                  limit_field: str = "limit_price") -> list[dict[str, Any] | None]:
     """Build each spread command now, as it would run (refused with :class:`SignalError`
     naming the field when it cannot be); per command, the spread as JSON (None for others)."""
     out: list[dict[str, Any] | None] = []
@@ -222,6 +246,7 @@ def check_spreads(commands: Sequence[Command], chains: ChainLookup | None, *, ma
             continue
         plan = build_spread(cmd, chains, symbol_field=symbol_field, expiry_field=expiry_field)
         _check_order(cmd, plan, max_legs)
+        _check_limit(plan, limit_field)
         out.append(json.loads(json.dumps(plan.to_json())))
     return out
 

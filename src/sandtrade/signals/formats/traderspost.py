@@ -68,7 +68,7 @@ _SL_TYPES = ("stop", "stop_limit", "trailing_stop")
 #: A spread's fields in TradersPost's words.
 _SPREAD = SpreadNames(symbol="ticker", qty=("quantity",), limit="limitPrice",
                       effect="priceEffect", order_type="orderType", tif="timeInForce",
-                      expiry=("expiration", "expiry"), template=("optionStrategy", "template"),
+                      expiry=("expiry", "expiration"), template=("optionStrategy", "template"),
                       refused=("sentiment", "quantityType", "stopPrice", "takeProfit",
                                "stopLoss", "trailAmount", "trailPercent", "extendedHours",
                                "optionType", "strikePrice", "strikeCount", "strikesAway",
