@@ -17,7 +17,8 @@ import pytest
 from sandtrade.client import Client
 from sandtrade.models import Order, OrderClass, OrderStatus
 from sandtrade.signal_model import SignalStatus
-from signals.conftest import Host, HostFactory, post
+from sandtrade.signals.replay import replay
+from signals.conftest import Host, post
 
 #: The issue's alert, in the TradersPost-like shape (``quantity``, ``limitPrice``), at market.
 CONDOR: dict[str, Any] = {"ticker": "AAA", "strategy": "iron_condor", "expiry": "30d",
@@ -313,3 +314,30 @@ def test_the_dry_run_explains_the_legs_and_what_the_spread_can_make_and_lose(
     assert "now: legs: buy 1 AAA240126P" in text and "; limit 0.5 credit;" in text, text
     assert "max profit $" in text and "max loss $" in text and "break-evens" in text, text
     assert host.orders() == [] and host.signals() == []
+
+
+# ------------------------------------------------------------------ replay
+
+
+def test_a_replay_builds_and_fills_the_spreads_as_live(host: Host) -> None:
+    host.market.publish(100.0)
+    opened = _send(host, CONDOR)
+    host.market.publish(101.0)
+    _send(host, EXIT)
+    runtime = host.runtime
+    assert runtime.source is not None and runtime.store is not None
+    records = [r for _, r in runtime.store.list_signals(limit=100, oldest_first=True)]
+
+    result = replay(records, list(host.market.published),
+                    instruments=runtime.source.instruments(),
+                    formats=runtime.plugins.signal_formats(), cash=runtime.settings.cash)
+
+    assert [s.failed for s in result.signals] == [False, False], result.signals
+    live = {o.parent_id is None: o for o in _mleg_orders(host)}
+    replayed = {o.parent_id is None: o for o in result.orders}
+    for opening in (True, False):
+        assert replayed[opening].status is OrderStatus.FILLED
+        assert replayed[opening].legs == live[opening].legs
+        assert replayed[opening].avg_fill_price == pytest.approx(live[opening].avg_fill_price)
+    assert replayed[True].client_order_id == f"{opened['id']}.0"
+    assert result.positions == []
