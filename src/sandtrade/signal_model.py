@@ -23,10 +23,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandtrade.errors import SandtradeError
-from sandtrade.models import ExitSpec
+from sandtrade.models import ExitSpec, Leg
 
-__all__ = ["ACTIONS", "QUANTITY_TYPES", "Command", "ParsedSignal", "SignalError", "SignalRecord",
-           "SignalStatus", "SizeSpec", "Step"]
+__all__ = ["ACTIONS", "QUANTITY_TYPES", "SPREAD_ACTIONS", "Command", "ParsedSignal", "SignalError",
+           "SignalRecord", "SignalStatus", "SizeSpec", "Step"]
 
 #: Every action a signal may name, and what it does.
 ACTIONS: dict[str, str] = {
@@ -40,6 +40,9 @@ ACTIONS: dict[str, str] = {
 }
 #: What text and TradersPost bodies may say besides: cancel the symbol's working orders.
 CANCEL = "cancel"
+#: A command's actions on multi-leg options orders: open a spread (a template built from the
+#: chain when it runs, or explicit legs), close the open spreads of a template.
+SPREAD_ACTIONS = ("spread", "close_spread")
 
 
 class SignalError(SandtradeError):
@@ -119,11 +122,19 @@ class Command(BaseModel):
     one: OTO). ``trail_price``/``trail_percent`` with ``order_type`` ``trailing_stop`` make
     the order itself a trailing stop; with another order type, they are a trailing stop loss
     attached to the entry. ``tif`` is the time in force (day, gtc, ioc, fok).
+
+    ``spread`` opens ``qty`` spreads of a multi-leg options order on the underlying
+    ``symbol``: explicit ``legs``, or ``template`` (one of the options room's templates) with
+    its ``expiry`` selector and ``params``, built from the host's chain when the command runs.
+    ``limit_price`` is then the net price per spread as a positive number, a debit or a credit
+    as ``price_effect`` says (None: as the spread is at its legs' marks when it runs).
+    ``close_spread`` closes, each as one order, the account's open position groups opened
+    from ``template`` on ``symbol``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["buy", "sell", "target", "cancel"]
+    action: Literal["buy", "sell", "target", "cancel", "spread", "close_spread"]
     symbol: str
     qty: float
     order_type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
@@ -138,10 +149,18 @@ class Command(BaseModel):
     trail_percent: float | None = None
     tif: str | None = None
     extended_hours: bool = False
+    legs: list[Leg] | None = None
+    template: str | None = None
+    expiry: str | None = None
+    params: dict[str, float | str] | None = None
+    price_effect: Literal["debit", "credit"] | None = None
 
     @property
     def order_class(self) -> str:
-        """simple, bracket (take profit and stop loss) or oto (one exit attached)."""
+        """simple, bracket (take profit and stop loss), oto (one exit attached) or mleg (a
+        spread)."""
+        if self.action in SPREAD_ACTIONS:
+            return "mleg"
         stops = self.stop_loss is not None or (
             self.order_type != "trailing_stop" and
             (self.trail_price is not None or self.trail_percent is not None))
@@ -153,6 +172,8 @@ class Command(BaseModel):
         """The command as a person would say it."""
         if self.action == "cancel":
             return f"cancel the working orders in {self.symbol}"
+        if self.action in SPREAD_ACTIONS:
+            return self._describe_spread()
         if self.action == "target":
             if self.qty == 0:
                 text = f"close the {self.symbol} position (target 0)"
@@ -193,6 +214,29 @@ class Command(BaseModel):
             text = f"if the position is {self.only_if}: {text}"
         return text
 
+    def _describe_spread(self) -> str:
+        name = (self.template or "").replace("_", " ")
+        if self.action == "close_spread":
+            return f"close every open {name} on {self.symbol} at market"
+        if self.template is not None:
+            params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in (self.params or {}).items())
+            text = f"open {_num(self.qty)} {name} on {self.symbol}, expiry {self.expiry}" + \
+                (f", {params}" if params else "")
+        else:
+            legs = ", ".join(f"{leg.side.value} {leg.ratio} {leg.symbol}"
+                             for leg in self.legs or ())
+            text = f"open {_num(self.qty)} spread{'s' if self.qty != 1 else ''} on " \
+                   f"{self.symbol}: {legs}"
+        if self.limit_price is not None:
+            effect = self.price_effect or "debit or credit as the legs are marked"
+            text += f", limit {_num(self.limit_price)} ({effect}) per spread"
+        else:
+            text += ", at market"
+        if self.tif:
+            text += f", time in force {self.tif}"
+        return text
+
 
 class ParsedSignal(BaseModel):
     """What a format read from a body."""
@@ -216,6 +260,10 @@ class ParsedSignal(BaseModel):
     #: Fields of the body that no format reads (``confidence``, ``Time``), as written: not
     #: fatal, but shown wherever the signal is, so that a typo is seen.
     ignored_fields: list[str] = Field(default_factory=list)
+    #: ``strategy`` names an options template (and no ``template`` field does): the signal
+    #: goes to a strategy of this host of that name if there is one, else it trades the
+    #: template (``commands``).
+    template_from_strategy: bool = False
 
 
 #: Steps after which nothing went wrong yet and nothing was done yet: no reason to give.

@@ -525,6 +525,60 @@ NEW_VALID = [
           config=DEFAULT_2),
 ]
 
+#: Multi-leg options (issue 19). TradersPost answers "no" to spreads (its FAQ: "Do you support
+#: spreads or other complex options strategies? No"), and no peer has a shape for them: these
+#: are sandtrade's own documented shapes (README "Options from alerts",
+#: sandtrade.signals.formats.spreads), the first the issue's own body. AAA is at 100 on
+#: 2024-01-02, so "30d" is the 2024-01-26 weekly.
+CONDOR_LEGS = ("buy:AAA240126P00089000 sell:AAA240126P00094000 sell:AAA240126C00107000 "
+               "buy:AAA240126C00112000")
+OPTIONS_VALID = [
+    # The issue's body (SPY -> AAA): "strategy" names the template (no strategy of the host
+    # has that name); its limit 1.20 is a credit, as an iron condor is at its marks.
+    Alert("options-issue-iron-condor",
+          '{"ticker":"AAA","strategy":"iron_condor","expiry":"30d","short_delta":0.16,'
+          '"width":5,"quantity":1,"limitPrice":1.20}',
+          (f"mleg 1 AAA limit -1.2 {CONDOR_LEGS}",)),
+    # A TradingView alert (placeholders expanded) naming the template by "template".
+    Alert("options-template-tradingview",
+          '{"ticker": "AAA", "template": "iron_condor", "expiry": "30d", "short_delta": 0.16, '
+          '"width": 5, "contracts": 1, "time": "2024-01-02T15:31:00Z"}',
+          (f"mleg 1 AAA {CONDOR_LEGS}",)),
+    # The TradersPost-like shape in its own words: optionStrategy, expiration, priceEffect.
+    Alert("options-template-traderspost-like",
+          '{"ticker": "AAA", "action": "buy", "optionStrategy": "bull_call_spread", '
+          '"expiration": "2024-01-19", "long_strike": 100, "width": 5, "quantity": 2, '
+          '"orderType": "limit", "limitPrice": 3.00, "priceEffect": "debit"}',
+          ("mleg 2 AAA limit 3 buy:AAA240119C00100000 sell:AAA240119C00105000",)),
+    # Explicit legs by OCC symbol (native), padded as the OCC writes it.
+    Alert("options-legs-occ",
+          '{"symbol": "AAA", "qty": 1, "legs": [{"symbol": "AAA  240119P00095000", '
+          '"side": "buy", "ratio": 1}, {"symbol": "AAA240119P00090000", "side": "sell"}]}',
+          ("mleg 1 AAA buy:AAA240119P00095000 sell:AAA240119P00090000",)),
+    # Explicit legs by expiry, strike and right, TradersPost-like spellings.
+    Alert("options-legs-traderspost-like",
+          '{"ticker": "AAA", "quantity": 1, "legs": [{"optionType": "put", "expiration": '
+          '"2024-01-19", "strikePrice": 95, "action": "sell"}, {"optionType": "put", '
+          '"expiration": "2024-01-19", "strikePrice": 90, "action": "buy"}]}',
+          ("mleg 1 AAA sell:AAA240119P00095000 buy:AAA240119P00090000",)),
+]
+
+OPTIONS_BROKEN = [
+    Alert("options-template-bad-delta",
+          '{"ticker": "AAA", "template": "iron_condor", "expiry": "30d", "short_delta": 16, '
+          '"width": 5, "contracts": 1}', status=422,
+          error="short_delta: iron_condor: short_delta 16 must be between 0 and 1"),
+    Alert("options-legs-bad-strike",
+          '{"ticker": "AAA", "contracts": 1, "legs": [{"symbol": "AAA240119C00100000", '
+          '"side": "buy"}, {"expiry": "2024-01-19", "strike": "1,05", "right": "call", '
+          '"side": "sell"}]}', status=422,
+          error="legs[1].strike: \"1,05\" is a number written with a comma"),
+    Alert("options-exit-without-template",
+          '{"ticker": "AAA", "action": "exit", "legs": [{"symbol": "AAA240119C00100000", '
+          '"side": "buy"}, {"symbol": "AAA240119C00105000", "side": "sell"}]}', status=422,
+          error="action: exit closes a template's spreads by its name"),
+]
+
 NEW_BROKEN = [
     # TP's own examples with their typos: "stopPrice" 60 (no colon), a missing comma.
     Alert("tp-doc-stop-limit-typo",
@@ -627,6 +681,11 @@ def _send(host: Host, alert: Alert) -> Any:
 
 
 def _describe(order: Any) -> str:
+    if order.order_class.value == "mleg":  # "mleg 1 AAA limit -1.2 buy:SYMBOL sell:SYMBOL"
+        limit = f" limit {order.limit_price:g}" if order.limit_price is not None else ""
+        legs = " ".join(f"{leg.side.value}{f'x{leg.ratio}' if leg.ratio > 1 else ''}:"
+                        f"{leg.symbol}" for leg in order.legs)
+        return f"mleg {order.qty:g} {order.symbol}{limit} {legs}"
     text = f"{order.side.value} {order.qty:g} {order.symbol}"
     if order.type.value == "trailing_stop":
         text += f" trailing_stop {_trail(order)}"
@@ -671,15 +730,16 @@ def _prepare(host: Host, alert: Alert) -> None:
 
 
 def test_the_corpus_is_large_and_its_ids_are_unique() -> None:
-    ids = [a.id for a in (*VALID, *BROKEN, *NEW_VALID, *NEW_BROKEN)]
+    ids = [a.id for a in (*VALID, *BROKEN, *NEW_VALID, *NEW_BROKEN, *OPTIONS_VALID,
+                          *OPTIONS_BROKEN)]
     assert len(ids) >= 40 + 85
     assert len(NEW_VALID) + len(NEW_BROKEN) >= 40
     assert len(ids) == len(set(ids))
-    assert all(a.orders for a in (*VALID, *NEW_VALID))
-    assert all(a.status >= 400 and a.error for a in (*BROKEN, *NEW_BROKEN))
+    assert all(a.orders for a in (*VALID, *NEW_VALID, *OPTIONS_VALID))
+    assert all(a.status >= 400 and a.error for a in (*BROKEN, *NEW_BROKEN, *OPTIONS_BROKEN))
 
 
-@pytest.mark.parametrize("alert", [a.param() for a in (*VALID, *NEW_VALID)])
+@pytest.mark.parametrize("alert", [a.param() for a in (*VALID, *NEW_VALID, *OPTIONS_VALID)])
 def test_a_valid_alert_is_executed_exactly_once_with_the_orders_it_means(make_host: HostFactory,
                                                                           alert: Alert) -> None:
     host = make_host(alert.config)
@@ -707,7 +767,8 @@ def test_a_valid_alert_is_executed_exactly_once_with_the_orders_it_means(make_ho
     assert TOKEN not in record.raw_body and host.token not in record.raw_body
 
 
-@pytest.mark.parametrize("alert", [a.param() for a in (*BROKEN, *NEW_BROKEN)])
+@pytest.mark.parametrize("alert", [a.param() for a in (*BROKEN, *NEW_BROKEN,
+                                                        *OPTIONS_BROKEN)])
 def test_a_broken_alert_gets_a_4xx_naming_the_problem(make_host: HostFactory,
                                                       alert: Alert) -> None:
     host = make_host(alert.config)

@@ -232,3 +232,41 @@ def test_a_bracket_from_an_alert_keeps_its_exits_across_a_sigkill(slow_serve: Se
     with httpx.Client(timeout=30) as http:  # a resend is a duplicate, nothing trades again
         again = http.post(url, content=body, headers={"Content-Type": "application/json"})
     assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+
+
+def test_an_options_alert_acknowledged_just_before_a_sigkill_is_executed_exactly_once(
+        serve: Serve) -> None:
+    """An iron condor alert answered 200, then SIGKILL at once: after the restart its
+    multi-leg order exists once (the signal's client order id ``<id>.0``), with its four
+    legs, and a resend is a duplicate."""
+    token = serve.token()
+    url = f"http://{serve.http}/webhooks/tradingview/{token}"
+    body = json.dumps({"ticker": "SYN", "template": "iron_condor", "expiry": "30d",
+                       "short_delta": 0.16, "width": 2, "contracts": 1, "id": "condor-kill"})
+    r = httpx.post(url, content=body, headers={"Content-Type": "text/plain"}, timeout=30)
+    assert r.status_code == 200, r.text
+    sid = r.json()["id"]
+    assert [len(o["legs"]) for o in r.json()["orders"]] == [4], r.json()
+    serve.kill()
+
+    serve.start()
+    deadline = time.monotonic() + 60
+    while journal(serve.data_dir)[sid][0] not in ("executed", "failed"):
+        assert time.monotonic() < deadline, journal(serve.data_dir)[sid]
+        time.sleep(0.1)
+    status, record = journal(serve.data_dir)[sid]
+    assert status == "executed", record["reason"]
+
+    def spreads() -> list[tuple[str, int]]:
+        db = sqlite3.connect(serve.data_dir / "sandtrade.db")
+        try:
+            rows = db.execute("SELECT client_order_id, data FROM orders WHERE "
+                              "client_order_id LIKE 'sig_%' ORDER BY seq").fetchall()
+        finally:
+            db.close()
+        return [(c, len(json.loads(d).get("legs") or ())) for c, d in rows]
+
+    assert spreads() == [(f"{sid}.0", 4)]
+    again = httpx.post(url, content=body, headers={"Content-Type": "text/plain"}, timeout=30)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    assert spreads() == [(f"{sid}.0", 4)]

@@ -235,6 +235,15 @@ def run_signals_offline(args: argparse.Namespace, out: Console, err: Console) ->
     return _replay(args, settings, plugins, formats, out, err)
 
 
+def _chain_source(plugins: Any, settings: Any) -> Any:
+    """The host's ``[options] source``, which a replay builds spreads from as live."""
+    sources = plugins.option_chain_sources()
+    if settings.options.source not in sources:
+        raise SandtradeError(f"options.source: unknown chain source {settings.options.source!r}"
+                             f" (known: {', '.join(sorted(sources))})")
+    return sources[settings.options.source](settings.options)
+
+
 def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
             out: Console, err: Console) -> int:
     from sandtrade.host.runtime import STORE_FILE, open_host_store
@@ -266,6 +275,7 @@ def _replay(args: argparse.Namespace, settings: Any, plugins: Any, formats: Any,
                         broker=settings.broker, profiles=plugins.fill_profiles().values(),
                         pace=args.pace, symbols=settings.symbol_table(),
                         any_symbol=settings.signals.symbols == "any",
+                        chain_source=_chain_source(plugins, settings),
                         progress=lambda done, total: bar.update(task, completed=done,
                                                                 total=total))
     if args.report:

@@ -204,7 +204,8 @@ class HostRuntime:
             market_position=lambda: self._worked,
             instrument={i.symbol: i for i in instruments}.get, strategies=self.strategies,
             live_brokers=live_brokers, quotas=self.quotas, symbol_table=table,
-            covered=self.fed.__contains__)
+            covered=self.fed.__contains__,
+            chains=self.options.chain if self.options is not None else None)
         self.rpc = create_server(
             trading=self.trading,
             market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),

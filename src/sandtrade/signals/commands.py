@@ -27,7 +27,8 @@ from sandtrade.models import (
     TimeInForce,
     order_class_problem,
 )
-from sandtrade.signal_model import Command, SignalError
+from sandtrade.signal_model import SPREAD_ACTIONS, Command, SignalError
+from sandtrade.signals.spreads import ChainLookup, describe_spread, place_spread
 
 if TYPE_CHECKING:
     from sandtrade.broker.paper import PaperBroker
@@ -73,17 +74,23 @@ def _effective_position(broker: PaperBroker, account: str, symbol: str) -> float
 
 
 def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command],
-                  price: float | None = None
+                  price: float | None = None, chains: ChainLookup | None = None
                   ) -> list[tuple[Command, list[PlannedOrder] | str]]:
     """What each command does against the account as it is now: orders, or why none.
 
     The commands are planned in order, each seeing the orders the ones before it planned.
     ``price`` is the signal's own (its ``{{close}}``), for sizing when the market has none.
     A size that cannot be computed, or rounds to nothing, raises :class:`SignalError`.
+    A spread command is described (its legs, what it can make and lose) when ``chains`` is
+    given, to show; otherwise it is left to :func:`place_commands`.
     """
     out: list[tuple[Command, list[PlannedOrder] | str]] = []
     shift: dict[str, float] = {}
     for cmd in commands:
+        if cmd.action in SPREAD_ACTIONS:
+            out.append((cmd, describe_spread(broker, account, cmd, chains)
+                        if chains is not None else "a multi-leg order"))
+            continue
         if cmd.action == "cancel":
             n = len(broker.working_orders(account, cmd.symbol))
             out.append((cmd, f"cancel {n} working order{'s' if n != 1 else ''}"))
@@ -126,7 +133,8 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
 
 
 def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str,
-                   *, first_time: bool = False, price: float | None = None
+                   *, first_time: bool = False, price: float | None = None,
+                   chains: ChainLookup | None = None
                    ) -> tuple[list[Order], list[str], str | None]:
     """Carry out a signal's commands on the paper broker, in order, in one step: the orders
     placed, what each command did, and why it stopped (a rejected order) or None.
@@ -134,12 +142,21 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
     Order ``n`` of the signal gets the client order id ``<signal_id>.<n>``: executed again
     (after a restart, or a replay into the same account), it does not trade twice.
     ``first_time`` (a signal received since the host started, executed once only) spares
-    looking for earlier orders with those ids in the store.
+    looking for earlier orders with those ids in the store. Spread commands are built from
+    ``chains`` and placed as multi-leg orders (:mod:`sandtrade.signals.spreads`).
     """
     placed: list[Order] = []
     notes: list[str] = []
     n = 0
     for cmd, what in plan_commands(b, account, commands, price):
+        if cmd.action in SPREAD_ACTIONS:
+            orders, done, failure = place_spread(b, account, cmd, signal_id, n, chains)
+            n += max(len(orders), 1)
+            placed += orders
+            if failure is not None:
+                return placed, notes, failure
+            notes += done
+            continue
         if cmd.action == "cancel":
             for o in b.working_orders(account, cmd.symbol):
                 b.cancel(o.id, f"canceled by signal {signal_id}")
@@ -203,6 +220,8 @@ def check_order_fields(cmd: Command) -> None:
     about a command's order class whichever way the command trades: a bracket without a
     stop loss, a trailing stop as a bracket leg, a time in force an order class cannot have.
     Prices relative to the fill are checked by the broker when the order is placed."""
+    if cmd.action in SPREAD_ACTIONS:  # checked by signals.spreads.check_spreads
+        return
     fields = order_fields(cmd)
     if len(fields) <= ("tif" in fields) and cmd.order_type != "trailing_stop":
         return
@@ -301,7 +320,9 @@ def sized_quantity(b: PaperBroker, account: str, cmd: Command, position: float,
     return qty
 
 
-def answer_orders(commands: Sequence[Command]) -> list[dict[str, Any]]:
+def answer_orders(commands: Sequence[Command],
+                  spreads: Sequence[dict[str, Any] | None] | None = None
+                  ) -> list[dict[str, Any]]:
     """What the commands will do, for the sender's answer: one entry per command, such as
     ``{"symbol": "AAPL", "side": "buy", "qty": 10, "type": "market", "class": "simple"}``.
 
@@ -309,10 +330,31 @@ def answer_orders(commands: Sequence[Command]) -> list[dict[str, Any]]:
     ``qty``) or cancel; ``qty`` is None when it is computed when the command runs
     (``size`` says how) or is the whole position; ``if`` names the position a command
     waits for (TradersPost's "close the short first").
+
+    A spread is class ``mleg``, side ``open`` (``qty`` spreads) or ``close`` (every open
+    group of its ``template``); ``spreads`` (per command, as built when received:
+    :func:`~sandtrade.signals.spreads.check_spreads`) adds its ``legs``, ``expiration``,
+    ``net_price`` at the marks, ``max_profit``, ``max_loss`` and ``breakevens``.
     """
     out: list[dict[str, Any]] = []
-    for cmd in commands:
+    for i, cmd in enumerate(commands):
         entry: dict[str, Any] = {"symbol": cmd.symbol}
+        if cmd.action in SPREAD_ACTIONS:
+            entry.update(side="open" if cmd.action == "spread" else "close",
+                         qty=cmd.qty if cmd.action == "spread" else None,
+                         type="limit" if cmd.limit_price is not None else "market")
+            entry["class"] = "mleg"
+            for key in ("template", "expiry", "params", "limit_price", "price_effect", "tif"):
+                if getattr(cmd, key) is not None:
+                    entry[key] = getattr(cmd, key)
+            if cmd.legs is not None:
+                entry["legs"] = [{"symbol": leg.symbol, "side": leg.side.value,
+                                  "ratio": leg.ratio} for leg in cmd.legs]
+            built = spreads[i] if spreads is not None and i < len(spreads) else None
+            if built:
+                entry.update(built)
+            out.append(entry)
+            continue
         if cmd.action == "cancel":
             entry["side"] = "cancel"
             out.append(entry)

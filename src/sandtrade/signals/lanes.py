@@ -33,6 +33,7 @@ from sandtrade.models import Order
 from sandtrade.signal_model import SignalRecord, SignalStatus
 from sandtrade.signals.commands import place_commands
 from sandtrade.signals.pricing import Pricing, trade_at_signal_prices
+from sandtrade.signals.spreads import ChainLookup
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
@@ -67,6 +68,7 @@ class Lanes:
     :param market_position: the bars the live feed has worked, noted on each paper signal
         (where a replay executes it).
     :param on_done: called with each batch a lane took, once it has been executed (or failed).
+    :param chains: an underlying's option chain now, which spread templates are built from.
     """
 
     def __init__(self, *, live: DurableBroker, store: Store,
@@ -74,8 +76,9 @@ class Lanes:
                  live_brokers: dict[str, LiveBrokerAdapter],
                  market_position: Callable[[], int],
                  on_done: Callable[[list[SignalRecord]], None],
-                 pricing: Pricing | None = None) -> None:
+                 pricing: Pricing | None = None, chains: ChainLookup | None = None) -> None:
         self.live = live
+        self.chains = chains
         #: How symbols no market source covers are registered and priced (None: they are
         #: not; every symbol is the feed's).
         self.pricing = pricing
@@ -229,7 +232,7 @@ class Lanes:
             def place() -> tuple[list[Order], list[str], str | None]:
                 return place_commands(b, account, commands, record.id,
                                       first_time=record.id not in self._recovered_ids,
-                                      price=price)
+                                      price=price, chains=self.chains)
 
             if self.pricing is None:
                 placed, notes, failure = place()

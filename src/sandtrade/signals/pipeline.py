@@ -37,6 +37,7 @@ from sandtrade.errors import SandtradeError
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Instrument
 from sandtrade.signal_model import (
+    SPREAD_ACTIONS,
     Command,
     ParsedSignal,
     SignalError,
@@ -62,6 +63,7 @@ from sandtrade.signals.pricing import (
     signal_price_source,
 )
 from sandtrade.signals.settings import DefaultSize, SignalSettings
+from sandtrade.signals.spreads import ChainLookup, check_spreads
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
@@ -101,7 +103,7 @@ class Submitted:
         """What will be done, one entry per command (none for a duplicate or a refusal)."""
         if self.duplicate or self.record.status is SignalStatus.REJECTED:
             return []
-        return answer_orders(self.record.commands)
+        return answer_orders(self.record.commands, (self.record.parsed or {}).get("spreads"))
 
     @property
     def ignored_fields(self) -> list[str]:
@@ -119,8 +121,11 @@ class SignalPipeline:
                  strategies: StrategyInbox | None = None,
                  live_brokers: dict[str, LiveBrokerAdapter] | None = None,
                  quotas: QuotaBook | None = None, symbol_table: SymbolTable | None = None,
-                 covered: Callable[[str], bool] | None = None) -> None:
+                 covered: Callable[[str], bool] | None = None,
+                 chains: ChainLookup | None = None) -> None:
         self.store = store
+        #: An underlying's option chain now, for spreads (the host's ``OptionQuotes.chain``).
+        self.chains = chains
         #: How fast each account may send signals (none: no quota).
         self.quotas = quotas
         self.live = live
@@ -152,7 +157,8 @@ class SignalPipeline:
         self._lanes = Lanes(live=live, store=store, strategies=strategies,
                             live_brokers=self.live_brokers, market_position=market_position,
                             on_done=self._executed,
-                            pricing=Pricing(covered=self.covered, instrument=self.instrument))
+                            pricing=Pricing(covered=self.covered, instrument=self.instrument),
+                            chains=chains)
         self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled)
 
     # ------------------------------------------------------------------ life
@@ -325,6 +331,12 @@ class SignalPipeline:
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
                 record.price_source = self._price_source(record.account, parsed, commands)
+                if any(c.action in SPREAD_ACTIONS for c in commands):
+                    record.parsed["spreads"] = self._check_spreads(parsed, commands)
+            elif record.destination.startswith("live:") and \
+                    any(c.action in SPREAD_ACTIONS for c in commands):
+                raise SignalError("multi-leg orders go to paper accounts only (a live broker "
+                                  "plugin takes single orders)", field="legs")
             key = idempotency_key or parsed.idempotency_key
             if key is not None and len(key) > 200:
                 raise SignalError("is longer than 200 characters", field="idempotency_key")
@@ -387,6 +399,16 @@ class SignalPipeline:
                                   f"{inst.min_notional:,.2f}", field="qty")
         return signal_price_source(sources)
 
+    def _check_spreads(self, parsed: ParsedSignal, commands: list[Command]
+                       ) -> list[dict[str, Any] | None]:
+        """Each spread built from the chain now: refused now if it cannot be (4xx)."""
+        written = parsed.fields
+        return check_spreads(
+            commands, self.chains, max_legs=self.live.call(lambda b: b.settings.max_legs),
+            symbol_field="ticker" if "ticker" in written else "symbol",
+            expiry_field="expiration" if "expiration" in written else "expiry",
+            limit_field="limitPrice" if "limitPrice" in written else "limit_price")
+
     def _check_quantities(self, commands: list[Command]) -> None:
         """Refuse now a quantity the paper broker would refuse whatever the position: better
         a 422 naming it than a 200 and a signal that fails later, seen only in ``signals
@@ -399,8 +421,8 @@ class SignalPipeline:
         """
         for cmd in commands:
             check_order_fields(cmd)  # what the broker cannot do is refused now, not later
-            if cmd.action == "cancel" or cmd.only_if is not None or cmd.qty == 0 or \
-                    cmd.size is not None:
+            if cmd.action in ("cancel", *SPREAD_ACTIONS) or cmd.only_if is not None or \
+                    cmd.qty == 0 or cmd.size is not None:
                 continue
             inst = self.instrument(cmd.symbol)
             problem = inst.quantity_problem(cmd.qty) if inst is not None else None
@@ -431,9 +453,11 @@ class SignalPipeline:
                 default = route.default_quantity or default
                 break
         else:
-            if parsed.strategy:
+            if parsed.strategy and not self._template_only(record.account, parsed):
                 dest, why = f"strategy:{parsed.strategy}", "the signal names a strategy"
                 named_by_body = True
+            elif parsed.template_from_strategy and s.mode != "live":
+                dest, why = "paper", f"strategy names the options template {parsed.strategy}"
             elif s.mode == "live":
                 dest, why = f"live:{s.live_broker}", "no route matched; mode is live"
             else:
@@ -457,6 +481,13 @@ class SignalPipeline:
             raise SignalError(f"paper account {name!r} does not exist (create it with "
                               f"sandtrade tokens create --account {name})", field="account")
         return dest, why, default
+
+    def _template_only(self, account: str, parsed: ParsedSignal) -> bool:
+        """Whether ``strategy`` names an options template, not a strategy of the account's
+        (one of that name wins: ``template`` is the unambiguous field)."""
+        return parsed.template_from_strategy and parsed.strategy is not None and (
+            self.strategies is None or self.store.get_strategy(account, parsed.strategy)
+            is None)
 
     def _exists(self, dest: str, lookup: Callable[[], bool]) -> bool:
         """Whether a destination exists; known ones are remembered (accounts are never
@@ -549,7 +580,7 @@ class SignalPipeline:
                   price: float | None) -> list[tuple[Command, list[PlannedOrder] | str]]:
         if not b.ensure_account(account):
             raise SandtradeError(f"account {account!r} does not exist")
-        return plan_commands(b, account, commands, price)
+        return plan_commands(b, account, commands, price, self.chains)
 
 
 def _default_sizes(commands: list[Command], default: DefaultSize | None) -> list[Command]:

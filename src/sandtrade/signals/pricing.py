@@ -98,7 +98,9 @@ def price_sources(commands: Sequence[Command], signal_price: float | None,
     The signal's price prices a symbol only when the signal trades that one symbol: a price
     written once cannot be the price of two things.
     """
-    symbols = list(dict.fromkeys(c.symbol for c in commands if c.action != "cancel"))
+    # A spread's legs are priced by the broker's option quotes, from the feed's underlying.
+    symbols = list(dict.fromkeys(c.symbol for c in commands
+                                 if c.action not in ("cancel", "spread", "close_spread")))
     out: dict[str, tuple[PriceSource, float | None]] = {}
     for symbol in symbols:
         if covered(symbol):
@@ -132,7 +134,7 @@ def trade_at_signal_prices(b: PaperBroker, account: str, commands: Sequence[Comm
     prices of the ones no feed covers, ``place()`` the orders, then work them at those
     prices. Returns what ``place()`` returned, the signal's price source and the fills."""
     for cmd in commands:
-        if cmd.action != "cancel" and b.instrument(cmd.symbol) is None:
+        if cmd.action in ("buy", "sell", "target") and b.instrument(cmd.symbol) is None:
             b.register_new(pricing.instrument(cmd.symbol))
     sources = price_sources(commands, signal_price, pricing.covered,
                             lambda symbol: b.last_signal_price(account, symbol))

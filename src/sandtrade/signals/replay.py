@@ -13,6 +13,10 @@ capped by ``max_gap``); ``"fast"`` does not wait.
 A symbol the replay's market does not cover is traded as live (:mod:`sandtrade.signals.pricing`):
 at the price its signal carried, else the last one its signals carried, registered with the
 kind it is inferred as (``[symbols]`` applied); a market that publishes bars of it takes over.
+
+Spreads (:mod:`sandtrade.signals.spreads`) are built and priced as live: from the chain source
+(the host's ``[options]`` one; synthetic by default) at the replay broker's last price of the
+underlying and the time of the last bar worked.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
+from sandtrade.options.settings import OptionsSettings
+from sandtrade.options.sources import ChainSource, OptionQuotes, SyntheticChains
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.commands import place_commands
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.pricing import Pricing, resolve_commands, trade_at_signal_prices
+from sandtrade.signals.spreads import ChainLookup
 
 __all__ = ["ReplayResult", "ReplayedSignal", "replay", "replayable"]
 
@@ -96,7 +103,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
            pace: Literal["fast", "original"] = "fast", max_gap: float = 60.0,
            progress: Callable[[int, int], None] | None = None,
            sleep: Callable[[float], None] = time.sleep, symbols: SymbolTable | None = None,
-           any_symbol: bool = True) -> ReplayResult:
+           any_symbol: bool = True, chain_source: ChainSource | None = None) -> ReplayResult:
     """Carry ``records`` (oldest first) out again against ``bars`` in a fresh account.
 
     :param bars: the market, in the order the live feed published it (its source's bars).
@@ -104,6 +111,8 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
     :param symbols: the ``[symbols]`` table the host reads symbols with.
     :param any_symbol: ``[signals] symbols = "any"``: signals may name symbols the market
         does not cover (else they fail, as they were refused live).
+    :param chain_source: where spreads' chains come from (default: synthetic chains with
+        the default ``[options]``).
     """
     todo, skipped = replayable(records)
     todo.sort(key=lambda r: (r.market_position or 0, r.received_at))
@@ -116,6 +125,10 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
         if any_symbol else None
     b = PaperBroker(broker, instruments=instruments, ids=sequential_ids(), profiles=profiles)
     b.open_account(REPLAY_ACCOUNT, cash)
+    clock: list[datetime] = []
+    options = OptionQuotes(chain_source or SyntheticChains(OptionsSettings()), b.last_price,
+                           lambda: clock[-1] if clock else datetime.now().astimezone())
+    b.set_quote_provider(options.quote)
     last = max((r.market_position or 0 for r in todo), default=0)
     i = 0
     previous: datetime | None = None
@@ -130,7 +143,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
                     sleep(min(gap, max_gap))
             previous = record.received_at
             result.signals.append(_carry_out(b, record, formats, known, table, pricing,
-                                             result.fills))
+                                             result.fills, options.chain))
             i += 1
             if progress is not None:
                 progress(i, len(todo))
@@ -140,6 +153,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
         if position > last + 1:  # the last signal's bar and the one after: its orders filled
             break
         fed.add(bar.symbol)
+        clock[:] = [bar.time]
         result.fills += b.on_bar(bar)  # as the live host works it
         result.bars = position
         result.bars_seen.append(bar)
@@ -152,7 +166,7 @@ def replay(records: Sequence[SignalRecord], bars: Iterable[Bar], *,
 
 def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
                known: list[str], table: SymbolTable, pricing: Pricing | None,
-               fills: list[Fill]) -> ReplayedSignal:
+               fills: list[Fill], chains: ChainLookup) -> ReplayedSignal:
     position = record.market_position or 0
     try:
         parsed = formats.parse(record.raw_body, record.format or None)
@@ -173,7 +187,8 @@ def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
                               f"not readable today: {e}", True)
 
     def place() -> tuple[list[Order], list[str], str | None]:
-        return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price)
+        return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price,
+                              chains=chains)
 
     if pricing is None:
         placed, notes, failure = place()

@@ -9,6 +9,11 @@ loss also ``"limit_price"``), ``trail_price``/``trail_percent``, ``tif``, ``exte
 ``passphrase``; or ``"commands": [{...}, ...]`` executed in order. Other fields are ignored
 and listed; a near miss of one of these (``qyt``) is refused. User mappings (:mod:`.mapping`)
 are read through it too.
+
+A multi-leg options order (:mod:`.spreads`): ``"template"`` with ``expiry`` and the template's
+parameters, or ``"legs"``; ``qty`` spreads, ``limit_price`` and ``price_effect``:
+``{"symbol": "SPY", "template": "iron_condor", "expiry": "30d", "short_delta": 0.16,
+"width": 5, "qty": 1, "limit_price": 1.20}``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sandtrade.signals.formats.base import (
     tif_value,
     unread_fields,
 )
+from sandtrade.signals.formats.spreads import SpreadNames, asks_for_spread, read_spread
 
 __all__ = ["NativeFormat"]
 
@@ -46,6 +52,11 @@ _NATIVE_FIELDS = _COMMAND_FIELDS | {"price", "account", "strategy", "id", "idemp
                                     "comment", "passphrase", "commands"}
 #: Fields whose near miss is refused: they change what is traded, or where.
 _CONSEQUENTIAL = _NATIVE_FIELDS - {"comment"}
+#: A spread's fields in native words.
+_SPREAD = SpreadNames(symbol="symbol", qty=("qty",), limit="limit_price", effect="price_effect",
+                      order_type="order_type", tif="tif",
+                      refused=("quantity_type", "stop_price", "take_profit", "stop_loss",
+                               "trail_price", "trail_percent", "extended_hours"))
 
 
 class NativeFormat(SignalFormat):
@@ -70,8 +81,18 @@ class NativeFormat(SignalFormat):
         def n(key: str) -> str:
             return names.get(key, key)
 
-        ignored = unread_fields(data, _NATIVE_FIELDS, _CONSEQUENTIAL)
-        if "commands" in data:
+        spread = None
+        commands: list[Command]
+        if not names and "commands" not in data and asks_for_spread(data, _SPREAD):
+            spread = read_spread(data, _SPREAD)
+            ignored = unread_fields(data, _NATIVE_FIELDS | spread.read,
+                                    _CONSEQUENTIAL | set(spread.parameters))
+        else:
+            ignored = unread_fields(data, _NATIVE_FIELDS, _CONSEQUENTIAL)
+        if spread is not None:
+            commands = spread.commands
+            symbol, action, qty = commands[0].symbol, spread.action, spread.qty
+        elif "commands" in data:
             cmds = data["commands"]
             if not isinstance(cmds, list) or not cmds:
                 raise SignalError("must be a non-empty list of commands", field="commands")
@@ -81,7 +102,7 @@ class NativeFormat(SignalFormat):
             for key in sorted(_COMMAND_FIELDS & set(data)):
                 raise SignalError("give commands or a single command, not both",
                                   field=n(key))
-            commands: list[Command] = []
+            commands = []
             for i, c in enumerate(cmds):
                 where = f"commands[{i}]."
                 if not isinstance(c, dict):
@@ -105,7 +126,8 @@ class NativeFormat(SignalFormat):
             comment=optional_text(data, "comment"),
             passphrase=optional_text(data, "passphrase"),
             fields={names.get(k, k): v for k, v in data.items() if k != "passphrase"},
-            ignored_fields=ignored)
+            ignored_fields=ignored, template_from_strategy=spread is not None and
+            spread.from_strategy)
 
 
 def _native_command(c: Mapping[str, Any], where: str, n: Any) -> list[Command]:

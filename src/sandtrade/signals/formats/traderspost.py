@@ -13,6 +13,13 @@ A buy while short closes the short first (TradersPost's behaviour); a buy or sel
 quantity gets the default size; an exit, or a buy/sell with sentiment flat, closes the whole
 position. Other fields are ignored and listed, as TradersPost ignores them, except the option
 chain fields (``optionType`` ...), which would change what is traded: they are refused.
+
+TradersPost itself takes no spreads ("Do you support spreads? No", its FAQ); sandtrade's
+TradersPost-like shape for one is its own (:mod:`.spreads`), in TradersPost's words:
+``{"ticker": "SPY", "optionStrategy": "iron_condor", "expiration": "30d", "short_delta": 0.16,
+"width": 5, "quantity": 1, "orderType": "limit", "limitPrice": 1.20, "priceEffect":
+"credit"}``, or ``"legs": [{"optionType": "call", "expiration": "2026-12-18", "strikePrice":
+450, "action": "sell", "quantity": 1}, ...]``; ``"action": "exit"`` with the template closes it.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from sandtrade.signals.formats.base import (
     tif_value,
     unread_fields,
 )
+from sandtrade.signals.formats.spreads import SpreadNames, asks_for_spread, read_spread
 
 __all__ = ["TradersPostFormat"]
 
@@ -57,6 +65,14 @@ _OPTION_FIELDS = ("optionType", "intrinsicValue", "expiration", "strikeCount", "
 _TP_NAMES = ("limitPrice", "percent", "amount")
 _SL_NAMES = ("stopPrice", "percent", "amount")
 _SL_TYPES = ("stop", "stop_limit", "trailing_stop")
+#: A spread's fields in TradersPost's words.
+_SPREAD = SpreadNames(symbol="ticker", qty=("quantity",), limit="limitPrice",
+                      effect="priceEffect", order_type="orderType", tif="timeInForce",
+                      expiry=("expiry", "expiration"), template=("optionStrategy", "template"),
+                      refused=("sentiment", "quantityType", "stopPrice", "takeProfit",
+                               "stopLoss", "trailAmount", "trailPercent", "extendedHours",
+                               "optionType", "strikePrice", "strikeCount", "strikesAway",
+                               "intrinsicValue"))
 
 
 class TradersPostFormat(SignalFormat):
@@ -70,7 +86,7 @@ class TradersPostFormat(SignalFormat):
                                 "limitPrice", "stopPrice", "signalPrice", "extras", "test",
                                 "takeProfit", "stopLoss", "cancel", "trailAmount",
                                 "trailPercent", "timeInForce", "extendedHours",
-                                *_OPTION_FIELDS}
+                                "optionStrategy", "priceEffect", *_OPTION_FIELDS}
     ACTIONS: ClassVar[tuple[str, ...]] = ("buy", "sell", "exit", "cancel", "add")
     OWN_ACTIONS: ClassVar[tuple[str, ...]] = ("exit", "cancel", "add")
     #: TradersPost's strategy template sends "{{strategy.market_position}}" as sentiment.
@@ -86,6 +102,8 @@ class TradersPostFormat(SignalFormat):
             isinstance(action, str) and action.strip().lower() in self.OWN_ACTIONS)
 
     def parse(self, body: str, data: Any) -> ParsedSignal:
+        if asks_for_spread(data, _SPREAD):
+            return self._spread(data)
         for key in _OPTION_FIELDS:
             if data.get(key) is not None:
                 raise SignalError("choosing an option from the chain is not supported; name "
@@ -200,6 +218,26 @@ class TradersPostFormat(SignalFormat):
             passphrase=optional_text(data, "passphrase"),
             fields={k: v for k, v in data.items() if k != "passphrase"},
             ignored_fields=ignored)
+
+
+    def _spread(self, data: dict[str, Any]) -> ParsedSignal:
+        """A multi-leg order in the TradersPost-like shape (see the module)."""
+        spread = read_spread(data, _SPREAD)
+        ignored = unread_fields(data, _KNOWN | spread.read,
+                                _CONSEQUENTIAL | set(spread.parameters))
+        price = None
+        for key in ("signalPrice", "price"):
+            if data.get(key) is not None:
+                price = number(data[key], key, positive=True)
+        return ParsedSignal(
+            format=self.name, commands=spread.commands, symbol=spread.commands[0].symbol,
+            action=spread.action, qty=spread.qty, price=price,
+            account=optional_text(data, "account"), strategy=optional_text(data, "strategy"),
+            alert_id=optional_text(data, "id"), idempotency_key=optional_text(data, "id"),
+            comment=optional_text(data, "comment"),
+            passphrase=optional_text(data, "passphrase"),
+            fields={k: v for k, v in data.items() if k != "passphrase"},
+            ignored_fields=ignored, template_from_strategy=spread.from_strategy)
 
 
 def _tp(fields: dict[str, Any]) -> dict[str, Any]:

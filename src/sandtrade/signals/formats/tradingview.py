@@ -15,6 +15,11 @@ size.
 
 ``{{strategy.order.id}}`` (``order_id``) is no duplicate key, because it repeats ("Long",
 "Exit"); put ``"id": "{{ticker}}-{{timenow}}"`` in an alert to make its resends recognisable.
+
+A multi-leg options order (:mod:`.spreads`): ``"template"`` (or a ``"strategy"`` naming a
+template that no strategy of the host has) with ``expiry`` and the template's parameters, or
+``"legs"``; ``contracts`` (or ``qty``, ``quantity``) spreads, ``limit_price`` and
+``price_effect``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sandtrade.signals.formats.base import (
     text_value,
     unread_fields,
 )
+from sandtrade.signals.formats.spreads import SpreadNames, asks_for_spread, read_spread
 from sandtrade.signals.formats.traderspost import TradersPostFormat
 
 __all__ = ["TradingViewFormat"]
@@ -55,6 +61,10 @@ _INFORMATIONAL = {"exchange", "order_id", "order_price", "order_comment", "order
                   "timenow", "interval", "open", "high", "low", "volume",
                   "bar_time", "bar_open", "bar_high", "bar_low", "bar_close",
                   "bar_volume"}
+#: A spread's fields in this format's words.
+_SPREAD = SpreadNames(symbol="ticker", qty=("contracts", "order_contracts", "qty", "quantity"),
+                      limit="limit_price", effect="price_effect", order_type=None, tif=None,
+                      refused=("position_size", "market_position", "market_position_size"))
 
 
 def _tv_flatten(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -115,8 +125,13 @@ class TradingViewFormat(SignalFormat):
         def w(key: str) -> str:
             return where.get(key, key)
 
+        spread = read_spread(flat, _SPREAD) if asks_for_spread(flat, _SPREAD) else None
         ignored = []
         for key in flat:
+            if spread is not None and key in spread.read:
+                continue
+            if spread is not None and key not in _CONSEQUENTIAL | _INFORMATIONAL:
+                unread_fields({key: None}, (), spread.parameters)
             if key not in _CONSEQUENTIAL and key not in _INFORMATIONAL:
                 # strategy.order.contrcts is order_contrcts: its last word is what was meant
                 unread_fields({w(key).rsplit(".", 1)[-1]: None}, (), _CONSEQUENTIAL,
@@ -126,6 +141,42 @@ class TradingViewFormat(SignalFormat):
         if flat.get("ticker") is None:
             raise SignalError('no symbol: add "ticker": "{{ticker}}"', field="ticker")
         symbol = symbol_value(flat["ticker"], w("ticker"))
+        action: str | None
+        if spread is not None:
+            commands, action, qty = spread.commands, spread.action, spread.qty
+        else:
+            commands, action, qty = self._commands(flat, w, symbol)
+        price_key = next((k for k in ("close", "price", "order_price", "bar_close")
+                          if flat.get(k) is not None), None)
+        price = number(flat[price_key], w(price_key), positive=True) if price_key else None
+        # {{strategy.order.id}} names the order ("Long"), and repeats: it is no duplicate
+        # key. An "id" the author made unique ("{{ticker}}-{{timenow}}") is.
+        unique = next((text_value(flat[k], w(k)) for k in ("idempotency_key", "id", "alert_id")
+                       if flat.get(k) is not None), None)
+        alert_id = text_value(flat["order_id"], w("order_id")) \
+            if flat.get("order_id") is not None else unique
+        comment = next((text_value(flat[k], w(k), max_len=500) for k in
+                        ("comment", "order_comment") if flat.get(k) is not None), None)
+        for key in ("exchange", "interval", "time", "timenow", "bar_time"):
+            if isinstance(flat.get(key), str):
+                expanded(flat[key], w(key))
+        # "strategy" names a strategy of this host; a template's strategy_name ({{strategy}}
+        # of the Pine script) names TradingView's, and is only listed as ignored.
+        strategy = flat.get("strategy")
+        return ParsedSignal(
+            format=self.name, commands=commands, symbol=symbol, action=action, qty=qty,
+            price=price, account=optional_text(flat, "account"),
+            strategy=text_value(strategy, w("strategy")) if isinstance(strategy, str) else None,
+            alert_id=alert_id, comment=comment, idempotency_key=unique,
+            passphrase=optional_text(flat, "passphrase"),
+            fields={w(k): v for k, v in flat.items() if k != "passphrase"},
+            ignored_fields=ignored,
+            template_from_strategy=spread is not None and spread.from_strategy)
+
+    @staticmethod
+    def _commands(flat: dict[str, Any], w: Any, symbol: str
+                  ) -> tuple[list[Command], str | None, float | None]:
+        """An order, or a target position: the commands, the action and the quantity."""
         qty_key = next((k for k in ("contracts", "order_contracts", "qty", "quantity")
                         if flat.get(k) is not None), None)
         qty = number(flat[qty_key], w(qty_key), positive=True) if qty_key else None
@@ -169,28 +220,4 @@ class TradingViewFormat(SignalFormat):
                                   '"market_position" and "position_size")', field="action")
             commands = commands_for(action, symbol, qty, where="", qty_name=qty_key or
                                     "contracts", order_type=order_type, limit=limit)
-        price_key = next((k for k in ("close", "price", "order_price", "bar_close")
-                          if flat.get(k) is not None), None)
-        price = number(flat[price_key], w(price_key), positive=True) if price_key else None
-        # {{strategy.order.id}} names the order ("Long"), and repeats: it is no duplicate
-        # key. An "id" the author made unique ("{{ticker}}-{{timenow}}") is.
-        unique = next((text_value(flat[k], w(k)) for k in ("idempotency_key", "id", "alert_id")
-                       if flat.get(k) is not None), None)
-        alert_id = text_value(flat["order_id"], w("order_id")) \
-            if flat.get("order_id") is not None else unique
-        comment = next((text_value(flat[k], w(k), max_len=500) for k in
-                        ("comment", "order_comment") if flat.get(k) is not None), None)
-        for key in ("exchange", "interval", "time", "timenow", "bar_time"):
-            if isinstance(flat.get(key), str):
-                expanded(flat[key], w(key))
-        # "strategy" names a strategy of this host; a template's strategy_name ({{strategy}}
-        # of the Pine script) names TradingView's, and is only listed as ignored.
-        strategy = flat.get("strategy")
-        return ParsedSignal(
-            format=self.name, commands=commands, symbol=symbol, action=action, qty=qty,
-            price=price, account=optional_text(flat, "account"),
-            strategy=text_value(strategy, w("strategy")) if isinstance(strategy, str) else None,
-            alert_id=alert_id, comment=comment, idempotency_key=unique,
-            passphrase=optional_text(flat, "passphrase"),
-            fields={w(k): v for k, v in flat.items() if k != "passphrase"},
-            ignored_fields=ignored)
+        return commands, action, qty
