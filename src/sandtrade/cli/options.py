@@ -1,5 +1,5 @@
-"""``sandtrade options chain|order|positions|payoff``: option chains, strategy templates and
-position groups of a running host, from the terminal.
+"""``sandtrade options chain|order|positions|payoff|close``: option chains, strategy templates
+and position groups of a running host, from the terminal.
 
 Every number comes from the host (its chain source priced at its feed's last price and time,
 its broker's fills); this module only asks and prints. A template's parameters are flags
@@ -90,6 +90,13 @@ def add_options_command(sub: Any) -> None:
     ps = osub.add_parser("positions", help="open position groups with their legs and greeks")
     add_client_args(ps)
 
+    cl = osub.add_parser("close", help="close an open position group as one multi-leg order")
+    add_client_args(cl)
+    cl.add_argument("group", metavar="ID", help="the group's id (sandtrade options positions)")
+    cl.add_argument("--limit", type=float, metavar="PRICE",
+                    help="net price per spread, positive a debit, negative a credit (default: "
+                    "a market order)")
+
     pf = osub.add_parser("payoff", help="write a payoff diagram (HTML) of a template or of an "
                          "open position group",
                          description="Draw the P&L at expiry and today against the "
@@ -142,6 +149,8 @@ def run_options(args: argparse.Namespace, out: Console, err: Console) -> int:
             return _order(args, client, account, out, err)
         if action == "positions":
             return _positions(args, client, account, out)
+        if action == "close":
+            return _close(args, client, account, out, err)
         return _payoff(args, client, account, settings, out, err)
 
 
@@ -299,6 +308,22 @@ def _positions(args: argparse.Namespace, client: Any, account: str | None,
     out.print(Text(f"account: delta {greeks.delta:+,.2f}, gamma {greeks.gamma:+,.3f}, theta "
                    f"{greeks.theta:+,.2f}/day, vega {greeks.vega:+,.2f}, unrealized P&L "
                    f"{greeks.unrealized_pnl:+,.2f}"), soft_wrap=True)
+    return 0
+
+
+def _close(args: argparse.Namespace, client: Any, account: str | None, out: Console,
+           err: Console) -> int:
+    order = client.close_group(args.group, limit_price=args.limit, account=account)
+    if args.json:
+        print(json.dumps(order.model_dump(mode="json"), indent=2))
+    else:
+        price = "" if order.avg_fill_price is None else \
+            f" at a net {order.avg_fill_price:+,.2f} per spread"
+        out.print(Text(f"order {order.id} closing group {args.group}: {order.status.value}"
+                       f"{price}"), soft_wrap=True)
+    if order.reject_reason:
+        err.print(Text.assemble(("rejected: ", "red"), safe(order.reject_reason)))
+        return 1
     return 0
 
 
