@@ -7,6 +7,9 @@ price and bar time, as it does in production; the tests publish AAA at 100.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,15 +19,15 @@ from sandtrade.client import Client, InvalidArgument, NotFound, PermissionDenied
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.models import OrderClass, OrderStatus
 from sandtrade.options import SyntheticChains
-from sandtrade.v1 import trading_pb2
+from sandtrade.v1 import trading_pb2, trading_pb2_grpc
 
-from .conftest import Caller, Market, MakeToken, field_violations
+from .conftest import Caller, MakeToken, Market, field_violations
 
 SPOT = 100.0
 
 
 @pytest.fixture
-def client(runtime: HostRuntime, market: Market, alice: Caller) -> Any:
+def client(runtime: HostRuntime, market: Market, alice: Caller) -> Iterator[Client]:
     """alice's client, AAA priced at 100."""
     market.publish(SPOT)
     assert runtime.rpc is not None
@@ -177,8 +180,6 @@ def test_a_bad_expiry_quantity_or_underlying_is_named(client: Client) -> None:
 def test_the_raw_answer_carries_a_bad_request_naming_the_field(
         runtime: HostRuntime, client: Client, alice: Caller) -> None:
     """What a client in any language sees: INVALID_ARGUMENT with a BadRequest detail."""
-    from sandtrade.v1 import trading_pb2_grpc
-
     assert runtime.rpc is not None
     with grpc.insecure_channel(runtime.rpc.address) as ch:
         stub = trading_pb2_grpc.TradingServiceStub(ch)
@@ -202,3 +203,15 @@ def test_a_preview_needs_read_and_an_order_needs_trade(
             reader.submit_template("straddle", "AAA", 1)
         assert reader.position_groups() == []
         assert reader.greeks().positions == []
+
+
+def test_the_readme_options_snippet_runs_as_written(client: Client) -> None:
+    """README's "Multi-leg options orders" Python lines, on AAA instead of SPY."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+                   if "submit_template" in b)
+    printed: list[str] = []
+    exec(compile(snippet.replace('"SPY"', '"AAA"'), "README.md", "exec"),
+         {"client": client, "print": lambda *a: printed.append(" ".join(map(str, a)))})
+    assert len(printed) == 2, printed
+    assert client.position_groups() == []  # each group the snippet found was closed

@@ -13,17 +13,27 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.text import Text
 
-from sandtrade.cli.common import add_client_args, connect, load_cli_settings, parse_params
+from sandtrade.cli.common import (
+    TOKEN_WAIT,
+    add_client_args,
+    connect,
+    load_cli_settings,
+    parse_params,
+)
 from sandtrade.cli.tables import Col, cell, print_table, safe
 from sandtrade.errors import SandtradeError
 
 __all__ = ["add_options_command", "run_options"]
+
+T = TypeVar("T")
 
 
 def _template_parameters() -> dict[str, list[str]]:
@@ -137,6 +147,27 @@ def _account(args: argparse.Namespace, settings: Any) -> str | None:
     return None
 
 
+def _when_priced(call: Callable[[], T], err: Console) -> T:
+    """``call()``, asked again for up to :data:`TOKEN_WAIT` seconds while the host answers
+    that the underlying has no price yet (``sandtrade serve &`` then a chain at once: the
+    feed's first bar is a moment away)."""
+    from sandtrade.client import NotFound
+
+    deadline = time.monotonic() + TOKEN_WAIT
+    told = False
+    while True:
+        try:
+            return call()
+        except NotFound as e:
+            if "has no price yet" not in e.message or time.monotonic() > deadline:
+                raise
+            if not told:
+                err.print(Text("waiting for the underlying's first price (is the host "
+                               "starting?)", style="dim"))
+                told = True
+            time.sleep(0.2)
+
+
 def run_options(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run one ``options`` action against the host."""
     settings = load_cli_settings(args)
@@ -144,7 +175,7 @@ def run_options(args: argparse.Namespace, out: Console, err: Console) -> int:
     with connect(args, settings, err) as client:
         action = args.options_command
         if action == "chain":
-            return _chain(args, client, out)
+            return _chain(args, client, out, err)
         if action == "order":
             return _order(args, client, account, out, err)
         if action == "positions":
@@ -161,10 +192,11 @@ def _num(value: float | None, fmt: str = ",.2f") -> str:
     return "" if value is None else format(value, fmt)
 
 
-def _chain(args: argparse.Namespace, client: Any, out: Console) -> int:
+def _chain(args: argparse.Namespace, client: Any, out: Console, err: Console) -> int:
     if args.strikes < 0:
         raise SandtradeError(f"--strikes: must not be negative (got {args.strikes})")
-    chain = client.option_chain(args.symbol, args.expiry, strikes_around_spot=args.strikes)
+    chain = _when_priced(lambda: client.option_chain(args.symbol, args.expiry,
+                                                     strikes_around_spot=args.strikes), err)
     if args.json:
         print(json.dumps({
             "underlying": chain.underlying, "as_of": chain.as_of.isoformat(),
@@ -245,10 +277,10 @@ def _print_plan(plan: Any, qty: float, out: Console) -> None:
 
 def _order(args: argparse.Namespace, client: Any, account: str | None, out: Console,
            err: Console) -> int:
-    result = client.submit_template(
+    result = _when_priced(lambda: client.submit_template(
         args.template, args.symbol, args.qty, expiry=args.expiry, limit_price=args.limit,
         tif=args.tif, client_order_id=args.client_order_id, account=account,
-        validate_only=args.dry_run, **_template_kwargs(args))
+        validate_only=args.dry_run, **_template_kwargs(args)), err)
     order = result.order
     if args.json:
         print(json.dumps({"plan": _plan_json(result.plan) if result.plan else None,
@@ -365,9 +397,9 @@ def _payoff(args: argparse.Namespace, client: Any, account: str | None, settings
         if not args.template or not args.symbol:
             raise SandtradeError("options payoff: give TEMPLATE SYMBOL (and its parameters) "
                                  "or --group ID")
-        plan = client.submit_template(args.template, args.symbol, 1, expiry=args.expiry,
-                                      account=account, validate_only=True,
-                                      **_template_kwargs(args)).plan
+        plan = _when_priced(lambda: client.submit_template(
+            args.template, args.symbol, 1, expiry=args.expiry, account=account,
+            validate_only=True, **_template_kwargs(args)).plan, err)
         chain = client.option_chain(plan.underlying, plan.expiry.isoformat(),
                                     strikes_around_spot=1)
         data = payoff_data(plan, now=chain.as_of, rate=conf.rate,
