@@ -2,9 +2,9 @@
 reads, its common arguments and its connection to a running host.
 
 The rule of the :mod:`sandtrade.cli` package: a command module (:mod:`.main`, :mod:`.host`,
-:mod:`.signals`, :mod:`.strategies`, :mod:`.demo`) imports this module, :mod:`.tables` and
-:mod:`.terminal`, never another command module; :mod:`.main` imports them all to build the
-parser. So what two commands both need lives here, under a public name.
+:mod:`.signals`, :mod:`.strategies`, :mod:`.options`, :mod:`.demo`) imports this module,
+:mod:`.tables` and :mod:`.terminal`, never another command module; :mod:`.main` imports them
+all to build the parser. So what two commands both need lives here, under a public name.
 """
 
 from __future__ import annotations

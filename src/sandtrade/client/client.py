@@ -46,6 +46,10 @@ from sandtrade.models import (
     TradeUpdate,
     implied_order_type,
 )
+from sandtrade.options.chain import OptionChain
+from sandtrade.options.greeks import AccountGreeks, PositionGreeks
+from sandtrade.options.payoff import PayoffLeg
+from sandtrade.options.templates import StrategyPlan
 from sandtrade.rpc import convert
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import market_pb2_grpc, signals_pb2_grpc, strategies_pb2_grpc, trading_pb2_grpc
@@ -55,9 +59,9 @@ from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
     "AccountSettingsInfo", "ApiError", "BacktestProgress", "Client", "FailedPrecondition",
-    "InvalidArgument", "LogEntry", "NotFound", "PermissionDenied", "QueuedOrder", "QueuedSignal",
-    "ResourceExhausted", "SignalInfo", "StrategyInfo", "StrategyStatus", "Unauthenticated",
-    "Unavailable",
+    "InvalidArgument", "LogEntry", "NotFound", "PermissionDenied", "PositionGroupInfo",
+    "QueuedOrder", "QueuedSignal", "ResourceExhausted", "SignalInfo", "StrategyInfo",
+    "StrategyOrder", "StrategyStatus", "Unauthenticated", "Unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -586,6 +590,80 @@ class Client:
         return convert.feed_status_from_pb(
             self._call(self._market.GetFeedStatus, mpb.GetFeedStatusRequest()))
 
+    # ------------------------------------------------------------------ options
+
+    def option_chain(self, underlying: str, expiry: str | None = None, *,
+                     min_strike: float | None = None, max_strike: float | None = None,
+                     strikes_around_spot: int = 0) -> OptionChain:
+        """``underlying``'s option chain now, as the host prices it: one expiry (``"30d"``,
+        ``"monthly"``, ``"2026-12-18"``) or all, strikes in a range or the
+        ``strikes_around_spot`` nearest the spot on each side."""
+        request = mpb.GetOptionChainRequest(underlying=underlying, expiry=expiry or "",
+                                            strikes_around_spot=strikes_around_spot)
+        if min_strike is not None:
+            request.min_strike = min_strike
+        if max_strike is not None:
+            request.max_strike = max_strike
+        return convert.chain_from_pb(self._call(self._market.GetOptionChain, request))
+
+    def greeks(self, account: str | None = None) -> AccountGreeks:
+        """The account's positions marked, with their P&L and greeks, and the sums
+        (``.by_underlying()`` per underlying)."""
+        resp = self._call(self._market.GetOptionGreeks,
+                          mpb.GetOptionGreeksRequest(account=account or ""))
+        return convert.account_greeks_from_pb(resp)
+
+    def submit_template(self, name: str, underlying: str, qty: float | None = None, *,
+                        expiry: str = "30d", limit_price: float | None = None,
+                        tif: TimeInForce | str = TimeInForce.DAY,
+                        client_order_id: str | None = None, tag: str | None = None,
+                        account: str | None = None, validate_only: bool = False,
+                        **params: Any) -> StrategyOrder:
+        """Build strategy template ``name`` (``iron_condor``, ``bull_put_spread``, ...) on
+        ``underlying``'s chain now, with its parameters (``short_delta=0.16, width=5``), and
+        send its legs as one multi-leg order of ``qty`` spreads: at a net ``limit_price``
+        per spread (on a credit strategy a positive price is the credit to receive) or at
+        market. With ``validate_only`` nothing is sent: the answer is the plan alone.
+        Executed at most once (a client order id is made when none is given); a refused
+        parameter is :class:`InvalidArgument` naming it (``field`` ``parameters.width``)."""
+        request = tpb.SubmitOptionStrategyRequest(
+            account=account or "", strategy=name, underlying=underlying, expiry=expiry,
+            tif=convert.tif_to_pb(TimeInForce(tif)), tag=tag or "",
+            client_order_id="" if validate_only else client_order_id or _new_key(),
+            validate_only=validate_only)
+        if qty is not None:
+            request.qty = qty
+        if limit_price is not None:
+            request.limit_price = limit_price
+        convert.parameters_to_pb(params, request)
+        resp = self._call(self._trading.SubmitOptionStrategy, request)
+        return StrategyOrder(
+            convert.plan_from_pb(resp.plan) if resp.HasField("plan") else None,
+            convert.order_from_pb(resp.order) if resp.HasField("order") else None,
+            resp.duplicate)
+
+    def position_groups(self, account: str | None = None) -> list[PositionGroupInfo]:
+        """The account's open multi-leg position groups, oldest first, each with its legs,
+        greeks and bounds; close one with :meth:`close_group`."""
+        out: list[PositionGroupInfo] = []
+        token = ""
+        while True:
+            resp = self._call(self._trading.ListPositionGroups, tpb.ListPositionGroupsRequest(
+                account=account or "", page_size=500, page_token=token))
+            out.extend(_group_info(g) for g in resp.groups)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def close_group(self, group_id: str, *, limit_price: float | None = None,
+                    tif: TimeInForce | str = TimeInForce.DAY,
+                    client_order_id: str | None = None, account: str | None = None) -> Order:
+        """Close position group ``group_id`` (the id of the order that opened it) as one
+        multi-leg order, at a net ``limit_price`` per spread or at market."""
+        return self.submit_multileg([], limit_price=limit_price, tif=tif,
+                                    client_order_id=client_order_id, account=account,
+                                    close_group=group_id)
+
     # ------------------------------------------------------------------ strategies
 
     def upload_strategy(self, name: str, source: str, *, symbols: Iterable[str],
@@ -820,6 +898,61 @@ class Client:
         self._flusher = threading.Thread(target=run, name="sandtrade-client-flush",
                                          daemon=True)
         self._flusher.start()
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyOrder:
+    """What :meth:`Client.submit_template` answers: the plan built (None for a duplicate)
+    and the order it became (None with ``validate_only``)."""
+
+    plan: StrategyPlan | None
+    order: Order | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PositionGroupInfo:
+    """An open position group: the legs one multi-leg order opened and the account still
+    holds, measured at the host's chain now. ``max_profit``/``max_loss`` are dollars for the
+    units held at the first expiry, from the entry prices (None: unlimited)."""
+
+    id: str
+    account: str
+    underlying: str
+    order: Order | None
+    legs: list[PositionGreeks]
+    #: The legs as held, at their entry prices (for :mod:`sandtrade.options.picture`).
+    payoff_legs: list[PayoffLeg]
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    market_value: float
+    unrealized_pnl: float
+    max_profit: float | None
+    max_loss: float | None
+    breakevens: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        """As plain JSON values."""
+        return {"id": self.id, "account": self.account, "underlying": self.underlying,
+                "strategy": (self.order.tag or "") if self.order else "",
+                "legs": [leg._asdict() | {"avg_price": p.price, "iv": p.iv}
+                         for leg, p in zip(self.legs, self.payoff_legs, strict=True)],
+                "delta": self.delta, "gamma": self.gamma, "theta": self.theta,
+                "vega": self.vega, "market_value": self.market_value,
+                "unrealized_pnl": self.unrealized_pnl, "max_profit": self.max_profit,
+                "max_loss": self.max_loss, "breakevens": self.breakevens}
+
+
+def _group_info(m: tpb.PositionGroup) -> PositionGroupInfo:
+    return PositionGroupInfo(
+        m.id, m.account, m.underlying,
+        convert.order_from_pb(m.order) if m.HasField("order") else None,
+        [convert.position_greeks_from_pb(x) for x in m.legs],
+        convert.group_payoff_legs(m.legs), *convert.greeks_from_pb(m.greeks), m.market_value,
+        m.unrealized_pnl, m.max_profit if m.HasField("max_profit") else None,
+        m.max_loss if m.HasField("max_loss") else None, list(m.breakevens))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from sandtrade.market.hub import (
     SymbolFeedStatus,
     format_bar_time,
 )
-from sandtrade.models import Account, Bar, Fill, Quote
+from sandtrade.models import Account, Bar, Fill, Position, Quote
 from sandtrade.options.sources import OptionQuotes
 from sandtrade.rpc.door import TradingDoor
 from sandtrade.rpc.market import MarketDataServicer
@@ -174,7 +174,8 @@ class HostRuntime:
         self._ensure_operator_token()
         #: The trading API: the gRPC TradingService, and the door of each strategy run.
         self.trading = TradingServicer(self.live, store, self.auth,
-                                       configured_rules=s.account_rules, quotas=self.quotas)
+                                       configured_rules=s.account_rules, quotas=self.quotas,
+                                       options=self.options)
 
         self.hub = MarketHub(history_limit=s.market.history_limit)
         cursor_key = self._cursor_key()
@@ -208,7 +209,8 @@ class HostRuntime:
             chains=self.options.chain if self.options is not None else None)
         self.rpc = create_server(
             trading=self.trading,
-            market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status),
+            market=MarketDataServicer(self.hub, self.auth, feed_status=self.feed_status,
+                                      options=self.options, positions=self._positions),
             strategies=StrategyServicer(self.strategies, self.auth),
             signals=SignalServicer(self.signals, self.auth),
             address=s.grpc)
@@ -220,6 +222,12 @@ class HostRuntime:
                  self.rpc.address, self.http.url if self.http else "off", self.restored_fills,
                  skip)
         return self
+
+    def _positions(self, principal: Principal, account: str) -> list[Position]:
+        """``account``'s positions as ``principal`` may read them (GetOptionGreeks): the
+        trading API's own check and broker call."""
+        assert self.trading is not None and self.live is not None
+        return self.live.call(self.trading.positions_op(principal, account))
 
     def _make_option_quotes(self) -> OptionQuotes:
         """The ``[options] source`` chain source, priced from the hub's last price of each

@@ -6,9 +6,11 @@ and the client call these functions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sandtrade.broker.risk import RiskRules, RiskStanding
@@ -21,6 +23,7 @@ from sandtrade.models import (
     FillKind,
     Leg,
     LegIntent,
+    OptionRight,
     Order,
     OrderClass,
     OrderSide,
@@ -30,15 +33,22 @@ from sandtrade.models import (
     Quote,
     TimeInForce,
 )
+from sandtrade.options.chain import ChainRow, OptionChain
+from sandtrade.options.greeks import AccountGreeks, PositionGreeks
+from sandtrade.options.payoff import PayoffLeg
+from sandtrade.options.templates import StrategyPlan
 from sandtrade.v1 import common_pb2 as pb
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import trading_pb2 as tpb
 
 __all__ = [
     "account_from_pb",
+    "account_greeks_from_pb",
     "account_to_pb",
     "bar_from_pb",
     "bar_to_pb",
+    "chain_from_pb",
+    "chain_to_pb",
     "class_from_pb",
     "class_to_pb",
     "exit_from_pb",
@@ -47,11 +57,20 @@ __all__ = [
     "feed_status_to_pb",
     "fill_from_pb",
     "fill_to_pb",
+    "greeks_from_pb",
+    "greeks_to_pb",
+    "group_payoff_legs",
     "leg_from_pb",
     "leg_to_pb",
     "order_from_pb",
     "order_to_pb",
+    "parameters_from_pb",
+    "parameters_to_pb",
+    "plan_from_pb",
+    "plan_to_pb",
     "position_from_pb",
+    "position_greeks_from_pb",
+    "position_greeks_to_pb",
     "position_to_pb",
     "quote_from_pb",
     "quote_to_pb",
@@ -399,3 +418,139 @@ def risk_standing_from_pb(m: tpb.RiskStanding) -> RiskStanding:
                         start_equity=m.start_equity if m.HasField("start_equity") else None,
                         equity=m.equity, orders_today=m.orders_today, day_trades=m.day_trades,
                         halted=m.halted or None)
+
+
+# ------------------------------------------------------------------ options
+
+_RIGHTS = {OptionRight.CALL: mpb.OPTION_RIGHT_CALL, OptionRight.PUT: mpb.OPTION_RIGHT_PUT}
+_RIGHTS_BACK = {v: k for k, v in _RIGHTS.items()}
+_ROW_OPTIONAL = ("last", "volume", "open_interest", "iv", "delta", "gamma", "theta", "vega",
+                 "theo")
+
+
+def chain_to_pb(chain: OptionChain, rows: Iterable[ChainRow], source: str
+                ) -> mpb.GetOptionChainResponse:
+    """A chain (``rows``: the ones asked for) as the answer to GetOptionChain."""
+    out = mpb.GetOptionChainResponse(underlying=chain.underlying, source=source,
+                                     expiries=[e.isoformat() for e in chain.expiries()])
+    time_to_pb(chain.as_of, out.as_of)
+    if chain.spot is not None:
+        out.spot = chain.spot
+    for row in rows:
+        m = out.rows.add(symbol=row.symbol, expiry=row.expiry.isoformat(),
+                         right=_RIGHTS[row.right], strike=row.strike, bid=row.bid,
+                         ask=row.ask, mark=row.mark)
+        for name in _ROW_OPTIONAL:
+            value = getattr(row, name)
+            if value is not None:
+                setattr(m, name, value)
+    return out
+
+
+def chain_from_pb(m: mpb.GetOptionChainResponse) -> OptionChain:
+    """GetOptionChain's answer as an :class:`~sandtrade.options.OptionChain`."""
+    rows = [ChainRow(r.symbol, m.underlying, date.fromisoformat(r.expiry),
+                     _RIGHTS_BACK[r.right], r.strike, r.bid, r.ask,
+                     *(getattr(r, n) if r.HasField(n) else None for n in _ROW_OPTIONAL))
+            for r in m.rows]
+    return OptionChain(m.underlying, time_from_pb(m.as_of),
+                       m.spot if m.HasField("spot") else None, rows)
+
+
+def greeks_to_pb(delta: float, gamma: float, theta: float, vega: float,
+                 out: pb.Greeks) -> pb.Greeks:
+    """Summed greeks as their message."""
+    out.delta, out.gamma, out.theta, out.vega = delta, gamma, theta, vega
+    return out
+
+
+def greeks_from_pb(m: pb.Greeks) -> tuple[float, float, float, float]:
+    """Delta, gamma, theta and vega from their message."""
+    return m.delta, m.gamma, m.theta, m.vega
+
+
+def position_greeks_to_pb(g: PositionGreeks, out: pb.PositionGreeks, *, avg_price: float,
+                          iv: float | None = None) -> pb.PositionGreeks:
+    """One measured position (or group leg) as its message."""
+    out.symbol, out.underlying, out.qty, out.multiplier = (g.symbol, g.underlying, g.qty,
+                                                          g.multiplier)
+    if g.mark is not None:
+        out.mark = g.mark
+    out.market_value, out.unrealized_pnl, out.priced = g.market_value, g.unrealized_pnl, \
+        g.priced
+    out.avg_price = avg_price
+    if iv is not None:
+        out.iv = iv
+    greeks_to_pb(g.delta, g.gamma, g.theta, g.vega, out.greeks)
+    return out
+
+
+def position_greeks_from_pb(m: pb.PositionGreeks) -> PositionGreeks:
+    """A measured position from its message."""
+    return PositionGreeks(m.symbol, m.underlying, m.qty, m.multiplier,
+                          m.mark if m.HasField("mark") else None, m.market_value,
+                          m.unrealized_pnl, *greeks_from_pb(m.greeks), m.priced)
+
+
+def account_greeks_from_pb(m: mpb.GetOptionGreeksResponse) -> AccountGreeks:
+    """GetOptionGreeks' answer as :class:`~sandtrade.options.AccountGreeks`."""
+    return AccountGreeks([position_greeks_from_pb(p) for p in m.positions],
+                         *greeks_from_pb(m.total), m.market_value, m.unrealized_pnl)
+
+
+def group_payoff_legs(legs: Iterable[pb.PositionGreeks]) -> list[PayoffLeg]:
+    """A position group's legs as the payoff sees them: the units held at their entry
+    prices and implied volatilities."""
+    out = []
+    for m in legs:
+        leg = Leg(symbol=m.symbol, side=OrderSide.BUY if m.qty > 0 else OrderSide.SELL)
+        out.append(PayoffLeg.of(leg, m.avg_price, m.iv if m.HasField("iv") else None,
+                                quantity=abs(m.qty)))
+    return out
+
+
+def plan_to_pb(plan: StrategyPlan, out: tpb.StrategyPlan) -> tpb.StrategyPlan:
+    """A built strategy template as its message."""
+    out.strategy, out.underlying, out.expiry = plan.name, plan.underlying, \
+        plan.expiry.isoformat()
+    for leg, p in zip(plan.legs, plan.payoff_legs, strict=True):
+        m = out.legs.add(price=p.price, strike=p.strike or 0.0,
+                         expiry=p.expiry.isoformat() if p.expiry else "",
+                         right=p.right.value if p.right else "")
+        leg_to_pb(leg, m.leg)
+        if p.iv is not None:
+            m.iv = p.iv
+    out.net_price = plan.net_price
+    if plan.max_profit is not None:
+        out.max_profit = plan.max_profit
+    if plan.max_loss is not None:
+        out.max_loss = plan.max_loss
+    out.breakevens.extend(plan.breakevens)
+    if plan.spot is not None:
+        out.spot = plan.spot
+    return out
+
+
+def plan_from_pb(m: tpb.StrategyPlan) -> StrategyPlan:
+    """A built strategy template from its message (its payoff legs one spread each)."""
+    legs = [Leg.model_validate(leg_from_pb(x.leg)) for x in m.legs]
+    payoff = [PayoffLeg.of(leg, x.price, x.iv if x.HasField("iv") else None)
+              for leg, x in zip(legs, m.legs, strict=True)]
+    return StrategyPlan(m.strategy, m.underlying, date.fromisoformat(m.expiry), legs, payoff,
+                        m.net_price, m.max_profit if m.HasField("max_profit") else None,
+                        m.max_loss if m.HasField("max_loss") else None, list(m.breakevens),
+                        m.spot if m.HasField("spot") else None)
+
+
+def parameters_from_pb(m: tpb.SubmitOptionStrategyRequest) -> dict[str, Any]:
+    """A template's parameters (a map of JSON values) as Python values: numbers, strings,
+    booleans, None, lists and dicts, as JSON has them."""
+    return {key: json_format.MessageToDict(value) for key, value in m.parameters.items()}
+
+
+def parameters_to_pb(params: dict[str, Any], out: tpb.SubmitOptionStrategyRequest) -> None:
+    """Set a template's parameters (JSON values: numbers, strings, booleans) on a request;
+    a date is sent as its ISO 8601 text."""
+    for key, value in params.items():
+        v = value.isoformat() if isinstance(value, date) else value
+        json_format.ParseDict(v, out.parameters[key])

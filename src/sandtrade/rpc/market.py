@@ -1,7 +1,8 @@
-"""MarketDataService: the hub's bars and quotes over gRPC."""
+"""MarketDataService: the hub's bars and quotes, option chains and greeks, over gRPC."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -9,13 +10,16 @@ import grpc
 from sandtrade.auth import Principal, TokenAuthority
 from sandtrade.errors import Conflict, InvalidField, NotFound
 from sandtrade.market.hub import FeedStatus, MarketHub
-from sandtrade.models import Bar
+from sandtrade.models import Bar, Position
+from sandtrade.options.chain import ChainRow, OptionChain
+from sandtrade.options.greeks import account_greeks
+from sandtrade.options.sources import OptionQuotes
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.v1 import market_pb2 as mpb
 from sandtrade.v1 import market_pb2_grpc
 
-__all__ = ["MarketDataServicer"]
+__all__ = ["MarketDataServicer", "chain_of", "chain_rows"]
 
 DEFAULT_CHUNK = 5000
 MAX_CHUNK = 20_000
@@ -25,13 +29,20 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
     """History, live bars, quotes and the feed's state; any token with the ``read`` scope.
 
     :param feed_status: where the host's feed is (None: this host has no feed to report).
+    :param options: the host's option chains and quotes (None: it has none).
+    :param positions: an account's positions as a principal may read them (the trading
+        API's own check, ``TradingServicer.positions_op``), for GetOptionGreeks.
     """
 
     def __init__(self, hub: MarketHub, auth: TokenAuthority, *,
-                 feed_status: Callable[[], FeedStatus | None] | None = None) -> None:
+                 feed_status: Callable[[], FeedStatus | None] | None = None,
+                 options: OptionQuotes | None = None,
+                 positions: Callable[[Principal, str], list[Position]] | None = None) -> None:
         self.hub = hub
         self.auth = auth
         self.feed_status = feed_status
+        self.options = options
+        self.positions = positions
 
     def _known(self, symbol: str) -> None:
         if not symbol:
@@ -96,3 +107,93 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         if status is None:
             raise Conflict("this host has no market feed")
         return convert.feed_status_to_pb(status)
+
+    @unary
+    def GetOptionChain(self, request: mpb.GetOptionChainRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> mpb.GetOptionChainResponse:
+        principal.require_scope("read")
+        options = self._options()
+        chain = chain_of(options, request.underlying)
+        rows = chain_rows(chain, request.expiry or None,
+                          request.min_strike if request.HasField("min_strike") else None,
+                          request.max_strike if request.HasField("max_strike") else None,
+                          request.strikes_around_spot)
+        return convert.chain_to_pb(chain, rows, options.source.name)
+
+    @unary
+    def GetOptionGreeks(self, request: mpb.GetOptionGreeksRequest,
+                        context: grpc.ServicerContext,
+                        principal: Principal) -> mpb.GetOptionGreeksResponse:
+        options = self._options()
+        if self.positions is None:
+            raise Conflict("this host does not serve positions")
+        account = principal.require("read", request.account or None)
+        held = self.positions(principal, account)
+        entry = {p.symbol: p.avg_price for p in held}
+        measured = account_greeks(held, options.row, options.last_price)
+        out = mpb.GetOptionGreeksResponse(account=account, market_value=measured.market_value,
+                                          unrealized_pnl=measured.unrealized_pnl)
+        convert.greeks_to_pb(measured.delta, measured.gamma, measured.theta, measured.vega,
+                             out.total)
+        for p in sorted(measured.positions, key=lambda p: p.symbol):
+            row = options.row(p.symbol) if p.symbol != p.underlying else None
+            convert.position_greeks_to_pb(p, out.positions.add(), avg_price=entry[p.symbol],
+                                          iv=None if row is None else row.iv)
+        for underlying, (d, g, t, v) in sorted(measured.by_underlying().items()):
+            convert.greeks_to_pb(d, g, t, v, out.underlyings.add(underlying=underlying).greeks)
+        return out
+
+    def _options(self) -> OptionQuotes:
+        if self.options is None:
+            raise Conflict("this host has no option chains (its broker was given its own "
+                           "quote provider)")
+        return self.options
+
+
+def chain_of(options: OptionQuotes, underlying: str) -> OptionChain:
+    """``underlying``'s chain now; INVALID_ARGUMENT without a name, NOT_FOUND when the host
+    cannot price it (no price of the underlying yet, not in a recorded chain)."""
+    if not underlying:
+        raise InvalidField("underlying", "required")
+    try:
+        chain = options.chain(underlying.strip().upper())
+    except ValueError as e:
+        raise InvalidField("underlying", str(e)) from None
+    if chain is None:
+        price = options.last_price(underlying.strip().upper())
+        why = ("it has no price yet" if price is None
+               else f"the {options.source.name} chain source has none")
+        raise NotFound(f"no option chain for {underlying!r}: {why}")
+    return chain
+
+
+def chain_rows(chain: OptionChain, expiry: str | None, min_strike: float | None,
+               max_strike: float | None, around: int) -> list[ChainRow]:
+    """The rows of ``chain`` a GetOptionChain request asks for (see its fields), by expiry,
+    strike, the call first; each wrong field named."""
+    if around < 0:
+        raise InvalidField("strikes_around_spot", f"must not be negative (got {around})")
+    for name, value in (("min_strike", min_strike), ("max_strike", max_strike)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidField(name, f"must be a finite number (got {value})")
+    if min_strike is not None and max_strike is not None and min_strike > max_strike:
+        raise InvalidField("max_strike", f"{max_strike:g} is below min_strike {min_strike:g}")
+    if expiry:
+        try:
+            expiries = [chain.select_expiry(expiry)]
+        except ValueError as e:
+            raise InvalidField("expiry", str(e)) from None
+    else:
+        expiries = chain.expiries()
+    out: list[ChainRow] = []
+    for when in expiries:
+        rows = [r for r in chain.rows_for(when)
+                if (min_strike is None or r.strike >= min_strike - 1e-9)
+                and (max_strike is None or r.strike <= max_strike + 1e-9)]
+        strikes = sorted({r.strike for r in rows})
+        if around and chain.spot is not None and strikes:
+            centre = min(range(len(strikes)), key=lambda k: abs(strikes[k] - (chain.spot or 0)))
+            keep = set(strikes[max(0, centre - around):centre + around + 1])
+            rows = [r for r in rows if r.strike in keep]
+        out.extend(sorted(rows, key=lambda r: (r.strike, r.right.value != "call")))
+    return out

@@ -34,7 +34,8 @@ from sandtrade.models import (
     TradeUpdate,
     implied_order_type,
 )
-from sandtrade.rpc import convert
+from sandtrade.options.sources import OptionQuotes
+from sandtrade.rpc import convert, option_orders
 from sandtrade.rpc.errors import relay, streaming, unary
 from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
@@ -69,8 +70,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 
     def __init__(self, live: DurableBroker, store: Store, auth: TokenAuthority, *,
                  configured_rules: Callable[[str], RiskRules | None] = lambda _: None,
-                 quotas: QuotaBook | None = None) -> None:
+                 quotas: QuotaBook | None = None,
+                 options: OptionQuotes | None = None) -> None:
         self.live = live
+        #: The host's option chains: templates are built and groups measured from them.
+        self.options = options
         #: How fast each account may place and cancel orders (none: no quotas).
         self.quotas = quotas
         self.store = store
@@ -375,6 +379,61 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             return b.account(target)
 
         return op
+
+    @unary
+    def ListPositionGroups(self, request: tpb.ListPositionGroupsRequest,
+                           context: grpc.ServicerContext,
+                           principal: Principal) -> tpb.ListPositionGroupsResponse:
+        return self.list_position_groups(principal, request)
+
+    def list_position_groups(self, principal: Principal, request: tpb.ListPositionGroupsRequest
+                             ) -> tpb.ListPositionGroupsResponse:
+        """ListPositionGroups as ``principal`` makes it, without a transport."""
+        account = self._account(principal, "read", request.account)
+        size = page_size(request.page_size)
+        groups = self.live.call(option_orders.groups_op(account))
+        page, token = option_orders.groups_page(groups, size, request.page_token)
+        resp = tpb.ListPositionGroupsResponse(next_page_token=token)
+        for held in page:
+            option_orders.group_to_pb(held, account, self.store, self.options,
+                                      resp.groups.add())
+        return resp
+
+    @unary
+    def SubmitOptionStrategy(self, request: tpb.SubmitOptionStrategyRequest,
+                             context: grpc.ServicerContext,
+                             principal: Principal) -> tpb.SubmitOptionStrategyResponse:
+        return self.submit_option_strategy(principal, request)
+
+    def submit_option_strategy(self, principal: Principal,
+                               request: tpb.SubmitOptionStrategyRequest
+                               ) -> tpb.SubmitOptionStrategyResponse:
+        """SubmitOptionStrategy as ``principal`` makes it, without a transport: the template
+        built from the chain now, then SubmitOrder's multi-leg path (:meth:`_multileg_op`)."""
+        account = self._account(principal, "read" if request.validate_only else "trade",
+                                request.account)
+        resp = tpb.SubmitOptionStrategyResponse()
+        coid = request.client_order_id
+        if coid and not request.validate_only:
+            # A retry answers with the first order even if the chain has moved since.
+            def find(b: PaperBroker) -> Order | None:
+                ensure_account(b, self.store, account)
+                return b.find_client_order(account, coid)
+
+            first = self.live.call(find)
+            if first is not None:
+                convert.order_to_pb(first, resp.order)
+                resp.duplicate = True
+                return resp
+        plan = option_orders.build_plan(self.options, request)
+        convert.plan_to_pb(plan, resp.plan)
+        order_request = option_orders.strategy_order(plan, request)
+        if request.validate_only:
+            return resp
+        order, duplicate = self.live.call(self._multileg_op(account, order_request))
+        convert.order_to_pb(order, resp.order)
+        resp.duplicate = duplicate
+        return resp
 
     @unary
     def GetAccountSettings(self, request: tpb.GetAccountSettingsRequest,

@@ -300,3 +300,41 @@ class Account(_message.Message):
     long_market_value: float
     short_market_value: float
     def __init__(self, id: _Optional[str] = ..., currency: _Optional[str] = ..., cash: _Optional[float] = ..., initial_cash: _Optional[float] = ..., equity: _Optional[float] = ..., buying_power: _Optional[float] = ..., realized_pnl: _Optional[float] = ..., commissions: _Optional[float] = ..., long_market_value: _Optional[float] = ..., short_market_value: _Optional[float] = ...) -> None: ...
+
+class Greeks(_message.Message):
+    __slots__ = ("delta", "gamma", "theta", "vega")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    GAMMA_FIELD_NUMBER: _ClassVar[int]
+    THETA_FIELD_NUMBER: _ClassVar[int]
+    VEGA_FIELD_NUMBER: _ClassVar[int]
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    def __init__(self, delta: _Optional[float] = ..., gamma: _Optional[float] = ..., theta: _Optional[float] = ..., vega: _Optional[float] = ...) -> None: ...
+
+class PositionGreeks(_message.Message):
+    __slots__ = ("symbol", "underlying", "qty", "multiplier", "mark", "market_value", "unrealized_pnl", "greeks", "priced", "avg_price", "iv")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_FIELD_NUMBER: _ClassVar[int]
+    QTY_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MARK_FIELD_NUMBER: _ClassVar[int]
+    MARKET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNREALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
+    GREEKS_FIELD_NUMBER: _ClassVar[int]
+    PRICED_FIELD_NUMBER: _ClassVar[int]
+    AVG_PRICE_FIELD_NUMBER: _ClassVar[int]
+    IV_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    underlying: str
+    qty: float
+    multiplier: float
+    mark: float
+    market_value: float
+    unrealized_pnl: float
+    greeks: Greeks
+    priced: bool
+    avg_price: float
+    iv: float
+    def __init__(self, symbol: _Optional[str] = ..., underlying: _Optional[str] = ..., qty: _Optional[float] = ..., multiplier: _Optional[float] = ..., mark: _Optional[float] = ..., market_value: _Optional[float] = ..., unrealized_pnl: _Optional[float] = ..., greeks: _Optional[_Union[Greeks, _Mapping]] = ..., priced: _Optional[bool] = ..., avg_price: _Optional[float] = ..., iv: _Optional[float] = ...) -> None: ...

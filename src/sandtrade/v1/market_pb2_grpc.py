@@ -60,6 +60,16 @@ class MarketDataServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.FromString,
                 _registered_method=True)
+        self.GetOptionChain = channel.unary_unary(
+                '/sandtrade.v1.MarketDataService/GetOptionChain',
+                request_serializer=sandtrade_dot_v1_dot_market__pb2.GetOptionChainRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_market__pb2.GetOptionChainResponse.FromString,
+                _registered_method=True)
+        self.GetOptionGreeks = channel.unary_unary(
+                '/sandtrade.v1.MarketDataService/GetOptionGreeks',
+                request_serializer=sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksResponse.FromString,
+                _registered_method=True)
 
 
 class MarketDataServiceServicer:
@@ -102,6 +112,22 @@ class MarketDataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOptionChain(self, request, context):
+        """The option chain of an underlying now: the host's chain source ([options] source) priced
+        at the underlying's last price and the feed's time, filtered by expiry and strikes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOptionGreeks(self, request, context):
+        """The greeks, marks and P&L of an account's positions, each and summed (per underlying and
+        for the account).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketDataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +155,16 @@ def add_MarketDataServiceServicer_to_server(servicer, server):
                     servicer.GetFeedStatus,
                     request_deserializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.SerializeToString,
+            ),
+            'GetOptionChain': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptionChain,
+                    request_deserializer=sandtrade_dot_v1_dot_market__pb2.GetOptionChainRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_market__pb2.GetOptionChainResponse.SerializeToString,
+            ),
+            'GetOptionGreeks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptionGreeks,
+                    request_deserializer=sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +303,60 @@ class MarketDataService:
             '/sandtrade.v1.MarketDataService/GetFeedStatus',
             sandtrade_dot_v1_dot_market__pb2.GetFeedStatusRequest.SerializeToString,
             sandtrade_dot_v1_dot_market__pb2.GetFeedStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptionChain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.MarketDataService/GetOptionChain',
+            sandtrade_dot_v1_dot_market__pb2.GetOptionChainRequest.SerializeToString,
+            sandtrade_dot_v1_dot_market__pb2.GetOptionChainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptionGreeks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.MarketDataService/GetOptionGreeks',
+            sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksRequest.SerializeToString,
+            sandtrade_dot_v1_dot_market__pb2.GetOptionGreeksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from sandtrade.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -291,3 +292,128 @@ class SetAccountSettingsResponse(_message.Message):
     standing: RiskStanding
     quotas: AccountQuotas
     def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ..., quotas: _Optional[_Union[AccountQuotas, _Mapping]] = ...) -> None: ...
+
+class ListPositionGroupsRequest(_message.Message):
+    __slots__ = ("account", "page_size", "page_token")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    page_size: int
+    page_token: str
+    def __init__(self, account: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class PositionGroup(_message.Message):
+    __slots__ = ("id", "account", "underlying", "order", "legs", "greeks", "market_value", "unrealized_pnl", "max_profit", "max_loss", "breakevens")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    LEGS_FIELD_NUMBER: _ClassVar[int]
+    GREEKS_FIELD_NUMBER: _ClassVar[int]
+    MARKET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNREALIZED_PNL_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOSS_FIELD_NUMBER: _ClassVar[int]
+    BREAKEVENS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    account: str
+    underlying: str
+    order: _common_pb2.Order
+    legs: _containers.RepeatedCompositeFieldContainer[_common_pb2.PositionGreeks]
+    greeks: _common_pb2.Greeks
+    market_value: float
+    unrealized_pnl: float
+    max_profit: float
+    max_loss: float
+    breakevens: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., underlying: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., legs: _Optional[_Iterable[_Union[_common_pb2.PositionGreeks, _Mapping]]] = ..., greeks: _Optional[_Union[_common_pb2.Greeks, _Mapping]] = ..., market_value: _Optional[float] = ..., unrealized_pnl: _Optional[float] = ..., max_profit: _Optional[float] = ..., max_loss: _Optional[float] = ..., breakevens: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ListPositionGroupsResponse(_message.Message):
+    __slots__ = ("groups", "next_page_token")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PositionGroup]
+    next_page_token: str
+    def __init__(self, groups: _Optional[_Iterable[_Union[PositionGroup, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SubmitOptionStrategyRequest(_message.Message):
+    __slots__ = ("account", "strategy", "underlying", "expiry", "parameters", "qty", "limit_price", "tif", "client_order_id", "tag", "validate_only")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    QTY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    TIF_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    strategy: str
+    underlying: str
+    expiry: str
+    parameters: _containers.MessageMap[str, _struct_pb2.Value]
+    qty: float
+    limit_price: float
+    tif: _common_pb2.TimeInForce
+    client_order_id: str
+    tag: str
+    validate_only: bool
+    def __init__(self, account: _Optional[str] = ..., strategy: _Optional[str] = ..., underlying: _Optional[str] = ..., expiry: _Optional[str] = ..., parameters: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., qty: _Optional[float] = ..., limit_price: _Optional[float] = ..., tif: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class StrategyLeg(_message.Message):
+    __slots__ = ("leg", "price", "iv", "strike", "expiry", "right")
+    LEG_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    IV_FIELD_NUMBER: _ClassVar[int]
+    STRIKE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_FIELD_NUMBER: _ClassVar[int]
+    leg: _common_pb2.Leg
+    price: float
+    iv: float
+    strike: float
+    expiry: str
+    right: str
+    def __init__(self, leg: _Optional[_Union[_common_pb2.Leg, _Mapping]] = ..., price: _Optional[float] = ..., iv: _Optional[float] = ..., strike: _Optional[float] = ..., expiry: _Optional[str] = ..., right: _Optional[str] = ...) -> None: ...
+
+class StrategyPlan(_message.Message):
+    __slots__ = ("strategy", "underlying", "expiry", "legs", "net_price", "max_profit", "max_loss", "breakevens", "spot")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    UNDERLYING_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    LEGS_FIELD_NUMBER: _ClassVar[int]
+    NET_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROFIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOSS_FIELD_NUMBER: _ClassVar[int]
+    BREAKEVENS_FIELD_NUMBER: _ClassVar[int]
+    SPOT_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    underlying: str
+    expiry: str
+    legs: _containers.RepeatedCompositeFieldContainer[StrategyLeg]
+    net_price: float
+    max_profit: float
+    max_loss: float
+    breakevens: _containers.RepeatedScalarFieldContainer[float]
+    spot: float
+    def __init__(self, strategy: _Optional[str] = ..., underlying: _Optional[str] = ..., expiry: _Optional[str] = ..., legs: _Optional[_Iterable[_Union[StrategyLeg, _Mapping]]] = ..., net_price: _Optional[float] = ..., max_profit: _Optional[float] = ..., max_loss: _Optional[float] = ..., breakevens: _Optional[_Iterable[float]] = ..., spot: _Optional[float] = ...) -> None: ...
+
+class SubmitOptionStrategyResponse(_message.Message):
+    __slots__ = ("plan", "order", "duplicate")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    plan: StrategyPlan
+    order: _common_pb2.Order
+    duplicate: bool
+    def __init__(self, plan: _Optional[_Union[StrategyPlan, _Mapping]] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...

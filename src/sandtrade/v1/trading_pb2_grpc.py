@@ -86,6 +86,16 @@ class TradingServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.FromString,
                 _registered_method=True)
+        self.ListPositionGroups = channel.unary_unary(
+                '/sandtrade.v1.TradingService/ListPositionGroups',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsResponse.FromString,
+                _registered_method=True)
+        self.SubmitOptionStrategy = channel.unary_unary(
+                '/sandtrade.v1.TradingService/SubmitOptionStrategy',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -169,6 +179,24 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPositionGroups(self, request, context):
+        """The account's open multi-leg position groups (the legs each multi-leg order opened and
+        still held), with their greeks and bounds, oldest first, paginated. Close one with
+        SubmitOrder's close_group. Needs the `read` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitOptionStrategy(self, request, context):
+        """Build a strategy template (iron_condor, bull_put_spread, ...) from the underlying's chain
+        now and submit its legs as one multi-leg order, through SubmitOrder's checks; with
+        validate_only, only build it. Needs the `trade` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +249,16 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.SetAccountSettings,
                     request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.SerializeToString,
+            ),
+            'ListPositionGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPositionGroups,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsResponse.SerializeToString,
+            ),
+            'SubmitOptionStrategy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOptionStrategy,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -495,6 +533,60 @@ class TradingService:
             '/sandtrade.v1.TradingService/SetAccountSettings',
             sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsRequest.SerializeToString,
             sandtrade_dot_v1_dot_trading__pb2.SetAccountSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPositionGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.TradingService/ListPositionGroups',
+            sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.ListPositionGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOptionStrategy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.TradingService/SubmitOptionStrategy',
+            sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.FromString,
             options,
             channel_credentials,
             insecure,
