@@ -105,7 +105,7 @@ def test_an_order_by_template_is_shown_sent_listed_drawn_and_closed_as_one(
 
     listed = json.loads(host.ok("options", "positions", "--json"))
     [group] = listed["groups"]
-    assert group["id"] == order["id"] and group["strategy"] == "strategy:iron_condor"
+    assert group["id"] == order["id"] and group["strategy"] == "iron_condor"
     assert sorted(leg["symbol"] for leg in group["legs"]) == sorted(
         leg["symbol"] for leg in order["legs"])
     assert group["max_profit"] > 0 and group["max_loss"] > 0

@@ -93,7 +93,7 @@ def test_an_iron_condor_by_template_fills_its_four_legs_is_a_group_with_greeks_a
     assert order.order_class is OrderClass.MLEG and order.status is OrderStatus.FILLED, order
     assert order.limit_price == -round(credit / 2, 2)
     assert [leg.symbol for leg in order.legs or ()] == [leg.symbol for leg in plan.legs]
-    assert order.tag == "strategy:iron_condor"
+    assert order.tag == "template:iron_condor"  # what an alert's exit by name finds
     positions = {p.symbol: p.qty for p in client.positions()}
     assert positions == {leg.symbol: leg.side.sign * 2.0 for leg in plan.legs}
 

@@ -360,9 +360,10 @@ def _close(args: argparse.Namespace, client: Any, account: str | None, out: Cons
 
 
 def _strategy(group: Any) -> str:
-    """What opened a group: its template (the tag SubmitOptionStrategy gives), else its tag."""
+    """What opened a group: its template (``template:NAME`` in its order's tag), else its
+    tag."""
     tag = (group.order.tag or "") if group.order is not None else ""
-    return tag.removeprefix("strategy:") or "multi-leg order"
+    return str(group.template or tag or "multi-leg order")
 
 
 def _pnl(v: float) -> Text:

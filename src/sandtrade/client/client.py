@@ -933,10 +933,19 @@ class PositionGroupInfo:
     max_loss: float | None
     breakevens: list[float]
 
+    @property
+    def template(self) -> str | None:
+        """The template that opened the group (its order's tag says ``template:NAME``, as
+        every door tags one: SubmitOptionStrategy, alerts, ``ctx.options``), or None."""
+        for word in ((self.order.tag or "") if self.order else "").split():
+            if word.startswith("template:"):
+                return word.removeprefix("template:") or None
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """As plain JSON values."""
         return {"id": self.id, "account": self.account, "underlying": self.underlying,
-                "strategy": (self.order.tag or "") if self.order else "",
+                "strategy": self.template or "",
                 "legs": [leg._asdict() | {"avg_price": p.price, "iv": p.iv}
                          for leg, p in zip(self.legs, self.payoff_legs, strict=True)],
                 "delta": self.delta, "gamma": self.gamma, "theta": self.theta,

@@ -130,7 +130,8 @@ def strategy_order(plan: StrategyPlan, r: tpb.SubmitOptionStrategyRequest
     out = tpb.SubmitOrderRequest(
         account=r.account, symbol=plan.underlying, qty=r.qty, tif=r.tif,
         order_class=convert.class_to_pb(OrderClass.MLEG),
-        client_order_id=r.client_order_id, tag=r.tag or f"strategy:{plan.name}")
+        client_order_id=r.client_order_id,
+        tag=(f"{r.tag} " if r.tag else "") + f"template:{plan.name}")
     if r.HasField("limit_price"):
         limit = r.limit_price
         if not math.isfinite(limit):
