@@ -6,40 +6,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from datetime import datetime
 
 import grpc
 import pytest
 
+from broker.options_table import QuoteTable, occ
 from sandtrade.client import Client
 from sandtrade.host.runtime import HostRuntime
-from sandtrade.models import FillKind, OrderClass, OrderStatus, Quote
+from sandtrade.models import FillKind, OrderClass, OrderStatus
 from sandtrade.v1 import common_pb2, trading_pb2, trading_pb2_grpc
 
 from .conftest import Caller, Market, field_violations
-
-#: SPY contracts expiring 2024-01-19, the tests' underlying trading at 470.
-EXP = "240119"
-
-
-def occ(strike: float, right: str = "C", root: str = "SPY", exp: str = EXP) -> str:
-    """The OCC symbol of a contract."""
-    return f"{root}{exp}{right}{round(strike * 1000):08d}"
-
-
-class QuoteTable:
-    """symbol -> (bid, ask); what the broker's quote provider reads."""
-
-    def __init__(self, quotes: dict[str, tuple[float, float]] | None = None) -> None:
-        self.quotes = dict(quotes or {})
-
-    def __call__(self, symbol: str) -> Quote | None:
-        q = self.quotes.get(symbol)
-        return None if q is None else Quote(symbol, datetime(2024, 1, 2), q[0], q[1])
-
-    def set(self, symbol: str, bid: float, ask: float) -> None:
-        self.quotes[symbol] = (bid, ask)
-
 
 C100, C105, P95, P90 = (occ(100, root="AAA"), occ(105, root="AAA"),
                         occ(95, "P", root="AAA"), occ(90, "P", root="AAA"))

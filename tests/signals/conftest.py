@@ -61,6 +61,22 @@ class Host:
         assert self.runtime.store is not None
         return self.runtime.store.list_orders(account, limit=10_000)
 
+    def send(self, body: str | dict[str, Any], **params: Any) -> dict[str, Any]:
+        """Post ``body`` to the webhook, expect a 200, wait until it has executed; the
+        webhook's answer."""
+        r = post(self.webhook, body, **params)
+        assert r.status_code == 200, r.text
+        self.wait_idle()
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    def record(self, signal_id: str) -> Any:
+        """The journaled signal ``signal_id``."""
+        assert self.runtime.store is not None
+        record = self.runtime.store.get_signal(signal_id)
+        assert record is not None
+        return record
+
 
 def start_host(tmp_path: Path, config: str = "", **overrides: Any) -> Host:
     """A host in ``tmp_path/data``; ``config`` is TOML text for its configuration file."""

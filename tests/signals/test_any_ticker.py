@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,20 +23,8 @@ NO_PRICE = ('no price for AAPL: add "price": {{close}} to the alert, or configur
             "source that covers it")
 
 
-def _send(host: Host, body: str | dict[str, Any]) -> dict[str, Any]:
-    """Send ``body``; wait until it executed; the journaled record's answer (as JSON)."""
-    r = post(host.webhook, body)
-    assert r.status_code == 200, r.text
-    host.wait_idle()
-    answer: dict[str, Any] = r.json()
-    return answer
 
 
-def _record(host: Host, signal_id: str) -> Any:
-    assert host.runtime.store is not None
-    record = host.runtime.store.get_signal(signal_id)
-    assert record is not None
-    return record
 
 
 def _position(host: Host, symbol: str) -> float:
@@ -58,12 +45,12 @@ def _stored_fills(host: Host) -> list[tuple[str, float, float, str]]:
 
 
 def test_aapl_is_bought_at_the_alerts_price_on_a_fresh_host(host: Host) -> None:
-    answer = _send(host, {"ticker": "NASDAQ:AAPL", "action": "buy", "contracts": 10,
+    answer = host.send({"ticker": "NASDAQ:AAPL", "action": "buy", "contracts": 10,
                           "price": 187.42})
 
     assert answer["price_source"] == "signal", answer  # the trader reads it in TradingView
     assert answer["orders"][-1]["symbol"] == "AAPL", answer
-    record = _record(host, answer["id"])
+    record = host.record(answer["id"])
     assert record.status is SignalStatus.EXECUTED, record.reason
     assert record.price_source == "signal"
     assert "filled 10 at 187.42 (signal price)" in record.reason
@@ -77,7 +64,7 @@ def test_aapl_is_bought_at_the_alerts_price_on_a_fresh_host(host: Host) -> None:
 def test_a_signal_priced_fill_pays_the_brokers_slippage_and_commission(
         make_host: HostFactory) -> None:
     host = make_host("[broker]\nslippage_pct = 0.01\ncommission_pct = 0.001\n")
-    _send(host, "buy 10 AAPL @ 100")
+    host.send("buy 10 AAPL @ 100")
 
     [(symbol, qty, price, source)] = _stored_fills(host)
     assert (symbol, qty, source) == ("AAPL", 10.0, "signal")
@@ -89,11 +76,11 @@ def test_a_signal_priced_fill_pays_the_brokers_slippage_and_commission(
 
 def test_every_spelling_of_a_pair_trades_one_position_fractionally(host: Host) -> None:
     for ticker in ("BTC-USD", "BTCUSD", "COINBASE:BTCUSD", "BTC/USD", "KRAKEN:XBTUSD"):
-        answer = _send(host, {"ticker": ticker, "action": "buy", "contracts": 0.001,
+        answer = host.send({"ticker": ticker, "action": "buy", "contracts": 0.001,
                               "price": 60000})
-        assert _record(host, answer["id"]).status is SignalStatus.EXECUTED
+        assert host.record(answer["id"]).status is SignalStatus.EXECUTED
     for ticker in ("BINANCE:BTCUSDT", "BTC/USDT", "BYBIT:BTCUSDT"):
-        _send(host, {"ticker": ticker, "action": "buy", "contracts": 0.0025, "price": 60010})
+        host.send({"ticker": ticker, "action": "buy", "contracts": 0.0025, "price": 60010})
 
     assert host.runtime.live is not None
     positions = {p.symbol: p.qty for p in host.runtime.live.call(
@@ -104,10 +91,10 @@ def test_every_spelling_of_a_pair_trades_one_position_fractionally(host: Host) -
 
 
 def test_an_occ_symbol_is_an_option_of_100_shares(host: Host) -> None:
-    answer = _send(host, {"symbol": "SPY251219C00450000", "action": "buy", "qty": 2,
+    answer = host.send({"symbol": "SPY251219C00450000", "action": "buy", "qty": 2,
                           "price": 5.2})
 
-    assert _record(host, answer["id"]).status is SignalStatus.EXECUTED
+    assert host.record(answer["id"]).status is SignalStatus.EXECUTED
     assert host.runtime.live is not None
     inst = host.runtime.live.call(lambda b: b.instrument("SPY251219C00450000"))
     assert inst is not None and inst.asset_class is AssetClass.OPTION
@@ -142,7 +129,7 @@ def test_the_last_price_is_used_after_a_restart_and_the_instrument_survives(
         tmp_path: Path) -> None:
     host = start_host(tmp_path)
     try:
-        _send(host, "buy 10 AAPL @ 100")
+        host.send("buy 10 AAPL @ 100")
     finally:
         stop_host(host)
 
@@ -155,9 +142,9 @@ def test_the_last_price_is_used_after_a_restart_and_the_instrument_survives(
         account = host.runtime.live.call(lambda b: b.account("paper"))
         assert account.long_market_value == pytest.approx(1000.0)
 
-        answer = _send(host, {"ticker": "AAPL", "action": "sell", "contracts": 4})
+        answer = host.send({"ticker": "AAPL", "action": "sell", "contracts": 4})
 
-        record = _record(host, answer["id"])
+        record = host.record(answer["id"])
         assert record.status is SignalStatus.EXECUTED, record.reason
         assert record.price_source == "last"
         assert _stored_fills(host)[-1] == ("AAPL", 4.0, 100.0, "last")
@@ -171,7 +158,7 @@ def test_another_accounts_signal_price_neither_fills_nor_values_this_one(host: H
     from sandtrade.models import Account
     host.runtime.store.create_account(Account(id="other", cash=10_000, initial_cash=10_000))
     _, other_token = host.runtime.auth.create("other", ("signal",))
-    _send(host, "buy 10 AAPL @ 100")
+    host.send("buy 10 AAPL @ 100")
 
     r = post(f"{host.url}/webhooks/tradingview/{other_token}", "buy 1 AAPL @ 1")
     assert r.status_code == 200, r.text
@@ -188,12 +175,12 @@ def test_another_accounts_signal_price_neither_fills_nor_values_this_one(host: H
 
 
 def test_a_market_source_that_starts_covering_a_symbol_takes_over(host: Host) -> None:
-    _send(host, "buy 10 AAPL @ 100")
+    host.send("buy 10 AAPL @ 100")
     host.market.publish(150.0, symbol="AAPL")  # the source now covers AAPL
 
-    answer = _send(host, {"ticker": "AAPL", "action": "buy", "contracts": 1, "price": 100})
+    answer = host.send({"ticker": "AAPL", "action": "buy", "contracts": 1, "price": 100})
     assert answer["id"]
-    record = _record(host, answer["id"])
+    record = host.record(answer["id"])
     assert record.price_source == "feed"
     assert [o.status.value for o in host.orders() if o.id in record.orders] == ["accepted"]
     host.market.publish(151.0, symbol="AAPL")
@@ -213,14 +200,14 @@ def test_symbols_table_aliases_and_enforces_lot_size_and_min_notional(
     host = make_host('[symbols]\n"MYCOIN" = "BTCUSD"\n\n[symbols.AAPL]\nlot_size = 10\n\n'
                      '[symbols."BTC-USD"]\nmin_notional = 50\n')
 
-    _send(host, {"ticker": "MYCOIN", "action": "buy", "contracts": 0.001, "price": 60000})
+    host.send({"ticker": "MYCOIN", "action": "buy", "contracts": 0.001, "price": 60000})
     assert _position(host, "BTC-USD") == pytest.approx(0.001)
 
     r = post(host.webhook, "buy 5 AAPL @ 100")
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "qty: quantity 5.0 is below AAPL's lot size 10 (the smallest " \
                                 "quantity it trades in)"
-    _send(host, "buy 20 AAPL @ 100")
+    host.send("buy 20 AAPL @ 100")
     assert _position(host, "AAPL") == 20
 
     r = post(host.webhook, {"ticker": "BTCUSD", "action": "buy", "contracts": 0.0001,
@@ -254,8 +241,8 @@ def test_bad_symbols_settings_name_the_key(tmp_path: Path, toml: str, expected: 
 
 def test_a_replay_trades_signal_priced_symbols_as_live(host: Host) -> None:
     host.market.publish(100.0)
-    _send(host, "buy 10 AAPL @ 100")
-    _send(host, "sell 4 AAPL")
+    host.send("buy 10 AAPL @ 100")
+    host.send("sell 4 AAPL")
     host.market.publish(101.0)
     runtime = host.runtime
     assert runtime.source is not None and runtime.store is not None

@@ -26,19 +26,8 @@ CONDOR: dict[str, Any] = {"ticker": "AAA", "strategy": "iron_condor", "expiry": 
 EXIT: dict[str, Any] = {"ticker": "AAA", "strategy": "iron_condor", "action": "exit"}
 
 
-def _send(host: Host, body: dict[str, Any] | str, **params: Any) -> dict[str, Any]:
-    r = post(host.webhook, body, **params)
-    assert r.status_code == 200, r.text
-    host.wait_idle()
-    answer: dict[str, Any] = r.json()
-    return answer
 
 
-def _record(host: Host, signal_id: str) -> Any:
-    assert host.runtime.store is not None
-    record = host.runtime.store.get_signal(signal_id)
-    assert record is not None
-    return record
 
 
 def _client(host: Host) -> Client:
@@ -63,7 +52,7 @@ def _held(host: Host) -> dict[str, float]:
 def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit_closes_it(
         host: Host) -> None:
     host.market.publish(100.0)
-    answer = _send(host, CONDOR)
+    answer = host.send(CONDOR)
 
     [entry] = answer["orders"]
     assert (entry["class"], entry["side"], entry["qty"], entry["template"]) == \
@@ -73,7 +62,7 @@ def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit
     assert entry["expiration"] == "2024-01-26"
     assert entry["net_price"] < 0 < entry["max_profit"] < entry["max_loss"], entry
     assert entry["max_profit"] + entry["max_loss"] == pytest.approx(500.0)  # 5 wide
-    record = _record(host, answer["id"])
+    record = host.record(answer["id"])
     assert record.status is SignalStatus.EXECUTED, record.reason
     assert "max profit" in record.reason and "max loss" in record.reason
 
@@ -93,11 +82,11 @@ def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit
     assert _held(host) == {s: (1.0 if side == "buy" else -1.0) for side, s in legs}
 
     # a second alert closes the group, as one order
-    closing = _send(host, EXIT)
+    closing = host.send(EXIT)
     assert closing["orders"] == [{"symbol": "AAA", "side": "close", "qty": None,
                                   "type": "market", "class": "mleg",
                                   "template": "iron_condor"}]
-    assert _record(host, closing["id"]).status is SignalStatus.EXECUTED
+    assert host.record(closing["id"]).status is SignalStatus.EXECUTED
     opening, close = _mleg_orders(host)
     assert opening.id == order.id
     assert close.parent_id == order.id, "the group it closes is the opening order's"
@@ -107,8 +96,8 @@ def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit
     assert _held(host) == {}
 
     # nothing left to close: executed, doing nothing
-    nothing = _send(host, {**EXIT, "id": "exit-2"})
-    record = _record(host, nothing["id"])
+    nothing = host.send({**EXIT, "id": "exit-2"})
+    record = host.record(nothing["id"])
     assert record.status is SignalStatus.EXECUTED
     assert record.reason == "nothing: no open iron_condor on AAA"
     assert len(_mleg_orders(host)) == 2
@@ -117,14 +106,14 @@ def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit
 def test_an_exit_closes_only_its_templates_groups_on_its_underlying(host: Host) -> None:
     host.market.publish(100.0)
     host.market.publish(50.0, symbol="BBB")
-    condor = _send(host, {**CONDOR, "id": "c-aaa"})
-    other = _send(host, {**CONDOR, "ticker": "BBB", "id": "c-bbb"})
-    straddle = _send(host, {"ticker": "AAA", "template": "straddle", "expiry": "monthly",
+    condor = host.send({**CONDOR, "id": "c-aaa"})
+    other = host.send({**CONDOR, "ticker": "BBB", "id": "c-bbb"})
+    straddle = host.send({"ticker": "AAA", "template": "straddle", "expiry": "monthly",
                             "contracts": 1})
-    assert all(_record(host, a["id"]).status is SignalStatus.EXECUTED
+    assert all(host.record(a["id"]).status is SignalStatus.EXECUTED
                for a in (condor, other, straddle))
 
-    closing = _send(host, EXIT)
+    closing = host.send(EXIT)
 
     closes = [o for o in _mleg_orders(host) if o.parent_id is not None]
     opened = {o.client_order_id: o.id for o in _mleg_orders(host) if o.parent_id is None}
@@ -138,13 +127,13 @@ def test_an_exit_closes_only_its_templates_groups_on_its_underlying(host: Host) 
 
 def test_explicit_legs_by_occ_symbol_and_by_strike_and_right(host: Host) -> None:
     host.market.publish(100.0)
-    by_symbol = _send(host, {"symbol": "AAA", "qty": 2, "legs": [
+    by_symbol = host.send({"symbol": "AAA", "qty": 2, "legs": [
         {"symbol": "AAA240119C00100000", "side": "buy", "ratio": 1},
         {"symbol": "AAA  240119C00105000", "side": "sell"}]})
-    by_strike = _send(host, json.dumps({"ticker": "AAA", "contracts": 1, "legs": [
+    by_strike = host.send(json.dumps({"ticker": "AAA", "contracts": 1, "legs": [
         {"expiry": "2024-01-19", "strike": 95, "right": "put", "side": "buy"},
         {"expiry": "2024-01-19", "strike": 90, "right": "put", "side": "sell"}]}))
-    traderspost = _send(host, {"ticker": "AAA", "quantity": 1, "legs": [
+    traderspost = host.send({"ticker": "AAA", "quantity": 1, "legs": [
         {"optionType": "call", "expiration": "2024-01-19", "strikePrice": 110,
          "action": "sell", "quantity": 1},
         {"optionType": "call", "expiration": "2024-01-19", "strikePrice": 115,
@@ -161,7 +150,7 @@ def test_explicit_legs_by_occ_symbol_and_by_strike_and_right(host: Host) -> None
             (by_symbol, ["AAA240119C00100000", "AAA240119C00105000"], 2),
             (by_strike, ["AAA240119P00095000", "AAA240119P00090000"], 1),
             (traderspost, ["AAA240119C00110000", "AAA240119C00115000"], 1)):
-        assert _record(host, answer["id"]).status is SignalStatus.EXECUTED
+        assert host.record(answer["id"]).status is SignalStatus.EXECUTED
         order = orders[f"{answer['id']}.0"]
         assert [leg.symbol for leg in order.legs or ()] == legs
         assert order.status is OrderStatus.FILLED and order.qty == qty
@@ -170,8 +159,8 @@ def test_explicit_legs_by_occ_symbol_and_by_strike_and_right(host: Host) -> None
 
 def test_a_limit_is_a_credit_or_a_debit_as_the_spread_is_at_its_marks(host: Host) -> None:
     host.market.publish(100.0)
-    out_of_reach = _send(host, {**CONDOR, "id": "c-1", "limitPrice": 4.0})
-    signed = _send(host, {**CONDOR, "id": "c-2", "limitPrice": -0.05})
+    out_of_reach = host.send({**CONDOR, "id": "c-1", "limitPrice": 4.0})
+    signed = host.send({**CONDOR, "id": "c-2", "limitPrice": -0.05})
     paid = post(host.webhook, {**CONDOR, "id": "c-3", "limitPrice": 0.05,
                                "priceEffect": "debit"})
     wide = post(host.webhook, {**CONDOR, "id": "c-4", "limitPrice": 5.5})
@@ -196,21 +185,21 @@ LISTENER = "def on_bar(ctx, bar):\n    pass\n\n\ndef on_signal(ctx, signal):\n  
 def test_strategy_naming_a_template_trades_it_unless_a_strategy_of_the_host_has_that_name(
         host: Host) -> None:
     host.market.publish(100.0)
-    traded = _send(host, CONDOR)
+    traded = host.send(CONDOR)
     assert traded["destination"] == "paper:paper"
-    assert _record(host, traded["id"]).route_reason == \
+    assert host.record(traded["id"]).route_reason == \
         "strategy names the options template iron_condor"
 
     manager = host.runtime.strategies
     assert manager is not None
     manager.upload("paper", "iron_condor", LISTENER, symbols=["AAA"], params={})
-    routed = _send(host, {**CONDOR, "id": "condor-2"})
+    routed = host.send({**CONDOR, "id": "condor-2"})
     assert routed["destination"] == "strategy:paper/iron_condor"
-    record = _record(host, routed["id"])
+    record = host.record(routed["id"])
     assert record.status is SignalStatus.FAILED and "not running" in record.reason
 
     # "template" is unambiguous: it trades the template, whatever strategies exist
-    unambiguous = _send(host, {**CONDOR, "id": "condor-3", "strategy": None,
+    unambiguous = host.send({**CONDOR, "id": "condor-3", "strategy": None,
                                "template": "iron_condor"})
     assert unambiguous["destination"] == "paper:paper"
     clients = {o.client_order_id for o in _mleg_orders(host)}
@@ -295,7 +284,7 @@ def test_a_spread_that_cannot_be_made_is_refused_with_a_4xx_naming_the_field(
     assert r.status_code == 422, r.text
     assert error in r.json()["error"], r.json()["error"]
     host.wait_idle()
-    assert _record(host, r.json()["id"]).status is SignalStatus.REJECTED
+    assert host.record(r.json()["id"]).status is SignalStatus.REJECTED
     assert host.orders() == []
 
 
@@ -321,9 +310,9 @@ def test_the_dry_run_explains_the_legs_and_what_the_spread_can_make_and_lose(
 
 def test_a_replay_builds_and_fills_the_spreads_as_live(host: Host) -> None:
     host.market.publish(100.0)
-    opened = _send(host, CONDOR)
+    opened = host.send(CONDOR)
     host.market.publish(101.0)
-    _send(host, EXIT)
+    host.send(EXIT)
     runtime = host.runtime
     assert runtime.source is not None and runtime.store is not None
     records = [r for _, r in runtime.store.list_signals(limit=100, oldest_first=True)]
