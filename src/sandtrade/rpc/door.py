@@ -377,6 +377,7 @@ class TradingDoor:
         account = self.account
 
         def op(b: PaperBroker) -> tuple[Order, list[Fill]]:
+            b.ensure_account(account)  # (submit checks it too; the count needs it first)
             before = len(b.fills(account))
             order, _ = submit(b)
             return order, b.fills(account)[before:]
