@@ -12,6 +12,10 @@ made at once (a multi-leg order fills when it is placed, at its legs' quotes) ri
 hook that placed it. A fill's ``kind`` says what made it: ``trade``, or an option's
 ``exercise``, ``assignment`` or ``expiry`` at its expiry date's session end.
 
+It is one file because the sandbox hides only ``_`` names from a strategy: ``ctx.ta``,
+``ctx.options`` and the runner functions at the end reach the context's private state, which
+only this module may touch, so splitting it would make that state public to strategies.
+
 The context trades through a :class:`Trading` port. In a back-test that port is the paper
 broker in the same process; in live paper trading it is the gRPC API. The strategy file is the
 same in both.
