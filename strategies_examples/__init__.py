@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["EXAMPLES", "example_path"]
 
-EXAMPLES = ("sma_cross", "rsi_mean_reversion", "breakout")
+EXAMPLES = ("sma_cross", "rsi_mean_reversion", "breakout", "iron_condor")
 
 
 def example_path(name: str) -> Path:

@@ -35,7 +35,7 @@ FORBIDDEN = (
     "sandtrade.rpc", "sandtrade.client", "sandtrade.http", "sandtrade.v1", "sandtrade.signals",
     "sandtrade.signal_model", "sandtrade.auth", "sandtrade.market",
     "sandtrade.sandbox.supervisor", "sandtrade.sandbox.runner", "sandtrade.sandbox.manager",
-    "sandtrade.sandbox.strategy_run",
+    "sandtrade.sandbox.strategy_run", "sandtrade.options.picture",
     "grpc", "fastapi", "uvicorn", "psutil", "plotly", "rich",
 )
 #: Plugins are top-level packages named ``sandtrade_*``.
@@ -45,8 +45,8 @@ PLUGIN_PREFIX = "sandtrade_"
 #: added to the worker is code every strategy run loads (and boot time).
 EXPECTED_SANDTRADE = (
     "sandtrade",
-    "sandtrade.backtest", "sandtrade.backtest.engine", "sandtrade.backtest.request",
-    "sandtrade.backtest.result",
+    "sandtrade.backtest", "sandtrade.backtest.engine", "sandtrade.backtest.options_desk",
+    "sandtrade.backtest.request", "sandtrade.backtest.result",
     "sandtrade.broker", "sandtrade.broker.checks", "sandtrade.broker.execution",
     "sandtrade.broker.expiry", "sandtrade.broker.fills", "sandtrade.broker.ids",
     "sandtrade.broker.legs", "sandtrade.broker.lots", "sandtrade.broker.multileg",
@@ -54,6 +54,11 @@ EXPECTED_SANDTRADE = (
     "sandtrade.broker.restore", "sandtrade.broker.risk",
     "sandtrade.broker.settings",
     "sandtrade.errors", "sandtrade.models",
+    # ctx.options: chains, QuantLib pricing and templates (not the picture: no plotly)
+    "sandtrade.options", "sandtrade.options.chain", "sandtrade.options.contracts",
+    "sandtrade.options.greeks", "sandtrade.options.loader", "sandtrade.options.payoff",
+    "sandtrade.options.pricing", "sandtrade.options.settings", "sandtrade.options.sources",
+    "sandtrade.options.templates",
     "sandtrade.sandbox", "sandtrade.sandbox.limits", "sandtrade.sandbox.wire",
     "sandtrade.sandbox.worker", "sandtrade.sandbox.worker.backtest_task",
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",

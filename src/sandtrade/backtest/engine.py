@@ -20,12 +20,34 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from sandtrade.backtest import options_desk
 from sandtrade.backtest.result import Simulation
 from sandtrade.broker import BrokerSettings, FillProfile, PaperBroker, RiskRules, sequential_ids
 from sandtrade.errors import DataError, OrderRejected, StrategyError
-from sandtrade.models import Bar, ExitSpec, Instrument, Order, OrderSide, OrderType, Trade
+from sandtrade.models import (
+    Bar,
+    ExitSpec,
+    Fill,
+    Instrument,
+    Leg,
+    Order,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+    Trade,
+)
+from sandtrade.options.settings import OptionsSettings
+from sandtrade.options.sources import ChainSource, OptionQuotes
 from sandtrade.strategy import context
-from sandtrade.strategy.context import AccountView, Context, FillView, PositionView
+from sandtrade.strategy.context import (
+    AccountView,
+    Context,
+    FillView,
+    GreeksView,
+    GroupView,
+    OptionRowView,
+    PositionView,
+)
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
 
 __all__ = ["ACCOUNT", "LocalTrading", "Measure", "simulate"]
@@ -44,11 +66,13 @@ MAX_LOG_BYTES = 1 << 20
 class LocalTrading:
     """The :class:`~sandtrade.strategy.context.Trading` port over an in-process broker."""
 
-    __slots__ = ("_account", "_broker")
+    __slots__ = ("_account", "_broker", "_quotes")
 
-    def __init__(self, broker: PaperBroker, account: str) -> None:
+    def __init__(self, broker: PaperBroker, account: str,
+                 quotes: OptionQuotes | None = None) -> None:
         self._broker = broker
         self._account = account
+        self._quotes = quotes or options_desk.backtest_quotes(broker)
 
     def submit(self, symbol: str, side: OrderSide, qty: float | None, *,
                equity_fraction: float | None, type: OrderType, limit_price: float | None,
@@ -96,6 +120,51 @@ class LocalTrading:
         """Working orders."""
         return self._broker.orders(self._account, open_only=True)
 
+    def option_chain(self, symbol: str, expiry: str | None) -> list[OptionRowView]:
+        """The chain synthesised (or replayed) at the current bar."""
+        return options_desk.chain_rows(self._quotes, symbol, expiry)
+
+    def _made(self, op: Callable[[], Order]) -> tuple[Order, list[Fill]]:
+        broker, account = self._broker, self._account
+        before = len(broker.fills(account))
+        order = op()
+        return order, broker.fills(account)[before:]
+
+    def option_order(self, symbol: str, template: str | None, legs: list[dict[str, Any]],
+                     qty: float, *, limit_price: float | None, tif: str, tag: str | None,
+                     params: dict[str, Any]) -> tuple[Order, list[Fill]]:
+        """A multi-leg order for this account; a template is built from the chain now."""
+        chosen: list[Leg] | list[dict[str, Any]] = (
+            options_desk.template_legs(self._quotes, symbol, template, params)
+            if template is not None else legs)
+        tif_v = TimeInForce(tif)
+        return self._made(lambda: self._broker.submit_multileg(
+            self._account, chosen, qty, limit_price=limit_price, tif=tif_v, tag=tag))
+
+    def option_close(self, group_id: str, *, limit_price: float | None, tag: str | None
+                     ) -> tuple[Order, list[Fill]]:
+        """Close one of this account's position groups."""
+        return self._made(lambda: self._broker.close_group(
+            self._account, group_id, limit_price=limit_price, tag=tag))
+
+    def option_greeks(self) -> GreeksView:
+        """The account's greeks at the current bar."""
+        broker = self._broker
+        return options_desk.greeks_view(self._quotes, broker.positions(self._account),
+                                        broker.last_price)
+
+    def option_groups(self) -> list[GroupView]:
+        """The account's open position groups, valued at the current bar."""
+        broker = self._broker
+
+        def multiplier(sym: str) -> float:
+            inst = broker.option_instrument(sym)
+            return inst.multiplier if inst is not None else 1.0
+
+        return options_desk.group_views(
+            self._quotes, ((g.id, g.legs) for g in broker.position_groups(self._account)),
+            broker.last_price, multiplier)
+
 
 def _nothing() -> None:
     pass
@@ -125,7 +194,8 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
              profiles: Iterable[type[FillProfile]] = (),
              log: Callable[[str], None] | None = None,
              heartbeat: Callable[[], None] | None = None,
-             risk: RiskRules | None = None) -> Simulation:
+             risk: RiskRules | None = None, options: OptionsSettings | None = None,
+             chains: ChainSource | None = None) -> Simulation:
     """Run ``strategy`` over ``data`` without measuring it (see
     :func:`sandtrade.backtest.runner.run_backtest`, which measures it in this process).
 
@@ -135,6 +205,9 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
     stream, one per run of equal times with several), both reused after the call, and the
     trades closed so far (a list that only grows; the sandbox sends the new ones along).
     ``risk``: the account's risk rules, which the broker enforces as it does live.
+    ``options``: how ``ctx.options`` chains are synthesised from the underlying's bars (the
+    ``[options]`` settings: volatility, strikes, expiries, spread); ``chains``: a chain
+    source to use instead (recorded chains, :class:`~sandtrade.options.RecordedChains`).
     """
     # The loop allocates many short-lived, acyclic objects (bars, tuples, floats); with the
     # default thresholds the cyclic collector runs every 700 allocations and costs ~13 % of a
@@ -151,7 +224,7 @@ def simulate(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Itera
         return _run(strategy, data, cash=cash, settings=settings, params=params,
                     instruments=instruments, progress=progress, close_at_end=close_at_end,
                     profiles=profiles, log=log, heartbeat=heartbeat, measure=measure,
-                    keep_bars=keep_bars, risk=risk)
+                    keep_bars=keep_bars, risk=risk, options=options, chains=chains)
     finally:
         if freeze:
             gc.unfreeze()
@@ -164,13 +237,17 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
          close_at_end: bool, profiles: Iterable[type[FillProfile]],
          log: Callable[[str], None] | None, heartbeat: Callable[[], None] | None,
          measure: Measure,
-         keep_bars: bool, risk: RiskRules | None) -> Simulation:
+         keep_bars: bool, risk: RiskRules | None, options: OptionsSettings | None,
+         chains: ChainSource | None) -> Simulation:
     streams: dict[str, Iterable[Bar]] | None = None
     if isinstance(data, Mapping):
         streams = dict(data)
     settings = settings or BrokerSettings()
     broker = PaperBroker(settings, instruments=instruments, ids=sequential_ids(),
                          profiles=profiles)
+    # Option quotes: the chain at the broker's last price of the underlying and its time.
+    quotes = options_desk.backtest_quotes(broker, options, chains)
+    broker.set_quote_provider(quotes)
     broker.open_account(ACCOUNT, cash)
     if risk is not None:
         broker.set_rules(ACCOUNT, risk)
@@ -201,7 +278,7 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                             f"{order.symbol}) rejected: {order.reject_reason}")
 
     run_params = dict(strategy.params if params is None else params)
-    ctx = Context(LocalTrading(broker, ACCOUNT), run_params, log=log or keep_log,
+    ctx = Context(LocalTrading(broker, ACCOUNT, quotes), run_params, log=log or keep_log,
                   on_reject=rejected)
     path = strategy.path
     on_bar = strategy.caller("on_bar")
@@ -236,6 +313,19 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
     equities = array("d")
     record = equities.append
     feed = context.advance
+    take_fills = context.take_fills
+    made = context.fills_made(ctx)  # one list for the run: tested on every bar
+
+    def made_fills() -> None:
+        # Fills an order made at once in the hook just run (a multi-leg order fills as it
+        # is placed), to on_fill now: as live, where the worker does the same.
+        nonlocal hook
+        while got := take_fills(ctx):
+            hook = "on_fill"
+            for fv in got:
+                ctx.symbol = fv.symbol
+                beat()
+                on_fill(ctx, fv)  # type: ignore[misc]
 
     def first_bar(bar: Bar) -> None:
         sym = bar.symbol
@@ -289,6 +379,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         hook, hook_time = "on_start", bar
                         beat()
                         on_start(ctx)
+                        if on_fill is not None:
+                            made_fills()
                 # context.advance(ctx, bar, i), inlined: this runs once per bar
                 ctx.time = bar.time
                 ctx.symbol = only
@@ -303,11 +395,17 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                     for fv in fills:
                         beat()
                         on_fill(ctx, fv)
+                    if made:
+                        made_fills()
+                        ctx.symbol = only
                 if on_bar is not None:
                     hook = "on_bar"
                     hook_time = bar
                     beat()
                     on_bar(ctx, bar)
+                    if on_fill is not None and made:
+                        made_fills()
+                        ctx.symbol = only
                 hook = None
                 if market_at_close:
                     pending_close_fills.extend(FillView.of(f) for f in broker.close_auction(bar))
@@ -344,6 +442,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         ctx.symbol = fv.symbol
                         beat()
                         on_fill(ctx, fv)
+                    if made:
+                        made_fills()
                 for bar in group:
                     ctx.symbol = bar.symbol
                     if on_bar is not None:
@@ -351,6 +451,8 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                         hook_time = bar
                         beat()
                         on_bar(ctx, bar)
+                        if on_fill is not None and made:
+                            made_fills()
                     if market_at_close:
                         hook = None
                         pending_close_fills.extend(

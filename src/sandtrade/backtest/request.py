@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sandtrade.backtest.result import BacktestResult
 from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
+from sandtrade.options.settings import OptionsSettings
 
 __all__ = ["BacktestRequest", "BacktestRunner", "DataSpec"]
 
@@ -52,6 +53,11 @@ class BacktestRequest(BaseModel):
     #: The account's risk rules, enforced as the live broker does (None: no rules), so a
     #: strategy a rule stops live is stopped the same way here.
     risk: RiskRules | None = None
+    #: How ``ctx.options`` chains look (the ``[options]`` settings: volatility, strikes,
+    #: expiries, spread), synthesised from the underlying's bars; ``source = "recorded"``
+    #: replays its ``files`` instead (in-process runs only: a sandboxed worker reads no
+    #: files). None: the defaults.
+    options: OptionsSettings | None = None
 
 
 class BacktestRunner(Protocol):

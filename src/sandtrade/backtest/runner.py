@@ -29,6 +29,8 @@ from sandtrade.errors import DataError
 from sandtrade.market import iter_csv
 from sandtrade.market.samples import missing_file_hint, resolve_data_path
 from sandtrade.models import Bar, Instrument, Trade
+from sandtrade.options.settings import OptionsSettings
+from sandtrade.options.sources import ChainSource, RecordedChains
 from sandtrade.strategy.loader import LoadedStrategy, load_strategy, resolve_params
 
 __all__ = ["InProcessRunner", "count_rows", "parse_data_spec", "run_backtest"]
@@ -44,7 +46,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
                  log: Callable[[str], None] | None = None,
                  heartbeat: Callable[[], None] | None = None,
                  benchmark: str | None = None,
-                 risk: RiskRules | None = None) -> BacktestResult:
+                 risk: RiskRules | None = None, options: OptionsSettings | None = None,
+                 chains: ChainSource | None = None) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one stream of bars, or one per symbol) and measure it.
 
     Symbols without a registered instrument trade as whole-share equities. ``close_at_end``
@@ -58,7 +61,8 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     ``result.logs``). ``heartbeat`` is called before the hooks of every bar, before on_start,
     each on_fill and on_stop (the sandbox's supervisor times each event by it). The curves
     are decimated to between ``max_points`` and twice as many points. ``risk``: the
-    account's risk rules, enforced as the live broker does.
+    account's risk rules, enforced as the live broker does. ``options`` and ``chains``:
+    where ``ctx.options`` chains come from (see :func:`~sandtrade.backtest.engine.simulate`).
 
     This is :func:`~sandtrade.backtest.engine.simulate` with a
     :class:`~sandtrade.backtest.meter.Meter` in the same process; the sandbox runs the two
@@ -75,7 +79,7 @@ def run_backtest(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | I
     sim = simulate(strategy, data, cash=cash, settings=settings, params=params,
                    instruments=instruments, progress=progress, close_at_end=close_at_end,
                    profiles=profiles, log=log, heartbeat=heartbeat, measure=measure,
-                   risk=risk)
+                   risk=risk, options=options, chains=chains)
     return meter.finish(sim, elapsed_s=time.perf_counter() - started)
 
 
@@ -133,4 +137,16 @@ class InProcessRunner:
         return run_backtest(strategy, streams, cash=request.cash, settings=request.broker,
                             params=params, progress=progress,
                             close_at_end=request.close_at_end, profiles=self.profiles,
-                            benchmark=request.benchmark, risk=request.risk)
+                            benchmark=request.benchmark, risk=request.risk,
+                            options=request.options, chains=chain_source(request.options))
+
+
+def chain_source(options: OptionsSettings | None) -> ChainSource | None:
+    """The recorded chains ``options`` names (``source = "recorded"``), read from their
+    files; None for synthetic chains (the engine's default)."""
+    if options is None or options.source == "synthetic":
+        return None
+    if options.source != "recorded":
+        raise DataError(f"options.source: a back-test takes 'synthetic' or 'recorded' chains, "
+                        f"not {options.source!r}")
+    return RecordedChains(options)

@@ -92,12 +92,12 @@ class Execution:
         self._now = bar.time
         self._bar_index = bar_index
         symbol = bar.symbol
-        if self._expiry_due is not None and bar.time >= self._expiry_due:
-            self.process_expiries(bar.time)
+        # Options settled at an expiry's session end come first among the bar's fills.
+        fills: list[Fill] = (self.process_expiries(bar.time) if self._expiry_due is not None
+                             and bar.time >= self._expiry_due else [])
         if self._risk_on and bar.time.date() != self._risk_today:
             self._risk_new_day(bar.time.date())
         working = self._working.get(symbol)
-        fills: list[Fill] = []
         if working:
             self._mark[symbol] = bar.open
             profile = self.profile
@@ -188,9 +188,8 @@ class Execution:
     def on_quote(self, quote: Quote) -> list[Fill]:
         """Work the symbol's orders against a bid/ask (``quote`` profile); marks at the mid."""
         self._now = quote.time
-        if self._expiry_due is not None and quote.time >= self._expiry_due:
-            self.process_expiries(quote.time)
-        fills: list[Fill] = []
+        fills: list[Fill] = (self.process_expiries(quote.time) if self._expiry_due is not None
+                             and quote.time >= self._expiry_due else [])
         for order in list(self._working.get(quote.symbol, ())):
             if order.status in TERMINAL_STATUSES:  # its sibling's fill canceled it
                 continue

@@ -184,6 +184,11 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         """The tradable symbols, sorted."""
         return sorted(self._instruments)
 
+    @property
+    def now(self) -> datetime | None:
+        """The broker's clock: the time of the bar or quote it last worked (None before)."""
+        return self._now
+
     def set_time(self, time: datetime, bar_index: int | None = None) -> None:
         """Set the broker's clock (stamps orders created outside bar processing)."""
         self._now = time

@@ -401,6 +401,10 @@ class HostRuntime:
             log.info("market: %s now has prices from the %s source; signals for it wait for "
                      "its bars", bar.symbol, self.feed.source.name)
 
+        if self.strategies is not None:
+            # A timestamp a strategy of several symbols still holds is over: it handles it
+            # before the broker works this bar (as in a back-test).
+            self.strategies.flush_before(bar.time)
         self._market_time = bar.time
 
         def op(b: PaperBroker) -> list[Fill]:
@@ -421,7 +425,8 @@ class HostRuntime:
         """A strategy run's door: the trading API's own methods, as the run's principal."""
         assert self.trading is not None
         return TradingDoor(self.trading, principal, account, run_id,
-                           flood_seconds=self.settings.account_quotas(account).flood_seconds)
+                           flood_seconds=self.settings.account_quotas(account).flood_seconds,
+                           options=self.options)
 
     def _ensure_operator_token(self) -> None:
         """On first start, an admin token for every account, readable by this user only; the

@@ -53,12 +53,16 @@ class Greeks(NamedTuple):
 
 
 def _new_york_close(day: date) -> datetime:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return datetime.combine(day, time(16), ZoneInfo("America/New_York")).astimezone(UTC)
-    except (ImportError, KeyError, OSError):  # no time-zone database: standard time
-        return datetime.combine(day, time(21), UTC)
+    """16:00 New York time on ``day``, in UTC: 20:00 while US daylight saving time is on
+    (second Sunday of March to first Sunday of November, the rule since 2007), else 21:00.
+    Computed, not read from a time-zone database, so that a sandboxed worker (which reads no
+    files) prices exactly as the host does, and as the broker settles expiries
+    (``broker.multileg.session_end``)."""
+    march = date(day.year, 3, 8)
+    dst_start = march.replace(day=8 + (6 - march.weekday()) % 7)
+    nov = date(day.year, 11, 1)
+    dst_end = nov.replace(day=1 + (6 - nov.weekday()) % 7)
+    return datetime.combine(day, time(20 if dst_start <= day < dst_end else 21), UTC)
 
 
 _MOMENTS: dict[date, datetime] = {}

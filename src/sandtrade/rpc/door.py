@@ -20,6 +20,12 @@ commit. Answers are built from the broker's own records, not from protobuf messa
 
 Everything a worker sends is untrusted: the arguments of a call are checked here before they
 become a request, and the account is always the run's, never the worker's to choose.
+
+``ctx.options`` calls (``option_chain``, ``option_order``, ``option_close``, ``option_greeks``,
+``option_groups``) are answered from the host's chains (``HostRuntime.options``) with the
+functions a back-test answers them with (:mod:`sandtrade.backtest.options_desk`); an options
+order is a multi-leg ``SubmitOrder`` as the run's principal, and its answer carries the fills
+it made at once, for the strategy's ``on_fill``.
 """
 
 from __future__ import annotations
@@ -31,9 +37,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import ValidationError
+
 from sandtrade.auth import Principal
+from sandtrade.backtest import options_desk
 from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError, StoreError
-from sandtrade.models import Account, OrderSide, OrderType, Position, TimeInForce
+from sandtrade.models import (
+    Account,
+    Fill,
+    Leg,
+    Order,
+    OrderClass,
+    OrderSide,
+    OrderType,
+    Position,
+    TimeInForce,
+)
+from sandtrade.options.sources import OptionQuotes
+from sandtrade.options.templates import TemplateError
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import status_of
 from sandtrade.v1 import trading_pb2 as tpb
@@ -49,6 +70,11 @@ __all__ = ["CallError", "TradingDoor"]
 
 #: The parts of a take profit or stop loss a worker may send (``ExitSpec``'s fields).
 _EXIT_PARTS = frozenset({"price", "percent", "amount", "limit_price"})
+#: Bounds of an options call (the strategy API checks the same in the worker first).
+MAX_OPTION_LEGS = 8
+MAX_TEMPLATE_PARAMS = 16
+MAX_NAME = 64
+MAX_SPREADS = 10_000
 
 
 class CallError(Exception):
@@ -75,12 +101,37 @@ class _Applied:
     reply: Callable[[Any], Any]
 
 
+def _short_text(args: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+    v = args.get(key)
+    if v is None and optional:
+        return None
+    if type(v) is not str or not v or len(v) > MAX_NAME:
+        raise CallError(f"{key} must be a string of 1 to {MAX_NAME} characters"
+                        + (" (or null)" if optional else "") + f", got {_shown(v)}")
+    return v
+
+
+def _shown(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _placed(done: tuple[Order, list[Fill]]) -> dict[str, Any]:
+    order, fills = done
+    return {"order": order.model_dump(mode="json"),
+            "fills": [f.model_dump(mode="json") for f in fills]}
+
+
 class TradingDoor:
-    """The trading API as one run sees it: calls for one account, as one principal."""
+    """The trading API as one run sees it: calls for one account, as one principal.
+
+    :param options: the host's option chains (None: ``ctx.options`` calls are refused)."""
 
     def __init__(self, trading: TradingServicer, principal: Principal, account: str,
-                 run_id: str, *, flood_seconds: int = 10) -> None:
+                 run_id: str, *, flood_seconds: int = 10,
+                 options: OptionQuotes | None = None) -> None:
         self.account = account
+        self.options = options
         self.principal = principal
         self._trading = trading
         self._open = True
@@ -234,7 +285,140 @@ class TradingDoor:
         orders.sort(key=lambda o: (o.created_at is None, o.created_at, o.id))
         return [o.model_dump(mode="json") for o in orders]
 
+    # ------------------------------------------------------------------ ctx.options
+
+    def _quotes(self) -> OptionQuotes:
+        if self.options is None:
+            raise CallError("options: this host serves no option chains")
+        return self.options
+
+    def option_chain(self, args: dict[str, Any]) -> list[list[Any]]:
+        self.principal.require("read", self.account)
+        symbol = _short_text(args, "symbol")
+        expiry = _short_text(args, "expiry", optional=True)
+        assert symbol is not None
+        try:
+            rows = options_desk.chain_rows(self._quotes(), symbol, expiry)
+        except ValueError as e:
+            raise CallError(f"expiry: {e}") from None
+        return [list(r) for r in rows]
+
+    def option_order(self, args: dict[str, Any]) -> _Applied:
+        quotes = self._quotes()
+        qty = _opt_number(args, "qty")
+        if qty is None or not 0 < qty <= MAX_SPREADS:
+            raise CallError(f"qty must be a number of spreads above 0, at most {MAX_SPREADS:,}"
+                            f" (got {_shown(args.get('qty'))})")
+        limit = _opt_number(args, "limit_price")
+        tag = _short_text(args, "tag", optional=True)
+        try:
+            tif = TimeInForce(str(args.get("tif")))
+        except ValueError as e:
+            raise CallError(f"tif: {e}") from None
+        template = _short_text(args, "template", optional=True)
+        raw_legs = args.get("legs")
+        params = args.get("params")
+        if not isinstance(params, dict) or len(params) > MAX_TEMPLATE_PARAMS or not all(
+                type(k) is str and (v is None or type(v) in (int, float, str, bool))
+                for k, v in params.items()):
+            raise CallError(f"params must be an object of at most {MAX_TEMPLATE_PARAMS} "
+                            "numbers or strings")
+        if not isinstance(raw_legs, list):
+            raise CallError("legs must be a list")
+        if template is not None:
+            if raw_legs:
+                raise CallError("give a template or legs, not both")
+            symbol = _short_text(args, "symbol")
+            assert symbol is not None
+            try:
+                legs = options_desk.template_legs(quotes, symbol, template, params)
+            except TemplateError as e:
+                raise CallError(str(e)) from None
+        else:
+            if params:
+                raise CallError("params: explicit legs take no template parameters")
+            if not 1 <= len(raw_legs) <= MAX_OPTION_LEGS:
+                raise CallError(f"legs: 1 to {MAX_OPTION_LEGS} legs (got {len(raw_legs)})")
+            legs = []
+            for i, leg in enumerate(raw_legs):
+                try:
+                    legs.append(Leg.model_validate(leg))
+                except ValidationError as e:
+                    err = e.errors()[0]
+                    where = ".".join(str(x) for x in err["loc"])
+                    raise CallError(f"legs[{i}]{'.' + where if where else ''}: "
+                                    f"{err['msg']}") from None
+        req = tpb.SubmitOrderRequest(
+            account=self.account, qty=qty, tif=convert.tif_to_pb(tif), tag=tag or "",
+            order_class=convert.class_to_pb(OrderClass.MLEG),
+            client_order_id=f"{self._run_id}-{next(self._ids)}")
+        for leg in legs:
+            convert.leg_to_pb(leg, req.legs.add())
+        if limit is not None:
+            req.limit_price = limit
+        return self._placing(req)
+
+    def option_close(self, args: dict[str, Any]) -> _Applied:
+        group_id = _short_text(args, "group_id")
+        limit = _opt_number(args, "limit_price")
+        tag = _short_text(args, "tag", optional=True)
+        req = tpb.SubmitOrderRequest(
+            account=self.account, close_group=group_id, tag=tag or "",
+            order_class=convert.class_to_pb(OrderClass.MLEG),
+            client_order_id=f"{self._run_id}-{next(self._ids)}")
+        if limit is not None:
+            req.limit_price = limit
+        return self._placing(req)
+
+    def _placing(self, req: tpb.SubmitOrderRequest) -> _Applied:
+        """A multi-leg SubmitOrder as the run's principal; its answer is the order and the
+        fills it made at once."""
+        submit = self._trading.submit_op(self.principal, req, fresh_client_id=True)
+        account = self.account
+
+        def op(b: PaperBroker) -> tuple[Order, list[Fill]]:
+            b.ensure_account(account)  # (submit checks it too; the count needs it first)
+            before = len(b.fills(account))
+            order, _ = submit(b)
+            return order, b.fills(account)[before:]
+
+        return self._apply(op, _placed)
+
+    def option_greeks(self, args: dict[str, Any]) -> _Applied:
+        quotes = self._quotes()
+
+        def reply(positions: list[Position]) -> list[float]:
+            return list(options_desk.greeks_view(quotes, positions, quotes.last_price))
+
+        return self._apply(self._trading.positions_op(self.principal, self.account), reply)
+
+    def option_groups(self, args: dict[str, Any]) -> _Applied:
+        quotes = self._quotes()
+        self.principal.require("read", self.account)
+        account = self.account
+
+        def op(b: PaperBroker) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+            out = []
+            for g in b.position_groups(account):
+                mults = {}
+                for sym in g.legs:
+                    inst = b.option_instrument(sym)
+                    mults[sym] = inst.multiplier if inst is not None else 1.0
+                out.append((g.id, dict(g.legs), mults))
+            return out
+
+        def reply(groups: list[tuple[str, dict[str, float], dict[str, float]]]
+                  ) -> list[list[Any]]:
+            mults = {s: m for _, _, ms in groups for s, m in ms.items()}
+            views = options_desk.group_views(quotes, ((g, legs) for g, legs, _ in groups),
+                                             quotes.last_price, lambda s: mults.get(s, 1.0))
+            return [[v.id, [list(x) for x in v.legs], v.value] for v in views]
+
+        return self._apply(op, reply)
+
     _OPS: ClassVar[dict[str, Callable[[TradingDoor, dict[str, Any]], Any]]] = {
         "submit": submit, "cancel": cancel, "position": position, "account": account_view,
-        "open_orders": open_orders,
+        "open_orders": open_orders, "option_chain": option_chain,
+        "option_order": option_order, "option_close": option_close,
+        "option_greeks": option_greeks, "option_groups": option_groups,
     }

@@ -191,6 +191,9 @@ class Pending:
     fills: list[Fill]
     tickets: list[Ticket] = field(default_factory=list)
     merged: int = 1
+    #: True when the next pending belongs to the same timestamp (a strategy of several
+    #: symbols gets a timestamp's bars as one group, as a back-test handles them).
+    joined: bool = False
 
     @property
     def published(self) -> float:
@@ -242,6 +245,29 @@ class Mailbox:
                 ticket.finish()
         return accepted
 
+    def put_group(self, group: list[Pending]) -> bool:
+        """Queue the pending items of one timestamp together (each but the last ``joined``),
+        so that a run takes them in one event; False as :meth:`put_bar`."""
+        for p in group[:-1]:
+            p.joined = True
+        with self._cond:
+            if self._closed or self.overflowed:
+                accepted = False
+            elif self._bars + len(group) > self.backlog and not all(
+                    self._make_room() for _ in range(self._bars + len(group) - self.backlog)):
+                self.overflowed = True
+                accepted = False
+            else:
+                self._items.extend(group)
+                self._bars += len(group)
+                self._cond.notify()
+                accepted = True
+        if not accepted:
+            for p in group:
+                for ticket in p.tickets:
+                    ticket.finish()
+        return accepted
+
     def put(self, event: object, *, skip_bars: bool = False) -> bool:
         """Queue a control event; False when closed. With ``skip_bars`` the pending bars are
         given up first (their fills too: for ``stop``, which needs no more market), while
@@ -266,8 +292,8 @@ class Mailbox:
     # ------------------------------------------------------------------ the run's side
 
     def take(self, timeout: float | None = None) -> list[Pending] | object | None:
-        """The next control event, or the pending bars before it (at most :data:`BATCH`);
-        None on timeout or when closed and empty."""
+        """The next control event, or the pending bars before it (at most :data:`BATCH`, more
+        only to finish a timestamp's group); None on timeout or when closed and empty."""
         with self._cond:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not self._items:
@@ -282,7 +308,8 @@ class Mailbox:
                 self._items.popleft()
                 return head
             batch: list[Pending] = []
-            while self._items and len(batch) < BATCH and isinstance(self._items[0], Pending):
+            while self._items and (len(batch) < BATCH or batch[-1].joined) \
+                    and isinstance(self._items[0], Pending):
                 item = self._items.popleft()
                 assert isinstance(item, Pending)
                 batch.append(item)

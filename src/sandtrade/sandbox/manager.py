@@ -536,6 +536,22 @@ class StrategyManager:
         if self.lockstep:
             ticket.done.wait(self.limits.event_seconds + 2)
 
+    def flush_before(self, time: datetime) -> None:
+        """Hand on every timestamp held for a strategy of several symbols that ends before
+        ``time`` (one of its symbols had no bar then); the host calls it before the broker
+        works a bar of ``time``, so that what the strategy does on that timestamp meets the
+        next bars as in a back-test. In lockstep, returns once they have handled it."""
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.holds_before(time)]
+        if not runs:
+            return
+        ticket = Ticket(self.meter)
+        for run in runs:
+            run.release(ticket)
+        ticket.seal()
+        if self.lockstep:
+            ticket.done.wait(self.limits.event_seconds + 2)
+
     def fanout(self, latest: int = 0) -> dict[str, Any]:
         """Publish → last strategy done (p50/p99/max ms of the latest bars, or of the
         ``latest`` ones), the mode, and each run's lag (bars pending, seconds) and p99, by

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sandtrade.models import Bar, Fill
@@ -80,7 +81,8 @@ def fill_frame(fill: Fill) -> dict[str, Any]:
     """A fill as a worker receives it."""
     return {"id": fill.id, "order_id": fill.order_id, "symbol": fill.symbol,
             "side": fill.side.value, "qty": fill.qty, "price": fill.price,
-            "commission": fill.commission, "time": fill.time.isoformat()}
+            "commission": fill.commission, "time": fill.time.isoformat(),
+            "kind": fill.kind.value}
 
 
 def hook_of(header: dict[str, Any]) -> str:
@@ -126,6 +128,11 @@ class StrategyRun:
         self._on_done = on_done
         self._on_exit = on_exit
         self.mailbox = mailbox or Mailbox()
+        # A strategy of several symbols: the items of the timestamp being published, held
+        # until it is complete (a bar of each symbol) or a later time comes (see release).
+        self._held: list[Pending] = []
+        self._held_time: datetime | None = None
+        self._held_symbols: set[str] = set()
         #: Publish → done of this run's latest bars.
         self.latency = LatencyRing()
         #: Market items in the event in flight (the bars of a batch; 1 for other events).
@@ -175,6 +182,19 @@ class StrategyRun:
         if not (wants or mine):
             return False
         pending = Pending(bar if wants else None, mine)
+        if len(self.symbols) > 1 and (wants or self._held):
+            # One timestamp's bars go to the worker together, as a back-test groups them.
+            if self._held and self._held_time != bar.time:
+                self.release(ticket)  # late: the feed's flush_before comes first
+            if not self.alive:
+                return False
+            self._held.append(pending)
+            self._held_time = bar.time
+            if wants:
+                self._held_symbols.add(bar.symbol)
+            if len(self._held_symbols) == len(self.symbols):
+                return self.release(ticket)
+            return True
         if ticket is not None:
             ticket.hold()
             pending.tickets.append(ticket)
@@ -183,6 +203,30 @@ class StrategyRun:
                 t.finish()
             return False
         if not self.mailbox.put_bar(pending):
+            return False
+        dispatcher().wake(self)
+        return True
+
+    def holds_before(self, time: datetime) -> bool:
+        """Whether the run holds a timestamp's items from before ``time``."""
+        return bool(self._held) and self._held_time is not None and self._held_time < time
+
+    def release(self, ticket: Ticket | None) -> bool:
+        """Queue the held timestamp's items as one group (``ticket`` done when the worker has
+        handled it); False when there was none or the run could not take it."""
+        held, self._held = self._held, []
+        self._held_time = None
+        self._held_symbols = set()
+        if not held:
+            return False
+        if ticket is not None:
+            ticket.hold()
+            held[-1].tickets.append(ticket)
+        if not self.alive:
+            for t in held[-1].tickets:
+                t.finish()
+            return False
+        if not self.mailbox.put_group(held):
             return False
         dispatcher().wake(self)
         return True
@@ -255,7 +299,8 @@ class StrategyRun:
             return Outgoing(event, bars.frame(first.bar, self.index[first.bar.symbol]),
                             "on_bar")
         count, payload = encode_bars([p.bar for p in batch if p.bar is not None], self.index)
-        items = [[p.bar is not None, [fill_frame(f) for f in p.fills]] for p in batch]
+        items = [[p.bar is not None, [fill_frame(f) for f in p.fills], *([1] if p.joined else [])]
+                 for p in batch]
         event = Event({"type": "bars", "count": count, "items": items}, payload, batch=batch)
         return Outgoing(event, frame_bytes(event.header, payload), hook_of(event.header))
 

@@ -1,9 +1,20 @@
 """``ctx``: the strategy's only door to the outside.
 
 A strategy sees market data through ``ctx.history``/``ctx.ta``, trades through ``ctx.buy``,
-``ctx.sell``, ``ctx.order``, ``ctx.cancel`` and ``ctx.close_position``, and reads its state
-through ``ctx.position``, ``ctx.account`` and ``ctx.orders``. Everything it gets back is plain
-data: floats, strings, tuples and small read-only records.
+``ctx.sell``, ``ctx.order``, ``ctx.cancel`` and ``ctx.close_position``, trades options through
+``ctx.options`` (chains, multi-leg orders from a template or explicit legs, greeks, closing a
+position group), and reads its state through ``ctx.position``, ``ctx.account`` and
+``ctx.orders``. Everything it gets back is plain data: floats, strings, tuples and small
+read-only records.
+
+Fills reach ``on_fill``: those a bar caused before the bar's ``on_bar``, and those an order
+made at once (a multi-leg order fills when it is placed, at its legs' quotes) right after the
+hook that placed it. A fill's ``kind`` says what made it: ``trade``, or an option's
+``exercise``, ``assignment`` or ``expiry`` at its expiry date's session end.
+
+It is one file because the sandbox hides only ``_`` names from a strategy: ``ctx.ta``,
+``ctx.options`` and the runner functions at the end reach the context's private state, which
+only this module may touch, so splitting it would make that state public to strategies.
 
 The context trades through a :class:`Trading` port. In a back-test that port is the paper
 broker in the same process; in live paper trading it is the gRPC API. The strategy file is the
@@ -21,11 +32,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
-from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderType
+from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
 
-__all__ = ["API_TYPES", "AccountView", "Context", "FillView", "OrderView", "PositionView",
-           "SignalView", "SymbolHistory", "Trading", "advance", "symbol_history"]
+__all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",
+           "OptionRowView", "Options", "OrderView", "PositionView", "SignalView",
+           "SymbolHistory", "Trading", "advance", "fills_made", "symbol_history",
+           "take_fills"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
 #: uses 1 - epsilon, and sizing with 0.9999 buys one share less now and then.
@@ -61,6 +74,31 @@ class Trading(Protocol):
 
     def open_orders(self) -> list[Order]:
         """Working orders, in submission order."""
+        ...
+
+    def option_chain(self, symbol: str, expiry: str | None) -> list[OptionRowView]:
+        """``symbol``'s option chain now (one expiry, as ``expiry`` selects it, or all)."""
+        ...
+
+    def option_order(self, symbol: str, template: str | None, legs: list[dict[str, Any]],
+                     qty: float, *, limit_price: float | None, tif: str, tag: str | None,
+                     params: dict[str, Any]) -> tuple[Order, list[Fill]]:
+        """Submit a multi-leg order: template ``template`` on ``symbol`` built from the chain
+        now with ``params``, or the explicit ``legs``. Returns the order and the fills it
+        made at once."""
+        ...
+
+    def option_close(self, group_id: str, *, limit_price: float | None, tag: str | None
+                     ) -> tuple[Order, list[Fill]]:
+        """Close the account's position group ``group_id`` as one order."""
+        ...
+
+    def option_greeks(self) -> GreeksView:
+        """The account's greeks, market value and unrealised P&L now."""
+        ...
+
+    def option_groups(self) -> list[GroupView]:
+        """The account's open position groups."""
         ...
 
 
@@ -122,11 +160,58 @@ class FillView(NamedTuple):
     commission: float
     time: datetime
 
+    #: What made the fill: ``trade``; or, for an option at its expiry date's session end,
+    #: ``exercise`` (a long option in the money), ``assignment`` (a short one) or ``expiry``
+    #: (worthless). The shares an exercise or assignment delivers carry the same kind.
+    kind: str = "trade"
+
     @classmethod
     def of(cls, fill: Fill) -> FillView:
         """The strategy's view of a broker fill."""
         return cls(fill.id, fill.order_id, fill.symbol, fill.side.value, fill.qty, fill.price,
-                   fill.commission, fill.time)
+                   fill.commission, fill.time, fill.kind.value)
+
+
+class OptionRowView(NamedTuple):
+    """One contract of a chain (``ctx.options.chain``): its quote and greeks per share;
+    None where the chain gave nothing. ``expiry`` is an ISO date, ``right`` call or put."""
+
+    symbol: str
+    underlying: str
+    expiry: str
+    right: str
+    strike: float
+    bid: float
+    ask: float
+    mark: float
+    iv: float | None
+    delta: float | None
+    gamma: float | None
+    theta: float | None
+    vega: float | None
+
+
+class GreeksView(NamedTuple):
+    """The account's position greeks summed (``ctx.options.greeks()``): delta in shares,
+    theta per day and vega per volatility point, in dollars, as the options room gives them."""
+
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    market_value: float
+    unrealized_pnl: float
+
+
+class GroupView(NamedTuple):
+    """An open position group: the legs one multi-leg order opened, still held.
+
+    ``legs`` pairs each symbol with the signed units held (contracts, shares); ``value`` is
+    what the legs are worth now at their marks, in dollars (negative: closing it costs)."""
+
+    id: str
+    legs: tuple[tuple[str, float], ...]
+    value: float
 
 
 class SignalView(NamedTuple):
@@ -319,11 +404,144 @@ class TA:
         return hit  # type: ignore[no-any-return]
 
 
+#: What ``ctx.options.order`` takes at most: legs of an explicit order, template parameters.
+MAX_OPTION_LEGS = 8
+MAX_TEMPLATE_PARAMS = 16
+_LEG_KEYS = frozenset({"symbol", "side", "ratio", "intent"})
+
+
+def _option_leg(i: int, leg: object) -> dict[str, Any]:
+    """One explicit leg as the broker takes it: ``{"symbol", "side", "ratio", "intent"}``
+    from a dict or a ``(symbol, side[, ratio])`` tuple."""
+    where = f"legs[{i}]"
+    if isinstance(leg, tuple | list) and 2 <= len(leg) <= 3:
+        d: dict[str, Any] = {"symbol": leg[0], "side": leg[1]}
+        if len(leg) == 3:
+            d["ratio"] = leg[2]
+    elif isinstance(leg, dict):
+        unknown = sorted(str(k) for k in leg if k not in _LEG_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} "
+                             f"(allowed: {', '.join(sorted(_LEG_KEYS))})")
+        d = dict(leg)
+    else:
+        raise TypeError(f"{where} must be a dict or a (symbol, side, ratio) tuple, "
+                        f"got {type(leg).__name__}")
+    _check_str(f"{where}.symbol", d.get("symbol"))
+    if d.get("side") not in ("buy", "sell"):
+        raise ValueError(f"{where}.side must be 'buy' or 'sell', got {d.get('side')!r}")
+    ratio = d.get("ratio", 1)
+    if type(ratio) is not int or not 1 <= ratio <= 100:
+        raise ValueError(f"{where}.ratio must be a whole number from 1 to 100, got {ratio!r}")
+    if d.get("intent", "auto") not in ("open", "close", "auto"):
+        raise ValueError(f"{where}.intent must be 'open', 'close' or 'auto', "
+                         f"got {d.get('intent')!r}")
+    return d
+
+
+class Options:
+    """``ctx.options``: option chains, multi-leg orders, position groups and greeks of the
+    strategy's account; the same in a back-test (chains synthesised from the underlying's
+    bars) and live (the host's chains)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def chain(self, symbol: str | None = None, expiry: str | None = None
+              ) -> tuple[OptionRowView, ...]:
+        """The option chain of ``symbol`` (the bar's symbol by default) now: every listed
+        contract, or those of one ``expiry`` (``"2026-12-18"``, ``"30d"`` = the expiry
+        nearest 30 days away, ``"monthly"``, ``"weekly"``), by expiry, strike and right."""
+        sym = self._ctx.ta._sym(symbol)
+        exp = None if expiry is None else _check_str("expiry", expiry)
+        if exp is not None and len(exp) > 32:
+            raise ValueError(f"expiry: at most 32 characters, got {len(exp)}")
+        return tuple(self._ctx._trading.option_chain(sym, exp))
+
+    def order(self, template_or_legs: str | list[Any] | tuple[Any, ...], qty: float = 1, *,
+              symbol: str | None = None, limit: float | None = None, tif: str = "day",
+              tag: str | None = None, **params: Any) -> str:
+        """Place a multi-leg order of ``qty`` spreads; returns the order id.
+
+        ``template_or_legs`` is a template's name (``"iron_condor"``, ``"bull_put_spread"``,
+        ...: built on ``symbol``, the bar's symbol by default, from the chain now with
+        ``params`` such as ``expiry="30d", short_delta=0.16, width=5``) or explicit legs
+        (``[("AAA240119P00095000", "buy"), ("AAA240119P00100000", "sell")]`` or dicts with
+        symbol, side, ratio and intent). ``limit`` is the net price per spread (positive a
+        debit, negative a credit); without it the order is a market order. The legs fill
+        together at once or not at all; what fills reaches ``on_fill`` after this hook.
+        """
+        ctx = self._ctx
+        q = _check_number("qty", qty)
+        lim = None if limit is None else _check_number("limit", limit, positive=False)
+        tif_s = _check_str("tif", tif)
+        tag_s = None if tag is None else _check_str("tag", tag)
+        if isinstance(template_or_legs, str):
+            if len(params) > MAX_TEMPLATE_PARAMS:
+                raise ValueError(f"at most {MAX_TEMPLATE_PARAMS} template parameters, "
+                                 f"got {len(params)}")
+            for key, value in params.items():
+                if value is not None and type(value) not in (int, float, str, bool):
+                    raise TypeError(f"{key} must be a number or a string, "
+                                    f"got {type(value).__name__}")
+            sym = ctx.ta._sym(symbol)
+            order, fills = ctx._trading.option_order(
+                sym, template_or_legs, [], q, limit_price=lim, tif=tif_s, tag=tag_s,
+                params=dict(params))
+        elif isinstance(template_or_legs, list | tuple):
+            if params or symbol is not None:
+                extra = sorted([*params, *(["symbol"] if symbol is not None else [])])
+                raise TypeError("explicit legs take no symbol or template parameters "
+                                f"(got {', '.join(extra)})")
+            if not 1 <= len(template_or_legs) <= MAX_OPTION_LEGS:
+                raise ValueError(f"legs: 1 to {MAX_OPTION_LEGS} legs, "
+                                 f"got {len(template_or_legs)}")
+            legs = [_option_leg(i, leg) for i, leg in enumerate(template_or_legs)]
+            order, fills = ctx._trading.option_order(
+                "", None, legs, q, limit_price=lim, tif=tif_s, tag=tag_s, params={})
+        else:
+            raise TypeError("give a template's name or a list of legs, "
+                            f"got {type(template_or_legs).__name__}")
+        return _placed(ctx, order, fills)
+
+    def close(self, group_or_order_id: str, *, limit: float | None = None,
+              tag: str | None = None) -> str:
+        """Close a position group (named by the id of the order that opened it) as one
+        order, at market or at a net ``limit``; returns the closing order's id."""
+        ctx = self._ctx
+        gid = _check_str("group_or_order_id", group_or_order_id)
+        lim = None if limit is None else _check_number("limit", limit, positive=False)
+        tag_s = None if tag is None else _check_str("tag", tag)
+        order, fills = ctx._trading.option_close(gid, limit_price=lim, tag=tag_s)
+        return _placed(ctx, order, fills)
+
+    def greeks(self) -> GreeksView:
+        """The account's delta, gamma, theta and vega (summed over its positions, shares
+        count as delta), its market value and unrealised P&L, now."""
+        return self._ctx._trading.option_greeks()
+
+    def groups(self) -> tuple[GroupView, ...]:
+        """The account's open position groups (what each multi-leg order opened and still
+        holds), oldest first."""
+        return tuple(self._ctx._trading.option_groups())
+
+
+def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
+    """An options order placed: its fills wait for ``on_fill``; a refusal is reported."""
+    if order.status is OrderStatus.REJECTED and order.reject_reason \
+            and ctx._on_reject is not None:
+        ctx._on_reject(order)
+    ctx._made.extend(FillView.of(f) for f in fills)
+    return order.id
+
+
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
-    __slots__ = ("_data", "_history_size", "_logs", "_on_reject", "_series", "_trading",
-                 "bar_index", "params", "state", "symbol", "ta", "time")
+    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_series",
+                 "_trading", "bar_index", "options", "params", "state", "symbol", "ta", "time")
 
     def __init__(self, trading: Trading, params: Mapping[str, Any], *,
                  state: dict[str, Any] | None = None,
@@ -336,6 +554,9 @@ class Context:
         self.symbol: str = ""
         self.bar_index: int = -1
         self.ta = TA(self)
+        self.options = Options(self)
+        #: Fills orders made at once during a hook, for ``on_fill`` after it (take_fills).
+        self._made: list[FillView] = []
         self._data: dict[str, SymbolHistory] = {}
         self._series: list[Any] = []
         self._history_size = DEFAULT_HISTORY
@@ -514,8 +735,8 @@ class Context:
 #: so the language layer skips its slow checks on them (the worker registers them in
 #: :data:`sandtrade.strategy.policy.FAST_ATTRIBUTE_TYPES` before it runs strategy code).
 API_TYPES: frozenset[type] = frozenset({
-    Context, TA, PositionView, AccountView, OrderView, FillView, SignalView, _ta.Series,
-    _ta.Bands, Bar})
+    Context, TA, Options, PositionView, AccountView, OrderView, FillView, SignalView,
+    OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, Bar})
 
 
 # ------------------------------------------------------------------------ fed by the runner
@@ -545,3 +766,17 @@ def advance(ctx: Context, bar: Bar, bar_index: int) -> None:
     data.bars.append(bar)
     for update in data.updaters:
         update(bar, bar_index)
+
+
+def fills_made(ctx: Context) -> list[FillView]:
+    """The list (always the same object) where fills that orders made at once wait for
+    ``on_fill``: a runner may test it for emptiness on every bar at no cost."""
+    return ctx._made
+
+
+def take_fills(ctx: Context) -> list[FillView]:
+    """The fills orders made at once during the hook that just ran (for ``on_fill``)."""
+    made = ctx._made
+    out = list(made)
+    made.clear()
+    return out

@@ -84,6 +84,10 @@ def run_backtest_task(task: dict[str, Any], strategy: LoadedStrategy, log: Strat
     request = BacktestRequest.model_validate(task["request"])
     params = resolve_params(strategy.params, request.params, where=path)
     symbols = [str(s) for s in task["symbols"]]
+    if request.options is not None and request.options.source != "synthetic":
+        raise SandtradeError(f"options.source {request.options.source!r}: a sandboxed "
+                             "back-test synthesises its chains from the bars (it reads no "
+                             "files); run recorded chains in-process")
     reader = BarReader(stdin, symbols)
 
     sent = 0
@@ -102,7 +106,7 @@ def run_backtest_task(task: dict[str, Any], strategy: LoadedStrategy, log: Strat
     sim = simulate(strategy, {s: reader.stream(s) for s in symbols}, cash=request.cash,
                    settings=request.broker, params=params, measure=measure, keep_bars=False,
                    close_at_end=request.close_at_end, log=log.write_line, profiles=profiles,
-                   heartbeat=beat, risk=request.risk)
+                   heartbeat=beat, risk=request.risk, options=request.options)
     sim.trades = sim.trades[sent:]
     sim.trades_sent = sent
     # A lone surrogate ("\ud800") is a str but not UTF-8: the result would not serialise and

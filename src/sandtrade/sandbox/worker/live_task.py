@@ -15,8 +15,12 @@ if a hook raised one. The host sends nothing else while an event is in flight.
 
 A ``bars`` event carries one or more market items, each a bar of the strategy's symbols (or
 none) and the account's fills before it: a run that fell behind gets what is pending at once.
-Each item's hooks fail alone: ``done`` names the failed items (``failed``) and the first
-error.
+Items of one timestamp are joined (their third element is 1 while the next item belongs to
+the same timestamp) and handled as a back-test handles a timestamp: every bar taken in, then
+every fill (``on_fill``), then each bar's ``on_bar``; so a strategy of several symbols meets
+the same sequence of events live as in a back-test. Fills an order made at once (a multi-leg
+order) reach ``on_fill`` right after the hook that placed it, as in a back-test. Each item's
+hooks fail alone: ``done`` names the failed items (``failed``) and the first error.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ from datetime import datetime
 from typing import IO, Any
 
 from sandtrade.errors import OrderRejected, SandtradeError, StrategyError
-from sandtrade.models import Bar, ExitSpec, Order, OrderSide, OrderType
+from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderType
 from sandtrade.sandbox.wire import check_json, decode_bars, read_frame, write_frame
 from sandtrade.strategy.context import (
     AccountView,
     Context,
     FillView,
+    GreeksView,
+    GroupView,
+    OptionRowView,
     PositionView,
     SignalView,
     advance,
+    take_fills,
 )
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
 from sandtrade.strategy.policy import StrategyLog
@@ -108,11 +116,44 @@ class RemoteTrading:
         """The account's working orders."""
         return [Order.model_validate(o) for o in self._call("open_orders")]
 
+    def option_chain(self, symbol: str, expiry: str | None) -> list[OptionRowView]:
+        """The host's chain of ``symbol`` now."""
+        return [OptionRowView(*row) for row in self._call("option_chain", symbol=symbol,
+                                                          expiry=expiry)]
+
+    @staticmethod
+    def _placed(result: dict[str, Any]) -> tuple[Order, list[Fill]]:
+        return (Order.model_validate(result["order"]),
+                [Fill.model_validate(f) for f in result["fills"]])
+
+    def option_order(self, symbol: str, template: str | None, legs: list[dict[str, Any]],
+                     qty: float, *, limit_price: float | None, tif: str, tag: str | None,
+                     params: dict[str, Any]) -> tuple[Order, list[Fill]]:
+        """A multi-leg order for the strategy's account (a template built by the host)."""
+        return self._placed(self._call("option_order", symbol=symbol, template=template,
+                                       legs=legs, qty=qty, limit_price=limit_price, tif=tif,
+                                       tag=tag, params=params))
+
+    def option_close(self, group_id: str, *, limit_price: float | None, tag: str | None
+                     ) -> tuple[Order, list[Fill]]:
+        """Close one of the account's position groups."""
+        return self._placed(self._call("option_close", group_id=group_id,
+                                        limit_price=limit_price, tag=tag))
+
+    def option_greeks(self) -> GreeksView:
+        """The account's greeks now."""
+        return GreeksView(*(float(x) for x in self._call("option_greeks")))
+
+    def option_groups(self) -> list[GroupView]:
+        """The account's open position groups."""
+        return [GroupView(str(g[0]), tuple((str(s), float(u)) for s, u in g[1]), float(g[2]))
+                for g in self._call("option_groups")]
+
 
 def _fill_view(d: dict[str, Any]) -> FillView:
     return FillView(str(d["id"]), str(d["order_id"]), str(d["symbol"]), str(d["side"]),
                     float(d["qty"]), float(d["price"]), float(d["commission"]),
-                    datetime.fromisoformat(d["time"]))
+                    datetime.fromisoformat(d["time"]), str(d.get("kind", "trade")))
 
 
 def _signal_view(d: dict[str, Any]) -> SignalView:
@@ -147,6 +188,8 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
              for name in ("on_start", "on_bar", "on_fill", "on_signal", "on_stop")}
     last_time: dict[str, datetime] = {}
     index = -1
+    # The time of the last bar taken in: bars of one time share an index, as in a back-test.
+    current: list[datetime | None] = [None]
     state_bytes = int(task["state_bytes"])
     saved = json.dumps(ctx.state, sort_keys=True, separators=(",", ":"))
 
@@ -156,6 +199,34 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
             if beat is not None:
                 beat()
             fn(ctx, *args)
+            if name != "on_stop" and name != "on_fill":
+                made_fills()
+
+    def made_fills() -> None:
+        # Fills an order made at once in the hook just run, to on_fill now (the back-test
+        # engine does the same).
+        on_fill = hooks["on_fill"]
+        while got := take_fills(ctx):
+            if on_fill is None:
+                continue
+            for fill in got:
+                ctx.symbol = fill.symbol
+                if beat is not None:
+                    beat()
+                on_fill(ctx, fill)
+
+    def take_in(bar: Bar) -> bool:
+        """Advance the context by ``bar``; False for a bar it has already seen."""
+        nonlocal index
+        last = last_time.get(bar.symbol)
+        if last is not None and bar.time <= last:  # overlaps the warm-up history
+            return False
+        last_time[bar.symbol] = bar.time
+        if bar.time != current[0]:
+            current[0] = bar.time
+            index += 1
+        advance(ctx, bar, index)
+        return True
 
     def hook_error(e: Exception, hook: str) -> str:
         if isinstance(e, StrategyError):
@@ -165,35 +236,51 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
             else user_error(e)
 
     def market(bars: list[Bar], items: list[Any]) -> list[tuple[int, str]]:
-        """One ``bars`` event: for each item, its fills (``on_fill``) then its bar
-        (``on_bar``); a hook that fails fails its item only. Returns the failures."""
-        nonlocal index
+        """One ``bars`` event, a timestamp (a run of joined items) at a time: its bars taken
+        in, its fills (``on_fill``), then each bar's ``on_bar``; a hook that fails fails its
+        item only. Returns the failures."""
         failures: list[tuple[int, str]] = []
         pending = iter(bars)
-        for k, (has_bar, fills) in enumerate(items):
-            bar = next(pending) if has_bar else None
-            if bar is not None:
-                last = last_time.get(bar.symbol)
-                if last is not None and bar.time <= last:  # overlaps the warm-up history
+        k, n = 0, len(items)
+        while k < n:
+            end = k
+            while end + 1 < n and len(items[end]) > 2 and items[end][2]:
+                end += 1
+            group: list[tuple[int, Bar | None, list[Any]]] = []
+            for j in range(k, end + 1):
+                bar = next(pending) if items[j][0] else None
+                if bar is not None and not take_in(bar):
                     bar = None
-                else:
-                    last_time[bar.symbol] = bar.time
-                    index += 1
-                    advance(ctx, bar, index)
-            hook = "on_fill"
+                group.append((j, bar, items[j][1]))
+            failed: set[int] = set()
+            for j, _, fills in group:
+                try:
+                    for d in fills:
+                        fill = _fill_view(d)
+                        ctx.symbol = fill.symbol
+                        call("on_fill", fill)
+                except MemoryError:
+                    raise
+                except Exception as e:
+                    failures.append((j, hook_error(e, "on_fill")))
+                    failed.add(j)
             try:
-                for d in fills:
-                    fill = _fill_view(d)
-                    ctx.symbol = fill.symbol
-                    call("on_fill", fill)
-                if bar is not None:
-                    hook = "on_bar"
-                    ctx.symbol = bar.symbol
-                    call("on_bar", bar)
+                made_fills()  # what the on_fill hooks placed that filled at once
             except MemoryError:
                 raise
             except Exception as e:
-                failures.append((k, hook_error(e, hook)))
+                failures.append((k, hook_error(e, "on_fill")))
+            for j, bar, _ in group:
+                if bar is None or j in failed:
+                    continue
+                try:
+                    ctx.symbol = bar.symbol
+                    call("on_bar", bar)
+                except MemoryError:
+                    raise
+                except Exception as e:
+                    failures.append((j, hook_error(e, "on_bar")))
+            k = end + 1
         return failures
 
     while True:
@@ -209,11 +296,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         try:
             if kind == "history":
                 for bar in decode_bars(int(header.get("count", 0)), payload, symbols):
-                    last = last_time.get(bar.symbol)
-                    if last is None or bar.time > last:
-                        last_time[bar.symbol] = bar.time
-                        index += 1
-                        advance(ctx, bar, index)
+                    take_in(bar)
             elif kind == "bars":
                 items = header.get("items")
                 if not isinstance(items, list):
