@@ -454,7 +454,7 @@ def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> 
     cols = (Col("id", whole=True), Col("time", drop=3), Col("symbol", whole=True), Col("side"),
             Col("type", drop=2), Col("qty", right=True), Col("price", right=True, drop=1),
             Col("filled", right=True, drop=4), Col("avg fill", right=True, drop=5),
-            Col("status"), Col("reason", wrap=True))
+            Col("source", drop=3), Col("status"), Col("reason", wrap=True))
     rows = []
     for o in orders:
         price = " / ".join(f"{p:g}" for p in (o.limit_price, o.stop_price) if p is not None)
@@ -465,6 +465,14 @@ def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> 
                      o.side.value, kind, "" if o.qty is None else f"{o.qty:g}", price,
                      f"{o.filled_qty:g}",
                      "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
-                     o.status.value, o.reject_reason or ""))
+                     source_text(o.source), o.status.value, o.reject_reason or ""))
     print_table(out, cols, rows)
+
+
+def source_text(source: Any) -> str:
+    """An order's source as a table shows it: the kind, and the label (else the ref)."""
+    if source is None:
+        return "unknown"
+    detail = source.label or source.ref
+    return f"{source.kind} {detail}" if detail and detail != source.kind else source.kind
 

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade import __version__
 from sandtrade.broker.quotas import Quotas
 from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.client.offline import FailedRequest, OfflineQueue
@@ -294,14 +295,19 @@ class Client:
     :param timeout: deadline of one attempt, in seconds.
     :param retry_for: how long transient failures are retried, with backoff, before giving up
         (or queuing an order).
+    :param agent: how the client names itself to the host (``python/VERSION``; the command
+        line says ``cli/VERSION``): its orders' source is then ``client`` (or ``cli``).
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", token: str | None = None, *,
                  queue_path: str | Path | None = None, timeout: float = 10.0,
-                 retry_for: float = 5.0, backoff: tuple[float, float] = (0.05, 2.0)) -> None:
+                 retry_for: float = 5.0, backoff: tuple[float, float] = (0.05, 2.0),
+                 agent: str = f"python/{__version__}") -> None:
         self.target = target
         token = token or os.environ.get("SANDTRADE_TOKEN")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()) + (
+            ("x-sandtrade-client", agent),)
         self.timeout = timeout
         self.retry_for = retry_for
         self.backoff = backoff

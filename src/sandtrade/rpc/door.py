@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sandtrade.auth import Principal
 from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError, StoreError
-from sandtrade.models import Account, OrderSide, OrderType, Position, TimeInForce
+from sandtrade.models import Account, OrderSide, OrderSource, OrderType, Position, TimeInForce
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import status_of
 from sandtrade.v1 import trading_pb2 as tpb
@@ -79,8 +79,12 @@ class TradingDoor:
     """The trading API as one run sees it: calls for one account, as one principal."""
 
     def __init__(self, trading: TradingServicer, principal: Principal, account: str,
-                 run_id: str, *, flood_seconds: int = 10) -> None:
+                 run_id: str, *, flood_seconds: int = 10, strategy: str | None = None) -> None:
         self.account = account
+        #: The source of every order of the run: the strategy (``strategy``, by default the
+        #: name in the run id, ``NAME-HEX``), never the worker's to say.
+        name = strategy if strategy is not None else run_id.rsplit("-", 1)[0]
+        self.source = OrderSource(kind="strategy", ref=name[:128], label=name[:256])
         self.principal = principal
         self._trading = trading
         self._open = True
@@ -192,7 +196,8 @@ class TradingDoor:
                 if value is not None:
                     setattr(out, part, value)
         # The id is the run's (random) and a counter: new by construction.
-        return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True),
+        return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True,
+                                                   source=self.source),
                            lambda done: done[0].model_dump(mode="json"))
 
     def cancel(self, args: dict[str, Any]) -> bool:

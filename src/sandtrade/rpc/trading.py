@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import math
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from sandtrade.models import (
     Account,
     Order,
     OrderClass,
+    OrderSource,
     Position,
     TimeInForce,
     TradeUpdate,
@@ -40,12 +42,30 @@ from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
 from sandtrade.v1 import trading_pb2_grpc
 
-__all__ = ["TradingServicer", "page_size"]
+__all__ = ["CLIENT_METADATA", "TradingServicer", "grpc_order_source", "page_size"]
 
 MAX_ID_LENGTH = 128
 #: Most stream requests applied as one group (one commit).
 STREAM_BATCH = 256
 _END = object()
+
+
+#: The metadata key a client names itself with: ``python/VERSION`` (the Python client) or
+#: ``cli/VERSION`` (the command line). Only the gRPC door reads it, so a caller can say which
+#: gRPC client it is, never that its order came from TradingView, a strategy or a replay.
+CLIENT_METADATA = "x-sandtrade-client"
+_CLIENT_RE = re.compile(r"(python|cli)/[A-Za-z0-9.+_-]{1,40}")
+
+
+def grpc_order_source(principal: Principal, context: grpc.ServicerContext) -> OrderSource:
+    """The source of an order submitted over gRPC: ``client`` or ``cli`` when the caller's
+    :data:`CLIENT_METADATA` says so (its text as the label), else ``grpc``; ``ref`` is
+    always the token's id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_METADATA and isinstance(value, str) and _CLIENT_RE.fullmatch(value):
+            kind: Literal["client", "cli"] = "client" if value.startswith("python/") else "cli"
+            return OrderSource(kind=kind, ref=principal.token_id[:128], label=value)
+    return OrderSource(kind="grpc", ref=principal.token_id[:128])
 
 
 def page_size(value: int, field: str = "page_size") -> int:
@@ -87,7 +107,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return target
 
     def submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
-                   fresh_client_id: bool = False
+                   fresh_client_id: bool = False, source: OrderSource | None = None
                    ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """Check a request and return the broker operation that submits it.
 
@@ -95,11 +115,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         twice); the broker then needs no second look (``new_client_id``). With
         ``fresh_client_id`` the caller made the id just now, unique by construction (a
         strategy run's door), so even the first look, a query of the store for orders
-        from before a restart, is spared."""
+        from before a restart, is spared. ``source`` is the door's (a request never names
+        its own); None: a gRPC call of ``principal``'s token."""
         account = self._account(principal, "trade", request.account)
+        if source is None:
+            source = OrderSource(kind="grpc", ref=principal.token_id[:128])
         if request.legs or request.close_group or request.order_class == \
                 convert.class_to_pb(OrderClass.MLEG):
-            return self._multileg_op(account, request)
+            return self._multileg_op(account, request, source)
         args = _order_arguments(request)
         coid = args["client_order_id"]
         symbol = request.symbol
@@ -118,12 +141,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
-            order = b.submit(account, symbol, new_client_id=True, **args)
+            order = b.submit(account, symbol, new_client_id=True, source=source, **args)
             return order.model_copy(), False
 
         return op
 
-    def _multileg_op(self, account: str, r: tpb.SubmitOrderRequest
+    def _multileg_op(self, account: str, r: tpb.SubmitOrderRequest, source: OrderSource
                      ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """The broker operation of a multi-leg SubmitOrder, its fields checked."""
         if r.order_class not in (0, convert.class_to_pb(OrderClass.MLEG)):
@@ -162,7 +185,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 quotas.check_open_orders(account, b.working_count(account))
             order = b.submit_multileg(account, legs, qty or 0.0, type=otype,
                                       limit_price=limit, tif=tif, client_order_id=coid,
-                                      tag=tag, close_group=close_group)
+                                      tag=tag, close_group=close_group, source=source)
             return order.model_copy(), False
 
         return op
@@ -170,15 +193,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     @unary
     def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
             principal: Principal) -> tpb.SubmitOrderResponse:
-        return self.submit_order(principal, request)
+        return self.submit_order(principal, request, source=grpc_order_source(principal,
+                                                                               context))
 
     def submit_order(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
-                     fresh_client_id: bool = False) -> tpb.SubmitOrderResponse:
+                     fresh_client_id: bool = False, source: OrderSource | None = None
+                     ) -> tpb.SubmitOrderResponse:
         """SubmitOrder as ``principal`` makes it, without a transport (a strategy run's
-        door calls this: the same checks, the same scopes; ``fresh_client_id``: see
-        :meth:`submit_op`)."""
+        door calls this: the same checks, the same scopes; ``fresh_client_id`` and
+        ``source``: see :meth:`submit_op`)."""
         order, duplicate = self.live.call(
-            self.submit_op(principal, request, fresh_client_id=fresh_client_id))
+            self.submit_op(principal, request, fresh_client_id=fresh_client_id,
+                           source=source))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
 
     @streaming
@@ -198,6 +224,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             inbox.put(_END)
 
         threading.Thread(target=read, name="sandtrade-order-stream", daemon=True).start()
+        source = grpc_order_source(principal, context)
         ended = False
         while not ended:
             batch = [inbox.get()]
@@ -216,7 +243,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     client_order_id=item.order.client_order_id)
                 result: tuple[Order, bool] | None = None
                 try:
-                    seq, result, error = self.live.apply(self.submit_op(principal, item.order))
+                    seq, result, error = self.live.apply(
+                        self.submit_op(principal, item.order, source=source))
                 except Exception as e:
                     seq, error = 0, e
                 if error is not None or result is None:

@@ -30,7 +30,7 @@ from sandtrade.broker.settings import BrokerSettings
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
-from sandtrade.signals.commands import place_commands
+from sandtrade.signals.commands import place_commands, signal_order_source
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.pricing import Pricing, resolve_commands, trade_at_signal_prices
 
@@ -173,7 +173,8 @@ def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
                               f"not readable today: {e}", True)
 
     def place() -> tuple[list[Order], list[str], str | None]:
-        return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price)
+        return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price,
+                              source=signal_order_source(record, replay=True))
 
     if pricing is None:
         placed, notes, failure = place()
