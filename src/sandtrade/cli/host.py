@@ -125,6 +125,11 @@ def add_commands(sub: Any) -> None:
     add_client_args(ps)
     ac = sub.add_parser("account", help="show cash, equity and buying power")
     add_client_args(ac)
+    ac.add_argument("--performance", choices=("account", "strategy", "source"),
+                    nargs="?", const="account", default=None,
+                    help="show live performance (return, drawdown, Sharpe, win rate, profit "
+                         "factor, trades) as a back-test defines it, per account, strategy "
+                         "or source")
 
 
 def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -301,6 +306,22 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                           f"{p.market_value:,.2f}", _pnl(p.unrealized_pnl),
                           _pnl(p.realized_pnl)) for p in positions],
                         title=f"positions of {account or 'your account'}")
+            return 0
+        if args.performance is not None:
+            groups = c.performance(account, args.performance)
+            if args.json:
+                print(json.dumps(groups, indent=2))
+                return 0
+            print_table(out, (Col(args.performance, whole=True), Col("return %", right=True),
+                              Col("max dd %", right=True), Col("sharpe", right=True),
+                              Col("win rate %", right=True), Col("profit f.", right=True),
+                              Col("trades", right=True)),
+                        [(key, *("-" if g[k] is None else f"{g[k]:,.2f}" for k in (
+                            "return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct",
+                            "profit_factor")), str(g["trades"]))
+                         for key, g in groups.items()],
+                        title=f"performance of {account or 'your account'} by "
+                              f"{args.performance}")
             return 0
         acct = c.account(account)
         risk = _risk_info(c, account)

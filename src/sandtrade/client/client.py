@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -521,6 +522,28 @@ class Client:
         """Cash, equity and buying power."""
         resp = self._call(self._trading.GetAccount, tpb.GetAccountRequest(account=account or ""))
         return convert.account_from_pb(resp.account)
+
+    def performance(self, account: str | None = None, by: str = "account"
+                    ) -> dict[str, dict[str, Any]]:
+        """The account's live performance by the back-test's definitions, as a whole
+        (``by="account"``) or per ``"strategy"`` or per ``"source"``: ``{key: {return_pct,
+        max_drawdown_pct, sharpe, win_rate_pct, profit_factor, trades}}`` (None where a
+        back-test shows NaN)."""
+        grouping = {"account": tpb.PERFORMANCE_GROUPING_ACCOUNT,
+                    "strategy": tpb.PERFORMANCE_GROUPING_STRATEGY,
+                    "source": tpb.PERFORMANCE_GROUPING_SOURCE}.get(by)
+        if grouping is None:
+            raise ValueError(f"by must be account, strategy or source (got {by!r})")
+        resp = self._call(self._trading.GetPerformance, tpb.GetPerformanceRequest(
+            account=account or "", by=grouping))
+        out: dict[str, dict[str, Any]] = {}
+        for g in resp.groups:
+            figures: dict[str, Any] = {
+                name: (None if math.isnan(v := getattr(g, name)) else v)
+                for name in ("return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct",
+                             "profit_factor")}
+            out[g.key] = {**figures, "trades": int(g.trades)}
+        return out
 
     def account_settings(self, account: str | None = None) -> AccountSettingsInfo:
         """The account's risk rules, its standing today against them, and its quotas."""

@@ -177,6 +177,7 @@ class HostRuntime:
                                        configured_rules=s.account_rules, quotas=self.quotas)
 
         self.hub = MarketHub(history_limit=s.market.history_limit)
+        self.trading.prices = self.hub.bars  # live performance is marked at the hub's closes
         cursor_key = self._cursor_key()
         skip = int(store.get_state(cursor_key) or 0)
         self._position = skip
@@ -272,7 +273,9 @@ class HostRuntime:
 
         s = self.settings
         assert self.signals is not None and self.auth is not None
-        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins)
+        assert self.trading is not None
+        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins,
+                      performance=self.trading.performance)
         try:
             routers = self.plugins.http_routes(api)
         except ValueError as e:  # a plugin's settings are invalid

@@ -14,6 +14,7 @@ import grpc
 from pydantic import ValidationError
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
+from sandtrade.backtest.performance import Grouping, performance
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.quotas import QuotaBook
@@ -28,6 +29,8 @@ from sandtrade.errors import (
 )
 from sandtrade.models import (
     Account,
+    Bar,
+    Fill,
     Order,
     OrderClass,
     OrderSource,
@@ -68,6 +71,11 @@ def grpc_order_source(principal: Principal, context: grpc.ServicerContext) -> Or
     return OrderSource(kind="grpc", ref=principal.token_id[:128])
 
 
+_GROUPINGS: dict[int, Grouping] = {
+    tpb.PERFORMANCE_GROUPING_UNSPECIFIED: "account", tpb.PERFORMANCE_GROUPING_ACCOUNT: "account",
+    tpb.PERFORMANCE_GROUPING_STRATEGY: "strategy", tpb.PERFORMANCE_GROUPING_SOURCE: "source"}
+
+
 def page_size(value: int, field: str = "page_size") -> int:
     """A request's page size: 0 means 100; 1 to 1,000 allowed."""
     if value == 0:
@@ -99,6 +107,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         #: what SetAccountSettings(use_defaults) goes back to.
         self.configured_rules = configured_rules
         self._settings_lock = threading.Lock()
+        #: The bars of a symbol the host has (its market hub's), where live performance is
+        #: marked; the host sets it.
+        self.prices: Callable[[str], list[Bar]] = lambda symbol: []
         #: Answers of recent SetAccountSettings by (account, request_id) (AIP-155).
         self._settings_done: dict[tuple[str, str], tpb.SetAccountSettingsResponse] = {}
 
@@ -379,6 +390,49 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         door calls this: the same checks, the same scopes)."""
         return tpb.GetAccountResponse(account=convert.account_to_pb(
             self.live.call(self.account_op(principal, request.account))))
+
+    @unary
+    def GetPerformance(self, request: tpb.GetPerformanceRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> tpb.GetPerformanceResponse:
+        by = _GROUPINGS.get(request.by)
+        if by is None:
+            raise InvalidField("by", f"unknown grouping {request.by}")
+        out = tpb.GetPerformanceResponse()
+        for key, figures in self.performance(principal, request.account, by).items():
+            out.groups.add(key=key, **{k: (math.nan if v is None else v)
+                                       for k, v in figures.items()})
+        return out
+
+    def performance(self, principal: Principal, account: str, by: Grouping = "account"
+                    ) -> dict[str, dict[str, Any]]:
+        """The account's live performance (``principal``'s own account unless it acts for
+        every account), grouped ``by`` account, strategy or source: see
+        :func:`sandtrade.backtest.performance.performance`, marked at the closes of
+        :attr:`prices`."""
+        target = principal.require("read", account or None)
+        stored = self.store.get_account(target)
+        if stored is None:
+            raise NotFound(f"account {target!r} does not exist")
+        fills: list[Fill] = []
+        after: str | None = None
+        while page := self.store.list_fills(target, limit=1000, after=after):
+            fills.extend(page)
+            after = page[-1].id
+        sources: dict[str, OrderSource | None] = {}
+        after = None
+        while orders := self.store.list_orders(target, limit=1000, after=after):
+            sources.update((o.id, o.source) for o in orders)
+            after = orders[-1].id
+        symbols = sorted({f.symbol for f in fills})
+
+        def multipliers(b: PaperBroker) -> dict[str, float]:
+            return {s: (i.multiplier if (i := b.instrument(s)) is not None else 1.0)
+                    for s in symbols}
+
+        mult = self.live.call(multipliers) if symbols else {}
+        bars = [bar for s in symbols for bar in self.prices(s)]
+        return performance(stored, fills, sources.get, bars, by=by,
+                           multiplier=lambda s: mult.get(s, 1.0))
 
     def positions_op(self, principal: Principal, account: str
                      ) -> Callable[[PaperBroker], list[Position]]:
