@@ -256,6 +256,10 @@ class StrategyManager:
         # Upload checks: workers of their own (no spare), forked from the same zygote.
         self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
+        #: Workers that ended unasked, by kind (the supervisor's exit reason: ``memory``,
+        #: ``cpu``, ``timeout``, ``crash``, ..., or ``gave_up`` for a run the host stopped
+        #: for failing), since the host started: for ``/metrics``.
+        self.kills: dict[str, int] = {}
         #: The strategies' logs, kept in the store (a restart keeps them) by its own writer.
         self.logbook = Logbook(store, LOG_BOUNDS)
         # Each keyed by the strategy's id: a name means something only within its account,
@@ -845,6 +849,10 @@ class StrategyManager:
                 status.kill_reason = reason
                 status.last_errors.append(reason)
                 status.state = "failed"
+                # By kind, not by text (a worker's words would make a label per line).
+                kind = ("gave_up" if run.give_up is not None
+                        else exit_.reason if exit_ is not None else "ended")
+                self.kills[kind] = self.kills.get(kind, 0) + 1
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
         with self._lock:

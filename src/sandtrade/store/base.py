@@ -271,6 +271,11 @@ class Store(Protocol):
         """The highest log line number stored (0 when none)."""
         ...
 
+    def activity_counts(self) -> dict[str, list[tuple[Any, ...]]]:
+        """What ``/metrics`` counts, read in one go: ``signals`` as (source, status, count),
+        ``orders`` as (status, count), ``fills`` as (count,)."""
+        ...
+
     def get_order(self, order_id: str) -> Order | None:
         """The order, or None."""
         ...

@@ -667,6 +667,18 @@ class SQLiteStore:
         return [StoredLogLine(seq, strategy_id, ring, origin, datetime.fromtimestamp(ts, UTC),
                               line) for seq, ring, origin, ts, line in reversed(rows)]
 
+    def activity_counts(self) -> dict[str, list[tuple[Any, ...]]]:
+        """What ``/metrics`` counts, read in one go: ``signals`` as (source, status, count),
+        ``orders`` as (status, count), ``fills`` as (count,)."""
+        with self._reading("activity_counts") as conn:
+            return {
+                "signals": conn.execute("SELECT source, status, COUNT(*) FROM signals"
+                                        " GROUP BY source, status").fetchall(),
+                "orders": conn.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"
+                                       ).fetchall(),
+                "fills": conn.execute("SELECT COUNT(*) FROM fills").fetchall(),
+            }
+
     def last_log_seq(self) -> int:
         """The highest log line number stored (0 when none)."""
         with self._reading("last_log_seq") as conn:
