@@ -1,4 +1,9 @@
-"""TradingService: the paper broker over gRPC."""
+"""TradingService: the paper broker over gRPC.
+
+It is one file because it is TradingService's one servicer: each method is a few checks
+around a broker operation, and the operations strategy runs' doors share (``submit_op``,
+``positions_op``, ``account_op``) sit beside the methods they are also answered by.
+"""
 
 from __future__ import annotations
 
