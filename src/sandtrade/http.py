@@ -20,6 +20,8 @@ import functools
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -43,8 +45,35 @@ def _asset(name: str) -> bytes:
     return (files("fastapi_offline") / "static" / name).read_bytes()
 
 
-def create_app(routers: list[Any], health: Any = None) -> Any:
-    """The ASGI app: ``/health``, the docs pages with their assets, and the plugins' routers."""
+class _TimedWebhooks:
+    """ASGI middleware: the time from a webhook request's arrival to the start of its answer,
+    handed to ``observe`` (seconds)."""
+
+    def __init__(self, app: Any, observe: Callable[[float], None]) -> None:
+        self.app = app
+        self.observe = observe
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.observe(time.perf_counter() - began)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+def create_app(routers: list[Any], health: Any = None,
+               metrics: Callable[[str | None, str | None], tuple[int, bytes, str]] | None = None,
+               observe_webhook: Callable[[float], None] | None = None) -> Any:
+    """The ASGI app: ``/health``, the docs pages with their assets, and the plugins' routers;
+    ``/metrics`` when ``metrics`` is given (called, off the event loop, with the request's
+    Authorization header and client address: status, body and media type), and the webhooks'
+    answer times handed to ``observe_webhook``."""
     from fastapi import FastAPI
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
     from starlette.requests import Request
@@ -96,6 +125,18 @@ def create_app(routers: list[Any], health: Any = None) -> Any:
     app.add_route(DOCS_ASSETS + "/{name}", docs_asset, methods=["GET", "HEAD"],
                   include_in_schema=False)
 
+    if metrics is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        async def get_metrics(request: Request) -> Response:
+            status, body, media = await run_in_threadpool(
+                metrics, request.headers.get("authorization"),
+                request.client.host if request.client else None)
+            return Response(body, status, media_type=media)
+
+        app.add_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
+    if observe_webhook is not None:
+        app.add_middleware(_TimedWebhooks, observe=observe_webhook)
     for router in routers:
         app.include_router(router)
     return app

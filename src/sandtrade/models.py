@@ -40,6 +40,7 @@ __all__ = [
     "CASH_SETTLED_ROOTS",
     "CRYPTO_ASSETS",
     "CRYPTO_QUOTES",
+    "ORDER_SOURCE_KINDS",
     "TERMINAL_STATUSES",
     "Account",
     "AssetClass",
@@ -55,6 +56,7 @@ __all__ = [
     "Order",
     "OrderClass",
     "OrderSide",
+    "OrderSource",
     "OrderStatus",
     "OrderType",
     "Position",
@@ -487,6 +489,26 @@ _ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+#: The doors an order can come through (:class:`OrderSource`'s ``kind``).
+ORDER_SOURCE_KINDS = ("tradingview", "grpc", "client", "strategy", "replay", "cli")
+
+
+class OrderSource(BaseModel):
+    """Which door an order came through, set by that door (never by the request): a
+    TradingView alert (``ref`` its signal id, ``label`` the alert's comment or id), a
+    gRPC call (``grpc``; ``client`` from the Python client, ``cli`` from the command line;
+    ``ref`` the token id, ``label`` the client's name and version), a strategy run (``ref``
+    the strategy's name) or a replay of the signal journal (``replay``; ``ref`` the signal
+    id). An order placed by a signal is its signal's: ``ref`` the signal id, ``kind`` where
+    the signal came from (``grpc``, or ``client`` from the Python client's SubmitSignal)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["tradingview", "grpc", "client", "strategy", "replay", "cli"]
+    ref: Annotated[str, Field(max_length=128)] = ""
+    label: Annotated[str, Field(max_length=256)] = ""
+
+
 class Order(BaseModel):
     """An instruction to buy or sell, and its state as the broker works it.
 
@@ -531,6 +553,8 @@ class Order(BaseModel):
     parent_id: str | None = None
     hwm: float | None = None
     legs: list[Leg] | None = None
+    #: Which door it came through (None for orders stored before doors said so).
+    source: OrderSource | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:

@@ -15,6 +15,7 @@ the :class:`SourceHealth` the host shows in ``/health`` and ``sandtrade doctor``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,11 @@ class HostApi:
     """The host as a plugin sees it."""
 
     def __init__(self, *, pipeline: SignalPipeline, auth: TokenAuthority,
-                 plugins: dict[str, dict[str, Any]], config_path: Path | None = None) -> None:
+                 plugins: dict[str, dict[str, Any]], config_path: Path | None = None,
+                 performance: Callable[[Principal, str, Any], dict[str, dict[str, Any]]]
+                 | None = None) -> None:
         self._pipeline = pipeline
+        self._performance = performance
         self._auth = auth
         self._plugins = plugins
         #: The configuration file the host was started with (for error messages).
@@ -65,6 +69,25 @@ class HostApi:
         return await self._pipeline.submit_async(body, source=source, principal=principal,
                                                  fmt=fmt, idempotency_key=idempotency_key,
                                                  dry_run=dry_run)
+
+    def performance(self, principal: Principal, account: str = "", by: str = "account"
+                    ) -> dict[str, dict[str, Any]]:
+        """An account's live performance, by the back-test's definitions (the same code):
+        ``{key: {"return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct",
+        "profit_factor", "trades"}}`` with ``by`` one of ``"account"`` (one key, the
+        account), ``"strategy"`` (per strategy name; other orders left out) or ``"source"``
+        (per source kind of the orders: tradingview, grpc, client, strategy, replay, cli,
+        unknown). A figure a back-test shows as NaN is None.
+
+        ``principal`` reads its own account only (empty ``account``: that one); the
+        operator's names any. Raises :class:`AuthError` for another account,
+        ``ValueError`` for an unknown ``by``. It reads the store: call it off the event
+        loop (``await asyncio.to_thread(...)``) when the account is large."""
+        if self._performance is None:
+            raise RuntimeError("this host was built without live performance")
+        if by not in ("account", "strategy", "source"):
+            raise ValueError(f"by must be account, strategy or source (got {by!r})")
+        return self._performance(principal, account, by)
 
     def health(self) -> dict[str, Any]:
         """The signal pipeline's state for a health endpoint."""

@@ -120,6 +120,10 @@ def test_ctx_options_through_a_real_host(strategies: Stub, operator: Metadata,  
     state = next(e for e in got if "greeks" in e)
     assert state["greeks"][3] > 0  # a long straddle is long vega
     assert [len(legs) for legs in state["groups"]] == [2]
+    assert runtime.store is not None  # the straddle's order says who placed it: the door's
+    [straddle] = [o for o in runtime.store.list_orders("o1", limit=100) if o.legs]
+    assert straddle.source is not None and (straddle.source.kind, straddle.source.ref) == (
+        "strategy", "opt"), straddle.source
 
 
 # ------------------------------------------------------------------ parity

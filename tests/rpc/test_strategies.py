@@ -239,26 +239,29 @@ def on_bar(ctx, bar):
 
 
 def test_a_strategys_own_lines_never_push_the_hosts_notes_out(
-        strategies: Stub, operator: Metadata, market: Market,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A strategy's log is a ring of its last lines; the host's notes about it are kept
-    apart, so that a strategy writing a lot cannot hide what the host said (that it fell
-    behind, that its log was cut, that it was restarted)."""
-    import sandtrade.sandbox.manager as manager
+        strategies: Stub, operator: Metadata, market: Market, runtime: HostRuntime) -> None:
+    """A strategy's log is a ring of its last lines (at most its bound, and once over it,
+    trimmed to nine tenths of it); the host's notes about it are kept apart, so that a
+    strategy writing a lot cannot hide what the host said (that it fell behind, that its log
+    was cut, that it was restarted)."""
+    from sandtrade.sandbox.logbook import LogBounds
 
-    monkeypatch.setattr(manager, "LOG_LINES", 20)
+    assert runtime.strategies is not None
+    runtime.strategies.logbook.bounds = LogBounds(lines=20)
     upload(strategies, operator, "chatty", CHATTY, account="s1")
     start(strategies, operator, "chatty")
     wait_running(strategies, operator, "chatty")
     market.publish(100.0)
-    lines = eventually(lambda: log_lines(strategies, operator, "chatty", tail=1000),
-                       lambda got: "line 29" in got, "the strategy's lines")
+    eventually(lambda: log_lines(strategies, operator, "chatty", tail=1000),
+               lambda got: "line 29" in got, "the strategy's lines")
+    runtime.strategies.logbook.flush()  # stored, and trimmed to its bound
     own = log_lines(strategies, operator, "chatty", tail=1000,
                     origin=spb.LOG_ORIGIN_STRATEGY)
-    assert own == [f"line {k}" for k in range(10, 30)]  # its ring: the last 20
+    assert 18 <= len(own) <= 20 and own == [f"line {k}" for k in range(30 - len(own), 30)]
     notes = log_lines(strategies, operator, "chatty", tail=1000, origin=spb.LOG_ORIGIN_HOST)
     assert notes[0].startswith("uploaded") and notes[1].startswith("starting")
-    assert lines.index(notes[1]) < lines.index("line 10")  # in order of arrival
+    lines = log_lines(strategies, operator, "chatty", tail=1000)
+    assert lines.index(notes[1]) < lines.index(own[0])  # in order of arrival
 
 
 def test_followed_logs_bring_new_lines(strategies: Stub, operator: Metadata,

@@ -76,6 +76,8 @@ def test_an_iron_condor_alert_executes_once_shows_its_legs_over_grpc_and_an_exit
     assert order.status is OrderStatus.FILLED, order.reject_reason
     assert [(leg.side.value, leg.symbol) for leg in order.legs or ()] == legs
     assert order.tag == f"signal {answer['id']} template:iron_condor"
+    assert order.source is not None and (order.source.kind, order.source.ref) == (
+        "tradingview", answer["id"]), order.source
     with _client(host) as client:
         fetched = client.get_order(order.id)
     assert [leg.symbol for leg in fetched.legs or ()] == [s for _, s in legs]

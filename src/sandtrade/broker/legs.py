@@ -115,7 +115,8 @@ class Legs:
         child = Order(
             id=self._ids("o"), account=parent.account, symbol=parent.symbol, side=side,
             type=typ, qty=qty, limit_price=limit, stop_price=stop, tif=parent.tif,
-            reduce_only=True, tag=parent.tag, status=OrderStatus.ACCEPTED,
+            reduce_only=True, tag=parent.tag, source=parent.source,
+            status=OrderStatus.ACCEPTED,
             order_class=parent.order_class, parent_id=parent.id,
             trail_price=parent.trail_price if hwm is not None else None,
             trail_percent=parent.trail_percent if hwm is not None else None,

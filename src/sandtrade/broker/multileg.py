@@ -71,6 +71,7 @@ from sandtrade.models import (
     Order,
     OrderClass,
     OrderSide,
+    OrderSource,
     OrderStatus,
     OrderType,
     Position,
@@ -257,7 +258,8 @@ class MultiLeg:
                         limit_price: float | None = None,
                         tif: TimeInForce | str = TimeInForce.DAY,
                         client_order_id: str | None = None, tag: str | None = None,
-                        close_group: str | None = None) -> Order:
+                        close_group: str | None = None,
+                        source: OrderSource | None = None) -> Order:
         """Check a multi-leg order and accept it (it is worked at once), or record it as
         rejected with the reason. ``qty`` is the number of spreads, ``limit_price`` the net
         price per spread (positive a debit, negative a credit); without it the order is a
@@ -266,7 +268,8 @@ class MultiLeg:
 
         Malformed orders raise :class:`OrderRejected` naming the field (``legs[1].ratio``);
         well-formed orders the broker refuses come back ``rejected`` with ``reject_reason``.
-        A repeated ``client_order_id`` returns the order first submitted with it.
+        A repeated ``client_order_id`` returns the order first submitted with it. ``source``
+        is the door it came through.
         """
         book = self._book(account)
         if client_order_id is not None:
@@ -303,7 +306,7 @@ class MultiLeg:
                           type=type, qty=qty, limit_price=limit_price, tif=tif,
                           client_order_id=client_order_id, tag=tag, created_at=self._now,
                           updated_at=self._now, order_class=OrderClass.MLEG, legs=parsed,
-                          parent_id=close_group)
+                          parent_id=close_group, source=source)
         except ValidationError as e:
             err = e.errors()[0]
             msg = err["msg"].removeprefix("Value error, ")
@@ -330,11 +333,12 @@ class MultiLeg:
 
     def close_group(self, account: str, group_id: str, *, limit_price: float | None = None,
                     tif: TimeInForce | str = TimeInForce.DAY,
-                    client_order_id: str | None = None, tag: str | None = None) -> Order:
+                    client_order_id: str | None = None, tag: str | None = None,
+                    source: OrderSource | None = None) -> Order:
         """Close a position group as one multi-leg order (its legs reversed), at market or
         at a net ``limit_price``."""
         return self.submit_multileg(account, [], 0, limit_price=limit_price, tif=tif,
-                                    client_order_id=client_order_id, tag=tag,
+                                    client_order_id=client_order_id, tag=tag, source=source,
                                     close_group=group_id)
 
     def _closing_legs(self, account: str, group_id: str) -> tuple[list[Leg], float]:

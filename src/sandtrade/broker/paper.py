@@ -58,6 +58,7 @@ from sandtrade.models import (
     Order,
     OrderClass,
     OrderSide,
+    OrderSource,
     OrderStatus,
     OrderType,
     Position,
@@ -348,8 +349,12 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
                take_profit: ExitSpec | dict[str, float] | None = None,
                stop_loss: ExitSpec | dict[str, float] | None = None,
                trail_price: float | None = None,
-               trail_percent: float | None = None) -> Order:
+               trail_percent: float | None = None,
+               source: OrderSource | None = None) -> Order:
         """Check an order and accept it, or record it as rejected with the reason.
+
+        ``source`` is the door it came through (set by the door, kept by the order's exits
+        and by a replacement).
 
         ``take_profit``/``stop_loss`` (:class:`~sandtrade.models.ExitSpec`) and
         ``trail_price``/``trail_percent`` make an order of a class (see
@@ -386,6 +391,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         order = validated_order(self._ids("o"), account, symbol, side, type, qty,
                                 equity_fraction, limit_price, stop_price, tif, reduce_only,
                                 client_order_id, tag, self._now, legs)
+        if source is not None:
+            order.__dict__["source"] = source
         reason = self._check(book, order)
         self._orders[order.id] = order
         book.orders[order.id] = order
@@ -487,7 +494,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
                 tag=old.tag,
                 order_class=None if old.order_class is OrderClass.SIMPLE else old.order_class,
                 take_profit=old.take_profit, stop_loss=old.stop_loss,
-                trail_price=old.trail_price, trail_percent=old.trail_percent)
+                trail_price=old.trail_price, trail_percent=old.trail_percent,
+                source=old.source)
         except OrderRejected as e:
             old.status = OrderStatus.ACCEPTED
             working.insert(place, old)

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sandtrade import __version__
 from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 
@@ -175,7 +176,8 @@ def connect(args: argparse.Namespace, settings: Settings, err: Console) -> Itera
     """
     from sandtrade.client import ApiError, Client
 
-    with Client(settings.grpc, client_token(args, settings, err), retry_for=2.0) as c:
+    with Client(settings.grpc, client_token(args, settings, err), retry_for=2.0,
+                agent=f"cli/{__version__}") as c:
         try:
             yield c
         except ApiError as e:

@@ -125,6 +125,11 @@ def add_commands(sub: Any) -> None:
     add_client_args(ps)
     ac = sub.add_parser("account", help="show cash, equity and buying power")
     add_client_args(ac)
+    ac.add_argument("--performance", choices=("account", "strategy", "source"),
+                    nargs="?", const="account", default=None,
+                    help="show live performance (return, drawdown, Sharpe, win rate, profit "
+                         "factor, trades) as a back-test defines it, per account, strategy "
+                         "or source")
 
 
 def run_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -302,6 +307,22 @@ def _client_command(args: argparse.Namespace, out: Console, err: Console) -> int
                           _pnl(p.realized_pnl)) for p in positions],
                         title=f"positions of {account or 'your account'}")
             return 0
+        if args.performance is not None:
+            groups = c.performance(account, args.performance)
+            if args.json:
+                print(json.dumps(groups, indent=2))
+                return 0
+            print_table(out, (Col(args.performance, whole=True), Col("return %", right=True),
+                              Col("max dd %", right=True), Col("sharpe", right=True),
+                              Col("win rate %", right=True), Col("profit f.", right=True),
+                              Col("trades", right=True)),
+                        [(key, *("-" if g[k] is None else f"{g[k]:,.2f}" for k in (
+                            "return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct",
+                            "profit_factor")), str(g["trades"]))
+                         for key, g in groups.items()],
+                        title=f"performance of {account or 'your account'} by "
+                              f"{args.performance}")
+            return 0
         acct = c.account(account)
         risk = _risk_info(c, account)
         if args.json:  # the market's state too, as /health has it: scripts check it
@@ -454,7 +475,7 @@ def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> 
     cols = (Col("id", whole=True), Col("time", drop=3), Col("symbol", whole=True), Col("side"),
             Col("type", drop=2), Col("qty", right=True), Col("price", right=True, drop=1),
             Col("filled", right=True, drop=4), Col("avg fill", right=True, drop=5),
-            Col("status"), Col("reason", wrap=True))
+            Col("source", drop=3), Col("status"), Col("reason", wrap=True))
     rows = []
     for o in orders:
         price = " / ".join(f"{p:g}" for p in (o.limit_price, o.stop_price) if p is not None)
@@ -465,6 +486,14 @@ def _print_orders(orders: list[Any], args: argparse.Namespace, out: Console) -> 
                      o.side.value, kind, "" if o.qty is None else f"{o.qty:g}", price,
                      f"{o.filled_qty:g}",
                      "" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}",
-                     o.status.value, o.reject_reason or ""))
+                     source_text(o.source), o.status.value, o.reject_reason or ""))
     print_table(out, cols, rows)
+
+
+def source_text(source: Any) -> str:
+    """An order's source as a table shows it: the kind, and the label (else the ref)."""
+    if source is None:
+        return "unknown"
+    detail = source.label or source.ref
+    return f"{source.kind} {detail}" if detail and detail != source.kind else source.kind
 

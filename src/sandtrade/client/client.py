@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -26,6 +27,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sandtrade import __version__
 from sandtrade.broker.quotas import Quotas
 from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.client.offline import FailedRequest, OfflineQueue
@@ -298,14 +300,19 @@ class Client:
     :param timeout: deadline of one attempt, in seconds.
     :param retry_for: how long transient failures are retried, with backoff, before giving up
         (or queuing an order).
+    :param agent: how the client names itself to the host (``python/VERSION``; the command
+        line says ``cli/VERSION``): its orders' source is then ``client`` (or ``cli``).
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", token: str | None = None, *,
                  queue_path: str | Path | None = None, timeout: float = 10.0,
-                 retry_for: float = 5.0, backoff: tuple[float, float] = (0.05, 2.0)) -> None:
+                 retry_for: float = 5.0, backoff: tuple[float, float] = (0.05, 2.0),
+                 agent: str = f"python/{__version__}") -> None:
         self.target = target
         token = token or os.environ.get("SANDTRADE_TOKEN")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()) + (
+            ("x-sandtrade-client", agent),)
         self.timeout = timeout
         self.retry_for = retry_for
         self.backoff = backoff
@@ -519,6 +526,28 @@ class Client:
         """Cash, equity and buying power."""
         resp = self._call(self._trading.GetAccount, tpb.GetAccountRequest(account=account or ""))
         return convert.account_from_pb(resp.account)
+
+    def performance(self, account: str | None = None, by: str = "account"
+                    ) -> dict[str, dict[str, Any]]:
+        """The account's live performance by the back-test's definitions, as a whole
+        (``by="account"``) or per ``"strategy"`` or per ``"source"``: ``{key: {return_pct,
+        max_drawdown_pct, sharpe, win_rate_pct, profit_factor, trades}}`` (None where a
+        back-test shows NaN)."""
+        grouping = {"account": tpb.PERFORMANCE_GROUPING_ACCOUNT,
+                    "strategy": tpb.PERFORMANCE_GROUPING_STRATEGY,
+                    "source": tpb.PERFORMANCE_GROUPING_SOURCE}.get(by)
+        if grouping is None:
+            raise ValueError(f"by must be account, strategy or source (got {by!r})")
+        resp = self._call(self._trading.GetPerformance, tpb.GetPerformanceRequest(
+            account=account or "", by=grouping))
+        out: dict[str, dict[str, Any]] = {}
+        for g in resp.groups:
+            figures: dict[str, Any] = {
+                name: (None if math.isnan(v := getattr(g, name)) else v)
+                for name in ("return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct",
+                             "profit_factor")}
+            out[g.key] = {**figures, "trades": int(g.trades)}
+        return out
 
     def account_settings(self, account: str | None = None) -> AccountSettingsInfo:
         """The account's risk rules, its standing today against them, and its quotas."""

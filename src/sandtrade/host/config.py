@@ -20,6 +20,7 @@ from sandtrade.broker.quotas import Quotas
 from sandtrade.broker.risk import RiskRules
 from sandtrade.broker.settings import BrokerSettings
 from sandtrade.errors import SandtradeError
+from sandtrade.host.metrics import MetricsSettings
 from sandtrade.market.sources import MarketSettings
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.options.settings import OptionsSettings
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
         "(e.g. [sources.ccxt] exchange = \"binance\"), validated by the source when [market] "
         "source selects it.")
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings,
+                                     description="[metrics]: who may read /metrics.")
     options: OptionsSettings = Field(
         default_factory=OptionsSettings, description="[options]: the option pricer's rate "
         "and dividend yields, where chains come from, and the synthetic chains' shape.")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandtrade.auth import ALL_ACCOUNTS, Principal, TokenAuthority
+from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.ids import unique_ids
 from sandtrade.broker.paper import PaperBroker
@@ -117,6 +117,8 @@ class HostRuntime:
         self.strategies: StrategyManager | None = None
         self.signals: SignalPipeline | None = None
         self.http: Any = None
+        #: ``/metrics`` (with the HTTP server).
+        self.metrics: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         #: Where the broker reads option quotes (symbol -> Quote or None): the ``[options]``
@@ -178,6 +180,7 @@ class HostRuntime:
                                        options=self.options)
 
         self.hub = MarketHub(history_limit=s.market.history_limit)
+        self.trading.prices = self.hub.bars  # live performance is marked at the hub's closes
         cursor_key = self._cursor_key()
         skip = int(store.get_state(cursor_key) or 0)
         self._position = skip
@@ -281,7 +284,9 @@ class HostRuntime:
 
         s = self.settings
         assert self.signals is not None and self.auth is not None
-        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins)
+        assert self.trading is not None
+        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins,
+                      performance=self.trading.performance)
         try:
             routers = self.plugins.http_routes(api)
         except ValueError as e:  # a plugin's settings are invalid
@@ -291,7 +296,41 @@ class HostRuntime:
             status = self.feed_status()
             return {**api.health(), "market": status.to_json() if status else None}
 
-        app = create_app(routers, health=health)
+        from sandtrade.host.metrics import CONTENT_TYPE, HostMetrics
+
+        assert self.store is not None and self.live is not None
+        assert self.strategies is not None
+        signals = self.signals
+        self.metrics = metrics = HostMetrics(
+            store=self.store, live=self.live, strategies=self.strategies,
+            signals_waiting=lambda: int(signals.health()["signals_waiting"]),
+            feed_lag=lambda: max(0, (self.feed.position if self.feed else 0) - self._worked))
+        auth = self.auth
+
+        def scrape(authorization: str | None, client: str | None) -> tuple[int, bytes, str]:
+            """``/metrics``, as ``[metrics] access`` allows."""
+            access = s.metrics
+            if access.access == "off":
+                return 404, b"not found\n", "text/plain"
+            if access.access == "allowlist":
+                if not access.allows(client):
+                    return 403, b"forbidden: this address is not in [metrics] allow\n", \
+                        "text/plain"
+            else:
+                scheme, _, token = (authorization or "").partition(" ")
+                try:
+                    principal = auth.verify(token.strip()) if scheme.lower() == "bearer" \
+                        else None
+                except AuthError:
+                    principal = None
+                if principal is None or principal.account != ALL_ACCOUNTS \
+                        or not principal.has("admin"):
+                    return 401, (b"unauthorized: send the operator's token as "
+                                 b"'Authorization: Bearer <token>'\n"), "text/plain"
+            return 200, metrics.render(), CONTENT_TYPE
+
+        app = create_app(routers, health=health, metrics=scrape,
+                         observe_webhook=metrics.webhook_ack.observe)
         self.http = HttpServer(app, s.http, ssl_certfile=s.ssl_certfile,
                                ssl_keyfile=s.ssl_keyfile).start()
 
@@ -358,6 +397,8 @@ class HostRuntime:
         self._stopped.set()
         if self.http is not None:
             self.http.stop()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.feed is not None:
             self.feed.stop()
         if self.signals is not None:

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sandtrade.broker.risk import RiskRules, RiskStanding
 from sandtrade.market.hub import FeedStatus, SymbolFeedStatus
 from sandtrade.models import (
+    ORDER_SOURCE_KINDS,
     Account,
     Bar,
     ExitSpec,
@@ -27,6 +28,7 @@ from sandtrade.models import (
     Order,
     OrderClass,
     OrderSide,
+    OrderSource,
     OrderStatus,
     OrderType,
     Position,
@@ -80,6 +82,8 @@ __all__ = [
     "risk_standing_to_pb",
     "side_from_pb",
     "side_to_pb",
+    "source_from_pb",
+    "source_to_pb",
     "status_from_pb",
     "status_to_pb",
     "tif_from_pb",
@@ -108,6 +112,23 @@ _INTENTS = {i: getattr(pb, f"LEG_INTENT_{i.name}") for i in LegIntent}
 _INTENTS_BACK = {v: k for k, v in _INTENTS.items()}
 _FILL_KINDS = {k: getattr(pb, f"FILL_KIND_{k.name}") for k in FillKind}
 _FILL_KINDS_BACK = {v: k for k, v in _FILL_KINDS.items()}
+_SOURCE_KINDS = {k: getattr(pb, f"ORDER_SOURCE_KIND_{k.upper()}") for k in ORDER_SOURCE_KINDS}
+_SOURCE_KINDS_BACK = {v: k for k, v in _SOURCE_KINDS.items()}
+
+
+def source_to_pb(source: OrderSource, out: pb.OrderSource | None = None) -> pb.OrderSource:
+    """An order's source as its message."""
+    m = pb.OrderSource() if out is None else out
+    m.kind, m.ref, m.label = _SOURCE_KINDS[source.kind], source.ref, source.label
+    return m
+
+
+def source_from_pb(m: pb.OrderSource) -> OrderSource | None:
+    """An order's source from its message; None for an unknown kind."""
+    kind = _SOURCE_KINDS_BACK.get(m.kind)
+    if kind is None:
+        return None
+    return OrderSource(kind=kind, ref=m.ref, label=m.label)  # type: ignore[arg-type]
 
 
 def leg_to_pb(leg: Leg, out: pb.Leg | None = None) -> pb.Leg:
@@ -261,6 +282,8 @@ def order_to_pb(o: Order, out: pb.Order | None = None) -> pb.Order:
         leg_to_pb(leg, out_leg.leg)
         out_leg.status = _STATUSES[o.status]
         out_leg.filled_qty = o.filled_qty * leg.ratio
+    if o.source is not None:
+        source_to_pb(o.source, m.source)
     return m
 
 
@@ -286,7 +309,8 @@ def order_from_pb(m: pb.Order) -> Order:
         stop_loss=exit_from_pb(m.stop_loss) if m.HasField("stop_loss") else None,
         trail_price=opt("trail_price"), trail_percent=opt("trail_percent"),
         parent_id=m.parent_id or None, hwm=opt("hwm"),
-        legs=[Leg.model_validate(leg_from_pb(x.leg)) for x in m.legs] or None)
+        legs=[Leg.model_validate(leg_from_pb(x.leg)) for x in m.legs] or None,
+        source=source_from_pb(m.source) if m.HasField("source") else None)
 
 
 def fill_to_pb(f: Fill, out: pb.Fill | None = None) -> pb.Fill:

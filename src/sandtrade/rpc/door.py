@@ -49,6 +49,7 @@ from sandtrade.models import (
     Order,
     OrderClass,
     OrderSide,
+    OrderSource,
     OrderType,
     Position,
     TimeInForce,
@@ -129,9 +130,13 @@ class TradingDoor:
 
     def __init__(self, trading: TradingServicer, principal: Principal, account: str,
                  run_id: str, *, flood_seconds: int = 10,
-                 options: OptionQuotes | None = None) -> None:
+                 options: OptionQuotes | None = None, strategy: str | None = None) -> None:
         self.account = account
         self.options = options
+        #: The source of every order of the run: the strategy (``strategy``, by default the
+        #: name in the run id, ``NAME-HEX``), never the worker's to say.
+        name = strategy if strategy is not None else run_id.rsplit("-", 1)[0]
+        self.source = OrderSource(kind="strategy", ref=name[:128], label=name[:256])
         self.principal = principal
         self._trading = trading
         self._open = True
@@ -243,7 +248,8 @@ class TradingDoor:
                 if value is not None:
                     setattr(out, part, value)
         # The id is the run's (random) and a counter: new by construction.
-        return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True),
+        return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True,
+                                                   source=self.source),
                            lambda done: done[0].model_dump(mode="json"))
 
     def cancel(self, args: dict[str, Any]) -> bool:
@@ -373,7 +379,8 @@ class TradingDoor:
     def _placing(self, req: tpb.SubmitOrderRequest) -> _Applied:
         """A multi-leg SubmitOrder as the run's principal; its answer is the order and the
         fills it made at once."""
-        submit = self._trading.submit_op(self.principal, req, fresh_client_id=True)
+        submit = self._trading.submit_op(self.principal, req, fresh_client_id=True,
+                                         source=self.source)
         account = self.account
 
         def op(b: PaperBroker) -> tuple[Order, list[Fill]]:

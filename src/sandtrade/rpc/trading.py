@@ -1,18 +1,25 @@
-"""TradingService: the paper broker over gRPC."""
+"""TradingService: the paper broker over gRPC.
+
+It is one file because it is TradingService's one servicer: each method is a few checks
+around a broker operation, and the operations strategy runs' doors share (``submit_op``,
+``positions_op``, ``account_op``) sit beside the methods they are also answered by.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from pydantic import ValidationError
 
 from sandtrade.auth import AuthError, Principal, TokenAuthority
+from sandtrade.backtest.performance import Grouping, performance
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.broker.quotas import QuotaBook
@@ -27,8 +34,11 @@ from sandtrade.errors import (
 )
 from sandtrade.models import (
     Account,
+    Bar,
+    Fill,
     Order,
     OrderClass,
+    OrderSource,
     Position,
     TimeInForce,
     TradeUpdate,
@@ -41,12 +51,35 @@ from sandtrade.store.base import Store
 from sandtrade.v1 import trading_pb2 as tpb
 from sandtrade.v1 import trading_pb2_grpc
 
-__all__ = ["TradingServicer", "page_size"]
+__all__ = ["CLIENT_METADATA", "TradingServicer", "grpc_order_source", "page_size"]
 
 MAX_ID_LENGTH = 128
 #: Most stream requests applied as one group (one commit).
 STREAM_BATCH = 256
 _END = object()
+
+
+#: The metadata key a client names itself with: ``python/VERSION`` (the Python client) or
+#: ``cli/VERSION`` (the command line). Only the gRPC door reads it, so a caller can say which
+#: gRPC client it is, never that its order came from TradingView, a strategy or a replay.
+CLIENT_METADATA = "x-sandtrade-client"
+_CLIENT_RE = re.compile(r"(python|cli)/[A-Za-z0-9.+_-]{1,40}")
+
+
+def grpc_order_source(principal: Principal, context: grpc.ServicerContext) -> OrderSource:
+    """The source of an order submitted over gRPC: ``client`` or ``cli`` when the caller's
+    :data:`CLIENT_METADATA` says so (its text as the label), else ``grpc``; ``ref`` is
+    always the token's id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_METADATA and isinstance(value, str) and _CLIENT_RE.fullmatch(value):
+            kind: Literal["client", "cli"] = "client" if value.startswith("python/") else "cli"
+            return OrderSource(kind=kind, ref=principal.token_id[:128], label=value)
+    return OrderSource(kind="grpc", ref=principal.token_id[:128])
+
+
+_GROUPINGS: dict[int, Grouping] = {
+    tpb.PERFORMANCE_GROUPING_UNSPECIFIED: "account", tpb.PERFORMANCE_GROUPING_ACCOUNT: "account",
+    tpb.PERFORMANCE_GROUPING_STRATEGY: "strategy", tpb.PERFORMANCE_GROUPING_SOURCE: "source"}
 
 
 def page_size(value: int, field: str = "page_size") -> int:
@@ -83,6 +116,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         #: what SetAccountSettings(use_defaults) goes back to.
         self.configured_rules = configured_rules
         self._settings_lock = threading.Lock()
+        #: The bars of a symbol the host has (its market hub's), where live performance is
+        #: marked; the host sets it.
+        self.prices: Callable[[str], list[Bar]] = lambda symbol: []
         #: Answers of recent SetAccountSettings by (account, request_id) (AIP-155).
         self._settings_done: dict[tuple[str, str], tpb.SetAccountSettingsResponse] = {}
 
@@ -91,7 +127,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return target
 
     def submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
-                   fresh_client_id: bool = False
+                   fresh_client_id: bool = False, source: OrderSource | None = None
                    ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """Check a request and return the broker operation that submits it.
 
@@ -99,11 +135,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         twice); the broker then needs no second look (``new_client_id``). With
         ``fresh_client_id`` the caller made the id just now, unique by construction (a
         strategy run's door), so even the first look, a query of the store for orders
-        from before a restart, is spared."""
+        from before a restart, is spared. ``source`` is the door's (a request never names
+        its own); None: a gRPC call of ``principal``'s token."""
         account = self._account(principal, "trade", request.account)
+        if source is None:
+            source = OrderSource(kind="grpc", ref=principal.token_id[:128])
         if request.legs or request.close_group or request.order_class == \
                 convert.class_to_pb(OrderClass.MLEG):
-            return self._multileg_op(account, request)
+            return self._multileg_op(account, request, source)
         args = _order_arguments(request)
         coid = args["client_order_id"]
         symbol = request.symbol
@@ -122,12 +161,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
-            order = b.submit(account, symbol, new_client_id=True, **args)
+            order = b.submit(account, symbol, new_client_id=True, source=source, **args)
             return order.model_copy(), False
 
         return op
 
-    def _multileg_op(self, account: str, r: tpb.SubmitOrderRequest
+    def _multileg_op(self, account: str, r: tpb.SubmitOrderRequest, source: OrderSource
                      ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """The broker operation of a multi-leg SubmitOrder, its fields checked."""
         if r.order_class not in (0, convert.class_to_pb(OrderClass.MLEG)):
@@ -166,7 +205,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 quotas.check_open_orders(account, b.working_count(account))
             order = b.submit_multileg(account, legs, qty or 0.0, type=otype,
                                       limit_price=limit, tif=tif, client_order_id=coid,
-                                      tag=tag, close_group=close_group)
+                                      tag=tag, close_group=close_group, source=source)
             return order.model_copy(), False
 
         return op
@@ -174,15 +213,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     @unary
     def SubmitOrder(self, request: tpb.SubmitOrderRequest, context: grpc.ServicerContext,
             principal: Principal) -> tpb.SubmitOrderResponse:
-        return self.submit_order(principal, request)
+        return self.submit_order(principal, request, source=grpc_order_source(principal,
+                                                                               context))
 
     def submit_order(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
-                     fresh_client_id: bool = False) -> tpb.SubmitOrderResponse:
+                     fresh_client_id: bool = False, source: OrderSource | None = None
+                     ) -> tpb.SubmitOrderResponse:
         """SubmitOrder as ``principal`` makes it, without a transport (a strategy run's
-        door calls this: the same checks, the same scopes; ``fresh_client_id``: see
-        :meth:`submit_op`)."""
+        door calls this: the same checks, the same scopes; ``fresh_client_id`` and
+        ``source``: see :meth:`submit_op`)."""
         order, duplicate = self.live.call(
-            self.submit_op(principal, request, fresh_client_id=fresh_client_id))
+            self.submit_op(principal, request, fresh_client_id=fresh_client_id,
+                           source=source))
         return tpb.SubmitOrderResponse(order=convert.order_to_pb(order), duplicate=duplicate)
 
     @streaming
@@ -202,6 +244,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             inbox.put(_END)
 
         threading.Thread(target=read, name="sandtrade-order-stream", daemon=True).start()
+        source = grpc_order_source(principal, context)
         ended = False
         while not ended:
             batch = [inbox.get()]
@@ -220,7 +263,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     client_order_id=item.order.client_order_id)
                 result: tuple[Order, bool] | None = None
                 try:
-                    seq, result, error = self.live.apply(self.submit_op(principal, item.order))
+                    seq, result, error = self.live.apply(
+                        self.submit_op(principal, item.order, source=source))
                 except Exception as e:
                     seq, error = 0, e
                 if error is not None or result is None:
@@ -356,6 +400,49 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return tpb.GetAccountResponse(account=convert.account_to_pb(
             self.live.call(self.account_op(principal, request.account))))
 
+    @unary
+    def GetPerformance(self, request: tpb.GetPerformanceRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> tpb.GetPerformanceResponse:
+        by = _GROUPINGS.get(request.by)
+        if by is None:
+            raise InvalidField("by", f"unknown grouping {request.by}")
+        out = tpb.GetPerformanceResponse()
+        for key, figures in self.performance(principal, request.account, by).items():
+            out.groups.add(key=key, **{k: (math.nan if v is None else v)
+                                       for k, v in figures.items()})
+        return out
+
+    def performance(self, principal: Principal, account: str, by: Grouping = "account"
+                    ) -> dict[str, dict[str, Any]]:
+        """The account's live performance (``principal``'s own account unless it acts for
+        every account), grouped ``by`` account, strategy or source: see
+        :func:`sandtrade.backtest.performance.performance`, marked at the closes of
+        :attr:`prices`."""
+        target = principal.require("read", account or None)
+        stored = self.store.get_account(target)
+        if stored is None:
+            raise NotFound(f"account {target!r} does not exist")
+        fills: list[Fill] = []
+        after: str | None = None
+        while page := self.store.list_fills(target, limit=1000, after=after):
+            fills.extend(page)
+            after = page[-1].id
+        sources: dict[str, OrderSource | None] = {}
+        after = None
+        while orders := self.store.list_orders(target, limit=1000, after=after):
+            sources.update((o.id, o.source) for o in orders)
+            after = orders[-1].id
+        symbols = sorted({f.symbol for f in fills})
+
+        def multipliers(b: PaperBroker) -> dict[str, float]:
+            return {s: (i.multiplier if (i := b.instrument(s)) is not None else 1.0)
+                    for s in symbols}
+
+        mult = self.live.call(multipliers) if symbols else {}
+        bars = [bar for s in symbols for bar in self.prices(s)]
+        return performance(stored, fills, sources.get, bars, by=by,
+                           multiplier=lambda s: mult.get(s, 1.0))
+
     def positions_op(self, principal: Principal, account: str
                      ) -> Callable[[PaperBroker], list[Position]]:
         """Check that ``principal`` may read ``account``'s positions and return the broker
@@ -403,15 +490,20 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def SubmitOptionStrategy(self, request: tpb.SubmitOptionStrategyRequest,
                              context: grpc.ServicerContext,
                              principal: Principal) -> tpb.SubmitOptionStrategyResponse:
-        return self.submit_option_strategy(principal, request)
+        return self.submit_option_strategy(principal, request,
+                                           source=grpc_order_source(principal, context))
 
     def submit_option_strategy(self, principal: Principal,
-                               request: tpb.SubmitOptionStrategyRequest
+                               request: tpb.SubmitOptionStrategyRequest, *,
+                               source: OrderSource | None = None
                                ) -> tpb.SubmitOptionStrategyResponse:
         """SubmitOptionStrategy as ``principal`` makes it, without a transport: the template
-        built from the chain now, then SubmitOrder's multi-leg path (:meth:`_multileg_op`)."""
+        built from the chain now, then SubmitOrder's multi-leg path (:meth:`_multileg_op`);
+        ``source`` as :meth:`submit_op`'s."""
         account = self._account(principal, "read" if request.validate_only else "trade",
                                 request.account)
+        if source is None:
+            source = OrderSource(kind="grpc", ref=principal.token_id[:128])
         resp = tpb.SubmitOptionStrategyResponse()
         coid = request.client_order_id
         if coid and not request.validate_only:
@@ -430,7 +522,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         order_request = option_orders.strategy_order(plan, request)
         if request.validate_only:
             return resp
-        order, duplicate = self.live.call(self._multileg_op(account, order_request))
+        order, duplicate = self.live.call(self._multileg_op(account, order_request, source))
         convert.order_to_pb(order, resp.order)
         resp.duplicate = duplicate
         return resp

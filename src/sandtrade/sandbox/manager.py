@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 import json
 import logging
 import re
@@ -70,6 +69,7 @@ from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
 from sandtrade.sandbox.cpu import CpuPlacement
 from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.logbook import Logbook, LogBounds
 from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
@@ -93,9 +93,11 @@ log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_SOURCE_BYTES = 1 << 20
 MAX_SYMBOLS = 100
+#: How much of a strategy's log the store keeps: its own lines (and errors), and the host's
+#: notes about it, kept apart so that a flood of its own cannot evict them.
 LOG_LINES = 5000
-#: The host's notes about a strategy kept apart from its own lines (a flood cannot evict them).
 NOTE_LINES = 1000
+LOG_BOUNDS = LogBounds(lines=LOG_LINES, note_lines=NOTE_LINES)
 MAX_LINE = 4000
 MAX_RESTARTS = 5
 MAX_ERRORS_IN_A_ROW = 20
@@ -193,11 +195,6 @@ class StrategyStatus:
     state_noted: float = float("-inf")
     cpu_seconds: float = 0.0
     rss_bytes: int = 0
-    #: Its log, numbered in order of arrival: what it wrote (and its errors), and apart, so
-    #: that a flood of its own lines can never push them out, the host's notes about it.
-    logs: deque[tuple[int, LogLine]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
-    notes: deque[tuple[int, LogLine]] = field(
-        default_factory=lambda: deque(maxlen=NOTE_LINES))
     followers: list[EventStream[LogLine]] = field(default_factory=list)
     #: Bars pending in its mailbox now, and the age of the oldest of them.
     lag_bars: int = 0
@@ -259,7 +256,12 @@ class StrategyManager:
         # Upload checks: workers of their own (no spare), forked from the same zygote.
         self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
-        self._log_seq = 0
+        #: Workers that ended unasked, by kind (the supervisor's exit reason: ``memory``,
+        #: ``cpu``, ``timeout``, ``crash``, ..., or ``gave_up`` for a run the host stopped
+        #: for failing), since the host started: for ``/metrics``.
+        self.kills: dict[str, int] = {}
+        #: The strategies' logs, kept in the store (a restart keeps them) by its own writer.
+        self.logbook = Logbook(store, LOG_BOUNDS)
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
         self._runs: dict[str, StrategyRun] = {}
@@ -376,6 +378,7 @@ class StrategyManager:
             self._cancel_timer(record.id)
             self._runs.pop(record.id, None)
             status = self._status.pop(record.id, None)
+            self.logbook.forget(record.id)
             self.store.delete_strategy(record.id)
         for stream in status.followers if status is not None else ():
             stream.close()
@@ -412,6 +415,7 @@ class StrategyManager:
                 run.kill("exit", "the host shut down")
             run.join(10)
         self.cpu.close()
+        self.logbook.close()
 
     # ------------------------------------------------------------------ reading
 
@@ -482,13 +486,10 @@ class StrategyManager:
         return record, state, view
 
     def logs(self, account: str, name: str, tail: int) -> list[LogLine]:
-        """The last ``tail`` lines of a strategy's log (all when 0), since its first upload."""
+        """The last ``tail`` lines of a strategy's log (all when 0) the store keeps (up to
+        :data:`LOG_BOUNDS` of its own and of the host's notes), across restarts."""
         sid = self._record(account, name).id
-        with self._lock:
-            status = self._status_of(sid)
-            lines = [line for _, line in heapq.merge(status.logs, status.notes,
-                                                     key=lambda x: x[0])]
-        return lines[-tail:] if tail else lines
+        return [LogLine(x.time, x.line, x.origin) for x in self.logbook.read(sid, tail)]
 
     def follow_logs(self, account: str, name: str) -> EventStream[LogLine]:
         """New log lines of a strategy from now on (the stream ends if it is deleted)."""
@@ -683,13 +684,11 @@ class StrategyManager:
         """Add lines to a strategy's log. A worker's lines are untrusted: each is made safe
         to keep and send (:func:`~sandtrade.sandbox.wire.untrusted_text`) here, on intake."""
         now = datetime.now(UTC)
+        entries = [LogLine(now, untrusted_text(line, MAX_LINE), origin) for line in lines]
+        self.logbook.add(sid, ((e.time, e.line, e.origin) for e in entries))
         with self._lock:
-            status = self._status_of(sid)
-            entries = [LogLine(now, untrusted_text(line, MAX_LINE), origin) for line in lines]
-            ring = status.notes if origin == "host" else status.logs
-            ring.extend(zip(itertools.count(self._log_seq), entries, strict=False))
-            self._log_seq += len(entries)
-            followers = list(status.followers)
+            status = self._status.get(sid)
+            followers = list(status.followers) if status is not None else []
         for stream in followers:
             for entry in entries:
                 stream.offer(entry)
@@ -866,6 +865,10 @@ class StrategyManager:
                 status.kill_reason = reason
                 status.last_errors.append(reason)
                 status.state = "failed"
+                # By kind, not by text (a worker's words would make a label per line).
+                kind = ("gave_up" if run.give_up is not None
+                        else exit_.reason if exit_ is not None else "ended")
+                self.kills[kind] = self.kills.get(kind, 0) + 1
         if run.token_id is not None:
             self.auth.revoke(run.token_id)
         with self._lock:

@@ -15,26 +15,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sandtrade.models import (
     ExitSpec,
     Order,
     OrderClass,
     OrderSide,
+    OrderSource,
     OrderStatus,
     OrderType,
     TimeInForce,
     order_class_problem,
 )
-from sandtrade.signal_model import SPREAD_ACTIONS, Command, SignalError
+from sandtrade.signal_model import SPREAD_ACTIONS, Command, SignalError, SignalRecord
 from sandtrade.signals.spreads import ChainLookup, describe_spread, place_spread
 
 if TYPE_CHECKING:
     from sandtrade.broker.paper import PaperBroker
 
 __all__ = ["PlannedOrder", "answer_orders", "check_order_fields", "order_fields",
-           "place_commands", "plan_commands", "resolve_symbol", "sized_quantity"]
+           "place_commands", "plan_commands", "resolve_symbol", "signal_order_source",
+           "sized_quantity"]
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,25 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
     return out
 
 
+def signal_order_source(record: SignalRecord, *, replay: bool = False) -> OrderSource:
+    """The source of the orders a signal places: its door (a TradingView webhook, gRPC, the
+    Python client; ``replay`` when the journal is replayed), its id as ``ref`` and what a
+    badge shows as ``label`` (the alert's comment, else its id)."""
+    parsed = record.parsed or {}
+    label = parsed.get("comment") or record.alert_id or ""
+    kind = ("replay" if replay else _SIGNAL_DOORS.get(record.source, "grpc"))
+    return OrderSource(kind=kind, ref=record.id[:128], label=str(label)[:256])
+
+
+#: Where a journaled signal came from (its ``source``) -> the kind of its orders' source.
+_SIGNAL_DOORS: dict[str, Literal["tradingview", "grpc", "client"]] = {
+    "tradingview": "tradingview", "grpc": "grpc", "python": "client"}
+
+
 def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], signal_id: str,
                    *, first_time: bool = False, price: float | None = None,
-                   chains: ChainLookup | None = None
+                   chains: ChainLookup | None = None,
+                   source: OrderSource | None = None
                    ) -> tuple[list[Order], list[str], str | None]:
     """Carry out a signal's commands on the paper broker, in order, in one step: the orders
     placed, what each command did, and why it stopped (a rejected order) or None.
@@ -143,14 +161,16 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
     (after a restart, or a replay into the same account), it does not trade twice.
     ``first_time`` (a signal received since the host started, executed once only) spares
     looking for earlier orders with those ids in the store. Spread commands are built from
-    ``chains`` and placed as multi-leg orders (:mod:`sandtrade.signals.spreads`).
+    ``chains`` and placed as multi-leg orders (:mod:`sandtrade.signals.spreads`). ``source``
+    is set on every order (:func:`signal_order_source`).
     """
     placed: list[Order] = []
     notes: list[str] = []
     n = 0
     for cmd, what in plan_commands(b, account, commands, price):
         if cmd.action in SPREAD_ACTIONS:
-            orders, done, failure = place_spread(b, account, cmd, signal_id, n, chains)
+            orders, done, failure = place_spread(b, account, cmd, signal_id, n, chains,
+                                                 source)
             n += max(len(orders), 1)
             placed += orders
             if failure is not None:
@@ -170,7 +190,7 @@ def place_commands(b: PaperBroker, account: str, commands: Sequence[Command], si
                 account, cmd.symbol, planned.side, planned.qty, type=cmd.order_type,
                 limit_price=cmd.limit_price, stop_price=cmd.stop_price,
                 client_order_id=f"{signal_id}.{n}", tag=f"signal {signal_id}",
-                new_client_id=first_time,
+                new_client_id=first_time, source=source,
                 **(order_fields(cmd) if k == len(what) - 1 else _entry_fields(cmd)))
             n += 1
             placed.append(order)

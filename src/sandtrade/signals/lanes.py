@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from sandtrade.errors import SandtradeError
 from sandtrade.models import Order
 from sandtrade.signal_model import SignalRecord, SignalStatus
-from sandtrade.signals.commands import place_commands
+from sandtrade.signals.commands import place_commands, signal_order_source
 from sandtrade.signals.pricing import Pricing, trade_at_signal_prices
 from sandtrade.signals.spreads import ChainLookup
 
@@ -232,7 +232,8 @@ class Lanes:
             def place() -> tuple[list[Order], list[str], str | None]:
                 return place_commands(b, account, commands, record.id,
                                       first_time=record.id not in self._recovered_ids,
-                                      price=price, chains=self.chains)
+                                      price=price, chains=self.chains,
+                                      source=signal_order_source(record))
 
             if self.pricing is None:
                 placed, notes, failure = place()

@@ -36,7 +36,7 @@ from sandtrade.models import Account, Bar, Fill, Instrument, Order, Position
 from sandtrade.options.settings import OptionsSettings
 from sandtrade.options.sources import ChainSource, OptionQuotes, SyntheticChains
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
-from sandtrade.signals.commands import place_commands
+from sandtrade.signals.commands import place_commands, signal_order_source
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.pricing import Pricing, resolve_commands, trade_at_signal_prices
 from sandtrade.signals.spreads import ChainLookup
@@ -188,7 +188,8 @@ def _carry_out(b: PaperBroker, record: SignalRecord, formats: FormatRegistry,
 
     def place() -> tuple[list[Order], list[str], str | None]:
         return place_commands(b, REPLAY_ACCOUNT, commands, record.id, price=parsed.price,
-                              chains=chains)
+                              chains=chains,
+                              source=signal_order_source(record, replay=True))
 
     if pricing is None:
         placed, notes, failure = place()

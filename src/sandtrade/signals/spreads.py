@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from sandtrade.errors import OrderRejected
-from sandtrade.models import Leg, LegIntent, Order, OrderClass, OrderSide, OrderStatus, OrderType
+from sandtrade.models import (
+    Leg,
+    LegIntent,
+    Order,
+    OrderClass,
+    OrderSide,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+)
 from sandtrade.options.chain import OptionChain
 from sandtrade.options.contracts import OptionContract
 from sandtrade.options.payoff import PayoffLeg, summarise
@@ -282,7 +291,8 @@ def describe_spread(b: PaperBroker, account: str, cmd: Command, chains: ChainLoo
 
 
 def place_spread(b: PaperBroker, account: str, cmd: Command, signal_id: str, n: int,
-                 chains: ChainLookup | None) -> tuple[list[Order], list[str], str | None]:
+                 chains: ChainLookup | None, source: OrderSource | None = None
+                 ) -> tuple[list[Order], list[str], str | None]:
     """Place a spread command's orders (client order ids ``<signal_id>.<n>`` on): the
     orders, what was done, and why it stopped (a refusal) or None."""
     placed: list[Order] = []
@@ -294,7 +304,7 @@ def place_spread(b: PaperBroker, account: str, cmd: Command, signal_id: str, n: 
         for k, group in enumerate(groups):
             try:
                 order = b.close_group(account, group, client_order_id=f"{signal_id}.{n + k}",
-                                      tag=template_tag(signal_id, None))
+                                      tag=template_tag(signal_id, None), source=source)
             except OrderRejected as e:
                 return placed, [], f"closing {group}: {e}"
             placed.append(order)
@@ -312,7 +322,8 @@ def place_spread(b: PaperBroker, account: str, cmd: Command, signal_id: str, n: 
             account, [leg.model_copy(update={"intent": LegIntent.OPEN})
                       if cmd.template is not None else leg for leg in plan.legs],
             cmd.qty, limit_price=plan.limit, tif=cmd.tif or "day",
-            client_order_id=client_id, tag=template_tag(signal_id, cmd.template))
+            client_order_id=client_id, tag=template_tag(signal_id, cmd.template),
+            source=source)
     except (SignalError, OrderRejected) as e:
         return [], [], str(e)
     if order.status is OrderStatus.REJECTED:

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from sandtrade.models import Account, BrokerChange, Fill, Order, OrderStatus, Position
 from sandtrade.signal_model import SignalRecord
 
-__all__ = ["ApiToken", "JournalEntry", "JsonText", "RunRecord", "Store", "StrategyRecord",
-           "new_strategy_id", "strategy_state_key"]
+__all__ = ["ApiToken", "JournalEntry", "JsonText", "LogBound", "RunRecord", "Store",
+           "StoredLogLine", "StrategyRecord", "new_strategy_id", "strategy_state_key"]
 
 
 class JsonText(str):
@@ -65,6 +65,32 @@ class ApiToken:
     created_at: datetime
     revoked_at: datetime | None = None
     label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLogLine:
+    """A line of a strategy's log as the store keeps it: ``ring`` is ``own`` (what the
+    strategy wrote, and its errors) or ``host`` (the host's notes about it), each bounded
+    apart; ``origin`` says whose the text is (``strategy``, ``error`` or ``host``); ``seq``
+    orders every line of the host."""
+
+    seq: int
+    strategy_id: str
+    ring: str
+    origin: str
+    time: datetime
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogBound:
+    """Trim one ring of a strategy's log to at most ``lines`` lines and ``bytes`` bytes of
+    text (UTF-8), the oldest first."""
+
+    strategy_id: str
+    ring: str
+    lines: int
+    bytes: int
 
 
 def new_strategy_id() -> str:
@@ -232,8 +258,32 @@ class Store(Protocol):
         ...
 
     def delete_strategy(self, strategy_id: str) -> bool:
-        """Remove a strategy and its host state (its ``ctx.state``), in one transaction;
-        False when there is no such strategy."""
+        """Remove a strategy, its host state (its ``ctx.state``) and its log, in one
+        transaction; False when there is no such strategy."""
+        ...
+
+    def append_strategy_logs(self, lines: Sequence[StoredLogLine],
+                             trim: Sequence[LogBound] = ()) -> dict[tuple[str, str],
+                                                                    tuple[int, int]]:
+        """Add log lines and trim the rings named in ``trim``, in one transaction; the
+        (lines, bytes) each trimmed ring holds after."""
+        ...
+
+    def strategy_log_size(self, strategy_id: str) -> dict[str, tuple[int, int]]:
+        """(lines, bytes) of each ring of a strategy's stored log."""
+        ...
+
+    def list_strategy_logs(self, strategy_id: str, *, tail: int = 0) -> list[StoredLogLine]:
+        """A strategy's stored log in order (the last ``tail`` lines; all when 0)."""
+        ...
+
+    def last_log_seq(self) -> int:
+        """The highest log line number stored (0 when none)."""
+        ...
+
+    def activity_counts(self) -> dict[str, list[tuple[Any, ...]]]:
+        """What ``/metrics`` counts, read in one go: ``signals`` as (source, status, count),
+        ``orders`` as (status, count), ``fills`` as (count,)."""
         ...
 
     def get_order(self, order_id: str) -> Order | None:

@@ -243,6 +243,23 @@ _V8_FILL_PRICE_SOURCE = (
 )
 
 
+_V9_STRATEGY_LOGS = (
+    # A strategy's log, kept across restarts: its own lines and errors (ring "own") and, apart
+    # so that a flood of its own can never push them out, the host's notes (ring "host"); each
+    # ring bounded in lines and bytes, the oldest trimmed. seq orders every line of the host.
+    "CREATE TABLE strategy_logs ("
+    " seq INTEGER PRIMARY KEY,"
+    " strategy_id TEXT NOT NULL,"
+    " ring TEXT NOT NULL,"
+    " origin TEXT NOT NULL,"
+    " ts REAL NOT NULL,"
+    " bytes INTEGER NOT NULL,"
+    " line TEXT NOT NULL)",
+    "CREATE INDEX strategy_logs_by_ring ON strategy_logs (strategy_id, ring, seq)",
+    "CREATE INDEX strategy_logs_by_strategy ON strategy_logs (strategy_id, seq)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -256,6 +273,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "strategies named within their account, with an id; ctx.state by id",
               _v7_strategies_per_account),
     Migration(8, "fills.price_source: feed, signal or last", _V8_FILL_PRICE_SOURCE),
+    Migration(9, "strategy logs, bounded per strategy", _V9_STRATEGY_LOGS),
 )
 
 

@@ -36,7 +36,9 @@ from sandtrade.store.base import (
     ApiToken,
     JournalEntry,
     JsonText,
+    LogBound,
     RunRecord,
+    StoredLogLine,
     StrategyRecord,
     strategy_state_key,
 )
@@ -607,7 +609,84 @@ class SQLiteStore:
         with self._writing(f"delete_strategy({strategy_id!r})") as conn:
             cur = conn.execute("DELETE FROM strategies WHERE id = ?", (strategy_id,))
             conn.execute("DELETE FROM host_state WHERE key IN (?, ?)", (key, f"{key}.bad"))
+            conn.execute("DELETE FROM strategy_logs WHERE strategy_id = ?", (strategy_id,))
             return cur.rowcount == 1
+
+    # strategy logs
+
+    def append_strategy_logs(self, lines: Sequence[StoredLogLine],
+                             trim: Sequence[LogBound] = ()) -> dict[tuple[str, str],
+                                                                    tuple[int, int]]:
+        """Add log lines (their ``seq`` given by the caller) and trim each ring named in
+        ``trim`` to its bound, oldest first, in one transaction; (lines, bytes) of each
+        trimmed ring after."""
+        if not lines and not trim:
+            return {}
+        op = f"append_strategy_logs({len(lines)} lines)"
+        rows = [(x.seq, x.strategy_id, x.ring, x.origin, _sort_key(x.time),
+                 len(x.line.encode("utf-8", "surrogatepass")), x.line) for x in lines]
+        sizes: dict[tuple[str, str], tuple[int, int]] = {}
+        with self._writing(op) as conn:
+            conn.executemany("INSERT INTO strategy_logs (seq, strategy_id, ring, origin, ts,"
+                             " bytes, line) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            for bound in trim:
+                # The newest line past either bound, counted from the newest: it and every
+                # older line go.
+                row = conn.execute(
+                    "SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER w AS n,"
+                    " SUM(bytes) OVER w AS total FROM strategy_logs"
+                    " WHERE strategy_id = ? AND ring = ?"
+                    " WINDOW w AS (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING))"
+                    " WHERE n > ? OR total > ? ORDER BY seq DESC LIMIT 1",
+                    (bound.strategy_id, bound.ring, bound.lines, bound.bytes)).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM strategy_logs WHERE strategy_id = ? AND ring = ?"
+                                 " AND seq <= ?", (bound.strategy_id, bound.ring, row[0]))
+                count, total = conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM strategy_logs"
+                    " WHERE strategy_id = ? AND ring = ?",
+                    (bound.strategy_id, bound.ring)).fetchone()
+                sizes[(bound.strategy_id, bound.ring)] = (int(count), int(total))
+        return sizes
+
+    def strategy_log_size(self, strategy_id: str) -> dict[str, tuple[int, int]]:
+        """(lines, bytes) of each ring of a strategy's stored log."""
+        with self._reading(f"strategy_log_size({strategy_id!r})") as conn:
+            rows = conn.execute("SELECT ring, COUNT(*), SUM(bytes) FROM strategy_logs"
+                                " WHERE strategy_id = ? GROUP BY ring",
+                                (strategy_id,)).fetchall()
+        return {ring: (int(n), int(b)) for ring, n, b in rows}
+
+    def list_strategy_logs(self, strategy_id: str, *, tail: int = 0) -> list[StoredLogLine]:
+        """A strategy's stored log in order (the last ``tail`` lines; all when 0)."""
+        sql = ("SELECT seq, ring, origin, ts, line FROM strategy_logs WHERE strategy_id = ?"
+               " ORDER BY seq DESC")
+        args: tuple[Any, ...] = (strategy_id,)
+        if tail:
+            sql += " LIMIT ?"
+            args = (strategy_id, tail)
+        with self._reading(f"list_strategy_logs({strategy_id!r})") as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [StoredLogLine(seq, strategy_id, ring, origin, datetime.fromtimestamp(ts, UTC),
+                              line) for seq, ring, origin, ts, line in reversed(rows)]
+
+    def activity_counts(self) -> dict[str, list[tuple[Any, ...]]]:
+        """What ``/metrics`` counts, read in one go: ``signals`` as (source, status, count),
+        ``orders`` as (status, count), ``fills`` as (count,)."""
+        with self._reading("activity_counts") as conn:
+            return {
+                "signals": conn.execute("SELECT source, status, COUNT(*) FROM signals"
+                                        " GROUP BY source, status").fetchall(),
+                "orders": conn.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"
+                                       ).fetchall(),
+                "fills": conn.execute("SELECT COUNT(*) FROM fills").fetchall(),
+            }
+
+    def last_log_seq(self) -> int:
+        """The highest log line number stored (0 when none)."""
+        with self._reading("last_log_seq") as conn:
+            (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM strategy_logs").fetchone()
+        return int(seq)
 
     # signals
 

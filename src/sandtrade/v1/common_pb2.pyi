@@ -67,6 +67,16 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_CANCELED: _ClassVar[OrderStatus]
     ORDER_STATUS_REJECTED: _ClassVar[OrderStatus]
     ORDER_STATUS_EXPIRED: _ClassVar[OrderStatus]
+
+class OrderSourceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_SOURCE_KIND_UNSPECIFIED: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_TRADINGVIEW: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_GRPC: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_CLIENT: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_STRATEGY: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_REPLAY: _ClassVar[OrderSourceKind]
+    ORDER_SOURCE_KIND_CLI: _ClassVar[OrderSourceKind]
 ORDER_SIDE_UNSPECIFIED: OrderSide
 ORDER_SIDE_BUY: OrderSide
 ORDER_SIDE_SELL: OrderSide
@@ -104,6 +114,13 @@ ORDER_STATUS_FILLED: OrderStatus
 ORDER_STATUS_CANCELED: OrderStatus
 ORDER_STATUS_REJECTED: OrderStatus
 ORDER_STATUS_EXPIRED: OrderStatus
+ORDER_SOURCE_KIND_UNSPECIFIED: OrderSourceKind
+ORDER_SOURCE_KIND_TRADINGVIEW: OrderSourceKind
+ORDER_SOURCE_KIND_GRPC: OrderSourceKind
+ORDER_SOURCE_KIND_CLIENT: OrderSourceKind
+ORDER_SOURCE_KIND_STRATEGY: OrderSourceKind
+ORDER_SOURCE_KIND_REPLAY: OrderSourceKind
+ORDER_SOURCE_KIND_CLI: OrderSourceKind
 
 class Leg(_message.Message):
     __slots__ = ("symbol", "side", "ratio", "intent")
@@ -174,7 +191,7 @@ class Quote(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bid: _Optional[float] = ..., ask: _Optional[float] = ..., bid_size: _Optional[float] = ..., ask_size: _Optional[float] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "parent_id", "hwm", "legs")
+    __slots__ = ("id", "account", "symbol", "side", "type", "qty", "equity_fraction", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "status", "filled_qty", "avg_fill_price", "reject_reason", "created_at", "updated_at", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "parent_id", "hwm", "legs", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +219,7 @@ class Order(_message.Message):
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     HWM_FIELD_NUMBER: _ClassVar[int]
     LEGS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     account: str
     symbol: str
@@ -229,7 +247,18 @@ class Order(_message.Message):
     parent_id: str
     hwm: float
     legs: _containers.RepeatedCompositeFieldContainer[OrderLeg]
-    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_class: _Optional[_Union[OrderClass, str]] = ..., take_profit: _Optional[_Union[ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., parent_id: _Optional[str] = ..., hwm: _Optional[float] = ..., legs: _Optional[_Iterable[_Union[OrderLeg, _Mapping]]] = ...) -> None: ...
+    source: OrderSource
+    def __init__(self, id: _Optional[str] = ..., account: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[OrderSide, str]] = ..., type: _Optional[_Union[OrderType, str]] = ..., qty: _Optional[float] = ..., equity_fraction: _Optional[float] = ..., limit_price: _Optional[float] = ..., stop_price: _Optional[float] = ..., tif: _Optional[_Union[TimeInForce, str]] = ..., reduce_only: _Optional[bool] = ..., client_order_id: _Optional[str] = ..., tag: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_qty: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., reject_reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_class: _Optional[_Union[OrderClass, str]] = ..., take_profit: _Optional[_Union[ExitSpec, _Mapping]] = ..., stop_loss: _Optional[_Union[ExitSpec, _Mapping]] = ..., trail_price: _Optional[float] = ..., trail_percent: _Optional[float] = ..., parent_id: _Optional[str] = ..., hwm: _Optional[float] = ..., legs: _Optional[_Iterable[_Union[OrderLeg, _Mapping]]] = ..., source: _Optional[_Union[OrderSource, _Mapping]] = ...) -> None: ...
+
+class OrderSource(_message.Message):
+    __slots__ = ("kind", "ref", "label")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    kind: OrderSourceKind
+    ref: str
+    label: str
+    def __init__(self, kind: _Optional[_Union[OrderSourceKind, str]] = ..., ref: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Fill(_message.Message):
     __slots__ = ("id", "order_id", "account", "symbol", "side", "qty", "price", "commission", "time", "kind")

@@ -1,12 +1,24 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from sandtrade.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class PerformanceGrouping(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PERFORMANCE_GROUPING_UNSPECIFIED: _ClassVar[PerformanceGrouping]
+    PERFORMANCE_GROUPING_ACCOUNT: _ClassVar[PerformanceGrouping]
+    PERFORMANCE_GROUPING_STRATEGY: _ClassVar[PerformanceGrouping]
+    PERFORMANCE_GROUPING_SOURCE: _ClassVar[PerformanceGrouping]
+PERFORMANCE_GROUPING_UNSPECIFIED: PerformanceGrouping
+PERFORMANCE_GROUPING_ACCOUNT: PerformanceGrouping
+PERFORMANCE_GROUPING_STRATEGY: PerformanceGrouping
+PERFORMANCE_GROUPING_SOURCE: PerformanceGrouping
 
 class SubmitOrderRequest(_message.Message):
     __slots__ = ("account", "symbol", "side", "qty", "equity_fraction", "type", "limit_price", "stop_price", "tif", "reduce_only", "client_order_id", "tag", "order_class", "take_profit", "stop_loss", "trail_price", "trail_percent", "legs", "close_group")
@@ -157,6 +169,38 @@ class GetAccountResponse(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     account: _common_pb2.Account
     def __init__(self, account: _Optional[_Union[_common_pb2.Account, _Mapping]] = ...) -> None: ...
+
+class GetPerformanceRequest(_message.Message):
+    __slots__ = ("account", "by")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    by: PerformanceGrouping
+    def __init__(self, account: _Optional[str] = ..., by: _Optional[_Union[PerformanceGrouping, str]] = ...) -> None: ...
+
+class PerformanceFigures(_message.Message):
+    __slots__ = ("key", "return_pct", "max_drawdown_pct", "sharpe", "win_rate_pct", "profit_factor", "trades")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RETURN_PCT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DRAWDOWN_PCT_FIELD_NUMBER: _ClassVar[int]
+    SHARPE_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_PCT_FIELD_NUMBER: _ClassVar[int]
+    PROFIT_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    TRADES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    return_pct: float
+    max_drawdown_pct: float
+    sharpe: float
+    win_rate_pct: float
+    profit_factor: float
+    trades: int
+    def __init__(self, key: _Optional[str] = ..., return_pct: _Optional[float] = ..., max_drawdown_pct: _Optional[float] = ..., sharpe: _Optional[float] = ..., win_rate_pct: _Optional[float] = ..., profit_factor: _Optional[float] = ..., trades: _Optional[int] = ...) -> None: ...
+
+class GetPerformanceResponse(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PerformanceFigures]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PerformanceFigures, _Mapping]]] = ...) -> None: ...
 
 class StreamTradeUpdatesRequest(_message.Message):
     __slots__ = ("account",)

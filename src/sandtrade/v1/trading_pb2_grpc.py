@@ -96,6 +96,11 @@ class TradingServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.FromString,
                 _registered_method=True)
+        self.GetPerformance = channel.unary_unary(
+                '/sandtrade.v1.TradingService/GetPerformance',
+                request_serializer=sandtrade_dot_v1_dot_trading__pb2.GetPerformanceRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_trading__pb2.GetPerformanceResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -197,6 +202,14 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPerformance(self, request, context):
+        """An account's live performance (return, drawdown, Sharpe, win rate, profit factor,
+        trades) by the back-test's definitions, as a whole or split per strategy or per source.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +272,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.SubmitOptionStrategy,
                     request_deserializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.SerializeToString,
+            ),
+            'GetPerformance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPerformance,
+                    request_deserializer=sandtrade_dot_v1_dot_trading__pb2.GetPerformanceRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_trading__pb2.GetPerformanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -587,6 +605,33 @@ class TradingService:
             '/sandtrade.v1.TradingService/SubmitOptionStrategy',
             sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyRequest.SerializeToString,
             sandtrade_dot_v1_dot_trading__pb2.SubmitOptionStrategyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPerformance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.TradingService/GetPerformance',
+            sandtrade_dot_v1_dot_trading__pb2.GetPerformanceRequest.SerializeToString,
+            sandtrade_dot_v1_dot_trading__pb2.GetPerformanceResponse.FromString,
             options,
             channel_credentials,
             insecure,
