@@ -37,11 +37,10 @@ def test_tuples_are_lists_and_dict_subclasses_are_dicts() -> None:
 
 @pytest.mark.parametrize("depth", [33, 985, 5_000, 100_000, sys.getrecursionlimit() * 10])
 def test_too_deep_is_refused_naming_the_path_without_recursion(depth: int) -> None:
-    started = time.perf_counter()
+    # Ten times the recursion limit deep: a recursive walk would raise RecursionError.
     with pytest.raises(ValueError) as err:
         check_json({"a": nested(depth)}, where="ctx.state", max_bytes=LIMIT)
     assert str(err.value) == "ctx.state['a'][0][0][0][0][0][0][0]…: nested deeper than 32"
-    assert time.perf_counter() - started < 1.0, "the walk stops at the limit"
 
 
 def test_depth_limit_is_exact() -> None:

@@ -43,7 +43,6 @@ from sandtrade.signal_model import (
     SignalError,
     SignalRecord,
     SignalStatus,
-    SizeSpec,
 )
 from sandtrade.signals.commands import (
     PlannedOrder,
@@ -62,7 +61,7 @@ from sandtrade.signals.pricing import (
     resolve_commands,
     signal_price_source,
 )
-from sandtrade.signals.settings import DefaultSize, SignalSettings
+from sandtrade.signals.settings import DefaultSize, SignalSettings, default_sizes
 from sandtrade.signals.spreads import ChainLookup, check_spreads
 
 if TYPE_CHECKING:
@@ -325,7 +324,7 @@ class SignalPipeline:
                                   field=parsed.ignored_fields[0])
             commands = self._resolve(parsed)
             record.destination, why, default = self._route(record, parsed)
-            commands = _default_sizes(commands, default)
+            commands = default_sizes(commands, default)
             record.parsed["commands"] = [c.model_dump(exclude_defaults=True)
                                          for c in commands]
             if record.destination.startswith("paper:"):
@@ -582,24 +581,3 @@ class SignalPipeline:
             raise SandtradeError(f"account {account!r} does not exist")
         return plan_commands(b, account, commands, price, self.chains)
 
-
-def _default_sizes(commands: list[Command], default: DefaultSize | None) -> list[Command]:
-    """The commands, a buy or sell whose alert named no quantity given the default size; with
-    no default, such a signal is refused naming the setting."""
-    out = []
-    for cmd in commands:
-        if cmd.size is None or cmd.size.type != "default":
-            out.append(cmd)
-            continue
-        if default is None:
-            raise SignalError(
-                f"{cmd.action} needs a quantity: the alert names none and no default size is "
-                f"set (add {cmd.size.field.rsplit(' ', 1)[-1]!r} to the alert, or set "
-                '[signals] default_quantity, e.g. "10", "$1000" or "5%")',
-                field=cmd.size.field)
-        if default.type == "fixed_quantity":
-            out.append(cmd.model_copy(update={"qty": default.value, "size": None}))
-        else:
-            out.append(cmd.model_copy(update={"size": SizeSpec(
-                type=default.type, value=default.value, field=cmd.size.field)}))
-    return out

@@ -43,9 +43,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sandtrade.signal_model import Command, SignalError, SizeSpec
 from sandtrade.signals.formats import MappingSpec
 
-__all__ = ["DefaultSize", "Route", "SignalSettings"]
+__all__ = ["DefaultSize", "Route", "SignalSettings", "default_sizes"]
 
 
 class DefaultSize(BaseModel):
@@ -159,3 +160,25 @@ class SignalSettings(BaseModel):
     queue_limit: int = Field(
         100_000, ge=1, description="Accepted signals waiting to execute, per account, before "
         "new ones are refused (503, with nothing journaled).")
+
+
+def default_sizes(commands: list[Command], default: DefaultSize | None) -> list[Command]:
+    """The commands, a buy or sell whose alert named no quantity given the default size; with
+    no default, such a signal is refused naming the setting."""
+    out = []
+    for cmd in commands:
+        if cmd.size is None or cmd.size.type != "default":
+            out.append(cmd)
+            continue
+        if default is None:
+            raise SignalError(
+                f"{cmd.action} needs a quantity: the alert names none and no default size is "
+                f"set (add {cmd.size.field.rsplit(' ', 1)[-1]!r} to the alert, or set "
+                '[signals] default_quantity, e.g. "10", "$1000" or "5%")',
+                field=cmd.size.field)
+        if default.type == "fixed_quantity":
+            out.append(cmd.model_copy(update={"qty": default.value, "size": None}))
+        else:
+            out.append(cmd.model_copy(update={"size": SizeSpec(
+                type=default.type, value=default.value, field=cmd.size.field)}))
+    return out
