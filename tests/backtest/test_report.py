@@ -334,3 +334,39 @@ def test_result_with_prices_but_no_trades_still_charts(result: BacktestResult) -
     figure = figure_of(page)
     assert [t["type"] for t in figure["data"]] == ["candlestick"]
     assert "No closed trades." in page
+
+
+def test_option_positions_get_a_payoff_diagram_each() -> None:
+    """A back-test that opened an iron condor (four option leg trades of one order: the same
+    entry time and tag) shows it as one payoff diagram whose break-evens and bounds come
+    from the legs' entry prices; a hostile tag stays text; stock trades are no spread."""
+    legs = [("DEMO240216P00090000", 1, 0.50), ("DEMO240216P00095000", -1, 1.40),
+            ("DEMO240216C00105000", -1, 1.30), ("DEMO240216C00110000", 1, 0.40)]
+    trades = [make_trade(sym, size, 0, 10, price, 0.0, 0.0, tag=INJECTION)
+              for sym, size, price in legs]
+    trades.append(make_trade("DEMO", 5, 1, 3, 100.0, 101.0, 5.0))
+    result = BacktestResult(strategy="condor.py", symbols=["DEMO"], trades=trades,
+                            prices={"DEMO": make_bars("DEMO", [100.0, 101.0, 99.0, 100.0])})
+
+    page = render_report(result)
+
+    assert "<h2>Option positions</h2>" in page
+    figures = re.findall(r'<script type="application/json" id="spread-figure-(\d+)">(.*?)'
+                         r"</script>", page, re.S)
+    assert [k for k, _ in figures] == ["0"]  # one order, one diagram; the stock trade none
+    spec = json.loads(figures[0][1])
+    title = spec["layout"]["title"]["text"]
+    # credit 1.40 + 1.30 - 0.50 - 0.40 = 1.80: max profit $180, max loss $320,
+    # break-evens 95 - 1.80 and 105 + 1.80
+    assert "max profit $180.00" in title and "max loss $320.00" in title, title
+    breakevens = sorted(a["x"] for a in spec["layout"]["annotations"]
+                        if str(a.get("text", "")).startswith("break-even"))
+    assert breakevens == pytest.approx([93.2, 106.8])
+    assert INJECTION not in page and "DEMO: 4 legs opened" in title
+
+
+def test_a_report_without_options_has_no_option_section() -> None:
+    result = BacktestResult(strategy="s.py", symbols=["DEMO"],
+                            trades=[make_trade("DEMO", 5, 1, 3, 100.0, 101.0, 5.0)],
+                            prices={"DEMO": make_bars("DEMO", [100.0, 101.0, 99.0, 100.0])})
+    assert "Option positions" not in render_report(result)

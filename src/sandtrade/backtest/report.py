@@ -55,6 +55,9 @@ from sandtrade.backtest.page import (
 )
 from sandtrade.backtest.result import BacktestResult, EquityPoint
 from sandtrade.models import Bar, Trade
+from sandtrade.options.contracts import OptionContract
+from sandtrade.options.payoff import PayoffLeg
+from sandtrade.options.picture import payoff_data, payoff_figure
 
 __all__ = ["render_report", "write_report"]
 
@@ -119,6 +122,9 @@ def render_report(result: BacktestResult) -> str:
         _header_html(result, times),
         _warnings_html(result.warnings),
         _chart_html(result, times),
+        # the chart loads plotly.js when it has something to draw (as _build_figure decides)
+        _spreads_html(result, times,
+                      plotly_loaded=bool(_charted_symbols(result)[0] or result.equity_curve)),
         _stats_html(result.stats),
         _trades_html(result, times),
         _log_html(result.logs),
@@ -545,6 +551,67 @@ def _chart_html(result: BacktestResult, times: _Times) -> str:
         f'Plotly.newPlot("report-chart", spec.data, spec.layout, {config_json});'
         "})();</script></section>"
     )
+
+
+#: Option spreads drawn as payoff diagrams in a report: the open ones, then the latest.
+MAX_SPREADS = 6
+
+
+def spreads_of(result: BacktestResult) -> list[tuple[bool, list[Trade]]]:
+    """The option positions a back-test opened, one per order that opened them: option leg
+    trades grouped by entry time and tag (the legs of one multi-leg order share both), the
+    open ones first, then the latest; ``(open, legs)``."""
+    groups: dict[tuple[datetime, str], tuple[bool, list[Trade]]] = {}
+    for is_open, trades in ((True, result.open_trades), (False, result.trades)):
+        for t in trades:
+            try:
+                OptionContract.parse(t.symbol)
+            except ValueError:
+                continue
+            key = (t.entry_time, t.tag or "")
+            was_open, legs = groups.get(key, (False, []))
+            groups[key] = (was_open or is_open, [*legs, t])
+    ordered = sorted(groups.items(), key=lambda kv: (not kv[1][0], -kv[0][0].timestamp()))
+    return [g for _, g in ordered][:MAX_SPREADS]
+
+
+def _spreads_html(result: BacktestResult, times: _Times, *, plotly_loaded: bool) -> str:
+    """A payoff diagram (at expiry, and at the time it was opened) for each option
+    position the strategy opened (:func:`spreads_of`), for the whole position held."""
+    spreads = spreads_of(result)
+    if not spreads:
+        return ""
+    parts = ['<section class="card chart"><h2>Option positions</h2>',
+             f'<p class="note">The open ones, then the latest, at most {MAX_SPREADS}: P&amp;L '
+             "of the whole position at the first expiry (solid) and when it was opened "
+             "(dashed), from the legs' entry prices.</p>"]
+    if not plotly_loaded:
+        parts.append(f"<script>{get_plotlyjs()}</script>")
+    config_json = pio.json.to_json_plotly({"displaylogo": False, "responsive": True})
+    for k, (is_open, legs) in enumerate(spreads):
+        opened = legs[0].entry_time
+        payoff_legs = []
+        for t in legs:
+            c = OptionContract.parse(t.symbol)
+            payoff_legs.append(PayoffLeg(c.symbol, c.right, c.strike, c.expiry, t.size, 100.0,
+                                         t.entry_price))
+        underlying = OptionContract.parse(legs[0].symbol).underlying
+        title = (f"{underlying}: {len(legs)} legs opened {times.text(opened)}"
+                 f"{' (open)' if is_open else ''}" + (f", {legs[0].tag}" if legs[0].tag else ""))
+        fig = payoff_figure(payoff_data(payoff_legs, now=opened, title=title))
+        fig.update_layout(height=420)
+        fig.update_traces(selector={"name": "Today"}, name="When opened")
+        # to_json escapes "<", ">" and "/", so nothing in the figure can close the script.
+        parts.append(
+            f'<div id="spread-{k}" style="height:420px"></div>'
+            f'<script type="application/json" id="spread-figure-{k}">'
+            f"{pio.to_json(fig, validate=False)}</script>\n"
+            "<script>(function () {"
+            f'var spec = JSON.parse(document.getElementById("spread-figure-{k}").textContent);'
+            f'Plotly.newPlot("spread-{k}", spec.data, spec.layout, {config_json});'
+            "})();</script>")
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- tables
