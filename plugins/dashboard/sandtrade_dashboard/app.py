@@ -150,6 +150,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _signin_page(message: str = "", status: int = 200) -> HTMLResponse:
+    """The sign-in page, with ``message`` (why the last try failed) when there is one."""
     html = _page("signin.html")
     # The message is ours (an AuthError's text names a token id at most), escaped anyway.
     from html import escape
@@ -197,11 +198,12 @@ def make_router(host: HostApi) -> APIRouter:
             return _signin_page("The form is too large.", 413)
         token = (parse_qs(raw.decode("utf-8", "replace")).get("token") or [""])[0].strip()
         if not token:
-            return _signin_page("Paste a token (sandtrade tokens create ...).", 400)
+            return _signin_page("Paste a token (sandtrade tokens create ...).")
         try:
             sid, _ = await run_in_threadpool(sessions.open, token)
         except AuthError as e:
-            return _signin_page(f"Not signed in: {e}", 401)
+            # 200: the page is the answer (a 4xx would read as a broken page in a console).
+            return _signin_page(f"Not signed in: {e}")
         answer = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         answer.set_cookie(COOKIE, sid, max_age=int(hours * 3600), path="/", httponly=True,
                           samesite="strict", secure=request.url.scheme == "https")

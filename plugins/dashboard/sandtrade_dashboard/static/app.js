@@ -335,7 +335,9 @@ function renderLogs(all) {
 // ------------------------------------------------------------------ the chart
 
 function chartOptions() {
-  return { autoSize: true, layout: { background: { type: "solid", color: "#161c24" }, textColor: "#aab4c0" },
+  // attributionLogo: the logo injects an inline <style> our CSP refuses; the page credits
+  // TradingView in text instead (lightweight-charts' NOTICE allows either).
+  return { autoSize: true, layout: { background: { type: "solid", color: "#161c24" }, textColor: "#aab4c0", attributionLogo: false },
     grid: { vertLines: { color: "#1f2833" }, horzLines: { color: "#1f2833" } },
     rightPriceScale: { borderColor: "#253040" }, timeScale: { borderColor: "#253040", timeVisible: true },
     crosshair: { mode: 0 } };
