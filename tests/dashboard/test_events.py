@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.dashboard.serve import DashboardHost, sign_in
 
 from sandtrade.watch import HostWatch, redact
-from tests.dashboard.serve import DashboardHost, sign_in
 
 
 @pytest.fixture(scope="module")

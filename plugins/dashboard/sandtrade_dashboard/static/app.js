@@ -68,7 +68,10 @@ const KIND_NAMES = { tradingview: "TradingView", grpc: "gRPC", python: "Python c
 function sourceOf(order) {
   const known = S.signalOfOrder.get(order.id);
   if (known) return known;
-  return order.source || { kind: "unknown", ref: "", label: "" };
+  const own = order.source || { kind: "unknown", ref: "", label: "" };
+  const parent = order.parent_id && S.orders.get(order.parent_id);
+  if (["unknown", "signal"].includes(own.kind) && parent) return sourceOf(parent);  // a bracket's exits
+  return own;
 }
 
 function badge(source) {
@@ -79,10 +82,12 @@ function badge(source) {
     title: source && source.ref ? `${kind} ${source.ref}` : kind, "data-kind": kind });
 }
 
+const SHORT = { tradingview: "TV", grpc: "gRPC", python: "Py", client: "Py", replay: "replay", cli: "CLI" };
 function shortBadge(source) {
+  // On the chart itself: short, the full badge is in the list below it.
   const kind = (source && source.kind) || "unknown";
   if (kind === "strategy") return source.label || source.ref;
-  return KIND_NAMES[kind] || kind;
+  return SHORT[kind] || "?";
 }
 
 // ------------------------------------------------------------------ loading
@@ -150,7 +155,8 @@ function connect() {
   });
   on("account", (a) => {
     if (a.id !== S.account || !S.acct) return;
-    Object.assign(S.acct, a);
+    const dayStart = S.acct.equity - (S.acct.day_pnl || 0);
+    Object.assign(S.acct, a, { day_pnl: a.equity - dayStart });
     S.curve.push([a.time, a.equity]);
     S.dirty.add("account"); schedule();
   });
@@ -195,9 +201,10 @@ function schedule() {
   });
 }
 
-function kpi(label, value, klass, id) {
+function kpi(label, value, klass, id, note) {
   return el("div", { class: "kpi", "data-kpi": id },
-    el("div", { class: "label", text: label }), el("div", { class: `value ${klass || ""}`, text: value }));
+    el("div", { class: "label", text: label }), el("div", { class: `value ${klass || ""}`, text: value }),
+    note ? el("div", { class: "note muted small", text: note }) : null);
 }
 
 let equityChart = null, equitySeries = null, ddSeries = null;
@@ -209,15 +216,15 @@ function renderAccount() {
     kpi("Buying power", num(a.buying_power), "", "buying_power"),
     kpi("Day P&L", signed(a.day_pnl || 0), cls(a.day_pnl), "day_pnl"),
     kpi("Total P&L", signed(a.total_pnl), cls(a.total_pnl), "total_pnl"),
-    kpi("Exposure", `${num(a.exposure)} (${num(a.exposure_pct, 1)} %)`, "", "exposure"));
+    kpi("Exposure", `${num(a.exposure_pct, 1)} %`, "", "exposure", num(a.exposure)));
   const body = $("positions").tBodies[0];
   const positions = a.positions || [];
   body.replaceChildren(...positions.map((p) => el("tr", {},
-    el("td", { text: p.symbol }), el("td", { class: "num", text: qty(p.qty) }),
-    el("td", { class: "num", text: num(p.avg_price, 4) }), el("td", { class: "num", text: num(p.market_price, 4) }),
-    el("td", { class: "num", text: num(p.market_value) }),
-    el("td", { class: `num ${cls(p.unrealized_pnl)}`, text: signed(p.unrealized_pnl) }),
-    el("td", {}, S.me.can_trade ? el("button", { class: "danger", text: "Close",
+    td("Symbol", { text: p.symbol }), td("Qty", { class: "num", text: qty(p.qty) }),
+    td("Avg price", { class: "num", text: num(p.avg_price, 4) }), td("Last", { class: "num", text: num(p.market_price, 4) }),
+    td("Value", { class: "num", text: num(p.market_value) }),
+    td("Unrealized", { class: `num ${cls(p.unrealized_pnl)}`, text: signed(p.unrealized_pnl) }),
+    td("", { class: "act" }, S.me.can_trade ? el("button", { class: "danger", text: "Close",
       onclick: () => act(`positions/${encodeURIComponent(p.symbol)}/close`, `close ${p.symbol}`) }) : null))));
   $("positions-empty").hidden = positions.length > 0;
   renderEquity();
@@ -226,7 +233,7 @@ function renderAccount() {
 function renderEquity() {
   if (!window.LightweightCharts || S.view !== "account") return;
   if (!equityChart) {
-    equityChart = LightweightCharts.createChart($("equity-chart"), chartOptions());
+    equityChart = makeChart($("equity-chart"));
     equitySeries = equityChart.addLineSeries({ color: "#4c8dff", lineWidth: 2, priceLineVisible: false });
     ddSeries = equityChart.addAreaSeries({ priceScaleId: "dd", lineColor: "rgba(239,83,80,.8)",
       topColor: "rgba(239,83,80,.05)", bottomColor: "rgba(239,83,80,.45)", lineWidth: 1,
@@ -250,17 +257,19 @@ function renderEquity() {
   equityChart.timeScale().fitContent();
 }
 
+function td(label, props, ...children) { return el("td", { ...props, "data-label": label }, ...children); }
+
 function renderOrders() {
   const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)).slice(0, 300);
   $("orders").tBodies[0].replaceChildren(...orders.map((o) => el("tr", { "data-order": o.id },
-    el("td", { class: "muted", text: when(o.created_at) }), el("td", { text: o.symbol }),
-    el("td", { class: `side ${o.side}`, text: o.side }), el("td", { class: "num", text: qty(o.qty) }),
-    el("td", { text: o.order_class === "simple" ? o.type : `${o.type} (${o.order_class})` }),
-    el("td", { class: `status ${o.status}`, text: o.status.replace("_", " "), "data-status": o.status }),
-    el("td", { class: "num", text: o.filled_qty ? `${qty(o.filled_qty)} @ ${num(o.avg_fill_price, 4)}` : "" }),
-    el("td", {}, badge(sourceOf(o))),
-    el("td", { class: "reason", text: o.reject_reason }),
-    el("td", {}, o.open && S.me.can_trade ? el("button", { class: "danger", text: "Cancel",
+    td("Time", { class: "muted", text: when(o.created_at) }), td("Symbol", { text: o.symbol }),
+    td("Side", { class: `side ${o.side}`, text: o.side }), td("Qty", { class: "num", text: qty(o.qty) }),
+    td("Type", { text: o.order_class === "simple" ? o.type : `${o.type} (${o.order_class})` }),
+    td("Status", { class: `status ${o.status}`, text: o.status.replace("_", " "), "data-status": o.status }),
+    td("Filled @", { class: "num", text: o.filled_qty ? `${qty(o.filled_qty)} @ ${num(o.avg_fill_price, 4)}` : "" }),
+    td("Source", {}, badge(sourceOf(o))),
+    td("Reason", { class: o.status === "rejected" ? "reason" : "reason quiet", text: o.reject_reason }),
+    td("", { class: "act" }, o.open && S.me.can_trade ? el("button", { class: "danger", text: "Cancel",
       onclick: () => act(`orders/${encodeURIComponent(o.id)}/cancel`, `cancel ${o.id}`) }) : null))));
   $("orders-empty").hidden = orders.length > 0;
 }
@@ -337,17 +346,31 @@ function renderLogs(all) {
 function chartOptions() {
   // attributionLogo: the logo injects an inline <style> our CSP refuses; the page credits
   // TradingView in text instead (lightweight-charts' NOTICE allows either).
-  return { autoSize: true, layout: { background: { type: "solid", color: "#161c24" }, textColor: "#aab4c0", attributionLogo: false },
+  return { layout: { background: { type: "solid", color: "#161c24" }, textColor: "#aab4c0", attributionLogo: false },
     grid: { vertLines: { color: "#1f2833" }, horzLines: { color: "#1f2833" } },
     rightPriceScale: { borderColor: "#253040" }, timeScale: { borderColor: "#253040", timeVisible: true },
     crosshair: { mode: 0 } };
+}
+
+function makeChart(container) {
+  // Sized from its container now and on every resize (autoSize would start at 0 wide while
+  // the view appears, and fitContent would then squeeze every bar into a few pixels).
+  const chart = LightweightCharts.createChart(container, { ...chartOptions(),
+    width: container.clientWidth, height: container.clientHeight });
+  let wide = container.clientWidth;
+  new ResizeObserver(() => {
+    chart.resize(container.clientWidth, container.clientHeight);
+    if (!wide && container.clientWidth) chart.timeScale().fitContent();
+    wide = container.clientWidth;
+  }).observe(container);
+  return chart;
 }
 
 let priceChart = null, candles = null, priceLines = [];
 async function loadBars() {
   if (!S.symbol || !window.LightweightCharts) return;
   if (!priceChart) {
-    priceChart = LightweightCharts.createChart($("price-chart"), chartOptions());
+    priceChart = makeChart($("price-chart"));
     candles = priceChart.addCandlestickSeries({ upColor: "#26a69a", downColor: "#ef5350",
       borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
   }
@@ -383,14 +406,14 @@ function renderMarkers() {
     const order = S.orders.get(f.order_id);
     const source = order ? sourceOf(order) : (S.signalOfOrder.get(f.order_id) || { kind: "unknown" });
     items.push({ kind: "fill", time: f.time, side: f.side, source, fill: f,
-      text: `${f.side === "buy" ? "B" : "S"} ${qty(f.qty)} @ ${num(f.price, 2)} · ${shortBadge(source)}` });
+      text: `${f.side === "buy" ? "B" : "S"} ${qty(f.qty)} ${shortBadge(source)}` });
   }
   for (const s of S.signals.values()) {
     if (!s.symbols.includes(symbol)) continue;
     const fill = [...S.fills.values()].find((f) => s.orders.includes(f.order_id));
     const time = fill ? fill.time : s.seenBar;
     if (!time) continue;
-    items.push({ kind: "signal", time, source: s.source, signal: s, text: `${shortBadge(s.source)} ${s.status}` });
+    items.push({ kind: "signal", time, source: s.source, signal: s, text: shortBadge(s.source) });
   }
   items.sort((a, b) => a.time - b.time);
   $("markers").replaceChildren(...items.slice(-100).reverse().map((m) => el("li", { "data-marker": m.kind, "data-side": m.side || "" },
