@@ -1,6 +1,6 @@
 """Screenshots of every dashboard view, at 1400x900 and at a phone's width (390x844).
 
-    python -m tests.dashboard.screenshots docs/dashboard
+    python tests/dashboard/screenshots.py docs/dashboard
 
 Starts a real ``sandtrade serve`` (demo market), sends it a few TradingView alerts (one a
 bracket, one refused), starts a strategy over gRPC, and photographs alice's pages in the

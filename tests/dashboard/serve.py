@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.rpc.serve_process import ServeProcess, free_port
+
+from rpc.serve_process import ServeProcess, free_port
 
 __all__ = ["DashboardHost", "sign_in"]
 

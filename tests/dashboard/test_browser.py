@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.dashboard.serve import DashboardHost, sign_in
 
+from dashboard.serve import DashboardHost, sign_in
 from sandtrade.client import Client
 
 CHROMIUM = Path("/usr/bin/chromium")

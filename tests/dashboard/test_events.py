@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.dashboard.serve import DashboardHost, sign_in
 
+from dashboard.serve import DashboardHost, sign_in
 from sandtrade.watch import HostWatch, redact
 
 
