@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import re
 import threading
 import time
@@ -64,12 +66,25 @@ BARS_EVERY = 1.0
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One change: its id (increasing), kind, the account it belongs to (None: anyone who
-    may read market data), and its JSON-ready data."""
+    may read market data), its JSON-ready data, and that data as JSON text (encoded once, on
+    the watch's thread, however many readers send it)."""
 
     id: int
     kind: str
     account: str | None
     data: dict[str, Any]
+    text: str = ""
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _time(t: datetime | None) -> float | None:
@@ -269,8 +284,14 @@ class HostWatch:
     # ------------------------------------------------------------------ the pump
 
     def emit(self, kind: str, account: str | None, data: dict[str, Any]) -> None:
+        """Add an event to the log and wake the readers waiting for one."""
+        try:
+            text = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+        except ValueError:  # a NaN or infinity somewhere: JSON has none, a page shows null
+            data = _finite(data)
+            text = json.dumps(data, separators=(",", ":"), default=str)
         with self._lock:
-            self._events.append(WatchEvent(self._next, kind, account, data))
+            self._events.append(WatchEvent(self._next, kind, account, data, text))
             self._next += 1
             waiters = list(self._waiters)
         for loop, event in waiters:
@@ -312,8 +333,10 @@ class HostWatch:
     def _trade(self, update: TradeUpdate) -> None:
         with self._lock:
             sources = dict(self._signal_sources)
+        # "at": when the update was committed (the pump wakes on it), for fill-to-screen.
         data: dict[str, Any] = {"order": order_json(update.order, sources),
-                                "fill": fill_json(update.fill) if update.fill else None}
+                                "fill": fill_json(update.fill) if update.fill else None,
+                                "at": time.time()}
         self.emit("trade", update.order.account, data)
 
     def _signals(self) -> None:

@@ -36,7 +36,8 @@ def _create_token(data_dir: Path, account: str, scopes: str) -> str:
 class DashboardHost:
     """``sandtrade serve`` on loopback with the demo market at ``speed`` bars a second."""
 
-    def __init__(self, data_dir: Path, speed: float = 20.0) -> None:
+    def __init__(self, data_dir: Path, speed: float = 20.0, args: tuple[str, ...] = ()
+                 ) -> None:
         self.data_dir = data_dir
         self.http_port = free_port()
         self.grpc_port = free_port()
@@ -46,7 +47,7 @@ class DashboardHost:
                        for name in ("alice", "bob")}
         self.process = ServeProcess(data_dir, [
             "--grpc", self.grpc, "--http", f"127.0.0.1:{self.http_port}", "--speed",
-            str(speed), "--then", "loop"])
+            str(speed), "--then", "loop", *args])
 
     def start(self) -> DashboardHost:
         self.process.start()

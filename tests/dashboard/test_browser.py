@@ -159,6 +159,7 @@ def test_an_alert_reaches_the_timeline_and_the_chart_live(browser: Any,
     assert "buy 3 DEMO @" in fill.inner_text()
     # Orders: the order, filled, with its source.
     w.view("orders")
+    page.wait_for_selector("#orders tbody tr [data-status=filled]")  # drawn once in sight
     row = page.locator("#orders tbody tr").first
     assert row.locator("[data-status=filled]").count() == 1
     assert row.locator(".badge[data-kind=tradingview]").count() == 1
@@ -183,8 +184,8 @@ def test_a_rejected_alert_shows_its_reason(browser: Any, host: DashboardHost) ->
     assert error in page.locator(f"{card} .reason").inner_text()
     # The filters: by status and by source.
     page.select_option("#f-status", "rejected")
+    wait_until(lambda: page.locator(".sig:not(.rejected)").count() == 0)
     assert page.locator(".sig").count() >= 1
-    assert page.locator(".sig:not(.rejected)").count() == 0
     w.check_clean()
     w.close()
 

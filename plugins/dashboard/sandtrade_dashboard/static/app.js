@@ -8,6 +8,8 @@ const S = {
   strategies: new Map(), logs: new Map(), acct: null, curve: [], source: null,
   symbol: "", tf: "", bars: [], dirty: new Set(), view: "account",
   signalOfOrder: new Map(), lastBar: 0,
+  // Seconds from a fill's commit on the host to its row on this screen (bench/dashboard.py).
+  fillLag: [], pendingFills: [],
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -133,10 +135,10 @@ function connect() {
     if (S.source !== source) return;
     fn(JSON.parse(e.data));
   });
-  on("trade", ({ order, fill }) => {
+  on("trade", ({ order, fill, at }) => {
     if (S.me.operator && order.account !== S.account) return;
     S.orders.set(order.id, order);
-    if (fill) { S.fills.set(fill.id, fill); refreshAccountSoon(); }
+    if (fill) { S.fills.set(fill.id, fill); S.pendingFills.push(at); refreshAccountSoon(); }
     S.dirty.add("orders"); S.dirty.add("markers"); schedule();
   });
   on("signal", (s) => { putSignal(s); S.dirty.add("signals"); S.dirty.add("markers"); S.dirty.add("orders"); schedule(); });
@@ -175,7 +177,7 @@ function refreshAccountSoon() {
     accountTimer = null;
     S.acct = await api("account");
     S.dirty.add("account"); schedule();
-  }, 300);
+  }, 1000);
 }
 
 let barsTimer = null;
@@ -186,19 +188,33 @@ function refreshBarsSoon() {
 
 // ------------------------------------------------------------------ rendering
 
-let frame = 0;
+// What changed is drawn at most ten times a second, and only on the view in sight (the rest
+// is drawn when it is shown): a busy host must not make the browser, or the machine, busy.
+const VISIBLE = { account: ["account"], chart: ["markers"], signals: ["signals"],
+  orders: ["orders"], strategies: ["strategies", "logs"] };
+let frame = 0, lastDraw = 0;
 function schedule() {
   if (frame) return;
-  frame = requestAnimationFrame(() => {
-    frame = 0;
-    const dirty = S.dirty; S.dirty = new Set();
+  frame = setTimeout(() => requestAnimationFrame(draw), Math.max(0, 100 - (Date.now() - lastDraw)));
+}
+
+function draw() {
+    frame = 0; lastDraw = Date.now();
+    const shown = VISIBLE[S.view] || [];
+    const dirty = new Set([...S.dirty].filter((d) => shown.includes(d)));
+    for (const d of dirty) S.dirty.delete(d);
     if (dirty.has("account")) renderAccount();
     if (dirty.has("orders")) renderOrders();
+    if (S.pendingFills.length && (dirty.has("orders") || dirty.has("markers"))) {
+      const now = Date.now() / 1000;
+      for (const at of S.pendingFills) S.fillLag.push(now - at);
+      S.pendingFills = [];
+      if (S.fillLag.length > 20000) S.fillLag.splice(0, S.fillLag.length - 20000);
+    }
     if (dirty.has("signals")) renderSignals();
     if (dirty.has("strategies")) renderStrategies();
     else if (dirty.has("logs")) renderLogs();
     if (dirty.has("markers")) renderMarkers();
-  });
 }
 
 function kpi(label, value, klass, id, note) {
@@ -259,9 +275,9 @@ function renderEquity() {
 
 function td(label, props, ...children) { return el("td", { ...props, "data-label": label }, ...children); }
 
-function renderOrders() {
-  const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)).slice(0, 300);
-  $("orders").tBodies[0].replaceChildren(...orders.map((o) => el("tr", { "data-order": o.id },
+const orderRows = new Map();  // order id -> [the order drawn, its row]
+function orderRow(o) {
+  return el("tr", { "data-order": o.id },
     td("Time", { class: "muted", text: when(o.created_at) }), td("Symbol", { text: o.symbol }),
     td("Side", { class: `side ${o.side}`, text: o.side }), td("Qty", { class: "num", text: qty(o.qty) }),
     td("Type", { text: o.order_class === "simple" ? o.type : `${o.type} (${o.order_class})` }),
@@ -270,7 +286,28 @@ function renderOrders() {
     td("Source", {}, badge(sourceOf(o))),
     td("Reason", { class: o.status === "rejected" ? "reason" : "reason quiet", text: o.reject_reason }),
     td("", { class: "act" }, o.open && S.me.can_trade ? el("button", { class: "danger", text: "Cancel",
-      onclick: () => act(`orders/${encodeURIComponent(o.id)}/cancel`, `cancel ${o.id}`) }) : null))));
+      onclick: () => act(`orders/${encodeURIComponent(o.id)}/cancel`, `cancel ${o.id}`) }) : null));
+}
+
+function renderOrders() {
+  // Rows are kept and redrawn only when their order (or its source) changed.
+  const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)
+    || (a.id < b.id ? 1 : -1)).slice(0, 300);
+  const rows = orders.map((o) => {
+    const badgeKey = JSON.stringify(sourceOf(o));
+    const known = orderRows.get(o.id);
+    if (known && known[0] === o && known[2] === badgeKey) return known[1];
+    const row = orderRow(o);
+    orderRows.set(o.id, [o, row, badgeKey]);
+    return row;
+  });
+  const body = $("orders").tBodies[0];
+  const same = rows.length === body.rows.length && rows.every((r, i) => body.rows[i] === r);
+  if (!same) body.replaceChildren(...rows);
+  if (orderRows.size > 1000) {
+    const drawn = new Set(orders.map((o) => o.id));
+    for (const id of [...orderRows.keys()]) if (!drawn.has(id)) orderRows.delete(id);
+  }
   $("orders-empty").hidden = orders.length > 0;
 }
 
@@ -451,7 +488,8 @@ function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "chart") loadBars();
-  if (view === "account") renderEquity();
+  for (const d of VISIBLE[view]) S.dirty.add(d);
+  schedule();
 }
 
 function banner(mode) {
