@@ -7,7 +7,7 @@ const S = {
   me: null, account: "", orders: new Map(), fills: new Map(), signals: new Map(),
   strategies: new Map(), logs: new Map(), acct: null, curve: [], source: null,
   symbol: "", tf: "", bars: [], dirty: new Set(), view: "account",
-  signalOfOrder: new Map(), lastBar: 0,
+  signalOfOrder: new Map(), lastBar: 0, changedOrders: new Set(), ordersReset: true,
   // Seconds from a fill's commit on the host to its row on this screen (bench/dashboard.py).
   fillLag: [], pendingFills: [],
 };
@@ -105,6 +105,7 @@ async function loadAll() {
   S.strategies = new Map(strategies.map((s) => [s.name, s]));
   S.logs = new Map();
   for (const s of strategies) loadLog(s.name);
+  S.ordersReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
 }
@@ -117,7 +118,10 @@ async function loadLog(name) {
 
 function putSignal(s) {
   S.signals.set(s.id, s);
-  for (const id of s.orders) S.signalOfOrder.set(id, s.source);
+  for (const id of s.orders) {
+    if (!S.signalOfOrder.has(id) && S.orders.has(id)) S.changedOrders.add(id);
+    S.signalOfOrder.set(id, s.source);
+  }
   if (!s.seenBar && S.lastBar) s.seenBar = S.lastBar;
 }
 
@@ -138,6 +142,8 @@ function connect() {
   on("trade", ({ order, fill, at }) => {
     if (S.me.operator && order.account !== S.account) return;
     S.orders.set(order.id, order);
+    S.changedOrders.add(order.id);
+    if (order.parent_id) S.changedOrders.add(order.parent_id);
     if (fill) { S.fills.set(fill.id, fill); S.pendingFills.push(at); refreshAccountSoon(); }
     S.dirty.add("orders"); S.dirty.add("markers"); schedule();
   });
@@ -164,7 +170,7 @@ function connect() {
   });
   on("bars", (b) => {
     S.lastBar = Math.max(S.lastBar, b.time);
-    if (b.symbol === S.symbol) refreshBarsSoon();
+    if (b.symbol === S.symbol && S.view === "chart") refreshBarsSoon();
   });
   on("reset", () => loadAll());
   on("signedout", () => location.reload());
@@ -172,7 +178,8 @@ function connect() {
 
 let accountTimer = null;
 function refreshAccountSoon() {
-  if (accountTimer) return;
+  // Positions and prices for the account view and the chart's average-price line.
+  if (accountTimer || !["account", "chart"].includes(S.view)) return;
   accountTimer = setTimeout(async () => {
     accountTimer = null;
     S.acct = await api("account");
@@ -275,7 +282,7 @@ function renderEquity() {
 
 function td(label, props, ...children) { return el("td", { ...props, "data-label": label }, ...children); }
 
-const orderRows = new Map();  // order id -> [the order drawn, its row]
+const orderRows = new Map();  // order id -> its row
 function orderRow(o) {
   return el("tr", { "data-order": o.id },
     td("Time", { class: "muted", text: when(o.created_at) }), td("Symbol", { text: o.symbol }),
@@ -290,25 +297,28 @@ function orderRow(o) {
 }
 
 function renderOrders() {
-  // Rows are kept and redrawn only when their order (or its source) changed.
-  const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)
-    || (a.id < b.id ? 1 : -1)).slice(0, 300);
-  const rows = orders.map((o) => {
-    const badgeKey = JSON.stringify(sourceOf(o));
-    const known = orderRows.get(o.id);
-    if (known && known[0] === o && known[2] === badgeKey) return known[1];
-    const row = orderRow(o);
-    orderRows.set(o.id, [o, row, badgeKey]);
-    return row;
-  });
+  // Live, only the orders that changed are drawn: a changed row is replaced where it is, a
+  // new order goes on top, the oldest beyond 300 go. After a (re)load, everything is drawn.
   const body = $("orders").tBodies[0];
-  const same = rows.length === body.rows.length && rows.every((r, i) => body.rows[i] === r);
-  if (!same) body.replaceChildren(...rows);
-  if (orderRows.size > 1000) {
-    const drawn = new Set(orders.map((o) => o.id));
-    for (const id of [...orderRows.keys()]) if (!drawn.has(id)) orderRows.delete(id);
+  if (S.ordersReset || !body.rows.length) {
+    S.ordersReset = false; S.changedOrders.clear(); orderRows.clear();
+    const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)
+      || (a.id < b.id ? 1 : -1)).slice(0, 300);
+    body.replaceChildren(...orders.map((o) => { const row = orderRow(o); orderRows.set(o.id, row); return row; }));
+  } else {
+    const fresh = [];
+    for (const id of S.changedOrders) {
+      const o = S.orders.get(id);
+      if (!o) continue;
+      const row = orderRow(o), old = orderRows.get(id);
+      orderRows.set(id, row);
+      if (old && old.isConnected) old.replaceWith(row); else fresh.push(row);
+    }
+    S.changedOrders.clear();
+    if (fresh.length) body.prepend(...fresh.reverse());
+    while (body.rows.length > 300) { const last = body.rows[body.rows.length - 1]; orderRows.delete(last.dataset.order); last.remove(); }
   }
-  $("orders-empty").hidden = orders.length > 0;
+  $("orders-empty").hidden = body.rows.length > 0;
 }
 
 function describe(c) {
@@ -445,9 +455,11 @@ function renderMarkers() {
     items.push({ kind: "fill", time: f.time, side: f.side, source, fill: f,
       text: `${f.side === "buy" ? "B" : "S"} ${qty(f.qty)} ${shortBadge(source)}` });
   }
+  const firstFill = new Map();
+  for (const f of S.fills.values()) if (!firstFill.has(f.order_id)) firstFill.set(f.order_id, f);
   for (const s of S.signals.values()) {
     if (!s.symbols.includes(symbol)) continue;
-    const fill = [...S.fills.values()].find((f) => s.orders.includes(f.order_id));
+    const fill = s.orders.map((id) => firstFill.get(id)).find(Boolean);
     const time = fill ? fill.time : s.seenBar;
     if (!time) continue;
     items.push({ kind: "signal", time, source: s.source, signal: s, text: shortBadge(s.source) });
@@ -488,6 +500,8 @@ function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "chart") loadBars();
+  if (view === "account" || view === "chart") refreshAccountSoon();
+  if (view === "orders") S.ordersReset = true;  // drawn afresh: it changed out of sight
   for (const d of VISIBLE[view]) S.dirty.add(d);
   schedule();
 }
