@@ -3,8 +3,9 @@
 Once a month, with no condor open, it sells an iron condor on the bar's symbol: short put and
 short call near ``short_delta``, long wings ``width_pct`` % of the price further out (in whole
 dollars), the expiry nearest ``dte`` days away. A month whose chain lists no such strikes is
-skipped, with the reason in the log. It closes the condor as one order once it has made ``take`` of its maximum
-profit (the credit received), or ``exit_dte`` days before expiry, whichever comes first; a
+skipped, with the reason in the log. It closes the condor as one order once it has made
+``take`` of its maximum profit (the credit received), or ``exit_dte`` days before expiry,
+whichever comes first; a
 condor still open at expiry is exercised, assigned or expires as the broker settles it (the
 fills say which, in ``fill.kind``).
 

@@ -250,7 +250,10 @@ def test_the_tradingview_plugin_is_found_through_its_entry_point_and_adds_routes
 
     routers = host.pm.hook.sandtrade_http_routes(host=Api())
     paths = {route.path for routers_ in routers for r in routers_ for route in r.routes}
-    assert paths == {"/webhooks/tradingview/{token}", "/webhooks/tradingview"}
+    assert {"/webhooks/tradingview/{token}", "/webhooks/tradingview"} <= paths
+    # The dashboard plugin (plugins/dashboard) is found the same way.
+    assert host.pm.has_plugin("dashboard"), [e.error for e in host.errors]
+    assert {"/", "/dashboard", "/dashboard/signin", "/dashboard/events"} <= paths
 
 
 def test_builtin_plugins_answer_sandtrade_option_chains() -> None:

@@ -119,6 +119,7 @@ class HostRuntime:
         self.http: Any = None
         #: ``/metrics`` (with the HTTP server).
         self.metrics: Any = None
+        self.watch: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         #: Where the broker reads option quotes (symbol -> Quote or None): the ``[options]``
@@ -280,12 +281,19 @@ class HostRuntime:
 
     def _start_http(self) -> None:
         from sandtrade.http import HttpServer, create_app
-        from sandtrade.plugin_api import HostApi
+        from sandtrade.plugin_api import HostApi, HostParts
+        from sandtrade.watch import HostWatch
 
         s = self.settings
         assert self.signals is not None and self.auth is not None
-        assert self.trading is not None
-        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins,
+        assert self.live is not None and self.store is not None
+        assert self.trading is not None and self.strategies is not None
+        #: The host's changes as one numbered log, for pages that follow them (dashboard).
+        self.watch = HostWatch(live=self.live, store=self.store, hub=self.hub,
+                               strategies=self.strategies).start()
+        parts = HostParts(live=self.live, store=self.store, trading=self.trading,
+                          strategies=self.strategies, hub=self.hub, watch=self.watch)
+        api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins, parts=parts,
                       performance=self.trading.performance)
         try:
             routers = self.plugins.http_routes(api)
@@ -399,6 +407,8 @@ class HostRuntime:
             self.http.stop()
         if self.metrics is not None:
             self.metrics.close()
+        if self.watch is not None:
+            self.watch.stop()
         if self.feed is not None:
             self.feed.stop()
         if self.signals is not None:

@@ -1,0 +1,189 @@
+"""Dashboard under load: fill-to-screen latency with browsers watching, and what the browsers
+cost the webhook.
+
+    python bench/dashboard.py [--rate 50] [--seconds 8] [--browsers 10] [--raw]
+
+Starts a real ``sandtrade serve`` (subprocess, loopback, the demo market at 20 bars/s, the
+webhook's rate limit and the signal quota off), then runs the same open-loop webhook load
+twice, each alert a market order of alice's with a unique id:
+
+1. with no dashboard open: the webhook's ack latency p50/p99;
+2. with ``--browsers`` headless Chromium pages (the system's /usr/bin/chromium) signed in as
+   alice on the orders view: the ack latency again, and fill-to-screen latency p50/p99, from
+   the moment the host committed a fill (the ``at`` stamp of its trade event) to the moment
+   the page had the filled order in its table (the page records each, ``S.fillLag``).
+
+With ``--raw`` the watchers are plain HTTP clients reading the event stream (no browser, no
+drawing): what the host itself pays per watcher, apart from what ten Chromiums cost the
+machine; the latency is then fill-to-client (the event read).
+
+Targets (issue 20): fill-to-screen p99 < 500 ms; ack p99 with browsers within 10 % of without.
+Everything shares this machine's cores: the host, the load generator and the browsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from dashboard.serve import DashboardHost, sign_in
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+async def _load(url: str, rate: float, seconds: float, tag: str) -> tuple[list[float], int]:
+    """Open loop: one alert every 1/rate s; the ack latency of each (s) and the failures."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        async def one(n: int) -> None:
+            nonlocal failures
+            side = "buy" if n % 2 == 0 else "sell"
+            body = json.dumps({"ticker": "DEMO", "action": side, "contracts": 1,
+                               "id": f"{tag}-{n}"})
+            sent = time.perf_counter()
+            try:
+                r = await client.post(url, content=body)
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for n in range(int(rate * seconds)):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies, failures
+
+
+def load(url: str, rate: float, seconds: float, tag: str) -> tuple[list[float], int]:
+    """The load on a thread of its own (Playwright's sync API owns this one)."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.update(r=asyncio.run(
+        _load(url, rate, seconds, tag))))
+    thread.start()
+    thread.join()
+    return out["r"]
+
+
+def browsers(host: DashboardHost, url: str, args: argparse.Namespace
+             ) -> tuple[list[float], int, list[float]]:
+    """The load with Chromium pages on the orders view; their fill-to-screen lags."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        pages = []
+        for _ in range(args.browsers):
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.goto(host.url + "/")
+            page.fill("#token", host.tokens["alice"])
+            page.click("button[type=submit]")
+            page.wait_for_selector("#live.on", timeout=30_000)
+            page.evaluate("location.hash = '#orders'")
+            pages.append(page)
+        watched, failed = load(url, args.rate, args.seconds, "watched")
+        deadline = time.monotonic() + 10
+        lags: list[float] = []
+        while time.monotonic() < deadline:  # the last fills reach the screens
+            lags = [x for page in pages for x in page.evaluate("S.fillLag")]
+            if len(lags) >= args.browsers * len(watched):
+                break
+            pages[0].wait_for_timeout(200)
+        browser.close()
+    return watched, failed, lags
+
+
+def raw_watchers(host: DashboardHost, url: str, args: argparse.Namespace
+                 ) -> tuple[list[float], int, list[float]]:
+    """The load with plain readers of the event stream; their fill-to-client lags."""
+    lags: list[float] = []
+    stop = threading.Event()
+    ready = threading.Barrier(args.browsers + 1)
+
+    def reader() -> None:
+        client = sign_in(host.url, host.tokens["alice"])
+        with client.stream("GET", "/dashboard/events",
+                           timeout=httpx.Timeout(10, read=30)) as stream:
+            ready.wait()
+            for line in stream.iter_lines():
+                if line.startswith("data: {\"order\"") and '"fill":{' in line:
+                    lags.append(time.time() - json.loads(line[6:])["at"])
+                if stop.is_set():
+                    break
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(args.browsers)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    watched, failed = load(url, args.rate, args.seconds, "watched")
+    time.sleep(3)  # the last fills reach the readers (bars keep every stream talking)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    return watched, failed, list(lags)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=50.0, help="alerts per second")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--browsers", type=int, default=10)
+    ap.add_argument("--raw", action="store_true", help="plain event-stream readers instead "
+                                                        "of browsers")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sandtrade-dash-bench-") as tmp:
+        data = Path(tmp)
+        config = data / "bench.toml"
+        config.write_text("[plugins.tradingview]\nrate_per_minute = 0\n"
+                          "[quotas]\nsignals_per_second = 1e9\nsignal_burst = 1000000000\n"
+                          "orders_per_second = 1e9\norder_burst = 1000000000\n")
+        (data / "data").mkdir()
+        host = DashboardHost(data / "data", speed=20, args=("--config", str(config)))
+        host.start()
+        url = f"{host.url}/webhooks/tradingview/{host.tokens['alice']}"
+        try:
+            load(url, args.rate, 2, "warm")  # the first requests open connections, JIT
+            bare, bare_failed = load(url, args.rate, args.seconds, "bare")
+            if args.raw:
+                watched, watched_failed, lags = raw_watchers(host, url, args)
+            else:
+                watched, watched_failed, lags = browsers(host, url, args)
+        finally:
+            host.stop()
+    result = {
+        "rate": args.rate, "seconds": args.seconds, "browsers": args.browsers,
+        "watchers": "event-stream readers" if args.raw else "chromium pages",
+        "ack_ms_without": {"p50": 1e3 * statistics.median(bare), "p99": 1e3 * pct(bare, .99),
+                           "failed": bare_failed},
+        "ack_ms_with": {"p50": 1e3 * statistics.median(watched),
+                        "p99": 1e3 * pct(watched, .99), "failed": watched_failed},
+        "fill_to_screen_ms": {"p50": 1e3 * statistics.median(lags) if lags else None,
+                              "p99": 1e3 * pct(lags, .99) if lags else None,
+                              "seen": len(lags)},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
