@@ -105,3 +105,26 @@ def test_bodies_are_shown_without_tokens() -> None:
     body = '{"passphrase": "hunter2", "token": "st_0123456789abcdef_' + "a" * 43 + '"}'
     shown = redact(body)
     assert "hunter2" not in shown and "st_0123" not in shown
+
+
+def test_live_performance_is_the_accounts_own_by_source(host: DashboardHost) -> None:
+    """The account view's performance card reads the back-test's statistics of the
+    account's fills, as a whole and per source: alice's TradingView alerts count under
+    TradingView; bob's session reads his account only (the same numbers the host gives)."""
+    host.alert("alice", "buy 3 DEMO")
+    host.alert("alice", "sell 3 DEMO")
+    alice = sign_in(host.url, host.tokens["alice"])
+    deadline = time.monotonic() + 30
+    while True:
+        perf = alice.get("/dashboard/api/performance").json()
+        if (perf["source"].get("tradingview") or {}).get("trades"):
+            break
+        assert time.monotonic() < deadline, perf
+        time.sleep(0.2)
+    assert set(perf) == {"account", "source", "strategy"}
+    [(account, whole)] = perf["account"].items()
+    assert account == "alice" and whole["trades"] >= 1
+    assert sum(f["trades"] for f in perf["source"].values()) == whole["trades"]
+    bob = sign_in(host.url, host.tokens["bob"])
+    r = bob.get("/dashboard/api/performance", params={"account": "alice"})
+    assert r.status_code == 403, r.text

@@ -296,13 +296,16 @@ def make_router(host: HostApi) -> APIRouter:
                 if name == "logs":
                     return host.strategy_logs(s.principal, account,
                                               request.query_params.get("name", ""))
+                if name == "performance":  # the back-test's definitions, by the same code
+                    return {by: host.performance(s.principal, account, by)
+                            for by in ("account", "source", "strategy")}
                 return host.bars(s.principal, request.query_params.get("symbol", ""),
                                  request.query_params.get("interval", ""))
             return await call(request, read)
         return route
 
     for name in ("account", "curve", "orders", "fills", "signals", "strategies", "logs",
-                 "bars"):
+                 "performance", "bars"):
         router.add_api_route(f"/dashboard/api/{name}", reader(name), methods=["GET"])
 
     @router.post("/dashboard/api/orders/{order_id}/cancel")

@@ -95,9 +95,10 @@ function shortBadge(source) {
 // ------------------------------------------------------------------ loading
 
 async function loadAll() {
-  const [acct, curve, orders, fills, signals, strategies] = await Promise.all([
-    api("account"), api("curve"), api("orders"), api("fills"), api("signals"), api("strategies")]);
-  S.acct = acct; S.curve = curve;
+  const [acct, curve, orders, fills, signals, strategies, perf] = await Promise.all([
+    api("account"), api("curve"), api("orders"), api("fills"), api("signals"), api("strategies"),
+    api("performance").catch(() => null)]);
+  S.acct = acct; S.curve = curve; S.perf = perf;
   S.orders = new Map(orders.map((o) => [o.id, o]));
   S.fills = new Map(fills.map((f) => [f.id, f]));
   S.signals = new Map(); S.signalOfOrder = new Map();
@@ -183,6 +184,7 @@ function refreshAccountSoon() {
   accountTimer = setTimeout(async () => {
     accountTimer = null;
     S.acct = await api("account");
+    S.perf = await api("performance").catch(() => S.perf);
     S.dirty.add("account"); schedule();
   }, 1000);
 }
@@ -250,7 +252,30 @@ function renderAccount() {
     td("", { class: "act" }, S.me.can_trade ? el("button", { class: "danger", text: "Close",
       onclick: () => act(`positions/${encodeURIComponent(p.symbol)}/close`, `close ${p.symbol}`) }) : null))));
   $("positions-empty").hidden = positions.length > 0;
+  renderPerformance();
   renderEquity();
+}
+
+function renderPerformance() {
+  // The account as a whole, then per source (TradingView, gRPC, a strategy...), then per
+  // strategy: each row the back-test's statistics of the fills it placed.
+  const perf = S.perf || {};
+  const rows = [];
+  const add = (label, figures) => { if (figures && figures.trades) rows.push([label, figures]); };
+  for (const [key, f] of Object.entries(perf.account || {})) add(`account ${key}`, f);
+  for (const [key, f] of Object.entries(perf.source || {})) add(`source: ${KIND_NAMES[key] || key}`, f);
+  for (const [key, f] of Object.entries(perf.strategy || {})) add(`strategy ${key}`, f);
+  const pct = (v) => (v === null || v === undefined ? "–" : `${num(v, 2)} %`);
+  const plain = num;
+  $("performance").tBodies[0].replaceChildren(...rows.map(([label, f]) => el("tr", {},
+    td("Of", { text: label }),
+    td("Return", { class: `num ${cls(f.return_pct)}`, text: pct(f.return_pct) }),
+    td("Max drawdown", { class: "num", text: pct(f.max_drawdown_pct) }),
+    td("Sharpe", { class: "num", text: plain(f.sharpe, 2) }),
+    td("Win rate", { class: "num", text: pct(f.win_rate_pct) }),
+    td("Profit factor", { class: "num", text: plain(f.profit_factor, 2) }),
+    td("Trades", { class: "num", text: plain(f.trades, 0) }))));
+  $("performance-empty").hidden = rows.length > 0;
 }
 
 function renderEquity() {
