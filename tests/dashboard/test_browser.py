@@ -50,7 +50,7 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def wait_until(check: Any, timeout: float = 10.0) -> None:
+def wait_until(check: Any, timeout: float = 30.0) -> None:
     """Poll ``check()`` until it is true (the page's CSP forbids Playwright's string
     predicates, which it evaluates with eval)."""
     deadline = time.monotonic() + timeout
@@ -291,9 +291,8 @@ def test_the_operator_sees_every_account_and_switches(browser: Any,
     w = Watched(browser, host)
     page = w.sign_in(host.tokens["operator"])
     switch = page.locator("#account-switch")
-    assert switch.is_visible()
-    options = switch.locator("option").all_inner_texts()
-    assert {"alice", "bob"} <= set(options)
+    switch.wait_for(state="visible", timeout=20_000)  # once the page knows who signed in
+    wait_until(lambda: {"alice", "bob"} <= set(switch.locator("option").all_inner_texts()))
     switch.select_option("bob")
     w.view("signals")
     timeline = page.locator("#timeline")
