@@ -554,7 +554,14 @@ async function boot() {
     const sw = $("account-switch");
     sw.replaceChildren(...S.me.accounts.map((a) => el("option", { value: a, text: a })));
     sw.hidden = false;
-    sw.addEventListener("change", async () => { S.account = sw.value; S.after = (await (await fetch("/dashboard/api/me")).json()).last_event_id; await loadAll(); connect(); });
+    sw.addEventListener("change", async () => {
+      // The old account's stream stops first: its events must not reach the new account's
+      // views (a strategy of the old account would be looked up in the new one).
+      if (S.source) { S.source.close(); S.source = null; }
+      S.account = sw.value;
+      S.after = (await (await fetch("/dashboard/api/me")).json()).last_event_id;
+      await loadAll(); connect();
+    });
   }
   $("signout").addEventListener("click", async () => {
     await fetch("/dashboard/signout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": S.me.csrf } });
