@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from tests.dashboard.serve import DashboardHost
 
 from sandtrade.client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: as pytest sees them
+from dashboard.serve import DashboardHost
 
 VIEWS = ("account", "chart", "signals", "orders", "strategies")
 SIZES = {"desktop": (1400, 900), "phone": (390, 844)}
