@@ -249,6 +249,50 @@ class HostApi:
                         "symbols": list(record.symbols), "desired": record.desired})
         return out
 
+    def position_groups(self, principal: Principal, account: str, points: int = 121
+                        ) -> list[dict[str, Any]]:
+        """The account's open multi-leg option positions (ListPositionGroups' answer: legs,
+        marks, greeks, max profit and loss, break-evens, for the units held), each with its
+        payoff at the first expiry and at the marks' time (``payoff``: ``prices``,
+        ``at_expiry``, ``now``, ``points`` underlying prices from 15 % under the lowest
+        strike to 15 % over the highest)."""
+        from google.protobuf.json_format import MessageToDict
+
+        from sandtrade.options.contracts import OptionContract
+        from sandtrade.options.payoff import PayoffLeg, pnl_at
+        from sandtrade.v1 import trading_pb2 as tpb
+
+        parts = self._need()
+        target = self._readable(principal, account)
+        resp = parts.trading.list_position_groups(
+            principal, tpb.ListPositionGroupsRequest(account=target, page_size=100))
+        out = []
+        for group in resp.groups:
+            view = MessageToDict(group, preserving_proto_field_name=True,
+                                 always_print_fields_with_no_presence=True)
+            legs = []
+            for leg in group.legs:
+                try:
+                    c = OptionContract.parse(leg.symbol)
+                except ValueError:  # a stock leg
+                    legs.append(PayoffLeg(leg.symbol, None, None, None, leg.qty, 1.0,
+                                          leg.avg_price))
+                    continue
+                legs.append(PayoffLeg(c.symbol, c.right, c.strike, c.expiry, leg.qty,
+                                      leg.multiplier or 100.0, leg.avg_price,
+                                      leg.iv if leg.HasField("iv") else None))
+            strikes = [leg.strike for leg in legs if leg.strike is not None]
+            if strikes:
+                low, high = min(strikes) * 0.85, max(strikes) * 1.15
+                prices = [low + (high - low) * i / (points - 1) for i in range(points)]
+                now = datetime.now(UTC)
+                view["payoff"] = {
+                    "prices": prices,
+                    "at_expiry": [pnl_at(legs, p, None) for p in prices],
+                    "now": [pnl_at(legs, p, now) for p in prices]}
+            out.append(view)
+        return out
+
     def strategy_logs(self, principal: Principal, account: str, name: str, tail: int = 200
                       ) -> list[dict[str, Any]]:
         """The last ``tail`` lines of a strategy's log, oldest first."""

@@ -21,7 +21,7 @@ from sandtrade.client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: as pytest sees them
 from dashboard.serve import DashboardHost
 
-VIEWS = ("account", "chart", "signals", "orders", "strategies")
+VIEWS = ("account", "chart", "signals", "orders", "strategies", "options")
 SIZES = {"desktop": (1400, 900), "phone": (390, 844)}
 STRATEGY = '''
 def on_bar(ctx, bar):
@@ -49,13 +49,16 @@ def seed(host: DashboardHost) -> None:
     with Client(host.grpc, host.tokens["alice"]) as client:
         last = client.latest_quote("DEMO").bid
         client.submit_order("DEMO", "buy", 5, limit_price=round(last * 0.7, 2))
+        # the farthest monthly: the replay runs days a second, and the pictures take a while
+        client.submit_template("iron_condor", "DEMO", 2, expiry="90d", short_delta=0.16,
+                               width=2)
     time.sleep(4)
 
 
 def shoot(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
-        host = DashboardHost(Path(data), speed=8).start()
+        host = DashboardHost(Path(data), speed=3).start()
         try:
             seed(host)
             with sync_playwright() as p:

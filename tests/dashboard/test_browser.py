@@ -24,7 +24,7 @@ if not CHROMIUM.exists():  # .ci/run installs it; a developer's machine may lack
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (test extras)")
 
-VIEWS = ("account", "chart", "signals", "orders", "strategies")
+VIEWS = ("account", "chart", "signals", "orders", "strategies", "options")
 LOGGER = '''
 def on_bar(ctx, bar):
     ctx.log(f"seen {bar.symbol} close {bar.close}")
@@ -300,5 +300,45 @@ def test_the_operator_sees_every_account_and_switches(browser: Any,
     assert "dash-alert-1" not in timeline.inner_text()  # alice's, not shown as bob's
     switch.select_option("alice")
     wait_until(lambda: "buy 2 DEMO" not in page.locator("#timeline").inner_text())
+    w.check_clean()
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def slow_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardHost]:
+    """A host replaying a day a second: an option position lives for seconds of its month
+    (the shared host replays twenty days a second)."""
+    h = DashboardHost(tmp_path_factory.mktemp("dash-options"), speed=1).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_an_open_iron_condor_is_shown_with_its_legs_bounds_and_payoff(
+        browser: Any, slow_host: DashboardHost) -> None:
+    """A condor opened by template over gRPC appears on the Options view: its four legs, its
+    max profit and loss, and a payoff drawn at expiry and today."""
+    host = slow_host
+    with Client(host.grpc, token=host.tokens["alice"], retry_for=10.0) as client:
+        deadline = time.monotonic() + 30
+        while True:  # until the host has a price for DEMO, and so a chain
+            try:
+                placed = client.submit_template("iron_condor", "DEMO", 1, expiry="30d",
+                                                short_delta=0.16, width=2)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "no chain for DEMO"
+                time.sleep(0.2)
+    assert placed.order is not None and placed.order.status.value == "filled", placed
+    w = Watched(browser, host)
+    page = w.sign_in(host.tokens["alice"])
+    w.view("options")
+    card = page.locator(f"[data-group='{placed.order.id}']")
+    card.wait_for(timeout=20_000)
+    assert card.locator("h2").inner_text() == "iron_condor on DEMO"
+    assert card.locator("tbody tr").count() == 4
+    assert card.locator("svg polyline").count() == 3  # zero, at expiry, today
+    assert "unlimited" not in card.inner_text()  # a condor's loss is bounded
     w.check_clean()
     w.close()

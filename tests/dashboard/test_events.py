@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from dashboard.serve import DashboardHost, sign_in
+from sandtrade.client import Client
 from sandtrade.watch import HostWatch, redact
 
 
@@ -128,3 +130,38 @@ def test_live_performance_is_the_accounts_own_by_source(host: DashboardHost) -> 
     bob = sign_in(host.url, host.tokens["bob"])
     r = bob.get("/dashboard/api/performance", params={"account": "alice"})
     assert r.status_code == 403, r.text
+
+
+
+def test_position_groups_carry_their_payoff(tmp_path: Path) -> None:
+    """The Options view's data: each open group with its legs and a payoff whose worst point
+    at expiry is the group's max loss (as the host computes it over gRPC). (A host of its own
+    replaying a day a second: a position lives for seconds of its month.)"""
+    host = DashboardHost(tmp_path, speed=1).start()
+    try:
+        check_groups(host)
+    finally:
+        host.stop()
+
+
+def check_groups(host: DashboardHost) -> None:
+    with Client(host.grpc, token=host.tokens["bob"], retry_for=10.0) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                placed = client.submit_template("bull_call_spread", "DEMO", 2, expiry="30d",
+                                                width=2)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "no chain for DEMO"
+                time.sleep(0.2)
+    assert placed.order is not None and placed.order.status.value == "filled", placed
+    bob = sign_in(host.url, host.tokens["bob"])
+    [group] = bob.get("/dashboard/api/groups").json()
+    assert group["id"] == placed.order.id and len(group["legs"]) == 2
+    payoff = group["payoff"]
+    assert len(payoff["prices"]) == len(payoff["at_expiry"]) == len(payoff["now"]) == 121
+    assert min(payoff["at_expiry"]) == pytest.approx(-group["max_loss"], rel=1e-6)
+    assert max(payoff["at_expiry"]) == pytest.approx(group["max_profit"], rel=1e-6)
+    alice = sign_in(host.url, host.tokens["alice"])
+    assert alice.get("/dashboard/api/groups", params={"account": "bob"}).status_code == 403

@@ -296,6 +296,8 @@ def make_router(host: HostApi) -> APIRouter:
                 if name == "logs":
                     return host.strategy_logs(s.principal, account,
                                               request.query_params.get("name", ""))
+                if name == "groups":
+                    return host.position_groups(s.principal, account)
                 if name == "performance":  # the back-test's definitions, by the same code
                     return {by: host.performance(s.principal, account, by)
                             for by in ("account", "source", "strategy")}
@@ -305,7 +307,7 @@ def make_router(host: HostApi) -> APIRouter:
         return route
 
     for name in ("account", "curve", "orders", "fills", "signals", "strategies", "logs",
-                 "performance", "bars"):
+                 "performance", "groups", "bars"):
         router.add_api_route(f"/dashboard/api/{name}", reader(name), methods=["GET"])
 
     @router.post("/dashboard/api/orders/{order_id}/cancel")

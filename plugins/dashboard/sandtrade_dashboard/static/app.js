@@ -146,6 +146,7 @@ function connect() {
     S.changedOrders.add(order.id);
     if (order.parent_id) S.changedOrders.add(order.parent_id);
     if (fill) { S.fills.set(fill.id, fill); S.pendingFills.push(at); refreshAccountSoon(); }
+    if (fill && S.view === "options") refreshGroupsSoon();
     S.dirty.add("orders"); S.dirty.add("markers"); schedule();
   });
   on("signal", (s) => { putSignal(s); S.dirty.add("signals"); S.dirty.add("markers"); S.dirty.add("orders"); schedule(); });
@@ -200,7 +201,7 @@ function refreshBarsSoon() {
 // What changed is drawn at most ten times a second, and only on the view in sight (the rest
 // is drawn when it is shown): a busy host must not make the browser, or the machine, busy.
 const VISIBLE = { account: ["account"], chart: ["markers"], signals: ["signals"],
-  orders: ["orders"], strategies: ["strategies", "logs"] };
+  orders: ["orders"], strategies: ["strategies", "logs"], options: ["groups"] };
 let frame = 0, lastDraw = 0;
 function schedule() {
   if (frame) return;
@@ -224,6 +225,7 @@ function draw() {
     if (dirty.has("strategies")) renderStrategies();
     else if (dirty.has("logs")) renderLogs();
     if (dirty.has("markers")) renderMarkers();
+    if (dirty.has("groups")) renderGroups();
 }
 
 function kpi(label, value, klass, id, note) {
@@ -276,6 +278,77 @@ function renderPerformance() {
     td("Profit factor", { class: "num", text: plain(f.profit_factor, 2) }),
     td("Trades", { class: "num", text: plain(f.trades, 0) }))));
   $("performance-empty").hidden = rows.length > 0;
+}
+
+let groupsTimer = null;
+function refreshGroupsSoon() {
+  if (groupsTimer) return;
+  groupsTimer = setTimeout(() => { groupsTimer = null; loadGroups(); }, 1000);
+}
+
+async function loadGroups() {
+  S.groups = await api("groups").catch(() => S.groups || []);
+  S.dirty.add("groups"); schedule();
+}
+
+function renderGroups() {
+  // Each open multi-leg position as the order that opened it: its legs, greeks, bounds and
+  // payoff (at the first expiry, solid; at today's marks, dashed).
+  const groups = S.groups || [];
+  $("groups").replaceChildren(...groups.map((g) => {
+    const tag = (g.order && g.order.tag) || "";
+    const template = (tag.split(" ").find((w) => w.startsWith("template:")) || "").slice(9);
+    const k = g.greeks || {};
+    const money = (v) => (v === undefined || v === null ? "unlimited" : num(v));
+    const facts = el("div", { class: "facts" },
+      ...[["Max profit", money(g.max_profit)], ["Max loss", money(g.max_loss)],
+          ["Break-evens", (g.breakevens || []).map((b) => num(b)).join(", ") || "–"],
+          ["Unrealized", signed(g.unrealized_pnl)], ["Delta", num(k.delta, 3)],
+          ["Theta", num(k.theta, 3)], ["Vega", num(k.vega, 3)], ["Gamma", num(k.gamma, 4)]]
+        .map(([label, value]) => el("div", {}, el("div", { class: "label muted small", text: label }),
+                                    el("div", { text: value }))));
+    const legs = el("table", {}, el("tbody", {}, ...(g.legs || []).map((l) => el("tr", {},
+      td("Leg", { text: l.symbol }), td("Qty", { class: "num", text: qty(l.qty) }),
+      td("Entry", { class: "num", text: num(l.avg_price, 2) }),
+      td("Mark", { class: "num", text: num(l.mark, 2) }),
+      td("P&L", { class: `num ${cls(l.unrealized_pnl)}`, text: signed(l.unrealized_pnl) })))));
+    return el("div", { class: "card group", "data-group": g.id },
+      el("h2", { text: `${template || "multi-leg"} on ${g.underlying}` }), facts,
+      g.payoff ? payoffSvg(g.payoff, g.breakevens || []) : null, legs);
+  }));
+  $("groups-empty").hidden = groups.length > 0;
+}
+
+function payoffSvg(p, breakevens) {
+  const NS = "http://www.w3.org/2000/svg", W = 440, H = 190, padX = 44, padY = 16;
+  const xs = p.prices, ys = [...p.at_expiry, ...p.now, 0];
+  const x0 = xs[0], x1 = xs[xs.length - 1];
+  const y0 = Math.min(...ys), y1 = Math.max(...ys) === y0 ? y0 + 1 : Math.max(...ys);
+  const X = (x) => padX + (x - x0) / (x1 - x0) * (W - padX - 8);
+  const Y = (y) => H - padY - (y - y0) / (y1 - y0) * (H - 2 * padY);
+  const svg = document.createElementNS(NS, "svg");
+  for (const [a, v] of [["viewBox", `0 0 ${W} ${H}`], ["class", "payoff"], ["role", "img"],
+                        ["aria-label", "payoff at expiry and today"]]) svg.setAttribute(a, v);
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, String(v));
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+  };
+  const line = (pts, stroke, dash) => add("polyline", { points: pts.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(" "),
+    fill: "none", stroke, "stroke-width": 2, ...(dash ? { "stroke-dasharray": "5 4" } : {}) });
+  line([[x0, 0], [x1, 0]], "#8c959f");
+  for (const b of breakevens) {
+    add("line", { x1: X(b), x2: X(b), y1: padY, y2: H - padY, stroke: "#d29922", "stroke-dasharray": "2 3" });
+    add("text", { x: X(b) + 3, y: padY + 10 }, num(b));
+  }
+  line(xs.map((x, i) => [x, p.at_expiry[i]]), "#e6edf3");
+  line(xs.map((x, i) => [x, p.now[i]]), "#4c8dff", true);
+  add("text", { x: 2, y: Y(y1) + 4 }, num(y1, 0));
+  add("text", { x: 2, y: Y(y0) }, num(y0, 0));
+  add("text", { x: padX, y: H - 2 }, num(x0));
+  add("text", { x: W - 50, y: H - 2 }, num(x1));
+  return svg;
 }
 
 function renderEquity() {
@@ -520,11 +593,12 @@ function renderMarkers() {
 // ------------------------------------------------------------------ views and boot
 
 function show(view) {
-  if (!["account", "chart", "signals", "orders", "strategies"].includes(view)) view = "account";
+  if (!["account", "chart", "signals", "orders", "strategies", "options"].includes(view)) view = "account";
   S.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "chart") loadBars();
+  if (view === "options") loadGroups();
   if (view === "account" || view === "chart") refreshAccountSoon();
   if (view === "orders") S.ordersReset = true;  // drawn afresh: it changed out of sight
   for (const d of VISIBLE[view]) S.dirty.add(d);
