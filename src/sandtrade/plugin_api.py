@@ -258,8 +258,8 @@ class HostApi:
         strike to 15 % over the highest)."""
         from google.protobuf.json_format import MessageToDict
 
-        from sandtrade.options.contracts import OptionContract
-        from sandtrade.options.payoff import PayoffLeg, pnl_at
+        from sandtrade.options.picture import payoff_data
+        from sandtrade.rpc.convert import group_payoff_legs
         from sandtrade.v1 import trading_pb2 as tpb
 
         parts = self._need()
@@ -270,26 +270,11 @@ class HostApi:
         for group in resp.groups:
             view = MessageToDict(group, preserving_proto_field_name=True,
                                  always_print_fields_with_no_presence=True)
-            legs = []
-            for leg in group.legs:
-                try:
-                    c = OptionContract.parse(leg.symbol)
-                except ValueError:  # a stock leg
-                    legs.append(PayoffLeg(leg.symbol, None, None, None, leg.qty, 1.0,
-                                          leg.avg_price))
-                    continue
-                legs.append(PayoffLeg(c.symbol, c.right, c.strike, c.expiry, leg.qty,
-                                      leg.multiplier or 100.0, leg.avg_price,
-                                      leg.iv if leg.HasField("iv") else None))
-            strikes = [leg.strike for leg in legs if leg.strike is not None]
-            if strikes:
-                low, high = min(strikes) * 0.85, max(strikes) * 1.15
-                prices = [low + (high - low) * i / (points - 1) for i in range(points)]
-                now = datetime.now(UTC)
-                view["payoff"] = {
-                    "prices": prices,
-                    "at_expiry": [pnl_at(legs, p, None) for p in prices],
-                    "now": [pnl_at(legs, p, now) for p in prices]}
+            legs = group_payoff_legs(group.legs)
+            if any(leg.strike is not None for leg in legs):
+                data = payoff_data(legs, points=points)
+                view["payoff"] = {"prices": data.prices, "at_expiry": data.at_expiry,
+                                  "now": data.today}
             out.append(view)
         return out
 
