@@ -59,14 +59,17 @@ def free_port() -> int:
 class Host:
     """``sandtrade serve`` in its own process group, in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, speed: float, mode: str) -> None:
+    def __init__(self, data_dir: Path, speed: float, mode: str = "auto",
+                 cash: float | None = None) -> None:
         self.data_dir = data_dir
         self.grpc = f"127.0.0.1:{free_port()}"
         mode_flag = [] if mode == "auto" else [f"--{mode}"]
+        env = {**os.environ, **({"SANDTRADE_CASH": str(cash)} if cash is not None else {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sandtrade.cli", "serve", "--data-dir", str(data_dir),
              "--grpc", self.grpc, "--http", "", "--speed", str(speed), *mode_flag],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env=env)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline()
         if not line.startswith("READY"):

@@ -27,15 +27,9 @@ sandboxed worker: wall time and bars per second, the best of ``--repeats`` // 4 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.runner import run_backtest
-from sandtrade.client import Client
 from sandtrade.market import iter_csv, sample_csv_path
 from sandtrade.options import (
     OptionsSettings,
@@ -58,13 +51,16 @@ from sandtrade.options import (
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.strategy.loader import load_strategy_source
 
-CONDOR = Path(__file__).resolve().parents[1] / "strategies_examples" / "iron_condor.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_density import Host
+
+CONDOR_STRATEGY = Path(__file__).resolve().parents[1] / "strategies_examples" / "iron_condor.py"
 
 
 def condor_year(repeats: int) -> None:
     """Time a one-year daily back-test of the example condor, in process and sandboxed."""
     bars = list(iter_csv(str(sample_csv_path()), symbol="DEMO"))[:252]
-    source = CONDOR.read_text()
+    source = CONDOR_STRATEGY.read_text()
     strategy = load_strategy_source(source, "iron_condor.py", restricted=True)
     request = BacktestRequest(strategy="iron_condor.py", data=[DataSpec(path="DEMO")],
                               cash=100_000.0)
@@ -85,39 +81,6 @@ CONDOR: dict[str, Any] = {"expiry": "60d", "short_delta": 0.16, "width": 2}
 T = TypeVar("T")
 
 
-class Host:
-    """``sandtrade serve`` on a free loopback port, in its own process group, in ``data_dir``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.grpc = f"127.0.0.1:{s.getsockname()[1]}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandtrade.cli", "serve", "--data-dir", str(data_dir),
-             "--grpc", self.grpc, "--http", "", "--speed", "0.5"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, "SANDTRADE_CASH": "10000000"})
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY"):
-            raise SystemExit(f"the host did not start: {line}{self.proc.stderr.read()[-2000:]}")
-        for stream in (self.proc.stdout, self.proc.stderr):  # a full pipe would block it
-            threading.Thread(target=lambda s=stream: [None for _ in s], daemon=True).start()
-
-    def client(self) -> Client:
-        token = (self.data_dir / "operator.token").read_text().strip()
-        return Client(self.grpc, token, retry_for=10.0, timeout=60.0)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
 
 def _figures(name: str, seconds: list[float]) -> None:
     ms = sorted(t * 1e3 for t in seconds)
@@ -135,7 +98,8 @@ def _timed(call: Callable[[], T]) -> tuple[float, T]:
 def grpc_orders(count: int) -> None:
     """Time multi-leg orders over gRPC against a host started here (see the module)."""
     with tempfile.TemporaryDirectory(prefix="sandtrade-bench-options-") as tmp:
-        host = Host(Path(tmp))
+        # the DEMO replay at half a bar a second, so the chain barely moves
+        host = Host(Path(tmp), speed=0.5, cash=10_000_000)
         try:
             with host.client() as client:
                 account = "paper"  # the host's default account
