@@ -95,9 +95,15 @@ class DurableBroker:
         self._committer: threading.Thread | None = None
 
     def close(self) -> None:
-        """Refuse new requests; end every subscription."""
+        """Refuse new requests, commit what was applied and not yet settled (a bar the feed
+        handed to the commit thread, say), end every subscription."""
         with self._apply_lock:
             self._closed = True
+            last = self._applied
+        try:
+            self.settle(last)
+        except StoreError as e:
+            log.error("the last changes could not be stored at shutdown: %s", e)
         with self._subs_lock:
             subs = list(self._subs)
         for sub in subs:

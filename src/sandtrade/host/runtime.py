@@ -441,7 +441,7 @@ class HostRuntime:
     def _to_broker(self, bar: Bar) -> None:
         """Hub listener (feed thread): the broker works the bar, and the feed's position is
         committed in the same transaction, so each bar is worked exactly once across
-        restarts."""
+        restarts. The strategies get the bar and its fills before that commit (see below)."""
         assert self.live is not None and self.feed is not None
         live = self.live
         position = self.feed.position
@@ -465,9 +465,25 @@ class HostRuntime:
             return fills
 
         try:
-            fills = live.call(op)
-        except Exception as e:
+            seq, fills, error = live.apply(op)
+        except Exception as e:  # the broker is shut down
             log.error("bar %s %s not worked: %s", bar.symbol, bar.time, e)
+            return
+
+        def settled(lost: str | None) -> None:
+            if lost is not None:
+                log.error("bar %s %s was worked but its changes were not stored: %s; it is "
+                          "worked again after a restart", bar.symbol, bar.time, lost)
+
+        # The bar's changes commit on the broker's commit thread, in one group with whatever
+        # the strategies do about them, and the strategies see the bar now rather than one
+        # fsync later. Nothing of the bar reaches anyone outside the host before it is
+        # durable: trade updates are published after their commit, and an order a strategy
+        # places on this bar is answered only once its group, which holds this bar's changes
+        # (applied before it), is durable.
+        live.settle_later(seq, settled)
+        if error is not None:
+            log.error("bar %s %s not worked: %s", bar.symbol, bar.time, error)
             return
         if self.strategies is not None:
             self.strategies.on_bar(bar, fills)
