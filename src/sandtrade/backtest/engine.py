@@ -93,6 +93,16 @@ class LocalTrading:
             tag=tag, take_profit=take_profit, stop_loss=stop_loss, trail_price=trail_price,
             trail_percent=trail_percent)
 
+    def close_position(self, symbol: str) -> Order | None:
+        """A reduce-only market order for the whole position, or None when flat."""
+        qty = self._broker.position_qty(self._account, symbol)
+        if not qty:
+            return None
+        return self._broker.submit(
+            self._account, symbol, OrderSide.SELL if qty > 0 else OrderSide.BUY, abs(qty),
+            equity_fraction=None, type=OrderType.MARKET, limit_price=None, stop_price=None,
+            tif="gtc", reduce_only=True, tag=None)
+
     def cancel(self, order_id: str) -> bool:
         """Cancel if still working (and this account's)."""
         try:

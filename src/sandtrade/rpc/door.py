@@ -58,6 +58,7 @@ from sandtrade.options.sources import OptionQuotes
 from sandtrade.options.templates import TemplateError
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import status_of
+from sandtrade.rpc.trading import ensure_account
 from sandtrade.v1 import trading_pb2 as tpb
 
 if TYPE_CHECKING:
@@ -252,6 +253,33 @@ class TradingDoor:
                                                    source=self.source),
                            lambda done: done[0].model_dump(mode="json"))
 
+    def close_position(self, args: dict[str, Any]) -> _Applied:
+        """``ctx.close_position()``: the position read and its reduce-only market order
+        placed in one request, so nothing trades the account in between and the run makes
+        one call instead of two."""
+        symbol = args.get("symbol")
+        if type(symbol) is not str:
+            raise CallError("symbol must be a string")
+        account = self.account
+        sides = {True: convert.side_to_pb(OrderSide.SELL),
+                 False: convert.side_to_pb(OrderSide.BUY)}
+
+        def op(b: PaperBroker) -> Order | None:
+            ensure_account(b, self._trading.store, account)
+            qty = b.position_qty(account, symbol)
+            if not qty:
+                return None
+            req = tpb.SubmitOrderRequest(
+                account=account, symbol=symbol, side=sides[qty > 0], qty=abs(qty),
+                type=convert.type_to_pb(OrderType.MARKET),
+                tif=convert.tif_to_pb(TimeInForce.GTC), reduce_only=True,
+                client_order_id=f"{self._run_id}-{next(self._ids)}")
+            return self._trading.submit_op(self.principal, req, fresh_client_id=True,
+                                           source=self.source)(b)[0]
+
+        return self._apply(op, lambda order: None if order is None
+                           else order.model_dump(mode="json"))
+
     def cancel(self, args: dict[str, Any]) -> bool:
         order_id = args.get("order_id")
         if type(order_id) is not str:
@@ -424,7 +452,8 @@ class TradingDoor:
         return self._apply(op, reply)
 
     _OPS: ClassVar[dict[str, Callable[[TradingDoor, dict[str, Any]], Any]]] = {
-        "submit": submit, "cancel": cancel, "position": position, "account": account_view,
+        "submit": submit, "cancel": cancel, "close": close_position, "position": position,
+        "account": account_view,
         "open_orders": open_orders, "option_chain": option_chain,
         "option_order": option_order, "option_close": option_close,
         "option_greeks": option_greeks, "option_groups": option_groups,

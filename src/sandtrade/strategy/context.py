@@ -64,6 +64,11 @@ class Trading(Protocol):
         """Cancel a working order; False when it is no longer working."""
         ...
 
+    def close_position(self, symbol: str) -> Order | None:
+        """Close the whole position in ``symbol`` with a reduce-only market order (GTC),
+        the position read and the order placed in one step; None when flat."""
+        ...
+
     def position(self, symbol: str) -> PositionView:
         """The position in ``symbol`` (flat when none)."""
         ...
@@ -699,12 +704,12 @@ class Context:
         Returns the order id, or None when flat. Calling it again before the order fills
         cannot flip the position: a reduce-only order never trades past flat.
         """
-        sym = self.ta._sym(symbol)
-        qty = self._trading.position(sym).qty
-        if not qty:
+        order = self._trading.close_position(self.ta._sym(symbol))
+        if order is None:
             return None
-        side = OrderSide.SELL if qty > 0 else OrderSide.BUY
-        return self._send(side, sym, abs(qty), None, None, None, "gtc", None, True)
+        if order.reject_reason and self._on_reject is not None:
+            self._on_reject(order)
+        return order.id
 
     # ---------------------------------------------------------------- state views
 

@@ -98,6 +98,11 @@ class RemoteTrading:
                             reduce_only=reduce_only, tag=tag, **legs)
         return Order.model_validate(result)
 
+    def close_position(self, symbol: str) -> Order | None:
+        """Close the position in ``symbol``: one call, read and placed by the host at once."""
+        result = self._call("close", symbol=symbol)
+        return None if result is None else Order.model_validate(result)
+
     def cancel(self, order_id: str) -> bool:
         """Cancel a working order of the strategy's account."""
         return bool(self._call("cancel", order_id=order_id))
