@@ -259,6 +259,16 @@ _V9_STRATEGY_LOGS = (
     "CREATE INDEX strategy_logs_by_strategy ON strategy_logs (strategy_id, seq)",
 )
 
+# A live host writes every order twice (accepted, then filled), each write updating every index
+# of the table. An index of the open orders alone is a few rows per account instead of its
+# whole history, and a write leaves it when the order finishes; the index by status served
+# only list_orders(status=...), an operator's query that the index by account answers well.
+_LEANER_ORDER_INDEXES = (
+    "DROP INDEX orders_by_account_status",
+    "DROP INDEX orders_open_by_account",
+    "CREATE INDEX orders_open ON orders (account, seq) WHERE is_open = 1",
+)
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
@@ -274,6 +284,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v7_strategies_per_account),
     Migration(8, "fills.price_source: feed, signal or last", _V8_FILL_PRICE_SOURCE),
     Migration(9, "strategy logs, bounded per strategy", _V9_STRATEGY_LOGS),
+    Migration(10, "open orders indexed alone; no index by status", _LEANER_ORDER_INDEXES),
 )
 
 

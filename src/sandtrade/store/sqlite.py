@@ -169,12 +169,15 @@ class SQLiteStore:
         # refuse them here rather than store a row nobody can load.
         # __dict__ rather than iterating the model: pydantic's __iter__ is a Python-level
         # generator, and this runs for every order, fill and position a live host commits.
-        for name, value in model.__dict__.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise StoreError(
-                    f"{op}: {what} has {name}={value!r}; only finite numbers can be stored "
-                    f"in {self._where}"
-                )
+        # ``v - v`` is 0.0 for every finite float, nan for nan and both infinities.
+        for value in model.__dict__.values():
+            if isinstance(value, float) and value - value != 0.0:
+                for name, v in model.__dict__.items():
+                    if isinstance(v, float) and not math.isfinite(v):
+                        raise StoreError(
+                            f"{op}: {what} has {name}={v!r}; only finite numbers can be "
+                            f"stored in {self._where}"
+                        )
         return model.model_dump_json()
 
     def _page_start(self, conn: sqlite3.Connection, table: Literal["orders", "fills"],
