@@ -11,6 +11,15 @@ cut; a transaction cut short is rolled back when the database is next opened. Wr
 write lock up front (``BEGIN IMMEDIATE``) and wait up to the busy timeout for another process to
 release it.
 
+Checkpoints: SQLite copies the log back into the database (a checkpoint, with its own fsync
+of the database file) inside whichever COMMIT first finds the log past a thousand pages, so
+one commit in a few dozen would wait for it. A live host commits a bar's fills and its
+strategies' orders many times a second, and that wait is the tail of their latency. Here a
+thread with a connection of its own checkpoints the log (passively: writers go on meanwhile)
+at most every :data:`CHECKPOINT_EVERY` seconds after a write, and commits never do. Should
+writes never pause long enough for the log to start over, the thread waits for a pause once
+the log passes :data:`WAL_FRAMES_LIMIT` frames, most of it copied already.
+
 Each table holds the typed columns that queries filter and sort on plus the whole model as JSON
 in ``data``; reads validate ``data``, so what comes back is exactly what went in.
 """
@@ -18,6 +27,7 @@ in ``data``; reads validate ``data``, so what comes back is exactly what went in
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -46,10 +56,76 @@ from sandtrade.store.migrations import migrate, read_schema_version
 
 __all__ = ["MEMORY", "SQLiteStore"]
 
+log = logging.getLogger(__name__)
+
 MEMORY = ":memory:"
 """The path that opens a private, in-memory database (gone when the store is closed)."""
 
 _M = TypeVar("_M", bound=BaseModel)
+
+#: Seconds between the background checkpoints of a store being written to.
+CHECKPOINT_EVERY = 0.5
+#: Frames in the log past which the checkpoint thread waits for a pause in the writes to finish
+#: (a passive checkpoint copies the log while commits go on, but the log only starts over
+#: when a checkpoint has caught up with the last commit, which writes without pause may
+#: never let happen).
+WAL_FRAMES_LIMIT = 8000
+#: The write-ahead log is cut back to this size after a checkpoint (it is reused from its
+#: start once checkpointed, so it stays at its largest size otherwise).
+WAL_SIZE_LIMIT = 64 << 20
+
+
+class _Checkpointer:
+    """Checkpoints a store's write-ahead log on a thread of its own (see the module's
+    docstring). Commits :meth:`nudge` it; :meth:`stop` ends it."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        #: Checkpoints run so far, and how many of them had to wait for a pause in the writes.
+        self.checkpoints = 0
+        self.restarts = 0
+        self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        store = self._store
+        try:
+            conn = sqlite3.connect(store.path, timeout=store.busy_timeout,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            self._give_up(e)
+            return
+        try:
+            while True:
+                self._wake.wait()
+                # The writes of the next moment join this one: one checkpoint for them all.
+                if self._stop.wait(CHECKPOINT_EVERY):
+                    return
+                self._wake.clear()
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > WAL_FRAMES_LIMIT:
+                    # Most of the log is copied by now: the writers wait for the rest only.
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    self.restarts += 1
+                self.checkpoints += 1
+        except sqlite3.Error as e:
+            self._give_up(e)
+        finally:
+            conn.close()
+
+    def _give_up(self, e: Exception) -> None:
+        # Commits checkpoint again as SQLite does by default: slower at times, never unbounded.
+        self._store._checkpoint_in_commits(e)  # noqa: SLF001
 
 
 class SQLiteStore:
@@ -80,6 +156,8 @@ class SQLiteStore:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
+        self._checkpointer: _Checkpointer | None = None
+        self._checkpoints_apart = self._path != MEMORY
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         try:
@@ -87,6 +165,10 @@ class SQLiteStore:
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
+            if self._path != MEMORY:
+                # Checkpoints happen on the store's checkpoint thread, not in commits.
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"cannot open SQLite database {self._where}: {e} "
@@ -99,6 +181,31 @@ class SQLiteStore:
             )
 
     # ------------------------------------------------------------------ plumbing
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds a writer waits for another connection's write lock."""
+        return self._busy_timeout
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints the store's checkpoint thread has run (0 before the first write)."""
+        return 0 if self._checkpointer is None else self._checkpointer.checkpoints
+
+    @property
+    def checkpoint_restarts(self) -> int:
+        """Of :attr:`checkpoints`, those that waited for a pause in the writes."""
+        return 0 if self._checkpointer is None else self._checkpointer.restarts
+
+    def _checkpoint_in_commits(self, error: Exception) -> None:
+        """The checkpoint thread failed: commits checkpoint again, as SQLite does by default
+        (slower at times, but the log never grows without bound)."""
+        log.warning("%s: background checkpoints stopped (%s); commits checkpoint from now on",
+                    self._where, error)
+        with self._lock:
+            self._checkpoints_apart = False
+            if self._conn is not None:
+                self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
 
     @property
     def path(self) -> str:
@@ -140,6 +247,10 @@ class SQLiteStore:
                 try:
                     yield conn
                     conn.execute("COMMIT")
+                    if self._checkpoints_apart:
+                        if self._checkpointer is None:
+                            self._checkpointer = _Checkpointer(self)
+                        self._checkpointer.nudge()
                 except BaseException:
                     # Some errors (disk full, I/O) have already rolled the transaction back.
                     if conn.in_transaction:
@@ -221,6 +332,11 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Flush and release the database; closing twice is harmless."""
+        with self._lock:
+            self._checkpoints_apart = False
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()  # not under the lock: its last step may take it
         with self._lock:
             if self._conn is not None:
                 try:
