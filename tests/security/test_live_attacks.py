@@ -210,7 +210,7 @@ def test_ctx_calls_beyond_the_per_event_quota_are_refused(
     feed = Feed(host)
     feed.publish(1.0)
     feed.publish(2.0)
-    refusal = ("quota: 1,000 ctx calls in one on_bar (ctx_calls_per_event); the rest of "
+    refusal = ("quota: 1,000 ctx calls in one on_bar (strategy_ctx_calls); the rest of "
                "this event's calls are refused (RESOURCE_EXHAUSTED)")
     eventually(lambda: strategy_lines(stub, operator, "chatty"),
                lambda lines: lines == ["answered 1000 refused 3", refusal] * 2,

@@ -43,6 +43,22 @@ class Quotas(BaseModel):
     flood_seconds: int = Field(10, ge=1, description="A strategy whose orders are refused for "
                                "a quota this many seconds in a row is stopped, the reason "
                                "naming the quota.")
+    # What each of the account's live strategies may do (its worker enforces the log rates
+    # and the state size, the host the calls per event).
+    strategy_ctx_calls: int = Field(1000, ge=1, le=100_000, description="Broker calls "
+                                    "(ctx.buy, ctx.account, ...) one event of a strategy may "
+                                    "make; the rest of that event's are refused.")
+    strategy_log_lines_per_second: float = Field(200.0, gt=0, le=100_000, description="Log "
+                                                 "lines a strategy may write per second, on "
+                                                 "average; a flood is cut and counted.")
+    strategy_log_bytes_per_second: int = Field(64 << 10, gt=0, le=64 << 20, description="Log "
+                                               "bytes a strategy may write per second, on "
+                                               "average.")
+    strategy_log_burst_seconds: float = Field(5.0, gt=0, le=60, description="Seconds of log "
+                                              "rate a strategy may write at once.")
+    strategy_state_bytes: int = Field(256 << 10, ge=2, le=256 << 10, description="Largest "
+                                      "ctx.state of a strategy, as JSON (bytes); a larger one "
+                                      "is refused and not stored.")
 
 
 class _Bucket:

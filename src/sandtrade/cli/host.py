@@ -400,6 +400,13 @@ def _print_risk(info: Any, out: Console) -> None:
             f"{q.open_orders:,} working orders, {q.signals_per_second:,g} signals/s (burst "
             f"{q.signal_burst:,}), {q.strategies_running:,} running strategies"),
             soft_wrap=True)
+        if q.strategy_ctx_calls:  # a host from before these quotas sends none
+            out.print(Text(
+                f"each strategy: {q.strategy_ctx_calls:,} ctx calls an event, "
+                f"{q.strategy_log_lines_per_second:,g} log lines/s and "
+                f"{q.strategy_log_bytes_per_second:,} bytes/s (burst "
+                f"{q.strategy_log_burst_seconds:,g} s), ctx.state up to "
+                f"{q.strategy_state_bytes:,} bytes"), soft_wrap=True)
 
 
 #: Symbols whose feed ``sandtrade account`` lists at most (the ended ones first).

@@ -20,7 +20,7 @@ from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal, TokenAuthority
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.broker.ids import unique_ids
 from sandtrade.broker.paper import PaperBroker
-from sandtrade.broker.quotas import QuotaBook
+from sandtrade.broker.quotas import QuotaBook, Quotas
 from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 from sandtrade.host.config import Settings
@@ -42,6 +42,7 @@ from sandtrade.rpc.server import RpcServer, create_server
 from sandtrade.rpc.signals import SignalServicer
 from sandtrade.rpc.strategies import StrategyServicer
 from sandtrade.rpc.trading import TradingServicer
+from sandtrade.sandbox.limits import RunQuotas
 from sandtrade.sandbox.manager import StrategyManager
 from sandtrade.signals.pipeline import SignalPipeline
 from sandtrade.store import open_store
@@ -97,6 +98,13 @@ def open_host_store(data_dir: Path) -> Store:
     """The host's store in ``data_dir`` (created if needed)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return open_store(f"sqlite:///{data_dir / STORE_FILE}")
+
+
+def run_quotas(q: Quotas) -> RunQuotas:
+    """What each live strategy of an account with quotas ``q`` may do."""
+    return RunQuotas(q.strategy_ctx_calls, q.strategy_log_lines_per_second,
+                     q.strategy_log_bytes_per_second, q.strategy_log_burst_seconds,
+                     q.strategy_state_bytes)
 
 
 class HostRuntime:
@@ -200,7 +208,8 @@ class HostRuntime:
             store=store, live=self.live, hub=self.hub, auth=self.auth, cash=s.cash,
             symbols=lambda: symbols, open_door=self._open_door, fill_profiles=profiles,
             settings=s.strategies, lockstep=s.strategies.lockstep(s.market.bars_per_second),
-            running_quota=lambda account: s.account_quotas(account).strategies_running)
+            running_quota=lambda account: s.account_quotas(account).strategies_running,
+            run_quotas=lambda account: run_quotas(s.account_quotas(account)))
         live_brokers = {name: cls(s.plugins.get(name, {}))
                         for name, cls in self.plugins.live_brokers().items()}
         self.signals = SignalPipeline(

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandtrade.models import Bar
+from sandtrade.sandbox.limits import RunQuotas
 from sandtrade.sandbox.supervisor import SandboxKilled, Worker
 from sandtrade.sandbox.wire import (
     FrameReader,
@@ -90,6 +91,7 @@ class LiveRun(Protocol):
 
     name: str
     worker: Worker | None
+    quotas: RunQuotas
 
     def next_event(self, bars: BarFrames) -> Outgoing | None:
         """The next event to send, or None when there is none now (on the loop)."""
@@ -408,10 +410,10 @@ class Dispatcher:
             kind = header.get("type")
             if kind == "call":
                 worker.event_calls += 1
-                quota = worker.limits.ctx_calls_per_event
+                quota = ch.run.quotas.ctx_calls_per_event
                 if worker.event_calls > quota:
                     self._send(ch, frame_bytes({"type": "reply", "error": (
-                        f"quota: {quota:,} ctx calls in one {ch.hook} (ctx_calls_per_event); "
+                        f"quota: {quota:,} ctx calls in one {ch.hook} (strategy_ctx_calls); "
                         "the rest of this event's calls are refused (RESOURCE_EXHAUSTED)")}))
                     continue
                 ch.busy = True

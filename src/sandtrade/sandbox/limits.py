@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["OPERATOR_MAXIMA", "WorkerLimits"]
+__all__ = ["OPERATOR_MAXIMA", "RunQuotas", "WorkerLimits"]
+
+
+class RunQuotas(NamedTuple):
+    """What one live run may do per event and per second: its account's quotas (``[quotas]``
+    or ``[accounts.NAME.quotas]``), each at most what the worker's limits allow."""
+
+    ctx_calls_per_event: int
+    log_lines_per_s: float
+    log_bytes_per_s: int
+    log_burst_seconds: float
+    state_bytes: int
+
+    def within(self, limits: WorkerLimits) -> RunQuotas:
+        """These quotas, each capped at ``limits``' own value."""
+        return RunQuotas(min(self.ctx_calls_per_event, limits.ctx_calls_per_event),
+                         min(self.log_lines_per_s, limits.log_lines_per_s),
+                         min(self.log_bytes_per_s, limits.log_bytes_per_s),
+                         min(self.log_burst_seconds, limits.log_burst_seconds),
+                         min(self.state_bytes, limits.state_bytes))
 
 
 class WorkerLimits(BaseModel):
@@ -40,6 +59,11 @@ class WorkerLimits(BaseModel):
     # the host caps at 1 MiB, JSON escapes included.
     state_bytes: Annotated[int, Field(ge=2, description="a live strategy's ctx.state as JSON, "
                                       "bytes")] = 256 << 10
+
+    def run_quotas(self) -> RunQuotas:
+        """The per-run quotas these limits allow (a run's account may set lower ones)."""
+        return RunQuotas(self.ctx_calls_per_event, self.log_lines_per_s, self.log_bytes_per_s,
+                         self.log_burst_seconds, self.state_bytes)
 
     def within(self, maxima: WorkerLimits) -> WorkerLimits:
         """These limits, refused if any exceeds the operator's ``maxima`` (names the limit)."""

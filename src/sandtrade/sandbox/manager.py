@@ -68,7 +68,7 @@ from sandtrade.errors import (
 from sandtrade.market.hub import MarketHub
 from sandtrade.models import Account, Bar, Fill
 from sandtrade.sandbox.cpu import CpuPlacement
-from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.limits import OPERATOR_MAXIMA, RunQuotas, WorkerLimits
 from sandtrade.sandbox.logbook import Logbook, LogBounds
 from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
 from sandtrade.sandbox.runner import check_source_in_sandbox
@@ -207,6 +207,8 @@ class StrategyStatus:
     #: last such note was (monotonic seconds).
     log_dropped: int = 0
     log_flood_noted: float = float("-inf")
+    #: Its account's log rate when its run started (named in the log flood note).
+    log_lines_quota: float = 0.0
 
 
 class StrategyManager:
@@ -230,6 +232,7 @@ class StrategyManager:
                  fill_profiles: Iterable[type[FillProfile]] = (),
                  settings: StrategySettings | None = None, lockstep: bool = True,
                  running_quota: Callable[[str], int] = lambda account: 1_000_000,
+                 run_quotas: Callable[[str], RunQuotas] | None = None,
                  stop_wait: float = STOP_WAIT, stop_seconds: float = STOP_SECONDS) -> None:
         self.store = store
         self.live = live
@@ -242,6 +245,7 @@ class StrategyManager:
         self.settings = settings or StrategySettings()
         self.lockstep = lockstep
         self._running_quota = running_quota
+        self._run_quotas = run_quotas or (lambda account: limits.run_quotas())
         #: Publish → last strategy done, per bar.
         self.meter = FanoutMeter()
         self.stop_wait = stop_wait
@@ -628,13 +632,16 @@ class StrategyManager:
         state, unreadable = self._stored_state(sid)
         if unreadable is not None:
             self._quarantine_state(sid, unreadable)
+        quotas = self._run_quotas(record.account).within(OPERATOR_MAXIMA)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
                           state=state, history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit,
-                          mailbox=Mailbox(self.settings.backlog, self.settings.on_lag))
+                          mailbox=Mailbox(self.settings.backlog, self.settings.on_lag),
+                          quotas=quotas)
         self._runs[sid] = run
         run.token_id = principal.token_id
         status = self._status_of(sid)
+        status.log_lines_quota = quotas.log_lines_per_s
         status.state = "starting"
         status.errors_in_a_row = 0
         status.recent_events.clear()
@@ -715,7 +722,7 @@ class StrategyManager:
             else:  # the event as a whole failed (its ctx.state was not kept): each of its bars
                 outcomes = [True] * len(outcomes)
         if "state_json" in header:
-            problem = self._save_state(sid, header["state_json"])
+            problem = self._save_state(sid, header["state_json"], run.quotas.state_bytes)
             if problem is not None:
                 self._error(run, f"ctx.state was not saved: {problem}")
                 outcomes = [True] * len(outcomes)
@@ -724,7 +731,7 @@ class StrategyManager:
             run.give_up = f"{run.door.flood}; fix the strategy and start it again"
         self._note_lag(run)
 
-    def _save_state(self, sid: str, text: object) -> str | None:
+    def _save_state(self, sid: str, text: object, max_bytes: int) -> str | None:
         """Commit a worker's ``state_json`` once it passes the checks again here (it is
         untrusted); why not, when it does not. Only checked text joins a group commit.
 
@@ -734,7 +741,7 @@ class StrategyManager:
         that rate is kept here, not written; the next change within the rate (or the run's
         end) writes the latest, so a throttled strategy loses no state, only its durability
         for the moments in between, and its log says so."""
-        checked = _checked_state(text, self.limits.state_bytes)
+        checked = _checked_state(text, max_bytes)
         if not isinstance(checked, JsonText):
             return checked
         rate = self.settings.state_bytes_per_second
@@ -816,8 +823,8 @@ class StrategyManager:
                 return
             status.log_dropped = 0
             status.log_flood_noted = now
-        self._note(sid, f"log flood: {pending:,} lines dropped (quota "
-                   f"{self.limits.log_lines_per_s:,g} lines/s)")
+            quota = status.log_lines_quota or self.limits.log_lines_per_s
+        self._note(sid, f"log flood: {pending:,} lines dropped (quota {quota:,g} lines/s)")
 
     def _error(self, run: StrategyRun, message: str) -> None:
         """A hook's error (a worker's text, made safe here) counts against the run."""

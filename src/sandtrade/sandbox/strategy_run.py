@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from sandtrade.models import Bar, Fill
 from sandtrade.sandbox.dispatch import BarFrames, Outgoing, dispatcher
+from sandtrade.sandbox.limits import RunQuotas, WorkerLimits
 from sandtrade.sandbox.mailbox import LatencyRing, Mailbox, Pending, Ticket
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker, WorkerExit
 from sandtrade.sandbox.wire import encode_bars, frame_bytes
@@ -115,8 +116,10 @@ class StrategyRun:
                  state: dict[str, Any], history: list[Bar],
                  on_done: Callable[[StrategyRun, dict[str, Any]], None],
                  on_exit: Callable[[StrategyRun], None],
-                 mailbox: Mailbox | None = None) -> None:
+                 mailbox: Mailbox | None = None, quotas: RunQuotas | None = None) -> None:
         self.record = record
+        #: What the run may do per event and per second (its account's quotas).
+        self.quotas = quotas or WorkerLimits().run_quotas()
         self.name = record.name
         self.account = record.account
         self.symbols = tuple(record.symbols)
@@ -251,7 +254,7 @@ class StrategyRun:
         """On a life thread: start the worker, then the loop drives it."""
         task = {"task": "live", "path": f"{self.name}.py", "source": self.record.source,
                 "params": self.record.params, "symbols": list(self.symbols),
-                "state": self._state}
+                "state": self._state, "quotas": list(self.quotas)}
         try:
             self.worker = self._supervisor.start(task, name=self.name, wall_limit=False,
                                                  threads=False)

@@ -290,7 +290,7 @@ class GetAccountSettingsResponse(_message.Message):
     def __init__(self, account: _Optional[str] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., own: _Optional[bool] = ..., standing: _Optional[_Union[RiskStanding, _Mapping]] = ..., quotas: _Optional[_Union[AccountQuotas, _Mapping]] = ...) -> None: ...
 
 class AccountQuotas(_message.Message):
-    __slots__ = ("orders_per_second", "order_burst", "cancels_per_second", "cancel_burst", "open_orders", "signals_per_second", "signal_burst", "strategies_running", "flood_seconds")
+    __slots__ = ("orders_per_second", "order_burst", "cancels_per_second", "cancel_burst", "open_orders", "signals_per_second", "signal_burst", "strategies_running", "flood_seconds", "strategy_ctx_calls", "strategy_log_lines_per_second", "strategy_log_bytes_per_second", "strategy_log_burst_seconds", "strategy_state_bytes")
     ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ORDER_BURST_FIELD_NUMBER: _ClassVar[int]
     CANCELS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +300,11 @@ class AccountQuotas(_message.Message):
     SIGNAL_BURST_FIELD_NUMBER: _ClassVar[int]
     STRATEGIES_RUNNING_FIELD_NUMBER: _ClassVar[int]
     FLOOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_CTX_CALLS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_LOG_LINES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_LOG_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_LOG_BURST_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_STATE_BYTES_FIELD_NUMBER: _ClassVar[int]
     orders_per_second: float
     order_burst: int
     cancels_per_second: float
@@ -309,7 +314,12 @@ class AccountQuotas(_message.Message):
     signal_burst: int
     strategies_running: int
     flood_seconds: int
-    def __init__(self, orders_per_second: _Optional[float] = ..., order_burst: _Optional[int] = ..., cancels_per_second: _Optional[float] = ..., cancel_burst: _Optional[int] = ..., open_orders: _Optional[int] = ..., signals_per_second: _Optional[float] = ..., signal_burst: _Optional[int] = ..., strategies_running: _Optional[int] = ..., flood_seconds: _Optional[int] = ...) -> None: ...
+    strategy_ctx_calls: int
+    strategy_log_lines_per_second: float
+    strategy_log_bytes_per_second: int
+    strategy_log_burst_seconds: float
+    strategy_state_bytes: int
+    def __init__(self, orders_per_second: _Optional[float] = ..., order_burst: _Optional[int] = ..., cancels_per_second: _Optional[float] = ..., cancel_burst: _Optional[int] = ..., open_orders: _Optional[int] = ..., signals_per_second: _Optional[float] = ..., signal_burst: _Optional[int] = ..., strategies_running: _Optional[int] = ..., flood_seconds: _Optional[int] = ..., strategy_ctx_calls: _Optional[int] = ..., strategy_log_lines_per_second: _Optional[float] = ..., strategy_log_bytes_per_second: _Optional[int] = ..., strategy_log_burst_seconds: _Optional[float] = ..., strategy_state_bytes: _Optional[int] = ...) -> None: ...
 
 class SetAccountSettingsRequest(_message.Message):
     __slots__ = ("account", "settings", "use_defaults", "request_id")

@@ -43,7 +43,7 @@ from sandtrade.backtest.result import TRADES, Simulation
 from sandtrade.broker.fills import FillProfile
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.models import Bar, Order, Trade
-from sandtrade.sandbox.limits import WorkerLimits
+from sandtrade.sandbox.limits import RunQuotas, WorkerLimits
 from sandtrade.sandbox.wire import read_frame, write_frame
 from sandtrade.sandbox.worker.backtest_task import run_backtest_task
 from sandtrade.sandbox.worker.confine import NOBODY, confine
@@ -151,6 +151,12 @@ def _user_error(e: BaseException, path: str) -> str:
     return f"{where}: {type(e).__name__}: {e}"
 
 
+def _run_quotas(task: dict[str, Any], limits: WorkerLimits) -> RunQuotas:
+    """A live task's quotas (its account's, sent by the host), else the worker's limits."""
+    given = task.get("quotas")
+    return limits.run_quotas() if given is None else RunQuotas(*given)
+
+
 def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
              stdout: IO[bytes], beat: Callable[[], None] | None,
              profiles: list[type[FillProfile]]) -> None:
@@ -164,7 +170,8 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
         # host's frame cap.
         log.max_line = policy.MAX_LOG_LINE
         log.max_wire_bytes = EVENT_LOG_WIRE_BYTES
-        log.throttle(limits.log_lines_per_s, limits.log_bytes_per_s, limits.log_burst_seconds)
+        quotas = _run_quotas(task, limits)
+        log.throttle(quotas.log_lines_per_s, quotas.log_bytes_per_s, quotas.log_burst_seconds)
     strategy = load_strategy_source(str(task["source"]), path, restricted=True, print_log=log,
                                     check=kind == "check")
     if kind == "check":
@@ -172,7 +179,8 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
                              "params": strategy.params})
         return
     if kind == "live":
-        run_live({**task, "state_bytes": limits.state_bytes}, strategy, log, stdin, stdout,
+        run_live({**task, "state_bytes": _run_quotas(task, limits).state_bytes}, strategy,
+                 log, stdin, stdout,
                  beat, lambda e: _user_error(e, path))
         return
     run_backtest_task(task, strategy, log, stdin, stdout, beat=beat, profiles=profiles)
