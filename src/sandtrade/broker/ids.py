@@ -17,9 +17,9 @@ __all__ = ["sequential_ids", "unique_ids"]
 
 
 def unique_ids() -> Callable[[str], str]:
-    """Ids unique across restarts and hosts that sort by creation time: ``o_`` + 12 hex digits
-    of microseconds since the epoch + 8 random hex digits. For live brokers, whose store keys
-    orders and fills by id alone.
+    """Ids unique across restarts and hosts that sort by creation time: ``o_`` + the
+    microseconds since the epoch in hex (13 digits until 2112) + 8 random hex digits. For live
+    brokers, whose store keys orders and fills by id alone.
 
     The time part alone never repeats within one factory; the random part keeps two hosts (or
     a restart within the same microsecond) apart. It comes from a generator seeded once from
