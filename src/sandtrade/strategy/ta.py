@@ -9,6 +9,10 @@ with the length of the history.
 Call indicators on every bar, unconditionally, as Pine requires: ``ctx.ta.sma(20)`` returns
 the same series object on every call with the same arguments. An indicator first requested
 late is warmed up from the bars the context still holds.
+
+The value-fed cores (``Sma(20).update(x)``, one class per Pine ``ta.*`` function, and the
+:data:`INDICATORS` registry) live in :mod:`sandtrade.strategy.indicators` and are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -19,8 +23,42 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from sandtrade.models import Bar
+from sandtrade.strategy.indicators import (
+    INDICATORS,
+    Atr,
+    Barssince,
+    Bb,
+    Cci,
+    Change,
+    Cross,
+    Crossover,
+    Crossunder,
+    Dmi,
+    Ema,
+    Highest,
+    Kc,
+    Lowest,
+    Macd,
+    Mom,
+    Pivothigh,
+    Pivotlow,
+    Rma,
+    Rsi,
+    Sma,
+    Stdev,
+    Stoch,
+    Supertrend,
+    Tr,
+    Valuewhen,
+    Vwap,
+    Vwma,
+    Wma,
+)
 
-__all__ = ["FIELDS", "Bands", "Series", "crossover", "crossunder"]
+__all__ = ["FIELDS", "INDICATORS", "Atr", "Bands", "Barssince", "Bb", "Cci", "Change", "Cross",
+           "Crossover", "Crossunder", "Dmi", "Ema", "Highest", "Kc", "Lowest", "Macd", "Mom",
+           "Pivothigh", "Pivotlow", "Rma", "Rsi", "Series", "Sma", "Stdev", "Stoch",
+           "Supertrend", "Tr", "Valuewhen", "Vwap", "Vwma", "Wma", "crossover", "crossunder"]
 
 NAN = math.nan
 #: The bar fields an indicator (or ``ctx.history``) may read, and their index in a :class:`Bar`.
