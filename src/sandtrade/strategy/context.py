@@ -35,10 +35,11 @@ from typing import Any, NamedTuple, Protocol
 from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.indicators import check_length, settings_of
+from sandtrade.strategy.plots import PlotOutbox, PlotRecorder
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",
            "OptionRowView", "Options", "OrderView", "PositionView", "SignalView",
-           "SymbolHistory", "Trading", "advance", "fills_made", "symbol_history",
+           "SymbolHistory", "Trading", "advance", "fills_made", "plots_of", "symbol_history",
            "take_fills"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
@@ -736,14 +737,17 @@ def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
-    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_series",
+    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_plots", "_series",
                  "_trading", "bar_index", "options", "params", "state", "symbol", "ta", "time")
 
     def __init__(self, trading: Trading, params: Mapping[str, Any], *,
                  state: dict[str, Any] | None = None,
                  log: Callable[[str], None] | None = None,
-                 on_reject: Callable[[Order], None] | None = None) -> None:
+                 on_reject: Callable[[Order], None] | None = None,
+                 plots: PlotRecorder | PlotOutbox | None = None) -> None:
         self._trading = trading
+        #: Where ctx.plot's values go: kept for a back-test's result, or sent live per event.
+        self._plots = plots if plots is not None else PlotRecorder()
         self.params: Mapping[str, Any] = MappingProxyType(dict(params))
         self.state: dict[str, Any] = state if state is not None else {}
         self.time: datetime | None = None
@@ -921,6 +925,16 @@ class Context:
                       o.stop_price, o.status.value, o.tag)
             for o in self._trading.open_orders())
 
+    def plot(self, name: str, value: float, *, pane: str = "price",
+             color: str | None = None) -> None:
+        """Draw ``value`` in the series ``name`` on this bar (the last value written on a bar
+        wins; nan or None leaves a gap): on the price chart (``pane="price"``) or in a pane
+        below it (``pane="below"``), in ``color`` (``"#ff9800"``, ``"orange"``; None: one
+        the chart picks). A back-test's report and result carry the series; a live run's
+        appear on the dashboard's chart. At most 16 series, names of up to 40 printable
+        characters."""
+        self._plots.record(name, value, pane, color, self.symbol, self.bar_index, self.time)
+
     def log(self, *parts: object) -> None:
         """Write a line to the run's log, stamped with the bar time."""
         stamp = self.time.isoformat() if self.time else "-"
@@ -963,6 +977,11 @@ def advance(ctx: Context, bar: Bar, bar_index: int) -> None:
     data.bars.append(bar)
     for update in data.updaters:
         update(bar, bar_index)
+
+
+def plots_of(ctx: Context) -> PlotRecorder | PlotOutbox:
+    """Where ``ctx``'s plotted values are (a back-test's recorder, a live run's outbox)."""
+    return ctx._plots
 
 
 def fills_made(ctx: Context) -> list[FillView]:
