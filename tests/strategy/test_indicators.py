@@ -20,11 +20,16 @@ import pandas as pd
 import pytest
 import talib
 
+from sandtrade.backtest.request import BacktestRequest, DataSpec
+from sandtrade.backtest.runner import run_backtest
+from sandtrade.errors import StrategyError
 from sandtrade.market import gbm_bars, load_csv
 from sandtrade.models import Bar
+from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.strategy import Context
 from sandtrade.strategy import indicators as ind
 from sandtrade.strategy.context import advance
+from sandtrade.strategy.loader import load_strategy_source
 
 nan = math.nan
 Arrays = dict[str, np.ndarray]
@@ -455,3 +460,50 @@ def test_stream_gives_a_fresh_core_for_computed_values() -> None:
         ctx.ta.stream("macd", 1, 2, 3, 4)
     with pytest.raises(TypeError, match=r"setting 1 must be a number, got list"):
         ctx.ta.stream("sma", [])
+
+
+# ---------------------------------------------------------------- in a strategy, sandboxed
+
+STREAMING = '''
+STREAMS = {}
+
+
+def on_start(ctx):
+    STREAMS["range"] = ctx.ta.stream("ema", 5)
+    STREAMS["cross"] = ctx.ta.stream("crossover")
+
+
+def on_bar(ctx, bar):
+    macd = ctx.ta.macd(12, 26, 9)
+    trend = ctx.ta.supertrend(3, 10)
+    smooth = STREAMS["range"].update(bar.high - bar.low)
+    up = STREAMS["cross"].update(macd.macd[0], macd.signal[0])
+    ctx.plot("hist", macd.hist[0], pane="below")
+    if up and trend.direction[0] == -1 and smooth == smooth:
+        ctx.buy()
+    elif ctx.ta.crossunder(macd.macd, macd.signal):
+        ctx.close_position()
+'''
+
+
+def test_a_sandboxed_strategy_uses_the_new_indicators_and_streams_as_in_process() -> None:
+    bars = gbm_bars(600, symbol="AAA", seed=9, interval="1d")
+    request = BacktestRequest(strategy="streams.py", data=[DataSpec(path="AAA")])
+    sandboxed = SandboxRunner().run_source(STREAMING, request, {"AAA": bars})
+    local = run_backtest(load_strategy_source(STREAMING, "streams.py", restricted=True),
+                         {"AAA": bars})
+    assert len(local.trades) >= 5, "the comparison is not vacuous"
+    assert [(t.entry_time, t.exit_time, t.size) for t in sandboxed.trades] == \
+        [(t.entry_time, t.exit_time, t.size) for t in local.trades]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("s.length = 5", "attribute-less object"),
+    ("s._win.append(1)", "invalid attribute name because it starts with"),
+    ("getattr(s, '_win')", "names starting with '_' are not allowed"),
+])
+def test_a_stream_is_read_only_to_the_strategy(line: str, message: str) -> None:
+    source = f"def on_bar(ctx, bar):\n    s = ctx.ta.stream('sma', 3)\n    {line}\n"
+    with pytest.raises(StrategyError, match=message):
+        run_backtest(load_strategy_source(source, "s.py", restricted=True),
+                     {"AAA": gbm_bars(3, symbol="AAA")})
