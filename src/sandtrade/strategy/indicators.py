@@ -25,6 +25,11 @@ the warm-up and ``na`` handling:
 - ``supertrend`` returns ``(value, direction)`` with Pine's sign: -1 is an up trend.
 
 :data:`INDICATORS` maps each Pine name to its class.
+
+It is one file because the cores are built from one another (a MACD of EMAs, an ATR of a true
+range and an RMA, Bollinger bands reading their standard deviation's window, a SuperTrend of
+an ATR, a DMI of RMAs) and share their internals, which a split would make public; and the
+registry names them all in one place, as Pine's reference does.
 """
 
 from __future__ import annotations
