@@ -3,10 +3,13 @@ checked again (a worker is untrusted), bounded in series, window and rate."""
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandtrade.sandbox.plotbook import BURST_SECONDS, POINTS_PER_SECOND, WINDOW, PlotBook
+from sandtrade.strategy.plots import MAX_WIRE_BYTES, PlotOutbox
 
 T0 = 1_700_000_000.0
 
@@ -105,3 +108,21 @@ def test_followers_get_each_accepted_batch_and_forget_drops_a_strategy() -> None
     book.forget("sid")
     assert book.series("sid") == []
     stream.close()
+
+
+def test_a_workers_event_sends_its_newest_points_within_the_frames_share() -> None:
+    """The worker's side: an event that plotted more than a frame may carry (a lagging run
+    catching up, names escaped to six bytes a character) sends its newest points, and the
+    JSON stays within MAX_WIRE_BYTES, so the done frame stays under the host's cap."""
+    outbox = PlotOutbox()
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for i in range(3000):
+        for k in range(16):
+            outbox.record("é" * 38 + f"{k:02d}", -1.2345678901234567e-300 * (i + 1), "below",
+                          "#ff9800", "DEMO", i, start + timedelta(minutes=i))
+    points, styles = outbox.take()
+    assert len(json.dumps(points)) <= MAX_WIRE_BYTES
+    assert points[-1][1] == (start + timedelta(minutes=2999)).timestamp()
+    assert len(points) > 100 and set(styles) == {p[0] for p in points}
+    assert styles[points[0][0]] == ["below", "#ff9800", "DEMO"]
+    assert outbox.take() == ([], {})  # taken: the next event starts empty

@@ -15,14 +15,16 @@ or a plain colour name.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["MAX_NAME", "MAX_POINTS", "MAX_SERIES", "PANES", "PlotOutbox", "PlotRecorder",
-           "check_color", "check_name", "check_pane", "epoch"]
+__all__ = ["MAX_NAME", "MAX_POINTS", "MAX_SERIES", "MAX_WIRE_BYTES", "PANES", "PlotOutbox",
+           "PlotRecorder", "check_color", "check_name", "check_pane", "epoch"]
 
 #: Series one strategy may plot.
 MAX_SERIES = 16
@@ -31,6 +33,14 @@ MAX_NAME = 40
 #: Points a back-test keeps of a series: past this it keeps every other one (and then every
 #: fourth...), so a series holds between half of this and this many, plus the last.
 MAX_POINTS = 4000
+#: What one live event's points may take in its ``done`` frame, as JSON (the frame's header
+#: is capped at 1 MiB with the log's lines and ``ctx.state`` in it).
+MAX_WIRE_BYTES = 64 << 10
+#: JSON bytes of a point besides its name: two floats (at most 24 characters each as JSON
+#: writes them), the brackets, commas and a space or two.
+_POINT_WIRE = 56
+#: A string as JSON writes it in a frame (escaped to ASCII).
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 #: Where a series is drawn: on the price chart, or in a pane below it.
 PANES = ("price", "below")
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[a-z]{3,20}")
@@ -184,14 +194,23 @@ class PlotOutbox(_Sink):
         if s.time is not None and s.value == s.value:
             self._out.append([s.name, epoch(s.time), s.value])
 
-    def take(self) -> tuple[list[list[Any]], dict[str, list[Any]]]:
+    def take(self, max_wire_bytes: int = MAX_WIRE_BYTES
+             ) -> tuple[list[list[Any]], dict[str, list[Any]]]:
         """The points of this event as ``[name, time, value]`` (time in seconds since 1970),
+        the newest that fit in ``max_wire_bytes`` of JSON (an event that plotted more, a
+        lagging run catching up, sends its latest: the host keeps a window of those anyway),
         and the style of each series they name: ``{name: [pane, color, symbol]}``."""
         for s in self._series.values():
             self._commit(s)
             s.time, s.value = None, math.nan  # sent: a later write on this bar sends it again
             s.bar = -1
         out, self._out = self._out, []
+        size, first = 0, len(out)
+        wire = {name: len(_json_string(name)) + _POINT_WIRE for name in self._series}
+        while first and size + wire[out[first - 1][0]] <= max_wire_bytes:
+            first -= 1
+            size += wire[out[first][0]]
+        del out[:first]
         styles = {p[0]: [self._series[p[0]].pane, self._series[p[0]].color,
                          self._series[p[0]].symbol] for p in out}
         return out, styles

@@ -58,9 +58,6 @@ __all__ = ["EVENT_LOG_WIRE_BYTES", "RemoteTrading", "run_live"]
 #: well under the host's 1 MiB frame cap.
 EVENT_LOG_WIRE_BYTES = 256 << 10
 MAX_ERROR = 16_000
-#: Plotted points one event's ``done`` frame carries at most (``[name, time, value]``, each
-#: under 80 bytes of JSON: with the log's share, the frame stays under the 1 MiB cap).
-EVENT_PLOT_POINTS = 4096
 
 
 class RemoteTrading:
@@ -330,11 +327,9 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         done: dict[str, Any] = {"type": "done", "logs": log.lines, "calls": trading.calls}
         if log.dropped:
             done["dropped"] = log.dropped
-        points, styles = plots.take()
+        points, styles = plots.take()  # the newest that fit the frame's share for them
         if points:
-            # The newest points of an event that plotted more than a frame should carry
-            # (a lagging run catching up); the host keeps a window of the latest anyway.
-            done["plots"] = points[-EVENT_PLOT_POINTS:]
+            done["plots"] = points
             done["plot_styles"] = styles
         try:
             now = check_json(ctx.state, where="ctx.state", max_bytes=state_bytes)
