@@ -111,6 +111,9 @@ async function loadAll() {
   S.ordersReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
+  // Another account's (or a reset's) plots: the chart's are read afresh once it is drawn.
+  S.plots = new Map();
+  if (priceChart && S.bars.length) loadPlots(); else renderPlots();
 }
 
 async function loadLog(name) {
