@@ -5,8 +5,8 @@
 First every core of :data:`sandtrade.strategy.indicators.INDICATORS` fed ``--values`` values
 of a random walk (with its settings as a strategy would write them): microseconds an update,
 the median of three runs. Then the SMA 10/20 crossover example back-tested in process on
-``--bars`` hourly bars as it ships, and again with three ``ctx.plot`` calls a bar: bars a
-second of each and what a plotted series costs a bar.
+``--bars`` hourly bars as it ships, and again with three ``ctx.plot`` calls a bar (bars a
+second of each), and one ``ctx.plot`` call timed alone on a context fed those bars.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from strategies_examples import example_path
 
 from sandtrade.backtest.runner import run_backtest
 from sandtrade.market import gbm_bars
+from sandtrade.strategy import Context
 from sandtrade.strategy import indicators as ind
+from sandtrade.strategy.context import advance
 from sandtrade.strategy.loader import load_strategy_source
 
 #: (name, settings, what an update takes, a letter an argument: x a value, y another, h l c
@@ -129,6 +131,30 @@ def main() -> None:
     console.print(f"back-test of {args.bars:,} bars, in process (median of 3): "
                   f"{without:,.0f} bars/s as shipped, {with_plots:,.0f} bars/s with 3 "
                   f"ctx.plot calls a bar: {cost:.2f} µs a plotted series a bar")
+    console.print(f"ctx.plot alone (a Context, 3 series, {args.bars:,} bars, median of 3): "
+                  f"{plot_call_us(bars):.2f} µs a call")
+
+
+def plot_call_us(bars: list[Any]) -> float:
+    """Microseconds of one ctx.plot call, three series a bar, as the engine feeds a context
+    (the difference of two whole back-tests is too noisy on a shared machine)."""
+    runs = []
+    for _ in range(3):
+        ctx = Context(None, {})  # type: ignore[arg-type]  # plotting never trades
+        plot = ctx.plot
+        t0 = time.perf_counter()
+        for i, bar in enumerate(bars):
+            advance(ctx, bar, i)
+            plot("fast", bar.close)
+            plot("slow", bar.open)
+            plot("spread", bar.high - bar.low, pane="below")
+        runs.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    ctx = Context(None, {})  # type: ignore[arg-type]
+    for i, bar in enumerate(bars):  # what advancing alone costs
+        advance(ctx, bar, i)
+    base = time.perf_counter() - t0
+    return (statistics.median(runs) - base) / (3 * len(bars)) * 1e6
 
 
 if __name__ == "__main__":
