@@ -286,6 +286,22 @@ class HostApi:
         return [{"strategy": name, "time": line.time.timestamp(), "line": line.line[:2000],
                  "origin": line.origin} for line in lines]
 
+    def strategy_plots(self, principal: Principal, account: str, symbol: str = ""
+                       ) -> list[dict[str, Any]]:
+        """What the account's strategies plotted lately (``ctx.plot``), kept in the host's
+        memory since it started: one entry a series, ``{strategy, name, pane ("price" or
+        "below"), color (None: the page picks), symbol, points: [[time, value], ...]}``,
+        times in seconds since 1970, oldest first; only the series plotted on ``symbol``'s
+        bars when it is given."""
+        parts = self._need()
+        target = self._readable(principal, account)
+        out = []
+        for record, _ in parts.strategies.list_all(target):
+            for series in parts.strategies.plots(record.account, record.name):
+                if not symbol or series["symbol"] == symbol:
+                    out.append({"strategy": record.name, **series})
+        return out
+
     def set_strategy_running(self, principal: Principal, account: str, name: str,
                              running: bool) -> dict[str, Any]:
         """Start or stop a strategy (``admin`` scope on its account, as over gRPC)."""

@@ -10,7 +10,10 @@ with increasing ids, kept in one ring of ``capacity`` events shared by every rea
 * ``strategy`` and ``log``: a strategy's state and resource use when they change, and the
   lines of its log as they are written (the strategy manager's status and log streams);
 * ``account``: an account's equity, cash and buying power when they change (once a second);
-* ``bars``: a symbol has new bars (at most once per ``poll``; a reader asks the hub for them).
+* ``bars``: a symbol has new bars (at most once per ``poll``; a reader asks the hub for them);
+* ``plot``: points a live strategy plotted (``ctx.plot``), gathered per strategy and sent at
+  most once a second each (the newest :data:`PLOT_EVENT_POINTS` of a series at most; a reader
+  that wants more asks for the strategy's window).
 
 A reader keeps the id of the last event it saw and asks for those after it
 (:meth:`HostWatch.after`): a reader that was away reads what it missed, and one that fell
@@ -47,6 +50,7 @@ if TYPE_CHECKING:  # types only: importing this module stays light
     from sandtrade.broker.paper import PaperBroker
     from sandtrade.market.hub import MarketHub
     from sandtrade.sandbox.manager import LogLine, StrategyManager
+    from sandtrade.sandbox.plotbook import PlotBatch
     from sandtrade.store.base import Store
 
 __all__ = ["HostWatch", "WatchEvent", "fill_json", "order_json", "signal_json"]
@@ -59,8 +63,10 @@ _RUN_ORDER = re.compile(r"^(?P<name>.+)-[0-9a-f]{16}-\d+$")
 _SIGNAL_ORDER = re.compile(r"^(?P<signal>sig_[0-9a-f]+)\.\d+$")
 #: Points of the equity curve kept per account (one a second at most: over two hours).
 CURVE_POINTS = 8_000
-#: Seconds between two ``bars`` events of one symbol.
+#: Seconds between two ``bars`` events of one symbol, and two ``plot`` events of a strategy.
 BARS_EVERY = 1.0
+#: Points of one series a ``plot`` event carries at most (the newest).
+PLOT_EVENT_POINTS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +221,11 @@ class HostWatch:
         self._curves: dict[str, deque[tuple[float, float]]] = {}
         self._bars_pending: dict[str, Any] = {}
         self._bars_sent: dict[str, float] = {}
+        #: (account, strategy) -> series name -> (style, points) not sent yet; and when each
+        #: strategy's last plot event went.
+        self._plots_pending: dict[tuple[str, str], dict[str, tuple[dict[str, Any],
+                                                                   list[list[float]]]]] = {}
+        self._plots_sent: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------------ life
 
@@ -301,6 +312,8 @@ class HostWatch:
     def _run(self) -> None:
         trades = self.live.subscribe(None)
         bars = self.hub.subscribe() if self.hub is not None else None
+        strategies = self.strategies
+        plots = strategies.follow_plots() if strategies is not None else None
         next_poll = next_slow = 0.0
         while not self._stop.is_set():
             try:
@@ -319,6 +332,10 @@ class HostWatch:
                     self._signals()
                     self._bars(bars)
                     self._logs()
+                    if plots is not None and strategies is not None:
+                        if plots.closed:  # it overflowed: what it dropped is in the window
+                            plots = strategies.follow_plots()
+                        self._plots(plots)
                 if now >= next_slow:
                     next_slow = now + 1.0
                     self._strategy_states()
@@ -329,6 +346,8 @@ class HostWatch:
         trades.close()
         if bars is not None:
             bars.close()
+        if plots is not None:
+            plots.close()
 
     def _trade(self, update: TradeUpdate) -> None:
         with self._lock:
@@ -381,6 +400,29 @@ class HostWatch:
             del self._bars_pending[symbol]
             self.emit("bars", None, {"symbol": symbol, "time": _time(b.time), "open": b.open,
                                      "high": b.high, "low": b.low, "close": b.close})
+
+    def _plots(self, plots: EventStream[PlotBatch]) -> None:
+        """Points strategies plotted, one ``plot`` event per strategy at most once a
+        second."""
+        batch = plots.get(timeout=0)
+        while batch is not None:
+            series = self._plots_pending.setdefault((batch.account, batch.strategy), {})
+            style = {"pane": batch.pane, "color": batch.color, "symbol": batch.symbol}
+            got = series.get(batch.name)
+            points = got[1] if got is not None else []
+            points.extend([t, v] for t, v in batch.points)
+            del points[:-PLOT_EVENT_POINTS]
+            series[batch.name] = (style, points)
+            batch = plots.get(timeout=0)
+        now = time.monotonic()
+        for key, series in list(self._plots_pending.items()):
+            if now - self._plots_sent.get(key, -1e9) < BARS_EVERY:
+                continue
+            self._plots_sent[key] = now
+            del self._plots_pending[key]
+            self.emit("plot", key[0], {"strategy": key[1], "series": [
+                {"name": name, **style, "points": points}
+                for name, (style, points) in series.items()]})
 
     def _strategy_states(self) -> None:
         if self.strategies is None:

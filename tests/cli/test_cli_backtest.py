@@ -13,6 +13,7 @@ import pytest
 from strategies_examples import example_path
 
 from sandtrade.market import gbm_bars, sample_csv_path, write_csv
+from sandtrade.strategy.context import TA
 
 SMA = str(example_path("sma_cross"))
 
@@ -194,7 +195,7 @@ def test_check_finds_what_would_fail_on_the_first_bar(tmp_path: Path, good_csv: 
                    "def on_bar(ctx, bar):\n"
                    '    secrets = open("/etc/passwd").read()\n'
                    '    ctx.log("close {}".format(bar.close))\n'
-                   '    macd = ctx.ta.macd(ctx.params["fast"], ctx.params["slow"])\n')
+                   '    cloud = ctx.ta.ichimoku(ctx.params["fast"], ctx.params["slow"])\n')
     proc = sandtrade("check", str(bad))
     assert proc.returncode == 1, proc.stdout
     assert proc.stderr.splitlines() == [
@@ -202,8 +203,8 @@ def test_check_finds_what_would_fail_on_the_first_bar(tmp_path: Path, good_csv: 
         "ctx.state, which lasts across restarts)",
         f"{bad}:6: 'format' is not allowed in strategies (a format string can reach attributes "
         'the sandbox hides); use an f-string, e.g. f"{price:.2f}"',
-        f"{bad}:7: ctx.ta has no indicator 'macd' (available: atr, bb, crossover, crossunder, "
-        "ema, highest, lowest, rma, rsi, sma, stdev)",
+        f"{bad}:7: ctx.ta has no indicator 'ichimoku' (available: "
+        f"{', '.join(n for n in dir(TA) if not n.startswith('_'))})",
     ]
     # what check found is what the first bar would have met
     run = sandtrade("backtest", str(bad), "--data", str(good_csv))

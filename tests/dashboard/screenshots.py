@@ -3,7 +3,8 @@
     python tests/dashboard/screenshots.py docs/dashboard
 
 Starts a real ``sandtrade serve`` (demo market), sends it a few TradingView alerts (one a
-bracket, one refused), starts a strategy over gRPC, and photographs alice's pages in the
+bracket, one refused), starts a strategy over gRPC (it plots an EMA on the price and an RSI
+below it), and photographs alice's pages in the
 system's Chromium. README.md shows the results.
 """
 
@@ -25,6 +26,8 @@ VIEWS = ("account", "chart", "signals", "orders", "strategies", "options")
 SIZES = {"desktop": (1400, 900), "phone": (390, 844)}
 STRATEGY = '''
 def on_bar(ctx, bar):
+    ctx.plot("ema 10", ctx.ta.ema(10)[0], color="#ff9800")
+    ctx.plot("rsi 14", ctx.ta.rsi(14)[0], pane="below", color="#b388ff")
     if ctx.bar_index % 25 == 0:
         ctx.log(f"{bar.symbol} close {bar.close:.2f}; position {ctx.position().qty:g}")
 '''

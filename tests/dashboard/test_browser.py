@@ -211,6 +211,47 @@ def test_a_strategy_started_over_grpc_appears_with_its_log_following(
     w.close()
 
 
+PLOTTER = '''
+def on_bar(ctx, bar):
+    ctx.plot("mid", (bar.high + bar.low) / 2, color="#ff9800")
+    ctx.plot("range", bar.high - bar.low, pane="below")
+'''
+
+
+def test_a_strategys_plotted_series_appear_on_the_chart_live(browser: Any,
+                                                             host: DashboardHost) -> None:
+    w = Watched(browser, host)
+    page = w.sign_in(host.tokens["alice"])
+    w.view("chart")
+    assert page.locator("#symbol").input_value() == "DEMO"
+    with Client(host.grpc, host.tokens["operator"]) as client:
+        client.upload_strategy("drawer", PLOTTER, symbols=["DEMO"], account="alice")
+        client.start_strategy("drawer", account="alice")
+        try:
+            mid = page.locator("#plots li[data-plot='drawer/mid']")
+            below = page.locator("#plots li[data-plot='drawer/range']")
+            mid.wait_for(timeout=20_000)  # from the stream: the page was open before
+            below.wait_for(timeout=5_000)
+            assert mid.get_attribute("data-pane") == "price"
+            assert below.get_attribute("data-pane") == "below"
+            assert "drawer · mid" in mid.inner_text()
+            drawn = lambda: int(mid.get_attribute("data-points") or 0)  # noqa: E731
+            wait_until(lambda: drawn() >= 2, 20)
+            before = drawn()
+            wait_until(lambda: drawn() > before, 20)  # growing live, without a reload
+            # A fresh page draws the window the host keeps.
+            page.reload()
+            page.wait_for_selector("#banner")
+            w.view("chart")
+            page.locator("#plots li[data-plot='drawer/mid']").wait_for(timeout=10_000)
+            assert int(page.locator("#plots li[data-plot='drawer/mid']")
+                       .get_attribute("data-points") or 0) >= before
+        finally:
+            client.stop_strategy("drawer", account="alice")
+    w.check_clean()
+    w.close()
+
+
 def test_bob_sees_nothing_of_alices(browser: Any, host: DashboardHost) -> None:
     r = host.alert("alice", "buy 1 DEMO")
     assert r.status_code == 200, r.text

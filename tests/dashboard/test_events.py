@@ -133,6 +133,52 @@ def test_live_performance_is_the_accounts_own_by_source(host: DashboardHost) -> 
 
 
 
+PLOTTER = '''
+def on_bar(ctx, bar):
+    ctx.plot("close", bar.close, color="#ff9800")
+    ctx.plot("bars", ctx.bar_index, pane="below")
+'''
+
+
+def test_a_live_strategys_plots_reach_the_host_api_and_the_event_stream(
+        host: DashboardHost) -> None:
+    """A strategy that plots, started over gRPC: its series appear in what the HostApi
+    gives the dashboard (its account's only) and in ``plot`` events as it runs."""
+    alice = sign_in(host.url, host.tokens["alice"])
+    after = alice.get("/dashboard/api/me").json()["last_event_id"]
+    with Client(host.grpc, host.tokens["operator"]) as client:
+        client.upload_strategy("plotter", PLOTTER, symbols=["DEMO"], account="alice")
+        client.start_strategy("plotter", account="alice")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                plots = alice.get("/dashboard/api/plots", params={"symbol": "DEMO"}).json()
+                if len(plots) == 2 and all(len(p["points"]) >= 3 for p in plots):
+                    break
+                assert time.monotonic() < deadline, plots
+                time.sleep(0.1)
+            close, bars = plots
+            assert (close["strategy"], close["name"], close["pane"], close["color"],
+                    close["symbol"]) == ("plotter", "close", "price", "#ff9800", "DEMO")
+            assert (bars["name"], bars["pane"], bars["color"]) == ("bars", "below", None)
+            times = [t for t, _ in close["points"]]
+            assert times == sorted(set(times)) and all(v > 0 for _, v in close["points"])
+            values = [v for _, v in bars["points"]]
+            assert values == sorted(values)  # bar_index grows bar by bar
+            events = read_events(alice, 20, until='"plotter","series"',
+                                 **{"Last-Event-ID": str(after)})
+            plotted = [d for _, k, d in events if k == "plot"]
+            assert plotted and plotted[-1]["strategy"] == "plotter"
+            assert {s["name"] for s in plotted[-1]["series"]} <= {"close", "bars"}
+            assert alice.get("/dashboard/api/plots", params={"symbol": "ACME"}).json() == []
+            bob = sign_in(host.url, host.tokens["bob"])
+            assert bob.get("/dashboard/api/plots").json() == []
+            assert bob.get("/dashboard/api/plots", params={"account": "alice"}
+                           ).status_code == 403
+        finally:
+            client.stop_strategy("plotter", account="alice")
+
+
 def test_position_groups_carry_their_payoff(tmp_path: Path) -> None:
     """The Options view's data: each open group with its legs and a payoff whose worst point
     at expiry is the group's max loss (as the host computes it over gRPC). (A host of its own

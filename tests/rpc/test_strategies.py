@@ -427,7 +427,7 @@ FIRST_BAR_TRAPS = """\
 def on_bar(ctx, bar):
     secrets = open("/etc/passwd").read()
     ctx.log("close {}".format(bar.close))
-    macd = ctx.ta.macd(12, 26)
+    cloud = ctx.ta.ichimoku(12, 26)
 """
 
 
@@ -442,7 +442,7 @@ def test_upload_refuses_code_that_would_fail_on_its_first_bar(strategies: Stub,
     assert [subject for subject, _ in violations] == ["traps.py:2", "traps.py:3", "traps.py:4"]
     assert "'open' is not available in strategies (no file access" in violations[0][1]
     assert "use an f-string" in violations[1][1]
-    assert "ctx.ta has no indicator 'macd' (available: atr, bb," in violations[2][1]
+    assert "ctx.ta has no indicator 'ichimoku' (available: atr, bb," in violations[2][1]
     assert listed(strategies, operator) == [], "nothing stored"
 
 

@@ -84,6 +84,16 @@ def frames_for(mode: str, n: int) -> list[tuple[dict[str, Any], bytes]]:
         return [equities(honest), ({"type": "result"}, b"{not json")]
     if mode == "log_flood":  # a strategy log past the limit the worker was booted with
         return [equities(honest), ({"type": "result"}, simulation(n, logs=["x" * 999] * 100))]
+    if mode.startswith("plot_"):  # ctx.plot's series out of their bounds (the host's report)
+        point = {"times": ["2020-01-01T00:00:00"], "values": [1.0]}
+        plots = {
+            "plot_many": [{"name": f"s{k}", **point} for k in range(17)],
+            "plot_name": [{"name": "\x1b]0;owned\x07", **point}],
+            "plot_nan": [{"name": "x", "times": point["times"], "values": [math.nan]}],
+            "plot_long": [{"name": "x", "times": point["times"] * 5000,
+                           "values": [1.0] * 5000}],
+        }[mode]
+        return [equities(honest), ({"type": "result"}, simulation(n, plots=plots))]
     if mode == "good_trades":
         # Two trades sent along with the values, one more in the result.
         sent = trades_blob([trade(0), trade(1)])

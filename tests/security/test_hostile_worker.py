@@ -179,6 +179,19 @@ def test_a_strategy_log_past_the_log_limit_is_a_protocol_kill(sandbox: Sandbox) 
                         limits=limits)
 
 
+@pytest.mark.parametrize("mode, problem", [
+    ("plot_many", "List should have at most 16 items"),
+    ("plot_name", "a plot's name must be 1 to 40 printable characters"),
+    ("plot_nan", "values must be finite"),
+    ("plot_long", "List should have at most 4001 items"),
+])
+def test_plots_out_of_their_bounds_are_a_protocol_kill(sandbox: Sandbox, mode: str,
+                                                        problem: str) -> None:
+    """ctx.plot's bounds (16 series, printable names, finite values, decimated points) hold
+    for what a worker sends, not only for what the strategy API lets it make."""
+    killed_for_protocol(sandbox, mode, "result frame is malformed", problem)
+
+
 def test_a_result_that_is_not_json_is_a_protocol_kill(sandbox: Sandbox) -> None:
     killed_for_protocol(sandbox, "result_not_json", "result frame is malformed",
                         "Invalid JSON")

@@ -298,6 +298,9 @@ def make_router(host: HostApi) -> APIRouter:
                                               request.query_params.get("name", ""))
                 if name == "groups":
                     return host.position_groups(s.principal, account)
+                if name == "plots":
+                    return host.strategy_plots(s.principal, account,
+                                               request.query_params.get("symbol", ""))
                 if name == "performance":  # the back-test's definitions, by the same code
                     return {by: host.performance(s.principal, account, by)
                             for by in ("account", "source", "strategy")}
@@ -307,7 +310,7 @@ def make_router(host: HostApi) -> APIRouter:
         return route
 
     for name in ("account", "curve", "orders", "fills", "signals", "strategies", "logs",
-                 "performance", "groups", "bars"):
+                 "performance", "groups", "plots", "bars"):
         router.add_api_route(f"/dashboard/api/{name}", reader(name), methods=["GET"])
 
     @router.post("/dashboard/api/orders/{order_id}/cancel")

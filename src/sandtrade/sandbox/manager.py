@@ -71,6 +71,7 @@ from sandtrade.sandbox.cpu import CpuPlacement
 from sandtrade.sandbox.limits import OPERATOR_MAXIMA, RunQuotas, WorkerLimits
 from sandtrade.sandbox.logbook import Logbook, LogBounds
 from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
+from sandtrade.sandbox.plotbook import POINTS_PER_SECOND, PlotBatch, PlotBook
 from sandtrade.sandbox.runner import check_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
@@ -209,6 +210,9 @@ class StrategyStatus:
     log_flood_noted: float = float("-inf")
     #: Its account's log rate when its run started (named in the log flood note).
     log_lines_quota: float = 0.0
+    #: Plotted points the host refused, not yet noted, and when the last such note was.
+    plots_dropped: int = 0
+    plots_flood_noted: float = float("-inf")
 
 
 class StrategyManager:
@@ -266,6 +270,8 @@ class StrategyManager:
         self.kills: dict[str, int] = {}
         #: The strategies' logs, kept in the store (a restart keeps them) by its own writer.
         self.logbook = Logbook(store, LOG_BOUNDS)
+        #: What live strategies plot, a recent window each, in memory (see plotbook).
+        self.plotbook = PlotBook()
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
         self._runs: dict[str, StrategyRun] = {}
@@ -383,6 +389,7 @@ class StrategyManager:
             self._runs.pop(record.id, None)
             status = self._status.pop(record.id, None)
             self.logbook.forget(record.id)
+            self.plotbook.forget(record.id)
             self.store.delete_strategy(record.id)
         for stream in status.followers if status is not None else ():
             stream.close()
@@ -708,6 +715,10 @@ class StrategyManager:
             self._log_lines(sid, (x for x in lines if isinstance(x, str)))
         dropped = header.get("dropped")
         self._count_dropped(sid, dropped if type(dropped) is int and dropped > 0 else 0)
+        if "plots" in header:
+            self._count_plots_dropped(sid, self.plotbook.add(
+                sid, run.record.account, run.record.name, header["plots"],
+                header.get("plot_styles")))
         # One outcome per market item of the event (the run counts them; the worker only
         # names which failed), so a lagging strategy's batches weigh as the bars they hold.
         outcomes = [False] * max(1, run.event_items)
@@ -825,6 +836,31 @@ class StrategyManager:
             status.log_flood_noted = now
             quota = status.log_lines_quota or self.limits.log_lines_per_s
         self._note(sid, f"log flood: {pending:,} lines dropped (quota {quota:,g} lines/s)")
+
+    def _count_plots_dropped(self, sid: str, dropped: int) -> None:
+        """Plotted points the plot book refused; noted as the log's floods are."""
+        if not dropped:
+            return
+        now = time.monotonic()
+        with self._lock:
+            status = self._status_of(sid)
+            status.plots_dropped += dropped
+            pending = status.plots_dropped
+            if now - status.plots_flood_noted < LOG_FLOOD_NOTE_SECONDS:
+                return
+            status.plots_dropped = 0
+            status.plots_flood_noted = now
+        self._note(sid, f"plot flood: {pending:,} plotted points dropped (malformed, over "
+                   f"16 series, or over the quota of {POINTS_PER_SECOND:,g} points/s)")
+
+    def plots(self, account: str, name: str) -> list[dict[str, Any]]:
+        """What a strategy plotted lately (its series, their last points), since the host
+        started: ``{name, pane, color, symbol, points: [[time, value], ...]}`` each."""
+        return self.plotbook.series(self._record(account, name).id)
+
+    def follow_plots(self) -> EventStream[PlotBatch]:
+        """Every strategy's newly plotted points from now on (for the host's watch)."""
+        return self.plotbook.follow()
 
     def _error(self, run: StrategyRun, message: str) -> None:
         """A hook's error (a worker's text, made safe here) counts against the run."""

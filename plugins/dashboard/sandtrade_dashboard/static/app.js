@@ -10,6 +10,8 @@ const S = {
   signalOfOrder: new Map(), lastBar: 0, changedOrders: new Set(), ordersReset: true,
   // Seconds from a fill's commit on the host to its row on this screen (bench/dashboard.py).
   fillLag: [], pendingFills: [],
+  // What the account's strategies plotted on this symbol: "strategy/name" -> series.
+  plots: new Map(),
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -109,6 +111,9 @@ async function loadAll() {
   S.ordersReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
+  // Another account's (or a reset's) plots: the chart's are read afresh once it is drawn.
+  S.plots = new Map();
+  if (priceChart && S.bars.length) loadPlots(); else renderPlots();
 }
 
 async function loadLog(name) {
@@ -174,6 +179,10 @@ function connect() {
     S.lastBar = Math.max(S.lastBar, b.time);
     if (b.symbol === S.symbol && S.view === "chart") refreshBarsSoon();
   });
+  on("plot", (p) => {
+    for (const s of p.series) mergePlot(p.strategy, s);
+    S.dirty.add("plots"); schedule();
+  });
   on("reset", () => loadAll());
   on("signedout", () => location.reload());
 }
@@ -200,7 +209,7 @@ function refreshBarsSoon() {
 
 // What changed is drawn at most ten times a second, and only on the view in sight (the rest
 // is drawn when it is shown): a busy host must not make the browser, or the machine, busy.
-const VISIBLE = { account: ["account"], chart: ["markers"], signals: ["signals"],
+const VISIBLE = { account: ["account"], chart: ["markers", "plots"], signals: ["signals"],
   orders: ["orders"], strategies: ["strategies", "logs"], options: ["groups"] };
 let frame = 0, lastDraw = 0;
 function schedule() {
@@ -225,6 +234,7 @@ function draw() {
     if (dirty.has("strategies")) renderStrategies();
     else if (dirty.has("logs")) renderLogs();
     if (dirty.has("markers")) renderMarkers();
+    if (dirty.has("plots")) renderPlots();
     if (dirty.has("groups")) renderGroups();
 }
 
@@ -531,6 +541,74 @@ async function loadBars() {
   $("chart-note").textContent = bars.length ? `${bars.length} bars · last ${when(bars[bars.length - 1].time)} UTC` : "no bars yet";
   if (first) priceChart.timeScale().fitContent();
   renderMarkers();
+  if (first) loadPlots(); else renderPlots();
+}
+
+// ------------------------------------------------------------------ strategies' plots
+
+// ctx.plot's series: on the candles' scale (pane "price"), or on a scale of their own in
+// the lower quarter of the chart (pane "below"), each bar's last value, at the chart's bars.
+const PLOT_COLORS = ["#ff9800", "#b388ff", "#4dd0e1", "#f06292", "#aed581", "#ffd54f", "#90a4ae", "#4c8dff"];
+const PLOT_POINTS = 2000;
+let plotSeries = new Map();
+async function loadPlots() {
+  const symbol = S.symbol;
+  let list;
+  try { list = await api("plots", { symbol }); } catch (e) { return; }
+  if (symbol !== S.symbol) return;
+  S.plots = new Map(list.map((p) => [`${p.strategy}/${p.name}`, p]));
+  renderPlots();
+}
+
+function mergePlot(strategy, s) {
+  if (s.symbol !== S.symbol) return;
+  const key = `${strategy}/${s.name}`;
+  let p = S.plots.get(key);
+  if (!p) { p = { strategy, name: s.name, pane: s.pane, color: s.color, symbol: s.symbol, points: [] }; S.plots.set(key, p); }
+  for (const [t, v] of s.points) {
+    const last = p.points[p.points.length - 1];
+    if (last && t < last[0]) continue;
+    if (last && t === last[0]) last[1] = v; else p.points.push([t, v]);
+  }
+  if (p.points.length > PLOT_POINTS) p.points.splice(0, p.points.length - PLOT_POINTS);
+}
+
+function renderPlots() {
+  if (!priceChart || !S.bars.length) return;
+  for (const [key, series] of plotSeries) {
+    if (!S.plots.has(key)) { priceChart.removeSeries(series); plotSeries.delete(key); }
+  }
+  let k = 0, below = false;
+  const legend = [];
+  for (const [key, p] of S.plots) {
+    const color = p.color || PLOT_COLORS[k++ % PLOT_COLORS.length];
+    below = below || p.pane === "below";
+    let series = plotSeries.get(key);
+    if (!series) {
+      series = priceChart.addLineSeries({ color, lineWidth: 2, priceLineVisible: false,
+        lastValueVisible: false, crosshairMarkerVisible: false,
+        priceScaleId: p.pane === "below" ? "plots-below" : "right" });
+      plotSeries.set(key, series);
+    }
+    // One point a bar of the chart: the last value plotted within it.
+    const first = S.bars[0].time, data = [];
+    for (const [t, v] of p.points) {
+      if (t < first) continue;
+      const time = barTime(t);
+      if (data.length && data[data.length - 1].time === time) data[data.length - 1].value = v;
+      else data.push({ time, value: v });
+    }
+    series.setData(data);
+    const last = p.points[p.points.length - 1];
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = color;
+    legend.push(el("li", { "data-plot": key, "data-pane": p.pane, "data-points": String(data.length) }, swatch,
+      el("span", { text: `${p.strategy} · ${p.name}` }), el("span", { class: "muted small", text: last ? num(last[1], 4) : "–" })));
+  }
+  if (below) priceChart.priceScale("plots-below").applyOptions({ scaleMargins: { top: 0.76, bottom: 0.02 } });
+  priceChart.priceScale("right").applyOptions({ scaleMargins: below ? { top: 0.06, bottom: 0.3 } : { top: 0.1, bottom: 0.1 } });
+  $("plots").replaceChildren(...legend);
+  $("plots").hidden = legend.length === 0;
 }
 
 function barTime(t) {
@@ -644,7 +722,7 @@ async function boot() {
   const sym = $("symbol");
   sym.replaceChildren(...S.me.symbols.map((s) => el("option", { value: s, text: s })));
   S.symbol = S.me.symbols[0] || "";
-  sym.addEventListener("change", () => { S.symbol = sym.value; S.bars = []; loadBars(); });
+  sym.addEventListener("change", () => { S.symbol = sym.value; S.bars = []; S.plots = new Map(); loadBars(); });
   for (const b of document.querySelectorAll("#timeframes button")) {
     b.classList.toggle("active", b.dataset.tf === S.tf);
     b.addEventListener("click", () => {

@@ -9,9 +9,11 @@ principal, valid for this strategy's account only, and answers with a ``reply`` 
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bars``,
 ``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
-frame carrying the new log lines, the strategy's ``ctx.state`` when it changed (as checked
-JSON text, ``state_json``: see :func:`~sandtrade.sandbox.wire.check_json`), and the error,
-if a hook raised one. The host sends nothing else while an event is in flight.
+frame carrying the new log lines, the points the strategy plotted (``plots``, ``[name, time,
+value]`` each, and ``plot_styles``: each named series' ``[pane, color, symbol]``), the
+strategy's ``ctx.state`` when it changed (as checked JSON text, ``state_json``: see
+:func:`~sandtrade.sandbox.wire.check_json`), and the error, if a hook raised one. The host
+sends nothing else while an event is in flight.
 
 A ``bars`` event carries one or more market items, each a bar of the strategy's symbols (or
 none) and the account's fills before it: a run that fell behind gets what is pending at once.
@@ -46,6 +48,7 @@ from sandtrade.strategy.context import (
     take_fills,
 )
 from sandtrade.strategy.loader import LoadedStrategy, resolve_params, strategy_error
+from sandtrade.strategy.plots import PlotOutbox
 from sandtrade.strategy.policy import StrategyLog
 
 __all__ = ["EVENT_LOG_WIRE_BYTES", "RemoteTrading", "run_live"]
@@ -186,8 +189,9 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         log.write_line(f"order {order.id} ({order.side.value} {order.symbol}) rejected: "
                        f"{order.reject_reason}")
 
+    plots = PlotOutbox()
     ctx = Context(trading, params, state=dict(state) if isinstance(state, dict) else {},
-                  log=log.write_line, on_reject=rejected)
+                  log=log.write_line, on_reject=rejected, plots=plots)
     ctx.symbol = symbols[0] if symbols else ""
     hooks = {name: strategy.caller(name)
              for name in ("on_start", "on_bar", "on_fill", "on_signal", "on_stop")}
@@ -328,6 +332,10 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
         done: dict[str, Any] = {"type": "done", "logs": log.lines, "calls": trading.calls}
         if log.dropped:
             done["dropped"] = log.dropped
+        points, styles = plots.take()  # the newest that fit the frame's share for them
+        if points:
+            done["plots"] = points
+            done["plot_styles"] = styles
         try:
             now = check_json(ctx.state, where="ctx.state", max_bytes=state_bytes)
         except ValueError as e:
