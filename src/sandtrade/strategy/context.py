@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
+from sandtrade.strategy.pine import MathFunctions, PineRuntime
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",
            "OptionRowView", "Options", "OrderView", "PositionView", "SignalView",
@@ -540,7 +541,7 @@ def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
-    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_series",
+    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_pine", "_series",
                  "_trading", "bar_index", "options", "params", "state", "symbol", "ta", "time")
 
     def __init__(self, trading: Trading, params: Mapping[str, Any], *,
@@ -562,6 +563,16 @@ class Context:
         self._history_size = DEFAULT_HISTORY
         self._logs = log or (lambda line: None)
         self._on_reject = on_reject
+        self._pine: PineRuntime | None = None
+
+    @property
+    def pine(self) -> PineRuntime:
+        """The runtime of a strategy imported from Pine Script (``sandtrade pine import``):
+        Pine's series, indicators on computed values and named orders; see
+        :mod:`sandtrade.strategy.pine`."""
+        if self._pine is None:
+            self._pine = PineRuntime(self)
+        return self._pine
 
     def warmup_bars(self) -> int:
         """Bars before every indicator had a value (backtesting.py's warm-up), 0 if none."""
@@ -736,7 +747,8 @@ class Context:
 #: :data:`sandtrade.strategy.policy.FAST_ATTRIBUTE_TYPES` before it runs strategy code).
 API_TYPES: frozenset[type] = frozenset({
     Context, TA, Options, PositionView, AccountView, OrderView, FillView, SignalView,
-    OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, Bar})
+    OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, Bar, PineRuntime,
+    MathFunctions})
 
 
 # ------------------------------------------------------------------------ fed by the runner
