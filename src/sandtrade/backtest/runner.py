@@ -31,7 +31,13 @@ from sandtrade.market.samples import missing_file_hint, resolve_data_path
 from sandtrade.models import Bar, Instrument, Trade
 from sandtrade.options.settings import OptionsSettings
 from sandtrade.options.sources import ChainSource, RecordedChains
-from sandtrade.strategy.loader import LoadedStrategy, load_strategy, resolve_params
+from sandtrade.pine import import_pine, is_pine
+from sandtrade.strategy.loader import (
+    LoadedStrategy,
+    load_strategy,
+    load_strategy_source,
+    resolve_params,
+)
 
 __all__ = ["InProcessRunner", "count_rows", "parse_data_spec", "run_backtest"]
 
@@ -124,7 +130,12 @@ class InProcessRunner:
     def run(self, request: BacktestRequest,
             progress: Callable[[int], None] | None = None) -> BacktestResult:
         """Run ``request`` here. Raises ``StrategyError``/``DataError`` with file:line."""
-        strategy = load_strategy(request.strategy)
+        if is_pine(request.strategy):  # imported in memory, then run like any strategy
+            text = Path(request.strategy).read_text(encoding="utf-8")
+            strategy = load_strategy_source(import_pine(text, request.strategy).source,
+                                            request.strategy)
+        else:
+            strategy = load_strategy(request.strategy)
         params = resolve_params(strategy.params, request.params, where=strategy.path)
         streams: dict[str, Iterator[Bar]] = {}
         for spec in request.data:

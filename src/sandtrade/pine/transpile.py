@@ -150,6 +150,12 @@ def import_pine(text: str, path: str = "strategy.pine") -> PineImport:
     return _Translator(text, path).script(script)
 
 
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable spelled as an escape: a Pine line
+    copied into a comment must not carry terminal controls or a line break."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _number(x: float) -> str:
     """``x`` as a command line takes it: ``1000000``, ``0.001``."""
     return str(int(x)) if x == int(x) else repr(x)
@@ -297,7 +303,7 @@ class _Translator:
 
     def render(self, funcs: list[str], main: list[str]) -> str:
         flags = PineImport("", self.title, self.settings()).backtest_flags()
-        title = self.title.replace("\\", "/").replace('"""', "'''")
+        title = _printable(self.title).replace("\\", "/").replace('"""', "'''")
         out = [
             f'"""{title}: imported from Pine Script ({self.path.rsplit("/", 1)[-1]}) by '
             "`sandtrade pine import`.",
@@ -371,7 +377,8 @@ class _Translator:
         elif isinstance(node, pn.FunctionDef):
             last = first
         pad = "    " * depth
-        return [f"{pad}# {self.lines[i - 1].strip()}" for i in range(first, last + 1)
+        return [f"{pad}# {_printable(self.lines[i - 1].strip())}"
+                for i in range(first, last + 1)
                 if 0 < i <= len(self.lines) and self.lines[i - 1].strip()]
 
     def block(self, body: list[Any], scope: _Scope, depth: int) -> list[str]:
@@ -391,23 +398,19 @@ class _Translator:
             if isinstance(value, pn.ForTo):
                 target = self.target(value.target, scope)
                 step = "" if value.step is None else ", " + self.expr(value.step, scope)
-                return head + [f"{pad}for {target} in pine.upto("
-                               f"{self.expr(value.start, scope)}, "
-                               f"{self.expr(value.end, scope)}{step}):",
-                               *self.block(value.body, scope, depth + 1)]
+                return [*head, f"{pad}for {target} in pine.upto(" f"{self.expr(value.start, scope)}, " f"{self.expr(value.end, scope)}{step}):", *self.block(value.body, scope, depth + 1)]
             if isinstance(value, pn.While):
-                return head + [f"{pad}while {self.cond(value.test, scope)}:",
-                               *self.block(value.body, scope, depth + 1)]
+                return [*head, f"{pad}while {self.cond(value.test, scope)}:", *self.block(value.body, scope, depth + 1)]
             if isinstance(value, pn.Call):
                 return head + [pad + line for line in self.call_statement(value, scope)]
             if isinstance(value, (pn.ForIn, pn.Switch)):
                 raise self.unsupported(stmt, "for…in" if isinstance(value, pn.ForIn)
                                        else "switch")
-            return head + [f"{pad}{self.expr(value, scope)}"]
+            return [*head, f"{pad}{self.expr(value, scope)}"]
         if isinstance(stmt, pn.Assign):
             return head + [pad + line for line in self.assign(stmt, scope)]
         if isinstance(stmt, pn.ReAssign):
-            return head + [pad + self.store(stmt.target, self.value(stmt.value, scope), scope)]
+            return [*head, pad + self.store(stmt.target, self.value(stmt.value, scope), scope)]
         if isinstance(stmt, pn.AugAssign):
             op = {pn.Add: "+", pn.Sub: "-", pn.Mult: "*", pn.Div: "/", pn.Mod: "%"}[
                 type(stmt.op)]
@@ -415,11 +418,11 @@ class _Translator:
             right = self.expr(stmt.value, scope)
             value = f"pine.div({name}, {right})" if op == "/" else \
                 f"pine.mod({name}, {right})" if op == "%" else f"{name} {op} {self.paren(right)}"
-            return head + [pad + self.store(stmt.target, value, scope)]
+            return [*head, pad + self.store(stmt.target, value, scope)]
         if isinstance(stmt, pn.Break):
-            return head + [pad + "break"]
+            return [*head, pad + "break"]
         if isinstance(stmt, pn.Continue):
-            return head + [pad + "continue"]
+            return [*head, pad + "continue"]
         if isinstance(stmt, pn.FunctionDef):
             raise self.fail(stmt, "functions are defined at the top level only")
         kinds = {pn.TypeDef: "type", pn.EnumDef: "enum", pn.Import: "import"}
@@ -556,7 +559,8 @@ class _Translator:
                 v = self.literal(a[key])
                 notes.append(f"{label} {v!r}" if key != "options"
                              else "choices: " + ", ".join(map(str, v)))
-        line = self.lines[call.lineno - 1].strip() if 0 < call.lineno <= len(self.lines) else ""
+        line = _printable(self.lines[call.lineno - 1].strip()) \
+            if 0 < call.lineno <= len(self.lines) else ""
         self.params.append((name, repr(default), "; ".join([line, *notes]) if notes else line))
         value = f'ctx.params[{name!r}]'
         if is_source:

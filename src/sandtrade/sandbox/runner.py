@@ -29,6 +29,7 @@ from sandtrade.backtest.result import TRADES, BacktestResult, Simulation
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.market import iter_csv
 from sandtrade.models import Bar, Trade
+from sandtrade.pine import import_pine, is_pine
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
 from sandtrade.sandbox.wire import encode_bars, untrusted_text
@@ -46,8 +47,10 @@ _CHECKS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 def _read_source(path: str) -> str:
+    """The strategy file's source; a Pine strategy (``.pine``) imported first, in memory."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
+        return import_pine(text, path).source if is_pine(path) else text
     except FileNotFoundError:
         raise StrategyError(f"{path}: no such strategy file") from None
     except (OSError, UnicodeDecodeError) as e:

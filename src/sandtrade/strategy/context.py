@@ -571,7 +571,7 @@ class Context:
         Pine's series, indicators on computed values and named orders; see
         :mod:`sandtrade.strategy.pine`."""
         if self._pine is None:
-            self._pine = PineRuntime(self)
+            self._pine = PineRuntime(self, send=self._send, trading=self._trading)
         return self._pine
 
     def warmup_bars(self) -> int:

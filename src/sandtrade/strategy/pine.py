@@ -32,13 +32,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sandtrade.models import OrderSide, OrderType
 from sandtrade.strategy.indicators import INDICATORS
-
-if TYPE_CHECKING:
-    from sandtrade.strategy.context import Context, FillView
 
 __all__ = ["TA_FUNCTIONS", "MathFunctions", "PineRuntime", "TaSpec"]
 
@@ -317,13 +314,18 @@ class PineRuntime:
 
     __slots__ = ("_bar", "_bar_index", "_ctx", "_day", "_entries", "_exits", "_initial",
                  "_last", "_mintick", "_plots", "_pyramiding", "_qty_type", "_qty_value",
-                 "_series", "_sites", "_ta", "_working", "math")
+                 "_send", "_series", "_sites", "_ta", "_trading", "_working", "math")
 
     long = "long"
     short = "short"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Any, *, send: Any = None, trading: Any = None) -> None:
+        # ``ctx`` is the strategy's Context (not imported: context.py imports this module);
+        # ``send`` its order door (Context._send: the checks ctx.buy makes) and ``trading``
+        # its broker port, for what ctx has no public call for (cancel by id, trailing stops).
         self._ctx = ctx
+        self._send = send
+        self._trading = trading
         self._bar: Any = None
         self._bar_index = -1
         self._day: Any = None
@@ -614,7 +616,7 @@ class PineRuntime:
             return
         ctx = self._ctx
         side = OrderSide.BUY if direction > 0 else OrderSide.SELL
-        oid = ctx._send(side, ctx.symbol, broker_qty, None, limit, stop, "gtc", pine_id,
+        oid = self._send(side, ctx.symbol, broker_qty, None, limit, stop, "gtc", pine_id,
                         reduce_only)
         self._working[(kind, pine_id)] = _Working(kind, pine_id, direction, qty, limit, stop,
                                                   oca, oid, broker_qty)
@@ -622,7 +624,7 @@ class PineRuntime:
     def _drop(self, key: tuple[str, str]) -> None:
         w = self._working.pop(key, None)
         if w is not None:
-            self._ctx._trading.cancel(w.broker_id)
+            self._trading.cancel(w.broker_id)
 
     def _entry_qty(self, direction: int, qty: float) -> float:
         """The broker quantity of an entry now: 0 when pyramiding forbids it, its own
@@ -765,7 +767,7 @@ class PineRuntime:
                 bar.high >= start if d > 0 else bar.low <= start))
             if reached:
                 ctx = self._ctx
-                oid = ctx._trading.submit(
+                oid = self._trading.submit(
                     ctx.symbol, OrderSide.SELL if d > 0 else OrderSide.BUY, q,
                     equity_fraction=None, type=OrderType.TRAILING_STOP, limit_price=None,
                     stop_price=None, tif="gtc", reduce_only=True, tag=spec.pine_id,
@@ -787,7 +789,7 @@ class PineRuntime:
         for spec in list(self._exits.values()):
             self._place_exit(spec)
 
-    def on_fill(self, fill: FillView) -> None:
+    def on_fill(self, fill: Any) -> None:
         """Book a fill (the generated ``on_fill`` calls this): the entries that hold the
         position, one-cancels-all groups, and the order's end."""
         key = next((k for k, w in self._working.items() if w.broker_id == fill.order_id), None)
