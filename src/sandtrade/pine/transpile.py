@@ -156,6 +156,13 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
+def _pine_literal(value: object) -> str:
+    """``value`` as Pine writes it (``true``, ``"FIFO"``, ``50``)."""
+    if type(value) is bool:
+        return "true" if value else "false"
+    return f'"{value}"' if type(value) is str else repr(value)
+
+
 def _number(x: float) -> str:
     """``x`` as a command line takes it: ``1000000``, ``0.001``."""
     return str(int(x)) if x == int(x) else repr(x)
@@ -584,7 +591,7 @@ class _Translator:
             elif key not in STRATEGY_DEFAULTS:
                 raise self.unsupported(node, f"strategy({key}=…)")
             elif key in STRATEGY_REFUSED and value != STRATEGY_DEFAULTS[key]:
-                raise self.fail(node, f"strategy({key}={value!r}) is refused: "
+                raise self.fail(node, f"strategy({key}={_pine_literal(value)}) is refused: "
                                 f"{STRATEGY_REFUSED[key]}")
             else:
                 self.setup[key] = value
@@ -604,6 +611,9 @@ class _Translator:
                 raise self.fail(call, "strategy() belongs at the top level")
             self.strategy_call(call)
             return ["pass  # strategy(): see on_start"]
+        if name in ("indicator", "library"):
+            raise self.fail(call, f"an {name}() script places no orders: only strategy() "
+                            "scripts can be imported")
         if name in DRAWING_ONLY:
             self.dropped.append(f"{self.path}:{call.lineno}: {name}")
             return [f"pass  # {name}(…) only draws on TradingView's chart: left out"]
@@ -618,6 +628,8 @@ class _Translator:
     def call(self, call: Any, scope: _Scope) -> str:
         name = _dotted(call.func)
         if name is None:
+            if isinstance(call.func, pn.Specialize):
+                raise self.unsupported(call.func, f"{_dotted(call.func.value)}<…>")
             raise self.fail(call, "only named functions can be called")
         site = scope.key(f"{call.lineno}:{call.col_offset + 1}")
         if name.startswith("ta.") or name == "fixnan":
