@@ -849,10 +849,12 @@ class _Translator:
             if node.slice is None:
                 raise self.unsupported(node, "array type")
             n = self.expr(node.slice, scope)
-            if isinstance(node.value, pn.Name) and node.value.id not in scope.params \
-                    and node.value.id not in BAR_SERIES and node.value.id not in (
-                        "bar_index", "time"):
-                return f"pine.past({scope.key(node.value.id)}, {n})"
+            base = node.value.id if isinstance(node.value, pn.Name) else None
+            if base is not None and base not in scope.params and base not in self.declared \
+                    and (base in BAR_SERIES or base in ("bar_index", "time")):
+                return f"pine.bar_past({base!r}, {n})"
+            if base is not None and base not in scope.params:
+                return f"pine.past({scope.key(base)}, {n})"
             site = scope.key(f"{node.lineno}:{node.col_offset + 1}")
             return f"pine.at({site}, {self.expr(node.value, scope)}, {n})"
         if isinstance(node, pn.Tuple):

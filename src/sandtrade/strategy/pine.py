@@ -312,7 +312,7 @@ def _id(name: str, value: object) -> str:
 class PineRuntime:
     """What ``ctx.pine`` is: series, indicators and Pine's orders for one imported strategy."""
 
-    __slots__ = ("_bar", "_bar_index", "_ctx", "_day", "_entries", "_exits", "_initial",
+    __slots__ = ("_bar", "_bar_index", "_bars", "_ctx", "_day", "_entries", "_exits", "_initial",
                  "_last", "_mintick", "_plots", "_pyramiding", "_qty_type", "_qty_value",
                  "_send", "_series", "_sites", "_ta", "_trading", "_working", "math")
 
@@ -327,6 +327,7 @@ class PineRuntime:
         self._send = send
         self._trading = trading
         self._bar: Any = None
+        self._bars: deque[Any] = deque(maxlen=MAX_BARS_BACK + 1)
         self._bar_index = -1
         self._day: Any = None
         self._series: dict[str, _Series] = {}
@@ -365,6 +366,7 @@ class PineRuntime:
     def begin(self, bar: Any) -> None:
         """Start a bar (first thing in ``on_bar``): the exits follow the position."""
         self._bar = bar
+        self._bars.append(bar)
         self._bar_index = self._ctx.bar_index
         self._follow_position()
 
@@ -476,6 +478,30 @@ class PineRuntime:
     def mod(a: float, b: float) -> float:
         """``a % b`` with the sign of ``a`` (Pine's remainder); ``na`` where ``b`` is 0."""
         return math.fmod(a, b) if b and not _isna(b) else NA
+
+    def bar_past(self, name: str, n: object) -> Any:
+        """A built-in series ``n`` bars ago: ``close[1]``, ``hl2[2]``, ``bar_index[1]``, read
+        from the bars themselves wherever the reference stands."""
+        k = self._back(n)
+        bars = self._bars
+        if k >= len(bars):
+            return NA
+        b = bars[-1 - k]
+        if name in ("open", "high", "low", "close", "volume"):
+            return getattr(b, name)
+        if name == "hl2":
+            return (b.high + b.low) / 2
+        if name == "hlc3":
+            return (b.high + b.low + b.close) / 3
+        if name == "ohlc4":
+            return (b.open + b.high + b.low + b.close) / 4
+        if name == "hlcc4":
+            return (b.high + b.low + 2 * b.close) / 4
+        if name == "bar_index":
+            return self._bar_index - k
+        if name == "time":
+            return int(b.time.timestamp() * 1000)
+        raise ValueError(f"{name!r} is not a built-in series")
 
     def at(self, site: str, value: Any, n: object) -> Any:
         """``expr[n]``: the history of an expression at one place of the source."""
@@ -863,6 +889,8 @@ class PineRuntime:
         """``str.tostring``."""
         if _isna(x):
             return "NaN"
+        if type(x) is bool:
+            return "true" if x else "false"
         if type(x) is float and x == int(x):
             return str(int(x)) if abs(x) < 1e15 else str(x)
         return str(x)
