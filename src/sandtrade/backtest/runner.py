@@ -136,7 +136,8 @@ class InProcessRunner:
                                             request.strategy)
         else:
             strategy = load_strategy(request.strategy)
-        params = resolve_params(strategy.params, request.params, where=strategy.path)
+        params = resolve_params(strategy.params, request.params, where=strategy.path,
+                                specs=strategy.specs, lines=strategy.lines)
         streams: dict[str, Iterator[Bar]] = {}
         for spec in request.data:
             stream = iter_csv(spec.path, symbol=spec.symbol)
