@@ -49,6 +49,7 @@ from sandtrade.strategy.context import (
     PositionView,
 )
 from sandtrade.strategy.loader import LoadedStrategy, strategy_error
+from sandtrade.strategy.plots import PlotRecorder
 
 __all__ = ["ACCOUNT", "LocalTrading", "Measure", "simulate"]
 
@@ -278,8 +279,9 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
                             f"{order.symbol}) rejected: {order.reject_reason}")
 
     run_params = dict(strategy.params if params is None else params)
+    plots = PlotRecorder()
     ctx = Context(LocalTrading(broker, ACCOUNT, quotes), run_params, log=log or keep_log,
-                  on_reject=rejected)
+                  on_reject=rejected, plots=plots)
     path = strategy.path
     on_bar = strategy.caller("on_bar")
     on_fill = strategy.caller("on_fill")
@@ -503,4 +505,5 @@ def _run(strategy: LoadedStrategy, data: Mapping[str, Iterable[Bar]] | Iterable[
         open_trades=broker.open_trades(ACCOUNT),
         logs=logs,
         warnings=warnings,
+        plots=plots.result(),
     )

@@ -224,6 +224,7 @@ class Meter:
             prices={s: d.result() for s, d in self.prices.items()},
             logs=sim.logs,
             warnings=sim.warnings,
+            plots=sim.plots,
             elapsed_s=elapsed_s,
         )
 

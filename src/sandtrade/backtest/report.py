@@ -6,8 +6,9 @@ time format (``_Times``) and the same notion of a signed statistic; what other p
 with it (the shell, CSS, escaping and the way values are written) is in :mod:`.page`.
 
 The page holds a header (strategy, symbols, period, parameters, settings and the headline
-numbers), any warnings, one plotly figure (price with trade markers per symbol, equity, drawdown
-on a shared time axis), the full stats table and the trade list.
+numbers), any warnings, one plotly figure (price with trade markers per symbol and the series the
+strategy plotted on it, a pane of its ``pane="below"`` series under it, equity, drawdown on a
+shared time axis), the full stats table and the trade list.
 
 Everything the page needs is inside the file: plotly.js is copied from the installed plotly
 package, the figure is a JSON document in the page, the CSS is inline and uses system fonts.
@@ -53,11 +54,12 @@ from sandtrade.backtest.page import (
     headline_text,
     sign_class,
 )
-from sandtrade.backtest.result import BacktestResult, EquityPoint
+from sandtrade.backtest.result import BacktestResult, EquityPoint, PlotSeries
 from sandtrade.models import Bar, Trade
 from sandtrade.options.contracts import OptionContract
 from sandtrade.options.payoff import PayoffLeg
 from sandtrade.options.picture import payoff_data, payoff_figure
+from sandtrade.strategy.plots import MAX_SERIES
 
 __all__ = ["render_report", "write_report"]
 
@@ -68,6 +70,9 @@ MAX_PRICE_ROWS = 4
 MAX_CANDLES = 3000
 #: Trades listed in the trade table; the rest is counted in a note (all stay in the chart).
 MAX_TRADE_ROWS = 500
+#: Colours of plotted series that name none, in turn.
+PLOT_COLORS = ("#ff9800", "#7e57c2", "#00897b", "#e91e63", "#3f51b5", "#8d6e63", "#43a047",
+               "#00acc1")
 #: Log lines shown (the last ones).
 MAX_LOG_LINES = 200
 
@@ -415,37 +420,50 @@ def _range_buttons(first: datetime, last: datetime) -> list[dict[str, Any]]:
 def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | None:
     """The report's plotly figure, or None when there is nothing to chart.
 
-    Rows, top to bottom: one price row per charted symbol, equity, drawdown; all share the
-    time axis.
+    Rows, top to bottom: one price row per charted symbol (with the series the strategy
+    plotted on it, and a row of its ``pane="below"`` series after it when there are any),
+    equity, drawdown; all share the time axis.
     """
     times = times or _Times.for_result(result)
     symbols, _ = _charted_symbols(result)
     curve = result.equity_curve
-    rows: list[tuple[str, int]] = [(s, 420 if len(symbols) == 1 else 300) for s in symbols]
+    plotted = _plots_by_pane(result, symbols)
+    rows: list[tuple[str, str, int]] = []
+    for s in symbols:
+        rows.append(("price", s, 420 if len(symbols) == 1 else 300))
+        if plotted.get(("below", s)):
+            rows.append(("below", s, 170))
     if curve:
-        rows += [("equity", 230), ("drawdown", 150)]
+        rows += [("equity", "", 230), ("drawdown", "", 150)]
     if not rows:
         return None
 
-    plot_height = sum(h for _, h in rows)
+    plot_height = sum(h for _, _, h in rows)
     gap = 26
     total = plot_height + gap * (len(rows) - 1) + 110
     fig = make_subplots(
         rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=gap / (total - 110),
-        row_heights=[h / plot_height for _, h in rows],
+        row_heights=[h / plot_height for _, _, h in rows],
     )
     in_legend: set[str] = set()
-    for row, (kind, _) in enumerate(rows, start=1):
+    colors = iter(PLOT_COLORS * (MAX_SERIES // len(PLOT_COLORS) + 1))
+    for row, (kind, symbol, _) in enumerate(rows, start=1):
         if kind == "equity":
             _add_equity(fig, row, curve, times)
         elif kind == "drawdown":
             _add_drawdown(fig, row, curve, times)
+        elif kind == "below":
+            for series in plotted[("below", symbol)]:
+                fig.add_trace(_plot_trace(series, next(colors)), row=row, col=1)
+            fig.update_yaxes(title_text="Plots", row=row, col=1)
         else:
-            bars = result.prices[kind]
-            fig.add_trace(_price_trace(kind, bars), row=row, col=1)
-            for trace in _trade_traces(kind, bars, result, times, in_legend):
+            bars = result.prices[symbol]
+            fig.add_trace(_price_trace(symbol, bars), row=row, col=1)
+            for series in plotted.get(("price", symbol), ()):
+                fig.add_trace(_plot_trace(series, next(colors)), row=row, col=1)
+            for trace in _trade_traces(symbol, bars, result, times, in_legend):
                 fig.add_trace(trace, row=row, col=1)
-            fig.update_yaxes(title_text=esc_chart(kind), row=row, col=1)
+            fig.update_yaxes(title_text=esc_chart(symbol), row=row, col=1)
 
     fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across",
                      spikethickness=1, spikedash="dot", spikecolor="#888", type="date")
@@ -467,6 +485,29 @@ def _build_figure(result: BacktestResult, times: _Times | None = None) -> Any | 
         dragmode="zoom",
     )
     return fig
+
+
+def _plots_by_pane(result: BacktestResult, symbols: Sequence[str]
+                   ) -> dict[tuple[str, str], list[PlotSeries]]:
+    """The strategy's plotted series by (pane, charted symbol): each on its symbol's chart,
+    or the first one's when its symbol has no chart of its own."""
+    out: dict[tuple[str, str], list[PlotSeries]] = {}
+    if not symbols:
+        return out
+    for series in result.plots:
+        symbol = series.symbol if series.symbol in symbols else symbols[0]
+        if series.values:
+            out.setdefault((series.pane, symbol), []).append(series)
+    return out
+
+
+def _plot_trace(series: PlotSeries, fallback_color: str) -> Any:
+    name = esc_chart(series.name)
+    return go.Scatter(
+        x=[_Times.chart(t) for t in series.times], y=series.values, mode="lines", name=name,
+        legendgroup=f"plot {name}", line={"color": series.color or fallback_color, "width": 1.4},
+        hovertemplate=f"{name} %{{y:,.4g}}<extra></extra>",
+    )
 
 
 def _add_equity(fig: Any, row: int, curve: Sequence[EquityPoint], times: _Times) -> None:

@@ -3,22 +3,69 @@
 The engine's :class:`Simulation` (and the closed trades, :data:`TRADES`) cross the sandbox
 boundary: a back-test simulates inside a worker process and sends them back. The measured
 :class:`BacktestResult` goes into the store and feeds the report. So all of it is plain data,
-and this module imports nothing but the floor: the worker imports it.
+and this module imports nothing but the floor (and the plots' bounds): the worker imports it.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from sandtrade.models import Bar, Trade
+from sandtrade.strategy.plots import MAX_POINTS, MAX_SERIES, check_color, check_name, check_pane
 
-__all__ = ["TRADES", "BacktestResult", "EquityPoint", "Simulation"]
+__all__ = ["TRADES", "BacktestResult", "EquityPoint", "PlotSeries", "Simulation"]
 
 #: Closed trades as JSON (the sandbox's worker sends them along with its equity values).
 TRADES: TypeAdapter[list[Trade]] = TypeAdapter(list[Trade])
+
+
+class PlotSeries(BaseModel):
+    """One series a strategy plotted (``ctx.plot``): where it is drawn and its points, one a
+    bar (decimated as the price curve is), checked again on arrival since the worker sent
+    it."""
+
+    name: str
+    pane: str = "price"
+    color: str | None = None
+    #: The symbol of the bar the series was first plotted on (its chart in the report).
+    symbol: str = ""
+    times: list[datetime] = Field(default_factory=list, max_length=MAX_POINTS + 1)
+    values: list[float] = Field(default_factory=list, max_length=MAX_POINTS + 1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
+
+    @field_validator("pane")
+    @classmethod
+    def _pane(cls, v: str) -> str:
+        return check_pane(v)
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str | None) -> str | None:
+        return check_color(v)
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        if len(v) > 64 or not v.isprintable():
+            raise ValueError("a plot's symbol must be up to 64 printable characters")
+        return v
+
+    @model_validator(mode="after")
+    def _points(self) -> PlotSeries:
+        if len(self.times) != len(self.values):
+            raise ValueError(f"plot {self.name!r}: {len(self.times)} times for "
+                             f"{len(self.values)} values")
+        if not all(math.isfinite(v) for v in self.values):
+            raise ValueError(f"plot {self.name!r}: values must be finite")
+        return self
 
 
 class Simulation(BaseModel):
@@ -41,6 +88,15 @@ class Simulation(BaseModel):
     open_trades: list[Trade] = Field(default_factory=list)
     logs: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    #: What the strategy plotted (``ctx.plot``).
+    plots: list[PlotSeries] = Field(default_factory=list, max_length=MAX_SERIES)
+
+    @field_validator("plots")
+    @classmethod
+    def _distinct(cls, v: list[PlotSeries]) -> list[PlotSeries]:
+        if len({p.name for p in v}) != len(v):
+            raise ValueError("two plotted series of one name")
+        return v
 
 
 class EquityPoint(BaseModel):
@@ -76,6 +132,9 @@ class BacktestResult(BaseModel):
     prices: dict[str, list[Bar]] = Field(default_factory=dict)
     logs: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    #: What the strategy plotted (``ctx.plot``): drawn on its symbol's price chart or in a
+    #: pane below it by the report.
+    plots: list[PlotSeries] = Field(default_factory=list)
     elapsed_s: float = 0.0
 
     def to_json_summary(self) -> dict[str, Any]:

@@ -34,11 +34,13 @@ from typing import Any, NamedTuple, Protocol
 
 from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
+from sandtrade.strategy.indicators import check_length, settings_of
 from sandtrade.strategy.pine import MathFunctions, PineRuntime
+from sandtrade.strategy.plots import PlotOutbox, PlotRecorder
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",
            "OptionRowView", "Options", "OrderView", "PositionView", "SignalView",
-           "SymbolHistory", "Trading", "advance", "fills_made", "symbol_history",
+           "SymbolHistory", "Trading", "advance", "fills_made", "plots_of", "symbol_history",
            "take_fills"]
 
 #: ``buy()`` with no size: all of the buying power, in whole units. Not 0.9999: backtesting.py
@@ -316,6 +318,7 @@ class TA:
 
     crossover = staticmethod(_ta.crossover)
     crossunder = staticmethod(_ta.crossunder)
+    cross = staticmethod(_ta.cross)
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -359,9 +362,33 @@ class TA:
                                    source, length))
             if hit is not None:
                 return hit  # type: ignore[no-any-return]
-        sym, n, src = self._sym(symbol), self._length(length), self._source(source)
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        if src in _ta.FIELDS:
+            return self._get((sym, kind, src, n),  # type: ignore[no-any-return]
+                             lambda: make(f"{kind}({src},{n})", src, n))
+        read = _ta.SOURCES[src]  # a derived price (hl2, ...): the value-fed core on it
         return self._get((sym, kind, src, n),  # type: ignore[no-any-return]
-                         lambda: make(f"{kind}({src},{n})", src, n))
+                         lambda: _ta.make_fed(f"{kind}({src},{n})",
+                                              _ta.INDICATORS[kind](n), lambda b: (read(b),)))
+
+    @staticmethod
+    def _any_source(source: object) -> str:
+        if source not in _ta.SOURCES:
+            raise ValueError(f"source must be one of {', '.join(_ta.SOURCES)}, got {source!r}")
+        return source  # type: ignore[return-value]
+
+    def _fed(self, key: tuple[Any, ...], name: str, core: Callable[[], Any],
+             read: Callable[[Bar], tuple[float, ...]], parts: tuple[str, ...] = ()) -> Any:
+        """The cached bar-fed indicator ``key`` (symbol first): a value-fed core fed ``read(bar)``
+        on every bar of the symbol, as one series or a tuple of them (``parts``)."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        made = self._get(key, lambda: _ta.make_fed(name, core(), read, parts))
+        if parts:  # the warm-up counts each line
+            self._ctx._series.remove(made)
+            self._ctx._series.extend(made)
+        return made
 
     sma = _indicator("sma", _ta.make_sma, None, "close",
                      "Simple moving average (Pine ``ta.sma``).")
@@ -403,6 +430,176 @@ class TA:
             self._ctx._series.remove(hit)
             self._ctx._series.extend(hit)
         return hit  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ on the value-fed cores
+
+    def wma(self, length: int, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Weighted moving average, weights length … 1 from the newest bar (Pine ``ta.wma``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "wma", src, n), f"wma({src},{n})", lambda: _ta.Wma(n),
+                         lambda b: (read(b),))
+
+    def vwma(self, length: int, source: str = "close", *, symbol: str | None = None
+             ) -> _ta.Series:
+        """Volume-weighted moving average, ``sma(source * volume) / sma(volume)`` (Pine
+        ``ta.vwma``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "vwma", src, n), f"vwma({src},{n})", lambda: _ta.Vwma(n),
+                         lambda b: (read(b), b.volume))
+
+    def macd(self, fast: int = 12, slow: int = 26, signal: int = 9, source: str = "close", *,
+             symbol: str | None = None) -> _ta.MacdLines:
+        """MACD ``(macd, signal, hist)``: ``ema(fast) - ema(slow)``, its ``ema(signal)`` and
+        their difference (Pine ``ta.macd``)."""
+        sym, src = self._sym(symbol), self._any_source(source)
+        f, sl, sg = self._length(fast), self._length(slow), self._length(signal)
+        read = _ta.SOURCES[src]
+        lines = self._fed((sym, "macd", src, f, sl, sg), f"macd({src},{f},{sl},{sg})",
+                          lambda: _ta.Macd(f, sl, sg), lambda b: (read(b),),
+                          _ta.MacdLines._fields)
+        return _ta.MacdLines(*lines)
+
+    def stoch(self, length: int = 14, source: str = "close", *, symbol: str | None = None
+              ) -> _ta.Series:
+        """Stochastic %K (raw), ``100 * (source - lowest low) / (highest high - lowest low)``
+        over ``length`` bars (Pine ``ta.stoch(close, high, low, length)``); smooth it with
+        ``ctx.ta.stream("sma", 3)`` for %D."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "stoch", src, n), f"stoch({src},{n})", lambda: _ta.Stoch(n),
+                         lambda b: (read(b), b.high, b.low))
+
+    def tr(self, handle_na: bool = False, *, symbol: str | None = None) -> _ta.Series:
+        """True range (Pine ``ta.tr``); on the first bar nan, or ``high - low`` with
+        ``handle_na=True``."""
+        sym = self._sym(symbol)
+        if type(handle_na) is not bool:
+            raise TypeError(f"handle_na must be True or False, got {handle_na!r}")
+        return self._fed((sym, "tr", handle_na), f"tr({handle_na})",
+                         lambda: _ta.Tr(handle_na), lambda b: (b.high, b.low, b.close))
+
+    def change(self, length: int = 1, source: str = "close", *, symbol: str | None = None
+               ) -> _ta.Series:
+        """``source - source[length]`` (Pine ``ta.change``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "change", src, n), f"change({src},{n})",
+                         lambda: _ta.Change(n), lambda b: (read(b),))
+
+    def mom(self, length: int = 10, source: str = "close", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Momentum, ``source - source[length]`` (Pine ``ta.mom``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "mom", src, n), f"mom({src},{n})", lambda: _ta.Mom(n),
+                         lambda b: (read(b),))
+
+    def cci(self, length: int = 20, source: str = "hlc3", *, symbol: str | None = None
+            ) -> _ta.Series:
+        """Commodity channel index, ``(source - sma) / (0.015 * mean deviation)`` (Pine
+        ``ta.cci``; the typical price ``hlc3`` by default, as the CCI indicator)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        read = _ta.SOURCES[src]
+        return self._fed((sym, "cci", src, n), f"cci({src},{n})", lambda: _ta.Cci(n),
+                         lambda b: (read(b),))
+
+    def kc(self, length: int = 20, mult: float = 1.5, source: str = "close",
+           use_true_range: bool = True, *, symbol: str | None = None) -> _ta.Bands:
+        """Keltner channels ``(middle, upper, lower)``: ``ema(source)`` ± mult · the EMA of
+        the true range (or of ``high - low``) (Pine ``ta.kc``)."""
+        sym, n, src = self._sym(symbol), self._length(length), self._any_source(source)
+        m = _check_number("mult", mult)
+        if type(use_true_range) is not bool:
+            raise TypeError(f"use_true_range must be True or False, got {use_true_range!r}")
+        read = _ta.SOURCES[src]
+        lines = self._fed((sym, "kc", src, n, m, use_true_range),
+                          f"kc({src},{n},{m:g})", lambda: _ta.Kc(n, m, use_true_range),
+                          lambda b: (read(b), b.high, b.low, b.close), _ta.Bands._fields)
+        return _ta.Bands(*lines)
+
+    def dmi(self, di_length: int = 14, adx_length: int = 14, *, symbol: str | None = None
+            ) -> _ta.DmiLines:
+        """Directional movement ``(plus, minus, adx)``: +DI, -DI and the ADX (Pine
+        ``ta.dmi``)."""
+        sym, d, a = self._sym(symbol), self._length(di_length), self._length(adx_length)
+        lines = self._fed((sym, "dmi", d, a), f"dmi({d},{a})", lambda: _ta.Dmi(d, a),
+                          lambda b: (b.high, b.low, b.close), _ta.DmiLines._fields)
+        return _ta.DmiLines(*lines)
+
+    def supertrend(self, factor: float = 3.0, atr_period: int = 10, *,
+                   symbol: str | None = None) -> _ta.SupertrendLines:
+        """SuperTrend ``(value, direction)``: the ATR band under the price in an up trend
+        (direction -1, Pine's sign) and over it in a down trend (1) (Pine
+        ``ta.supertrend``)."""
+        sym, n = self._sym(symbol), self._length(atr_period)
+        f = _check_number("factor", factor)
+        lines = self._fed((sym, "supertrend", f, n), f"supertrend({f:g},{n})",
+                          lambda: _ta.Supertrend(f, n), lambda b: (b.high, b.low, b.close),
+                          _ta.SupertrendLines._fields)
+        return _ta.SupertrendLines(*lines)
+
+    def vwap(self, source: str = "hlc3", *, symbol: str | None = None) -> _ta.Series:
+        """Volume-weighted average price since the session began (Pine ``ta.vwap``): a
+        session is a calendar day of the bars' times (UTC)."""
+        sym, src = self._sym(symbol), self._any_source(source)
+        read = _ta.SOURCES[src]
+        day: list[Any] = [None]
+
+        def fields(b: Bar) -> tuple[float, float, bool]:
+            d = b.time.date()
+            new = d != day[0]
+            day[0] = d
+            return read(b), b.volume, new  # type: ignore[return-value]
+
+        return self._fed((sym, "vwap", src), f"vwap({src})", _ta.Vwap,
+                         fields)  # type: ignore[arg-type]
+
+    def pivothigh(self, left: int, right: int, source: str = "high", *,
+                  symbol: str | None = None) -> _ta.Series:
+        """The value of a pivot high, on the bar ``right`` bars after it that confirms it,
+        nan on every other bar (Pine ``ta.pivothigh``)."""
+        return self._pivot("pivothigh", left, right, source, symbol)
+
+    def pivotlow(self, left: int, right: int, source: str = "low", *,
+                 symbol: str | None = None) -> _ta.Series:
+        """The value of a pivot low, on the bar that confirms it (Pine ``ta.pivotlow``)."""
+        return self._pivot("pivotlow", left, right, source, symbol)
+
+    def _pivot(self, kind: str, left: object, right: object, source: object,
+               symbol: str | None) -> _ta.Series:
+        sym, src = self._sym(symbol), self._any_source(source)
+        lft = check_length("left", left, minimum=0)
+        rgt = check_length("right", right, minimum=0)
+        read = _ta.SOURCES[src]
+        core = _ta.INDICATORS[kind]
+        return self._fed((sym, kind, src, lft, rgt), f"{kind}({src},{lft},{rgt})",
+                         lambda: core(lft, rgt), lambda b: (read(b),))
+
+    def stream(self, name: str, *settings: Any) -> Any:
+        """A fresh value-fed indicator for values the strategy computes itself:
+        ``ctx.ta.stream("sma", 20)`` is Pine's ``ta.sma(x, 20)`` fed with ``.update(x)`` once
+        per bar, returning this bar's value (nan while warming up). ``name`` is any Pine
+        ``ta.*`` name (sma, ema, rma, wma, vwma, rsi, macd, stoch, tr, atr, bb, stdev,
+        highest, lowest, change, mom, crossover, crossunder, cross, barssince, valuewhen,
+        pivothigh, pivotlow, supertrend, vwap, cci, kc, dmi); ``settings`` are its lengths
+        and factors, as Pine's after the sources. Create it once (in ``on_start``) and keep
+        it: a new one starts from nothing."""
+        cls = _ta.INDICATORS.get(name) if type(name) is str else None
+        if cls is None:
+            raise ValueError(f"ta.stream: no indicator {name!r} "
+                             f"(available: {', '.join(sorted(_ta.INDICATORS))})")
+        for k, v in enumerate(settings):
+            if type(v) not in (int, float, bool):
+                raise TypeError(f"ta.stream({name!r}): setting {k + 1} must be a number, got "
+                                f"{type(v).__name__}")
+        try:
+            return cls(*settings)
+        except TypeError:
+            raise TypeError(f"ta.stream({name!r}): {len(settings)} setting(s) given; it takes "
+                            f"{settings_of(cls)}") from None
 
 
 #: What ``ctx.options.order`` takes at most: legs of an explicit order, template parameters.
@@ -541,14 +738,18 @@ def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
-    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_pine", "_series",
+    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_pine", "_plots",
+                 "_series",
                  "_trading", "bar_index", "options", "params", "state", "symbol", "ta", "time")
 
     def __init__(self, trading: Trading, params: Mapping[str, Any], *,
                  state: dict[str, Any] | None = None,
                  log: Callable[[str], None] | None = None,
-                 on_reject: Callable[[Order], None] | None = None) -> None:
+                 on_reject: Callable[[Order], None] | None = None,
+                 plots: PlotRecorder | PlotOutbox | None = None) -> None:
         self._trading = trading
+        #: Where ctx.plot's values go: kept for a back-test's result, or sent live per event.
+        self._plots = plots if plots is not None else PlotRecorder()
         self.params: Mapping[str, Any] = MappingProxyType(dict(params))
         self.state: dict[str, Any] = state if state is not None else {}
         self.time: datetime | None = None
@@ -736,6 +937,16 @@ class Context:
                       o.stop_price, o.status.value, o.tag)
             for o in self._trading.open_orders())
 
+    def plot(self, name: str, value: float, *, pane: str = "price",
+             color: str | None = None) -> None:
+        """Draw ``value`` in the series ``name`` on this bar (the last value written on a bar
+        wins; nan or None leaves a gap): on the price chart (``pane="price"``) or in a pane
+        below it (``pane="below"``), in ``color`` (``"#ff9800"``, ``"orange"``; None: one
+        the chart picks). A back-test's report and result carry the series; a live run's
+        appear on the dashboard's chart. At most 16 series, names of up to 40 printable
+        characters."""
+        self._plots.record(name, value, pane, color, self.symbol, self.bar_index, self.time)
+
     def log(self, *parts: object) -> None:
         """Write a line to the run's log, stamped with the bar time."""
         stamp = self.time.isoformat() if self.time else "-"
@@ -747,8 +958,8 @@ class Context:
 #: :data:`sandtrade.strategy.policy.FAST_ATTRIBUTE_TYPES` before it runs strategy code).
 API_TYPES: frozenset[type] = frozenset({
     Context, TA, Options, PositionView, AccountView, OrderView, FillView, SignalView,
-    OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, Bar, PineRuntime,
-    MathFunctions})
+    OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, _ta.MacdLines, _ta.DmiLines,
+    _ta.SupertrendLines, Bar, *_ta.INDICATORS.values(), PineRuntime, MathFunctions})
 
 
 # ------------------------------------------------------------------------ fed by the runner
@@ -778,6 +989,11 @@ def advance(ctx: Context, bar: Bar, bar_index: int) -> None:
     data.bars.append(bar)
     for update in data.updaters:
         update(bar, bar_index)
+
+
+def plots_of(ctx: Context) -> PlotRecorder | PlotOutbox:
+    """Where ``ctx``'s plotted values are (a back-test's recorder, a live run's outbox)."""
+    return ctx._plots
 
 
 def fills_made(ctx: Context) -> list[FillView]:

@@ -29,6 +29,7 @@ the warm-up and ``na`` handling:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import deque
 
@@ -36,7 +37,7 @@ __all__ = [
     "INDICATORS", "Atr", "Barssince", "Bb", "Cci", "Change", "Cross", "Crossover",
     "Crossunder", "Dmi", "Ema", "Highest", "Kc", "Lowest", "Macd", "Mom", "Pivothigh",
     "Pivotlow", "Rma", "Rsi", "Sma", "Stdev", "Stoch", "Supertrend", "Tr", "Valuewhen",
-    "Vwap", "Vwma", "Wma", "check_length",
+    "Vwap", "Vwma", "Wma", "check_length", "settings_of",
 ]
 
 NAN = math.nan
@@ -61,18 +62,17 @@ def _check_float(name: str, value: object) -> float:
 
 
 def _f(x: object) -> float:
-    """An input value as a float: a number, or ``nan`` for None (Pine's ``na``)."""
+    """An input value as a float: a number (or a series), ``nan`` for None (Pine's ``na``)."""
+    if type(x) is float:
+        return x  # type: ignore[return-value]
     if x is None:
         return NAN
-    t = type(x)
-    if t is float:
-        return x  # type: ignore[return-value]
-    if t is int or t is bool:
-        return float(x)  # type: ignore[arg-type]
-    try:
-        return float(x)  # type: ignore[arg-type]  # a Series, or a numpy float
-    except (TypeError, ValueError):
-        raise TypeError(f"an indicator takes numbers, got {type(x).__name__}") from None
+    if not isinstance(x, str | bytes | bytearray):
+        try:
+            return float(x)  # type: ignore[arg-type]  # int, bool, a Series, a numpy float
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"an indicator takes numbers, got {type(x).__name__}")
 
 
 def _ratio(a: float, b: float) -> float:
@@ -682,3 +682,10 @@ INDICATORS: dict[str, type] = {
     "pivothigh": Pivothigh, "pivotlow": Pivotlow, "supertrend": Supertrend, "vwap": Vwap,
     "cci": Cci, "kc": Kc, "dmi": Dmi,
 }
+
+
+def settings_of(cls: type) -> str:
+    """What a core's constructor takes, as a person writes it: ``(fast=12, slow=26, signal=9)``."""
+    params = inspect.signature(cls).parameters.values()
+    return "(" + ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+                           for p in params) + ")"

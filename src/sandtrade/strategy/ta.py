@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sandtrade.models import Bar
 from sandtrade.strategy.indicators import (
@@ -55,14 +55,23 @@ from sandtrade.strategy.indicators import (
     Wma,
 )
 
-__all__ = ["FIELDS", "INDICATORS", "Atr", "Bands", "Barssince", "Bb", "Cci", "Change", "Cross",
-           "Crossover", "Crossunder", "Dmi", "Ema", "Highest", "Kc", "Lowest", "Macd", "Mom",
-           "Pivothigh", "Pivotlow", "Rma", "Rsi", "Series", "Sma", "Stdev", "Stoch",
-           "Supertrend", "Tr", "Valuewhen", "Vwap", "Vwma", "Wma", "crossover", "crossunder"]
+__all__ = ["FIELDS", "INDICATORS", "SOURCES", "Atr", "Bands", "Barssince", "Bb", "Cci", "Change",
+           "Cross", "Crossover", "Crossunder", "Dmi", "DmiLines", "Ema", "Highest", "Kc",
+           "Lowest", "Macd", "MacdLines", "Mom", "Pivothigh", "Pivotlow", "Rma", "Rsi", "Series",
+           "Sma", "Stdev", "Stoch", "Supertrend", "SupertrendLines", "Tr", "Valuewhen", "Vwap",
+           "Vwma", "Wma", "cross", "crossover", "crossunder", "make_fed"]
 
 NAN = math.nan
 #: The bar fields an indicator (or ``ctx.history``) may read, and their index in a :class:`Bar`.
 FIELDS = {"open": 2, "high": 3, "low": 4, "close": 5, "volume": 6}
+#: Every source an indicator may read: the bar's fields and Pine's derived prices.
+SOURCES: dict[str, Callable[[Bar], float]] = {
+    "open": lambda b: b.open, "high": lambda b: b.high, "low": lambda b: b.low,
+    "close": lambda b: b.close, "volume": lambda b: b.volume,
+    "hl2": lambda b: (b.high + b.low) / 2, "hlc3": lambda b: (b.high + b.low + b.close) / 3,
+    "ohlc4": lambda b: (b.open + b.high + b.low + b.close) / 4,
+    "hlcc4": lambda b: (b.high + b.low + 2 * b.close) / 4,
+}
 #: How many past values each series keeps for ``s[k]`` look-backs.
 KEEP = 64
 
@@ -175,6 +184,11 @@ def crossover(a: Series | float, b: Series | float) -> bool:
 def crossunder(a: Series | float, b: Series | float) -> bool:
     """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover)."""
     return crossover(b, a)
+
+
+def cross(a: Series | float, b: Series | float) -> bool:
+    """True on the bar where ``a`` crosses ``b`` either way (strict, as crossover)."""
+    return crossover(a, b) or crossover(b, a)
 
 
 # ---------------------------------------------------------------- indicator state machines
@@ -364,3 +378,53 @@ def make_bollinger(name: str, field: str, length: int, mult: float
         lower._push(m - mult * d, i)
 
     return Bands(mid, upper, lower), update
+
+
+class MacdLines(NamedTuple):
+    """MACD (Pine's ta.macd): the MACD line, its signal line and the histogram."""
+
+    macd: Series
+    signal: Series
+    hist: Series
+
+
+class DmiLines(NamedTuple):
+    """Directional movement (Pine's ta.dmi): +DI, -DI and the ADX."""
+
+    plus: Series
+    minus: Series
+    adx: Series
+
+
+class SupertrendLines(NamedTuple):
+    """SuperTrend (Pine's ta.supertrend): the line and the direction (-1 up, 1 down)."""
+
+    value: Series
+    direction: Series
+
+
+class _Core(Protocol):
+    def update(self, *args: Any) -> Any: ...
+
+
+def make_fed(name: str, core: _Core, read: Callable[[Bar], tuple[float, ...]],
+             parts: tuple[str, ...] = ()) -> tuple[Any, Updater]:
+    """A value-fed core (:mod:`sandtrade.strategy.indicators`) fed from bars: ``read(bar)``
+    gives ``core.update``'s arguments. One :class:`Series` for a core that returns one value,
+    else one per name of ``parts`` (the core's tuple, in order)."""
+    upd = core.update
+    if not parts:
+        s = Series(name)
+        push = s._push
+
+        def update_one(bar: Bar, i: int) -> None:
+            push(upd(*read(bar)), i)
+
+        return s, update_one
+    series = tuple(Series(f"{name}.{p}") for p in parts)
+
+    def update_many(bar: Bar, i: int) -> None:
+        for s, v in zip(series, upd(*read(bar)), strict=True):
+            s._push(v, i)
+
+    return series, update_many
