@@ -9,7 +9,8 @@ import pytest
 
 from sandtrade.backtest.runner import run_backtest
 from sandtrade.pine import import_pine
-from sandtrade.strategy.loader import load_strategy_source
+from sandtrade.errors import StrategyError
+from sandtrade.strategy.loader import load_strategy_source, resolve_params
 
 from .conftest import HEAD, alerts, bars, run
 
@@ -223,8 +224,14 @@ if bar_index == 5
 """, "t.pine")
     strategy = load_strategy_source(got.source, "t.py", restricted=True)
     assert strategy.params == {"n": 3, "src": "close", "mode": "EMA", "on": True, "k": 2.0}
-    assert "# n = input.int(3, \"Length\", minval=1, maxval=50, step=1); title 'Length'; " \
-           "min 1; max 50; step 1" in got.source
+    n, src, mode = strategy.specs["n"], strategy.specs["src"], strategy.specs["mode"]
+    assert (n.type, n.min, n.max, n.step, n.title) == ("int", 1, 50, 1, "Length")
+    assert "hl2" in src.choices and mode.choices == ("SMA", "EMA")
+    assert "    'n': param(3, min=1, max=50, step=1, title='Length'),  # n = input.int(3, " \
+           "\"Length\", minval=1, maxval=50, step=1)" in got.source
+    with pytest.raises(StrategyError, match="n: 80 is above its maximum 50"):
+        resolve_params(strategy.params, {"n": 80}, where="t.py", specs=strategy.specs,
+                       lines=strategy.lines)
     result = run_backtest(strategy, bars(RISING), params={**strategy.params, "n": 2,
                                                           "src": "open"})
     assert alerts(result) == ["13.5"]  # the sma of bar 4's and bar 5's opens, 13 and 14
@@ -239,3 +246,15 @@ def test_hostile_text_in_the_pine_source_stays_data() -> None:
     compile(got.source, "t.py", "exec")
     result = run(pine, bars(RISING))
     assert alerts(result) == ["'); import os #1"]
+
+
+def test_plot_and_plotshape_are_ctx_plot_series() -> None:
+    got = run('//@version=5\nstrategy("t", overlay=true)\n' + """
+ma = ta.sma(close, 3)
+plot(ma, "MA", color=color.new(color.orange, 20))
+plotshape(close > 20, title="up")
+""", bars(RISING))
+    series = {p.name: p for p in got.plots}
+    assert series["MA"].pane == "price" and series["MA"].color == "orange"
+    assert [v for v in series["MA"].values if v == v][:2] == [11.0, 12.0]
+    assert sum(1 for v in series["up"].values if v == 1.0) == 9

@@ -546,13 +546,13 @@ class _Translator:
             raise self.fail(call, f"{kind}: a default value is needed")
         d = a["defval"]
         is_source = sub == "source" or (isinstance(d, pn.Name) and d.id in SOURCES)
-        notes = []
+        spec: list[str] = []
         if is_source:
             src = _dotted(d)
             if src not in SOURCES:
                 raise self.fail(d, f"{kind}: a source is one of {', '.join(SOURCES)}")
             default: Any = src
-            notes.append("choices: " + ", ".join(SOURCES))
+            spec.append(f"choices={SOURCES!r}")
             self.sources.add(name)
         else:
             default = self.literal(d)
@@ -560,15 +560,18 @@ class _Translator:
                 default = float(default)
             if sub == "int" and type(default) is not int:
                 raise self.fail(d, f"{kind}: the default must be a whole number")
-        for key, label in (("title", "title"), ("minval", "min"), ("maxval", "max"),
-                           ("step", "step"), ("options", "choices")):
+        for key, label in (("minval", "min"), ("maxval", "max"), ("step", "step"),
+                           ("options", "choices"), ("title", "title"), ("tooltip", "help")):
             if key in a:
                 v = self.literal(a[key])
-                notes.append(f"{label} {v!r}" if key != "options"
-                             else "choices: " + ", ".join(map(str, v)))
+                if key in ("title", "tooltip"):
+                    v = _printable(str(v))
+                elif key == "options":
+                    v = tuple(v)
+                spec.append(f"{label}={v!r}")
         line = _printable(self.lines[call.lineno - 1].strip()) \
             if 0 < call.lineno <= len(self.lines) else ""
-        self.params.append((name, repr(default), "; ".join([line, *notes]) if notes else line))
+        self.params.append((name, f"param({', '.join([repr(default), *spec])})", line))
         value = f'ctx.params[{name!r}]'
         if is_source:
             value = f"pine.source({value})"

@@ -44,9 +44,6 @@ NA = math.nan
 MAX_BARS_BACK = 5000
 #: Iterations a Pine ``for`` loop may make per bar before the runtime stops it, as Pine does.
 MAX_LOOP = 500_000
-#: Series a strategy may plot and the length of their names (the plots' own bounds).
-MAX_PLOTS = 16
-MAX_PLOT_NAME = 40
 #: ``default_qty_type`` values.
 QTY_TYPES = ("fixed", "percent_of_equity", "cash")
 
@@ -313,7 +310,7 @@ class PineRuntime:
     """What ``ctx.pine`` is: series, indicators and Pine's orders for one imported strategy."""
 
     __slots__ = ("_bar", "_bar_index", "_bars", "_ctx", "_day", "_entries", "_exits", "_initial",
-                 "_last", "_mintick", "_plots", "_pyramiding", "_qty_type", "_qty_value",
+                 "_last", "_mintick", "_pyramiding", "_qty_type", "_qty_value",
                  "_send", "_series", "_sites", "_ta", "_trading", "_working", "math")
 
     long = "long"
@@ -338,7 +335,6 @@ class PineRuntime:
         self._entries: list[list[Any]] = []
         self._working: dict[tuple[str, str], _Working] = {}
         self._exits: dict[str, _ExitSpec] = {}
-        self._plots: dict[str, list[float]] = {}
         self._pyramiding = 1
         self._qty_type = "fixed"
         self._qty_value = 1.0
@@ -861,23 +857,10 @@ class PineRuntime:
 
     def plot(self, title: str, value: object, *, pane: str = "price",
              color: str | None = None) -> None:
-        """``plot``/``plotshape``: one value per bar under ``title``."""
-        plot = getattr(self._ctx, "plot", None)
+        """``plot``/``plotshape``: one value per bar under ``title``, through ``ctx.plot``
+        (``na`` leaves a gap)."""
         v = NA if _isna(value) else float(value)  # type: ignore[arg-type]
-        if plot is not None:
-            plot(title, v, pane=pane, color=color)
-            return
-        # Until ctx.plot exists the series is kept here, bounded as plots are.
-        name = str(title)[:MAX_PLOT_NAME]
-        series = self._plots.get(name)
-        if series is None:
-            if len(self._plots) >= MAX_PLOTS:
-                raise ValueError(f"at most {MAX_PLOTS} plotted series")
-            series = self._plots[name] = []
-        if len(series) > self._bar_index:
-            series[-1] = v
-        else:
-            series.append(v)
+        self._ctx.plot(title, v, pane=pane, color=color)
 
     def alert(self, message: object, freq: object = None) -> None:
         """``alert``/``alertcondition``: a line in the run's log, as a signal the strategy
