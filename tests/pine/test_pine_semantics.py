@@ -8,8 +8,8 @@ import math
 import pytest
 
 from sandtrade.backtest.runner import run_backtest
-from sandtrade.pine import import_pine
 from sandtrade.errors import StrategyError
+from sandtrade.pine import import_pine
 from sandtrade.strategy.loader import load_strategy_source, resolve_params
 
 from .conftest import HEAD, alerts, bars, run
@@ -25,7 +25,8 @@ n = 0
 n := nz(n[1]) + 2
 if bar_index == 3
     alert(str.tostring(count) + " " + str.tostring(close[1]) + " " + str.tostring(count[1])
-      + " " + str.tostring(n) + " " + str.tostring(na(close[5])) + " " + str.tostring(nz(close[5], -1)))
+      + " " + str.tostring(n) + " " + str.tostring(na(close[5])) + " "
+      + str.tostring(nz(close[5], -1)))
 """, bars(RISING))
     assert alerts(got) == ["4 12 3 8 true -1"]
 
@@ -258,3 +259,12 @@ plotshape(close > 20, title="up")
     assert series["MA"].pane == "price" and series["MA"].color == "orange"
     assert [v for v in series["MA"].values if v == v][:2] == [11.0, 12.0]
     assert sum(1 for v in series["up"].values if v == 1.0) == 9
+
+
+def test_time_is_milliseconds_since_1970_utc_and_bar_index_counts_bars() -> None:
+    got = run(HEAD + """
+if bar_index == 1
+    alert(str.tostring(time) + " " + str.tostring(time[1]) + " " + str.tostring(bar_index))
+""", bars(RISING))
+    # the first bar is 2024-01-01 00:00 UTC, the second a day later
+    assert alerts(got) == ["1704153600000 1704067200000 1"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from sandtrade.cli.tables import safe
 from sandtrade.errors import StrategyError
-from sandtrade.pine import PineImport, import_pine
+
+if TYPE_CHECKING:
+    from sandtrade.pine import PineImport
 
 __all__ = ["add_pine_command", "read_pine", "run_pine"]
 
@@ -34,6 +36,8 @@ def add_pine_command(sub: Any) -> None:
 
 def read_pine(path: str) -> PineImport:
     """Read and translate the Pine strategy at ``path`` (StrategyError when it cannot)."""
+    from sandtrade.pine import import_pine  # the parser loads on first use
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -277,7 +277,8 @@ class _Translator:
                         self.declared.add(t.id)
             elif isinstance(n, pn.FunctionDef):
                 self.declared.add(n.name)
-                self.declared.update(p.name for p in n.args)
+                fn_params: list[Any] = n.args
+                self.declared.update(p.name for p in fn_params)
         self._collect(body, top)
         funcs: list[str] = []
         main: list[str] = []
@@ -405,9 +406,12 @@ class _Translator:
             if isinstance(value, pn.ForTo):
                 target = self.target(value.target, scope)
                 step = "" if value.step is None else ", " + self.expr(value.step, scope)
-                return [*head, f"{pad}for {target} in pine.upto(" f"{self.expr(value.start, scope)}, " f"{self.expr(value.end, scope)}{step}):", *self.block(value.body, scope, depth + 1)]
+                start, end = self.expr(value.start, scope), self.expr(value.end, scope)
+                return [*head, f"{pad}for {target} in pine.upto({start}, {end}{step}):",
+                        *self.block(value.body, scope, depth + 1)]
             if isinstance(value, pn.While):
-                return [*head, f"{pad}while {self.cond(value.test, scope)}:", *self.block(value.body, scope, depth + 1)]
+                return [*head, f"{pad}while {self.cond(value.test, scope)}:",
+                        *self.block(value.body, scope, depth + 1)]
             if isinstance(value, pn.Call):
                 return head + [pad + line for line in self.call_statement(value, scope)]
             if isinstance(value, (pn.ForIn, pn.Switch)):
@@ -423,9 +427,9 @@ class _Translator:
                 type(stmt.op)]
             name = self.expr(stmt.target, scope)
             right = self.expr(stmt.value, scope)
-            value = f"pine.div({name}, {right})" if op == "/" else \
+            code = f"pine.div({name}, {right})" if op == "/" else \
                 f"pine.mod({name}, {right})" if op == "%" else f"{name} {op} {self.paren(right)}"
-            return [*head, pad + self.store(stmt.target, value, scope)]
+            return [*head, pad + self.store(stmt.target, code, scope)]
         if isinstance(stmt, pn.Break):
             return [*head, pad + "break"]
         if isinstance(stmt, pn.Continue):
@@ -510,7 +514,8 @@ class _Translator:
         if isinstance(node, pn.UnaryOp) and isinstance(node.op, pn.USub) \
                 and isinstance(node.operand, pn.Constant) \
                 and type(node.operand.value) in (int, float):
-            return -node.operand.value
+            number: Any = node.operand.value
+            return -number
         if isinstance(node, pn.Tuple):
             return [self.literal(e) for e in node.elts]
         name = _dotted(node)
@@ -535,11 +540,13 @@ class _Translator:
         sub = kind[6:] if kind != "input" else ""
         if sub and sub not in INPUT_KINDS:
             raise self.unsupported(call, kind)
-        params = ("defval", "title", "minval", "maxval", "step", "tooltip", "inline", "group",
-                  "confirm") if sub in ("int", "float") else ("defval", "title", "options",
-                                                               "tooltip", "inline", "group",
-                                                               "confirm")
-        if sub == "":
+        # Pine's positional order of each input kind's parameters
+        params: tuple[str, ...] = ("defval", "title", "options", "tooltip", "inline", "group",
+                                   "confirm")
+        if sub in ("int", "float"):
+            params = ("defval", "title", "minval", "maxval", "step", "tooltip", "inline",
+                      "group", "confirm")
+        elif sub == "":
             params = ("defval", "title", "tooltip", "inline", "group")
         a = self.args(call, params, kind)
         if "defval" not in a:
@@ -656,7 +663,8 @@ class _Translator:
         if name in ("nz", "na", "str.tostring"):
             if any(a.name for a in call.args):
                 raise self.fail(call, f"{name}: give its arguments by position")
-            return f"{PLAIN_FUNCTIONS[name]}({', '.join(self.expr(a.value, scope) for a in call.args)})"
+            args = ", ".join(self.expr(a.value, scope) for a in call.args)
+            return f"{PLAIN_FUNCTIONS[name]}({args})"
         if name in ("plot", "plotshape"):
             return self.plot(name, call, scope)
         if name == "alert":
@@ -741,7 +749,8 @@ class _Translator:
         scope = _Scope(fn.name, set(params))
         self._collect(fn.body, scope)
         head = self.comment(fn, 1)[:1]
-        out = [*head, f"    def {self.py(fn.name)}(at{''.join(', ' + self.py(p) for p in params)}):"]
+        names = "".join(", " + self.py(p) for p in params)
+        out = [*head, f"    def {self.py(fn.name)}(at{names}):"]
         body = list(fn.body)
         last = body.pop()
         for stmt in body:
@@ -839,8 +848,8 @@ class _Translator:
             ops = {pn.Eq: "==", pn.NotEq: "!=", pn.Lt: "<", pn.LtE: "<=", pn.Gt: ">",
                    pn.GtE: ">="}
             parts = [self.paren(self.expr(node.left, scope))]
-            for op, right in zip(node.ops, node.comparators, strict=True):
-                parts.append(f"{ops[type(op)]} {self.paren(self.expr(right, scope))}")
+            for cmp, other in zip(node.ops, node.comparators, strict=True):
+                parts.append(f"{ops[type(cmp)]} {self.paren(self.expr(other, scope))}")
             return " ".join(parts)
         if isinstance(node, pn.Conditional):
             return (f"({self.paren(self.expr(node.body, scope))} if "

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sandtrade import pine
 from sandtrade.backtest.meter import Meter, MeterError
 from sandtrade.backtest.request import BacktestRequest
 from sandtrade.backtest.result import TRADES, BacktestResult, Simulation
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.market import iter_csv
 from sandtrade.models import Bar, Trade
-from sandtrade.pine import import_pine, is_pine
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
 from sandtrade.sandbox.wire import encode_bars, untrusted_text
@@ -54,7 +54,7 @@ def _read_source(path: str) -> str:
     """The strategy file's source; a Pine strategy (``.pine``) imported first, in memory."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-        return import_pine(text, path).source if is_pine(path) else text
+        return pine.import_pine(text, path).source if pine.is_pine(path) else text
     except FileNotFoundError:
         raise StrategyError(f"{path}: no such strategy file") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sandtrade.models import OrderSide, OrderType
@@ -106,6 +107,13 @@ TA_SHORT_FORMS: dict[str, tuple[int, str]] = {
     "highest": (1, "high"), "lowest": (1, "low"),
     "pivothigh": (2, "high"), "pivotlow": (2, "low"),
 }
+
+
+def _epoch_ms(t: datetime) -> int:
+    """Pine's ``time``: milliseconds since 1970; a bar time without a zone is UTC."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
 
 
 def _isna(x: object) -> bool:
@@ -374,7 +382,7 @@ class PineRuntime:
     @property
     def time(self) -> int:
         """Pine's ``time``: the bar's time in milliseconds since 1970 (UTC)."""
-        return int(self._bar.time.timestamp() * 1000)
+        return _epoch_ms(self._bar.time)
 
     @property
     def hl2(self) -> float:
@@ -496,7 +504,7 @@ class PineRuntime:
         if name == "bar_index":
             return self._bar_index - k
         if name == "time":
-            return int(b.time.timestamp() * 1000)
+            return _epoch_ms(b.time)
         raise ValueError(f"{name!r} is not a built-in series")
 
     def at(self, site: str, value: Any, n: object) -> Any:
@@ -554,7 +562,7 @@ class PineRuntime:
             settings = [args[names.index(s)] for s in spec.settings]
             core = self._ta[site] = INDICATORS[name](*settings)
         bar = self._bar
-        values = []
+        values: list[Any] = []
         for v in spec.values:
             if v == "condition":
                 values.append(self.true(args[names.index(v)]))
