@@ -13,6 +13,10 @@ became. What the mapping does not cover is refused with ``file.pine:LINE:COL: 'n
 supported (yet)``, never dropped; the only calls left out are those that only draw
 (``bgcolor``, ``hline``, …), each named in a comment where it stood and in
 :attr:`PineImport.dropped`.
+
+It is one file because the translator is one recursive walk over pynescript's AST: its
+statement and expression halves call each other at every level of nesting, and share one
+state (the names declared, the call sites, the inputs found).
 """
 
 from __future__ import annotations
@@ -29,13 +33,8 @@ from pynescript.ast import parse
 from pynescript.ast.error import SyntaxError as PineSyntaxError
 
 from sandtrade.errors import StrategyError
-from sandtrade.strategy.pine import (
-    REQUIRED,
-    TA_FUNCTIONS,
-    TA_SHORT_FORMS,
-    MathFunctions,
-    PineRuntime,
-)
+from sandtrade.strategy.pine import PineRuntime
+from sandtrade.strategy.pine_builtins import REQUIRED, TA_FUNCTIONS, TA_SHORT_FORMS, MathFunctions
 
 __all__ = ["PineImport", "PineImportError", "import_pine"]
 

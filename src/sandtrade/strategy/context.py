@@ -35,7 +35,8 @@ from typing import Any, NamedTuple, Protocol
 from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.indicators import check_length, settings_of
-from sandtrade.strategy.pine import MathFunctions, PineRuntime
+from sandtrade.strategy.pine import PineRuntime
+from sandtrade.strategy.pine_builtins import MathFunctions
 from sandtrade.strategy.plots import PlotOutbox, PlotRecorder
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",

@@ -25,6 +25,11 @@ broker's fill rules hold: a market order fills at the next bar's open (at this b
 with the ``close`` fill profile, Pine's ``process_orders_on_close``), stops and limits against
 the next bar's range. Placing an order under an id that already has a working order replaces
 it, as Pine modifies it.
+
+It is one file because the runtime is one object whose series, indicators and order book share
+its private state: the sandbox hides only ``_`` names from a strategy, so module functions
+over that state would have to be reachable names. The tables of Pine's built-ins are
+:mod:`sandtrade.strategy.pine_builtins`.
 """
 
 from __future__ import annotations
@@ -32,213 +37,27 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sandtrade.models import OrderSide, OrderType
 from sandtrade.strategy.indicators import INDICATORS
+from sandtrade.strategy.pine_builtins import (
+    NA,
+    TA_FUNCTIONS,
+    MathFunctions,
+    epoch_ms,
+    isna,
+    number,
+)
 
-__all__ = ["TA_FUNCTIONS", "MathFunctions", "PineRuntime", "TaSpec"]
+__all__ = ["PineRuntime"]
 
-NA = math.nan
 #: The furthest a series may look back (Pine's ``max_bars_back`` default).
 MAX_BARS_BACK = 5000
 #: Iterations a Pine ``for`` loop may make per bar before the runtime stops it, as Pine does.
 MAX_LOOP = 500_000
 #: ``default_qty_type`` values.
 QTY_TYPES = ("fixed", "percent_of_equity", "cash")
-
-
-class TaSpec(NamedTuple):
-    """How one Pine ``ta.*`` function is built and fed.
-
-    ``params``: the Pine parameters in order, each ``(name, default)`` (``REQUIRED`` when it
-    has none); ``settings``: those the indicator is built with; ``values``: what its
-    ``update`` takes on every bar, a parameter's name or a bar field (``@high``, ``@volume``,
-    ``@session`` = a new trading day began).
-    """
-
-    params: tuple[tuple[str, object], ...]
-    settings: tuple[str, ...]
-    values: tuple[str, ...]
-
-
-REQUIRED = object()
-_SRC_LEN = (("source", REQUIRED), ("length", REQUIRED))
-_HLC = ("@high", "@low", "@close")
-#: The Pine ``ta.*`` functions the importer accepts, over :data:`INDICATORS`.
-TA_FUNCTIONS: dict[str, TaSpec] = {
-    **{name: TaSpec(_SRC_LEN, ("length",), ("source",))
-       for name in ("sma", "ema", "rma", "wma", "rsi", "stdev", "highest", "lowest", "cci")},
-    "vwma": TaSpec(_SRC_LEN, ("length",), ("source", "@volume")),
-    "change": TaSpec((("source", REQUIRED), ("length", 1)), ("length",), ("source",)),
-    "mom": TaSpec(_SRC_LEN, ("length",), ("source",)),
-    "macd": TaSpec((("source", REQUIRED), ("fastlen", REQUIRED), ("slowlen", REQUIRED),
-                    ("siglen", REQUIRED)), ("fastlen", "slowlen", "siglen"), ("source",)),
-    "stoch": TaSpec((("source", REQUIRED), ("high", REQUIRED), ("low", REQUIRED),
-                     ("length", REQUIRED)), ("length",), ("source", "high", "low")),
-    "tr": TaSpec((("handle_na", False),), ("handle_na",), _HLC),
-    "atr": TaSpec((("length", REQUIRED),), ("length",), _HLC),
-    "bb": TaSpec((("series", REQUIRED), ("length", REQUIRED), ("mult", REQUIRED)),
-                 ("length", "mult"), ("series",)),
-    "kc": TaSpec((("series", REQUIRED), ("length", REQUIRED), ("mult", REQUIRED),
-                  ("useTrueRange", True)), ("length", "mult", "useTrueRange"),
-                 ("series", "@high", "@low", "@close")),
-    "crossover": TaSpec((("source1", REQUIRED), ("source2", REQUIRED)), (),
-                        ("source1", "source2")),
-    "crossunder": TaSpec((("source1", REQUIRED), ("source2", REQUIRED)), (),
-                         ("source1", "source2")),
-    "cross": TaSpec((("source1", REQUIRED), ("source2", REQUIRED)), (), ("source1", "source2")),
-    "barssince": TaSpec((("condition", REQUIRED),), (), ("condition",)),
-    "valuewhen": TaSpec((("condition", REQUIRED), ("source", REQUIRED),
-                         ("occurrence", REQUIRED)), ("occurrence",), ("condition", "source")),
-    "pivothigh": TaSpec((("source", REQUIRED), ("leftbars", REQUIRED), ("rightbars", REQUIRED)),
-                        ("leftbars", "rightbars"), ("source",)),
-    "pivotlow": TaSpec((("source", REQUIRED), ("leftbars", REQUIRED), ("rightbars", REQUIRED)),
-                       ("leftbars", "rightbars"), ("source",)),
-    "supertrend": TaSpec((("factor", REQUIRED), ("atrPeriod", REQUIRED)),
-                         ("factor", "atrPeriod"), _HLC),
-    "vwap": TaSpec((("source", REQUIRED),), (), ("source", "@volume", "@session")),
-    "dmi": TaSpec((("diLength", REQUIRED), ("adxSmoothing", REQUIRED)),
-                  ("diLength", "adxSmoothing"), _HLC),
-}
-#: Pine functions with a shorter form: ``ta.highest(length)`` reads ``high``.
-TA_SHORT_FORMS: dict[str, tuple[int, str]] = {
-    "highest": (1, "high"), "lowest": (1, "low"),
-    "pivothigh": (2, "high"), "pivotlow": (2, "low"),
-}
-
-
-def _epoch_ms(t: datetime) -> int:
-    """Pine's ``time``: milliseconds since 1970; a bar time without a zone is UTC."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1000)
-
-
-def _isna(x: object) -> bool:
-    return x is None or (type(x) is float and x != x)
-
-
-def _num(x: object) -> float:
-    if x is None:
-        return NA
-    if type(x) is bool:
-        return float(x)
-    return x  # type: ignore[return-value]
-
-
-class MathFunctions:
-    """``math.*`` as Pine defines them: ``na`` in, ``na`` out."""
-
-    __slots__ = ()
-    pi = math.pi
-    e = math.e
-
-    @staticmethod
-    def abs(x: float) -> float:
-        """``math.abs``."""
-        return abs(x)
-
-    @staticmethod
-    def max(*xs: float) -> float:
-        """``math.max``: ``na`` when any argument is."""
-        return NA if any(_isna(x) for x in xs) else max(xs)
-
-    @staticmethod
-    def min(*xs: float) -> float:
-        """``math.min``: ``na`` when any argument is."""
-        return NA if any(_isna(x) for x in xs) else min(xs)
-
-    @staticmethod
-    def avg(*xs: float) -> float:
-        """``math.avg``."""
-        return NA if any(_isna(x) for x in xs) else sum(xs) / len(xs)
-
-    @staticmethod
-    def round(x: float, precision: int | None = None) -> float:
-        """``math.round``: halves away from zero, as Pine rounds."""
-        if _isna(x):
-            return NA
-        scale = 10.0 ** (precision or 0)
-        r = math.floor(abs(x) * scale + 0.5) / scale
-        return math.copysign(r, x) if precision else float(int(math.copysign(r, x)))
-
-    @staticmethod
-    def floor(x: float) -> float:
-        """``math.floor``."""
-        return NA if _isna(x) else float(math.floor(x))
-
-    @staticmethod
-    def ceil(x: float) -> float:
-        """``math.ceil``."""
-        return NA if _isna(x) else float(math.ceil(x))
-
-    @staticmethod
-    def sign(x: float) -> float:
-        """``math.sign``."""
-        return NA if _isna(x) else (1.0 if x > 0 else -1.0 if x < 0 else 0.0)
-
-    @staticmethod
-    def sqrt(x: float) -> float:
-        """``math.sqrt`` (``na`` below zero)."""
-        return NA if _isna(x) or x < 0 else math.sqrt(x)
-
-    @staticmethod
-    def pow(x: float, y: float) -> float:
-        """``math.pow``."""
-        try:
-            return NA if _isna(x) or _isna(y) else float(x ** y)
-        except (OverflowError, ZeroDivisionError):
-            return NA
-
-    @staticmethod
-    def log(x: float) -> float:
-        """``math.log`` (``na`` at or below zero)."""
-        return NA if _isna(x) or x <= 0 else math.log(x)
-
-    @staticmethod
-    def log10(x: float) -> float:
-        """``math.log10``."""
-        return NA if _isna(x) or x <= 0 else math.log10(x)
-
-    @staticmethod
-    def exp(x: float) -> float:
-        """``math.exp``."""
-        try:
-            return NA if _isna(x) else math.exp(x)
-        except OverflowError:
-            return NA
-
-    @staticmethod
-    def sin(x: float) -> float:
-        """``math.sin``."""
-        return NA if _isna(x) else math.sin(x)
-
-    @staticmethod
-    def cos(x: float) -> float:
-        """``math.cos``."""
-        return NA if _isna(x) else math.cos(x)
-
-    @staticmethod
-    def tan(x: float) -> float:
-        """``math.tan``."""
-        return NA if _isna(x) else math.tan(x)
-
-    @staticmethod
-    def atan(x: float) -> float:
-        """``math.atan``."""
-        return NA if _isna(x) else math.atan(x)
-
-    @staticmethod
-    def todegrees(x: float) -> float:
-        """``math.todegrees``."""
-        return NA if _isna(x) else math.degrees(x)
-
-    @staticmethod
-    def toradians(x: float) -> float:
-        """``math.toradians``."""
-        return NA if _isna(x) else math.radians(x)
 
 
 class _Series:
@@ -297,7 +116,7 @@ class _ExitSpec(NamedTuple):
 
 def _price(name: str, value: object) -> float | None:
     """An order price argument: None for ``na`` or not given."""
-    if _isna(value):
+    if isna(value):
         return None
     if type(value) not in (int, float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -382,7 +201,7 @@ class PineRuntime:
     @property
     def time(self) -> int:
         """Pine's ``time``: the bar's time in milliseconds since 1970 (UTC)."""
-        return _epoch_ms(self._bar.time)
+        return epoch_ms(self._bar.time)
 
     @property
     def hl2(self) -> float:
@@ -438,17 +257,17 @@ class PineRuntime:
     @staticmethod
     def isna(x: object) -> bool:
         """Pine's ``na(x)``."""
-        return _isna(x)
+        return isna(x)
 
     @staticmethod
     def nz(x: object, replacement: object = 0) -> Any:
         """Pine's ``nz(x, replacement)``."""
-        return replacement if _isna(x) else x
+        return replacement if isna(x) else x
 
     @staticmethod
     def true(x: object) -> bool:
         """A Pine condition: ``na`` is false."""
-        return False if _isna(x) else bool(x)
+        return False if isna(x) else bool(x)
 
     def keep(self, name: str, value: Any) -> Any:
         """Record ``value`` as variable ``name``'s on this bar; returns it."""
@@ -476,12 +295,12 @@ class PineRuntime:
     @staticmethod
     def div(a: float, b: float) -> float:
         """``a / b``; ``na`` where ``b`` is 0 or either is ``na``, as Pine divides."""
-        return a / b if b and not _isna(b) else NA
+        return a / b if b and not isna(b) else NA
 
     @staticmethod
     def mod(a: float, b: float) -> float:
         """``a % b`` with the sign of ``a`` (Pine's remainder); ``na`` where ``b`` is 0."""
-        return math.fmod(a, b) if b and not _isna(b) else NA
+        return math.fmod(a, b) if b and not isna(b) else NA
 
     def bar_past(self, name: str, n: object) -> Any:
         """A built-in series ``n`` bars ago: ``close[1]``, ``hl2[2]``, ``bar_index[1]``, read
@@ -504,7 +323,7 @@ class PineRuntime:
         if name == "bar_index":
             return self._bar_index - k
         if name == "time":
-            return _epoch_ms(b.time)
+            return epoch_ms(b.time)
         raise ValueError(f"{name!r} is not a built-in series")
 
     def at(self, site: str, value: Any, n: object) -> Any:
@@ -529,7 +348,7 @@ class PineRuntime:
     def upto(start: float, end: float, step: float | None = None) -> Iterator[float]:
         """Pine's ``for i = start to end [by step]``: both ends included, counting down when
         ``end`` is below ``start``."""
-        if _isna(start) or _isna(end):
+        if isna(start) or isna(end):
             return
         s = abs(step) if step is not None else 1
         if not s:
@@ -567,7 +386,7 @@ class PineRuntime:
             if v == "condition":
                 values.append(self.true(args[names.index(v)]))
             elif v[0] != "@":
-                values.append(_num(args[names.index(v)]))
+                values.append(number(args[names.index(v)]))
             elif v == "@session":
                 day = bar.time.date()
                 values.append(day != self._day)
@@ -578,7 +397,7 @@ class PineRuntime:
 
     def fixnan(self, site: str, x: Any) -> Any:
         """Pine's ``ta.fixnan``/``fixnan``: the last value that was not ``na``."""
-        if not _isna(x):
+        if not isna(x):
             self._last[site] = x
             return x
         return self._last.get(site, NA)
@@ -676,7 +495,7 @@ class PineRuntime:
             return
         pid = _id("id", id)
         d = self._direction(direction)
-        q = self._default_qty() if _isna(qty) else float(qty)
+        q = self._default_qty() if isna(qty) else float(qty)
         if oca_type not in ("none", "cancel"):
             raise ValueError(f"oca_type {oca_type!r} is not supported (yet); use "
                              "strategy.oca.cancel or none")
@@ -692,7 +511,7 @@ class PineRuntime:
             return
         pid = _id("id", id)
         d = self._direction(direction)
-        q = self._default_qty() if _isna(qty) else float(qty)
+        q = self._default_qty() if isna(qty) else float(qty)
         oca = oca_name if oca_type == "cancel" else ""
         self._place("order", pid, d, q, q, _price("limit", limit), _price("stop", stop), oca,
                     False)
@@ -707,7 +526,7 @@ class PineRuntime:
         held = sum(e[1] for e in self._entries if e[0] == pid)
         if not held:
             return
-        q = abs(held) * float(qty_percent) / 100 if _isna(qty) else min(float(qty), abs(held))
+        q = abs(held) * float(qty_percent) / 100 if isna(qty) else min(float(qty), abs(held))
         self._place("close", pid, -1 if held > 0 else 1, q, q, None, None, "", True)
 
     def close_all(self, comment: str = "", when: bool = True, alert_message: str = "",
@@ -734,7 +553,7 @@ class PineRuntime:
         entry when empty). It waits for the entry and follows the position from then on."""
         if not self.true(when):
             return
-        spec = _ExitSpec(_id("id", id), from_entry, None if _isna(qty) else float(qty),
+        spec = _ExitSpec(_id("id", id), from_entry, None if isna(qty) else float(qty),
                          float(qty_percent), _price("limit", limit), _price("stop", stop),
                          _price("profit", profit), _price("loss", loss),
                          _price("trail_price", trail_price), _price("trail_points", trail_points),
@@ -867,7 +686,7 @@ class PineRuntime:
              color: str | None = None) -> None:
         """``plot``/``plotshape``: one value per bar under ``title``, through ``ctx.plot``
         (``na`` leaves a gap)."""
-        v = NA if _isna(value) else float(value)  # type: ignore[arg-type]
+        v = NA if isna(value) else float(value)  # type: ignore[arg-type]
         self._ctx.plot(title, v, pane=pane, color=color)
 
     def alert(self, message: object, freq: object = None) -> None:
@@ -878,7 +697,7 @@ class PineRuntime:
     @staticmethod
     def tostring(x: object) -> str:
         """``str.tostring``."""
-        if _isna(x):
+        if isna(x):
             return "NaN"
         if type(x) is bool:
             return "true" if x else "false"
