@@ -43,7 +43,7 @@ REFUSED = [
     ("order arguments outside the subset", 'strategy.entry("L", strategy.long, foo=1)\n',
      "'strategy.entry(foo=…)' is not supported", "3:1"),
     ("default parameter values", "f(x, y = 1) => x + y\n",
-     "'a default parameter value' is not supported", "3:6"),
+     "'a default parameter value' is not supported", "3:1"),
     ("methods", "method f(float x) => x\n", "'method' is not supported", "3:1"),
     ("types", "type P\n    float x\n", "'type' is not supported", "3:1"),
     ("libraries", "import TradingView/ta/7 as tv\n", "'import' is not supported", "3:1"),

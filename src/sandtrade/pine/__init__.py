@@ -4,7 +4,7 @@
 like any other, with Pine's semantics from ``ctx.pine`` (:mod:`sandtrade.strategy.pine`);
 see ``docs/pine.md`` for the subset it takes and what it refuses.
 
-The parser (pynescript, ANTLR) is imported on first use: the CLI and the host import this
+The parser (lark, and its tables) is built on first use: the CLI and the host import this
 package to recognise a ``.pine`` path, and most of their runs never read one.
 """
 

@@ -1,10 +1,8 @@
 """Pine Script v5/v6 strategies to sandtrade strategy files.
 
-Parsing is pynescript's (``pynescript.ast.parse``): the ANTLR grammar of Pine Script that
-pynescript maintains, which gives an AST with line and column for every node. It parses all
-of TradingView's example strategies (v5 and v6 syntax: ``=>`` functions, ``var``, ``:=``,
-tuples, ``switch``, types), so there is no grammar of our own to keep up with the language;
-what we own is the mapping of the AST to Python and the refusals.
+The script is parsed by :mod:`sandtrade.pine.parser` (lark, LALR(1), our grammar
+``pine.lark``; its docstring says why not pynescript's ANTLR grammar). What we own is that
+grammar, the mapping of its tree to Python, and the refusals.
 
 The generated file is an ordinary strategy: it runs in the sandbox like any other
 (RestrictedPython, the import whitelist) and reaches Pine's semantics only through
@@ -14,7 +12,7 @@ supported (yet)``, never dropped; the only calls left out are those that only dr
 (``bgcolor``, ``hline``, …), each named in a comment where it stood and in
 :attr:`PineImport.dropped`.
 
-It is one file because the translator is one recursive walk over pynescript's AST: its
+It is one file because the translator is one recursive walk over the syntax tree: its
 statement and expression halves call each other at every level of nesting, and share one
 state (the names declared, the call sites, the inputs found).
 """
@@ -28,11 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynescript.ast import node as pn
-from pynescript.ast import parse
-from pynescript.ast.error import SyntaxError as PineSyntaxError
-
 from sandtrade.errors import StrategyError
+from sandtrade.pine import nodes as pn
+from sandtrade.pine.parser import PineSyntaxError, parse
 from sandtrade.strategy.pine import PineRuntime
 from sandtrade.strategy.pine_builtins import REQUIRED, TA_FUNCTIONS, TA_SHORT_FORMS, MathFunctions
 
@@ -141,9 +137,8 @@ def import_pine(text: str, path: str = "strategy.pine") -> PineImport:
     try:
         script = parse(text)
     except PineSyntaxError as e:
-        d = getattr(e, "details", None)
-        where = f"{path}:{d.lineno}:{d.offset + 1}" if d else path
-        raise PineImportError(f"{where}: Pine syntax error: {e.message}") from None
+        raise PineImportError(f"{path}:{e.line}:{e.column}: Pine syntax error: "
+                              f"{e.message}") from None
     except RecursionError:
         raise PineImportError(f"{path}: the script nests too deeply to read") from None
     return _Translator(text, path).script(script)
