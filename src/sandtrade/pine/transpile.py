@@ -141,7 +141,10 @@ def import_pine(text: str, path: str = "strategy.pine") -> PineImport:
                               f"{e.message}") from None
     except RecursionError:
         raise PineImportError(f"{path}: the script nests too deeply to read") from None
-    return _Translator(text, path).script(script)
+    try:
+        return _Translator(text, path).script(script)
+    except RecursionError:
+        raise PineImportError(f"{path}: the script nests too deeply to read") from None
 
 
 def _printable(text: str) -> str:
