@@ -64,7 +64,8 @@ EXPECTED_SANDTRADE = (
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",
     "sandtrade.sandbox.worker.live_task",
     "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
-    "sandtrade.strategy.loader",
+    "sandtrade.strategy.indicators", "sandtrade.strategy.loader", "sandtrade.strategy.params",
+    "sandtrade.strategy.pine", "sandtrade.strategy.pine_builtins", "sandtrade.strategy.plots",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
 )
 
