@@ -90,3 +90,14 @@ def test_backtest_of_a_pine_file_runs_it_in_the_sandbox_with_its_settings(
     # strategy()'s initial_capital (TradingView's default, 1,000,000) is the run's cash
     assert imported.settings == {"cash": 1_000_000.0}
     assert out["stats"]["Equity Final [$]"] == pytest.approx(here.stats["Equity Final [$]"])
+
+
+def test_an_error_while_a_pine_file_runs_names_its_pine_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.pine"
+    path.write_text('//@version=5\nstrategy("bad")\nx = close\nif bar_index == 3\n'
+                    "    y = str.tostring(x) + 1\n")
+    assert main(["backtest", str(path), "--data", str(GOOG)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:5: in on_bar at "), err
+    assert "TypeError" in err

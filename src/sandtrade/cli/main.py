@@ -33,11 +33,11 @@ from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
 from sandtrade.cli.options import add_options_command, run_options
-from sandtrade.cli.pine import add_pine_command, read_pine, run_pine
+from sandtrade.cli.pine import add_pine_command, pine_message, read_pine, run_pine
 from sandtrade.cli.signals import add_signals_command, run_signals
 from sandtrade.cli.strategies import add_strategies_command, run_strategies
 from sandtrade.cli.tables import safe, safe_lines
-from sandtrade.errors import SandtradeError
+from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.pine import is_pine
 
 __all__ = ["main"]
@@ -418,7 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "pine":
             return run_pine(args, out, err)
     except SandtradeError as e:  # its words may quote a file or a host: shown as data
-        print(safe_lines(str(e)), file=sys.stderr)
+        message = str(e)
+        strategy = getattr(args, "strategy", None)
+        if isinstance(strategy, str) and is_pine(strategy) and isinstance(e, StrategyError):
+            message = pine_message(strategy, message)
+        print(safe_lines(message), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

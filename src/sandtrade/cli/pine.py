@@ -14,7 +14,7 @@ from sandtrade.errors import StrategyError
 if TYPE_CHECKING:
     from sandtrade.pine import PineImport
 
-__all__ = ["add_pine_command", "read_pine", "run_pine"]
+__all__ = ["add_pine_command", "pine_message", "read_pine", "run_pine"]
 
 
 def add_pine_command(sub: Any) -> None:
@@ -65,3 +65,11 @@ def run_pine(args: argparse.Namespace, out: Console, err: Console) -> int:
                    f"{target} --data CSV {imported.backtest_flags()}"),
               markup=False, highlight=False, soft_wrap=True)
     return 0
+
+
+def pine_message(path: str, message: str) -> str:
+    """An error about the strategy imported from ``path``, its lines the Pine file's."""
+    try:
+        return read_pine(path).pine_message(message, path)
+    except StrategyError:  # the file changed or went: the message as it was
+        return message

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import inspect
 import keyword
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,17 @@ class PineImport:
     title: str
     settings: dict[str, Any]
     dropped: list[str] = field(default_factory=list)
+    #: The Pine line each line of ``source`` came from (where one did).
+    lines: dict[int, int] = field(default_factory=dict)
+
+    def pine_message(self, message: str, path: str) -> str:
+        """``message`` (an error about ``source``, named ``path``) with each
+        ``path:LINE:`` of the generated file turned into the Pine line it came from."""
+        def line(m: re.Match[str]) -> str:
+            n = int(m.group(1))
+            pine = self.lines.get(n)
+            return f"{path}:{pine}:" if pine else f"{path} (imported, line {n}):"
+        return re.sub(re.escape(path) + r":(\d+):", line, message)
 
     def backtest_flags(self) -> str:
         """The ``sandtrade backtest`` options that give a run these settings."""
@@ -287,8 +299,29 @@ class _Translator:
         if not self.saw_strategy:
             raise PineImportError(f"{self.path}:1:1: not a strategy: the script calls no "
                                   "strategy(...) (an indicator() script places no orders)")
-        return PineImport(self.render(funcs, main), self.title, self.settings(),
-                          self.dropped)
+        source = self.render(funcs, main)
+        return PineImport(source, self.title, self.settings(), self.dropped,
+                          self.line_map(source))
+
+    def line_map(self, source: str) -> dict[int, int]:
+        """Generated line -> Pine line: each line after a comment that quotes a Pine line
+        (found in order; a function's body is quoted where it was written) came from it."""
+        pine = [_printable(t.strip()) for t in self.lines]
+        out: dict[int, int] = {}
+        current = 0
+        at = 0
+        for n, text in enumerate(source.splitlines(), 1):
+            stripped = text.strip()
+            if stripped.startswith("# ") and text.startswith("    "):
+                quoted = stripped[2:]
+                hit = next((i for i in [*range(at, len(pine)), *range(at)]
+                            if pine[i] == quoted), None)
+                if hit is not None:
+                    current, at = hit + 1, hit + 1
+                    continue
+            if current and text.startswith("    ") and stripped:
+                out[n] = current
+        return out
 
     def _collect(self, body: list[Any], scope: _Scope) -> None:
         """Names whose history is read (``x[1]``) or that are ``var``: kept bar by bar."""
