@@ -101,3 +101,15 @@ def test_an_error_while_a_pine_file_runs_names_its_pine_line(
     err = capsys.readouterr().err
     assert err.startswith(f"{path}:5: in on_bar at "), err
     assert "TypeError" in err
+
+
+def test_pine_import_writes_a_strategy_file_that_passes_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "macd.py"
+    assert main(["pine", "import", str(PINE / "macd_strategy.pine"), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote {out} (MACD Strategy)" in said and "--cash 1000000" in said
+    assert "# MACD = ta.ema(close, fastLength) - ta.ema(close, slowlength)" in out.read_text()
+    assert main(["pine", "import", str(PINE / "macd_strategy.pine"), "-o", str(out)]) == 1
+    assert "exists; give --force" in capsys.readouterr().err
+    assert main(["check", str(out)]) == 0
