@@ -64,8 +64,9 @@ EXPECTED_SANDTRADE = (
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",
     "sandtrade.sandbox.worker.live_task",
     "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
-    # ctx.ta's value-fed cores, and ctx.plot's recorders and bounds
-    "sandtrade.strategy.indicators", "sandtrade.strategy.loader", "sandtrade.strategy.plots",
+    # ctx.ta's value-fed cores, ctx.plot's recorders and bounds, typed PARAMS, ctx.pine
+    "sandtrade.strategy.indicators", "sandtrade.strategy.loader", "sandtrade.strategy.params",
+    "sandtrade.strategy.pine", "sandtrade.strategy.pine_builtins", "sandtrade.strategy.plots",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
 )
 

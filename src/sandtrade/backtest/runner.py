@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sandtrade import pine
 from sandtrade.backtest.engine import simulate
 from sandtrade.backtest.meter import Meter
 from sandtrade.backtest.request import BacktestRequest, DataSpec
@@ -31,7 +32,12 @@ from sandtrade.market.samples import missing_file_hint, resolve_data_path
 from sandtrade.models import Bar, Instrument, Trade
 from sandtrade.options.settings import OptionsSettings
 from sandtrade.options.sources import ChainSource, RecordedChains
-from sandtrade.strategy.loader import LoadedStrategy, load_strategy, resolve_params
+from sandtrade.strategy.loader import (
+    LoadedStrategy,
+    load_strategy,
+    load_strategy_source,
+    resolve_params,
+)
 
 __all__ = ["InProcessRunner", "count_rows", "parse_data_spec", "run_backtest"]
 
@@ -124,8 +130,14 @@ class InProcessRunner:
     def run(self, request: BacktestRequest,
             progress: Callable[[int], None] | None = None) -> BacktestResult:
         """Run ``request`` here. Raises ``StrategyError``/``DataError`` with file:line."""
-        strategy = load_strategy(request.strategy)
-        params = resolve_params(strategy.params, request.params, where=strategy.path)
+        if pine.is_pine(request.strategy):  # imported in memory, then run like any strategy
+            text = Path(request.strategy).read_text(encoding="utf-8")
+            strategy = load_strategy_source(pine.import_pine(text, request.strategy).source,
+                                            request.strategy)
+        else:
+            strategy = load_strategy(request.strategy)
+        params = resolve_params(strategy.params, request.params, where=strategy.path,
+                                specs=strategy.specs, lines=strategy.lines)
         streams: dict[str, Iterator[Bar]] = {}
         for spec in request.data:
             stream = iter_csv(spec.path, symbol=spec.symbol)

@@ -33,10 +33,12 @@ from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
 from sandtrade.cli.options import add_options_command, run_options
+from sandtrade.cli.pine import add_pine_command, pine_message, read_pine, run_pine
 from sandtrade.cli.signals import add_signals_command, run_signals
 from sandtrade.cli.strategies import add_strategies_command, run_strategies
 from sandtrade.cli.tables import safe, safe_lines
-from sandtrade.errors import SandtradeError
+from sandtrade.errors import SandtradeError, StrategyError
+from sandtrade.pine import is_pine
 
 __all__ = ["main"]
 
@@ -53,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="back-test a strategy file on CSV history",
                         description="Back-test STRATEGY on CSV history and print its stats.")
-    bt.add_argument("strategy", metavar="STRATEGY", help="the strategy .py file")
+    bt.add_argument("strategy", metavar="STRATEGY",
+                    help="the strategy .py file, or a Pine Script strategy (.pine), imported "
+                    "first; its strategy() settings are the defaults of --cash, --commission* "
+                    "and --fill-profile")
     bt.add_argument("--data", action="append", required=True, metavar="CSV",
                     help="CSV of bars (Date, Open, High, Low, Close[, Volume]); repeat for a "
                     "portfolio; SYMBOL=path.csv names the symbol (default: the file name)")
@@ -121,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     add_strategies_command(sub)
     add_signals_command(sub)
     add_options_command(sub)
+    add_pine_command(sub)
     return p
 
 
@@ -134,6 +140,16 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
     from sandtrade.host.config import load_settings
 
     broker: dict[str, Any] = {}
+    if is_pine(args.strategy):
+        # A Pine strategy's strategy() settings (initial_capital, commission,
+        # process_orders_on_close) are this run's defaults; the flags still win.
+        pine_settings = read_pine(args.strategy).settings
+        for flag, key in (("cash", "cash"), ("commission", "commission_pct"),
+                          ("commission_per_unit", "commission_per_unit"),
+                          ("commission_min", "commission_min"),
+                          ("fill_profile", "fill_profile")):
+            if getattr(args, flag) is None and key in pine_settings:
+                setattr(args, flag, pine_settings[key])
     for flag, key in (("commission", "commission_pct"), ("commission_per_unit",
                       "commission_per_unit"), ("commission_min", "commission_min"),
                       ("slippage", "slippage_pct"), ("fill_profile", "fill_profile"),
@@ -218,13 +234,22 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console) -> int:
-    from sandtrade.sandbox.runner import check_in_sandbox
+    from sandtrade.sandbox.runner import inspect_in_sandbox
 
-    hook_list, params = check_in_sandbox(args.strategy)
-    hooks = ", ".join(hook_list) or "none"
+    checked = inspect_in_sandbox(args.strategy)
+    hooks = ", ".join(checked.hooks) or "none"
+
+    def shown(name: str) -> str:
+        spec = checked.specs[name]
+        bounds = [f"{k} {getattr(spec, k)!r}" for k in ("min", "max", "step")
+                  if getattr(spec, k) is not None]
+        if spec.choices is not None:
+            bounds.append("choices " + "|".join(map(str, spec.choices)))
+        return f"{name}={spec.default!r}" + (f" [{', '.join(bounds)}]" if bounds else "")
+
     # PARAMS come from the file: shown as data (no markup, no control characters, one line)
     out.print(safe(f"{args.strategy}: ok (hooks: {hooks}; params: "
-                   f"{', '.join(f'{k}={v!r}' for k, v in params.items()) or 'none'})"),
+                   f"{', '.join(map(shown, checked.params)) or 'none'})"),
               markup=False, highlight=False, soft_wrap=True)
     return 0
 
@@ -390,8 +415,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_signals(args, out, err)
         if args.command == "options":
             return run_options(args, out, err)
+        if args.command == "pine":
+            return run_pine(args, out, err)
     except SandtradeError as e:  # its words may quote a file or a host: shown as data
-        print(safe_lines(str(e)), file=sys.stderr)
+        message = str(e)
+        strategy = getattr(args, "strategy", None)
+        if isinstance(strategy, str) and is_pine(strategy) and isinstance(e, StrategyError):
+            message = pine_message(strategy, message)
+        print(safe_lines(message), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -35,6 +35,8 @@ from typing import Any, NamedTuple, Protocol
 from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.indicators import check_length, settings_of
+from sandtrade.strategy.pine import PineRuntime
+from sandtrade.strategy.pine_builtins import MathFunctions
 from sandtrade.strategy.plots import PlotOutbox, PlotRecorder
 
 __all__ = ["API_TYPES", "AccountView", "Context", "FillView", "GreeksView", "GroupView",
@@ -742,7 +744,8 @@ def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
-    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_plots", "_series",
+    __slots__ = ("_data", "_history_size", "_logs", "_made", "_on_reject", "_pine", "_plots",
+                 "_series",
                  "_trading", "bar_index", "options", "params", "state", "symbol", "ta", "time")
 
     def __init__(self, trading: Trading, params: Mapping[str, Any], *,
@@ -767,6 +770,16 @@ class Context:
         self._history_size = DEFAULT_HISTORY
         self._logs = log or (lambda line: None)
         self._on_reject = on_reject
+        self._pine: PineRuntime | None = None
+
+    @property
+    def pine(self) -> PineRuntime:
+        """The runtime of a strategy imported from Pine Script (``sandtrade pine import``):
+        Pine's series, indicators on computed values and named orders; see
+        :mod:`sandtrade.strategy.pine`."""
+        if self._pine is None:
+            self._pine = PineRuntime(self, send=self._send, trading=self._trading)
+        return self._pine
 
     def warmup_bars(self) -> int:
         """Bars before every indicator had a value (backtesting.py's warm-up), 0 if none."""
@@ -952,7 +965,7 @@ class Context:
 API_TYPES: frozenset[type] = frozenset({
     Context, TA, Options, PositionView, AccountView, OrderView, FillView, SignalView,
     OptionRowView, GreeksView, GroupView, _ta.Series, _ta.Bands, _ta.MacdLines, _ta.DmiLines,
-    _ta.SupertrendLines, Bar, *_ta.INDICATORS.values()})
+    _ta.SupertrendLines, Bar, *_ta.INDICATORS.values(), PineRuntime, MathFunctions})
 
 
 # ------------------------------------------------------------------------ fed by the runner

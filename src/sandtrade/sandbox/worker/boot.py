@@ -176,7 +176,9 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
                                     check=kind == "check")
     if kind == "check":
         write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
-                             "params": strategy.params})
+                             "params": strategy.params,
+                             "specs": {k: v.to_json() for k, v in strategy.specs.items()},
+                             "lines": strategy.lines})
         return
     if kind == "live":
         run_live({**task, "state_bytes": _run_quotas(task, limits).state_bytes}, strategy,
