@@ -48,6 +48,7 @@ from sandtrade.sandbox.wire import (
     write_frame,
 )
 from sandtrade.sandbox.zygote import WorkerProcess, Zygote, ZygoteChild, ZygoteError, ZygoteSlot
+from sandtrade.strategy.modules import BUILTIN_STRATEGY_MODULES, StrategyModule
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -339,8 +340,22 @@ class Supervisor:
     def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False,
                  fill_profiles: Iterable[type[FillProfile]] = (),
                  report_modules: bool = False, cpu: CpuPlacement | None = None,
-                 zygote: bool = False) -> None:
+                 zygote: bool = False,
+                 strategy_modules: Iterable[StrategyModule] | None = None,
+                 modules: Iterable[str] | None = None, python: str | None = None) -> None:
         self.limits = limits or WorkerLimits()
+        #: The modules plugins contribute (``sandtrade_strategy_modules``) as the boot frame
+        #: names them (``[name, factory]``); each worker builds them before it confines
+        #: itself. None: the built-ins (numpy, talib).
+        self.strategy_modules: tuple[tuple[str, str], ...] = tuple(
+            (m.name, m.factory) for m in (BUILTIN_STRATEGY_MODULES if strategy_modules is None
+                                          else strategy_modules))
+        #: ``[sandbox] modules``: what strategies may import, narrowed (None: everything).
+        self.modules: tuple[str, ...] | None = None if modules is None else tuple(modules)
+        #: ``[sandbox] python``: the interpreter workers run (None: this one).
+        self.python = python
+        if python is not None:
+            self.worker_command = (python, *self.worker_command[1:])
         self.cpu = cpu
         self.keep_spare = keep_spare
         #: The plugins' fill profiles, as the boot frame names them (``module:QualName``).
@@ -353,7 +368,7 @@ class Supervisor:
         self._booting: Future[None] | None = None
         self._closed = False
         self.zygote_wanted = zygote
-        self._slot = ZygoteSlot(self.fill_profiles)
+        self._slot = ZygoteSlot(self.fill_profiles, self.strategy_modules, python)
         self._owns_slot = True
 
     @property
@@ -369,8 +384,10 @@ class Supervisor:
     def sharing_zygote(self, limits: WorkerLimits | None = None) -> Supervisor:
         """Another supervisor (no spare, ``limits`` or these) whose workers fork from this
         one's zygote; this one's :meth:`close` ends the zygote."""
-        other = Supervisor(limits or self.limits, cpu=self.cpu, zygote=self.zygote_wanted)
+        other = Supervisor(limits or self.limits, cpu=self.cpu, zygote=self.zygote_wanted,
+                           modules=self.modules, python=self.python)
         other.fill_profiles = self.fill_profiles
+        other.strategy_modules = self.strategy_modules
         other._slot, other._owns_slot = self._slot, False
         return other
 
@@ -514,6 +531,8 @@ class Supervisor:
                      "supervisor_pid": os.getpid(), "sys_path": sys.path,
                      "heartbeat_fd": beat_fd, "uid": uid,
                      "fill_profiles": list(self.fill_profiles),
+                     "strategy_modules": [list(m) for m in self.strategy_modules],
+                     "modules": None if self.modules is None else list(self.modules),
                      "report_modules": self.report_modules})
         try:
             header = _read_ready(worker, max(30.0, self.limits.event_seconds))
@@ -559,7 +578,8 @@ class Supervisor:
     def _zygote_ready(self) -> Zygote | None:
         """The zygote to fork from, or None to start a process."""
         # A replaced worker_command (the security suite's fake workers) is started as is.
-        if not self.zygote_wanted or self.worker_command != Supervisor.worker_command:
+        if not self.zygote_wanted or self.worker_command[1:] != Supervisor.worker_command[1:] \
+                or self.worker_command[0] != (self.python or Supervisor.worker_command[0]):
             return None
         return self._slot.ready()
 

@@ -570,13 +570,23 @@ class Context:
 
     # ---------------------------------------------------------------- market data
 
-    def history(self, n: int, field: str = "close", *, symbol: str | None = None
-                ) -> tuple[float, ...]:
-        """The last ``n`` values of ``field`` (oldest first), the current bar included.
+    def history(self, n: int, field: str = "close", *, symbol: str | None = None,
+                as_array: bool = False) -> Any:
+        """The last ``n`` values of ``field`` (oldest first), the current bar included: a
+        tuple of floats, or with ``as_array=True`` a fresh float64 numpy array (a copy of its
+        own, never a view of the engine's bars).
 
         Fewer than ``n`` come back while the history is still shorter. Asking for more than the
         context holds (512 bars by default) makes it hold more from now on.
         """
+        if as_array is not False:
+            if as_array is not True:
+                raise TypeError(f"as_array must be True or False, got {as_array!r}")
+            # numeric registers the array guards of the sandbox; the worker imported it
+            # before it confined itself.
+            from sandtrade.strategy import numeric
+
+            return numeric.float_array(self.history(n, field, symbol=symbol))
         if type(n) is not int or n < 1:
             raise ValueError(f"n must be a whole number of bars, 1 or more, got {n!r}")
         src = self.ta._source(field)

@@ -80,12 +80,16 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 __all__ = [
     "ALLOWED_MODULES",
     "MAX_LOG_LINE",
+    "TYPE_ATTRIBUTE_GUARDS",
+    "TYPE_WRITE_GUARDS",
     "Diagnostic",
     "ModuleProxy",
     "StrategyLog",
     "compile_strategy",
     "guarded_getattr",
     "guarded_import",
+    "narrow_modules",
+    "register_module",
     "restricted_globals",
 ]
 
@@ -156,6 +160,25 @@ class ModuleProxy:
 
 _PROXIES = {name: ModuleProxy(mod, names) for name, (mod, names) in ALLOWED_MODULES.items()}
 
+
+def register_module(name: str, module: types.ModuleType) -> None:
+    """Make ``module`` importable by strategies as ``name``: exactly its ``__all__``, through
+    a :class:`ModuleProxy`. For reviewed facades only (``sandtrade_strategy_modules``: the
+    worker registers what the host's trusted plugins name, before it confines itself)."""
+    names = tuple(module.__all__)
+    ALLOWED_MODULES[name] = (module, names)
+    _PROXIES[name] = ModuleProxy(module, names)
+
+
+def narrow_modules(allowed: Iterable[str]) -> None:
+    """Leave importable only the modules named in ``allowed`` (``[sandbox] modules``): a
+    worker runs one strategy, so this is for the rest of the process."""
+    keep = set(allowed)
+    for name in list(ALLOWED_MODULES):
+        if name not in keep:
+            del ALLOWED_MODULES[name]
+            _PROXIES.pop(name, None)
+
 #: Modules that C code of an allowed module imports while a strategy's hook runs: CPython's
 #: ``datetime`` calls ``__import__("time")`` for ``strftime``/``timetuple`` (so
 #: ``f"{bar.time:%Y-%m-%d}"`` would fail) and ``__import__("_strptime")`` for ``strptime``.
@@ -181,6 +204,13 @@ def guarded_import(name: object, globals: object = None, locals: object = None,
     return proxy
 
 
+#: Types whose attributes a module's own guard answers (numpy's ``ndarray``, its scalars and
+#: dtypes: :mod:`sandtrade.strategy.numeric`), called as ``guard(obj, name, default)`` once
+#: the name passed the checks every object gets; and types whose ``_write_`` is their own
+#: (an array's items may be set, its attributes not).
+TYPE_ATTRIBUTE_GUARDS: dict[type, Callable[[Any, str, object], Any]] = {}
+TYPE_WRITE_GUARDS: dict[type, Callable[[Any], Any]] = {}
+
 #: Types whose every public attribute is safe to hand out (the strategy API's own objects);
 #: registered by the worker so that the per-bar ``ctx.ta.sma(...)`` skips the slow checks.
 FAST_ATTRIBUTE_TYPES: set[type] = set()
@@ -202,6 +232,9 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
             return default
     if name in DENIED_ATTRIBUTES:
         raise AttributeError(f"{name!r} is not allowed in strategies")
+    own_guard = TYPE_ATTRIBUTE_GUARDS.get(type(obj))
+    if own_guard is not None:
+        return own_guard(obj, name, default)
     try:
         value = getattr(obj, name)
     except AttributeError as e:
@@ -396,6 +429,9 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
     def write_guard(ob: Any) -> Any:
         if type(ob) in own_classes or (isinstance(ob, type) and ob in own_classes):
             return ob
+        own_guard = TYPE_WRITE_GUARDS.get(type(ob))
+        if own_guard is not None:
+            return own_guard(ob)
         return full_write_guard(ob)
 
     b: dict[str, Any] = dict(safe_builtins)
