@@ -69,24 +69,36 @@ def _validation_detail(e: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
-    """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
-    return check_source_in_sandbox(_read_source(path), path, limits)
+def check_in_sandbox(path: str, limits: WorkerLimits | None = None, *,
+                     supervisor: Supervisor | None = None,
+                     modules: list[str] | None = None) -> tuple[list[str], dict]:
+    """Compile and load ``path`` in a worker (of ``supervisor``, or a plain one), with what
+    it may import narrowed to ``modules``: ``(hooks, params)`` or ``StrategyError``."""
+    source = _read_source(path)
+    if supervisor is None:
+        return _check(Supervisor(limits), source, path, modules)
+    return _check(supervisor, source, path, modules)
 
 
 def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None, *,
-                            supervisor: Supervisor | None = None) -> tuple[list[str], dict]:
+                            supervisor: Supervisor | None = None,
+                            modules: list[str] | None = None) -> tuple[list[str], dict]:
     """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`:
     one of ``supervisor``'s (a long-lived host's, with its zygote and spare; at most one
-    check per core at once), or of a plain supervisor with ``limits``."""
+    check per core at once), or of a plain supervisor with ``limits``. ``modules`` narrows
+    what it may import further (an account's list)."""
     if supervisor is None:
-        return _check(Supervisor(limits), source, path)
+        return _check(Supervisor(limits), source, path, modules)
     with _CHECKS:
-        return _check(supervisor, source, path)
+        return _check(supervisor, source, path, modules)
 
 
-def _check(supervisor: Supervisor, source: str, path: str) -> tuple[list[str], dict]:
-    worker = supervisor.start({"task": "check", "path": path, "source": source}, name=path)
+def _check(supervisor: Supervisor, source: str, path: str,
+           modules: list[str] | None = None) -> tuple[list[str], dict]:
+    task: dict[str, Any] = {"task": "check", "path": path, "source": source}
+    if modules is not None:
+        task["modules"] = list(modules)
+    worker = supervisor.start(task, name=path)
     try:
         header, _ = worker.recv(timeout=worker.limits.event_seconds * 3)
         if header.get("type") == "checked":

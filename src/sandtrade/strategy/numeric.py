@@ -62,6 +62,7 @@ thread) and warms up every wrapper (:func:`warm_up`) before it confines itself.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import types
 from collections.abc import Callable, Iterable
@@ -281,6 +282,8 @@ class _ScalarType:
     """``np.float64`` in a strategy: builds a scalar from a number; a valid ``dtype=``."""
 
     __slots__ = ("_ScalarType__name", "_ScalarType__type")
+    __name: str
+    __type: type
 
     def __init__(self, name: str, real: type) -> None:
         object.__setattr__(self, "_ScalarType__name", name)
@@ -370,6 +373,7 @@ class _ArrayItems:
     writes (``a.shape``, ``a.strides``, ``a.dtype``) and no ``del``."""
 
     __slots__ = ("_ArrayItems__array",)
+    __array: Any
 
     def __init__(self, array: np.ndarray) -> None:
         object.__setattr__(self, "_ArrayItems__array", array)
@@ -516,42 +520,37 @@ def _warm_up(wanted: set[str]) -> None:
     if "numpy" in wanted:
         m = numpy_module()
         a = m.array([1.0, 2.0, 3.0, 4.0, 5.0])
-        for n, at in NUMPY_FUNCTIONS.items():
+        for n in NUMPY_FUNCTIONS:
             fn = getattr(m, n)
             for args in ((a,), (a, a), (a, 2), (3,)):
                 try:
                     fn(*args)
                     break
-                except Exception:  # noqa: S112 - probing signatures is the point
+                except Exception:
                     continue
         for k in (1, 2):
             m.polyfit(a, a, k)
         repr(a), str(a), repr(a[0]), str(a > 2), repr(np.arange(3)), f"{a[0]:.2f}"
         b = np.array([[2.0, 1.0], [1.0, 3.0]])
         for n in LINALG_FUNCTIONS:
-            try:
-                getattr(m.linalg, n)(b, 2) if n == "matrix_power" else \
-                    getattr(m.linalg, n)(b, a[:2]) if n in ("solve", "lstsq") else \
-                    getattr(m.linalg, n)(b)
-            except Exception:  # noqa: S110
-                pass
+            fn = getattr(m.linalg, n)
+            args = (b, 2) if n == "matrix_power" else (b, a[:2]) if n in ("solve", "lstsq") \
+                else (b,)
+            with contextlib.suppress(Exception):
+                fn(*args)
         for n, (method, _) in ARRAY_ATTRIBUTES.items():
             value = _array_attribute(a.copy(), n, None)
             if method:
-                try:
+                with contextlib.suppress(Exception):
                     value()
-                except Exception:  # noqa: S110 - methods that need arguments: fine
-                    pass
         _array_attribute(a, "astype", None)("int64")
         _array_attribute(a[0], "item", None)()
     if "talib" in wanted and _talib_available():
         t = talib_module()
         closes = [float(10 + k % 7) for k in range(60)]
         for n in t.__all__:
-            try:
+            with contextlib.suppress(Exception):
                 getattr(t, n)(closes)
-            except Exception:  # noqa: S110 - functions of several inputs: fine
-                pass
         t.MACD(closes), t.ATR(closes, closes, closes), t.STOCH(closes, closes, closes)
 
 
