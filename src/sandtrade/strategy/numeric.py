@@ -133,7 +133,11 @@ def _check_value(value: object, where: str, depth: int = 0) -> None:
         for item in value:  # type: ignore[attr-defined]
             _check_value(item, where, depth + 1)
         return
-    if value is float or value is int or value is bool:  # dtype=float
+    if t is slice:  # an index: a[1:3] = ...
+        for part in (value.start, value.stop, value.step):  # type: ignore[attr-defined]
+            _check_value(part, where, depth + 1)
+        return
+    if value is Ellipsis or value is float or value is int or value is bool:  # dtype=float
         return
     raise NumericError(f"{where}: a {t.__name__} cannot be passed to numpy in strategies "
                        "(numbers, booleans, strings, numeric arrays and lists or tuples of "
