@@ -312,7 +312,10 @@ def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None
     supervisor = Supervisor(report_modules=worker_modules, zygote=settings.zygote,
                             **options.supervisor_kwargs())
     try:
-        worker = supervisor.start({"task": "check", "path": "doctor.py", "source": ""},
+        # A file importing every strategy module: its worker builds them, as `serve`'s do.
+        source = "".join(f"import {m.name}\n" for m in options.strategy_modules
+                         if m.name in options.importable())
+        worker = supervisor.start({"task": "check", "path": "doctor.py", "source": source},
                                   name="doctor")
     except BaseException:
         supervisor.close()

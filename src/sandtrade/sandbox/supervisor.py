@@ -48,7 +48,13 @@ from sandtrade.sandbox.wire import (
     write_frame,
 )
 from sandtrade.sandbox.zygote import WorkerProcess, Zygote, ZygoteChild, ZygoteError, ZygoteSlot
-from sandtrade.strategy.modules import BUILTIN_STRATEGY_MODULES, StrategyModule
+from sandtrade.strategy.modules import (
+    BUILTIN_STRATEGY_MODULES,
+    STANDARD_MODULES,
+    StrategyModule,
+    imported_modules,
+    narrowed,
+)
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -426,7 +432,7 @@ class Supervisor:
         :attr:`Worker.frames`, for :meth:`Worker.recv`) and its stderr. Without (a live run),
         nobody reads them: the caller drives the worker's pipes itself
         (:mod:`sandtrade.sandbox.dispatch`), from the frame boundary after ``ready``."""
-        worker = self._take_spare() or self._boot(name)
+        worker = self._take_spare() or self._boot(name, task=task)
         worker.name = name
         worker.started = time.monotonic()  # the run's wall time starts with its task
         worker.wall_limit = wall_limit
@@ -490,7 +496,24 @@ class Supervisor:
                 return
         spare.close()
 
-    def _boot(self, name: str, *, wall_limit: bool = True) -> Worker:
+    def importable(self) -> list[str]:
+        """What strategies of this supervisor's workers may import (before an account's own
+        narrowing)."""
+        return narrowed([*STANDARD_MODULES, *(m[0] for m in self.strategy_modules)],
+                        self.modules)
+
+    def _modules_to_build(self, task: dict[str, Any] | None) -> list[list[str]]:
+        """The strategy modules a worker builds before it confines itself (the boot frame's
+        ``[name, factory]`` pairs): those ``[sandbox] modules`` keeps, and, when the task is
+        known before the worker boots (not a spare's), only those its source imports."""
+        wanted = [m for m in self.strategy_modules
+                  if self.modules is None or m[0] in self.modules]
+        source = task.get("source") if task is not None else None
+        used = imported_modules(source) if isinstance(source, str) else None
+        return [list(m) for m in wanted if used is None or m[0] in used]
+
+    def _boot(self, name: str, *, wall_limit: bool = True,
+              task: dict[str, Any] | None = None) -> Worker:
         """Spawn a worker and wait for it to warm up and confine itself (its ``ready``)."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
         # watchdog kills a worker whose counter stands still past the per-event budget.
@@ -531,7 +554,8 @@ class Supervisor:
                      "supervisor_pid": os.getpid(), "sys_path": sys.path,
                      "heartbeat_fd": beat_fd, "uid": uid,
                      "fill_profiles": list(self.fill_profiles),
-                     "strategy_modules": [list(m) for m in self.strategy_modules],
+                     "strategy_modules": self._modules_to_build(task),
+                     "importable": self.importable(),
                      "modules": None if self.modules is None else list(self.modules),
                      "report_modules": self.report_modules})
         try:

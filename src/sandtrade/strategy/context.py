@@ -582,9 +582,13 @@ class Context:
         if as_array is not False:
             if as_array is not True:
                 raise TypeError(f"as_array must be True or False, got {as_array!r}")
-            # numeric registers the array guards of the sandbox; the worker imported it
-            # before it confined itself.
-            from sandtrade.strategy import numeric
+            # numeric registers the array guards of the sandbox; a worker imports it before
+            # it confines itself when the strategy's source asks for arrays (or numpy).
+            try:
+                from sandtrade.strategy import numeric
+            except (ImportError, OSError):
+                raise RuntimeError("ctx.history(..., as_array=True): numpy is not available "
+                                   "in this sandbox worker") from None
 
             return numeric.float_array(self.history(n, field, symbol=symbol))
         if type(n) is not int or n < 1:

@@ -64,6 +64,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import sys
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -496,7 +497,17 @@ def _talib_wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 @functools.cache
 def talib_module() -> types.ModuleType:
     """The ``talib`` a strategy imports: every function of TA-Lib's function API, wrapped."""
-    import talib
+    # TA-Lib imports pandas and polars when it finds them, for their Series: a third of a
+    # second of a worker's boot, and a library no strategy may reach. Its wrappers here only
+    # ever pass it float64 arrays, so it is loaded without them.
+    hidden = [n for n in ("pandas", "polars") if n not in sys.modules]
+    for n in hidden:
+        sys.modules[n] = None  # type: ignore[assignment]
+    try:
+        import talib
+    finally:
+        for n in hidden:
+            del sys.modules[n]
 
     names = [n for n in talib.get_functions()
              if n not in _TALIB_LEFT_OUT and callable(getattr(talib, n, None))]

@@ -88,6 +88,7 @@ __all__ = [
     "compile_strategy",
     "guarded_getattr",
     "guarded_import",
+    "list_modules",
     "narrow_modules",
     "register_module",
     "restricted_globals",
@@ -173,11 +174,28 @@ def register_module(name: str, module: types.ModuleType) -> None:
 def narrow_modules(allowed: Iterable[str]) -> None:
     """Leave importable only the modules named in ``allowed`` (``[sandbox] modules``): a
     worker runs one strategy, so this is for the rest of the process."""
+    global _LISTED
     keep = set(allowed)
     for name in list(ALLOWED_MODULES):
         if name not in keep:
             del ALLOWED_MODULES[name]
             _PROXIES.pop(name, None)
+    if _LISTED is not None:
+        _LISTED = tuple(n for n in _LISTED if n in keep)
+
+
+def list_modules(names: Iterable[str]) -> None:
+    """What a refused import lists as allowed: every module this worker's strategies may
+    import, also those it did not load because its strategy imports none of them."""
+    global _LISTED
+    _LISTED = tuple(sorted(names))
+
+
+_LISTED: tuple[str, ...] | None = None
+
+
+def _allowed_text() -> str:
+    return ", ".join(sorted({*(_LISTED or ()), *_PROXIES}))
 
 #: Modules that C code of an allowed module imports while a strategy's hook runs: CPython's
 #: ``datetime`` calls ``__import__("time")`` for ``strftime``/``timetuple`` (so
@@ -199,8 +217,7 @@ def guarded_import(name: object, globals: object = None, locals: object = None,
         raise ImportError("only plain absolute imports are allowed in strategies")
     proxy = _PROXIES.get(name) or _INTERNAL_PROXIES.get(name)
     if proxy is None:
-        raise ImportError(f"import of {name!r} is not allowed "
-                          f"(allowed: {', '.join(sorted(_PROXIES))})")
+        raise ImportError(f"import of {name!r} is not allowed (allowed: {_allowed_text()})")
     return proxy
 
 
@@ -508,7 +525,7 @@ def _import_diagnostics(source: str, path: str) -> list[Diagnostic]:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []  # the compiler reports these
-    allowed = ", ".join(sorted(ALLOWED_MODULES))
+    allowed = _allowed_text()
     out: list[Diagnostic] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -50,7 +50,6 @@ from sandtrade.sandbox.worker.confine import NOBODY, confine
 from sandtrade.sandbox.worker.live_task import EVENT_LOG_WIRE_BYTES, run_live
 from sandtrade.strategy import (
     modules,
-    numeric,  # arrays are guarded in every worker (ctx.history(..., as_array=True))
     policy,
     static_check,  # noqa: F401  - a check task reads the source
 )
@@ -166,18 +165,24 @@ def _build_strategy_modules(references: object) -> str | None:
             failed.append(f"{name} ({factory}): {type(e).__name__}: {e}")
             continue
         built.append(name)
-    try:
-        numeric.warm_up(built)
-    except Exception as e:
-        failed.append(f"warm-up: {type(e).__name__}: {e}")
+    if "numpy" in sys.modules:  # a facade loaded numpy: its arrays are guarded, warmed up
+        from sandtrade.strategy import numeric
+
+        try:
+            numeric.warm_up(built)
+        except Exception as e:
+            failed.append(f"warm-up: {type(e).__name__}: {e}")
     names = ", ".join(built)
     if failed:
         return "failed: " + "; ".join(failed) + (f" (built: {names})" if names else "")
     return f"on ({names})"
 
 
-def _narrow(allowed: object) -> None:
-    """``[sandbox] modules`` (the boot frame) or an account's (the task frame)."""
+def _narrow(allowed: object, listed: object = None) -> None:
+    """``[sandbox] modules`` (the boot frame) or an account's (the task frame); ``listed``:
+    every module the host lets strategies import (the boot frame), for messages."""
+    if isinstance(listed, list) and all(type(x) is str for x in listed):
+        policy.list_modules(listed)
     if isinstance(allowed, list) and all(type(x) is str for x in allowed):
         policy.narrow_modules(allowed)
 
@@ -251,7 +256,7 @@ def serve(header: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes],
     exit status."""
     limits = WorkerLimits.model_validate(header["limits"])
     profiles, prepared_report = prepared
-    _narrow(header.get("modules"))
+    _narrow(header.get("modules"), header.get("importable"))
     beat = _heartbeat(header.get("heartbeat_fd"))
     # Before confinement, when no user code has run: what the host is shown is what this
     # worker's code and the host's choices loaded, nothing a strategy did.
