@@ -78,6 +78,12 @@ RUN_TIME_ATTACKS: dict[str, tuple[str, str]] = {
     "scalar_dump": ("a[0].dump(path)", "float64.dump is not available"),
     "scalar_class_method": ("np.float64.tofile", "has no attribute 'tofile'"),
     "dtype_type_reaches_type": ("a.dtype.type", "dtype.type is not available"),
+    "complex_scalar_dump": ("(a * 1j)[0].dump(path)", "complex128.dump is not available"),
+    "complex_array_method": ("(a * 1j).sum()", "dtype complex128 are not available"),
+    "complex_dtype_type": ("(a * 1j).dtype", "dtype complex128 are not available"),
+    "error_carries_the_ufunc": ("caught(lambda: a + 'x').args[0].at(a, [0], 1.0)",
+                                "args is not available in strategies"),
+    "error_ufunc_attribute": ("caught(lambda: a + 'x').ufunc", "ufunc is not available"),
     # object arrays and dtype tricks
     "object_array_zeros": ("np.zeros(3, dtype=object)", "dtype <class 'object'> is not"),
     "object_array_code": ("np.array([1], dtype='O')", "dtype 'O' is not available"),
@@ -136,6 +142,13 @@ class Mine(object):
 
     def __lt__(self, other):
         return True
+
+
+def caught(f):
+    try:
+        f()
+    except Exception as e:
+        return e
 
 
 class Once(object):

@@ -64,6 +64,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import importlib
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -404,14 +405,37 @@ def array_write_guard(array: Any) -> Any:
     return _ArrayItems(array)
 
 
+def _refused_attribute(obj: Any, name: str, default: object) -> Any:
+    raise AttributeError(f"{type(obj).__name__}.{name} is not available in strategies")
+
+
+def _guarded_numpy_types() -> Iterable[tuple[type, Callable[[Any, str, object], Any]]]:
+    """Every numpy type a strategy could hold, and the guard of its attributes."""
+    yield np.ndarray, _array_attribute
+    # Scalars of every dtype: an operator can make a complex or object array (``a * 1j``),
+    # whose items are not numbers of ours; their attributes (``dump``, ``tofile``) are refused.
+    for t in {*np.sctypeDict.values(), *SCALAR_TYPES}:
+        yield t, _array_attribute if t in SCALAR_TYPES else _refused_attribute
+    for t in vars(np.dtypes).values():
+        if isinstance(t, type) and issubclass(t, np.dtype):
+            yield t, _dtype_attribute if t in _DTYPE_TYPES else _refused_attribute
+    # A ufunc is never handed out, but numpy's own errors carry the real one (``a + "x"``
+    # raises a UFuncTypeError whose ``args[0]`` and ``ufunc`` are ``np.add``): their
+    # attributes are refused too (``str(e)`` still reads the message).
+    yield np.ufunc, _refused_attribute
+    errors = importlib.import_module("numpy._core._exceptions")
+    for t in vars(errors).values():
+        if isinstance(t, type) and issubclass(t, BaseException) and \
+                t.__module__ == errors.__name__:
+            yield t, _refused_attribute
+
+
 def register_guards(attribute_guards: dict[type, Callable[[Any, str, object], Any]],
                     write_guards: dict[type, Callable[[Any], Any]]) -> None:
-    """Put the array, scalar and dtype guards in the policy's tables."""
-    attribute_guards[np.ndarray] = _array_attribute
-    for t in SCALAR_TYPES:
-        attribute_guards[t] = _array_attribute
-    for t in _DTYPE_TYPES:
-        attribute_guards[t] = _dtype_attribute
+    """Put the guards of arrays, numpy scalars, dtypes, ufuncs and numpy's own errors in the
+    policy's tables."""
+    for t, guard in _guarded_numpy_types():
+        attribute_guards[t] = guard
     write_guards[np.ndarray] = array_write_guard
 
 
