@@ -47,10 +47,11 @@ each do it. So the rule is an allow-list at every door, never a deny-list:
   (:data:`~sandtrade.strategy.policy.TYPE_WRITE_GUARDS`), ``a.shape = ...``,
   ``a.strides = ...``, ``a.dtype = ...`` are not.
 * **TA-Lib.** Every function of TA-Lib's function API takes its price inputs as float64:
-  lists, tuples and numeric arrays are converted to fresh contiguous float64 arrays (a copy),
-  anything else is refused with the function's name and the argument's position; its other
-  arguments must be numbers. Its process-wide settings (``set_unstable_period``,
-  ``set_compatibility``) and the ``stream``/``abstract`` interfaces are not exposed.
+  a one-dimensional float64 array goes as it is (TA-Lib only reads it), lists, tuples and
+  other numeric arrays are converted to fresh float64 arrays, anything else is refused with
+  the function's name and the argument's position; its other arguments must be numbers. Its
+  process-wide settings (``set_unstable_period``, ``set_compatibility``) and the
+  ``stream``/``abstract`` interfaces are not exposed.
 
 Arrays a strategy is handed (``ctx.history(n, field, as_array=True)``) are fresh float64
 copies, never views of the engine's buffers. Huge allocations end as ``MemoryError`` inside
@@ -207,6 +208,8 @@ def _checked_result(value: Any, where: str, depth: int = 0) -> Any:
 
 
 _SIMPLE_TYPES: frozenset[type] = frozenset({int, float, bool, *SCALAR_TYPES})
+_FAST_ARGUMENT_TYPES: frozenset[type] = _SIMPLE_TYPES | {str, type(None)}
+ndarray = np.ndarray
 
 
 def _wrap(fn: Callable[..., Any], where: str, dtype_at: int | None = None
@@ -214,8 +217,20 @@ def _wrap(fn: Callable[..., Any], where: str, dtype_at: int | None = None
     """``fn`` behind the argument and result checks; named ``where`` in errors."""
 
     def reviewed(*args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _check_arguments(where, args, kwargs, dtype_at)
-        return _checked_result(fn(*args, **kwargs), where)
+        if kwargs or dtype_at is not None:
+            args, kwargs = _check_arguments(where, args, kwargs, dtype_at)
+        else:  # the common call, checked inline: this runs several times a bar
+            for value in args:
+                t = type(value)
+                if t is ndarray:
+                    if value.dtype.kind not in _NUMERIC_KINDS:
+                        _check_value(value, where)
+                elif t not in _FAST_ARGUMENT_TYPES:
+                    _check_value(value, where)
+        result = fn(*args, **kwargs)
+        if type(result) is ndarray and result.dtype.kind in _NUMERIC_KINDS:
+            return result
+        return _checked_result(result, where)
 
     reviewed.__name__ = reviewed.__qualname__ = where.rpartition(".")[2]
     reviewed.__doc__ = f"{where}: numpy's, reviewed for strategies (numbers in, numbers out)."
@@ -442,7 +457,7 @@ def register_guards(attribute_guards: dict[type, Callable[[Any, str, object], An
 # ---------------------------------------------------------------- the facade modules
 
 
-def float_array(values: tuple[float, ...]) -> np.ndarray:
+def float_array(values: tuple[Any, ...]) -> np.ndarray:
     """A fresh float64 array of ``values`` (``ctx.history(..., as_array=True)``)."""
     return np.array(values, dtype=np.float64)
 
@@ -488,6 +503,9 @@ def _talib_wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
             t = type(value)
             if t in _SIMPLE_TYPES:
                 converted.append(value)
+                continue
+            if t is ndarray and value.dtype == np.float64 and value.ndim == 1:
+                converted.append(value)  # TA-Lib only reads it
                 continue
             if t is np.ndarray or t in _SEQUENCES:
                 _check_value(value, f"{where}: argument {k + 1}")

@@ -136,6 +136,8 @@ class ModuleProxy:
         for n, v in attrs.items():
             if isinstance(v, types.ModuleType):
                 raise ValueError(f"{mod.__name__}.{n} is a module and cannot be exposed")
+            if n in DENIED_ATTRIBUTES:  # the compiled path skips that check for proxies
+                raise ValueError(f"{mod.__name__}.{n} cannot be exposed to strategies")
         object.__setattr__(self, "_ModuleProxy__name", mod.__name__)
         object.__setattr__(self, "_ModuleProxy__attrs", attrs)
 
@@ -154,6 +156,16 @@ class ModuleProxy:
 
     def __dir__(self) -> list[str]:
         return sorted(self.__attrs)
+
+    def _attribute(self, name: str, default: object) -> Any:
+        """The attribute guard of proxies (:data:`TYPE_ATTRIBUTE_GUARDS`): one dict lookup,
+        where ``getattr`` first fails the normal lookup and then calls ``__getattr__``."""
+        value = self.__attrs.get(name, _MISSING)
+        if value is _MISSING:
+            if default is not _MISSING:
+                return default
+            return self.__getattr__(name)  # raises, naming what is available
+        return value
 
     def __repr__(self) -> str:
         return f"<module {self.__name} (sandboxed)>"
@@ -228,6 +240,8 @@ def guarded_import(name: object, globals: object = None, locals: object = None,
 TYPE_ATTRIBUTE_GUARDS: dict[type, Callable[[Any, str, object], Any]] = {}
 TYPE_WRITE_GUARDS: dict[type, Callable[[Any], Any]] = {}
 
+TYPE_ATTRIBUTE_GUARDS[ModuleProxy] = ModuleProxy._attribute  # noqa: SLF001 - its own module
+
 #: Types whose every public attribute is safe to hand out (the strategy API's own objects);
 #: registered by the worker so that the per-bar ``ctx.ta.sma(...)`` skips the slow checks.
 FAST_ATTRIBUTE_TYPES: set[type] = set()
@@ -288,6 +302,9 @@ def compiled_getattr(obj: object, name: str) -> Any:
             return getattr(obj, name)
         except AttributeError:
             raise AttributeError(f"{type(obj).__name__} has no attribute {name!r}") from None
+    own_guard = TYPE_ATTRIBUTE_GUARDS.get(type(obj))  # allow-lists of their own: no
+    if own_guard is not None:                         # format/mro/module can come out
+        return own_guard(obj, name, _MISSING)
     return guarded_getattr(obj, name)
 
 
