@@ -17,6 +17,12 @@ the guards built by :func:`restricted_globals`:
 * ``__import__`` (:func:`guarded_import`): only the modules in :data:`ALLOWED_MODULES`, each
   handed over as a :class:`ModuleProxy` that exposes only reviewed names; ``from X import Y``
   resolves through the proxy too (it bypasses ``_getattr_``, the proxy does not).
+* Reviewed library modules (numpy, TA-Lib, and what trusted plugins add through
+  ``sandtrade_strategy_modules``) join :data:`ALLOWED_MODULES` with :func:`register_module`
+  (``[sandbox] modules`` narrows them with :func:`narrow_modules`); the objects they hand out
+  (numpy's arrays, scalars, dtypes) answer attribute reads and writes through guards of their
+  own, :data:`TYPE_ATTRIBUTE_GUARDS` and :data:`TYPE_WRITE_GUARDS`
+  (:mod:`sandtrade.strategy.numeric` explains numpy's).
 * ``_getitem_`` is ``operator.getitem``: RestrictedPython's default puts no restriction on
   subscripts either (``ob[index]``); the C function saves a Python call per ``x[i]``.
 * ``_write_``: a strategy may change its own objects (instances of classes it defined) and plain
