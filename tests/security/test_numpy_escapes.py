@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sandtrade.errors import StrategyError
+from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.runner import check_in_sandbox
 
 from .conftest import EVENT_LIMITS, LIMITS, Sandbox, run_file
@@ -347,3 +348,22 @@ def test_history_array_is_a_fresh_copy(sandbox: Sandbox) -> None:
     fresh = [line for line in result.logs if line.startswith("FRESH")]
     assert fresh and all(line == "FRESH float64 float64 True True" for line in fresh), fresh[:3]
     sandbox.assert_host_unharmed(result)
+
+
+def test_numpy_and_talib_run_at_the_smallest_memory_limit(tmp_path: Path,
+                                                          market_csv: Path) -> None:
+    """RLIMIT_AS counts every mapping (BLAS arenas, thread stacks): with one BLAS thread,
+    numpy and TA-Lib load and compute under the smallest limit an operator may set."""
+    path = tmp_path / "small.py"
+    path.write_text(textwrap.dedent("""
+        import numpy as np
+        import talib
+
+        def on_stop(ctx):
+            closes = ctx.history(50, as_array=True)
+            print("OK", len(closes), float(talib.RSI(closes, 14)[-1]) > 0,
+                  float(np.linalg.inv(np.eye(50) * 2.0)[0, 0]))
+    """))
+    limits = WorkerLimits(**{**LIMITS.model_dump(), "memory_mb": 256})  # its minimum
+    result = run_file(path, market_csv, limits)
+    assert result.logs == ["OK 50 True 0.5"]
