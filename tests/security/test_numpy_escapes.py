@@ -125,6 +125,8 @@ RUN_TIME_ATTACKS: dict[str, tuple[str, str]] = {
     "huge_repeat": ("np.repeat(a, 10**11)", "MemoryError"),
     "huge_bincount": ("np.bincount([10**11])", "MemoryError"),
     "huge_outer": ("np.outer(np.ones(10**6), np.ones(10**6))", "MemoryError"),
+    "huge_range": ("np.array(range(10**12))", "MemoryError"),
+    "self_containing_list": ("np.array(nested())", "nested more than 32 deep"),
 }
 
 _DRIVER = '''
@@ -143,6 +145,12 @@ class Mine(object):
 
     def __lt__(self, other):
         return True
+
+
+def nested():
+    inner = []
+    inner.append(inner)
+    return inner
 
 
 def caught(f):

@@ -127,6 +127,8 @@ def _check_value(value: object, where: str, depth: int = 0) -> None:
             raise NumericError(f"{where}: arrays of dtype {value.dtype} are not available in "  # type: ignore[attr-defined]
                                "strategies (numbers and booleans only)")
         return
+    if t is range:  # integers, however many (not looked through: range(10**12))
+        return
     if t in _SEQUENCES:
         if depth >= _MAX_DEPTH:
             raise NumericError(f"{where}: nested more than {_MAX_DEPTH} deep")
