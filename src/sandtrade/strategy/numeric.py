@@ -58,6 +58,10 @@ copies, never views of the engine's buffers. Huge allocations end as ``MemoryErr
 the worker's address-space limit, and long computations inside its CPU and per-event limits:
 numpy releases no limit the worker runs under. The worker imports numpy (with one BLAS
 thread) and warms up every wrapper (:func:`warm_up`) before it confines itself.
+
+It is one file because the numpy facade, the guards of the objects it hands out and TA-Lib's
+wrappers share one set of argument and result checks, and a reviewer reads them together:
+split, each part would reach into the others' internals.
 """
 
 from __future__ import annotations
