@@ -9,8 +9,11 @@ supervisor can boot a spare worker before it knows the task. Before any strategy
 1. imports everything it will need (after the uid drop the interpreter's files may be
    unreadable, and a strategy must not be able to trigger imports anyway): its own modules,
    the fill profiles plugins contribute, which the host names in the boot frame by reference
-   (``module:QualName``; the worker never loads plugins itself), and whatever a tiny trusted
-   back-test loads lazily (:func:`_warm_up`);
+   (``module:QualName``; the worker never loads plugins itself), the strategy modules it
+   names (``[name, factory]``: numpy's and TA-Lib's reviewed facades, and plugins'; built and
+   warmed up here, with one BLAS thread, and only those the strategy imports when the task
+   was known before the boot), and whatever a tiny trusted back-test loads lazily
+   (:func:`_warm_up`);
 2. confines itself (:mod:`sandtrade.sandbox.worker.confine`: rlimits, parent-death signal,
    network namespace, uid drop, no_new_privs, Landlock, seccomp).
 
