@@ -17,7 +17,7 @@ from sandtrade.models import Bar
 from sandtrade.sandbox.runner import SandboxRunner
 from sandtrade.v1 import strategies_pb2 as spb
 
-from .conftest import WAIT, Metadata, StepSource, bearer, serving
+from .conftest import WAIT, Market, Metadata, StepSource, bearer, serving
 from .test_strategies import (
     EXAMPLES,
     RUNNING,
@@ -98,3 +98,25 @@ def test_an_unknown_module_in_the_whitelist_stops_the_host_at_start(tmp_path: Pa
                        r"module strategies can import \(available: bisect, .*numpy.*talib"), \
             serving(tmp_path, accounts={"bob": {"modules": ["math", "pandas"]}}):
         pass
+
+
+def test_a_strategy_stored_before_its_account_was_narrowed_may_not_import_it(
+        tmp_path: Path) -> None:
+    """The host restarted with ``[accounts.late] modules = ["math"]``: the numpy strategy
+    ``late`` stored before is refused in a back-test too (the task carries the account's
+    list), with its line."""
+    with serving(tmp_path) as host:
+        assert host.rpc is not None
+        operator = bearer(host.operator_token_path.read_text().strip())
+        with grpc.insecure_channel(host.rpc.address) as channel:
+            upload(Stub(channel), operator, "np", USES_NUMPY, account="late")
+    with serving(tmp_path, accounts={"late": {"modules": ["math"]}}) as host:
+        assert host.rpc is not None
+        market = Market(host)
+        for k in range(5):
+            market.publish(100.0 + k)
+        with grpc.insecure_channel(host.rpc.address) as channel:
+            stub = Stub(channel)
+            err = refused(lambda: list(stub.RunBacktest(spb.RunBacktestRequest(name="np"),
+                                                        metadata=operator, timeout=WAIT)))
+    assert "np.py:1: import of 'numpy' is not allowed (allowed: math)" in (err.details() or "")

@@ -112,11 +112,14 @@ def _check(supervisor: Supervisor, source: str, path: str,
 
 class SandboxRunner:
     """Runs each back-test in its own sandboxed worker process (from ``supervisor``, e.g. one
-    that keeps a spare worker booted; by default a plain one with ``limits``)."""
+    that keeps a spare worker booted; by default a plain one with ``limits``); ``modules``
+    narrows what the strategy may import further (an account's list)."""
 
     def __init__(self, limits: WorkerLimits | None = None, *,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None,
+                 modules: list[str] | None = None) -> None:
         self.supervisor = supervisor or Supervisor(limits)
+        self.modules = modules
         self.last_worker: Worker | None = None
 
     def run(self, request: BacktestRequest,
@@ -150,6 +153,8 @@ class SandboxRunner:
         meter = Meter.for_symbols(symbols, benchmark=request.benchmark)
         task = {"task": "backtest", "path": request.strategy, "source": source,
                 "request": request.model_dump(mode="json"), "symbols": symbols}
+        if self.modules is not None:
+            task["modules"] = list(self.modules)
         worker = self.supervisor.start(task, name=request.strategy)
         self.last_worker = worker
         feed_error: list[BaseException] = []
