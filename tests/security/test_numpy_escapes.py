@@ -108,6 +108,11 @@ RUN_TIME_ATTACKS: dict[str, tuple[str, str]] = {
     "ufunc_out_view": ("np.add(a, a, out=a[:2])", "out= is not available"),
     "ufunc_signature": ("np.add(a, a, signature='dd->O')", "signature= is not available"),
     "method_out": ("a.sum(out=a[:1])", "out= is not available"),
+    "ufunc_positional_out": ("np.add(a, a, a)", "takes at most 2 arguments"),
+    "reduction_positional_out": ("np.sum(a, None, None, a[:1])", "takes at most 3 argum"),
+    "method_positional_out": ("a.cumsum(None, None, a)", "takes at most 2 arguments"),
+    "positional_object_dtype": ("np.cumsum(a, 0, object)", "dtype <class 'object'> is not"),
+    "method_positional_object_dtype": ("a.mean(None, 'O')", "dtype 'O' is not available"),
     "array_function_like": ("np.array([1.0], like=Mine(1))", "like= is not available"),
     "where_with_host_object": ("np.where(a > 0, a, ctx)", "a Context cannot be passed"),
     # TA-Lib

@@ -18,7 +18,8 @@ each do it. So the rule is an allow-list at every door, never a deny-list:
   memory (``empty``), no process-wide state (``seterr``, ``set_printoptions``). ufuncs are
   wrappers too: a strategy never holds a ufunc object (``np.add.at``, ``out=``,
   ``signature=``).
-* **Arguments** (:func:`_check_arguments`), before numpy sees them: numbers, booleans,
+* **Arguments** (:func:`_check_arguments`), before numpy sees them (and never an ``out``,
+  by name or by position; a ``dtype`` by position is checked as ``dtype=``): numbers, booleans,
   strings, ``None``, arrays and scalars of a numeric dtype, and lists, tuples, ranges and
   deques of those (looked through to the bottom). Anything else is refused, so no object of
   the strategy or of the host ever reaches numpy: no ``__array__``,
@@ -70,6 +71,7 @@ import collections
 import contextlib
 import functools
 import importlib
+import inspect
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -114,10 +116,6 @@ _DTYPE_TYPES: frozenset[type] = frozenset(type(np.dtype(c)) for c in
 _PLAIN = (int, float, bool, str, type(None))
 _SEQUENCES = (list, tuple, range, collections.deque)
 _MAX_DEPTH = 32
-
-
-def _numeric_array(value: object) -> bool:
-    return type(value) is np.ndarray and value.dtype.kind in _NUMERIC_KINDS  # type: ignore
 
 
 def _check_value(value: object, where: str, depth: int = 0) -> None:
@@ -168,9 +166,36 @@ def _dtype(value: object, where: str) -> object:
                        f"and booleans: {', '.join(sorted(DTYPE_NAMES))})")
 
 
+def _call_shape(fn: Any, method: bool) -> tuple[int | None, int | None]:
+    """How many positional arguments ``fn`` may be given in a strategy (those before its
+    ``out``, which may not be given: ``np.sum(a, None, None, view)``; a ufunc's inputs), or
+    None for any; and the position of its ``dtype``, checked like ``dtype=``
+    (``np.cumsum(a, 0, object)``). ``method``: an unbound method, ``self`` not counted."""
+    key = (fn, method)
+    shape = _CALL_SHAPES.get(key)
+    if shape is None:
+        if isinstance(fn, np.ufunc):
+            shape = (fn.nin, None)
+        else:
+            params = list(inspect.signature(fn).parameters.values())[1 if method else 0:]
+            names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                          p.POSITIONAL_OR_KEYWORD)]
+            shape = (names.index("out") if "out" in names else None,
+                     names.index("dtype") if "dtype" in names else None)
+        _CALL_SHAPES[key] = shape
+    return shape
+
+
+_CALL_SHAPES: dict[tuple[Any, bool], tuple[int | None, int | None]] = {}
+
+
 def _check_arguments(where: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                     dtype_at: int | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                     dtype_at: int | None = None, most: int | None = None
+                     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The checked arguments of a call to ``where`` (see the module docstring)."""
+    if most is not None and len(args) > most:
+        raise NumericError(f"{where}: takes at most {most} arguments in strategies (out is "
+                           "not available; use the returned array)")
     if kwargs:
         if "out" in kwargs:
             raise NumericError(f"{where}: out= is not available in strategies; use the "
@@ -218,13 +243,15 @@ _FAST_ARGUMENT_TYPES: frozenset[type] = _SIMPLE_TYPES | {str, type(None)}
 ndarray = np.ndarray
 
 
-def _wrap(fn: Callable[..., Any], where: str, dtype_at: int | None = None
-          ) -> Callable[..., Any]:
+def _wrap(fn: Callable[..., Any], where: str) -> Callable[..., Any]:
     """``fn`` behind the argument and result checks; named ``where`` in errors."""
+    most, dtype_at = _call_shape(fn, False)
+    # More positional arguments than this: a dtype among them, or too many (checked slowly).
+    simple = min(1 << 30 if most is None else most, 1 << 30 if dtype_at is None else dtype_at)
 
     def reviewed(*args: Any, **kwargs: Any) -> Any:
-        if kwargs or dtype_at is not None:
-            args, kwargs = _check_arguments(where, args, kwargs, dtype_at)
+        if kwargs or len(args) > simple:
+            args, kwargs = _check_arguments(where, args, kwargs, dtype_at, most)
         else:  # the common call, checked inline: this runs several times a bar
             for value in args:
                 t = type(value)
@@ -245,51 +272,50 @@ def _wrap(fn: Callable[..., Any], where: str, dtype_at: int | None = None
 
 # ---------------------------------------------------------------- numpy: what is exposed
 
-#: Functions, by name in ``numpy``, with the position of a positional dtype where they take
-#: one (``np.zeros(3, "int64")``). Reviewed: each creates new arrays from numbers or computes
+#: Functions, by name in ``numpy``. Reviewed: each creates new arrays from numbers or computes
 #: on them; none reads or writes memory it was not given, a file, or process state.
-NUMPY_FUNCTIONS: dict[str, int | None] = {
+NUMPY_FUNCTIONS: tuple[str, ...] = (
     # creation from numbers
-    "array": 1, "asarray": 1, "zeros": 1, "ones": 1, "full": 2, "zeros_like": 1,
-    "ones_like": 1, "full_like": 2, "arange": None, "linspace": None, "logspace": None,
-    "eye": None, "identity": 1, "copy": None, "concatenate": None, "stack": None,
-    "vstack": None, "hstack": None, "column_stack": None, "append": None, "repeat": None,
-    "tile": None, "reshape": None, "ravel": None, "flip": None, "roll": None,
-    "transpose": None, "atleast_1d": None, "squeeze": None, "expand_dims": None,
-    "clip": None, "diag": None, "tri": None, "triu": None, "tril": None, "meshgrid": None,
+    "array", "asarray", "zeros", "ones", "full", "zeros_like",
+    "ones_like", "full_like", "arange", "linspace", "logspace",
+    "eye", "identity", "copy", "concatenate", "stack",
+    "vstack", "hstack", "column_stack", "append", "repeat",
+    "tile", "reshape", "ravel", "flip", "roll",
+    "transpose", "atleast_1d", "squeeze", "expand_dims",
+    "clip", "diag", "tri", "triu", "tril", "meshgrid",
     # arithmetic and ufuncs (wrapped: a strategy never holds a ufunc object)
-    "add": None, "subtract": None, "multiply": None, "divide": None, "true_divide": None,
-    "floor_divide": None, "power": None, "mod": None, "remainder": None, "negative": None,
-    "absolute": None, "abs": None, "fabs": None, "sign": None, "sqrt": None, "cbrt": None,
-    "square": None, "reciprocal": None, "exp": None, "exp2": None, "expm1": None,
-    "log": None, "log2": None, "log10": None, "log1p": None, "sin": None, "cos": None,
-    "tan": None, "arcsin": None, "arccos": None, "arctan": None, "arctan2": None,
-    "sinh": None, "cosh": None, "tanh": None, "hypot": None, "degrees": None,
-    "radians": None, "floor": None, "ceil": None, "round": None, "around": None,
-    "rint": None, "trunc": None, "maximum": None, "minimum": None, "fmax": None,
-    "fmin": None, "isnan": None, "isinf": None, "isfinite": None, "greater": None,
-    "greater_equal": None, "less": None, "less_equal": None, "equal": None,
-    "not_equal": None, "logical_and": None, "logical_or": None, "logical_not": None,
-    "logical_xor": None, "isclose": None, "allclose": None, "array_equal": None,
-    "dot": None, "matmul": None, "inner": None, "outer": None, "cross": None,
+    "add", "subtract", "multiply", "divide", "true_divide",
+    "floor_divide", "power", "mod", "remainder", "negative",
+    "absolute", "abs", "fabs", "sign", "sqrt", "cbrt",
+    "square", "reciprocal", "exp", "exp2", "expm1",
+    "log", "log2", "log10", "log1p", "sin", "cos",
+    "tan", "arcsin", "arccos", "arctan", "arctan2",
+    "sinh", "cosh", "tanh", "hypot", "degrees",
+    "radians", "floor", "ceil", "round", "around",
+    "rint", "trunc", "maximum", "minimum", "fmax",
+    "fmin", "isnan", "isinf", "isfinite", "greater",
+    "greater_equal", "less", "less_equal", "equal",
+    "not_equal", "logical_and", "logical_or", "logical_not",
+    "logical_xor", "isclose", "allclose", "array_equal",
+    "dot", "matmul", "inner", "outer", "cross",
     # reductions and statistics
-    "sum": None, "prod": None, "mean": None, "median": None, "std": None, "var": None,
-    "min": None, "max": None, "amin": None, "amax": None, "argmin": None, "argmax": None,
-    "ptp": None, "percentile": None, "quantile": None, "average": None, "cumsum": None,
-    "cumprod": None, "diff": None, "ediff1d": None, "gradient": None, "all": None,
-    "any": None, "count_nonzero": None, "nonzero": None, "flatnonzero": None,
-    "argwhere": None, "corrcoef": None, "cov": None, "correlate": None, "convolve": None,
-    "polyfit": None, "polyval": None, "interp": None, "histogram": None, "digitize": None,
-    "bincount": None, "trapezoid": None,
+    "sum", "prod", "mean", "median", "std", "var",
+    "min", "max", "amin", "amax", "argmin", "argmax",
+    "ptp", "percentile", "quantile", "average", "cumsum",
+    "cumprod", "diff", "ediff1d", "gradient", "all",
+    "any", "count_nonzero", "nonzero", "flatnonzero",
+    "argwhere", "corrcoef", "cov", "correlate", "convolve",
+    "polyfit", "polyval", "interp", "histogram", "digitize",
+    "bincount", "trapezoid",
     # sorting, searching, selection
-    "sort": None, "argsort": None, "searchsorted": None, "unique": None, "partition": None,
-    "argpartition": None, "where": None, "select": None, "extract": None, "take": None,
+    "sort", "argsort", "searchsorted", "unique", "partition",
+    "argpartition", "where", "select", "extract", "take",
     # nan-aware
-    "nansum": None, "nanmean": None, "nanstd": None, "nanvar": None, "nanmin": None,
-    "nanmax": None, "nanargmin": None, "nanargmax": None, "nanmedian": None,
-    "nanpercentile": None, "nanquantile": None, "nancumsum": None, "nancumprod": None,
-    "nanprod": None, "nan_to_num": None,
-}
+    "nansum", "nanmean", "nanstd", "nanvar", "nanmin",
+    "nanmax", "nanargmin", "nanargmax", "nanmedian",
+    "nanpercentile", "nanquantile", "nancumsum", "nancumprod",
+    "nanprod", "nan_to_num",
+)
 #: ``np.linalg``: the basics, on numeric arrays.
 LINALG_FUNCTIONS = ("norm", "inv", "pinv", "solve", "det", "slogdet", "lstsq", "eig",
                     "eigh", "eigvals", "eigvalsh", "matrix_rank", "cholesky", "qr", "svd",
@@ -340,25 +366,23 @@ _DTYPE_WRAPPER_TYPES = frozenset({_ScalarType})
 
 # ---------------------------------------------------------------- ndarray, scalars, dtypes
 
-#: What a strategy may read on an ``ndarray``: ``True`` for a method (wrapped, with the
-#: position of a positional dtype), ``False`` for a plain attribute.
-ARRAY_ATTRIBUTES: dict[str, tuple[bool, int | None]] = {
-    **{n: (False, None) for n in ("shape", "ndim", "size", "dtype", "T", "real", "imag",
-                                   "itemsize", "nbytes")},
-    **{n: (True, None) for n in (
+#: What a strategy may read on an ``ndarray``: ``True`` for a method (wrapped, checked like
+#: the functions), ``False`` for a plain attribute.
+ARRAY_ATTRIBUTES: dict[str, bool] = {
+    **{n: False for n in ("shape", "ndim", "size", "dtype", "T", "real", "imag", "itemsize",
+                          "nbytes")},
+    **{n: True for n in (
         "all", "any", "argmax", "argmin", "argsort", "clip", "copy", "cumprod", "cumsum",
         "diagonal", "dot", "flatten", "item", "max", "mean", "min", "nonzero", "prod",
         "ravel", "repeat", "reshape", "round", "searchsorted", "sort", "squeeze", "std",
         "sum", "swapaxes", "take", "tolist", "trace", "transpose", "var", "fill", "conj",
-        "conjugate", "argpartition", "partition")},
-    "astype": (True, 0),
+        "conjugate", "argpartition", "partition", "astype")},
 }
 #: On a numpy scalar (``a[0]``, ``for x in a``), as on a float or int.
-SCALAR_ATTRIBUTES: dict[str, tuple[bool, int | None]] = {
-    **{n: (False, None) for n in ("real", "imag", "dtype", "ndim", "shape", "size")},
-    **{n: (True, None) for n in ("item", "is_integer", "as_integer_ratio", "conjugate",
-                                 "tolist", "round")},
-    "astype": (True, 0),
+SCALAR_ATTRIBUTES: dict[str, bool] = {
+    **{n: False for n in ("real", "imag", "dtype", "ndim", "shape", "size")},
+    **{n: True for n in ("item", "is_integer", "as_integer_ratio", "conjugate", "tolist",
+                         "round", "astype")},
 }
 #: On a dtype (``a.dtype``): its name and kind.
 DTYPE_ATTRIBUTES = ("name", "kind", "itemsize", "char", "str")
@@ -368,21 +392,21 @@ def _array_attribute(obj: Any, name: str, default: object) -> Any:
     """The attribute guard of ``ndarray`` and numpy scalars (see the module docstring)."""
     t = type(obj)
     table = ARRAY_ATTRIBUTES if t is np.ndarray else SCALAR_ATTRIBUTES
-    spec = table.get(name)
+    method = table.get(name)
     where = f"{'array' if t is np.ndarray else t.__name__}.{name}"
-    if spec is None:
+    if method is None:
         raise AttributeError(f"{where} is not available in strategies (available: "
                              f"{', '.join(sorted(table))})")
     if t is np.ndarray and obj.dtype.kind not in _NUMERIC_KINDS:
         raise AttributeError(f"{where}: arrays of dtype {obj.dtype} are not available in "
                              "strategies")
-    method, dtype_at = spec
     if not method:
         return _checked_result(getattr(obj, name), where)
     unbound = getattr(t, name)
+    most, dtype_at = _call_shape(unbound, True)
 
     def reviewed(*args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _check_arguments(where, args, kwargs, dtype_at)
+        args, kwargs = _check_arguments(where, args, kwargs, dtype_at, most)
         return _checked_result(unbound(obj, *args, **kwargs), where)
 
     return reviewed
@@ -479,8 +503,7 @@ def _facade(name: str, values: dict[str, Any]) -> types.ModuleType:
 def numpy_module() -> types.ModuleType:
     """The ``numpy`` a strategy imports: a facade of reviewed wrappers (the policy exposes
     its ``__all__`` through a read-only proxy)."""
-    values: dict[str, Any] = {n: _wrap(getattr(np, n), f"numpy.{n}", at)
-                              for n, at in NUMPY_FUNCTIONS.items()}
+    values: dict[str, Any] = {n: _wrap(getattr(np, n), f"numpy.{n}") for n in NUMPY_FUNCTIONS}
     for n in NUMPY_CONSTANTS:
         values[n] = getattr(np, n)
     for n in NUMPY_SCALARS:
@@ -601,7 +624,7 @@ def _warm_up(wanted: set[str]) -> None:
                 else (b,)
             with contextlib.suppress(Exception):
                 fn(*args)
-        for n, (method, _) in ARRAY_ATTRIBUTES.items():
+        for n, method in ARRAY_ATTRIBUTES.items():
             value = _array_attribute(a.copy(), n, None)
             if method:
                 with contextlib.suppress(Exception):
