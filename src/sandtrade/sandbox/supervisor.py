@@ -330,6 +330,13 @@ class Supervisor:
     --worker-modules``). With ``cpu``, each worker is moved into its CPU share right after it
     is spawned (:mod:`sandtrade.sandbox.cpu`).
 
+    ``strategy_modules`` are the modules plugins contribute for strategies to import
+    (``sandtrade_strategy_modules``; None: the built-ins, numpy and talib): each worker builds
+    them by reference before it confines itself (only those its strategy imports, when the
+    task is known before the worker boots). ``modules`` narrows what strategies may import
+    (``[sandbox] modules``); ``python`` is the interpreter workers (and the zygote) run
+    (``[sandbox] python``; None: this one).
+
     With ``zygote``, workers are forked from a warm template process
     (:mod:`sandtrade.sandbox.zygote`) instead of booted cold: a few milliseconds instead of
     about 140 ms of CPU each; they confine themselves exactly as before. Should the zygote
