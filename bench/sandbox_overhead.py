@@ -13,6 +13,10 @@ Prints, from one run on one machine:
   ``sandtrade backtest`` gets) and once with the spare a long-lived host keeps booted
   (``Supervisor(keep_spare=True)``: the strategy manager, RPC back-tests), and backtesting.py's
   SmaCross (unsandboxed, DataFrame in memory); with the ratios.
+* the same for strategies_examples/numpy_sma_cross.py (the same SMA cross, its averages
+  computed with np.convolve and talib.SMA on ``ctx.history(..., as_array=True)`` arrays):
+  in-process (unrestricted, real numpy) vs in the sandbox (the reviewed numpy and TA-Lib
+  proxies, a worker booted for the run, and the spare), with the ratio (target <= 1.5x).
 * worker cold start: spawn to the first hook running (a strategy whose on_start is its first
   hook, timed to the worker's answer), median of --starts starts.
 * idle worker RSS: a worker that has confined itself and waits for its task, and the peak RSS
@@ -107,7 +111,30 @@ def main() -> None:
         ("sandbox, spare worker", median_time(with_spare, args.repeats)),
         ("backtesting.py (unsandboxed)", time_backtesting_py(df, 0.0, args.repeats)[0]),
     ]
+    numpy_source = example_path("numpy_sma_cross").read_text()
+    numpy_plain = load_strategy_source(numpy_source, "numpy_sma_cross.py")
+    numpy_request = request.model_copy(update={
+        "strategy": str(example_path("numpy_sma_cross"))})
+
+    def numpy_sandboxed(run_with: SandboxRunner = runner) -> None:
+        result = run_with.run(numpy_request)
+        assert result.stats["# Trades"] > 0
+
+    def numpy_with_spare() -> None:
+        deadline = time.monotonic() + 30
+        while spare_supervisor.spare is None:
+            assert time.monotonic() < deadline, "no spare worker"
+            time.sleep(0.01)
+        numpy_sandboxed(spare_runner)
+
+    numpy_rows = [
+        ("numpy: in-process", median_time(
+            lambda: run_backtest(numpy_plain, bars, settings=settings), args.repeats)),
+        ("numpy: sandbox, worker booted", median_time(numpy_sandboxed, args.repeats)),
+        ("numpy: sandbox, spare worker", median_time(numpy_with_spare, args.repeats)),
+    ]
     spare_supervisor.close()
+    rows += numpy_rows
     base = dict(rows)
     print(f"\n{'engine':>36} {'seconds':>8} {'bars/s':>9}")
     for name, t in rows:
@@ -117,6 +144,10 @@ def main() -> None:
         sb = base[label]
         print(f"\n{label}: {base['in-process'] / sb:.2f} of the in-process speed (target "
               f">= 0.33); {bt / sb:.2f}x backtesting.py (target > 1)")
+
+    for label in ("numpy: sandbox, worker booted", "numpy: sandbox, spare worker"):
+        print(f"{label}: {base[label] / base['numpy: in-process']:.2f}x the in-process time "
+              "(target <= 1.5x)")
 
     # Cold start: spawn -> the worker answers after loading the strategy and running
     # on_start... measured as the time to the 'checked' answer of a check task, which runs the
@@ -131,6 +162,15 @@ def main() -> None:
     print(f"\nworker cold start (spawn to first user code done), median of {args.starts}: "
           f"{statistics.median(starts) * 1000:.0f} ms (min {min(starts) * 1000:.0f}, "
           f"max {max(starts) * 1000:.0f}; target < 300 ms)")
+    # The same for a strategy that imports numpy and talib: its worker builds their proxies.
+    starter.write_text("import numpy as np\nimport talib\n\ndef on_start(ctx):\n    pass\n")
+    starts = []
+    for _ in range(args.starts):
+        t0 = time.perf_counter()
+        check_in_sandbox(str(starter))
+        starts.append(time.perf_counter() - t0)
+    print(f"worker cold start, strategy importing numpy and talib, median of {args.starts}: "
+          f"{statistics.median(starts) * 1000:.0f} ms")
 
     # Idle: a back-test worker that has confined itself, loaded its strategy and now waits for
     # its first bars (none are sent).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["EXAMPLES", "example_path"]
 
-EXAMPLES = ("sma_cross", "rsi_mean_reversion", "breakout", "iron_condor")
+EXAMPLES = ("sma_cross", "rsi_mean_reversion", "breakout", "iron_condor", "numpy_sma_cross")
 
 
 def example_path(name: str) -> Path:

@@ -277,3 +277,81 @@ def test_a_plugin_chain_source_with_a_builtin_name_replaces_it() -> None:
     host = PluginHost.create(load_entry_points=False, extra=[Plugin()])
     assert host.option_chain_sources()["synthetic"] is Feed
     assert host.option_chain_sources()["recorded"].__name__ == "RecordedChains"
+
+
+def test_builtin_plugins_answer_sandtrade_strategy_modules() -> None:
+    host = PluginHost.create(load_entry_points=False)
+    results = host.pm.hook.sandtrade_strategy_modules()
+    assert {m.name for modules in results for m in modules} == {"numpy", "talib"}
+
+
+#: A trusted plugin's reviewed module: a facade that lists exactly what strategies may use.
+CLAMP_MODULE = """
+    import types
+
+    from sandtrade.hookspecs import hookimpl
+    from sandtrade.plugin_api import StrategyModule
+
+
+    def clamp(x, low, high):
+        if not all(type(v) in (int, float) for v in (x, low, high)):
+            raise TypeError("clamp takes numbers")
+        return min(max(x, low), high)
+
+
+    def build():
+        module = types.ModuleType("clampx")
+        module.clamp = clamp
+        module.__all__ = ["clamp"]
+        return module
+
+
+    class Plugin:
+        @hookimpl
+        def sandtrade_strategy_modules(self):
+            return [StrategyModule("clampx", "sandtrade_clampx:build", "clamp(x, low, high)")]
+"""
+
+USES_CLAMPX = """
+import clampx
+
+def on_bar(ctx, bar):
+    print("CLAMPED", clampx.clamp(bar.close, 0, 1))
+"""
+
+
+def test_a_plugin_strategy_module_reaches_strategies_through_a_real_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin contributes ``clampx``; the worker builds it by reference and a strategy
+    imports it; ``[sandbox] modules`` without it refuses the import at check."""
+    from sandtrade.backtest.request import BacktestRequest, DataSpec
+    from sandtrade.errors import StrategyError
+    from sandtrade.sandbox.runner import SandboxRunner, check_in_sandbox
+    from sandtrade.sandbox.supervisor import Supervisor
+
+    (tmp_path / "sandtrade_clampx.py").write_text(textwrap.dedent(CLAMP_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sandtrade_clampx  # type: ignore[import-not-found]
+
+    host = PluginHost.create(load_entry_points=False, extra=[sandtrade_clampx.Plugin()])
+    assert [m.name for ms in host.pm.hook.sandtrade_strategy_modules() for m in ms] == [
+        "clampx", "numpy", "talib"]
+    modules = host.strategy_modules().values()
+    strategy = tmp_path / "uses_clampx.py"
+    strategy.write_text(USES_CLAMPX.lstrip())
+    csv = tmp_path / "ACME.csv"
+    write_csv(gbm_bars(20, symbol="ACME"), csv)
+    supervisor = Supervisor(strategy_modules=modules)
+    try:
+        result = SandboxRunner(supervisor=supervisor).run(BacktestRequest(
+            strategy=str(strategy), data=[DataSpec(path=str(csv))]))
+    finally:
+        supervisor.close()
+    assert result.logs[0] == "CLAMPED 1"
+    narrowed = Supervisor(strategy_modules=modules, modules=["math", "numpy"])
+    try:
+        with pytest.raises(StrategyError, match=r"uses_clampx.py:1: import of 'clampx' is not "
+                           r"allowed \(allowed: math, numpy\)"):
+            check_in_sandbox(str(strategy), supervisor=narrowed)
+    finally:
+        narrowed.close()

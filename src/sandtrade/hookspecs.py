@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sandtrade.plugin_api import HostApi
     from sandtrade.signals.destinations import LiveBrokerAdapter
     from sandtrade.signals.formats import SignalFormat
+    from sandtrade.strategy.modules import StrategyModule
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -100,6 +101,37 @@ def sandtrade_option_chains() -> list[type[ChainSource]]:
     built-in's name replaces it.
 
     :return: chain source classes (all implementations' lists are combined).
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@hookspec
+def sandtrade_strategy_modules() -> list[StrategyModule]:
+    """Contribute modules that strategy code may import (``import numpy as np``).
+
+    Called once when the host (or a one-shot command: ``check``, ``backtest``, ``doctor``)
+    builds its sandbox supervisor. Return
+    :class:`~sandtrade.strategy.modules.StrategyModule` records: a ``name`` (what a
+    strategy imports) and a ``factory`` (``package.module:function``, importable from the
+    host's import path) that builds a *reviewed facade*: a module whose ``__all__`` lists
+    exactly what strategies may use, each name a wrapper that checks what it is given and
+    what it gives back. Never a bare library module: every public name of a library is
+    reachable from it, and most libraries reach files, processes or raw memory (research
+    notes, sandbox.md). The host never builds the facade itself; each sandbox worker imports
+    and calls the factory before it confines itself and hands strategies a read-only proxy
+    of it, so the factory must import everything it needs then. Types the facade hands out
+    (arrays, say) must have their attribute and write guards registered in
+    :data:`~sandtrade.strategy.policy.TYPE_ATTRIBUTE_GUARDS` and
+    :data:`~sandtrade.strategy.policy.TYPE_WRITE_GUARDS` when the factory's module is
+    imported. The built-ins (``numpy`` and ``talib``, :mod:`sandtrade.strategy.numeric`)
+    are registered ``trylast``; a plugin module with a built-in's name replaces it.
+    ``[sandbox] modules`` (and ``[accounts.NAME] modules``) in the configuration narrow
+    what strategies may import; ``sandtrade doctor`` lists it.
+
+    :return: strategy modules (all implementations' lists are combined).
     """
     raise NotImplementedError  # a specification: plugins implement it
 

@@ -36,6 +36,7 @@ from sandtrade.market.sources import MarketSettings
 from sandtrade.models import Bar, Instrument
 from sandtrade.signal_model import SignalError, SignalRecord, SignalStatus
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline, Submitted
+from sandtrade.strategy.modules import StrategyModule
 from sandtrade.watch import HostWatch, WatchEvent, account_json, fill_json, order_json, signal_json
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["ALL_ACCOUNTS", "AuthError", "Backoff", "Bar", "Conflict", "Connection", "DataError",
            "HostApi", "HostParts", "Instrument", "InvalidField", "MarketSettings", "NotFound",
            "Overloaded", "Principal", "QuotaExceeded", "SignalError", "SignalRecord",
-           "SignalStatus", "SourceHealth", "Submitted", "WatchEvent", "redact"]
+           "SignalStatus", "SourceHealth", "StrategyModule", "Submitted", "WatchEvent",
+           "redact"]
 
 
 class HostApi:

@@ -64,11 +64,17 @@ EXPECTED_SANDTRADE = (
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",
     "sandtrade.sandbox.worker.live_task",
     "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
-    # ctx.ta's value-fed cores, ctx.plot's recorders and bounds, typed PARAMS, ctx.pine
-    "sandtrade.strategy.indicators", "sandtrade.strategy.loader", "sandtrade.strategy.params",
-    "sandtrade.strategy.pine", "sandtrade.strategy.pine_builtins", "sandtrade.strategy.plots",
+    # ctx.ta's value-fed cores, ctx.plot's recorders and bounds, typed PARAMS, ctx.pine,
+    # the strategy modules' registry
+    "sandtrade.strategy.indicators", "sandtrade.strategy.loader", "sandtrade.strategy.modules",
+    "sandtrade.strategy.params", "sandtrade.strategy.pine", "sandtrade.strategy.pine_builtins",
+    "sandtrade.strategy.plots",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
 )
+
+#: ... and one that builds numpy and TA-Lib for strategies (a spare, a zygote's child,
+#: ``doctor``, or a worker whose strategy imports them): their reviewed facades.
+EXPECTED_WITH_NUMPY = (*EXPECTED_SANDTRADE, "sandtrade.strategy.numeric")
 
 MID_PROFILE = '''
 from sandtrade.broker import NextOpenProfile
@@ -149,11 +155,12 @@ def test_doctor_prints_the_worker_modules() -> None:
     lines = proc.stdout.splitlines()
     own = next(line for line in lines if line.startswith("sandtrade ("))
     names = own.partition(": ")[2].split(", ")
-    assert names == sorted(EXPECTED_SANDTRADE)
-    assert own.startswith(f"sandtrade ({len(EXPECTED_SANDTRADE)}): ")
+    assert names == sorted(EXPECTED_WITH_NUMPY)
+    assert own.startswith(f"sandtrade ({len(EXPECTED_WITH_NUMPY)}): ")
     third = next(line for line in lines if line.startswith("third-party packages ("))
     packages = [p.split(" (")[0] for p in third.partition(": ")[2].split(", ")]
-    assert {"pydantic", "RestrictedPython", "pluggy"} <= set(packages)
+    assert {"pydantic", "RestrictedPython", "pluggy", "numpy", "talib"} <= set(packages)
+    assert "pandas" not in packages  # TA-Lib loads without it
     assert not [p for p in packages if forbidden(p)]
     assert any(line.startswith("standard library: ") for line in lines)
 

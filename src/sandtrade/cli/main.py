@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
                         description="Exit 0 when STRATEGY loads and its hooks are valid; "
                         "1 with file:line: message lines otherwise.")
     ck.add_argument("strategy", metavar="STRATEGY")
+    ck.add_argument("--config", metavar="FILE.toml",
+                    help="configuration file: its [sandbox] modules (and python) apply")
+    ck.add_argument("--account", metavar="NAME",
+                    help="check as this account's strategies run: its [accounts.NAME] "
+                    "modules apply too")
 
     doc = sub.add_parser("doctor", help="show which sandbox layers this machine provides",
                          description="Start a sandbox worker and report each OS layer it "
@@ -183,11 +188,14 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
                   "debug your own code.[/bold red]")
         runner = InProcessRunner(profiles=profiles)
     else:
+        from sandtrade.host.sandbox_options import sandbox_options
         from sandtrade.sandbox.runner import SandboxRunner
         from sandtrade.sandbox.supervisor import Supervisor
 
-        # The worker imports the plugins' profiles by reference; it never loads plugins.
-        runner = SandboxRunner(supervisor=Supervisor(fill_profiles=profiles))
+        # The worker imports the plugins' profiles and strategy modules by reference; it
+        # never loads plugins.
+        runner = SandboxRunner(supervisor=Supervisor(
+            fill_profiles=profiles, **sandbox_options(settings, host).supervisor_kwargs()))
     if show_progress:
         columns = (TextColumn("back-testing"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("bars"), TimeRemainingColumn())
@@ -234,9 +242,20 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console) -> int:
+    from sandtrade.host.config import load_settings
+    from sandtrade.host.plugins import PluginHost
+    from sandtrade.host.sandbox_options import sandbox_options
     from sandtrade.sandbox.runner import inspect_in_sandbox
+    from sandtrade.sandbox.supervisor import Supervisor
 
-    checked = inspect_in_sandbox(args.strategy)
+    options = sandbox_options(load_settings(args.config), PluginHost.create())
+    supervisor = Supervisor(**options.supervisor_kwargs())
+    try:
+        checked = inspect_in_sandbox(
+            args.strategy, supervisor=supervisor,
+            modules=None if args.account is None else options.account_modules(args.account))
+    finally:
+        supervisor.close()
     hooks = ", ".join(checked.hooks) or "none"
 
     def shown(name: str) -> str:
@@ -297,10 +316,17 @@ def doctor_market_lines(address: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None = None) -> int:
+def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None = None,
+            config: str | None = None) -> int:
+    from sandtrade.host.config import load_settings
+    from sandtrade.host.plugins import PluginHost
+    from sandtrade.host.sandbox_options import sandbox_options
     from sandtrade.sandbox.cpu import CpuPlacement
     from sandtrade.sandbox.mailbox import StrategySettings
     from sandtrade.sandbox.supervisor import Supervisor
+
+    host_settings = load_settings(config)
+    options = sandbox_options(host_settings, PluginHost.create())
 
     # What `sandtrade serve` would use with the default settings (the probe makes its cgroup,
     # and close() removes it).
@@ -308,9 +334,13 @@ def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None
     cpu = CpuPlacement.probe(settings.cpu_share)
     cpu.close()
     # Started as `serve` starts strategies' workers: forked by a zygote unless it is off.
-    supervisor = Supervisor(report_modules=worker_modules, zygote=settings.zygote)
+    supervisor = Supervisor(report_modules=worker_modules, zygote=settings.zygote,
+                            **options.supervisor_kwargs())
     try:
-        worker = supervisor.start({"task": "check", "path": "doctor.py", "source": ""},
+        # A file importing every strategy module: its worker builds them, as `serve`'s do.
+        source = "".join(f"import {m.name}\n" for m in options.strategy_modules
+                         if m.name in options.importable())
+        worker = supervisor.start({"task": "check", "path": "doctor.py", "source": source},
                                   name="doctor")
     except BaseException:
         supervisor.close()
@@ -328,7 +358,18 @@ def _doctor(out: Console, *, worker_modules: bool = False, host_http: str | None
         kind, _, detail = supervisor.worker_start.partition(": ")
         style = "green" if kind == "zygote" else "yellow"
         table.add_row("worker start", f"[{style}]{kind}[/{style}]: {escape(detail)}")
+        python = options.python or sys.executable
+        version = options.python_version or ".".join(map(str, sys.version_info[:3]))
+        table.add_row("worker python", escape(f"{python} ({version})"))
         out.print(table)
+        # One line, never wrapped (scripts grep it): what a strategy may `import`.
+        out.print(f"strategies may import: {', '.join(options.importable())}",
+                  soft_wrap=True, markup=False, highlight=False)
+        for account in sorted(host_settings.accounts):
+            if host_settings.account_modules(account) is not None:
+                out.print(f"strategies of account {account} may import: "
+                          f"{', '.join(options.importable(account))}", soft_wrap=True,
+                          markup=False, highlight=False)
         if host_http is not None:
             # One line each, never wrapped (scripts grep them); the host's words (an
             # exchange's error text) are data: escaped, never markup.
@@ -404,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args, out, err)
         if args.command == "doctor":
             return _doctor(out, worker_modules=args.worker_modules,
-                           host_http=_doctor_http(args))
+                           host_http=_doctor_http(args), config=args.config)
         if args.command == "data":
             return _data(args, out)
         if args.command in HOST_COMMANDS:

@@ -8,8 +8,10 @@ from sandtrade.market.hub import MarketSource
 from sandtrade.market.sources import ReplaySource, SyntheticSource
 from sandtrade.options.sources import ChainSource, RecordedChains, SyntheticChains
 from sandtrade.signals.formats import BUILTIN_FORMATS, SignalFormat
+from sandtrade.strategy.modules import BUILTIN_STRATEGY_MODULES, StrategyModule
 
-__all__ = ["BrokerDefaults", "MarketDefaults", "OptionDefaults", "SignalDefaults"]
+__all__ = ["BrokerDefaults", "MarketDefaults", "OptionDefaults", "SignalDefaults",
+           "StrategyModuleDefaults"]
 
 
 class BrokerDefaults:
@@ -46,3 +48,12 @@ class SignalDefaults:
     def sandtrade_signal_formats(self) -> list[type[SignalFormat]]:
         """The four built-in formats."""
         return list(BUILTIN_FORMATS)
+
+
+class StrategyModuleDefaults:
+    """Contributes the built-in strategy modules: reviewed proxies of numpy and TA-Lib."""
+
+    @hookimpl(trylast=True)
+    def sandtrade_strategy_modules(self) -> list[StrategyModule]:
+        """numpy and talib."""
+        return list(BUILTIN_STRATEGY_MODULES)

@@ -24,6 +24,7 @@ from sandtrade.host.metrics import MetricsSettings
 from sandtrade.market.sources import MarketSettings
 from sandtrade.market.symbols import SymbolTable
 from sandtrade.options.settings import OptionsSettings
+from sandtrade.sandbox.libraries import SandboxSettings
 from sandtrade.sandbox.mailbox import StrategySettings
 from sandtrade.signals.settings import SignalSettings
 
@@ -45,6 +46,9 @@ class AccountSettings(BaseModel):
         "(rules set over gRPC with SetAccountSettings take precedence over both).")
     quotas: Quotas | None = Field(
         None, description="[accounts.NAME.quotas]: the account's quotas, instead of [quotas].")
+    modules: list[str] | None = Field(
+        None, description="[accounts.NAME] modules: what this account's strategies may "
+        "import, narrowed further from [sandbox] modules.")
 
 
 class Settings(BaseSettings):
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
         default_factory=OptionsSettings, description="[options]: the option pricer's rate "
         "and dividend yields, where chains come from, and the synthetic chains' shape.")
     strategies: StrategySettings = Field(default_factory=StrategySettings)
+    sandbox: SandboxSettings = Field(
+        default_factory=SandboxSettings, description="[sandbox]: what strategies may import "
+        "(modules) and the interpreter workers run (python).")
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[plugins.NAME]: each plugin's own settings, "
         "validated by the plugin.")
@@ -106,6 +113,11 @@ class Settings(BaseSettings):
         """``account``'s risk rules from the file (None: it has none of its own)."""
         own = self.accounts.get(account)
         return own.risk if own is not None else None
+
+    def account_modules(self, account: str) -> list[str] | None:
+        """``account``'s ``[accounts.NAME] modules`` (None: no narrowing of its own)."""
+        own = self.accounts.get(account)
+        return own.modules if own is not None else None
 
     def account_quotas(self, account: str) -> Quotas:
         """``account``'s quotas: its own ``[accounts.NAME.quotas]``, else ``[quotas]``."""

@@ -22,11 +22,13 @@ from sandtrade.host.builtin_plugins import (
     MarketDefaults,
     OptionDefaults,
     SignalDefaults,
+    StrategyModuleDefaults,
 )
 from sandtrade.market.hub import MarketSource
 from sandtrade.options.sources import ChainSource
 from sandtrade.signals.destinations import LiveBrokerAdapter
 from sandtrade.signals.formats import FormatRegistry, MappingSpec, SignalFormat
+from sandtrade.strategy.modules import StrategyModule
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginLoadError"]
 
@@ -38,6 +40,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
     ("builtin.market", MarketDefaults()),
     ("builtin.options", OptionDefaults()),
     ("builtin.signals", SignalDefaults()),
+    ("builtin.strategy_modules", StrategyModuleDefaults()),
 )
 
 
@@ -96,6 +99,11 @@ class PluginHost:
     def fill_profiles(self) -> dict[str, type[FillProfile]]:
         """Every fill profile by name; a plugin's profile overrides a built-in's of that name."""
         return _by_name(self.pm.hook.sandtrade_fill_profiles())
+
+    def strategy_modules(self) -> dict[str, StrategyModule]:
+        """Every strategy module by name (what a strategy may import besides the standard
+        modules); a plugin's overrides a built-in's of that name."""
+        return _by_name(self.pm.hook.sandtrade_strategy_modules())
 
     def signal_formats(self, mappings: dict[str, MappingSpec] | None = None) -> FormatRegistry:
         """Every signal format (a plugin's overrides a built-in's of that name), plus the

@@ -25,6 +25,7 @@ from sandtrade.broker.risk import RiskRules
 from sandtrade.errors import SandtradeError
 from sandtrade.host.config import Settings
 from sandtrade.host.plugins import PluginHost
+from sandtrade.host.sandbox_options import sandbox_options
 from sandtrade.market.continuation import FeedNote
 from sandtrade.market.hub import (
     FeedStatus,
@@ -159,6 +160,7 @@ class HostRuntime:
         instruments = [table.apply(i) for i in source.instruments()]
         self.fed = {i.symbol for i in instruments}
         profiles = list(self.plugins.fill_profiles().values())
+        sandbox = sandbox_options(s, self.plugins)  # checked before anything starts
         if self.option_quotes is None:
             self.options = self._make_option_quotes()
             self.option_quotes = self.options.quote
@@ -209,7 +211,8 @@ class HostRuntime:
             symbols=lambda: symbols, open_door=self._open_door, fill_profiles=profiles,
             settings=s.strategies, lockstep=s.strategies.lockstep(s.market.bars_per_second),
             running_quota=lambda account: s.account_quotas(account).strategies_running,
-            run_quotas=lambda account: run_quotas(s.account_quotas(account)))
+            run_quotas=lambda account: run_quotas(s.account_quotas(account)),
+            sandbox=sandbox.supervisor_kwargs(), account_modules=s.account_modules)
         live_brokers = {name: cls(s.plugins.get(name, {}))
                         for name, cls in self.plugins.live_brokers().items()}
         self.signals = SignalPipeline(

@@ -30,6 +30,7 @@ from sandtrade.errors import (
     OrderRejected,
     QuotaExceeded,
     StoreError,
+    StrategyError,
 )
 from sandtrade.streams import EventStream
 
@@ -84,6 +85,8 @@ def status_of(e: Exception) -> tuple[grpc.StatusCode, str, str | None]:
     if isinstance(e, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(e), None
     if isinstance(e, CheckFailed | Conflict):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(e), None
+    if isinstance(e, StrategyError):  # the strategy failed (a RunBacktest), not the host
         return grpc.StatusCode.FAILED_PRECONDITION, str(e), None
     if isinstance(e, StoreError):
         return grpc.StatusCode.UNAVAILABLE, str(e), None

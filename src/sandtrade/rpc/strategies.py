@@ -289,8 +289,10 @@ class StrategyServicer(strategies_pb2_grpc.StrategyServiceServicer):
 
         def run() -> None:
             try:
-                updates.put(SandboxRunner(supervisor=self.manager.supervisor).run_source(
-                    record.source, breq, data, progress=updates.put))
+                runner = SandboxRunner(supervisor=self.manager.supervisor,
+                                       modules=self.manager.account_modules(record.account))
+                updates.put(runner.run_source(record.source, breq, data,
+                                              progress=updates.put))
             except BaseException as e:
                 updates.put(e)
 

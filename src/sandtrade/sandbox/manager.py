@@ -47,7 +47,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -236,7 +236,10 @@ class StrategyManager:
                  settings: StrategySettings | None = None, lockstep: bool = True,
                  running_quota: Callable[[str], int] = lambda account: 1_000_000,
                  run_quotas: Callable[[str], RunQuotas] | None = None,
-                 stop_wait: float = STOP_WAIT, stop_seconds: float = STOP_SECONDS) -> None:
+                 stop_wait: float = STOP_WAIT, stop_seconds: float = STOP_SECONDS,
+                 sandbox: Mapping[str, Any] | None = None,
+                 account_modules: Callable[[str], list[str] | None] = lambda account: None
+                 ) -> None:
         self.store = store
         self.live = live
         self.hub = hub
@@ -259,7 +262,11 @@ class StrategyManager:
         #: Where each worker's CPU share is enforced (a cgroup, nice, or nothing).
         self.cpu = CpuPlacement.probe(self.settings.cpu_share)
         self.supervisor = Supervisor(limits, keep_spare=True, fill_profiles=fill_profiles,
-                                     cpu=self.cpu, zygote=self.settings.zygote)
+                                     cpu=self.cpu, zygote=self.settings.zygote,
+                                     **(sandbox or {}))
+        #: ``[accounts.NAME] modules``: what an account's strategies may import, narrowed
+        #: further (None: the host's list).
+        self.account_modules = account_modules
         # Upload checks: workers of their own (no spare), forked from the same zygote.
         self.checker = self.supervisor.sharing_zygote()
         self._lock = threading.RLock()
@@ -315,7 +322,8 @@ class StrategyManager:
                                "new version")
         path = f"{name}.py"
         try:
-            checked = inspect_source_in_sandbox(source, path, supervisor=self.checker)
+            checked = inspect_source_in_sandbox(source, path, supervisor=self.checker,
+                                                modules=self.account_modules(account))
         except StrategyError as e:
             raise CheckFailed(f"strategy {name!r}", parse_diagnostics(
                 untrusted_text(str(e), MAX_ERROR), path)) from None
@@ -640,6 +648,7 @@ class StrategyManager:
             self._quarantine_state(sid, unreadable)
         quotas = self._run_quotas(record.account).within(OPERATOR_MAXIMA)
         run = StrategyRun(record, supervisor=self.supervisor, door=door,
+                          modules=self.account_modules(record.account),
                           state=state, history=self._history(record.symbols),
                           on_done=self._on_done, on_exit=self._on_exit,
                           mailbox=Mailbox(self.settings.backlog, self.settings.on_lag),

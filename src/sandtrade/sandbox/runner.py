@@ -94,32 +94,43 @@ class CheckedStrategy:
                               lines=self.lines)
 
 
-def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
-    """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
-    return check_source_in_sandbox(_read_source(path), path, limits)
+def check_in_sandbox(path: str, limits: WorkerLimits | None = None, *,
+                     supervisor: Supervisor | None = None,
+                     modules: list[str] | None = None) -> tuple[list[str], dict]:
+    """Compile and load ``path`` in a worker (of ``supervisor``, or a plain one), with what
+    it may import narrowed to ``modules``: ``(hooks, params)`` or ``StrategyError``."""
+    checked = inspect_in_sandbox(path, limits, supervisor=supervisor, modules=modules)
+    return checked.hooks, checked.params
 
 
 def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None, *,
-                            supervisor: Supervisor | None = None) -> tuple[list[str], dict]:
+                            supervisor: Supervisor | None = None,
+                            modules: list[str] | None = None) -> tuple[list[str], dict]:
     """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`:
     one of ``supervisor``'s (a long-lived host's, with its zygote and spare; at most one
-    check per core at once), or of a plain supervisor with ``limits``."""
-    checked = inspect_source_in_sandbox(source, path, limits, supervisor=supervisor)
+    check per core at once), or of a plain supervisor with ``limits``. ``modules`` narrows
+    what it may import further (an account's list)."""
+    checked = inspect_source_in_sandbox(source, path, limits, supervisor=supervisor,
+                                        modules=modules)
     return checked.hooks, checked.params
 
 
 def inspect_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None, *,
-                              supervisor: Supervisor | None = None) -> CheckedStrategy:
+                              supervisor: Supervisor | None = None,
+                              modules: list[str] | None = None) -> CheckedStrategy:
     """:func:`check_source_in_sandbox`, with the parameters' declarations too."""
     if supervisor is None:
-        return _check(Supervisor(limits), source, path)
+        return _check(Supervisor(limits), source, path, modules)
     with _CHECKS:
-        return _check(supervisor, source, path)
+        return _check(supervisor, source, path, modules)
 
 
-def inspect_in_sandbox(path: str, limits: WorkerLimits | None = None) -> CheckedStrategy:
+def inspect_in_sandbox(path: str, limits: WorkerLimits | None = None, *,
+                       supervisor: Supervisor | None = None,
+                       modules: list[str] | None = None) -> CheckedStrategy:
     """:func:`check_in_sandbox`, with the parameters' declarations too."""
-    return inspect_source_in_sandbox(_read_source(path), path, limits)
+    return inspect_source_in_sandbox(_read_source(path), path, limits, supervisor=supervisor,
+                                     modules=modules)
 
 
 def _checked(path: str, header: dict[str, Any]) -> CheckedStrategy:
@@ -139,8 +150,12 @@ def _checked(path: str, header: dict[str, Any]) -> CheckedStrategy:
                                                 if type(v) is int})
 
 
-def _check(supervisor: Supervisor, source: str, path: str) -> CheckedStrategy:
-    worker = supervisor.start({"task": "check", "path": path, "source": source}, name=path)
+def _check(supervisor: Supervisor, source: str, path: str,
+           modules: list[str] | None = None) -> CheckedStrategy:
+    task: dict[str, Any] = {"task": "check", "path": path, "source": source}
+    if modules is not None:
+        task["modules"] = list(modules)
+    worker = supervisor.start(task, name=path)
     try:
         header, _ = worker.recv(timeout=worker.limits.event_seconds * 3)
         if header.get("type") == "checked":
@@ -154,11 +169,14 @@ def _check(supervisor: Supervisor, source: str, path: str) -> CheckedStrategy:
 
 class SandboxRunner:
     """Runs each back-test in its own sandboxed worker process (from ``supervisor``, e.g. one
-    that keeps a spare worker booted; by default a plain one with ``limits``)."""
+    that keeps a spare worker booted; by default a plain one with ``limits``); ``modules``
+    narrows what the strategy may import further (an account's list)."""
 
     def __init__(self, limits: WorkerLimits | None = None, *,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None,
+                 modules: list[str] | None = None) -> None:
         self.supervisor = supervisor or Supervisor(limits)
+        self.modules = modules
         self.last_worker: Worker | None = None
 
     def run(self, request: BacktestRequest,
@@ -192,6 +210,8 @@ class SandboxRunner:
         meter = Meter.for_symbols(symbols, benchmark=request.benchmark)
         task = {"task": "backtest", "path": request.strategy, "source": source,
                 "request": request.model_dump(mode="json"), "symbols": symbols}
+        if self.modules is not None:
+            task["modules"] = list(self.modules)
         worker = self.supervisor.start(task, name=request.strategy)
         self.last_worker = worker
         feed_error: list[BaseException] = []

@@ -116,10 +116,13 @@ class StrategyRun:
                  state: dict[str, Any], history: list[Bar],
                  on_done: Callable[[StrategyRun, dict[str, Any]], None],
                  on_exit: Callable[[StrategyRun], None],
-                 mailbox: Mailbox | None = None, quotas: RunQuotas | None = None) -> None:
+                 mailbox: Mailbox | None = None, quotas: RunQuotas | None = None,
+                 modules: list[str] | None = None) -> None:
         self.record = record
         #: What the run may do per event and per second (its account's quotas).
         self.quotas = quotas or WorkerLimits().run_quotas()
+        #: What this run's strategy may import, narrowed for its account (None: the host's).
+        self.modules = modules
         self.name = record.name
         self.account = record.account
         self.symbols = tuple(record.symbols)
@@ -255,6 +258,8 @@ class StrategyRun:
         task = {"task": "live", "path": f"{self.name}.py", "source": self.record.source,
                 "params": self.record.params, "symbols": list(self.symbols),
                 "state": self._state, "quotas": list(self.quotas)}
+        if self.modules is not None:
+            task["modules"] = list(self.modules)
         try:
             self.worker = self._supervisor.start(task, name=self.name, wall_limit=False,
                                                  threads=False)

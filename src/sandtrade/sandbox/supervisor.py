@@ -48,6 +48,13 @@ from sandtrade.sandbox.wire import (
     write_frame,
 )
 from sandtrade.sandbox.zygote import WorkerProcess, Zygote, ZygoteChild, ZygoteError, ZygoteSlot
+from sandtrade.strategy.modules import (
+    BUILTIN_STRATEGY_MODULES,
+    STANDARD_MODULES,
+    StrategyModule,
+    imported_modules,
+    narrowed,
+)
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
 
@@ -323,6 +330,13 @@ class Supervisor:
     --worker-modules``). With ``cpu``, each worker is moved into its CPU share right after it
     is spawned (:mod:`sandtrade.sandbox.cpu`).
 
+    ``strategy_modules`` are the modules plugins contribute for strategies to import
+    (``sandtrade_strategy_modules``; None: the built-ins, numpy and talib): each worker builds
+    them by reference before it confines itself (only those its strategy imports, when the
+    task is known before the worker boots). ``modules`` narrows what strategies may import
+    (``[sandbox] modules``); ``python`` is the interpreter workers (and the zygote) run
+    (``[sandbox] python``; None: this one).
+
     With ``zygote``, workers are forked from a warm template process
     (:mod:`sandtrade.sandbox.zygote`) instead of booted cold: a few milliseconds instead of
     about 140 ms of CPU each; they confine themselves exactly as before. Should the zygote
@@ -339,8 +353,22 @@ class Supervisor:
     def __init__(self, limits: WorkerLimits | None = None, *, keep_spare: bool = False,
                  fill_profiles: Iterable[type[FillProfile]] = (),
                  report_modules: bool = False, cpu: CpuPlacement | None = None,
-                 zygote: bool = False) -> None:
+                 zygote: bool = False,
+                 strategy_modules: Iterable[StrategyModule] | None = None,
+                 modules: Iterable[str] | None = None, python: str | None = None) -> None:
         self.limits = limits or WorkerLimits()
+        #: The modules plugins contribute (``sandtrade_strategy_modules``) as the boot frame
+        #: names them (``[name, factory]``); each worker builds them before it confines
+        #: itself. None: the built-ins (numpy, talib).
+        self.strategy_modules: tuple[tuple[str, str], ...] = tuple(
+            (m.name, m.factory) for m in (BUILTIN_STRATEGY_MODULES if strategy_modules is None
+                                          else strategy_modules))
+        #: ``[sandbox] modules``: what strategies may import, narrowed (None: everything).
+        self.modules: tuple[str, ...] | None = None if modules is None else tuple(modules)
+        #: ``[sandbox] python``: the interpreter workers run (None: this one).
+        self.python = python
+        if python is not None:
+            self.worker_command = (python, *self.worker_command[1:])
         self.cpu = cpu
         self.keep_spare = keep_spare
         #: The plugins' fill profiles, as the boot frame names them (``module:QualName``).
@@ -353,7 +381,7 @@ class Supervisor:
         self._booting: Future[None] | None = None
         self._closed = False
         self.zygote_wanted = zygote
-        self._slot = ZygoteSlot(self.fill_profiles)
+        self._slot = ZygoteSlot(self.fill_profiles, self.strategy_modules, python)
         self._owns_slot = True
 
     @property
@@ -369,8 +397,10 @@ class Supervisor:
     def sharing_zygote(self, limits: WorkerLimits | None = None) -> Supervisor:
         """Another supervisor (no spare, ``limits`` or these) whose workers fork from this
         one's zygote; this one's :meth:`close` ends the zygote."""
-        other = Supervisor(limits or self.limits, cpu=self.cpu, zygote=self.zygote_wanted)
+        other = Supervisor(limits or self.limits, cpu=self.cpu, zygote=self.zygote_wanted,
+                           modules=self.modules, python=self.python)
         other.fill_profiles = self.fill_profiles
+        other.strategy_modules = self.strategy_modules
         other._slot, other._owns_slot = self._slot, False
         return other
 
@@ -409,7 +439,7 @@ class Supervisor:
         :attr:`Worker.frames`, for :meth:`Worker.recv`) and its stderr. Without (a live run),
         nobody reads them: the caller drives the worker's pipes itself
         (:mod:`sandtrade.sandbox.dispatch`), from the frame boundary after ``ready``."""
-        worker = self._take_spare() or self._boot(name)
+        worker = self._take_spare() or self._boot(name, task=task)
         worker.name = name
         worker.started = time.monotonic()  # the run's wall time starts with its task
         worker.wall_limit = wall_limit
@@ -473,7 +503,24 @@ class Supervisor:
                 return
         spare.close()
 
-    def _boot(self, name: str, *, wall_limit: bool = True) -> Worker:
+    def importable(self) -> list[str]:
+        """What strategies of this supervisor's workers may import (before an account's own
+        narrowing)."""
+        return narrowed([*STANDARD_MODULES, *(m[0] for m in self.strategy_modules)],
+                        self.modules)
+
+    def _modules_to_build(self, task: dict[str, Any] | None) -> list[list[str]]:
+        """The strategy modules a worker builds before it confines itself (the boot frame's
+        ``[name, factory]`` pairs): those ``[sandbox] modules`` keeps, and, when the task is
+        known before the worker boots (not a spare's), only those its source imports."""
+        wanted = [m for m in self.strategy_modules
+                  if self.modules is None or m[0] in self.modules]
+        source = task.get("source") if task is not None else None
+        used = imported_modules(source) if isinstance(source, str) else None
+        return [list(m) for m in wanted if used is None or m[0] in used]
+
+    def _boot(self, name: str, *, wall_limit: bool = True,
+              task: dict[str, Any] | None = None) -> Worker:
         """Spawn a worker and wait for it to warm up and confine itself (its ``ready``)."""
         # The heartbeat: 8 shared bytes the worker increments before every hook call; the
         # watchdog kills a worker whose counter stands still past the per-event budget.
@@ -514,6 +561,9 @@ class Supervisor:
                      "supervisor_pid": os.getpid(), "sys_path": sys.path,
                      "heartbeat_fd": beat_fd, "uid": uid,
                      "fill_profiles": list(self.fill_profiles),
+                     "strategy_modules": self._modules_to_build(task),
+                     "importable": self.importable(),
+                     "modules": None if self.modules is None else list(self.modules),
                      "report_modules": self.report_modules})
         try:
             header = _read_ready(worker, max(30.0, self.limits.event_seconds))
@@ -559,7 +609,8 @@ class Supervisor:
     def _zygote_ready(self) -> Zygote | None:
         """The zygote to fork from, or None to start a process."""
         # A replaced worker_command (the security suite's fake workers) is started as is.
-        if not self.zygote_wanted or self.worker_command != Supervisor.worker_command:
+        if not self.zygote_wanted or self.worker_command[1:] != Supervisor.worker_command[1:] \
+                or self.worker_command[0] != (self.python or Supervisor.worker_command[0]):
             return None
         return self._slot.ready()
 

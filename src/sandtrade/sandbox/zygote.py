@@ -174,9 +174,14 @@ class Zygote:
 
     command: tuple[str, ...] = (sys.executable, "-I", "-m", "sandtrade.sandbox.worker.zygote")
 
-    def __init__(self, *, sys_path: list[str], fill_profiles: tuple[str, ...]) -> None:
+    def __init__(self, *, sys_path: list[str], fill_profiles: tuple[str, ...],
+                 strategy_modules: tuple[tuple[str, str], ...] = (),
+                 python: str | None = None) -> None:
         self.sys_path = list(sys_path)
         self.fill_profiles = fill_profiles
+        self.strategy_modules = strategy_modules
+        if python is not None:
+            self.command = (python, *self.command[1:])
         self.proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
@@ -217,7 +222,10 @@ class Zygote:
         try:
             host_end.sendall(json.dumps({"op": "boot", "host_pid": os.getpid(),
                                          "sys_path": self.sys_path,
-                                         "fill_profiles": list(self.fill_profiles)}).encode())
+                                         "fill_profiles": list(self.fill_profiles),
+                                         "strategy_modules": [
+                                             list(m) for m in self.strategy_modules]}
+                                        ).encode())
             host_end.settimeout(BOOT_SECONDS)
             data = host_end.recv(_MAX_MESSAGE)
             host_end.settimeout(None)
@@ -375,8 +383,12 @@ class ZygoteSlot:
     """The zygote of one or more supervisors (see ``Supervisor.sharing_zygote``): started
     by the first worker, dropped when it is gone, tried again after :data:`ZYGOTE_RETRY` s."""
 
-    def __init__(self, fill_profiles: tuple[str, ...]) -> None:
+    def __init__(self, fill_profiles: tuple[str, ...],
+                 strategy_modules: tuple[tuple[str, str], ...] = (),
+                 python: str | None = None) -> None:
         self.fill_profiles = fill_profiles
+        self.strategy_modules = strategy_modules
+        self.python = python
         self.zygote: Zygote | None = None
         self.lock = threading.Lock()
         self.failed_at = -ZYGOTE_RETRY
@@ -390,7 +402,8 @@ class ZygoteSlot:
                 return self.zygote
             if self.closed or time.monotonic() - self.failed_at < ZYGOTE_RETRY:
                 return None
-            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles)
+            zygote = Zygote(sys_path=sys.path, fill_profiles=self.fill_profiles,
+                            strategy_modules=self.strategy_modules, python=self.python)
             try:
                 # On a thread that lives as long as the process: the zygote dies with it.
                 _zygote_starter().submit(zygote.start).result()

@@ -741,6 +741,27 @@ def _placed(ctx: Context, order: Order, fills: list[Fill]) -> str:
     return order.id
 
 
+def _float_array(values: tuple[Any, ...]) -> Any:
+    """A fresh float64 numpy array of ``values``: ``ctx.history(..., as_array=True)``.
+
+    :mod:`sandtrade.strategy.numeric` registers the sandbox's array guards when it is
+    imported; a worker imports it before it confines itself when the strategy's source asks
+    for arrays (or imports numpy), so the import here is a lookup in ``sys.modules``.
+    """
+    global _make_array
+    if _make_array is None:
+        try:
+            from sandtrade.strategy import numeric
+        except (ImportError, OSError):
+            raise RuntimeError("ctx.history(..., as_array=True): numpy is not available in "
+                               "this sandbox worker") from None
+        _make_array = numeric.float_array
+    return _make_array(values)
+
+
+_make_array: Callable[[tuple[Any, ...]], Any] | None = None
+
+
 class Context:
     """What a strategy's hooks receive as ``ctx``."""
 
@@ -788,27 +809,32 @@ class Context:
 
     # ---------------------------------------------------------------- market data
 
-    def history(self, n: int, field: str = "close", *, symbol: str | None = None
-                ) -> tuple[float, ...]:
-        """The last ``n`` values of ``field`` (oldest first), the current bar included.
+    def history(self, n: int, field: str = "close", *, symbol: str | None = None,
+                as_array: bool = False) -> Any:
+        """The last ``n`` values of ``field`` (oldest first), the current bar included: a
+        tuple of floats, or with ``as_array=True`` a fresh float64 numpy array (a copy of its
+        own, never a view of the engine's bars).
 
         Fewer than ``n`` come back while the history is still shorter. Asking for more than the
         context holds (512 bars by default) makes it hold more from now on.
         """
+        if as_array is not False and as_array is not True:
+            raise TypeError(f"as_array must be True or False, got {as_array!r}")
         if type(n) is not int or n < 1:
             raise ValueError(f"n must be a whole number of bars, 1 or more, got {n!r}")
         src = self.ta._source(field)
         sym = self.ta._sym(symbol)
         data = self._data.get(sym)
         if data is None:
-            return ()
+            return _float_array(()) if as_array else ()
         if n > (data.bars.maxlen or 0):
             self._history_size = max(self._history_size, n)
             data.bars = deque(data.bars, maxlen=n)
         idx = _ta.FIELDS[src]
         bars = data.bars
         start = max(0, len(bars) - n)
-        return tuple(bars[k][idx] for k in range(start, len(bars)))  # type: ignore[misc]
+        values = tuple(bars[k][idx] for k in range(start, len(bars)))
+        return _float_array(values) if as_array else values
 
     def bars(self, n: int, *, symbol: str | None = None) -> tuple[Bar, ...]:
         """The last ``n`` bars (oldest first), the current one included."""

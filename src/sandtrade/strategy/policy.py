@@ -17,6 +17,12 @@ the guards built by :func:`restricted_globals`:
 * ``__import__`` (:func:`guarded_import`): only the modules in :data:`ALLOWED_MODULES`, each
   handed over as a :class:`ModuleProxy` that exposes only reviewed names; ``from X import Y``
   resolves through the proxy too (it bypasses ``_getattr_``, the proxy does not).
+* Reviewed library modules (numpy, TA-Lib, and what trusted plugins add through
+  ``sandtrade_strategy_modules``) join :data:`ALLOWED_MODULES` with :func:`register_module`
+  (``[sandbox] modules`` narrows them with :func:`narrow_modules`); the objects they hand out
+  (numpy's arrays, scalars, dtypes) answer attribute reads and writes through guards of their
+  own, :data:`TYPE_ATTRIBUTE_GUARDS` and :data:`TYPE_WRITE_GUARDS`
+  (:mod:`sandtrade.strategy.numeric` explains numpy's).
 * ``_getitem_`` is ``operator.getitem``: RestrictedPython's default puts no restriction on
   subscripts either (``ob[index]``); the C function saves a Python call per ``x[i]``.
 * ``_write_``: a strategy may change its own objects (instances of classes it defined) and plain
@@ -82,12 +88,17 @@ from sandtrade.strategy.params import param
 __all__ = [
     "ALLOWED_MODULES",
     "MAX_LOG_LINE",
+    "TYPE_ATTRIBUTE_GUARDS",
+    "TYPE_WRITE_GUARDS",
     "Diagnostic",
     "ModuleProxy",
     "StrategyLog",
     "compile_strategy",
     "guarded_getattr",
     "guarded_import",
+    "list_modules",
+    "narrow_modules",
+    "register_module",
     "restricted_globals",
 ]
 
@@ -133,6 +144,8 @@ class ModuleProxy:
         for n, v in attrs.items():
             if isinstance(v, types.ModuleType):
                 raise ValueError(f"{mod.__name__}.{n} is a module and cannot be exposed")
+            if n in DENIED_ATTRIBUTES:  # the compiled path skips that check for proxies
+                raise ValueError(f"{mod.__name__}.{n} cannot be exposed to strategies")
         object.__setattr__(self, "_ModuleProxy__name", mod.__name__)
         object.__setattr__(self, "_ModuleProxy__attrs", attrs)
 
@@ -152,11 +165,57 @@ class ModuleProxy:
     def __dir__(self) -> list[str]:
         return sorted(self.__attrs)
 
+    def _attribute(self, name: str, default: object) -> Any:
+        """The attribute guard of proxies (:data:`TYPE_ATTRIBUTE_GUARDS`): one dict lookup,
+        where ``getattr`` first fails the normal lookup and then calls ``__getattr__``."""
+        value = self.__attrs.get(name, _MISSING)
+        if value is _MISSING:
+            if default is not _MISSING:
+                return default
+            return self.__getattr__(name)  # raises, naming what is available
+        return value
+
     def __repr__(self) -> str:
         return f"<module {self.__name} (sandboxed)>"
 
 
 _PROXIES = {name: ModuleProxy(mod, names) for name, (mod, names) in ALLOWED_MODULES.items()}
+
+
+def register_module(name: str, module: types.ModuleType) -> None:
+    """Make ``module`` importable by strategies as ``name``: exactly its ``__all__``, through
+    a :class:`ModuleProxy`. For reviewed facades only (``sandtrade_strategy_modules``: the
+    worker registers what the host's trusted plugins name, before it confines itself)."""
+    names = tuple(module.__all__)
+    ALLOWED_MODULES[name] = (module, names)
+    _PROXIES[name] = ModuleProxy(module, names)
+
+
+def narrow_modules(allowed: Iterable[str]) -> None:
+    """Leave importable only the modules named in ``allowed`` (``[sandbox] modules``): a
+    worker runs one strategy, so this is for the rest of the process."""
+    global _LISTED
+    keep = set(allowed)
+    for name in list(ALLOWED_MODULES):
+        if name not in keep:
+            del ALLOWED_MODULES[name]
+            _PROXIES.pop(name, None)
+    if _LISTED is not None:
+        _LISTED = tuple(n for n in _LISTED if n in keep)
+
+
+def list_modules(names: Iterable[str]) -> None:
+    """What a refused import lists as allowed: every module this worker's strategies may
+    import, also those it did not load because its strategy imports none of them."""
+    global _LISTED
+    _LISTED = tuple(sorted(names))
+
+
+_LISTED: tuple[str, ...] | None = None
+
+
+def _allowed_text() -> str:
+    return ", ".join(sorted({*(_LISTED or ()), *_PROXIES}))
 
 #: Modules that C code of an allowed module imports while a strategy's hook runs: CPython's
 #: ``datetime`` calls ``__import__("time")`` for ``strftime``/``timetuple`` (so
@@ -178,10 +237,18 @@ def guarded_import(name: object, globals: object = None, locals: object = None,
         raise ImportError("only plain absolute imports are allowed in strategies")
     proxy = _PROXIES.get(name) or _INTERNAL_PROXIES.get(name)
     if proxy is None:
-        raise ImportError(f"import of {name!r} is not allowed "
-                          f"(allowed: {', '.join(sorted(_PROXIES))})")
+        raise ImportError(f"import of {name!r} is not allowed (allowed: {_allowed_text()})")
     return proxy
 
+
+#: Types whose attributes a module's own guard answers (numpy's ``ndarray``, its scalars and
+#: dtypes: :mod:`sandtrade.strategy.numeric`), called as ``guard(obj, name, default)`` once
+#: the name passed the checks every object gets; and types whose ``_write_`` is their own
+#: (an array's items may be set, its attributes not).
+TYPE_ATTRIBUTE_GUARDS: dict[type, Callable[[Any, str, object], Any]] = {}
+TYPE_WRITE_GUARDS: dict[type, Callable[[Any], Any]] = {}
+
+TYPE_ATTRIBUTE_GUARDS[ModuleProxy] = ModuleProxy._attribute  # noqa: SLF001 - its own module
 
 #: Types whose every public attribute is safe to hand out (the strategy API's own objects);
 #: registered by the worker so that the per-bar ``ctx.ta.sma(...)`` skips the slow checks.
@@ -204,6 +271,9 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
             return default
     if name in DENIED_ATTRIBUTES:
         raise AttributeError(f"{name!r} is not allowed in strategies")
+    own_guard = TYPE_ATTRIBUTE_GUARDS.get(type(obj))
+    if own_guard is not None:
+        return own_guard(obj, name, default)
     try:
         value = getattr(obj, name)
     except AttributeError as e:
@@ -240,6 +310,9 @@ def compiled_getattr(obj: object, name: str) -> Any:
             return getattr(obj, name)
         except AttributeError:
             raise AttributeError(f"{type(obj).__name__} has no attribute {name!r}") from None
+    own_guard = TYPE_ATTRIBUTE_GUARDS.get(type(obj))  # allow-lists of their own: no
+    if own_guard is not None:                         # format/mro/module can come out
+        return own_guard(obj, name, _MISSING)
     return guarded_getattr(obj, name)
 
 
@@ -398,6 +471,9 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
     def write_guard(ob: Any) -> Any:
         if type(ob) in own_classes or (isinstance(ob, type) and ob in own_classes):
             return ob
+        own_guard = TYPE_WRITE_GUARDS.get(type(ob))
+        if own_guard is not None:
+            return own_guard(ob)
         return full_write_guard(ob)
 
     b: dict[str, Any] = dict(safe_builtins)
@@ -475,7 +551,7 @@ def _import_diagnostics(source: str, path: str) -> list[Diagnostic]:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []  # the compiler reports these
-    allowed = ", ".join(sorted(ALLOWED_MODULES))
+    allowed = _allowed_text()
     out: list[Diagnostic] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -6,7 +6,17 @@ side or a plugin, directly or not (checked by ``lint-imports``; what a booted wo
 printed by ``sandtrade doctor --worker-modules``).
 """
 
-from sandtrade.sandbox.worker.boot import main
-from sandtrade.sandbox.worker.confine import confine
+import os
+
+# One BLAS/OpenMP thread, set before numpy loads its BLAS: more threads would each map an
+# arena (counted by RLIMIT_AS), a zygote must be single-threaded when it forks, and the
+# supervisor accounts a worker's CPU as one strategy's. ``python -I`` with an empty
+# environment: nothing else sets these.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    os.environ[_name] = "1"
+
+from sandtrade.sandbox.worker.boot import main  # noqa: E402
+from sandtrade.sandbox.worker.confine import confine  # noqa: E402
 
 __all__ = ["confine", "main"]

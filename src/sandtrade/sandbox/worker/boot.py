@@ -9,8 +9,11 @@ supervisor can boot a spare worker before it knows the task. Before any strategy
 1. imports everything it will need (after the uid drop the interpreter's files may be
    unreadable, and a strategy must not be able to trigger imports anyway): its own modules,
    the fill profiles plugins contribute, which the host names in the boot frame by reference
-   (``module:QualName``; the worker never loads plugins itself), and whatever a tiny trusted
-   back-test loads lazily (:func:`_warm_up`);
+   (``module:QualName``; the worker never loads plugins itself), the strategy modules it
+   names (``[name, factory]``: numpy's and TA-Lib's reviewed facades, and plugins'; built and
+   warmed up here, with one BLAS thread, and only those the strategy imports when the task
+   was known before the boot), and whatever a tiny trusted back-test loads lazily
+   (:func:`_warm_up`);
 2. confines itself (:mod:`sandtrade.sandbox.worker.confine`: rlimits, parent-death signal,
    network namespace, uid drop, no_new_privs, Landlock, seccomp).
 
@@ -49,6 +52,7 @@ from sandtrade.sandbox.worker.backtest_task import run_backtest_task
 from sandtrade.sandbox.worker.confine import NOBODY, confine
 from sandtrade.sandbox.worker.live_task import EVENT_LOG_WIRE_BYTES, run_live
 from sandtrade.strategy import (
+    modules,
     policy,
     static_check,  # noqa: F401  - a check task reads the source
 )
@@ -142,6 +146,50 @@ def _import_fill_profiles(references: object) -> tuple[list[type[FillProfile]], 
     return loaded, f"on ({names})"
 
 
+def _build_strategy_modules(references: object) -> str | None:
+    """Build and register the strategy modules the host named (``[name, factory]`` pairs
+    from its plugins, ``sandtrade_strategy_modules``), then warm them up; what to report
+    (None when none were named). One that fails to build is left out and named: a strategy
+    that imports it is then told it is not allowed, as with any module the host does not
+    offer."""
+    if not isinstance(references, list) or not references:
+        return None
+    built: list[str] = []
+    failed: list[str] = []
+    for entry in references:
+        if not (isinstance(entry, list) and len(entry) == 2
+                and all(type(x) is str for x in entry)):
+            failed.append(f"{entry!r}: not a [name, factory] pair")
+            continue
+        name, factory = entry
+        try:
+            policy.register_module(name, modules.build(factory))
+        except Exception as e:  # a plugin's code: contained, reported, never fatal
+            failed.append(f"{name} ({factory}): {type(e).__name__}: {e}")
+            continue
+        built.append(name)
+    if "numpy" in sys.modules:  # a facade loaded numpy: its arrays are guarded, warmed up
+        from sandtrade.strategy import numeric
+
+        try:
+            numeric.warm_up(built)
+        except Exception as e:
+            failed.append(f"warm-up: {type(e).__name__}: {e}")
+    names = ", ".join(built)
+    if failed:
+        return "failed: " + "; ".join(failed) + (f" (built: {names})" if names else "")
+    return f"on ({names})"
+
+
+def _narrow(allowed: object, listed: object = None) -> None:
+    """``[sandbox] modules`` (the boot frame) or an account's (the task frame); ``listed``:
+    every module the host lets strategies import (the boot frame), for messages."""
+    if isinstance(listed, list) and all(type(x) is str for x in listed):
+        policy.list_modules(listed)
+    if isinstance(allowed, list) and all(type(x) is str for x in allowed):
+        policy.narrow_modules(allowed)
+
+
 def _user_error(e: BaseException, path: str) -> str:
     """One line for errors a person can act on; a traceback of the user's frames otherwise."""
     if isinstance(e, SandtradeError):
@@ -163,6 +211,7 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
     """Run the task a confined worker was given (a check, a back-test, a live run)."""
     kind = task["task"]
     path = str(task["path"])
+    _narrow(task.get("modules"))
     log = policy.StrategyLog(limits.log_bytes)
     if kind == "live":
         # A live run's log is rated (a flood is cut and counted, never a kill) and each
@@ -193,7 +242,7 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
 _MAX_MESSAGE = 16_000
 
 
-def prepare(header: dict[str, Any]) -> tuple[list[type[FillProfile]], str | None]:
+def prepare(header: dict[str, Any]) -> tuple[list[type[FillProfile]], dict[str, str]]:
     """Everything a worker does before it knows its limits: take the host's import path,
     import the fill profiles the host named (trusted plugins' code, from that path: the
     worker was started with -I, which ignores PYTHONPATH) and warm up. Returns the profiles
@@ -201,19 +250,26 @@ def prepare(header: dict[str, Any]) -> tuple[list[type[FillProfile]], str | None
     once for every worker it forks."""
     sys.path[:] = [p for p in header.get("sys_path", sys.path) if os.path.isabs(p)]
     profiles, profiles_report = _import_fill_profiles(header.get("fill_profiles"))
+    modules_report = _build_strategy_modules(header.get("strategy_modules"))
     _warm_up()
-    return profiles, profiles_report
+    report = {}
+    if profiles_report is not None:
+        report["fill_profiles"] = profiles_report
+    if modules_report is not None:
+        report["strategy_modules"] = modules_report
+    return profiles, report
 
 
 def serve(header: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes],
-          prepared: tuple[list[type[FillProfile]], str | None], *,
+          prepared: tuple[list[type[FillProfile]], dict[str, str]], *,
           parent_pid: object) -> int:
     """The rest of a worker's life after :func:`prepare`, from its ``boot`` frame
     (``header``): confine, answer ``ready``, run the one task. ``parent_pid`` is the process
     whose death must kill this one (the host, or the zygote that forked it); returns the
     exit status."""
     limits = WorkerLimits.model_validate(header["limits"])
-    profiles, profiles_report = prepared
+    profiles, prepared_report = prepared
+    _narrow(header.get("modules"), header.get("importable"))
     beat = _heartbeat(header.get("heartbeat_fd"))
     # Before confinement, when no user code has run: what the host is shown is what this
     # worker's code and the host's choices loaded, nothing a strategy did.
@@ -221,8 +277,7 @@ def serve(header: dict[str, Any], stdin: IO[bytes], stdout: IO[bytes],
     uid = header.get("uid")
     report = confine(limits, supervisor_pid=parent_pid if type(parent_pid) is int else None,
                      uid=uid if type(uid) is int and 0 < uid < 2**31 else NOBODY)
-    if profiles_report is not None:
-        report["fill_profiles"] = profiles_report
+    report.update(prepared_report)
     policy.FAST_ATTRIBUTE_TYPES.update(API_TYPES)
     ready: dict[str, Any] = {"type": "ready", "layers": report}
     if modules is not None:
