@@ -190,7 +190,7 @@ def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
                 v = x
             else:
                 v = total / length
-                if negatives == 0 and v < 0.0 or negatives == length and v > 0.0:
+                if (negatives == 0 and v < 0.0) or (negatives == length and v > 0.0):
                     v = 0.0
             if s.first_valid_bar is None:
                 s.first_valid_bar = i
