@@ -65,7 +65,7 @@ def test_optimize_matches_backtesting_py_on_goog(tmp_path: Path,
             assert same(points[(n1, n2)], value), (stat, n1, n2)
         best = got["best"]
         assert (best["params"]["fast"], best["params"]["slow"]) == (
-            ref._strategy.n1, ref._strategy.n2), stat
+            ref["_strategy"].n1, ref["_strategy"].n2), stat
         for key, value in ref.items():
             if not key.startswith("_"):
                 assert same(best["stats"].get(key, "missing"), value), (stat, key)
