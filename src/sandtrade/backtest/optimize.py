@@ -295,9 +295,10 @@ class Search:
         specs = [RunSpec.of(p, start, end) for p in points]
         todo = list({s.run_id: s for s in specs if s.run_id not in self.results}.values())
         for s in specs:
-            if s.run_id in self.results and self.on_result is not None:
+            if s.run_id in self.results:
                 self.reused += 1
-                self.on_result(self.results[s.run_id], True)
+                if self.on_result is not None:
+                    self.on_result(self.results[s.run_id], True)
         pending: list[RunResult] = []
         last = time.monotonic()
         try:

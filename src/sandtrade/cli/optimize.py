@@ -238,11 +238,13 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
                                            test=test, objective=objective, cash=request.cash)
                 results = list(search.results.values())
     except BaseException:
+        _close(executor)
         if store is not None and sweep is not None:
             sweep.status = "stopped"
             store.save_sweep(sweep)
             err.print(Text(f"sweep {sweep_id} stopped; the same command resumes it"))
         raise
+    _close(executor)
     if store is not None and sweep is not None:
         sweep.status = "finished"
         store.save_sweep(sweep)
@@ -288,6 +290,13 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.report:
         out.print(Text(f"report: {args.report}"))
     return 0
+
+
+def _close(executor: Executor) -> None:
+    """End what an executor keeps between calls (the local pool's warm workers)."""
+    close = getattr(executor, "close", None)
+    if callable(close):
+        close()
 
 
 def _spans(job: SweepJob, walk: Any) -> list[tuple[int, int, int]]:
