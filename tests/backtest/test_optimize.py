@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from strategies_examples import example_path
 
 from sandtrade.backtest.optimize import (
     Constraint,
@@ -27,7 +28,6 @@ from sandtrade.models import Bar
 from sandtrade.sandbox.sweep import LocalExecutor
 from sandtrade.store import SQLiteStore, SweepRecord
 from sandtrade.strategy.params import param
-from strategies_examples import example_path
 
 SPECS = {"fast": param(10, min=2, max=50, step=1), "slow": param(20.0),
          "kind": param("EMA", choices=("SMA", "EMA")), "on": param(True)}
