@@ -257,3 +257,24 @@ def test_optimize_names_an_unknown_statistic(tmp_path: Path,
                  "fast=5", "--maximize", "Profit Potential", "--no-store"])
     assert code == 1
     assert "'Profit Potential': not a statistic" in capsys.readouterr().err
+
+
+def test_optuna_search_asks_distinct_points_within_the_constraint_and_repeats_with_its_seed(
+        ) -> None:
+    from sandtrade.backtest.optimize import optuna_search
+
+    job = sma_job()
+    ranges = [ParamRange("fast", (5, 10, 15, 20)), ParamRange("slow", (10, 20, 30, 40))]
+    constraint = Constraint("fast < slow", ["fast", "slow"])
+
+    def search() -> list[tuple[int, int]]:
+        with LocalExecutor(2) as executor:
+            results = optuna_search(Search(executor, job), ranges, constraint,
+                                    Objective("Sharpe Ratio"), 0, 600, max_runs=6, batch=2,
+                                    seed=7)
+        return [(r.params["fast"], r.params["slow"]) for r in results]
+
+    points = search()
+    assert len(points) == len(set(points)) == 6
+    assert all(f < s for f, s in points)
+    assert search() == points, "seeded: a resumed sweep asks the same points"
