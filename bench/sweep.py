@@ -32,20 +32,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars, per run
 
-from backtesting import Backtest, Strategy  # noqa: E402
-from backtesting.lib import crossover  # noqa: E402
-from backtesting.test import SMA  # noqa: E402
-from strategies_examples import example_path  # noqa: E402
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import SMA
+from strategies_examples import example_path
 
-from sandtrade.backtest.engine import simulate  # noqa: E402
-from sandtrade.backtest.meter import Meter  # noqa: E402
-from sandtrade.backtest.optimize import ParamRange, Search, grid_points  # noqa: E402
-from sandtrade.backtest.request import BacktestRequest, DataSpec  # noqa: E402
-from sandtrade.backtest.sweep import Executor, SweepJob  # noqa: E402
-from sandtrade.market.synthetic import reference_gbm_frame  # noqa: E402
-from sandtrade.models import Bar  # noqa: E402
-from sandtrade.sandbox.sweep import LocalExecutor  # noqa: E402
-from sandtrade.strategy.loader import load_strategy_source  # noqa: E402
+from sandtrade.backtest.engine import simulate
+from sandtrade.backtest.meter import Meter
+from sandtrade.backtest.optimize import ParamRange, Search, grid_points
+from sandtrade.backtest.request import BacktestRequest, DataSpec
+from sandtrade.backtest.sweep import Executor, SweepJob
+from sandtrade.market.synthetic import reference_gbm_frame
+from sandtrade.models import Bar
+from sandtrade.sandbox.sweep import LocalExecutor
+from sandtrade.strategy.loader import load_strategy_source
 
 
 class SmaCross(Strategy):
@@ -103,7 +103,7 @@ def single_run_seconds(source: str, path: str, bars: list[Bar], params: dict[str
         meter.add_bars(bars)
         equities = array("d")
         sim = simulate(strategy, {"SYN": bars}, params=params, keep_bars=False,
-                       measure=lambda _, v, __: equities.extend(v))
+                       measure=lambda _, v, __, out=equities: out.extend(v))
         meter.add_equity(equities)
         meter.finish(sim)
         times.append(time.perf_counter() - t0)
