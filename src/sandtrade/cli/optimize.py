@@ -194,7 +194,7 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
                                           max(1, len(_spans(job, walk))))
     best_value: list[float | None] = [None]
     progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[best]}"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[best]}", markup=False), TimeRemainingColumn(),
                         console=err, transient=True, disable=not err.is_terminal)
     task = progress.add_task("sweep", total=total, best="")
     failures: list[RunResult] = []
@@ -273,11 +273,12 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
                            columns=("Return [%]", "Max. Drawdown [%]", "# Trades",
                                     "Win Rate [%]", "Equity Final [$]"))
     if args.json:
-        print(json.dumps(_json_out(best_run, results, walk_result, sweep_id),
+        print(json.dumps(_json_out(best_run, results, walk_result, sweep_id, search.windows),
                          allow_nan=False, default=str))
         return 0
-    _print_table(out, results, ranges, objective, args.top)
-    if walk_result is not None:
+    if walk_result is None:
+        _print_table(out, results, ranges, objective, args.top)
+    else:
         _print_walk(out, walk_result, ranges, objective)
     if best_run is not None:
         shown = ", ".join(f"{k}={v!r}" for k, v in best_run.params.items())
@@ -329,10 +330,12 @@ def _clean(value: Any) -> Any:
 
 
 def _json_out(best: RunResult | None, results: list[RunResult], walk: Any,
-              sweep_id: str) -> dict[str, Any]:
+              sweep_id: str, windows: dict[str, tuple[int, int]]) -> dict[str, Any]:
     def run(r: RunResult) -> dict[str, Any]:
         item: dict[str, Any] = {"params": r.params,
                                 "stats": {k: _clean(v) for k, v in r.stats.items()}}
+        if walk is not None and r.run_id in windows:
+            item["window"] = list(windows[r.run_id])  # timestamps start:end of its train
         if r.error is not None:
             item["error"] = r.error
         return item
@@ -358,16 +361,17 @@ def _print_table(out: Console, results: list[RunResult], ranges: list[ParamRange
     ok.sort(key=lambda r: objective.value(r.stats) or 0.0, reverse=objective.maximize)
     cols = list(dict.fromkeys([objective.stat, "Return [%]", "Max. Drawdown [%]",
                                "# Trades"]))
-    table = Table(title=f"top {min(top, len(ok))} of {len(results):,} runs by "
-                  f"{safe(objective.stat)}", title_justify="left")
+    table = Table(title=Text(f"top {min(top, len(ok))} of {len(results):,} runs by "
+                             f"{safe(objective.stat)}"), title_justify="left")
     table.add_column("#", justify="right")
     for pr in ranges:
-        table.add_column(safe(pr.name), justify="right")
+        table.add_column(Text(safe(pr.name)), justify="right")
     for c in cols:
-        table.add_column(safe(c), justify="right")
+        table.add_column(Text(safe(c)), justify="right")
+    # Text, not str: a cell's text is data (a worker's statistic), never rich markup.
     for k, r in enumerate(ok[:top], start=1):
-        table.add_row(str(k), *(safe(repr(r.params.get(x.name))) for x in ranges),
-                      *(format_stat(r.stats.get(c)) for c in cols))
+        table.add_row(str(k), *(Text(safe(repr(r.params.get(x.name)))) for x in ranges),
+                      *(Text(safe(format_stat(r.stats.get(c)))) for c in cols))
     out.print(table)
 
 
@@ -376,19 +380,21 @@ def _print_walk(out: Console, walk: Any, ranges: list[ParamRange],
     table = Table(title="walk-forward windows", title_justify="left")
     for head in ("train", "test", *(r.name for r in ranges), f"{objective.stat} in",
                  f"{objective.stat} out", "Return [%] out"):
-        table.add_column(safe(head), justify="right")
+        table.add_column(Text(safe(head)), justify="right")
     for w in walk.windows:
         table.add_row(f"{w.train[0]:%Y-%m-%d}..{w.train[1]:%Y-%m-%d}",
                       f"{w.test[0]:%Y-%m-%d}..{w.test[1]:%Y-%m-%d}",
-                      *(safe(repr(w.params.get(r.name))) for r in ranges),
+                      *(Text(safe(repr(w.params.get(r.name)))) for r in ranges),
                       format_stat(objective.value(w.in_sample)),
                       format_stat(objective.value(w.out_of_sample)),
-                      format_stat(w.out_of_sample.get("Return [%]")))
+                      Text(safe(format_stat(w.out_of_sample.get("Return [%]")))))
     out.print(table)
     summary = Table(title="out of sample (stitched) and in sample", title_justify="left",
                     show_header=False)
     summary.add_column("figure")
     summary.add_column("value", justify="right")
-    for k, v in {**walk.out_of_sample, **walk.in_sample}.items():
-        summary.add_row(safe(k), format_stat(v))
+    for label, figures in (("out of sample", walk.out_of_sample),
+                           ("in sample", walk.in_sample)):
+        for k, v in figures.items():
+            summary.add_row(Text(safe(f"{label}: {k}")), Text(safe(format_stat(v))))
     out.print(summary)
