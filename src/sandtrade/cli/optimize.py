@@ -267,7 +267,12 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.report:
         from sandtrade.backtest.sweep_report import write_sweep_report
 
-        write_sweep_report(args.report, strategy=args.strategy, results=results,
+        charted = results
+        if walk_result is not None and walk_result.windows:
+            # The heatmaps of one window: the last, whose winner is the next to trade.
+            a, b, _ = walk_result.windows[-1].bars
+            charted = [r for r in results if search.windows.get(r.run_id) == (a, b)]
+        write_sweep_report(args.report, strategy=args.strategy, results=charted,
                            ranges=ranges, objective=objective, best=best_full,
                            walk=walk_result, top=max(args.top, 20),
                            columns=("Return [%]", "Max. Drawdown [%]", "# Trades",
