@@ -32,6 +32,8 @@ from sandtrade.cli.common import (
 from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
+from sandtrade.cli.new import add_new_command, run_new
+from sandtrade.cli.optimize import add_optimize_command, run_optimize
 from sandtrade.cli.options import add_options_command, run_options
 from sandtrade.cli.pine import add_pine_command, pine_message, read_pine, run_pine
 from sandtrade.cli.signals import add_signals_command, run_signals
@@ -132,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     add_signals_command(sub)
     add_options_command(sub)
     add_pine_command(sub)
+    add_optimize_command(sub)
+    add_new_command(sub)
     return p
 
 
@@ -458,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_options(args, out, err)
         if args.command == "pine":
             return run_pine(args, out, err)
+        if args.command == "optimize":
+            return run_optimize(args, out, err)
+        if args.command == "new":
+            return run_new(args, out)
     except SandtradeError as e:  # its words may quote a file or a host: shown as data
         message = str(e)
         strategy = getattr(args, "strategy", None)

@@ -86,40 +86,65 @@ def _ratio(a: float, b: float) -> float:
 
 
 class Sma:
-    """``ta.sma(source, length)``: the mean of the last ``length`` values."""
+    """``ta.sma(source, length)``: the mean of the last ``length`` values.
 
-    __slots__ = ("_nans", "_refresh", "_sum", "_win", "length")
+    Summed as ``ctx.ta.sma`` sums (pandas' ``rolling(length).mean()``, to the last bit: a
+    running sum with Kahan compensation for the values added and for those removed, a window
+    of one repeated value giving that value exactly), so an imported Pine strategy and the
+    same strategy written with ``ctx.ta`` cross on the same bars."""
+
+    __slots__ = ("_comp_add", "_comp_remove", "_mean", "_nans", "_negatives", "_prev",
+                 "_same", "_sum", "_win", "length")
 
     def __init__(self, length: int) -> None:
         self.length = check_length("length", length)
         self._win: deque[float] = deque()
-        self._sum = 0.0
-        self._nans = 0
-        self._refresh = 0
+        self._sum = self._comp_add = self._comp_remove = 0.0
+        self._nans = self._negatives = self._same = 0
+        self._prev = NAN
+        self._mean = NAN
 
     def update(self, x: float) -> float:
         """Take this bar's value; the average, or nan while fewer than ``length`` values (or a
         nan) are in the window."""
         x = _f(x)
         win = self._win
-        win.append(x)
-        if x != x:
-            self._nans += 1
-        else:
-            self._sum += x
-        if len(win) > self.length:
+        if len(win) == self.length:
             old = win.popleft()
             if old != old:
                 self._nans -= 1
             else:
-                self._sum -= old
-                self._refresh += 1
-                if self._refresh >= _REFRESH:
-                    self._sum = math.fsum(v for v in win if v == v)
-                    self._refresh = 0
-        if len(win) < self.length or self._nans:
-            return NAN
-        return self._sum / self.length
+                y = -old - self._comp_remove
+                t = self._sum + y
+                self._comp_remove = t - self._sum - y
+                self._sum = t
+                if old < 0.0 or (old == 0.0 and math.copysign(1.0, old) < 0.0):
+                    self._negatives -= 1
+        win.append(x)
+        if x != x:
+            self._nans += 1
+            self._same = 0
+            self._prev = NAN
+        else:
+            y = x - self._comp_add
+            t = self._sum + y
+            self._comp_add = t - self._sum - y
+            self._sum = t
+            if x < 0.0 or (x == 0.0 and math.copysign(1.0, x) < 0.0):
+                self._negatives += 1
+            self._same = self._same + 1 if x == self._prev else 1
+            self._prev = x
+        n = self.length
+        if len(win) < n or self._nans:
+            mean = NAN
+        elif self._same >= n:
+            mean = x
+        else:
+            mean = self._sum / n
+            if (self._negatives == 0 and mean < 0.0) or (self._negatives == n and mean > 0.0):
+                mean = 0.0
+        self._mean = mean
+        return mean
 
 
 class _Smoothed:
@@ -139,7 +164,8 @@ class _Smoothed:
         seed = self._sma.update(x)
         prev = self._prev
         if prev != prev:
-            self._prev = seed
+            # Seeded with the exactly rounded mean of the first window, as ctx.ta's ema is.
+            self._prev = seed if seed != seed else math.fsum(self._sma._win) / self.length
         else:
             self._prev = self._alpha * x + (1 - self._alpha) * prev
         return self._prev
@@ -206,10 +232,13 @@ class Stdev:
 
     def update(self, x: float) -> float:
         """Take this bar's value; the standard deviation of the window."""
-        mean = self._sma.update(x)
-        if mean != mean:
+        average = self._sma.update(x)
+        if average != average:
             return NAN
-        return math.sqrt(math.fsum((v - mean) ** 2 for v in self._sma._win) / self.length)
+        # The mean exactly rounded, as ctx.ta's stdev takes it.
+        win = self._sma._win
+        mean = math.fsum(win) / self.length
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in win) / self.length)
 
 
 class Change:
@@ -376,7 +405,7 @@ class Bb:
         d = self._stdev.update(x)
         if d != d:
             return NAN, NAN, NAN
-        m = self._stdev._sma._sum / self.length
+        m = self._stdev._sma._mean  # the middle band is ta.sma's value, as ctx.ta.bb's is
         return m, m + self.mult * d, m - self.mult * d
 
 

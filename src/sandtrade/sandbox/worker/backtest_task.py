@@ -62,6 +62,13 @@ class BarReader:
                     yield queue.popleft()
                 return
 
+    def read_all(self) -> list[Bar]:
+        """Every bar up to ``end``, merged in time order as sent (a sweep keeps them all)."""
+        out: list[Bar] = []
+        while (chunk := self._next_chunk()) is not None:
+            out.extend(chunk)
+        return out
+
     def _next_chunk(self) -> list[Bar] | None:
         if self._done:
             return None

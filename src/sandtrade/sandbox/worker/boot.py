@@ -51,6 +51,7 @@ from sandtrade.sandbox.wire import read_frame, write_frame
 from sandtrade.sandbox.worker.backtest_task import run_backtest_task
 from sandtrade.sandbox.worker.confine import NOBODY, confine
 from sandtrade.sandbox.worker.live_task import EVENT_LOG_WIRE_BYTES, run_live
+from sandtrade.sandbox.worker.sweep_task import run_sweep_task
 from sandtrade.strategy import (
     modules,
     policy,
@@ -208,7 +209,8 @@ def _run_quotas(task: dict[str, Any], limits: WorkerLimits) -> RunQuotas:
 def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
              stdout: IO[bytes], beat: Callable[[], None] | None,
              profiles: list[type[FillProfile]]) -> None:
-    """Run the task a confined worker was given (a check, a back-test, a live run)."""
+    """Run the task a confined worker was given (a check, a back-test, a sweep of
+    back-tests, a live run)."""
     kind = task["task"]
     path = str(task["path"])
     _narrow(task.get("modules"))
@@ -233,6 +235,9 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
         run_live({**task, "state_bytes": _run_quotas(task, limits).state_bytes}, strategy,
                  log, stdin, stdout,
                  beat, lambda e: _user_error(e, path))
+        return
+    if kind == "sweep":
+        run_sweep_task(task, log, stdin, stdout, beat=beat, profiles=profiles)
         return
     run_backtest_task(task, strategy, log, stdin, stdout, beat=beat, profiles=profiles)
 
