@@ -78,11 +78,15 @@ class Meter:
         hold of ``symbols`` (see the module's docstring). One stream of bars is always its
         own benchmark; a ``benchmark`` other than its symbol is a ``DataError``.
     :param symbols: the symbols of the equal-weight benchmark.
+    :param prices: False: no price curves (a sweep's runs only want their statistics; the
+        curves cost about a third of the measuring).
     """
 
     def __init__(self, *, grouped: bool, benchmark: str | None = None,
-                 symbols: Sequence[str] = (), max_points: int = 2000) -> None:
+                 symbols: Sequence[str] = (), max_points: int = 2000,
+                 prices: bool = True) -> None:
         self.grouped = grouped
+        self.keep_prices = prices
         self.benchmark = benchmark
         self.max_points = max_points
         self.rec = EquityRecorder(max_points)
@@ -98,14 +102,14 @@ class Meter:
 
     @classmethod
     def for_symbols(cls, symbols: Sequence[str] | None, *, benchmark: str | None = None,
-                    max_points: int = 2000) -> Meter:
+                    max_points: int = 2000, prices: bool = True) -> Meter:
         """The meter for a run over one stream per symbol in ``symbols`` (None: one stream
         of bars), grouped as the engine groups them, with ``benchmark`` (None: the default
         of the module's docstring). ``DataError`` when ``benchmark`` is not in ``symbols``."""
         if benchmark is not None and symbols is not None and benchmark not in symbols:
             raise _unknown_benchmark(benchmark, symbols)
         return cls(grouped=symbols is not None and len(symbols) > 1, benchmark=benchmark,
-                   symbols=symbols or (), max_points=max_points)
+                   symbols=symbols or (), max_points=max_points, prices=prices)
 
     def describe_benchmark(self) -> str | None:
         """What the benchmark is, for the result's settings: a symbol, or ``"equal-weight"``
@@ -148,7 +152,8 @@ class Meter:
                 raise MeterError(f"{n:,} equity values for {len(bars):,} bars")
             use = bars[:n]
             del bars[:n]
-            self._curve(use[0].symbol).extend(use)
+            if self.keep_prices:
+                self._curve(use[0].symbol).extend(use)
             pending.extend(zip(map(_TIME, use), equities, map(_CLOSE, use), strict=True))
         else:
             k = 0
@@ -163,10 +168,11 @@ class Meter:
                 while k < end and bars[k].time == t:
                     bar = bars[k]
                     symbol = bar.symbol
-                    curve = prices.get(symbol)
-                    if curve is None:
-                        curve = self._curve(symbol)
-                    curve.append(bar)
+                    if self.keep_prices:
+                        curve = prices.get(symbol)
+                        if curve is None:
+                            curve = self._curve(symbol)
+                        curve.append(bar)
                     first = firsts.get(symbol)
                     if first is not None:  # one of the benchmark's symbols
                         close = bar.close

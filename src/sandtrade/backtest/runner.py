@@ -125,7 +125,8 @@ class InProcessRunner:
             progress: Callable[[int], None] | None = None) -> BacktestResult:
         """Run ``request`` here. Raises ``StrategyError``/``DataError`` with file:line."""
         strategy = load_strategy(request.strategy)
-        params = resolve_params(strategy.params, request.params, where=strategy.path)
+        params = resolve_params(strategy.params, request.params, where=strategy.path,
+                                specs=strategy.specs, lines=strategy.lines)
         streams: dict[str, Iterator[Bar]] = {}
         for spec in request.data:
             stream = iter_csv(spec.path, symbol=spec.symbol)

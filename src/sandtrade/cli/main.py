@@ -218,13 +218,22 @@ def _run_backtest(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console) -> int:
-    from sandtrade.sandbox.runner import check_in_sandbox
+    from sandtrade.sandbox.runner import inspect_in_sandbox
 
-    hook_list, params = check_in_sandbox(args.strategy)
-    hooks = ", ".join(hook_list) or "none"
+    checked = inspect_in_sandbox(args.strategy)
+    hooks = ", ".join(checked.hooks) or "none"
+
+    def shown(name: str) -> str:
+        spec = checked.specs[name]
+        bounds = [f"{k} {getattr(spec, k)!r}" for k in ("min", "max", "step")
+                  if getattr(spec, k) is not None]
+        if spec.choices is not None:
+            bounds.append("choices " + "|".join(map(str, spec.choices)))
+        return f"{name}={spec.default!r}" + (f" [{', '.join(bounds)}]" if bounds else "")
+
     # PARAMS come from the file: shown as data (no markup, no control characters, one line)
     out.print(safe(f"{args.strategy}: ok (hooks: {hooks}; params: "
-                   f"{', '.join(f'{k}={v!r}' for k, v in params.items()) or 'none'})"),
+                   f"{', '.join(map(shown, checked.params)) or 'none'})"),
               markup=False, highlight=False, soft_wrap=True)
     return 0
 

@@ -71,7 +71,7 @@ from sandtrade.sandbox.cpu import CpuPlacement
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.logbook import Logbook, LogBounds
 from sandtrade.sandbox.mailbox import FanoutMeter, Mailbox, StrategySettings, Ticket
-from sandtrade.sandbox.runner import check_source_in_sandbox
+from sandtrade.sandbox.runner import inspect_source_in_sandbox
 from sandtrade.sandbox.strategy_run import Door, Event, StrategyRun
 from sandtrade.sandbox.supervisor import Supervisor
 from sandtrade.sandbox.wire import check_json_text, untrusted_text
@@ -82,7 +82,6 @@ from sandtrade.store.base import (
     new_strategy_id,
     strategy_state_key,
 )
-from sandtrade.strategy.loader import resolve_params
 from sandtrade.streams import EventStream
 
 __all__ = ["LogLine", "StrategyManager", "StrategyStatus", "parse_diagnostics",
@@ -306,12 +305,12 @@ class StrategyManager:
                                "new version")
         path = f"{name}.py"
         try:
-            _, defaults = check_source_in_sandbox(source, path, supervisor=self.checker)
+            checked = inspect_source_in_sandbox(source, path, supervisor=self.checker)
         except StrategyError as e:
             raise CheckFailed(f"strategy {name!r}", parse_diagnostics(
                 untrusted_text(str(e), MAX_ERROR), path)) from None
         try:
-            resolve_params(defaults, params, where=path)
+            checked.resolve(params)
         except StrategyError as e:
             raise InvalidField("params", str(e)) from None
         record = StrategyRecord(

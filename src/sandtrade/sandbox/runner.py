@@ -18,6 +18,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ from sandtrade.models import Bar, Trade
 from sandtrade.sandbox.limits import WorkerLimits
 from sandtrade.sandbox.supervisor import SandboxKilled, Supervisor, Worker
 from sandtrade.sandbox.wire import encode_bars, untrusted_text
+from sandtrade.strategy.loader import resolve_params
+from sandtrade.strategy.params import ParamSpec
 
-__all__ = ["CHUNK_BARS", "SandboxRunner", "check_in_sandbox", "check_source_in_sandbox"]
+__all__ = ["CHUNK_BARS", "CheckedStrategy", "SandboxRunner", "check_in_sandbox",
+           "check_source_in_sandbox", "inspect_in_sandbox", "inspect_source_in_sandbox"]
 
 #: Bars per message to the worker: large enough that the pipe costs little per bar, small
 #: enough (50 bytes a bar) that the next chunk fits in the 1 MiB pipe while the worker works.
@@ -73,6 +77,24 @@ def _validation_detail(e: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
+@dataclass(frozen=True)
+class CheckedStrategy:
+    """What a worker's check found in a strategy file: its hooks, its parameters' defaults,
+    their declarations and the line of each in ``PARAMS``."""
+
+    path: str
+    hooks: list[str]
+    params: dict[str, Any]
+    specs: dict[str, ParamSpec]
+    lines: dict[str, int]
+
+    def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters with ``overrides`` applied and checked against the declarations
+        (``StrategyError`` with ``file:line``, see ``resolve_params``)."""
+        return resolve_params(self.params, overrides, where=self.path, specs=self.specs,
+                              lines=self.lines)
+
+
 def check_in_sandbox(path: str, limits: WorkerLimits | None = None) -> tuple[list[str], dict]:
     """Compile and load ``path`` in a worker: ``(hooks, params)`` or ``StrategyError``."""
     return check_source_in_sandbox(_read_source(path), path, limits)
@@ -83,18 +105,47 @@ def check_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None 
     """Compile and load ``source`` (named ``path``) in a worker, as :func:`check_in_sandbox`:
     one of ``supervisor``'s (a long-lived host's, with its zygote and spare; at most one
     check per core at once), or of a plain supervisor with ``limits``."""
+    checked = inspect_source_in_sandbox(source, path, limits, supervisor=supervisor)
+    return checked.hooks, checked.params
+
+
+def inspect_source_in_sandbox(source: str, path: str, limits: WorkerLimits | None = None, *,
+                              supervisor: Supervisor | None = None) -> CheckedStrategy:
+    """:func:`check_source_in_sandbox`, with the parameters' declarations too."""
     if supervisor is None:
         return _check(Supervisor(limits), source, path)
     with _CHECKS:
         return _check(supervisor, source, path)
 
 
-def _check(supervisor: Supervisor, source: str, path: str) -> tuple[list[str], dict]:
+def inspect_in_sandbox(path: str, limits: WorkerLimits | None = None) -> CheckedStrategy:
+    """:func:`check_in_sandbox`, with the parameters' declarations too."""
+    return inspect_source_in_sandbox(_read_source(path), path, limits)
+
+
+def _checked(path: str, header: dict[str, Any]) -> CheckedStrategy:
+    """The worker's ``checked`` frame, read as the untrusted data it is."""
+    hooks, params = header.get("hooks", []), header.get("params", {})
+    specs, lines = header.get("specs", {}), header.get("lines", {})
+    if not (isinstance(hooks, list) and isinstance(params, dict) and isinstance(specs, dict)
+            and isinstance(lines, dict) and set(specs) == set(params)):
+        raise SandboxKilled(f"{path}: the worker's check answer is malformed", "protocol")
+    try:
+        parsed = {str(k): ParamSpec.from_json(v) for k, v in specs.items()}
+    except (TypeError, ValueError) as e:
+        raise SandboxKilled(f"{path}: the worker's check answer is malformed: {e}",
+                            "protocol") from None
+    return CheckedStrategy(path=path, hooks=[str(h) for h in hooks], params=dict(params),
+                           specs=parsed, lines={str(k): int(v) for k, v in lines.items()
+                                                if type(v) is int})
+
+
+def _check(supervisor: Supervisor, source: str, path: str) -> CheckedStrategy:
     worker = supervisor.start({"task": "check", "path": path, "source": source}, name=path)
     try:
         header, _ = worker.recv(timeout=worker.limits.event_seconds * 3)
         if header.get("type") == "checked":
-            return [str(h) for h in header.get("hooks", [])], dict(header.get("params", {}))
+            return _checked(path, header)
         if header.get("type") == "error":
             raise _finish(worker, header)
         raise SandboxKilled(f"{path}: unexpected answer from the worker", "protocol")

@@ -29,12 +29,14 @@ import pluggy
 
 from sandtrade.errors import StrategyError
 from sandtrade.strategy.hooks import HOOK_NAMES, PROJECT, StrategySpec
+from sandtrade.strategy.params import ParamSpec, param, spec_for
 
 __all__ = [
     "LoadedStrategy",
     "load_strategy",
     "load_strategy_source",
     "param_problem",
+    "params_lines",
     "resolve_params",
     "static_hook_problems",
     "strategy_error",
@@ -59,6 +61,10 @@ class LoadedStrategy:
     path: str
     params: dict[str, Any]
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: Each parameter's declaration (a plain default's only fixes its type), and the line of
+    #: its key in ``PARAMS`` (for ``file:line`` errors about an override).
+    specs: dict[str, ParamSpec] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
 
     def caller(self, hook: str) -> Callable[..., Any] | None:
         """A fast positional caller for ``hook`` with the spec's arguments, or None.
@@ -244,6 +250,7 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
             raise StrategyError(f"{spath}: cannot compile: {type(e).__name__}: {e}") from None
         module.__file__ = spath
         module.__dict__["__builtins__"] = builtins
+        module.__dict__["param"] = param  # a builtin in the sandbox (see policy)
     try:
         exec(code, module.__dict__)
     except BaseException as e:
@@ -255,10 +262,18 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
     if not isinstance(params, dict):
         raise StrategyError(f"{spath}: PARAMS must be a dict with string keys, "
                             f"got {type(params).__name__}")
+    lines = params_lines(source)
+    specs: dict[str, ParamSpec] = {}
     for k, v in params.items():
-        problem = param_problem(k, v)
+        spec = spec_for(v)
+        problem = param_problem(k, spec.default)
+        if problem is None:
+            problem = spec.problem(spec.default)
+            problem = f"{k}: the default {problem}" if problem else None
         if problem is not None:
-            raise StrategyError(f"{_params_where(source, spath, k)}: {problem}")
+            where = f"{spath}:{lines[k]}" if k in lines else _params_where(source, spath, k)
+            raise StrategyError(f"{where}: {problem}")
+        specs[k] = spec
 
     pm = _StrategyPluginManager(PROJECT)
     pm.add_hookspecs(StrategySpec)
@@ -276,7 +291,9 @@ def load_strategy_source(source: str, path: str, *, restricted: bool = False,
         pm.check_pending()
     except pluggy.PluginValidationError as e:  # the checks above should have caught it
         raise StrategyError(f"{spath}: {e}") from None
-    return LoadedStrategy(name=stem, path=spath, params=dict(params), hooks=hooks)
+    return LoadedStrategy(name=stem, path=spath, hooks=hooks, specs=specs,
+                          params={k: spec.default for k, spec in specs.items()},
+                          lines={k: n for k, n in lines.items() if k in specs})
 
 
 #: The bounds of a parameter: what JSON, protobuf and the store carry exactly (an int64).
@@ -371,11 +388,33 @@ def _params_where(source: str, path: str, key: object) -> str:
     return f"{path}:{line}" if line else path
 
 
+def params_lines(source: str) -> dict[str, int]:
+    """The line of each literal key of the module's ``PARAMS = {...}`` in ``source``."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}
+    out: dict[str, int] = {}
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        if isinstance(value, ast.Dict) and any(isinstance(t, ast.Name) and t.id == "PARAMS"
+                                               for t in targets):
+            out = {k.value: k.lineno for k in value.keys
+                   if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return out
+
+
 def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
-                   *, where: str = "strategy") -> dict[str, Any]:
+                   *, where: str = "strategy", specs: Mapping[str, ParamSpec] | None = None,
+                   lines: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Apply ``--param K=V`` overrides, converting each value to its default's type.
 
-    An unknown name or a value of the wrong type is a :class:`StrategyError` naming both.
+    An unknown name or a value of the wrong type is a :class:`StrategyError` naming both;
+    with ``specs`` (the strategy's declarations), so is a value outside its bounds or
+    choices, at the line of its key (``lines``): ``fast.py:3: fast: 80 is above its
+    maximum 50``.
     """
     out = dict(defaults)
     for key, raw in overrides.items():
@@ -390,6 +429,12 @@ def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
         if problem is not None:
             raise StrategyError(f"{where}: parameter {key!r}: "
                                 f"{problem.partition(': ')[2] or problem}")
+        spec = specs.get(key) if specs else None
+        problem = spec.problem(value) if spec is not None else None
+        if problem is not None:
+            line = (lines or {}).get(key)
+            raise StrategyError(f"{where}:{line}: {key}: {problem}" if line
+                                else f"{where}: {key}: {problem}")
     return out
 
 

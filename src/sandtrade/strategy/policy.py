@@ -77,6 +77,8 @@ from RestrictedPython.Guards import (
 )
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from sandtrade.strategy.params import param
+
 __all__ = [
     "ALLOWED_MODULES",
     "MAX_LOG_LINE",
@@ -405,8 +407,9 @@ def restricted_globals(log: StrategyLog, extra: dict[str, Any] | None = None
         b[n] = getattr(builtins, n)
     b.pop("ExceptionGroup", None)
     b.pop("BaseExceptionGroup", None)
+    # param(): typed parameters in PARAMS (sandtrade.strategy.params), without an import.
     b.update(__import__=guarded_import, __build_class__=build_class, getattr=guarded_getattr,
-             hasattr=guarded_hasattr)
+             hasattr=guarded_hasattr, param=param)
     printer = _Printer(log)
     g: dict[str, Any] = {
         "__builtins__": b, "__name__": "strategy", "__metaclass__": type,

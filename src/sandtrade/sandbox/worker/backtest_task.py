@@ -62,6 +62,13 @@ class BarReader:
                     yield queue.popleft()
                 return
 
+    def read_all(self) -> list[Bar]:
+        """Every bar up to ``end``, merged in time order as sent (a sweep keeps them all)."""
+        out: list[Bar] = []
+        while (chunk := self._next_chunk()) is not None:
+            out.extend(chunk)
+        return out
+
     def _next_chunk(self) -> list[Bar] | None:
         if self._done:
             return None
@@ -82,7 +89,8 @@ def run_backtest_task(task: dict[str, Any], strategy: LoadedStrategy, log: Strat
     ``stdout``. ``profiles``: the plugins' fill profiles the host had the worker import."""
     path = str(task["path"])
     request = BacktestRequest.model_validate(task["request"])
-    params = resolve_params(strategy.params, request.params, where=path)
+    params = resolve_params(strategy.params, request.params, where=path,
+                            specs=strategy.specs, lines=strategy.lines)
     symbols = [str(s) for s in task["symbols"]]
     if request.options is not None and request.options.source != "synthetic":
         raise SandtradeError(f"options.source {request.options.source!r}: a sandboxed "

@@ -48,6 +48,7 @@ from sandtrade.sandbox.wire import read_frame, write_frame
 from sandtrade.sandbox.worker.backtest_task import run_backtest_task
 from sandtrade.sandbox.worker.confine import NOBODY, confine
 from sandtrade.sandbox.worker.live_task import EVENT_LOG_WIRE_BYTES, run_live
+from sandtrade.sandbox.worker.sweep_task import run_sweep_task
 from sandtrade.strategy import (
     policy,
     static_check,  # noqa: F401  - a check task reads the source
@@ -154,7 +155,8 @@ def _user_error(e: BaseException, path: str) -> str:
 def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
              stdout: IO[bytes], beat: Callable[[], None] | None,
              profiles: list[type[FillProfile]]) -> None:
-    """Run the task a confined worker was given (a check, a back-test, a live run)."""
+    """Run the task a confined worker was given (a check, a back-test, a sweep of
+    back-tests, a live run)."""
     kind = task["task"]
     path = str(task["path"])
     log = policy.StrategyLog(limits.log_bytes)
@@ -169,11 +171,16 @@ def run_task(task: dict[str, Any], limits: WorkerLimits, stdin: IO[bytes],
                                     check=kind == "check")
     if kind == "check":
         write_frame(stdout, {"type": "checked", "hooks": sorted(strategy.hooks),
-                             "params": strategy.params})
+                             "params": strategy.params,
+                             "specs": {k: v.to_json() for k, v in strategy.specs.items()},
+                             "lines": strategy.lines})
         return
     if kind == "live":
         run_live({**task, "state_bytes": limits.state_bytes}, strategy, log, stdin, stdout,
                  beat, lambda e: _user_error(e, path))
+        return
+    if kind == "sweep":
+        run_sweep_task(task, log, stdin, stdout, beat=beat, profiles=profiles)
         return
     run_backtest_task(task, strategy, log, stdin, stdout, beat=beat, profiles=profiles)
 

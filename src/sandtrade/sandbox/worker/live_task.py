@@ -172,7 +172,8 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
              ) -> None:
     """Serve events until ``stop`` (or the end of the channel)."""
     path = strategy.path
-    params = resolve_params(strategy.params, task.get("params") or {}, where=path)
+    params = resolve_params(strategy.params, task.get("params") or {}, where=path,
+                            specs=strategy.specs, lines=strategy.lines)
     symbols = [str(s) for s in task["symbols"]]
     state = task.get("state")
     trading = RemoteTrading(stdin, stdout)
