@@ -29,7 +29,11 @@ from sandtrade.backtest.sweep import RunResult, RunSpec, SweepJob  # noqa: E402
 from sandtrade.broker import BrokerSettings  # noqa: E402
 from sandtrade.errors import StrategyError  # noqa: E402
 from sandtrade.market.synthetic import gbm_bars  # noqa: E402
-from sandtrade.sandbox.cluster import ClusterError, DaskExecutor  # noqa: E402
+from sandtrade.sandbox.cluster import (  # noqa: E402
+    ClusterError,
+    DaskExecutor,
+    cluster_executor,
+)
 from sandtrade.sandbox.sweep import LocalExecutor  # noqa: E402
 
 DASK = [sys.executable, "-m", "dask"]
@@ -201,3 +205,23 @@ def test_a_strategy_that_does_not_load_stops_the_sweep_with_its_error(
         client: distributed.Client) -> None:
     with pytest.raises(StrategyError, match=r"broken\.py"):
         list(DaskExecutor(client).run(job_of("def on_bar(ctx, bar)\n", "broken.py"), grid(3)))
+
+
+@pytest.mark.parametrize("cluster", ["local:0", "local:x", "8786", "http://host:8786",
+                                     "tcp://host"])
+def test_a_cluster_that_is_neither_an_address_nor_local_n_is_refused(cluster: str) -> None:
+    with pytest.raises(ClusterError, match=r"--cluster '.*'|at least one worker"), \
+            cluster_executor(cluster):
+        pass
+
+
+def test_local_n_starts_a_cluster_here_and_shows_its_dashboard(job: SweepJob) -> None:
+    said: list[str] = []
+    specs = grid(2)
+    with cluster_executor("local:1", say=said.append) as executor:
+        workers = executor.client.scheduler_info()["workers"]
+        assert len(workers) == 1 and all(a.startswith("tcp://127.0.0.1:") for a in workers)
+        results = list(executor.run(job, specs))
+    assert sorted(r.run_id for r in results) == sorted(s.run_id for s in specs)
+    assert all(r.error is None for r in results)
+    assert len(said) == 1 and said[0].startswith("Dask dashboard: http://127.0.0.1:")

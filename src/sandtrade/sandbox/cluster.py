@@ -23,9 +23,10 @@ imports it when it is used, and says how to install it when it is missing.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sandtrade.backtest.sweep import RunResult, RunSpec, SweepJob
@@ -36,7 +37,7 @@ from sandtrade.sandbox.sweep import LocalExecutor, encoded_bars
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
 
-__all__ = ["ClusterError", "DaskExecutor", "start_local_cluster"]
+__all__ = ["ClusterError", "DaskExecutor", "cluster_executor", "start_local_cluster"]
 
 #: What to install when ``distributed`` is missing.
 INSTALL_HINT = "pip install 'sandtrade[cluster]' (Dask distributed)"
@@ -218,3 +219,34 @@ class DaskExecutor:
         if self._client is not None and self._owns_client:
             self._client.close()
         self._client = None
+
+
+_LOCAL = re.compile(r"local:(\d{1,4})")
+_SCHEDULER = re.compile(r"(tcp|tls)://[^\s/]+:\d{1,5}")
+
+
+@contextlib.contextmanager
+def cluster_executor(cluster: str, *, say: Callable[[str], None] = print
+                     ) -> Iterator[DaskExecutor]:
+    """The executor of ``--cluster``: ``tcp://HOST:PORT`` (or ``tls://``) connects to that
+    scheduler; ``local:N`` starts a Dask cluster of N worker processes here (loopback only)
+    and ``say`` s its dashboard link. Closed (the local cluster stopped) on exit."""
+    if m := _LOCAL.fullmatch(cluster):
+        local = start_local_cluster(int(m.group(1)))
+        distributed = _distributed()
+        client = distributed.Client(local)
+        say(f"Dask dashboard: {local.dashboard_link}")
+        try:
+            yield DaskExecutor(client)
+        finally:
+            client.close()
+            local.close()
+    elif _SCHEDULER.fullmatch(cluster):
+        executor = DaskExecutor(cluster)
+        try:
+            yield executor
+        finally:
+            executor.close()
+    else:
+        raise ClusterError(f"--cluster {cluster!r}: give a Dask scheduler's address "
+                           "(tcp://HOST:8786) or local:N (N worker processes here)")
