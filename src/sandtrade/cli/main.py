@@ -32,6 +32,7 @@ from sandtrade.cli.common import (
 from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
+from sandtrade.cli.optimize import add_optimize_command, run_optimize
 from sandtrade.cli.options import add_options_command, run_options
 from sandtrade.cli.signals import add_signals_command, run_signals
 from sandtrade.cli.strategies import add_strategies_command, run_strategies
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     add_strategies_command(sub)
     add_signals_command(sub)
     add_options_command(sub)
+    add_optimize_command(sub)
     return p
 
 
@@ -399,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_signals(args, out, err)
         if args.command == "options":
             return run_options(args, out, err)
+        if args.command == "optimize":
+            return run_optimize(args, out, err)
     except SandtradeError as e:  # its words may quote a file or a host: shown as data
         print(safe_lines(str(e)), file=sys.stderr)
         return 1

@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 from sandtrade.errors import StoreError
-from sandtrade.store.base import JournalEntry, JsonText, RunRecord, Store
+from sandtrade.store.base import JournalEntry, JsonText, RunRecord, Store, SweepRecord
 from sandtrade.store.sqlite import MEMORY, SQLiteStore
 
-__all__ = ["JournalEntry", "JsonText", "RunRecord", "SQLiteStore", "Store", "open_store"]
+__all__ = ["JournalEntry", "JsonText", "RunRecord", "SQLiteStore", "Store", "SweepRecord",
+           "open_store"]
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
 

@@ -54,6 +54,19 @@ class RunRecord:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class SweepRecord:
+    """A stored sweep (``sandtrade optimize``): its id (derived from what it runs, so the
+    same sweep started again resumes), its strategy, what it is (``spec``: the grid, the
+    data, the settings, as JSON) and its status (``running``, ``finished``, ``stopped``)."""
+
+    id: str
+    strategy: str
+    created_at: datetime
+    spec: dict[str, Any]
+    status: str = "running"
+
+
 @dataclass(frozen=True, slots=True)
 class ApiToken:
     """An API token as stored: never the secret itself, only its SHA-256."""
@@ -316,4 +329,20 @@ class Store(Protocol):
 
     def list_runs(self, *, limit: int = 100) -> list[RunRecord]:
         """Most recent runs first."""
+        ...
+
+    def save_sweep(self, sweep: SweepRecord) -> None:
+        """Insert a sweep, or update its status."""
+        ...
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        """The sweep, or None."""
+        ...
+
+    def save_sweep_runs(self, sweep_id: str, runs: Sequence[RunRecord]) -> None:
+        """Store finished runs of a sweep, in one transaction."""
+        ...
+
+    def list_sweep_runs(self, sweep_id: str) -> list[RunRecord]:
+        """The stored runs of a sweep, in the order they were stored."""
         ...

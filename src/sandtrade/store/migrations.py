@@ -260,6 +260,21 @@ _V9_STRATEGY_LOGS = (
 )
 
 
+_V10_SWEEPS = (
+    # A sweep (sandtrade optimize): its id (derived from the strategy, the data and the grid,
+    # so the same sweep started again finds its runs and resumes), what it is, and its state.
+    "CREATE TABLE sweeps ("
+    " id TEXT PRIMARY KEY,"
+    " strategy TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " spec TEXT NOT NULL,"
+    " status TEXT NOT NULL)",
+    # Its runs are runs (kind 'sweep'), each with the sweep it belongs to.
+    "ALTER TABLE runs ADD COLUMN sweep_id TEXT",
+    "CREATE INDEX runs_by_sweep ON runs (sweep_id, seq)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -274,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v7_strategies_per_account),
     Migration(8, "fills.price_source: feed, signal or last", _V8_FILL_PRICE_SOURCE),
     Migration(9, "strategy logs, bounded per strategy", _V9_STRATEGY_LOGS),
+    Migration(10, "sweeps, and the sweep each run belongs to", _V10_SWEEPS),
 )
 
 

@@ -40,6 +40,7 @@ from sandtrade.store.base import (
     RunRecord,
     StoredLogLine,
     StrategyRecord,
+    SweepRecord,
     strategy_state_key,
 )
 from sandtrade.store.migrations import migrate, read_schema_version
@@ -832,6 +833,57 @@ class SQLiteStore:
                 f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_ts DESC, seq DESC LIMIT ?",
                 (limit,),
             ).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+
+    # sweeps
+
+    def save_sweep(self, sweep: SweepRecord) -> None:
+        """Insert a sweep, or update its status (its id, strategy and spec never change)."""
+        op = f"save_sweep({sweep.id!r})"
+        spec = self._json(sweep.spec, "spec", op)
+        with self._writing(op) as conn:
+            conn.execute(
+                "INSERT INTO sweeps (id, strategy, created_at, spec, status)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                (sweep.id, sweep.strategy, sweep.created_at.isoformat(), spec, sweep.status))
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        """The sweep, or None."""
+        with self._reading(f"get_sweep({sweep_id!r})") as conn:
+            row = conn.execute("SELECT id, strategy, created_at, spec, status FROM sweeps "
+                               "WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            return None
+        return SweepRecord(id=row[0], strategy=row[1],
+                           created_at=datetime.fromisoformat(row[2]), spec=json.loads(row[3]),
+                           status=row[4])
+
+    def save_sweep_runs(self, sweep_id: str, runs: Sequence[RunRecord]) -> None:
+        """Store finished runs of a sweep, all in one transaction (their ids are the sweep's
+        id, ``/``, and the run's own)."""
+        op = f"save_sweep_runs({sweep_id!r})"
+        rows = [(run.id, run.kind, run.strategy, run.status, run.started_at.isoformat(),
+                 _sort_key(run.started_at), _iso(run.finished_at),
+                 self._json(run.params, "params", op), self._json(run.stats, "stats", op),
+                 self._json(run.trades, "trades", op), run.error, sweep_id) for run in runs]
+        if not rows:
+            return
+        with self._writing(op) as conn:
+            conn.executemany(
+                "INSERT INTO runs (id, kind, strategy, status, started_at, started_ts,"
+                " finished_at, params, stats, trades, error, sweep_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+                " finished_at = excluded.finished_at, params = excluded.params,"
+                " stats = excluded.stats, error = excluded.error", rows)
+
+    def list_sweep_runs(self, sweep_id: str) -> list[RunRecord]:
+        """The stored runs of a sweep, in the order they were stored."""
+        with self._reading(f"list_sweep_runs({sweep_id!r})") as conn:
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE sweep_id = ? "
+                                "ORDER BY seq", (sweep_id,)).fetchall()
         return [_run_from_row(row) for row in rows]
 
 
