@@ -27,7 +27,9 @@ from strategies_examples import example_path  # noqa: E402
 from sandtrade.backtest.request import BacktestRequest, DataSpec  # noqa: E402
 from sandtrade.backtest.sweep import RunResult, RunSpec, SweepJob  # noqa: E402
 from sandtrade.broker import BrokerSettings  # noqa: E402
+from sandtrade.cli import main  # noqa: E402
 from sandtrade.errors import StrategyError  # noqa: E402
+from sandtrade.market import write_csv  # noqa: E402
 from sandtrade.market.synthetic import gbm_bars  # noqa: E402
 from sandtrade.sandbox.cluster import (  # noqa: E402
     ClusterError,
@@ -225,3 +227,23 @@ def test_local_n_starts_a_cluster_here_and_shows_its_dashboard(job: SweepJob) ->
     assert sorted(r.run_id for r in results) == sorted(s.run_id for s in specs)
     assert all(r.error is None for r in results)
     assert len(said) == 1 and said[0].startswith("Dask dashboard: http://127.0.0.1:")
+
+
+def test_optimize_on_the_cluster_prints_what_it_prints_locally(
+        cluster: Cluster, client: distributed.Client, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "ACME.csv"
+    write_csv(gbm_bars(BARS, symbol="ACME", seed=7), csv)
+
+    def optimize(*more: str) -> dict:
+        code = main(["optimize", str(example_path("sma_cross")), "--data", str(csv),
+                     "--param", "fast=5:15:5", "--param", "slow=20:30:10", "--constraint",
+                     "fast < slow", "--maximize", "Equity Final [$]", "--json", "--no-store",
+                     *more])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    here, there = optimize("--workers", "1"), optimize("--cluster", cluster.address)
+    assert len(there["runs"]) == 6
+    assert json.dumps(there, sort_keys=True) == json.dumps(here, sort_keys=True)
