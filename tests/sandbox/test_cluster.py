@@ -145,7 +145,7 @@ def same(a: RunResult, b: RunResult) -> bool:
 
 
 def test_a_sweep_on_the_cluster_gives_the_local_results_once_each(
-        client: distributed.Client, job: SweepJob) -> None:
+        cluster: Cluster, client: distributed.Client, job: SweepJob) -> None:
     specs = grid(6)
     broken = RunSpec.of({"fast": "x", "slow": 20}, 0, BARS)  # ta.sma("x") raises
     results = list(DaskExecutor(client).run(job, [*specs, specs[0], broken]))
@@ -160,6 +160,12 @@ def test_a_sweep_on_the_cluster_gives_the_local_results_once_each(
     error = by_id[broken.run_id].error
     assert error is not None and "sma_cross.py" in error
     assert error == local[broken.run_id].error
+    # The sweep is over: its sandboxed workers are closed; each Dask worker keeps its zygote.
+    for name in ("w0", "w1"):
+        dask_worker = psutil.Process(cluster.workers[name].pid)
+        _wait_for(lambda: all(not any(_alive(p) for p in z.children())
+                              for z in dask_worker.children()),  # noqa: B023
+                  f"{name}'s sandboxed workers to end")
 
 
 def test_a_worker_killed_mid_sweep_has_its_runs_redone_elsewhere(
