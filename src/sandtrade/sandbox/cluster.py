@@ -26,6 +26,7 @@ import contextlib
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ class _Session:
         task = {"task": "sweep", "path": job.strategy, "source": job.source,
                 "request": job.request.model_dump(mode="json"), "symbols": symbols}
         self.worker: Worker = supervisor.start(task, name=job.strategy, wall_limit=False)
+        self._closed = False
         try:
             for count, payload in chunks:
                 self.worker.send({"type": "bars", "count": count}, payload)
@@ -66,6 +68,11 @@ class _Session:
             raise
 
     def close(self) -> None:
+        """End the worker (once: the sweep's end and the thread that drives it may both)."""
+        with _LOCK:
+            if self._closed:
+                return
+            self._closed = True
         self.worker.close_input()
         with contextlib.suppress(SandtradeError, OSError):
             self.worker.close()
@@ -77,6 +84,9 @@ _LOCK = threading.Lock()
 _SESSIONS: dict[str, list[_Session]] = {}
 #: The session of each Dask worker thread: ``(sweep token, session)``.
 _THREAD = threading.local()
+#: The latest sweeps that ended here: a run of one that starts late (Dask had started it
+#: before the sweep's end cancelled it) starts no sandbox that nobody would close.
+_ENDED: deque[str] = deque(maxlen=256)
 
 
 def _process_supervisor() -> Supervisor:
@@ -104,9 +114,15 @@ def _dask_run(job: SweepJob, spec: RunSpec, token: str) -> RunResult:
         _drop(*held)
         held = None
     if held is None:
-        session = _Session(job, _process_supervisor())
+        session = None if token in _ENDED else _Session(job, _process_supervisor())
         with _LOCK:
-            _SESSIONS.setdefault(token, []).append(session)
+            ended = token in _ENDED
+            if session is not None and not ended:
+                _SESSIONS.setdefault(token, []).append(session)
+        if session is None or ended:
+            if session is not None:
+                session.close()
+            return RunResult(spec.run_id, dict(spec.params), {}, "the sweep has ended")
         held = (token, session)
         _THREAD.held = held
     try:
@@ -125,6 +141,7 @@ def _end_sweep(token: str) -> int:
     """Close the sweep's sandboxed workers in this Dask worker process (run on every
     worker when the sweep ends); returns how many."""
     with _LOCK:
+        _ENDED.append(token)
         sessions = _SESSIONS.pop(token, [])
     for session in sessions:
         session.close()
