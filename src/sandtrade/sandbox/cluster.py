@@ -213,13 +213,14 @@ class DaskExecutor:
             for future in distributed.as_completed(futures):
                 spec = futures[future]
                 left.discard(future)
-                if future.status == "finished":
+                try:
+                    # Waits when the result was lost with its worker after it finished:
+                    # the scheduler computes it again for this future.
                     result = future.result()
-                else:
-                    error = future.exception()
-                    if not isinstance(error, distributed.KilledWorker):
-                        raise error  # the executor failed, as LocalExecutor raises it
-                    # Every worker that took it died (Dask gave up after a few).
+                except distributed.KilledWorker as error:
+                    # Every worker that took it died (Dask gives up after a few). Any other
+                    # exception is the executor failing (the strategy does not load, no
+                    # sandbox starts), raised as LocalExecutor raises it.
                     result = RunResult(spec.run_id, dict(spec.params), {},
                                        f"the Dask workers running it died: {error}")
                 future.release()
