@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import queue
 import threading
 import time
 from array import array
@@ -45,9 +44,6 @@ __all__ = ["CHUNK_BARS", "CheckedStrategy", "SandboxRunner", "check_in_sandbox",
 CHUNK_BARS = 16_000
 #: The first chunk is small, so the worker starts on bars while the host parses the rest.
 FIRST_CHUNK_BARS = 1_000
-#: Chunks the host parses ahead of the worker (from while the worker boots): about 5 MiB of
-#: bars each in this process.
-AHEAD_CHUNKS = 8
 #: Checks that run at once in a shared supervisor's workers (each is a short burst of CPU: more
 #: at once than there are cores only makes every one of them slower).
 _CHECKS = threading.BoundedSemaphore(os.cpu_count() or 1)
@@ -193,55 +189,26 @@ class SandboxRunner:
         meter = Meter.for_symbols(symbols, benchmark=request.benchmark)
         task = {"task": "backtest", "path": request.strategy, "source": source,
                 "request": request.model_dump(mode="json"), "symbols": symbols}
+        worker = self.supervisor.start(task, name=request.strategy)
+        self.last_worker = worker
+        feed_error: list[BaseException] = []
         merged = iter(streams[0]) if len(streams) == 1 else heapq.merge(
             *streams, key=lambda b: b.time)
         index = {s: k for k, s in enumerate(symbols)}
-        # The host parses and packs the bars while the worker boots (a process of its own
-        # on the other core): a worker booted for the run then finds its first chunks ready
-        # instead of waiting for the first to be parsed. Bounded, so that a long history is
-        # not held whole in this process ahead of the worker.
-        packed: queue.Queue[tuple[list[Bar], int, bytes] | BaseException | None] = \
-            queue.Queue(maxsize=AHEAD_CHUNKS)
-        stop_packing = threading.Event()
-
-        def pack() -> None:
-            try:
-                size = FIRST_CHUNK_BARS
-                while not stop_packing.is_set() and (chunk := list(islice(merged, size))):
-                    size = CHUNK_BARS
-                    count, payload = encode_bars(chunk, index)
-                    _put(packed, (chunk, count, payload), stop_packing)
-                _put(packed, None, stop_packing)
-            except BaseException as e:  # a DataError in the CSV: the sender reports it
-                _put(packed, e, stop_packing)
-
-        packer = threading.Thread(target=pack, daemon=True, name="sandbox-pack")
-        packer.start()
-        try:
-            worker = self.supervisor.start(task, name=request.strategy)
-        except BaseException:
-            stop_packing.set()
-            raise
-        self.last_worker = worker
-        feed_error: list[BaseException] = []
         # Chunks sent, in order; the meter takes them when equity values arrive. Each is put
         # here before it is sent, so the bars of every value the worker reports are here.
         sent: deque[list[Bar]] = deque()
 
         def feed() -> None:
             try:
-                while (item := _take(packed, stop_packing)) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    chunk, count, payload = item
+                size = FIRST_CHUNK_BARS
+                while chunk := list(islice(merged, size)):
+                    size = CHUNK_BARS
+                    count, payload = encode_bars(chunk, index)
                     sent.append(chunk)
                     worker.send({"type": "bars", "count": count}, payload)
-                if not stop_packing.is_set():
-                    worker.send({"type": "end"})
+                worker.send({"type": "end"})
             except BaseException as e:  # a DataError in the CSV: stop the worker, report it
-                if stop_packing.is_set():
-                    return  # the run is over: nothing waits for this
-                stop_packing.set()
                 feed_error.append(e)
                 worker.kill("exit", "the host stopped the run (bad input data)")
 
@@ -320,25 +287,4 @@ class SandboxRunner:
                     raise SandboxKilled(f"{request.strategy}: the worker's {kind} frame is "
                                         f"malformed: {detail}", "protocol") from None
         finally:
-            stop_packing.set()
             worker.close()
-
-
-def _take(packed: queue.Queue[Any], stop: threading.Event) -> Any:
-    """The next packed chunk; None at the end, or once the run stopped meanwhile."""
-    while True:
-        try:
-            return packed.get(timeout=0.1)
-        except queue.Empty:
-            if stop.is_set():
-                return None
-
-
-def _put(packed: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    """Put ``item`` once there is room, unless the run stopped meanwhile (nobody takes it)."""
-    while not stop.is_set():
-        try:
-            packed.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
