@@ -26,7 +26,7 @@ import contextlib
 import re
 import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,8 @@ _THREAD = threading.local()
 #: The latest sweeps that ended here: a run of one that starts late (Dask had started it
 #: before the sweep's end cancelled it) starts no sandbox that nobody would close.
 _ENDED: deque[str] = deque(maxlen=256)
+#: How many sandboxed workers each sweep started here (replacements included).
+_STARTED: Counter[str] = Counter()
 
 
 def _process_supervisor() -> Supervisor:
@@ -119,6 +121,7 @@ def _dask_run(job: SweepJob, spec: RunSpec, token: str) -> RunResult:
             ended = token in _ENDED
             if session is not None and not ended:
                 _SESSIONS.setdefault(token, []).append(session)
+                _STARTED[token] += 1
         if session is None or ended:
             if session is not None:
                 session.close()
@@ -139,13 +142,14 @@ def _dask_run(job: SweepJob, spec: RunSpec, token: str) -> RunResult:
 
 def _end_sweep(token: str) -> int:
     """Close the sweep's sandboxed workers in this Dask worker process (run on every
-    worker when the sweep ends); returns how many."""
+    worker when the sweep ends); returns how many it started."""
     with _LOCK:
         _ENDED.append(token)
         sessions = _SESSIONS.pop(token, [])
+        started = _STARTED.pop(token, 0)
     for session in sessions:
         session.close()
-    return len(sessions)
+    return started
 
 
 def _distributed() -> Any:
@@ -176,6 +180,9 @@ class DaskExecutor:
         self._timeout = timeout
         self._client: Client | None = None
         self._owns_client = isinstance(address, str)
+        #: Sandboxed workers the last :meth:`run` started on the workers still there at its
+        #: end (one per Dask worker thread that got runs, plus replacements).
+        self.started = 0
 
     @property
     def client(self) -> Client:
@@ -230,7 +237,8 @@ class DaskExecutor:
                 client.cancel(list(left))
             client.cancel([data])
             with contextlib.suppress(Exception):  # a worker may be gone; its sessions too
-                client.run(_end_sweep, token, on_error="ignore")
+                ended = client.run(_end_sweep, token, on_error="ignore")
+                self.started = sum(n for n in ended.values() if type(n) is int)
 
     def close(self) -> None:
         """Disconnect from the cluster (when this executor connected)."""
