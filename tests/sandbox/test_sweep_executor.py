@@ -26,6 +26,12 @@ def job_for(path: Path | str, source: str | None = None) -> SweepJob:
                     BacktestRequest(strategy=str(path), data=[DataSpec(path="unused.csv")]))
 
 
+def run_all(job: SweepJob, runs: list[RunSpec], **kw: object) -> list:
+    """Every result of ``runs`` on a fresh one-worker executor, closed afterwards."""
+    with LocalExecutor(1, **kw) as executor:  # type: ignore[arg-type]
+        return list(executor.run(job, runs))
+
+
 def same(a: object, b: object) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a)
                       and math.isnan(b))
@@ -35,10 +41,14 @@ def test_runs_give_the_stats_of_a_single_backtest_and_each_worker_gets_the_bars_
     path = example_path("sma_cross")
     runs = [RunSpec.of({"fast": f, "slow": s}, 0, len(BARS)) for f in (5, 10) for s in (20, 30)]
     runs.append(RunSpec.of({"fast": 5, "slow": 20}, 100, 600))
-    executor = LocalExecutor(2)
-    results = {r.run_id: r for r in executor.run(job_for(path), runs)}
+    job = job_for(path)
+    with LocalExecutor(2) as executor:
+        results = {r.run_id: r for r in executor.run(job, runs)}
+        assert executor.started == 2, "two workers for five runs: the bars went to each once"
+        again = {r.run_id: r for r in executor.run(job, runs[:2])}
+        assert executor.started == 0, "the same job again: the warm workers took it"
     assert sorted(results) == sorted(r.run_id for r in runs), "every run once"
-    assert executor.started == 2, "two workers for five runs: the bars went to each once"
+    assert all(same(v, results[k].stats[s]) for k in again for s, v in again[k].stats.items())
     strategy = load_strategy(path)
     for spec in (runs[0], runs[-1]):
         reference = run_backtest(strategy, {"DEMO": BARS[spec.start:spec.end]},
@@ -59,7 +69,7 @@ def test_a_run_that_fails_is_a_result_and_the_others_go_on(tmp_path: Path) -> No
     path.write_text('PARAMS = {"n": 1}\n\n\ndef on_bar(ctx, bar):\n'
                     '    if ctx.params["n"] == 2:\n        raise ValueError("two")\n')
     runs = [RunSpec.of({"n": n}, 0, 50) for n in (1, 2, 3)]
-    results = {r.params["n"]: r for r in LocalExecutor(1).run(job_for(path), runs)}
+    results = {r.params["n"]: r for r in run_all(job_for(path), runs)}
     assert results[1].error is None and results[3].error is None
     assert results[2].error is not None and "fragile.py:6" in results[2].error
     assert "ValueError: two" in results[2].error
@@ -72,7 +82,7 @@ def test_module_state_does_not_leak_from_one_run_to_the_next(tmp_path: Path) -> 
     path.write_text('PARAMS = {"n": 1}\nseen = []\n\n\ndef on_bar(ctx, bar):\n'
                     '    seen.append(1)\n    if len(seen) == 10:\n        ctx.buy()\n')
     runs = [RunSpec.of({"n": n}, 0, 100) for n in (1, 2, 3)]
-    results = list(LocalExecutor(1).run(job_for(path), runs))
+    results = run_all(job_for(path), runs)
     assert len({r.stats["# Trades"] + r.stats["# Open Trades"] for r in results}) == 1
     assert all(r.stats["# Open Trades"] == 1 for r in results)
 
@@ -82,8 +92,8 @@ def test_a_run_killed_by_a_limit_is_reported_and_its_worker_replaced(tmp_path: P
     path.write_text('PARAMS = {"n": 1}\n\n\ndef on_bar(ctx, bar):\n'
                     '    while ctx.params["n"] == 2:\n        pass\n')
     runs = [RunSpec.of({"n": n}, 0, 50) for n in (2, 1, 3)]
-    executor = LocalExecutor(1, limits=WorkerLimits(event_seconds=0.5))
-    results = {r.params["n"]: r for r in executor.run(job_for(path), runs)}
+    with LocalExecutor(1, limits=WorkerLimits(event_seconds=0.5)) as executor:
+        results = {r.params["n"]: r for r in executor.run(job_for(path), runs)}
     assert results[2].error is not None and "timeout" in results[2].error
     assert results[1].error is None and results[3].error is None
     assert executor.started == 2, "the killed worker was replaced once"
@@ -93,7 +103,7 @@ def test_a_strategy_that_does_not_load_stops_the_sweep_with_its_error(tmp_path: 
     path = tmp_path / "broken.py"
     path.write_text("import os\n")
     with pytest.raises(StrategyError, match=r"broken\.py:1"):
-        list(LocalExecutor(1).run(job_for(path), [RunSpec.of({}, 0, 10)]))
+        run_all(job_for(path), [RunSpec.of({}, 0, 10)])
 
 
 @pytest.mark.parametrize("stats", [[], {"x": [1]}, {1: 2}, {"x" * 101: 1}, {"a\x1b": 1},

@@ -47,6 +47,8 @@ EXPECTED_SANDTRADE = (
     "sandtrade",
     "sandtrade.backtest", "sandtrade.backtest.engine", "sandtrade.backtest.options_desk",
     "sandtrade.backtest.request", "sandtrade.backtest.result",
+    # a sweep's worker measures its own runs (sandbox/worker/sweep_task.py)
+    "sandtrade.backtest.meter", "sandtrade.backtest.stats",
     "sandtrade.broker", "sandtrade.broker.checks", "sandtrade.broker.execution",
     "sandtrade.broker.expiry", "sandtrade.broker.fills", "sandtrade.broker.ids",
     "sandtrade.broker.legs", "sandtrade.broker.lots", "sandtrade.broker.multileg",
@@ -62,9 +64,9 @@ EXPECTED_SANDTRADE = (
     "sandtrade.sandbox", "sandtrade.sandbox.limits", "sandtrade.sandbox.wire",
     "sandtrade.sandbox.worker", "sandtrade.sandbox.worker.backtest_task",
     "sandtrade.sandbox.worker.boot", "sandtrade.sandbox.worker.confine",
-    "sandtrade.sandbox.worker.live_task",
+    "sandtrade.sandbox.worker.live_task", "sandtrade.sandbox.worker.sweep_task",
     "sandtrade.strategy", "sandtrade.strategy.context", "sandtrade.strategy.hooks",
-    "sandtrade.strategy.loader",
+    "sandtrade.strategy.loader", "sandtrade.strategy.params",
     "sandtrade.strategy.policy", "sandtrade.strategy.static_check", "sandtrade.strategy.ta",
 )
 

@@ -280,6 +280,8 @@ class Search:
     on_result: Callable[[RunResult, bool], None] | None = None
     flush_seconds: float = 1.0
     results: dict[str, RunResult] = field(default_factory=dict)
+    #: The window (start, end) of each run asked for in this process.
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     reused: int = 0
 
     def __post_init__(self) -> None:
@@ -293,11 +295,13 @@ class Search:
         """The results of ``points`` on the window ``start:end``, in the order of
         ``points``: those already known are reused, the rest are run."""
         specs = [RunSpec.of(p, start, end) for p in points]
+        self.windows.update((s.run_id, (start, end)) for s in specs)
         todo = list({s.run_id: s for s in specs if s.run_id not in self.results}.values())
         for s in specs:
-            if s.run_id in self.results and self.on_result is not None:
+            if s.run_id in self.results:
                 self.reused += 1
-                self.on_result(self.results[s.run_id], True)
+                if self.on_result is not None:
+                    self.on_result(self.results[s.run_id], True)
         pending: list[RunResult] = []
         last = time.monotonic()
         try:

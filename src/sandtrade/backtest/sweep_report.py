@@ -66,7 +66,8 @@ def _figure(results: Sequence[RunResult], ranges: Sequence[ParamRange], objectiv
     rows = heat_rows + len(curves)
     if rows == 0:
         return None
-    titles = [esc_chart(f"{objective.stat} by {y.name} (rows) and {x.name} (columns)")
+    where = " (last train window)" if walk is not None else ""
+    titles = [esc_chart(f"{objective.stat} by {y.name} (rows) and {x.name} (columns){where}")
               for x, y in pairs] + [""] * (heat_rows * cols - len(pairs))
     specs: list[list[dict[str, Any] | None]] = [[{}] * cols for _ in range(heat_rows)]
     for c in curves:
@@ -170,8 +171,9 @@ def render_sweep_report(*, strategy: str, results: Sequence[RunResult],
              for w in walk.windows]))
         parts.append("<h2>Out of sample (stitched) beside in sample</h2>")
         parts.append(_table(["figure", "value"],
-                            [[k, v] for k, v in {**walk.out_of_sample,
-                                                 **walk.in_sample}.items()]))
+                            [[f"{label}: {k}", v] for label, figures in (
+                                ("out of sample", walk.out_of_sample),
+                                ("in sample", walk.in_sample)) for k, v in figures.items()]))
         parts.append("</section>")
     parts.append(f'<section class="card"><h2>Top {min(top, len(ok))} runs</h2>')
     parts.append(_table(["#", *names, *stat_cols],

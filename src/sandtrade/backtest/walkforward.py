@@ -198,17 +198,13 @@ def walk_forward(times: Sequence[datetime], spans: Sequence[tuple[int, int, int]
             "Win Rate [%]": wins / trades * 100.0 if trades else None}
     chosen = [w for w in done if w.error is None]
     if chosen:
-        growth = 1.0
-        for w in chosen:
-            ret = w.in_sample.get("Return [%]")
-            growth *= 1.0 + (float(ret) / 100.0 if isinstance(ret, int | float) else 0.0)
-        values = [objective.value(w.in_sample) for w in chosen]
-        numbers = [v for v in values if v is not None]
-        result.in_sample = {
-            "Return [%] (train windows compounded)": (growth - 1.0) * 100.0,
-            f"mean {objective.stat}": sum(numbers) / len(numbers) if numbers else None}
-        oos = [objective.value(w.out_of_sample) for w in chosen]
-        oos_numbers = [v for v in oos if v is not None]
-        result.out_of_sample[f"mean {objective.stat}"] = (
-            sum(oos_numbers) / len(oos_numbers) if oos_numbers else None)
+        # Per window, side by side: train periods overlap when step < train, so their
+        # returns are averaged, never compounded.
+        for side, key in ((result.in_sample, "in_sample"), (result.out_of_sample,
+                                                            "out_of_sample")):
+            for stat in dict.fromkeys(["Return [%]", objective.stat]):
+                values = [Objective(stat).value(getattr(w, key)) for w in chosen]
+                numbers = [v for v in values if v is not None]
+                side[f"mean {stat} per window"] = (sum(numbers) / len(numbers)
+                                                   if numbers else None)
     return result

@@ -32,6 +32,7 @@ from sandtrade.cli.common import (
 from sandtrade.cli.demo import add_demo_command, run_demo
 from sandtrade.cli.host import COMMANDS as HOST_COMMANDS
 from sandtrade.cli.host import add_commands, run_command
+from sandtrade.cli.new import add_new_command, run_new
 from sandtrade.cli.optimize import add_optimize_command, run_optimize
 from sandtrade.cli.options import add_options_command, run_options
 from sandtrade.cli.signals import add_signals_command, run_signals
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     add_signals_command(sub)
     add_options_command(sub)
     add_optimize_command(sub)
+    add_new_command(sub)
     return p
 
 
@@ -403,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_options(args, out, err)
         if args.command == "optimize":
             return run_optimize(args, out, err)
+        if args.command == "new":
+            return run_new(args, out)
     except SandtradeError as e:  # its words may quote a file or a host: shown as data
         print(safe_lines(str(e)), file=sys.stderr)
         return 1

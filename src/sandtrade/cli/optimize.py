@@ -217,7 +217,7 @@ def _run_optimize(args: argparse.Namespace, out: Console, err: Console,
                                           max(1, len(_spans(job, walk))))
     best_value: list[float | None] = [None]
     progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[best]}"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[best]}", markup=False), TimeRemainingColumn(),
                         console=err, transient=True, disable=not err.is_terminal)
     task = progress.add_task("sweep", total=total, best="")
     failures: list[RunResult] = []
@@ -261,11 +261,13 @@ def _run_optimize(args: argparse.Namespace, out: Console, err: Console,
                                            test=test, objective=objective, cash=request.cash)
                 results = list(search.results.values())
     except BaseException:
+        _close(executor)
         if store is not None and sweep is not None:
             sweep.status = "stopped"
             store.save_sweep(sweep)
             err.print(Text(f"sweep {sweep_id} stopped; the same command resumes it"))
         raise
+    _close(executor)
     if store is not None and sweep is not None:
         sweep.status = "finished"
         store.save_sweep(sweep)
@@ -288,17 +290,23 @@ def _run_optimize(args: argparse.Namespace, out: Console, err: Console,
     if args.report:
         from sandtrade.backtest.sweep_report import write_sweep_report
 
-        write_sweep_report(args.report, strategy=args.strategy, results=results,
+        charted = results
+        if walk_result is not None and walk_result.windows:
+            # The heatmaps of one window: the last, whose winner is the next to trade.
+            a, b, _ = walk_result.windows[-1].bars
+            charted = [r for r in results if search.windows.get(r.run_id) == (a, b)]
+        write_sweep_report(args.report, strategy=args.strategy, results=charted,
                            ranges=ranges, objective=objective, best=best_full,
                            walk=walk_result, top=max(args.top, 20),
                            columns=("Return [%]", "Max. Drawdown [%]", "# Trades",
                                     "Win Rate [%]", "Equity Final [$]"))
     if args.json:
-        print(json.dumps(_json_out(best_run, results, walk_result, sweep_id),
+        print(json.dumps(_json_out(best_run, results, walk_result, sweep_id, search.windows),
                          allow_nan=False, default=str))
         return 0
-    _print_table(out, results, ranges, objective, args.top)
-    if walk_result is not None:
+    if walk_result is None:
+        _print_table(out, results, ranges, objective, args.top)
+    else:
         _print_walk(out, walk_result, ranges, objective)
     if best_run is not None:
         shown = ", ".join(f"{k}={v!r}" for k, v in best_run.params.items())
@@ -311,6 +319,13 @@ def _run_optimize(args: argparse.Namespace, out: Console, err: Console,
     if args.report:
         out.print(Text(f"report: {args.report}"))
     return 0
+
+
+def _close(executor: Executor) -> None:
+    """End what an executor keeps between calls (the local pool's warm workers)."""
+    close = getattr(executor, "close", None)
+    if callable(close):
+        close()
 
 
 def _spans(job: SweepJob, walk: Any) -> list[tuple[int, int, int]]:
@@ -343,10 +358,12 @@ def _clean(value: Any) -> Any:
 
 
 def _json_out(best: RunResult | None, results: list[RunResult], walk: Any,
-              sweep_id: str) -> dict[str, Any]:
+              sweep_id: str, windows: dict[str, tuple[int, int]]) -> dict[str, Any]:
     def run(r: RunResult) -> dict[str, Any]:
         item: dict[str, Any] = {"params": r.params,
                                 "stats": {k: _clean(v) for k, v in r.stats.items()}}
+        if walk is not None and r.run_id in windows:
+            item["window"] = list(windows[r.run_id])  # timestamps start:end of its train
         if r.error is not None:
             item["error"] = r.error
         return item
@@ -372,16 +389,17 @@ def _print_table(out: Console, results: list[RunResult], ranges: list[ParamRange
     ok.sort(key=lambda r: objective.value(r.stats) or 0.0, reverse=objective.maximize)
     cols = list(dict.fromkeys([objective.stat, "Return [%]", "Max. Drawdown [%]",
                                "# Trades"]))
-    table = Table(title=f"top {min(top, len(ok))} of {len(results):,} runs by "
-                  f"{safe(objective.stat)}", title_justify="left")
+    table = Table(title=Text(f"top {min(top, len(ok))} of {len(results):,} runs by "
+                             f"{safe(objective.stat)}"), title_justify="left")
     table.add_column("#", justify="right")
     for pr in ranges:
-        table.add_column(safe(pr.name), justify="right")
+        table.add_column(Text(safe(pr.name)), justify="right")
     for c in cols:
-        table.add_column(safe(c), justify="right")
+        table.add_column(Text(safe(c)), justify="right")
+    # Text, not str: a cell's text is data (a worker's statistic), never rich markup.
     for k, r in enumerate(ok[:top], start=1):
-        table.add_row(str(k), *(safe(repr(r.params.get(x.name))) for x in ranges),
-                      *(format_stat(r.stats.get(c)) for c in cols))
+        table.add_row(str(k), *(Text(safe(repr(r.params.get(x.name)))) for x in ranges),
+                      *(Text(safe(format_stat(r.stats.get(c)))) for c in cols))
     out.print(table)
 
 
@@ -390,19 +408,21 @@ def _print_walk(out: Console, walk: Any, ranges: list[ParamRange],
     table = Table(title="walk-forward windows", title_justify="left")
     for head in ("train", "test", *(r.name for r in ranges), f"{objective.stat} in",
                  f"{objective.stat} out", "Return [%] out"):
-        table.add_column(safe(head), justify="right")
+        table.add_column(Text(safe(head)), justify="right")
     for w in walk.windows:
         table.add_row(f"{w.train[0]:%Y-%m-%d}..{w.train[1]:%Y-%m-%d}",
                       f"{w.test[0]:%Y-%m-%d}..{w.test[1]:%Y-%m-%d}",
-                      *(safe(repr(w.params.get(r.name))) for r in ranges),
+                      *(Text(safe(repr(w.params.get(r.name)))) for r in ranges),
                       format_stat(objective.value(w.in_sample)),
                       format_stat(objective.value(w.out_of_sample)),
-                      format_stat(w.out_of_sample.get("Return [%]")))
+                      Text(safe(format_stat(w.out_of_sample.get("Return [%]")))))
     out.print(table)
     summary = Table(title="out of sample (stitched) and in sample", title_justify="left",
                     show_header=False)
     summary.add_column("figure")
     summary.add_column("value", justify="right")
-    for k, v in {**walk.out_of_sample, **walk.in_sample}.items():
-        summary.add_row(safe(k), format_stat(v))
+    for label, figures in (("out of sample", walk.out_of_sample),
+                           ("in sample", walk.in_sample)):
+        for k, v in figures.items():
+            summary.add_row(Text(safe(f"{label}: {k}")), Text(safe(format_stat(v))))
     out.print(summary)

@@ -21,6 +21,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -75,8 +76,27 @@ def encoded_bars(job: SweepJob) -> tuple[list[str], list[tuple[int, bytes]]]:
     return symbols, chunks
 
 
+_STARTER: ThreadPoolExecutor | None = None
+_STARTER_LOCK = threading.Lock()
+
+
+def _starter() -> ThreadPoolExecutor:
+    """The threads that spawn sweep workers, alive as long as the process (see
+    ``supervisor._spawner``: ``PR_SET_PDEATHSIG`` follows the spawning thread)."""
+    global _STARTER
+    with _STARTER_LOCK:
+        if _STARTER is None:
+            _STARTER = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                          thread_name_prefix="sweep-start")
+        return _STARTER
+
+
 class LocalExecutor:
     """Runs a sweep's runs in ``workers`` sandboxed worker processes on this machine.
+
+    Between :meth:`run` calls of the same job the workers wait warm, holding the bars (a
+    walk-forward's windows and Optuna's batches then cost no boot and no new copy of the
+    bars); :meth:`close` (or leaving a ``with`` block) ends them.
 
     :param workers: how many at once (default: one per core).
     :param limits: each worker's limits (default: the sandbox's defaults).
@@ -89,6 +109,46 @@ class LocalExecutor:
         self.supervisor = supervisor or Supervisor(limits)
         #: Workers started during the last :meth:`run` (the first ones and replacements).
         self.started = 0
+        # Workers that finished their share of a run() and wait, warm and holding the bars,
+        # for the next run() of the same job (a walk-forward's windows, Optuna's batches).
+        self._idle: list[Worker] = []
+        self._idle_job: SweepJob | None = None
+        self._idle_lock = threading.Lock()
+
+    def close(self) -> None:
+        """End the workers kept warm between :meth:`run` calls."""
+        with self._idle_lock:
+            idle, self._idle, self._idle_job = self._idle, [], None
+        for worker in idle:
+            worker.close_input()
+            with contextlib.suppress(SandtradeError, OSError):
+                worker.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _warm(self, job: SweepJob) -> Worker | None:
+        with self._idle_lock:
+            while self._idle and self._idle_job is job:
+                worker = self._idle.pop()
+                if worker.proc.poll() is None and worker.kill_reason is None:
+                    return worker
+                worker.close()
+        return None
+
+    def _park(self, job: SweepJob, worker: Worker) -> None:
+        with self._idle_lock:
+            if self._idle_job is not job:
+                stale, self._idle = self._idle, []
+                self._idle_job = job
+            else:
+                stale = []
+            self._idle.append(worker)
+        for old in stale:
+            old.close()
 
     def run(self, job: SweepJob, runs: Sequence[RunSpec]) -> Iterator[RunResult]:
         """Run every one of ``runs`` and yield each result as it finishes (see
@@ -97,6 +157,8 @@ class LocalExecutor:
         todo: deque[RunSpec] = deque(runs)
         if not todo:
             return
+        if self._idle_job is not job:
+            self.close()  # another job's workers hold other bars
         symbols, chunks = encoded_bars(job)
         task = {"task": "sweep", "path": job.strategy, "source": job.source,
                 "request": job.request.model_dump(mode="json"), "symbols": symbols}
@@ -111,7 +173,10 @@ class LocalExecutor:
                 return todo.popleft() if todo and not stop.is_set() else None
 
         def start() -> Worker:
-            worker = self.supervisor.start(task, name=job.strategy, wall_limit=False)
+            # On a thread that outlives this run: a worker's parent-death signal fires when
+            # the thread that spawned it ends, and a warm worker outlives its run() call.
+            worker = _starter().submit(self.supervisor.start, task, name=job.strategy,
+                                       wall_limit=False).result()
             with lock:
                 live[id(worker)] = worker
                 self.started += 1
@@ -125,12 +190,22 @@ class LocalExecutor:
             try:
                 while (spec := take()) is not None:
                     if worker is None:
-                        worker = start()
+                        worker = self._warm(job)
+                        if worker is not None:
+                            with lock:
+                                live[id(worker)] = worker
+                        else:
+                            worker = start()
                     result, healthy = self.run_one(worker, spec)
                     results.put(result)
                     if not healthy:
                         self._close(worker, live, lock)
                         worker = None
+                if worker is not None and not stop.is_set():
+                    with lock:
+                        live.pop(id(worker), None)
+                    self._park(job, worker)
+                    worker = None
             except BaseException as e:  # the executor's own failure: the sweep stops
                 results.put(e)
             finally:
@@ -153,13 +228,16 @@ class LocalExecutor:
                 else:
                     yield item
         finally:
+            stopped_early = running > 0
             stop.set()
             with lock:
-                doomed = list(live.values())
+                doomed = list(live.values()) if stopped_early else []
             for worker in doomed:  # Ctrl-C or an early close: no run goes on unseen
                 worker.kill("exit", "the sweep was stopped")
             for t in threads:
                 t.join(timeout=10)
+            if stopped_early:
+                self.close()
 
     @staticmethod
     def run_one(worker: Worker, spec: RunSpec) -> tuple[RunResult, bool]:

@@ -1,0 +1,204 @@
+"""Sweep speed: a grid of sma_cross runs on GBM bars, sandboxed on 1 and 2 local workers, and
+backtesting.py's ``Backtest.optimize`` on the same grid, in one run.
+
+    python bench/sweep.py [--bars 50000] [--runs 1000] [--skip-backtesting-py]
+
+The grid is fast x slow (fast 2, 3, ...; slow 10, 20, ...; 40 x 25 = 1,000 points by default),
+commission 0, on the same hourly GBM bars as bench/backtest_speed.py. Prints one table:
+runs/s, wall time, and the per-run overhead beyond the back-test itself, which is
+
+    (wall time x workers / runs) - (one in-process back-test of the same run, restricted
+                                    and measured as the sweep's worker does, best of 3)
+
+so it counts everything a sweep adds: the pool, the pipes, loading the strategy afresh per
+run, the host's bookkeeping, and two workers sharing two cores with the host. The sweep's
+runs are not stored (a store adds one batched SQLite write a second).
+
+The Dask row (``--cluster``) is the fast helper's: :func:`dask_row` is where it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars, per run
+
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import SMA
+from strategies_examples import example_path
+
+from sandtrade.backtest.engine import simulate
+from sandtrade.backtest.meter import Meter
+from sandtrade.backtest.optimize import ParamRange, Search, grid_points
+from sandtrade.backtest.request import BacktestRequest, DataSpec
+from sandtrade.backtest.sweep import Executor, SweepJob
+from sandtrade.market.synthetic import reference_gbm_frame
+from sandtrade.models import Bar
+from sandtrade.sandbox.sweep import LocalExecutor
+from sandtrade.strategy.loader import load_strategy_source
+
+
+class SmaCross(Strategy):
+    """backtesting.py's Quick Start strategy (module level: its optimize pickles it)."""
+
+    n1 = 10
+    n2 = 20
+
+    def init(self):  # type: ignore[no-untyped-def]
+        self.sma1 = self.I(SMA, self.data.Close, self.n1)
+        self.sma2 = self.I(SMA, self.data.Close, self.n2)
+
+    def next(self):  # type: ignore[no-untyped-def]
+        if crossover(self.sma1, self.sma2):
+            self.position.close()
+            self.buy()
+        elif crossover(self.sma2, self.sma1):
+            self.position.close()
+            self.sell()
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    name: str
+    runs: int
+    wall_s: float
+    workers: int
+
+    def overhead_ms(self, single_s: float) -> float | None:
+        if self.workers <= 0:
+            return None
+        return (self.wall_s * self.workers / self.runs - single_s) * 1000
+
+
+def grid(runs: int) -> tuple[list[ParamRange], list[dict[str, int]]]:
+    """fast x slow with ``runs`` points (40 x 25 for 1,000)."""
+    n_slow = 25 if runs >= 25 else runs
+    n_fast = max(1, runs // n_slow)
+    ranges = [ParamRange("fast", tuple(range(2, 2 + n_fast))),
+              ParamRange("slow", tuple(range(10, 10 + 10 * n_slow, 10)))]
+    return ranges, grid_points(ranges)
+
+
+def single_run_seconds(source: str, path: str, bars: list[Bar], params: dict[str, int]) -> float:
+    """One back-test in this process as the sweep's worker runs it (restricted, measured
+    without price curves): the fastest of 3 after a warm-up (the least disturbed by other
+    load on the machine)."""
+    times = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        strategy = load_strategy_source(source, path, restricted=True)
+        meter = Meter.for_symbols(["SYN"], prices=False)
+        meter.add_bars(bars)
+        equities = array("d")
+        sim = simulate(strategy, {"SYN": bars}, params=params, keep_bars=False,
+                       measure=lambda _, v, __, out=equities: out.extend(v))
+        meter.add_equity(equities)
+        meter.finish(sim)
+        times.append(time.perf_counter() - t0)
+    return min(times[1:])
+
+
+def local_row(job: SweepJob, points: list[dict[str, int]], workers: int,
+              progress: Callable[[str], None]) -> Row:
+    with LocalExecutor(workers) as executor:
+        return timed_row(f"sandtrade, {workers} local worker{'s' if workers > 1 else ''}",
+                         executor, job, points, workers, progress)
+
+
+def timed_row(name: str, executor: Executor, job: SweepJob, points: list[dict[str, int]],
+              workers: int, progress: Callable[[str], None]) -> Row:
+    done = [0]
+
+    def tick(result: object, reused: bool) -> None:
+        done[0] += 1
+        if done[0] % 100 == 0:
+            progress(f"{name}: {done[0]:,}/{len(points):,}")
+
+    t0 = time.perf_counter()
+    results = Search(executor, job, on_result=tick).run(points, 0, len(job.times))
+    wall = time.perf_counter() - t0
+    failed = [r for r in results if r.error]
+    if failed:
+        raise SystemExit(f"{name}: {len(failed)} runs failed: {failed[0].error}")
+    return Row(name, len(results), wall, workers)
+
+
+def dask_row(args: argparse.Namespace, job: SweepJob,
+             points: list[dict[str, int]]) -> Row | None:
+    """The Dask cluster row (two workers on loopback): the fast helper builds the Dask
+    executor and fills this in; until then the table has no Dask row."""
+    return None
+
+
+def backtesting_py_row(df: object, ranges: list[ParamRange]) -> Row:
+    bt = Backtest(df, SmaCross, cash=10_000, commission=0.0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        heatmap = bt.optimize(n1=list(ranges[0].values), n2=list(ranges[1].values),
+                              maximize="Sharpe Ratio", return_heatmap=True)[1]
+    wall = time.perf_counter() - t0
+    cores = os.cpu_count() or 1
+    return Row(f"backtesting.py optimize (unsandboxed, {cores} processes)", len(heatmap),
+               wall, cores)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bars", type=int, default=50_000)
+    ap.add_argument("--runs", type=int, default=1_000)
+    ap.add_argument("--skip-backtesting-py", action="store_true")
+    args = ap.parse_args()
+
+    df = reference_gbm_frame(args.bars)
+    bars = [Bar("SYN", t.to_pydatetime(), o, h, lo, c, v)
+            for t, o, h, lo, c, v in zip(df.index, df.Open, df.High, df.Low, df.Close,
+                                         df.Volume, strict=True)]
+    path = str(example_path("sma_cross"))
+    source = Path(path).read_text()
+    job = SweepJob(path, source, {"SYN": bars},
+                   BacktestRequest(strategy=path, data=[DataSpec(path="SYN.csv")]))
+    ranges, points = grid(args.runs)
+
+    def progress(text: str) -> None:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+    print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
+    single = single_run_seconds(source, path, bars, points[len(points) // 2])
+    print(f"one run in-process (restricted, measured): {single * 1000:.0f} ms", flush=True)
+    rows = [local_row(job, points, 1, progress), local_row(job, points, 2, progress)]
+    dask = dask_row(args, job, points)
+    if dask is not None:
+        rows.append(dask)
+    if not args.skip_backtesting_py:
+        rows.append(backtesting_py_row(df, ranges))
+    print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(f"\n{len(points):,}-run grid of sma_cross on {args.bars:,} bars, "
+          f"{os.cpu_count()} cores\n")
+    print(f"{'':52} {'runs/s':>8} {'wall s':>8} {'overhead ms/run':>16}")
+    for r in rows:
+        over = r.overhead_ms(single) if r.name.startswith("sandtrade") else None
+        shown = f"{over:16.1f}" if over is not None else f"{'':>16}"
+        print(f"{r.name:52} {r.runs / r.wall_s:8.2f} {r.wall_s:8.1f} {shown}")
+    one, two = rows[0], rows[1]
+    print(f"\n2 workers / 1 worker: {one.wall_s / two.wall_s:.2f}x (target >= 1.8x)")
+    bpy = next((r for r in rows if r.name.startswith("backtesting.py")), None)
+    if bpy is not None:
+        print(f"sandtrade 2 workers / backtesting.py optimize: "
+              f"{bpy.wall_s / two.wall_s:.2f}x (target > 1x)")
+
+
+if __name__ == "__main__":
+    main()
