@@ -112,11 +112,11 @@ def main() -> None:
         dask.client.wait_for_workers(2, timeout=120)
         rows = []
         with Progress(transient=True) as progress:
-            for name, executor in (("local, 1 worker", LocalExecutor(1)),
-                                   ("local, 2 workers", LocalExecutor(2)),
-                                   ("Dask, 2 workers on loopback", dask)):
-                elapsed, results = timed(name, executor, job, specs, progress)
-                rows.append((name, elapsed, results))
+            for name, workers in (("local, 1 worker", 1), ("local, 2 workers", 2)):
+                with LocalExecutor(workers) as local:
+                    rows.append((name, *timed(name, local, job, specs, progress)))
+            name = "Dask, 2 workers on loopback"
+            rows.append((name, *timed(name, dask, job, specs, progress)))
     finally:
         dask.close()
         cluster.close()
