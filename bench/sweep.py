@@ -14,7 +14,9 @@ so it counts everything a sweep adds: the pool, the pipes, loading the strategy 
 run, the host's bookkeeping, and two workers sharing two cores with the host. The sweep's
 runs are not stored (a store adds one batched SQLite write a second).
 
-The Dask row (``--cluster``) is the fast helper's: :func:`dask_row` is where it goes.
+The Dask row (:func:`dask_row`; ``--skip-dask`` leaves it out) runs the same grid on a Dask
+cluster of two workers on loopback (see bench/sweep_dask.py, which prints it beside the local
+rows on its own, and docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 from array import array
@@ -135,11 +138,24 @@ def timed_row(name: str, executor: Executor, job: SweepJob, points: list[dict[st
     return Row(name, len(results), wall, workers)
 
 
-def dask_row(args: argparse.Namespace, job: SweepJob,
-             points: list[dict[str, int]]) -> Row | None:
-    """The Dask cluster row (two workers on loopback): the fast helper builds the Dask
-    executor and fills this in; until then the table has no Dask row."""
-    return None
+def dask_row(job: SweepJob, points: list[dict[str, int]],
+             progress: Callable[[str], None]) -> Row:
+    """The same grid on a Dask cluster of two workers (``dask scheduler`` and two ``dask
+    worker --nthreads 1`` processes on loopback), started and connected before the clock
+    starts; the row includes scattering the data and each worker's first sandbox."""
+    from sweep_dask import LoopbackCluster
+
+    from sandtrade.sandbox.cluster import DaskExecutor
+
+    cluster = LoopbackCluster(Path(tempfile.mkdtemp(prefix="sandtrade-dask-")))
+    executor = DaskExecutor(cluster.address)
+    try:
+        executor.client.wait_for_workers(2, timeout=120)
+        return timed_row("sandtrade, Dask cluster of 2 workers (loopback)", executor, job,
+                         points, 2, progress)
+    finally:
+        executor.close()
+        cluster.close()
 
 
 def backtesting_py_row(df: object, ranges: list[ParamRange]) -> Row:
@@ -160,6 +176,7 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=50_000)
     ap.add_argument("--runs", type=int, default=1_000)
     ap.add_argument("--skip-backtesting-py", action="store_true")
+    ap.add_argument("--skip-dask", action="store_true")
     args = ap.parse_args()
 
     df = reference_gbm_frame(args.bars)
@@ -184,9 +201,8 @@ def main() -> None:
         return row
 
     rows = [done(local_row(job, points, 1, progress)), done(local_row(job, points, 2, progress))]
-    dask = dask_row(args, job, points)
-    if dask is not None:
-        rows.append(done(dask))
+    if not args.skip_dask:
+        rows.append(done(dask_row(job, points, progress)))
     if not args.skip_backtesting_py:
         rows.append(done(backtesting_py_row(df, ranges)))
     print(f"uptime: {os.popen('uptime').read().strip()}")
@@ -199,6 +215,10 @@ def main() -> None:
         print(f"{r.name:52} {r.runs / r.wall_s:8.2f} {r.wall_s:8.1f} {shown}")
     one, two = rows[0], rows[1]
     print(f"\n2 workers / 1 worker: {one.wall_s / two.wall_s:.2f}x (target >= 1.8x)")
+    dask = next((r for r in rows if "Dask" in r.name), None)
+    if dask is not None:
+        print(f"Dask cluster / 2 local workers: {two.wall_s / dask.wall_s:.2f} of the speed "
+              "(target >= 0.85, within 15 %)")
     bpy = next((r for r in rows if r.name.startswith("backtesting.py")), None)
     if bpy is not None:
         print(f"sandtrade 2 workers / backtesting.py optimize: "

@@ -13,6 +13,7 @@ are read back, not run again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -80,6 +81,10 @@ def add_optimize_command(sub: Any) -> None:
     op.add_argument("--seed", type=int, default=0, help="seed of the random and Optuna draws")
     op.add_argument("--workers", type=int, metavar="N",
                     help="sandboxed workers at once (default: one per core)")
+    op.add_argument("--cluster", metavar="ADDRESS",
+                    help="run on a Dask cluster: its scheduler's tcp://HOST:8786, or local:N "
+                    "to start N worker processes here (shows the Dask dashboard's link); "
+                    "needs sandtrade[cluster]")
     op.add_argument("--walk-forward", metavar="SPEC",
                     help="train=LEN,test=LEN[,step=LEN]: optimise on each train window and run "
                     "the winner on the test window after it (LEN: bars, or 2y, 6m, 4w, 30d)")
@@ -99,9 +104,21 @@ def add_optimize_command(sub: Any) -> None:
     add_config_args(op)
 
 
-def make_executor(args: argparse.Namespace) -> Executor:
-    """Where the sweep's runs go: the local pool of sandboxed workers. (The place where a
-    ``--cluster`` option picks a Dask executor instead.)"""
+def make_executor(args: argparse.Namespace, stack: contextlib.ExitStack | None = None,
+                  err: Console | None = None) -> Executor:
+    """Where the sweep's runs go: the local pool of sandboxed workers, or with ``--cluster``
+    a Dask cluster (closed, a ``local:N`` one stopped, with ``stack``; its dashboard link
+    shown on ``err``)."""
+    cluster = getattr(args, "cluster", None)
+    if cluster:
+        from sandtrade.sandbox.cluster import cluster_executor
+
+        def say(message: str) -> None:
+            if err is not None:
+                err.print(Text(message))
+
+        managed = cluster_executor(cluster, say=say)
+        return stack.enter_context(managed) if stack is not None else managed.__enter__()
     from sandtrade.sandbox.sweep import LocalExecutor
 
     return LocalExecutor(args.workers)
@@ -117,6 +134,12 @@ def _file_digest(path: str) -> str:
 
 def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run ``sandtrade optimize``; returns the exit status."""
+    with contextlib.ExitStack() as stack:  # the executor's cluster, when there is one
+        return _run_optimize(args, out, err, stack)
+
+
+def _run_optimize(args: argparse.Namespace, out: Console, err: Console,
+                  stack: contextlib.ExitStack) -> int:
     from sandtrade.backtest.request import BacktestRequest
     from sandtrade.backtest.runner import parse_data_spec
     from sandtrade.backtest.walkforward import parse_walk_forward
@@ -189,7 +212,7 @@ def run_optimize(args: argparse.Namespace, out: Console, err: Console) -> int:
         sweep.status = "running"
         store.save_sweep(sweep)
 
-    executor = make_executor(args)
+    executor = make_executor(args, stack, err)
     total = min(max_runs, len(points)) * (1 if walk is None else
                                           max(1, len(_spans(job, walk))))
     best_value: list[float | None] = [None]

@@ -196,7 +196,7 @@ class LocalExecutor:
                                 live[id(worker)] = worker
                         else:
                             worker = start()
-                    result, healthy = self._one(worker, spec)
+                    result, healthy = self.run_one(worker, spec)
                     results.put(result)
                     if not healthy:
                         self._close(worker, live, lock)
@@ -239,8 +239,10 @@ class LocalExecutor:
             if stopped_early:
                 self.close()
 
-    def _one(self, worker: Worker, spec: RunSpec) -> tuple[RunResult, bool]:
-        """Run ``spec`` on ``worker``: its result, and whether the worker may take more."""
+    @staticmethod
+    def run_one(worker: Worker, spec: RunSpec) -> tuple[RunResult, bool]:
+        """Run ``spec`` on ``worker`` (a ``sweep`` task's, its bars sent): its result, and
+        whether the worker may take more. The Dask executor drives its workers with it too."""
         worker.event_hook = f"run {spec.run_id}"
         worker.expect_progress = True
         worker.send({"type": "run", "run_id": spec.run_id, "params": spec.params,
