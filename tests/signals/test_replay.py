@@ -108,7 +108,9 @@ def test_the_replay_command_reads_a_stopped_hosts_store(tmp_path: Path) -> None:
     from signals.test_kill import Serve
 
     csv = tmp_path / "SYN.csv"
-    write_csv(gbm_bars(400, symbol="SYN", seed=11), csv)
+    # 20 s of market at the host's 200 bars/s: the alerts execute long before the data ends
+    # (with 400 bars, a host slowed by a loaded machine met them after the end, and looped).
+    write_csv(gbm_bars(4000, symbol="SYN", seed=11), csv)
     serve = Serve(tmp_path / "data", csv)
     serve.start()
     try:
@@ -118,7 +120,9 @@ def test_the_replay_command_reads_a_stopped_hosts_store(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             time.sleep(0.05)
         deadline = time.monotonic() + 30
-        while len(_stored_fills(serve.data_dir)) < 4 and time.monotonic() < deadline:
+        while len(_stored_fills(serve.data_dir)) < 4:
+            assert time.monotonic() < deadline, \
+                f"4 fills expected within 30 s, got {_stored_fills(serve.data_dir)}"
             time.sleep(0.05)
     finally:
         serve.stop()
