@@ -94,6 +94,10 @@ class LocalTrading:
             tag=tag, take_profit=take_profit, stop_loss=stop_loss, trail_price=trail_price,
             trail_percent=trail_percent)
 
+    def signal(self, body: str) -> tuple[str, str, str]:
+        """A back-test sends no signal (an alert of a Pine strategy included)."""
+        return "", "not_sent", "a back-test sends no signals"
+
     def close_position(self, symbol: str) -> Order | None:
         """A reduce-only market order for the whole position, or None when flat."""
         qty = self._broker.position_qty(self._account, symbol)

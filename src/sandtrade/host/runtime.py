@@ -45,6 +45,7 @@ from sandtrade.rpc.strategies import StrategyServicer
 from sandtrade.rpc.trading import TradingServicer
 from sandtrade.sandbox.limits import RunQuotas
 from sandtrade.sandbox.manager import StrategyManager
+from sandtrade.signal_model import SignalRecord
 from sandtrade.signals.pipeline import SignalPipeline
 from sandtrade.store import open_store
 from sandtrade.store.base import Store
@@ -505,7 +506,14 @@ class HostRuntime:
         assert self.trading is not None
         return TradingDoor(self.trading, principal, account, run_id,
                            flood_seconds=self.settings.account_quotas(account).flood_seconds,
-                           options=self.options)
+                           options=self.options, signals=self._strategy_signal)
+
+    def _strategy_signal(self, body: str, principal: Principal, source: str) -> SignalRecord:
+        """A strategy's ``ctx.signal``: journaled (blocking, on a door thread) like any
+        signal; the record as the journal has it."""
+        if self.signals is None:
+            raise SandtradeError("this host takes no signals")
+        return self.signals.submit(body, source=source, principal=principal).record
 
     def _ensure_operator_token(self) -> None:
         """On first start, an admin token for every account, readable by this user only; the

@@ -59,11 +59,13 @@ from sandtrade.options.templates import TemplateError
 from sandtrade.rpc import convert
 from sandtrade.rpc.errors import status_of
 from sandtrade.rpc.trading import ensure_account
+from sandtrade.strategy.context import MAX_SIGNAL_BYTES
 from sandtrade.v1 import trading_pb2 as tpb
 
 if TYPE_CHECKING:
     from sandtrade.broker.paper import PaperBroker
     from sandtrade.rpc.trading import TradingServicer
+    from sandtrade.signal_model import SignalRecord
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,11 @@ def _placed(done: tuple[Order, list[Fill]]) -> dict[str, Any]:
             "fills": [f.model_dump(mode="json") for f in fills]}
 
 
+#: How a door sends a strategy's signal: ``(body, principal, source) -> the journaled record``
+#: (the host's signal pipeline; blocking until the journal has it).
+SendSignal = Callable[[str, Principal, str], "SignalRecord"]
+
+
 class TradingDoor:
     """The trading API as one run sees it: calls for one account, as one principal.
 
@@ -131,7 +138,8 @@ class TradingDoor:
 
     def __init__(self, trading: TradingServicer, principal: Principal, account: str,
                  run_id: str, *, flood_seconds: int = 10,
-                 options: OptionQuotes | None = None, strategy: str | None = None) -> None:
+                 options: OptionQuotes | None = None, strategy: str | None = None,
+                 signals: SendSignal | None = None) -> None:
         self.account = account
         self.options = options
         #: The source of every order of the run: the strategy (``strategy``, by default the
@@ -140,6 +148,7 @@ class TradingDoor:
         self.source = OrderSource(kind="strategy", ref=name[:128], label=name[:256])
         self.principal = principal
         self._trading = trading
+        self._signals = signals
         self._open = True
         #: Set when the run's orders have been refused for a quota ``flood_seconds`` seconds
         #: in a row: why the run should be stopped ("order flood: ...").
@@ -252,6 +261,19 @@ class TradingDoor:
         return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True,
                                                    source=self.source),
                            lambda done: done[0].model_dump(mode="json"))
+
+    def signal(self, args: dict[str, Any]) -> list[str]:
+        """``ctx.signal``: the body through the host's signal pipeline, as the run's
+        principal, its source ``strategy:NAME``; the journal's id, status and reason."""
+        body = args.get("body")
+        if type(body) is not str:
+            raise CallError("body must be a string")
+        if len(body.encode("utf-8", "replace")) > MAX_SIGNAL_BYTES:
+            raise CallError(f"the body is larger than {MAX_SIGNAL_BYTES:,} bytes")
+        if self._signals is None:
+            raise CallError("this host takes no signals from strategies")
+        record = self._signals(body, self.principal, f"strategy:{self.source.ref}")
+        return [record.id, record.status.value, record.reason]
 
     def close_position(self, args: dict[str, Any]) -> _Applied:
         """``ctx.close_position()``: the position read and its reduce-only market order
@@ -453,6 +475,7 @@ class TradingDoor:
 
     _OPS: ClassVar[dict[str, Callable[[TradingDoor, dict[str, Any]], Any]]] = {
         "submit": submit, "cancel": cancel, "close": close_position, "position": position,
+        "signal": signal,
         "account": account_view,
         "open_orders": open_orders, "option_chain": option_chain,
         "option_order": option_order, "option_close": option_close,

@@ -640,7 +640,8 @@ class StrategyManager:
         if self.store.get_account(record.account) is None:
             self.store.create_account(Account(id=record.account, cash=self.cash,
                                               initial_cash=self.cash))
-        principal, _ = self.auth.issue_ephemeral(record.account, ("read", "trade"))
+        # "signal": ctx.signal sends its account's signals through the pipeline.
+        principal, _ = self.auth.issue_ephemeral(record.account, ("read", "trade", "signal"))
         run_id = f"{record.name}-{secrets.token_hex(8)}"
         door = self._open_door(principal, record.account, run_id)
         state, unreadable = self._stored_state(sid)

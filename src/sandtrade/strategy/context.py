@@ -73,6 +73,11 @@ class Trading(Protocol):
         the position read and the order placed in one step; None when flat."""
         ...
 
+    def signal(self, body: str) -> tuple[str, str, str]:
+        """Send ``body`` as a signal of the account, as an alert would be sent: journaled,
+        routed and executed by the host's signal pipeline. ``(id, status, reason)``."""
+        ...
+
     def position(self, symbol: str) -> PositionView:
         """The position in ``symbol`` (flat when none)."""
         ...
@@ -221,6 +226,20 @@ class GroupView(NamedTuple):
     id: str
     legs: tuple[tuple[str, float], ...]
     value: float
+
+
+#: The largest body ``ctx.signal`` sends (the webhook takes larger ones; a strategy's alerts
+#: are a line or a small JSON object).
+MAX_SIGNAL_BYTES = 16 << 10
+
+
+class SignalSent(NamedTuple):
+    """What ``ctx.signal`` got back: the journaled signal's id, its status (``received``,
+    ``validated``, ..., ``rejected`` with the ``reason``), or ``not_sent`` in a back-test."""
+
+    id: str
+    status: str
+    reason: str
 
 
 class SignalView(NamedTuple):
@@ -978,6 +997,28 @@ class Context:
         appear on the dashboard's chart. At most 16 series, names of up to 40 printable
         characters."""
         self._plots.record(name, value, pane, color, self.symbol, self.bar_index, self.time)
+
+    def signal(self, body: str | dict[str, Any]) -> SignalSent:
+        """Send a signal of the strategy's account, as a TradingView alert is sent: ``body``
+        in any form the webhook reads (``"buy 5 AAPL"``, a TradersPost or TradingView JSON
+        object). The host journals it, routes it (paper, a strategy, a live broker) and
+        executes it like any signal, its source ``strategy:NAME``; the answer says what the
+        journal made of it (a body it cannot read comes back ``rejected`` with the reason,
+        never as an exception). A back-test sends nothing: it answers ``not_sent``."""
+        if isinstance(body, dict):
+            import json
+
+            try:
+                text = json.dumps(body)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"ctx.signal: the object cannot be sent as JSON: {e}") from None
+        elif isinstance(body, str):
+            text = body
+        else:
+            raise TypeError(f"ctx.signal takes a string or a dict, not {type(body).__name__}")
+        if len(text.encode("utf-8", "replace")) > MAX_SIGNAL_BYTES:
+            raise ValueError(f"ctx.signal: the body is larger than {MAX_SIGNAL_BYTES:,} bytes")
+        return SignalSent(*self._trading.signal(text))
 
     def log(self, *parts: object) -> None:
         """Write a line to the run's log, stamped with the bar time."""

@@ -690,9 +690,11 @@ class PineRuntime:
         self._ctx.plot(title, v, pane=pane, color=color)
 
     def alert(self, message: object, freq: object = None) -> None:
-        """``alert``/``alertcondition``: a line in the run's log, as a signal the strategy
-        emits (the strategy API has no signal to send yet)."""
+        """``alert``: a line in the run's log, and the message sent as a signal of the
+        strategy's account (``ctx.signal``: a live run's alerts trade as TradingView's
+        would through a bridge; a back-test sends none)."""
         self._ctx.log(f"ALERT {message}")
+        self._ctx.signal(str(message))
 
     @staticmethod
     def tostring(x: object) -> str:

@@ -101,6 +101,11 @@ class RemoteTrading:
                             reduce_only=reduce_only, tag=tag, **legs)
         return Order.model_validate(result)
 
+    def signal(self, body: str) -> tuple[str, str, str]:
+        """Send a signal of the account through the host's signal pipeline."""
+        r = self._call("signal", body=body)
+        return str(r[0]), str(r[1]), str(r[2])
+
     def close_position(self, symbol: str) -> Order | None:
         """Close the position in ``symbol``: one call, read and placed by the host at once."""
         result = self._call("close", symbol=symbol)
