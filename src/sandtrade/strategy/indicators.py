@@ -90,8 +90,10 @@ class Sma:
 
     Summed as ``ctx.ta.sma`` sums (pandas' ``rolling(length).mean()``, to the last bit: a
     running sum with Kahan compensation for the values added and for those removed, a window
-    of one repeated value giving that value exactly), so an imported Pine strategy and the
-    same strategy written with ``ctx.ta`` cross on the same bars."""
+    of one repeated value giving that value exactly); ``ctx.ta.sma`` is this core too. A
+    plain running sum differs in the last bit now and then, and where two averages are equal
+    by pandas' sums (GOOG, SMA 5 and 25, 2013-10-04) that bit decided a crossover the other
+    way, and a parameter sweep's figures with it."""
 
     __slots__ = ("_comp_add", "_comp_remove", "_mean", "_nans", "_negatives", "_prev",
                  "_same", "_sum", "_win", "length")
@@ -107,7 +109,8 @@ class Sma:
     def update(self, x: float) -> float:
         """Take this bar's value; the average, or nan while fewer than ``length`` values (or a
         nan) are in the window."""
-        x = _f(x)
+        if type(x) is not float:  # a bar's field is one already: no call on the hot path
+            x = _f(x)
         win = self._win
         if len(win) == self.length:
             old = win.popleft()

@@ -199,55 +199,20 @@ Updater = Callable[[Bar, int], None]
 
 
 def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
-    """Simple moving average of ``field`` over ``length`` bars.
-
-    Computed as pandas' ``rolling(length).mean()`` does (backtesting.py's ``SMA``), to the
-    last bit: a running sum with Kahan compensation, one for the values added and one for
-    those removed, and a window of one repeated value giving that value exactly. A plain
-    running sum differs in the last bit now and then, and where two averages are equal by
-    pandas' sums (GOOG, SMA 5 and 25, 2013-10-04) that bit decided a crossover the other
-    way, and a parameter sweep's figures with it.
-    """
+    """Simple moving average of ``field`` over ``length`` bars: the :class:`Sma` core, which
+    sums as pandas' ``rolling(length).mean()`` does (backtesting.py's ``SMA``), to the last
+    bit (see there why it matters)."""
     s = Series(name)
     idx = FIELDS[field]
-    win: deque[float] = deque()
+    core = Sma(length)
+    step = core.update
     hist = s._hist
-    total = comp_add = comp_remove = 0.0
-    negatives = same = 0
-    prev = NAN
 
     def update(bar: Bar, i: int) -> None:
         # Series._push inlined: this runs once per bar per average.
-        nonlocal total, comp_add, comp_remove, negatives, same, prev
-        x: float = bar[idx]  # type: ignore[assignment]  # idx picks a price field
-        if len(win) == length:
-            old = win.popleft()
-            y = -old - comp_remove
-            t = total + y
-            comp_remove = t - total - y
-            total = t
-            if old < 0.0 or (old == 0.0 and math.copysign(1.0, old) < 0.0):
-                negatives -= 1
-        win.append(x)
-        y = x - comp_add
-        t = total + y
-        comp_add = t - total - y
-        total = t
-        if x < 0.0 or (x == 0.0 and math.copysign(1.0, x) < 0.0):
-            negatives += 1
-        same = same + 1 if x == prev else 1
-        prev = x
-        if len(win) == length:
-            if same >= length:
-                v = x
-            else:
-                v = total / length
-                if (negatives == 0 and v < 0.0) or (negatives == length and v > 0.0):
-                    v = 0.0
-            if s.first_valid_bar is None:
-                s.first_valid_bar = i
-        else:
-            v = NAN
+        v = step(bar[idx])  # type: ignore[arg-type]  # idx picks a price field
+        if v == v and s.first_valid_bar is None:
+            s.first_valid_bar = i
         hist.append(v)
         s._prev = s._cur
         s._cur = v
