@@ -901,6 +901,10 @@ class StrategyManager:
         """A worker is gone: record why; start it again with backoff unless it was asked
         to stop or gave up."""
         sid = run.record.id
+        if run.give_up is not None:
+            # No longer marked to run before anyone can read it failed: a status that says
+            # FAILED never stands beside a record that would start it again.
+            self.store.set_strategy_desired(sid, "stopped")
         with self._lock:
             if self._runs.get(sid) is run:
                 del self._runs[sid]
@@ -941,7 +945,6 @@ class StrategyManager:
             return
         self._note(sid, f"worker ended: {reason}")
         if run.give_up is not None:
-            self.store.set_strategy_desired(sid, "stopped")
             return
         with self._lock:
             if self._closing:
