@@ -5,7 +5,8 @@ A plugin (the TradingView adapter is one) gets a :class:`HostApi` in its
 ``sandtrade_http_routes`` hook and uses nothing else of the host: its own settings, token
 checks, and signal submission; and, for pages that show the host (the dashboard plugin), what
 a principal may read of accounts, orders, fills, signals, strategies and bars, the few actions
-it may take on them (cancel an order, close a position, start or stop a strategy), and the
+it may take on them (cancel an order, close a position, start or stop a strategy, pause or
+resume a signal route), and the
 host's changes as one numbered log (:meth:`HostApi.events_after`, from
 :class:`~sandtrade.watch.HostWatch`). Every read and action checks the principal's scope and
 account exactly as the gRPC API does (a token of one account sees nothing of another's).
@@ -313,6 +314,54 @@ class HostApi:
         record = manager.start(target, name) if running else manager.stop(target, name)
         return {"name": record.name, "account": record.account,
                 "state": manager.state_of(record.id)}
+
+    def routes(self, principal: Principal, account: str) -> list[dict[str, Any]]:
+        """Where the account's signals may go, each with whether a person paused it
+        (:mod:`sandtrade.signals.pauses`): ``{route, label, paused, since, by, can_pause}``.
+        The account as a whole first, then its paper broker, its strategies and the live
+        brokers routes may reach (those the operator's alone to pause)."""
+        parts = self._need()
+        target = self._readable(principal, account)
+        listed = [(f"account:{target}", "every signal of the account"),
+                  (f"paper:{target}", "the paper broker")]
+        if parts.strategies is not None:
+            listed += [(f"strategy:{target}/{record.name}", f"strategy {record.name}")
+                       for record, _ in parts.strategies.list_all(target)]
+        listed += [(f"live:{name}", f"live broker {name} (every account)")
+                   for name in self.trading_mode()["brokers"]]
+        paused = self._pipeline.pauses.all()
+        can_trade = principal.has("trade")
+        operator = principal.account == ALL_ACCOUNTS
+        return [{"route": route, "label": label, "paused": route in paused,
+                 "since": paused.get(route, {}).get("since", ""),
+                 "by": paused.get(route, {}).get("by", ""),
+                 "can_pause": can_trade and (operator or not route.startswith("live:"))}
+                for route, label in listed]
+
+    def set_route_paused(self, principal: Principal, route: str, paused: bool
+                         ) -> dict[str, Any]:
+        """Pause or resume a route (``trade`` scope on its account; a live broker's, which
+        serves every account, the operator's alone). Signals it would carry are journaled
+        as dropped, with the reason, while it is paused."""
+        from sandtrade.signals.pauses import check_route
+
+        route, account = check_route(route)
+        if account is None:
+            principal.require_scope("trade")
+            if principal.account != ALL_ACCOUNTS:
+                raise AuthError(f"{route} serves every account: only the operator may pause "
+                                "it", "permission_denied")
+        else:
+            principal.require("trade", account)
+        who = "the operator" if principal.account == ALL_ACCOUNTS else \
+            f"token {principal.token_id}"
+        info = self._pipeline.pauses.set(route, paused, who)
+        view = {"route": route, "paused": info is not None,
+                "since": (info or {}).get("since", ""), "by": (info or {}).get("by", "")}
+        watch = self._need().watch
+        if watch is not None:
+            watch.emit("route", account, view)
+        return view
 
     def symbols(self) -> list[str]:
         """The symbols the host has prices of."""

@@ -70,7 +70,8 @@ class Watched:
         self.requests: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
                      else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # With its stack: a library's minified "Value is null" says nothing on its own.
+        self.page.on("pageerror", lambda e: self.errors.append(f"{e}\n{e.stack}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.host = host
 
@@ -381,5 +382,34 @@ def test_an_open_iron_condor_is_shown_with_its_legs_bounds_and_payoff(
     assert card.locator("tbody tr").count() == 4
     assert card.locator("svg polyline").count() == 3  # zero, at expiry, today
     assert "unlimited" not in card.inner_text()  # a condor's loss is bounded
+    w.check_clean()
+    w.close()
+
+
+def test_a_paused_route_drops_alerts_with_the_reason_until_resumed(
+        browser: Any, host: DashboardHost) -> None:
+    w = Watched(browser, host)
+    page = w.sign_in(host.tokens["bob"])
+    w.view("signals")
+    route = page.locator("#routes li[data-route='paper:bob']")
+    route.wait_for(timeout=20_000)
+    assert route.get_attribute("data-paused") == "false"
+    route.locator("button", has_text="Pause").click()
+    page.wait_for_selector("#routes li[data-route='paper:bob'][data-paused=true]",
+                           timeout=20_000)  # from the host's event, not the click
+    try:
+        assert "since" in route.inner_text() and "token" in route.inner_text()
+        r = host.alert("bob", "sell 1 DEMO")
+        assert r.status_code == 200 and r.json()["status"] == "dropped", r.text
+        card = f"[data-signal='{r.json()['id']}']"
+        page.wait_for_selector(f"{card} [data-status=dropped]", timeout=20_000)
+        assert "the route to paper:bob is paused" in page.locator(f"{card} .reason").inner_text()
+    finally:
+        route.locator("button", has_text="Resume").click()
+        page.wait_for_selector("#routes li[data-route='paper:bob'][data-paused=false]",
+                               timeout=20_000)
+    r = host.alert("bob", "sell 1 DEMO")
+    page.wait_for_selector(f"[data-signal='{r.json()['id']}'] [data-status=executed]",
+                           timeout=20_000)
     w.check_clean()
     w.close()

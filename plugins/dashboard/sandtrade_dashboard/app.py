@@ -16,7 +16,8 @@ Reads
     ``GET /dashboard/api/...``: what the session's token may read (its account's, or every
     account's for the operator, who picks one with ``?account=``), as JSON.
 Actions
-    ``POST /dashboard/api/...``: cancel an order, close a position, start or stop a strategy.
+    ``POST /dashboard/api/...``: cancel an order, close a position, start or stop a strategy,
+    pause or resume a signal route.
     Each needs the scope the gRPC API asks for (``trade``; ``admin`` for strategies) and the
     session's CSRF token in an ``X-CSRF-Token`` header (a synchronizer token, given to the
     page by ``/dashboard/api/me``); without it the answer is 403 and nothing is done.
@@ -298,6 +299,8 @@ def make_router(host: HostApi) -> APIRouter:
                                               request.query_params.get("name", ""))
                 if name == "groups":
                     return host.position_groups(s.principal, account)
+                if name == "routes":
+                    return host.routes(s.principal, account)
                 if name == "plots":
                     return host.strategy_plots(s.principal, account,
                                                request.query_params.get("symbol", ""))
@@ -310,7 +313,7 @@ def make_router(host: HostApi) -> APIRouter:
         return route
 
     for name in ("account", "curve", "orders", "fills", "signals", "strategies", "logs",
-                 "performance", "groups", "plots", "bars"):
+                 "performance", "groups", "plots", "routes", "bars"):
         router.add_api_route(f"/dashboard/api/{name}", reader(name), methods=["GET"])
 
     @router.post("/dashboard/api/orders/{order_id}/cancel")
@@ -329,6 +332,13 @@ def make_router(host: HostApi) -> APIRouter:
             return _error(404, f"no action {verb!r}: start or stop")
         return await call(request, lambda s: host.set_strategy_running(
             s.principal, account_of(request, s), name, verb == "start"), action=True)
+
+    @router.post("/dashboard/api/routes/{verb}")
+    async def route(verb: str, request: Request) -> Response:
+        if verb not in ("pause", "resume"):
+            return _error(404, f"no action {verb!r}: pause or resume")
+        return await call(request, lambda s: host.set_route_paused(
+            s.principal, request.query_params.get("route", ""), verb == "pause"), action=True)
 
     @router.get("/dashboard/events")
     async def events(request: Request) -> Response:

@@ -130,6 +130,7 @@ class HostRuntime:
         #: ``/metrics`` (with the HTTP server).
         self.metrics: Any = None
         self.watch: Any = None
+        self.host_api: Any = None
         self.operator_token_path = self.data_dir / OPERATOR_TOKEN_FILE
         self.restored_fills = 0
         #: Where the broker reads option quotes (symbol -> Quote or None): the ``[options]``
@@ -308,6 +309,8 @@ class HostRuntime:
                           strategies=self.strategies, hub=self.hub, watch=self.watch)
         api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins, parts=parts,
                       performance=self.trading.performance)
+        #: What plugins are given of the host (the dashboard's reads and actions).
+        self.host_api = api
         try:
             routers = self.plugins.http_routes(api)
         except ValueError as e:  # a plugin's settings are invalid

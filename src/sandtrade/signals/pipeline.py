@@ -54,6 +54,7 @@ from sandtrade.signals.duplicates import DuplicateIndex, resend_hash
 from sandtrade.signals.formats import FormatRegistry
 from sandtrade.signals.journal import SignalJournal
 from sandtrade.signals.lanes import Lanes
+from sandtrade.signals.pauses import Pauses
 from sandtrade.signals.pricing import (
     PriceSource,
     Pricing,
@@ -153,6 +154,8 @@ class SignalPipeline:
         self.check_destinations()
         self._duplicates = DuplicateIndex(settings)
         self._duplicates.load(store)
+        #: Routes a person paused (signals to them are journaled as dropped).
+        self.pauses = Pauses(store)
         self._lanes = Lanes(live=live, store=store, strategies=strategies,
                             live_brokers=self.live_brokers, market_position=market_position,
                             on_done=self._executed,
@@ -281,9 +284,16 @@ class SignalPipeline:
             record.id = self._new_id()
             original_id = None
             dedup_hash = None
+            paused = None
             if record.status is SignalStatus.VALIDATED:
                 original_id, why = self._duplicates.find(record.account, key, body_hash, now)
-            if original_id is not None:
+                if original_id is None:
+                    paused = self.pauses.reason(record.account, record.destination)
+            if paused is not None:
+                # Not remembered as sent: the same alert after a resume is a new one.
+                record.step(SignalStatus.DROPPED, record.received_at, paused)
+                record.idempotency_key = None
+            elif original_id is not None:
                 record.step(SignalStatus.DROPPED, record.received_at,
                             f"duplicate of {original_id} ({why}); not executed again")
                 record.idempotency_key = None

@@ -12,6 +12,8 @@ const S = {
   fillLag: [], pendingFills: [],
   // What the account's strategies plotted on this symbol: "strategy/name" -> series.
   plots: new Map(),
+  // Where the account's signals go, and which of those routes a person paused.
+  routes: [],
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -56,7 +58,7 @@ async function api(path, params) {
 
 async function act(path, label) {
   const q = new URLSearchParams({ account: S.account });
-  const r = await fetch(`/dashboard/api/${path}?${q}`, {
+  const r = await fetch(`/dashboard/api/${path}${path.includes("?") ? "&" : "?"}${q}`, {
     method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": S.me.csrf } });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) toast(`${label}: ${body.error || r.statusText}`);
@@ -96,10 +98,34 @@ function shortBadge(source) {
 
 // ------------------------------------------------------------------ loading
 
+let loading = 0;
+async function loadRoutes(account) {
+  let list;
+  try { list = await api("routes", { account }); } catch (e) { return; }
+  if (account !== S.account) return;
+  S.routes = list;
+  S.dirty.add("signals"); schedule();
+}
+
+function renderRoutes() {
+  // Where the account's signals go; a paused route journals them as dropped, with the reason.
+  $("routes").replaceChildren(...(S.routes || []).map((r) => el("li", { class: r.paused ? "route paused" : "route", "data-route": r.route, "data-paused": String(r.paused) },
+    el("span", { class: `status ${r.paused ? "dropped" : "filled"}`, text: r.paused ? "paused" : "open" }),
+    el("span", { text: r.label, title: r.route }),
+    r.paused ? el("span", { class: "muted small", text: ` since ${r.since.replace("T", " ").slice(0, 19)} · ${r.by}` }) : null,
+    r.can_pause ? el("button", { class: r.paused ? "go" : "danger", text: r.paused ? "Resume" : "Pause",
+      onclick: () => act(`routes/${r.paused ? "resume" : "pause"}?route=${encodeURIComponent(r.route)}`, `${r.paused ? "resume" : "pause"} ${r.route}`) }) : null)));
+}
+
 async function loadAll() {
+  // The operator may switch accounts while a load is on its way: only the newest load, for
+  // the account still shown, may fill the views (an older one would look up the old
+  // account's strategies in the new one).
+  const mine = ++loading, account = S.account;
   const [acct, curve, orders, fills, signals, strategies, perf] = await Promise.all([
     api("account"), api("curve"), api("orders"), api("fills"), api("signals"), api("strategies"),
     api("performance").catch(() => null)]);
+  if (mine !== loading || account !== S.account) return;
   S.acct = acct; S.curve = curve; S.perf = perf;
   S.orders = new Map(orders.map((o) => [o.id, o]));
   S.fills = new Map(fills.map((f) => [f.id, f]));
@@ -107,7 +133,8 @@ async function loadAll() {
   for (const s of signals.reverse()) putSignal(s);
   S.strategies = new Map(strategies.map((s) => [s.name, s]));
   S.logs = new Map();
-  for (const s of strategies) loadLog(s.name);
+  for (const s of strategies) loadLog(s.name, account);
+  loadRoutes(account);
   S.ordersReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
@@ -116,8 +143,9 @@ async function loadAll() {
   if (priceChart && S.bars.length) loadPlots(); else renderPlots();
 }
 
-async function loadLog(name) {
-  const lines = await api("logs", { name });
+async function loadLog(name, account) {
+  const lines = await api("logs", { name, account });
+  if (account !== S.account) return;
   S.logs.set(name, lines);
   S.dirty.add("strategies"); schedule();
 }
@@ -158,7 +186,7 @@ function connect() {
   on("strategy", (s) => {
     const known = S.strategies.has(s.name);
     S.strategies.set(s.name, s);
-    if (!known) loadLog(s.name);
+    if (!known) { loadLog(s.name, S.account); loadRoutes(S.account); }
     S.dirty.add("strategies"); schedule();
   });
   on("log", (line) => {
@@ -182,6 +210,10 @@ function connect() {
   on("plot", (p) => {
     for (const s of p.series) mergePlot(p.strategy, s);
     S.dirty.add("plots"); schedule();
+  });
+  on("route", (r) => {
+    const known = (S.routes || []).find((x) => x.route === r.route);
+    if (known) { Object.assign(known, r); S.dirty.add("signals"); schedule(); } else loadRoutes(S.account);
   });
   on("reset", () => loadAll());
   on("signedout", () => location.reload());
@@ -230,7 +262,7 @@ function draw() {
       S.pendingFills = [];
       if (S.fillLag.length > 20000) S.fillLag.splice(0, S.fillLag.length - 20000);
     }
-    if (dirty.has("signals")) renderSignals();
+    if (dirty.has("signals")) { renderRoutes(); renderSignals(); }
     if (dirty.has("strategies")) renderStrategies();
     else if (dirty.has("logs")) renderLogs();
     if (dirty.has("markers")) renderMarkers();
@@ -365,8 +397,10 @@ function renderEquity() {
   if (!window.LightweightCharts || S.view !== "account") return;
   if (!equityChart) {
     equityChart = makeChart($("equity-chart"));
-    equitySeries = equityChart.addLineSeries({ color: "#4c8dff", lineWidth: 2, priceLineVisible: false });
-    ddSeries = equityChart.addAreaSeries({ priceScaleId: "dd", lineColor: "rgba(239,83,80,.8)",
+    // Steps: the host sends a point when the equity changes (and the store keeps one a
+    // minute), each the value that held until the next; a sloped line would invent prices.
+    equitySeries = equityChart.addLineSeries({ color: "#4c8dff", lineWidth: 2, priceLineVisible: false, lineType: 1 });
+    ddSeries = equityChart.addAreaSeries({ priceScaleId: "dd", lineColor: "rgba(239,83,80,.8)", lineType: 1,
       topColor: "rgba(239,83,80,.05)", bottomColor: "rgba(239,83,80,.45)", lineWidth: 1,
       priceFormat: { type: "custom", formatter: (x) => `${x.toFixed(2)} %` }, priceLineVisible: false });
     equityChart.priceScale("dd").applyOptions({ scaleMargins: { top: 0.72, bottom: 0 } });
@@ -536,7 +570,14 @@ async function loadBars() {
   if (symbol !== S.symbol || tf !== S.tf) return;
   const first = !S.bars.length;
   S.bars = bars;
-  candles.setData(bars.map((b) => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close })));
+  const candleData = bars.map((b) => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close }));
+  if (!setSeriesData(candles, candleData)) {
+    // A plot's stale points (lightweight-charts' issue 2044): drawn afresh below.
+    for (const series of plotSeries.values()) priceChart.removeSeries(series);
+    plotSeries = new Map();
+    plotsBelow = false;
+    candles.setData(candleData);
+  }
   if (bars.length) S.lastBar = Math.max(S.lastBar, bars[bars.length - 1].time);
   $("chart-note").textContent = bars.length ? `${bars.length} bars · last ${when(bars[bars.length - 1].time)} UTC` : "no bars yet";
   if (first) priceChart.timeScale().fitContent();
@@ -550,12 +591,17 @@ async function loadBars() {
 // the lower quarter of the chart (pane "below"), each bar's last value, at the chart's bars.
 const PLOT_COLORS = ["#ff9800", "#b388ff", "#4dd0e1", "#f06292", "#aed581", "#ffd54f", "#90a4ae", "#4c8dff"];
 const PLOT_POINTS = 2000;
-let plotSeries = new Map();
+let plotSeries = new Map(), plotsBelow = false;
+
+function setSeriesData(series, data) {
+  // Whether the chart took the data (see renderPlots for when it may not).
+  try { series.setData(data); return true; } catch (e) { return false; }
+}
 async function loadPlots() {
-  const symbol = S.symbol;
+  const symbol = S.symbol, account = S.account;
   let list;
-  try { list = await api("plots", { symbol }); } catch (e) { return; }
-  if (symbol !== S.symbol) return;
+  try { list = await api("plots", { symbol, account }); } catch (e) { return; }
+  if (symbol !== S.symbol || account !== S.account) return;
   S.plots = new Map(list.map((p) => [`${p.strategy}/${p.name}`, p]));
   renderPlots();
 }
@@ -598,15 +644,27 @@ function renderPlots() {
       if (data.length && data[data.length - 1].time === time) data[data.length - 1].value = v;
       else data.push({ time, value: v });
     }
-    series.setData(data);
+    if (!setSeriesData(series, data)) {
+      // lightweight-charts 4.2 can throw "Value is null" from setData when a line's drawn
+      // points are older than the time scale (its issue 2044): a new series has none.
+      priceChart.removeSeries(series);
+      series = priceChart.addLineSeries({ color, lineWidth: 2, priceLineVisible: false,
+        lastValueVisible: false, crosshairMarkerVisible: false,
+        priceScaleId: p.pane === "below" ? "plots-below" : "right" });
+      plotSeries.set(key, series);
+      series.setData(data);  // a second failure is a real one: the console shows it
+    }
     const last = p.points[p.points.length - 1];
     const swatch = el("span", { class: "swatch" });
     swatch.style.background = color;
     legend.push(el("li", { "data-plot": key, "data-pane": p.pane, "data-points": String(data.length) }, swatch,
       el("span", { text: `${p.strategy} · ${p.name}` }), el("span", { class: "muted small", text: last ? num(last[1], 4) : "–" })));
   }
-  if (below) priceChart.priceScale("plots-below").applyOptions({ scaleMargins: { top: 0.76, bottom: 0.02 } });
-  priceChart.priceScale("right").applyOptions({ scaleMargins: below ? { top: 0.06, bottom: 0.3 } : { top: 0.1, bottom: 0.1 } });
+  if (below !== plotsBelow) {  // the scales change only when a lower pane comes or goes
+    plotsBelow = below;
+    if (below) priceChart.priceScale("plots-below").applyOptions({ scaleMargins: { top: 0.76, bottom: 0.02 } });
+    priceChart.priceScale("right").applyOptions({ scaleMargins: below ? { top: 0.06, bottom: 0.3 } : { top: 0.1, bottom: 0.1 } });
+  }
   $("plots").replaceChildren(...legend);
   $("plots").hidden = legend.length === 0;
 }
