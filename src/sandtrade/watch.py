@@ -61,8 +61,16 @@ log = logging.getLogger(__name__)
 _RUN_ORDER = re.compile(r"^(?P<name>.+)-[0-9a-f]{16}-\d+$")
 #: A signal's order: ``client_order_id`` is ``SIGNAL_ID.N`` (signals.commands).
 _SIGNAL_ORDER = re.compile(r"^(?P<signal>sig_[0-9a-f]+)\.\d+$")
-#: Points of the equity curve kept per account (one a second at most: over two hours).
+#: Points of the equity curve kept per account in memory (one a second at most: over two
+#: hours).
 CURVE_POINTS = 8_000
+#: Seconds between two points of an account's equity the store keeps (its curve since it
+#: opened), the age past which they are thinned, to one every THIN_EVERY seconds, and the
+#: points a reader gets at most (the last of each equal stretch of time).
+STORED_EVERY = 60.0
+THIN_AFTER = 30 * 86_400.0
+THIN_EVERY = 3_600.0
+CURVE_READ_POINTS = 5_000
 #: Seconds between two ``bars`` events of one symbol, and two ``plot`` events of a strategy.
 BARS_EVERY = 1.0
 #: Points of one series a ``plot`` event carries at most (the newest).
@@ -219,6 +227,9 @@ class HostWatch:
         self._followers: dict[str, EventStream[LogLine]] = {}
         self._accounts: dict[str, dict[str, Any]] = {}
         self._curves: dict[str, deque[tuple[float, float]]] = {}
+        #: Per account: the last point the store was given (time, equity).
+        self._stored: dict[str, tuple[float, float]] = {}
+        self._thinned_at = 0.0
         self._bars_pending: dict[str, Any] = {}
         self._bars_sent: dict[str, float] = {}
         #: (account, strategy) -> series name -> (style, points) not sent yet; and when each
@@ -282,10 +293,14 @@ class HostWatch:
                 self._waiters.discard(key)
 
     def equity_curve(self, account: str) -> list[tuple[float, float]]:
-        """(time, equity) of ``account`` since the host started watching it, once a second
-        at most, oldest first, starting at the account's opening cash."""
+        """(time, equity) of ``account`` since it opened (at its opening cash), oldest
+        first: what the store keeps (a point a minute; an hour past thirty days), then the
+        last two hours at up to a point a second; at most :data:`CURVE_READ_POINTS`, the
+        last of each equal stretch of time when there are more."""
         with self._lock:
-            return list(self._curves.get(account, ()))
+            recent = list(self._curves.get(account, ()))
+        stored = self.store.equity_points(account, until=recent[0][0] if recent else None)
+        return thinned(stored + recent, CURVE_READ_POINTS)
 
     def sources(self) -> dict[str, dict[str, Any]]:
         """Signal id -> badge of the signals seen so far."""
@@ -464,16 +479,49 @@ class HostWatch:
             return [b.account(a) for a in accounts if b.has_account(a)]
 
         now = time.time()
+        keep: list[tuple[str, float, float]] = []
         for account in self.live.call(read):
             view = account_json(account)
             with self._lock:
                 curve = self._curves.get(account.id)
                 if curve is None:
                     curve = self._curves[account.id] = deque(maxlen=CURVE_POINTS)
-                    opened = _time(account.created_at) or now - 1
-                    curve.append((min(opened, now - 1), account.initial_cash))
+                    stored = self.store.equity_points(account.id)
+                    if stored:  # a restart: the curve goes on from the last stored point
+                        self._stored[account.id] = stored[-1]
+                    else:
+                        opened = (account.id, min(_time(account.created_at) or now - 1,
+                                                  now - 1), account.initial_cash)
+                        keep.append(opened)
+                        self._stored[account.id] = opened[1:]
+                    curve.append(self._stored[account.id])
                 if curve[-1][1] != view["equity"]:
                     curve.append((now, view["equity"]))
+                last = self._stored[account.id]
+                if now - last[0] >= STORED_EVERY and last[1] != view["equity"]:
+                    keep.append((account.id, now, view["equity"]))
+                    self._stored[account.id] = (now, view["equity"])
             if self._accounts.get(account.id) != view:
                 self._accounts[account.id] = view
                 self.emit("account", account.id, {**view, "time": now})
+        self.store.append_equity_points(keep)
+        if now - self._thinned_at >= THIN_EVERY:
+            self._thinned_at = now
+            self.store.thin_equity_points(now - THIN_AFTER, THIN_EVERY)
+
+
+def thinned(points: list[tuple[float, float]], most: int) -> list[tuple[float, float]]:
+    """``points`` (oldest first) if there are at most ``most``; else the first, and the last
+    of each of ``most - 1`` equal stretches of the time after it (a step curve keeps its
+    shape: each kept point is the value that held until the next)."""
+    if len(points) <= most:
+        return points
+    start, end = points[0][0], points[-1][0]
+    width = (end - start) / (most - 1) or 1.0
+    out = [points[0]]
+    for i in range(1, len(points)):
+        here = min(int((points[i][0] - start) / width), most - 2)
+        if i + 1 == len(points) or min(int((points[i + 1][0] - start) / width),
+                                       most - 2) != here:
+            out.append(points[i])
+    return out

@@ -294,6 +294,21 @@ class Store(Protocol):
         """The highest log line number stored (0 when none)."""
         ...
 
+    def append_equity_points(self, points: Sequence[tuple[str, float, float]]) -> None:
+        """Store ``(account, unix time, equity)`` points (one already there at that time is
+        replaced)."""
+        ...
+
+    def equity_points(self, account: str, *, until: float | None = None
+                      ) -> list[tuple[float, float]]:
+        """``(unix time, equity)`` of ``account``, oldest first (before ``until`` only)."""
+        ...
+
+    def thin_equity_points(self, before: float, every: float) -> int:
+        """Keep, of the points older than ``before``, the last of each ``every`` seconds of
+        each account; returns how many went."""
+        ...
+
     def activity_counts(self) -> dict[str, list[tuple[Any, ...]]]:
         """What ``/metrics`` counts, read in one go: ``signals`` as (source, status, count),
         ``orders`` as (status, count), ``fills`` as (count,)."""

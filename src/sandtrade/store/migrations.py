@@ -285,6 +285,18 @@ _V11_SWEEPS = (
 )
 
 
+_V12_EQUITY_POINTS = (
+    # An account's equity over time, for the dashboard's curve since the account opened (the
+    # host keeps the last two hours at one point a second in memory; the store a point a
+    # minute, thinned to one an hour past thirty days). t: seconds since 1970.
+    "CREATE TABLE equity_points ("
+    " account TEXT NOT NULL,"
+    " t REAL NOT NULL,"
+    " equity REAL NOT NULL,"
+    " PRIMARY KEY (account, t)) WITHOUT ROWID",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts, orders, fills, positions and runs", _V1_CREATE_TABLES),
     Migration(2, "orders.is_open, indexed, for list_orders(open_only=True)",
@@ -301,6 +313,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "strategy logs, bounded per strategy", _V9_STRATEGY_LOGS),
     Migration(10, "open orders indexed alone; no index by status", _LEANER_ORDER_INDEXES),
     Migration(11, "sweeps, and the sweep each run belongs to", _V11_SWEEPS),
+    Migration(12, "each account's equity over time", _V12_EQUITY_POINTS),
 )
 
 

@@ -732,6 +732,36 @@ class SQLiteStore:
             conn.execute("DELETE FROM strategy_logs WHERE strategy_id = ?", (strategy_id,))
             return cur.rowcount == 1
 
+    # equity over time
+
+    def append_equity_points(self, points: Sequence[tuple[str, float, float]]) -> None:
+        """Store ``(account, unix time, equity)`` points (one already there at that time is
+        replaced)."""
+        if not points:
+            return
+        with self._writing(f"append_equity_points({len(points)} points)") as conn:
+            conn.executemany("INSERT OR REPLACE INTO equity_points (account, t, equity)"
+                             " VALUES (?, ?, ?)", points)
+
+    def equity_points(self, account: str, *, until: float | None = None
+                      ) -> list[tuple[float, float]]:
+        """``(unix time, equity)`` of ``account``, oldest first (before ``until`` only)."""
+        with self._reading(f"equity_points({account!r})") as conn:
+            rows = conn.execute("SELECT t, equity FROM equity_points WHERE account = ?"
+                                " AND t < ? ORDER BY t",
+                                (account, math.inf if until is None else until)).fetchall()
+        return [(float(t), float(e)) for t, e in rows]
+
+    def thin_equity_points(self, before: float, every: float) -> int:
+        """Keep, of the points older than ``before``, the last of each ``every`` seconds of
+        each account; returns how many went."""
+        with self._writing("thin_equity_points") as conn:
+            cur = conn.execute(
+                "DELETE FROM equity_points WHERE t < ? AND (account, t) NOT IN"
+                " (SELECT account, MAX(t) FROM equity_points WHERE t < ?"
+                "  GROUP BY account, CAST(t / ? AS INTEGER))", (before, before, every))
+            return cur.rowcount
+
     # strategy logs
 
     def append_strategy_logs(self, lines: Sequence[StoredLogLine],
