@@ -343,18 +343,10 @@ class HostApi:
         """Pause or resume a route (``trade`` scope on its account; a live broker's, which
         serves every account, the operator's alone). Signals it would carry are journaled
         as dropped, with the reason, while it is paused."""
-        from sandtrade.signals.pauses import check_route
+        from sandtrade.signals.pauses import authorize, check_route
 
-        route, account = check_route(route)
-        if account is None:
-            principal.require_scope("trade")
-            if principal.account != ALL_ACCOUNTS:
-                raise AuthError(f"{route} serves every account: only the operator may pause "
-                                "it", "permission_denied")
-        else:
-            principal.require("trade", account)
-        who = "the operator" if principal.account == ALL_ACCOUNTS else \
-            f"token {principal.token_id}"
+        route, who = authorize(principal, route)
+        account = check_route(route)[1]
         info = self._pipeline.pauses.set(route, paused, who)
         view = {"route": route, "paused": info is not None,
                 "since": (info or {}).get("since", ""), "by": (info or {}).get("by", "")}

@@ -7,11 +7,17 @@ test_pipeline.py; pauses are set through the HostApi the dashboard uses."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import signals.test_pipeline as pipeline_tests
 from sandtrade.auth import AuthError, Principal
-from sandtrade.client.client import SignalInfo
+from sandtrade.client import Client
+from sandtrade.client.client import InvalidArgument, PermissionDenied, SignalInfo
 from sandtrade.errors import InvalidField
 from sandtrade.signal_model import SignalStatus
 from signals.conftest import Host, post, stop_host
@@ -155,3 +161,48 @@ def test_the_operator_pauses_a_live_broker(live_host) -> None:  # type: ignore[n
     [sig] = send(host, "buy 1 AAA")
     assert record(host, sig.id).status is SignalStatus.DROPPED
     assert FakeLive.calls == [], "the live broker was never called"
+
+
+def test_routes_are_paused_and_listed_over_grpc_and_the_cli(
+        make_host: HostFactory, tmp_path: Path) -> None:
+    host = make_host()
+    create_account(host, "bob")
+    assert host.runtime.auth is not None and host.runtime.rpc is not None
+    _, paper_trader = host.runtime.auth.create("paper", ("read", "trade"))
+    _, bob_trader = host.runtime.auth.create("bob", ("read", "trade"))
+    with Client(host.runtime.rpc.address, token=paper_trader) as c:
+        view = c.set_route_paused("paper:paper")
+        assert view["paused"] and view["route"] == "paper:paper"
+        assert view["by"].startswith("token ") and view["since"]
+        with pytest.raises(PermissionDenied, match="only the operator may pause it"):
+            c.set_route_paused("live:anything")
+        with pytest.raises(InvalidArgument, match="is not one a pause can name"):
+            c.set_route_paused("paper")
+    with Client(host.runtime.rpc.address, token=bob_trader) as c:
+        with pytest.raises(PermissionDenied):
+            c.set_route_paused("account:paper")
+        assert c.paused_routes() == [], "paper's pause is not bob's to see"
+        with pytest.raises(PermissionDenied):
+            c.paused_routes(account="paper")
+    host.market.publish(100.0)
+    [sig] = send(host, "buy 1 AAA")
+    assert record(host, sig.id).status is SignalStatus.DROPPED
+
+    # The CLI, as a person types it.
+    cli = [sys.executable, "-m", "sandtrade.cli", "signals"]
+    where = ["--grpc", host.runtime.rpc.address, "--token", paper_trader]
+    listed = subprocess.run([*cli, "paused", *where, "--json"], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["route"] for r in json.loads(listed.stdout)] == ["paper:paper"]
+    resumed = subprocess.run([*cli, "resume", "paper:paper", *where], capture_output=True,
+                             text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "paper:paper open: its signals execute" in resumed.stdout
+    [after] = send(host, "buy 1 AAA")
+    host.market.publish(100.0)
+    host.wait_idle()
+    assert record(host, after.id).status is SignalStatus.EXECUTED
+    refused = subprocess.run([*cli, "pause", "live:x", *where], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode != 0 and "only the operator may pause it" in refused.stderr

@@ -59,6 +59,18 @@ def add_signals_command(sub: Any) -> None:
     sh.add_argument("signal_id", metavar="ID", nargs="?",
                     help="a signal's id (default: the newest signal)")
 
+    for verb, says in (("pause", "pause a route: what it would carry is journaled as "
+                        "dropped, never executed later"),
+                       ("resume", "resume a paused route: signals after this execute")):
+        pz = ssub.add_parser(verb, help=says, description=f"{says[0].upper()}{says[1:]}. "
+                             "ROUTE is account:ACCOUNT (every signal of the account), "
+                             "paper:ACCOUNT, strategy:ACCOUNT/NAME or live:BROKER (the "
+                             "operator's).")
+        add_client_args(pz)
+        pz.add_argument("route", metavar="ROUTE")
+    pd = ssub.add_parser("paused", help="the paused routes")
+    add_client_args(pd)
+
     rp = ssub.add_parser("replay", help="replay a time range of the journal into a fresh "
                          "paper account",
                          description="Carry the journaled signals of ACCOUNT received in "
@@ -146,6 +158,27 @@ def _run_with_host(args: argparse.Namespace, client: Any, out: Console, err: Con
             why = f": {info.reason}" if info.reason else ""
             out.print(safe(f"{info.id} {info.status}{dup} -> {info.destination}{why}"),
                       markup=False)
+        return 0
+    if action in ("pause", "resume"):
+        view = client.set_route_paused(args.route, action == "pause")
+        if args.json:
+            print(json.dumps(view, indent=2))
+        elif view["paused"]:
+            out.print(safe(f"{view['route']} paused (since {view['since']}, by {view['by']}): "
+                           "its signals are journaled as dropped until it is resumed"),
+                      markup=False)
+        else:
+            out.print(safe(f"{view['route']} open: its signals execute"), markup=False)
+        return 0
+    if action == "paused":
+        routes = client.paused_routes(account=args.account)
+        if args.json:
+            print(json.dumps(routes, indent=2))
+        elif not routes:
+            out.print("no route is paused")
+        else:
+            print_table(out, (Col("route", whole=True), Col("since"), Col("by")),
+                        [(r["route"], r["since"], r["by"]) for r in routes])
         return 0
     if action == "list":
         infos = client.list_signals(account=args.account, limit=args.last)

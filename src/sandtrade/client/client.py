@@ -873,6 +873,23 @@ class Client:
                 break
         return out
 
+    def set_route_paused(self, route: str, paused: bool = True) -> dict[str, Any]:
+        """Pause (or resume) a signal route: ``account:ACCOUNT``, ``paper:ACCOUNT``,
+        ``strategy:ACCOUNT/NAME`` or ``live:BROKER``. While paused, a signal it would carry
+        is journaled as dropped, with the reason, and never executed later. Returns
+        ``{"route", "paused", "since", "by"}``."""
+        resp = self._call(self._signals.SetRoutePaused,
+                          sgpb.SetRoutePausedRequest(route=route, paused=paused))
+        return {"route": resp.route.route, "paused": resp.paused, "since": resp.route.since,
+                "by": resp.route.by}
+
+    def paused_routes(self, *, account: str | None = None) -> list[dict[str, str]]:
+        """The paused routes that concern ``account`` (the token's by default; every one for
+        the operator): ``{"route", "since", "by"}`` each."""
+        resp = self._call(self._signals.ListPausedRoutes,
+                          sgpb.ListPausedRoutesRequest(account=account or ""))
+        return [{"route": r.route, "since": r.since, "by": r.by} for r in resp.routes]
+
     # ------------------------------------------------------------------ offline queue
 
     def flush(self, timeout: float | None = None) -> bool:

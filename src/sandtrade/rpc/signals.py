@@ -16,6 +16,7 @@ from sandtrade.rpc import convert
 from sandtrade.rpc.errors import unary
 from sandtrade.rpc.trading import page_size
 from sandtrade.signal_model import SignalRecord, SignalStatus
+from sandtrade.signals.pauses import authorize, visible
 from sandtrade.signals.pipeline import Overloaded, SignalPipeline
 from sandtrade.v1 import signals_pb2 as sg
 from sandtrade.v1 import signals_pb2_grpc
@@ -115,3 +116,29 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         if record is None or (principal.account not in (ALL_ACCOUNTS, record.account)):
             raise NotFound(f"signal {request.signal_id!r} does not exist")
         return sg.GetSignalResponse(signal=signal_to_pb(record))
+
+    @unary
+    def SetRoutePaused(self, request: sg.SetRoutePausedRequest, context: grpc.ServicerContext,
+                       principal: Principal) -> sg.SetRoutePausedResponse:
+        route, who = authorize(principal, request.route)
+        info = self.pipeline.pauses.set(route, request.paused, who)
+        if info is None:
+            return sg.SetRoutePausedResponse(paused=False, route=sg.PausedRoute(route=route))
+        return sg.SetRoutePausedResponse(paused=True, route=sg.PausedRoute(
+            route=route, since=info["since"], by=info["by"]))
+
+    @unary
+    def ListPausedRoutes(self, request: sg.ListPausedRoutesRequest,
+                         context: grpc.ServicerContext, principal: Principal
+                         ) -> sg.ListPausedRoutesResponse:
+        account: str | None = request.account or None
+        if account is not None:
+            principal.require("read", account)
+        elif principal.account != ALL_ACCOUNTS:
+            account = principal.require("read")
+        else:
+            principal.require_scope("read")
+        paused = self.pipeline.pauses.all()
+        return sg.ListPausedRoutesResponse(routes=[
+            sg.PausedRoute(route=route, since=info["since"], by=info["by"])
+            for route, info in sorted(paused.items()) if visible(route, account)])

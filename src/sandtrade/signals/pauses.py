@@ -24,12 +24,13 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sandtrade.auth import ALL_ACCOUNTS, AuthError, Principal
 from sandtrade.errors import InvalidField
 
 if TYPE_CHECKING:
     from sandtrade.store.base import Store
 
-__all__ = ["STATE_KEY", "Pauses", "check_route"]
+__all__ = ["STATE_KEY", "Pauses", "authorize", "check_route", "visible"]
 
 #: The host state key the pauses are kept under.
 STATE_KEY = "signals.paused"
@@ -49,6 +50,30 @@ def check_route(route: str) -> tuple[str, str | None]:
     if m.group(5):
         return route, None
     return route, m.group(2) or m.group(3)
+
+
+def authorize(principal: Principal, route: str) -> tuple[str, str]:
+    """Check that ``principal`` may pause or resume ``route``: the ``trade`` scope on its
+    account; a live broker's, which serves every account, the operator's alone. Returns the
+    route and who pauses it, as the reason of a dropped signal names them."""
+    route, account = check_route(route)
+    if account is None:
+        principal.require_scope("trade")
+        if principal.account != ALL_ACCOUNTS:
+            raise AuthError(f"{route} serves every account: only the operator may pause it",
+                            "permission_denied")
+    else:
+        principal.require("trade", account)
+    who = "the operator" if principal.account == ALL_ACCOUNTS else \
+        f"token {principal.token_id}"
+    return route, who
+
+
+def visible(route: str, account: str | None) -> bool:
+    """Whether a pause of ``route`` concerns ``account`` (None: every account): its own
+    routes, and the live brokers, which carry every account's signals."""
+    _, owner = check_route(route)
+    return account is None or owner is None or owner == account
 
 
 class Pauses:

@@ -124,3 +124,41 @@ class GetSignalResponse(_message.Message):
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     signal: Signal
     def __init__(self, signal: _Optional[_Union[Signal, _Mapping]] = ...) -> None: ...
+
+class PausedRoute(_message.Message):
+    __slots__ = ("route", "since", "by")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    since: str
+    by: str
+    def __init__(self, route: _Optional[str] = ..., since: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
+
+class SetRoutePausedRequest(_message.Message):
+    __slots__ = ("route", "paused")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    paused: bool
+    def __init__(self, route: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class SetRoutePausedResponse(_message.Message):
+    __slots__ = ("paused", "route")
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    paused: bool
+    route: PausedRoute
+    def __init__(self, paused: _Optional[bool] = ..., route: _Optional[_Union[PausedRoute, _Mapping]] = ...) -> None: ...
+
+class ListPausedRoutesRequest(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    def __init__(self, account: _Optional[str] = ...) -> None: ...
+
+class ListPausedRoutesResponse(_message.Message):
+    __slots__ = ("routes",)
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[PausedRoute]
+    def __init__(self, routes: _Optional[_Iterable[_Union[PausedRoute, _Mapping]]] = ...) -> None: ...

@@ -52,6 +52,16 @@ class SignalServiceStub:
                 request_serializer=sandtrade_dot_v1_dot_signals__pb2.GetSignalRequest.SerializeToString,
                 response_deserializer=sandtrade_dot_v1_dot_signals__pb2.GetSignalResponse.FromString,
                 _registered_method=True)
+        self.SetRoutePaused = channel.unary_unary(
+                '/sandtrade.v1.SignalService/SetRoutePaused',
+                request_serializer=sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedResponse.FromString,
+                _registered_method=True)
+        self.ListPausedRoutes = channel.unary_unary(
+                '/sandtrade.v1.SignalService/ListPausedRoutes',
+                request_serializer=sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesRequest.SerializeToString,
+                response_deserializer=sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesResponse.FromString,
+                _registered_method=True)
 
 
 class SignalServiceServicer:
@@ -81,6 +91,23 @@ class SignalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRoutePaused(self, request, context):
+        """Pause or resume a route (the `trade` scope on its account; a live broker's, the
+        operator's alone). While paused, a signal it would carry is journaled as dropped with
+        the reason, and never executed later. Kept across restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPausedRoutes(self, request, context):
+        """The paused routes that concern an account (its own, and the live brokers'), or every
+        paused route for the operator (`read` scope).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SignalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +125,16 @@ def add_SignalServiceServicer_to_server(servicer, server):
                     servicer.GetSignal,
                     request_deserializer=sandtrade_dot_v1_dot_signals__pb2.GetSignalRequest.FromString,
                     response_serializer=sandtrade_dot_v1_dot_signals__pb2.GetSignalResponse.SerializeToString,
+            ),
+            'SetRoutePaused': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRoutePaused,
+                    request_deserializer=sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedResponse.SerializeToString,
+            ),
+            'ListPausedRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPausedRoutes,
+                    request_deserializer=sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesRequest.FromString,
+                    response_serializer=sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +221,60 @@ class SignalService:
             '/sandtrade.v1.SignalService/GetSignal',
             sandtrade_dot_v1_dot_signals__pb2.GetSignalRequest.SerializeToString,
             sandtrade_dot_v1_dot_signals__pb2.GetSignalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRoutePaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.SignalService/SetRoutePaused',
+            sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedRequest.SerializeToString,
+            sandtrade_dot_v1_dot_signals__pb2.SetRoutePausedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPausedRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandtrade.v1.SignalService/ListPausedRoutes',
+            sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesRequest.SerializeToString,
+            sandtrade_dot_v1_dot_signals__pb2.ListPausedRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,
