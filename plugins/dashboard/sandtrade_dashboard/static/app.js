@@ -400,8 +400,12 @@ function renderEquity() {
     // Steps: the host sends a point when the equity changes (and the store keeps one a
     // minute), each the value that held until the next; a sloped line would invent prices.
     equitySeries = equityChart.addLineSeries({ color: "#4c8dff", lineWidth: 2, priceLineVisible: false, lineType: 1 });
-    ddSeries = equityChart.addAreaSeries({ priceScaleId: "dd", lineColor: "rgba(239,83,80,.8)", lineType: 1,
-      topColor: "rgba(239,83,80,.05)", bottomColor: "rgba(239,83,80,.45)", lineWidth: 1,
+    // The drawdown, shaded between 0 % (a new high) and how far under its peak the equity is.
+    ddSeries = equityChart.addBaselineSeries({ priceScaleId: "dd", lineType: 1, lineWidth: 1,
+      baseValue: { type: "price", price: 0 }, topLineColor: "rgba(239,83,80,.8)",
+      topFillColor1: "rgba(0,0,0,0)", topFillColor2: "rgba(0,0,0,0)",
+      bottomLineColor: "rgba(239,83,80,.8)", bottomFillColor1: "rgba(239,83,80,.45)",
+      bottomFillColor2: "rgba(239,83,80,.15)",
       priceFormat: { type: "custom", formatter: (x) => `${x.toFixed(2)} %` }, priceLineVisible: false });
     equityChart.priceScale("dd").applyOptions({ scaleMargins: { top: 0.72, bottom: 0 } });
     equityChart.priceScale("right").applyOptions({ scaleMargins: { top: 0.05, bottom: 0.32 } });
