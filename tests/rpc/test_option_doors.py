@@ -215,3 +215,17 @@ def test_the_readme_options_snippet_runs_as_written(client: Client) -> None:
          {"client": client, "print": lambda *a: printed.append(" ".join(map(str, a)))})
     assert len(printed) == 2, printed
     assert client.position_groups() == []  # each group the snippet found was closed
+
+
+def test_an_option_positions_pnl_is_in_the_accounts_live_performance(
+        runtime: HostRuntime, market: Market, client: Client) -> None:
+    """An option has no bars: the figures mark what is held at the broker's marks (its
+    quote), so the account's return is its own equity's, not the fills' prices'."""
+    placed = client.submit_template("bull_call_spread", "AAA", 2, expiry="30d", width=5)
+    assert placed.order is not None and placed.order.status is OrderStatus.FILLED
+    market.publish(SPOT + 6)  # the spread gains; its legs are marked at the new quotes
+    account = client.account()
+    figures = client.performance()["alice"]
+    pnl = account.equity - account.initial_cash
+    assert abs(pnl) > 1, "the comparison is not vacuous"
+    assert figures["return_pct"] == pytest.approx(100 * pnl / account.initial_cash, rel=1e-6)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any, Literal
 
 from sandtrade.backtest.stats import EquityRecorder, compute_stats
@@ -96,6 +97,11 @@ def _figures(account: Account, fills: list[Fill], bars: list[Bar],
                       f.price, f.commission, f.time, f.bar_index, None)
             marks.setdefault(f.symbol, f.price)
 
+    if fills and (not bars or fills[0].time <= bars[0].time):
+        # No bar before the first fill (an option has none; the host keeps a window of
+        # history): the curve opens at the cash, just before it, so the figures measure
+        # from the account's opening and not from its first mark.
+        rec.record(fills[0].time - timedelta(seconds=1), cash, 0.0)
     # Bars of one timestamp are one mark: fills at or before it, then every close of it.
     k = 0
     while k < len(bars):

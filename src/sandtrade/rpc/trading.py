@@ -438,8 +438,21 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             return {s: (i.multiplier if (i := b.instrument(s)) is not None else 1.0)
                     for s in symbols}
 
+        def held(b: PaperBroker) -> dict[str, float]:
+            if not b.has_account(target):
+                return {}
+            return {p.symbol: p.market_price for p in b.positions(target)
+                    if p.qty and p.market_price and math.isfinite(p.market_price)}
+
         mult = self.live.call(multipliers) if symbols else {}
         bars = [bar for s in symbols for bar in self.prices(s)]
+        marks = self.live.call(held) if symbols else {}
+        if marks:
+            # What is held now is marked where the broker marks it (an option at its quote:
+            # it has no bars, and its fill price would hide its P&L), at the newest time the
+            # figures know, so they end at the account's own equity.
+            end = max([b.time for b in bars] + [f.time for f in fills])
+            bars += [Bar(symbol, end, mark, mark, mark, mark) for symbol, mark in marks.items()]
         return performance(stored, fills, sources.get, bars, by=by,
                            multiplier=lambda s: mult.get(s, 1.0))
 
