@@ -14,6 +14,7 @@ const S = {
   plots: new Map(),
   // Where the account's signals go, and which of those routes a person paused.
   routes: [],
+  plotsOf: "",  // the account S.plots belong to
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -138,8 +139,11 @@ async function loadAll() {
   S.ordersReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
-  // Another account's (or a reset's) plots: the chart's are read afresh once it is drawn.
-  S.plots = new Map();
+  // The chart's plots are read afresh once it is drawn. Another account's go now; after a
+  // reset of the same account they stay drawn until the fresh ones replace them: taking
+  // every series off the chart and putting it back is churn for nothing, and the likeliest
+  // cause of the "Value is null" lightweight-charts threw once in CI while drawing a frame.
+  if (S.plotsOf !== account) { S.plots = new Map(); S.plotsOf = account; }
   if (priceChart && S.bars.length) loadPlots(); else renderPlots();
 }
 
