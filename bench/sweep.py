@@ -10,15 +10,15 @@ runs/s, wall time, and the per-run overhead beyond the back-test itself, which i
     (wall time x workers / runs) - (one run in-process through the worker's own code for a
                                     run frame, sweep_task.run_one: the same request and
                                     settings, restricted, the API types on the fast attribute
-                                    path as in a worker; warm, best of 3, averaged over 8
-                                    points spread over the grid)
+                                    path as in a worker; warm, best of 3, averaged over 16
+                                    points spread over both axes of the grid)
 
 so it counts everything a sweep adds around the back-test itself: the pool, the pipes, the
 bars shipped to each worker, the host's bookkeeping, and two workers sharing two cores with
 the host (loading the strategy afresh per run is part of both). The sweep's runs are not
-stored (a store adds one batched SQLite write a second). Until this reference ran through
-run_one, it left the worker's fast attribute path off and came out about 1.6x slower than a
-run in a worker: the overhead was negative (docs/backtest_speed.md).
+stored (a store adds one batched SQLite write a second). The reference used to leave the
+worker's fast attribute path off (1.6x slower than a run in a worker) and to sample only the
+grid's dearest row (slow 10), so the overhead came out negative (docs/backtest_speed.md).
 
 The Dask row (:func:`dask_row`; ``--skip-dask`` leaves it out) runs the same grid on a Dask
 cluster of two workers on loopback (see bench/sweep_dask.py, which prints it beside the local
@@ -28,6 +28,7 @@ rows on its own, and docs/cluster.md).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -118,6 +119,25 @@ def single_run_seconds(job: SweepJob, params: dict[str, int]) -> tuple[float, fl
     return min(times[1:])
 
 
+def reference_points(ranges: list[ParamRange], per_axis: int = 4) -> list[dict[str, int]]:
+    """Grid points spread over every axis: each range cut into ``per_axis`` equal strata and
+    the value at the middle of each taken, all their combinations (so each point stands for an
+    equal share of the grid). A run's cost follows its
+    parameters (the shorter the averages, the more trades), so the reference's mean must weigh
+    the grid's cheap and dear corners alike. Every ``len(points) // 8``-th point, as this
+    bench took before, is one fast value a slow one for the fast x slow grid (its stride is the
+    slow axis' length): eight points at slow 10, the dearest row, which made the reference
+    slower than the sweep's own runs."""
+    picks = []
+    for r in ranges:
+        n = len(r.values)
+        idx = sorted({int((k + 0.5) * n / per_axis) for k in range(per_axis)} if n > per_axis
+                     else set(range(n)))
+        picks.append([r.values[i] for i in idx])
+    return [dict(zip((r.name for r in ranges), combo, strict=True))
+            for combo in itertools.product(*picks)]
+
+
 def local_row(job: SweepJob, points: list[dict[str, int]], workers: int,
               progress: Callable[[str], None]) -> Row:
     with LocalExecutor(workers) as executor:
@@ -199,13 +219,14 @@ def main() -> None:
 
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     # A run's cost depends on its parameters (fast 2 / slow 10 trades on most bars): the
-    # reference is the mean over eight points spread over the grid, not one point's.
-    sample = points[::max(1, len(points) // 8)][:8]
+    # reference is the mean over points spread over the grid in every axis.
+    sample = reference_points(ranges)
     measured = [single_run_seconds(job, p) for p in sample]
     single = sum(wall for wall, _ in measured) / len(sample)
     cpu = sum(c for _, c in measured) / len(sample)
     print(f"a run in-process as a sweep's worker runs it (the mean of {len(sample)} grid "
-          f"points): {single * 1000:.0f} ms ({cpu * 1000:.0f} ms of CPU)", flush=True)
+          f"points spread over both axes): {single * 1000:.0f} ms ({cpu * 1000:.0f} ms of "
+          "CPU)", flush=True)
     def done(row: Row) -> Row:
         # Each row as it is measured too: the whole table takes tens of minutes.
         progress(f"{row.name}: {row.runs:,} runs in {row.wall_s:.1f} s")
