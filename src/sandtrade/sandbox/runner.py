@@ -47,7 +47,7 @@ CHUNK_BARS = 16_000
 #: next chunk is twice the last up to CHUNK_BARS, so the host, which parses a bar in about half
 #: the time the worker takes to run it, always has the next chunk sent before the worker is
 #: done with the one it has. (A jump from 1,000 straight to 16,000 bars left the worker waiting
-#: for its second chunk: 50 ms on a quiet machine, up to 170 ms on a loaded one.)
+#: for its second chunk: about 50 ms of the host's parsing, 49-173 ms measured at load 4-5.)
 FIRST_CHUNK_BARS = 1_000
 #: Checks that run at once in a shared supervisor's workers (each is a short burst of CPU: more
 #: at once than there are cores only makes every one of them slower).
