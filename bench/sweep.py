@@ -7,13 +7,18 @@ The grid is fast x slow (fast 2, 3, ...; slow 10, 20, ...; 40 x 25 = 1,000 point
 commission 0, on the same hourly GBM bars as bench/backtest_speed.py. Prints one table:
 runs/s, wall time, and the per-run overhead beyond the back-test itself, which is
 
-    (wall time x workers / runs) - (an in-process back-test, restricted and measured as the
-                                    sweep's worker does, best of 3, averaged over 8 points
-                                    spread over the grid)
+    (wall time x workers / runs) - (one run in-process through the worker's own code for a
+                                    run frame, sweep_task.run_one: the same request and
+                                    settings, restricted, the API types on the fast attribute
+                                    path as in a worker; warm, best of 3, averaged over 16
+                                    points spread over both axes of the grid)
 
-so it counts everything a sweep adds: the pool, the pipes, loading the strategy afresh per
-run, the host's bookkeeping, and two workers sharing two cores with the host. The sweep's
-runs are not stored (a store adds one batched SQLite write a second).
+so it counts everything a sweep adds around the back-test itself: the pool, the pipes, the
+bars shipped to each worker, the host's bookkeeping, and two workers sharing two cores with
+the host (loading the strategy afresh per run is part of both). The sweep's runs are not
+stored (a store adds one batched SQLite write a second). The reference used to leave the
+worker's fast attribute path off (1.6x slower than a run in a worker) and to sample only the
+grid's dearest row (slow 10), so the overhead came out negative (docs/backtest_speed.md).
 
 The Dask row (:func:`dask_row`; ``--skip-dask`` leaves it out) runs the same grid on a Dask
 cluster of two workers on loopback (see bench/sweep_dask.py, which prints it beside the local
@@ -23,12 +28,12 @@ rows on its own, and docs/cluster.md).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
 import time
 import warnings
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +46,15 @@ from backtesting.lib import crossover
 from backtesting.test import SMA
 from strategies_examples import example_path
 
-from sandtrade.backtest.engine import simulate
-from sandtrade.backtest.meter import Meter
 from sandtrade.backtest.optimize import ParamRange, Search, grid_points
 from sandtrade.backtest.request import BacktestRequest, DataSpec
 from sandtrade.backtest.sweep import Executor, SweepJob
 from sandtrade.market.synthetic import reference_gbm_frame
 from sandtrade.models import Bar
 from sandtrade.sandbox.sweep import LocalExecutor
-from sandtrade.strategy.loader import load_strategy_source
+from sandtrade.sandbox.worker.sweep_task import run_one
+from sandtrade.strategy import policy
+from sandtrade.strategy.context import API_TYPES
 
 
 class SmaCross(Strategy):
@@ -95,23 +100,42 @@ def grid(runs: int) -> tuple[list[ParamRange], list[dict[str, int]]]:
     return ranges, grid_points(ranges)
 
 
-def single_run_seconds(source: str, path: str, bars: list[Bar], params: dict[str, int]) -> float:
-    """One back-test in this process as the sweep's worker runs it (restricted, measured
-    without price curves): the fastest of 3 after a warm-up (the least disturbed by other
-    load on the machine)."""
+def single_run_seconds(job: SweepJob, params: dict[str, int]) -> tuple[float, float]:
+    """One back-test in this process exactly as a sweep's worker runs a ``run`` frame
+    (:func:`~sandtrade.sandbox.worker.sweep_task.run_one`: a fresh restricted load of the
+    strategy, the job's request with its cash and broker settings, measured without price
+    curves), with the strategy API's types on the fast attribute path as a worker puts them
+    before its task; wall and CPU seconds of the fastest of 3 after a warm-up (the least
+    disturbed by other load on the machine)."""
+    policy.FAST_ATTRIBUTE_TYPES.update(API_TYPES)  # as the worker does (worker/boot.py)
+    symbols = list(job.data)
+    bars = job.data[symbols[0]]
+    assert len(symbols) == 1, "the bench's job has one symbol"
     times = []
     for _ in range(4):
-        t0 = time.perf_counter()
-        strategy = load_strategy_source(source, path, restricted=True)
-        meter = Meter.for_symbols(["SYN"], prices=False)
-        meter.add_bars(bars)
-        equities = array("d")
-        sim = simulate(strategy, {"SYN": bars}, params=params, keep_bars=False,
-                       measure=lambda _, v, __, out=equities: out.extend(v))
-        meter.add_equity(equities)
-        meter.finish(sim)
-        times.append(time.perf_counter() - t0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_one(job.strategy, job.source, job.request, symbols, bars, params, None, [])
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
     return min(times[1:])
+
+
+def reference_points(ranges: list[ParamRange], per_axis: int = 4) -> list[dict[str, int]]:
+    """Grid points spread over every axis: each range cut into ``per_axis`` equal strata and
+    the value at the middle of each taken, all their combinations (so each point stands for an
+    equal share of the grid). A run's cost follows its
+    parameters (the shorter the averages, the more trades), so the reference's mean must weigh
+    the grid's cheap and dear corners alike. Every ``len(points) // 8``-th point, as this
+    bench took before, is one fast value a slow one for the fast x slow grid (its stride is the
+    slow axis' length): eight points at slow 10, the dearest row, which made the reference
+    slower than the sweep's own runs."""
+    picks = []
+    for r in ranges:
+        n = len(r.values)
+        idx = sorted({int((k + 0.5) * n / per_axis) for k in range(per_axis)} if n > per_axis
+                     else set(range(n)))
+        picks.append([r.values[i] for i in idx])
+    return [dict(zip((r.name for r in ranges), combo, strict=True))
+            for combo in itertools.product(*picks)]
 
 
 def local_row(job: SweepJob, points: list[dict[str, int]], workers: int,
@@ -195,11 +219,14 @@ def main() -> None:
 
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     # A run's cost depends on its parameters (fast 2 / slow 10 trades on most bars): the
-    # reference is the mean over eight points spread over the grid, not one point's.
-    sample = points[::max(1, len(points) // 8)][:8]
-    single = sum(single_run_seconds(source, path, bars, p) for p in sample) / len(sample)
-    print(f"a run in-process (restricted, measured; the mean of {len(sample)} grid points): "
-          f"{single * 1000:.0f} ms", flush=True)
+    # reference is the mean over points spread over the grid in every axis.
+    sample = reference_points(ranges)
+    measured = [single_run_seconds(job, p) for p in sample]
+    single = sum(wall for wall, _ in measured) / len(sample)
+    cpu = sum(c for _, c in measured) / len(sample)
+    print(f"a run in-process as a sweep's worker runs it (the mean of {len(sample)} grid "
+          f"points spread over both axes): {single * 1000:.0f} ms ({cpu * 1000:.0f} ms of "
+          "CPU)", flush=True)
     def done(row: Row) -> Row:
         # Each row as it is measured too: the whole table takes tens of minutes.
         progress(f"{row.name}: {row.runs:,} runs in {row.wall_s:.1f} s")

@@ -379,9 +379,9 @@ def assert_same(local: BacktestResult, sandboxed: BacktestResult) -> None:
 
 
 def test_sandbox_measures_one_symbol_exactly_as_in_process(tmp_path: Path) -> None:
-    """18,000 bars cross the pipe in three chunks (1,000, 16,000, 1,000) and come back in
-    five equity frames (the engine measures every 4,096 bars), and the curves are decimated
-    as they go: none of it may change a figure."""
+    """18,000 bars cross the pipe in five chunks that grow (1,000, 2,000, 4,000, 8,000, then
+    the 3,000 left) and come back in five equity frames (the engine measures every 4,096
+    bars), and the curves are decimated as they go: none of it may change a figure."""
     n = FIRST_CHUNK_BARS + CHUNK_BARS + 1_000
     rows = gbm_bars(n, symbol="ACME", seed=3)
     local, sandboxed = both(tmp_path, SMA_CROSS, {"ACME": rows})

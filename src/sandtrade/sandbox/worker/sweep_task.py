@@ -38,7 +38,7 @@ from sandtrade.sandbox.worker.backtest_task import BarReader
 from sandtrade.strategy.loader import load_strategy_source, resolve_params
 from sandtrade.strategy.policy import StrategyLog
 
-__all__ = ["run_sweep_task"]
+__all__ = ["run_one", "run_sweep_task"]
 
 #: Longest error message sent back for one run.
 MAX_RUN_ERROR = 4000
@@ -82,7 +82,7 @@ def run_sweep_task(task: dict[str, Any], log: StrategyLog, stdin: IO[bytes],
             raise SandtradeError(f"unexpected frame {header.get('type')!r} in a sweep")
         run_id = str(header.get("run_id"))
         try:
-            stats = _one_run(path, source, request, symbols,
+            stats = run_one(path, source, request, symbols,
                              window(int(header["start"]), int(header["end"])),
                              dict(header.get("params") or {}), beat, profiles)
         except (StrategyError, SandtradeError) as e:
@@ -100,10 +100,11 @@ def run_sweep_task(task: dict[str, Any], log: StrategyLog, stdin: IO[bytes],
                              "cpu_s": times.user + times.system})
 
 
-def _one_run(path: str, source: str, request: BacktestRequest, symbols: list[str],
-             bars: list[Bar], overrides: dict[str, Any], beat: Callable[[], None] | None,
-             profiles: list[type[FillProfile]]) -> dict[str, Any]:
-    """One back-test of a fresh load of the strategy on ``bars``; its statistics."""
+def run_one(path: str, source: str, request: BacktestRequest, symbols: list[str],
+            bars: list[Bar], overrides: dict[str, Any], beat: Callable[[], None] | None,
+            profiles: list[type[FillProfile]]) -> dict[str, Any]:
+    """One back-test of a fresh load of the strategy on ``bars``; its statistics (what each
+    ``run`` frame costs, also timed in-process by bench/sweep.py as its reference run)."""
     log = StrategyLog(0)  # a sweep keeps no logs: thousands of runs' prints are noise
     strategy = load_strategy_source(source, path, restricted=True, print_log=log)
     params = resolve_params(strategy.params, overrides, where=path, specs=strategy.specs,
