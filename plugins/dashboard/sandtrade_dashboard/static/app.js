@@ -409,7 +409,7 @@ function renderEquity() {
       baseValue: { type: "price", price: 0 }, topLineColor: "rgba(239,83,80,.8)",
       topFillColor1: "rgba(0,0,0,0)", topFillColor2: "rgba(0,0,0,0)",
       bottomLineColor: "rgba(239,83,80,.8)", bottomFillColor1: "rgba(239,83,80,.45)",
-      bottomFillColor2: "rgba(239,83,80,.15)",
+      bottomFillColor2: "rgba(239,83,80,.15)", crosshairMarkerVisible: false,
       priceFormat: { type: "custom", formatter: (x) => `${x.toFixed(2)} %` }, priceLineVisible: false });
     equityChart.priceScale("dd").applyOptions({ scaleMargins: { top: 0.72, bottom: 0 } });
     equityChart.priceScale("right").applyOptions({ scaleMargins: { top: 0.05, bottom: 0.32 } });
@@ -556,6 +556,9 @@ function makeChart(container) {
     width: container.clientWidth, height: container.clientHeight });
   let wide = container.clientWidth;
   new ResizeObserver(() => {
+    // A hidden view's chart has no visible range: a crosshair left where the mouse was
+    // would be drawn against none (lightweight-charts then throws "Value is null").
+    if (!container.clientWidth) chart.clearCrosshairPosition();
     chart.resize(container.clientWidth, container.clientHeight);
     if (!wide && container.clientWidth) chart.timeScale().fitContent();
     wide = container.clientWidth;
