@@ -129,7 +129,9 @@ def _sizes(data: bytes | bytearray, at: int, max_header: int,
 
 def _header(text: bytes | bytearray) -> dict[str, Any]:
     try:
-        header = json.loads(text)
+        # UTF-8, as the worker writes it: json.loads would first guess among UTF-8, -16
+        # and -32 in Python (about 2 % of the host's time at 100 strategies).
+        header = json.loads(text.decode("utf-8", "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(f"frame header is not JSON: {e}") from None
     except RecursionError:
