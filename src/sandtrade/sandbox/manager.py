@@ -567,8 +567,15 @@ class StrategyManager:
             self._last_bar[bar.symbol] = bar.time
             runs = list(self._runs.values())
         ticket = Ticket(self.meter)
+        # Each run gets its account's fills, sorted out once (not once per run); a list of
+        # its own, which its mailbox may merge into.
+        by_account: dict[str, list[Fill]] = {}
+        for fill in fills:
+            by_account.setdefault(fill.account, []).append(fill)
         for run in runs:
-            if not run.offer_bar(bar, fills, ticket) and run.mailbox.overflowed \
+            mine = by_account.get(run.account)
+            if not run.offer_bar(bar, list(mine) if mine else [], ticket) \
+                    and run.mailbox.overflowed \
                     and run.give_up is None:
                 backlog = run.mailbox.backlog
                 run.give_up = (f"fell behind the market by {backlog:,} bars (its backlog) and "

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -179,11 +179,11 @@ class StrategyRun:
             dispatcher().wake(self)
         return event
 
-    def offer_bar(self, bar: Bar, fills: Iterable[Fill], ticket: Ticket | None) -> bool:
-        """Queue ``bar`` (when the run trades its symbol) with this account's ``fills``;
-        False when the run has nothing to do with either, or could not take it (ended, or
-        past its backlog under the ``stop`` policy: see :attr:`Mailbox.overflowed`)."""
-        mine = [f for f in fills if f.account == self.account]
+    def offer_bar(self, bar: Bar, mine: list[Fill], ticket: Ticket | None) -> bool:
+        """Queue ``bar`` (when the run trades its symbol) with ``mine``, the fills of this
+        run's account on it; False when the run has nothing to do with either, or could not
+        take it (ended, or past its backlog under the ``stop`` policy: see
+        :attr:`Mailbox.overflowed`)."""
         wants = bar.symbol in self.index
         if not (wants or mine):
             return False
