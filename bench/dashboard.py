@@ -22,6 +22,10 @@ With ``--raw`` the watchers are plain HTTP clients reading the event stream (no 
 drawing): what the host itself pays per watcher, apart from what ten Chromiums cost the
 machine; the latency is then fill-to-client (the event read).
 
+During the first load it scrapes ``/metrics`` every half second (prometheus_client's own
+parser reads each), and after it checks that the counters agree with the store (signals by
+status, fills).
+
 Targets (issue 20): fill-to-screen p99 < 500 ms; ack p99 with browsers within 10 % of without.
 Everything shares this machine's cores: the host, the load generator and the browsers.
 """
@@ -155,6 +159,49 @@ def raw_watchers(host: DashboardHost, url: str, args: argparse.Namespace
     return watched, failed, list(lags)
 
 
+def scrape(host: DashboardHost) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` with the operator's token, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{host.url}/metrics", timeout=10,
+                  headers={"Authorization": f"Bearer {host.tokens['operator']}"})
+    r.raise_for_status()
+    return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+            for fam in text_string_to_metric_families(r.text) for smp in fam.samples}
+
+
+def scrape_agrees(host: DashboardHost, data_dir: Path) -> dict[str, Any]:
+    """Scrape ``/metrics`` (the operator's token) while the load runs and after it, parse it
+    with prometheus_client's own parser, and compare its counters with the store once the
+    host is idle: signals by status, and fills."""
+    import sqlite3
+
+
+    def store() -> tuple[dict[str, int], int]:
+        db = sqlite3.connect(f"file:{data_dir / 'sandtrade.db'}?mode=ro", uri=True)
+        try:
+            statuses = dict(db.execute("SELECT status, COUNT(*) FROM signals GROUP BY status"))
+            fills = db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+        finally:
+            db.close()
+        return statuses, fills
+
+    deadline = time.monotonic() + 30
+    while True:  # the last signals execute; a scrape reads the store, so they must agree
+        samples = scrape(host)
+        statuses, fills = store()
+        counted = {labels[1][1]: int(v) for (name, labels), v in samples.items()
+                   if name == "sandtrade_signals_total"}
+        agree = counted == statuses and samples.get(("sandtrade_fills_total", ())) == fills
+        if agree or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return {"parsed": True, "signals_by_status": counted, "store_signals": statuses,
+            "fills_total": samples.get(("sandtrade_fills_total", ())), "store_fills": fills,
+            "ack_count": samples.get(("sandtrade_webhook_ack_seconds_count", ())),
+            "agree": agree}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=50.0, help="alerts per second")
@@ -178,7 +225,19 @@ def main() -> None:
         url = f"{host.url}/webhooks/tradingview/{host.tokens['alice']}"
         try:
             load(url, args.rate, 2, "warm")  # the first requests open connections, JIT
+            scrapes: list[int] = []
+            done = threading.Event()
+
+            def scraping() -> None:  # Prometheus' way: every so often, during the load
+                while not done.wait(0.5):
+                    scrapes.append(len(scrape(host)))
+
+            scraper = threading.Thread(target=scraping, daemon=True)
+            scraper.start()
             bare, bare_failed = load(url, args.rate, args.seconds, "bare")
+            done.set()
+            scraper.join(10)
+            metrics = {"scrapes_during_load": len(scrapes), **scrape_agrees(host, data / "data")}
             if args.raw:
                 watched, watched_failed, lags = raw_watchers(host, url, args)
             else:
@@ -193,6 +252,7 @@ def main() -> None:
                            "failed": bare_failed},
         "ack_ms_with": {"p50": 1e3 * statistics.median(watched),
                         "p99": 1e3 * pct(watched, .99), "failed": watched_failed},
+        "metrics_after_bare_load": metrics,
         "fill_to_screen_ms": {"p50": 1e3 * statistics.median(lags) if lags else None,
                               "p99": 1e3 * pct(lags, .99) if lags else None,
                               "seen": len(lags)},
