@@ -158,7 +158,8 @@ class SignalPipeline:
                             on_done=self._executed,
                             pricing=Pricing(covered=self.covered, instrument=self.instrument),
                             chains=chains)
-        self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled)
+        self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled,
+                                      lanes=self._lanes, executed=self._executed)
 
     # ------------------------------------------------------------------ life
 
@@ -503,7 +504,8 @@ class SignalPipeline:
         ids = {r.id for r in records}
         with self._lock:
             for r in records:
-                if r.status is SignalStatus.VALIDATED:
+                # Counted as waiting once validated (it may have executed in the group since).
+                if r.status not in (SignalStatus.REJECTED, SignalStatus.DROPPED):
                     self._pending[r.account] -= 1
             self._duplicates.forget(ids)
             for sid in ids:
