@@ -294,12 +294,13 @@ class SignalPipeline:
                                                       record.id, now)
                     self._pending[record.account] = self._pending.get(record.account, 0) + 1
             self._remember(record)
+            # As it is now: once appended, the journal may execute it before it answers.
+            answered = record.snapshot()
             fut = self._journal.append(record, dedup_hash)
         original = self._records.get(original_id) if original_id else None
         if original_id and original is None:
             original = self.store.get_signal(original_id)
-        answer = Submitted(record.snapshot(), duplicate=original_id is not None,
-                           original=original)
+        answer = Submitted(answered, duplicate=original_id is not None, original=original)
         return answer, fut
 
     def _prepare(self, body: str, *, source: str, principal: Principal | None,
