@@ -13,7 +13,9 @@ strategies trading on one bar would queue behind a handful of door threads, each
 :meth:`settle`) applies with :meth:`apply` and hands the wait to :meth:`settle_later`: one
 commit thread settles everything pending in one group and then calls each caller back.
 
-Host state rows and newly journaled signals do not depend on the broker's changes. When a
+Host state rows and newly journaled signals do not depend on the broker's changes (except
+signals the journal executed in the same request, :meth:`DurableBroker.journal_executing`:
+those are part of the broker's changes). When a
 group commit fails and it held some, the group is tried again without them, then each state
 key and each journal batch alone: a row the store refuses (a strategy's ``ctx.state`` that got
 past its checks, say) fails only the requests that wrote it, never another tenant's order.

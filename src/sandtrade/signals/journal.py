@@ -1,7 +1,9 @@
 """The signal journal: received signals appended durably, in groups, with the broker's commit.
 
 One thread takes what arrived meanwhile and writes it through the durable broker's group
-commit, so one fsync covers those signals and the broker's pending changes together. Each
+commit, so one fsync covers those signals and the broker's pending changes together. A paper
+signal whose lane is free is executed there and then, under the broker's lock, and journaled
+in the state it ends in, in the same transaction as its orders (docs/webhook_load.md). Each
 record is encoded once, here: the check that the store can write it is the JSON it writes. Only
 once a group is durable is it handed on to be executed, and then each sender answered: the
 journal's order is the execution order, and an answered signal survives a SIGKILL.

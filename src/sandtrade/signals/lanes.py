@@ -5,6 +5,9 @@
     paper:   the signal's orders and its ``executed`` status commit in one transaction, so
              across a SIGKILL a signal is either executed with its orders or not at all, and
              a restarted host executes what was journaled but not executed: exactly once.
+             While a destination's lane is free, the journal executes its signals in their
+             own journal commit instead (:meth:`Lanes.claim_inline`): the signal is inserted
+             executed, with its orders, in one transaction (docs/webhook_load.md).
     strategy: marked ``routed`` durably, then handed to the strategy's ``on_signal``; one in
              flight when the host dies is not delivered again (at most once) and is marked
              failed on restart, with that reason.
