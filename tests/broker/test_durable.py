@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from sandtrade.broker import BrokerSettings, PaperBroker
 from sandtrade.broker.durable import DurableBroker
 from sandtrade.errors import StoreError
 from sandtrade.models import Account, OrderStatus
-from sandtrade.store import JsonText, SQLiteStore
+from sandtrade.signal_model import SignalRecord, SignalStatus
+from sandtrade.store import JournalEntry, JsonText, SQLiteStore
 
 from .conftest import LAST_PRICES, instruments
 
@@ -124,3 +126,55 @@ def test_settle_later_reports_a_failed_group_to_every_request_in_it(
     live.settle_later(seq, answers.put)
     lost = answers.get(timeout=30)
     assert lost is not None and "not carried out" in lost
+
+
+def _signal(sid: str) -> SignalRecord:
+    record = SignalRecord(id=sid, source="test", received_at=datetime.now(UTC),
+                          raw_body="buy 10 ACME", account="bob", destination="paper:bob")
+    record.step(SignalStatus.VALIDATED, record.received_at)
+    return record
+
+
+def test_signals_executed_in_a_group_are_committed_with_the_broker_changes(
+        live: DurableBroker, store: SQLiteStore) -> None:
+    """A group split apart by a refused state row: the signal executed with the journal is
+    stored with its order (the broker's part), the one journaled beside it alone, and only
+    the state row's request fails."""
+    bad, _, _ = live.apply(lambda b: live.note_state("strategy:alice:state",
+                                                     {"x": deep(5_000)}))
+    executed, waiting = _signal("sig_executed"), _signal("sig_waiting")
+    placed = []
+
+    def execute(b: PaperBroker) -> list[tuple[JournalEntry, bool]]:
+        placed.append(b.submit("bob", "ACME", "buy", 10))
+        executed.step(SignalStatus.EXECUTED, datetime.now(UTC), "placed")
+        return [(JournalEntry(executed), True), (JournalEntry(waiting), False)]
+
+    bound, free = live.journal_executing(execute)
+    live.settle(free)
+    assert live.lost(bound) is None and live.lost(free) is None and live.lost(bad) is not None
+    stored = store.get_signal("sig_executed")
+    assert stored is not None and stored.status is SignalStatus.EXECUTED
+    assert store.get_order(placed[0].id) is not None
+    assert store.get_signal("sig_waiting") is not None
+    assert live.rebuilds == 0
+
+
+def test_signals_whose_execution_raised_leave_nothing_pending_committed(
+        live: DurableBroker, store: SQLiteStore) -> None:
+    """Execution that raises half way (a bug): its order is not committed without its
+    signal; the group is lost and the broker rebuilt from the store."""
+    before, order, _ = live.apply(lambda b: b.submit("bob", "ACME", "buy", 1))
+    placed = []
+
+    def execute(b: PaperBroker) -> list[tuple[JournalEntry, bool]]:
+        placed.append(b.submit("bob", "ACME", "buy", 10))
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        live.journal_executing(execute)
+    with pytest.raises(StoreError, match="executing signals in the journal failed: a bug"):
+        live.settle(before)
+    assert store.get_order(placed[0].id) is None and store.get_order(order.id) is None
+    assert live.rebuilds == 1
+    assert live.call(lambda b: b.orders("bob")) == []

@@ -303,32 +303,38 @@ def test_a_rejected_order_stops_the_signals_later_commands(host: Host) -> None:
     assert "placed before" in rec.reason and placed[0].id in rec.reason, rec.reason
 
 
-def test_a_failed_commit_stores_neither_the_orders_nor_executed(
+def test_a_failed_commit_stores_neither_the_signal_nor_its_orders(
         host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A paper signal's orders and its status commit together: when that commit fails, the
-    signal is failed with the reason, and no order of it exists (nor fills later)."""
+    """A paper signal whose lane is free executes in its own journal commit: when that commit
+    fails, the sender is told nothing was accepted (a 503, which TradingView resends), and
+    neither the signal nor any order of it exists (nor fills later); the resend executes
+    once."""
     store = host.runtime.store
     assert store is not None
     host.market.publish(100.0)
     real = store.commit_many
+    tried: list[SignalStatus] = []
 
     def failing(changes: Any, state: Any, signals: Sequence[SignalRecord] = (),
                 new_signals: Sequence[Any] = ()) -> None:
-        if signals:  # the commit of the signal's execution (its journal entry went before)
+        if new_signals:  # the signal's journal entry, with its execution
+            tried.extend(e.record.status for e in new_signals)
             raise StoreError("disk full (injected by the test)")
         real(changes, state, signals, new_signals)
 
     monkeypatch.setattr(store, "commit_many", failing)
-    [sig] = send(host, "buy 2 AAA")
+    body = "buy 2 AAA id=disk-full-1"
+    r = post(host.webhook, body)
     monkeypatch.setattr(store, "commit_many", real)
-    rec = record(host, sig.id)
-    assert rec.status is SignalStatus.FAILED
-    assert "disk full" in rec.reason and "not carried out" in rec.reason, rec.reason
-    assert host.orders() == []
+    assert r.status_code == 503 and "disk full" in r.json()["error"], r.text
+    assert SignalStatus.EXECUTED in tried, "the journal entry carried its execution"
+    assert host.signals() == [] and host.orders() == []
     host.market.publish(101.0)
     assert position(host) == 0.0 and host.orders() == []
-    [ok] = send(host, "buy 1 AAA")
-    assert record(host, ok.id).status is SignalStatus.EXECUTED
+    answer = host.send(body)
+    assert record(host, answer["id"]).status is SignalStatus.EXECUTED
+    [order] = host.orders()
+    assert order.client_order_id == f"{answer['id']}.0" and order.qty == 2
 
 
 # ------------------------------------------------------------------ routing

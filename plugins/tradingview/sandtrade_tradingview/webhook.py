@@ -59,6 +59,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.routing import Match, Mount
+from starlette.types import Receive, Scope, Send
 
 from sandtrade.plugin_api import (
     AuthError,
@@ -322,10 +324,52 @@ def _passphrase(body: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class _DirectRoute(Mount):
+    """The webhook's plain alerts, answered by :meth:`Webhook.handle` as a plain ASGI app:
+    FastAPI's parameter solving and request wrapping cost about a tenth of an alert's host
+    time under load (docs/webhook_load.md).
+
+    It takes only what needs no parameter parsing: a POST to one of the two webhook paths with
+    no query string. Anything else (``?dry_run=...``, ``?format=...``, another method, a path
+    with more segments) is not matched, and falls through to the documented FastAPI routes
+    after it, which answer it (and list both paths in the OpenAPI schema) as before. A mount,
+    so that FastAPI keeps this class, its matching with it, where a router is included.
+    """
+
+    def __init__(self, hook: Webhook) -> None:
+        super().__init__(_PREFIX, app=self._serve)
+        self.hook = hook
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
+            return Match.NONE, {}
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if path == _PREFIX:
+            return Match.FULL, {"path_params": {}}
+        if path.startswith(_PREFIX + "/"):
+            token = path[len(_PREFIX) + 1:]
+            if token and "/" not in token:
+                return Match.FULL, {"path_params": {"token": token}}
+        return Match.NONE, {}
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await self.hook.handle(request, scope["path_params"].get("token"), False,
+                                          None)
+        await response(scope, receive, send)
+
+
+_PREFIX = "/webhooks/tradingview"
+
+
 def make_router(host: HostApi) -> APIRouter:
     """The webhook routes."""
     hook = Webhook(host)
     router = APIRouter(tags=["tradingview"])
+    router.routes.append(_DirectRoute(hook))  # first: what it takes, it answers
     responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorAnswer, "description": text} for code, text in (
             (400, "The body is not UTF-8 text."), (401, "No token, or not a valid one."),

@@ -13,7 +13,9 @@ strategies trading on one bar would queue behind a handful of door threads, each
 :meth:`settle`) applies with :meth:`apply` and hands the wait to :meth:`settle_later`: one
 commit thread settles everything pending in one group and then calls each caller back.
 
-Host state rows and newly journaled signals do not depend on the broker's changes. When a
+Host state rows and newly journaled signals do not depend on the broker's changes (except
+signals the journal executed in the same request, :meth:`DurableBroker.journal_executing`:
+those are part of the broker's changes). When a
 group commit fails and it held some, the group is tried again without them, then each state
 key and each journal batch alone: a row the store refuses (a strategy's ``ctx.state`` that got
 past its checks, say) fails only the requests that wrote it, never another tenant's order.
@@ -80,6 +82,10 @@ class DurableBroker:
         self._state_by: dict[str, list[int]] = {}  # key -> the requests that noted it
         self._signals: dict[str, SignalRecord] = {}
         self._new_signals: list[JournalEntry] = []
+        # Journaled with the broker's changes that executed them: never committed apart.
+        self._bound_signals: list[JournalEntry] = []
+        #: Why what is pending must not be committed (see journal_executing), or None.
+        self._broken: str | None = None
         self._journal_by: list[tuple[int, list[JournalEntry]]] = []
         self._applied = 0   # sequence number of the last request applied
         self._durable = 0   # every request up to this number is settled (committed or failed)
@@ -179,10 +185,50 @@ class DurableBroker:
         with self._apply_lock:
             if self._closed:
                 raise StoreError("the host is shutting down; nothing was journaled")
-            self._new_signals.extend(records)
+            return self._journal_free(records)
+
+    def _journal_free(self, records: list[JournalEntry]) -> int:
+        self._new_signals.extend(records)
+        self._applied += 1
+        self._journal_by.append((self._applied, list(records)))
+        return self._applied
+
+    def journal_executing(self, execute: Callable[[PaperBroker], list[tuple[JournalEntry, bool]]]
+                          ) -> tuple[int, int]:
+        """Apply ``execute(broker)`` and journal the signals it returns, in its order, under
+        one hold of the broker's lock: those flagged True (executed by it) are bound to its
+        changes, the others are journaled as :meth:`journal` does. No settle can commit the
+        changes without the bound signals: they land in one transaction or not at all (a
+        failed group commit retried apart keeps them with the broker's part).
+
+        Returns the sequence numbers of the bound part and of the free part, to
+        :meth:`settle` and ask :meth:`lost` about each. ``execute`` must not raise (it
+        handles each signal's failure itself); if it does, nothing is journaled and its
+        changes are rolled back with the group (the error is raised here)."""
+        with self._apply_lock:
+            if self._closed:
+                raise StoreError("the host is shutting down; nothing was journaled")
+            broker = self._broker
+            broker.begin_batch()
+            try:
+                entries = execute(broker)
+            except Exception as e:
+                # Its changes are half made and their signals are not journaled: nothing
+                # pending may be committed; the next settle rebuilds the broker instead.
+                self._broken = f"executing signals in the journal failed: {e}"
+                raise
+            finally:
+                for change in broker.end_batch():
+                    change.orders = [o.model_copy() for o in change.orders]
+                    self._pending.append(change)
+            bound = [e for e, executed in entries if executed]
+            self._new_signals.extend(e for e, _ in entries)
+            self._bound_signals.extend(bound)
             self._applied += 1
-            self._journal_by.append((self._applied, list(records)))
-            return self._applied
+            bound_seq = self._applied
+            free_seq = self._journal_free([])
+            self._journal_by[-1] = (free_seq, [e for e, executed in entries if not executed])
+            return bound_seq, free_seq
 
     def settle(self, seq: int) -> None:
         """Return once every request up to ``seq`` is committed; raise :class:`StoreError`
@@ -196,13 +242,17 @@ class DurableBroker:
                     state_by, self._state_by = self._state_by, {}
                     signals, self._signals = list(self._signals.values()), {}
                     new, self._new_signals = self._new_signals, []
+                    bound, self._bound_signals = self._bound_signals, []
                     journal_by, self._journal_by = self._journal_by, []
+                    broken, self._broken = self._broken, None
                     upto = self._applied
                 try:
+                    if broken is not None:
+                        raise StoreError(broken)
                     self._store.commit_many(changes, state, signals, new)
                 except Exception as e:
-                    if not self._commit_apart(e, changes, signals, state, state_by,
-                                              journal_by):
+                    if broken is not None or not self._commit_apart(
+                            e, changes, signals, bound, state, state_by, journal_by):
                         log.error("group commit of requests %d-%d failed: %s; rebuilding "
                                   "the broker from the store", self._durable + 1, upto, e)
                         with self._apply_lock:
@@ -210,6 +260,7 @@ class DurableBroker:
                             upto = self._applied
                             self._pending, self._state, self._signals = [], {}, {}
                             self._state_by, self._new_signals, self._journal_by = {}, [], []
+                            self._bound_signals, self._broken = [], None
                             self._lost.append((self._durable + 1, upto, str(e)))
                             self.rebuilds += 1
                             self._broker = self._make_broker()
@@ -257,18 +308,20 @@ class DurableBroker:
                     log.exception("the answer to request %d failed", seq)
 
     def _commit_apart(self, error: Exception, changes: list[BrokerChange],
-                      signals: list[SignalRecord], state: dict[str, Any],
+                      signals: list[SignalRecord], bound: list[JournalEntry],
+                      state: dict[str, Any],
                       state_by: dict[str, list[int]],
                       journal_by: list[tuple[int, list[JournalEntry]]]
                       ) -> bool:
         """After a failed group commit (under the commit lock): commit the broker's changes
         and signal updates without the host state and journal rows, then each of those
-        alone, failing only the requests whose own row was refused. False when the broker's
-        part itself cannot be committed (then nothing of the group is stored)."""
-        if not state and not journal_by:
+        alone, failing only the requests whose own row was refused. Signals executed in the
+        group (``bound``) are part of the broker's. False when the broker's part itself cannot
+        be committed (then nothing of the group is stored)."""
+        if not state and not any(records for _, records in journal_by):
             return False
         try:
-            self._store.commit_many(changes, None, signals, ())
+            self._store.commit_many(changes, None, signals, bound)
         except Exception:
             return False
         failed: dict[int, str] = {}
@@ -279,6 +332,8 @@ class DurableBroker:
                 for seq in state_by.get(key, ()):
                     failed[seq] = f"{e}; host state {key!r} of this request was not stored"
         for seq, records in journal_by:
+            if not records:
+                continue
             try:
                 self._store.commit_many((), None, (), records)
             except Exception as e:

@@ -1,7 +1,9 @@
 """The signal journal: received signals appended durably, in groups, with the broker's commit.
 
 One thread takes what arrived meanwhile and writes it through the durable broker's group
-commit, so one fsync covers those signals and the broker's pending changes together. Each
+commit, so one fsync covers those signals and the broker's pending changes together. A paper
+signal whose lane is free is executed there and then, under the broker's lock, and journaled
+in the state it ends in, in the same transaction as its orders (docs/webhook_load.md). Each
 record is encoded once, here: the check that the store can write it is the JSON it writes. Only
 once a group is durable is it handed on to be executed, and then each sender answered: the
 journal's order is the execution order, and an answered signal survives a SIGKILL.
@@ -9,6 +11,8 @@ journal's order is the execution order, and an answered signal survives a SIGKIL
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -16,11 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from sandtrade.errors import StoreError
 from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import JournalEntry, JsonText
 
 if TYPE_CHECKING:
     from sandtrade.broker.durable import DurableBroker
+    from sandtrade.broker.paper import PaperBroker
+    from sandtrade.signals.lanes import Lanes
 
 __all__ = ["SignalJournal"]
 
@@ -33,23 +40,29 @@ _BATCH = 2048
 class SignalJournal:
     """Appends signals durably in groups, on a thread of its own.
 
-    :param after: called with each stored group, in order, before the senders are answered.
+    :param after: called with each stored group's signals left to execute, in order, before
+        the senders are answered.
     :param failed: called with the signals that could not be stored (their senders get the
         error).
+    :param lanes: when given, the paper signals whose lane is free execute in their group's
+        own commit (:meth:`Lanes.claim_inline`): one transaction holds each signal, in its
+        final state, with its orders.
+    :param executed: called with the signals of a stored group that executed in it.
     """
 
     def __init__(self, live: DurableBroker, after: Callable[[list[SignalRecord]], None],
-                 failed: Callable[[list[SignalRecord]], None]) -> None:
+                 failed: Callable[[list[SignalRecord]], None], *, lanes: Lanes | None = None,
+                 executed: Callable[[list[SignalRecord]], None] | None = None) -> None:
         self._live = live
         self._after = after
         self._failed = failed
-        self._queue: queue.SimpleQueue[tuple[SignalRecord, str | None, Future[None]] | None] = \
-            queue.SimpleQueue()
+        self._lanes = lanes
+        self._executed = executed or (lambda records: None)
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="signal-journal", daemon=True)
         self._thread.start()
 
-    def _fail(self, items: list[tuple[SignalRecord, str | None, Future[None]]],
-              error: Exception) -> None:
+    def _fail(self, items: list[_Item], error: Exception) -> None:
         self._failed([r for r, _, _ in items])
         for _, _, fut in items:
             fut.set_exception(error)
@@ -82,34 +95,80 @@ class SignalJournal:
                     stop = True
                     break
                 batch.append(more)
-            # A record the store could not write would fail the whole group (broker
-            # changes included): each is encoded alone first, and the store writes that text
-            # (a record has no number of its own the store would refuse: only what
-            # model_dump_json refuses is refused).
-            storable = []
-            entries = []
-            for item in batch:
-                try:
-                    data = JsonText(item[0].model_dump_json())
-                except Exception as e:
-                    self._fail([item], e)
-                else:
-                    storable.append(item)
-                    entries.append(JournalEntry(item[0], item[1], data))
-            stored = []
-            if storable:
-                try:
-                    self._live.settle(self._live.journal(entries))
-                    stored = storable
-                except Exception as e:
-                    self._fail(storable, e)
-            if stored:
-                # Hand to the lanes before answering: the journal order is the execution order.
-                try:
-                    self._after([r for r, _, _ in stored])
-                except Exception:  # a lane problem must not cost the answer
-                    log.exception("signals journaled but not queued for execution")
-                for _, _, fut in stored:
-                    fut.set_result(None)
+            self._store(batch)
             if stop:
                 return
+
+    def _store(self, batch: list[_Item]) -> None:
+        # A record the store could not write would fail the whole group (broker
+        # changes included): each is encoded alone first, and the store writes that text
+        # (a record has no number of its own the store would refuse: only what
+        # model_dump_json refuses is refused).
+        storable = []
+        entries = []
+        for item in batch:
+            try:
+                data = JsonText(item[0].model_dump_json())
+            except Exception as e:
+                self._fail([item], e)
+            else:
+                storable.append(item)
+                entries.append(JournalEntry(item[0], item[1], data))
+        if not storable:
+            return
+        claimed = (self._lanes.claim_inline([r for r, _, _ in storable])
+                   if self._lanes is not None else [False] * len(storable))
+        inline = [item for item, c in zip(storable, claimed, strict=True) if c]
+        rest = [item for item, c in zip(storable, claimed, strict=True) if not c]
+        try:
+            if not inline:
+                self._live.settle(self._live.journal(entries))
+                lost_inline, lost_rest = None, None
+            else:
+                bound_seq, free_seq = self._live.journal_executing(
+                    functools.partial(self._execute, entries, claimed))
+                with contextlib.suppress(StoreError):  # which part was lost: asked below
+                    self._live.settle(free_seq)
+                lost_inline, lost_rest = self._live.lost(bound_seq), self._live.lost(free_seq)
+        except Exception as e:
+            self._fail(storable, e)
+            return
+        if lost_inline is not None:
+            self._fail(inline, StoreError(lost_inline))
+            inline = []
+        if lost_rest is not None:
+            self._fail(rest, StoreError(lost_rest))
+            rest = []
+        # Hand to the lanes before answering: the journal order is the execution order.
+        try:
+            if rest:
+                self._after([r for r, _, _ in rest])
+            if inline:
+                self._executed([r for r, _, _ in inline])
+        except Exception:  # a lane problem must not cost the answer
+            log.exception("signals journaled but not queued for execution")
+        for _, _, fut in inline + rest:
+            fut.set_result(None)
+
+    def _execute(self, entries: list[JournalEntry], claimed: list[bool], b: PaperBroker
+                 ) -> list[tuple[JournalEntry, bool]]:
+        """Under the broker's lock: execute the claimed signals, each journaled in the
+        state it ends in (encoded again: it has its orders now)."""
+        assert self._lanes is not None
+        out = []
+        for entry, c in zip(entries, claimed, strict=True):
+            if not c:
+                out.append((entry, False))
+                continue
+            record = entry.record
+            self._lanes.execute_inline(b, record)
+            try:
+                data: JsonText | None = JsonText(record.model_dump_json())
+            except Exception:  # the store's own encoding says why, and fails the group
+                log.exception("signal %s executed but cannot be encoded", record.id)
+                data = None
+            out.append((JournalEntry(record, entry.dedup_hash, data), True))
+        return out
+
+
+_Item = tuple[SignalRecord, str | None, Future[None]]

@@ -5,6 +5,9 @@
     paper:   the signal's orders and its ``executed`` status commit in one transaction, so
              across a SIGKILL a signal is either executed with its orders or not at all, and
              a restarted host executes what was journaled but not executed: exactly once.
+             While a destination's lane is free, the journal executes its signals in their
+             own journal commit instead (:meth:`Lanes.claim_inline`): the signal is inserted
+             executed, with its orders, in one transaction (docs/webhook_load.md).
     strategy: marked ``routed`` durably, then handed to the strategy's ``on_signal``; one in
              flight when the host dies is not delivered again (at most once) and is marked
              failed on restart, with that reason.
@@ -91,6 +94,7 @@ class Lanes:
         self._lock = threading.Lock()
         self._recovered = threading.Event()
         self._recovered_ids: set[str] = set()
+        self._inline: set[str] = set()  # destinations whose signals executed in the journal
 
     def recover(self, records: list[SignalRecord]) -> None:
         """Queue what was journaled before a restart ahead of anything received since, and
@@ -112,7 +116,10 @@ class Lanes:
     def waiting(self) -> dict[str, int]:
         """Signals queued or executing, per lane."""
         with self._lock:
-            return {k: len(lane.items) + int(lane.busy) for k, lane in self._lanes.items()}
+            waiting = dict.fromkeys(self._inline, 0)  # executed in their journal commits
+            waiting.update({k: len(lane.items) + int(lane.busy)
+                            for k, lane in self._lanes.items()})
+            return waiting
 
     def idle(self) -> bool:
         """Whether no lane has anything queued or executing."""
@@ -149,6 +156,42 @@ class Lanes:
                 else:
                     lane.items.append(record)
                 lane.cond.notify()
+
+    def claim_inline(self, records: list[SignalRecord]) -> list[bool]:
+        """Which of a journal group's signals (in journal order) execute in the group's own
+        commit (:meth:`execute_inline`) instead of on their lane: the paper signals of every
+        destination whose lane has nothing queued or executing, once execution has begun. A
+        destination's signals of the group all go one way, so its journal order stays its
+        execution order (only the journal queues signals once recovery is done: a lane found
+        free stays free until the group is handed on)."""
+        if not self._recovered.is_set():
+            return [False] * len(records)
+        free: dict[str, bool] = {}
+        claimed = []
+        for record in records:
+            dest = record.destination
+            if record.status is not SignalStatus.VALIDATED or not dest.startswith("paper:"):
+                claimed.append(False)
+                continue
+            ok = free.get(dest)
+            if ok is None:
+                with self._lock:
+                    lane = self._lanes.get(dest)
+                    self._inline.add(dest)
+                if lane is None:
+                    ok = True
+                else:
+                    with lane.cond:
+                        ok = not lane.items and not lane.busy
+                free[dest] = ok
+            claimed.append(ok)
+        return claimed
+
+    def execute_inline(self, b: PaperBroker, record: SignalRecord) -> None:
+        """Inside the broker's lock, in the journal's group: place a claimed paper signal's
+        orders and step it to executed (or failed); the journal stores it in that state with
+        the orders, in one transaction."""
+        self._paper_step(b, record.destination.split(":", 1)[1], record, note=False)
 
     def _lane(self, key: str) -> Lane:
         with self._lock:
@@ -219,8 +262,10 @@ class Lanes:
             except Exception as e:  # left validated in the store: retried after a restart
                 log.error("could not mark %d signals failed: %s", len(lost), e)
 
-    def _paper_step(self, b: PaperBroker, account: str, record: SignalRecord) -> None:
-        """Inside the broker's lock: place the signal's orders, note its new status."""
+    def _paper_step(self, b: PaperBroker, account: str, record: SignalRecord,
+                    note: bool = True) -> None:
+        """Inside the broker's lock: place the signal's orders, note its new status (unless
+        ``note`` is False: the journal inserts it as it is now)."""
         now = datetime.now(UTC)
         record.step(SignalStatus.ROUTED, now, f"paper account {account}")
         try:
@@ -252,7 +297,8 @@ class Lanes:
             record.step(SignalStatus.FAILED, now, failure + done)
         else:
             record.step(SignalStatus.EXECUTED, now, "; ".join(notes) or "nothing to do")
-        self.live.note_signal(record)
+        if note:
+            self.live.note_signal(record)
 
     def _execute_elsewhere(self, record: SignalRecord) -> None:
         kind, _, name = record.destination.partition(":")

@@ -161,7 +161,8 @@ class SignalPipeline:
                             on_done=self._executed,
                             pricing=Pricing(covered=self.covered, instrument=self.instrument),
                             chains=chains)
-        self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled)
+        self._journal = SignalJournal(live, self._lanes.enqueue, self._not_journaled,
+                                      lanes=self._lanes, executed=self._executed)
 
     # ------------------------------------------------------------------ life
 
@@ -303,12 +304,13 @@ class SignalPipeline:
                                                       record.id, now)
                     self._pending[record.account] = self._pending.get(record.account, 0) + 1
             self._remember(record)
+            # As it is now: once appended, the journal may execute it before it answers.
+            answered = record.snapshot()
             fut = self._journal.append(record, dedup_hash)
         original = self._records.get(original_id) if original_id else None
         if original_id and original is None:
             original = self.store.get_signal(original_id)
-        answer = Submitted(record.snapshot(), duplicate=original_id is not None,
-                           original=original)
+        answer = Submitted(answered, duplicate=original_id is not None, original=original)
         return answer, fut
 
     def _prepare(self, body: str, *, source: str, principal: Principal | None,
@@ -513,7 +515,8 @@ class SignalPipeline:
         ids = {r.id for r in records}
         with self._lock:
             for r in records:
-                if r.status is SignalStatus.VALIDATED:
+                # Counted as waiting once validated (it may have executed in the group since).
+                if r.status not in (SignalStatus.REJECTED, SignalStatus.DROPPED):
                     self._pending[r.account] -= 1
             self._duplicates.forget(ids)
             for sid in ids:
