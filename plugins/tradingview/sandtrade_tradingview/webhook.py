@@ -28,7 +28,8 @@ What TradingView does, and how this fits it:
 
 Answers: 200 ``{"id", "status", "destination", "duplicate", "reason", "orders",
 "ignored_fields", "price_source"}`` once the signal is durable (``destination`` as written in
-routes, e.g. ``paper:ACCOUNT``; ``reason`` only says why a duplicate is not executed again;
+routes, e.g. ``paper:ACCOUNT``; ``reason`` only says why a duplicate, or a signal whose route
+a person paused, is not executed;
 ``orders`` what will be done, e.g. ``[{"symbol": "AAPL", "side": "buy", "qty": 10, "type":
 "market", "class": "simple"}]``, so that TradingView's alert log says it; ``ignored_fields``
 the body's fields no format reads); 401/403 for a missing, wrong or unauthorised token or
@@ -176,13 +177,15 @@ class SignalAnswer(BaseModel):
     """The answer to an accepted (or dry-run) alert."""
 
     id: str = Field(description="The journaled signal's id (empty for a dry run).")
-    status: str = Field(description="validated (it will execute), or dropped (a duplicate)")
+    status: str = Field(description="validated (it will execute), or dropped (a duplicate, or "
+                        "its route is paused)")
     destination: str = Field(description=(
         "Where it goes, as written in routes: paper:ACCOUNT, strategy:NAME, live:BROKER or "
         "drop."))
     duplicate: bool = False
     duplicate_of: str | None = None
-    reason: str = Field("", description="Why it will not be executed (a duplicate); empty "
+    reason: str = Field("", description="Why it will not be executed (a duplicate, or a "
+                                        "paused route: who paused it and since when); empty "
                                         "when it will be.")
     orders: list[dict[str, Any]] = Field(default_factory=list, description=(
         "What will be done, one entry per command: symbol, side (buy, sell, close, long, "
