@@ -60,9 +60,13 @@ class HostApi:
     def __init__(self, *, pipeline: SignalPipeline, auth: TokenAuthority,
                  plugins: dict[str, dict[str, Any]], config_path: Path | None = None,
                  performance: Callable[[Principal, str, Any], dict[str, dict[str, Any]]]
-                 | None = None, parts: HostParts | None = None) -> None:
+                 | None = None, parts: HostParts | None = None,
+                 performances: Callable[[Principal, str], dict[str, dict[str, dict[str,
+                                                                                   Any]]]]
+                 | None = None) -> None:
         self._pipeline = pipeline
         self._performance = performance
+        self._performances = performances
         self._auth = auth
         self._plugins = plugins
         self._parts = parts
@@ -111,6 +115,16 @@ class HostApi:
         if by not in ("account", "strategy", "source"):
             raise ValueError(f"by must be account, strategy or source (got {by!r})")
         return self._performance(principal, account, by)
+
+    def performances(self, principal: Principal, account: str = ""
+                     ) -> dict[str, dict[str, dict[str, Any]]]:
+        """:meth:`performance` by account, by source and by strategy at once, from one read
+        of the account's fills (read apart, a fill between two reads would be in one
+        grouping and not in another): ``{"account": ..., "source": ..., "strategy": ...}``."""
+        if self._performances is None:
+            return {by: self.performance(principal, account, by)
+                    for by in ("account", "source", "strategy")}
+        return self._performances(principal, account)
 
     def health(self) -> dict[str, Any]:
         """The signal pipeline's state for a health endpoint."""

@@ -305,8 +305,7 @@ def make_router(host: HostApi) -> APIRouter:
                     return host.strategy_plots(s.principal, account,
                                                request.query_params.get("symbol", ""))
                 if name == "performance":  # the back-test's definitions, by the same code
-                    return {by: host.performance(s.principal, account, by)
-                            for by in ("account", "source", "strategy")}
+                    return host.performances(s.principal, account)
                 return host.bars(s.principal, request.query_params.get("symbol", ""),
                                  request.query_params.get("interval", ""))
             return await call(request, read)

@@ -308,7 +308,8 @@ class HostRuntime:
         parts = HostParts(live=self.live, store=self.store, trading=self.trading,
                           strategies=self.strategies, hub=self.hub, watch=self.watch)
         api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins, parts=parts,
-                      performance=self.trading.performance)
+                      performance=self.trading.performance,
+                      performances=self.trading.performances)
         #: What plugins are given of the host (the dashboard's reads and actions).
         self.host_api = api
         try:

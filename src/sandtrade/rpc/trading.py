@@ -418,6 +418,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         every account), grouped ``by`` account, strategy or source: see
         :func:`sandtrade.backtest.performance.performance`, marked at the closes of
         :attr:`prices`."""
+        return self.performances(principal, account, (by,))[by]
+
+    def performances(self, principal: Principal, account: str,
+                     groupings: tuple[Grouping, ...] = ("account", "source", "strategy")
+                     ) -> dict[str, dict[str, dict[str, Any]]]:
+        """:meth:`performance` by each of ``groupings``, from one read of the account's
+        fills and marks (so that the groupings add up: read apart, a fill between two reads
+        was in one and not the other)."""
         target = principal.require("read", account or None)
         stored = self.store.get_account(target)
         if stored is None:
@@ -453,8 +461,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             # figures know, so they end at the account's own equity.
             end = max([b.time for b in bars] + [f.time for f in fills])
             bars += [Bar(symbol, end, mark, mark, mark, mark) for symbol, mark in marks.items()]
-        return performance(stored, fills, sources.get, bars, by=by,
-                           multiplier=lambda s: mult.get(s, 1.0))
+        return {by: performance(stored, fills, sources.get, bars, by=by,
+                                multiplier=lambda s: mult.get(s, 1.0)) for by in groupings}
 
     def positions_op(self, principal: Principal, account: str
                      ) -> Callable[[PaperBroker], list[Position]]:
