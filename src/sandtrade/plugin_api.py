@@ -357,17 +357,12 @@ class HostApi:
         """Pause or resume a route (``trade`` scope on its account; a live broker's, which
         serves every account, the operator's alone). Signals it would carry are journaled
         as dropped, with the reason, while it is paused."""
-        from sandtrade.signals.pauses import authorize, check_route
+        from sandtrade.signals.pauses import authorize
 
         route, who = authorize(principal, route)
-        account = check_route(route)[1]
         info = self._pipeline.pauses.set(route, paused, who)
-        view = {"route": route, "paused": info is not None,
+        return {"route": route, "paused": info is not None,
                 "since": (info or {}).get("since", ""), "by": (info or {}).get("by", "")}
-        watch = self._need().watch
-        if watch is not None:
-            watch.emit("route", account, view)
-        return view
 
     def symbols(self) -> list[str]:
         """The symbols the host has prices of."""

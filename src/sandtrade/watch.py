@@ -489,9 +489,9 @@ class HostWatch:
                 curve = self._curves.get(account.id)
                 if curve is None:
                     curve = self._curves[account.id] = deque(maxlen=CURVE_POINTS)
-                    stored = self.store.equity_points(account.id)
-                    if stored:  # a restart: the curve goes on from the last stored point
-                        self._stored[account.id] = stored[-1]
+                    stored = self.store.latest_equity_point(account.id)
+                    if stored is not None:  # a restart: the curve goes on from there
+                        self._stored[account.id] = stored
                     else:
                         opened = (account.id, min(_time(account.created_at) or now - 1,
                                                   now - 1), account.initial_cash)

@@ -187,6 +187,10 @@ def test_routes_are_paused_and_listed_over_grpc_and_the_cli(
     host.market.publish(100.0)
     [sig] = send(host, "buy 1 AAA")
     assert record(host, sig.id).status is SignalStatus.DROPPED
+    # An open dashboard hears of a pause made over gRPC too.
+    events, _ = host.runtime.watch.after(0, 10_000)
+    assert [(e.account, e.data["route"], e.data["paused"]) for e in events
+            if e.kind == "route"] == [("paper", "paper:paper", True)]
 
     # The CLI, as a person types it.
     cli = [sys.executable, "-m", "sandtrade.cli", "signals"]

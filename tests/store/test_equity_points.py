@@ -17,6 +17,8 @@ def test_points_are_read_in_time_order_per_account(store: SQLiteStore) -> None:
     assert store.equity_points("alice", until=30.0) == [(10.0, 1000.0)]
     assert store.equity_points("bob") == [(20.0, 500.0)]
     assert store.equity_points("carol") == []
+    assert store.latest_equity_point("alice") == (30.0, 1020.0)
+    assert store.latest_equity_point("carol") is None
     store.append_equity_points([])  # nothing to do, no transaction
 
 

@@ -305,6 +305,10 @@ class HostRuntime:
         #: The host's changes as one numbered log, for pages that follow them (dashboard).
         self.watch = HostWatch(live=self.live, store=self.store, hub=self.hub,
                                strategies=self.strategies).start()
+        watch = self.watch
+        # A route paused through any door (the dashboard, gRPC, the CLI) shows on every page.
+        self.signals.pauses.on_change = lambda view, account: watch.emit("route", account,
+                                                                          view)
         parts = HostParts(live=self.live, store=self.store, trading=self.trading,
                           strategies=self.strategies, hub=self.hub, watch=self.watch)
         api = HostApi(pipeline=self.signals, auth=self.auth, plugins=s.plugins, parts=parts,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,8 @@ def check_route(route: str) -> tuple[str, str | None]:
 def authorize(principal: Principal, route: str) -> tuple[str, str]:
     """Check that ``principal`` may pause or resume ``route``: the ``trade`` scope on its
     account; a live broker's, which serves every account, the operator's alone. Returns the
-    route and who pauses it, as the reason of a dropped signal names them."""
+    route and who pauses it, as the reason of a dropped signal names them (every door
+    checks here: the dashboard's, gRPC's)."""
     route, account = check_route(route)
     if account is None:
         principal.require_scope("trade")
@@ -81,6 +83,10 @@ class Pauses:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        #: Told of each change (``{"route", "paused", "since", "by"}`` and the route's
+        #: account, None for a live broker), whichever door made it: the host's watch, so
+        #: that open dashboards show it.
+        self.on_change: Callable[[dict[str, Any], str | None], None] | None = None
         self._lock = threading.Lock()
         self._paused: dict[str, dict[str, Any]] = {}
         stored = store.get_state(STATE_KEY)
@@ -98,7 +104,7 @@ class Pauses:
     def set(self, route: str, paused: bool, by: str) -> dict[str, Any] | None:
         """Pause or resume ``route`` (checked by :func:`check_route`); durable before it
         returns. Returns the pause, or None once resumed."""
-        check_route(route)
+        _, account = check_route(route)
         with self._lock:
             after = dict(self._paused)
             if paused:
@@ -108,7 +114,12 @@ class Pauses:
                 after.pop(route, None)
             self._store.commit_many([], state={STATE_KEY: after})
             self._paused = after
-            return dict(after[route]) if route in after else None
+            info = dict(after[route]) if route in after else None
+        if self.on_change is not None:
+            self.on_change({"route": route, "paused": info is not None,
+                            "since": (info or {}).get("since", ""),
+                            "by": (info or {}).get("by", "")}, account)
+        return info
 
     def reason(self, account: str, destination: str) -> str | None:
         """Why a signal of ``account`` to ``destination`` is not executed, or None when its

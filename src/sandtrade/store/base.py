@@ -304,6 +304,10 @@ class Store(Protocol):
         """``(unix time, equity)`` of ``account``, oldest first (before ``until`` only)."""
         ...
 
+    def latest_equity_point(self, account: str) -> tuple[float, float] | None:
+        """``account``'s newest ``(unix time, equity)``, or None."""
+        ...
+
     def thin_equity_points(self, before: float, every: float) -> int:
         """Keep, of the points older than ``before``, the last of each ``every`` seconds of
         each account; returns how many went."""

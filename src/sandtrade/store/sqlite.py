@@ -752,6 +752,13 @@ class SQLiteStore:
                                 (account, math.inf if until is None else until)).fetchall()
         return [(float(t), float(e)) for t, e in rows]
 
+    def latest_equity_point(self, account: str) -> tuple[float, float] | None:
+        """``account``'s newest ``(unix time, equity)``, or None."""
+        with self._reading(f"latest_equity_point({account!r})") as conn:
+            row = conn.execute("SELECT t, equity FROM equity_points WHERE account = ?"
+                               " ORDER BY t DESC LIMIT 1", (account,)).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]))
+
     def thin_equity_points(self, before: float, every: float) -> int:
         """Keep, of the points older than ``before``, the last of each ``every`` seconds of
         each account; returns how many went."""

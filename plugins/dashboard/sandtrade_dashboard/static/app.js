@@ -640,13 +640,14 @@ function renderPlots() {
   for (const [key, p] of S.plots) {
     const color = p.color || PLOT_COLORS[k++ % PLOT_COLORS.length];
     below = below || p.pane === "below";
-    let series = plotSeries.get(key);
-    if (!series) {
-      series = priceChart.addLineSeries({ color, lineWidth: 2, priceLineVisible: false,
+    const fresh = () => {
+      const made = priceChart.addLineSeries({ color, lineWidth: 2, priceLineVisible: false,
         lastValueVisible: false, crosshairMarkerVisible: false,
         priceScaleId: p.pane === "below" ? "plots-below" : "right" });
-      plotSeries.set(key, series);
-    }
+      plotSeries.set(key, made);
+      return made;
+    };
+    let series = plotSeries.get(key) || fresh();
     // One point a bar of the chart: the last value plotted within it.
     const first = S.bars[0].time, data = [];
     for (const [t, v] of p.points) {
@@ -659,10 +660,7 @@ function renderPlots() {
       // lightweight-charts 4.2 can throw "Value is null" from setData when a line's drawn
       // points are older than the time scale (its issue 2044): a new series has none.
       priceChart.removeSeries(series);
-      series = priceChart.addLineSeries({ color, lineWidth: 2, priceLineVisible: false,
-        lastValueVisible: false, crosshairMarkerVisible: false,
-        priceScaleId: p.pane === "below" ? "plots-below" : "right" });
-      plotSeries.set(key, series);
+      series = fresh();
       series.setData(data);  // a second failure is a real one: the console shows it
     }
     const last = p.points[p.points.length - 1];
