@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -77,17 +78,52 @@ BARS_EVERY = 1.0
 PLOT_EVENT_POINTS = 500
 
 
-@dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One change: its id (increasing), kind, the account it belongs to (None: anyone who
-    may read market data), its JSON-ready data, and that data as JSON text (encoded once, on
-    the watch's thread, however many readers send it)."""
+    may read market data), its JSON-ready data, and that data as JSON text.
 
-    id: int
-    kind: str
-    account: str | None
-    data: dict[str, Any]
-    text: str = ""
+    The text is encoded when a reader first asks for it (and the data built then, when the
+    event was given a way to make it), once however many readers send it: a host nobody
+    watches does not pay for it. Two readers asking at once may both encode it; either
+    result is the same, and the last one is kept."""
+
+    __slots__ = ("_data", "_make", "_text", "account", "id", "kind")
+
+    def __init__(self, id: int, kind: str, account: str | None,
+                 data: dict[str, Any] | None = None, text: str | None = None, *,
+                 make: Callable[[], dict[str, Any]] | None = None) -> None:
+        if data is None and make is None:
+            raise ValueError("WatchEvent: give its data or a way to make it")
+        self.id = id
+        self.kind = kind
+        self.account = account
+        self._data = data
+        self._text = text
+        self._make = make
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            assert self._make is not None
+            data = self._data = self._make()
+        return data
+
+    @property
+    def text(self) -> str:
+        text = self._text
+        if text is None:
+            data = self.data
+            try:
+                text = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+            except ValueError:  # a NaN or infinity somewhere: JSON has none, a page shows null
+                data = self._data = _finite(data)
+                text = json.dumps(data, separators=(",", ":"), default=str)
+            self._text = text
+        return text
+
+    def __repr__(self) -> str:
+        return f"WatchEvent({self.id}, {self.kind!r}, {self.account!r})"
 
 
 def _finite(value: Any) -> Any:
@@ -309,15 +345,13 @@ class HostWatch:
 
     # ------------------------------------------------------------------ the pump
 
-    def emit(self, kind: str, account: str | None, data: dict[str, Any]) -> None:
-        """Add an event to the log and wake the readers waiting for one."""
-        try:
-            text = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
-        except ValueError:  # a NaN or infinity somewhere: JSON has none, a page shows null
-            data = _finite(data)
-            text = json.dumps(data, separators=(",", ":"), default=str)
+    def emit(self, kind: str, account: str | None, data: dict[str, Any] | None = None, *,
+             make: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Add an event to the log and wake the readers waiting for one: its ``data``, or
+        ``make``, which builds it when a reader first asks (from values that no longer
+        change)."""
         with self._lock:
-            self._events.append(WatchEvent(self._next, kind, account, data, text))
+            self._events.append(WatchEvent(self._next, kind, account, data, make=make))
             self._next += 1
             waiters = list(self._waiters)
         for loop, event in waiters:
@@ -368,7 +402,8 @@ class HostWatch:
         # Read in place, not copied: only this thread (the watch's) changes the badges, and
         # a copy of up to 20,000 of them per trade update was most of a busy host's time.
         sources = self._signal_sources
-        # "at": when the update was committed (the pump wakes on it), for fill-to-screen.
+        # Built now (the order object goes on changing), encoded when first read. "at": when
+        # the update was committed (the pump wakes on it), for fill-to-screen.
         data: dict[str, Any] = {"order": order_json(update.order, sources),
                                 "fill": fill_json(update.fill) if update.fill else None,
                                 "at": time.time()}
@@ -394,7 +429,8 @@ class HostWatch:
                 self._open_signals.add(record.id)
             with self._lock:
                 self._signal_sources[record.id] = signal_source(record)
-            self.emit("signal", record.account, signal_json(record))
+            # A record read from the store is a snapshot of its own: built when first read.
+            self.emit("signal", record.account, make=functools.partial(signal_json, record))
         while len(self._seen_signals) > 20_000:
             self._seen_signals.pop(next(iter(self._seen_signals)))
         with self._lock:

@@ -413,3 +413,33 @@ def test_a_paused_route_drops_alerts_with_the_reason_until_resumed(
                            timeout=20_000)
     w.check_clean()
     w.close()
+
+
+def test_the_timeline_keeps_the_newest_signals_first_and_follows_their_orders(
+        browser: Any, host: DashboardHost) -> None:
+    """Live, the timeline redraws only the signals that changed: new ones on top in the order
+    they came, the newest 100 shown, each card following its order to filled; a filter set
+    while signals arrive shows only the ones it lets through."""
+    w = Watched(browser, host)
+    page = w.sign_in(host.tokens["alice"])
+    w.view("signals")
+    with Client(host.grpc, host.tokens["alice"]) as client:
+        sent = [client.send_signal(f"buy {n + 1} DEMO").id for n in range(105)]
+        newest = f"[data-signal='{sent[-1]}']"
+        page.wait_for_selector(f"{newest} [data-status=executed]", timeout=30_000)
+        wait_until(lambda: "(filled @" in page.locator(f"{newest} .small").inner_text())
+        shown = page.locator("#timeline > li").evaluate_all(
+            "items => items.map(i => i.dataset.signal)")
+        assert shown == sent[::-1][:100]  # newest first, the oldest five gone
+        # A filter: only rejected signals, and those that come stay filtered.
+        page.select_option("#f-status", "rejected")
+        wait_until(lambda: page.locator("#timeline > li:not(.rejected)").count() == 0)
+        good = client.send_signal("buy 1 DEMO").id  # executed: filtered out
+    r = host.alert("alice", '{"ticker": "DEMO", "action": "buy", "contracts": "x"}')
+    assert r.status_code == 422, r.text
+    rejected = r.json()["id"]
+    page.wait_for_selector(f"[data-signal='{rejected}']", timeout=20_000)
+    assert page.locator("#timeline > li").first.get_attribute("data-signal") == rejected
+    assert page.locator(f"[data-signal='{good}']").count() == 0
+    w.check_clean()
+    w.close()

@@ -8,6 +8,7 @@ const S = {
   strategies: new Map(), logs: new Map(), acct: null, curve: [], source: null,
   symbol: "", tf: "", bars: [], dirty: new Set(), view: "account",
   signalOfOrder: new Map(), lastBar: 0, changedOrders: new Set(), ordersReset: true,
+  changedSignals: new Set(), signalsReset: true,
   // Seconds from a fill's commit on the host to its row on this screen (bench/dashboard.py).
   fillLag: [], pendingFills: [],
   // What the account's strategies plotted on this symbol: "strategy/name" -> series.
@@ -136,7 +137,7 @@ async function loadAll() {
   S.logs = new Map();
   for (const s of strategies) loadLog(s.name, account);
   loadRoutes(account);
-  S.ordersReset = true;
+  S.ordersReset = true; S.signalsReset = true;
   for (const v of ["account", "orders", "signals", "strategies", "markers"]) S.dirty.add(v);
   schedule();
   // The chart's plots are read afresh once it is drawn. Another account's go now; after a
@@ -154,8 +155,17 @@ async function loadLog(name, account) {
   S.dirty.add("strategies"); schedule();
 }
 
+// What a page keeps of a busy account: the newest this many signals, orders and fills (a
+// day at 50 signals a second would otherwise hold millions); the views show fewer.
+const KEEP = 5000;
+function keepNewest(map) {
+  while (map.size > KEEP) map.delete(map.keys().next().value);
+}
+
 function putSignal(s) {
   S.signals.set(s.id, s);
+  S.changedSignals.add(s.id);
+  keepNewest(S.signals);
   for (const id of s.orders) {
     if (!S.signalOfOrder.has(id) && S.orders.has(id)) S.changedOrders.add(id);
     S.signalOfOrder.set(id, s.source);
@@ -180,10 +190,13 @@ function connect() {
   on("trade", ({ order, fill, at }) => {
     if (S.me.operator && order.account !== S.account) return;
     S.orders.set(order.id, order);
+    keepNewest(S.orders);
     S.changedOrders.add(order.id);
     if (order.parent_id) S.changedOrders.add(order.parent_id);
-    if (fill) { S.fills.set(fill.id, fill); S.pendingFills.push(at); refreshAccountSoon(); }
+    if (fill) { S.fills.set(fill.id, fill); keepNewest(S.fills); S.pendingFills.push(at); refreshAccountSoon(); }
     if (fill && S.view === "options") refreshGroupsSoon();
+    const signal = S.signalOfOrder.get(order.id);  // its signal shows the order's status
+    if (signal && S.signals.has(signal.ref)) { S.changedSignals.add(signal.ref); S.dirty.add("signals"); }
     S.dirty.add("orders"); S.dirty.add("markers"); schedule();
   });
   on("signal", (s) => { putSignal(s); S.dirty.add("signals"); S.dirty.add("markers"); S.dirty.add("orders"); schedule(); });
@@ -247,10 +260,11 @@ function refreshBarsSoon() {
 // is drawn when it is shown): a busy host must not make the browser, or the machine, busy.
 const VISIBLE = { account: ["account"], chart: ["markers", "plots"], signals: ["signals"],
   orders: ["orders"], strategies: ["strategies", "logs"], options: ["groups"] };
+const DRAW_MS = 200, ORDER_ROWS = 100;
 let frame = 0, lastDraw = 0;
 function schedule() {
   if (frame) return;
-  frame = setTimeout(() => requestAnimationFrame(draw), Math.max(0, 100 - (Date.now() - lastDraw)));
+  frame = setTimeout(() => requestAnimationFrame(draw), Math.max(0, DRAW_MS - (Date.now() - lastDraw)));
 }
 
 function draw() {
@@ -453,7 +467,7 @@ function renderOrders() {
   if (S.ordersReset || !body.rows.length) {
     S.ordersReset = false; S.changedOrders.clear(); orderRows.clear();
     const orders = [...S.orders.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0)
-      || (a.id < b.id ? 1 : -1)).slice(0, 300);
+      || (a.id < b.id ? 1 : -1)).slice(0, ORDER_ROWS);
     body.replaceChildren(...orders.map((o) => { const row = orderRow(o); orderRows.set(o.id, row); return row; }));
   } else {
     const fresh = [];
@@ -466,7 +480,7 @@ function renderOrders() {
     }
     S.changedOrders.clear();
     if (fresh.length) body.prepend(...fresh.reverse());
-    while (body.rows.length > 300) { const last = body.rows[body.rows.length - 1]; orderRows.delete(last.dataset.order); last.remove(); }
+    while (body.rows.length > ORDER_ROWS) { const last = body.rows[body.rows.length - 1]; orderRows.delete(last.dataset.order); last.remove(); }
   }
   $("orders-empty").hidden = body.rows.length > 0;
 }
@@ -480,17 +494,48 @@ function describe(c) {
   return parts.filter(Boolean).join(" ");
 }
 
+// Live, only the signals that changed are drawn (a changed one is replaced where it is, a new
+// one goes in its place by time, newest first) and the newest SIGNAL_ROWS are shown; after a
+// (re)load or a new filter, everything is drawn. Rebuilding 200 signals ten times a second
+// cost a watching browser half a core on a host taking 50 alerts a second.
+const SIGNAL_ROWS = 100;
+const signalRows = new Map();
 function renderSignals() {
   const fSource = $("f-source").value, fStatus = $("f-status").value;
   const fSymbol = $("f-symbol").value.trim().toUpperCase();
-  const kinds = new Set([...S.signals.values()].map((s) => s.source.kind));
+  const shown = (s) => (!fSource || s.source.kind === fSource) && (!fStatus || s.status === fStatus)
+    && (!fSymbol || s.symbols.some((x) => x.toUpperCase().includes(fSymbol)));
+  const box = $("timeline");
+  const reset = S.signalsReset || !box.children.length;
+  const changed = reset ? [...S.signals.values()]
+    : [...S.changedSignals].map((id) => S.signals.get(id)).filter(Boolean);
+  S.signalsReset = false; S.changedSignals.clear();
   const known = new Set([...$("f-source").options].map((o) => o.value));
-  for (const k of kinds) if (!known.has(k)) $("f-source").append(el("option", { value: k, text: KIND_NAMES[k] || k }));
-  const list = [...S.signals.values()]
-    .filter((s) => (!fSource || s.source.kind === fSource) && (!fStatus || s.status === fStatus)
-      && (!fSymbol || s.symbols.some((x) => x.toUpperCase().includes(fSymbol))))
-    .sort((a, b) => b.received_at - a.received_at).slice(0, 200);
-  $("timeline").replaceChildren(...list.map((s) => el("li", { class: `sig ${s.status}`, "data-signal": s.id },
+  for (const k of new Set(changed.map((s) => s.source.kind))) {
+    if (!known.has(k)) $("f-source").append(el("option", { value: k, text: KIND_NAMES[k] || k }));
+  }
+  if (reset) {
+    signalRows.clear();
+    const list = changed.filter(shown).sort((a, b) => b.received_at - a.received_at).slice(0, SIGNAL_ROWS);
+    box.replaceChildren(...list.map((s) => { const li = signalItem(s); signalRows.set(s.id, li); return li; }));
+  } else {
+    for (const s of changed) {
+      const old = signalRows.get(s.id);
+      if (!shown(s)) { if (old) { old.remove(); signalRows.delete(s.id); } continue; }
+      const li = signalItem(s);
+      signalRows.set(s.id, li);
+      if (old && old.isConnected) { old.replaceWith(li); continue; }
+      let next = box.firstElementChild;
+      while (next && (S.signals.get(next.dataset.signal) || {}).received_at > s.received_at) next = next.nextElementSibling;
+      box.insertBefore(li, next);
+    }
+    while (box.children.length > SIGNAL_ROWS) { const last = box.lastElementChild; signalRows.delete(last.dataset.signal); last.remove(); }
+  }
+  $("timeline-empty").hidden = box.children.length > 0;
+}
+
+function signalItem(s) {
+  return el("li", { class: `sig ${s.status}`, "data-signal": s.id },
     el("div", { class: "sig-head" }, badge(s.source),
       el("span", { class: `status ${s.status}`, text: s.status, "data-status": s.status }),
       el("span", { text: s.symbols.join(", ") }), el("span", { class: "id", text: `${s.id} · ${when(s.received_at)} · ${s.destination || "no destination"}` })),
@@ -502,8 +547,7 @@ function renderSignals() {
     s.orders.length ? el("div", { class: "small" }, el("span", { class: "muted", text: "orders: " }),
       ...s.orders.map((id) => { const o = S.orders.get(id);
         return el("span", { class: `status ${o ? o.status : ""}`, text: `${id}${o ? ` (${o.status}${o.avg_fill_price ? " @ " + num(o.avg_fill_price, 4) : ""})` : ""} ` }); })) : null,
-    el("pre", { text: s.raw_body }))));
-  $("timeline-empty").hidden = list.length > 0;
+    el("pre", { text: s.raw_body }));
 }
 
 function fact(label, value) { return el("div", {}, el("div", { class: "label", text: label }), el("div", { class: "value", text: value })); }
@@ -746,6 +790,7 @@ function show(view) {
   if (view === "options") loadGroups();
   if (view === "account" || view === "chart") refreshAccountSoon();
   if (view === "orders") S.ordersReset = true;  // drawn afresh: it changed out of sight
+  if (view === "signals") S.signalsReset = true;
   for (const d of VISIBLE[view]) S.dirty.add(d);
   schedule();
 }
@@ -798,7 +843,7 @@ async function boot() {
       loadBars();
     });
   }
-  for (const id of ["f-source", "f-status", "f-symbol"]) $(id).addEventListener("input", () => { S.dirty.add("signals"); schedule(); });
+  for (const id of ["f-source", "f-status", "f-symbol"]) $(id).addEventListener("input", () => { S.signalsReset = true; S.dirty.add("signals"); schedule(); });
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
   await loadAll();
   connect();
