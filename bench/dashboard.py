@@ -20,6 +20,11 @@ only what the host leaves. A niceness would not hold: Chromium, run as root, set
 processes' niceness (its browser process to -8). ``--browsers-sched normal`` runs them as
 the host runs, as the first measurement did.
 
+With ``--control`` it first runs the load a third time with as many Chromium pages, scheduled
+the same way, each drawing a busy table of its own and connected to nothing of the host's: the
+ack latency there is what sharing the machine with that many browsers costs the webhook, apart
+from anything the dashboard does (measured here: it is most of the difference).
+
 With ``--raw`` the watchers are plain HTTP clients reading the event stream (no browser, no
 drawing): what the host itself pays per watcher, apart from what ten Chromiums cost the
 machine; the latency is then fill-to-client (the event read).
@@ -27,6 +32,10 @@ machine; the latency is then fill-to-client (the event read).
 During the first load it scrapes ``/metrics`` every half second (prometheus_client's own
 parser reads each), and after it checks that the counters agree with the store (signals by
 status, fills).
+
+It also prints the CPU seconds spent during each load: the host's (without watchers it also
+answers the scrapes), and Chromium's by kind of process (renderers, GPU, browser, network), a
+figure that holds on a busier machine where the latencies do not.
 
 Targets (issue 20): fill-to-screen p99 < 500 ms; ack p99 with browsers within 10 % of without.
 Everything shares this machine's cores: the host, the load generator and the browsers.
@@ -46,10 +55,32 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dashboard.serve import DashboardHost, sign_in
+
+#: The acks of the control run (--control), with its failures.
+CONTROL: dict[str, Any] = {}
+#: The control's page: a table of 100 rows with five new ones on top five times a second, as
+#: the dashboard's orders view draws under the load, but fed by nothing of the host's.
+BUSY_PAGE = """<!doctype html><table id=t></table><script>
+let n = 0;
+function draw() {
+  const t = document.getElementById("t");
+  for (let i = 0; i < 5; i++) {
+    const r = t.insertRow(0);
+    for (let j = 0; j < 10; j++) r.insertCell().textContent = `cell ${n++} ${Math.random()}`;
+  }
+  while (t.rows.length > 100) t.deleteRow(-1);
+  setTimeout(() => requestAnimationFrame(draw), 200);
+}
+draw();
+</script>"""
+#: CPU seconds spent during the loads: the host's with and without watchers, and Chromium's
+#: by kind of process (filled in as the runs go).
+CPU: dict[str, Any] = {}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -99,6 +130,55 @@ def load(url: str, rate: float, seconds: float, tag: str) -> tuple[list[float], 
     return out["r"]
 
 
+def chromium_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each Chromium process, by pid, with its kind (renderer, gpu,
+    browser, network, ...)."""
+    out: dict[int, tuple[str, float]] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if not cmd or "chromium" not in cmd[0]:
+            continue
+        kind = next((c[7:] for c in cmd if c.startswith("--type=")), "browser")
+        if kind == "utility":
+            kind = next((c.rsplit(".", 1)[-1] for c in cmd
+                         if c.startswith("--utility-sub-type=")), kind)
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        out[proc.pid] = (kind, times.user + times.system)
+    return out
+
+
+def cpu_since(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each kind of Chromium process spent since ``before``."""
+    spent: dict[str, float] = {}
+    for pid, (kind, now) in chromium_cpu().items():
+        spent[kind] = spent.get(kind, 0.0) + now - before.get(pid, (kind, 0.0))[1]
+    return {k: round(v, 2) for k, v in sorted(spent.items()) if v >= 0.005}
+
+
+def others_cpu() -> float:
+    """CPU seconds of this process (the load generator) and Playwright's driver so far."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            cmd = proc.cmdline()
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        if proc is me or any("playwright" in c for c in cmd[:2]):
+            total += times.user + times.system
+    return total
+
+
+def host_cpu(host: DashboardHost) -> float:
+    """CPU seconds the host process has used so far."""
+    times = psutil.Process(host.process.proc.pid).cpu_times()
+    return times.user + times.system
+
+
 def browsers(host: DashboardHost, url: str, args: argparse.Namespace
              ) -> tuple[list[float], int, list[float]]:
     """The load with Chromium pages on the orders view; their fill-to-screen lags."""
@@ -110,6 +190,14 @@ def browsers(host: DashboardHost, url: str, args: argparse.Namespace
             wrapper.chmod(0o755)
             chromium = str(wrapper)
         browser = p.chromium.launch(executable_path=chromium)
+        if args.control:  # the same number of pages, busy with a table of their own
+            busy = [browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                    for _ in range(args.browsers)]
+            for page in busy:
+                page.set_content(BUSY_PAGE)
+            CONTROL["acks"], CONTROL["failed"] = load(url, args.rate, args.seconds, "control")
+            for page in busy:
+                page.context.close()
         pages = []
         for _ in range(args.browsers):
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
@@ -119,7 +207,11 @@ def browsers(host: DashboardHost, url: str, args: argparse.Namespace
             page.wait_for_selector("#live.on", timeout=30_000)
             page.evaluate("location.hash = '#orders'")
             pages.append(page)
+        before, host_before, own = chromium_cpu(), host_cpu(host), others_cpu()
         watched, failed = load(url, args.rate, args.seconds, "watched")
+        CPU["chromium_s"] = cpu_since(before)
+        CPU["host_s_with"] = round(host_cpu(host) - host_before, 2)
+        CPU["bench_and_driver_s_with"] = round(others_cpu() - own, 2)
         deadline = time.monotonic() + 10
         lags: list[float] = []
         while time.monotonic() < deadline:  # the last fills reach the screens
@@ -153,7 +245,9 @@ def raw_watchers(host: DashboardHost, url: str, args: argparse.Namespace
     for t in threads:
         t.start()
     ready.wait()
+    host_before = host_cpu(host)
     watched, failed = load(url, args.rate, args.seconds, "watched")
+    CPU["host_s_with"] = round(host_cpu(host) - host_before, 2)
     time.sleep(3)  # the last fills reach the readers (bars keep every stream talking)
     stop.set()
     for t in threads:
@@ -213,6 +307,10 @@ def main() -> None:
                     help="idle (default): the browsers run only when the host leaves a core "
                     "idle, as browsers on other machines take none of its CPU; normal: as "
                     "the host")
+    ap.add_argument("--control", action="store_true",
+                    help="also measure the ack with the same number of Chromium pages busy "
+                    "drawing a table of their own, connected to nothing of the host's: what "
+                    "sharing the machine with the browsers costs, apart from the dashboard")
     ap.add_argument("--raw", action="store_true", help="plain event-stream readers instead "
                                                         "of browsers")
     args = ap.parse_args()
@@ -237,7 +335,10 @@ def main() -> None:
 
             scraper = threading.Thread(target=scraping, daemon=True)
             scraper.start()
+            host_before, own = host_cpu(host), others_cpu()
             bare, bare_failed = load(url, args.rate, args.seconds, "bare")
+            CPU["host_s_without"] = round(host_cpu(host) - host_before, 2)
+            CPU["bench_s_without"] = round(others_cpu() - own, 2)
             done.set()
             scraper.join(10)
             metrics = {"scrapes_during_load": len(scrapes), **scrape_agrees(host, data / "data")}
@@ -255,7 +356,12 @@ def main() -> None:
                            "failed": bare_failed},
         "ack_ms_with": {"p50": 1e3 * statistics.median(watched),
                         "p99": 1e3 * pct(watched, .99), "failed": watched_failed},
+        **({"ack_ms_with_unrelated_pages": {
+            "p50": 1e3 * statistics.median(CONTROL["acks"]),
+            "p99": 1e3 * pct(CONTROL["acks"], .99), "failed": CONTROL["failed"]}}
+           if CONTROL else {}),
         "metrics_after_bare_load": metrics,
+        "cpu_seconds_during_load": CPU,
         "fill_to_screen_ms": {"p50": 1e3 * statistics.median(lags) if lags else None,
                               "p99": 1e3 * pct(lags, .99) if lags else None,
                               "seen": len(lags)},

@@ -431,6 +431,7 @@ def test_the_timeline_keeps_the_newest_signals_first_and_follows_their_orders(
         shown = page.locator("#timeline > li").evaluate_all(
             "items => items.map(i => i.dataset.signal)")
         assert shown == sent[::-1][:100]  # newest first, the oldest five gone
+        assert "sandtrade signals list" in page.locator("#timeline-more").inner_text()
         # A filter: only rejected signals, and those that come stay filtered.
         page.select_option("#f-status", "rejected")
         wait_until(lambda: page.locator("#timeline > li:not(.rejected)").count() == 0)

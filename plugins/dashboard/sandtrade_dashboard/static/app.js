@@ -256,8 +256,12 @@ function refreshBarsSoon() {
 
 // ------------------------------------------------------------------ rendering
 
-// What changed is drawn at most ten times a second, and only on the view in sight (the rest
-// is drawn when it is shown): a busy host must not make the browser, or the machine, busy.
+// What changed is drawn at most five times a second (every DRAW_MS), and only on the view in
+// sight (the rest is drawn when it is shown): a busy host must not make the browser, or the
+// machine, busy. Each frame costs the browser about the same whatever changed (layout, paint
+// and raster of what moved, mostly: the page's own script is a tenth of it), so frames are
+// what a watching browser pays for; the orders table and the timeline show the newest
+// ORDER_ROWS and SIGNAL_ROWS, and a frame's layout grows with the rows.
 const VISIBLE = { account: ["account"], chart: ["markers", "plots"], signals: ["signals"],
   orders: ["orders"], strategies: ["strategies", "logs"], options: ["groups"] };
 const DRAW_MS = 200, ORDER_ROWS = 100;
@@ -483,6 +487,7 @@ function renderOrders() {
     while (body.rows.length > ORDER_ROWS) { const last = body.rows[body.rows.length - 1]; orderRows.delete(last.dataset.order); last.remove(); }
   }
   $("orders-empty").hidden = body.rows.length > 0;
+  more("orders-more", body.rows.length >= ORDER_ROWS, `The newest ${ORDER_ROWS} orders are shown; `, "sandtrade orders", " lists them all.");
 }
 
 function describe(c) {
@@ -532,6 +537,15 @@ function renderSignals() {
     while (box.children.length > SIGNAL_ROWS) { const last = box.lastElementChild; signalRows.delete(last.dataset.signal); last.remove(); }
   }
   $("timeline-empty").hidden = box.children.length > 0;
+  more("timeline-more", box.children.length >= SIGNAL_ROWS, `The newest ${SIGNAL_ROWS} signals are shown; `, "sandtrade signals list --last N", " goes further back.");
+}
+
+function more(id, shown, before, command, after) {
+  // Under a list cut to its newest rows: where the rest are.
+  const p = $(id);
+  if (p.hidden === !shown) return;
+  p.hidden = !shown;
+  if (shown && !p.childNodes.length) p.append(before, el("code", { text: command }), after);
 }
 
 function signalItem(s) {
