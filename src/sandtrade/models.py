@@ -495,6 +495,7 @@ TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
 
+_NO_STATUSES: frozenset[OrderStatus] = frozenset()
 _ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED}),
     OrderStatus.ACCEPTED: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
@@ -625,7 +626,7 @@ class Order(BaseModel):
 
     def transition(self, status: OrderStatus) -> None:
         """Move to ``status``, refusing moves the life cycle does not allow."""
-        allowed = _ALLOWED_TRANSITIONS.get(self.status, frozenset())
+        allowed = _ALLOWED_TRANSITIONS.get(self.status, _NO_STATUSES)
         if status not in allowed:
             raise ValueError(
                 f"order {self.id}: cannot go from {self.status.value} to {status.value}")
