@@ -249,7 +249,9 @@ class Execution:
                              f"(buying power {self._buying_power(book):,.2f}, price {price:,.2f})")
                 self._persist(BrokerChange(orders=[order]))
                 return volume_left
-            order.qty = qty
+            # pydantic's __setattr__ does these two steps at several times the cost
+            order.__dict__["qty"] = qty
+            order.__pydantic_fields_set__.add("qty")
         qty = order.remaining_qty
         if self._unpriced and order.id in self._unpriced:
             self._unpriced.discard(order.id)

@@ -184,8 +184,18 @@ def crossover(a: Series | float, b: Series | float) -> bool:
 
 
 def crossunder(a: Series | float, b: Series | float) -> bool:
-    """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover)."""
-    return crossover(b, a)
+    """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover).
+
+    ``crossover(b, a)``, inlined (``b`` read first, as there): strategies call it every bar."""
+    if type(b) is Series:
+        b0, b1 = b._cur, b._prev
+    else:
+        b0 = b1 = _num(b)
+    if type(a) is Series:
+        a0, a1 = a._cur, a._prev
+    else:
+        a0 = a1 = _num(a)
+    return b1 < a1 and b0 > a0
 
 
 def cross(a: Series | float, b: Series | float) -> bool:
