@@ -255,6 +255,7 @@ class Execution:
         qty = order.remaining_qty
         if self._unpriced and order.id in self._unpriced:
             self._unpriced.discard(order.id)
+            assert order.qty is not None  # sized just above when it was a fraction
             value = order.qty * price * inst.multiplier
             if not inst.min_notional <= value < MAX_NOTIONAL:
                 self._finish(order, OrderStatus.CANCELED,
