@@ -76,6 +76,16 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 
+#: BaseModel's slots, set through their descriptors: a bound setter call is cheaper than
+#: ``object.__setattr__``, which looks the name up on every call.
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+_object_setattr = object.__setattr__
+#: Each trusted class's field names (every field is given, so they are the set fields).
+_FIELD_NAMES: dict[type[BaseModel], frozenset[str]] = {}
+
+
 def trusted(cls: type[M], **values: Any) -> M:
     """Build ``cls`` from values computed by our own code, skipping validation.
 
@@ -84,10 +94,15 @@ def trusted(cls: type[M], **values: Any) -> M:
     be given, with a value of its declared type.
     """
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    _object_setattr(obj, "__dict__", values)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+    # set(frozenset) copies the table without hashing; a call that left a field out (none
+    # should) still records exactly the fields it gave.
+    _set_fields_set(obj, set(names) if len(values) == len(names) else set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 
@@ -480,6 +495,7 @@ TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
 
+_NO_STATUSES: frozenset[OrderStatus] = frozenset()
 _ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED}),
     OrderStatus.ACCEPTED: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
@@ -610,7 +626,7 @@ class Order(BaseModel):
 
     def transition(self, status: OrderStatus) -> None:
         """Move to ``status``, refusing moves the life cycle does not allow."""
-        allowed = _ALLOWED_TRANSITIONS.get(self.status, frozenset())
+        allowed = _ALLOWED_TRANSITIONS.get(self.status, _NO_STATUSES)
         if status not in allowed:
             raise ValueError(
                 f"order {self.id}: cannot go from {self.status.value} to {status.value}")

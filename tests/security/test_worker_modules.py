@@ -140,6 +140,41 @@ def test_the_sandtrade_modules_of_a_booted_worker_are_the_expected_ones(
         sorted(EXPECTED_SANDTRADE)
 
 
+def test_a_worker_whose_strategy_never_names_options_loads_no_quantlib(
+        modules: list[str]) -> None:
+    assert "sandtrade.options.pricing" in modules  # the room, without its library
+    assert not [m for m in modules if m.partition(".")[0] == "QuantLib"]
+
+
+def test_a_worker_whose_strategy_names_options_loads_quantlib_before_it_confines_itself(
+        ) -> None:
+    worker = Supervisor(LIMITS, report_modules=True).start(
+        {"task": "check", "path": "chain.py",
+         "source": "def on_bar(ctx, bar):\n    ctx.options.chain()\n"}, name="chain")
+    try:
+        assert worker.modules is not None and "QuantLib" in worker.modules
+    finally:
+        worker.close()
+
+
+def test_an_option_price_asked_of_a_worker_without_quantlib_says_why(tmp_path: Path) -> None:
+    """The attribute's name computed, so the source never names it: the worker went without
+    the library, and where the process layer keeps it from loading it later the strategy is
+    told why (elsewhere the late import simply works)."""
+    source = 'def on_bar(ctx, bar):\n    getattr(ctx, "opt" + "ions").chain()\n'
+    request = BacktestRequest(strategy="computed.py", data=[DataSpec(path="unused.csv")])
+    runner = SandboxRunner(supervisor=Supervisor(LIMITS))
+    try:
+        runner.run_source(source, request, {"ACME": gbm_bars(30, symbol="ACME", seed=3)})
+    except StrategyError as e:
+        assert "computed.py:2" in str(e)
+        assert "needs QuantLib, which this sandbox worker did not load before it confined " \
+               "itself" in str(e)
+    else:
+        assert runner.last_worker is not None
+        assert not runner.last_worker.layers.get("landlock", "").startswith("on")
+
+
 def test_a_worker_lists_no_modules_unless_asked() -> None:
     worker = boot(Supervisor(LIMITS))
     try:

@@ -217,10 +217,11 @@ def test_a_zygote_child_holds_the_modules_of_a_booted_worker(sandbox: Sandbox) -
     lists = []
     for zygote in (True, False):
         sup = Supervisor(LIMITS, report_modules=True, zygote=zygote)
-        # numpy and talib: a zygote builds every strategy module, a booted worker those its
-        # strategy imports
+        # numpy, talib and QuantLib (ctx.options): a zygote loads every strategy module and
+        # the options library, a booted worker those its strategy uses
         worker = sup.start({"task": "check", "path": "e.py",
-                            "source": "import numpy\nimport talib\n"}, name="e")
+                            "source": "import numpy\nimport talib\n\n\ndef on_bar(ctx, bar):\n"
+                                      "    ctx.options.chain()\n"}, name="e")
         try:
             assert isinstance(worker.proc, ZygoteChild) is zygote
             lists.append(worker.modules)

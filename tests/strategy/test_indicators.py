@@ -437,6 +437,26 @@ def test_the_bar_fed_method_gives_the_cores_values(bars: list[Bar], a: Arrays, n
     same(bar_fed(bars[:600], request_), core({k: v[:600] for k, v in a.items()}), rtol=1e-9)
 
 
+def test_the_bar_fed_sma_is_the_core_to_the_last_bit() -> None:
+    """``ctx.ta.sma`` runs its own inlined copy of :class:`Sma`'s sums: the same bits for
+    every value, through the cases the core treats apart (values leaving and entering the
+    window, runs of one value, zeros of either sign, negatives, whole numbers, nan)."""
+    rng = np.random.default_rng(7)
+    closes: list[Any] = list(rng.normal(100.0, 30.0, 400) * rng.choice([1e-3, 1.0, 1e3], 400))
+    closes[50:80] = [123.456789] * 30
+    closes[100:130] = [0.0, -0.0] * 15
+    closes[150:170] = list(-rng.random(20))
+    closes[200:210] = list(range(10))
+    closes[250] = nan
+    t0 = pd.Timestamp("2024-01-01").to_pydatetime()
+    bars = [Bar("X", t0 + pd.Timedelta(hours=k), c, c, c, c, 1.0)
+            for k, c in enumerate(closes)]
+    for n in (1, 3, 10, 40):
+        ours = bar_fed(bars, lambda ctx, n=n: ctx.ta.sma(n))  # type: ignore[misc]
+        core = feed(ind.Sma(n), np.array(closes, dtype=float))
+        assert ours.tobytes() == core.tobytes(), n
+
+
 def test_the_bar_fed_vwap_starts_a_session_each_calendar_day() -> None:
     bars = gbm_bars(100, seed=3, interval="1h")
     a = arrays(bars)

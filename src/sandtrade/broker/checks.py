@@ -13,7 +13,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sandtrade.broker.lots import EPS, SIGN, AccountBook
 from sandtrade.broker.settings import BrokerSettings
@@ -34,6 +34,10 @@ __all__ = ["MAX_NOTIONAL", "OrderChecks", "order_from", "validated_order"]
 _INF = math.inf
 _type = type  # validated_order has a parameter named ``type``
 _setattr = object.__setattr__
+_new_order = Order.__new__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 #: Time in force by value; a StrEnum member hashes and compares as its value, so members
 #: find themselves here too.
 _TIF = {t.value: t for t in TimeInForce}
@@ -59,11 +63,12 @@ _ALLOWED_TIF = {
 
 def order_from(values: dict[str, object]) -> Order:
     """An :class:`Order` with ``values`` (every field, checked) as its state."""
-    order = Order.__new__(Order)
+    order = _new_order(Order)
     _setattr(order, "__dict__", values)
-    _setattr(order, "__pydantic_fields_set__", set(_ORDER_SET_FIELDS))
-    _setattr(order, "__pydantic_extra__", None)
-    _setattr(order, "__pydantic_private__", None)
+    # BaseModel's slots through their setters: cheaper than object.__setattr__ by name.
+    _set_fields_set(order, set(_ORDER_SET_FIELDS))
+    _set_extra(order, None)
+    _set_private(order, None)
     return order
 
 
@@ -186,16 +191,18 @@ class OrderChecks:
         ref = self._mark.get(sym)
         if ref is None and self._own_marks:  # a symbol priced by the account's signals
             ref = self._own_marks.get(book.id, {}).get(sym)
-        for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
-            if px is None:
-                continue
-            if ref is not None and abs(px / ref - 1) > self.settings.price_band_pct:
-                return (f"{label} price {px:g} is {abs(px / ref - 1):.0%} away from the last "
-                        f"price {ref:g} of {sym}; orders must be within "
-                        f"±{self.settings.price_band_pct:.0%}")
-        if ref is None:
-            ref = order.limit_price or order.stop_price
-        held = self.position_qty(book.id, sym)
+        if order.limit_price is not None or order.stop_price is not None:
+            for label, px in (("limit", order.limit_price), ("stop", order.stop_price)):
+                if px is None:
+                    continue
+                if ref is not None and abs(px / ref - 1) > self.settings.price_band_pct:
+                    return (f"{label} price {px:g} is {abs(px / ref - 1):.0%} away from the "
+                            f"last price {ref:g} of {sym}; orders must be within "
+                            f"±{self.settings.price_band_pct:.0%}")
+            if ref is None:
+                ref = order.limit_price or order.stop_price
+        pos = book.positions.get(sym)  # position_qty, inlined: once per order
+        held = pos.qty if pos is not None else 0.0
         sign = SIGN[order.side]
         if inst.expiry is not None:
             problem = self._option_order_problem(book, order, inst, held)

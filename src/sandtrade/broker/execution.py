@@ -39,6 +39,7 @@ from sandtrade.models import (
 __all__ = ["Execution"]
 
 _BUY = OrderSide.BUY
+_IOC_FOK = (TimeInForce.IOC, TimeInForce.FOK)
 
 
 class Execution:
@@ -139,7 +140,7 @@ class Execution:
             volume_left = self._fill(order, price, volume_left, fills)
         if order.stop_triggered is not triggered or order.hwm != hwm:
             self._persist_trigger(order)
-        if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
+        if order.tif in _IOC_FOK and order.is_open:
             self._finish(order, OrderStatus.CANCELED,
                          f"{order.tif.value}: unfilled quantity canceled")
             self._persist(BrokerChange(orders=[order]))
@@ -248,10 +249,13 @@ class Execution:
                              f"(buying power {self._buying_power(book):,.2f}, price {price:,.2f})")
                 self._persist(BrokerChange(orders=[order]))
                 return volume_left
-            order.qty = qty
+            # pydantic's __setattr__ does these two steps at several times the cost
+            order.__dict__["qty"] = qty
+            order.__pydantic_fields_set__.add("qty")
         qty = order.remaining_qty
         if self._unpriced and order.id in self._unpriced:
             self._unpriced.discard(order.id)
+            assert order.qty is not None  # sized just above when it was a fraction
             value = order.qty * price * inst.multiplier
             if not inst.min_notional <= value < MAX_NOTIONAL:
                 self._finish(order, OrderStatus.CANCELED,
@@ -353,15 +357,16 @@ class Execution:
         pos = book_fill(book, self._lots, symbol, mult, sign, qty, price, commission, now,
                         bar_index, order.tag)
 
-        prev = order.filled_qty
+        state = order.__dict__
+        prev = state["filled_qty"]
         filled = round(prev + qty, 12)
         # Straight into the model's __dict__: pydantic's __setattr__ costs more than the whole
         # fill otherwise, and these values are computed here, not user input.
-        order.__dict__.update(
-            filled_qty=filled, updated_at=now,
-            avg_fill_price=price if not prev else
-            ((order.avg_fill_price or price) * prev + price * qty) / filled)
-        order_qty = order.qty or filled
+        state["filled_qty"] = filled
+        state["updated_at"] = now
+        state["avg_fill_price"] = price if not prev else (
+            (state["avg_fill_price"] or price) * prev + price * qty) / filled
+        order_qty = state["qty"] or filled
         # A reduce-only order is done when its position is closed (its quantity was capped to
         # it), not after any fill: a volume cap may leave part of the position to sell.
         if filled >= order_qty - EPS or (order.reduce_only and symbol not in book.positions):

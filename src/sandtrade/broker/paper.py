@@ -372,7 +372,7 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         says the caller knows the id was never used (it names something created just now),
         which spares a look into the store.
         """
-        book = self._book(account)
+        book = self._books.get(account) or self._book(account)  # _book names a missing one
         if client_order_id is not None and not new_client_id:
             first = self.find_client_order(account, client_order_id)
             if first is not None:
@@ -516,14 +516,21 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
 
     def _finish(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         order.transition(status)
+        state = order.__dict__
         if reason:
-            order.__dict__["reject_reason"] = reason
-        order.__dict__["updated_at"] = self._now
+            state["reject_reason"] = reason
+        state["updated_at"] = self._now
         working = self._working.get(order.symbol)
-        if working is not None and order in working:
-            working.remove(order)
-        self._day_session.pop(order.id, None)
-        self._commission_charged.pop(order.id, None)
+        if working:
+            if working[0] is order:  # the usual case: orders fill in the order they came
+                del working[0]
+            elif order in working:
+                working.remove(order)
+        # Day orders and minimum commissions only: most runs have neither.
+        if self._day_session:
+            self._day_session.pop(order.id, None)
+        if self._commission_charged:
+            self._commission_charged.pop(order.id, None)
         if order.order_class is not OrderClass.SIMPLE:
             if order.order_class is OrderClass.MLEG and order in self._mleg_working:
                 self._mleg_working.remove(order)

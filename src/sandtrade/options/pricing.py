@@ -27,18 +27,34 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from types import ModuleType
 from typing import NamedTuple
-
-import QuantLib as ql
 
 from sandtrade.models import OptionRight
 
 __all__ = ["Greeks", "bsm_greeks", "bsm_price", "expiry_moment", "implied_volatility",
-           "years_to_expiry"]
+           "quantlib", "years_to_expiry"]
 
 _SECONDS_PER_YEAR = 365.0 * 24 * 3600
-_CALL = ql.Option.Call
-_PUT = ql.Option.Put
+_ql: ModuleType | None = None
+
+
+def quantlib() -> ModuleType:
+    """QuantLib, imported on first use: 70-90 ms of CPU that a back-test without options never
+    needs (every sandbox worker paid it at boot). A worker imports it here before it confines
+    itself whenever its strategy may price options (:mod:`sandtrade.sandbox.worker.boot`);
+    one that did not cannot read the library's files afterwards, and says so."""
+    global _ql
+    if _ql is None:
+        try:
+            import QuantLib
+        except (ImportError, OSError) as e:
+            raise RuntimeError(
+                "options pricing needs QuantLib, which this sandbox worker did not load before "
+                "it confined itself (a worker loads it when the strategy's source names "
+                f"`options` or an option symbol): {type(e).__name__}") from None
+        _ql = QuantLib
+    return _ql
 
 
 class Greeks(NamedTuple):
@@ -110,8 +126,10 @@ def bsm_greeks(right: OptionRight, spot: float, strike: float, years: float, vol
     _checked(spot, strike, years, vol)
     if years <= 0.0:
         return _expired(right, spot, strike)
+    ql = quantlib()
     calc = ql.BlackCalculator(
-        ql.PlainVanillaPayoff(_CALL if right is OptionRight.CALL else _PUT, strike),
+        ql.PlainVanillaPayoff(ql.Option.Call if right is OptionRight.CALL else ql.Option.Put,
+                              strike),
         spot * math.exp((rate - dividend_yield) * years), vol * math.sqrt(years),
         math.exp(-rate * years))
     # QuantLib's value of a far out-of-the-money option can be -1e-15: rounding, not a price
@@ -126,8 +144,9 @@ def bsm_price(right: OptionRight, spot: float, strike: float, years: float, vol:
     _checked(spot, strike, years, vol)
     if years <= 0.0:
         return _expired(right, spot, strike).price
+    ql = quantlib()
     return max(0.0, float(ql.blackFormula(
-        _CALL if right is OptionRight.CALL else _PUT, strike,
+        ql.Option.Call if right is OptionRight.CALL else ql.Option.Put, strike,
         spot * math.exp((rate - dividend_yield) * years), vol * math.sqrt(years),
         math.exp(-rate * years))))
 
@@ -155,6 +174,8 @@ def implied_volatility(price: float, right: OptionRight, spot: float, strike: fl
             f"price {price:g} has no implied volatility: a {right.value} at strike {strike:g} "
             f"with spot {spot:g} is worth more than {low:.6g} (its discounted intrinsic value) "
             f"and less than {high:.6g}")
-    std = ql.blackFormulaImpliedStdDev(_CALL if call else _PUT, strike, forward, price,
+    ql = quantlib()
+    std = ql.blackFormulaImpliedStdDev(ql.Option.Call if call else ql.Option.Put, strike,
+                                       forward, price,
                                        discount, 0.0, ql.nullDouble(), 1e-12, 200)
     return float(std) / math.sqrt(years)

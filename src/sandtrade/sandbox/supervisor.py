@@ -53,10 +53,21 @@ from sandtrade.strategy.modules import (
     STANDARD_MODULES,
     StrategyModule,
     imported_modules,
+    may_price_options,
     narrowed,
 )
 
 __all__ = ["SandboxKilled", "Supervisor", "Worker", "WorkerExit", "worker_uid"]
+
+
+def _options_wanted(task: dict[str, Any] | None) -> bool:
+    """Whether a worker loads QuantLib before it confines itself: always when its task is not
+    known yet (a spare), else when the task may price options (see may_price_options)."""
+    source = task.get("source") if task is not None else None
+    if not isinstance(source, str):
+        return True
+    symbols = task.get("symbols") if task is not None else None
+    return may_price_options(source, symbols if isinstance(symbols, list) else ())
 
 NOBODY = 65534
 #: Workers run as uid (and gid) WORKER_UID_BASE + their pid when the host is root: a uid of
@@ -562,6 +573,7 @@ class Supervisor:
                      "heartbeat_fd": beat_fd, "uid": uid,
                      "fill_profiles": list(self.fill_profiles),
                      "strategy_modules": self._modules_to_build(task),
+                     "options": _options_wanted(task),
                      "importable": self.importable(),
                      "modules": None if self.modules is None else list(self.modules),
                      "report_modules": self.report_modules})

@@ -42,7 +42,7 @@ __all__ = [
     "INDICATORS", "Atr", "Barssince", "Bb", "Cci", "Change", "Cross", "Crossover",
     "Crossunder", "Dmi", "Ema", "Highest", "Kc", "Lowest", "Macd", "Mom", "Pivothigh",
     "Pivotlow", "Rma", "Rsi", "Sma", "Stdev", "Stoch", "Supertrend", "Tr", "Valuewhen",
-    "Vwap", "Vwma", "Wma", "check_length", "settings_of",
+    "Vwap", "Vwma", "Wma", "as_float", "check_length", "settings_of",
 ]
 
 NAN = math.nan
@@ -66,7 +66,7 @@ def _check_float(name: str, value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def _f(x: object) -> float:
+def as_float(x: object) -> float:
     """An input value as a float: a number (or a series), ``nan`` for None (Pine's ``na``)."""
     if type(x) is float:
         return x  # type: ignore[return-value]
@@ -78,6 +78,9 @@ def _f(x: object) -> float:
         except (TypeError, ValueError):
             pass
     raise TypeError(f"an indicator takes numbers, got {type(x).__name__}")
+
+
+_f = as_float
 
 
 def _ratio(a: float, b: float) -> float:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["BUILTIN_STRATEGY_MODULES", "STANDARD_MODULES", "StrategyModule", "build",
-           "imported_modules", "narrowed"]
+           "imported_modules", "may_price_options", "narrowed"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,18 @@ def imported_modules(source: str) -> set[str] | None:
             out.add(node.module.partition(".")[0])
     out.update(module for word, module in _IMPLIED.items() if word in source)
     return out
+
+
+#: An OCC option symbol's date, right and strike (``AAPL250117C00150000``): a strategy that
+#: trades an option by its symbol prices it.
+_OPTION_SYMBOL = re.compile(r"\d{6}\s*[CPcp]\d{8}")
+
+
+def may_price_options(source: str, symbols: Iterable[object] = ()) -> bool:
+    """Whether a strategy may need option prices (QuantLib, which a worker must load before it
+    confines itself): its source names ``options`` (``ctx.options``, the attribute's name in
+    ``getattr``) or holds an option symbol, or it runs on an option's bars. A worker whose task
+    is known before it boots loads QuantLib only then (70-90 ms of CPU); one that went
+    without it and is asked for an option price anyway says why (``options.pricing``)."""
+    return ("options" in source or _OPTION_SYMBOL.search(source) is not None
+            or any(isinstance(s, str) and _OPTION_SYMBOL.search(s) for s in symbols))

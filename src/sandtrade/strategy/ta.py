@@ -53,6 +53,8 @@ from sandtrade.strategy.indicators import (
     Vwap,
     Vwma,
     Wma,
+    as_float,
+    check_length,
 )
 
 __all__ = ["FIELDS", "INDICATORS", "SOURCES", "Atr", "Bands", "Barssince", "Bb", "Cci", "Change",
@@ -182,8 +184,18 @@ def crossover(a: Series | float, b: Series | float) -> bool:
 
 
 def crossunder(a: Series | float, b: Series | float) -> bool:
-    """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover)."""
-    return crossover(b, a)
+    """True on the bar where ``a`` goes from above ``b`` to below it (strict, as crossover).
+
+    ``crossover(b, a)``, inlined (``b`` read first, as there): strategies call it every bar."""
+    if type(b) is Series:
+        b0, b1 = b._cur, b._prev
+    else:
+        b0 = b1 = _num(b)
+    if type(a) is Series:
+        a0, a1 = a._cur, a._prev
+    else:
+        a0 = a1 = _num(a)
+    return b1 < a1 and b0 > a0
 
 
 def cross(a: Series | float, b: Series | float) -> bool:
@@ -201,16 +213,60 @@ Updater = Callable[[Bar, int], None]
 def make_sma(name: str, field: str, length: int) -> tuple[Series, Updater]:
     """Simple moving average of ``field`` over ``length`` bars: the :class:`Sma` core, which
     sums as pandas' ``rolling(length).mean()`` does (backtesting.py's ``SMA``), to the last
-    bit (see there why it matters)."""
+    bit (see there why it matters).
+
+    :meth:`Sma.update` and ``Series._push`` are inlined here, their state in the closure: the
+    same operations in the same order (tests/strategy check the two agree bit for bit), one
+    Python call a bar instead of two and no attribute reads, because every strategy with an
+    average runs this once per bar per average."""
     s = Series(name)
     idx = FIELDS[field]
-    core = Sma(length)
-    step = core.update
+    n = check_length("length", length)
+    win: deque[float] = deque()
     hist = s._hist
+    total = comp_add = comp_remove = 0.0
+    nans = negatives = same = 0
+    prev = NAN
+    copysign = math.copysign
 
     def update(bar: Bar, i: int) -> None:
-        # Series._push inlined: this runs once per bar per average.
-        v = step(bar[idx])  # type: ignore[arg-type]  # idx picks a price field
+        nonlocal total, comp_add, comp_remove, nans, negatives, same, prev
+        x = bar[idx]
+        if type(x) is not float:
+            x = as_float(x)
+        if len(win) == n:
+            old = win.popleft()
+            if old != old:
+                nans -= 1
+            else:
+                y = -old - comp_remove
+                t = total + y
+                comp_remove = t - total - y
+                total = t
+                if old < 0.0 or (old == 0.0 and copysign(1.0, old) < 0.0):
+                    negatives -= 1
+        win.append(x)
+        if x != x:
+            nans += 1
+            same = 0
+            prev = NAN
+        else:
+            y = x - comp_add
+            t = total + y
+            comp_add = t - total - y
+            total = t
+            if x < 0.0 or (x == 0.0 and copysign(1.0, x) < 0.0):
+                negatives += 1
+            same = same + 1 if x == prev else 1
+            prev = x
+        if len(win) < n or nans:
+            v = NAN
+        elif same >= n:
+            v = x
+        else:
+            v = total / n
+            if (negatives == 0 and v < 0.0) or (negatives == n and v > 0.0):
+                v = 0.0
         if v == v and s.first_valid_bar is None:
             s.first_valid_bar = i
         hist.append(v)

@@ -12,8 +12,9 @@ supervisor can boot a spare worker before it knows the task. Before any strategy
    (``module:QualName``; the worker never loads plugins itself), the strategy modules it
    names (``[name, factory]``: numpy's and TA-Lib's reviewed facades, and plugins'; built and
    warmed up here, with one BLAS thread, and only those the strategy imports when the task
-   was known before the boot), and whatever a tiny trusted back-test loads lazily
-   (:func:`_warm_up`);
+   was known before the boot), QuantLib for option prices (unless the task was known before
+   the boot and cannot price options: :func:`~sandtrade.strategy.modules.may_price_options`),
+   and whatever a tiny trusted back-test loads lazily (:func:`_warm_up`);
 2. confines itself (:mod:`sandtrade.sandbox.worker.confine`: rlimits, parent-death signal,
    network namespace, uid drop, no_new_privs, Landlock, seccomp).
 
@@ -46,6 +47,7 @@ from sandtrade.backtest.result import TRADES, Simulation
 from sandtrade.broker.fills import FillProfile
 from sandtrade.errors import SandtradeError, StrategyError
 from sandtrade.models import Bar, Order, Trade
+from sandtrade.options import pricing
 from sandtrade.sandbox.limits import RunQuotas, WorkerLimits
 from sandtrade.sandbox.wire import read_frame, write_frame
 from sandtrade.sandbox.worker.backtest_task import run_backtest_task
@@ -254,6 +256,8 @@ def prepare(header: dict[str, Any]) -> tuple[list[type[FillProfile]], dict[str, 
     and what to report of them. A zygote (:mod:`~sandtrade.sandbox.worker.zygote`) does this
     once for every worker it forks."""
     sys.path[:] = [p for p in header.get("sys_path", sys.path) if os.path.isabs(p)]
+    if header.get("options") is not False:  # a spare's, a zygote's, or options named
+        pricing.quantlib()
     profiles, profiles_report = _import_fill_profiles(header.get("fill_profiles"))
     modules_report = _build_strategy_modules(header.get("strategy_modules"))
     _warm_up()
