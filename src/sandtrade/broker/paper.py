@@ -520,8 +520,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
             order.__dict__["reject_reason"] = reason
         order.__dict__["updated_at"] = self._now
         working = self._working.get(order.symbol)
-        if working is not None and order in working:
-            working.remove(order)
+        if working:
+            _unwork(working, order)
         self._day_session.pop(order.id, None)
         self._commission_charged.pop(order.id, None)
         if order.order_class is not OrderClass.SIMPLE:
@@ -564,3 +564,18 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         if batch is None:
             raise RuntimeError("PaperBroker.end_batch: no batch is open")
         return batch
+
+
+def _unwork(working: list[Order], order: Order) -> None:
+    """Take ``order`` off its symbol's working list: found by identity, newest first (an
+    order finishing is most often the one just placed), else by id. ``order in working``
+    compared pydantic models field by field: with thousands of orders working in a symbol
+    (brackets' exits left after their positions closed) that was most of a signal's cost."""
+    for i in range(len(working) - 1, -1, -1):
+        if working[i] is order:
+            del working[i]
+            return
+    for i, o in enumerate(working):
+        if o.id == order.id:
+            del working[i]
+            return
