@@ -199,6 +199,29 @@ def test_reversal_places_close_then_open_in_one_step(host: Host) -> None:
     assert position(host) == -3.0
 
 
+def test_a_signal_executed_in_its_journal_commit_is_stored_as_it_ended(host: Host) -> None:
+    """The journal encodes what a sender wrote before execution and what execution wrote
+    after it: the stored record holds both, as the signal ended."""
+    body = ('{"symbol": "ZZZ", "action": "buy", "qty": 2, "price": 50.5, '
+            '"comment": "caf\u00e9 \\"quoted\\"", "id": "whole-record"}')
+    r = post(host.webhook, body)
+    assert r.status_code == 200, r.text
+    host.wait_idle()
+    rec = record(host, r.json()["id"])
+    assert rec.status is SignalStatus.EXECUTED, rec.reason
+    assert rec.raw_body == body
+    assert rec.parsed is not None and rec.parsed["comment"] == 'caf\u00e9 "quoted"'
+    assert rec.destination == "paper:paper" and rec.account == "paper"
+    assert rec.price_source == "signal" and rec.market_position is not None
+    placed = orders_of(host, rec.id)
+    assert [(o.side.value, o.qty, o.symbol) for o in placed] == [("buy", 2.0, "ZZZ")]
+    assert rec.orders == [o.id for o in placed]
+    assert "filled 2 at" in rec.reason, rec.reason
+    assert [s.status for s in rec.history] == [
+        SignalStatus.RECEIVED, SignalStatus.VALIDATED, SignalStatus.ROUTED,
+        SignalStatus.EXECUTED]
+
+
 def test_two_targets_before_the_next_bar_trade_once(host: Host) -> None:
     """The working market order of the first "long 5" counts: the second has nothing to do."""
     host.market.publish(100.0)
