@@ -222,6 +222,30 @@ def test_a_signal_executed_in_its_journal_commit_is_stored_as_it_ended(host: Hos
         SignalStatus.EXECUTED]
 
 
+@pytest.mark.parametrize("body", [
+    "buy 2 AAA",
+    '{"symbol": "AAA", "action": "sell", "qty": 1, "price": 101.5, "tif": "day"}',
+    '{"ticker": "AAA", "action": "buy", "sentiment": "bullish", "quantity": 3, '
+    '"signalPrice": 100, "takeProfit": {"limitPrice": 110}, "stopLoss": {"stopPrice": 90}}',
+    '{"ticker": "AAA", "action": "buy", "quantityType": "dollar_amount", "quantity": 500, '
+    '"signalPrice": 100}',
+    '{"commands": [{"symbol": "AAA", "action": "sell", "qty": 1, "only_if": "long"}, '
+    '{"symbol": "AAA", "action": "buy", "qty": 1, "order_type": "limit", '
+    '"limit_price": 99.5}]}',
+])
+def test_the_commands_a_signal_was_read_as_are_the_ones_journaled(host: Host, body: str
+                                                                   ) -> None:
+    """A record keeps the commands it was read as (executing it does not validate them
+    again): they are the ones its journaled ``parsed`` gives back."""
+    assert host.runtime.signals is not None
+    host.market.publish(100.0)
+    rec = host.runtime.signals.check(body, source="tradingview").record
+    assert rec.status is SignalStatus.VALIDATED, rec.reason
+    kept = rec.commands
+    journaled = SignalRecord.model_validate_json(rec.model_dump_json()).commands
+    assert kept and kept == journaled
+
+
 def test_two_targets_before_the_next_bar_trade_once(host: Host) -> None:
     """The working market order of the first "long 5" counts: the second has nothing to do."""
     host.market.publish(100.0)

@@ -339,6 +339,7 @@ class SignalPipeline:
             commands = default_sizes(commands, default)
             record.parsed["commands"] = [c.model_dump(exclude_defaults=True)
                                          for c in commands]
+            record.keep_commands(commands)
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
                 record.price_source = self._price_source(record.account, parsed, commands)
@@ -535,6 +536,12 @@ class SignalPipeline:
         self._records[record.id] = record
         while len(self._records) > 10_000:
             self._records.popitem(last=False)
+
+    def received_at(self, signal_id: str) -> datetime | None:
+        """When a signal received lately (one of the last 10,000) arrived, from memory; None
+        for another (the store has it)."""
+        record = self._records.get(signal_id)
+        return record.received_at if record is not None else None
 
     def get(self, signal_id: str) -> SignalRecord | None:
         """A signal as it is now (from the store, where its status is durable)."""
