@@ -32,7 +32,9 @@ The webhook is loaded with three kinds of alerts, a row each:
 
 The host reports each fill through the broker's trade updates, giving alert-to-fill latency
 p50/p99. The durable closed-loop peak of each row is printed as a ratio of the bare
-endpoint's in the same run. At the end the journal is checked: every alert answered 200 is
+endpoint's in the same run, and the host's CPU per request in each closed loop (steadier than
+a rate on a machine others share; to compare two checkouts, run this file with each one's
+interpreter). At the end the journal is checked: every alert answered 200 is
 there once and executed once.
 """
 
@@ -42,6 +44,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -154,15 +157,25 @@ def generator(port: int, path: str, bodies: list[bytes], rate: float, connection
     out.send((took, stamps))
 
 
+def host_cpu() -> float:
+    """CPU seconds this process (the host) has used: user and system, every thread."""
+    t = os.times()
+    return t.user + t.system
+
+
 def load(port: int, path: str, bodies: list[bytes], rate: float, connections: int
-         ) -> tuple[float, list[tuple[float, float, int, bytes]]]:
+         ) -> tuple[float, list[tuple[float, float, int, bytes]], float]:
+    """Run one load from a second process: seconds taken, stamps, and the host's CPU seconds
+    meanwhile (the generator's are not counted)."""
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=generator, args=(
         port, path, bodies, rate, connections, child))
     proc.start()
-    result = parent.recv()
+    began = host_cpu()
+    took, stamps = parent.recv()
+    cpu = host_cpu() - began
     proc.join()
-    return result  # type: ignore[no-any-return]
+    return took, stamps, cpu
 
 
 # ---------------------------------------------------------------------------- host
@@ -287,6 +300,7 @@ def main() -> int:
           f"{args.bars_per_second:g} bars/s; load from a second process, "
           f"{args.connections} keep-alive connections", flush=True)
     rows = []
+    cpu_per: dict[str, float] = {}  # row -> host CPU seconds per request, closed loop
     acked: set[str] = set()  # signal ids answered 200
     rate = args.rate
     try:
@@ -294,26 +308,27 @@ def main() -> int:
         load(port, "/bench/bare", alerts("warmb", 200), 0, args.connections)
         print("bare endpoint: closed loop ...", flush=True)
         n_closed = int(max(rate, 2000) * args.seconds)
-        took2, stamps2 = load(port, "/bench/bare", alerts("closedb", n_closed), 0,
-                              args.connections)
+        took2, stamps2, cpu2 = load(port, "/bench/bare", alerts("closedb", n_closed), 0,
+                                    args.connections)
         bare_peak = len(stamps2) / took2
         if rate <= 0:
             rate = bare_peak / 3
         n_open = int(rate * args.seconds)
         n_closed = n_open
         print(f"bare endpoint: open loop {rate:.0f}/s for {args.seconds:g} s ...", flush=True)
-        took, stamps = load(port, "/bench/bare", alerts("openb", n_open), rate,
-                            args.connections)
+        took, stamps, _ = load(port, "/bench/bare", alerts("openb", n_open), rate,
+                               args.connections)
         rows.append(_row("bare endpoint", took, stamps, took2, stamps2, []))
+        cpu_per[rows[-1][0]] = cpu2 / len(stamps2)
         for kind in kinds:
             name = f"webhook, {kind}"
             load(port, hook, alerts(f"warm-{kind}", 200, kind), 0, args.connections)
             print(f"{name}: open loop {rate:.0f}/s for {args.seconds:g} s ...", flush=True)
-            took, stamps = load(port, hook, alerts(f"open-{kind}", n_open, kind), rate,
+            took, stamps, _ = load(port, hook, alerts(f"open-{kind}", n_open, kind), rate,
                                 args.connections)
             print(f"{name}: closed loop ...", flush=True)
-            took2, stamps2 = load(port, hook, alerts(f"closed-{kind}", n_closed, kind), 0,
-                                  args.connections)
+            took2, stamps2, cpu2 = load(port, hook, alerts(f"closed-{kind}", n_closed, kind),
+                                        0, args.connections)
             ids = {}
             for sent, _, status, answer in stamps + stamps2:
                 if status == 200:
@@ -326,6 +341,7 @@ def main() -> int:
             open_ids = [json.loads(a)["id"] for _, _, st, a in stamps if st == 200]
             fill_lat = [(filled[s] - ids[s]) * 1000 for s in open_ids if s in filled]
             rows.append(_row(name, took, stamps, took2, stamps2, fill_lat))
+            cpu_per[name] = cpu2 / len(stamps2)
     finally:
         stop.set()
         watcher.join(2)
@@ -340,6 +356,9 @@ def main() -> int:
                  else f"{'-':>9} {'-':>9}")
         print(f"{name:22} {ok:>6}/{sent:<6} {sustained:12.0f} {p50:7.2f}ms {p99:7.2f}ms  "
               f"{maxrate:7.0f} {c50:5.1f}ms {c99:5.1f}ms  {fills}")
+    print("\nhost CPU per request in the closed loop (all its threads, the feed's included; "
+          "steadier than rates on a shared machine): " + ", ".join(
+              f"{name} {cpu * 1e6:.0f} us" for name, cpu in cpu_per.items()))
     bare = rows[0]
     print(f"\nopen loop at {rate:.0f}/s (a third of the bare endpoint's peak "
           f"{bare[6]:.0f}/s)" if not args.rate else f"\nopen loop at {rate:.0f}/s (--rate)")

@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sandtrade.errors import SandtradeError
 from sandtrade.models import ExitSpec, Leg
@@ -303,6 +303,9 @@ class SignalRecord(BaseModel):
     #: is received (the sender's answer says it) and again when it executes.
     price_source: Literal["feed", "signal", "last"] | None = None
     history: list[Step] = Field(default_factory=list)
+    #: The commands ``parsed["commands"]`` holds, as validated when the signal was read
+    #: (with that list, so that a record whose ``parsed`` changed reads its own).
+    _commands: tuple[list[Any], tuple[Command, ...]] | None = PrivateAttr(None)
 
     def step(self, status: SignalStatus, at: datetime, reason: str = "") -> None:
         """Move to ``status``, remembering when and why.
@@ -329,9 +332,21 @@ class SignalRecord(BaseModel):
 
     @property
     def commands(self) -> list[Command]:
+        """The commands of ``parsed``: the ones :meth:`keep_commands` was given for them, else
+        validated from them (a record read back from the store)."""
         if not self.parsed:
             return []
-        return [Command.model_validate(c) for c in self.parsed.get("commands", [])]
+        written = self.parsed.get("commands", [])
+        kept = self._commands
+        if kept is not None and kept[0] is written:
+            return list(kept[1])
+        return [Command.model_validate(c) for c in written]
+
+    def keep_commands(self, commands: list[Command]) -> None:
+        """Remember ``commands``, the validated commands ``parsed["commands"]`` was just
+        written from, so that reading them back does not validate them again."""
+        assert self.parsed is not None
+        self._commands = (self.parsed["commands"], tuple(commands))
 
 
 def _num(x: float | None) -> str:

@@ -137,3 +137,21 @@ def test_orders_from_a_strategy_take_the_fast_path_and_stay_independent(
     broker.open_account("acct", 1_000.0)
     d = broker.submit("acct", "SYN", OrderSide.BUY, 1.0)
     assert len(built) == 3 and built[-1] is d
+
+
+def test_an_order_type_given_as_text_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A signal's command names its order type as text ("market", "limit"): the fast path
+    takes it and stores the member, as pydantic would."""
+    built: list[Order] = []
+    original = checks.order_from
+    monkeypatch.setattr(checks, "order_from", lambda values: built.append(original(values))
+                        or built[-1])
+    a = checks.validated_order("o1", "acct", "AAPL", OrderSide.BUY, "market", 1.0, None,
+                               None, None, "gtc", False, "sig_1.0", "signal sig_1", None)
+    b = checks.validated_order("o2", "acct", "AAPL", OrderSide.SELL, "limit", 2.0, None,
+                               190.5, None, "day", False, None, None, None)
+    assert built == [a, b]
+    assert a.type is OrderType.MARKET and b.type is OrderType.LIMIT
+    assert b == Order(id="o2", account="acct", symbol="AAPL", side="sell", type="limit",
+                      qty=2.0, limit_price=190.5, tif="day")

@@ -199,6 +199,53 @@ def test_reversal_places_close_then_open_in_one_step(host: Host) -> None:
     assert position(host) == -3.0
 
 
+def test_a_signal_executed_in_its_journal_commit_is_stored_as_it_ended(host: Host) -> None:
+    """The journal encodes what a sender wrote before execution and what execution wrote
+    after it: the stored record holds both, as the signal ended."""
+    body = ('{"symbol": "ZZZ", "action": "buy", "qty": 2, "price": 50.5, '
+            '"comment": "caf\u00e9 \\"quoted\\"", "id": "whole-record"}')
+    r = post(host.webhook, body)
+    assert r.status_code == 200, r.text
+    host.wait_idle()
+    rec = record(host, r.json()["id"])
+    assert rec.status is SignalStatus.EXECUTED, rec.reason
+    assert rec.raw_body == body
+    assert rec.parsed is not None and rec.parsed["comment"] == 'caf\u00e9 "quoted"'
+    assert rec.destination == "paper:paper" and rec.account == "paper"
+    assert rec.price_source == "signal" and rec.market_position is not None
+    placed = orders_of(host, rec.id)
+    assert [(o.side.value, o.qty, o.symbol) for o in placed] == [("buy", 2.0, "ZZZ")]
+    assert rec.orders == [o.id for o in placed]
+    assert "filled 2 at" in rec.reason, rec.reason
+    assert [s.status for s in rec.history] == [
+        SignalStatus.RECEIVED, SignalStatus.VALIDATED, SignalStatus.ROUTED,
+        SignalStatus.EXECUTED]
+
+
+@pytest.mark.parametrize("body", [
+    "buy 2 AAA",
+    '{"symbol": "AAA", "action": "sell", "qty": 1, "price": 101.5, "tif": "day"}',
+    '{"ticker": "AAA", "action": "buy", "sentiment": "bullish", "quantity": 3, '
+    '"signalPrice": 100, "takeProfit": {"limitPrice": 110}, "stopLoss": {"stopPrice": 90}}',
+    '{"ticker": "AAA", "action": "buy", "quantityType": "dollar_amount", "quantity": 500, '
+    '"signalPrice": 100}',
+    '{"commands": [{"symbol": "AAA", "action": "sell", "qty": 1, "only_if": "long"}, '
+    '{"symbol": "AAA", "action": "buy", "qty": 1, "order_type": "limit", '
+    '"limit_price": 99.5}]}',
+])
+def test_the_commands_a_signal_was_read_as_are_the_ones_journaled(host: Host, body: str
+                                                                   ) -> None:
+    """A record keeps the commands it was read as (executing it does not validate them
+    again): they are the ones its journaled ``parsed`` gives back."""
+    assert host.runtime.signals is not None
+    host.market.publish(100.0)
+    rec = host.runtime.signals.check(body, source="tradingview").record
+    assert rec.status is SignalStatus.VALIDATED, rec.reason
+    kept = rec.commands
+    journaled = SignalRecord.model_validate_json(rec.model_dump_json()).commands
+    assert kept and kept == journaled
+
+
 def test_two_targets_before_the_next_bar_trade_once(host: Host) -> None:
     """The working market order of the first "long 5" counts: the second has nothing to do."""
     host.market.publish(100.0)

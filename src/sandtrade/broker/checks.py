@@ -41,6 +41,8 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 #: Time in force by value; a StrEnum member hashes and compares as its value, so members
 #: find themselves here too.
 _TIF = {t.value: t for t in TimeInForce}
+#: Order types by value, the same way (a signal's command names its type as text).
+_TYPES = {t.value: t for t in OrderType}
 _NO_LIMIT = frozenset({OrderType.MARKET, OrderType.STOP})
 _NO_STOP = frozenset({OrderType.MARKET, OrderType.LIMIT})
 #: Every field of a new order, at its default (the fast path in validated_order overwrites
@@ -98,23 +100,24 @@ def validated_order(order_id: str, account: str, symbol: str, side: OrderSide | 
     breaks a rule, takes pydantic's path, so errors read the same either way.
     """
     tif_member = _TIF.get(tif) if _type(tif) in (str, TimeInForce) else None
+    type_member = _TYPES.get(type) if _type(type) in (str, OrderType) else None
     if (legs is None and tif_member is not None and _type(side) is OrderSide
-            and _type(type) is OrderType
+            and type_member is not None
             and _type(symbol) is str and symbol and _type(account) is str and account
             and _type(reduce_only) is bool
             and (qty is None or (_type(qty) is float and 0.0 < qty < _INF))
             and (equity_fraction is None
                  or (_type(equity_fraction) is float and 0.0 < equity_fraction < 1.0))
             and (qty is not None or equity_fraction is not None)
-            and (limit_price is None if type in _NO_LIMIT else
+            and (limit_price is None if type_member in _NO_LIMIT else
                  _type(limit_price) is float and 0.0 < limit_price < _INF)
-            and (stop_price is None if type in _NO_STOP else
+            and (stop_price is None if type_member in _NO_STOP else
                  _type(stop_price) is float and 0.0 < stop_price < _INF)
             and (client_order_id is None
                  or (_type(client_order_id) is str and len(client_order_id) <= 128))
             and (tag is None or (_type(tag) is str and len(tag) <= 256))):
         values = _ORDER_DEFAULTS.copy()
-        values.update(id=order_id, account=account, symbol=symbol, side=side, type=type,
+        values.update(id=order_id, account=account, symbol=symbol, side=side, type=type_member,
                       qty=qty, equity_fraction=equity_fraction, limit_price=limit_price,
                       stop_price=stop_price, tif=tif_member, reduce_only=reduce_only,
                       client_order_id=client_order_id, tag=tag, created_at=now,

@@ -524,8 +524,8 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         if working:
             if working[0] is order:  # the usual case: orders fill in the order they came
                 del working[0]
-            elif order in working:
-                working.remove(order)
+            else:
+                _unwork(working, order)
         # Day orders and minimum commissions only: most runs have neither.
         if self._day_session:
             self._day_session.pop(order.id, None)
@@ -571,3 +571,18 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         if batch is None:
             raise RuntimeError("PaperBroker.end_batch: no batch is open")
         return batch
+
+
+def _unwork(working: list[Order], order: Order) -> None:
+    """Take ``order`` off its symbol's working list: found by identity, newest first (an
+    order finishing is most often the one just placed), else by id. ``order in working``
+    compared pydantic models field by field: with thousands of orders working in a symbol
+    (brackets' exits left after their positions closed) that was most of a signal's cost."""
+    for i in range(len(working) - 1, -1, -1):
+        if working[i] is order:
+            del working[i]
+            return
+    for i, o in enumerate(working):
+        if o.id == order.id:
+            del working[i]
+            return

@@ -76,8 +76,12 @@ class HostMetrics:
     """The host's metrics: a registry of its own (nothing of the process-wide default)."""
 
     def __init__(self, *, store: Store, live: DurableBroker, strategies: StrategyManager,
-                 signals_waiting: Callable[[], int], feed_lag: Callable[[], int]) -> None:
+                 signals_waiting: Callable[[], int], feed_lag: Callable[[], int],
+                 recent_arrival: Callable[[str], datetime | None] | None = None) -> None:
         self.store = store
+        #: When a signal the host received lately arrived, without reading the store (None:
+        #: not one of those; the store is read).
+        self.recent_arrival = recent_arrival or (lambda signal_id: None)
         self.strategies = strategies
         #: Signals journaled and not yet executed, now.
         self.signals_waiting = signals_waiting
@@ -128,6 +132,9 @@ class HostMetrics:
     def _received_at(self, signal_id: str) -> datetime | None:
         when = self._received.get(signal_id)
         if when is None:
+            when = self.recent_arrival(signal_id)
+            if when is not None:
+                return when
             record = self.store.get_signal(signal_id)
             if record is None:
                 return None

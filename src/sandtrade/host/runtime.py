@@ -333,7 +333,8 @@ class HostRuntime:
         self.metrics = metrics = HostMetrics(
             store=self.store, live=self.live, strategies=self.strategies,
             signals_waiting=lambda: int(signals.health()["signals_waiting"]),
-            feed_lag=lambda: max(0, (self.feed.position if self.feed else 0) - self._worked))
+            feed_lag=lambda: max(0, (self.feed.position if self.feed else 0) - self._worked),
+            recent_arrival=signals.received_at if signals is not None else None)
         auth = self.auth
 
         def scrape(authorization: str | None, client: str | None) -> tuple[int, bytes, str]:

@@ -103,21 +103,27 @@ class SignalJournal:
         # A record the store could not write would fail the whole group (broker
         # changes included): each is encoded alone first, and the store writes that text
         # (a record has no number of its own the store would refuse: only what
-        # model_dump_json refuses is refused).
+        # model_dump_json refuses is refused). A signal that executes in the group is
+        # encoded without the fields its execution writes (every field a sender wrote is
+        # among the others): after execution only those are encoded, and joined to it.
+        records = [item[0] for item in batch]
+        claimed_all = (self._lanes.claim_inline(records) if self._lanes is not None
+                       else [False] * len(batch))
         storable = []
         entries = []
-        for item in batch:
+        claimed = []
+        for item, c in zip(batch, claimed_all, strict=True):
             try:
-                data = JsonText(item[0].model_dump_json())
+                data = JsonText(item[0].model_dump_json(exclude=_EXECUTION_FIELDS) if c
+                                else item[0].model_dump_json())
             except Exception as e:
                 self._fail([item], e)
             else:
                 storable.append(item)
                 entries.append(JournalEntry(item[0], item[1], data))
+                claimed.append(c)
         if not storable:
             return
-        claimed = (self._lanes.claim_inline([r for r, _, _ in storable])
-                   if self._lanes is not None else [False] * len(storable))
         inline = [item for item, c in zip(storable, claimed, strict=True) if c]
         rest = [item for item, c in zip(storable, claimed, strict=True) if not c]
         try:
@@ -153,7 +159,8 @@ class SignalJournal:
     def _execute(self, entries: list[JournalEntry], claimed: list[bool], b: PaperBroker
                  ) -> list[tuple[JournalEntry, bool]]:
         """Under the broker's lock: execute the claimed signals, each journaled in the
-        state it ends in (encoded again: it has its orders now)."""
+        state it ends in (the fields its execution wrote, encoded now, joined to the rest,
+        encoded before)."""
         assert self._lanes is not None
         out = []
         for entry, c in zip(entries, claimed, strict=True):
@@ -162,13 +169,19 @@ class SignalJournal:
                 continue
             record = entry.record
             self._lanes.execute_inline(b, record)
+            data: JsonText | None = None
             try:
-                data: JsonText | None = JsonText(record.model_dump_json())
+                done = record.model_dump_json(include=_EXECUTION_FIELDS)
+                if entry.data is not None and len(entry.data) > 2 and len(done) > 2:
+                    data = JsonText(f"{entry.data[:-1]},{done[1:]}")
             except Exception:  # the store's own encoding says why, and fails the group
                 log.exception("signal %s executed but cannot be encoded", record.id)
-                data = None
             out.append((JournalEntry(record, entry.dedup_hash, data), True))
         return out
 
+
+#: What executing a signal writes to its record (the journal encodes them after execution).
+_EXECUTION_FIELDS: set[str] = {"status", "reason", "orders", "market_position",
+                                "price_source", "history"}
 
 _Item = tuple[SignalRecord, str | None, Future[None]]

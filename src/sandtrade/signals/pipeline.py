@@ -9,9 +9,8 @@ Receiving (any thread, or the HTTP server's event loop)::
 Then executing, one lane per destination in journal order (:mod:`sandtrade.signals.lanes`):
 a paper signal exactly once, a strategy's or a live broker's at most once. The other parts
 are modules of their own: what commands do (:mod:`~sandtrade.signals.commands`), the journal
-(:mod:`~sandtrade.signals.journal`) and the duplicate index
-(:mod:`~sandtrade.signals.duplicates`); :class:`SignalPipeline` wires them and keeps the count
-of signals each account has waiting.
+(:mod:`~sandtrade.signals.journal`), the duplicate index (:mod:`~sandtrade.signals.duplicates`);
+:class:`SignalPipeline` wires them and keeps the count of signals each account has waiting.
 
 A signal's commands run in one step under the broker's lock: a reversal (close the long,
 open the short) can never interleave with another signal.
@@ -337,8 +336,8 @@ class SignalPipeline:
             commands = self._resolve(parsed)
             record.destination, why, default = self._route(record, parsed)
             commands = default_sizes(commands, default)
-            record.parsed["commands"] = [c.model_dump(exclude_defaults=True)
-                                         for c in commands]
+            record.parsed["commands"] = [c.model_dump(exclude_defaults=True) for c in commands]
+            record.keep_commands(commands)
             if record.destination.startswith("paper:"):
                 self._check_quantities(commands)
                 record.price_source = self._price_source(record.account, parsed, commands)
@@ -535,6 +534,11 @@ class SignalPipeline:
         self._records[record.id] = record
         while len(self._records) > 10_000:
             self._records.popitem(last=False)
+
+    def received_at(self, signal_id: str) -> datetime | None:
+        """When one of the last 10,000 signals arrived (None for another: ask the store)."""
+        record = self._records.get(signal_id)
+        return record.received_at if record is not None else None
 
     def get(self, signal_id: str) -> SignalRecord | None:
         """A signal as it is now (from the store, where its status is durable)."""
