@@ -256,7 +256,7 @@ function refreshBarsSoon() {
 
 // ------------------------------------------------------------------ rendering
 
-// What changed is drawn at most five times a second (every DRAW_MS), and only on the view in
+// What changed is drawn at most four times a second (every DRAW_MS), and only on the view in
 // sight (the rest is drawn when it is shown): a busy host must not make the browser, or the
 // machine, busy. Each frame costs the browser about the same whatever changed (layout, paint
 // and raster of what moved, mostly: the page's own script is a tenth of it), so frames are
@@ -264,7 +264,7 @@ function refreshBarsSoon() {
 // ORDER_ROWS and SIGNAL_ROWS, and a frame's layout grows with the rows.
 const VISIBLE = { account: ["account"], chart: ["markers", "plots"], signals: ["signals"],
   orders: ["orders"], strategies: ["strategies", "logs"], options: ["groups"] };
-const DRAW_MS = 200, ORDER_ROWS = 100;
+const DRAW_MS = 250, ORDER_ROWS = 100;
 let frame = 0, lastDraw = 0;
 function schedule() {
   if (frame) return;
