@@ -155,8 +155,9 @@ async function loadLog(name, account) {
   S.dirty.add("strategies"); schedule();
 }
 
-// What a page keeps of a busy account: the newest this many signals, orders and fills (a
-// day at 50 signals a second would otherwise hold millions); the views show fewer.
+// What a page keeps of a busy account: the newest this many signals, orders and fills, and
+// the signals of as many orders (a day at 50 signals a second would otherwise hold
+// millions); the views show fewer.
 const KEEP = 5000;
 function keepNewest(map) {
   while (map.size > KEEP) map.delete(map.keys().next().value);
@@ -170,6 +171,7 @@ function putSignal(s) {
     if (!S.signalOfOrder.has(id) && S.orders.has(id)) S.changedOrders.add(id);
     S.signalOfOrder.set(id, s.source);
   }
+  keepNewest(S.signalOfOrder);
   if (!s.seenBar && S.lastBar) s.seenBar = S.lastBar;
 }
 
