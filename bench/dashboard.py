@@ -205,7 +205,7 @@ def browsers(host: DashboardHost, url: str, args: argparse.Namespace
             page.fill("#token", host.tokens["alice"])
             page.click("button[type=submit]")
             page.wait_for_selector("#live.on", timeout=30_000)
-            page.evaluate("location.hash = '#orders'")
+            page.evaluate(f"location.hash = '#{args.view}'")
             pages.append(page)
         before, host_before, own = chromium_cpu(), host_cpu(host), others_cpu()
         watched, failed = load(url, args.rate, args.seconds, "watched")
@@ -307,6 +307,10 @@ def main() -> None:
                     help="idle (default): the browsers run only when the host leaves a core "
                     "idle, as browsers on other machines take none of its CPU; normal: as "
                     "the host")
+    ap.add_argument("--view", default="orders",
+                    choices=("orders", "signals", "account", "chart", "strategies", "options"),
+                    help="the view the pages show (fill-to-screen is measured on orders and "
+                    "chart only)")
     ap.add_argument("--control", action="store_true",
                     help="also measure the ack with the same number of Chromium pages busy "
                     "drawing a table of their own, connected to nothing of the host's: what "
