@@ -71,6 +71,7 @@ __all__ = [
     "order_class_problem",
     "parse_occ_symbol",
     "trusted",
+    "unvalidated",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -93,14 +94,21 @@ def trusted(cls: type[M], **values: Any) -> M:
     costs more than validating; this sets the same instance state directly. Every field must
     be given, with a value of its declared type.
     """
-    obj = cls.__new__(cls)
-    _object_setattr(obj, "__dict__", values)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
     # set(frozenset) copies the table without hashing; a call that left a field out (none
     # should) still records exactly the fields it gave.
-    _set_fields_set(obj, set(names) if len(values) == len(names) else set(values))
+    return unvalidated(cls, values, set(names) if len(values) == len(names) else set(values))
+
+
+def unvalidated(cls: type[M], values: dict[str, Any], fields_set: set[str]) -> M:
+    """``cls`` with ``values`` (every field, checked by the caller) as its state and
+    ``fields_set`` as the fields pydantic records as given, without validation: the one
+    place that builds a model by hand (:func:`trusted`, the broker's order fast path)."""
+    obj = cls.__new__(cls)
+    _object_setattr(obj, "__dict__", values)
+    _set_fields_set(obj, fields_set)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj

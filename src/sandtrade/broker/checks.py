@@ -13,7 +13,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from sandtrade.broker.lots import EPS, SIGN, AccountBook
 from sandtrade.broker.settings import BrokerSettings
@@ -27,17 +27,13 @@ from sandtrade.models import (
     OrderType,
     TimeInForce,
     option_underlying,
+    unvalidated,
 )
 
 __all__ = ["MAX_NOTIONAL", "OrderChecks", "order_from", "validated_order"]
 
 _INF = math.inf
 _type = type  # validated_order has a parameter named ``type``
-_setattr = object.__setattr__
-_new_order = Order.__new__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 #: Time in force by value; a StrEnum member hashes and compares as its value, so members
 #: find themselves here too.
 _TIF = {t.value: t for t in TimeInForce}
@@ -65,13 +61,7 @@ _ALLOWED_TIF = {
 
 def order_from(values: dict[str, object]) -> Order:
     """An :class:`Order` with ``values`` (every field, checked) as its state."""
-    order = _new_order(Order)
-    _setattr(order, "__dict__", values)
-    # BaseModel's slots through their setters: cheaper than object.__setattr__ by name.
-    _set_fields_set(order, set(_ORDER_SET_FIELDS))
-    _set_extra(order, None)
-    _set_private(order, None)
-    return order
+    return unvalidated(Order, values, set(_ORDER_SET_FIELDS))
 
 
 #: Fields a whole-order check's message may name (the first one named is the field).

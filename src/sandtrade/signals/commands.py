@@ -97,14 +97,12 @@ def plan_commands(broker: PaperBroker, account: str, commands: Sequence[Command]
             n = len(broker.working_orders(account, cmd.symbol))
             out.append((cmd, f"cancel {n} working order{'s' if n != 1 else ''}"))
             continue
-        if cmd.action in ("buy", "sell") and cmd.size is None and cmd.only_if is None:
-            # A plain quantity: the position is not read (measuring it walks every order
-            # working in the symbol, thousands with brackets' exits left behind).
-            shift[cmd.symbol] = shift.get(cmd.symbol, 0.0) + (
-                cmd.qty if cmd.action == "buy" else -cmd.qty)
-            out.append((cmd, [PlannedOrder(OrderSide(cmd.action), cmd.qty, cmd, "")]))
-            continue
-        pos = _effective_position(broker, account, cmd.symbol) + shift.get(cmd.symbol, 0.0)
+        # The position is read only by a command that needs it (a target, only_if, a size):
+        # measuring it walks every order working in the symbol, thousands with brackets'
+        # exits left behind, and a plain buy or sell of a quantity does not look at it.
+        plain = cmd.action in ("buy", "sell") and cmd.size is None and cmd.only_if is None
+        pos = 0.0 if plain else (_effective_position(broker, account, cmd.symbol)
+                                 + shift.get(cmd.symbol, 0.0))
         if cmd.only_if == "long" and not pos > 0:
             out.append((cmd, f"nothing: the position is {pos:g}, not long"))
             continue
