@@ -1,6 +1,7 @@
 """``ctx.close_position()`` through a strategy run's door: one call, in which the host reads
 the position and places its reduce-only market order under the broker's lock (nothing can
-trade the account in between), answered once durable."""
+trade the account in between). The reply comes from the broker's memory; the call is durable
+once the door's ``settle`` says so (the run's event ends only then)."""
 
 from __future__ import annotations
 
@@ -47,9 +48,13 @@ def test_close_places_one_reduce_only_order_for_the_whole_position(
     assert (order["side"], order["qty"], order["type"], order["reduce_only"]) == \
         ("sell", 7.0, "market", True)
     assert order["source"]["kind"] == "strategy" and order["source"]["ref"] == "closer"
+    settled: queue.Queue[str | None] = queue.Queue()
+    assert door.settle(settled.put), "the close waits for its group commit"
+    assert settled.get(timeout=WAIT) is None
     assert runtime.store is not None
     stored = runtime.store.get_order(order["id"])
-    assert stored is not None and stored.reduce_only, "answered once durable"
+    assert stored is not None and stored.reduce_only, "durable once settled"
+    assert not door.settle(settled.put), "nothing more of this event to wait for"
 
     market.publish(102.0)
     assert call(door, "close", symbol="AAA") == {"type": "reply", "result": None}, \

@@ -9,15 +9,18 @@ from the language layer), plugged into the host's supervisor; the first runs rea
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import grpc
 import pytest
 
+from sandtrade.errors import StoreError
 from sandtrade.host.runtime import HostRuntime
 from sandtrade.sandbox.dispatch import dispatcher
 from sandtrade.v1 import strategies_pb2 as spb
@@ -131,3 +134,57 @@ def test_state_is_durable_before_the_next_event(runtime: HostRuntime, strategies
                             strategies, operator, "counter").lag_bars,
                         "the counter to handle the bars", timeout=30)
     assert checks == [f"durable {k} of {k}" for k in range(len(checks))]
+
+
+LOSES_ITS_ORDER = """\
+def on_bar(ctx, bar):
+    if not ctx.state.get("ordered"):
+        order_id = ctx.buy(5)
+        ctx.log("placed", order_id)
+        ctx.state["ordered"] = order_id
+"""
+
+
+def test_a_run_told_of_an_order_the_store_then_lost_restarts_from_what_is_stored(
+        runtime: HostRuntime, strategies: Stub, operator: Metadata, market: Market,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The door answers a worker's order from the broker's memory, and the event ends only
+    once the order is durable. When its group commit fails (a disk full, injected here),
+    what the worker was told is no longer true: it is killed with that reason, the state
+    it built on the order is not stored, and it restarts from what is, placing its order
+    again; only the second order exists."""
+    store = runtime.store
+    assert store is not None
+    real = store.commit_many
+    lost: list[str] = []
+
+    def failing(changes: Any, state: Any, signals: Any = (), new_signals: Any = ()) -> None:
+        ids = [o.id for c in changes for o in c.orders if o.account == "lost1"]
+        if ids and (not lost or set(ids) & set(lost)):
+            lost.extend(ids)
+            raise StoreError("disk full (injected by the test)")
+        real(changes, state, signals, new_signals)
+
+    monkeypatch.setattr(store, "commit_many", failing)
+    upload(strategies, operator, "loser", LOSES_ITS_ORDER, account="lost1")
+    start(strategies, operator, "loser")
+    wait_running(strategies, operator, "loser")
+    def publish(price: float) -> None:
+        # The market's own flush of the broker may share the failed group: told so too.
+        with contextlib.suppress(StoreError):
+            market.publish(price)
+
+    publish(100.0)
+    eventually(lambda: (status(strategies, operator, "loser").restarts, lost),
+               lambda s: s[0] >= 1 and bool(s[1]),
+               "the run was not restarted after the commit of its order failed")
+    done = eventually(lambda: (publish(101.0), store.list_orders("lost1"))[1],
+                      lambda orders: len(orders) == 1,
+                      "the restarted run did not place its order again")
+    assert done[0].id not in lost, "the lost order was never stored"
+    lines = log_lines(strategies, operator, "loser")
+    assert any("could not store this event's orders" in line and "disk full" in line
+               for line in lines), lines
+    placed = [line.split(" ", 1)[1] for line in lines if " placed " in line]
+    assert placed == [f"placed {done[0].id}"], \
+        "the lines of the event whose order was lost are not kept, as its state is not"

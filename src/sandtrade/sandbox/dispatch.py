@@ -103,6 +103,12 @@ class LiveRun(Protocol):
         once, on this thread or a later one (the broker's commit thread)."""
         ...
 
+    def settle_calls(self, then: Callable[[str | None], None]) -> bool:
+        """The event's broker calls were answered before they were durable: False when
+        none waits, else True and ``then(lost)`` follows once they are settled (on the
+        broker's commit thread; ``lost``: why one was not stored, None when all are)."""
+        ...
+
     def event_done(self, event: Any, header: dict[str, Any]) -> None:
         """The worker finished ``event`` with this ``done`` frame (logs, state, error)."""
         ...
@@ -422,12 +428,13 @@ class Dispatcher:
                 worker.expect_progress = False
                 error = header.get("error")
                 ch.event.error = None if error is None else untrusted_text(str(error), 16_000)
-                if "state_json" in header:  # its commit waits for the group's
+                # The event's broker calls were answered before they were durable: it ends
+                # once they are (one wait for the event, not one per call).
+                if ch.run.settle_calls(lambda lost, h=header: self.soon(
+                        lambda: self._guarded(ch, lambda c: self._settled(c, h, lost)))):
                     ch.busy = True
-                    self.door.submit(self._commit, ch, ch.event, header)
                 else:
-                    ch.run.event_done(ch.event, header)
-                    self._over(ch)
+                    self._done(ch, header)
             elif kind == "error":  # the worker could not go on (out of memory, ...)
                 message = untrusted_text(str(header.get("message", "failed")), 16_000)
                 reason = "memory" if header.get("reason") == "memory" else "error"
@@ -436,6 +443,28 @@ class Dispatcher:
                 return
             else:  # its EOF follows, and the run ends with the kill's reason
                 worker.kill("protocol", f"unexpected frame {kind!r} during an event")
+
+    def _done(self, ch: _Channel, header: dict[str, Any]) -> None:
+        """The worker's ``done``, its calls durable: its state committed, then the next."""
+        if "state_json" in header:  # its commit waits for the group's
+            ch.busy = True
+            self.door.submit(self._commit, ch, ch.event, header)
+        else:
+            ch.run.event_done(ch.event, header)
+            self._over(ch)
+
+    def _settled(self, ch: _Channel, header: dict[str, Any], lost: str | None) -> None:
+        if not self._unbusy(ch):
+            return
+        if lost is not None:
+            # The worker was told of requests the store then lost: what it knows is no
+            # longer true. It restarts from what is stored (its state of this event is not).
+            message = f"the host could not store this event's orders: {lost}"
+            ch.worker.kill("error", message)
+            self._end(ch, SandboxKilled(f"{ch.run.name}: {message}", "error"))
+            return
+        self._done(ch, header)
+        self._handle(ch)
 
     def _over(self, ch: _Channel) -> None:
         """The event in flight is done: account for it, then the next one."""

@@ -73,6 +73,11 @@ class Door(Protocol):
         the worker sent them: untrusted), exactly once, now or from another thread."""
         ...
 
+    def settle(self, then: Callable[[str | None], None]) -> bool:
+        """The event's calls answered before they were durable: False when none waits, else
+        True and ``then(lost)`` once they are settled (``lost``: why one was not stored)."""
+        ...
+
     def close(self) -> None:
         """Release what the door holds; called once, when the run has ended."""
         ...
@@ -317,6 +322,10 @@ class StrategyRun:
         """A worker's broker call, through the door (on a door thread); ``answer`` gets
         the reply once it is durable."""
         self.door.handle(op, args, answer)
+
+    def settle_calls(self, then: Callable[[str | None], None]) -> bool:
+        """Wait for the event's calls to be durable before it ends (see the door)."""
+        return self.door.settle(then)
 
     def event_done(self, event: Event, header: dict[str, Any]) -> None:
         """The worker's ``done`` for ``event``: to ``on_done`` (on the loop, or on a door
