@@ -13,6 +13,10 @@ besides is named in the strategy's source:
     holding ``MARKER`` and logs ``durable STORED of SENT``: the ``n`` stored then, and the
     ``n`` it sent with its previous ``done`` (they must be equal: the host commits a state
     before it sends the next event); then it sends ``n + 1``.
+``# odd calls``
+    on each ``bars`` event it makes calls no real worker makes (an ``op`` that is a list, an
+    object, a number, an unknown name; a known one with ``args`` that are a list) and logs
+    each reply as ``reply OP ERROR``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def main() -> int:
         kind = header["type"]
         logs = [f"{kind} {header.get('count', 0)}"]
         done: dict[str, object] = {"type": "done", "logs": logs}
+        if "# odd calls" in source and kind == "bars":
+            for op, args in (([1], {}), ({"a": 1}, {}), (5, {}), ("fly", {}),
+                             ("submit", [1]), ("position", {"symbol": ["AAA"]})):
+                write_frame(stdout, {"type": "call", "op": op, "args": args})
+                reply, _ = read_frame(stdin)
+                logs.append(f"reply {json.dumps(op)} {reply.get('error')}")
         if db is not None and kind == "bars":
             row = db.execute("SELECT value FROM host_state WHERE value LIKE ?",
                              (f"%{marker}%",)).fetchone()

@@ -136,6 +136,29 @@ def test_state_is_durable_before_the_next_event(runtime: HostRuntime, strategies
     assert checks == [f"durable {k} of {k}" for k in range(len(checks))]
 
 
+def test_calls_no_worker_makes_are_refused_one_by_one(runtime: HostRuntime, strategies: Stub,
+                                                     operator: Metadata,
+                                                     market: Market) -> None:
+    """Calls whose ``op`` or ``args`` are of the wrong kind (lists, objects, numbers: what a
+    worker could send after an escape) each get a refusal, and the run goes on."""
+    fake_workers(runtime)
+    upload(strategies, operator, "odd", IDLE + "# odd calls\n", account="mallory")
+    start(strategies, operator, "odd")
+    wait_running(strategies, operator, "odd")
+    market.publish(100.0)
+    market.publish(101.0)
+    replies = eventually(
+        lambda: [line for line in log_lines(strategies, operator, "odd", tail=1000)
+                 if line.startswith("reply ")],
+        lambda seen: len(seen) >= 12, "the odd calls' replies (two bars of six)")
+    assert replies[:6] == [
+        "reply [1] malformed call", 'reply {"a": 1} malformed call', "reply 5 malformed call",
+        "reply \"fly\" unknown call 'fly'", 'reply "submit" malformed call',
+        'reply "position" symbol must be a string'], replies
+    assert replies[6:12] == replies[:6]
+    assert status(strategies, operator, "odd").strategy.state == spb.STRATEGY_STATE_RUNNING
+
+
 LOSES_ITS_ORDER = """\
 def on_bar(ctx, bar):
     if not ctx.state.get("ordered"):

@@ -71,6 +71,9 @@ READ_BYTES = 1 << 16
 #: Frames of one worker read ahead of the run's state (a worker must wait for each reply):
 #: past this its stdout is no longer read until they are handled.
 READ_AHEAD = 16
+#: Calls the loop makes itself: the door answers them at once, from the broker's memory (their
+#: commit is waited for when the event ends), so a pool thread would only add two hops.
+INLINE_CALLS = frozenset({"submit", "close", "position", "account"})
 #: Encoded one-bar frames kept for the runs that have not taken them yet.
 CACHED_BARS = 512
 
@@ -422,8 +425,18 @@ class Dispatcher:
                         f"quota: {quota:,} ctx calls in one {ch.hook} (strategy_ctx_calls); "
                         "the rest of this event's calls are refused (RESOURCE_EXHAUSTED)")}))
                     continue
+                op, args = header.get("op"), header.get("args")
+                if type(op) is str and op in INLINE_CALLS:
+                    # Answered from the broker's memory, never waiting for a commit: made
+                    # here, without a trip through the door pool and back.
+                    reply = self._call_here(ch, op, args)
+                    if ch.ended:
+                        return
+                    if reply is not None:
+                        self._send(ch, frame_bytes(reply))
+                    continue
                 ch.busy = True
-                self.door.submit(self._call, ch, header.get("op"), header.get("args"))
+                self.door.submit(self._call, ch, op, args)
             elif kind == "done":
                 worker.expect_progress = False
                 error = header.get("error")
@@ -484,6 +497,19 @@ class Dispatcher:
             ch.run.call(op, args, answer)
         except Exception as e:
             self.soon(functools.partial(self._fail_busy, ch, e))
+
+    def _call_here(self, ch: _Channel, op: object, args: object) -> dict[str, Any] | None:
+        """Make one of :data:`INLINE_CALLS` on the loop: its reply (None when the run failed:
+        the door answers these at once, on the calling thread, or it is a bug of ours)."""
+        got: list[dict[str, Any]] = []
+        try:
+            ch.run.call(op, args, got.append)
+            if len(got) != 1:
+                raise RuntimeError(f"the door answered a {op!r} call {len(got)} times at once")
+        except Exception as e:
+            self._failed(ch, e)
+            return None
+        return got[0]
 
     def _replied(self, ch: _Channel, reply: dict[str, Any]) -> None:
         if self._unbusy(ch):
