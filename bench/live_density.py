@@ -1,13 +1,14 @@
 """How many strategies one host holds: N copies of the SMA crossover live at once.
 
     python bench/live_density.py [--n 1,10,50,100,200] [--window 15] [--speed 20]
-                                 [--spinner] [--mode free|lockstep|auto]
+                                 [--spinner] [--no-orders] [--mode free|lockstep|auto]
 
 For each N it starts its own ``sandtrade serve`` (a temporary data directory, free loopback
 ports, the built-in DEMO replay at ``--speed`` bars/s, looping), uploads N copies of
 ``strategies_examples/sma_cross.py`` in parallel with the bundled client (the operator's
-token; each strategy trades its own account) and starts them, waits until all are running,
-then watches ``--window`` seconds and prints one row:
+token; each strategy trades its own account; with ``--no-orders`` the same crossover logs
+where it would trade, which leaves the fan-out's cost without orders) and starts them, waits
+until all are running, then watches ``--window`` seconds and prints one row:
 
 * **start N**: seconds from the first upload to all N running;
 * **feed**: bars the feed published per second in the window (the target is ``--speed``);
@@ -46,6 +47,17 @@ from sandtrade.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 SMA = (ROOT / "strategies_examples" / "sma_cross.py").read_text()
+#: The same crossover, logging where the strategy trades: the fan-out's cost without orders.
+WATCHER = SMA.split("\n\ndef on_bar")[0] + '''
+
+def on_bar(ctx, bar):
+    fast = ctx.ta.sma(ctx.params["fast"])
+    slow = ctx.ta.sma(ctx.params["slow"])
+    if ctx.ta.crossover(fast, slow):
+        ctx.log("up")
+    elif ctx.ta.crossunder(fast, slow):
+        ctx.log("down")
+'''
 SPINNER = "def on_bar(ctx, bar):\n    while True:\n        pass\n"
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
@@ -136,7 +148,9 @@ def measure(n: int, args: argparse.Namespace) -> Row:
                 t0 = time.monotonic()
                 done = 0
 
-                def bring_up(name: str, source: str = SMA) -> None:
+                strategy = WATCHER if args.no_orders else SMA
+
+                def bring_up(name: str, source: str = strategy) -> None:
                     nonlocal done
                     client.upload_strategy(name, source, symbols=["DEMO"])
                     client.start_strategy(name)
@@ -194,11 +208,14 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=20.0, help="bars per second (20)")
     ap.add_argument("--spinner", action="store_true",
                     help="add one strategy whose on_bar never returns")
+    ap.add_argument("--no-orders", action="store_true",
+                    help="the crossover logs instead of trading: the fan-out without orders")
     ap.add_argument("--mode", default="auto", choices=("auto", "free", "lockstep"),
                     help="[strategies] mode of the host (auto: free when paced)")
     args = ap.parse_args()
     counts = [int(x) for x in args.n.split(",")]
-    table = Table(title=f"live density: sma_cross x N, DEMO at {args.speed:g} bars/s, "
+    what = "sma_cross (logging, no orders)" if args.no_orders else "sma_cross"
+    table = Table(title=f"live density: {what} x N, DEMO at {args.speed:g} bars/s, "
                   f"mode {args.mode}{', with a spinner' if args.spinner else ''}, "
                   f"{os.cpu_count()} cores")
     for col in ("N", "start N [s]", "feed [bars/s]", "p50 [ms]", "p99 [ms]",

@@ -14,8 +14,8 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest

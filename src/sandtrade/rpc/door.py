@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from sandtrade.auth import Principal
 from sandtrade.backtest import options_desk
-from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError, StoreError
+from sandtrade.errors import Conflict, NotFound, QuotaExceeded, SandtradeError
 from sandtrade.models import (
     Account,
     Fill,

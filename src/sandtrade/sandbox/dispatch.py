@@ -443,8 +443,7 @@ class Dispatcher:
                 ch.event.error = None if error is None else untrusted_text(str(error), 16_000)
                 # The event's broker calls were answered before they were durable: it ends
                 # once they are (one wait for the event, not one per call).
-                if ch.run.settle_calls(lambda lost, h=header: self.soon(
-                        lambda: self._guarded(ch, lambda c: self._settled(c, h, lost)))):
+                if ch.run.settle_calls(functools.partial(self._settle_soon, ch, header)):
                     ch.busy = True
                 else:
                     self._done(ch, header)
@@ -465,6 +464,10 @@ class Dispatcher:
         else:
             ch.run.event_done(ch.event, header)
             self._over(ch)
+
+    def _settle_soon(self, ch: _Channel, header: dict[str, Any], lost: str | None) -> None:
+        """The event's calls are settled (on the broker's commit thread): on to the loop."""
+        self.soon(lambda: self._guarded(ch, lambda c: self._settled(c, header, lost)))
 
     def _settled(self, ch: _Channel, header: dict[str, Any], lost: str | None) -> None:
         if not self._unbusy(ch):
