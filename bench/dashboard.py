@@ -1,7 +1,8 @@
 """Dashboard under load: fill-to-screen latency with browsers watching, and what the browsers
 cost the webhook.
 
-    python bench/dashboard.py [--rate 50] [--seconds 8] [--browsers 10] [--raw]
+    python bench/dashboard.py [--rate 50] [--seconds 8] [--browsers 10] [--raw] [--control]
+                              [--view orders] [--browser-cpus LIST]
 
 Starts a real ``sandtrade serve`` (subprocess, loopback, the demo market at 20 bars/s, the
 webhook's rate limit and the signal quota off), then runs the same open-loop webhook load
@@ -18,7 +19,8 @@ two cores, so by default they run under Linux's ``SCHED_IDLE`` policy (``chrt --
 through a wrapper that starts the system's Chromium; every renderer inherits it) and take
 only what the host leaves. A niceness would not hold: Chromium, run as root, sets its own
 processes' niceness (its browser process to -8). ``--browsers-sched normal`` runs them as
-the host runs, as the first measurement did.
+the host runs, as the first measurement did. ``--browser-cpus 1`` keeps them on CPU 1 (the
+closest this machine comes to browsers on machines of their own; ten pages then lack CPU).
 
 With ``--control`` it first runs the load a third time with as many Chromium pages, scheduled
 the same way, each drawing a busy table of its own and connected to nothing of the host's: the
@@ -184,9 +186,11 @@ def browsers(host: DashboardHost, url: str, args: argparse.Namespace
     """The load with Chromium pages on the orders view; their fill-to-screen lags."""
     chromium = "/usr/bin/chromium"
     with tempfile.TemporaryDirectory(prefix="sandtrade-nice-") as tmp, sync_playwright() as p:
-        if args.browsers_sched == "idle":
+        prefix = ("chrt --idle 0 " if args.browsers_sched == "idle" else "") + (
+            f"taskset -c {args.browser_cpus} " if args.browser_cpus else "")
+        if prefix:
             wrapper = Path(tmp) / "chromium"
-            wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {chromium} "$@"\n')
+            wrapper.write_text(f'#!/bin/sh\nexec {prefix}{chromium} "$@"\n')
             wrapper.chmod(0o755)
             chromium = str(wrapper)
         browser = p.chromium.launch(executable_path=chromium)
@@ -307,6 +311,9 @@ def main() -> None:
                     help="idle (default): the browsers run only when the host leaves a core "
                     "idle, as browsers on other machines take none of its CPU; normal: as "
                     "the host")
+    ap.add_argument("--browser-cpus", default="", metavar="LIST",
+                    help="the CPUs the browsers may run on (taskset's list, e.g. 1): the "
+                    "closest this machine comes to browsers on other machines (default: all)")
     ap.add_argument("--view", default="orders",
                     choices=("orders", "signals", "account", "chart", "strategies", "options"),
                     help="the view the pages show (fill-to-screen is measured on orders and "
