@@ -275,12 +275,6 @@ class DurableBroker:
         if err is not None:
             raise StoreError(err)
 
-    @property
-    def durable(self) -> int:
-        """Every request up to this number is settled (committed, or failed: ask
-        :meth:`lost`)."""
-        return self._durable
-
     def settle_later(self, seq: int, then: Callable[[str | None], None]) -> None:
         """Settle request ``seq`` on the broker's commit thread, then call ``then`` there
         with why it was not stored (:meth:`lost`), or None when it is durable. ``then``

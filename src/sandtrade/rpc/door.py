@@ -10,13 +10,16 @@ as every other client (a refusal reads as the gRPC status would: ``... (PERMISSI
 without a round trip through the host's own gRPC server (it cost about 0.4 ms of host CPU a
 call), and the worker itself never holds the principal. The door shuts when the run ends.
 
-The broker calls (submit, position, account) are applied on the caller's thread and their
-durability is waited for on the broker's commit thread
-(:meth:`~sandtrade.broker.durable.DurableBroker.settle_later`): the answer is handed on when
-it is durable, as the gRPC method would give it, but no door thread is parked meanwhile. With
-a handful of door threads each waiting in its own settle, two hundred strategies trading on
-the same bar queued behind each other for seconds; now every call pending joins one group
-commit. Answers are built from the broker's own records, not from protobuf messages.
+The broker calls (submit, close, position, account) are applied on the caller's thread and
+answered at once, from the broker's memory, as the gRPC method would answer them once
+durable: only the worker sees the answer, and the event it belongs to ends only once every
+such call of it is durable (:meth:`TradingDoor.settle`, waited for on the broker's commit
+thread through :meth:`~sandtrade.broker.durable.DurableBroker.settle_later`, so that no
+thread is parked meanwhile). Each call waiting for its own group commit made a strategy that
+closes and buys wait two fsyncs a bar; now a call overlaps the commit of the one before, and
+every call pending joins one group commit. If that commit fails, the run is killed and
+restarts from what is stored (what its worker was told is no longer true). Answers are
+built from the broker's own records, not from protobuf messages.
 
 Everything a worker sends is untrusted: the arguments of a call are checked here before they
 become a request, and the account is always the run's, never the worker's to choose.
@@ -169,7 +172,8 @@ class TradingDoor:
     def handle(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
                ) -> None:
         """Answer a worker's call: ``answer`` gets its ``reply`` frame, exactly once, on
-        this thread or (a broker call, once durable) on the broker's commit thread."""
+        this thread (a broker call: at once, from the broker's memory; see :meth:`settle`) or, for a
+        call that waits (cancel, signal, options), on another."""
         try:
             if not self._open:
                 raise CallError("the run has ended")

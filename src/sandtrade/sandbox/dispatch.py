@@ -10,11 +10,14 @@ Now one ``selectors`` (epoll) thread does, for every live worker:
   the loop);
 * **reads** frames as they come (:class:`~sandtrade.sandbox.wire.FrameReader`, the caps and
   error texts of ``read_frame``: a frame over a cap kills the worker for the protocol);
-* a ``call`` (a broker call of the strategy) goes to the ``sandbox-door`` pool, at most one
-  per run (the worker waits for its reply), and the loop writes the reply when the door
-  hands it over (a broker call's once it is durable, from the broker's commit thread, so
-  that no door thread waits for a commit); past the per-event quota it is refused here;
-* a ``done`` ends the event: its logs, errors and state go to the run's ``on_done``. When it
+* a ``call`` (a broker call of the strategy; the worker waits for its reply) is made on the
+  loop when it never waits (:data:`INLINE_CALLS`: the door answers them at once, from the
+  broker's memory), else on the ``sandbox-door`` pool, at most one per run, the loop writing
+  the reply when the door hands it over; past the per-event quota it is refused here;
+* a ``done`` ends the event once the broker calls answered in it are durable (one wait on
+  the broker's commit thread for the event; if their commit failed, the worker is killed and
+  the run restarts from what is stored): its logs, errors and state go to the run's
+  ``on_done``. When it
   carries a ``ctx.state``, whose commit waits for the broker's group commit, that runs on a
   pool thread and the next event is sent only once it returned: the state is durable before
   the next event. Otherwise it runs on the loop (it only takes the manager's lock briefly);
@@ -103,7 +106,7 @@ class LiveRun(Protocol):
     def call(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
              ) -> None:
         """Answer a worker's broker call (on a door thread): ``answer(reply)`` exactly
-        once, on this thread or a later one (the broker's commit thread)."""
+        once, on this thread or a later one."""
         ...
 
     def settle_calls(self, then: Callable[[str | None], None]) -> bool:

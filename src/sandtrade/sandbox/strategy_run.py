@@ -319,8 +319,9 @@ class StrategyRun:
 
     def call(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
              ) -> None:
-        """A worker's broker call, through the door (on a door thread); ``answer`` gets
-        the reply once it is durable."""
+        """A worker's broker call, through the door (on the loop or a door thread);
+        ``answer`` gets the reply (a broker call's before it is durable: the event ends only
+        once it is, :meth:`settle_calls`)."""
         self.door.handle(op, args, answer)
 
     def settle_calls(self, then: Callable[[str | None], None]) -> bool:
