@@ -6,7 +6,10 @@ with increasing ids, kept in one ring of ``capacity`` events shared by every rea
 * ``trade``: the broker's trade updates (an order after a change, and its fill), as they are
   committed (:meth:`DurableBroker.subscribe`);
 * ``signal``: a journaled signal whose status moved (read from the journal every
-  ``poll`` seconds: new rows, then the unfinished ones it knows);
+  ``poll`` seconds: new rows, then the unfinished ones it knows), while someone watches:
+  a host nobody has read for :data:`IDLE_AFTER` seconds does not read its journal for
+  them. When a reader comes, the signals journaled meanwhile get their events late (up to
+  :data:`CATCH_UP` of them); past that, the log says ``reset`` (read the state afresh);
 * ``strategy`` and ``log``: a strategy's state and resource use when they change, and the
   lines of its log as they are written (the strategy manager's status and log streams);
 * ``account``: an account's equity, cash and buying power when they change (once a second);
@@ -76,6 +79,13 @@ CURVE_READ_POINTS = 5_000
 BARS_EVERY = 1.0
 #: Points of one series a ``plot`` event carries at most (the newest).
 PLOT_EVENT_POINTS = 500
+#: Seconds without a reader (no :meth:`HostWatch.after`, nobody waiting) after which the
+#: watch stops reading the journal for signal events: decoding every journaled signal
+#: cost a host taking alerts flat out about a tenth of its time, with nobody to show them.
+IDLE_AFTER = 2.0
+#: Signals journaled while nobody watched that get their events when a reader comes; past
+#: this many, readers read the state afresh instead.
+CATCH_UP = 500
 
 
 class WatchEvent:
@@ -241,13 +251,20 @@ class HostWatch:
 
     def __init__(self, *, live: DurableBroker, store: Store, hub: MarketHub | None = None,
                  strategies: StrategyManager | None = None, capacity: int = 5_000,
-                 poll: float = 0.1) -> None:
+                 poll: float = 0.1, idle_after: float = IDLE_AFTER,
+                 catch_up: int = CATCH_UP) -> None:
         self.live = live
         self.store = store
         self.hub = hub
         self.strategies = strategies
         self.capacity = capacity
         self.poll = poll
+        self.idle_after = idle_after
+        self.catch_up = catch_up
+        #: When a reader last asked for events (monotonic seconds), and whether the pump
+        #: has stopped reading signals for want of readers (the pump's own flag).
+        self._read_at = -math.inf
+        self._idle = True
         self._events: deque[WatchEvent] = deque(maxlen=capacity)
         self._next = 1
         self._lock = threading.Lock()
@@ -299,9 +316,16 @@ class HostWatch:
         with self._lock:
             return self._next - 1
 
+    @property
+    def idle(self) -> bool:
+        """Whether the pump has stopped making signal events for want of readers (it
+        resumes on its next round after a reader comes)."""
+        return self._idle
+
     def after(self, last_id: int, limit: int = 500) -> tuple[list[WatchEvent], bool]:
         """Events after ``last_id`` (at most ``limit``), and whether some between were
         forgotten already (the reader must read the state afresh)."""
+        self._read_at = time.monotonic()
         with self._lock:
             if not self._events:
                 return [], False
@@ -378,7 +402,12 @@ class HostWatch:
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + self.poll
-                    self._signals()
+                    if self._waiters or now - self._read_at <= self.idle_after:
+                        if self._idle:
+                            self._wake()
+                        self._signals()
+                    else:
+                        self._idle = True
                     self._bars(bars)
                     self._logs()
                     if plots is not None and strategies is not None:
@@ -408,6 +437,20 @@ class HostWatch:
                                 "fill": fill_json(update.fill) if update.fill else None,
                                 "at": time.time()}
         self.emit("trade", update.order.account, data)
+
+    def _wake(self) -> None:
+        """A reader came after an idle spell. The signals journaled meanwhile get their
+        events from the next rounds, late, when there are at most ``catch_up`` of them;
+        else the watch goes on from the newest, watching those still unfinished, and the
+        log says ``reset``. Not idle once that is settled."""
+        newest = self.store.list_signals(limit=1)
+        seq = newest[0][0] if newest else 0
+        if seq - self._last_seq > self.catch_up:
+            self._last_seq = seq
+            self._open_signals.update(r.id for r in self.store.unfinished_signals())
+            self.emit("reset", None, {"why": "more signals came while nobody watched than "
+                                             "are caught up on"})
+        self._idle = False
 
     def _signals(self) -> None:
         # Those journaled since the last round only (oldest first, after the cursor): reading
