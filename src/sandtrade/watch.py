@@ -27,6 +27,10 @@ filters them by what its principal may see.
 
 The pump runs on one thread of its own; nothing here is called by the broker's or the
 feed's threads except the non-blocking offers of their streams.
+
+It is one file because the pump owns every piece of its state on its one thread, and the
+data of each event kind (``order_json``, ``signal_json``, ...) is built next to the round
+that emits it: what a page receives is read in one place.
 """
 
 from __future__ import annotations
