@@ -34,6 +34,21 @@ def watching(watch: HostWatch) -> None:
     assert not watch.idle, "the watch never noticed its reader"
 
 
+def read_signals(watch: HostWatch, last: int, want: int, timeout: float = 10
+                 ) -> tuple[list[str], int]:
+    """The ids of the signal events after ``last`` until ``want`` came, and the last id."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < want and time.monotonic() < deadline:
+        events, _ = watch.after(last)
+        for e in events:
+            last = e.id
+            if e.kind == "signal":
+                seen.append(e.data["id"])
+        time.sleep(0.01)
+    return seen, last
+
+
 def test_more_signals_than_one_round_reads_each_come_once(tmp_path: Path) -> None:
     """1,200 signals journaled at once, then 700 more: each has its event, once (a round
     reads 500; the rounds after it read on from where it stopped)."""
@@ -48,33 +63,13 @@ def test_more_signals_than_one_round_reads_each_come_once(tmp_path: Path) -> Non
             for prefix, n in (("a_", 1_200), ("b_", 700)):
                 store.commit_many((), None, (), _signals(n, prefix))
                 want = {f"{prefix}{i:04d}" for i in range(n)}
-                deadline = time.monotonic() + 30
-                while not want <= set(seen) and time.monotonic() < deadline:
-                    events, _ = watch.after(last)
-                    for e in events:
-                        last = e.id
-                        if e.kind == "signal":
-                            seen.append(e.data["id"])
-                    time.sleep(0.01)
+                got, last = read_signals(watch, last, n, timeout=30)
+                seen += got
                 assert want <= set(seen), f"{len(want - set(seen))} of {n} never came"
             assert len(seen) == len(set(seen)) == 1_900, "each once, history not at all"
         finally:
             watch.stop()
             live.close()
-
-
-def read_signals(watch: HostWatch, last: int, want: int) -> tuple[list[str], int]:
-    """The ids of the signal events after ``last`` until ``want`` came, and the last id."""
-    seen: list[str] = []
-    deadline = time.monotonic() + 10
-    while len(seen) < want and time.monotonic() < deadline:
-        events, _ = watch.after(last)
-        for e in events:
-            last = e.id
-            if e.kind == "signal":
-                seen.append(e.data["id"])
-        time.sleep(0.01)
-    return seen, last
 
 
 def test_an_unwatched_host_reads_no_signals_and_its_next_reader_catches_up(
