@@ -30,6 +30,7 @@ __all__ = [
     "FrameReader",
     "FrameTooLarge",
     "ProtocolError",
+    "RepeatedHeaders",
     "check_json",
     "check_json_text",
     "decode_bars",
@@ -112,9 +113,32 @@ def read_frame(stream: IO[bytes], *, max_header: int = 1 << 20,
     """Read one frame; raises ``EOFError`` at a clean end and ``ProtocolError`` otherwise."""
     head_len, payload_len = _sizes(_read_exact(stream, _HEAD.size), 0, max_header,
                                    max_payload)
-    header = _header(_read_exact(stream, head_len))
-    payload = _read_exact(stream, payload_len) if payload_len else b""
-    return header, payload
+    if not payload_len:
+        return _header(_read_exact(stream, head_len)), b""
+    body = _read_exact(stream, head_len + payload_len)  # one read for both: per bar in a worker
+    return _header(body[:head_len]), body[head_len:]
+
+
+class RepeatedHeaders:
+    """:func:`read_frame` for a worker's event loop, where the host sends the same header
+    byte for byte again and again (every plain bar's): a header equal to the last one read is
+    not parsed again, and the frames it returns share that dict, which callers only read."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._last: tuple[bytes, dict[str, Any]] = (b"", {})
+
+    def read(self) -> tuple[dict[str, Any], bytes]:
+        """The next frame; raises as :func:`read_frame`."""
+        head_len, payload_len = _sizes(_read_exact(self._stream, _HEAD.size), 0, 1 << 20,
+                                       1 << 30)
+        body = _read_exact(self._stream, head_len + payload_len)
+        head = body[:head_len] if payload_len else body
+        last_head, last = self._last
+        if head != last_head:
+            last = _header(head)
+            self._last = (head, last)
+        return last, body[head_len:] if payload_len else b""
 
 
 def _sizes(data: bytes | bytearray, at: int, max_header: int,
@@ -211,6 +235,8 @@ class _Steps(dict[int, timedelta]):
 
 
 _STEPS = _Steps()
+#: One bar as :func:`encode_bars` packs it (the arrays' native byte order, no padding).
+_ONE_BAR = struct.Struct("=q5dH")
 
 
 def decode_bars(count: int, payload: bytes, symbols: list[str]) -> list[Bar]:
@@ -220,6 +246,12 @@ def decode_bars(count: int, payload: bytes, symbols: list[str]) -> list[Bar]:
     Each datetime is the previous one plus the gap, which datetime arithmetic (whole
     microseconds) makes exact.
     """
+    if count == 1 and len(payload) == _ONE_BAR.size:  # a live bar: one unpack, no arrays
+        t, o, h, lo, c, v, k = _ONE_BAR.unpack(payload)
+        try:
+            return [Bar(symbols[k], EPOCH + t * _US, o, h, lo, c, v)]
+        except (OverflowError, IndexError) as e:
+            raise ProtocolError(f"bar payload out of range: {e}") from None
     times = array("q")
     values = array("d")
     syms = array("H")
@@ -283,6 +315,8 @@ def check_json(value: object, *, where: str = "value", max_depth: int = JSON_DEP
     it goes), so a huge value costs little to refuse. Raises :class:`ValueError` naming the
     spot, as in ``ctx.state['a'][0]…: nested deeper than 32``.
     """
+    if type(value) is dict and not value and max_bytes >= 2:  # most strategies' every event
+        return "{}"
     # What gets encoded is a copy made of plain containers holding exactly what was checked.
     root: list[object] = [None]
     # (the item, the container its copy goes into, the slot there, its depth, its path)

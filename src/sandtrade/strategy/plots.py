@@ -194,6 +194,11 @@ class PlotOutbox(_Sink):
         if s.time is not None and s.value == s.value:
             self._out.append([s.name, epoch(s.time), s.value])
 
+    @property
+    def pending(self) -> bool:
+        """Whether :meth:`take` may have something to send (False: it surely has not)."""
+        return bool(self._series or self._out)
+
     def take(self, max_wire_bytes: int = MAX_WIRE_BYTES
              ) -> tuple[list[list[Any]], dict[str, list[Any]]]:
         """The points of this event as ``[name, time, value]`` (time in seconds since 1970),
