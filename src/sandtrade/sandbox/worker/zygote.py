@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import os
 import select
@@ -214,6 +215,11 @@ def main() -> int:
         return 2
     _die_with(header["host_pid"])
     prepared = prepare(header)
+    # What the imports and the warm-up made is out of the collector's sight from here on,
+    # in the zygote and in every child: a collection in a worker never walks (and so never
+    # writes to, and copies) the pages it shares with the zygote and its siblings.
+    gc.collect()
+    gc.freeze()
     zygote = _Zygote(ctl, stdin, stdout, prepared)
     zygote.send({"op": "ready", "pid": _ZYGOTE_PID, "threads": threads()})
     zygote.loop()
