@@ -11,7 +11,7 @@ import pytest
 
 from sandtrade.broker import PaperBroker, RiskRules
 from sandtrade.broker.ids import unique_ids
-from sandtrade.broker.risk import PDT_WORDS, business_days_back
+from sandtrade.broker.risk import PDT_WORDS, business_days_back, risk_state_key
 from sandtrade.models import Order, OrderStatus
 from sandtrade.store import SQLiteStore
 
@@ -243,3 +243,27 @@ def test_a_restart_keeps_the_halt_and_the_day_trades(make_broker: MakeBroker,
         assert refused(again.submit(ACCOUNT, "XYZ", "buy", 1)) == halted
         # the exit is a 4th day trade: PDT refuses even what the halt would let through
         assert PDT_WORDS in refused(again.submit(ACCOUNT, "ACME", "sell", 100))
+
+
+def test_a_day_is_stored_only_for_the_rules_that_need_it(make_broker: MakeBroker,
+                                                          tmp_path: Path) -> None:
+    """A replay of daily bars begins a day on every bar for every account: only an account
+    whose rules count the day (daily loss, orders a day) has it stored, and setting such a
+    rule stores the day already begun."""
+    key = risk_state_key(ACCOUNT)
+    with SQLiteStore(tmp_path / "x.db") as store:
+        broker = make_broker(cash=20_000.0, store=store)
+        tape = Tape(broker)
+        broker.set_rules(ACCOUNT, RiskRules(pattern_day_trader=True))  # no day of its own
+        tape.bar(100.0)
+        accepted(broker.submit(ACCOUNT, "ACME", "buy", 10))
+        tape.bar(100.0, new_session=True)
+        tape.bar(104.0, new_session=True)
+        assert broker.risk_standing(ACCOUNT).start_equity == pytest.approx(20_000.0)
+        assert store.get_state(key) is None
+        broker.set_rules(ACCOUNT, RiskRules(max_daily_loss=500))
+        stored = store.get_state(key)
+        assert stored is not None and stored["start_equity"] == pytest.approx(20_000.0)
+        assert stored["day"] == tape.last.time.date().isoformat()
+        tape.bar(90.0, new_session=True)  # the next day's start is stored as it begins
+        assert store.get_state(key)["start_equity"] == pytest.approx(20_040.0)

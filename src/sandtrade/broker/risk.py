@@ -20,8 +20,11 @@ days and its equity is under 25,000, in Alpaca's words. Crypto is exempt, as at 
 Alpaca also counts pending orders as potential day trades; this broker counts fills only.
 
 What must survive a restart is kept in the store: the day's start equity, halt and order count
-as host state (``risk:ACCOUNT:day``, committed with the change that altered it), and day
-trades are rebuilt from the stored fills by :meth:`~sandtrade.broker.restore.Restore.restore`.
+as host state (``risk:ACCOUNT:day``, committed with the change that altered it) for an account
+whose rules count the day (``max_daily_loss``, ``max_orders_per_day``; set such a rule and
+the day already begun is stored), and day trades are rebuilt from the stored fills by
+:meth:`~sandtrade.broker.restore.Restore.restore`. An account without such a rule begins its
+day again after a restart, at its equity then (only ``sandtrade account`` shows that day).
 """
 
 from __future__ import annotations
@@ -201,6 +204,7 @@ class RiskChecks:
         """The rules of every account that has none of its own."""
         self._risk_default = rules
         self._risk_on = self._risk_on or not rules.is_empty()
+        self._store_days([a for a in self._risk_days if a not in self._risk_rules])
 
     def set_rules(self, account: str, rules: RiskRules | None) -> None:
         """``account``'s own rules (None: the defaults again). Effective at once: the next
@@ -210,6 +214,15 @@ class RiskChecks:
         else:
             self._risk_rules[account] = rules
             self._risk_on = self._risk_on or not rules.is_empty()
+        self._store_days([account])
+
+    def _store_days(self, accounts: list[str]) -> None:
+        """Store the days begun so far of ``accounts`` whose rules now need them."""
+        for account in accounts:
+            state = self._risk_days.get(account)
+            if state is not None and state.start_equity is not None \
+                    and self._keeps_day(account):
+                self._save_risk_day(account, state)
 
     def rules(self, account: str) -> RiskRules:
         """The rules ``account`` trades under."""
@@ -244,7 +257,16 @@ class RiskChecks:
         state.start_equity = self.equity(account)
         state.halt_equity = None
         state.orders = 0
-        self._save_risk_day(account, state)
+        if self._keeps_day(account):
+            self._save_risk_day(account, state)
+
+    def _keeps_day(self, account: str) -> bool:
+        """Whether a rule of ``account`` needs its day to survive a restart (the daily loss
+        and the orders a day): only then is the day's start stored. A replay of daily bars
+        begins a day on every bar, for every account; storing 200 accounts' days on each
+        was a tenth of a busy host's time."""
+        rules = self.rules(account)
+        return rules.max_daily_loss is not None or rules.max_orders_per_day is not None
 
     def _risk_new_day(self, today: date) -> None:
         """At the first bar of ``today`` (before it is worked): every account's day begins at
