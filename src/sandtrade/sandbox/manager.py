@@ -304,6 +304,8 @@ class StrategyManager:
         # Each keyed by the strategy's id: a name means something only within its account,
         # and a name used again after a delete is another strategy.
         self._runs: dict[str, StrategyRun] = {}
+        #: The runs of several symbols (the only ones that hold a timestamp's bars).
+        self._several: dict[str, StrategyRun] = {}
         self._status: dict[str, StrategyStatus] = {}
         self._timers: dict[str, threading.Timer] = {}
         self._last_bar: dict[str, datetime] = {}
@@ -417,6 +419,7 @@ class StrategyManager:
                                "deleted; stop it and delete it again")
             self._cancel_timer(record.id)
             self._runs.pop(record.id, None)
+            self._several.pop(record.id, None)
             status = self._status.pop(record.id, None)
             self.logbook.forget(record.id)
             self.plotbook.forget(record.id)
@@ -591,7 +594,7 @@ class StrategyManager:
         works a bar of ``time``, so that what the strategy does on that timestamp meets the
         next bars as in a back-test. In lockstep, returns once they have handled it."""
         with self._lock:
-            runs = [r for r in self._runs.values() if r.holds_before(time)]
+            runs = [r for r in self._several.values() if r.holds_before(time)]
         if not runs:
             return
         ticket = Ticket(self.meter)
@@ -685,6 +688,10 @@ class StrategyManager:
                           mailbox=Mailbox(self.settings.backlog, self.settings.on_lag),
                           quotas=quotas)
         self._runs[sid] = run
+        if len(run.symbols) > 1:
+            self._several[sid] = run
+        else:
+            self._several.pop(sid, None)
         run.token_id = principal.token_id
         status = self._status_of(sid)
         status.log_lines_quota = quotas.log_lines_per_s
@@ -750,7 +757,7 @@ class StrategyManager:
         """A worker finished an event (on the run's thread): logs, state, errors."""
         sid = run.record.id
         lines = header.get("logs")
-        if isinstance(lines, list):
+        if isinstance(lines, list) and lines:
             self._log_lines(sid, (x for x in lines if isinstance(x, str)))
         dropped = header.get("dropped")
         self._count_dropped(sid, dropped if type(dropped) is int and dropped > 0 else 0)
@@ -938,6 +945,7 @@ class StrategyManager:
         with self._lock:
             if self._runs.get(sid) is run:
                 del self._runs[sid]
+                self._several.pop(sid, None)
             status = self._status_of(sid)
             status.bars_coalesced += run.mailbox.coalesced
             status.bars_dropped += run.mailbox.dropped

@@ -43,6 +43,30 @@ __all__ = ["Door", "Event", "StrategyRun"]
 log = logging.getLogger(__name__)
 
 
+class _Unwatched(threading.Event):
+    """The ``done`` of a ``bars`` event: nobody waits on one (the tickets of its bars say
+    when it is handled), so none is made, a lock and a condition less on every bar. One
+    object for all, always set."""
+
+    def __init__(self) -> None:  # no lock or condition of its own: nothing changes
+        pass
+
+    def set(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        raise RuntimeError("an unwatched event is always set")
+
+    def is_set(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+
+_UNWATCHED = _Unwatched()
+
+
 @dataclass
 class Event:
     """One event for a worker; ``done`` is set when the worker has handled it (or is gone)."""
@@ -308,13 +332,15 @@ class StrategyRun:
         self.event_items = len(batch)
         first = batch[0]
         if len(batch) == 1 and first.bar is not None and not first.fills:
-            event = Event({"type": "bars", "count": 1, "items": [[True, []]]}, batch=batch)
+            event = Event({"type": "bars", "count": 1, "items": [[True, []]]}, done=_UNWATCHED,
+                          batch=batch)
             return Outgoing(event, bars.frame(first.bar, self.index[first.bar.symbol]),
                             "on_bar")
         count, payload = encode_bars([p.bar for p in batch if p.bar is not None], self.index)
         items = [[p.bar is not None, [fill_frame(f) for f in p.fills], *([1] if p.joined else [])]
                  for p in batch]
-        event = Event({"type": "bars", "count": count, "items": items}, payload, batch=batch)
+        event = Event({"type": "bars", "count": count, "items": items}, payload, _UNWATCHED,
+                      batch=batch)
         return Outgoing(event, frame_bytes(event.header, payload), hook_of(event.header))
 
     def call(self, op: object, args: object, answer: Callable[[dict[str, Any]], None]
