@@ -13,6 +13,8 @@ besides is named in the strategy's source:
     holding ``MARKER`` and logs ``durable STORED of SENT``: the ``n`` stored then, and the
     ``n`` it sent with its previous ``done`` (they must be equal: the host commits a state
     before it sends the next event); then it sends ``n + 1``.
+``# posted cancel``
+    on each ``bars`` event it posts a ``cancel`` (only ``submit`` and ``close`` may be posted).
 ``# odd calls``
     on each ``bars`` event it makes calls no real worker makes (an ``op`` that is a list, an
     object, a number, an unknown name; a known one with ``args`` that are a list) and logs
@@ -65,6 +67,9 @@ def main() -> int:
                 write_frame(stdout, {"type": "call", "op": op, "args": args})
                 reply, _ = read_frame(stdin)
                 logs.append(f"reply {json.dumps(op)} {reply.get('error')}")
+        if "# posted cancel" in source and kind == "bars":
+            write_frame(stdout, {"type": "call", "op": "cancel", "args": {"order_id": "x"},
+                                 "post": 1, "at": 0})
         if db is not None and kind == "bars":
             row = db.execute("SELECT value FROM host_state WHERE value LIKE ?",
                              (f"%{marker}%",)).fetchone()

@@ -355,10 +355,13 @@ def test_a_bad_order_argument_is_a_strategy_error_naming_file_and_line(
         """)
 
 
-def test_an_order_the_broker_cannot_parse_names_file_and_line(backtest: Any) -> None:
+def test_an_unknown_time_in_force_is_refused_at_the_call_naming_file_and_line(
+        backtest: Any) -> None:
+    # Checked by ctx itself, not by the broker: a live run's order is posted (it does not
+    # wait for the host), so the same refusal happens at the same line in both.
     with pytest.raises(StrategyError,
-                       match=r"strategy\.py:3: in on_bar at 2024-01-01 00:00:00: OrderRejected: "
-                             r"tif: Input should be 'day', 'gtc', 'ioc' or 'fok'"):
+                       match=r"strategy\.py:3: in on_bar at 2024-01-01 00:00:00: ValueError: "
+                             r"tif must be one of day, fok, gtc, ioc, got 'forever'"):
         backtest("""
             def on_bar(ctx, bar):
                 x = 1

@@ -339,6 +339,11 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
 
     # ------------------------------------------------------------------ orders
 
+    def new_id(self, kind: str) -> str:
+        """A fresh id of ``kind`` (``o``, ``f``), used for nothing else: a live broker's ids
+        sort by time after their ``_``, so one marks a point in its stream of fills."""
+        return self._ids(kind)
+
     def submit(self, account: str, symbol: str, side: OrderSide | str,
                qty: float | None = None, *, equity_fraction: float | None = None,
                type: OrderType | str = OrderType.MARKET, limit_price: float | None = None,
@@ -350,8 +355,11 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
                stop_loss: ExitSpec | dict[str, float] | None = None,
                trail_price: float | None = None,
                trail_percent: float | None = None,
-               source: OrderSource | None = None) -> Order:
+               source: OrderSource | None = None, order_id: str | None = None) -> Order:
         """Check an order and accept it, or record it as rejected with the reason.
+
+        ``order_id`` is the id the caller chose for it (a strategy run's door: ids its worker
+        knows without asking, see :meth:`new_id`); it must be new (else ``OrderRejected``).
 
         ``source`` is the door it came through (set by the door, kept by the order's exits
         and by a replacement).
@@ -388,7 +396,11 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
                 if type == OrderType.MARKET and limit_price is None:
                     type, limit_price = OrderType.LIMIT, tp.get("price")
                 reduce_only = True
-        order = validated_order(self._ids("o"), account, symbol, side, type, qty,
+        if order_id is None:
+            order_id = self._ids("o")
+        elif order_id in self._orders:
+            raise OrderRejected(f"order id {order_id!r} is taken", field="order_id")
+        order = validated_order(order_id, account, symbol, side, type, qty,
                                 equity_fraction, limit_price, stop_price, tif, reduce_only,
                                 client_order_id, tag, self._now, legs)
         if source is not None:

@@ -21,6 +21,11 @@ every call pending joins one group commit. If that commit fails, the run is kill
 restarts from what is stored (what its worker was told is no longer true). Answers are
 built from the broker's own records, not from protobuf messages.
 
+A worker posts its orders (``submit``, ``close``: :meth:`TradingDoor.post`): it goes on without
+an answer, having counted the order's id itself from the prefix :meth:`TradingDoor.snapshot`
+gave it, and a refusal becomes a line of the strategy's log, worded as a back-test writes a
+rejected order's. The other calls are answered (:meth:`TradingDoor.handle`).
+
 Everything a worker sends is untrusted: the arguments of a call are checked here before they
 become a request, and the account is always the run's, never the worker's to choose.
 
@@ -123,6 +128,11 @@ def _shown(v: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _said(v: object) -> str:
+    """A value a worker sent, as a log line names it: a string as it is (cut), else shown."""
+    return v[:MAX_NAME] if type(v) is str else _shown(v)
+
+
 def _placed(done: tuple[Order, list[Fill]]) -> dict[str, Any]:
     order, fills = done
     return {"order": order.model_dump(mode="json"),
@@ -161,6 +171,9 @@ class TradingDoor:
         self._streak: tuple[int, int] | None = None  # (first second, last second) refused
         self._ids = itertools.count(1)
         self._run_id = run_id
+        #: Posted orders' ids: the prefix the worker is given and their count (:meth:`post`).
+        self._prefix = f"o_{run_id}-"
+        self._posted = itertools.count(1)
         #: This event's broker requests answered before they were durable; :meth:`settle`
         #: waits for them when the event ends.
         self.unsettled: list[int] = []
@@ -218,6 +231,53 @@ class TradingDoor:
         live.settle_later(seqs[-1], settled)
         return True
 
+    def snapshot(self) -> dict[str, Any]:
+        """What a worker is told at its start so that it can send its orders without
+        waiting for an answer (see :meth:`post`): the prefix of its orders' ids, the
+        account's positions (``{symbol: qty}``) and ``fills_after``, the point in the broker's
+        stream of fills they include (a fill delivered later with a greater id is news)."""
+        account = self.account
+        trading = self._trading
+
+        def op(b: PaperBroker) -> tuple[dict[str, float], str, str]:
+            ensure_account(b, trading.store, account)
+            held = {p.symbol: p.qty for p in b.positions(account) if p.qty}
+            return held, b.new_id("o"), b.new_id("f")
+
+        held, stem, mark = trading.live.call(op)
+        self._prefix = f"{stem}-"
+        return {"order_prefix": self._prefix, "positions": held, "fills_after": mark}
+
+    def post(self, op: str, args: object) -> str | None:
+        """A posted order call (``submit`` or ``close``): made as :meth:`handle` makes it,
+        the order's id the next of the run's (``PREFIX-N``, as its worker counts them too),
+        and answered with nothing: the worker went on at once. What the worker could not be
+        told comes back as a line for the strategy's log, worded as a back-test's
+        (``order ID (buy AAPL) rejected: REASON``), or None. A refused order counts towards
+        the order flood as an answered one does."""
+        order_id = f"{self._prefix}{next(self._posted)}"
+        what = "close" if op == "close" else "order"
+        if isinstance(args, dict):
+            side = "close" if op == "close" else _said(args.get("side"))
+            what = f"{side} {_said(args.get('symbol'))}"
+        try:
+            if not self._open:
+                raise CallError("the run has ended")
+            if not isinstance(args, dict):
+                raise CallError("malformed call")
+            result = (self.submit(args, order_id) if op == "submit"
+                      else self.close_position(args, order_id))
+        except Exception as e:
+            return f"order {order_id} ({what}) rejected: {self._refusal(e)['error']}"
+        self.unsettled.append(result.seq)
+        if result.error is not None:
+            return f"order {order_id} ({what}) rejected: {self._refusal(result.error)['error']}"
+        order = result.value[0] if op == "submit" else result.value
+        if order is not None and order.reject_reason:
+            return (f"order {order.id} ({order.side.value} {order.symbol}) rejected: "
+                    f"{order.reject_reason}")
+        return None
+
     def _refusal(self, e: Exception) -> dict[str, Any]:
         if isinstance(e, CallError):
             return {"type": "reply", "error": str(e)}
@@ -247,7 +307,7 @@ class TradingDoor:
             self.flood = (f"order flood: {self._refused:,} calls refused for a quota, every "
                           f"second for {seconds} s (the last: {details[:300]})")
 
-    def submit(self, args: dict[str, Any]) -> _Applied:
+    def submit(self, args: dict[str, Any], order_id: str | None = None) -> _Applied:
         symbol, tag = args.get("symbol"), args.get("tag")
         if type(symbol) is not str or (tag is not None and type(tag) is not str):
             raise CallError("symbol and tag must be strings")
@@ -281,7 +341,7 @@ class TradingDoor:
                     setattr(out, part, value)
         # The id is the run's (random) and a counter: new by construction.
         return self._apply(self._trading.submit_op(self.principal, req, fresh_client_id=True,
-                                                   source=self.source),
+                                                   source=self.source, order_id=order_id),
                            lambda done: done[0].model_dump(mode="json"))
 
     def signal(self, args: dict[str, Any]) -> list[str]:
@@ -297,7 +357,7 @@ class TradingDoor:
         record = self._signals(body, self.principal, f"strategy:{self.source.ref}")
         return [record.id, record.status.value, record.reason]
 
-    def close_position(self, args: dict[str, Any]) -> _Applied:
+    def close_position(self, args: dict[str, Any], order_id: str | None = None) -> _Applied:
         """``ctx.close_position()``: the position read and its reduce-only market order
         placed in one request, so nothing trades the account in between and the run makes
         one call instead of two."""
@@ -319,7 +379,7 @@ class TradingDoor:
                 tif=convert.tif_to_pb(TimeInForce.GTC), reduce_only=True,
                 client_order_id=f"{self._run_id}-{next(self._ids)}")
             return self._trading.submit_op(self.principal, req, fresh_client_id=True,
-                                           source=self.source)(b)[0]
+                                           source=self.source, order_id=order_id)(b)[0]
 
         return self._apply(op, lambda order: None if order is None
                            else order.model_dump(mode="json"))

@@ -127,7 +127,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return target
 
     def submit_op(self, principal: Principal, request: tpb.SubmitOrderRequest, *,
-                   fresh_client_id: bool = False, source: OrderSource | None = None
+                   fresh_client_id: bool = False, source: OrderSource | None = None,
+                   order_id: str | None = None
                    ) -> Callable[[PaperBroker], tuple[Order, bool]]:
         """Check a request and return the broker operation that submits it.
 
@@ -136,7 +137,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         ``fresh_client_id`` the caller made the id just now, unique by construction (a
         strategy run's door), so even the first look, a query of the store for orders
         from before a restart, is spared. ``source`` is the door's (a request never names
-        its own); None: a gRPC call of ``principal``'s token."""
+        its own); None: a gRPC call of ``principal``'s token. ``order_id``: the id the order
+        gets (a strategy run's door names it; a request never does)."""
         account = self._account(principal, "trade", request.account)
         if source is None:
             source = OrderSource(kind="grpc", ref=principal.token_id[:128])
@@ -161,7 +163,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
-            order = b.submit(account, symbol, new_client_id=True, source=source, **args)
+            order = b.submit(account, symbol, new_client_id=True, source=source,
+                             order_id=order_id, **args)
             return order.model_copy(), False
 
         return op

@@ -13,7 +13,9 @@ Now one ``selectors`` (epoll) thread does, for every live worker:
 * a ``call`` (a broker call of the strategy; the worker waits for its reply) is made on the
   loop when it never waits (:data:`INLINE_CALLS`: the door answers them at once, from the
   broker's memory), else on the ``sandbox-door`` pool, at most one per run, the loop writing
-  the reply when the door hands it over; past the per-event quota it is refused here;
+  the reply when the door hands it over; past the per-event quota it is refused here; a
+  posted ``call`` (``submit``, ``close``: the worker did not wait) is made on the loop and
+  answered with nothing, a refusal joining the event's log lines where the call was;
 * a ``done`` ends the event once the broker calls answered in it are durable (one wait on
   the broker's commit thread for the event; if their commit failed, the worker is killed and
   the run restarts from what is stored): its logs, errors and state go to the run's
@@ -33,6 +35,10 @@ The watchdog still kills by pid and heartbeat: a kill shows here as EOF.
 A ``bars`` frame of one bar without fills is the same bytes for every run that maps the bar's
 symbol to the same index (one payload and one header for all the single-symbol strategies of
 a symbol): it is encoded once, in a small cache of the latest bars.
+
+It is one file because it is one thread's state machine: every step of a channel (write,
+read, call, done, settle, end) changes the same ``_Channel`` fields and hands on to the next
+step, and splitting them would spread one sequence of states over several modules.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from sandtrade.models import Bar
 from sandtrade.sandbox.limits import RunQuotas
 from sandtrade.sandbox.supervisor import SandboxKilled, Worker
 from sandtrade.sandbox.wire import (
+    POSTED_CALLS,
     FrameReader,
     FrameTooLarge,
     ProtocolError,
@@ -61,7 +68,7 @@ from sandtrade.sandbox.wire import (
     untrusted_text,
 )
 
-__all__ = ["Dispatcher", "LiveRun", "Outgoing", "dispatcher"]
+__all__ = ["Dispatcher", "LiveRun", "Outgoing", "dispatcher", "join_posted_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +114,11 @@ class LiveRun(Protocol):
              ) -> None:
         """Answer a worker's broker call (on a door thread): ``answer(reply)`` exactly
         once, on this thread or a later one."""
+        ...
+
+    def post(self, op: str, args: object) -> str | None:
+        """Make a worker's posted order call (``submit``, ``close``: it waits for no
+        answer), on the loop; a line for the strategy's log when the order was refused."""
         ...
 
     def settle_calls(self, then: Callable[[str | None], None]) -> bool:
@@ -178,6 +190,9 @@ class _Channel:
     reading: bool = True
     writing: bool = False
     queued: bool = False
+    #: This event's lines about posted orders the host refused: (where among the worker's
+    #: lines, the line), joined to its ``done``.
+    posted: list[tuple[object, str]] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -423,12 +438,32 @@ class Dispatcher:
             if kind == "call":
                 worker.event_calls += 1
                 quota = ch.run.quotas.ctx_calls_per_event
-                if worker.event_calls > quota:
-                    self._send(ch, frame_bytes({"type": "reply", "error": (
-                        f"quota: {quota:,} ctx calls in one {ch.hook} (strategy_ctx_calls); "
-                        "the rest of this event's calls are refused (RESOURCE_EXHAUSTED)")}))
-                    continue
                 op, args = header.get("op"), header.get("args")
+                posted = "post" in header
+                if posted and not (type(op) is str and op in POSTED_CALLS):
+                    worker.kill("protocol", f"a posted call must be one of "
+                                f"{', '.join(sorted(POSTED_CALLS))}, got {str(op)[:40]!r}")
+                    return
+                if worker.event_calls > quota:
+                    refusal = (f"quota: {quota:,} ctx calls in one {ch.hook} "
+                               "(strategy_ctx_calls); the rest of this event's calls are "
+                               "refused (RESOURCE_EXHAUSTED)")
+                    if posted:
+                        ch.posted.append((header.get("at"), f"order ({op}) rejected: {refusal}"))
+                    else:
+                        self._send(ch, frame_bytes({"type": "reply", "error": refusal}))
+                    continue
+                if posted:
+                    # The worker went on at once: nothing is answered; a refusal is a line of
+                    # its log, where the worker was when it sent the order.
+                    try:
+                        line = ch.run.post(op, args)  # type: ignore[arg-type]
+                    except Exception as e:
+                        self._failed(ch, e)
+                        return
+                    if line is not None:
+                        ch.posted.append((header.get("at"), line))
+                    continue
                 if type(op) is str and op in INLINE_CALLS:
                     # Answered from the broker's memory, never waiting for a commit: made
                     # here, without a trip through the door pool and back.
@@ -442,6 +477,9 @@ class Dispatcher:
                 self.door.submit(self._call, ch, op, args)
             elif kind == "done":
                 worker.expect_progress = False
+                if ch.posted:
+                    join_posted_lines(header, ch.posted)
+                    ch.posted = []
                 error = header.get("error")
                 ch.event.error = None if error is None else untrusted_text(str(error), 16_000)
                 # The event's broker calls were answered before they were durable: it ends
@@ -587,6 +625,25 @@ class _HostFailure(Exception):
 
 _DISPATCHER: Dispatcher | None = None
 _DISPATCHER_LOCK = threading.Lock()
+
+
+def join_posted_lines(done: dict[str, Any], lines: list[tuple[object, str]]) -> None:
+    """Put the host's lines about an event's posted orders among the worker's own in its
+    ``done`` (each where the worker was when it sent the order: ``at``, untrusted, else at
+    the end), so the log reads as a back-test's, where the same line is written at the call."""
+    logs = done.get("logs")
+    own: list[object] = logs if isinstance(logs, list) else []
+    n = len(own)
+    placed = sorted((at if type(at) is int and 0 <= at <= n else n, k, line)
+                    for k, (at, line) in enumerate(lines))  # in call order where equal
+    merged: list[object] = []
+    taken = 0
+    for where, _, line in placed:
+        merged.extend(own[taken:where])
+        taken = max(taken, where)
+        merged.append(line)
+    merged.extend(own[taken:])
+    done["logs"] = merged
 
 
 def dispatcher() -> Dispatcher:

@@ -97,6 +97,16 @@ class Door(Protocol):
         the worker sent them: untrusted), exactly once, now or from another thread."""
         ...
 
+    def snapshot(self) -> dict[str, Any]:
+        """What the worker needs to post its orders (their ids' prefix, the positions and
+        the point in the fills they include), for its task."""
+        ...
+
+    def post(self, op: str, args: object) -> str | None:
+        """Make a posted order call (``submit``, ``close``), answering nothing; a line for
+        the strategy's log when the order was refused."""
+        ...
+
     def settle(self, then: Callable[[str | None], None]) -> bool:
         """The event's calls answered before they were durable: False when none waits, else
         True and ``then(lost)`` once they are settled (``lost``: why one was not stored)."""
@@ -290,6 +300,11 @@ class StrategyRun:
         if self.modules is not None:
             task["modules"] = list(self.modules)
         try:
+            task.update(self.door.snapshot())
+        except Exception as e:  # the broker is shut down, or a bug of ours
+            self.finish(_HostFailure(f"{self.name}: the account could not be read: {e}"), None)
+            return
+        try:
             self.worker = self._supervisor.start(task, name=self.name, wall_limit=False,
                                                  threads=False)
         except SandboxKilled as e:
@@ -349,6 +364,10 @@ class StrategyRun:
         ``answer`` gets the reply (a broker call's before it is durable: the event ends only
         once it is, :meth:`settle_calls`)."""
         self.door.handle(op, args, answer)
+
+    def post(self, op: str, args: object) -> str | None:
+        """A worker's posted order call, through the door (on the loop)."""
+        return self.door.post(op, args)
 
     def settle_calls(self, then: Callable[[str | None], None]) -> bool:
         """Wait for the event's calls to be durable before it ends (see the door)."""

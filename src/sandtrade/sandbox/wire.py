@@ -27,6 +27,7 @@ from sandtrade.models import Bar
 
 __all__ = [
     "JSON_DEPTH",
+    "POSTED_CALLS",
     "FrameReader",
     "FrameTooLarge",
     "ProtocolError",
@@ -43,6 +44,10 @@ __all__ = [
 ]
 
 _HEAD = struct.Struct("!II")
+#: The calls a live worker posts: it sends them and goes on without waiting for an answer
+#: (``{"type": "call", "op": ..., "args": ..., "post": 1, "at": LINES}``, see
+#: :mod:`sandtrade.sandbox.worker.live_task`); every other call is answered with a ``reply``.
+POSTED_CALLS = frozenset({"submit", "close"})
 EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 

@@ -32,7 +32,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
-from sandtrade.models import Bar, ExitSpec, Fill, Order, OrderSide, OrderStatus, OrderType
+from sandtrade.models import (
+    Bar,
+    ExitSpec,
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
 from sandtrade.strategy import ta as _ta
 from sandtrade.strategy.indicators import check_length, settings_of
 from sandtrade.strategy.pine import PineRuntime
@@ -304,6 +313,9 @@ def _exits(sl: object, tp: object, sl_percent: object, tp_percent: object,
     if t_pct is not None and t_pct >= 100:
         raise ValueError(f"trail_percent must be below 100, got {trail_percent!r}")
     return stop_loss, take_profit, t_pct, t_px
+
+
+_TIFS = frozenset(t.value for t in TimeInForce)
 
 
 def _check_str(name: str, value: object) -> str:
@@ -700,6 +712,8 @@ class Options:
         q = _check_number("qty", qty)
         lim = None if limit is None else _check_number("limit", limit, positive=False)
         tif_s = _check_str("tif", tif)
+        if tif_s not in _TIFS:  # here, not in the broker: a live run's order is posted
+            raise ValueError(f"tif must be one of {', '.join(sorted(_TIFS))}, got {tif_s!r}")
         tag_s = None if tag is None else _check_str("tag", tag)
         if isinstance(template_or_legs, str):
             if len(params) > MAX_TEMPLATE_PARAMS:
@@ -895,6 +909,8 @@ class Context:
         else:
             typ = OrderType.MARKET
         tif_s = _check_str("tif", tif)
+        if tif_s not in _TIFS:  # here, not in the broker: a live run's order is posted
+            raise ValueError(f"tif must be one of {', '.join(sorted(_TIFS))}, got {tif_s!r}")
         tag_s = None if tag is None else _check_str("tag", tag)
         if exits[0] is None and exits[1] is None and exits[2] is None and exits[3] is None \
                 and exits[4] is None and exits[5] is None:

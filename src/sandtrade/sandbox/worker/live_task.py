@@ -8,7 +8,9 @@ door (:mod:`sandtrade.rpc.door`) make the call through the trading API's methods
 principal, valid for this strategy's account only, and answers with a ``reply`` frame.
 
 The run is a strict alternation: the host sends one event (``history``, ``start``, ``bars``,
-``signal``, ``stop``), the worker answers with any number of calls and then one ``done``
+``signal``, ``stop``), the worker answers with any number of calls (each answered with a
+``reply`` before the next, except the order calls it posts: ``submit`` and ``close``, see
+:class:`RemoteTrading`) and then one ``done``
 frame carrying the new log lines, the points the strategy plotted (``plots``, ``[name, time,
 value]`` each, and ``plot_styles``: each named series' ``[pane, color, symbol]``), the
 strategy's ``ctx.state`` when it changed (as checked JSON text, ``state_json``: see
@@ -76,11 +78,54 @@ _QUIET_DONE = frame_bytes({"type": "done", "logs": []})
 
 
 class RemoteTrading:
-    """The :class:`~sandtrade.strategy.context.Trading` port of a live worker."""
+    """The :class:`~sandtrade.strategy.context.Trading` port of a live worker.
 
-    def __init__(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    Orders are posted: ``submit`` and ``close_position`` write their call and return at once,
+    without waiting for the host (a worker that slept inside its hook for each answer woke
+    cold twice more per trading event; at 200 strategies those wake-ups were the tail). So
+    that nothing the strategy sees depends on the answer:
+
+    * the order's id is known in advance: the host gave the run a prefix, and the n-th posted
+      order of the run is ``PREFIX`` + n on both sides;
+    * ``close_position`` says None when the position is flat in the strategy's own view of
+      its positions: the host's at the start, then every fill its events bring (the fills
+      the start already held, up to ``fills_after``, are not counted twice). The close is
+      sent either way, and the host closes what it holds when it gets there;
+    * what the host refuses (a quota, a risk rule, buying power, an unknown symbol) becomes
+      a line of the strategy's log at the place of the call, as a back-test writes it for a
+      rejected order (``order ID (buy AAPL) rejected: REASON``), never an exception later.
+    """
+
+    def __init__(self, stdin: IO[bytes], stdout: IO[bytes], *, log: Any = None,
+                 order_prefix: str = "o_", positions: dict[str, float] | None = None,
+                 fills_after: str = "") -> None:
         self._in = stdin
         self._out = stdout
+        self._log = log
+        self._prefix = order_prefix
+        self._posted = 0
+        #: The strategy's view of its positions: {symbol: qty}, flat ones left out.
+        self.positions = dict(positions or {})
+        self._fills_after = fills_after.partition("_")[2]
+
+    def saw_fill(self, fill: FillView | Fill) -> None:
+        """Count a fill of the account into the view of its positions (once: a fill the
+        start's positions already held is skipped)."""
+        if fill.id.partition("_")[2] <= self._fills_after:
+            return
+        side = fill.side if isinstance(fill.side, str) else fill.side.value
+        qty = self.positions.get(fill.symbol, 0.0) + (fill.qty if side == "buy" else -fill.qty)
+        if abs(qty) < 1e-9:
+            self.positions.pop(fill.symbol, None)
+        else:
+            self.positions[fill.symbol] = qty
+
+    def _post(self, op: str, **args: Any) -> str:
+        """Send an order call without waiting; the id its order gets."""
+        self._posted += 1
+        at = len(self._log.lines) if self._log is not None else 0
+        write_frame(self._out, {"type": "call", "op": op, "args": args, "post": 1, "at": at})
+        return f"{self._prefix}{self._posted}"
 
     def _call(self, op: str, **args: Any) -> Any:
         write_frame(self._out, {"type": "call", "op": op, "args": args})
@@ -108,11 +153,12 @@ class RemoteTrading:
             legs["trail_price"] = trail_price
         if trail_percent is not None:
             legs["trail_percent"] = trail_percent
-        result = self._call("submit", symbol=symbol, side=side.value, qty=qty,
-                            equity_fraction=equity_fraction, type=type.value,
-                            limit_price=limit_price, stop_price=stop_price, tif=tif,
-                            reduce_only=reduce_only, tag=tag, **legs)
-        return Order.model_validate(result)
+        order_id = self._post("submit", symbol=symbol, side=side.value, qty=qty,
+                              equity_fraction=equity_fraction, type=type.value,
+                              limit_price=limit_price, stop_price=stop_price, tif=tif,
+                              reduce_only=reduce_only, tag=tag, **legs)
+        return Order.model_construct(id=order_id, account="", symbol=symbol, side=side,
+                                     reject_reason=None)
 
     def signal(self, body: str) -> tuple[str, str, str]:
         """Send a signal of the account through the host's signal pipeline."""
@@ -120,9 +166,14 @@ class RemoteTrading:
         return str(r[0]), str(r[1]), str(r[2])
 
     def close_position(self, symbol: str) -> Order | None:
-        """Close the position in ``symbol``: one call, read and placed by the host at once."""
-        result = self._call("close", symbol=symbol)
-        return None if result is None else Order.model_validate(result)
+        """Close the position in ``symbol``: posted, read and placed by the host at once;
+        None when the strategy's view holds nothing in ``symbol``."""
+        held = self.positions.get(symbol, 0.0)
+        order_id = self._post("close", symbol=symbol)
+        if not held:
+            return None
+        return Order.model_construct(id=order_id, account="", symbol=symbol, reject_reason=None,
+                                     side=OrderSide.SELL if held > 0 else OrderSide.BUY)
 
     def cancel(self, order_id: str) -> bool:
         """Cancel a working order of the strategy's account."""
@@ -147,10 +198,11 @@ class RemoteTrading:
         return [OptionRowView(*row) for row in self._call("option_chain", symbol=symbol,
                                                           expiry=expiry)]
 
-    @staticmethod
-    def _placed(result: dict[str, Any]) -> tuple[Order, list[Fill]]:
-        return (Order.model_validate(result["order"]),
-                [Fill.model_validate(f) for f in result["fills"]])
+    def _placed(self, result: dict[str, Any]) -> tuple[Order, list[Fill]]:
+        fills = [Fill.model_validate(f) for f in result["fills"]]
+        for fill in fills:  # made at once: the events will not bring them
+            self.saw_fill(fill)
+        return Order.model_validate(result["order"]), fills
 
     def option_order(self, symbol: str, template: str | None, legs: list[dict[str, Any]],
                      qty: float, *, limit_price: float | None, tif: str, tag: str | None,
@@ -202,7 +254,11 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                             specs=strategy.specs, lines=strategy.lines)
     symbols = [str(s) for s in task["symbols"]]
     state = task.get("state")
-    trading = RemoteTrading(stdin, stdout)
+    held = task.get("positions")
+    trading = RemoteTrading(
+        stdin, stdout, log=log, order_prefix=str(task.get("order_prefix", "o_")),
+        positions={str(k): float(v) for k, v in held.items()} if isinstance(held, dict) else {},
+        fills_after=str(task.get("fills_after", "")))
 
     def rejected(order: Order) -> None:
         log.write_line(f"order {order.id} ({order.side.value} {order.symbol}) rejected: "
@@ -285,6 +341,7 @@ def run_live(task: dict[str, Any], strategy: LoadedStrategy, log: StrategyLog,
                 try:
                     for d in fills:
                         fill = _fill_view(d)
+                        trading.saw_fill(fill)
                         ctx.symbol = fill.symbol
                         call("on_fill", fill)
                 except MemoryError:
