@@ -13,6 +13,8 @@ besides is named in the strategy's source:
     holding ``MARKER`` and logs ``durable STORED of SENT``: the ``n`` stored then, and the
     ``n`` it sent with its previous ``done`` (they must be equal: the host commits a state
     before it sends the next event); then it sends ``n + 1``.
+``# posted flood``
+    on each ``bars`` event it posts 5,000 malformed orders (what a loop of ``ctx.buy`` would).
 ``# posted cancel``
     on each ``bars`` event it posts a ``cancel`` (only ``submit`` and ``close`` may be posted).
 ``# odd calls``
@@ -67,6 +69,10 @@ def main() -> int:
                 write_frame(stdout, {"type": "call", "op": op, "args": args})
                 reply, _ = read_frame(stdin)
                 logs.append(f"reply {json.dumps(op)} {reply.get('error')}")
+        if "# posted flood" in source and kind == "bars":
+            for k in range(5000):  # the default quota is 1,000 calls an event
+                write_frame(stdout, {"type": "call", "op": "submit", "args": {}, "post": 1,
+                                     "at": k})
         if "# posted cancel" in source and kind == "bars":
             write_frame(stdout, {"type": "call", "op": "cancel", "args": {"order_id": "x"},
                                  "post": 1, "at": 0})

@@ -131,17 +131,37 @@ def test_refusals_join_the_lines_where_the_calls_were() -> None:
     assert quiet["logs"] == ["only"]
 
 
-def test_a_worker_that_posts_any_other_call_is_killed(
-        runtime: HostRuntime, strategies: Stub, operator: Metadata, market: Market) -> None:
-    """What a worker could do after an escape: post a call that must be answered."""
+def fake_run_ends(runtime: HostRuntime, strategies: Stub, operator: Metadata, market: Market,
+                  mode: str, why: str) -> list[str]:
+    """Run the fake worker of ``live_worker.py`` in ``mode`` on one bar; its log once a line
+    holds ``why`` (the test fails if none comes)."""
     runtime.strategies.supervisor.worker_command = (sys.executable, "-I", str(FAKE))
-    upload(strategies, operator, "sly", "def on_bar(ctx, bar):\n    pass\n# posted cancel\n",
+    upload(strategies, operator, "sly", f"def on_bar(ctx, bar):\n    pass\n# {mode}\n",
            account="mallory")
     start(strategies, operator, "sly")
     wait_running(strategies, operator, "sly")
     market.publish(100.0)
-    got = eventually(lambda: log_lines(strategies, operator, "sly", tail=1000),
-                     lambda lines: any("a posted call must be one of" in x for x in lines),
-                     "the worker that posted a cancel was not killed for it")
-    assert any("stopped by the sandbox (protocol): a posted call must be one of close, "
-               "submit, got 'cancel'" in x for x in got), got
+    return eventually(lambda: log_lines(strategies, operator, "sly", tail=1000),
+                      lambda lines: any(why in x for x in lines),
+                      f"the fake worker in mode {mode!r} was not stopped for it")
+
+
+def test_a_worker_that_posts_any_other_call_is_killed(
+        runtime: HostRuntime, strategies: Stub, operator: Metadata, market: Market) -> None:
+    """What a worker could do after an escape: post a call that must be answered."""
+    got = fake_run_ends(runtime, strategies, operator, market, "posted cancel",
+                        "a posted call must be one of")
+    assert any("sly: the sandbox worker broke the protocol: a posted call must be one of "
+               "close, submit, got 'cancel'" in x for x in got), got
+
+
+def test_a_worker_that_keeps_posting_past_its_quota_is_stopped(
+        runtime: HostRuntime, strategies: Stub, operator: Metadata, market: Market) -> None:
+    """A posted order needs no answer, so nothing slows a worker sending them in a loop: past
+    the quota its orders are refused (one line says so), past twice the quota it is killed,
+    the reason naming the quota; the host's work for it is bounded either way."""
+    got = fake_run_ends(runtime, strategies, operator, market, "posted flood",
+                        "went on sending orders")
+    assert any("stopped by the sandbox (quota): quota: 1,000 ctx calls in one on_bar "
+               "(strategy_ctx_calls): it went on sending orders past it, 2,000 in this event"
+               in x for x in got), got

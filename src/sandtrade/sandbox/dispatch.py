@@ -441,17 +441,24 @@ class Dispatcher:
                 op, args = header.get("op"), header.get("args")
                 posted = "post" in header
                 if posted and not (type(op) is str and op in POSTED_CALLS):
-                    worker.kill("protocol", f"a posted call must be one of "
-                                f"{', '.join(sorted(POSTED_CALLS))}, got {str(op)[:40]!r}")
+                    self._kill(ch, "protocol", f"a posted call must be one of "
+                               f"{', '.join(sorted(POSTED_CALLS))}, got {str(op)[:40]!r}")
                     return
                 if worker.event_calls > quota:
                     refusal = (f"quota: {quota:,} ctx calls in one {ch.hook} "
                                "(strategy_ctx_calls); the rest of this event's calls are "
                                "refused (RESOURCE_EXHAUSTED)")
-                    if posted:
-                        ch.posted.append((header.get("at"), f"order ({op}) rejected: {refusal}"))
-                    else:
+                    if not posted:
                         self._send(ch, frame_bytes({"type": "reply", "error": refusal}))
+                    elif worker.event_calls == quota + 1:  # one line for all that follow
+                        ch.posted.append((header.get("at"), f"order ({op}) rejected: {refusal}"))
+                    elif worker.event_calls >= 2 * quota:
+                        # Posted orders need no answer, so nothing slows a worker that keeps
+                        # sending them: past twice the quota it is stopped.
+                        self._kill(ch, "quota", f"quota: {quota:,} ctx calls in one "
+                                   f"{ch.hook} (strategy_ctx_calls): it went on sending "
+                                   f"orders past it, {worker.event_calls:,} in this event")
+                        return
                     continue
                 if posted:
                     # The worker went on at once: nothing is answered; a refusal is a line of
@@ -496,6 +503,15 @@ class Dispatcher:
                 return
             else:  # its EOF follows, and the run ends with the kill's reason
                 worker.kill("protocol", f"unexpected frame {kind!r} during an event")
+
+    def _kill(self, ch: _Channel, reason: str, detail: str) -> None:
+        """Kill the worker for what it sent and end the run now: the frames it sent after
+        that are never read (its EOF may sit behind them)."""
+        ch.worker.kill(reason, detail)
+        name = ch.run.name  # worded as the supervisor words a death (Worker.death)
+        self._end(ch, SandboxKilled(
+            f"{name}: the sandbox worker broke the protocol: {detail}" if reason == "protocol"
+            else f"{name}: stopped by the sandbox ({reason}): {detail}", reason))
 
     def _done(self, ch: _Channel, header: dict[str, Any]) -> None:
         """The worker's ``done``, its calls durable: its state committed, then the next."""
