@@ -111,6 +111,9 @@ def test_the_view_of_positions_counts_each_fill_once() -> None:
     trading.saw_fill(fill("f_000000000013000000000", "sell", 3))
     assert trading.positions == {"BBB": 1.0}
     assert trading.close_position("AAA") is None, "flat in the view"
+    unmarked = RemoteTrading(io.BytesIO(), io.BytesIO(), positions={})
+    unmarked.saw_fill(fill("f1", "sell", 2))  # a broker whose ids do not sort by time
+    assert unmarked.positions == {"AAA": -2.0}
     out.seek(0)
     sent = [read_frame(out)[0] for _ in range(2)]
     assert [(f["op"], f["args"], f["post"], f["at"]) for f in sent] == [
