@@ -20,7 +20,8 @@ import grpc
 import pytest
 
 from sandtrade.host.runtime import HostRuntime
-from sandtrade.models import OrderSide
+from sandtrade.models import Account, OrderSide
+from sandtrade.rpc.door import TradingDoor
 from sandtrade.sandbox.dispatch import join_posted_lines
 from sandtrade.sandbox.wire import read_frame
 from sandtrade.sandbox.worker.live_task import RemoteTrading
@@ -168,3 +169,19 @@ def test_a_worker_that_keeps_posting_past_its_quota_is_stopped(
     assert any("stopped by the sandbox (quota): quota: 1,000 ctx calls in one on_bar "
                "(strategy_ctx_calls): it went on sending orders past it, 2,000 in this event"
                in x for x in got), got
+
+
+def test_a_start_tells_the_worker_without_changing_the_broker(runtime: HostRuntime) -> None:
+    """The snapshot a worker starts from reads the broker and changes nothing in it: an
+    account only in the store (never traded) is not loaded by a start (the dashboard shows an
+    account once it exists in the broker)."""
+    assert runtime.auth is not None and runtime.trading is not None
+    assert runtime.store is not None and runtime.live is not None
+    runtime.store.create_account(Account(id="fresh", cash=1_000.0, initial_cash=1_000.0))
+    principal = runtime.auth.verify(runtime.operator_token_path.read_text().strip())
+    door = TradingDoor(runtime.trading, principal, "fresh", "starter-0a1b2c")
+    told = door.snapshot()
+    assert told["positions"] == {}
+    assert told["order_prefix"].startswith("o_") and told["order_prefix"].endswith("-")
+    assert told["fills_after"].startswith("f_")
+    assert not runtime.live.call(lambda b: b.has_account("fresh"))

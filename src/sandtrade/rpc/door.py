@@ -240,8 +240,10 @@ class TradingDoor:
         trading = self._trading
 
         def op(b: PaperBroker) -> tuple[dict[str, float], str, str]:
-            ensure_account(b, trading.store, account)
-            held = {p.symbol: p.qty for p in b.positions(account) if p.qty}
+            # An account the broker does not hold yet holds nothing; it is not loaded here
+            # (the first order loads it, as before): a start changes nothing in the broker.
+            held = ({p.symbol: p.qty for p in b.positions(account) if p.qty}
+                    if b.has_account(account) else {})
             return held, b.new_id("o"), b.new_id("f")
 
         held, stem, mark = trading.live.call(op)
