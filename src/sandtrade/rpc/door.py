@@ -258,10 +258,6 @@ class TradingDoor:
         (``order ID (buy AAPL) rejected: REASON``), or None. A refused order counts towards
         the order flood as an answered one does."""
         order_id = f"{self._prefix}{next(self._posted)}"
-        what = "close" if op == "close" else "order"
-        if isinstance(args, dict):
-            side = "close" if op == "close" else _said(args.get("side"))
-            what = f"{side} {_said(args.get('symbol'))}"
         try:
             if not self._open:
                 raise CallError("the run has ended")
@@ -269,11 +265,16 @@ class TradingDoor:
                 raise CallError("malformed call")
             result = (self.submit(args, order_id) if op == "submit"
                       else self.close_position(args, order_id))
+            self.unsettled.append(result.seq)
+            if result.error is not None:
+                raise result.error
         except Exception as e:
+            if isinstance(args, dict):
+                side = "close" if op == "close" else _said(args.get("side"))
+                what = f"{side} {_said(args.get('symbol'))}"
+            else:
+                what = "close" if op == "close" else "order"
             return f"order {order_id} ({what}) rejected: {self._refusal(e)['error']}"
-        self.unsettled.append(result.seq)
-        if result.error is not None:
-            return f"order {order_id} ({what}) rejected: {self._refusal(result.error)['error']}"
         order = result.value[0] if op == "submit" else result.value
         if order is not None and order.reject_reason:
             return (f"order {order.id} ({order.side.value} {order.symbol}) rejected: "

@@ -116,12 +116,20 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 def read_frame(stream: IO[bytes], *, max_header: int = 1 << 20,
                max_payload: int = 1 << 30) -> tuple[dict[str, Any], bytes]:
     """Read one frame; raises ``EOFError`` at a clean end and ``ProtocolError`` otherwise."""
+    head, payload = _read_parts(stream, max_header, max_payload)
+    return _header(head), payload
+
+
+def _read_parts(stream: IO[bytes], max_header: int = 1 << 20, max_payload: int = 1 << 30
+                ) -> tuple[bytes, bytes]:
+    """One frame's header bytes and payload, the caps checked (one read for both: this runs
+    per bar in a worker)."""
     head_len, payload_len = _sizes(_read_exact(stream, _HEAD.size), 0, max_header,
                                    max_payload)
+    body = _read_exact(stream, head_len + payload_len)
     if not payload_len:
-        return _header(_read_exact(stream, head_len)), b""
-    body = _read_exact(stream, head_len + payload_len)  # one read for both: per bar in a worker
-    return _header(body[:head_len]), body[head_len:]
+        return body, b""
+    return body[:head_len], body[head_len:]
 
 
 class RepeatedHeaders:
@@ -135,15 +143,12 @@ class RepeatedHeaders:
 
     def read(self) -> tuple[dict[str, Any], bytes]:
         """The next frame; raises as :func:`read_frame`."""
-        head_len, payload_len = _sizes(_read_exact(self._stream, _HEAD.size), 0, 1 << 20,
-                                       1 << 30)
-        body = _read_exact(self._stream, head_len + payload_len)
-        head = body[:head_len] if payload_len else body
+        head, payload = _read_parts(self._stream)
         last_head, last = self._last
         if head != last_head:
             last = _header(head)
             self._last = (head, last)
-        return last, body[head_len:] if payload_len else b""
+        return last, payload
 
 
 def _sizes(data: bytes | bytearray, at: int, max_header: int,

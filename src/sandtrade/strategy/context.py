@@ -318,6 +318,16 @@ def _exits(sl: object, tp: object, sl_percent: object, tp_percent: object,
 _TIFS = frozenset(t.value for t in TimeInForce)
 
 
+def _check_tif(value: object) -> str:
+    """A time in force, checked here rather than by the broker: a live run's order is posted
+    (its worker does not wait for the host), so a bad one must fail at the call, in a
+    back-test and live alike."""
+    tif = _check_str("tif", value)
+    if tif not in _TIFS:
+        raise ValueError(f"tif must be one of {', '.join(sorted(_TIFS))}, got {tif!r}")
+    return tif
+
+
 def _check_str(name: str, value: object) -> str:
     if type(value) is not str:
         raise TypeError(f"{name} must be a string, got {type(value).__name__}")
@@ -711,9 +721,7 @@ class Options:
         ctx = self._ctx
         q = _check_number("qty", qty)
         lim = None if limit is None else _check_number("limit", limit, positive=False)
-        tif_s = _check_str("tif", tif)
-        if tif_s not in _TIFS:  # here, not in the broker: a live run's order is posted
-            raise ValueError(f"tif must be one of {', '.join(sorted(_TIFS))}, got {tif_s!r}")
+        tif_s = _check_tif(tif)
         tag_s = None if tag is None else _check_str("tag", tag)
         if isinstance(template_or_legs, str):
             if len(params) > MAX_TEMPLATE_PARAMS:
@@ -908,9 +916,7 @@ class Context:
             typ = OrderType.STOP
         else:
             typ = OrderType.MARKET
-        tif_s = _check_str("tif", tif)
-        if tif_s not in _TIFS:  # here, not in the broker: a live run's order is posted
-            raise ValueError(f"tif must be one of {', '.join(sorted(_TIFS))}, got {tif_s!r}")
+        tif_s = _check_tif(tif)
         tag_s = None if tag is None else _check_str("tag", tag)
         if exits[0] is None and exits[1] is None and exits[2] is None and exits[3] is None \
                 and exits[4] is None and exits[5] is None:
