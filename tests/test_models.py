@@ -156,3 +156,39 @@ def test_trusted_construction_equals_validated_construction() -> None:
     assert fast == checked
     assert fast.model_dump_json() == checked.model_dump_json()
     assert Fill.model_validate_json(fast.model_dump_json()) == checked
+
+
+def test_copied_equals_model_copy_and_is_independent() -> None:
+    from sandtrade.models import Account, Order, OrderSide, OrderType, copied
+
+    order = Order(id="o1", account="a", symbol="X", side=OrderSide.BUY, type=OrderType.LIMIT,
+                  qty=3.0, limit_price=9.5, tag="t")
+    fast, slow = copied(order), order.model_copy()
+    assert fast == slow and fast is not order
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json()
+    # later changes of the original (the broker keeps filling it) do not reach the copy
+    order.__dict__["filled_qty"] = 2.0
+    order.__pydantic_fields_set__.add("filled_qty")
+    assert fast.filled_qty == 0.0 and "filled_qty" not in fast.model_fields_set
+
+    account = Account(id="a", cash=100.0, initial_cash=100.0)
+    assert copied(account).model_dump_json(exclude_unset=True) == \
+        account.model_copy().model_dump_json(exclude_unset=True)
+
+
+def test_an_account_snapshot_equals_model_copy_with_its_totals() -> None:
+    from sandtrade.broker.lots import AccountBook
+    from sandtrade.models import Account
+
+    opened = Account(id="a", cash=100.0, initial_cash=100.0)
+    book = AccountBook(opened)
+    book.cash, book.commissions, book.realized_pnl = 80.0, 1.5, -18.5
+    snap = book.snapshot(equity=90.0)
+    expected = opened.model_copy(update={"cash": 80.0, "commissions": 1.5,
+                                         "realized_pnl": -18.5, "equity": 90.0})
+    assert snap == expected
+    assert snap.model_fields_set == expected.model_fields_set
+    assert snap.model_dump_json(exclude_unset=True) == \
+        expected.model_dump_json(exclude_unset=True)
+    assert opened.cash == 100.0 and opened.equity is None  # the opening state is untouched

@@ -64,6 +64,7 @@ __all__ = [
     "TimeInForce",
     "Trade",
     "TradeUpdate",
+    "copied",
     "crypto_pair",
     "implied_order_type",
     "multileg_problem",
@@ -100,6 +101,21 @@ def trusted(cls: type[M], **values: Any) -> M:
     # set(frozenset) copies the table without hashing; a call that left a field out (none
     # should) still records exactly the fields it gave.
     return unvalidated(cls, values, set(names) if len(values) == len(names) else set(values))
+
+
+def copied(model: M) -> M:
+    """A shallow copy of ``model``, equal to ``model.model_copy()`` (its fields, the fields
+    set, its extra fields) without pydantic's Python-level steps: the broker copies every
+    order it commits, and each fill's order, position and account, so on a live host's busy
+    bar ``model_copy`` was a seventh of the feed's time. Not for models with private
+    attributes (none of ours has any)."""
+    obj = model.__class__.__new__(model.__class__)
+    _object_setattr(obj, "__dict__", model.__dict__.copy())
+    _set_fields_set(obj, set(model.__pydantic_fields_set__))
+    extra = model.__pydantic_extra__
+    _set_extra(obj, None if extra is None else dict(extra))
+    _set_private(obj, None)
+    return obj
 
 
 def unvalidated(cls: type[M], values: dict[str, Any], fields_set: set[str]) -> M:

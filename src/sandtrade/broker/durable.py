@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from sandtrade.broker.paper import PaperBroker
 from sandtrade.errors import StoreError
-from sandtrade.models import BrokerChange, Fill, TradeUpdate
+from sandtrade.models import BrokerChange, Fill, TradeUpdate, copied
 from sandtrade.signal_model import SignalRecord
 from sandtrade.store.base import JournalEntry, JsonText, Store
 from sandtrade.streams import EventStream
@@ -151,7 +151,7 @@ class DurableBroker:
                 # Orders keep changing after this request: commit (and publish) a snapshot
                 # of each as it is now. Fills, positions and accounts are snapshots already.
                 for change in broker.end_batch():
-                    change.orders = [o.model_copy() for o in change.orders]
+                    change.orders = [copied(o) for o in change.orders]
                     self._pending.append(change)
             self._applied += 1
             return self._applied, result, error
@@ -219,7 +219,7 @@ class DurableBroker:
                 raise
             finally:
                 for change in broker.end_batch():
-                    change.orders = [o.model_copy() for o in change.orders]
+                    change.orders = [copied(o) for o in change.orders]
                     self._pending.append(change)
             bound = [e for e, executed in entries if executed]
             self._new_signals.extend(e for e, _ in entries)
