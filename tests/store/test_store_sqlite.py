@@ -496,3 +496,56 @@ def test_an_unreadable_stored_state_is_a_store_error_naming_the_key(store: SQLit
     with pytest.raises(StoreError, match=r"host state 'strategy:old:state' cannot be read"):
         store.get_state("strategy:old:state")
     assert store.get_state_text("strategy:old:state") == text
+
+
+# A group commit of many rows (a live bar's 200 strategies): what one refused row says, and
+# what is kept, is as for a single row.
+
+
+def test_a_large_group_is_stored_whole_and_in_order(store: SQLiteStore, account: Account) -> None:
+    n = 203
+    orders = [make_order(f"o-{i}", qty=float(i + 1)) for i in range(n)]
+    fills = [make_fill(f"f-{i}", f"o-{i}", qty=float(i + 1)) for i in range(n)]
+    position = Position(account="acct", symbol="AAPL", qty=float(n), avg_price=100.0)
+    store.commit_many([BrokerChange(orders=orders), BrokerChange(
+        fills=fills, positions=[position], accounts=[make_account(cash=5.0)])])
+    assert [o.id for o in store.list_orders("acct", limit=1000)] == [o.id for o in orders]
+    assert store.list_orders("acct", limit=1000) == orders
+    assert store.list_fills("acct", limit=1000) == fills
+    assert store.get_account("acct") == make_account(cash=5.0)
+    # the same orders again, filled: updated in place, not added
+    done = [o.model_copy(update={"status": OrderStatus.FILLED}) for o in orders]
+    store.commit(BrokerChange(orders=done))
+    assert store.list_orders("acct", limit=1000) == done
+
+
+def test_in_a_group_the_order_of_an_unknown_account_is_named_and_nothing_is_kept(
+        store: SQLiteStore, account: Account) -> None:
+    orders = [make_order(f"o-{i}") for i in range(40)]
+    orders[17] = make_order("o-17", account="ghost")
+    with pytest.raises(StoreError, match=r"order 'o-17' belongs to account 'ghost', which is "
+                                         r"not in .*; create the account first"):
+        store.commit(BrokerChange(orders=orders))
+    assert store.list_orders("acct") == []
+
+
+def test_in_a_group_an_order_moving_to_another_account_is_named_and_nothing_is_kept(
+        store: SQLiteStore, account: Account) -> None:
+    store.create_account(make_account("other"))
+    store.commit(BrokerChange(orders=[make_order("o-5")]))
+    orders = [make_order(f"o-{i}") for i in range(10)]
+    orders[5] = make_order("o-5", account="other")
+    with pytest.raises(StoreError, match=r"order 'o-5' is stored for account 'acct' and symbol "
+                                         r"'AAPL'; an update may not move it to account 'other'"):
+        store.commit(BrokerChange(orders=orders))
+    assert store.list_orders("acct") == [make_order("o-5")]
+
+
+def test_in_a_group_a_fill_stored_before_is_named_and_nothing_is_kept(
+        store: SQLiteStore, account: Account) -> None:
+    store.commit(BrokerChange(orders=[make_order("o-1")], fills=[make_fill("f-3", "o-1")]))
+    fills = [make_fill(f"f-{i}", "o-1") for i in range(10, 40)] + [make_fill("f-3", "o-1")]
+    with pytest.raises(StoreError, match="'f-3' of order 'o-1' is already stored"):
+        store.commit(BrokerChange(fills=fills, accounts=[make_account(cash=1.0)]))
+    assert store.list_fills("acct") == [make_fill("f-3", "o-1")]
+    assert store.get_account("acct") == account
