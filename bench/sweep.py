@@ -10,8 +10,8 @@ runs/s, wall time, and the per-run overhead beyond the back-test itself, which i
     (wall time x workers / runs) - (one run in-process through the worker's own code for a
                                     run frame, sweep_task.run_one: the same request and
                                     settings, restricted, the API types on the fast attribute
-                                    path as in a worker; warm, best of 3, averaged over 16
-                                    points spread over both axes of the grid)
+                                    path as in a worker; the mean of 200 grid points drawn
+                                    at random, each run once after a warm-up)
 
 so it counts everything a sweep adds around the back-test itself: the pool, the pipes, the
 bars shipped to each worker, the host's bookkeeping, and two workers sharing two cores with
@@ -28,8 +28,8 @@ rows on its own, and docs/cluster.md).
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
+import random
 import sys
 import tempfile
 import time
@@ -100,42 +100,31 @@ def grid(runs: int) -> tuple[list[ParamRange], list[dict[str, int]]]:
     return ranges, grid_points(ranges)
 
 
-def single_run_seconds(job: SweepJob, params: dict[str, int]) -> tuple[float, float]:
-    """One back-test in this process exactly as a sweep's worker runs a ``run`` frame
-    (:func:`~sandtrade.sandbox.worker.sweep_task.run_one`: a fresh restricted load of the
-    strategy, the job's request with its cash and broker settings, measured without price
-    curves), with the strategy API's types on the fast attribute path as a worker puts them
-    before its task; wall and CPU seconds of the fastest of 3 after a warm-up (the least
-    disturbed by other load on the machine)."""
+def reference_seconds(job: SweepJob, points: list[dict[str, int]]) -> tuple[float, float]:
+    """The mean wall and CPU seconds of ``points`` run once each in this process exactly as
+    a sweep's worker runs a ``run`` frame (:func:`~sandtrade.sandbox.worker.sweep_task.run_one`:
+    a fresh restricted load of the strategy, the job's request with its cash and broker
+    settings, measured for its statistics only), with the strategy API's types on the fast
+    attribute path as a worker puts them before its task, after one warm-up run."""
     policy.FAST_ATTRIBUTE_TYPES.update(API_TYPES)  # as the worker does (worker/boot.py)
     symbols = list(job.data)
     bars = job.data[symbols[0]]
     assert len(symbols) == 1, "the bench's job has one symbol"
-    times = []
-    for _ in range(4):
-        t0, c0 = time.perf_counter(), time.process_time()
+    run_one(job.strategy, job.source, job.request, symbols, bars, points[0], None, [])
+    t0, c0 = time.perf_counter(), time.process_time()
+    for params in points:
         run_one(job.strategy, job.source, job.request, symbols, bars, params, None, [])
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
-    return min(times[1:])
+    return ((time.perf_counter() - t0) / len(points), (time.process_time() - c0) / len(points))
 
 
-def reference_points(ranges: list[ParamRange], per_axis: int = 4) -> list[dict[str, int]]:
-    """Grid points spread over every axis: each range cut into ``per_axis`` equal strata and
-    the value at the middle of each taken, all their combinations (so each point stands for an
-    equal share of the grid). A run's cost follows its
-    parameters (the shorter the averages, the more trades), so the reference's mean must weigh
-    the grid's cheap and dear corners alike. Every ``len(points) // 8``-th point, as this
-    bench took before, is one fast value a slow one for the fast x slow grid (its stride is the
-    slow axis' length): eight points at slow 10, the dearest row, which made the reference
-    slower than the sweep's own runs."""
-    picks = []
-    for r in ranges:
-        n = len(r.values)
-        idx = sorted({int((k + 0.5) * n / per_axis) for k in range(per_axis)} if n > per_axis
-                     else set(range(n)))
-        picks.append([r.values[i] for i in idx])
-    return [dict(zip((r.name for r in ranges), combo, strict=True))
-            for combo in itertools.product(*picks)]
+def reference_sample(points: list[dict[str, int]], size: int = 200) -> list[dict[str, int]]:
+    """A random sample of the grid's points (seeded: the same each time). A run's cost follows
+    its parameters (the shorter the averages, the more trades) and not evenly: the 16 points
+    of a stratified 4 x 4 sample, as this bench took before, put the mean run of the 1,000-point
+    grid at 287 ms where 200 of its points drawn at random, each run once, took 305 ms, so the
+    overhead it printed (50 ms) was mostly that difference. Every ``len(points) // 8``-th point,
+    earlier still, was one row of the grid (slow 10, its dearest)."""
+    return random.Random(1).sample(points, min(size, len(points)))
 
 
 def local_row(job: SweepJob, points: list[dict[str, int]], workers: int,
@@ -219,14 +208,13 @@ def main() -> None:
 
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     # A run's cost depends on its parameters (fast 2 / slow 10 trades on most bars): the
-    # reference is the mean over points spread over the grid in every axis.
-    sample = reference_points(ranges)
-    measured = [single_run_seconds(job, p) for p in sample]
-    single = sum(wall for wall, _ in measured) / len(sample)
-    cpu = sum(c for _, c in measured) / len(sample)
+    # reference is the mean over points drawn at random from the grid.
+    sample = reference_sample(points)
+    progress(f"the reference: {len(sample)} runs in-process ...")
+    single, cpu = reference_seconds(job, sample)
     print(f"a run in-process as a sweep's worker runs it (the mean of {len(sample)} grid "
-          f"points spread over both axes): {single * 1000:.0f} ms ({cpu * 1000:.0f} ms of "
-          "CPU)", flush=True)
+          f"points drawn at random, each run once): {single * 1000:.0f} ms "
+          f"({cpu * 1000:.0f} ms of CPU)", flush=True)
     def done(row: Row) -> Row:
         # Each row as it is measured too: the whole table takes tens of minutes.
         progress(f"{row.name}: {row.runs:,} runs in {row.wall_s:.1f} s")

@@ -41,6 +41,24 @@ def simulation(bars: int, *, symbols: list[str], warmup_bars: int = 0) -> Simula
     return Simulation(strategy="s.py", symbols=symbols, bars=bars, warmup_bars=warmup_bars)
 
 
+def test_without_curves_the_statistics_are_the_same() -> None:
+    """A sweep's runs keep neither the price nor the equity curve: their statistics are those
+    of the same values measured with both."""
+    bars = gbm_bars(9_000, symbol="AAA", seed=7)
+    equity = [100.0 + (b.close - bars[0].close) * (1 + (k % 5)) for k, b in enumerate(bars)]
+    results = []
+    for curves in (True, False):
+        meter = Meter.for_symbols(["AAA"], prices=curves, equity_curve=curves)
+        meter.add_bars(bars)
+        for k in range(0, len(equity), 1_000):  # in chunks, as a worker's values arrive
+            meter.add_equity(equity[k:k + 1_000])
+        results.append(meter.finish(simulation(len(bars), symbols=["AAA"])))
+    full, bare = results
+    assert bare.stats == full.stats
+    assert len(full.equity_curve) > 100 and full.prices["AAA"]
+    assert bare.equity_curve == [] and bare.prices == {}
+
+
 # ---------------------------------------------------------------- one symbol: a value a bar
 
 

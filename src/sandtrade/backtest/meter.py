@@ -80,16 +80,18 @@ class Meter:
     :param symbols: the symbols of the equal-weight benchmark.
     :param prices: False: no price curves (a sweep's runs only want their statistics; the
         curves cost about a third of the measuring).
+    :param equity_curve: False: no equity curve either (the result's is empty); its buckets
+        were a tenth of a sweep run's time.
     """
 
     def __init__(self, *, grouped: bool, benchmark: str | None = None,
                  symbols: Sequence[str] = (), max_points: int = 2000,
-                 prices: bool = True) -> None:
+                 prices: bool = True, equity_curve: bool = True) -> None:
         self.grouped = grouped
         self.keep_prices = prices
         self.benchmark = benchmark
         self.max_points = max_points
-        self.rec = EquityRecorder(max_points)
+        self.rec = EquityRecorder(max_points, curve=equity_curve)
         self.prices: dict[str, Decimator[Bar]] = {}
         self._bars: list[Bar] = []
         # Grouped: the benchmark's symbols, each with its first close (0.0: none yet) and
@@ -102,14 +104,16 @@ class Meter:
 
     @classmethod
     def for_symbols(cls, symbols: Sequence[str] | None, *, benchmark: str | None = None,
-                    max_points: int = 2000, prices: bool = True) -> Meter:
+                    max_points: int = 2000, prices: bool = True,
+                    equity_curve: bool = True) -> Meter:
         """The meter for a run over one stream per symbol in ``symbols`` (None: one stream
         of bars), grouped as the engine groups them, with ``benchmark`` (None: the default
         of the module's docstring). ``DataError`` when ``benchmark`` is not in ``symbols``."""
         if benchmark is not None and symbols is not None and benchmark not in symbols:
             raise _unknown_benchmark(benchmark, symbols)
         return cls(grouped=symbols is not None and len(symbols) > 1, benchmark=benchmark,
-                   symbols=symbols or (), max_points=max_points, prices=prices)
+                   symbols=symbols or (), max_points=max_points, prices=prices,
+                   equity_curve=equity_curve)
 
     def describe_benchmark(self) -> str | None:
         """What the benchmark is, for the result's settings: a symbol, or ``"equal-weight"``
@@ -226,7 +230,7 @@ class Meter:
             trades=sim.trades,
             open_trades=sim.open_trades,
             equity_curve=[EquityPoint(time=p[0], equity=p[1], drawdown_pct=-p[2] * 100)
-                          for p in self.rec.curve.result()],
+                          for p in self.rec.curve.result()] if self.rec.keep_curve else [],
             prices={s: d.result() for s, d in self.prices.items()},
             logs=sim.logs,
             warnings=sim.warnings,

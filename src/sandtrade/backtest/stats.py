@@ -83,6 +83,11 @@ class Decimator(Generic[T]):
                 self.points.append(pts[-1])
             self.stride *= 2
 
+    def discard(self) -> None:
+        """Drop the raw points taken in since the last :meth:`compact` (a series nobody will
+        read: the buckets would cost more than the points)."""
+        self._tail.clear()
+
     def result(self) -> list[T]:
         """The decimated series, including a trailing partial bucket."""
         self.compact()
@@ -106,7 +111,9 @@ def _fold_equity(chunk: list[tuple[datetime, float, float]]) -> tuple[datetime, 
 class EquityRecorder:
     """Running figures of an equity curve, one :meth:`record` per timestamp."""
 
-    def __init__(self, max_points: int = 2000) -> None:
+    def __init__(self, max_points: int = 2000, *, curve: bool = True) -> None:
+        #: False: no decimated curve (a sweep's runs want their statistics only).
+        self.keep_curve = curve
         self.n = 0
         self.first_equity = NAN
         self.last_equity = NAN
@@ -260,7 +267,10 @@ class EquityRecorder:
     def compact(self) -> None:
         """Fold pending records in and bound the memory of the decimated curve."""
         self.flush()
-        self.curve.compact()
+        if self.keep_curve:
+            self.curve.compact()
+        else:
+            self.curve.discard()
 
     def data_period(self) -> timedelta:
         """Median spacing of the last 100 timestamps (backtesting.py's ``_data_period``)."""

@@ -109,7 +109,8 @@ def run_one(path: str, source: str, request: BacktestRequest, symbols: list[str]
     strategy = load_strategy_source(source, path, restricted=True, print_log=log)
     params = resolve_params(strategy.params, overrides, where=path, specs=strategy.specs,
                             lines=strategy.lines)
-    meter = Meter.for_symbols(symbols, benchmark=request.benchmark, prices=False)
+    meter = Meter.for_symbols(symbols, benchmark=request.benchmark, prices=False,
+                              equity_curve=False)
     meter.add_bars(bars)
     equities = array("d")
 
