@@ -81,7 +81,7 @@ class Meter:
     :param prices: False: no price curves (a sweep's runs only want their statistics; the
         curves cost about a third of the measuring).
     :param equity_curve: False: no equity curve either (the result's is empty); its buckets
-        were a tenth of a sweep run's time.
+        and points were 3-10 % of a sweep run's time.
     """
 
     def __init__(self, *, grouped: bool, benchmark: str | None = None,
