@@ -21,12 +21,13 @@ from grpc_status import rpc_status
 from sandtrade.broker.quotas import Quotas
 from sandtrade.client import Client
 from sandtrade.host.runtime import HostRuntime
+from sandtrade.models import Account
 from sandtrade.v1 import common_pb2, signals_pb2_grpc, trading_pb2_grpc
 from sandtrade.v1 import signals_pb2 as sg
 from sandtrade.v1 import strategies_pb2 as spb
 from sandtrade.v1 import trading_pb2 as tpb
 
-from .conftest import Market, Metadata, bearer, market_order, serving
+from .conftest import CASH, Market, Metadata, bearer, market_order, serving
 from .test_strategies import (
     Stub,
     eventually,
@@ -153,6 +154,17 @@ def test_open_orders_quota(tmp_path: Path, quotas: dict[str, Any]) -> None:
                        limit_price=50.0)
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "quota: 4 working orders for account paper (open_orders)" in \
+                (err.value.details() or "")
+            # Another account's working orders count against paper's quota, not its own.
+            assert h.store is not None
+            h.store.create_account(Account(id="other", cash=CASH, initial_cash=CASH))
+            for _ in range(4):
+                submit(trading, operator, account="other", type=common_pb2.ORDER_TYPE_LIMIT,
+                       limit_price=50.0)
+            with pytest.raises(grpc.RpcError) as err:
+                submit(trading, operator, account="other", type=common_pb2.ORDER_TYPE_LIMIT,
+                       limit_price=50.0)
+            assert "quota: 4 working orders for account other (open_orders)" in \
                 (err.value.details() or "")
 
 

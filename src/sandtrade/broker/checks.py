@@ -161,6 +161,11 @@ class OrderChecks:
         def _option_order_problem(self, book: AccountBook, order: Order, inst: Instrument,
                                   held: float) -> str | None: ...
 
+    def working_total(self) -> int:
+        """How many orders are working, all accounts together (a bound of any one's: the
+        open-orders quota counts an account's only when the total reaches it)."""
+        return sum(map(len, self._working.values()))
+
     def _check(self, book: AccountBook, order: Order) -> str | None:
         """Why the broker refuses ``order``, or None when it accepts it."""
         sym = order.symbol

@@ -301,10 +301,6 @@ class PaperBroker(OrderChecks, RiskChecks, Execution, Legs, MultiLeg, Expiry, Re
         return sum(1 for orders in self._working.values() for o in orders
                    if o.account == account_id and o.is_open)
 
-    def working_total(self) -> int:
-        """How many orders are working, all accounts together (a bound of any one's)."""
-        return sum(map(len, self._working.values()))
-
     def orders(self, account_id: str, *, open_only: bool = False) -> list[Order]:
         """The account's orders in submission order."""
         orders = self._book(account_id).orders.values()
