@@ -146,26 +146,20 @@ def test_open_orders_quota(tmp_path: Path, quotas: dict[str, Any]) -> None:
         with grpc.insecure_channel(h.rpc.address) as ch:
             trading = trading_pb2_grpc.TradingServiceStub(ch)
             operator = bearer(h.operator_token_path.read_text().strip())
-            for _ in range(4):
-                submit(trading, operator, account="paper", type=common_pb2.ORDER_TYPE_LIMIT,
-                       limit_price=50.0)
-            with pytest.raises(grpc.RpcError) as err:
-                submit(trading, operator, account="paper", type=common_pb2.ORDER_TYPE_LIMIT,
-                       limit_price=50.0)
-            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "quota: 4 working orders for account paper (open_orders)" in \
-                (err.value.details() or "")
-            # Another account's working orders count against paper's quota, not its own.
             assert h.store is not None
             h.store.create_account(Account(id="other", cash=CASH, initial_cash=CASH))
-            for _ in range(4):
-                submit(trading, operator, account="other", type=common_pb2.ORDER_TYPE_LIMIT,
-                       limit_price=50.0)
-            with pytest.raises(grpc.RpcError) as err:
-                submit(trading, operator, account="other", type=common_pb2.ORDER_TYPE_LIMIT,
-                       limit_price=50.0)
-            assert "quota: 4 working orders for account other (open_orders)" in \
-                (err.value.details() or "")
+            # Each account's own working orders count, never another's: "other" places its
+            # four with paper's four already working.
+            for account in ("paper", "other"):
+                for _ in range(4):
+                    submit(trading, operator, account=account,
+                           type=common_pb2.ORDER_TYPE_LIMIT, limit_price=50.0)
+                with pytest.raises(grpc.RpcError) as err:
+                    submit(trading, operator, account=account,
+                           type=common_pb2.ORDER_TYPE_LIMIT, limit_price=50.0)
+                assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert f"quota: 4 working orders for account {account} (open_orders)" in \
+                    (err.value.details() or "")
 
 
 def test_signals_over_grpc_and_the_webhook_have_a_quota(
