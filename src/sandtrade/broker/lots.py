@@ -21,8 +21,6 @@ SIGN = {OrderSide.BUY: 1, OrderSide.SELL: -1}
 #: Without a bound, a long run (or a strategy that keeps sending orders it cannot afford)
 #: would grow without limit.
 KEEP_FINISHED = 1000
-#: The running totals an account snapshot always sets.
-_TOTALS = ("cash", "commissions", "realized_pnl")
 #: Tolerance for quantities: what is left of a lot or an order below it is nothing.
 EPS = 1e-9
 
@@ -92,15 +90,10 @@ class AccountBook:
         """The account as a domain model (cash and running totals; ``extra`` adds the rest):
         ``opened`` copied with them, as ``model_copy(update=...)`` would (without its
         Python-level steps: a live bar's every fill takes one)."""
-        values = self.opened.__dict__.copy()
-        values["cash"] = self.cash
-        values["commissions"] = self.commissions
-        values["realized_pnl"] = self.realized_pnl
-        values.update(extra)
-        fields = set(self.opened.__pydantic_fields_set__)
-        fields.update(_TOTALS)
-        fields.update(extra)
-        return unvalidated(Account, values, fields)
+        update = {"cash": self.cash, "commissions": self.commissions,
+                  "realized_pnl": self.realized_pnl, **extra}
+        return unvalidated(Account, {**self.opened.__dict__, **update},
+                           self.opened.__pydantic_fields_set__ | update.keys())
 
 
 def book_fill(book: AccountBook, open_lots: dict[tuple[str, str], deque[Lot]], symbol: str,

@@ -121,10 +121,14 @@ class QuotaBook:
             f"{burst:,}); {refused:,} refused this second, retry later",
             quota=rate_key, subject=f"account:{account}")
 
-    def check_open_orders(self, account: str, working: int) -> None:
-        """Refuse a new order when ``account`` already has its quota of working orders."""
+    def check_open_orders(self, account: str, at_most: int, working: Callable[[], int]
+                          ) -> None:
+        """Refuse a new order when ``account`` already has its quota of working orders:
+        ``working()`` counts them, asked only when ``at_most`` (a bound of that count: every
+        account's working orders) reaches the quota (counting walked every working order of
+        every account, on each submit of a busy host's bar)."""
         limit = self.quotas_of(account).open_orders
-        if working >= limit:
+        if at_most >= limit and working() >= limit:
             raise QuotaExceeded(
                 f"quota: {limit:,} working orders for account {account} (open_orders); cancel "
                 "some or wait for fills before placing more", quota="open_orders",

@@ -160,7 +160,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 if first is not None:
                     return first.model_copy(), True
             if quotas is not None:
-                _check_open_orders(quotas, b, account)
+                quotas.check_open_orders(account, b.working_total(),
+                                         lambda: b.working_count(account))
             if b.instrument(symbol) is None:
                 raise InvalidField("symbol", f"unknown symbol {symbol!r} (known: "
                                    f"{', '.join(b.symbols()[:20]) or 'none yet'})")
@@ -206,7 +207,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 if first is not None:
                     return first.model_copy(), True
             if quotas is not None:
-                _check_open_orders(quotas, b, account)
+                quotas.check_open_orders(account, b.working_total(),
+                                         lambda: b.working_count(account))
             order = b.submit_multileg(account, legs, qty or 0.0, type=otype,
                                       limit_price=limit, tif=tif, client_order_id=coid,
                                       tag=tag, close_group=close_group, source=source)
@@ -657,14 +659,6 @@ def _order_error(out: tpb.OrderError, e: Exception) -> None:
 
 def _may_see(principal: Principal, account: str) -> bool:
     return principal.account in ("*", account)
-
-
-def _check_open_orders(quotas: QuotaBook, b: PaperBroker, account: str) -> None:
-    """The open-orders quota of ``account``: counted only when the whole broker has that
-    many orders working (each submit counted an account's orders by walking every working
-    order, 200 accounts' on a busy host's bar)."""
-    if b.working_total() >= quotas.quotas_of(account).open_orders:
-        quotas.check_open_orders(account, b.working_count(account))
 
 
 def _order_arguments(r: tpb.SubmitOrderRequest) -> dict[str, Any]:
